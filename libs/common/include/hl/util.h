@@ -1,0 +1,43 @@
+/* Small helpers shared by every service: time, UUIDv7 request ids, checked allocation. */
+#ifndef HL_UTIL_H
+#define HL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hl/error.h"
+
+/* Microseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t hl_now_us(void);
+/* Monotonic microseconds (CLOCK_MONOTONIC), for measuring durations. */
+int64_t hl_mono_us(void);
+
+#define HL_UUID_STR_LEN 36
+/* Writes a new UUIDv7 (RFC 9562: 48-bit ms timestamp, random rest, monotonic within a
+ * process) as 36 lowercase characters plus NUL into out[37]. Thread-safe. */
+void hl_uuid7(char out[HL_UUID_STR_LEN + 1]);
+/* Returns 1 when s (NUL-terminated) is a canonical lowercase or uppercase UUID text. */
+int hl_uuid_valid(const char *s);
+
+/* Allocation that aborts with a message on out-of-memory (services never thread OOM). */
+void *hl_xmalloc(size_t n);
+void *hl_xcalloc(size_t n, size_t size);
+void *hl_xrealloc(void *p, size_t n);
+char *hl_xstrdup(const char *s);
+char *hl_xstrndup(const char *s, size_t n);
+
+/* Bounded copy: copies at most cap-1 bytes and NUL-terminates. Returns HL_ETOOBIG when src
+ * did not fit (dst then holds the truncated prefix). */
+int hl_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void hl_hex(char *out, const unsigned char *in, size_t n);
+
+/* Parses a decimal integer in [min, max] that spans all of s. Returns 0, HL_EPARSE or HL_ERANGE. */
+int hl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) HL_MUST_CHECK;
+
+/* Reads a whole file of at most `cap` bytes into a new NUL-terminated buffer (owned by the
+ * caller, free()). Returns 0, HL_EIO (errno kept) or HL_ETOOBIG. */
+int hl_read_file(const char *path, size_t cap, char **out, size_t *len) HL_MUST_CHECK;
+
+#endif

@@ -1,0 +1,100 @@
+/* Configuration loading shared by every service: YAML parsed with libcyaml against the
+ * service's own schema, then HOOKLINE_* environment overrides, then validation. Errors name
+ * the field, the value and the rule; services exit with HL_CONFIG_EXIT (2) on any of them. */
+#ifndef HL_CONFIG_H
+#define HL_CONFIG_H
+
+#include <cyaml/cyaml.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hl/error.h"
+
+#define HL_CONFIG_EXIT 2
+#define HL_CONFIG_ERRBUF 512
+
+/* Sections every service shares; services embed them in their own config struct and use the
+ * HL_CONFIG_*_FIELDS schema helpers below (defaults applied by hl_config_*_defaults). */
+typedef struct {
+    char *brokers;        /* "127.0.0.1:9092" */
+    char *events_topic;   /* "hookline.events" */
+    char *lineage_topic;  /* "hookline.lineage" */
+    char *dlq_topic;      /* "hookline.dlq" */
+    char *client_id;      /* defaults to the service name */
+    /* Extra librdkafka properties: "key=value" strings applied after hookline's own. */
+    char **properties;
+    unsigned properties_count;
+} hl_kafka_config_t;
+
+typedef struct {
+    char *conninfo;       /* libpq connection string; "" means the PG* environment */
+    char *schema;         /* search_path schema for hookline tables, default "public" */
+    uint32_t connect_timeout_ms;
+} hl_pg_config_t;
+
+typedef struct {
+    char *listen;         /* "127.0.0.1:8080"; civetweb listening_ports syntax ("s" suffix = TLS) */
+    uint32_t threads;     /* worker threads */
+    char *tls_cert;       /* PEM file with certificate (and key if tls_key empty); optional */
+    char *tls_key;
+    uint32_t request_timeout_ms;
+} hl_http_config_t;
+
+/* Loads `path` with `schema` (a libcyaml top-level mapping schema) into a new struct owned by
+ * the caller (release with hl_config_free with the same schema). On failure fills errbuf
+ * with "config PATH: <reason>" and returns HL_ECONFIG (or HL_EIO if the file cannot be read). */
+int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out,
+                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+void hl_config_free(const cyaml_schema_value_t *schema, void *cfg);
+
+/* Environment overrides: one table row per overridable scalar. Applied after loading,
+ * before validation. For every row whose variable is set: strings replace (old freed),
+ * numbers and booleans are parsed strictly (error names variable, value and rule). */
+typedef enum { HL_ENV_STR, HL_ENV_U32, HL_ENV_I64, HL_ENV_BOOL } hl_env_type_t;
+typedef struct {
+    const char *var;     /* "HOOKLINE_KAFKA_BROKERS" */
+    hl_env_type_t type;
+    size_t offset;       /* offsetof(the service config struct, field) */
+} hl_env_override_t;
+
+int hl_config_env(void *cfg, const hl_env_override_t *rows, size_t nrows, char *errbuf,
+                  size_t errcap) HL_MUST_CHECK;
+
+/* Validation helpers: return 0, or fill errbuf with
+ * "config: field 'FIELD' = VALUE: RULE" and return HL_ECONFIG. */
+int hl_config_check_u32(const char *field, uint32_t v, uint32_t min, uint32_t max, char *errbuf,
+                        size_t errcap) HL_MUST_CHECK;
+int hl_config_check_str(const char *field, const char *v, size_t min_len, size_t max_len,
+                        char *errbuf, size_t errcap) HL_MUST_CHECK;
+int hl_config_fail(char *errbuf, size_t errcap, const char *field, const char *value,
+                   const char *rule) HL_MUST_CHECK;
+
+/* Defaults for the shared sections (only fields still NULL/0 are set; strings are
+ * heap-allocated so hl_config_free releases them uniformly). */
+void hl_config_kafka_defaults(hl_kafka_config_t *k, const char *client_id);
+void hl_config_pg_defaults(hl_pg_config_t *p);
+void hl_config_http_defaults(hl_http_config_t *h, const char *listen);
+
+/* Validates the shared sections. */
+int hl_config_kafka_check(const char *prefix, const hl_kafka_config_t *k, char *errbuf,
+                          size_t errcap) HL_MUST_CHECK;
+int hl_config_http_check(const char *prefix, const hl_http_config_t *h, char *errbuf,
+                         size_t errcap) HL_MUST_CHECK;
+
+/* libcyaml field lists for the shared sections, for use inside a service schema:
+ *   CYAML_FIELD_MAPPING_PTR("kafka", CYAML_FLAG_OPTIONAL, struct svc, kafka, hl_kafka_fields)
+ * (services embed by value: CYAML_FIELD_MAPPING). */
+extern const cyaml_schema_field_t hl_kafka_fields[];
+extern const cyaml_schema_field_t hl_pg_fields[];
+extern const cyaml_schema_field_t hl_http_fields[];
+
+/* Reads a secret: from the environment variable `env` if non-NULL and set, else from `file`
+ * (trailing newline stripped) if non-NULL. Result owned by the caller (free()). Returns 0,
+ * HL_ENOTFOUND (neither available) or HL_EIO. Never logs the value. */
+int hl_secret_load(const char *env, const char *file, char **out, size_t *len) HL_MUST_CHECK;
+
+/* The libcyaml configuration used by hl_config_load (errors to a buffer, not stderr). */
+const cyaml_config_t *hl_cyaml_config(void);
+
+#endif
