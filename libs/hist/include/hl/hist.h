@@ -38,6 +38,8 @@ int64_t hl_hist_min(const hl_hist_t *h); /* 0 when empty */
 int64_t hl_hist_max(const hl_hist_t *h); /* 0 when empty; exact */
 double hl_hist_mean(const hl_hist_t *h);
 uint64_t hl_hist_sum(const hl_hist_t *h); /* exact sum of recorded values */
+/* How many recorded values were above HL_HIST_MAX_VALUE (and clamped to it). */
+uint64_t hl_hist_overflow(const hl_hist_t *h);
 
 /* The value at percentile q (0..100): the smallest bucket whose cumulative count reaches
  * ceil(q/100 * count), reported as that bucket's highest equivalent value (clamped to max).
@@ -54,12 +56,17 @@ void hl_hist_bucket_bounds(size_t i, int64_t *lo, int64_t *hi);
 size_t hl_hist_bucket_index(int64_t value);
 uint64_t hl_hist_bucket_get(const hl_hist_t *h, size_t i);
 
-/* Writes {"count":…,"min":…,"max":…,"mean":…,"p50":…,"p90":…,"p95":…,"p99":…,"p999":…,
- * "buckets":[[lo,hi,count],…]} into buf (cap bytes). Returns bytes written, or HL_ETOOBIG. */
+/* Writes {"count":…,"min":…,"max":…,"mean":…,"sum":…,"overflow":…,"p50":…,"p90":…,"p95":…,
+ * "p99":…,"p999":…,"buckets":[[lo,hi,count],…]} into buf (cap bytes, NUL-terminated).
+ * Returns bytes written (without NUL), or HL_ETOOBIG. 64 KiB always suffices (at most
+ * hl_hist_bucket_count() buckets); a typical latency histogram needs 2-8 KiB. */
 int hl_hist_to_json(const hl_hist_t *h, char *buf, size_t cap);
 
 /* Parses what hl_hist_to_json wrote back into an empty histogram (for exchange across
- * processes). Returns 0 or HL_EPARSE. */
+ * processes); a non-empty h receives the parsed counts added to its own. Only "count", "min",
+ * "max" and "buckets" are required ("sum" and "overflow" default to the bucket midpoints and 0);
+ * the percentiles and mean are ignored. Every bucket must be one of ours, counts must add up,
+ * min/max must sit in the first/last bucket. Returns 0 or HL_EPARSE (h unchanged). */
 int hl_hist_from_json(hl_hist_t *h, const char *json, size_t len) HL_MUST_CHECK;
 
 #endif
