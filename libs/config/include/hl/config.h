@@ -58,11 +58,15 @@ typedef struct {
     size_t offset;       /* offsetof(the service config struct, field) */
 } hl_env_override_t;
 
+/* Error text: "config: env 'VAR' = 'VALUE': RULE" (string values are never echoed). Accepted
+ * booleans: true/false, 1/0, yes/no, on/off. Numbers: plain decimal, no sign for U32, no
+ * blanks, no hex. */
 int hl_config_env(void *cfg, const hl_env_override_t *rows, size_t nrows, char *errbuf,
                   size_t errcap) HL_MUST_CHECK;
 
 /* Validation helpers: return 0, or fill errbuf with
- * "config: field 'FIELD' = VALUE: RULE" and return HL_ECONFIG. */
+ * "config: field 'FIELD' = VALUE: RULE" and return HL_ECONFIG. VALUE is echoed (at most 64
+ * bytes, control bytes as '?', NULL as "(unset)"): never pass a secret, pass NULL instead. */
 int hl_config_check_u32(const char *field, uint32_t v, uint32_t min, uint32_t max, char *errbuf,
                         size_t errcap) HL_MUST_CHECK;
 int hl_config_check_str(const char *field, const char *v, size_t min_len, size_t max_len,

@@ -11,7 +11,8 @@
 /* Builds a new rd_kafka_conf_t owned by the caller: bootstrap.servers and client.id from
  * `k`, then `defaults` (NULL-terminated "key", "value" pairs, hookline's own settings for this
  * role), then k->properties ("key=value", so operators can override anything). Returns NULL
- * and fills errbuf naming the property on a bad key or value. */
+ * and fills errbuf naming the property on a bad key or value ("kafka: property 'KEY': why");
+ * the value of a credential property (password, secret, key material) is never echoed. */
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap);
 
@@ -19,8 +20,9 @@ rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *de
  * HL_ETIMEDOUT. Runs on the calling thread. */
 int hl_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) HL_MUST_CHECK;
 
-/* Returns the value of header `name` as a NUL-terminated copy into buf (cap bytes), or
- * HL_ENOTFOUND / HL_ETOOBIG. */
+/* Returns the value of header `name` (the last one when repeated) as a NUL-terminated copy
+ * into buf (cap bytes), or HL_ENOTFOUND / HL_ETOOBIG (value needs cap or more bytes) /
+ * HL_EPARSE (value contains a NUL byte). A header with a null value reads as "". */
 int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap) HL_MUST_CHECK;
 
 /* Translates a librdkafka error to an HL_E* code. */

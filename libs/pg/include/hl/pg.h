@@ -24,4 +24,8 @@ int hl_pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errcap) HL_MUST_
  * connections 53300, 08xxx. False for data errors that will fail again the same way. */
 bool hl_pg_transient(PGconn *c, const PGresult *res);
 
+/* The SQLSTATE half of hl_pg_transient, for callers that already hold the five-character
+ * code (e.g. from PQresultErrorField(res, PG_DIAG_SQLSTATE)). NULL or malformed: false. */
+bool hl_pg_sqlstate_transient(const char *sqlstate);
+
 #endif

@@ -1,0 +1,179 @@
+/* librdkafka glue shared by the services: configuration built from hookline's config with
+ * operator overrides, a readiness wait, bounded header reads and error translation. */
+#include "hl/kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Longest property name librdkafka knows is well under this; longer is a typo or an attack. */
+#define PROP_KEY_MAX 128
+
+/* Property names whose values are credentials: an error about them never repeats librdkafka's
+ * message, which may quote the value. */
+static bool secret_property(const char *key)
+{
+    static const char *const marks[] = {"password", "secret", "sasl.oauthbearer.config",
+                                        "ssl.key.pem", "ssl_key", "ssl.keystore"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strstr(key, marks[i]) != NULL) return true;
+    return false;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errbuf,
+                    size_t errcap)
+{
+    char why[512];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof why) == RD_KAFKA_CONF_OK) return 0;
+    if (secret_property(key))
+        snprintf(errbuf, errcap, "kafka: property '%s': invalid value (not shown)", key);
+    else
+        snprintf(errbuf, errcap, "kafka: property '%s': %s", key, why);
+    return HL_ECONFIG;
+}
+
+/* Splits "key=value" into key (copied into keybuf) and a pointer to the value. */
+static int split_property(const char *kv, char *keybuf, size_t keycap, const char **value,
+                          char *errbuf, size_t errcap)
+{
+    const char *eq = kv ? strchr(kv, '=') : NULL;
+    if (eq == NULL || eq == kv || (size_t)(eq - kv) >= keycap) {
+        /* Show at most the first 40 bytes: without '=' we cannot tell a key from a value. */
+        snprintf(errbuf, errcap, "kafka: property '%.40s': expected \"key=value\"",
+                 kv ? kv : "");
+        return HL_ECONFIG;
+    }
+    memcpy(keybuf, kv, (size_t)(eq - kv));
+    keybuf[eq - kv] = '\0';
+    *value = eq + 1;
+    return 0;
+}
+
+rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
+                               char *errbuf, size_t errcap)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = 0;
+    if (k->brokers && k->brokers[0])
+        rc = conf_set(conf, "bootstrap.servers", k->brokers, errbuf, errcap);
+    if (rc == 0 && k->client_id && k->client_id[0])
+        rc = conf_set(conf, "client.id", k->client_id, errbuf, errcap);
+    for (size_t i = 0; rc == 0 && defaults && defaults[i]; i += 2) {
+        if (defaults[i + 1] == NULL) {
+            snprintf(errbuf, errcap, "kafka: property '%s': default has no value", defaults[i]);
+            rc = HL_EINVAL;
+            break;
+        }
+        rc = conf_set(conf, defaults[i], defaults[i + 1], errbuf, errcap);
+    }
+    for (unsigned i = 0; rc == 0 && i < k->properties_count; i++) {
+        char key[PROP_KEY_MAX];
+        const char *value = NULL;
+        rc = split_property(k->properties[i], key, sizeof key, &value, errbuf, errcap);
+        if (rc == 0) rc = conf_set(conf, key, value, errbuf, errcap);
+    }
+    if (rc != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hl_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms)
+{
+    long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        long long left = deadline - mono_ms();
+        if (left <= 0) return HL_ETIMEDOUT;
+        /* Each try is bounded so a slow first answer does not eat the whole budget. */
+        int slice = left > 1000 ? 1000 : (int)left;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, slice);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int brokers = md->broker_cnt;
+            rd_kafka_metadata_destroy(md);
+            if (brokers > 0) return 0;
+        }
+        /* Some failures (refused connection, no brokers yet) come back at once: pace the
+         * retries so waiting never spins. */
+        left = deadline - mono_ms();
+        if (left > 0) {
+            long pause_ms = left < 100 ? (long)left : 100;
+            struct timespec pause = {0, pause_ms * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap)
+{
+    if (cap == 0) return HL_ETOOBIG;
+    buf[0] = '\0';
+    if (hdrs == NULL) return HL_ENOTFOUND;
+    const void *val = NULL;
+    size_t size = 0;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return HL_ENOTFOUND;
+    if (val == NULL) size = 0; /* a null header reads as empty */
+    if (size >= cap) return HL_ETOOBIG;
+    /* The copy is NUL-terminated text; an embedded NUL would silently cut it short. */
+    if (size > 0 && memchr(val, '\0', size) != NULL) return HL_EPARSE;
+    if (size > 0) memcpy(buf, val, size);
+    buf[size] = '\0';
+    return 0;
+}
+
+int hl_kafka_err(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return 0;
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+        return HL_ETIMEDOUT;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+        return HL_EAGAIN;
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
+        return HL_EINVAL;
+    case RD_KAFKA_RESP_ERR__NOENT:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        return HL_ENOTFOUND;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return HL_ETOOBIG;
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+        return HL_EAUTH;
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return HL_EPARSE;
+    case RD_KAFKA_RESP_ERR__STATE:
+    case RD_KAFKA_RESP_ERR__DESTROY:
+        return HL_ESTATE;
+    default:
+        return HL_EKAFKA;
+    }
+}

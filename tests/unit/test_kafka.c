@@ -1,0 +1,247 @@
+/* Unit tests for hl_kafka: configuration layering and errors, readiness against librdkafka's
+ * in-process mock cluster, a produced and consumed record with headers, header caps and
+ * error translation. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hl/kafka.h"
+/* After rdkafka.h, as the mock header requires. */
+#include <librdkafka/rdkafka_mock.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void expect_conf_value(rd_kafka_conf_t *conf, const char *key, const char *want)
+{
+    char got[256];
+    size_t len = sizeof got;
+    assert_int_equal(rd_kafka_conf_get(conf, key, got, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(got, want);
+}
+
+static void test_conf_layers(void **state)
+{
+    char *props[] = {"linger.ms=7", "queue.buffering.max.messages=1000"};
+    hl_kafka_config_t k = {.brokers = "b1:9092,b2:9092", .client_id = "unit-svc",
+                           .properties = props, .properties_count = 2};
+    const char *const defaults[] = {"linger.ms", "5", "enable.idempotence", "true", NULL};
+    char err[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
+    assert_non_null(conf);
+    expect_conf_value(conf, "bootstrap.servers", "b1:9092,b2:9092");
+    expect_conf_value(conf, "client.id", "unit-svc");
+    expect_conf_value(conf, "enable.idempotence", "true");
+    expect_conf_value(conf, "linger.ms", "7"); /* operator property beats hookline's default */
+    expect_conf_value(conf, "queue.buffering.max.messages", "1000");
+    rd_kafka_conf_destroy(conf);
+
+    /* No defaults and no properties is fine too. */
+    hl_kafka_config_t plain = {.brokers = "b1:9092"};
+    conf = hl_kafka_conf(&plain, NULL, err, sizeof err);
+    assert_non_null(conf);
+    rd_kafka_conf_destroy(conf);
+}
+
+static void expect_conf_error(const char *prop, const char *name_in_error, const char *absent)
+{
+    char *props[] = {(char *)prop};
+    hl_kafka_config_t k = {.brokers = "b1:9092", .properties = props, .properties_count = 1};
+    char err[512] = "";
+    assert_null(hl_kafka_conf(&k, NULL, err, sizeof err));
+    if (strstr(err, name_in_error) == NULL) fail_msg("'%s' not named in: %s", name_in_error, err);
+    if (absent && strstr(err, absent) != NULL) fail_msg("'%s' leaked in: %s", absent, err);
+}
+
+static void test_conf_errors(void **state)
+{
+    expect_conf_error("no.such.property=1", "'no.such.property'", NULL);
+    expect_conf_error("linger.ms=soon", "'linger.ms'", NULL);
+    expect_conf_error("acks=maybe", "'acks'", NULL);
+    expect_conf_error("compression.type=zip", "'compression.type'", NULL);
+    expect_conf_error("linger.ms", "'linger.ms'", NULL);            /* no '=' */
+    expect_conf_error("=5", "expected \"key=value\"", NULL);        /* empty key */
+    expect_conf_error("sasl.password.typo=hunter2", "'sasl.password.typo'", "hunter2");
+
+    /* A bad default names the default's key. */
+    hl_kafka_config_t k = {.brokers = "b1:9092"};
+    const char *const bad[] = {"message.max.bytes", "-3", NULL};
+    char err[512] = "";
+    assert_null(hl_kafka_conf(&k, bad, err, sizeof err));
+    assert_non_null(strstr(err, "'message.max.bytes'"));
+    const char *const odd[] = {"linger.ms", NULL};
+    assert_null(hl_kafka_conf(&k, odd, err, sizeof err));
+    assert_non_null(strstr(err, "'linger.ms'"));
+}
+
+static rd_kafka_t *mock_producer(void)
+{
+    char *props[] = {"test.mock.num.brokers=1"};
+    hl_kafka_config_t k = {.brokers = "", .client_id = "unit-producer", .properties = props,
+                           .properties_count = 1};
+    const char *const defaults[] = {"linger.ms", "0", "log_level", "3", NULL};
+    char err[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
+    assert_non_null(conf);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    return rk;
+}
+
+static void test_wait_ready_mock(void **state)
+{
+    rd_kafka_t *rk = mock_producer();
+    long long t0 = now_ms();
+    assert_int_equal(hl_kafka_wait_ready(rk, 10000), 0);
+    assert_true(now_ms() - t0 < 10000);
+    rd_kafka_destroy(rk);
+}
+
+static void test_wait_ready_timeout(void **state)
+{
+    /* Reserve a port, then free it: nothing listens there. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t alen = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    char brokers[64];
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", ntohs(a.sin_port));
+    hl_kafka_config_t k = {.brokers = brokers};
+    const char *const quiet[] = {"log_level", "0", NULL};
+    char err[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, quiet, err, sizeof err);
+    assert_non_null(conf);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    long long t0 = now_ms();
+    assert_int_equal(hl_kafka_wait_ready(rk, 700), HL_ETIMEDOUT);
+    long long took = now_ms() - t0;
+    assert_true(took >= 650);
+    assert_true(took < 2000);
+    assert_int_equal(hl_kafka_wait_ready(rk, 0), HL_ETIMEDOUT);
+    rd_kafka_destroy(rk);
+}
+
+static void test_produce_consume_headers(void **state)
+{
+    rd_kafka_t *p = mock_producer();
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(p);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "unit.events", 1, 1), 0);
+    assert_int_equal(hl_kafka_wait_ready(p, 10000), 0);
+
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p, RD_KAFKA_V_TOPIC("unit.events"), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY("m-1", 3),
+        RD_KAFKA_V_VALUE("{\"a\":1}", 7), RD_KAFKA_V_HEADER("hl-request-id", "req-123", -1),
+        RD_KAFKA_V_HEADER("hl-source", "stripe", -1), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_END);
+    assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    char *props[] = {"group.id=unit-group", "auto.offset.reset=earliest"};
+    hl_kafka_config_t k = {.brokers = (char *)rd_kafka_mock_cluster_bootstraps(mc),
+                           .client_id = "unit-consumer", .properties = props,
+                           .properties_count = 2};
+    char errbuf[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, NULL, errbuf, sizeof errbuf);
+    assert_non_null(conf);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, sizeof errbuf);
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, "unit.events", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    rd_kafka_message_t *m = NULL;
+    long long deadline = now_ms() + 15000;
+    while (now_ms() < deadline) {
+        m = rd_kafka_consumer_poll(c, 200);
+        if (m == NULL) continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        rd_kafka_message_destroy(m);
+        m = NULL;
+    }
+    assert_non_null(m);
+    assert_int_equal(m->len, 7);
+    rd_kafka_headers_t *hdrs = NULL;
+    assert_int_equal(rd_kafka_message_headers(m, &hdrs), RD_KAFKA_RESP_ERR_NO_ERROR);
+    char buf[64];
+    assert_int_equal(hl_kafka_header(hdrs, "hl-request-id", buf, sizeof buf), 0);
+    assert_string_equal(buf, "req-123");
+    assert_int_equal(hl_kafka_header(hdrs, "hl-source", buf, sizeof buf), 0);
+    assert_string_equal(buf, "stripe");
+    assert_int_equal(hl_kafka_header(hdrs, "hl-absent", buf, sizeof buf), HL_ENOTFOUND);
+    assert_int_equal(hl_kafka_header(hdrs, "hl-request-id", buf, 7), HL_ETOOBIG);
+    assert_int_equal(hl_kafka_header(hdrs, "hl-request-id", buf, 8), 0);
+    rd_kafka_message_destroy(m);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    rd_kafka_destroy(p);
+}
+
+static void test_header_edges(void **state)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "dup", -1, "first", -1);
+    rd_kafka_header_add(h, "dup", -1, "second", -1);
+    rd_kafka_header_add(h, "nul", -1, "a\0b", 3);
+    rd_kafka_header_add(h, "null", -1, NULL, 0);
+    rd_kafka_header_add(h, "empty", -1, "", 0);
+    char buf[16] = "junk";
+    assert_int_equal(hl_kafka_header(h, "dup", buf, sizeof buf), 0);
+    assert_string_equal(buf, "second"); /* the last value wins */
+    assert_int_equal(hl_kafka_header(h, "nul", buf, sizeof buf), HL_EPARSE);
+    assert_int_equal(hl_kafka_header(h, "null", buf, sizeof buf), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(hl_kafka_header(h, "empty", buf, sizeof buf), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(hl_kafka_header(h, "empty", buf, 0), HL_ETOOBIG);
+    assert_int_equal(hl_kafka_header(h, "DUP", buf, sizeof buf), HL_ENOTFOUND);
+    assert_int_equal(hl_kafka_header(NULL, "dup", buf, sizeof buf), HL_ENOTFOUND);
+    rd_kafka_headers_destroy(h);
+}
+
+static void test_error_translation(void **state)
+{
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_NO_ERROR), 0);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__TIMED_OUT), HL_ETIMEDOUT);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), HL_ETIMEDOUT);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__QUEUE_FULL), HL_EAGAIN);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN), HL_EAGAIN);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), HL_ETOOBIG);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), HL_ENOTFOUND);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED), HL_EAUTH);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__INVALID_ARG), HL_EINVAL);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__FATAL), HL_EKAFKA);
+    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE), HL_EKAFKA);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conf_layers),
+        cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_wait_ready_mock),
+        cmocka_unit_test(test_wait_ready_timeout),
+        cmocka_unit_test(test_produce_consume_headers),
+        cmocka_unit_test(test_header_edges),
+        cmocka_unit_test(test_error_translation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,202 @@
+/* Unit tests for hl_pg that need no server: the transient/permanent classification and
+ * connects that must fail within their deadline with a clear message and no password. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "hl/pg.h"
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Binds 127.0.0.1:0 and returns the socket; *port receives the kernel's choice. */
+static int bind_any(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void test_sqlstate_table(void **state)
+{
+    static const struct {
+        const char *code;
+        bool transient;
+    } table[] = {
+        {"40001", true},  {"40P01", true},  {"57P01", true},  {"57P02", true},
+        {"57P03", true},  {"53300", true},  {"08000", true},  {"08003", true},
+        {"08006", true},  {"08001", true},  {"08P01", true},  {"23505", false},
+        {"23502", false}, {"22P02", false}, {"42P01", false}, {"42601", false},
+        {"42501", false}, {"53100", false}, {"57014", false}, {"XX000", false},
+        {"0800", false},  {"080000", false}, {"", false},     {"40002", false},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (hl_pg_sqlstate_transient(table[i].code) != table[i].transient)
+            fail_msg("SQLSTATE '%s' should be %s", table[i].code,
+                     table[i].transient ? "transient" : "permanent");
+    }
+    assert_false(hl_pg_sqlstate_transient(NULL));
+}
+
+static void test_transient_results(void **state)
+{
+    /* No result at all: libpq could not even send. */
+    assert_true(hl_pg_transient(NULL, NULL));
+    /* A failure made by libpq itself carries no SQLSTATE (lost connection). */
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+    assert_non_null(r);
+    assert_true(hl_pg_transient(NULL, r));
+    PQclear(r);
+    r = PQmakeEmptyPGresult(NULL, PGRES_COMMAND_OK);
+    assert_false(hl_pg_transient(NULL, r));
+    PQclear(r);
+    r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    assert_false(hl_pg_transient(NULL, r));
+    PQclear(r);
+}
+
+static void test_connect_refused_within_deadline(void **state)
+{
+    int port = 0;
+    int fd = bind_any(&port);
+    close(fd); /* nothing listens there now */
+    char conninfo[256];
+    snprintf(conninfo, sizeof conninfo,
+             "host=127.0.0.1 port=%d dbname=hookline user=hookline password=hunter2", port);
+    hl_pg_config_t p = {.conninfo = conninfo, .schema = "public", .connect_timeout_ms = 500};
+    char err[512] = "";
+    PGconn *c = (PGconn *)1;
+    long long t0 = now_ms();
+    assert_int_equal(hl_pg_connect(&p, 1200, &c, err, sizeof err), HL_ETIMEDOUT);
+    long long took = now_ms() - t0;
+    assert_null(c);
+    assert_true(took >= 1000);
+    assert_true(took < 2500);
+    assert_non_null(strstr(err, "refused"));
+    assert_non_null(strstr(err, "attempts")); /* it retried */
+    assert_null(strstr(err, "hunter2"));
+    assert_null(strchr(err, '\n'));
+
+    /* deadline 0: exactly one try, no waiting, HL_EPG. */
+    t0 = now_ms();
+    assert_int_equal(hl_pg_connect(&p, 0, &c, err, sizeof err), HL_EPG);
+    assert_true(now_ms() - t0 < 500);
+    assert_non_null(strstr(err, "after 1 attempt "));
+    assert_null(strstr(err, "hunter2"));
+}
+
+static void test_connect_silent_server_times_out(void **state)
+{
+    /* A listener that never accepts: TCP connects, the startup packet is never answered, so
+     * only our per-attempt and overall clocks end the wait. */
+    int port = 0;
+    int fd = bind_any(&port);
+    assert_int_equal(listen(fd, 16), 0);
+    char conninfo[128];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d sslmode=disable", port);
+    hl_pg_config_t p = {.conninfo = conninfo, .connect_timeout_ms = 300};
+    char err[512] = "";
+    PGconn *c = NULL;
+    long long t0 = now_ms();
+    assert_int_equal(hl_pg_connect(&p, 1000, &c, err, sizeof err), HL_ETIMEDOUT);
+    long long took = now_ms() - t0;
+    assert_true(took >= 900);
+    assert_true(took < 2000);
+    assert_non_null(strstr(err, "timed out"));
+    close(fd);
+}
+
+static void test_bad_conninfo(void **state)
+{
+    hl_pg_config_t p = {.conninfo = "host=127.0.0.1 bogus_option=1 password=hunter2"};
+    char err[512] = "";
+    PGconn *c = NULL;
+    long long t0 = now_ms();
+    assert_int_equal(hl_pg_connect(&p, 5000, &c, err, sizeof err), HL_EPG);
+    assert_true(now_ms() - t0 < 200); /* never retried */
+    assert_non_null(strstr(err, "bogus_option"));
+    assert_null(strstr(err, "hunter2"));
+}
+
+static void test_exec_on_broken_connection(void **state)
+{
+    int port = 0;
+    int fd = bind_any(&port);
+    close(fd);
+    char conninfo[128];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d connect_timeout=1", port);
+    PGconn *c = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(c), CONNECTION_BAD);
+    char err[512] = "";
+    assert_int_equal(hl_pg_exec(c, "SELECT 1", err, sizeof err), HL_EPG);
+    assert_true(strlen(err) > 10);
+    assert_true(hl_pg_transient(c, NULL));
+    PQfinish(c);
+}
+
+/* Against a real server only when HL_TEST_PG_CONNINFO is set (for example
+ * "host=127.0.0.1 port=55432 dbname=hookline user=hookline" with the local stack up). It
+ * creates nothing: search_path may name a schema that does not exist. */
+static void test_real_server(void **state)
+{
+    const char *conninfo = getenv("HL_TEST_PG_CONNINFO");
+    if (conninfo == NULL) {
+        skip();
+        return;
+    }
+    hl_pg_config_t p = {.conninfo = (char *)conninfo, .schema = "unit \"we'ird\"; DROP",
+                        .connect_timeout_ms = 2000};
+    char err[512] = "";
+    PGconn *c = NULL;
+    if (hl_pg_connect(&p, 5000, &c, err, sizeof err) != 0) fail_msg("connect: %s", err);
+    PGresult *r = PQexec(c, "SHOW search_path");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "\"unit \"\"we'ird\"\"; DROP\"");
+    PQclear(r);
+    assert_int_equal(hl_pg_exec(c, "SELECT 1", err, sizeof err), 0);
+    assert_int_equal(hl_pg_exec(c, "SELECT 1/0", err, sizeof err), HL_EPG);
+    assert_string_equal(err, "postgres [22012]: division by zero");
+    r = PQexec(c, "SELECT 1/0");
+    assert_false(hl_pg_transient(c, r)); /* a data error fails the same way again */
+    PQclear(r);
+    r = PQexec(c, "SELECT pg_terminate_backend(pg_backend_pid())");
+    PQclear(r);
+    r = PQexec(c, "SELECT 1");
+    assert_true(hl_pg_transient(c, r)); /* the connection is gone: worth a retry */
+    PQclear(r);
+    PQfinish(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sqlstate_table),
+        cmocka_unit_test(test_transient_results),
+        cmocka_unit_test(test_connect_refused_within_deadline),
+        cmocka_unit_test(test_connect_silent_server_times_out),
+        cmocka_unit_test(test_bad_conninfo),
+        cmocka_unit_test(test_exec_on_broken_connection),
+        cmocka_unit_test(test_real_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
