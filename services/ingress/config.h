@@ -1,0 +1,88 @@
+/* The ingress configuration: one declarative table of keys (schema, defaults, limits,
+ * environment overrides and documentation in one place), loaded with libcyaml and validated
+ * once at start into an immutable struct. */
+#ifndef ING_CONFIG_H
+#define ING_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hl/config.h"
+
+/* X(key, default, min, max, env, doc): top-level unsigned keys. */
+#define ING_CONFIG_KNOBS(X)                                                                     \
+    X(ack_timeout_ms, 5000, 50, 120000, "HOOKLINE_ACK_TIMEOUT_MS",                              \
+      "longest wait for the broker's acknowledgement before answering 503")                     \
+    X(max_in_flight, 1024, 1, 1000000, "HOOKLINE_MAX_IN_FLIGHT",                                \
+      "requests waiting for an acknowledgement at once; past it, 503 at once")                  \
+    X(queue_max_messages, 100000, 100, 10000000, "HOOKLINE_QUEUE_MAX_MESSAGES",                 \
+      "producer queue cap (queue.buffering.max.messages); past it, 503 at once")                \
+    X(linger_ms, 1, 0, 1000, "HOOKLINE_LINGER_MS", "producer linger.ms (batching delay)")      \
+    X(max_header_bytes, 16384, 1024, 1048576, "HOOKLINE_MAX_HEADER_BYTES",                      \
+      "largest request line plus headers; larger requests are refused by the HTTP server")     \
+    X(retry_after_s, 1, 1, 3600, "HOOKLINE_RETRY_AFTER_S", "Retry-After sent with 503")         \
+    X(drain_timeout_ms, 15000, 0, 600000, "HOOKLINE_DRAIN_TIMEOUT_MS",                          \
+      "on SIGTERM, longest wait for requests in flight and the producer flush")                 \
+    X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
+      "idle time before a keep-alive connection is closed")
+
+/* X(key, default, min, max, doc): unsigned keys of each source. */
+#define ING_SOURCE_KNOBS(X)                                                                     \
+    X(timestamp_tolerance_s, 300, 1, 86400, "accepted |now - signed timestamp|, seconds")       \
+    X(max_body, 1048576, 1, 67108864, "largest body in bytes (413 above)")                      \
+    X(rate_per_sec, 0, 0, 1000000, "sustained requests per second; 0 = no limit")               \
+    X(burst, 0, 0, 1000000, "requests allowed at once above the rate; 0 = rate_per_sec")
+
+/* One secret: read from the environment variable `env` when set, else from `file`. */
+typedef struct {
+    char *env;
+    char *file;
+} ing_secret_ref_t;
+
+typedef struct {
+    char *name;              /* [a-z0-9_-], 1..64: the {source} of the URL */
+    char *scheme;            /* standard-webhooks | stripe | hmac-sha256 | bearer | sendgrid */
+    ing_secret_ref_t *secrets;
+    unsigned secrets_count;
+    char **public_keys;      /* sendgrid: base64 DER; standard-webhooks: whpk_… (not secret) */
+    unsigned public_keys_count;
+    char *header;            /* hmac-sha256 (required) / bearer (default Authorization) */
+    char *prefix;            /* hmac-sha256: e.g. "sha256=" */
+    char *encoding;          /* hmac-sha256: hex (default) | base64 */
+    char *message_id;        /* JSON pointer, default "/messageId" */
+    char *message_id_header; /* instead of the pointer, e.g. "webhook-id" */
+    char *event_type;        /* JSON pointer, default "/eventType" */
+    char *event_type_header;
+#define ING_SRC_FIELD(key, def, min, max, doc) uint32_t key;
+    ING_SOURCE_KNOBS(ING_SRC_FIELD)
+#undef ING_SRC_FIELD
+} ing_source_cfg_t;
+
+typedef struct {
+    hl_http_config_t http;
+    hl_kafka_config_t kafka;
+    char *log_level;       /* debug | info (default) | warn | error */
+    char *ack_mode;        /* durable (default) | fast */
+    char *default_source;  /* the source behind /api/webhooks; default: the first one */
+#define ING_CFG_FIELD(key, def, min, max, env, doc) uint32_t key;
+    ING_CONFIG_KNOBS(ING_CFG_FIELD)
+#undef ING_CFG_FIELD
+    ing_source_cfg_t *sources;
+    unsigned sources_count;
+} ing_config_t;
+
+#define ING_MAX_SOURCES 256
+
+/* Loads, applies HOOKLINE_* overrides and defaults, validates. On success *out is owned by
+ * the caller (ing_config_free). On failure errbuf names field, value and rule; returns
+ * HL_ECONFIG or HL_EIO. */
+int ing_config_load(const char *path, ing_config_t **out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+void ing_config_free(ing_config_t *cfg);
+
+/* Applies defaults and validates an already parsed struct (split out for tests). */
+int ing_config_finish(ing_config_t *cfg, char *errbuf, size_t errcap) HL_MUST_CHECK;
+
+/* The top-level schema (for tests and documentation checks). */
+extern const cyaml_schema_value_t ing_config_schema;
+
+#endif

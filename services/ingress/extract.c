@@ -1,0 +1,185 @@
+/* Body validation and field extraction: an RFC 6901 pointer resolver over jansson, header
+ * sources, content type and traceparent checks. */
+#include "extract.h"
+
+#include <openssl/rand.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hl/log.h"
+#include "hl/util.h"
+
+const char *ing_ex_code(ing_ex_result_t r)
+{
+    switch (r) {
+    case ING_EX_OK: return NULL;
+    case ING_EX_INVALID_JSON: return "invalid_json";
+    case ING_EX_MISSING: return "missing_field";
+    case ING_EX_TOO_LONG: return "field_too_long";
+    default: return "invalid_field";
+    }
+}
+
+bool ing_pointer_valid(const char *p)
+{
+    if (p == NULL) return false;
+    if (*p == '\0') return true;
+    if (*p != '/') return false;
+    for (; *p != '\0'; p++)
+        if (*p == '~' && p[1] != '0' && p[1] != '1') return false;
+    return true;
+}
+
+/* Decodes one reference token (up to the next '/') into tok (cap bytes): "~1" → "/",
+ * "~0" → "~". Returns its length, or -1 when it does not fit. */
+static int pointer_token(const char *p, size_t n, char *tok, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '~' && i + 1 < n) {
+            c = p[i + 1] == '1' ? '/' : '~';
+            i++;
+        }
+        if (o + 1 >= cap) return -1;
+        tok[o++] = c;
+    }
+    tok[o] = '\0';
+    return (int)o;
+}
+
+static json_t *array_step(json_t *arr, const char *tok, size_t n)
+{
+    if (n == 0 || n > 9 || (n > 1 && tok[0] == '0')) return NULL;
+    size_t idx = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tok[i] < '0' || tok[i] > '9') return NULL;
+        idx = idx * 10 + (size_t)(tok[i] - '0');
+    }
+    return json_array_get(arr, idx);
+}
+
+json_t *ing_pointer_get(json_t *root, const char *p)
+{
+    json_t *cur = root;
+    if (p == NULL || !ing_pointer_valid(p)) return NULL;
+    while (cur != NULL && *p == '/') {
+        p++;
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char tok[512];
+        int tl = pointer_token(p, n, tok, sizeof(tok));
+        if (tl < 0) return NULL;
+        if (json_is_object(cur))
+            cur = json_object_getn(cur, tok, (size_t)tl);
+        else if (json_is_array(cur))
+            cur = array_step(cur, tok, (size_t)tl);
+        else
+            cur = NULL;
+        p += n;
+    }
+    return cur;
+}
+
+bool ing_json_depth_ok(const unsigned char *s, size_t n, int max_depth)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_depth) return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+ing_ex_result_t ing_json_parse(const unsigned char *body, size_t n, json_t **out)
+{
+    *out = NULL;
+    if (n == 0 || !ing_json_depth_ok(body, n, ING_JSON_MAX_DEPTH)) return ING_EX_INVALID_JSON;
+    json_error_t err;
+    json_t *root = json_loadb((const char *)body, n, JSON_REJECT_DUPLICATES, &err);
+    if (root == NULL) return ING_EX_INVALID_JSON;
+    *out = root;
+    return ING_EX_OK;
+}
+
+static ing_ex_result_t copy_field(const char *v, size_t n, size_t max_len, char *out, size_t cap)
+{
+    if (n == 0 || memchr(v, '\0', n) != NULL) return ING_EX_INVALID;
+    if (n > max_len || n + 1 > cap) return ING_EX_TOO_LONG;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return ING_EX_OK;
+}
+
+ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const ing_headers_t *h,
+                              char *out, size_t cap)
+{
+    if (src->header != NULL) {
+        int count = 0;
+        const char *v = ing_header_get(h, src->header, &count);
+        if (v == NULL) return ING_EX_MISSING;
+        if (count > 1) return ING_EX_INVALID;
+        return copy_field(v, strlen(v), src->max_len, out, cap);
+    }
+    json_t *v = root ? ing_pointer_get(root, src->pointer) : NULL;
+    if (v == NULL || json_is_null(v)) return ING_EX_MISSING;
+    if (!json_is_string(v)) return ING_EX_INVALID; /* strings only: numbers are ambiguous */
+    return copy_field(json_string_value(v), json_string_length(v), src->max_len, out, cap);
+}
+
+bool ing_content_type_json(const char *ct)
+{
+    if (ct == NULL) return false;
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
+    /* application/<subtype>+json, e.g. application/cloudevents+json */
+    if (n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+        strncasecmp(ct + n - 5, "+json", 5) == 0)
+        return true;
+    return false;
+}
+
+static bool lower_hex(const char *s, size_t n, bool *nonzero)
+{
+    *nonzero = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        if (c != '0') *nonzero = true;
+    }
+    return true;
+}
+
+bool ing_traceparent_valid(const char *tp)
+{
+    bool nz1, nz2, nz3;
+    if (tp == NULL || strlen(tp) != ING_TRACEPARENT_LEN) return false;
+    if (tp[0] != '0' || tp[1] != '0' || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+        return false;
+    return lower_hex(tp + 3, 32, &nz1) && nz1 && lower_hex(tp + 36, 16, &nz2) && nz2 &&
+           lower_hex(tp + 53, 2, &nz3);
+}
+
+void ing_traceparent_new(char out[ING_TRACEPARENT_LEN + 1])
+{
+    unsigned char r[24];
+    if (RAND_bytes(r, sizeof(r)) != 1) hl_die("openssl: RAND_bytes failed");
+    r[0] |= 1; /* never all zeros */
+    r[16] |= 1;
+    memcpy(out, "00-", 3);
+    hl_hex(out + 3, r, 16);
+    out[35] = '-';
+    hl_hex(out + 36, r + 16, 8);
+    memcpy(out + 52, "-01", 4);
+}

@@ -1,0 +1,118 @@
+/* hookline-ingress: loads the configuration, starts the producer and the HTTP server, and
+ * drains on SIGTERM/SIGINT (readiness off, new requests 503, in-flight ones finish, producer
+ * flushed, exit 0). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hl/log.h"
+#include "hl/metrics.h"
+#include "hl/util.h"
+#include "producer.h"
+#include "server.h"
+#include "sources.h"
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: hookline-ingress --config FILE\n");
+}
+
+/* Blocks SIGTERM/SIGINT in every thread (civetweb and librdkafka threads inherit the mask)
+ * so that main alone receives them through sigwait. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int run(const ing_config_t *cfg)
+{
+    char err[HL_CONFIG_ERRBUF] = "";
+    int rc = 1;
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t sources;
+    ing_producer_t *p = NULL;
+    ing_server_t *s = NULL;
+    if (ing_sources_init(&sources, cfg, m, err, sizeof(err)) != 0) {
+        hl_error("%s", err);
+        hl_metrics_free(m);
+        return HL_CONFIG_EXIT;
+    }
+    p = ing_producer_new(cfg, m, err, sizeof(err));
+    if (p == NULL) {
+        hl_error("%s", err);
+        goto out;
+    }
+    s = ing_server_start(cfg, &sources, p, m, err, sizeof(err));
+    if (s == NULL) {
+        hl_error("%s", err);
+        goto out;
+    }
+    char kv[256];
+    size_t n = 0;
+    kv[0] = '\0';
+    hl_log_kv_str(kv, sizeof(kv), &n, "listen", cfg->http.listen);
+    hl_log_kv_str(kv, sizeof(kv), &n, "ack_mode", cfg->ack_mode);
+    hl_log_kv_int(kv, sizeof(kv), &n, "sources", (long long)cfg->sources_count);
+    HL_LOG(HL_LOG_INFO, NULL, kv, "ingress started");
+
+    sigset_t set;
+    int sig = 0;
+    block_signals(&set);
+    sigwait(&set, &sig);
+    hl_info("signal %d: draining", sig);
+    int64_t t0 = hl_mono_us();
+    int left = ing_server_drain(s, (int)cfg->drain_timeout_ms);
+    if (left > 0) hl_warn("drain timeout with %d requests in flight", left);
+    ing_server_stop(s);
+    s = NULL;
+    int remaining = (int)cfg->drain_timeout_ms - (int)((hl_mono_us() - t0) / 1000);
+    if (ing_producer_flush(p, remaining > 1000 ? remaining : 1000) != 0)
+        hl_warn("producer flush timed out");
+    rc = 0;
+    hl_info("drained, exiting");
+out:
+    ing_server_stop(s);
+    ing_producer_free(p);
+    ing_sources_deinit(&sources);
+    hl_metrics_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
+        else {
+            usage();
+            return HL_CONFIG_EXIT;
+        }
+    }
+    if (path == NULL) {
+        usage();
+        return HL_CONFIG_EXIT;
+    }
+    /* Signals are blocked before any thread starts so none of them can take a SIGTERM. */
+    sigset_t set;
+    block_signals(&set);
+    hl_log_init("ingress", HL_LOG_INFO);
+    char err[HL_CONFIG_ERRBUF] = "";
+    ing_config_t *cfg = NULL;
+    if (ing_config_load(path, &cfg, err, sizeof(err)) != 0) {
+        hl_error("%s", err);
+        return HL_CONFIG_EXIT;
+    }
+    hl_log_level_t lvl = HL_LOG_INFO;
+    if (hl_log_level_parse(cfg->log_level, &lvl) == 0) hl_log_init("ingress", lvl);
+    int rc = run(cfg);
+    ing_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* Per-source rate limit: a token bucket (rate_per_sec, burst) kept as one atomic
+ * "theoretical arrival time" (GCRA), so workers never take a lock to be admitted. */
+#ifndef ING_RATELIMIT_H
+#define ING_RATELIMIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t interval_ns;   /* 1e9 / rate_per_sec; 0 = no limit */
+    int64_t burst_ns;      /* burst * interval_ns: how far the TAT may run ahead of now */
+    _Atomic int64_t tat;   /* theoretical arrival time of the next request, monotonic ns */
+} ing_ratelimit_t;
+
+/* rate_per_sec == 0 disables the limit. burst is raised to at least 1. Cannot fail. */
+void ing_ratelimit_init(ing_ratelimit_t *r, uint32_t rate_per_sec, uint32_t burst);
+
+/* Takes one token at monotonic time now_ns. Returns true when admitted; otherwise false
+ * and *retry_after_s (if non-NULL) holds whole seconds until a token is free (>= 1).
+ * Lock-free; any thread. */
+bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
+
+#endif

@@ -1,0 +1,530 @@
+/* civetweb handlers of the ingress. One worker thread serves one request at a time: it reads
+ * the body into its own buffer (capped by the source's max_body), authenticates, validates,
+ * produces and, in durable mode, blocks until the broker acknowledges or the deadline passes. */
+#include "server.h"
+
+#include <civetweb.h>
+#include <inttypes.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extract.h"
+#include "hl/log.h"
+#include "hl/util.h"
+#include "lineage.h"
+
+struct ing_server {
+    const ing_config_t *cfg;
+    ing_sources_t *sources;
+    ing_producer_t *producer;
+    hl_metrics_t *metrics;
+    struct mg_context *ctx;
+    atomic_int in_flight;     /* webhook requests being handled */
+    atomic_bool draining;
+    bool fast;                /* ack_mode: fast */
+    hl_gauge_t *in_flight_g;
+    hl_gauge_t *draining_g;
+    hl_histogram_metric_t *duration;
+};
+
+/* Per worker thread: the body buffer, allocated once when civetweb starts the thread. */
+typedef struct {
+    unsigned char *body;
+    size_t cap; /* largest max_body + 1, so an over-long chunked body is detected */
+} worker_t;
+
+/* What one request accumulates for its answer, its log line and its lineage record. */
+typedef struct {
+    char rid[HL_UUID_STR_LEN + 1];
+    int64_t received_us;
+    int64_t t0;                /* monotonic start */
+    ing_source_t *src;         /* NULL until resolved */
+    char source[65];           /* the name asked for (truncated), for logs and lineage */
+    char message_id[ING_MAX_MESSAGE_ID + 1];
+    char event_type[ING_MAX_EVENT_TYPE + 1];
+    int status;
+    const char *code;          /* error.code, NULL when accepted */
+    const char *message;
+    int retry_after;           /* seconds, 0 = no header */
+    const char *allow;         /* Allow header for 405 */
+    bool close;                /* end the connection after answering (unread body, draining) */
+    int32_t partition;
+    int64_t offset;
+} req_t;
+
+static void reject(req_t *r, int status, const char *code, const char *message)
+{
+    r->status = status;
+    r->code = code;
+    r->message = message;
+}
+
+static void send_answer(struct mg_connection *c, const req_t *r, const char *body, size_t len)
+{
+    char num[32];
+    if (r->close) mg_disable_keep_alive(c);
+    mg_response_header_start(c, r->status);
+    mg_response_header_add(c, "Content-Type", "application/json", -1);
+    snprintf(num, sizeof(num), "%zu", len);
+    mg_response_header_add(c, "Content-Length", num, -1);
+    mg_response_header_add(c, "X-Request-Id", r->rid, -1);
+    mg_response_header_add(c, "Cache-Control", "no-store", -1);
+    if (r->retry_after > 0) {
+        snprintf(num, sizeof(num), "%d", r->retry_after);
+        mg_response_header_add(c, "Retry-After", num, -1);
+    }
+    if (r->allow != NULL) mg_response_header_add(c, "Allow", r->allow, -1);
+    mg_response_header_send(c);
+    mg_write(c, body, len);
+}
+
+static void answer(struct mg_connection *c, const req_t *r)
+{
+    char body[1024 + 6 * ING_MAX_MESSAGE_ID];
+    int n;
+    if (r->status == 202) {
+        char esc[6 * ING_MAX_MESSAGE_ID + 1];
+        hl_json_escape(esc, sizeof(esc), r->message_id, strlen(r->message_id));
+        n = snprintf(body, sizeof(body),
+                     "{\"status\":\"accepted\",\"request_id\":\"%s\",\"message_id\":\"%s\"}", r->rid,
+                     esc);
+    } else {
+        n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"},\"request_id\":\"%s\"}",
+                     r->code, r->message, r->rid);
+    }
+    if (n < 0 || (size_t)n >= sizeof(body)) n = 0;
+    send_answer(c, r, body, (size_t)n);
+}
+
+static void req_init(req_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    hl_uuid7(r->rid);
+    r->received_us = hl_now_us();
+    r->t0 = hl_mono_us();
+    r->partition = -1;
+    r->offset = -1;
+}
+
+static void unavailable(ing_server_t *s, req_t *r, const char *message)
+{
+    reject(r, 503, "unavailable", message);
+    r->retry_after = (int)s->cfg->retry_after_s;
+}
+
+/* Resolves the source from the URI: /v1/webhooks/{name} or the /api/webhooks alias. */
+static bool resolve_source(ing_server_t *s, const struct mg_request_info *ri, req_t *r)
+{
+    static const char prefix[] = "/v1/webhooks/";
+    const char *uri = ri->local_uri ? ri->local_uri : "";
+    if (strcmp(uri, "/api/webhooks") == 0) {
+        r->src = s->sources->default_source;
+    } else if (strncmp(uri, prefix, sizeof(prefix) - 1) == 0) {
+        const char *name = uri + sizeof(prefix) - 1;
+        hl_strlcpy(r->source, name, sizeof(r->source));
+        r->src = ing_sources_find(s->sources, name, strlen(name));
+    }
+    if (r->src == NULL) {
+        reject(r, 404, "unknown_source", "no such source");
+        return false;
+    }
+    hl_strlcpy(r->source, r->src->cfg->name, sizeof(r->source));
+    return true;
+}
+
+/* Reads the whole body into the worker's buffer. Returns the length, or -1 with r rejected. */
+static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req_t *r,
+                      long long content_length)
+{
+    size_t max = r->src->cfg->max_body, got = 0;
+    if (content_length > (long long)max) {
+        reject(r, 413, "body_too_large", "body over the source's limit");
+        return -1;
+    }
+    int64_t deadline = r->t0 + (int64_t)s->cfg->http.request_timeout_ms * 1000;
+    for (;;) {
+        int n = mg_read(c, w->body + got, w->cap - got);
+        if (n == 0) break;
+        if (n < 0 || hl_mono_us() > deadline) {
+            if (hl_mono_us() > deadline) reject(r, 408, "request_timeout", "body not received in time");
+            else reject(r, 400, "bad_request", "body could not be read");
+            return -1;
+        }
+        got += (size_t)n;
+        if (got > max) {
+            reject(r, 413, "body_too_large", "body over the source's limit");
+            return -1;
+        }
+    }
+    if (content_length >= 0 && got != (size_t)content_length) {
+        if (hl_mono_us() > deadline) reject(r, 408, "request_timeout", "body not received in time");
+        else reject(r, 400, "bad_request", "body shorter than Content-Length");
+        return -1;
+    }
+    r->close = false;
+    return (long)got;
+}
+
+static ing_headers_t collect_headers(const struct mg_request_info *ri, ing_header_t *hv, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < ri->num_headers && n < cap; i++)
+        hv[n++] = (ing_header_t){ri->http_headers[i].name, ri->http_headers[i].value};
+    return (ing_headers_t){hv, n};
+}
+
+static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const ing_headers_t *h)
+{
+    json_t *root = NULL;
+    ing_ex_result_t x = ing_json_parse(body, len, &root);
+    if (x == ING_EX_OK)
+        x = ing_field_get(&r->src->message_id, root, h, r->message_id, sizeof(r->message_id));
+    if (x == ING_EX_OK)
+        x = ing_field_get(&r->src->event_type, root, h, r->event_type, sizeof(r->event_type));
+    json_decref(root);
+    if (x == ING_EX_OK) return true;
+    r->message_id[0] = r->event_type[0] = '\0';
+    reject(r, 400, ing_ex_code(x),
+           x == ING_EX_INVALID_JSON ? "body is not valid JSON" : "message id or event type unusable");
+    return false;
+}
+
+static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
+                          const ing_headers_t *h)
+{
+    char received[24], traceparent[ING_TRACEPARENT_LEN + 1];
+    const char *tp = ing_header_get(h, "traceparent", NULL);
+    if (ing_traceparent_valid(tp)) memcpy(traceparent, tp, sizeof(traceparent));
+    else ing_traceparent_new(traceparent);
+    snprintf(received, sizeof(received), "%" PRId64, r->received_us);
+    const char *ct = ing_header_get(h, "content-type", NULL);
+    ing_event_t ev = {.key = r->message_id, .key_len = strlen(r->message_id), .value = body,
+                      .value_len = len, .nheaders = ING_EVENT_HEADERS};
+    ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
+    ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
+    ev.headers[2] = (ing_kv_t){"hl-event-type", r->event_type, strlen(r->event_type)};
+    ev.headers[3] = (ing_kv_t){"hl-received-us", received, strlen(received)};
+    ev.headers[4] = (ing_kv_t){"content-type", ct, strnlen(ct, 256)};
+    ev.headers[5] = (ing_kv_t){"traceparent", traceparent, ING_TRACEPARENT_LEN};
+    ing_ack_t ack;
+    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
+    ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
+    if (ack.err == 0) {
+        r->status = 202;
+        r->partition = ack.partition;
+        r->offset = ack.offset;
+    } else if (ack.err == HL_ETIMEDOUT) {
+        unavailable(s, r, "kafka did not acknowledge in time");
+    } else if (ack.err == HL_EAGAIN) {
+        unavailable(s, r, "producer queue full");
+    } else {
+        unavailable(s, r, "kafka refused the record");
+    }
+}
+
+/* The pipeline of one webhook request; leaves the outcome in r. */
+static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    worker_t *w = mg_get_thread_pointer(c);
+    r->close = ri->content_length != 0; /* an unread body would poison the next request */
+    if (atomic_load(&s->draining)) {
+        r->close = true;
+        unavailable(s, r, "draining");
+        return;
+    }
+    if (!resolve_source(s, ri, r)) return;
+    if (strcmp(ri->request_method, "POST") != 0) {
+        r->allow = "POST";
+        reject(r, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (atomic_load(&s->in_flight) > (int)s->cfg->max_in_flight) {
+        unavailable(s, r, "too many requests in flight");
+        return;
+    }
+    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
+        reject(r, 429, "rate_limited", "over the source's rate limit");
+        return;
+    }
+    if (!ing_content_type_json(mg_get_header(c, "Content-Type"))) {
+        reject(r, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return;
+    }
+    if (w == NULL || w->body == NULL) {
+        reject(r, 500, "internal", "no worker buffer");
+        return;
+    }
+    long len = read_body(s, c, w, r, ri->content_length);
+    if (len < 0) return;
+    ing_header_t hv[64];
+    ing_headers_t h = collect_headers(ri, hv, 64);
+    ing_auth_result_t a =
+        ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
+    if (a != ING_AUTH_OK) {
+        reject(r, 401, ing_auth_code(a), "authentication failed");
+        return;
+    }
+    if (!extract_fields(r, w->body, (size_t)len, &h)) return;
+    produce_event(s, r, w->body, (size_t)len, &h);
+}
+
+static void log_outcome(const struct mg_request_info *ri, const req_t *r, int64_t latency)
+{
+    hl_log_level_t lvl = r->status == 202 ? HL_LOG_DEBUG : HL_LOG_INFO;
+    if (!hl_log_enabled(lvl)) return;
+    char kv[1024];
+    size_t n = 0;
+    kv[0] = '\0';
+    hl_log_kv_str(kv, sizeof(kv), &n, "source", r->source);
+    hl_log_kv_int(kv, sizeof(kv), &n, "status", r->status);
+    if (r->code) hl_log_kv_str(kv, sizeof(kv), &n, "code", r->code);
+    if (r->message_id[0]) hl_log_kv_str(kv, sizeof(kv), &n, "message_id", r->message_id);
+    hl_log_kv_str(kv, sizeof(kv), &n, "method", ri->request_method);
+    hl_log_kv_str(kv, sizeof(kv), &n, "remote", ri->remote_addr);
+    hl_log_kv_int(kv, sizeof(kv), &n, "latency_us", latency);
+    hl_log_ctx_t ctx = {r->rid, NULL, r->partition, r->offset};
+    hl_log_write(lvl, &ctx, kv, r->status == 202 ? "accepted" : "rejected");
+}
+
+static int webhook_handler(struct mg_connection *c, void *arg)
+{
+    ing_server_t *s = arg;
+    req_t r;
+    req_init(&r);
+    atomic_fetch_add(&s->in_flight, 1);
+    hl_gauge_add(s->in_flight_g, 1);
+    handle_webhook(s, c, &r);
+    answer(c, &r);
+    int64_t latency = hl_mono_us() - r.t0;
+    ing_count_status(r.src ? &r.src->counters : &s->sources->unknown, r.status);
+    hl_histogram_observe_us(s->duration, latency);
+    ing_lineage_t l = {r.rid, r.source[0] ? r.source : NULL, r.message_id[0] ? r.message_id : NULL,
+                       r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
+                       r.code, r.partition, r.offset, latency};
+    ing_lineage_emit(s->producer, &l);
+    log_outcome(mg_get_request_info(c), &r, latency);
+    hl_gauge_add(s->in_flight_g, -1);
+    atomic_fetch_sub(&s->in_flight, 1);
+    return r.status;
+}
+
+static void simple_json(struct mg_connection *c, int status, const char *body)
+{
+    req_t r;
+    memset(&r, 0, sizeof(r));
+    hl_uuid7(r.rid);
+    r.status = status;
+    send_answer(c, &r, body, strlen(body));
+}
+
+static int healthz_handler(struct mg_connection *c, void *arg)
+{
+    ing_server_t *s = arg;
+    bool ok = !ing_producer_fatal(s->producer);
+    simple_json(c, ok ? 200 : 503, ok ? "{\"status\":\"ok\"}" : "{\"status\":\"kafka_fatal\"}");
+    return ok ? 200 : 503;
+}
+
+static int readyz_handler(struct mg_connection *c, void *arg)
+{
+    ing_server_t *s = arg;
+    bool kafka = ing_producer_ready(s->producer), draining = atomic_load(&s->draining);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"status\":\"%s\",\"kafka\":%s,\"draining\":%s}",
+             kafka && !draining ? "ready" : "not_ready", kafka ? "true" : "false",
+             draining ? "true" : "false");
+    int status = kafka && !draining ? 200 : 503;
+    simple_json(c, status, body);
+    return status;
+}
+
+static int metrics_handler(struct mg_connection *c, void *arg)
+{
+    ing_server_t *s = arg;
+    size_t len = 0;
+    char *text = hl_metrics_render(s->metrics, &len);
+    mg_response_header_start(c, 200);
+    mg_response_header_add(c, "Content-Type", "text/plain; version=0.0.4", -1);
+    char num[32];
+    snprintf(num, sizeof(num), "%zu", len);
+    mg_response_header_add(c, "Content-Length", num, -1);
+    mg_response_header_send(c);
+    mg_write(c, text, len);
+    free(text);
+    return 200;
+}
+
+static int not_found_handler(struct mg_connection *c, void *arg)
+{
+    req_t r;
+    req_init(&r);
+    reject(&r, 404, "not_found", "no such endpoint");
+    answer(c, &r);
+    return 404;
+}
+
+/* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
+ * error shape and a request id. */
+static int http_error_cb(struct mg_connection *c, int status, const char *msg)
+{
+    req_t r;
+    req_init(&r);
+    const char *code = status == 413 || status == 431 ? "headers_too_large"
+                       : status == 408              ? "request_timeout"
+                                                    : "bad_request";
+    reject(&r, status, code, "request refused by the HTTP server");
+    r.close = true;
+    answer(c, &r);
+    return 0;
+}
+
+/* From libs/httpd's hl_tls_compat shim (its header is private to that library): referencing it
+ * keeps the shim linked, and the shim supplies the OpenSSL 1.1 symbol civetweb's run-time
+ * TLS loading still looks up. */
+int hl_tls_compat_loaded(void);
+
+/* TLS is set up here rather than through civetweb's options so that the protocol floor, the
+ * cipher list and a key in its own file are applied exactly as configured. */
+static int init_tls_cb(void *ssl_ctx, void *user_data)
+{
+    ing_server_t *s = user_data;
+    SSL_CTX *ctx = ssl_ctx;
+    const char *cert = s->cfg->http.tls_cert;
+    const char *key = s->cfg->http.tls_key && s->cfg->http.tls_key[0] ? s->cfg->http.tls_key : cert;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 &&
+        SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
+        SSL_CTX_check_private_key(ctx) == 1) {
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+        return 1;
+    }
+    char why[160];
+    ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+    ERR_clear_error();
+    hl_error("tls setup failed: %s", why);
+    return -1;
+}
+
+static int log_message_cb(const struct mg_connection *c, const char *message)
+{
+    hl_info("civetweb: %s", message);
+    return 1;
+}
+
+static void *init_thread_cb(const struct mg_context *ctx, int thread_type)
+{
+    if (thread_type != 1) return NULL; /* only request workers read bodies */
+    ing_server_t *s = mg_get_user_data(ctx);
+    worker_t *w = hl_xcalloc(1, sizeof(*w));
+    w->cap = s->sources->max_body + 1;
+    w->body = hl_xmalloc(w->cap);
+    return w;
+}
+
+static void exit_thread_cb(const struct mg_context *ctx, int thread_type, void *ptr)
+{
+    worker_t *w = ptr;
+    if (w == NULL) return;
+    free(w->body);
+    free(w);
+}
+
+ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
+                               ing_producer_t *producer, hl_metrics_t *metrics, char *errbuf,
+                               size_t errcap)
+{
+    ing_server_t *s = hl_xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    s->sources = sources;
+    s->producer = producer;
+    s->metrics = metrics;
+    s->fast = strcmp(cfg->ack_mode, "fast") == 0;
+    atomic_init(&s->in_flight, 0);
+    atomic_init(&s->draining, false);
+    s->in_flight_g = hl_metrics_gauge(metrics, "hookline_ingress_in_flight",
+                                      "Webhook requests being handled", NULL);
+    s->draining_g = hl_metrics_gauge(metrics, "hookline_ingress_draining", "1 while draining", NULL);
+    s->duration = hl_metrics_histogram(metrics, "hookline_ingress_request_duration_seconds",
+                                       "Request received to answer decided", NULL);
+    char threads[16], timeout[16], keepalive[16], maxreq[16];
+    snprintf(threads, sizeof(threads), "%u", cfg->http.threads);
+    snprintf(timeout, sizeof(timeout), "%u", cfg->http.request_timeout_ms);
+    snprintf(keepalive, sizeof(keepalive), "%u", cfg->keep_alive_timeout_ms);
+    snprintf(maxreq, sizeof(maxreq), "%u", cfg->max_header_bytes);
+    const char *opts[24];
+    int n = 0;
+    opts[n++] = "listening_ports", opts[n++] = cfg->http.listen;
+    opts[n++] = "num_threads", opts[n++] = threads;
+    opts[n++] = "request_timeout_ms", opts[n++] = timeout;
+    opts[n++] = "keep_alive_timeout_ms", opts[n++] = keepalive;
+    opts[n++] = "enable_keep_alive", opts[n++] = "yes";
+    opts[n++] = "max_request_size", opts[n++] = maxreq;
+    opts[n++] = "tcp_nodelay", opts[n++] = "1";
+    opts[n++] = "listen_backlog", opts[n++] = "1024";
+    bool tls = cfg->http.tls_cert != NULL && cfg->http.tls_cert[0] != '\0';
+    if (tls) {
+        opts[n++] = "ssl_certificate", opts[n++] = cfg->http.tls_cert;
+        opts[n++] = "ssl_protocol_version", opts[n++] = "4";
+    }
+    opts[n] = NULL;
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    if (tls) cb.init_ssl = init_tls_cb;
+    /* civetweb loads its TLS functions only when the library is initialised asking for TLS;
+     * without this a TLS connection calls a null function. */
+    if (tls && hl_tls_compat_loaded() != 1) {
+        snprintf(errbuf, errcap, "http: TLS compatibility shim missing");
+        free(s);
+        return NULL;
+    }
+    mg_init_library(tls ? MG_FEATURES_TLS : 0);
+    cb.log_message = log_message_cb;
+    cb.init_thread = init_thread_cb;
+    cb.exit_thread = exit_thread_cb;
+    cb.http_error = http_error_cb;
+    struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
+    struct mg_error_data err = {.text = errbuf, .text_buffer_size = errcap};
+    s->ctx = mg_start2(&init, &err);
+    if (s->ctx == NULL) {
+        mg_exit_library();
+        if (errbuf[0] == '\0') snprintf(errbuf, errcap, "http: cannot listen on %s", cfg->http.listen);
+        free(s);
+        return NULL;
+    }
+    mg_set_request_handler(s->ctx, "/v1/webhooks/", webhook_handler, s);
+    mg_set_request_handler(s->ctx, "/api/webhooks$", webhook_handler, s);
+    mg_set_request_handler(s->ctx, "/healthz$", healthz_handler, s);
+    mg_set_request_handler(s->ctx, "/readyz$", readyz_handler, s);
+    mg_set_request_handler(s->ctx, "/metrics$", metrics_handler, s);
+    mg_set_request_handler(s->ctx, "/", not_found_handler, s);
+    return s;
+}
+
+int ing_server_drain(ing_server_t *s, int timeout_ms)
+{
+    atomic_store(&s->draining, true);
+    hl_gauge_set(s->draining_g, 1);
+    int64_t deadline = hl_mono_us() + (int64_t)timeout_ms * 1000;
+    while (atomic_load(&s->in_flight) > 0 && hl_mono_us() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&s->in_flight);
+}
+
+void ing_server_stop(ing_server_t *s)
+{
+    if (s == NULL) return;
+    mg_stop(s->ctx);
+    mg_exit_library();
+    free(s);
+}

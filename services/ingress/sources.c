@@ -1,0 +1,124 @@
+/* Turns the configuration's sources into ready verifiers and counters. */
+#include "sources.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hl/util.h"
+
+static const int k_statuses[] = {
+#define ING_ST(s) s,
+    ING_STATUSES(ING_ST)
+#undef ING_ST
+};
+
+int ing_status_index(int status)
+{
+    int other = 0;
+    for (int i = 0; i < ING_STATUS_COUNT; i++) {
+        if (k_statuses[i] == status) return i;
+        if (k_statuses[i] == 500) other = i;
+    }
+    return other;
+}
+
+void ing_count_status(ing_status_counters_t *c, int status)
+{
+    hl_counter_inc(c->by_status[ing_status_index(status)]);
+}
+
+static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const char *source)
+{
+    for (int i = 0; i < ING_STATUS_COUNT; i++) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "source=\"%s\",status=\"%d\"", source, k_statuses[i]);
+        c->by_status[i] = hl_metrics_counter(m, "hookline_ingress_requests_total",
+                                             "Requests answered, by source and HTTP status", labels);
+    }
+}
+
+static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
+{
+    const ing_source_cfg_t *c = src->cfg;
+    char why[160];
+    for (unsigned k = 0; k < c->secrets_count; k++) {
+        char *val = NULL;
+        size_t len = 0;
+        int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, &val, &len);
+        if (rc != 0) {
+            snprintf(errbuf, errcap, "config: source '%s' secret %u (env %s, file %s): %s", c->name,
+                     k, c->secrets[k].env ? c->secrets[k].env : "-",
+                     c->secrets[k].file ? c->secrets[k].file : "-", hl_strerror(rc));
+            return HL_ECONFIG;
+        }
+        rc = ing_auth_add_key(&src->auth, val, len, why, sizeof(why));
+        OPENSSL_cleanse(val, len);
+        free(val);
+        if (rc != 0) {
+            snprintf(errbuf, errcap, "config: source '%s' secret %u: %s", c->name, k, why);
+            return HL_ECONFIG;
+        }
+    }
+    for (unsigned k = 0; k < c->public_keys_count; k++) {
+        const char *pk = c->public_keys[k];
+        if (ing_auth_add_key(&src->auth, pk, strlen(pk), why, sizeof(why)) != 0) {
+            snprintf(errbuf, errcap, "config: source '%s' public_keys[%u]: %s", c->name, k, why);
+            return HL_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_t *m,
+                       char *errbuf, size_t errcap)
+{
+    src->cfg = c;
+    ing_auth_init(&src->auth, ing_scheme_parse(c->scheme), c->timestamp_tolerance_s);
+    if (c->header != NULL) hl_strlcpy(src->auth.header, c->header, sizeof(src->auth.header));
+    if (c->prefix != NULL) hl_strlcpy(src->auth.prefix, c->prefix, sizeof(src->auth.prefix));
+    src->auth.encoding = strcmp(c->encoding, "base64") == 0 ? ING_ENC_BASE64 : ING_ENC_HEX;
+    src->message_id = (ing_field_src_t){c->message_id_header ? NULL : c->message_id,
+                                        c->message_id_header, ING_MAX_MESSAGE_ID};
+    src->event_type = (ing_field_src_t){c->event_type_header ? NULL : c->event_type,
+                                        c->event_type_header, ING_MAX_EVENT_TYPE};
+    ing_ratelimit_init(&src->limit, c->rate_per_sec, c->burst);
+    if (load_keys(src, errbuf, errcap) != 0) return HL_ECONFIG;
+    register_counters(&src->counters, m, c->name);
+    return 0;
+}
+
+int ing_sources_init(ing_sources_t *s, const ing_config_t *cfg, hl_metrics_t *m, char *errbuf,
+                     size_t errcap)
+{
+    memset(s, 0, sizeof(*s));
+    s->v = hl_xcalloc(cfg->sources_count, sizeof(ing_source_t));
+    s->n = cfg->sources_count;
+    for (size_t i = 0; i < s->n; i++) {
+        if (init_source(&s->v[i], &cfg->sources[i], m, errbuf, errcap) != 0) {
+            ing_sources_deinit(s);
+            return HL_ECONFIG;
+        }
+        if (cfg->sources[i].max_body > s->max_body) s->max_body = cfg->sources[i].max_body;
+    }
+    s->default_source = ing_sources_find(s, cfg->default_source, strlen(cfg->default_source));
+    register_counters(&s->unknown, m, "_unknown");
+    return 0;
+}
+
+void ing_sources_deinit(ing_sources_t *s)
+{
+    if (s == NULL) return;
+    for (size_t i = 0; i < s->n; i++) ing_auth_deinit(&s->v[i].auth);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t n)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i].cfg->name) == n && memcmp(s->v[i].cfg->name, name, n) == 0)
+            return &s->v[i];
+    return NULL;
+}

@@ -1,0 +1,55 @@
+/* Sources at run time: each configured source with its verifier (secrets loaded), field
+ * extractors, rate limiter and per-status request counters. Built once at start, then
+ * read-only apart from the atomic rate limiter and counters. */
+#ifndef ING_SOURCES_H
+#define ING_SOURCES_H
+
+#include <stddef.h>
+
+#include "auth.h"
+#include "config.h"
+#include "extract.h"
+#include "hl/metrics.h"
+#include "ratelimit.h"
+
+/* The statuses the ingress answers with; one request counter per (source, status). */
+#define ING_STATUSES(X) X(202) X(400) X(401) X(404) X(405) X(408) X(413) X(415) X(429) X(500) X(503)
+#define ING_STATUS_COUNT 11
+
+typedef struct {
+    hl_counter_t *by_status[ING_STATUS_COUNT];
+} ing_status_counters_t;
+
+typedef struct {
+    const ing_source_cfg_t *cfg; /* borrowed from the configuration */
+    ing_auth_t auth;
+    ing_field_src_t message_id;
+    ing_field_src_t event_type;
+    ing_ratelimit_t limit;
+    ing_status_counters_t counters;
+} ing_source_t;
+
+typedef struct {
+    ing_source_t *v;
+    size_t n;
+    ing_source_t *default_source;  /* behind /api/webhooks */
+    ing_status_counters_t unknown; /* requests that named no configured source */
+    size_t max_body;               /* largest max_body of any source */
+} ing_sources_t;
+
+/* Builds every source: loads each secret (hl_secret_load; never logged) and key. Returns 0,
+ * or HL_ECONFIG with errbuf naming the source and the reason. `cfg` and `m` are borrowed and
+ * must outlive the result. On failure nothing needs freeing. */
+int ing_sources_init(ing_sources_t *s, const ing_config_t *cfg, hl_metrics_t *m, char *errbuf,
+                     size_t errcap) HL_MUST_CHECK;
+void ing_sources_deinit(ing_sources_t *s);
+
+/* Finds a source by name (n bytes). NULL when unknown. */
+ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t n);
+
+/* Index of an HTTP status in ING_STATUSES, or the index of 500 for any other. */
+int ing_status_index(int status);
+
+void ing_count_status(ing_status_counters_t *c, int status);
+
+#endif

@@ -1,0 +1,276 @@
+/* Rate limiter, lineage records, configuration (defaults, rules, overrides, the local stack's
+ * file) and the README's coverage of every configuration key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hl/metrics.h"
+#include "hl/util.h"
+#include "lineage.h"
+#include "ratelimit.h"
+#include "sources.h"
+
+#define SEC 1000000000LL
+
+static void test_ratelimit(void **state)
+{
+    ing_ratelimit_t r;
+    int retry = 0;
+    ing_ratelimit_init(&r, 10, 5);
+    int64_t t = 100 * SEC;
+    for (int i = 0; i < 5; i++) assert_true(ing_ratelimit_take(&r, t, &retry));
+    assert_false(ing_ratelimit_take(&r, t, &retry));
+    assert_int_equal(retry, 1);
+    /* One interval later exactly one more token. */
+    assert_true(ing_ratelimit_take(&r, t + SEC / 10, &retry));
+    assert_false(ing_ratelimit_take(&r, t + SEC / 10, &retry));
+    /* A long pause refills the burst, never more. */
+    t += 60 * SEC;
+    for (int i = 0; i < 5; i++) assert_true(ing_ratelimit_take(&r, t, NULL));
+    assert_false(ing_ratelimit_take(&r, t, NULL));
+    /* Slow rates report a Retry-After of several seconds. */
+    ing_ratelimit_init(&r, 1, 1);
+    assert_true(ing_ratelimit_take(&r, t, &retry));
+    assert_false(ing_ratelimit_take(&r, t, &retry));
+    assert_int_equal(retry, 1);
+    /* rate 0 means no limit. */
+    ing_ratelimit_init(&r, 0, 0);
+    for (int i = 0; i < 10000; i++) assert_true(ing_ratelimit_take(&r, t, NULL));
+}
+
+static void test_lineage_format(void **state)
+{
+    char buf[ING_LINEAGE_MAX];
+    ing_lineage_t l = {"01890a5d-ac96-774b-bcce-b302099a8057", "demo", "m\"1\n", "a.b",
+                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000};
+    int n = ing_lineage_format(&l, buf, sizeof(buf));
+    assert_true(n > 0);
+    json_error_t err;
+    json_t *j = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &err);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "stage")), "ingress");
+    assert_string_equal(json_string_value(json_object_get(j, "message_id")), "m\"1\n");
+    assert_true(json_is_null(json_object_get(j, "error_code")));
+    assert_int_equal(json_integer_value(json_object_get(j, "partition")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "offset")), 42);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
+    json_decref(j);
+    /* A rejection: no source known, no ids, no partition. Long source names are cut to 64. */
+    char longname[200];
+    memset(longname, 's', sizeof(longname) - 1);
+    longname[199] = '\0';
+    ing_lineage_t r = {"01890a5d-ac96-774b-bcce-b302099a8057", longname, NULL, NULL, 1, 2, 404,
+                       "unknown_source", -1, -1, 5};
+    n = ing_lineage_format(&r, buf, sizeof(buf));
+    j = json_loadb(buf, (size_t)n, 0, &err);
+    assert_non_null(j);
+    assert_int_equal(strlen(json_string_value(json_object_get(j, "source"))), 64);
+    assert_null(json_object_get(j, "partition"));
+    assert_null(json_object_get(j, "message_id"));
+    assert_string_equal(json_string_value(json_object_get(j, "error_code")), "unknown_source");
+    json_decref(j);
+    assert_int_equal(ing_lineage_format(&l, buf, 40), HL_ETOOBIG);
+}
+
+static char tmpdir[] = "/tmp/hl-ingress-test-XXXXXX";
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int load_text(const char *yaml, ing_config_t **cfg, char *err, size_t cap)
+{
+    return ing_config_load(write_tmp("c.yaml", yaml), cfg, err, cap);
+}
+
+static void test_config_defaults(void **state)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    int rc = load_text("sources:\n  - name: gh\n    scheme: hmac-sha256\n    header: X-Hub-Signature-256\n"
+                       "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n", &c, err, sizeof(err));
+    if (rc != 0) fail_msg("%s", err);
+    assert_int_equal(c->ack_timeout_ms, 5000);
+    assert_int_equal(c->http.threads, 128);
+    assert_string_equal(c->ack_mode, "durable");
+    assert_string_equal(c->default_source, "gh");
+    assert_string_equal(c->sources[0].message_id, "/messageId");
+    assert_string_equal(c->sources[0].event_type, "/eventType");
+    assert_int_equal(c->sources[0].max_body, 1048576);
+    assert_int_equal(c->sources[0].timestamp_tolerance_s, 300);
+    assert_int_equal(c->sources[0].rate_per_sec, 0);
+    ing_config_free(c);
+}
+
+static void expect_error(const char *yaml, const char *needle)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    int rc = load_text(yaml, &c, err, sizeof(err));
+    if (rc == 0) fail_msg("accepted: %s", yaml);
+    assert_null(c);
+    if (strstr(err, needle) == NULL) fail_msg("error '%s' does not mention '%s'", err, needle);
+}
+
+#define SRC "sources:\n  - name: s\n    scheme: stripe\n    secrets: [{env: X}]\n"
+
+static void test_config_errors(void **state)
+{
+    expect_error("sources: []\n", "sources");
+    expect_error("sources:\n  - name: s\n    scheme: nope\n    secrets: [{env: X}]\n", "scheme");
+    expect_error("sources:\n  - name: S!\n    scheme: stripe\n    secrets: [{env: X}]\n", "name");
+    expect_error("sources:\n  - name: s\n    scheme: stripe\n", "secrets");
+    expect_error("sources:\n  - name: s\n    scheme: stripe\n    secrets: [{}]\n", "secrets");
+    expect_error("sources:\n  - name: s\n    scheme: hmac-sha256\n    secrets: [{env: X}]\n", "header");
+    expect_error(SRC "    message_id: nopointer\n", "message_id");
+    expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
+    expect_error(SRC "    encoding: base32\n", "encoding");
+    expect_error(SRC "    max_body: 999999999\n", "max_body");
+    expect_error(SRC "ack_mode: fastest\n", "ack_mode");
+    expect_error(SRC "ack_timeout_ms: 10\n", "ack_timeout_ms");
+    expect_error(SRC "log_level: loud\n", "log_level");
+    expect_error(SRC "default_source: other\n", "default_source");
+    expect_error(SRC "  - name: s\n    scheme: stripe\n    secrets: [{env: X}]\n", "unique");
+    expect_error(SRC "bogus_key: 1\n", "bogus_key");
+    expect_error(SRC "http: {listen: \"127.0.0.1:8443\", tls_cert: /x.pem}\n", "http.listen");
+    expect_error(SRC "http: {listen: \"127.0.0.1:8443s\"}\n", "http.listen");
+}
+
+static void test_config_env(void **state)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    setenv("HOOKLINE_ACK_TIMEOUT_MS", "750", 1);
+    setenv("HOOKLINE_ACK_MODE", "fast", 1);
+    int rc = load_text(SRC, &c, err, sizeof(err));
+    unsetenv("HOOKLINE_ACK_TIMEOUT_MS");
+    unsetenv("HOOKLINE_ACK_MODE");
+    if (rc != 0) fail_msg("%s", err);
+    assert_int_equal(c->ack_timeout_ms, 750);
+    assert_string_equal(c->ack_mode, "fast");
+    ing_config_free(c);
+    setenv("HOOKLINE_MAX_IN_FLIGHT", "many", 1);
+    expect_error(SRC, "HOOKLINE_MAX_IN_FLIGHT");
+    unsetenv("HOOKLINE_MAX_IN_FLIGHT");
+}
+
+static void test_sources_secrets(void **state)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "", yaml[1024];
+    write_tmp("s.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n");
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: a\n    scheme: standard-webhooks\n    secrets:\n"
+             "      - {file: %s/s.secret}\n      - {env: HL_TEST_ROTATED}\n", tmpdir);
+    setenv("HL_TEST_ROTATED", "whsec_c2Vjb25kLWRlbW8tc2VjcmV0LXZhbHVl", 1);
+    assert_int_equal(load_text(yaml, &c, err, sizeof(err)), 0);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    int rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    if (rc != 0) fail_msg("%s", err);
+    assert_int_equal(s.v[0].auth.nkeys, 2);
+    assert_ptr_equal(ing_sources_find(&s, "a", 1), &s.v[0]);
+    assert_null(ing_sources_find(&s, "ab", 2));
+    ing_sources_deinit(&s);
+    /* A secret that is not a whsec_ value is refused, and the message does not quote it. */
+    setenv("HL_TEST_ROTATED", "hunter2hunter2", 1);
+    rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    assert_int_equal(rc, HL_ECONFIG);
+    assert_null(strstr(err, "hunter2"));
+    assert_non_null(strstr(err, "'a'"));
+    unsetenv("HL_TEST_ROTATED");
+    rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    assert_int_equal(rc, HL_ECONFIG);
+    assert_non_null(strstr(err, "HL_TEST_ROTATED"));
+    hl_metrics_free(m);
+    ing_config_free(c);
+}
+
+/* The README documents every key of the configuration table. */
+static void test_readme_covers_keys(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(hl_read_file(HL_INGRESS_README, 1 << 20, &text, &len), 0);
+    const char *keys[] = {
+#define K(key, ...) #key,
+        ING_CONFIG_KNOBS(K) ING_SOURCE_KNOBS(K)
+#undef K
+        "log_level", "ack_mode", "default_source", "sources", "name", "scheme", "secrets",
+        "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
+        "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
+        "events_topic", "lineage_topic", "properties"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char needle[80];
+        snprintf(needle, sizeof(needle), "`%s`", keys[i]);
+        if (strstr(text, needle) == NULL) fail_msg("README does not document %s", needle);
+    }
+    free(text);
+}
+
+/* deploy/local/ingress.yaml loads and its demo secret file resolves from the repo root. */
+static void test_local_config(void **state)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(HL_SOURCE_DIR), 0);
+    int rc = ing_config_load(HL_INGRESS_LOCAL_CONFIG, &c, err, sizeof(err));
+    if (rc != 0) fail_msg("%s", err);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    if (rc != 0) fail_msg("%s", err);
+    assert_string_equal(c->http.listen, "127.0.0.1:8080");
+    assert_string_equal(c->ack_mode, "durable");
+    ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+    assert_int_equal(chdir(cwd), 0);
+}
+
+static int setup(void **state)
+{
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    char path[600];
+    const char *names[] = {"c.yaml", "s.secret"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+        unlink(path);
+    }
+    rmdir(tmpdir);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
+        cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
