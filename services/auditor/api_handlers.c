@@ -1,0 +1,368 @@
+/* The /v1 handlers: each reads its parameters strictly, runs its query and answers JSON. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "hl/httpd.h"
+#include "hl/log.h"
+#include "hl/util.h"
+#include "verify.h"
+
+#define HOUR_US INT64_C(3600000000)
+#define DAY_US (24 * HOUR_US)
+
+static int db_error(hl_req_t *r, PGconn *c, const char *err)
+{
+    hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
+    HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
+    hl_req_db_done(r, c, 1);
+    return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+}
+
+int hl_h_request(hl_req_t *r, const char *id)
+{
+    static const char *const allowed[] = {NULL};
+    char err[512];
+    if (hl_req_only(r, allowed)) return 400;
+    if (!hl_id_valid(id, 36) || strchr(id, '/'))
+        return hl_reply_error(r, 400, "invalid_id", "request id must be 1..36 printable bytes");
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *rows = hl_q_request(c, id, err, sizeof err);
+    if (!rows) return db_error(r, c, err);
+    hl_req_db_done(r, c, 0);
+    if (json_array_size(rows) == 0) {
+        json_decref(rows);
+        return hl_reply_error(r, 404, "not_found", "no lineage for this request id");
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "request_id", json_string(id));
+    json_object_set_new(o, "lineage", rows);
+    return hl_reply_json(r, 200, o);
+}
+
+int hl_h_message(hl_req_t *r, const char *id)
+{
+    static const char *const allowed[] = {"source", "limit", "cursor", NULL};
+    char err[512];
+    const char *source;
+    int limit;
+    hl_cursor_t cur;
+    if (hl_req_only(r, allowed) || hl_param_source(r, &source) || hl_param_limit(r, &limit) ||
+        hl_param_cursor(r, &cur))
+        return 400;
+    if (!hl_id_valid(id, 256))
+        return hl_reply_error(r, 400, "invalid_id", "message id must be 1..256 printable bytes");
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *o = hl_q_message(c, id, source, limit, cur, err, sizeof err);
+    if (!o) return db_error(r, c, err);
+    hl_req_db_done(r, c, 0);
+    if (json_array_size(json_object_get(o, "lineage")) == 0 &&
+        json_array_size(json_object_get(o, "events")) == 0 && cur.id == 0) {
+        json_decref(o);
+        return hl_reply_error(r, 404, "not_found", "nothing known about this message id");
+    }
+    return hl_reply_json(r, 200, o);
+}
+
+/* from/to with defaults [now - span, now]; to must follow from. */
+static int range(hl_req_t *r, int64_t span, int64_t *from, int64_t *to)
+{
+    int64_t now = hl_now_us();
+    if (hl_param_time(r, "from", now - span, from) || hl_param_time(r, "to", now + 1, to))
+        return -1;
+    if (*to <= *from) {
+        hl_reply_error(r, 400, "bad_range", "'to' must be after 'from'");
+        return -1;
+    }
+    return 0;
+}
+
+int hl_h_requests(hl_req_t *r)
+{
+    static const char *const allowed[] = {"from", "to", "source", "status", "limit", "cursor",
+                                          NULL};
+    char err[512];
+    const char *source;
+    int64_t from, to, status;
+    int limit;
+    hl_cursor_t cur;
+    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
+        hl_param_source(r, &source) || hl_param_int(r, "status", 100, 599, 0, &status) ||
+        hl_param_limit(r, &limit) || hl_param_cursor(r, &cur))
+        return 400;
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *o = hl_q_requests(c, from, to, source, (int)status, limit, cur, err, sizeof err);
+    if (!o) return db_error(r, c, err);
+    hl_req_db_done(r, c, 0);
+    return hl_reply_json(r, 200, o);
+}
+
+int hl_h_gaps(hl_req_t *r)
+{
+    static const char *const allowed[] = {"from", "to", "state", "limit", "cursor", NULL};
+    char err[512];
+    int64_t from, to;
+    int limit;
+    hl_cursor_t cur;
+    const char *state = hl_req_param(r, "state");
+    if (hl_req_only(r, allowed) || range(r, DAY_US, &from, &to) || hl_param_limit(r, &limit) ||
+        hl_param_cursor(r, &cur))
+        return 400;
+    if (!state) state = "open";
+    if (strcmp(state, "open") && strcmp(state, "closed") && strcmp(state, "all"))
+        return hl_reply_error(r, 400, "bad_state", "state must be open, closed or all");
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    int64_t grace = (int64_t)r->a->cfg->gap_grace_s * 1000000;
+    json_t *o = hl_q_gaps(c, grace, state, from, to, limit, cur, err, sizeof err);
+    if (!o) return db_error(r, c, err);
+    hl_req_db_done(r, c, 0);
+    json_object_set_new(o, "grace_s", json_integer(r->a->cfg->gap_grace_s));
+    return hl_reply_json(r, 200, o);
+}
+
+int hl_h_latency(hl_req_t *r)
+{
+    static const char *const allowed[] = {"from", "to", "stage", "source", "live", "buckets",
+                                          NULL};
+    char err[512];
+    const char *source, *st = hl_req_param(r, "stage");
+    int64_t from, to, live, buckets;
+    hl_lat_t only = HL_LAT_N;
+    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
+        hl_param_source(r, &source) || hl_param_int(r, "live", 0, 1, 0, &live) ||
+        hl_param_int(r, "buckets", 0, 1, 1, &buckets))
+        return 400;
+    if (st && hl_lat_parse(st, &only) != 0)
+        return hl_reply_error(r, 400, "bad_stage", "stage must be ack, queue, persist or e2e");
+    PGconn *c = NULL;
+    if (!live && !(c = hl_req_db(r))) return 503;
+    json_t *stages = json_object();
+    for (int s = 0; s < HL_LAT_N; s++) {
+        if (only != HL_LAT_N && s != (int)only) continue;
+        hl_hist_t *h = hl_hist_new();
+        if (live)
+            hl_live_merge(r->a->live, (hl_lat_t)s, source, h);
+        else if (hl_q_latency(c, (hl_lat_t)s, source, from, to, h, err, sizeof err) != 0) {
+            hl_hist_free(h);
+            json_decref(stages);
+            return db_error(r, c, err);
+        }
+        json_object_set_new(stages, hl_lat_name((hl_lat_t)s), hl_hist_summary(h, (int)buckets));
+        hl_hist_free(h);
+    }
+    if (c) hl_req_db_done(r, c, 0);
+    json_t *o = json_object();
+    json_object_set_new(o, "unit", json_string("us"));
+    json_object_set_new(o, "source", source ? json_string(source) : json_null());
+    json_object_set_new(o, "live", json_boolean(live));
+    if (!live) {
+        json_object_set_new(o, "from_us", json_integer(from - from % 60000000));
+        json_object_set_new(o, "to_us", json_integer(to));
+    }
+    json_object_set_new(o, "stages", stages);
+    return hl_reply_json(r, 200, o);
+}
+
+int hl_h_budget(hl_req_t *r)
+{
+    static const char *const allowed[] = {"from", "to", "source", NULL};
+    char err[512];
+    const char *source;
+    int64_t from, to;
+    const hl_auditor_config_t *cfg = r->a->cfg;
+    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || hl_param_source(r, &source))
+        return 400;
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *o = hl_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms,
+                            cfg->slo.target, err, sizeof err);
+    if (!o) return db_error(r, c, err);
+    hl_req_db_done(r, c, 0);
+    return hl_reply_json(r, 200, o);
+}
+
+static json_t *verify_json(const hl_verify_t *v)
+{
+    char hex[65];
+    json_t *o = json_object();
+    hl_chain_hex(v->head_hash, hex);
+    json_object_set_new(o, "chain", json_integer(v->chain));
+    json_object_set_new(o, "ok", json_boolean(v->ok));
+    json_object_set_new(o, "rows", json_integer(v->rows));
+    json_object_set_new(o, "head_seq", json_integer(v->head_seq));
+    json_object_set_new(o, "head_hash", v->head_seq ? json_string(hex) : json_null());
+    if (v->ok) {
+        json_object_set_new(o, "first_bad", json_null());
+    } else {
+        json_t *b = json_object();
+        json_object_set_new(b, "id", json_integer(v->bad_id));
+        json_object_set_new(b, "seq", json_integer(v->bad_seq));
+        json_object_set_new(b, "expected_seq", json_integer(v->expected_seq));
+        json_object_set_new(b, "reason", json_string(v->reason));
+        json_object_set_new(o, "first_bad", b);
+    }
+    return o;
+}
+
+/* Reads a small request body (checkpoints are ~300 bytes). Returns length or -1. */
+static int read_body(hl_req_t *r, char *buf, size_t cap)
+{
+    const struct mg_request_info *ri = mg_get_request_info(r->conn);
+    if (ri->content_length < 0 || (size_t)ri->content_length >= cap) return -1;
+    size_t got = 0;
+    while (got < (size_t)ri->content_length) {
+        int n = mg_read(r->conn, buf + got, (size_t)ri->content_length - got);
+        if (n <= 0) return -1;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return (int)got;
+}
+
+static int verify_checkpoint(hl_req_t *r, PGconn *c, const hl_checkpoint_t *cp, json_t *out,
+                             char *err, size_t errcap)
+{
+    hl_verify_t v;
+    unsigned char h[HL_CHAIN_HASH_LEN];
+    int sig_ok = hl_checkpoint_verify(r->a->signer, cp) == 0;
+    int rc = hl_verify_chain(c, cp->chain, cp->seq, &v, err, errcap);
+    if (rc) return rc;
+    rc = hl_verify_hash_at(c, cp->chain, cp->seq, h, err, errcap);
+    if (rc && rc != HL_ENOTFOUND) return rc;
+    int present = rc == 0, matches = present && memcmp(h, cp->hash, sizeof h) == 0;
+    json_t *k = json_object();
+    json_object_set_new(k, "chain", json_integer(cp->chain));
+    json_object_set_new(k, "seq", json_integer(cp->seq));
+    json_object_set_new(k, "signature_valid", json_boolean(sig_ok));
+    json_object_set_new(k, "row_present", json_boolean(present));
+    json_object_set_new(k, "hash_matches", json_boolean(matches));
+    json_object_set_new(out, "checkpoint", k);
+    json_object_set_new(out, "chain", verify_json(&v));
+    json_object_set_new(out, "ok", json_boolean(sig_ok && matches && v.ok));
+    return 0;
+}
+
+int hl_h_verify(hl_req_t *r)
+{
+    static const char *const allowed[] = {"chain", NULL};
+    char err[512], body[2048];
+    int64_t chain;
+    hl_checkpoint_t cp;
+    int post = strcmp(r->method, "POST") == 0;
+    if (hl_req_only(r, allowed) || hl_param_int(r, "chain", 0, HL_MAX_CHAINS - 1, -1, &chain))
+        return 400;
+    if (post) {
+        int n = read_body(r, body, sizeof body);
+        if (n < 0) return hl_reply_error(r, 400, "bad_body", "a checkpoint JSON body is needed");
+        if (hl_checkpoint_parse(body, (size_t)n, &cp) != 0)
+            return hl_reply_error(r, 400, "bad_checkpoint",
+                                  "body must be a checkpoint as served by /v1/checkpoints");
+    }
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *o = json_object();
+    int64_t t0 = hl_mono_us();
+    if (post) {
+        if (verify_checkpoint(r, c, &cp, o, err, sizeof err) != 0) {
+            json_decref(o);
+            return db_error(r, c, err);
+        }
+    } else {
+        int32_t chains[HL_MAX_CHAINS];
+        int n = chain >= 0 ? 1 : hl_verify_chains(c, chains, HL_MAX_CHAINS, err, sizeof err);
+        if (chain >= 0) chains[0] = (int32_t)chain;
+        if (n < 0) {
+            json_decref(o);
+            return db_error(r, c, err);
+        }
+        json_t *arr = json_array();
+        int all_ok = 1;
+        for (int i = 0; i < n; i++) {
+            hl_verify_t v;
+            if (hl_verify_chain(c, chains[i], 0, &v, err, sizeof err) != 0) {
+                json_decref(arr);
+                json_decref(o);
+                return db_error(r, c, err);
+            }
+            all_ok &= v.ok;
+            json_array_append_new(arr, verify_json(&v));
+        }
+        json_object_set_new(o, "ok", json_boolean(all_ok));
+        json_object_set_new(o, "chains", arr);
+    }
+    hl_req_db_done(r, c, 0);
+    json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));
+    return hl_reply_json(r, 200, o);
+}
+
+static int64_t cell_int(const PGresult *res, int row, int col)
+{
+    int64_t v = 0;
+    return hl_parse_i64(PQgetvalue(res, row, col), INT64_MIN + 1, INT64_MAX, &v) == 0 ? v : 0;
+}
+
+int hl_h_checkpoints(hl_req_t *r)
+{
+    static const char *const allowed[] = {"chain", NULL};
+    char err[512];
+    int64_t chain;
+    if (hl_req_only(r, allowed) || hl_param_int(r, "chain", 0, HL_MAX_CHAINS - 1, -1, &chain))
+        return 400;
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    int signed_n = 0;
+    if (strcmp(r->method, "POST") == 0) {
+        signed_n = hl_checkpoint_run(c, r->a->signer, err, sizeof err);
+        if (signed_n < 0) return db_error(r, c, err);
+        if (signed_n > 0) hl_counter_add(r->a->m_checkpoints, (uint64_t)signed_n);
+    }
+    char ch[16];
+    snprintf(ch, sizeof ch, "%" PRId64, chain);
+    const char *p[1] = {chain >= 0 ? ch : NULL};
+    PGresult *res = PQexecParams(
+        c,
+        "SELECT DISTINCT ON (chain) chain, seq, encode(hash, 'hex'), ts_us, key_id,"
+        " encode(signature, 'hex') FROM lineage_checkpoints"
+        " WHERE ($1::int IS NULL OR chain = $1::int) ORDER BY chain, seq DESC, id DESC",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        hl_store_fail(c, res, "checkpoints", err, sizeof err);
+        PQclear(res);
+        return db_error(r, c, err);
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *k = json_object();
+        json_object_set_new(k, "chain", json_integer(cell_int(res, i, 0)));
+        json_object_set_new(k, "seq", json_integer(cell_int(res, i, 1)));
+        json_object_set_new(k, "hash", json_string(PQgetvalue(res, i, 2)));
+        json_object_set_new(k, "ts_us", json_integer(cell_int(res, i, 3)));
+        json_object_set_new(k, "key_id", json_string(PQgetvalue(res, i, 4)));
+        json_object_set_new(k, "signature", json_string(PQgetvalue(res, i, 5)));
+        json_array_append_new(arr, k);
+    }
+    PQclear(res);
+    hl_req_db_done(r, c, 0);
+    json_t *o = json_object();
+    json_object_set_new(o, "key_id", json_string(hl_signer_key_id(r->a->signer)));
+    json_object_set_new(o, "public_key", json_string(hl_signer_public_hex(r->a->signer)));
+    json_object_set_new(o, "algorithm", json_string("ed25519"));
+    json_object_set_new(o, "signed_now", json_integer(signed_n));
+    json_object_set_new(o, "checkpoints", arr);
+    return hl_reply_json(r, strcmp(r->method, "POST") == 0 ? 201 : 200, o);
+}
+
+int hl_h_metrics(hl_req_t *r)
+{
+    size_t len;
+    char *text = hl_metrics_render(r->a->metrics, &len);
+    hl_http_send(r->conn, 200, "text/plain; version=0.0.4", r->rid, NULL, text, len);
+    free(text);
+    return 200;
+}

@@ -1,0 +1,50 @@
+/* Signed checkpoints of chain heads (Ed25519 via OpenSSL). The key stays in the auditor's
+ * configuration; the database only ever sees signatures. */
+#ifndef HL_AUDITOR_CHECKPOINT_H
+#define HL_AUDITOR_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "hl/error.h"
+
+#define HL_SIG_LEN 64
+#define HL_KEY_ID_LEN 16 /* hex characters */
+
+typedef struct hl_signer hl_signer_t;
+
+typedef struct {
+    int32_t chain;
+    int64_t seq;
+    unsigned char hash[HL_CHAIN_HASH_LEN];
+    int64_t ts_us;
+    char key_id[HL_KEY_ID_LEN + 1];
+    unsigned char sig[HL_SIG_LEN];
+} hl_checkpoint_t;
+
+/* Loads a PEM Ed25519 private key from `path`. When the file does not exist and `generate`
+ * is true, makes a new key and writes it there (mode 0600) first. Returns NULL with errbuf
+ * filled on failure. Owned by the caller (hl_signer_free). */
+hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_t errcap);
+void hl_signer_free(hl_signer_t *s);
+/* The key id: first 16 hex digits of SHA-256 of the raw public key. Borrowed. */
+const char *hl_signer_key_id(const hl_signer_t *s);
+/* Raw public key as 64 hex digits (for the checkpoints endpoint). Borrowed. */
+const char *hl_signer_public_hex(const hl_signer_t *s);
+
+/* The signed message: "hookline-checkpoint-v1\n<chain>\n<seq>\n<hash hex>\n<ts_us>". */
+int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp) HL_MUST_CHECK;
+/* Returns 0 when cp's signature is valid for this key and its key id matches, HL_EAUTH
+ * otherwise. */
+int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp) HL_MUST_CHECK;
+
+/* Writes the checkpoint as JSON
+ * {"chain":…,"seq":…,"hash":"hex","ts_us":…,"key_id":"…","signature":"hex"} into buf.
+ * Returns bytes written or HL_ETOOBIG. */
+int hl_checkpoint_json(const hl_checkpoint_t *cp, char *buf, size_t cap);
+/* Parses that JSON strictly (len bytes). Returns 0 or HL_EPARSE. */
+int hl_checkpoint_parse(const char *json, size_t len, hl_checkpoint_t *cp) HL_MUST_CHECK;
+
+#endif

@@ -1,0 +1,192 @@
+/* The auditor's configuration table: every key, its default, its override and its rule. */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "chain.h"
+#include "hl/log.h"
+#include "hl/util.h"
+
+#define T hl_auditor_config_t
+
+static const cyaml_strval_t role_names[] = {
+    {"auditor", HL_ROLE_AUDITOR},
+    {"admin", HL_ROLE_ADMIN},
+    {"metrics", HL_ROLE_METRICS},
+};
+
+static const cyaml_schema_field_t token_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, hl_auditor_token_cfg_t, name, 1, 63),
+    CYAML_FIELD_STRING_PTR("sha256", CYAML_FLAG_POINTER, hl_auditor_token_cfg_t, sha256, 64, 64),
+    CYAML_FIELD_FLAGS("roles", CYAML_FLAG_DEFAULT, hl_auditor_token_cfg_t, roles, role_names,
+                      sizeof role_names / sizeof role_names[0]),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t token_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, hl_auditor_token_cfg_t, token_fields),
+};
+
+static const cyaml_schema_field_t checkpoint_fields[] = {
+    CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
+                           key_file, 1, 4096),
+    CYAML_FIELD_BOOL("generate_if_missing", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
+                     generate_if_missing),
+    CYAML_FIELD_UINT("interval_s", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
+                     interval_s),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t slo_fields[] = {
+    CYAML_FIELD_UINT("ack_ms", CYAML_FLAG_OPTIONAL, hl_auditor_slo_cfg_t, ack_ms),
+    CYAML_FIELD_UINT("e2e_ms", CYAML_FLAG_OPTIONAL, hl_auditor_slo_cfg_t, e2e_ms),
+    CYAML_FIELD_FLOAT("target", CYAML_FLAG_OPTIONAL, hl_auditor_slo_cfg_t, target),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t fields[] = {
+    CYAML_FIELD_MAPPING("kafka", CYAML_FLAG_OPTIONAL, T, kafka, hl_kafka_fields),
+    CYAML_FIELD_MAPPING("postgres", CYAML_FLAG_OPTIONAL, T, postgres, hl_pg_fields),
+    CYAML_FIELD_MAPPING("http", CYAML_FLAG_OPTIONAL, T, http, hl_http_fields),
+    CYAML_FIELD_STRING_PTR("group_id", CYAML_FLAG_OPTIONAL, T, group_id, 1, 200),
+    CYAML_FIELD_STRING_PTR("log_level", CYAML_FLAG_OPTIONAL, T, log_level, 1, 16),
+    CYAML_FIELD_UINT("batch_max", CYAML_FLAG_OPTIONAL, T, batch_max),
+    CYAML_FIELD_UINT("batch_linger_ms", CYAML_FLAG_OPTIONAL, T, batch_linger_ms),
+    CYAML_FIELD_UINT("gap_grace_s", CYAML_FLAG_OPTIONAL, T, gap_grace_s),
+    CYAML_FIELD_UINT("gap_scan_interval_s", CYAML_FLAG_OPTIONAL, T, gap_scan_interval_s),
+    CYAML_FIELD_UINT("page_limit_max", CYAML_FLAG_OPTIONAL, T, page_limit_max),
+    CYAML_FIELD_UINT("shutdown_timeout_ms", CYAML_FLAG_OPTIONAL, T, shutdown_timeout_ms),
+    CYAML_FIELD_MAPPING("checkpoint", CYAML_FLAG_OPTIONAL, T, checkpoint, checkpoint_fields),
+    CYAML_FIELD_MAPPING("slo", CYAML_FLAG_OPTIONAL, T, slo, slo_fields),
+    CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, T, tokens,
+                         &token_entry, 0, 256),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, T, fields),
+};
+
+#define ENV(var, type, field) {var, type, offsetof(T, field)}
+static const hl_env_override_t env_rows[] = {
+    ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
+    ENV("HOOKLINE_KAFKA_LINEAGE_TOPIC", HL_ENV_STR, kafka.lineage_topic),
+    ENV("HOOKLINE_POSTGRES_CONNINFO", HL_ENV_STR, postgres.conninfo),
+    ENV("HOOKLINE_POSTGRES_SCHEMA", HL_ENV_STR, postgres.schema),
+    ENV("HOOKLINE_HTTP_LISTEN", HL_ENV_STR, http.listen),
+    ENV("HOOKLINE_AUDITOR_GROUP_ID", HL_ENV_STR, group_id),
+    ENV("HOOKLINE_LOG_LEVEL", HL_ENV_STR, log_level),
+    ENV("HOOKLINE_AUDITOR_BATCH_MAX", HL_ENV_U32, batch_max),
+    ENV("HOOKLINE_AUDITOR_GAP_GRACE_S", HL_ENV_U32, gap_grace_s),
+    ENV("HOOKLINE_AUDITOR_CHECKPOINT_KEY_FILE", HL_ENV_STR, checkpoint.key_file),
+};
+
+static void default_str(char **slot, const char *v)
+{
+    if (*slot == NULL) *slot = hl_xstrdup(v);
+}
+
+static void default_u32(uint32_t *slot, uint32_t v)
+{
+    if (*slot == 0) *slot = v;
+}
+
+static void apply_defaults(T *c)
+{
+    hl_config_kafka_defaults(&c->kafka, "hookline-auditor");
+    hl_config_pg_defaults(&c->postgres);
+    hl_config_http_defaults(&c->http, "127.0.0.1:8090");
+    if (c->http.threads == 16) c->http.threads = 4;
+    default_str(&c->group_id, "hookline-auditor");
+    default_str(&c->log_level, "info");
+    default_u32(&c->batch_max, 2000);
+    default_u32(&c->batch_linger_ms, 50);
+    default_u32(&c->gap_grace_s, 60);
+    default_u32(&c->gap_scan_interval_s, 10);
+    default_u32(&c->page_limit_max, 1000);
+    default_u32(&c->shutdown_timeout_ms, 15000);
+    default_u32(&c->checkpoint.interval_s, 60);
+    default_u32(&c->slo.ack_ms, 250);
+    default_u32(&c->slo.e2e_ms, 2000);
+    if (c->slo.target == 0) c->slo.target = 0.999;
+}
+
+static int check_tokens(const T *c, char *errbuf, size_t errcap)
+{
+    unsigned char d[HL_CHAIN_HASH_LEN];
+    for (unsigned i = 0; i < c->tokens_count; i++) {
+        const hl_auditor_token_cfg_t *t = &c->tokens[i];
+        if (hl_chain_unhex(t->sha256, d) != 0)
+            return hl_config_fail(errbuf, errcap, "tokens[].sha256", t->name,
+                                  "must be 64 hex digits (sha256sum of the token)");
+        if (t->roles == 0)
+            return hl_config_fail(errbuf, errcap, "tokens[].roles", t->name,
+                                  "must list at least one of auditor, admin, metrics");
+    }
+    return 0;
+}
+
+int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
+{
+    hl_log_level_t lvl;
+    char num[32];
+    apply_defaults(c);
+    int rc = hl_config_kafka_check("kafka", &c->kafka, errbuf, errcap);
+    if (rc == 0) rc = hl_config_http_check("http", &c->http, errbuf, errcap);
+    if (rc == 0) rc = hl_config_check_str("group_id", c->group_id, 1, 200, errbuf, errcap);
+    if (rc == 0 && hl_log_level_parse(c->log_level, &lvl) != 0)
+        rc = hl_config_fail(errbuf, errcap, "log_level", c->log_level,
+                            "must be debug, info, warn or error");
+    if (rc == 0) rc = hl_config_check_u32("batch_max", c->batch_max, 1, 20000, errbuf, errcap);
+    if (rc == 0)
+        rc = hl_config_check_u32("batch_linger_ms", c->batch_linger_ms, 1, 10000, errbuf, errcap);
+    if (rc == 0) rc = hl_config_check_u32("gap_grace_s", c->gap_grace_s, 1, 86400, errbuf, errcap);
+    if (rc == 0)
+        rc = hl_config_check_u32("gap_scan_interval_s", c->gap_scan_interval_s, 1, 3600, errbuf,
+                                 errcap);
+    if (rc == 0)
+        rc = hl_config_check_u32("page_limit_max", c->page_limit_max, 1, 10000, errbuf, errcap);
+    if (rc == 0)
+        rc = hl_config_check_u32("checkpoint.interval_s", c->checkpoint.interval_s, 1, 86400,
+                                 errbuf, errcap);
+    if (rc == 0 && (c->checkpoint.key_file == NULL || c->checkpoint.key_file[0] == '\0'))
+        rc = hl_config_fail(errbuf, errcap, "checkpoint.key_file", "(empty)",
+                            "is required: checkpoints are signed with it");
+    if (rc == 0) rc = hl_config_check_u32("slo.ack_ms", c->slo.ack_ms, 1, 600000, errbuf, errcap);
+    if (rc == 0) rc = hl_config_check_u32("slo.e2e_ms", c->slo.e2e_ms, 1, 3600000, errbuf, errcap);
+    if (rc == 0 && !(c->slo.target > 0 && c->slo.target < 1)) {
+        snprintf(num, sizeof num, "%g", c->slo.target);
+        rc = hl_config_fail(errbuf, errcap, "slo.target", num, "must be between 0 and 1");
+    }
+    if (rc == 0 && c->tokens_count == 0)
+        rc = hl_config_fail(errbuf, errcap, "tokens", "(none)",
+                            "at least one token is needed: every endpoint but health needs one");
+    if (rc == 0) rc = check_tokens(c, errbuf, errcap);
+    return rc;
+}
+
+int hl_auditor_config_load(const char *path, T **out, char *errbuf, size_t errcap)
+{
+    void *raw = NULL;
+    *out = NULL;
+    int rc = hl_config_load(path, &schema, &raw, errbuf, errcap);
+    if (rc != 0) return rc;
+    T *c = raw;
+    rc = hl_config_env(c, env_rows, sizeof env_rows / sizeof env_rows[0], errbuf, errcap);
+    if (rc == 0) rc = hl_auditor_config_finish(c, errbuf, errcap);
+    if (rc != 0) {
+        hl_auditor_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void hl_auditor_config_free(T *c)
+{
+    if (c) hl_config_free(&schema, c);
+}

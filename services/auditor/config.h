@@ -1,0 +1,54 @@
+/* The auditor's configuration: one table of keys, defaults, overrides and rules (config.c). */
+#ifndef HL_AUDITOR_CONFIG_H
+#define HL_AUDITOR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hl/config.h"
+
+typedef struct {
+    char *name;     /* who holds it, for logs */
+    char *sha256;   /* 64 hex digits: SHA-256 of the token text (never the token itself) */
+    unsigned roles; /* HL_ROLE_* bits from the "roles" list */
+} hl_auditor_token_cfg_t;
+
+typedef struct {
+    char *key_file;           /* PEM Ed25519 private key */
+    bool generate_if_missing; /* demo only: create key_file when absent */
+    uint32_t interval_s;      /* how often each chain head is signed */
+} hl_auditor_checkpoint_cfg_t;
+
+typedef struct {
+    uint32_t ack_ms;     /* an accepted request answered within this is "good" */
+    uint32_t e2e_ms;     /* end-to-end latency objective (received → committed) */
+    double target;       /* share of good requests promised, e.g. 0.999 */
+} hl_auditor_slo_cfg_t;
+
+typedef struct {
+    hl_kafka_config_t kafka;
+    hl_pg_config_t postgres;
+    hl_http_config_t http;
+    char *group_id;
+    char *log_level;
+    uint32_t batch_max;        /* lineage records per transaction */
+    uint32_t batch_linger_ms;  /* longest wait to fill a batch */
+    uint32_t gap_grace_s;      /* an accepted request without commit after this is a gap */
+    uint32_t gap_scan_interval_s;
+    uint32_t page_limit_max;   /* cap on ?limit= */
+    uint32_t shutdown_timeout_ms;
+    hl_auditor_checkpoint_cfg_t checkpoint;
+    hl_auditor_slo_cfg_t slo;
+    hl_auditor_token_cfg_t *tokens;
+    unsigned tokens_count;
+} hl_auditor_config_t;
+
+/* Loads, applies HOOKLINE_* overrides and defaults, validates. Returns 0 or HL_ECONFIG /
+ * HL_EIO with errbuf naming the field, value and rule. *out owned by the caller. */
+int hl_auditor_config_load(const char *path, hl_auditor_config_t **out, char *errbuf,
+                           size_t errcap) HL_MUST_CHECK;
+/* Defaults and validation alone (for tests that build a struct in memory). */
+int hl_auditor_config_finish(hl_auditor_config_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
+void hl_auditor_config_free(hl_auditor_config_t *c);
+
+#endif

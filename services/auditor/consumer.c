@@ -1,0 +1,293 @@
+/* The lineage consumer: one thread polls hookline.lineage, groups records into batches and
+ * writes each batch (rows, rollups, offsets) in one transaction. Offsets live in Postgres, so
+ * Kafka's own offset commits are off and a restart resumes exactly after the last batch. */
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auditor.h"
+#include "hl/kafka.h"
+#include "hl/log.h"
+#include "hl/pg.h"
+#include "hl/util.h"
+
+typedef struct {
+    hl_auditor_t *a;
+    rd_kafka_t *rk;
+    PGconn *pg;
+    hl_head_t heads[HL_MAX_CHAINS];
+    bool assigned[HL_MAX_CHAINS];
+    hl_item_t *items;
+    size_t n;
+} consumer_t;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int ensure_pg(consumer_t *c)
+{
+    char err[512];
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK) return 0;
+    PQfinish(c->pg);
+    c->pg = NULL;
+    if (hl_pg_connect(&c->a->cfg->postgres, 0, &c->pg, err, sizeof err) != 0) {
+        atomic_store(&c->a->db_ok, false);
+        hl_warn("consumer: postgres: %s", err);
+        return HL_EPG;
+    }
+    return 0;
+}
+
+/* Loads heads and stored offsets for newly assigned partitions, retrying until stop. */
+static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
+{
+    char err[512];
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p < 0 || p >= HL_MAX_CHAINS) {
+            hl_error("consumer: partition %d beyond the %d chains supported", p, HL_MAX_CHAINS);
+            return HL_ERANGE;
+        }
+        for (int backoff = 100;; backoff = backoff < 5000 ? backoff * 2 : 5000) {
+            if (atomic_load(&c->a->stop)) return HL_ESTATE;
+            if (ensure_pg(c) == 0 &&
+                hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+                                   &c->heads[p], err, sizeof err) == 0)
+                break;
+            hl_warn("consumer: loading chain %d: %s", p, err);
+            sleep_ms(backoff);
+        }
+        c->assigned[p] = true;
+        parts->elems[i].offset =
+            c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;
+        hl_info("consumer: chain %d assigned at seq %" PRId64 ", offset %" PRId64, p,
+                c->heads[p].seq, c->heads[p].next_offset);
+    }
+    atomic_store(&c->a->db_ok, true);
+    return 0;
+}
+
+static void drop_partition_items(consumer_t *c, int32_t p)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->items[i].partition == p)
+            free(c->items[i].text);
+        else
+            c->items[k++] = c->items[i];
+    }
+    c->n = k;
+}
+
+static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    consumer_t *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (load_heads(c, parts) != 0) {
+            rd_kafka_assign(rk, NULL);
+            return;
+        }
+        rd_kafka_assign(rk, parts);
+        atomic_store(&c->a->consumer_up, true);
+    } else {
+        /* Pending records of revoked partitions are dropped, not written: their stored offset
+         * is unchanged, so the next owner reads them again. */
+        for (int i = 0; i < parts->cnt; i++) {
+            int32_t p = parts->elems[i].partition;
+            if (p >= 0 && p < HL_MAX_CHAINS) {
+                drop_partition_items(c, p);
+                c->assigned[p] = false;
+                c->heads[p].loaded = false;
+            }
+        }
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int cmp_items(const void *x, const void *y)
+{
+    const hl_item_t *a = x, *b = y;
+    if (a->partition != b->partition) return a->partition < b->partition ? -1 : 1;
+    return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+static void take(consumer_t *c, rd_kafka_message_t *m)
+{
+    int32_t p = m->partition;
+    const char *why = "";
+    hl_log_ctx_t ctx = {NULL, c->a->cfg->kafka.lineage_topic, p, m->offset};
+    if (p < 0 || p >= HL_MAX_CHAINS || !c->assigned[p]) return;
+    /* Already stored (redelivered after a restart or rebalance): skip. */
+    if (m->offset < c->heads[p].next_offset) return;
+    hl_item_t *it = &c->items[c->n++];
+    memset(it, 0, sizeof *it);
+    it->partition = p;
+    it->offset = m->offset;
+    hl_counter_inc(c->a->m_records);
+    if (hl_record_parse(m->payload, m->len, &it->rec, &why) != 0) {
+        char kv[160];
+        size_t kl = 0;
+        hl_log_kv_str(kv, sizeof kv, &kl, "reason", why);
+        HL_LOG(HL_LOG_WARN, &ctx, kv, "lineage record refused, skipped");
+        hl_counter_inc(c->a->m_invalid);
+        return;
+    }
+    it->text = hl_xstrndup(m->payload, m->len);
+    it->len = m->len;
+    it->valid = true;
+}
+
+static void update_lag(consumer_t *c)
+{
+    int64_t lag = 0;
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+        int64_t lo, hi;
+        if (!c->assigned[p]) continue;
+        if (rd_kafka_get_watermark_offsets(c->rk, c->a->cfg->kafka.lineage_topic, p, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        int64_t next = c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : lo;
+        if (hi > next) lag += hi - next;
+    }
+    hl_gauge_set(c->a->m_lag, lag);
+}
+
+/* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
+static void flush(consumer_t *c)
+{
+    char err[1024];
+    hl_write_stats_t st;
+    int backoff = 100;
+    qsort(c->items, c->n, sizeof *c->items, cmp_items);
+    while (c->n > 0) {
+        int64_t t0 = hl_mono_us();
+        if (ensure_pg(c) == 0 &&
+            hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
+                                 c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
+                                 sizeof err) == 0) {
+            atomic_store(&c->a->db_ok, true);
+            hl_counter_inc(c->a->m_batches);
+            hl_counter_add(c->a->m_rows, st.rows);
+            hl_histogram_observe_us(c->a->m_batch_latency, hl_mono_us() - t0);
+            hl_debug("consumer: batch of %zu records, %zu rows, %zu samples", c->n, st.rows,
+                     st.samples);
+            break;
+        }
+        hl_counter_inc(c->a->m_batch_errors);
+        hl_warn("consumer: batch of %zu records failed (retrying in %d ms): %s", c->n, backoff,
+                err);
+        if (atomic_load(&c->a->stop)) break; /* not stored: read again after restart */
+        sleep_ms(backoff);
+        backoff = backoff < 5000 ? backoff * 2 : 5000;
+        /* Another writer may have moved on, or the failed transaction changed nothing: reload
+         * what the database holds and drop what it already has. */
+        for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+            if (!c->assigned[p] || ensure_pg(c) != 0) continue;
+            if (hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+                                   &c->heads[p], err, sizeof err) != 0)
+                hl_warn("consumer: reloading chain %d: %s", p, err);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            hl_item_t *it = &c->items[i];
+            if (it->offset < c->heads[it->partition].next_offset || !c->heads[it->partition].loaded)
+                free(it->text);
+            else
+                c->items[k++] = *it;
+        }
+        c->n = k;
+    }
+    for (size_t i = 0; i < c->n; i++) free(c->items[i].text);
+    c->n = 0;
+    update_lag(c);
+}
+
+static rd_kafka_t *make_consumer(consumer_t *c)
+{
+    char err[512];
+    const hl_auditor_config_t *cfg = c->a->cfg;
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest", "enable.partition.eof", "false",
+        "partition.assignment.strategy", "range,roundrobin", NULL};
+    rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, err, sizeof err);
+    if (!conf) {
+        hl_error("consumer: %s", err);
+        return NULL;
+    }
+    if (rd_kafka_conf_set(conf, "group.id", cfg->group_id, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        hl_error("consumer: group.id: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!rk) {
+        hl_error("consumer: %s", err);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+void *hl_consumer_main(void *arg)
+{
+    consumer_t c;
+    rd_kafka_topic_partition_list_t *topics;
+    const hl_auditor_config_t *cfg;
+    memset(&c, 0, sizeof c);
+    c.a = arg;
+    cfg = c.a->cfg;
+    c.items = hl_xcalloc(cfg->batch_max, sizeof *c.items);
+    if (ensure_pg(&c) == 0) atomic_store(&c.a->db_ok, true);
+    c.rk = make_consumer(&c);
+    if (!c.rk) hl_die("consumer: cannot create the Kafka consumer");
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->kafka.lineage_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c.rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) hl_die("consumer: subscribe: %s", rd_kafka_err2str(e));
+
+    int64_t first_us = 0, last_lag_us = 0;
+    while (!atomic_load(&c.a->stop)) {
+        int wait = 100;
+        if (c.n > 0) {
+            int64_t left = (int64_t)cfg->batch_linger_ms * 1000 - (hl_mono_us() - first_us);
+            wait = left > 0 ? (int)(left / 1000) + 1 : 0;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, wait);
+        if (m) {
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (c.n == 0) first_us = hl_mono_us();
+                take(&c, m);
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                hl_warn("consumer: %s", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (c.n >= cfg->batch_max ||
+            (c.n > 0 && hl_mono_us() - first_us >= (int64_t)cfg->batch_linger_ms * 1000))
+            flush(&c);
+        if (hl_mono_us() - last_lag_us > 1000000) {
+            update_lag(&c);
+            last_lag_us = hl_mono_us();
+        }
+    }
+    /* Draining: write what was taken, then leave the group. */
+    if (c.n > 0) flush(&c);
+    rd_kafka_consumer_close(c.rk);
+    rd_kafka_destroy(c.rk);
+    PQfinish(c.pg);
+    free(c.items);
+    hl_info("consumer: stopped");
+    return NULL;
+}

@@ -1,0 +1,195 @@
+/* hookline-auditor: consumes hookline.lineage into an append-only, hash-chained table, keeps
+ * latency histograms and serves the audit API and page. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auditor.h"
+#include "hl/httpd.h"
+#include "hl/log.h"
+#include "hl/util.h"
+#include "query.h"
+#include "verify.h"
+
+static bool ready(void *arg)
+{
+    hl_auditor_t *a = arg;
+    return !atomic_load(&a->stop) && atomic_load(&a->db_ok) && atomic_load(&a->consumer_up);
+}
+
+static void nap(hl_auditor_t *a, int seconds)
+{
+    for (int i = 0; i < seconds * 10 && !atomic_load(&a->stop); i++) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void *hl_housekeeping_main(void *arg)
+{
+    hl_auditor_t *a = arg;
+    const hl_auditor_config_t *cfg = a->cfg;
+    int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
+    char err[512];
+    while (!atomic_load(&a->stop)) {
+        int64_t now = hl_mono_us();
+        if (now >= next_gaps || now >= next_cp) {
+            PGconn *c = hl_pool_get(a->pool);
+            if (c && now >= next_gaps) {
+                int64_t open = 0, closed = 0;
+                if (hl_q_gap_counts(c, (int64_t)cfg->gap_grace_s * 1000000,
+                                    hl_now_us() - INT64_C(86400000000), &open, &closed, err,
+                                    sizeof err) == 0) {
+                    hl_gauge_set(a->m_gaps_open, open);
+                    hl_gauge_set(a->m_gaps_closed, closed);
+                } else {
+                    hl_warn("housekeeping: gap count: %s", err);
+                }
+                next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
+            }
+            if (c && now >= next_cp) {
+                int n = hl_checkpoint_run(c, a->signer, err, sizeof err);
+                if (n < 0)
+                    hl_warn("housekeeping: checkpoint: %s", err);
+                else if (n > 0) {
+                    hl_counter_add(a->m_checkpoints, (uint64_t)n);
+                    hl_info("housekeeping: signed %d checkpoint(s)", n);
+                }
+                next_cp = now + (int64_t)cfg->checkpoint.interval_s * 1000000;
+            }
+            if (c) hl_pool_put(a->pool, c, PQstatus(c) != CONNECTION_OK);
+        }
+        nap(a, 1);
+    }
+    return NULL;
+}
+
+static void register_metrics(hl_auditor_t *a)
+{
+    hl_metrics_t *m = a->metrics;
+    static const char *const classes[6] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
+    a->m_records = hl_metrics_counter(m, "hl_auditor_lineage_records_total",
+                                      "Lineage records taken from Kafka", NULL);
+    a->m_invalid = hl_metrics_counter(m, "hl_auditor_lineage_invalid_total",
+                                      "Lineage records refused by validation (skipped)", NULL);
+    a->m_rows = hl_metrics_counter(m, "hl_auditor_lineage_rows_total",
+                                   "Lineage rows appended to the chains", NULL);
+    a->m_batches = hl_metrics_counter(m, "hl_auditor_batches_total", "Batches committed", NULL);
+    a->m_batch_errors = hl_metrics_counter(m, "hl_auditor_batch_errors_total",
+                                           "Batch transactions that failed (retried)", NULL);
+    a->m_checkpoints = hl_metrics_counter(m, "hl_auditor_checkpoints_total",
+                                          "Chain-head checkpoints signed", NULL);
+    a->m_lag = hl_metrics_gauge(m, "hl_auditor_consumer_lag",
+                                "Lineage records not yet stored (sum over assigned partitions)",
+                                NULL);
+    a->m_gaps_open = hl_metrics_gauge(m, "hl_auditor_gaps",
+                                      "Gaps among accepted requests of the last 24 h",
+                                      "state=\"open\"");
+    a->m_gaps_closed = hl_metrics_gauge(m, "hl_auditor_gaps",
+                                        "Gaps among accepted requests of the last 24 h",
+                                        "state=\"closed\"");
+    a->m_batch_latency = hl_metrics_histogram(m, "hl_auditor_batch_seconds",
+                                              "Time to write one lineage batch", NULL);
+    for (int k = 1; k <= 5; k++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "class=\"%s\"", classes[k]);
+        a->m_http[k] = hl_metrics_counter(m, "hl_auditor_http_responses_total",
+                                          "HTTP answers by status class", labels);
+    }
+}
+
+static int usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s --config FILE\n", argv0);
+    return HL_CONFIG_EXIT;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL;
+    char err[HL_CONFIG_ERRBUF];
+    hl_auditor_config_t *cfg = NULL;
+    hl_auditor_t a;
+    hl_log_level_t lvl = HL_LOG_INFO;
+    int opt, sig, rc = 0;
+    sigset_t set;
+    pthread_t consumer, housekeeping;
+
+    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (opt == 'c') path = optarg;
+        else return usage(argv[0]);
+    }
+    if (!path || optind != argc) return usage(argv[0]);
+    hl_log_init("auditor", HL_LOG_INFO);
+    if (hl_auditor_config_load(path, &cfg, err, sizeof err) != 0) {
+        hl_error("%s", err);
+        return HL_CONFIG_EXIT;
+    }
+    if (hl_log_level_parse(cfg->log_level, &lvl) == 0) hl_log_init("auditor", lvl);
+    memset(&a, 0, sizeof a);
+    a.cfg = cfg;
+
+    for (unsigned i = 0; i < cfg->tokens_count; i++)
+        if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
+                          cfg->tokens[i].roles) != 0) {
+            hl_error("config: tokens[%u]: invalid", i);
+            rc = HL_CONFIG_EXIT;
+            goto out;
+        }
+    a.signer = hl_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
+                              sizeof err);
+    if (!a.signer) {
+        hl_error("config: checkpoint.key_file: %s", err);
+        rc = HL_CONFIG_EXIT;
+        goto out;
+    }
+    a.metrics = hl_metrics_new();
+    register_metrics(&a);
+    a.live = hl_live_new();
+    a.pool = hl_pool_new(&cfg->postgres, cfg->http.threads + 1);
+
+    /* Signals are taken by sigwait on this thread only; every thread started below inherits
+     * the block. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hl_httpd_t *srv = hl_httpd_start(&cfg->http, NULL, ready, &a, err, sizeof err);
+    if (!srv) {
+        hl_error("http: %s", err);
+        rc = 1;
+        goto out;
+    }
+    hl_api_register(srv, &a);
+    pthread_create(&consumer, NULL, hl_consumer_main, &a);
+    pthread_create(&housekeeping, NULL, hl_housekeeping_main, &a);
+    hl_info("auditor: listening on %s, lineage topic %s, key id %s", cfg->http.listen,
+            cfg->kafka.lineage_topic, hl_signer_key_id(a.signer));
+
+    while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+    }
+    hl_info("auditor: signal %d, draining", sig);
+    atomic_store(&a.stop, true);
+    pthread_join(consumer, NULL);
+    pthread_join(housekeeping, NULL);
+    hl_httpd_stop(srv);
+    hl_info("auditor: stopped");
+out:
+    hl_pool_free(a.pool);
+    hl_live_free(a.live);
+    hl_metrics_free(a.metrics);
+    hl_signer_free(a.signer);
+    hl_tokens_free(&a.tokens);
+    hl_auditor_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,198 @@
+/* Streaming chain verification and checkpoint storage. */
+#include "verify.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hl/util.h"
+#include "store.h"
+
+#define PAGE_ROWS "5000"
+
+static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
+{
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        int64_t id = 0, seq = 0, lo = 0, ts = 0;
+        unsigned char prev[HL_CHAIN_HASH_LEN], hash[HL_CHAIN_HASH_LEN], calc[HL_CHAIN_HASH_LEN];
+        if (hl_parse_i64(PQgetvalue(r, i, 0), 1, INT64_MAX, &id) ||
+            hl_parse_i64(PQgetvalue(r, i, 1), INT64_MIN + 1, INT64_MAX, &seq) ||
+            hl_parse_i64(PQgetvalue(r, i, 2), INT64_MIN + 1, INT64_MAX, &lo) ||
+            hl_parse_i64(PQgetvalue(r, i, 5), INT64_MIN + 1, INT64_MAX, &ts))
+            return HL_EPARSE;
+        *last_seq = seq;
+        v->bad_id = id;
+        v->bad_seq = seq;
+        v->expected_seq = v->head_seq + 1;
+        if (seq != v->head_seq + 1) {
+            v->reason = "seq_gap";
+            return 1;
+        }
+        if (hl_chain_unhex(PQgetvalue(r, i, 7), prev) || hl_chain_unhex(PQgetvalue(r, i, 8), hash)) {
+            v->reason = "hash_unreadable";
+            return 1;
+        }
+        if (memcmp(prev, v->head_hash, sizeof prev) != 0) {
+            v->reason = "prev_hash_mismatch";
+            return 1;
+        }
+        hl_chain_row_t row = {v->chain, seq, lo, PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), ts,
+                              PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6)};
+        if (hl_chain_hash(prev, &row, calc) != 0) return HL_EIO;
+        if (memcmp(calc, hash, sizeof calc) != 0) {
+            v->reason = "hash_mismatch";
+            return 1;
+        }
+        v->rows++;
+        v->head_seq = seq;
+        memcpy(v->head_hash, hash, sizeof hash);
+    }
+    return 0;
+}
+
+int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
+                    size_t errcap)
+{
+    char ch[16], after[24], lim[24];
+    const char *params[3] = {ch, after, lim};
+    int64_t last = 0;
+    memset(v, 0, sizeof *v);
+    v->chain = chain;
+    v->ok = true;
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    snprintf(lim, sizeof lim, "%" PRId64, upto > 0 ? upto : INT64_MAX);
+    for (;;) {
+        snprintf(after, sizeof after, "%" PRId64, last);
+        /* Keyset paging on the (chain, seq) unique index: constant memory at any length. */
+        PGresult *r = PQexecParams(
+            c,
+            "SELECT id, seq, lineage_offset, request_id, stage, ts_us, record,"
+            " encode(prev_hash, 'hex'), encode(hash, 'hex') FROM lineage"
+            " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
+            " ORDER BY seq LIMIT " PAGE_ROWS,
+            3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+            PQclear(r);
+            return rc;
+        }
+        int n = PQntuples(r), rc = check_page(r, v, &last);
+        PQclear(r);
+        if (rc < 0) {
+            snprintf(errbuf, errcap, "verify: unreadable row");
+            return rc;
+        }
+        if (rc == 1) {
+            v->ok = false;
+            return 0;
+        }
+        if (n == 0) break;
+    }
+    v->bad_id = v->bad_seq = v->expected_seq = 0;
+    return 0;
+}
+
+int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
+{
+    PGresult *r = PQexec(c, "WITH RECURSIVE c(chain) AS ("
+                            " SELECT min(chain) FROM lineage"
+                            " UNION ALL SELECT (SELECT min(l.chain) FROM lineage l"
+                            " WHERE l.chain > c.chain) FROM c WHERE c.chain IS NOT NULL)"
+                            " SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain");
+    int n = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = hl_store_fail(c, r, "list chains", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    for (int i = 0; i < PQntuples(r) && n < cap; i++) {
+        int64_t v;
+        if (hl_parse_i64(PQgetvalue(r, i, 0), 0, INT32_MAX, &v) == 0) out[n++] = (int32_t)v;
+    }
+    PQclear(r);
+    return n;
+}
+
+int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
+                      char *errbuf, size_t errcap)
+{
+    char ch[16], sq[24];
+    const char *params[2] = {ch, sq};
+    int rc = HL_ENOTFOUND;
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    snprintf(sq, sizeof sq, "%" PRId64, seq);
+    PGresult *r = PQexecParams(c,
+                               "SELECT encode(hash, 'hex') FROM lineage WHERE chain = $1::int"
+                               " AND seq = $2::bigint",
+                               2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = hl_store_fail(c, r, "read hash", errbuf, errcap);
+    else if (PQntuples(r) == 1 && hl_chain_unhex(PQgetvalue(r, 0, 0), out) == 0)
+        rc = 0;
+    PQclear(r);
+    return rc;
+}
+
+static int sign_chain(PGconn *c, const hl_signer_t *s, int32_t chain, char *errbuf, size_t errcap)
+{
+    char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
+    const char *p1[1] = {ch};
+    hl_checkpoint_t cp;
+    int64_t last = 0;
+    PGresult *r;
+    memset(&cp, 0, sizeof cp);
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    r = PQexecParams(c,
+                     "SELECT l.seq, encode(l.hash, 'hex'),"
+                     " (SELECT coalesce(max(k.seq), 0) FROM lineage_checkpoints k"
+                     "  WHERE k.chain = $1::int)"
+                     " FROM lineage l WHERE l.chain = $1::int ORDER BY l.seq DESC LIMIT 1",
+                     1, NULL, p1, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = hl_store_fail(c, r, "checkpoint head", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    if (PQntuples(r) != 1 || hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &cp.seq) ||
+        hl_chain_unhex(PQgetvalue(r, 0, 1), cp.hash) ||
+        hl_parse_i64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &last) || last >= cp.seq) {
+        PQclear(r);
+        return 0; /* empty chain, or no new rows since its last checkpoint */
+    }
+    PQclear(r);
+    cp.chain = chain;
+    cp.ts_us = hl_now_us();
+    if (hl_checkpoint_sign(s, &cp) != 0) {
+        snprintf(errbuf, errcap, "checkpoint: signing failed");
+        return HL_EIO;
+    }
+    snprintf(sq, sizeof sq, "%" PRId64, cp.seq);
+    snprintf(ts, sizeof ts, "%" PRId64, cp.ts_us);
+    hl_chain_hex(cp.hash, hh);
+    hl_hex(sig, cp.sig, HL_SIG_LEN);
+    const char *p6[6] = {ch, sq, hh, ts, cp.key_id, sig};
+    r = PQexecParams(c,
+                     "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
+                     " VALUES ($1::int, $2::bigint, decode($3, 'hex'), $4::bigint, $5,"
+                     " decode($6, 'hex'))",
+                     6, NULL, p6, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK
+                 ? 1
+                 : hl_store_fail(c, r, "store checkpoint", errbuf, errcap);
+    PQclear(r);
+    return rc;
+}
+
+int hl_checkpoint_run(PGconn *c, const hl_signer_t *s, char *errbuf, size_t errcap)
+{
+    int32_t chains[HL_MAX_CHAINS];
+    int n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap), signed_n = 0;
+    if (n < 0) return n;
+    for (int i = 0; i < n; i++) {
+        int rc = sign_chain(c, s, chains[i], errbuf, errcap);
+        if (rc < 0) return rc;
+        signed_n += rc;
+    }
+    return signed_n;
+}

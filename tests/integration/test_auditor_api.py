@@ -1,0 +1,219 @@
+"""The auditor's read API: percentiles, error budget, gaps, the role matrix and bad input."""
+import json
+import time
+
+import pytest
+import requests
+
+from harness import free_port, paths
+from harness.procs import ServiceFactory
+
+from auditor_support import (TOKENS, LineageProducer, auditor_config, get, ingress_record,
+                             lineage_count, now_us, persisted_record, post, uuid7, wait_for)
+
+
+@pytest.fixture
+def svc(stack, topics, pg_schema, service, free_port, tmp_path):
+    return service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
+                                             tmp_path / "cp.pem"))
+
+
+@pytest.fixture(scope="module")
+def shared(stack, module_topics, module_pg_schema, run_id, tmp_path_factory):
+    """One auditor for the tests that only read (role matrix, bad input)."""
+    factory = ServiceFactory(paths.BUILD_DIR / "integration-logs" / run_id / "auditor-api-shared")
+    cfg = auditor_config(stack, module_topics, module_pg_schema, free_port(),
+                         tmp_path_factory.mktemp("key") / "cp.pem")
+    try:
+        yield factory("auditor", cfg)
+    finally:
+        problems = factory.stop_all()
+        assert not problems, problems
+
+
+def feed(topic, records):
+    p = LineageProducer(topic)
+    for r in records:
+        p.send(r["request_id"], r)
+    p.flush()
+
+
+def within(value, expected, rel=0.01):
+    return abs(value - expected) <= expected * rel + 1
+
+
+def test_percentiles_and_error_budget(svc, topics, pg_schema):
+    recs = []
+    # 100 accepted requests: ack 1..100 ms, queue 5 ms, persist 2 ms; source "stripe".
+    for i in range(1, 101):
+        ing = ingress_record(uuid7(), latency_us=i * 1000, offset=i)
+        recs += [ing, persisted_record(ing, queue_us=5000, persist_us=2000)]
+    # 10 rejected: 6 bad_signature (401), 4 unavailable (503, slow).
+    recs += [ingress_record(uuid7(), status=401, error_code="bad_signature", latency_us=500)
+             for _ in range(6)]
+    recs += [ingress_record(uuid7(), status=503, error_code="unavailable", latency_us=900)
+             for _ in range(4)]
+    feed(topics["lineage"], recs)
+    wait_for(lambda: lineage_count(pg_schema) == len(recs), 60, "all rows")
+
+    lat = get(svc, "/v1/latency").json()["stages"]
+    ack = lat["ack"]
+    assert ack["count"] == 110
+    assert within(ack["p50"], 45000, 0.02)  # 110 samples: 10 under 1 ms, then 1..100 ms
+    assert within(ack["max"], 100000) and within(ack["p99"], 99000, 0.02)
+    assert lat["queue"]["count"] == 100 and within(lat["queue"]["p50"], 5000)
+    assert lat["persist"]["count"] == 100 and within(lat["persist"]["p99_9"], 2000)
+    e2e = lat["e2e"]
+    assert e2e["count"] == 100
+    assert within(e2e["p50"], 50000 + 7000, 0.02) and within(e2e["max"], 107000, 0.02)
+    assert sum(b[2] for b in ack["buckets"]) == 110
+
+    live = get(svc, "/v1/latency?live=1&stage=queue").json()["stages"]
+    assert list(live) == ["queue"] and live["queue"]["count"] == 100
+    assert get(svc, "/v1/latency?source=nope").json()["stages"]["ack"]["count"] == 0
+
+    b = get(svc, "/v1/error-budget").json()
+    assert b["total"] == 110
+    assert b["by_status"] == {"202": 100, "401": 6, "503": 4}
+    assert b["by_error_code"] == {"bad_signature": 6, "unavailable": 4}
+    # good: below 500 and ack <= 100 ms: all 100 accepted + 6 rejected by the client's fault.
+    assert b["slo"]["good"] == 106 and b["slo"]["bad"] == 4
+    assert b["slo"]["met"] is True  # 106/110 = 0.9636 >= 0.9
+    assert b["slo"]["e2e_count"] == 100 and b["slo"]["e2e_within"] == 100
+
+
+def test_gaps_open_then_close(svc, topics, pg_schema):
+    lost = ingress_record(uuid7(), message_id="gap-me")
+    fine = ingress_record(uuid7(), message_id="no-gap")
+    feed(topics["lineage"], [lost, fine, persisted_record(fine)])
+    wait_for(lambda: lineage_count(pg_schema) == 3, 30, "rows")
+    gaps = wait_for(lambda: get(svc, "/v1/gaps").json()["gaps"], 15, "a gap after 2 s grace")
+    assert [g["request_id"] for g in gaps] == [lost["request_id"]]
+    assert gaps[0]["state"] == "open"
+
+    def metric():
+        m = get(svc, "/metrics", role="metrics").text
+        return [x for x in m.splitlines() if x.startswith('hl_auditor_gaps{state="open"}')]
+    wait_for(lambda: metric() == ['hl_auditor_gaps{state="open"} 1'], 10, "gap metric")
+
+    poison = ingress_record(uuid7(), message_id="poison")
+    feed(topics["lineage"], [poison])
+    wait_for(lambda: len(get(svc, "/v1/gaps").json()["gaps"]) == 2, 15, "second gap")
+
+    late = persisted_record(lost)
+    late["ts_us"] = late["committed_us"] = now_us()
+    dead = {"v": 1, "stage": "dead_lettered", "request_id": poison["request_id"],
+            "ts_us": now_us(), "source": "stripe", "message_id": "poison",
+            "error_code": "bad_payload", "attempts": 3}
+    feed(topics["lineage"], [late, dead])
+    wait_for(lambda: get(svc, "/v1/gaps").json()["gaps"] == [], 15, "gaps closed")
+    closed = get(svc, "/v1/gaps?state=closed").json()["gaps"]
+    assert sorted((g["request_id"], g["state"], g["closed_by"]) for g in closed) == sorted(
+        [(lost["request_id"], "closed", "persisted"),
+         (poison["request_id"], "closed", "dead_lettered")])
+    assert len(get(svc, "/v1/gaps?state=all").json()["gaps"]) == 2
+
+
+def test_paging(svc, topics, pg_schema):
+    feed(topics["lineage"], [ingress_record(uuid7(), received_us=now_us() - 1000 * i)
+                             for i in range(25)])
+    wait_for(lambda: lineage_count(pg_schema) == 25, 30, "rows")
+    seen, cursor = [], None
+    for _ in range(10):
+        q = "/v1/requests?limit=10" + (f"&cursor={cursor}" if cursor else "")
+        page = get(svc, q).json()
+        seen += [r["request_id"] for r in page["requests"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 25 and len(set(seen)) == 25
+
+
+# (method, path, roles allowed). Everything else gets 403 with a valid token, 401 without.
+MATRIX = [
+    ("GET", "/v1/requests", {"auditor", "admin"}),
+    ("GET", "/v1/requests/0190a0a0-0000-7000-8000-000000000000", {"auditor", "admin"}),
+    ("GET", "/v1/messages/m-1", {"auditor", "admin"}),
+    ("GET", "/v1/gaps", {"auditor", "admin"}),
+    ("GET", "/v1/latency", {"auditor", "admin"}),
+    ("GET", "/v1/error-budget", {"auditor", "admin"}),
+    ("GET", "/v1/verify", {"auditor", "admin"}),
+    ("POST", "/v1/verify", {"auditor", "admin"}),
+    ("GET", "/v1/checkpoints", {"auditor", "admin"}),
+    ("POST", "/v1/checkpoints", {"admin"}),
+    ("GET", "/metrics", {"metrics", "admin"}),
+    ("GET", "/", {"auditor", "admin"}),
+]
+
+
+@pytest.mark.parametrize("method,path,allowed", MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX])
+def test_role_matrix(shared, method, path, allowed):
+    for role in ["auditor", "admin", "metrics", None, "bogus"]:
+        headers = {}
+        if role == "bogus":
+            headers = {"Authorization": "Bearer not-a-known-token"}
+        elif role:
+            headers = {"Authorization": f"Bearer {TOKENS[role]}"}
+        r = requests.request(method, shared.url + path, headers=headers, timeout=30,
+                             data=b"{}" if method == "POST" else None)
+        if role in allowed:
+            assert r.status_code not in (401, 403), (role, r.status_code, r.text)
+            assert r.status_code < 500, (role, r.status_code, r.text)
+        elif role in (None, "bogus"):
+            assert r.status_code == 401, (role, r.status_code)
+        else:
+            assert r.status_code == 403, (role, r.status_code)
+            assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_health_needs_no_token(shared):
+    assert requests.get(shared.url + "/healthz", timeout=5).status_code == 200
+    assert requests.get(shared.url + "/readyz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["Basic abc", "Bearer", "Bearer ", "Bearer a b",
+                                   "Bearer " + "x" * 300, "Bearer \u00e9t\u00e9", "bearer",
+                                   "Bearer tok;en"])
+def test_malformed_tokens_401(shared, value):
+    r = requests.get(shared.url + "/v1/gaps", headers={"Authorization": value.encode("utf-8")},
+                     timeout=10)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] in ("malformed_token", "unauthorized")
+
+
+BAD = [
+    "/v1/requests?limit=0", "/v1/requests?limit=abc", "/v1/requests?limit=100000",
+    "/v1/requests?limit=-1", "/v1/requests?from=yesterday", "/v1/requests?to=2026-13-01T00:00:00Z",
+    "/v1/requests?from=2026-01-01T00:00:00", "/v1/requests?cursor=abc", "/v1/requests?cursor=1.x",
+    "/v1/requests?status=abc", "/v1/requests?status=999", "/v1/requests?source=a%20b",
+    "/v1/requests?nope=1", "/v1/requests?limit=1&limit=2", "/v1/requests?from=10&to=5",
+    "/v1/requests/" + "a" * 37, "/v1/requests/%01abc", "/v1/messages/" + "m" * 300,
+    "/v1/gaps?state=sideways", "/v1/latency?stage=warp", "/v1/latency?live=2",
+    "/v1/verify?chain=-1", "/v1/verify?chain=x", "/v1/checkpoints?chain=99999",
+    "/v1/requests?from=%00", "/v1/requests?" + "&".join(f"k{i}=1" for i in range(20)),
+    "/v1/requests?limit=" + "9" * 600, "/?id=%07",
+]
+
+
+@pytest.mark.parametrize("path", BAD)
+def test_bad_parameters_400(shared, path):
+    r = get(shared, path)
+    assert r.status_code == 400, (path, r.status_code, r.text)
+    assert r.json()["error"]["code"]
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"{}", b'{"chain":0}', b"[1,2]",
+                                  json.dumps({"chain": 0, "seq": 1, "hash": "zz" * 32,
+                                              "ts_us": 1, "key_id": "0" * 16,
+                                              "signature": "00" * 64}).encode(),
+                                  b"x" * 5000])
+def test_bad_checkpoint_body_400(shared, body):
+    r = post(shared, "/v1/verify", data=body)
+    assert r.status_code == 400, r.text
+
+
+def test_unknown_paths_and_methods(shared):
+    assert get(shared, "/v1/nothing").status_code == 404
+    r = requests.delete(shared.url + "/v1/gaps", headers={"Authorization":
+                                                       f"Bearer {TOKENS['admin']}"}, timeout=5)
+    assert r.status_code in (404, 405)

@@ -1,0 +1,50 @@
+"""Invalid auditor configuration stops it at start with exit code 2 and names the field."""
+import pytest
+
+from auditor_support import TOKENS, sha
+from harness import paths
+from harness.procs import run_binary
+
+
+def base(tmp_path, **over):
+    cfg = {"http": {"listen": "127.0.0.1:0"},
+           "checkpoint": {"key_file": str(tmp_path / "k.pem"), "generate_if_missing": True},
+           "tokens": [{"name": "a", "sha256": sha(TOKENS["auditor"]), "roles": ["auditor"]}]}
+    cfg.update(over)
+    return cfg
+
+
+CASES = [
+    ({"tokens": []}, "tokens"),
+    ({"tokens": [{"name": "a", "sha256": "z" * 64, "roles": ["auditor"]}]}, "sha256"),
+    ({"tokens": [{"name": "a", "sha256": "ab", "roles": ["auditor"]}]}, "sha256"),
+    ({"tokens": [{"name": "a", "sha256": "a" * 64, "roles": ["root"]}]}, "roles"),
+    ({"checkpoint": {}}, "checkpoint.key_file"),
+    ({"checkpoint": {"key_file": "/nonexistent/dir/k.pem"}}, "key_file"),
+    ({"batch_max": 100000}, "batch_max"),
+    ({"gap_grace_s": 0, "batch_linger_ms": 999999}, "batch_linger_ms"),
+    ({"slo": {"target": 1.5}}, "slo.target"),
+    ({"log_level": "loud"}, "log_level"),
+    ({"unknown_key": 1}, "unknown_key"),
+]
+
+
+@pytest.mark.skipif(not (paths.BUILD_DIR / "services/auditor/hookline-auditor").exists(),
+                    reason="hookline-auditor not built")
+@pytest.mark.parametrize("over,field", CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+def test_bad_config_exits_2(tmp_path, over, field):
+    r = run_binary("auditor", base(tmp_path, **over))
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert field in (r.stdout + r.stderr)
+
+
+def test_bad_key_file_exits_2(tmp_path):
+    key = tmp_path / "k.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    r = run_binary("auditor", base(tmp_path, checkpoint={"key_file": str(key)}))
+    assert r.returncode == 2 and "Ed25519" in r.stdout + r.stderr
+
+
+def test_no_config_is_usage_error():
+    r = run_binary("auditor", None, args=[])
+    assert r.returncode == 2 and "usage" in r.stdout + r.stderr
