@@ -1,0 +1,89 @@
+/* Pieces shared by the hookline subcommands: exit codes, the connection options every
+ * subcommand that talks to Postgres or the auditor accepts, and the subcommand entry points. */
+#ifndef HL_CLI_CLI_H
+#define HL_CLI_CLI_H
+
+#include <getopt.h>
+#include <signal.h>
+
+#include "replay.h"
+#include "verify.h"
+
+enum { HL_EXIT_PASS = 0, HL_EXIT_FAIL = 1, HL_EXIT_USAGE = 2 };
+
+/* Where Postgres and the auditor are, shared by replay, verify and lineage. */
+typedef struct {
+    const char *pg;               /* libpq conninfo */
+    const char *pg_schema;
+    const char *source;
+    const char *auditor_url;
+    const char *auditor_token_file;
+    const char *auditor_token_env;
+    const char *lineage_path;
+    int settle_timeout_ms;
+    int no_auditor;
+    int lineage_via_api;          /* --lineage-via api */
+    char *auditor_token;          /* loaded token (owned) */
+    char auditor_host[256];
+    int auditor_port;
+} hl_conn_opts_t;
+
+void hl_conn_opts_defaults(hl_conn_opts_t *c);
+/* Handles one long option of the connection group; returns 1 if it was one, 0 if not, -1 on a
+ * bad value (message printed). */
+int hl_conn_opt(hl_conn_opts_t *c, int ch, const char *arg);
+/* Loads the auditor token and splits the URL. Returns 0 or HL_EXIT_USAGE (message printed). */
+int hl_conn_opts_finish(hl_conn_opts_t *c);
+void hl_conn_opts_free(hl_conn_opts_t *c);
+/* Fills a verify configuration from the connection options. */
+void hl_conn_verify_opts(const hl_conn_opts_t *c, hl_verify_opts_t *v, uint64_t seed);
+
+/* Option codes of the connection group (above the single-letter range). */
+enum {
+    OPT_PG = 1000,
+    OPT_PG_SCHEMA,
+    OPT_SOURCE,
+    OPT_AUDITOR,
+    OPT_AUDITOR_TOKEN_FILE,
+    OPT_AUDITOR_TOKEN_ENV,
+    OPT_LINEAGE_PATH,
+    OPT_SETTLE,
+    OPT_NO_AUDITOR,
+    OPT_LINEAGE_VIA,
+    OPT_CONN_LAST_
+};
+#define HL_CONN_LONG_OPTIONS                                                          \
+    {"pg", required_argument, NULL, OPT_PG},                                          \
+        {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},                        \
+        {"source", required_argument, NULL, OPT_SOURCE},                              \
+        {"auditor", required_argument, NULL, OPT_AUDITOR},                            \
+        {"auditor-token-file", required_argument, NULL, OPT_AUDITOR_TOKEN_FILE},      \
+        {"auditor-token-env", required_argument, NULL, OPT_AUDITOR_TOKEN_ENV},        \
+        {"lineage-path", required_argument, NULL, OPT_LINEAGE_PATH},                  \
+        {"settle-timeout-ms", required_argument, NULL, OPT_SETTLE},                   \
+        {"no-auditor", no_argument, NULL, OPT_NO_AUDITOR},                           \
+        {"lineage-via", required_argument, NULL, OPT_LINEAGE_VIA}
+
+#define HL_CONN_HELP                                                                          \
+    "  --source NAME              ingress source (webhook_events.source) [demo]\n"          \
+    "  --pg CONNINFO              Postgres [host=127.0.0.1 port=55432 dbname=hookline user=hookline]\n" \
+    "  --pg-schema NAME           schema holding webhook_events [server default]\n"         \
+    "  --auditor URL              auditor [http://127.0.0.1:8090]\n"                        \
+    "  --auditor-token-file FILE  bearer token file; or --auditor-token-env VAR\n"          \
+    "                             [HOOKLINE_AUDITOR_TOKEN, then .hookline/auditor-token]\n" \
+    "  --lineage-path PREFIX      auditor lineage path, request id appended [/v1/requests/]\n" \
+    "  --settle-timeout-ms N      wait for rows and lineages to arrive [60000]\n"           \
+    "  --lineage-via db|api       lineage coverage from the auditor's table (one query per\n" \
+    "                             2,000 ids) or its API (one call per message) [db]\n"    \
+    "  --no-auditor               skip lineage checks (reported as skipped)\n"
+
+int hl_cmd_replay(int argc, char **argv);
+int hl_cmd_verify(int argc, char **argv);
+int hl_cmd_lineage(int argc, char **argv);
+int hl_cmd_dlq(int argc, char **argv);
+
+/* Parses an integer option value within [min, max]; prints a message naming the option. */
+int hl_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int64_t *out);
+int hl_opt_double(const char *name, const char *arg, double min, double max, double *out);
+
+#endif

@@ -1,0 +1,264 @@
+/* Connection options shared by the subcommands, and the small subcommands `verify` and
+ * `lineage`. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "hl/util.h"
+#include "http_client.h"
+#include "ledger.h"
+#include "results.h"
+
+#define DEFAULT_PG "host=127.0.0.1 port=55432 dbname=hookline user=hookline connect_timeout=5"
+
+int hl_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int64_t *out)
+{
+    if (hl_parse_i64(arg, min, max, out) == 0) return 0;
+    fprintf(stderr, "hookline: --%s '%s': need an integer in [%lld, %lld]\n", name, arg,
+            (long long)min, (long long)max);
+    return -1;
+}
+
+int hl_opt_double(const char *name, const char *arg, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno == 0 && end != arg && *end == '\0' && isfinite(v) && v >= min && v <= max) {
+        *out = v;
+        return 0;
+    }
+    fprintf(stderr, "hookline: --%s '%s': need a number in [%g, %g]\n", name, arg, min, max);
+    return -1;
+}
+
+void hl_conn_opts_defaults(hl_conn_opts_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->pg = DEFAULT_PG;
+    c->source = "demo";
+    c->auditor_url = "http://127.0.0.1:8090";
+    c->auditor_token_env = "HOOKLINE_AUDITOR_TOKEN";
+    c->lineage_path = "/v1/requests/";
+    c->settle_timeout_ms = 60000;
+}
+
+int hl_conn_opt(hl_conn_opts_t *c, int ch, const char *arg)
+{
+    int64_t v;
+    switch (ch) {
+    case OPT_PG: c->pg = arg; return 1;
+    case OPT_PG_SCHEMA: c->pg_schema = arg; return 1;
+    case OPT_SOURCE:
+        if (!*arg || strlen(arg) > 64 || strpbrk(arg, "/?#% ")) {
+            fprintf(stderr, "hookline: --source '%s': 1..64 characters without / ? # %% or space\n", arg);
+            return -1;
+        }
+        c->source = arg;
+        return 1;
+    case OPT_AUDITOR: c->auditor_url = arg; return 1;
+    case OPT_AUDITOR_TOKEN_FILE: c->auditor_token_file = arg; return 1;
+    case OPT_AUDITOR_TOKEN_ENV: c->auditor_token_env = arg; return 1;
+    case OPT_LINEAGE_PATH:
+        if (arg[0] != '/' || strlen(arg) > 128) {
+            fprintf(stderr, "hookline: --lineage-path must start with / and be under 128 bytes\n");
+            return -1;
+        }
+        c->lineage_path = arg;
+        return 1;
+    case OPT_SETTLE:
+        if (hl_opt_i64("settle-timeout-ms", arg, 0, 3600000, &v)) return -1;
+        c->settle_timeout_ms = (int)v;
+        return 1;
+    case OPT_NO_AUDITOR: c->no_auditor = 1; return 1;
+    case OPT_LINEAGE_VIA:
+        if (strcmp(arg, "db") && strcmp(arg, "api")) {
+            fprintf(stderr, "hookline: --lineage-via must be db or api\n");
+            return -1;
+        }
+        c->lineage_via_api = strcmp(arg, "api") == 0;
+        return 1;
+    default: return 0;
+    }
+}
+
+int hl_conn_opts_finish(hl_conn_opts_t *c)
+{
+    if (hl_http_parse_url(c->auditor_url, c->auditor_host, sizeof(c->auditor_host),
+                          &c->auditor_port) != 0) {
+        fprintf(stderr, "hookline: --auditor '%s': need http://host:port\n", c->auditor_url);
+        return HL_EXIT_USAGE;
+    }
+    if (c->no_auditor) return 0;
+    const char *env = c->auditor_token_env ? getenv(c->auditor_token_env) : NULL;
+    size_t len = 0;
+    if (c->auditor_token_file) {
+        if (hl_read_file(c->auditor_token_file, 4096, &c->auditor_token, &len) != 0) {
+            fprintf(stderr, "hookline: --auditor-token-file %s: cannot read (or over 4 KiB)\n",
+                    c->auditor_token_file);
+            return HL_EXIT_USAGE;
+        }
+    } else if (env && *env) {
+        c->auditor_token = hl_xstrdup(env);
+    } else if (hl_read_file(".hookline/auditor-token", 4096, &c->auditor_token, &len) != 0) {
+        c->auditor_token = hl_xstrdup(""); /* the auditor will say 401, reported clearly */
+    }
+    /* A token file normally ends with a newline that is not part of the token. */
+    len = strlen(c->auditor_token);
+    while (len && (c->auditor_token[len - 1] == '\n' || c->auditor_token[len - 1] == '\r'))
+        c->auditor_token[--len] = '\0';
+    if (strpbrk(c->auditor_token, "\r\n") || len > 512) {
+        fprintf(stderr, "hookline: auditor token: one line of at most 512 bytes\n");
+        return HL_EXIT_USAGE;
+    }
+    return 0;
+}
+
+void hl_conn_opts_free(hl_conn_opts_t *c)
+{
+    free(c->auditor_token);
+    c->auditor_token = NULL;
+}
+
+void hl_conn_verify_opts(const hl_conn_opts_t *c, hl_verify_opts_t *v, uint64_t seed)
+{
+    *v = (hl_verify_opts_t){.conninfo = c->pg,
+                            .schema = c->pg_schema,
+                            .source = c->source,
+                            .settle_timeout_ms = c->settle_timeout_ms,
+                            .no_auditor = c->no_auditor,
+                            .auditor_host = c->auditor_host,
+                            .auditor_port = c->auditor_port,
+                            .auditor_token = c->auditor_token,
+                            .lineage_path = c->lineage_path,
+                            .message_path = "/v1/messages/",
+                            .lineage_via_api = c->lineage_via_api,
+                            .auditor_concurrency = 8,
+                            .seed = seed,
+                            .sample = 10};
+}
+
+static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
+{
+    fprintf(out, "  accepted events        %lld\n", (long long)v->expected_events);
+    fprintf(out, "  stored                 %lld\n", (long long)v->stored_events);
+    fprintf(out, "  missing rows (gaps)    %lld\n", (long long)v->missing_rows);
+    fprintf(out, "  duplicate rows         %lld\n", (long long)v->duplicate_rows);
+    fprintf(out, "  idempotency violations %lld\n", (long long)v->idempotency_violations);
+    fprintf(out, "  ordering violations    %lld\n", (long long)v->ordering_violations);
+    if (no_auditor)
+        fprintf(out, "  lineage coverage       skipped (--no-auditor)\n");
+    else
+        fprintf(out, "  lineage coverage       %.3f %% (%lld of %lld request ids)\n",
+                v->lineage_coverage * 100.0, (long long)v->lineage_complete,
+                (long long)v->lineage_checked);
+    if (v->auditor_gaps >= 0) fprintf(out, "  auditor gaps           %lld\n", (long long)v->auditor_gaps);
+}
+
+int hl_cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {{"requests", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         HL_CONN_LONG_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    hl_conn_opts_t conn;
+    hl_conn_opts_defaults(&conn);
+    const char *ledger = NULL;
+    int ch, r;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+        if (ch == 'r') ledger = optarg;
+        else if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
+        else if (r == 0) {
+            fprintf(ch == 'h' ? stdout : stderr,
+                    "usage: hookline verify --requests DIR/requests.ndjson [options]\n%s", HL_CONN_HELP);
+            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+        }
+    }
+    if (!ledger || optind != argc) {
+        fputs("hookline verify: --requests FILE is required (an evidence folder's requests.ndjson)\n",
+              stderr);
+        return HL_EXIT_USAGE;
+    }
+    if (hl_conn_opts_finish(&conn)) return HL_EXIT_USAGE;
+    char err[1024];
+    hl_workload_t w = {0};
+    if (hl_ledger_read(ledger, &w, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hookline: %s\n", err);
+        hl_conn_opts_free(&conn);
+        return HL_EXIT_USAGE;
+    }
+    hl_verify_opts_t vo;
+    hl_conn_verify_opts(&conn, &vo, 1);
+    vo.sample = 0;
+    hl_verify_report_t v;
+    int rc = hl_verify_run(&vo, &w, &v, err, sizeof(err));
+    int code;
+    if (rc) {
+        fprintf(stderr, "hookline: %s\n", err);
+        code = HL_EXIT_USAGE;
+    } else {
+        print_verify(stdout, &v, conn.no_auditor);
+        int bad = v.idempotency_violations || v.ordering_violations ||
+                  (!conn.no_auditor && v.lineage_complete < v.lineage_checked);
+        printf("  verify: %s\n", bad ? "VIOLATIONS" : "OK");
+        code = bad ? HL_EXIT_FAIL : HL_EXIT_PASS;
+    }
+    hl_verify_report_free(&v);
+    hl_wl_free(&w);
+    hl_conn_opts_free(&conn);
+    return code;
+}
+
+int hl_cmd_lineage(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, HL_CONN_LONG_OPTIONS,
+                                         {NULL, 0, NULL, 0}};
+    hl_conn_opts_t conn;
+    hl_conn_opts_defaults(&conn);
+    int ch, r;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
+        if (r == 0) {
+            fprintf(ch == 'h' ? stdout : stderr, "usage: hookline lineage REQUEST_ID [options]\n%s",
+                    HL_CONN_HELP);
+            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !hl_uuid_valid(argv[optind])) {
+        fputs("usage: hookline lineage REQUEST_ID (a UUID)\n", stderr);
+        return HL_EXIT_USAGE;
+    }
+    conn.no_auditor = 0;
+    if (hl_conn_opts_finish(&conn)) return HL_EXIT_USAGE;
+    char path[256], auth[600];
+    snprintf(path, sizeof(path), "%s%s", conn.lineage_path, argv[optind]);
+    snprintf(auth, sizeof(auth), "Bearer %s", conn.auditor_token);
+    hl_http_header_t h[] = {{"Authorization", auth}, {"Accept", "application/json"}};
+    hl_http_conn_t *c = hl_http_conn_new(conn.auditor_host, conn.auditor_port, 4u << 20, 10000);
+    hl_http_response_t resp;
+    int rc = hl_http_request(c, "GET", path, h, 2, NULL, 0, &resp), code;
+    if (rc) {
+        fprintf(stderr, "hookline: auditor %s:%d: %s\n", conn.auditor_host, conn.auditor_port,
+                hl_strerror(rc));
+        code = HL_EXIT_USAGE;
+    } else {
+        json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
+        if (j) {
+            json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            fputc('\n', stdout);
+        } else {
+            fwrite(resp.body, 1, resp.body_len, stdout);
+        }
+        json_decref(j);
+        if (resp.status != 200) fprintf(stderr, "hookline: auditor answered %d\n", resp.status);
+        code = resp.status == 200 ? HL_EXIT_PASS : resp.status == 404 ? HL_EXIT_FAIL : HL_EXIT_USAGE;
+    }
+    hl_http_conn_free(c);
+    hl_conn_opts_free(&conn);
+    return code;
+}

@@ -1,0 +1,129 @@
+/* hookline: the command-line tool. `replay` sends a workload to the ingress, verifies what was
+ * stored and judges the run against the gate; the other subcommands are thin clients. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "evidence.h"
+#include "hl/util.h"
+#include "gate.h"
+#include "report.h"
+#include "results.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: hookline <command> [options]\n"
+          "  replay [options]            send webhooks, verify, gate (hookline replay --help)\n"
+          "  verify --requests FILE      check a past run's ledger against Postgres and the auditor\n"
+          "  gate RESULTS.json [--criteria FILE]   judge a results file\n"
+          "  evidence verify DIR         check an evidence folder against its SHA256SUMS\n"
+          "  lineage REQUEST_ID          print one request's lineage from the auditor\n"
+          "  dlq list | redrive [--request-id ID]   dead letters (Kafka)\n"
+          "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n",
+          out);
+}
+
+static int cmd_gate(int argc, char **argv)
+{
+    const char *criteria = NULL;
+    static const struct option opts[] = {{"criteria", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (ch == 'c') criteria = optarg;
+        else {
+            fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n", ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n", stderr);
+        return HL_EXIT_USAGE;
+    }
+    char err[512];
+    hl_criteria_t c;
+    hl_criteria_defaults(&c);
+    if (criteria && hl_criteria_load(criteria, &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "hookline: %s\n", err);
+        return HL_EXIT_USAGE;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    hl_results_t r;
+    if (hl_read_file(argv[optind], 16u << 20, &text, &len) != 0) {
+        fprintf(stderr, "hookline: %s: cannot read (or over 16 MiB)\n", argv[optind]);
+        return HL_EXIT_USAGE;
+    }
+    int rc = hl_results_parse(text, len, &r);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "hookline: %s: not a results file (JSON object with \"sent\")\n", argv[optind]);
+        return HL_EXIT_USAGE;
+    }
+    hl_gate_t g;
+    hl_gate_eval(&c, &r, &g);
+    hl_report_table(stdout, &r, &g);
+    return g.pass ? HL_EXIT_PASS : HL_EXIT_FAIL;
+}
+
+static int cmd_evidence(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "verify") != 0) {
+        fputs("usage: hookline evidence verify DIR\n", stderr);
+        return HL_EXIT_USAGE;
+    }
+    int n = hl_evidence_verify(argv[2], stdout);
+    if (n < 0) {
+        fprintf(stderr, "hookline: %s: no readable %s\n", argv[2], HL_EVIDENCE_MANIFEST);
+        return HL_EXIT_USAGE;
+    }
+    if (n == 0) {
+        printf("evidence %s: intact\n", argv[2]);
+        return HL_EXIT_PASS;
+    }
+    printf("evidence %s: %d problem%s\n", argv[2], n, n == 1 ? "" : "s");
+    return HL_EXIT_FAIL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    hl_replay_stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return HL_EXIT_USAGE;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    if (strcmp(cmd, "replay") == 0) return hl_cmd_replay(argc, argv);
+    if (strcmp(cmd, "verify") == 0) return hl_cmd_verify(argc, argv);
+    if (strcmp(cmd, "gate") == 0) return cmd_gate(argc, argv);
+    if (strcmp(cmd, "evidence") == 0) return cmd_evidence(argc, argv);
+    if (strcmp(cmd, "lineage") == 0) return hl_cmd_lineage(argc, argv);
+    if (strcmp(cmd, "dlq") == 0) return hl_cmd_dlq(argc, argv);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "hookline: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return HL_EXIT_USAGE;
+}

@@ -1,0 +1,66 @@
+/* Verification of a replay against the system of record: every accepted event stored exactly
+ * once in Postgres, in per-message order, and every request id with a lineage at the auditor. */
+#ifndef HL_CLI_VERIFY_H
+#define HL_CLI_VERIFY_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "hl/error.h"
+#include "workload.h"
+
+typedef struct {
+    const char *conninfo;        /* libpq connection string */
+    const char *schema;          /* search_path schema, NULL/"" = the server's default */
+    const char *source;          /* webhook_events.source of the replay */
+    int settle_timeout_ms;       /* how long to wait for rows and lineages to arrive */
+    int no_auditor;              /* 1 = skip the lineage checks (and say so) */
+    const char *auditor_host;
+    int auditor_port;
+    const char *auditor_token;   /* bearer token, borrowed */
+    const char *lineage_path;    /* "/v1/requests/": the request id is appended */
+    const char *message_path;    /* "/v1/messages/": the message id is appended */
+    int lineage_via_api;         /* 1 = coverage through the auditor's API, 0 = its table */
+    unsigned auditor_concurrency;
+    uint64_t seed;               /* picks the sample lineages */
+    unsigned sample;             /* full lineages to keep (10) */
+} hl_verify_opts_t;
+
+#define HL_VERIFY_REPORT_CAP 1000 /* detail entries kept per report; counts are always exact */
+
+typedef struct {
+    int64_t expected_events;        /* distinct events answered 202 */
+    int64_t stored_events;          /* of those, found in webhook_events */
+    int64_t missing_rows;           /* accepted, never stored (also counted as gaps) */
+    int64_t duplicate_rows;         /* rows beyond the first for one event */
+    int64_t idempotency_violations; /* missing_rows + duplicate_rows */
+    int64_t ordering_violations;    /* consecutive accepted events stored out of order */
+    int64_t gaps;                   /* = missing_rows */
+    int64_t lineage_checked;        /* request ids looked up (-1 when skipped) */
+    int64_t lineage_complete;       /* with ingress (and, if accepted, a commit) stage */
+    double lineage_coverage;        /* complete / checked, -1 when skipped */
+    int64_t auditor_gaps;           /* what the auditor's /v1/gaps reports, -1 unknown */
+    json_t *idempotency;            /* report objects (owned; hl_verify_report_free) */
+    json_t *ordering;
+    json_t *lineage_missing;
+    json_t *lineage_sample;
+    json_t *auditor_error_budget;   /* the auditor's /v1/error-budget answer, or null */
+    double pg_seconds;              /* time spent on the Postgres checks (waiting included) */
+    double auditor_seconds;         /* time spent on the lineage checks */
+} hl_verify_report_t;
+
+/* Runs every check. Returns 0 (violations are counted, not errors), HL_EPG when Postgres
+ * cannot be queried, HL_EIO when the auditor cannot be reached (unless no_auditor); errbuf
+ * says which. Starts and joins auditor_concurrency threads. */
+int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *r,
+                  char *errbuf, size_t errcap) HL_MUST_CHECK;
+void hl_verify_report_free(hl_verify_report_t *r);
+
+/* The stage names found anywhere in a lineage answer (objects with a "stage" string),
+ * as bits: 1 = ingress, 2 = persisted, 4 = dead_lettered. */
+unsigned hl_lineage_stages(json_t *answer);
+
+/* Postgres text-array literal of n strings ({"a","b\"c"}), owned by the caller. */
+char *hl_pg_text_array(const char *const *items, size_t n);
+
+#endif
