@@ -125,7 +125,12 @@ int main(int argc, char **argv)
 
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         if (opt == 'c') path = optarg;
-        else return usage(argv[0]);
+        else if (opt == 'h') {
+            printf("usage: %s --config FILE\n"
+                   "Stores lineage and serves the audit API; see services/auditor/README.md.\n",
+                   argv[0]);
+            return 0;
+        } else return usage(argv[0]);
     }
     if (!path || optind != argc) return usage(argv[0]);
     hl_log_init("auditor", HL_LOG_INFO);

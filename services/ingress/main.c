@@ -15,9 +15,10 @@
 #include "server.h"
 #include "sources.h"
 
-static void usage(void)
+static void usage(FILE *to)
 {
-    fprintf(stderr, "usage: hookline-ingress --config FILE\n");
+    fprintf(to, "usage: hookline-ingress --config FILE\n"
+                "Answers webhooks and produces them to Kafka; see services/ingress/README.md.\n");
 }
 
 /* Blocks SIGTERM/SIGINT in every thread (civetweb and librdkafka threads inherit the mask)
@@ -91,13 +92,16 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
-        else {
-            usage();
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
             return HL_CONFIG_EXIT;
         }
     }
     if (path == NULL) {
-        usage();
+        usage(stderr);
         return HL_CONFIG_EXIT;
     }
     /* Signals are blocked before any thread starts so none of them can take a SIGTERM. */

@@ -24,7 +24,8 @@ def _port_from_config(config):
     listen = ((config or {}).get("http") or {}).get("listen")
     if not listen:
         return None
-    return int(str(listen).rsplit(":", 1)[1])
+    # civetweb marks a TLS port with an "s" suffix ("127.0.0.1:8443s").
+    return int(str(listen).rsplit(":", 1)[1].rstrip("sr"))
 
 
 def _group_members(pgid):
