@@ -1,0 +1,659 @@
+/* The batch transaction. Rows travel as binary array parameters of one prepared
+ * INSERT ... SELECT FROM unnest(...) (the fastest of the measured methods in
+ * notes/postgres-batching.md: one statement text whatever the batch size, no escaping), and the
+ * offsets upsert rides in the same statement as a data-modifying CTE, so a batch without refused
+ * rows costs exactly one round trip and one implicit transaction. */
+#include "batch_writer.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hl/log.h"
+#include "hl/pg.h"
+#include "hl/util.h"
+
+/* Type oids fixed by Postgres (pg_type.dat). */
+#define OID_INT4 23
+#define OID_INT8 20
+#define OID_TEXT 25
+#define OID_TIMESTAMPTZ 1184
+#define OID_UUID 2950
+#define OID_JSONB 3802
+
+/* Microseconds between 1970-01-01 and 2000-01-01, the epoch of binary timestamps. */
+#define PG_EPOCH_US 946684800000000LL
+
+#define NCOLS 8
+
+#define INSERT_COLS                                                                             \
+    "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"      \
+    " kafka_partition, kafka_offset, payload)"
+#define UNNEST_ROWS                                                                             \
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[],"  \
+    " $6::int4[], $7::int8[], $8::jsonb[]) AS t(s, m, e, r, ra, p, o, j)"
+#define RETURN_ROWS " RETURNING id, kafka_partition, kafka_offset"
+
+/* Insert-or-skip with ON CONFLICT: safe against any concurrent writer of the same keys. */
+#define INSERT_ROWS                                                                             \
+    INSERT_COLS UNNEST_ROWS " ON CONFLICT ON CONSTRAINT webhook_events_key DO NOTHING" RETURN_ROWS
+
+/* The same with an anti-join instead of ON CONFLICT: a plain insert skips speculative insertion
+ * and its extra WAL record per row, about a quarter of the statement's server CPU measured here
+ * (services/persister/README.md). Only a concurrent writer of the same new key can make it fail
+ * (23505); the batch is then run again with INSERT_ROWS. Duplicates inside one batch are
+ * removed before sending (hl_rows_mark_batch_duplicates), since the anti-join cannot see them. */
+#define INSERT_ROWS_ANTI                                                                        \
+    INSERT_COLS UNNEST_ROWS                                                                     \
+    " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"                                         \
+    " WHERE w.source = t.s AND w.message_id = t.m AND w.event_type = t.e)" RETURN_ROWS
+
+#define UPSERT_OFFSETS(g, t, p, o)                                                              \
+    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset)"   \
+    " SELECT " g ", " t ", u.p, u.o FROM unnest(" p "::int4[], " o "::int8[]) AS u(p, o)"       \
+    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
+    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),"                         \
+    " updated_at = clock_timestamp()"
+
+static const char SQL_BATCH_FAST[] = "WITH ins AS (" INSERT_ROWS_ANTI "), off AS ("
+    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12") ") SELECT * FROM ins";
+static const char SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS ("
+    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12") ") SELECT * FROM ins";
+static const char SQL_ROWS[] = INSERT_ROWS;
+static const char SQL_OFFSETS[] = UPSERT_OFFSETS("$1::text", "$2::text", "$3", "$4");
+/* The stored row of each given key, to tell "duplicate" from "inserted by an earlier attempt
+ * whose commit we never heard about" after a retry. */
+static const char SQL_LOOKUP[] =
+    "SELECT w.id, w.kafka_partition, w.kafka_offset"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) AS k(s, m, e)"
+    " JOIN webhook_events w ON w.source = k.s AND w.message_id = k.m AND w.event_type = k.e";
+static const char SQL_LOAD[] =
+    "SELECT kafka_partition, next_offset FROM consumer_offsets"
+    " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int4[])";
+
+/* A reusable byte buffer: it keeps its capacity between batches, so steady state allocates
+ * nothing. Its size is bounded by max_rows x max_record_bytes through the caller's caps. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+struct hl_batch_writer {
+    const hl_pg_config_t *pg; /* borrowed */
+    const char *group;        /* borrowed */
+    const char *topic;        /* borrowed */
+    size_t max_rows;
+    PGconn *conn;             /* NULL when not connected */
+    buf_t col[NCOLS];         /* one binary array per column */
+    buf_t parts, nexts;       /* offsets arrays */
+    hl_row_t **good;          /* rows with status OK, in batch order (max_rows) */
+    hl_row_t **by_pos;        /* the same sorted by (partition, offset), for RETURNING */
+    hl_row_t **dead;          /* rows to dead-letter (max_rows) */
+    hl_row_t **scratch;       /* rows stored late while isolating refused ones (max_rows) */
+    int32_t *part_ids;        /* partitions of the batch (max_rows slots) */
+    int64_t *part_next;       /* their next offsets */
+    char err[512];
+    hl_bw_stats_t stats;
+    /* The batch statement in flight (sent, result not yet read); NULL when none. */
+    hl_row_t **sent_rows;
+    size_t sent_n, sent_good;
+    hl_bw_dead_letter_fn sent_dl;
+    void *sent_dl_arg;
+};
+
+static void buf_reserve(buf_t *b, size_t more)
+{
+    if (b->len + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) cap *= 2;
+    b->p = hl_xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+static void put32(buf_t *b, uint32_t v)
+{
+    buf_reserve(b, 4);
+    v = htonl(v);
+    memcpy(b->p + b->len, &v, 4);
+    b->len += 4;
+}
+
+static void put64(buf_t *b, int64_t v)
+{
+    put32(b, (uint32_t)((uint64_t)v >> 32));
+    put32(b, (uint32_t)((uint64_t)v & 0xffffffffu));
+}
+
+static void put_bytes(buf_t *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* Starts a one-dimensional binary array of n elements of type oid (the wire format of
+ * array_recv: ndim, has-null flag, element type, then size and lower bound per dimension). */
+static void array_begin(buf_t *b, uint32_t oid, size_t n)
+{
+    b->len = 0;
+    put32(b, n ? 1 : 0);
+    put32(b, 0);
+    put32(b, oid);
+    if (n) {
+        put32(b, (uint32_t)n);
+        put32(b, 1);
+    }
+}
+
+static void elem_bytes(buf_t *b, const void *p, size_t n)
+{
+    put32(b, (uint32_t)n);
+    put_bytes(b, p, n);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return 0;
+}
+
+/* The 16 bytes of a UUID text already checked by hl_uuid_valid. */
+static void elem_uuid(buf_t *b, const char *s)
+{
+    unsigned char u[16];
+    size_t k = 0;
+    for (const char *p = s; *p && k < 16; p++) {
+        if (*p == '-') continue;
+        u[k++] = (unsigned char)(hexval(p[0]) << 4 | hexval(p[1]));
+        p++;
+    }
+    elem_bytes(b, u, 16);
+}
+
+hl_batch_writer_t *hl_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
+                             size_t max_rows)
+{
+    hl_batch_writer_t *bw = hl_xcalloc(1, sizeof(*bw));
+    bw->pg = pg;
+    bw->group = group;
+    bw->topic = topic;
+    bw->max_rows = max_rows;
+    bw->good = hl_xcalloc(max_rows, sizeof(*bw->good));
+    bw->by_pos = hl_xcalloc(max_rows, sizeof(*bw->by_pos));
+    bw->dead = hl_xcalloc(max_rows, sizeof(*bw->dead));
+    bw->scratch = hl_xcalloc(max_rows, sizeof(*bw->scratch));
+    bw->part_ids = hl_xcalloc(max_rows, sizeof(*bw->part_ids));
+    bw->part_next = hl_xcalloc(max_rows, sizeof(*bw->part_next));
+    return bw;
+}
+
+static void disconnect(hl_batch_writer_t *bw)
+{
+    if (bw->conn) PQfinish(bw->conn);
+    bw->conn = NULL;
+}
+
+void hl_bw_reset(hl_batch_writer_t *bw)
+{
+    /* A statement abandoned in flight may still commit; dropping the connection is the only
+     * way to stop waiting for it, and its outcome is recorded in consumer_offsets anyway. */
+    if (bw->sent_rows) disconnect(bw);
+    bw->sent_rows = NULL;
+}
+
+void hl_bw_free(hl_batch_writer_t *bw)
+{
+    if (!bw) return;
+    disconnect(bw);
+    for (int i = 0; i < NCOLS; i++) free(bw->col[i].p);
+    free(bw->parts.p);
+    free(bw->nexts.p);
+    free(bw->good);
+    free(bw->by_pos);
+    free(bw->dead);
+    free(bw->scratch);
+    free(bw->part_ids);
+    free(bw->part_next);
+    free(bw);
+}
+
+const char *hl_bw_last_error(const hl_batch_writer_t *bw) { return bw->err; }
+
+void hl_bw_stats(const hl_batch_writer_t *bw, hl_bw_stats_t *out) { *out = bw->stats; }
+
+/* Records the error of res (or of the connection) in bw->err; drops a broken connection.
+ * Returns HL_EAGAIN for a transient failure, HL_EPG for one that will repeat. */
+static int pg_fail(hl_batch_writer_t *bw, PGresult *res, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg) msg = PQerrorMessage(bw->conn);
+    snprintf(bw->err, sizeof(bw->err), "%s: %s%s%s", what, state ? state : "", state ? " " : "",
+             msg ? msg : "");
+    size_t l = strlen(bw->err);
+    while (l && (bw->err[l - 1] == '\n' || bw->err[l - 1] == ' ')) bw->err[--l] = '\0';
+    bool transient = hl_pg_transient(bw->conn, res) || PQstatus(bw->conn) != CONNECTION_OK;
+    /* A statement the server cannot even plan (a missing table, a revoked right) is no fault of
+     * any one row, and an operator can fix it: it is retried like an outage, never skipped. */
+    if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "3F", 2) == 0)) transient = true;
+    if (PQstatus(bw->conn) != CONNECTION_OK) disconnect(bw);
+    return transient ? HL_EAGAIN : HL_EPG;
+}
+
+static int prepare(hl_batch_writer_t *bw, const char *name, const char *sql)
+{
+    PGresult *res = PQprepare(bw->conn, name, sql, 0, NULL);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, name);
+    PQclear(res);
+    return rc;
+}
+
+int hl_bw_connect(hl_batch_writer_t *bw)
+{
+    if (bw->conn && PQstatus(bw->conn) == CONNECTION_OK) return 0;
+    disconnect(bw);
+    if (hl_pg_connect(bw->pg, 0, &bw->conn, bw->err, sizeof(bw->err)) != 0) {
+        bw->conn = NULL;
+        return HL_EAGAIN;
+    }
+    /* Binary text parameters are converted from the client encoding: make it the one Kafka
+     * records are checked against. */
+    if (PQsetClientEncoding(bw->conn, "UTF8") != 0 || prepare(bw, "hl_batch", SQL_BATCH) ||
+        prepare(bw, "hl_batch_fast", SQL_BATCH_FAST) ||
+        prepare(bw, "hl_rows", SQL_ROWS) || prepare(bw, "hl_offsets", SQL_OFFSETS) ||
+        prepare(bw, "hl_load", SQL_LOAD) || prepare(bw, "hl_lookup", SQL_LOOKUP)) {
+        if (!bw->err[0]) snprintf(bw->err, sizeof(bw->err), "connect: %s", PQerrorMessage(bw->conn));
+        disconnect(bw);
+        return HL_EAGAIN;
+    }
+    return 0;
+}
+
+/* Simple statement without parameters; returns 0, HL_EAGAIN or HL_EPG. */
+static int exec(hl_batch_writer_t *bw, const char *sql)
+{
+    PGresult *res = PQexec(bw->conn, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, sql);
+    PQclear(res);
+    return rc;
+}
+
+int hl_bw_load_offsets(hl_batch_writer_t *bw, const int32_t *partitions, size_t n, int64_t *next)
+{
+    if (bw->sent_rows) return HL_ESTATE;
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    for (size_t i = 0; i < n; i++) next[i] = -1;
+    array_begin(&bw->parts, OID_INT4, n);
+    for (size_t i = 0; i < n; i++) {
+        put32(&bw->parts, 4);
+        put32(&bw->parts, (uint32_t)partitions[i]);
+    }
+    const char *vals[3] = {bw->group, bw->topic, bw->parts.p};
+    int lens[3] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len};
+    int fmts[3] = {1, 1, 1};
+    PGresult *res = PQexecPrepared(bw->conn, "hl_load", 3, vals, lens, fmts, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int rc = pg_fail(bw, res, "load offsets");
+        PQclear(res);
+        return rc == HL_EPG ? HL_EPG : HL_EAGAIN;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        int64_t p = 0, o = 0;
+        if (hl_parse_i64(PQgetvalue(res, r, 0), 0, INT32_MAX, &p) != 0 ||
+            hl_parse_i64(PQgetvalue(res, r, 1), 0, INT64_MAX, &o) != 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (partitions[i] == (int32_t)p) next[i] = o;
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Fills the eight column arrays from rows[0..n). */
+static void build_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    static const uint32_t oids[NCOLS] = {OID_TEXT, OID_TEXT,        OID_TEXT, OID_UUID,
+                                         OID_TIMESTAMPTZ, OID_INT4, OID_INT8, OID_JSONB};
+    for (int c = 0; c < NCOLS; c++) array_begin(&bw->col[c], oids[c], n);
+    static const char jsonb_version = 1;
+    for (size_t i = 0; i < n; i++) {
+        const hl_row_t *r = rows[i];
+        elem_bytes(&bw->col[0], r->source, strlen(r->source));
+        elem_bytes(&bw->col[1], r->message_id, r->message_id_len);
+        elem_bytes(&bw->col[2], r->event_type, strlen(r->event_type));
+        elem_uuid(&bw->col[3], r->request_id);
+        put32(&bw->col[4], 8);
+        put64(&bw->col[4], r->received_us - PG_EPOCH_US);
+        put32(&bw->col[5], 4);
+        put32(&bw->col[5], (uint32_t)r->partition);
+        put32(&bw->col[6], 8);
+        put64(&bw->col[6], r->offset);
+        put32(&bw->col[7], (uint32_t)(r->payload_len + 1));
+        put_bytes(&bw->col[7], &jsonb_version, 1);
+        put_bytes(&bw->col[7], r->payload, r->payload_len);
+    }
+}
+
+/* Fills the offsets arrays: for each partition in rows, highest offset + 1. */
+static void build_offsets(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    /* A batch spans few partitions; a linear scan over those seen is cheaper than a map.
+     * There are never more partitions than rows, so the max_rows slots always suffice. */
+    int32_t *parts = bw->part_ids;
+    int64_t *next = bw->part_next;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < np && parts[k] != rows[i]->partition) k++;
+        if (k == np) {
+            parts[np] = rows[i]->partition;
+            next[np++] = rows[i]->offset + 1;
+        } else if (rows[i]->offset + 1 > next[k]) {
+            next[k] = rows[i]->offset + 1;
+        }
+    }
+    array_begin(&bw->parts, OID_INT4, np);
+    array_begin(&bw->nexts, OID_INT8, np);
+    for (size_t k = 0; k < np; k++) {
+        put32(&bw->parts, 4);
+        put32(&bw->parts, (uint32_t)parts[k]);
+        put32(&bw->nexts, 8);
+        put64(&bw->nexts, next[k]);
+    }
+}
+
+static int pos_cmp(const void *a, const void *b)
+{
+    const hl_row_t *x = *(const hl_row_t *const *)a, *y = *(const hl_row_t *const *)b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+static uint32_t get32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return ntohl(v);
+}
+
+static int64_t get64(const char *p) { return (int64_t)((uint64_t)get32(p) << 32 | get32(p + 4)); }
+
+/* Marks rows[0..n) from a RETURNING (id, partition, offset) result in binary format: returned
+ * rows were inserted, the others were duplicates. */
+static void mark_results(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res)
+{
+    memcpy(bw->by_pos, rows, n * sizeof(*rows));
+    qsort(bw->by_pos, n, sizeof(*rows), pos_cmp);
+    for (size_t i = 0; i < n; i++) {
+        rows[i]->duplicate = 1;
+        rows[i]->row_id = -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        hl_row_t key, *kp = &key;
+        key.partition = (int32_t)get32(PQgetvalue(res, r, 1));
+        key.offset = get64(PQgetvalue(res, r, 2));
+        hl_row_t **hit = bsearch(&kp, bw->by_pos, n, sizeof(*rows), pos_cmp);
+        if (!hit) continue;
+        (*hit)->duplicate = 0;
+        (*hit)->row_id = get64(PQgetvalue(res, r, 0));
+    }
+}
+
+/* Fills the parameters of a row insert (or of the whole batch statement when with_offsets) for
+ * rows[0..n); returns the parameter count. The pointers stay valid until the next build. */
+static int insert_params(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
+                         const char **vals, int *lens, int *fmts)
+{
+    build_rows(bw, rows, n);
+    for (int c = 0; c < NCOLS; c++) {
+        vals[c] = bw->col[c].p;
+        lens[c] = (int)bw->col[c].len;
+        fmts[c] = 1;
+    }
+    if (!with_offsets) return NCOLS;
+    vals[8] = bw->group;
+    lens[8] = (int)strlen(bw->group);
+    vals[9] = bw->topic;
+    lens[9] = (int)strlen(bw->topic);
+    vals[10] = bw->parts.p;
+    lens[10] = (int)bw->parts.len;
+    vals[11] = bw->nexts.p;
+    lens[11] = (int)bw->nexts.len;
+    for (int i = 8; i < 12; i++) fmts[i] = 1;
+    return 12;
+}
+
+/* Runs a row insert for rows[0..n) and waits for its result (owned by the caller). */
+static PGresult *run_insert(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    const char *vals[12];
+    int lens[12], fmts[12];
+    int np = insert_params(bw, rows, n, 0, vals, lens, fmts);
+    bw->stats.statements++;
+    return PQexecPrepared(bw->conn, "hl_rows", np, vals, lens, fmts, 1);
+}
+
+/* Inside an open transaction: inserts rows[0..n) under a savepoint; on a data error splits the
+ * range in two and recurses, so k refused rows among n cost O(k log n) statements and every
+ * other row is still inserted, in order. Refused single rows are marked PG_REJECTED. */
+static int bisect(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    if (n == 0) return 0;
+    int rc = exec(bw, "SAVEPOINT hl_bisect");
+    if (rc) return rc;
+    bw->stats.bisect_steps++;
+    PGresult *res = run_insert(bw, rows, n);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        mark_results(bw, rows, n, res);
+        PQclear(res);
+        return exec(bw, "RELEASE SAVEPOINT hl_bisect");
+    }
+    rc = pg_fail(bw, res, "insert");
+    PQclear(res);
+    if (rc != HL_EPG) return rc;
+    if (n == 1) {
+        rows[0]->status = HL_REC_PG_REJECTED;
+        (void)hl_strlcpy(rows[0]->detail, bw->err, sizeof(rows[0]->detail));
+    }
+    rc = exec(bw, "ROLLBACK TO SAVEPOINT hl_bisect");
+    if (rc == 0) rc = exec(bw, "RELEASE SAVEPOINT hl_bisect");
+    if (rc || n == 1) return rc;
+    rc = bisect(bw, rows, n / 2);
+    return rc ? rc : bisect(bw, rows + n / 2, n - n / 2);
+}
+
+/* Collects rows that will not be stored and have not reached the DLQ, and hands them over. */
+static int dead_letter_pending(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                               hl_bw_dead_letter_fn fn, void *arg)
+{
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i]->status != HL_REC_OK && !rows[i]->dlq_sent) bw->dead[nd++] = rows[i];
+    if (nd == 0) return 0;
+    if (fn(arg, bw->dead, nd) != 0) {
+        snprintf(bw->err, sizeof(bw->err), "dead-letter queue did not acknowledge");
+        return HL_EAGAIN;
+    }
+    return 0;
+}
+
+static size_t collect_good(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i]->status == HL_REC_OK && !rows[i]->dup_in_batch) bw->good[ng++] = rows[i];
+    return ng;
+}
+
+/* The slow path after the one-statement attempt hit a data error. */
+static int write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                           hl_bw_dead_letter_fn dead_letter, void *dl_arg)
+{
+    size_t ng = collect_good(bw, rows, n);
+    int rc = exec(bw, "BEGIN");
+    if (rc == 0) rc = bisect(bw, bw->good, ng);
+    /* A refused record no longer hides later copies of its key in this batch: store the first
+     * of those instead, and again if that one is refused too. */
+    while (rc == 0) {
+        size_t nr = 0, nn = 0;
+        for (size_t i = 0; i < n; i++)
+            if (rows[i]->status == HL_REC_OK && rows[i]->dup_in_batch) bw->scratch[nr++] = rows[i];
+        hl_rows_mark_batch_duplicates(rows, n);
+        for (size_t i = 0; i < nr; i++)
+            if (!bw->scratch[i]->dup_in_batch) bw->scratch[nn++] = bw->scratch[i];
+        if (nn == 0) break;
+        rc = bisect(bw, bw->scratch, nn);
+    }
+    if (rc == 0) rc = dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
+    if (rc == 0) {
+        const char *vals[4] = {bw->group, bw->topic, bw->parts.p, bw->nexts.p};
+        int lens[4] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
+                       (int)bw->nexts.len};
+        int fmts[4] = {1, 1, 1, 1};
+        PGresult *res = PQexecPrepared(bw->conn, "hl_offsets", 4, vals, lens, fmts, 0);
+        rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, "offsets");
+        PQclear(res);
+    }
+    if (rc == 0) rc = exec(bw, "COMMIT");
+    if (rc != 0 && bw->conn) (void)exec(bw, "ROLLBACK");
+    /* Whatever went wrong inside the transaction left nothing behind: retry it whole. */
+    return rc == 0 ? 0 : HL_EAGAIN;
+}
+
+/* After a retried batch committed: a row reported as duplicate may in fact have been inserted
+ * by the attempt whose COMMIT was lost with the connection. Its stored (partition, offset) is
+ * then its own, so it is marked inserted with that row id. Best effort: on failure the rows
+ * stay marked duplicate (the table is right either way; only the lineage flag differs). */
+static void recheck_duplicates(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+{
+    size_t nd = 0;
+    for (size_t i = 0; i < ng; i++)
+        if (good[i]->duplicate) bw->dead[nd++] = good[i];
+    if (nd == 0) return;
+    array_begin(&bw->col[0], OID_TEXT, nd);
+    array_begin(&bw->col[1], OID_TEXT, nd);
+    array_begin(&bw->col[2], OID_TEXT, nd);
+    for (size_t i = 0; i < nd; i++) {
+        elem_bytes(&bw->col[0], bw->dead[i]->source, strlen(bw->dead[i]->source));
+        elem_bytes(&bw->col[1], bw->dead[i]->message_id, bw->dead[i]->message_id_len);
+        elem_bytes(&bw->col[2], bw->dead[i]->event_type, strlen(bw->dead[i]->event_type));
+    }
+    const char *vals[3] = {bw->col[0].p, bw->col[1].p, bw->col[2].p};
+    int lens[3] = {(int)bw->col[0].len, (int)bw->col[1].len, (int)bw->col[2].len};
+    int fmts[3] = {1, 1, 1};
+    PGresult *res = PQexecPrepared(bw->conn, "hl_lookup", 3, vals, lens, fmts, 1);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        memcpy(bw->by_pos, good, ng * sizeof(*good));
+        qsort(bw->by_pos, ng, sizeof(*good), pos_cmp);
+        for (int r = 0; r < PQntuples(res); r++) {
+            hl_row_t key, *kp = &key;
+            key.partition = (int32_t)get32(PQgetvalue(res, r, 1));
+            key.offset = get64(PQgetvalue(res, r, 2));
+            hl_row_t **hit = bsearch(&kp, bw->by_pos, ng, sizeof(*good), pos_cmp);
+            if (hit && (*hit)->duplicate) {
+                (*hit)->duplicate = 0;
+                (*hit)->row_id = get64(PQgetvalue(res, r, 0));
+            }
+        }
+    } else {
+        (void)pg_fail(bw, res, "recheck duplicates");
+    }
+    PQclear(res);
+}
+
+int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
+               void *dl_arg)
+{
+    bw->err[0] = '\0';
+    if (bw->sent_rows) return HL_ESTATE;
+    if (n > bw->max_rows) return HL_EINVAL;
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    build_offsets(bw, rows, n);
+    /* Records refused before Postgres reach the DLQ first: the statement below commits offsets
+     * past them. */
+    int rc = dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
+    if (rc) return rc;
+    hl_rows_mark_batch_duplicates(rows, n);
+    size_t ng = collect_good(bw, rows, n);
+    const char *vals[12];
+    int lens[12], fmts[12];
+    int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
+    bw->stats.statements++;
+    if (!PQsendQueryPrepared(bw->conn, "hl_batch_fast", np, vals, lens, fmts, 1))
+    {
+        (void)pg_fail(bw, NULL, "send batch");
+        return HL_EAGAIN;
+    }
+    bw->sent_rows = rows;
+    bw->sent_n = n;
+    bw->sent_good = ng;
+    bw->sent_dl = dead_letter;
+    bw->sent_dl_arg = dl_arg;
+    return 0;
+}
+
+bool hl_bw_pending(const hl_batch_writer_t *bw) { return bw->sent_rows != NULL; }
+
+bool hl_bw_ready(hl_batch_writer_t *bw)
+{
+    if (!bw->sent_rows || !bw->conn) return true;
+    if (!PQconsumeInput(bw->conn)) return true; /* the error surfaces in hl_bw_finish */
+    return !PQisBusy(bw->conn);
+}
+
+/* Waits for every result of the statement in flight; returns the first one (owned by the
+ * caller; NULL when the connection gave none). */
+static PGresult *collect(hl_batch_writer_t *bw)
+{
+    PGresult *first = NULL, *r;
+    while (bw->conn && (r = PQgetResult(bw->conn)) != NULL) {
+        if (!first) first = r;
+        else PQclear(r);
+    }
+    return first;
+}
+
+int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us)
+{
+    if (!bw->sent_rows) return HL_ESTATE;
+    hl_row_t **rows = bw->sent_rows;
+    size_t n = bw->sent_n, ng = bw->sent_good;
+    bw->sent_rows = NULL;
+    PGresult *res = collect(bw);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "23505") == 0 && bw->conn) {
+        /* Another writer inserted one of these keys meanwhile: the parameters built for the
+         * send are still in place, run them through ON CONFLICT instead. */
+        PQclear(res);
+        const char *vals[12];
+        int lens[12], fmts[12];
+        int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
+        bw->stats.statements++;
+        res = PQexecPrepared(bw->conn, "hl_batch", np, vals, lens, fmts, 1);
+    }
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        *committed_us = hl_now_us();
+        mark_results(bw, bw->good, ng, res);
+        PQclear(res);
+        return 0;
+    }
+    int rc = pg_fail(bw, res, "batch");
+    PQclear(res);
+    if (rc != HL_EPG) return HL_EAGAIN;
+    hl_warn("batch refused (%s); isolating the refused rows", bw->err);
+    rc = write_isolating(bw, rows, n, bw->sent_dl, bw->sent_dl_arg);
+    if (rc == 0) *committed_us = hl_now_us();
+    return rc;
+}
+
+int hl_bw_write(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
+                void *dl_arg, int64_t *committed_us)
+{
+    int rc = hl_bw_send(bw, rows, n, dead_letter, dl_arg);
+    if (rc == 0) rc = hl_bw_finish(bw, committed_us);
+    if (rc == 0 && bw->conn) recheck_duplicates(bw, bw->good, collect_good(bw, rows, n));
+    return rc;
+}

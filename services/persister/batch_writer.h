@@ -1,0 +1,75 @@
+/* Writes one batch of records to Postgres in one transaction: the rows (ON CONFLICT DO NOTHING,
+ * telling inserted from duplicate per record) and the consumer offsets they advance, so the
+ * table and the offsets can never disagree. Runs on the thread that polls the consumer; the
+ * writer owns its connection and is not thread-safe. */
+#ifndef HL_PERSISTER_BATCH_WRITER_H
+#define HL_PERSISTER_BATCH_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hl/config.h"
+#include "hl/error.h"
+#include "record.h"
+
+typedef struct hl_batch_writer hl_batch_writer_t;
+
+/* Called inside the transaction, before COMMIT, with every record of the batch that will not be
+ * stored and has dlq_sent == 0. It must produce them to the DLQ, wait for the acknowledgement and
+ * set dlq_sent; returning non-zero rolls the transaction back (retried later as transient). This
+ * order means a record is never passed by the committed offsets before the DLQ holds it. */
+typedef int (*hl_bw_dead_letter_fn)(void *arg, hl_row_t **rows, size_t n);
+
+/* A writer for `group` consuming `topic`, connecting lazily with `pg` (all borrowed, must
+ * outlive the writer). max_rows caps a batch. Never fails (the connection is made on first use). */
+hl_batch_writer_t *hl_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
+                             size_t max_rows);
+/* Closes the connection and frees. NULL-safe. */
+void hl_bw_free(hl_batch_writer_t *bw);
+
+/* Connects (one try) and prepares the statements when not connected. Returns 0 or HL_EAGAIN. */
+int hl_bw_connect(hl_batch_writer_t *bw) HL_MUST_CHECK;
+
+/* Reads the stored next offset for each of n partitions of the topic into next[i] (-1 when
+ * none). Returns 0, or HL_EAGAIN when Postgres cannot answer now. */
+int hl_bw_load_offsets(hl_batch_writer_t *bw, const int32_t *partitions, size_t n,
+                       int64_t *next) HL_MUST_CHECK;
+
+/* Writes rows[0..n) (sorted with hl_rows_sort; records with status != OK included so their
+ * offsets are passed) in one transaction, and for every partition present advances
+ * consumer_offsets to (highest offset + 1), never backwards. Rows Postgres refuses for their
+ * content are found by bisection with savepoints (only after a failure), marked
+ * HL_REC_PG_REJECTED, and dead-lettered with the others through `dead_letter` before COMMIT.
+ * On success every OK row has row_id (or duplicate = 1), *committed_us is the commit time and
+ * the result is 0. Meant for retries: it also rechecks rows found duplicate, since the attempt
+ * before may have committed without the answer arriving. HL_EAGAIN means nothing was committed (Postgres unavailable, a transient
+ * error, or the DLQ callback failed): retry the same batch later. */
+int hl_bw_write(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
+                void *dl_arg, int64_t *committed_us) HL_MUST_CHECK;
+
+/* The same in two steps, so the thread can gather the next batch while Postgres works on this
+ * one: hl_bw_send dead-letters what was refused before Postgres and sends the statement;
+ * hl_bw_finish waits for its result (and isolates refused rows if needed). rows must stay
+ * valid until hl_bw_finish returns. One batch at most is in flight (HL_ESTATE otherwise). */
+int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
+               void *dl_arg) HL_MUST_CHECK;
+int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us) HL_MUST_CHECK;
+/* True while a sent batch awaits hl_bw_finish. */
+bool hl_bw_pending(const hl_batch_writer_t *bw);
+/* True when hl_bw_finish would not block (or nothing is in flight). */
+bool hl_bw_ready(hl_batch_writer_t *bw);
+/* Forgets a batch in flight without waiting (its outcome is whatever Postgres decided). */
+void hl_bw_reset(hl_batch_writer_t *bw);
+
+/* The last error text (for logs), never NULL. */
+const char *hl_bw_last_error(const hl_batch_writer_t *bw);
+
+/* Number of rows inserted and found duplicate by this writer so far (for tests and metrics). */
+typedef struct {
+    uint64_t statements;   /* batch statements run */
+    uint64_t bisect_steps; /* savepoint statements run while isolating refused rows */
+} hl_bw_stats_t;
+void hl_bw_stats(const hl_batch_writer_t *bw, hl_bw_stats_t *out);
+
+#endif

@@ -1,0 +1,583 @@
+/* The consume -> batch -> transaction -> lineage loop, with rebalances and outages.
+ *
+ * Correctness rests on Postgres: consumer_offsets advances in the batch's own transaction, and
+ * on assignment every partition starts from the offset stored there. Kafka's committed offsets
+ * follow only for lag monitoring and never run ahead of the table. Everything here runs on the
+ * thread inside hl_consumer_run (rebalance callbacks too, since they fire inside poll). */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
+#include "consumer.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "batch_writer.h"
+#include "hl/kafka.h"
+#include "hl/log.h"
+#include "hl/util.h"
+#include "lineage.h"
+#include "record.h"
+
+/* Context of the DLQ callback for one batch. */
+typedef struct {
+    hl_consumer_t *c;
+    int attempts; /* write attempts of the batch so far */
+} dl_ctx_t;
+
+/* One batch: records in arrival order, pointers in write order. */
+typedef struct {
+    hl_row_t *rows;          /* batch_max slots */
+    hl_row_t **ptrs;         /* rows sorted for the write */
+    size_t n;                /* records held */
+    int64_t first_mono_us;   /* when the first record arrived */
+    int64_t sent_mono_us;    /* when the write began */
+    dl_ctx_t dl;
+} batch_t;
+
+struct hl_consumer {
+    const hl_persister_config_t *cfg;  /* borrowed */
+    hl_persister_metrics_t *pm;        /* borrowed */
+    volatile sig_atomic_t *stop;       /* borrowed, set by the signal handler */
+    rd_kafka_t *rk;                    /* owned consumer */
+    hl_lineage_t *lin;                 /* owned producer for lineage and the DLQ */
+    hl_batch_writer_t *bw;             /* owned */
+    /* Two batches: b[cur] fills while b[cur ^ 1] may be in flight in Postgres, so records held
+     * never exceed 2 x batch_max. Batches commit strictly in the order they were sent. */
+    batch_t b[2];
+    int cur;
+    bool inflight;                     /* b[cur ^ 1] was sent and awaits its result */
+    rd_kafka_topic_partition_list_t *assigned; /* offset field = next offset in Postgres */
+    hl_backoff_t backoff;
+    bool paused;                       /* partitions paused for an outage */
+    bool in_retry;                     /* inside retry_batch (it polls, so callbacks run) */
+    bool sync_commit;                  /* commit Kafka offsets synchronously (revoke, shutdown) */
+    bool abandon;                      /* a revocation asked retry_batch to give up */
+    atomic_bool ready;
+    int64_t stop_deadline_mono_us;     /* set when *stop is first seen */
+};
+
+static int64_t batch_p50(void *h) { return hl_hist_percentile(h, 50); }
+static int64_t batch_p99(void *h) { return hl_hist_percentile(h, 99); }
+static int64_t batch_max(void *h) { return hl_hist_max(h); }
+
+void hl_persister_metrics_deinit(hl_persister_metrics_t *pm)
+{
+    hl_hist_free(pm->batch_size);
+    pm->batch_size = NULL;
+}
+
+void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
+{
+    pm->rows = hl_metrics_counter(m, "hookline_persister_rows_total",
+                                  "Rows inserted into webhook_events", NULL);
+    pm->duplicates = hl_metrics_counter(m, "hookline_persister_duplicates_total",
+                                        "Records skipped because their key was stored", NULL);
+    pm->dead_letters = hl_metrics_counter(m, "hookline_persister_dead_letters_total",
+                                          "Records produced to the dead-letter topic", NULL);
+    pm->batches = hl_metrics_counter(m, "hookline_persister_batches_total",
+                                     "Batch transactions committed", NULL);
+    pm->retries = hl_metrics_counter(m, "hookline_persister_retries_total",
+                                     "Batch attempts that failed and were retried", NULL);
+    pm->abandoned = hl_metrics_counter(m, "hookline_persister_abandoned_batches_total",
+                                       "Batches given up at a rebalance or shutdown", NULL);
+    pm->batch_size = hl_hist_new();
+    static const struct {
+        const char *labels;
+        int64_t (*fn)(void *);
+    } q[] = {{"quantile=\"0.5\"", batch_p50}, {"quantile=\"0.99\"", batch_p99},
+             {"quantile=\"1\"", batch_max}};
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        hl_metrics_gauge_fn(m, "hookline_persister_batch_size",
+                            "Records per committed batch, by quantile since start", q[i].labels,
+                            q[i].fn, pm->batch_size);
+    pm->commit_latency = hl_metrics_histogram(m, "hookline_persister_commit_seconds",
+                                              "Batch write start to Postgres commit", NULL);
+    pm->e2e_latency = hl_metrics_histogram(m, "hookline_persister_end_to_end_seconds",
+                                           "Ingress receive to Postgres commit", NULL);
+    pm->lag = hl_metrics_gauge(m, "hookline_persister_consumer_lag",
+                               "High watermark minus committed offset, summed", NULL);
+    pm->paused = hl_metrics_gauge(m, "hookline_persister_paused",
+                                  "1 while consumption is paused for a Postgres outage", NULL);
+    pm->assigned = hl_metrics_gauge(m, "hookline_persister_assigned_partitions",
+                                    "Partitions assigned to this member", NULL);
+}
+
+bool hl_consumer_ready(void *arg)
+{
+    hl_consumer_t *c = arg;
+    return atomic_load(&c->ready) && !*c->stop;
+}
+
+/* librdkafka's list destructor does not accept NULL. */
+static void list_free(rd_kafka_topic_partition_list_t *l)
+{
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+}
+
+static bool stopping_past_deadline(hl_consumer_t *c)
+{
+    if (!*c->stop) return false;
+    if (c->stop_deadline_mono_us == 0)
+        c->stop_deadline_mono_us = hl_mono_us() + (int64_t)c->cfg->shutdown_timeout_ms * 1000;
+    return hl_mono_us() > c->stop_deadline_mono_us;
+}
+
+static void release_batch(batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) hl_row_release(&b->rows[i]);
+    b->n = 0;
+}
+
+static void set_paused(hl_consumer_t *c, bool pause)
+{
+    if (c->paused == pause || !c->assigned || c->assigned->cnt == 0) {
+        c->paused = pause && c->assigned && c->assigned->cnt > 0 ? true : (pause && c->paused);
+        return;
+    }
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, c->assigned)
+                                    : rd_kafka_resume_partitions(c->rk, c->assigned);
+    if (err) hl_warn("%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(err));
+    c->paused = pause;
+    hl_gauge_set(c->pm->paused, pause ? 1 : 0);
+    hl_info("%s %d partitions", pause ? "paused" : "resumed", c->assigned->cnt);
+}
+
+/* Updates the committed position of the assigned partitions and commits them to Kafka. */
+static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+    uint64_t ins = 0, dup = 0, dead = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const hl_row_t *r = &b->rows[i];
+        hl_lineage_row(c->lin, r, committed_us, b->dl.attempts);
+        if (r->status != HL_REC_OK) dead++;
+        else if (r->duplicate) dup++;
+        else {
+            ins++;
+            if (r->received_us > 0) hl_histogram_observe_us(c->pm->e2e_latency, committed_us - r->received_us);
+        }
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(offs, c->cfg->kafka.events_topic, r->partition);
+        if (!p) p = rd_kafka_topic_partition_list_add(offs, c->cfg->kafka.events_topic, r->partition);
+        if (r->offset + 1 > p->offset) p->offset = r->offset + 1;
+    }
+    for (int i = 0; i < offs->cnt; i++) {
+        rd_kafka_topic_partition_t *a = c->assigned ? rd_kafka_topic_partition_list_find(
+                                            c->assigned, offs->elems[i].topic,
+                                            offs->elems[i].partition)
+                                                    : NULL;
+        if (a && offs->elems[i].offset > a->offset) a->offset = offs->elems[i].offset;
+    }
+    /* Asynchronous: only for lag monitoring; Postgres holds the offsets that count. At a
+     * revocation or shutdown it is synchronous, so no commit is still in flight when the
+     * group is left (librdkafka 2.0 could then hang in rd_kafka_destroy). */
+    if (offs->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, offs, c->sync_commit ? 0 : 1);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            hl_debug("kafka offset commit: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+    hl_counter_add(c->pm->rows, ins);
+    hl_counter_add(c->pm->duplicates, dup);
+    hl_counter_add(c->pm->dead_letters, dead);
+    hl_counter_inc(c->pm->batches);
+    hl_hist_record(c->pm->batch_size, (int64_t)b->n);
+    hl_histogram_observe_us(c->pm->commit_latency, hl_mono_us() - b->sent_mono_us);
+    hl_debug("batch committed: %zu records, %" PRIu64 " inserted, %" PRIu64 " duplicates, %" PRIu64
+             " dead-lettered, %" PRId64 " us since sent", b->n, ins, dup, dead,
+             hl_mono_us() - b->sent_mono_us);
+}
+
+static int dead_letter(void *arg, hl_row_t **rows, size_t n)
+{
+    dl_ctx_t *d = arg;
+    for (size_t i = 0; i < n; i++) {
+        hl_log_ctx_t ctx = {rows[i]->request_id[0] ? rows[i]->request_id : NULL,
+                            d->c->cfg->kafka.events_topic, rows[i]->partition, rows[i]->offset};
+        char kv[256];
+        size_t len = 0;
+        kv[0] = '\0';
+        hl_log_kv_str(kv, sizeof(kv), &len, "error_code", hl_rec_status_code(rows[i]->status));
+        HL_LOG(HL_LOG_WARN, &ctx, kv, "dead-lettering record: %s", rows[i]->detail);
+    }
+    return hl_lineage_dead_letter(d->c->lin, rows, n, d->attempts, (int)d->c->cfg->dlq_timeout_ms);
+}
+
+/* Polls the consumer for delay_ms without taking records (partitions are paused), so the
+ * member stays in the group and rebalances are served. */
+static void wait_polling(hl_consumer_t *c, uint32_t delay_ms)
+{
+    int64_t until = hl_mono_us() + (int64_t)delay_ms * 1000;
+    while (!c->abandon && hl_mono_us() < until && !stopping_past_deadline(c)) {
+        int64_t left = (until - hl_mono_us()) / 1000;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 100 ? 100 : (int)(left > 0 ? left : 0));
+        hl_lineage_poll(c->lin);
+        if (!m) continue;
+        if (!m->err) {
+            /* A partition assigned during the outage was not paused: rewind it to this record
+             * and pause it, so nothing is skipped and memory stays bounded. */
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+                m->offset;
+            (void)rd_kafka_pause_partitions(c->rk, l);
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 2000);
+            if (e) {
+                hl_warn("rewind during outage: %s", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+/* After a failed attempt: retries batch b with backoff while the partitions are paused, until it
+ * commits, a revocation abandons it, or shutdown runs out of time. `once` (inside a revocation)
+ * gives up at once. Releases b (and, when abandoned, the other batch too: records not
+ * committed are consumed again from Postgres' offsets by whoever owns the partitions next).
+ * Returns true when committed. */
+static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
+{
+    bool ok = false;
+    atomic_store(&c->ready, false);
+    c->in_retry = true;
+    for (;;) {
+        hl_counter_inc(c->pm->retries);
+        if (once || c->abandon || stopping_past_deadline(c)) break;
+        set_paused(c, true);
+        uint32_t delay = hl_backoff_next(&c->backoff);
+        hl_warn("batch of %zu not committed (%s); attempt %d, retrying in %u ms", b->n,
+                hl_bw_last_error(c->bw), b->dl.attempts, delay);
+        wait_polling(c, delay);
+        if (c->abandon || stopping_past_deadline(c)) break;
+        int64_t committed_us = 0;
+        b->dl.attempts++;
+        if (hl_bw_write(c->bw, b->ptrs, b->n, dead_letter, &b->dl, &committed_us) == 0) {
+            after_commit(c, b, committed_us);
+            ok = true;
+            break;
+        }
+    }
+    c->in_retry = false;
+    if (ok) {
+        hl_backoff_reset(&c->backoff);
+        atomic_store(&c->ready, true);
+        release_batch(b);
+        set_paused(c, false);
+        return true;
+    }
+    hl_counter_inc(c->pm->abandoned);
+    hl_warn("batch of %zu records abandoned uncommitted; it will be consumed again", b->n);
+    hl_lineage_settle(c->lin); /* no delivery report may touch the rows once released */
+    release_batch(b);
+    if (c->abandon) {
+        /* The partitions are gone: the other batch is theirs too. */
+        release_batch(&c->b[0]);
+        release_batch(&c->b[1]);
+        c->inflight = false;
+    }
+    c->abandon = false;
+    return false;
+}
+
+/* Waits for the batch in flight and finishes it (lineage, Kafka offsets), retrying if needed. */
+static bool complete_inflight(hl_consumer_t *c, bool once)
+{
+    if (!c->inflight) return true;
+    batch_t *b = &c->b[c->cur ^ 1];
+    c->inflight = false;
+    int64_t committed_us = 0;
+    if (hl_bw_finish(c->bw, &committed_us) == 0) {
+        atomic_store(&c->ready, true);
+        hl_backoff_reset(&c->backoff);
+        after_commit(c, b, committed_us);
+        release_batch(b);
+        return true;
+    }
+    return retry_batch(c, b, once);
+}
+
+/* Sends the filling batch to Postgres without waiting (any batch in flight must have been
+ * completed); the other buffer becomes the filling one. */
+static void send_batch(hl_consumer_t *c, bool once)
+{
+    batch_t *b = &c->b[c->cur];
+    if (b->n == 0) return;
+    for (size_t i = 0; i < b->n; i++) b->ptrs[i] = &b->rows[i];
+    hl_rows_sort(b->ptrs, b->n);
+    b->dl = (dl_ctx_t){c, 1};
+    b->sent_mono_us = hl_mono_us();
+    if (hl_bw_send(c->bw, b->ptrs, b->n, dead_letter, &b->dl) == 0) {
+        c->inflight = true;
+        c->cur ^= 1;
+        return;
+    }
+    (void)retry_batch(c, b, once);
+}
+
+/* Writes everything held and waits for it: used at a revocation (once) and at shutdown. */
+static void drain(hl_consumer_t *c, bool once)
+{
+    (void)complete_inflight(c, once);
+    send_batch(c, once);
+    (void)complete_inflight(c, once);
+}
+
+static void on_assign(hl_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
+{
+    /* Eager rebalancing revokes (and drains) before it assigns; this only guards the rule that
+     * the connection answers one statement at a time. */
+    if (c->inflight && !c->in_retry) (void)complete_inflight(c, true);
+    int32_t *ids = hl_xcalloc((size_t)parts->cnt + 1, sizeof(*ids));
+    int64_t *next = hl_xcalloc((size_t)parts->cnt + 1, sizeof(*next));
+    for (int i = 0; i < parts->cnt; i++) ids[i] = parts->elems[i].partition;
+    hl_backoff_t b;
+    hl_backoff_init(&b, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    /* The starting offsets must come from Postgres: without them the member cannot consume. */
+    while (hl_bw_load_offsets(c->bw, ids, (size_t)parts->cnt, next) != 0) {
+        atomic_store(&c->ready, false);
+        if (*c->stop) break;
+        uint32_t d = hl_backoff_next(&b);
+        hl_warn("loading offsets from Postgres failed (%s); retrying in %u ms",
+                hl_bw_last_error(c->bw), d);
+        struct timespec ts = {d / 1000, (long)(d % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        parts->elems[i].offset = next[i] >= 0 ? next[i] : RD_KAFKA_OFFSET_BEGINNING;
+        hl_info("assigned partition %d from offset %" PRId64 "%s", ids[i], next[i],
+                next[i] >= 0 ? "" : " (none stored: beginning)");
+    }
+    free(ids);
+    free(next);
+    if (*c->stop) {
+        /* Offsets unknown: consume nothing, leave. */
+        rd_kafka_assign(c->rk, NULL);
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
+    if (err) hl_error("assign: %s", rd_kafka_err2str(err));
+    list_free(c->assigned);
+    c->assigned = rd_kafka_topic_partition_list_copy(parts);
+    for (int i = 0; i < c->assigned->cnt; i++)
+        if (c->assigned->elems[i].offset < 0) c->assigned->elems[i].offset = 0;
+    c->paused = false;
+    hl_gauge_set(c->pm->paused, 0);
+    hl_gauge_set(c->pm->assigned, c->assigned->cnt);
+    atomic_store(&c->ready, true);
+}
+
+static void on_revoke(hl_consumer_t *c)
+{
+    if (c->in_retry) {
+        /* Inside an outage's retry loop: abandon; the new owner starts from Postgres' offsets. */
+        c->abandon = true;
+    } else {
+        /* Finish the batches in hand if Postgres takes them at once, else leave them. */
+        bool was = c->sync_commit;
+        c->sync_commit = true;
+        drain(c, true);
+        c->sync_commit = was;
+    }
+    rd_kafka_assign(c->rk, NULL);
+    list_free(c->assigned);
+    c->assigned = NULL;
+    c->paused = false;
+    hl_gauge_set(c->pm->assigned, 0);
+    hl_gauge_set(c->pm->paused, 0);
+    hl_info("partitions revoked");
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    hl_consumer_t *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(c, parts);
+    else on_revoke(c);
+}
+
+hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_metrics_t *pm,
+                               volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "partition.assignment.strategy", "range,roundrobin",
+        /* Bounds what librdkafka prefetches, so memory stays bounded while paused. */
+        "queued.max.messages.kbytes", "16384",
+        "fetch.wait.max.ms", "50",
+        "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000",
+        "isolation.level", "read_committed",
+        NULL,
+    };
+    hl_consumer_t *c = hl_xcalloc(1, sizeof(*c));
+    c->cfg = cfg;
+    c->pm = pm;
+    c->stop = stop;
+    rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, errbuf, errcap);
+    if (!conf) goto fail;
+    char why[256];
+    if (rd_kafka_conf_set(conf, "group.id", cfg->group_id, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errcap, "kafka: group.id: %s", why);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    c->lin = hl_lineage_new(cfg, errbuf, errcap);
+    if (!c->lin) goto fail;
+    c->bw = hl_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
+    for (int i = 0; i < 2; i++) {
+        c->b[i].rows = hl_xcalloc(cfg->batch_max, sizeof(*c->b[i].rows));
+        c->b[i].ptrs = hl_xcalloc(cfg->batch_max, sizeof(*c->b[i].ptrs));
+    }
+    hl_backoff_init(&c->backoff, cfg->retry_base_ms, cfg->retry_cap_ms, 0);
+    return c;
+fail:
+    hl_consumer_free(c);
+    return NULL;
+}
+
+static void *destroy_main(void *rk)
+{
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* rd_kafka_destroy with a deadline: everything that matters (Postgres, the group) is settled
+ * before it runs, so a librdkafka thread that never finishes must not keep the process from
+ * exiting. Returns false when it did not finish in time (the handle is then left behind). */
+static bool destroy_bounded(rd_kafka_t *rk, int timeout_ms)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, destroy_main, rk) != 0) {
+        rd_kafka_destroy(rk);
+        return true;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    if (pthread_timedjoin_np(t, NULL, &ts) == 0) return true;
+    pthread_detach(t);
+    return false;
+}
+
+void hl_consumer_free(hl_consumer_t *c)
+{
+    if (!c) return;
+    if (c->bw) hl_bw_reset(c->bw);
+    for (int i = 0; i < 2; i++)
+        if (c->b[i].rows) release_batch(&c->b[i]);
+    list_free(c->assigned);
+    c->assigned = NULL;
+    if (c->rk && !destroy_bounded(c->rk, 10000))
+        hl_warn("kafka consumer did not shut down within 10 s; exiting without it");
+    hl_lineage_free(c->lin, 10000);
+    hl_bw_free(c->bw);
+    list_free(c->assigned);
+    for (int i = 0; i < 2; i++) {
+        free(c->b[i].rows);
+        free(c->b[i].ptrs);
+    }
+    free(c);
+}
+
+/* Sums high watermark minus committed offset over the assigned partitions (cached watermarks,
+ * no broker round trip). */
+static void update_lag(hl_consumer_t *c)
+{
+    int64_t lag = 0;
+    for (int i = 0; c->assigned && i < c->assigned->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        const rd_kafka_topic_partition_t *p = &c->assigned->elems[i];
+        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) ||
+            hi < 0)
+            continue;
+        int64_t from = p->offset > lo ? p->offset : lo;
+        if (hi > from) lag += hi - from;
+    }
+    hl_gauge_set(c->pm->lag, lag);
+}
+
+static void take(hl_consumer_t *c, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            hl_warn("consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    batch_t *b = &c->b[c->cur];
+    hl_row_t *r = &b->rows[b->n++];
+    memset(r, 0, sizeof(*r));
+    r->consumed_us = hl_now_us();
+    hl_record_from_message(r, m, c->cfg->max_record_bytes);
+    if (b->n == 1) b->first_mono_us = hl_mono_us();
+}
+
+int hl_consumer_run(hl_consumer_t *c)
+{
+    const hl_persister_config_t *cfg = c->cfg;
+    if (hl_bw_connect(c->bw) != 0)
+        hl_warn("Postgres not reachable yet (%s); will retry", hl_bw_last_error(c->bw));
+    else
+        atomic_store(&c->ready, true);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, cfg->kafka.events_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err) {
+        hl_error("subscribe %s: %s", cfg->kafka.events_topic, rd_kafka_err2str(err));
+        return HL_EKAFKA;
+    }
+    hl_info("consuming %s as group %s (batch_max %u, linger %u ms)", cfg->kafka.events_topic,
+            cfg->group_id, cfg->batch_max, cfg->batch_linger_ms);
+    int64_t linger_us = (int64_t)cfg->batch_linger_ms * 1000, next_lag = 0;
+    while (!*c->stop) {
+        batch_t *b = &c->b[c->cur];
+        int timeout = 100;
+        if (b->n > 0) {
+            int64_t left = b->first_mono_us + linger_us - hl_mono_us();
+            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        /* With a batch in flight, look at Postgres often so its lineage is not delayed. */
+        if (c->inflight && timeout > 2) timeout = 2;
+        rd_kafka_message_t *m = NULL;
+        if (b->n < cfg->batch_max && (m = rd_kafka_consumer_poll(c->rk, timeout)) != NULL)
+            take(c, m);
+        /* Drain what is already fetched without waiting, up to the batch cap. */
+        while (b->n < cfg->batch_max && (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) take(c, m);
+        hl_lineage_poll(c->lin);
+        if (c->inflight && hl_bw_ready(c->bw)) (void)complete_inflight(c, false);
+        b = &c->b[c->cur];
+        if (b->n > 0 && (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us)) {
+            (void)complete_inflight(c, false);
+            send_batch(c, false);
+        }
+        if (hl_mono_us() >= next_lag) {
+            update_lag(c);
+            next_lag = hl_mono_us() + 1000000;
+        }
+    }
+    hl_info("stopping: finishing the batches in hand (%zu + %zu records)", c->b[0].n, c->b[1].n);
+    (void)stopping_past_deadline(c);
+    c->sync_commit = true;
+    drain(c, false);
+    rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(c->rk);
+    if (cerr) hl_warn("leaving the group: %s", rd_kafka_err2str(cerr));
+    hl_info("left the group");
+    return 0;
+}

@@ -1,0 +1,351 @@
+/* Parsing and validating one hookline.events record before it goes near Postgres, so that every
+ * record Postgres could refuse for its content is found here, cheaply and without a round trip. */
+#include "record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hl/util.h"
+
+#define JSON_MAX_DEPTH 512
+
+static const char *const status_codes[] = {
+    [HL_REC_OK] = "ok",
+    [HL_REC_MISSING_KEY] = "missing_key",
+    [HL_REC_BAD_KEY] = "bad_key",
+    [HL_REC_MISSING_HEADER] = "missing_header",
+    [HL_REC_BAD_HEADER] = "bad_header",
+    [HL_REC_TOO_LARGE] = "too_large",
+    [HL_REC_INVALID_JSON] = "invalid_json",
+    [HL_REC_PG_REJECTED] = "pg_rejected",
+};
+
+const char *hl_rec_status_code(hl_rec_status_t st)
+{
+    if ((unsigned)st >= sizeof(status_codes) / sizeof(status_codes[0])) return "unknown";
+    return status_codes[st];
+}
+
+int hl_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        size_t len;
+        unsigned cp;
+        if (c == 0) return 0;
+        if (c < 0x80) { p++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+        else return 0;
+        if ((size_t)(end - p) < len) return 0;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        p += len;
+    }
+    return 1;
+}
+
+/* ---- an allocation-free JSON validator (RFC 8259 plus the jsonb rules on \u escapes) ---- */
+
+typedef struct {
+    const char *p, *end;
+} jcur_t;
+
+static void skip_ws(jcur_t *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9') v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f') v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F') v |= (unsigned)(ch - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* A string starting at the opening quote. jsonb refuses \u0000 and unpaired surrogates. */
+static int parse_string(jcur_t *c)
+{
+    c->p++;
+    const char *run = c->p;
+    while (c->p < c->end) {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ch == '"') {
+            if (!hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+            c->p++;
+            return 1;
+        }
+        if (ch < 0x20) return 0;
+        if (ch != '\\') { c->p++; continue; }
+        if (!hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+        if (c->end - c->p < 2) return 0;
+        char e = c->p[1];
+        c->p += 2;
+        if (e == 'u') {
+            unsigned u, lo;
+            if (c->end - c->p < 4 || !hex4(c->p, &u) || u == 0) return 0;
+            c->p += 4;
+            if (u >= 0xdc00 && u <= 0xdfff) return 0;
+            if (u >= 0xd800 && u <= 0xdbff) {
+                if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
+                    !hex4(c->p + 2, &lo) || lo < 0xdc00 || lo > 0xdfff)
+                    return 0;
+                c->p += 6;
+            }
+        } else if (!strchr("\"\\/bfnrt", e) || e == 0) {
+            return 0;
+        }
+        run = c->p;
+    }
+    return 0;
+}
+
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+
+static int parse_number(jcur_t *c)
+{
+    if (c->p < c->end && *c->p == '-') c->p++;
+    if (c->p >= c->end) return 0;
+    if (*c->p == '0') c->p++;
+    else if (is_digit(*c->p)) while (c->p < c->end && is_digit(*c->p)) c->p++;
+    else return 0;
+    if (c->p < c->end && *c->p == '.') {
+        c->p++;
+        if (c->p >= c->end || !is_digit(*c->p)) return 0;
+        while (c->p < c->end && is_digit(*c->p)) c->p++;
+    }
+    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
+        c->p++;
+        if (c->p < c->end && (*c->p == '+' || *c->p == '-')) c->p++;
+        if (c->p >= c->end || !is_digit(*c->p)) return 0;
+        while (c->p < c->end && is_digit(*c->p)) c->p++;
+    }
+    return 1;
+}
+
+static int parse_literal(jcur_t *c, const char *lit, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n) != 0) return 0;
+    c->p += n;
+    return 1;
+}
+
+/* A scalar value (not a container). */
+static int parse_scalar(jcur_t *c)
+{
+    switch (*c->p) {
+    case '"': return parse_string(c);
+    case 't': return parse_literal(c, "true", 4);
+    case 'f': return parse_literal(c, "false", 5);
+    case 'n': return parse_literal(c, "null", 4);
+    default: return parse_number(c);
+    }
+}
+
+int hl_json_valid(const char *s, size_t n)
+{
+    /* Iterative, with the open containers on a fixed stack, so hostile nesting costs nothing. */
+    char stack[JSON_MAX_DEPTH];
+    int depth = 0;
+    jcur_t c = {s, s + n};
+    int want_value = 1; /* a value is expected next (else a ',' or a closer) */
+    for (;;) {
+        skip_ws(&c);
+        if (c.p >= c.end) return 0;
+        if (want_value) {
+            char ch = *c.p;
+            if (ch == '{' || ch == '[') {
+                if (depth == JSON_MAX_DEPTH) return 0;
+                stack[depth++] = ch;
+                c.p++;
+                skip_ws(&c);
+                if (c.p >= c.end) return 0;
+                if (*c.p == (ch == '{' ? '}' : ']')) { c.p++; depth--; want_value = 0; }
+                else if (ch == '{' && *c.p != '"') return 0;
+                else if (ch == '{') {
+                    if (!parse_string(&c)) return 0;
+                    skip_ws(&c);
+                    if (c.p >= c.end || *c.p != ':') return 0;
+                    c.p++;
+                }
+            } else {
+                if (!parse_scalar(&c)) return 0;
+                want_value = 0;
+            }
+        } else {
+            if (depth == 0) break;
+            char ch = *c.p++;
+            char top = stack[depth - 1];
+            if (ch == ',') {
+                want_value = 1;
+                if (top == '{') {
+                    skip_ws(&c);
+                    if (c.p >= c.end || *c.p != '"' || !parse_string(&c)) return 0;
+                    skip_ws(&c);
+                    if (c.p >= c.end || *c.p != ':') return 0;
+                    c.p++;
+                }
+            } else if ((ch == '}' && top == '{') || (ch == ']' && top == '[')) {
+                depth--;
+            } else {
+                return 0;
+            }
+        }
+        if (!want_value && depth == 0) break;
+    }
+    skip_ws(&c);
+    return c.p == c.end;
+}
+
+/* ---- one record ---- */
+
+static void fail(hl_row_t *row, hl_rec_status_t st, const char *detail)
+{
+    if (row->status != HL_REC_OK) return; /* keep the first reason */
+    row->status = st;
+    (void)hl_strlcpy(row->detail, detail, sizeof(row->detail));
+}
+
+/* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status. */
+static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf,
+                  size_t cap)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    char detail[HL_REC_MAX_DETAIL];
+    buf[0] = '\0';
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !v || len == 0) {
+        snprintf(detail, sizeof(detail), "header %s missing", name);
+        fail(row, HL_REC_MISSING_HEADER, detail);
+        return -1;
+    }
+    if (len >= cap || !hl_utf8_valid(v, len)) {
+        snprintf(detail, sizeof(detail), "header %s %s", name,
+                 len >= cap ? "too long" : "not UTF-8");
+        fail(row, HL_REC_BAD_HEADER, detail);
+        return -1;
+    }
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
+                     size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
+{
+    char num[32];
+    row->status = HL_REC_OK;
+    row->detail[0] = '\0';
+    row->row_id = -1;
+    row->duplicate = 0;
+    row->message_id[0] = '\0';
+    row->message_id_len = 0;
+    row->payload = value;
+    row->payload_len = value ? value_len : 0;
+
+    if (!key || key_len == 0) {
+        fail(row, HL_REC_MISSING_KEY, "record has no key (message id)");
+    } else if (key_len > HL_REC_MAX_MESSAGE_ID || !hl_utf8_valid(key, key_len)) {
+        fail(row, HL_REC_BAD_KEY, key_len > HL_REC_MAX_MESSAGE_ID ? "key over 256 bytes"
+                                                                  : "key not UTF-8");
+    } else {
+        memcpy(row->message_id, key, key_len);
+        row->message_id[key_len] = '\0';
+        row->message_id_len = key_len;
+    }
+    (void)header(row, hdrs, "hl-source", row->source, sizeof(row->source));
+    (void)header(row, hdrs, "hl-event-type", row->event_type, sizeof(row->event_type));
+    if (header(row, hdrs, "hl-request-id", row->request_id, sizeof(row->request_id)) == 0 &&
+        !hl_uuid_valid(row->request_id)) {
+        fail(row, HL_REC_BAD_HEADER, "header hl-request-id not a UUID");
+        row->request_id[0] = '\0';
+    }
+    row->received_us = 0;
+    if (header(row, hdrs, "hl-received-us", num, sizeof(num)) == 0 &&
+        hl_parse_i64(num, 0, INT64_MAX / 2, &row->received_us) != 0)
+        fail(row, HL_REC_BAD_HEADER, "header hl-received-us not a non-negative integer");
+
+    if (row->payload_len > max_value_bytes)
+        fail(row, HL_REC_TOO_LARGE, "value over max_record_bytes");
+    else if (!value || !hl_json_valid(value, value_len))
+        fail(row, HL_REC_INVALID_JSON, "value is not valid JSON");
+}
+
+void hl_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    row->msg = msg;
+    row->partition = msg->partition;
+    row->offset = msg->offset;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
+    hl_record_parse(row, msg->key, msg->key_len, msg->payload, msg->len, hdrs, max_value_bytes);
+}
+
+void hl_row_release(hl_row_t *row)
+{
+    if (!row) return;
+    if (row->msg) rd_kafka_message_destroy(row->msg);
+    row->msg = NULL;
+    row->payload = NULL;
+    row->payload_len = 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    const hl_row_t *x = *(const hl_row_t *const *)a, *y = *(const hl_row_t *const *)b;
+    size_t n = x->message_id_len < y->message_id_len ? x->message_id_len : y->message_id_len;
+    int c = memcmp(x->message_id, y->message_id, n);
+    if (c) return c;
+    if (x->message_id_len != y->message_id_len) return x->message_id_len < y->message_id_len ? -1 : 1;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return 0;
+}
+
+void hl_rows_sort(hl_row_t **rows, size_t n)
+{
+    /* (message id, partition, offset) is unique per record, so qsort's instability is moot. */
+    if (n > 1) qsort(rows, n, sizeof(*rows), row_cmp);
+}
+
+void hl_rows_mark_batch_duplicates(hl_row_t **rows, size_t n)
+{
+    size_t run = 0; /* first row of the current run of equal message ids */
+    for (size_t j = 0; j < n; j++) {
+        hl_row_t *r = rows[j];
+        r->dup_in_batch = 0;
+        if (j > 0 && (rows[j - 1]->message_id_len != r->message_id_len ||
+                      memcmp(rows[j - 1]->message_id, r->message_id, r->message_id_len) != 0))
+            run = j;
+        if (r->status != HL_REC_OK) continue;
+        for (size_t i = run; i < j; i++) {
+            const hl_row_t *q = rows[i];
+            if (q->status == HL_REC_OK && !q->dup_in_batch && strcmp(q->source, r->source) == 0 &&
+                strcmp(q->event_type, r->event_type) == 0) {
+                r->dup_in_batch = 1;
+                r->duplicate = 1;
+                r->row_id = -1;
+                break;
+            }
+        }
+    }
+}

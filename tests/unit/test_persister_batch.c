@@ -1,0 +1,226 @@
+/* Unit tests for the persister's batch pieces: the (message id, partition, offset) order, the
+ * binary array parameters sent to Postgres, and the lineage JSON of each outcome. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "../../services/persister/batch_writer.c"
+#include "lineage.h"
+
+static void set_row(hl_row_t *r, const char *mid, int32_t part, int64_t off)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->message_id, sizeof(r->message_id), "%s", mid);
+    r->message_id_len = strlen(mid);
+    r->partition = part;
+    r->offset = off;
+}
+
+static void test_sort_by_key_then_offset(void **state)
+{
+    hl_row_t rows[7];
+    set_row(&rows[0], "b", 1, 9);
+    set_row(&rows[1], "a", 2, 5);
+    set_row(&rows[2], "b", 1, 3);
+    set_row(&rows[3], "ab", 0, 1);
+    set_row(&rows[4], "a", 2, 4);
+    set_row(&rows[5], "b", 0, 7); /* same key on another partition (after a repartition) */
+    set_row(&rows[6], "", 3, 0);
+    hl_row_t *p[7];
+    for (int i = 0; i < 7; i++) p[i] = &rows[i];
+    hl_rows_sort(p, 7);
+    const char *want_key[] = {"", "a", "a", "ab", "b", "b", "b"};
+    int64_t want_off[] = {0, 4, 5, 1, 7, 3, 9};
+    for (int i = 0; i < 7; i++) {
+        assert_string_equal(p[i]->message_id, want_key[i]);
+        assert_true(p[i]->offset == want_off[i]);
+    }
+    hl_rows_sort(p, 0); /* no-op */
+}
+
+static void test_sort_many_keeps_offsets_ascending(void **state)
+{
+    enum { N = 5000 };
+    hl_row_t *rows = calloc(N, sizeof(*rows));
+    hl_row_t **p = calloc(N, sizeof(*p));
+    unsigned x = 12345;
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        x = x * 1103515245u + 12345u;
+        snprintf(k, sizeof(k), "k%u", (x >> 16) % 97);
+        set_row(&rows[i], k, 0, N - i); /* offsets descending on input */
+        p[i] = &rows[i];
+    }
+    hl_rows_sort(p, N);
+    for (int i = 1; i < N; i++) {
+        int c = strcmp(p[i - 1]->message_id, p[i]->message_id);
+        assert_true(c < 0 || (c == 0 && p[i - 1]->offset < p[i]->offset));
+    }
+    free(rows);
+    free(p);
+}
+
+static void test_batch_duplicates_first_wins(void **state)
+{
+    hl_row_t rows[6];
+    set_row(&rows[0], "m1", 0, 1);
+    set_row(&rows[1], "m1", 0, 2);
+    set_row(&rows[2], "m1", 0, 3);
+    set_row(&rows[3], "m2", 1, 4);
+    set_row(&rows[4], "m1", 0, 5);
+    set_row(&rows[5], "m2", 1, 6);
+    const char *types[] = {"a", "b", "a", "a", "a", "a"};
+    for (int i = 0; i < 6; i++) {
+        snprintf(rows[i].source, sizeof(rows[i].source), "s");
+        snprintf(rows[i].event_type, sizeof(rows[i].event_type), "%s", types[i]);
+    }
+    rows[2].status = HL_REC_INVALID_JSON; /* a poison copy hides nothing */
+    hl_row_t *p[6];
+    for (int i = 0; i < 6; i++) p[i] = &rows[i];
+    hl_rows_sort(p, 6);
+    hl_rows_mark_batch_duplicates(p, 6);
+    int want[6] = {0, 0, 0, 0, 1, 1}; /* by original index */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(rows[i].dup_in_batch, want[i]);
+        if (want[i]) assert_true(rows[i].duplicate == 1 && rows[i].row_id == -1);
+    }
+    /* Once the first copy is refused, the next one is the first delivery. */
+    rows[0].status = HL_REC_PG_REJECTED;
+    hl_rows_mark_batch_duplicates(p, 6);
+    assert_int_equal(rows[4].dup_in_batch, 0);
+    assert_int_equal(rows[5].dup_in_batch, 1);
+    /* Same key from another source is another event. */
+    snprintf(rows[5].source, sizeof(rows[5].source), "t");
+    hl_rows_mark_batch_duplicates(p, 6);
+    assert_int_equal(rows[5].dup_in_batch, 0);
+}
+
+static uint32_t rd32(const char *p) { return get32(p); }
+
+static void test_binary_arrays(void **state)
+{
+    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    hl_row_t rows[2];
+    set_row(&rows[0], "m1", 3, 10);
+    set_row(&rows[1], "m2", 3, 11);
+    for (int i = 0; i < 2; i++) {
+        snprintf(rows[i].source, sizeof(rows[i].source), "stripe");
+        snprintf(rows[i].event_type, sizeof(rows[i].event_type), "paid");
+        snprintf(rows[i].request_id, sizeof(rows[i].request_id),
+                 "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
+        rows[i].received_us = PG_EPOCH_US + 5;
+        rows[i].payload = "{}";
+        rows[i].payload_len = 2;
+    }
+    hl_row_t *p[2] = {&rows[0], &rows[1]};
+    build_rows(bw, p, 2);
+    /* text[] header: ndim 1, no nulls, oid 25, 2 elements from 1 */
+    const char *t = bw->col[1].p;
+    assert_int_equal(rd32(t), 1);
+    assert_int_equal(rd32(t + 4), 0);
+    assert_int_equal(rd32(t + 8), OID_TEXT);
+    assert_int_equal(rd32(t + 12), 2);
+    assert_int_equal(rd32(t + 16), 1);
+    assert_int_equal(rd32(t + 20), 2);
+    assert_memory_equal(t + 24, "m1", 2);
+    assert_int_equal(bw->col[1].len, 20 + 2 * (4 + 2));
+    /* uuid[]: 16 bytes per element, parsed from the text */
+    const unsigned char *u = (const unsigned char *)bw->col[3].p + 20;
+    assert_int_equal(rd32((const char *)u), 16);
+    assert_int_equal(u[4], 0x01);
+    assert_int_equal(u[5], 0x90);
+    assert_int_equal(u[19], 0xd0);
+    /* timestamptz[]: microseconds since 2000-01-01 */
+    assert_true(get64(bw->col[4].p + 24) == 5);
+    /* jsonb[]: version byte 1, then the text */
+    const char *j = bw->col[7].p + 20;
+    assert_int_equal(rd32(j), 3);
+    assert_int_equal(j[4], 1);
+    assert_memory_equal(j + 5, "{}", 2);
+    /* offsets: one partition, next = highest + 1 */
+    build_offsets(bw, p, 2);
+    assert_int_equal(rd32(bw->parts.p + 12), 1);
+    assert_int_equal(rd32(bw->parts.p + 24), 3);
+    assert_true(get64(bw->nexts.p + 24) == 12);
+    /* An empty batch is a zero-dimension array. */
+    build_rows(bw, p, 0);
+    assert_int_equal(rd32(bw->col[0].p), 0);
+    assert_int_equal(bw->col[0].len, 12);
+    hl_bw_free(bw);
+    hl_bw_free(NULL);
+}
+
+static json_t *format(const hl_row_t *r, int attempts)
+{
+    char buf[2048];
+    int n = hl_lineage_format(buf, sizeof(buf), r, 300, 200, attempts);
+    assert_true(n > 0);
+    json_error_t e;
+    json_t *j = json_loadb(buf, (size_t)n, 0, &e);
+    if (!j) fail_msg("lineage not JSON: %s: %.*s", e.text, n, buf);
+    return j;
+}
+
+static void test_lineage_persisted_and_duplicate(void **state)
+{
+    hl_row_t r;
+    set_row(&r, "m\"1", 2, 77);
+    snprintf(r.request_id, sizeof(r.request_id), "0190f5a2-7b3c-7def-8a12-3456789abcde");
+    snprintf(r.source, sizeof(r.source), "stripe");
+    snprintf(r.event_type, sizeof(r.event_type), "paid");
+    r.received_us = 50;
+    r.consumed_us = 100;
+    r.row_id = 9;
+    json_t *j = format(&r, 1);
+    assert_string_equal(json_string_value(json_object_get(j, "stage")), "persisted");
+    assert_int_equal(json_integer_value(json_object_get(j, "v")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "message_id")), "m\"1");
+    assert_int_equal(json_integer_value(json_object_get(j, "row_id")), 9);
+    assert_true(json_is_false(json_object_get(j, "duplicate")));
+    assert_int_equal(json_integer_value(json_object_get(j, "offset")), 77);
+    assert_int_equal(json_integer_value(json_object_get(j, "committed_us")), 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "ts_us")), 300);
+    assert_null(json_object_get(j, "error_code"));
+    json_decref(j);
+    r.duplicate = 1;
+    r.row_id = -1;
+    j = format(&r, 1);
+    assert_true(json_is_null(json_object_get(j, "row_id")));
+    assert_true(json_is_true(json_object_get(j, "duplicate")));
+    json_decref(j);
+}
+
+static void test_lineage_dead_lettered(void **state)
+{
+    hl_row_t r;
+    set_row(&r, "m1", 0, 1);
+    r.status = HL_REC_INVALID_JSON;
+    json_t *j = format(&r, 3);
+    assert_string_equal(json_string_value(json_object_get(j, "stage")), "dead_lettered");
+    assert_string_equal(json_string_value(json_object_get(j, "error_code")), "invalid_json");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 3);
+    assert_null(json_object_get(j, "row_id"));
+    assert_null(json_object_get(j, "received_us")); /* unknown, so absent */
+    json_decref(j);
+    char tiny[16];
+    assert_int_equal(hl_lineage_format(tiny, sizeof(tiny), &r, 1, 1, 1), HL_ETOOBIG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sort_by_key_then_offset),
+        cmocka_unit_test(test_sort_many_keeps_offsets_ascending),
+        cmocka_unit_test(test_batch_duplicates_first_wins),
+        cmocka_unit_test(test_binary_arrays),
+        cmocka_unit_test(test_lineage_persisted_and_duplicate),
+        cmocka_unit_test(test_lineage_dead_lettered),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
