@@ -1,0 +1,39 @@
+/* Fuzzes the ingress's body validation and field extraction (extract.c): the depth pre-scan,
+ * strict JSON parsing, RFC 6901 pointers and the field rules. Input: a pointer on the first
+ * line, the body after it. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extract.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t pl = nl ? (size_t)(nl - data) : 0;
+    if (pl > 512) return 0;
+    char ptr[513];
+    memcpy(ptr, data, pl);
+    ptr[pl] = '\0';
+    const unsigned char *body = nl ? nl + 1 : data;
+    size_t blen = size - (size_t)(body - data);
+    /* A heap copy of exactly blen bytes so ASan sees any read past the body. */
+    unsigned char *copy = malloc(blen ? blen : 1);
+    memcpy(copy, body, blen);
+    (void)ing_json_depth_ok(copy, blen, ING_JSON_MAX_DEPTH);
+    json_t *root = NULL;
+    if (ing_json_parse(copy, blen, &root) == ING_EX_OK) {
+        if (strlen(ptr) == pl && ing_pointer_valid(ptr)) {
+            (void)ing_pointer_get(root, ptr);
+            ing_field_src_t src = {ptr, NULL, ING_MAX_MESSAGE_ID};
+            char out[ING_MAX_MESSAGE_ID + 1];
+            ing_ex_result_t r = ing_field_get(&src, root, NULL, out, sizeof out);
+            if (r == ING_EX_OK && (strlen(out) == 0 || strlen(out) > ING_MAX_MESSAGE_ID)) abort();
+        }
+        json_decref(root);
+    }
+    free(copy);
+    return 0;
+}

@@ -1,0 +1,255 @@
+"""Hostile requests against a running ingress and auditor, read from the corpora in
+tests/badinput/ (regenerate them with tests/badinput/make_corpus.py). Every case must get its
+expected status and error.code; afterwards the ingress must still be healthy, its RSS back near
+where it was after a warm-up pass, and the events topic must hold exactly the accepted cases."""
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from auditor_support import TOKENS, auditor_config
+from ingress_support import DEMO_SECRET, ingress_config
+
+CORPUS = Path(__file__).resolve().parents[1] / "badinput"
+MAX_BODY = 8192
+SECRETS = {
+    "sw": DEMO_SECRET,
+    "st": "whsec_badinput-stripe-secret",
+    "gh": "badinput-github-secret",
+    "sh": "badinput-shopify-secret",
+    "br": "hl-test-bearer-token",
+}
+ENV = {f"HL_BI_{k.upper()}": v for k, v in SECRETS.items()}
+RSS_MARGIN_KB = 3 * 1024
+
+
+def load(name):
+    return [json.loads(line) for line in (CORPUS / name).read_text().splitlines() if line.strip()]
+
+
+def sources():
+    def src(name, scheme, **extra):
+        s = {"name": name, "scheme": scheme, "secrets": [{"env": f"HL_BI_{name.upper()}"}],
+             "max_body": MAX_BODY}
+        s.update(extra)
+        return s
+    return [src("sw", "standard-webhooks", message_id_header="webhook-id", event_type="/type"),
+            src("st", "stripe"),
+            src("gh", "hmac-sha256", header="X-Hub-Signature-256", prefix="sha256="),
+            src("sh", "hmac-sha256", header="X-Shopify-Hmac-Sha256", encoding="base64"),
+            src("br", "bearer")]
+
+
+def resolve_now(value, now):
+    """Replaces {now}, {now+N}, {now-N} in a header value."""
+    out, i = "", 0
+    while True:
+        j = value.find("{now", i)
+        if j < 0:
+            return out + value[i:]
+        k = value.index("}", j)
+        expr = value[j + 4:k]
+        out += value[i:j] + str(now + (int(expr) if expr else 0))
+        i = k + 1
+
+
+def sign_headers(source, sign, body, default_id, now):
+    """Valid signing headers for the source's scheme, from the secrets above."""
+    signed = base64.b64decode(sign["signed_body_b64"]) if sign.get("signed_body_b64") else body
+    ts = now + sign.get("ts_offset", 0)
+    secret = SECRETS[source]
+    if source == "sw":
+        wid = sign.get("id") or default_id
+        key = base64.b64decode(secret[len("whsec_"):])
+        mac = hmac.new(key, f"{wid}.{ts}.".encode() + signed, hashlib.sha256).digest()
+        entries = sign.get("extra_entries", []) + ["v1," + base64.b64encode(mac).decode()]
+        fam = sign.get("family", "webhook")
+        return [[f"{fam}-id", wid], [f"{fam}-timestamp", str(ts)],
+                [f"{fam}-signature", " ".join(entries)]]
+    if source == "st":
+        mac = hmac.new(secret.encode(), f"{ts}.".encode() + signed, hashlib.sha256).hexdigest()
+        return [["Stripe-Signature", f"t={ts},v1={mac.upper() if sign.get('upper') else mac}"]]
+    if source == "gh":
+        mac = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        return [["X-Hub-Signature-256", "sha256=" + (mac.upper() if sign.get("upper") else mac)]]
+    if source == "sh":
+        mac = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+        return [["X-Shopify-Hmac-Sha256", base64.b64encode(mac).decode()]]
+    if source == "br":
+        return [["Authorization", "Bearer " + secret]]
+    raise AssertionError(f"no signer for source {source!r}")
+
+
+def build_request(case, now, default_id):
+    """The exact bytes of the case's request."""
+    if case["transport"] == "raw":
+        return base64.b64decode(case["raw_b64"]), False
+    body = base64.b64decode(case["body_b64"])
+    headers = [["Host", "127.0.0.1"]]
+    if case["sign"] is not None:
+        source = case["path"].rsplit("/", 1)[-1]
+        headers += sign_headers(source, case["sign"], body, default_id, now)
+    headers += [[k, resolve_now(v, now)] for k, v in case["headers"]]
+    t = case["transport"]
+    if t == "plain":
+        headers.append(["Content-Length", str(len(body))])
+        payload = body
+    elif t == "lying_cl":
+        headers.append(["Content-Length", str(case["cl"])])
+        payload = body
+    elif t == "chunked":
+        headers.append(["Transfer-Encoding", "chunked"])
+        n = case["chunk"]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + n]), body[i:i + n])
+                           for i in range(0, len(body), n)) + b"0\r\n\r\n"
+    else:
+        raise AssertionError(f"unknown transport {t!r}")
+    head = f"{case['method']} {case['path']} HTTP/1.1\r\n".encode()
+    head += b"".join(k.encode() + b": " + v.encode("utf-8") + b"\r\n" for k, v in headers)
+    head += b"Connection: close\r\n\r\n"
+    return head + payload, t == "lying_cl"
+
+
+def read_response(sock):
+    """(status, headers dict, body) of one HTTP/1.1 response."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines and lines[0].startswith("HTTP/1."), f"no HTTP response: {buf[:200]!r}"
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    n = int(hdrs.get("content-length", "-1"))
+    while (n < 0 or len(rest) < n):
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        rest += chunk
+    return status, hdrs, rest[:n] if n >= 0 else rest
+
+
+def send(port, data, half_close):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        try:
+            s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and close before it has read everything
+        return read_response(s)
+
+
+def error_code_of(body):
+    try:
+        return json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def run_ingress_pass(port, cases, tag):
+    """Sends every case; returns (failures, accepted message ids)."""
+    failures, accepted = [], []
+    for i, case in enumerate(cases):
+        default_id = f"bi-{tag}-{i}"
+        now = int(time.time())
+        data, half = build_request(case, now, default_id)
+        try:
+            status, _, body = send(port, data, half)
+        except (OSError, AssertionError) as e:
+            failures.append(f"{case['name']}: transport error {e}")
+            continue
+        code = error_code_of(body)
+        if status != case["expect_status"] or (case["expect_status"] != 202 and code != case["expect_code"]):
+            failures.append(f"{case['name']}: got {status} {code}, want {case['expect_status']} "
+                            f"{case['expect_code']}")
+        if status == 202:
+            accepted.append(json.loads(body)["message_id"])
+    return failures, accepted
+
+
+def test_ingress_bad_input(service, topics, free_port, kafka_consume):
+    cases = load("ingress_corpus.jsonl")
+    assert len(cases) >= 200
+    port = free_port()
+    svc = service("ingress", ingress_config(port, topics, sources(), log_level="warn"), env=ENV)
+    expected_accepts = sum(1 for c in cases if c["expect_status"] == 202)
+    assert 0 < expected_accepts < len(cases)
+
+    # Warm-up: the whole corpus once, so worker body buffers, connection state and the
+    # producer have reached their working size before the RSS baseline is taken.
+    failures, accepted1 = run_ingress_pass(port, cases, "a")
+    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures)
+    base_rss = rss_kb(svc.pid)
+    failures, accepted2 = run_ingress_pass(port, cases, "b")
+    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures)
+    assert len(accepted1) == len(accepted2) == expected_accepts
+
+    status, _, _ = send(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", False)
+    assert status == 200
+    assert svc.proc.poll() is None
+    rss = rss_kb(svc.pid)
+    assert rss <= base_rss + RSS_MARGIN_KB, f"RSS grew from {base_rss} kB to {rss} kB"
+
+    # Nothing but the accepted requests reached the events topic.
+    msgs = kafka_consume(topics["events"], 2 * expected_accepts + 1, timeout=8)
+    keys = sorted(m.key.decode() for m in msgs)
+    assert keys == sorted(accepted1 + accepted2)
+
+
+def http_get(port, case):
+    tok = case["token"]
+    hdrs = [["Host", "127.0.0.1"]]
+    if tok.startswith("raw:"):
+        hdrs.append(["Authorization", tok[4:]])
+    elif tok != "none":
+        hdrs.append(["Authorization", "Bearer " + TOKENS[tok]])
+    hdrs += [[k, v.replace("{auditor}", "Bearer " + TOKENS["auditor"])] for k, v in case["headers"]]
+    req = f"{case['method']} {case['path']} HTTP/1.1\r\n".encode()
+    req += b"".join(k.encode() + b": " + v.encode() + b"\r\n" for k, v in hdrs)
+    req += b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    return send(port, req, False)
+
+
+def test_auditor_bad_input(stack, topics, pg_schema, service, free_port, tmp_path):
+    cases = load("auditor_corpus.jsonl")
+    assert len(cases) >= 40
+    port = free_port()
+    svc = service("auditor", auditor_config(stack, topics, pg_schema, port, tmp_path / "cp.pem"))
+    failures = []
+    for case in cases:
+        try:
+            status, _, body = http_get(port, case)
+        except (OSError, AssertionError) as e:
+            failures.append(f"{case['name']}: {e}")
+            continue
+        code = error_code_of(body)
+        assert status < 500, f"{case['name']}: {status}"
+        if status != case["expect_status"] or (case["expect_code"] and code != case["expect_code"]):
+            failures.append(f"{case['name']}: got {status} {code}, want {case['expect_status']} "
+                            f"{case['expect_code']}")
+    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures)
+    status, _, _ = http_get(port, {"token": "none", "headers": [], "method": "GET", "path": "/healthz"})
+    assert status == 200
+    assert svc.proc.poll() is None
