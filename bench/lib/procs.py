@@ -1,0 +1,164 @@
+"""Process, port and memory helpers for bench/run: every process the benchmark starts goes
+through Proc so that it can be stopped by its own pid, and RssSampler reads VmRSS of chosen
+pids from /proc while a phase runs."""
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import urllib.request
+
+
+def log(msg):
+    print(f"bench: {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+class Proc:
+    """A child process in its own session, logged to a file, stopped by pid only."""
+
+    live = []
+
+    def __init__(self, name, argv, logpath, env=None, cwd=None):
+        self.name = name
+        self.log = open(logpath, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                  cwd=cwd, start_new_session=True)
+        self.pid = self.p.pid
+        Proc.live.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, grace=20, sig=signal.SIGTERM):
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+                self.p.wait(grace)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} (pid {self.pid}) ignored {sig.name} for {grace} s: SIGKILL")
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait(10)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+        return self.p.returncode
+
+    @classmethod
+    def stop_all(cls):
+        for p in list(reversed(cls.live)):
+            p.stop(grace=10)
+
+
+def http_get(url, token=None, timeout=3):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def wait_http(url, timeout=60, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(url, timeout=1)[0] == 200:
+                return True
+        except Exception:  # not listening yet, or 503 while joining
+            pass
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited during start; see {proc.log.name}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within {timeout} s")
+
+
+def wait_port(port, timeout=30, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited during start; see {proc.log.name}")
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def metric(url, name, token=None):
+    """Sum of the samples of one Prometheus metric (None when absent or unreachable)."""
+    try:
+        _, text = http_get(url, token)
+    except Exception:
+        return None
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return total if seen else None
+
+
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+class RssSampler:
+    """Samples VmRSS of {name: pid} every `period` s on a thread; stop() returns
+    {name: {"max_mb", "median_mb"}} for the samples taken since start()."""
+
+    def __init__(self, pids, period=0.25):
+        self.pids, self.period = dict(pids), period
+        self.samples = {n: [] for n in self.pids}
+        self._stop = threading.Event()
+        self._t = None
+
+    def __enter__(self):
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            for n, pid in self.pids.items():
+                v = rss_mb(pid)
+                if v is not None:
+                    self.samples[n].append(v)
+            self._stop.wait(self.period)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.result = {n: {"max_mb": round(max(s), 1), "median_mb": round(median(s), 1)}
+                       for n, s in self.samples.items() if s}
+        return False
+
+
+def run(argv, env=None, timeout=None, check=True, cwd=None):
+    """Runs a command to completion; returns CompletedProcess with text output."""
+    r = subprocess.run(argv, env=env, timeout=timeout, cwd=cwd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {r.returncode}: {r.stderr[-2000:]}")
+    return r
