@@ -85,33 +85,23 @@ static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_KEY_FILE", HL_ENV_STR, checkpoint.key_file),
 };
 
-static void default_str(char **slot, const char *v)
-{
-    if (*slot == NULL) *slot = hl_xstrdup(v);
-}
-
-static void default_u32(uint32_t *slot, uint32_t v)
-{
-    if (*slot == 0) *slot = v;
-}
-
 static void apply_defaults(T *c)
 {
     hl_config_kafka_defaults(&c->kafka, "hookline-auditor");
     hl_config_pg_defaults(&c->postgres);
     hl_config_http_defaults(&c->http, "127.0.0.1:8090");
     if (c->http.threads == 16) c->http.threads = 4;
-    default_str(&c->group_id, "hookline-auditor");
-    default_str(&c->log_level, "info");
-    default_u32(&c->batch_max, 2000);
-    default_u32(&c->batch_linger_ms, 50);
-    default_u32(&c->gap_grace_s, 60);
-    default_u32(&c->gap_scan_interval_s, 10);
-    default_u32(&c->page_limit_max, 1000);
-    default_u32(&c->shutdown_timeout_ms, 15000);
-    default_u32(&c->checkpoint.interval_s, 60);
-    default_u32(&c->slo.ack_ms, 250);
-    default_u32(&c->slo.e2e_ms, 2000);
+    hl_config_default_str(&c->group_id, "hookline-auditor");
+    hl_config_default_str(&c->log_level, "info");
+    hl_config_default_u32(&c->batch_max, 2000);
+    hl_config_default_u32(&c->batch_linger_ms, 50);
+    hl_config_default_u32(&c->gap_grace_s, 60);
+    hl_config_default_u32(&c->gap_scan_interval_s, 10);
+    hl_config_default_u32(&c->page_limit_max, 1000);
+    hl_config_default_u32(&c->shutdown_timeout_ms, 15000);
+    hl_config_default_u32(&c->checkpoint.interval_s, 60);
+    hl_config_default_u32(&c->slo.ack_ms, 250);
+    hl_config_default_u32(&c->slo.e2e_ms, 2000);
     if (c->slo.target == 0) c->slo.target = 0.999;
 }
 

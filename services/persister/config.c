@@ -48,31 +48,21 @@ static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_PERSISTER_RETRY_CAP_MS", HL_ENV_U32, retry_cap_ms),
 };
 
-static void default_str(char **slot, const char *v)
-{
-    if (*slot == NULL) *slot = hl_xstrdup(v);
-}
-
-static void default_u32(uint32_t *slot, uint32_t v)
-{
-    if (*slot == 0) *slot = v;
-}
-
 static void apply_defaults(T *c)
 {
     hl_config_kafka_defaults(&c->kafka, "hookline-persister");
     hl_config_pg_defaults(&c->postgres);
     hl_config_http_defaults(&c->http, "127.0.0.1:8081");
     if (c->http.threads == 16) c->http.threads = 2; /* three endpoints, scraped rarely */
-    default_str(&c->group_id, "hookline-persister");
-    default_str(&c->log_level, "info");
-    default_u32(&c->batch_max, HL_PERSISTER_BATCH_MAX);
-    default_u32(&c->batch_linger_ms, HL_PERSISTER_BATCH_LINGER_MS);
-    default_u32(&c->max_record_bytes, HL_PERSISTER_MAX_RECORD_BYTES);
-    default_u32(&c->retry_base_ms, 100);
-    default_u32(&c->retry_cap_ms, 5000);
-    default_u32(&c->dlq_timeout_ms, 10000);
-    default_u32(&c->shutdown_timeout_ms, 15000);
+    hl_config_default_str(&c->group_id, "hookline-persister");
+    hl_config_default_str(&c->log_level, "info");
+    hl_config_default_u32(&c->batch_max, HL_PERSISTER_BATCH_MAX);
+    hl_config_default_u32(&c->batch_linger_ms, HL_PERSISTER_BATCH_LINGER_MS);
+    hl_config_default_u32(&c->max_record_bytes, HL_PERSISTER_MAX_RECORD_BYTES);
+    hl_config_default_u32(&c->retry_base_ms, 100);
+    hl_config_default_u32(&c->retry_cap_ms, 5000);
+    hl_config_default_u32(&c->dlq_timeout_ms, 10000);
+    hl_config_default_u32(&c->shutdown_timeout_ms, 15000);
 }
 
 int hl_persister_config_finish(T *c, char *errbuf, size_t errcap)

@@ -55,30 +55,35 @@ const cyaml_schema_field_t hl_http_fields[] = {
     CYAML_FIELD_END,
 };
 
-static void default_str(char **slot, const char *value)
+void hl_config_default_str(char **slot, const char *value)
 {
     if (*slot == NULL && value != NULL) *slot = hl_xstrdup(value);
 }
 
+void hl_config_default_u32(uint32_t *slot, uint32_t value)
+{
+    if (*slot == 0) *slot = value;
+}
+
 void hl_config_kafka_defaults(hl_kafka_config_t *k, const char *client_id)
 {
-    default_str(&k->brokers, "127.0.0.1:9092");
-    default_str(&k->events_topic, "hookline.events");
-    default_str(&k->lineage_topic, "hookline.lineage");
-    default_str(&k->dlq_topic, "hookline.dlq");
-    default_str(&k->client_id, client_id ? client_id : "hookline");
+    hl_config_default_str(&k->brokers, "127.0.0.1:9092");
+    hl_config_default_str(&k->events_topic, "hookline.events");
+    hl_config_default_str(&k->lineage_topic, "hookline.lineage");
+    hl_config_default_str(&k->dlq_topic, "hookline.dlq");
+    hl_config_default_str(&k->client_id, client_id ? client_id : "hookline");
 }
 
 void hl_config_pg_defaults(hl_pg_config_t *p)
 {
-    default_str(&p->conninfo, ""); /* empty: libpq reads PGHOST, PGDATABASE, ... */
-    default_str(&p->schema, "public");
+    hl_config_default_str(&p->conninfo, ""); /* empty: libpq reads PGHOST, PGDATABASE, ... */
+    hl_config_default_str(&p->schema, "public");
     if (p->connect_timeout_ms == 0) p->connect_timeout_ms = 5000;
 }
 
 void hl_config_http_defaults(hl_http_config_t *h, const char *listen)
 {
-    default_str(&h->listen, listen ? listen : "127.0.0.1:8080");
+    hl_config_default_str(&h->listen, listen ? listen : "127.0.0.1:8080");
     if (h->threads == 0) h->threads = 16;
     if (h->request_timeout_ms == 0) h->request_timeout_ms = 10000;
     /* tls_cert and tls_key stay NULL: plain HTTP unless configured. */

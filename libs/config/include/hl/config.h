@@ -80,6 +80,11 @@ void hl_config_kafka_defaults(hl_kafka_config_t *k, const char *client_id);
 void hl_config_pg_defaults(hl_pg_config_t *p);
 void hl_config_http_defaults(hl_http_config_t *h, const char *listen);
 
+/* Default helpers for service sections: set *slot (a heap copy of value for strings, so
+ * hl_config_free releases it) only while it is still NULL / 0. Abort on out-of-memory. */
+void hl_config_default_str(char **slot, const char *value);
+void hl_config_default_u32(uint32_t *slot, uint32_t value);
+
 /* Validates the shared sections. */
 int hl_config_kafka_check(const char *prefix, const hl_kafka_config_t *k, char *errbuf,
                           size_t errcap) HL_MUST_CHECK;
