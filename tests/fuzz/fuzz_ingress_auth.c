@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,11 +31,11 @@ static void setup(void)
     ing_auth_init(&g_auth[1], ING_SCHEME_STRIPE, 300);
     add(&g_auth[1], "whsec_stripe_fuzz_secret");
     ing_auth_init(&g_auth[2], ING_SCHEME_HMAC, 300);
-    strcpy(g_auth[2].header, "X-Hub-Signature-256");
-    strcpy(g_auth[2].prefix, "sha256=");
+    snprintf(g_auth[2].header, sizeof g_auth[2].header, "%s", "X-Hub-Signature-256");
+    snprintf(g_auth[2].prefix, sizeof g_auth[2].prefix, "%s", "sha256=");
     add(&g_auth[2], "github-fuzz-secret");
     ing_auth_init(&g_auth[3], ING_SCHEME_BEARER, 300);
-    strcpy(g_auth[3].header, "Authorization");
+    snprintf(g_auth[3].header, sizeof g_auth[3].header, "%s", "Authorization");
     add(&g_auth[3], "token-fuzz-1");
     ing_auth_init(&g_auth[4], ING_SCHEME_SENDGRID, 300);
     /* A fresh P-256 key each run: only the parsing and the failing comparison are exercised. */
