@@ -2,7 +2,7 @@
 
 Each test run isolates itself on the shared local stack: its own topics (t<run_id>-<n>-<name>)
 and its own Postgres schema (t_<run_id>_<n>), both removed at teardown, so several test files
-can run at once (ctest -j2) and beside a colleague's run.
+can run at once (ctest -j2) and beside another run or the demo.
 
 Fixtures: stack, run_id, topics / module_topics, pg_schema / module_pg_schema, service,
 free_port, kafka_produce, kafka_consume. The same helpers are importable from `harness`.

@@ -151,7 +151,7 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 
 class PrivatePostgres:
     """A throwaway Postgres cluster for a test that must stop Postgres: the shared one serves
-    colleagues. As root, initdb and postgres run as the `postgres` system user (as
+    other tests running at the same time. As root, initdb and postgres run as the `postgres` system user (as
     deploy/local/stack does). Migrations are applied to its public schema."""
 
     def __init__(self, port):
