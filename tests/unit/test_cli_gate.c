@@ -186,8 +186,33 @@ static void test_results_roundtrip(void **state)
     assert_int_equal(back.sent, 31500);
     assert_int_equal(back.ordering_violations, 3);
     assert_true(back.p99_ms == 6.0);
+    assert_int_equal(back.concurrency, 0); /* not recorded: no load line */
     free(s);
     json_decref(j);
+    /* The load (open- or closed-loop) goes to results.json, comes back, and is printed. */
+    r.concurrency = 50;
+    r.rate_rps = 1000;
+    j = hl_results_json(&r, &g, &c, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "mode")), "open-loop");
+    s = json_dumps(j, 0);
+    assert_int_equal(hl_results_parse(s, strlen(s), &back), 0);
+    assert_int_equal(back.concurrency, 50);
+    assert_true(back.rate_rps == 1000);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    hl_report_table(f, &back, &g);
+    fclose(f);
+    assert_non_null(strstr(text, "open-loop at 1000 req/s on 50 connections"));
+    free(text);
+    free(s);
+    json_decref(j);
+    r.rate_rps = 0;
+    f = open_memstream(&text, &tlen);
+    hl_report_table(f, &r, &g);
+    fclose(f);
+    assert_non_null(strstr(text, "closed-loop on 50 connections"));
+    free(text);
     assert_int_equal(hl_results_parse("[1]", 3, &back), HL_EPARSE);
     assert_int_equal(hl_results_parse("{\"x\":1}", 7, &back), HL_EPARSE);
     assert_int_equal(hl_results_parse("{", 1, &back), HL_EPARSE);

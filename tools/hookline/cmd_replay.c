@@ -308,11 +308,11 @@ int hl_cmd_replay(int argc, char **argv)
     }
     hl_results_t res;
     hl_results_fill(&res, &rep, &w, have_ver ? &ver : NULL, a.conn.no_auditor);
+    res.concurrency = (unsigned)a.concurrency;
+    res.rate_rps = a.rate;
     hl_gate_t gate;
     hl_gate_eval(&crit, &res, &gate);
-    json_t *extra = json_pack("{s:s,s:I,s:f,s:I,s:I,s:I,s:[I,I,I,I,I,I],s:I,s:o}", "mode",
-                              a.rate > 0 ? "open-loop" : "closed-loop", "concurrency",
-                              (json_int_t)a.concurrency, "rate", a.rate, "transport_errors",
+    json_t *extra = json_pack("{s:I,s:I,s:I,s:[I,I,I,I,I,I],s:I,s:o}", "transport_errors",
                               (json_int_t)rep.transport_errors, "connections",
                               (json_int_t)rep.connections, "messages", (json_int_t)w.nmsgs,
                               "status_classes", (json_int_t)rep.status[0], (json_int_t)rep.status[1],

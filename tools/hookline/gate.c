@@ -250,6 +250,9 @@ int hl_results_parse(const char *text, size_t len, hl_results_t *r)
     r->gaps = (int64_t)num(o, "gaps", -1);
     r->lineage_coverage = num(o, "lineage_coverage", -1);
     r->auditor_skipped = json_is_true(json_object_get(o, "auditor_skipped"));
+    double conc = num(o, "concurrency", 0), rate = num(o, "rate", 0);
+    r->concurrency = conc >= 1 && conc <= 1e6 ? (unsigned)conc : 0;
+    r->rate_rps = rate > 0 && isfinite(rate) ? rate : 0;
     json_decref(o);
     return 0;
 }

@@ -21,6 +21,8 @@ typedef struct {
     int64_t gaps;
     double lineage_coverage;    /* 0..1 */
     int auditor_skipped;        /* 1 when --no-auditor was given: lineage not checked */
+    unsigned concurrency;       /* connections used; 0 = not recorded */
+    double rate_rps;            /* open-loop target rate; 0 = closed-loop */
 } hl_results_t;
 
 /* Limits; a negative limit switches its criterion off. */

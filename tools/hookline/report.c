@@ -17,6 +17,14 @@ void hl_report_table(FILE *out, const hl_results_t *r, const hl_gate_t *g)
             (unsigned long long)r->sent, (unsigned long long)r->duplicates_sent,
             (unsigned long long)r->accepted, (unsigned long long)r->rejected,
             (unsigned long long)r->errors, (unsigned long long)r->retries);
+    if (r->concurrency > 0 && r->rate_rps > 0)
+        fprintf(out, "  load        open-loop at %.0f req/s on %u connections; latency from each "
+                     "request's scheduled send time\n",
+                r->rate_rps, r->concurrency);
+    else if (r->concurrency > 0)
+        fprintf(out, "  load        closed-loop on %u connections, each sending as soon as its "
+                     "answer came\n",
+                r->concurrency);
     fprintf(out, "  latency ms  p50 %.2f  p95 %.2f  p99 %.2f  p99.9 %.2f  max %.2f   "
                  "throughput %.0f req/s over %.1f s\n\n",
             r->p50_ms, r->p95_ms, r->p99_ms, r->p999_ms, r->max_ms, r->throughput_rps,

@@ -75,6 +75,11 @@ json_t *hl_results_json(const hl_results_t *r, const hl_gate_t *g, const hl_crit
     json_object_set_new(o, "gaps", measured_int(r->gaps));
     json_object_set_new(o, "lineage_coverage", measured_real(r->lineage_coverage));
     json_object_set_new(o, "auditor_skipped", json_boolean(r->auditor_skipped));
+    if (r->concurrency > 0) {
+        json_object_set_new(o, "mode", json_string(r->rate_rps > 0 ? "open-loop" : "closed-loop"));
+        json_object_set_new(o, "concurrency", json_integer((json_int_t)r->concurrency));
+        json_object_set_new(o, "rate", json_real(r->rate_rps));
+    }
     json_object_set_new(o, "gate", json_string(g->pass ? "PASS" : "FAIL"));
     char *cj = hl_criteria_json(c);
     json_object_set_new(o, "criteria", json_loads(cj, 0, NULL));
