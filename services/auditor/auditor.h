@@ -24,7 +24,7 @@ typedef struct {
     atomic_bool consumer_up;        /* the consumer joined its group */
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
-    hl_counter_t *m_checkpoints;
+    hl_counter_t *m_checkpoints, *m_repeats;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */

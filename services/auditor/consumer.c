@@ -176,6 +176,7 @@ static void flush(consumer_t *c)
             atomic_store(&c->a->db_ok, true);
             hl_counter_inc(c->a->m_batches);
             hl_counter_add(c->a->m_rows, st.rows);
+            hl_counter_add(c->a->m_repeats, st.repeats);
             hl_histogram_observe_us(c->a->m_batch_latency, hl_mono_us() - t0);
             hl_debug("consumer: batch of %zu records, %zu rows, %zu samples", c->n, st.rows,
                      st.samples);

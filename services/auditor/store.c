@@ -172,11 +172,73 @@ static const char upsert_offsets_sql[] =
     " SET next_offset = GREATEST(consumer_offsets.next_offset, excluded.next_offset),"
     " updated_at = clock_timestamp()";
 
-/* Request ids of this batch whose other stage may already be stored: their stored ingress
- * and persisted records feed the pairing (queue latency needs both). */
+/* Request ids of this batch whose other stages may already be stored: their stored ingress
+ * and persisted records feed the pairing (queue latency needs both), their stored outcomes
+ * (persisted, dead_lettered) tell a repeated outcome record from a new one. */
 static const char pairs_sql[] =
     "SELECT record FROM lineage WHERE request_id IN"
-    " (SELECT json_array_elements_text($1::json)) AND stage IN ('ingress', 'persisted')";
+    " (SELECT json_array_elements_text($1::json))"
+    " AND stage IN ('ingress', 'persisted', 'dead_lettered')";
+
+/* ---- outcomes already stored ----
+ * One hookline.events record has one outcome: the persister's `persisted` or `dead_lettered`
+ * record naming its (partition, offset). The persister produces the outcome records of its last
+ * batches again after a crash (it cannot know which were delivered), so a record whose
+ * (request id, partition, offset) already has an outcome is a repeat: it is not stored again,
+ * which would show the request with two outcomes and count its latency twice. A request
+ * redriven from the DLQ is another Kafka record (another offset), so its outcome still counts. */
+typedef struct {
+    char request_id[37];
+    int64_t partition, offset;
+    bool used;
+} outcome_t;
+
+typedef struct {
+    outcome_t *slots;
+    size_t cap; /* a power of two, at least twice the outcomes it can be given */
+} outcomes_t;
+
+static void outcomes_init(outcomes_t *s, size_t expected)
+{
+    size_t cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    s->slots = hl_xcalloc(cap, sizeof *s->slots);
+    s->cap = cap;
+}
+
+static void outcomes_deinit(outcomes_t *s)
+{
+    free(s->slots);
+    s->slots = NULL;
+}
+
+static bool is_outcome(const hl_record_t *r)
+{
+    return (r->stage == HL_STAGE_PERSISTED || r->stage == HL_STAGE_DEAD_LETTERED) &&
+           r->partition != HL_REC_ABSENT && r->offset != HL_REC_ABSENT;
+}
+
+/* Adds the outcome of r (is_outcome(r) holds); returns false when it was already there. */
+static bool outcomes_add(outcomes_t *s, const hl_record_t *r)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = r->request_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ (uint64_t)r->partition) * 1099511628211ULL;
+    h = (h ^ (uint64_t)r->offset) * 1099511628211ULL;
+    for (size_t i = (size_t)h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        outcome_t *o = &s->slots[i];
+        if (!o->used) {
+            o->used = true;
+            hl_strlcpy(o->request_id, r->request_id, sizeof o->request_id);
+            o->partition = r->partition;
+            o->offset = r->offset;
+            return true;
+        }
+        if (o->partition == r->partition && o->offset == r->offset &&
+            strcmp(o->request_id, r->request_id) == 0)
+            return false;
+    }
+}
 
 static void set_opt_str(json_t *o, const char *k, bool has, const char *v)
 {
@@ -237,31 +299,37 @@ static int exec_json(PGconn *c, const char *sql, int nfixed, const char *const *
     return rc;
 }
 
-/* Seeds the pairing map with the stored records of this batch's request ids. */
+/* Seeds the pairing map and the stored outcomes (outcomes_init'ed here, for the stored ones
+ * and the batch's own) with the stored records of this batch's request ids. */
 static int seed_pairs(PGconn *c, const hl_item_t *items, size_t n, hl_pairs_t *pairs,
-                      char *errbuf, size_t errcap)
+                      outcomes_t *outcomes, char *errbuf, size_t errcap)
 {
     json_t *ids = json_array();
     PGresult *r = NULL;
     hl_sample_t scratch[4];
     int rc = 0;
-    /* Only an accepted request pairs with a persisted record; rejections need no look-up. */
+    /* Only an accepted request pairs with a persisted record, and only outcomes can repeat;
+     * rejections need no look-up. */
     for (size_t i = 0; i < n; i++) {
         const hl_record_t *rec = &items[i].rec;
         if (items[i].valid && (rec->stage == HL_STAGE_PERSISTED ||
+                               rec->stage == HL_STAGE_DEAD_LETTERED ||
                                (rec->stage == HL_STAGE_INGRESS && rec->status == 202)))
             json_array_append_new(ids, json_string(rec->request_id));
     }
     if (json_array_size(ids) > 0)
         rc = exec_json(c, pairs_sql, 0, NULL, ids, "pairing lookup", errbuf, errcap, &r);
     json_decref(ids);
+    outcomes_init(outcomes, n + (r ? (size_t)PQntuples(r) : 0));
     if (rc || !r) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         hl_record_t rec;
         const char *why;
         size_t k = 0;
-        if (hl_record_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &rec, &why) == 0)
-            hl_samples_from_record(pairs, &rec, scratch, &k); /* state only; samples dropped */
+        if (hl_record_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &rec, &why) != 0)
+            continue;
+        hl_samples_from_record(pairs, &rec, scratch, &k); /* state only; samples dropped */
+        if (is_outcome(&rec)) (void)outcomes_add(outcomes, &rec);
     }
     PQclear(r);
     return 0;
@@ -285,6 +353,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
     hl_sample_t *samples = hl_xcalloc(3 * n + 1, sizeof *samples);
     size_t nsamples = 0;
     hl_pairs_t pairs;
+    outcomes_t outcomes = {NULL, 0};
     const char *fixed[2] = {group, topic};
     int rc;
 
@@ -292,7 +361,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
     memset(stats, 0, sizeof *stats);
     hl_pairs_init(&pairs, 2 * n + 1);
     rc = run(c, "BEGIN", errbuf, errcap);
-    if (rc == 0) rc = seed_pairs(c, items, n, &pairs, errbuf, errcap);
+    if (rc == 0) rc = seed_pairs(c, items, n, &pairs, &outcomes, errbuf, errcap);
     t_pairs = hl_mono_us();
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const hl_item_t *it = &items[i];
@@ -305,6 +374,10 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
         if (!touched[ch]) next[ch] = heads[ch], touched[ch] = true;
         next[ch].next_offset = it->offset + 1;
         if (!it->valid) continue;
+        if (is_outcome(&it->rec) && !outcomes_add(&outcomes, &it->rec)) {
+            stats->repeats++; /* its offset still advances */
+            continue;
+        }
         hl_chain_row_t row = {ch, next[ch].seq + 1, it->offset, it->rec.request_id,
                               hl_stage_name(it->rec.stage), it->rec.ts_us, it->text, it->len};
         unsigned char h[HL_CHAIN_HASH_LEN];
@@ -363,6 +436,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
     json_decref(rollups);
     json_decref(offsets);
     hl_pairs_deinit(&pairs);
+    outcomes_deinit(&outcomes);
     free(samples);
     return rc;
 }

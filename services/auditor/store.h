@@ -51,10 +51,13 @@ typedef struct {
 typedef struct {
     size_t rows;      /* lineage rows inserted */
     size_t samples;   /* latency samples added to rollups */
+    size_t repeats;   /* outcome records skipped: their Kafka record already had one */
 } hl_write_stats_t;
 
 /* Writes items (ordered by partition, then offset) in one transaction: chained lineage rows,
- * rollup counts and the next offsets of every partition present. heads[] (indexed by chain)
+ * rollup counts and the next offsets of every partition present. An outcome record (persisted
+ * or dead_lettered) repeating the outcome of a Kafka record already stored, or met earlier in
+ * the batch, is skipped (stats->repeats), its offset still advancing. heads[] (indexed by chain)
  * are updated only when the transaction commits; on failure they are untouched and the
  * caller reloads them before retrying. Latency samples go to `live` after the commit.
  * Returns 0, or HL_EPG with errbuf filled (transient or not: the caller retries). */

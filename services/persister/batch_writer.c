@@ -1,11 +1,14 @@
-/* The batch transaction. Rows travel as binary array parameters of one prepared
- * INSERT ... SELECT FROM unnest(...) (the fastest of the measured methods in
- * notes/postgres-batching.md: one statement text whatever the batch size, no escaping), and the
- * offsets upsert rides in the same statement as a data-modifying CTE, so a batch without refused
- * rows costs exactly one round trip and one implicit transaction. */
+/* The batch transaction. New rows go by COPY in binary format, after a probe of the unique
+ * index that skips keys already stored and takes their ids from the sequence; the offsets
+ * upsert and COMMIT follow in the same simple query, so a batch costs a probe, one query and
+ * one transaction (README.md, "Why COPY"). The one-statement form (INSERT ... SELECT from
+ * binary array parameters, offsets as a data-modifying CTE) serves batches with nothing new
+ * and every fallback: a concurrent writer (23505) and the isolation of refused rows. */
 #include "batch_writer.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +33,12 @@
 #define INSERT_COLS                                                                             \
     "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"      \
     " kafka_partition, kafka_offset, payload)"
+/* The arrays are unnested in the select list (a ProjectSet walks them in step) rather than in
+ * FROM: a function scan would first copy every value into a tuplestore per array. */
 #define UNNEST_ROWS                                                                             \
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[],"  \
-    " $6::int4[], $7::int8[], $8::jsonb[]) AS t(s, m, e, r, ra, p, o, j)"
+    " SELECT * FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS m,"                  \
+    " unnest($3::text[]) AS e, unnest($4::uuid[]) AS r, unnest($5::timestamptz[]) AS ra,"       \
+    " unnest($6::int4[]) AS p, unnest($7::int8[]) AS o, unnest($8::jsonb[]) AS j) AS t"
 #define RETURN_ROWS " RETURNING id, kafka_partition, kafka_offset"
 
 /* Insert-or-skip with ON CONFLICT: safe against any concurrent writer of the same keys. */
@@ -49,27 +55,70 @@
     " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"                                         \
     " WHERE w.source = t.s AND w.message_id = t.m AND w.event_type = t.e)" RETURN_ROWS
 
-#define UPSERT_OFFSETS(g, t, p, o)                                                              \
-    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset)"   \
-    " SELECT " g ", " t ", u.p, u.o FROM unnest(" p "::int4[], " o "::int8[]) AS u(p, o)"       \
+/* Both offsets move forward only. lineage_offset (proto/sql/004) is where the lineage known
+ * delivered ends; it never passes next_offset. */
+#define UPSERT_OFFSETS(g, t, p, o, l)                                                           \
+    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset,"   \
+    " lineage_offset)"                                                                          \
+    " SELECT " g ", " t ", u.p, u.o, LEAST(u.l, u.o)"                                           \
+    " FROM unnest(" p "::int4[], " o "::int8[], " l "::int8[]) AS u(p, o, l)"                   \
     " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
     " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),"                         \
+    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"                    \
     " updated_at = clock_timestamp()"
 
 static const char SQL_BATCH_FAST[] = "WITH ins AS (" INSERT_ROWS_ANTI "), off AS ("
-    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12") ") SELECT * FROM ins";
+    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12", "$13") ") SELECT * FROM ins";
 static const char SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS ("
-    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12") ") SELECT * FROM ins";
+    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12", "$13") ") SELECT * FROM ins";
 static const char SQL_ROWS[] = INSERT_ROWS;
-static const char SQL_OFFSETS[] = UPSERT_OFFSETS("$1::text", "$2::text", "$3", "$4");
+static const char SQL_OFFSETS[] = UPSERT_OFFSETS("$1::text", "$2::text", "$3", "$4", "$5");
+/* Moves lineage_offset alone (after the last batch, at a revocation or shutdown). It leaves
+ * updated_at alone: that stays the time of the partition's last batch commit. */
+static const char SQL_LINEAGE[] =
+    "UPDATE consumer_offsets AS c SET lineage_offset = LEAST(u.l, c.next_offset)"
+    " FROM unnest($3::int4[], $4::int8[]) AS u(p, l)"
+    " WHERE c.consumer_group = $1 AND c.topic = $2 AND c.kafka_partition = u.p"
+    " AND (c.lineage_offset IS NULL OR c.lineage_offset < LEAST(u.l, c.next_offset))";
+/* What Postgres holds for records committed before a restart: the stored row of each key, with
+ * its position and insert time (binary timestamptz). */
+static const char SQL_RECOVER[] =
+    "SELECT k.i, w.id, w.kafka_partition, w.kafka_offset, w.persisted_at"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(s, m, e, i)"
+    " JOIN webhook_events w ON w.source = k.s AND w.message_id = k.m AND w.event_type = k.e";
 /* The stored row of each given key, to tell "duplicate" from "inserted by an earlier attempt
  * whose commit we never heard about" after a retry. */
 static const char SQL_LOOKUP[] =
     "SELECT w.id, w.kafka_partition, w.kafka_offset"
     " FROM unnest($1::text[], $2::text[], $3::text[]) AS k(s, m, e)"
     " JOIN webhook_events w ON w.source = k.s AND w.message_id = k.m AND w.event_type = k.e";
+/* The COPY path's probe: the keys of a batch (with their positions $4) that no row holds yet,
+ * each with a fresh id from the table's sequence, which the COPY gives the row. The anti-join
+ * form matters: written as a per-row EXISTS in the select list, the generic plan hashed the
+ * whole table once per batch instead of probing the unique index. */
+static const char SQL_PROBE[] =
+    "SELECT k.i, nextval('webhook_events_id_seq'::regclass)"
+    " FROM (SELECT unnest($4::int4[]) AS i, unnest($1::text[]) AS s, unnest($2::text[]) AS m,"
+    " unnest($3::text[]) AS e) AS k"
+    " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"
+    " WHERE w.source = k.s AND w.message_id = k.m AND w.event_type = k.e)";
+/* The rest of the COPY path, sent as one simple query: the offsets upsert and COMMIT run as
+ * soon as the rows are in, in the same transaction, with no further round trip. */
+static const char SQL_COPY[] =
+    "BEGIN; COPY webhook_events (id, source, message_id, event_type, request_id, received_at,"
+    " kafka_partition, kafka_offset, payload) FROM STDIN (FORMAT binary);";
+static const char SQL_COPY_OFFSETS[] =
+    " INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset,"
+    " lineage_offset) VALUES ";
+static const char SQL_COPY_END[] =
+    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"
+    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),"
+    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"
+    " updated_at = clock_timestamp(); COMMIT";
+
 static const char SQL_LOAD[] =
-    "SELECT kafka_partition, next_offset FROM consumer_offsets"
+    "SELECT kafka_partition, next_offset, lineage_offset,"
+    " (extract(epoch FROM updated_at) * 1000000)::int8 FROM consumer_offsets"
     " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int4[])";
 
 /* A reusable byte buffer: it keeps its capacity between batches, so steady state allocates
@@ -86,13 +135,17 @@ struct hl_batch_writer {
     size_t max_rows;
     PGconn *conn;             /* NULL when not connected */
     buf_t col[NCOLS];         /* one binary array per column */
-    buf_t parts, nexts;       /* offsets arrays */
+    buf_t parts, nexts, lins; /* offsets arrays: partition, next_offset, lineage_offset */
+    hl_bw_lineage_fn lineage_fn; /* where each partition's lineage_offset comes from */
+    void *lineage_arg;
     hl_row_t **good;          /* rows with status OK, in batch order (max_rows) */
     hl_row_t **by_pos;        /* the same sorted by (partition, offset), for RETURNING */
     hl_row_t **dead;          /* rows to dead-letter (max_rows) */
     hl_row_t **scratch;       /* rows stored late while isolating refused ones (max_rows) */
     int32_t *part_ids;        /* partitions of the batch (max_rows slots) */
     int64_t *part_next;       /* their next offsets */
+    int64_t *part_first;      /* their lowest offsets in the batch, then their lineage offsets */
+    size_t nparts;            /* partitions of the batch */
     char err[512];
     hl_bw_stats_t stats;
     /* The batch statement in flight (sent, result not yet read); NULL when none. */
@@ -100,6 +153,9 @@ struct hl_batch_writer {
     size_t sent_n, sent_good;
     hl_bw_dead_letter_fn sent_dl;
     void *sent_dl_arg;
+    bool sent_copy;           /* the batch in flight went the COPY way */
+    buf_t copy, sql;          /* COPY data and statement text of the COPY way */
+    char *group_lit, *topic_lit; /* group and topic as SQL literals (for the connection) */
 };
 
 static void buf_reserve(buf_t *b, size_t more)
@@ -187,13 +243,23 @@ hl_batch_writer_t *hl_bw_new(const hl_pg_config_t *pg, const char *group, const 
     bw->scratch = hl_xcalloc(max_rows, sizeof(*bw->scratch));
     bw->part_ids = hl_xcalloc(max_rows, sizeof(*bw->part_ids));
     bw->part_next = hl_xcalloc(max_rows, sizeof(*bw->part_next));
+    bw->part_first = hl_xcalloc(max_rows, sizeof(*bw->part_first));
     return bw;
+}
+
+void hl_bw_set_lineage_fn(hl_batch_writer_t *bw, hl_bw_lineage_fn fn, void *arg)
+{
+    bw->lineage_fn = fn;
+    bw->lineage_arg = arg;
 }
 
 static void disconnect(hl_batch_writer_t *bw)
 {
     if (bw->conn) PQfinish(bw->conn);
     bw->conn = NULL;
+    PQfreemem(bw->group_lit);
+    PQfreemem(bw->topic_lit);
+    bw->group_lit = bw->topic_lit = NULL;
 }
 
 void hl_bw_reset(hl_batch_writer_t *bw)
@@ -211,12 +277,16 @@ void hl_bw_free(hl_batch_writer_t *bw)
     for (int i = 0; i < NCOLS; i++) free(bw->col[i].p);
     free(bw->parts.p);
     free(bw->nexts.p);
+    free(bw->lins.p);
+    free(bw->copy.p);
+    free(bw->sql.p);
     free(bw->good);
     free(bw->by_pos);
     free(bw->dead);
     free(bw->scratch);
     free(bw->part_ids);
     free(bw->part_next);
+    free(bw->part_first);
     free(bw);
 }
 
@@ -264,7 +334,11 @@ int hl_bw_connect(hl_batch_writer_t *bw)
     if (PQsetClientEncoding(bw->conn, "UTF8") != 0 || prepare(bw, "hl_batch", SQL_BATCH) ||
         prepare(bw, "hl_batch_fast", SQL_BATCH_FAST) ||
         prepare(bw, "hl_rows", SQL_ROWS) || prepare(bw, "hl_offsets", SQL_OFFSETS) ||
-        prepare(bw, "hl_load", SQL_LOAD) || prepare(bw, "hl_lookup", SQL_LOOKUP)) {
+        prepare(bw, "hl_load", SQL_LOAD) || prepare(bw, "hl_lookup", SQL_LOOKUP) ||
+        prepare(bw, "hl_lineage", SQL_LINEAGE) || prepare(bw, "hl_recover", SQL_RECOVER) ||
+        prepare(bw, "hl_probe", SQL_PROBE) ||
+        !(bw->group_lit = PQescapeLiteral(bw->conn, bw->group, strlen(bw->group))) ||
+        !(bw->topic_lit = PQescapeLiteral(bw->conn, bw->topic, strlen(bw->topic)))) {
         if (!bw->err[0]) snprintf(bw->err, sizeof(bw->err), "connect: %s", PQerrorMessage(bw->conn));
         disconnect(bw);
         return HL_EAGAIN;
@@ -281,16 +355,22 @@ static int exec(hl_batch_writer_t *bw, const char *sql)
     return rc;
 }
 
-int hl_bw_load_offsets(hl_batch_writer_t *bw, const int32_t *partitions, size_t n, int64_t *next)
+/* Fills bw->parts with the partitions of offs[0..n). */
+static void partitions_array(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size_t n)
 {
-    if (bw->sent_rows) return HL_ESTATE;
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
-    for (size_t i = 0; i < n; i++) next[i] = -1;
     array_begin(&bw->parts, OID_INT4, n);
     for (size_t i = 0; i < n; i++) {
         put32(&bw->parts, 4);
-        put32(&bw->parts, (uint32_t)partitions[i]);
+        put32(&bw->parts, (uint32_t)offs[i].partition);
     }
+}
+
+int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n)
+{
+    if (bw->sent_rows) return HL_ESTATE;
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    for (size_t i = 0; i < n; i++) offs[i].next = offs[i].lineage = offs[i].updated_us = -1;
+    partitions_array(bw, offs, n);
     const char *vals[3] = {bw->group, bw->topic, bw->parts.p};
     int lens[3] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len};
     int fmts[3] = {1, 1, 1};
@@ -301,15 +381,44 @@ int hl_bw_load_offsets(hl_batch_writer_t *bw, const int32_t *partitions, size_t 
         return rc == HL_EPG ? HL_EPG : HL_EAGAIN;
     }
     for (int r = 0; r < PQntuples(res); r++) {
-        int64_t p = 0, o = 0;
+        int64_t p = 0, o = 0, lin = -1, upd = -1;
         if (hl_parse_i64(PQgetvalue(res, r, 0), 0, INT32_MAX, &p) != 0 ||
             hl_parse_i64(PQgetvalue(res, r, 1), 0, INT64_MAX, &o) != 0)
             continue;
+        /* NULL: a row from before lineage_offset existed, whose lineage is not tracked. */
+        if (!PQgetisnull(res, r, 2) && hl_parse_i64(PQgetvalue(res, r, 2), 0, INT64_MAX, &lin) != 0)
+            lin = -1;
+        if (hl_parse_i64(PQgetvalue(res, r, 3), 0, INT64_MAX, &upd) != 0) upd = -1;
         for (size_t i = 0; i < n; i++)
-            if (partitions[i] == (int32_t)p) next[i] = o;
+            if (offs[i].partition == (int32_t)p) {
+                offs[i].next = o;
+                offs[i].lineage = lin;
+                offs[i].updated_us = upd;
+            }
     }
     PQclear(res);
     return 0;
+}
+
+int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size_t n)
+{
+    if (bw->sent_rows) return HL_ESTATE;
+    if (n == 0) return 0;
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    partitions_array(bw, offs, n);
+    array_begin(&bw->lins, OID_INT8, n);
+    for (size_t i = 0; i < n; i++) {
+        put32(&bw->lins, 8);
+        put64(&bw->lins, offs[i].lineage);
+    }
+    const char *vals[4] = {bw->group, bw->topic, bw->parts.p, bw->lins.p};
+    int lens[4] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
+                   (int)bw->lins.len};
+    int fmts[4] = {1, 1, 1, 1};
+    PGresult *res = PQexecPrepared(bw->conn, "hl_lineage", 4, vals, lens, fmts, 0);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, "store lineage offset");
+    PQclear(res);
+    return rc == 0 ? 0 : HL_EAGAIN;
 }
 
 /* Fills the eight column arrays from rows[0..n). */
@@ -337,31 +446,43 @@ static void build_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
     }
 }
 
-/* Fills the offsets arrays: for each partition in rows, highest offset + 1. */
+/* Fills the offsets arrays: for each partition in rows, highest offset + 1, and the lineage
+ * offset from the lineage function (the batch's lowest offset of the partition when it has
+ * none: nothing below was ever committed by this group then). */
 static void build_offsets(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     /* A batch spans few partitions; a linear scan over those seen is cheaper than a map.
      * There are never more partitions than rows, so the max_rows slots always suffice. */
     int32_t *parts = bw->part_ids;
-    int64_t *next = bw->part_next;
+    int64_t *next = bw->part_next, *first = bw->part_first;
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
         while (k < np && parts[k] != rows[i]->partition) k++;
         if (k == np) {
             parts[np] = rows[i]->partition;
+            first[np] = rows[i]->offset;
             next[np++] = rows[i]->offset + 1;
         } else if (rows[i]->offset + 1 > next[k]) {
             next[k] = rows[i]->offset + 1;
+        } else if (rows[i]->offset < first[k]) {
+            first[k] = rows[i]->offset;
         }
     }
+    bw->nparts = np;
     array_begin(&bw->parts, OID_INT4, np);
     array_begin(&bw->nexts, OID_INT8, np);
+    array_begin(&bw->lins, OID_INT8, np);
     for (size_t k = 0; k < np; k++) {
+        int64_t lin = bw->lineage_fn ? bw->lineage_fn(bw->lineage_arg, parts[k]) : -1;
+        if (lin < 0) lin = first[k];
+        first[k] = lin < next[k] ? lin : next[k];
         put32(&bw->parts, 4);
         put32(&bw->parts, (uint32_t)parts[k]);
         put32(&bw->nexts, 8);
         put64(&bw->nexts, next[k]);
+        put32(&bw->lins, 8);
+        put64(&bw->lins, lin);
     }
 }
 
@@ -422,15 +543,17 @@ static int insert_params(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, int w
     lens[10] = (int)bw->parts.len;
     vals[11] = bw->nexts.p;
     lens[11] = (int)bw->nexts.len;
-    for (int i = 8; i < 12; i++) fmts[i] = 1;
-    return 12;
+    vals[12] = bw->lins.p;
+    lens[12] = (int)bw->lins.len;
+    for (int i = 8; i < 13; i++) fmts[i] = 1;
+    return 13;
 }
 
 /* Runs a row insert for rows[0..n) and waits for its result (owned by the caller). */
 static PGresult *run_insert(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
-    const char *vals[12];
-    int lens[12], fmts[12];
+    const char *vals[13];
+    int lens[13], fmts[13];
     int np = insert_params(bw, rows, n, 0, vals, lens, fmts);
     bw->stats.statements++;
     return PQexecPrepared(bw->conn, "hl_rows", np, vals, lens, fmts, 1);
@@ -509,11 +632,11 @@ static int write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
     }
     if (rc == 0) rc = dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
     if (rc == 0) {
-        const char *vals[4] = {bw->group, bw->topic, bw->parts.p, bw->nexts.p};
-        int lens[4] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
-                       (int)bw->nexts.len};
-        int fmts[4] = {1, 1, 1, 1};
-        PGresult *res = PQexecPrepared(bw->conn, "hl_offsets", 4, vals, lens, fmts, 0);
+        const char *vals[5] = {bw->group, bw->topic, bw->parts.p, bw->nexts.p, bw->lins.p};
+        int lens[5] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
+                       (int)bw->nexts.len, (int)bw->lins.len};
+        int fmts[5] = {1, 1, 1, 1, 1};
+        PGresult *res = PQexecPrepared(bw->conn, "hl_offsets", 5, vals, lens, fmts, 0);
         rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, "offsets");
         PQclear(res);
     }
@@ -564,6 +687,151 @@ static void recheck_duplicates(hl_batch_writer_t *bw, hl_row_t **good, size_t ng
     PQclear(res);
 }
 
+/* Fills col[0..2] with the (source, message id, event type) keys of rows[0..n). */
+static void build_keys(hl_batch_writer_t *bw, hl_row_t **rows, size_t n);
+
+/* The COPY way, step one: asks which keys of good[0..ng) are stored already (those are marked
+ * duplicate) and takes an id from the sequence for each of the others (marked inserted with
+ * it; *nnew counts them). A key stored by a concurrent writer after this makes the COPY fail
+ * with 23505, and the batch goes the ON CONFLICT way then. */
+static int probe(hl_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew)
+{
+    *nnew = 0;
+    if (ng == 0) return 0;
+    build_keys(bw, good, ng);
+    array_begin(&bw->col[3], OID_INT4, ng);
+    for (size_t i = 0; i < ng; i++) {
+        put32(&bw->col[3], 4);
+        put32(&bw->col[3], (uint32_t)(i + 1));
+    }
+    const char *vals[4] = {bw->col[0].p, bw->col[1].p, bw->col[2].p, bw->col[3].p};
+    int lens[4] = {(int)bw->col[0].len, (int)bw->col[1].len, (int)bw->col[2].len,
+                   (int)bw->col[3].len};
+    int fmts[4] = {1, 1, 1, 1};
+    bw->stats.statements++;
+    PGresult *res = PQexecPrepared(bw->conn, "hl_probe", 4, vals, lens, fmts, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) > ng) {
+        int rc = pg_fail(bw, res, "probe keys");
+        PQclear(res);
+        return rc == HL_EPG ? HL_EPG : HL_EAGAIN;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        good[i]->duplicate = 1;
+        good[i]->row_id = -1;
+    }
+    for (int t = 0; t < PQntuples(res); t++) {
+        int64_t i = (int64_t)get32(PQgetvalue(res, t, 0)) - 1;
+        if (i < 0 || (size_t)i >= ng) continue;
+        good[i]->duplicate = 0;
+        good[i]->row_id = get64(PQgetvalue(res, t, 1));
+        (*nnew)++;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static void put16(buf_t *b, uint16_t v)
+{
+    v = htons(v);
+    put_bytes(b, &v, 2);
+}
+
+/* Appends printf-style text to b. */
+static void __attribute__((format(printf, 2, 3))) put_text(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0) return;
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    (void)vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* The rows marked inserted by probe() in COPY's binary format (header, one tuple of nine fields
+ * each, trailer): the same wire encodings as the array elements. */
+static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+{
+    static const char sig[11] = "PGCOPY\n\377\r\n";
+    static const char jsonb_version = 1;
+    buf_t *b = &bw->copy;
+    b->len = 0;
+    put_bytes(b, sig, sizeof(sig));
+    put32(b, 0); /* flags */
+    put32(b, 0); /* header extension */
+    for (size_t i = 0; i < ng; i++) {
+        const hl_row_t *r = good[i];
+        if (r->duplicate) continue;
+        put16(b, 9);
+        put32(b, 8);
+        put64(b, r->row_id);
+        elem_bytes(b, r->source, strlen(r->source));
+        elem_bytes(b, r->message_id, r->message_id_len);
+        elem_bytes(b, r->event_type, strlen(r->event_type));
+        elem_uuid(b, r->request_id);
+        put32(b, 8);
+        put64(b, r->received_us - PG_EPOCH_US);
+        put32(b, 4);
+        put32(b, (uint32_t)r->partition);
+        put32(b, 8);
+        put64(b, r->offset);
+        put32(b, (uint32_t)(r->payload_len + 1));
+        put_bytes(b, &jsonb_version, 1);
+        put_bytes(b, r->payload, r->payload_len);
+    }
+    put16(b, 0xffff); /* trailer: -1 */
+}
+
+/* The COPY way, step two: BEGIN, COPY of the new rows, the offsets upsert and COMMIT as one
+ * simple query; waits until the server takes the data, sends it and returns without waiting
+ * for the commit (hl_bw_finish collects it). */
+static int send_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+{
+    build_copy(bw, good, ng);
+    buf_t *q = &bw->sql;
+    q->len = 0;
+    put_bytes(q, SQL_COPY, sizeof(SQL_COPY) - 1);
+    put_bytes(q, SQL_COPY_OFFSETS, sizeof(SQL_COPY_OFFSETS) - 1);
+    /* The partitions of the batch with their next and lineage offsets, from build_offsets. */
+    for (size_t k = 0; k < bw->nparts; k++)
+        put_text(q, "%s(%s, %s, %" PRId32 ", %" PRId64 ", %" PRId64 ")", k ? ", " : "",
+                 bw->group_lit, bw->topic_lit, bw->part_ids[k], bw->part_next[k],
+                 bw->part_first[k]);
+    put_bytes(q, SQL_COPY_END, sizeof(SQL_COPY_END));
+    bw->stats.statements++;
+    if (!PQsendQuery(bw->conn, q->p)) {
+        (void)pg_fail(bw, NULL, "send copy");
+        return HL_EAGAIN;
+    }
+    PGresult *res;
+    ExecStatusType st = PGRES_FATAL_ERROR;
+    while ((res = PQgetResult(bw->conn)) != NULL) {
+        st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN) {
+            PQclear(res);
+            break;
+        }
+        if (st != PGRES_COMMAND_OK) {
+            int rc = pg_fail(bw, res, "begin copy");
+            PQclear(res);
+            while (bw->conn && (res = PQgetResult(bw->conn)) != NULL) PQclear(res);
+            if (bw->conn && PQtransactionStatus(bw->conn) != PQTRANS_IDLE) (void)exec(bw, "ROLLBACK");
+            return rc == HL_EPG ? HL_EPG : HL_EAGAIN;
+        }
+        PQclear(res);
+    }
+    if (st != PGRES_COPY_IN || PQputCopyData(bw->conn, bw->copy.p, (int)bw->copy.len) != 1 ||
+        PQputCopyEnd(bw->conn, NULL) != 1) {
+        (void)pg_fail(bw, NULL, "copy");
+        disconnect(bw);
+        return HL_EAGAIN;
+    }
+    return 0;
+}
+
 int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
                void *dl_arg)
 {
@@ -578,14 +846,23 @@ int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_lett
     if (rc) return rc;
     hl_rows_mark_batch_duplicates(rows, n);
     size_t ng = collect_good(bw, rows, n);
-    const char *vals[12];
-    int lens[12], fmts[12];
-    int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
-    bw->stats.statements++;
-    if (!PQsendQueryPrepared(bw->conn, "hl_batch_fast", np, vals, lens, fmts, 1))
-    {
-        (void)pg_fail(bw, NULL, "send batch");
-        return HL_EAGAIN;
+    size_t nnew = 0;
+    rc = probe(bw, bw->good, ng, &nnew);
+    if (rc) return rc;
+    bw->sent_copy = nnew > 0;
+    if (bw->sent_copy) {
+        rc = send_copy(bw, bw->good, ng);
+        if (rc) return rc;
+    } else {
+        /* Nothing new to insert: the one-statement way stores the offsets. */
+        const char *vals[13];
+        int lens[13], fmts[13];
+        int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
+        bw->stats.statements++;
+        if (!PQsendQueryPrepared(bw->conn, "hl_batch_fast", np, vals, lens, fmts, 1)) {
+            (void)pg_fail(bw, NULL, "send batch");
+            return HL_EAGAIN;
+        }
     }
     bw->sent_rows = rows;
     bw->sent_n = n;
@@ -616,20 +893,68 @@ static PGresult *collect(hl_batch_writer_t *bw)
     return first;
 }
 
+static int write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                           hl_bw_dead_letter_fn dead_letter, void *dl_arg);
+
+/* Collects the results of the COPY way. The rows were marked by probe(); if anything failed
+ * the transaction is rolled back and the batch goes the statement way: ON CONFLICT after a
+ * 23505 (a concurrent writer), isolation of the refused rows after a data error. */
+static int finish_copy(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t ng)
+{
+    PGresult *res, *bad = NULL;
+    while (bw->conn && (res = PQgetResult(bw->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (!bad && st != PGRES_COMMAND_OK) bad = res;
+        else PQclear(res);
+    }
+    if (!bw->conn) return HL_EAGAIN;
+    if (!bad) return 0;
+    const char *state = PQresultErrorField(bad, PG_DIAG_SQLSTATE);
+    bool unique = state && strcmp(state, "23505") == 0;
+    int rc = pg_fail(bw, bad, "copy batch");
+    PQclear(bad);
+    if (bw->conn && PQtransactionStatus(bw->conn) != PQTRANS_IDLE) (void)exec(bw, "ROLLBACK");
+    if (!bw->conn) return HL_EAGAIN;
+    if (unique) {
+        hl_info("a concurrent writer stored some keys of the batch first (%s); writing it with"
+                " ON CONFLICT", bw->err);
+        const char *vals[13];
+        int lens[13], fmts[13];
+        int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
+        bw->stats.statements++;
+        res = PQexecPrepared(bw->conn, "hl_batch", np, vals, lens, fmts, 1);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            mark_results(bw, bw->good, ng, res);
+            PQclear(res);
+            return 0;
+        }
+        rc = pg_fail(bw, res, "batch");
+        PQclear(res);
+    }
+    if (rc != HL_EPG) return HL_EAGAIN;
+    hl_warn("batch refused (%s); isolating the refused rows", bw->err);
+    return write_isolating(bw, rows, n, bw->sent_dl, bw->sent_dl_arg);
+}
+
 int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us)
 {
     if (!bw->sent_rows) return HL_ESTATE;
     hl_row_t **rows = bw->sent_rows;
     size_t n = bw->sent_n, ng = bw->sent_good;
     bw->sent_rows = NULL;
+    if (bw->sent_copy) {
+        int rc = finish_copy(bw, rows, n, ng);
+        if (rc == 0) *committed_us = hl_now_us();
+        return rc;
+    }
     PGresult *res = collect(bw);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (state && strcmp(state, "23505") == 0 && bw->conn) {
         /* Another writer inserted one of these keys meanwhile: the parameters built for the
          * send are still in place, run them through ON CONFLICT instead. */
         PQclear(res);
-        const char *vals[12];
-        int lens[12], fmts[12];
+        const char *vals[13];
+        int lens[13], fmts[13];
         int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
         bw->stats.statements++;
         res = PQexecPrepared(bw->conn, "hl_batch", np, vals, lens, fmts, 1);
@@ -656,4 +981,78 @@ int hl_bw_write(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_let
     if (rc == 0) rc = hl_bw_finish(bw, committed_us);
     if (rc == 0 && bw->conn) recheck_duplicates(bw, bw->good, collect_good(bw, rows, n));
     return rc;
+}
+
+/* Fills col[0..2] with the (source, message id, event type) keys of rows[0..n). */
+static void build_keys(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    for (int c = 0; c < 3; c++) array_begin(&bw->col[c], OID_TEXT, n);
+    for (size_t i = 0; i < n; i++) {
+        elem_bytes(&bw->col[0], rows[i]->source, strlen(rows[i]->source));
+        elem_bytes(&bw->col[1], rows[i]->message_id, rows[i]->message_id_len);
+        elem_bytes(&bw->col[2], rows[i]->event_type, strlen(rows[i]->event_type));
+    }
+}
+
+/* Marks one recovered record from the row Postgres holds for its key. The first delivery of a
+ * key in a partition is the one stored unless Postgres refused it, so a stored row at a later
+ * offset of the same partition means this record was refused and dead-lettered. */
+static void mark_recovered(hl_row_t *r, int64_t id, int32_t part, int64_t off, int64_t at_us)
+{
+    if (part == r->partition && off == r->offset) {
+        r->row_id = id;
+        r->committed_us = at_us;
+    } else if (part == r->partition && off > r->offset) {
+        r->status = HL_REC_PG_REJECTED;
+        (void)hl_strlcpy(r->detail, "refused by Postgres (found again after a restart)",
+                         sizeof(r->detail));
+    } else {
+        r->duplicate = 1;
+    }
+}
+
+int hl_bw_recover(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    bw->err[0] = '\0';
+    if (bw->sent_rows) return HL_ESTATE;
+    if (n > bw->max_rows) return HL_EINVAL;
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++) {
+        rows[i]->row_id = -1;
+        rows[i]->duplicate = 0;
+        rows[i]->committed_us = 0;
+        if (rows[i]->status == HL_REC_OK) bw->scratch[nk++] = rows[i];
+    }
+    if (nk == 0) return 0;
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    build_keys(bw, bw->scratch, nk);
+    const char *vals[3] = {bw->col[0].p, bw->col[1].p, bw->col[2].p};
+    int lens[3] = {(int)bw->col[0].len, (int)bw->col[1].len, (int)bw->col[2].len};
+    int fmts[3] = {1, 1, 1};
+    PGresult *res = PQexecPrepared(bw->conn, "hl_recover", 3, vals, lens, fmts, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        (void)pg_fail(bw, res, "recover lineage");
+        PQclear(res);
+        return HL_EAGAIN;
+    }
+    bool *found = hl_xcalloc(nk, sizeof(*found));
+    for (int t = 0; t < PQntuples(res); t++) {
+        int64_t i = get64(PQgetvalue(res, t, 0)) - 1;
+        if (i < 0 || (size_t)i >= nk) continue;
+        found[i] = true;
+        mark_recovered(bw->scratch[i], get64(PQgetvalue(res, t, 1)),
+                       (int32_t)get32(PQgetvalue(res, t, 2)), get64(PQgetvalue(res, t, 3)),
+                       get64(PQgetvalue(res, t, 4)) + PG_EPOCH_US);
+    }
+    PQclear(res);
+    /* Every record here was committed (next_offset is past it): without a row of its key, it
+     * was refused and dead-lettered. */
+    for (size_t i = 0; i < nk; i++)
+        if (!found[i]) {
+            bw->scratch[i]->status = HL_REC_PG_REJECTED;
+            (void)hl_strlcpy(bw->scratch[i]->detail, "not stored (found again after a restart)",
+                             sizeof(bw->scratch[i]->detail));
+        }
+    free(found);
+    return 0;
 }

@@ -1,6 +1,6 @@
-/* Writes one batch of records to Postgres in one transaction: the rows (ON CONFLICT DO NOTHING,
- * telling inserted from duplicate per record) and the consumer offsets they advance, so the
- * table and the offsets can never disagree. Runs on the thread that polls the consumer; the
+/* Writes one batch of records to Postgres in one transaction: the rows (each key once, telling
+ * inserted from duplicate per record) and the consumer offsets they advance, so the table and
+ * the offsets can never disagree. Runs on the thread that polls the consumer; the
  * writer owns its connection and is not thread-safe. */
 #ifndef HL_PERSISTER_BATCH_WRITER_H
 #define HL_PERSISTER_BATCH_WRITER_H
@@ -31,14 +31,44 @@ void hl_bw_free(hl_batch_writer_t *bw);
 /* Connects (one try) and prepares the statements when not connected. Returns 0 or HL_EAGAIN. */
 int hl_bw_connect(hl_batch_writer_t *bw) HL_MUST_CHECK;
 
-/* Reads the stored next offset for each of n partitions of the topic into next[i] (-1 when
- * none). Returns 0, or HL_EAGAIN when Postgres cannot answer now. */
-int hl_bw_load_offsets(hl_batch_writer_t *bw, const int32_t *partitions, size_t n,
-                       int64_t *next) HL_MUST_CHECK;
+/* Where one partition of the topic stands in consumer_offsets. */
+typedef struct {
+    int32_t partition;  /* set by the caller */
+    int64_t next;       /* next_offset: every record below it is committed; -1 when none stored */
+    int64_t lineage;    /* lineage_offset: every record below it has its lineage delivered; -1
+                         * when not stored (no row, or a row written before it existed) */
+    int64_t updated_us; /* updated_at: the partition's last batch commit; -1 when none stored */
+} hl_bw_offsets_t;
+
+/* Reads the stored offsets of offs[0..n) (partition set by the caller; the rest is filled).
+ * Returns 0, or HL_EAGAIN when Postgres cannot answer now. */
+int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n) HL_MUST_CHECK;
+
+/* Moves lineage_offset of offs[i].partition forward to offs[i].lineage (never past next_offset,
+ * never backwards; next_offset and updated_at are left alone). Returns 0 or HL_EAGAIN. */
+int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs,
+                        size_t n) HL_MUST_CHECK;
+
+/* The lineage offset to store for `partition` with the next batch (-1: unknown). Called on the
+ * writer's thread while a batch is built. */
+typedef int64_t (*hl_bw_lineage_fn)(void *arg, int32_t partition);
+/* Sets where batches take their lineage offsets from (fn and arg borrowed). Without one, or
+ * when it answers -1, a batch stores its own lowest offset of the partition (right only for a
+ * partition nothing was committed in before). */
+void hl_bw_set_lineage_fn(hl_batch_writer_t *bw, hl_bw_lineage_fn fn, void *arg);
+
+/* For records already committed before a restart (below next_offset): tells from what Postgres
+ * holds what became of each, without writing anything. A record whose key is stored at its own
+ * partition and offset was inserted (row_id, committed_us = the row's persisted_at); at
+ * another position, a duplicate, unless it is a later offset of the same partition, which
+ * means this record was refused; without a row, refused too (both: status
+ * HL_REC_PG_REJECTED). Records with status != OK keep theirs. Returns 0, or HL_EAGAIN. */
+int hl_bw_recover(hl_batch_writer_t *bw, hl_row_t **rows, size_t n) HL_MUST_CHECK;
 
 /* Writes rows[0..n) (sorted with hl_rows_sort; records with status != OK included so their
  * offsets are passed) in one transaction, and for every partition present advances
- * consumer_offsets to (highest offset + 1), never backwards. Rows Postgres refuses for their
+ * consumer_offsets to (highest offset + 1), never backwards, and its lineage_offset to what
+ * the lineage function answers. Rows Postgres refuses for their
  * content are found by bisection with savepoints (only after a failure), marked
  * HL_REC_PG_REJECTED, and dead-lettered with the others through `dead_letter` before COMMIT.
  * On success every OK row has row_id (or duplicate = 1), *committed_us is the commit time and
@@ -49,8 +79,9 @@ int hl_bw_write(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_let
                 void *dl_arg, int64_t *committed_us) HL_MUST_CHECK;
 
 /* The same in two steps, so the thread can gather the next batch while Postgres works on this
- * one: hl_bw_send dead-letters what was refused before Postgres and sends the statement;
- * hl_bw_finish waits for its result (and isolates refused rows if needed). rows must stay
+ * one: hl_bw_send dead-letters what was refused before Postgres, probes the keys (waiting for
+ * that answer) and sends the rows; hl_bw_finish waits for the commit (and falls back to the
+ * one-statement form, or isolates refused rows, if needed). rows must stay
  * valid until hl_bw_finish returns. One batch at most is in flight (HL_ESTATE otherwise). */
 int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
                void *dl_arg) HL_MUST_CHECK;

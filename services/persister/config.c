@@ -72,6 +72,10 @@ int hl_persister_config_finish(T *c, char *errbuf, size_t errcap)
     apply_defaults(c);
     int rc = hl_config_kafka_check("kafka", &c->kafka, errbuf, errcap);
     if (rc == 0) rc = hl_config_http_check("http", &c->http, errbuf, errcap);
+    /* Delivery reports tell DLQ records from lineage records by their topic. */
+    if (rc == 0 && strcmp(c->kafka.dlq_topic, c->kafka.lineage_topic) == 0)
+        rc = hl_config_fail(errbuf, errcap, "kafka.dlq_topic", c->kafka.dlq_topic,
+                            "must differ from kafka.lineage_topic");
     if (rc == 0) rc = hl_config_check_str("group_id", c->group_id, 1, 200, errbuf, errcap);
     if (rc == 0 && hl_log_level_parse(c->log_level, &lvl) != 0)
         rc = hl_config_fail(errbuf, errcap, "log_level", c->log_level,

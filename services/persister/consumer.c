@@ -2,13 +2,18 @@
  *
  * Correctness rests on Postgres: consumer_offsets advances in the batch's own transaction, and
  * on assignment every partition starts from the offset stored there. Kafka's committed offsets
- * follow only for lag monitoring and never run ahead of the table. Everything here runs on the
- * thread inside hl_consumer_run (rebalance callbacks too, since they fire inside poll). */
+ * follow only for lag monitoring and never run ahead of the table. Lineage is produced after
+ * the commit; its delivery moves lineage_offset (with the next batch, or alone when idle, at a
+ * revocation and at shutdown), and on assignment the records between lineage_offset and
+ * next_offset are read again and their lineage produced from what Postgres holds, without
+ * writing them again. Everything here runs on the thread inside hl_consumer_run (rebalance
+ * callbacks and delivery reports too, since they fire inside poll). */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "consumer.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +34,25 @@ typedef struct {
     int attempts; /* write attempts of the batch so far */
 } dl_ctx_t;
 
+/* Longest wait for outstanding lineage reports before lineage_offset is stored at a revocation
+ * or shutdown; what is still in flight then is recovered by the next owner instead. */
+#define LINEAGE_SETTLE_MS 5000
+
+/* Test hook (tests/integration/test_persister_lineage_crash.py): when this environment variable
+ * holds N > 0, the process kills itself with SIGKILL right after its N-th batch commit, before
+ * any lineage of that batch is produced: the worst moment for lineage. Never set in service. */
+#define CRASH_ENV "HOOKLINE_PERSISTER_CRASH_AFTER_COMMITS"
+
+/* An assigned partition. */
+typedef struct {
+    int32_t partition;
+    int64_t recover_end;    /* records below were committed before this assignment: their
+                             * lineage is produced again, nothing is written; -1 when none */
+    int64_t last_commit_us; /* updated_at at assignment: the commit time given to recovered
+                             * records that left no row of their own */
+    int64_t stored_lineage; /* lineage_offset as last stored by this member; -1 unknown */
+} part_t;
+
 /* One batch: records in arrival order, pointers in write order. */
 typedef struct {
     hl_row_t *rows;          /* batch_max slots */
@@ -46,12 +70,20 @@ struct hl_consumer {
     rd_kafka_t *rk;                    /* owned consumer */
     hl_lineage_t *lin;                 /* owned producer for lineage and the DLQ */
     hl_batch_writer_t *bw;             /* owned */
-    /* Two batches: b[cur] fills while b[cur ^ 1] may be in flight in Postgres, so records held
-     * never exceed 2 x batch_max. Batches commit strictly in the order they were sent. */
-    batch_t b[2];
-    int cur;
-    bool inflight;                     /* b[cur ^ 1] was sent and awaits its result */
+    /* Three batches: b[cur] fills while b[flight] may be in flight in Postgres, and b[due], just
+     * committed, waits for its lineage to be produced (rotate() sends the next batch first),
+     * so records held never exceed 3 x batch_max. Batches commit strictly in the order they
+     * were sent. */
+    batch_t b[3];
+    int cur, flight;
+    int due;                           /* committed, lineage not produced yet; -1 when none */
+    bool inflight;                     /* b[flight] was sent and awaits its result */
+    batch_t rb;                        /* records being recovered (below a recover_end) */
     rd_kafka_topic_partition_list_t *assigned; /* offset field = next offset in Postgres */
+    part_t *parts;                     /* one per assigned partition */
+    size_t nparts;
+    int64_t crash_after, commits;      /* the CRASH_ENV test hook; commits counted */
+    int64_t next_lineage_us;           /* when lineage offsets are stored alone next */
     hl_backoff_t backoff;
     bool paused;                       /* partitions paused for an outage */
     bool in_retry;                     /* inside retry_batch (it polls, so callbacks run) */
@@ -105,6 +137,9 @@ void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
                                   "1 while consumption is paused for a Postgres outage", NULL);
     pm->assigned = hl_metrics_gauge(m, "hookline_persister_assigned_partitions",
                                     "Partitions assigned to this member", NULL);
+    pm->recovered = hl_metrics_counter(m, "hookline_persister_lineage_recovered_total",
+                                       "Lineage records produced again for records committed"
+                                       " before a restart or rebalance", NULL);
 }
 
 bool hl_consumer_ready(void *arg)
@@ -147,14 +182,75 @@ static void set_paused(hl_consumer_t *c, bool pause)
     hl_info("%s %d partitions", pause ? "paused" : "resumed", c->assigned->cnt);
 }
 
-/* Updates the committed position of the assigned partitions and commits them to Kafka. */
-static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us)
+static part_t *part_of(hl_consumer_t *c, int32_t partition)
 {
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == partition) return &c->parts[i];
+    return NULL;
+}
+
+/* The lineage offset each batch stores: where delivered lineage ends (hl_bw_lineage_fn). */
+static int64_t lineage_upto(void *arg, int32_t partition)
+{
+    hl_consumer_t *c = arg;
+    return hl_ltrack_upto(hl_lineage_track(c->lin), partition);
+}
+
+static void crash_hook(hl_consumer_t *c)
+{
+    if (c->crash_after > 0 && ++c->commits == c->crash_after) {
+        hl_warn("%s=%" PRId64 " reached: killing the process after the commit", CRASH_ENV,
+                c->crash_after);
+        raise(SIGKILL);
+    }
+}
+
+/* Stores lineage_offset for every assigned partition whose delivered lineage moved past what
+ * was stored, after waiting up to wait_ms for reports in flight. Postgres must be idle. */
+static void store_lineage(hl_consumer_t *c, int wait_ms)
+{
+    if (c->nparts == 0 || c->inflight) return;
+    if (wait_ms > 0 && !hl_lineage_flush(c->lin, wait_ms))
+        hl_warn("lineage still in flight after %d ms; the next assignment recovers it", wait_ms);
+    hl_bw_offsets_t *offs = hl_xcalloc(c->nparts, sizeof(*offs));
+    size_t n = 0;
+    for (size_t i = 0; i < c->nparts; i++) {
+        int64_t upto = hl_ltrack_upto(hl_lineage_track(c->lin), c->parts[i].partition);
+        if (upto > c->parts[i].stored_lineage)
+            offs[n++] = (hl_bw_offsets_t){c->parts[i].partition, -1, upto, -1};
+    }
+    if (n > 0 && hl_bw_store_lineage(c->bw, offs, n) == 0) {
+        for (size_t i = 0; i < n; i++) part_of(c, offs[i].partition)->stored_lineage = offs[i].lineage;
+    } else if (n > 0) {
+        hl_debug("storing lineage offsets: %s", hl_bw_last_error(c->bw));
+    }
+    free(offs);
+}
+
+/* Stores the lineage offsets that moved, at most once a second and only between statements: a
+ * partition without batches of its own (drained, or idle) would keep an old lineage_offset, and
+ * a restart would produce more lineage again than it needs to. */
+static void maybe_store_lineage(hl_consumer_t *c)
+{
+    if (c->inflight || hl_mono_us() < c->next_lineage_us) return;
+    c->next_lineage_us = hl_mono_us() + 1000000;
+    store_lineage(c, 0);
+}
+
+/* Produces the lineage of a committed batch (tracked, so its delivery moves lineage_offset;
+ * into tb when the caller opened its tracked batch already, else a new one), updates the
+ * committed position of the assigned partitions and commits them to Kafka. */
+static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us,
+                         hl_ltrack_batch_t *tb)
+{
+    crash_hook(c);
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     uint64_t ins = 0, dup = 0, dead = 0;
+    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    if (!tb) tb = hl_ltrack_open(track);
     for (size_t i = 0; i < b->n; i++) {
         const hl_row_t *r = &b->rows[i];
-        hl_lineage_row(c->lin, r, committed_us, b->dl.attempts);
+        hl_lineage_row(c->lin, tb, r, 0, committed_us, b->dl.attempts);
         if (r->status != HL_REC_OK) dead++;
         else if (r->duplicate) dup++;
         else {
@@ -166,6 +262,9 @@ static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us)
         if (!p) p = rd_kafka_topic_partition_list_add(offs, c->cfg->kafka.events_topic, r->partition);
         if (r->offset + 1 > p->offset) p->offset = r->offset + 1;
     }
+    for (int i = 0; i < offs->cnt; i++)
+        hl_ltrack_cover(track, tb, offs->elems[i].partition, offs->elems[i].offset);
+    hl_ltrack_close(track, tb);
     for (int i = 0; i < offs->cnt; i++) {
         rd_kafka_topic_partition_t *a = c->assigned ? rd_kafka_topic_partition_list_find(
                                             c->assigned, offs->elems[i].topic,
@@ -236,6 +335,15 @@ static void wait_polling(hl_consumer_t *c, uint32_t delay_ms)
     }
 }
 
+/* The partitions are gone (a revocation during an outage): every record held is theirs. */
+static void abandon_all(hl_consumer_t *c)
+{
+    for (int i = 0; i < 3; i++)
+        if (i != c->due) release_batch(&c->b[i]); /* committed: its lineage is still due */
+    release_batch(&c->rb);
+    c->inflight = false;
+}
+
 /* After a failed attempt: retries batch b with backoff while the partitions are paused, until it
  * commits, a revocation abandons it, or shutdown runs out of time. `once` (inside a revocation)
  * gives up at once. Releases b (and, when abandoned, the other batch too: records not
@@ -258,7 +366,7 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
         int64_t committed_us = 0;
         b->dl.attempts++;
         if (hl_bw_write(c->bw, b->ptrs, b->n, dead_letter, &b->dl, &committed_us) == 0) {
-            after_commit(c, b, committed_us);
+            after_commit(c, b, committed_us, NULL);
             ok = true;
             break;
         }
@@ -275,12 +383,7 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
     hl_warn("batch of %zu records abandoned uncommitted; it will be consumed again", b->n);
     hl_lineage_settle(c->lin); /* no delivery report may touch the rows once released */
     release_batch(b);
-    if (c->abandon) {
-        /* The partitions are gone: the other batch is theirs too. */
-        release_batch(&c->b[0]);
-        release_batch(&c->b[1]);
-        c->inflight = false;
-    }
+    if (c->abandon) abandon_all(c);
     c->abandon = false;
     return false;
 }
@@ -289,35 +392,130 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
 static bool complete_inflight(hl_consumer_t *c, bool once)
 {
     if (!c->inflight) return true;
-    batch_t *b = &c->b[c->cur ^ 1];
+    batch_t *b = &c->b[c->flight];
     c->inflight = false;
     int64_t committed_us = 0;
     if (hl_bw_finish(c->bw, &committed_us) == 0) {
         atomic_store(&c->ready, true);
         hl_backoff_reset(&c->backoff);
-        after_commit(c, b, committed_us);
+        after_commit(c, b, committed_us, NULL);
         release_batch(b);
         return true;
     }
     return retry_batch(c, b, once);
 }
 
+/* Produces the lineage of recovered records (marked by hl_bw_recover) as one tracked batch. */
+static void recovered_lineage(hl_consumer_t *c, batch_t *rb)
+{
+    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    hl_ltrack_batch_t *tb = hl_ltrack_open(track);
+    for (size_t i = 0; i < rb->n; i++) {
+        const hl_row_t *r = &rb->rows[i];
+        const part_t *pt = part_of(c, r->partition);
+        int64_t at = r->committed_us > 0 ? r->committed_us
+                     : pt && pt->last_commit_us > 0 ? pt->last_commit_us : hl_now_us();
+        hl_lineage_row(c->lin, tb, r, at, at, 0);
+        hl_ltrack_cover(track, tb, r->partition, r->offset + 1);
+    }
+    hl_ltrack_close(track, tb);
+    hl_counter_add(c->pm->recovered, rb->n);
+    hl_info("lineage produced again for %zu records committed before this assignment", rb->n);
+}
+
+/* Recovers the records held in c->rb: waits for the batch in flight (the connection answers one
+ * statement at a time), asks Postgres what became of them, produces their lineage. Retries
+ * with backoff while Postgres is away, except when `once` (then the records are dropped: the
+ * next owner recovers them, since lineage_offset did not move). */
+static void recover_batch(hl_consumer_t *c, bool once)
+{
+    batch_t *rb = &c->rb;
+    if (rb->n == 0) return;
+    (void)complete_inflight(c, once);
+    if (rb->n == 0) return; /* abandoned by a revocation meanwhile */
+    for (size_t i = 0; i < rb->n; i++) rb->ptrs[i] = &rb->rows[i];
+    hl_backoff_t bo;
+    hl_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    int rc;
+    while ((rc = hl_bw_recover(c->bw, rb->ptrs, rb->n)) != 0) {
+        if (once || c->abandon || stopping_past_deadline(c)) break;
+        atomic_store(&c->ready, false);
+        set_paused(c, true);
+        uint32_t delay = hl_backoff_next(&bo);
+        hl_warn("recovering the lineage of %zu records failed (%s); retrying in %u ms", rb->n,
+                hl_bw_last_error(c->bw), delay);
+        c->in_retry = true;
+        wait_polling(c, delay);
+        c->in_retry = false;
+    }
+    if (c->abandon) {
+        abandon_all(c);
+        c->abandon = false;
+        return;
+    }
+    if (c->paused) set_paused(c, false);
+    if (rc != 0) {
+        hl_warn("lineage of %zu records not recovered now (%s); the next assignment will", rb->n,
+                hl_bw_last_error(c->bw));
+    } else {
+        atomic_store(&c->ready, true);
+        recovered_lineage(c, rb);
+    }
+    release_batch(rb);
+}
+
 /* Sends the filling batch to Postgres without waiting (any batch in flight must have been
- * completed); the other buffer becomes the filling one. */
+ * completed); the other buffer becomes the filling one. Recovered records go first: their
+ * tracked lineage must come before that of the later records of their partitions. */
 static void send_batch(hl_consumer_t *c, bool once)
 {
+    recover_batch(c, once);
     batch_t *b = &c->b[c->cur];
     if (b->n == 0) return;
+    maybe_store_lineage(c);
     for (size_t i = 0; i < b->n; i++) b->ptrs[i] = &b->rows[i];
     hl_rows_sort(b->ptrs, b->n);
     b->dl = (dl_ctx_t){c, 1};
     b->sent_mono_us = hl_mono_us();
     if (hl_bw_send(c->bw, b->ptrs, b->n, dead_letter, &b->dl) == 0) {
         c->inflight = true;
-        c->cur ^= 1;
+        c->flight = c->cur;
+        c->cur = -1;
+        for (int i = 0; i < 3 && c->cur < 0; i++)
+            if (i != c->flight && i != c->due && c->b[i].n == 0) c->cur = i;
+        if (c->cur < 0) hl_die("persister: no free batch buffer"); /* cannot happen */
         return;
     }
     (void)retry_batch(c, b, once);
+}
+
+/* The batch in flight is done and the filling one is due: sends the filling one as soon as the
+ * first has committed, and only then produces the first one's lineage, so Postgres does not sit
+ * idle while it is produced. The first's tracked batch is opened before the send, so its
+ * lineage still counts ahead of the next batch's even if that one is retried (and committed)
+ * inside send_batch. */
+static void rotate(hl_consumer_t *c)
+{
+    if (!c->inflight) {
+        send_batch(c, false);
+        return;
+    }
+    int done = c->flight;
+    int64_t committed_us = 0;
+    c->inflight = false;
+    if (hl_bw_finish(c->bw, &committed_us) != 0) {
+        (void)retry_batch(c, &c->b[done], false);
+        send_batch(c, false);
+        return;
+    }
+    atomic_store(&c->ready, true);
+    hl_backoff_reset(&c->backoff);
+    hl_ltrack_batch_t *tb = hl_ltrack_open(hl_lineage_track(c->lin));
+    c->due = done;
+    send_batch(c, false);
+    c->due = -1;
+    after_commit(c, &c->b[done], committed_us, tb);
+    release_batch(&c->b[done]);
 }
 
 /* Writes everything held and waits for it: used at a revocation (once) and at shutdown. */
@@ -328,18 +526,49 @@ static void drain(hl_consumer_t *c, bool once)
     (void)complete_inflight(c, once);
 }
 
+/* Sets up one assigned partition from its stored offsets and returns where to start reading:
+ * at next_offset, or at lineage_offset when the lineage of the records between the two has to
+ * be produced again. */
+static int64_t start_partition(hl_consumer_t *c, part_t *pt, const hl_bw_offsets_t *o)
+{
+    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    pt->partition = o->partition;
+    pt->recover_end = -1;
+    pt->last_commit_us = o->updated_us;
+    pt->stored_lineage = o->lineage;
+    if (o->next < 0) {
+        /* Nothing committed yet: the mark is set by the first record taken. */
+        hl_ltrack_set(track, o->partition, -1);
+        hl_info("assigned partition %d from the beginning (no offset stored)", o->partition);
+        return RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (o->lineage >= 0 && o->lineage < o->next) {
+        pt->recover_end = o->next;
+        hl_ltrack_set(track, o->partition, o->lineage);
+        hl_info("assigned partition %d from offset %" PRId64 "; lineage of offsets %" PRId64
+                "..%" PRId64 " to be produced again", o->partition, o->next, o->lineage,
+                o->next - 1);
+        return o->lineage;
+    }
+    /* Without a stored lineage_offset (a row older than the column) nothing is recovered. */
+    hl_ltrack_set(track, o->partition, o->next);
+    pt->stored_lineage = o->next;
+    hl_info("assigned partition %d from offset %" PRId64, o->partition, o->next);
+    return o->next;
+}
+
 static void on_assign(hl_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
 {
     /* Eager rebalancing revokes (and drains) before it assigns; this only guards the rule that
      * the connection answers one statement at a time. */
     if (c->inflight && !c->in_retry) (void)complete_inflight(c, true);
-    int32_t *ids = hl_xcalloc((size_t)parts->cnt + 1, sizeof(*ids));
-    int64_t *next = hl_xcalloc((size_t)parts->cnt + 1, sizeof(*next));
-    for (int i = 0; i < parts->cnt; i++) ids[i] = parts->elems[i].partition;
+    size_t n = (size_t)parts->cnt;
+    hl_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
+    for (size_t i = 0; i < n; i++) offs[i].partition = parts->elems[i].partition;
     hl_backoff_t b;
     hl_backoff_init(&b, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     /* The starting offsets must come from Postgres: without them the member cannot consume. */
-    while (hl_bw_load_offsets(c->bw, ids, (size_t)parts->cnt, next) != 0) {
+    while (hl_bw_load_offsets(c->bw, offs, n) != 0) {
         atomic_store(&c->ready, false);
         if (*c->stop) break;
         uint32_t d = hl_backoff_next(&b);
@@ -348,24 +577,25 @@ static void on_assign(hl_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
         struct timespec ts = {d / 1000, (long)(d % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    for (int i = 0; i < parts->cnt; i++) {
-        parts->elems[i].offset = next[i] >= 0 ? next[i] : RD_KAFKA_OFFSET_BEGINNING;
-        hl_info("assigned partition %d from offset %" PRId64 "%s", ids[i], next[i],
-                next[i] >= 0 ? "" : " (none stored: beginning)");
-    }
-    free(ids);
-    free(next);
     if (*c->stop) {
         /* Offsets unknown: consume nothing, leave. */
+        free(offs);
         rd_kafka_assign(c->rk, NULL);
         return;
     }
-    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
-    if (err) hl_error("assign: %s", rd_kafka_err2str(err));
+    free(c->parts);
+    c->parts = hl_xcalloc(n + 1, sizeof(*c->parts));
+    c->nparts = n;
     list_free(c->assigned);
     c->assigned = rd_kafka_topic_partition_list_copy(parts);
-    for (int i = 0; i < c->assigned->cnt; i++)
-        if (c->assigned->elems[i].offset < 0) c->assigned->elems[i].offset = 0;
+    for (size_t i = 0; i < n; i++) {
+        parts->elems[i].offset = start_partition(c, &c->parts[i], &offs[i]);
+        /* The committed position (lag, Kafka commits) is next_offset, whatever is re-read. */
+        c->assigned->elems[i].offset = offs[i].next >= 0 ? offs[i].next : 0;
+    }
+    free(offs);
+    rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, parts);
+    if (err) hl_error("assign: %s", rd_kafka_err2str(err));
     c->paused = false;
     hl_gauge_set(c->pm->paused, 0);
     hl_gauge_set(c->pm->assigned, c->assigned->cnt);
@@ -383,10 +613,16 @@ static void on_revoke(hl_consumer_t *c)
         c->sync_commit = true;
         drain(c, true);
         c->sync_commit = was;
+        /* So that the next owner does not produce this lineage again. */
+        store_lineage(c, LINEAGE_SETTLE_MS);
     }
+    release_batch(&c->rb);
     rd_kafka_assign(c->rk, NULL);
     list_free(c->assigned);
     c->assigned = NULL;
+    free(c->parts);
+    c->parts = NULL;
+    c->nparts = 0;
     c->paused = false;
     hl_gauge_set(c->pm->assigned, 0);
     hl_gauge_set(c->pm->paused, 0);
@@ -440,9 +676,22 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
     c->lin = hl_lineage_new(cfg, errbuf, errcap);
     if (!c->lin) goto fail;
     c->bw = hl_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
-    for (int i = 0; i < 2; i++) {
+    hl_bw_set_lineage_fn(c->bw, lineage_upto, c);
+    c->due = -1;
+    for (int i = 0; i < 3; i++) {
         c->b[i].rows = hl_xcalloc(cfg->batch_max, sizeof(*c->b[i].rows));
         c->b[i].ptrs = hl_xcalloc(cfg->batch_max, sizeof(*c->b[i].ptrs));
+    }
+    c->rb.rows = hl_xcalloc(cfg->batch_max, sizeof(*c->rb.rows));
+    c->rb.ptrs = hl_xcalloc(cfg->batch_max, sizeof(*c->rb.ptrs));
+    const char *crash = getenv(CRASH_ENV);
+    if (crash && crash[0]) {
+        if (hl_parse_i64(crash, 1, INT64_MAX, &c->crash_after) != 0) {
+            snprintf(errbuf, errcap, "%s: '%s' is not a positive integer", CRASH_ENV, crash);
+            goto fail;
+        }
+        hl_warn("%s=%" PRId64 ": test hook armed, the process will kill itself", CRASH_ENV,
+                c->crash_after);
     }
     hl_backoff_init(&c->backoff, cfg->retry_base_ms, cfg->retry_cap_ms, 0);
     return c;
@@ -479,8 +728,9 @@ void hl_consumer_free(hl_consumer_t *c)
 {
     if (!c) return;
     if (c->bw) hl_bw_reset(c->bw);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (c->b[i].rows) release_batch(&c->b[i]);
+    if (c->rb.rows) release_batch(&c->rb);
     list_free(c->assigned);
     c->assigned = NULL;
     if (c->rk && !destroy_bounded(c->rk, 10000))
@@ -488,10 +738,13 @@ void hl_consumer_free(hl_consumer_t *c)
     hl_lineage_free(c->lin, 10000);
     hl_bw_free(c->bw);
     list_free(c->assigned);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         free(c->b[i].rows);
         free(c->b[i].ptrs);
     }
+    free(c->rb.rows);
+    free(c->rb.ptrs);
+    free(c->parts);
     free(c);
 }
 
@@ -520,10 +773,14 @@ static void take(hl_consumer_t *c, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    batch_t *b = &c->b[c->cur];
+    const part_t *pt = part_of(c, m->partition);
+    /* The first record of a partition nothing was committed in is where its lineage starts. */
+    if (pt && hl_ltrack_upto(hl_lineage_track(c->lin), m->partition) < 0)
+        hl_ltrack_set(hl_lineage_track(c->lin), m->partition, m->offset);
+    batch_t *b = pt && m->offset < pt->recover_end ? &c->rb : &c->b[c->cur];
     hl_row_t *r = &b->rows[b->n++];
     memset(r, 0, sizeof(*r));
-    r->consumed_us = hl_now_us();
+    r->consumed_us = b == &c->rb ? 0 : hl_now_us(); /* a recovered record's first is unknown */
     hl_record_from_message(r, m, c->cfg->max_record_bytes);
     if (b->n == 1) b->first_mono_us = hl_mono_us();
 }
@@ -556,26 +813,34 @@ int hl_consumer_run(hl_consumer_t *c)
         /* With a batch in flight, look at Postgres often so its lineage is not delayed. */
         if (c->inflight && timeout > 2) timeout = 2;
         rd_kafka_message_t *m = NULL;
-        if (b->n < cfg->batch_max && (m = rd_kafka_consumer_poll(c->rk, timeout)) != NULL)
+        if (b->n < cfg->batch_max && c->rb.n < cfg->batch_max &&
+            (m = rd_kafka_consumer_poll(c->rk, timeout)) != NULL)
             take(c, m);
         /* Drain what is already fetched without waiting, up to the batch cap. */
-        while (b->n < cfg->batch_max && (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) take(c, m);
+        while (b->n < cfg->batch_max && c->rb.n < cfg->batch_max &&
+               (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL)
+            take(c, m);
         hl_lineage_poll(c->lin);
-        if (c->inflight && hl_bw_ready(c->bw)) (void)complete_inflight(c, false);
+        if (c->rb.n > 0 && (c->rb.n >= cfg->batch_max ||
+                            hl_mono_us() - c->rb.first_mono_us >= linger_us))
+            recover_batch(c, false);
         b = &c->b[c->cur];
-        if (b->n > 0 && (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us)) {
-            (void)complete_inflight(c, false);
-            send_batch(c, false);
-        }
+        bool due = b->n > 0 &&
+                   (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us);
+        if (due) rotate(c);
+        else if (c->inflight && hl_bw_ready(c->bw)) (void)complete_inflight(c, false);
         if (hl_mono_us() >= next_lag) {
             update_lag(c);
+            maybe_store_lineage(c);
             next_lag = hl_mono_us() + 1000000;
         }
     }
-    hl_info("stopping: finishing the batches in hand (%zu + %zu records)", c->b[0].n, c->b[1].n);
+    hl_info("stopping: finishing the batches in hand (%zu records)",
+            c->b[0].n + c->b[1].n + c->b[2].n);
     (void)stopping_past_deadline(c);
     c->sync_commit = true;
     drain(c, false);
+    store_lineage(c, LINEAGE_SETTLE_MS);
     rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(c->rk);
     if (cerr) hl_warn("leaving the group: %s", rd_kafka_err2str(cerr));
     hl_info("left the group");

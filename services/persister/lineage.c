@@ -1,7 +1,8 @@
 /* Lineage and dead letters. The DLQ is produced synchronously (the caller waits for the
- * acknowledgement before committing offsets past a poison record); lineage is asynchronous and
- * its delivery failures are counted, because the auditor reports a missing commit record as a
- * gap rather than the persister stalling on it. */
+ * acknowledgement before committing offsets past a poison record); lineage is asynchronous:
+ * each record belongs to a tracked batch (lineage_track.h) whose delivery moves the partition's
+ * lineage_offset, so what a crash or a lost record leaves undelivered is produced again from
+ * Postgres at the next assignment instead of stalling the persister now. */
 #include "lineage.h"
 
 #include <inttypes.h>
@@ -17,17 +18,35 @@
 struct hl_lineage {
     const hl_persister_config_t *cfg; /* borrowed */
     rd_kafka_t *rk;                   /* owned producer */
+    hl_ltrack_t *track;               /* owned: batches whose lineage is in flight */
+    size_t in_flight;                 /* lineage records awaiting their report */
     atomic_uint_fast64_t failed;      /* lineage records not delivered */
     size_t dlq_pending;               /* DLQ records awaiting their report */
     size_t dlq_failed;                /* DLQ records refused in the current wait */
 };
 
-/* Delivery reports run inside rd_kafka_poll/flush on the polling thread. */
+/* A lineage record whose delivery timed out (the broker was away for message.timeout.ms) is
+ * produced again from the report's own copy, as often as it takes: the count in flight stays
+ * the same, and its batch keeps the partition's mark until it is delivered. */
+static bool produce_again(hl_lineage_t *l, const rd_kafka_message_t *m, hl_ltrack_batch_t *tb)
+{
+    if (m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) return false;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        l->rk, RD_KAFKA_V_TOPIC(l->cfg->kafka.lineage_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(tb), RD_KAFKA_V_END);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Delivery reports run inside rd_kafka_poll/flush on the polling thread. DLQ records carry
+ * their row as opaque, lineage records their tracked batch; the topic tells them apart (the
+ * configuration keeps the two topics distinct). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+    (void)rk;
     hl_lineage_t *l = opaque;
-    hl_row_t *row = m->_private; /* set for DLQ records only */
-    if (row) {
+    if (strcmp(rd_kafka_topic_name(m->rkt), l->cfg->kafka.dlq_topic) == 0) {
+        hl_row_t *row = m->_private;
         l->dlq_pending--;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) row->dlq_sent = 1;
         else l->dlq_failed++;
@@ -35,10 +54,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
             hl_error("dead-letter produce failed: %s", rd_kafka_err2str(m->err));
         return;
     }
+    hl_ltrack_batch_t *tb = m->_private;
     if (m->err) {
-        atomic_fetch_add(&l->failed, 1);
         hl_warn("lineage produce failed: %s", rd_kafka_err2str(m->err));
+        if (produce_again(l, m, tb)) return;
+        atomic_fetch_add(&l->failed, 1);
     }
+    l->in_flight--;
+    hl_ltrack_report(l->track, tb, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, size_t errcap)
@@ -57,11 +80,13 @@ hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, siz
     if (!conf) return NULL;
     hl_lineage_t *l = hl_xcalloc(1, sizeof(*l));
     l->cfg = cfg;
+    l->track = hl_ltrack_new();
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, l);
     l->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
     if (!l->rk) {
         rd_kafka_conf_destroy(conf);
+        hl_ltrack_free(l->track);
         free(l);
         return NULL;
     }
@@ -74,10 +99,20 @@ void hl_lineage_free(hl_lineage_t *l, int timeout_ms)
     if (rd_kafka_flush(l->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hl_warn("lineage: %d records still queued at exit", rd_kafka_outq_len(l->rk));
     rd_kafka_destroy(l->rk);
+    hl_ltrack_free(l->track); /* after the last report */
     free(l);
 }
 
+hl_ltrack_t *hl_lineage_track(hl_lineage_t *l) { return l->track; }
+
 void hl_lineage_poll(hl_lineage_t *l) { rd_kafka_poll(l->rk, 0); }
+
+bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms)
+{
+    int64_t deadline = hl_mono_us() + (int64_t)timeout_ms * 1000;
+    while (l->in_flight > 0 && hl_mono_us() < deadline) rd_kafka_poll(l->rk, 20);
+    return l->in_flight == 0;
+}
 
 void hl_lineage_settle(hl_lineage_t *l)
 {
@@ -88,62 +123,108 @@ uint64_t hl_lineage_failed(const hl_lineage_t *l) { return atomic_load(&l->faile
 
 int64_t hl_lineage_queue_len(void *l) { return rd_kafka_outq_len(((hl_lineage_t *)l)->rk); }
 
-/* Appends `,"key":"escaped value"` to buf. */
-static size_t put_str(char *buf, size_t cap, size_t len, const char *key, const char *v)
+/* A bounded JSON writer for one lineage record: no printf (formatting a record per stored row
+ * showed in profiles), and `over` once anything did not fit. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool over;
+} jw_t;
+
+static void jw_raw(jw_t *w, const char *s, size_t n)
 {
-    if (len >= cap) return len;
-    int n = snprintf(buf + len, cap - len, ",\"%s\":\"", key);
-    if (n < 0 || (size_t)n >= cap - len) return cap;
-    len += (size_t)n;
-    len += hl_json_escape(buf + len, cap - len, v, strlen(v));
-    if (len + 1 >= cap) return cap;
-    buf[len++] = '"';
-    buf[len] = '\0';
-    return len;
+    if (w->over || n >= w->cap - w->len) {
+        w->over = true;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
 }
 
-static size_t put_int(char *buf, size_t cap, size_t len, const char *key, int64_t v)
+#define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
+
+static void jw_int(jw_t *w, int64_t v)
 {
-    if (len >= cap) return len;
-    int n = snprintf(buf + len, cap - len, ",\"%s\":%" PRId64, key, v);
-    return (n < 0 || (size_t)n >= cap - len) ? cap : len + (size_t)n;
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    jw_raw(w, tmp + i, sizeof(tmp) - i);
 }
 
-static size_t put_raw(char *buf, size_t cap, size_t len, const char *text)
+/* A JSON string: copied as is when nothing in it needs escaping (the usual case), else through
+ * hl_json_escape, which needs room for its worst case (6 bytes per byte). */
+static void jw_str(jw_t *w, const char *s)
 {
-    if (len >= cap) return len;
-    int n = snprintf(buf + len, cap - len, "%s", text);
-    return (n < 0 || (size_t)n >= cap - len) ? cap : len + (size_t)n;
+    size_t n = strlen(s), i = 0;
+    while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f && s[i] != '"' &&
+           s[i] != '\\')
+        i++;
+    JW_LIT(w, "\"");
+    if (i == n) {
+        jw_raw(w, s, n);
+    } else if (!w->over && w->cap - w->len > 6 * n + 1) {
+        w->len += hl_json_escape(w->p + w->len, w->cap - w->len, s, n);
+    } else {
+        w->over = true;
+    }
+    JW_LIT(w, "\"");
 }
 
 int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us,
                       int64_t committed_us, int attempts)
 {
     int stored = r->status == HL_REC_OK;
-    size_t len = put_raw(buf, cap, 0, stored ? "{\"v\":1,\"stage\":\"persisted\""
-                                             : "{\"v\":1,\"stage\":\"dead_lettered\"");
-    len = put_str(buf, cap, len, "request_id", r->request_id);
-    len = put_int(buf, cap, len, "ts_us", ts_us);
-    len = put_str(buf, cap, len, "source", r->source);
-    len = put_str(buf, cap, len, "message_id", r->message_id);
-    len = put_str(buf, cap, len, "event_type", r->event_type);
-    if (r->received_us > 0) len = put_int(buf, cap, len, "received_us", r->received_us);
-    len = put_int(buf, cap, len, "partition", r->partition);
-    len = put_int(buf, cap, len, "offset", r->offset);
-    len = put_int(buf, cap, len, "consumed_us", r->consumed_us);
+    jw_t w = {buf, 0, cap, cap == 0};
+    if (stored) JW_LIT(&w, "{\"v\":1,\"stage\":\"persisted\",\"request_id\":");
+    else JW_LIT(&w, "{\"v\":1,\"stage\":\"dead_lettered\",\"request_id\":");
+    jw_str(&w, r->request_id);
+    JW_LIT(&w, ",\"ts_us\":");
+    jw_int(&w, ts_us);
+    JW_LIT(&w, ",\"source\":");
+    jw_str(&w, r->source);
+    JW_LIT(&w, ",\"message_id\":");
+    jw_str(&w, r->message_id);
+    JW_LIT(&w, ",\"event_type\":");
+    jw_str(&w, r->event_type);
+    if (r->received_us > 0) {
+        JW_LIT(&w, ",\"received_us\":");
+        jw_int(&w, r->received_us);
+    }
+    JW_LIT(&w, ",\"partition\":");
+    jw_int(&w, r->partition);
+    JW_LIT(&w, ",\"offset\":");
+    jw_int(&w, r->offset);
+    if (r->consumed_us > 0) {
+        JW_LIT(&w, ",\"consumed_us\":");
+        jw_int(&w, r->consumed_us);
+    }
     if (stored) {
-        len = put_int(buf, cap, len, "committed_us", committed_us);
-        if (r->duplicate) len = put_raw(buf, cap, len, ",\"row_id\":null,\"duplicate\":true");
-        else {
-            len = put_int(buf, cap, len, "row_id", r->row_id);
-            len = put_raw(buf, cap, len, ",\"duplicate\":false");
+        JW_LIT(&w, ",\"committed_us\":");
+        jw_int(&w, committed_us);
+        if (r->duplicate) {
+            JW_LIT(&w, ",\"row_id\":null,\"duplicate\":true");
+        } else {
+            JW_LIT(&w, ",\"row_id\":");
+            jw_int(&w, r->row_id);
+            JW_LIT(&w, ",\"duplicate\":false");
         }
     } else {
-        len = put_str(buf, cap, len, "error_code", hl_rec_status_code(r->status));
-        len = put_int(buf, cap, len, "attempts", attempts);
+        JW_LIT(&w, ",\"error_code\":");
+        jw_str(&w, hl_rec_status_code(r->status));
+        if (attempts > 0) {
+            JW_LIT(&w, ",\"attempts\":");
+            jw_int(&w, attempts);
+        }
     }
-    len = put_raw(buf, cap, len, "}");
-    return len >= cap ? HL_ETOOBIG : (int)len;
+    JW_LIT(&w, "}");
+    if (w.over) return HL_ETOOBIG;
+    buf[w.len] = '\0';
+    return (int)w.len;
 }
 
 /* Produces one record, waiting (serving reports) while the local queue is full. */
@@ -161,22 +242,30 @@ static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const voi
     }
 }
 
-void hl_lineage_row(hl_lineage_t *l, const hl_row_t *row, int64_t committed_us, int attempts)
+void hl_lineage_row(hl_lineage_t *l, hl_ltrack_batch_t *tb, const hl_row_t *row, int64_t ts_us,
+                    int64_t committed_us, int attempts)
 {
-    char buf[2048];
-    int64_t now = hl_now_us();
-    int n = hl_lineage_format(buf, sizeof(buf), row, now, committed_us, attempts);
+    char buf[HL_LINEAGE_MAX];
+    int n = hl_lineage_format(buf, sizeof(buf), row, ts_us > 0 ? ts_us : hl_now_us(),
+                              committed_us, attempts);
+    hl_ltrack_expect(tb);
     if (n < 0) {
+        /* Cannot happen within HL_LINEAGE_MAX; a record that can never be written must not hold
+         * the partition's mark back either, so it counts as delivered. */
         atomic_fetch_add(&l->failed, 1);
+        hl_ltrack_report(l->track, tb, true);
         return;
     }
     const char *key = row->request_id[0] ? row->request_id : NULL;
     rd_kafka_resp_err_t err = produce(l, l->cfg->kafka.lineage_topic, key, key ? strlen(key) : 0,
-                                      buf, (size_t)n, NULL, NULL);
+                                      buf, (size_t)n, NULL, tb);
     if (err) {
         atomic_fetch_add(&l->failed, 1);
         hl_warn("lineage produce failed: %s", rd_kafka_err2str(err));
+        hl_ltrack_report(l->track, tb, false);
+        return;
     }
+    l->in_flight++;
 }
 
 /* The original headers plus the error headers of DESIGN.md, owned by the caller. */

@@ -4,11 +4,13 @@
 #define HL_PERSISTER_LINEAGE_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "hl/error.h"
+#include "lineage_track.h"
 #include "record.h"
 
 typedef struct hl_lineage hl_lineage_t;
@@ -27,10 +29,21 @@ void hl_lineage_free(hl_lineage_t *l, int timeout_ms);
 int hl_lineage_dead_letter(hl_lineage_t *l, hl_row_t **rows, size_t n, int attempts,
                            int timeout_ms) HL_MUST_CHECK;
 
+/* The tracker of delivered lineage (owned by l; it lives as long as l). */
+hl_ltrack_t *hl_lineage_track(hl_lineage_t *l);
+
 /* Queues the lineage record of one committed row: `persisted` for a stored or duplicate row,
- * `dead_lettered` for a row that went to the DLQ. Never blocks longer than it takes the queue
- * to drain below its cap; a record that cannot be queued is counted and logged. */
-void hl_lineage_row(hl_lineage_t *l, const hl_row_t *row, int64_t committed_us, int attempts);
+ * `dead_lettered` for a row that went to the DLQ, as part of tracked batch tb (borrowed; the
+ * record is expected by it and reported to it on delivery). ts_us is the record's time (0:
+ * now); attempts <= 0 leaves the field out. Never blocks longer than it takes the queue to
+ * drain below its cap; a record that cannot be queued is counted, logged and reported to tb
+ * as not delivered. A record whose delivery times out is produced again once. */
+void hl_lineage_row(hl_lineage_t *l, hl_ltrack_batch_t *tb, const hl_row_t *row, int64_t ts_us,
+                    int64_t committed_us, int attempts);
+
+/* Serves delivery reports until every lineage record queued so far has its report, for at
+ * most timeout_ms. Returns true when none is left in flight. */
+bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms);
 
 /* Waits until no DLQ record awaits its delivery report (bounded by message.timeout.ms), so rows
  * may be released safely after a failed hl_lineage_dead_letter. */
@@ -44,7 +57,10 @@ uint64_t hl_lineage_failed(const hl_lineage_t *l);
 int64_t hl_lineage_queue_len(void *l);
 
 /* Formats the lineage JSON of one row into buf (cap bytes). Returns the length or HL_ETOOBIG.
+ * consumed_us is left out when the row's is 0 (a record recovered after a restart: the first
+ * consumption time is not known), attempts when <= 0. HL_LINEAGE_MAX bytes always suffice.
  * Exposed for tests. */
+#define HL_LINEAGE_MAX 4096
 int hl_lineage_format(char *buf, size_t cap, const hl_row_t *row, int64_t ts_us,
                       int64_t committed_us, int attempts);
 

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
     /* Fetch buffers and batch arrays are large and recycled constantly; with glibc's dynamic
      * mmap threshold each one was mapped and unmapped again, and page faults took a third of
      * the process' CPU in profiles. Keeping them on the heap trades that for memory that is
-     * bounded anyway (2 x batch_max records plus librdkafka's capped queues). */
+     * bounded anyway (3 x batch_max records plus librdkafka's capped queues). */
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 

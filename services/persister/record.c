@@ -27,10 +27,43 @@ const char *hl_rec_status_code(hl_rec_status_t st)
     return status_codes[st];
 }
 
+/* Eight bytes at a time (SWAR): a byte equal to zero, or below n (n <= 0x80, meaningful when
+ * no high bit is set), makes the result non-zero. They may flag the wrong byte of the eight,
+ * never miss one, which is all a "skip these eight" test needs. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static uint64_t has_zero(uint64_t x) { return (x - ONES) & ~x & HIGHS; }
+static uint64_t has_below(uint64_t x, unsigned n) { return (x - ONES * n) & ~x & HIGHS; }
+
+static uint64_t load8(const unsigned char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+/* True when p[0..8) is ASCII without NUL. */
+static int ascii8(const unsigned char *p)
+{
+    uint64_t x = load8(p);
+    return !((x & HIGHS) | has_zero(x));
+}
+
+/* True when p[0..8) holds nothing a JSON string scan must stop at: no quote, backslash,
+ * control byte or non-ASCII byte. */
+static int plain8(const unsigned char *p)
+{
+    uint64_t x = load8(p);
+    return !((x & HIGHS) | has_zero(x ^ (ONES * '"')) | has_zero(x ^ (ONES * '\\')) |
+             has_below(x, 0x20));
+}
+
 int hl_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
+        while (end - p >= 8 && ascii8(p)) p += 8;
+        if (p == end) break;
         unsigned c = *p;
         size_t len;
         unsigned cp;
@@ -86,16 +119,24 @@ static int parse_string(jcur_t *c)
 {
     c->p++;
     const char *run = c->p;
+    unsigned char seen = 0; /* OR of the run's bytes: UTF-8 is checked only if one is >= 0x80 */
     while (c->p < c->end) {
+        while (c->end - c->p >= 8 && plain8((const unsigned char *)c->p)) c->p += 8;
+        if (c->p >= c->end) break;
         unsigned char ch = (unsigned char)*c->p;
         if (ch == '"') {
-            if (!hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+            if ((seen & 0x80) && !hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
             c->p++;
             return 1;
         }
         if (ch < 0x20) return 0;
-        if (ch != '\\') { c->p++; continue; }
-        if (!hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+        if (ch != '\\') {
+            seen |= ch;
+            c->p++;
+            continue;
+        }
+        if ((seen & 0x80) && !hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+        seen = 0;
         if (c->end - c->p < 2) return 0;
         char e = c->p[1];
         c->p += 2;

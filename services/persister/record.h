@@ -54,6 +54,9 @@ typedef struct {
     int duplicate;             /* 1 when the unique key was already stored */
     int dup_in_batch;          /* 1 when an earlier record of the same batch has the same key */
     int dlq_sent;              /* 1 once the DLQ acknowledged this record (never sent twice) */
+    /* Filled by hl_bw_recover for a record committed before a restart: its commit time as far
+     * as Postgres knows it (the row's persisted_at, or the partition's last commit). */
+    int64_t committed_us;
 } hl_row_t;
 
 /* Parses the parts of one record into `row` (which must be zeroed or reused after

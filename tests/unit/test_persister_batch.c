@@ -103,6 +103,12 @@ static void test_batch_duplicates_first_wins(void **state)
 
 static uint32_t rd32(const char *p) { return get32(p); }
 
+static int64_t fixed_lineage(void *arg, int32_t partition)
+{
+    (void)arg;
+    return partition == 3 ? 7 : -1;
+}
+
 static void test_binary_arrays(void **state)
 {
     hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
@@ -148,12 +154,66 @@ static void test_binary_arrays(void **state)
     assert_int_equal(rd32(bw->parts.p + 12), 1);
     assert_int_equal(rd32(bw->parts.p + 24), 3);
     assert_true(get64(bw->nexts.p + 24) == 12);
+    /* lineage offsets: without a lineage function, the batch's lowest offset */
+    assert_int_equal(rd32(bw->lins.p + 8), OID_INT8);
+    assert_true(get64(bw->lins.p + 24) == 10);
+    hl_bw_set_lineage_fn(bw, fixed_lineage, NULL);
+    build_offsets(bw, p, 2);
+    assert_true(get64(bw->lins.p + 24) == 7);
     /* An empty batch is a zero-dimension array. */
     build_rows(bw, p, 0);
     assert_int_equal(rd32(bw->col[0].p), 0);
     assert_int_equal(bw->col[0].len, 12);
     hl_bw_free(bw);
     hl_bw_free(NULL);
+}
+
+static void test_copy_binary_rows(void **state)
+{
+    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    hl_row_t rows[2];
+    set_row(&rows[0], "m1", 3, 10);
+    set_row(&rows[1], "m2", 3, 11);
+    for (int i = 0; i < 2; i++) {
+        snprintf(rows[i].source, sizeof(rows[i].source), "s");
+        snprintf(rows[i].event_type, sizeof(rows[i].event_type), "e");
+        snprintf(rows[i].request_id, sizeof(rows[i].request_id),
+                 "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
+        rows[i].received_us = PG_EPOCH_US + 7;
+        rows[i].payload = "{}";
+        rows[i].payload_len = 2;
+    }
+    rows[0].row_id = 42;
+    rows[1].duplicate = 1; /* found stored by the probe: not copied */
+    hl_row_t *p[2] = {&rows[0], &rows[1]};
+    build_copy(bw, p, 2);
+    const char *b = bw->copy.p;
+    assert_memory_equal(b, "PGCOPY\n\377\r\n\0", 11);
+    assert_int_equal(rd32(b + 11), 0);
+    assert_int_equal(rd32(b + 15), 0);
+    const char *t = b + 19;
+    assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 9); /* nine fields */
+    assert_int_equal(rd32(t + 2), 8);
+    assert_true(get64(t + 6) == 42);                                  /* id */
+    assert_int_equal(rd32(t + 14), 1);
+    assert_memory_equal(t + 18, "s", 1);                              /* source */
+    assert_int_equal(rd32(t + 19), 2);
+    assert_memory_equal(t + 23, "m1", 2);                             /* message id */
+    assert_int_equal(rd32(t + 25), 1);                                /* event type */
+    assert_int_equal(rd32(t + 30), 16);                               /* request id */
+    assert_int_equal(rd32(t + 50), 8);
+    assert_true(get64(t + 54) == 7);                                  /* received_at */
+    assert_int_equal(rd32(t + 62), 4);
+    assert_int_equal(rd32(t + 66), 3);                                /* partition */
+    assert_true(get64(t + 74) == 10);                                 /* offset */
+    assert_int_equal(rd32(t + 82), 3);
+    assert_int_equal(t[86], 1);                                       /* jsonb version */
+    assert_memory_equal(t + 87, "{}", 2);
+    /* One tuple only, then the trailer (-1). */
+    assert_int_equal((size_t)(t + 89 + 2 - b), bw->copy.len);
+    assert_int_equal((unsigned char)t[89], 0xff);
+    assert_int_equal((unsigned char)t[90], 0xff);
+    hl_bw_free(bw);
 }
 
 static json_t *format(const hl_row_t *r, int attempts)
@@ -212,6 +272,62 @@ static void test_lineage_dead_lettered(void **state)
     assert_int_equal(hl_lineage_format(tiny, sizeof(tiny), &r, 1, 1, 1), HL_ETOOBIG);
 }
 
+static void test_lineage_of_recovered_record(void **state)
+{
+    hl_row_t r;
+    set_row(&r, "m1", 0, 5);
+    r.consumed_us = 0; /* unknown after a restart: left out */
+    r.row_id = 3;
+    json_t *j = format(&r, 0);
+    assert_null(json_object_get(j, "consumed_us"));
+    assert_int_equal(json_integer_value(json_object_get(j, "committed_us")), 200);
+    json_decref(j);
+    r.status = HL_REC_PG_REJECTED;
+    j = format(&r, 0); /* attempts unknown: left out */
+    assert_null(json_object_get(j, "attempts"));
+    assert_string_equal(json_string_value(json_object_get(j, "error_code")), "pg_rejected");
+    json_decref(j);
+    /* The longest record fits HL_LINEAGE_MAX: every string at its cap, all escaped. */
+    memset(r.message_id, 1, HL_REC_MAX_MESSAGE_ID);
+    r.message_id[HL_REC_MAX_MESSAGE_ID] = '\0';
+    memset(r.source, 2, HL_REC_MAX_SOURCE);
+    r.source[HL_REC_MAX_SOURCE] = '\0';
+    memset(r.event_type, 3, HL_REC_MAX_EVENT_TYPE);
+    r.event_type[HL_REC_MAX_EVENT_TYPE] = '\0';
+    snprintf(r.request_id, sizeof(r.request_id), "0190f5a2-7b3c-7def-8a12-3456789abcde");
+    r.received_us = r.consumed_us = INT64_MAX;
+    r.offset = INT64_MAX;
+    r.partition = INT32_MIN;
+    char buf[HL_LINEAGE_MAX];
+    for (int st = HL_REC_OK; st <= HL_REC_PG_REJECTED; st++) {
+        r.status = (hl_rec_status_t)st;
+        assert_true(hl_lineage_format(buf, sizeof(buf), &r, INT64_MAX, INT64_MAX, INT32_MAX) > 0);
+    }
+}
+
+static void test_recovered_outcomes(void **state)
+{
+    hl_row_t r;
+    set_row(&r, "m1", 2, 50);
+    r.row_id = -1;
+    mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
+    assert_true(r.row_id == 9 && !r.duplicate && r.committed_us == 1234);
+    assert_int_equal(r.status, HL_REC_OK);
+    set_row(&r, "m1", 2, 50);
+    r.row_id = -1;
+    mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
+    assert_true(r.row_id == -1 && r.duplicate && r.committed_us == 0);
+    set_row(&r, "m1", 2, 50);
+    r.row_id = -1;
+    mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
+    assert_true(r.duplicate && r.status == HL_REC_OK);
+    set_row(&r, "m1", 2, 50);
+    r.row_id = -1;
+    mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
+    assert_int_equal(r.status, HL_REC_PG_REJECTED);
+    assert_true(r.row_id == -1 && !r.duplicate);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,8 +335,11 @@ int main(void)
         cmocka_unit_test(test_sort_many_keeps_offsets_ascending),
         cmocka_unit_test(test_batch_duplicates_first_wins),
         cmocka_unit_test(test_binary_arrays),
+        cmocka_unit_test(test_copy_binary_rows),
         cmocka_unit_test(test_lineage_persisted_and_duplicate),
         cmocka_unit_test(test_lineage_dead_lettered),
+        cmocka_unit_test(test_lineage_of_recovered_record),
+        cmocka_unit_test(test_recovered_outcomes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,6 +163,46 @@ static void test_utf8(void **state)
     assert_false(hl_utf8_valid("\xe0\x80\x80", 3));     /* overlong */
 }
 
+/* The validators skip plain ASCII eight bytes at a time: whatever they must stop at is found at
+ * every position of a long string, across the word boundaries. */
+static void test_long_strings_every_position(void **state)
+{
+    char doc[64], txt[40];
+    for (size_t at = 0; at < 30; at++) {
+        /* {"k":"<30 bytes with one special byte at `at`>"} */
+        memset(txt, 'a', 30);
+        txt[30] = '\0';
+        size_t n;
+        txt[at] = '\x01'; /* a control byte: refused */
+        n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+        assert_false(hl_json_valid(doc, n));
+        txt[at] = '"'; /* ends the string early: what follows is not JSON */
+        n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+        assert_false(hl_json_valid(doc, n));
+        txt[at] = '\xff'; /* not UTF-8 */
+        n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+        assert_false(hl_json_valid(doc, n));
+        assert_false(hl_utf8_valid(txt, 30));
+        txt[at] = '\0'; /* NUL inside */
+        assert_false(hl_utf8_valid(txt, 30));
+        txt[at] = '\\'; /* an escape: "\\a" is not one */
+        n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+        assert_false(hl_json_valid(doc, n));
+        if (at < 28) { /* "é" (2 bytes) is fine */
+            txt[at] = '\xc3';
+            txt[at + 1] = '\xa9';
+            n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+            assert_true(hl_json_valid(doc, n));
+            assert_true(hl_utf8_valid(txt, 30));
+        }
+    }
+    memset(txt, 'b', 30);
+    txt[30] = '\0';
+    size_t n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
+    assert_true(hl_json_valid(doc, n));
+    assert_false(hl_json_valid(doc, n - 3)); /* cut inside the string */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,7 +210,7 @@ int main(void)
         cmocka_unit_test(test_each_header_missing), cmocka_unit_test(test_header_values_bad),
         cmocka_unit_test(test_body_bad_or_too_large), cmocka_unit_test(test_json_accepts),
         cmocka_unit_test(test_json_refuses),     cmocka_unit_test(test_json_nesting_cap),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8),     cmocka_unit_test(test_long_strings_every_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
