@@ -195,6 +195,26 @@ static rd_kafka_conf_t *make_conf(ing_producer_t *p, char *errbuf, size_t errcap
     return conf;
 }
 
+/* The lineage topic's handle: the producer's topic settings, but its own delivery timeout.
+ * A lineage record is produced after its request was answered, so nobody waits for it:
+ * holding it through a broker outage costs only queue space (bounded by queue_max_messages),
+ * while failing it after the events' ack_timeout_ms would lose the trace of every request
+ * answered in the seconds before the outage and of every 503 answered during it. Returns
+ * NULL on failure. */
+static rd_kafka_topic_t *lineage_topic(ing_producer_t *p, char *errbuf, size_t errcap)
+{
+    char timeout[16], err[256];
+    snprintf(timeout, sizeof(timeout), "%u", p->cfg->lineage_timeout_ms);
+    rd_kafka_topic_conf_t *tc = rd_kafka_default_topic_conf_dup(p->rk);
+    if (rd_kafka_topic_conf_set(tc, "message.timeout.ms", timeout, err, sizeof(err)) !=
+        RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errcap, "kafka: lineage topic message.timeout.ms=%s: %s", timeout, err);
+        rd_kafka_topic_conf_destroy(tc);
+        return NULL;
+    }
+    return rd_kafka_topic_new(p->rk, p->cfg->kafka.lineage_topic, tc); /* takes tc */
+}
+
 static int64_t queue_depth(void *arg)
 {
     ing_producer_t *p = arg;
@@ -243,9 +263,9 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
         goto fail;
     }
     p->events = rd_kafka_topic_new(p->rk, cfg->kafka.events_topic, NULL);
-    p->lineage = rd_kafka_topic_new(p->rk, cfg->kafka.lineage_topic, NULL);
+    p->lineage = lineage_topic(p, errbuf, errcap);
     if (p->events == NULL || p->lineage == NULL) {
-        snprintf(errbuf, errcap, "kafka: cannot create topic handles");
+        if (errbuf[0] == '\0') snprintf(errbuf, errcap, "kafka: cannot create topic handles");
         goto fail;
     }
     if (pthread_create(&p->poll_thread, NULL, poll_main, p) != 0) goto fail;

@@ -11,6 +11,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@ static ing_config_t make_config(void)
     c.max_in_flight = POOL;
     c.queue_max_messages = 1000;
     c.linger_ms = 1;
+    c.lineage_timeout_ms = 60000;
     return c;
 }
 
@@ -138,11 +141,58 @@ static void test_fast_mode_and_lineage(void **state)
     hl_metrics_free(m);
 }
 
+/* The value of an unlabelled counter in the rendered metrics. */
+static long long counter_value(hl_metrics_t *m, const char *name)
+{
+    size_t len = 0;
+    char *text = hl_metrics_render(m, &len);
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\n%s ", name);
+    const char *at = strstr(text, needle);
+    long long v = at ? strtoll(at + strlen(needle), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+/* A broker outage longer than ack_timeout_ms: the event waiting for its ack is failed (503),
+ * but the lineage records queued meanwhile are held and delivered once the broker is back,
+ * not dropped with the event's timeout. */
+static void test_lineage_outlives_outage(void **state)
+{
+    ing_config_t cfg = make_config();
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    if (p == NULL) fail_msg("%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ing_producer_handle(p));
+    mock_topic(mc, "events", 2);
+    mock_topic(mc, "lineage", 1);
+    ing_ack_t ack;
+    int64_t until = hl_mono_us() + 10 * 1000000;
+    do send_one(p, 2000, &ack);
+    while (ack.err != 0 && hl_mono_us() < until);
+    assert_int_equal(ack.err, 0);
+
+    rd_kafka_mock_broker_set_down(mc, 1);
+    for (int i = 0; i < 3; i++)
+        ing_producer_lineage(p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
+    send_one(p, 2000, &ack); /* waits past the 400 ms message timeout of events */
+    assert_int_not_equal(ack.err, 0);
+    usleep(1000 * 1000);     /* the lineage records are older than ack_timeout_ms now */
+    rd_kafka_mock_broker_set_up(mc, 1);
+    assert_int_equal(ing_producer_flush(p, 20000), 0);
+    assert_int_equal(counter_value(m, "hookline_ingress_lineage_dropped_total"), 0);
+    assert_true(counter_value(m, "hookline_ingress_delivery_errors_total") >= 1);
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_waiters_return),
         cmocka_unit_test(test_fast_mode_and_lineage),
+        cmocka_unit_test(test_lineage_outlives_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
