@@ -270,6 +270,9 @@ static int dispatch(struct mg_connection *conn, void *arg)
     unsigned need;
     r->conn = conn;
     r->a = arg;
+    /* Few of these requests carry a body; a connection that sent one is not kept, so a body
+     * left unread (a refused request, a slow client) is never read after the answer. */
+    hl_http_close_if_body(conn);
     r->method = ri->request_method;
     r->path = ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri;
     hl_uuid7(r->rid);

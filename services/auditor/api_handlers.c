@@ -210,17 +210,16 @@ static json_t *verify_json(const hl_verify_t *v)
     return o;
 }
 
-/* Reads a small request body (checkpoints are ~300 bytes). Returns length or -1. */
+/* Reads a small request body (checkpoints are ~300 bytes) within http.request_timeout_ms,
+ * however slowly it comes. Returns length, -1, or -2 when it did not arrive in time. */
 static int read_body(hl_req_t *r, char *buf, size_t cap)
 {
     const struct mg_request_info *ri = mg_get_request_info(r->conn);
     if (ri->content_length < 0 || (size_t)ri->content_length >= cap) return -1;
     size_t got = 0;
-    while (got < (size_t)ri->content_length) {
-        int n = mg_read(r->conn, buf + got, (size_t)ri->content_length - got);
-        if (n <= 0) return -1;
-        got += (size_t)n;
-    }
+    int64_t deadline = hl_mono_us() + (int64_t)r->a->cfg->http.request_timeout_ms * 1000;
+    int rc = hl_http_read_body(r->conn, buf, (size_t)ri->content_length, deadline, &got);
+    if (rc != HL_OK) return rc == HL_ETIMEDOUT ? -2 : -1;
     buf[got] = '\0';
     return (int)got;
 }
@@ -259,6 +258,7 @@ int hl_h_verify(hl_req_t *r)
         return 400;
     if (post) {
         int n = read_body(r, body, sizeof body);
+        if (n == -2) return hl_reply_error(r, 408, "request_timeout", "body not received in time");
         if (n < 0) return hl_reply_error(r, 400, "bad_body", "a checkpoint JSON body is needed");
         if (hl_checkpoint_parse(body, (size_t)n, &cp) != 0)
             return hl_reply_error(r, 400, "bad_checkpoint",

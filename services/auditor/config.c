@@ -90,7 +90,9 @@ static void apply_defaults(T *c)
     hl_config_kafka_defaults(&c->kafka, "hookline-auditor");
     hl_config_pg_defaults(&c->postgres);
     hl_config_http_defaults(&c->http, "127.0.0.1:8090");
-    if (c->http.threads == 16) c->http.threads = 4;
+    /* A worker is held by every connection, slow or idle ones included, until its timeout:
+     * enough of them that a few hundred slow clients leave room for the API. */
+    if (c->http.threads == 16) c->http.threads = 1024;
     hl_config_default_str(&c->group_id, "hookline-auditor");
     hl_config_default_str(&c->log_level, "info");
     hl_config_default_u32(&c->batch_max, 2000);

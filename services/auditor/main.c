@@ -16,6 +16,9 @@
 #include "query.h"
 #include "verify.h"
 
+/* Largest Postgres pool, whatever http.threads says. */
+#define AUDITOR_POOL_MAX 16u
+
 static bool ready(void *arg)
 {
     hl_auditor_t *a = arg;
@@ -79,6 +82,8 @@ static void register_metrics(hl_auditor_t *a)
                                       "Lineage records refused by validation (skipped)", NULL);
     a->m_rows = hl_metrics_counter(m, "hl_auditor_lineage_rows_total",
                                    "Lineage rows appended to the chains", NULL);
+    a->m_repeats = hl_metrics_counter(m, "hl_auditor_lineage_repeats_total",
+                                      "Outcome records skipped: their Kafka record had one", NULL);
     a->m_batches = hl_metrics_counter(m, "hl_auditor_batches_total", "Batches committed", NULL);
     a->m_batch_errors = hl_metrics_counter(m, "hl_auditor_batch_errors_total",
                                            "Batch transactions that failed (retried)", NULL);
@@ -159,7 +164,11 @@ int main(int argc, char **argv)
     a.metrics = hl_metrics_new();
     register_metrics(&a);
     a.live = hl_live_new();
-    a.pool = hl_pool_new(&cfg->postgres, cfg->http.threads + 1);
+    /* One connection per API worker and one for housekeeping, opened as needed, but never
+     * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
+    a.pool = hl_pool_new(&cfg->postgres, cfg->http.threads + 1 < AUDITOR_POOL_MAX
+                                             ? cfg->http.threads + 1
+                                             : AUDITOR_POOL_MAX);
 
     /* Signals are taken by sigwait on this thread only; every thread started below inherits
      * the block. */

@@ -299,21 +299,21 @@ int hl_h_login(hl_req_t *r)
     const struct mg_request_info *ri = mg_get_request_info(r->conn);
     if (ri->content_length <= 0 || ri->content_length > 1024)
         return hl_h_page_login(r, "Sign-in form missing or too large.");
-    int got = 0;
-    while (got < ri->content_length) {
-        int n = mg_read(r->conn, body + got, (size_t)(ri->content_length - got));
-        if (n <= 0) break;
-        got += n;
-    }
+    size_t got = 0;
+    int64_t deadline = hl_mono_us() + (int64_t)r->a->cfg->http.request_timeout_ms * 1000;
+    int rc = hl_http_read_body(r->conn, body, (size_t)ri->content_length, deadline, &got);
+    if (rc == HL_ETIMEDOUT)
+        return hl_reply_error(r, 408, "request_timeout", "the form did not arrive in time");
+    if (rc != HL_OK) return hl_h_page_login(r, "Sign-in form not received.");
     body[got] = '\0';
-    int n = mg_get_var(body, (size_t)got, "token", tok, sizeof tok);
+    int n = mg_get_var(body, got, "token", tok, sizeof tok);
     unsigned roles = n > 0 && n <= HL_TOKEN_MAX
                          ? hl_tokens_roles(&r->a->tokens, tok, (size_t)n)
                          : 0;
     if (!(roles & (HL_ROLE_AUDITOR | HL_ROLE_ADMIN)))
         return hl_h_page_login(r, "That token is not valid for the page.");
     /* Only a local page path may follow the sign-in (no open redirect). */
-    int nl = mg_get_var(body, (size_t)got, "next", next, sizeof next);
+    int nl = mg_get_var(body, got, "next", next, sizeof next);
     const char *dest = "/";
     if (nl > 1 && next[0] == '/' && next[1] == '?' && hl_id_valid(next, sizeof next - 1) &&
         !strpbrk(next, "\\ "))

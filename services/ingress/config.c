@@ -164,7 +164,7 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
 
 int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
 {
-    if (c->http.threads == 0) c->http.threads = 128;
+    if (c->http.threads == 0) c->http.threads = 1024;
     if (c->http.request_timeout_ms == 0) c->http.request_timeout_ms = 10000;
     hl_config_http_defaults(&c->http, "127.0.0.1:8080");
     hl_config_kafka_defaults(&c->kafka, "hookline-ingress");

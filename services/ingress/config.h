@@ -24,7 +24,9 @@
     X(drain_timeout_ms, 15000, 0, 600000, "HOOKLINE_DRAIN_TIMEOUT_MS",                          \
       "on SIGTERM, longest wait for requests in flight and the producer flush")                 \
     X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
-      "idle time before a keep-alive connection is closed")
+      "idle time before a keep-alive connection is closed")                                     \
+    X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \

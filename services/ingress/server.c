@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "extract.h"
+#include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/util.h"
 #include "lineage.h"
@@ -33,10 +35,17 @@ struct ing_server {
     hl_histogram_metric_t *duration;
 };
 
-/* Per worker thread: the body buffer, allocated once when civetweb starts the thread. */
+/* Bodies up to this size keep their pages; after a larger one the rest of the buffer is given
+ * back, so a thousand idle workers do not each hold the largest body they ever read. */
+#define BODY_KEEP_BYTES (64 * 1024)
+
+/* Per worker thread: the body buffer, mapped once when civetweb starts the thread (pages are
+ * only backed as bodies touch them). */
 typedef struct {
     unsigned char *body;
-    size_t cap; /* largest max_body + 1, so an over-long chunked body is detected */
+    size_t cap;     /* largest max_body + 1, so an over-long chunked body is detected */
+    size_t map_len; /* cap rounded up to whole pages: the mapping's length */
+    size_t used;    /* bytes the current request's body wrote into body */
 } worker_t;
 
 /* What one request accumulates for its answer, its log line and its lineage record. */
@@ -148,7 +157,18 @@ static bool resolve_source(ing_server_t *s, const struct mg_request_info *ri, re
     return true;
 }
 
-/* Reads the whole body into the worker's buffer. Returns the length, or -1 with r rejected. */
+/* After a body larger than BODY_KEEP_BYTES, gives the pages of w's buffer past that size back
+ * to the system (the mapping stays; the pages come back zeroed when touched again). Called
+ * once the request is answered: the producer copied the body, nothing reads it any more. */
+static void release_body_pages(worker_t *w)
+{
+    if (w->used > BODY_KEEP_BYTES && w->cap > BODY_KEEP_BYTES)
+        (void)madvise(w->body + BODY_KEEP_BYTES, w->cap - BODY_KEEP_BYTES, MADV_DONTNEED);
+    w->used = 0;
+}
+
+/* Reads the whole body into the worker's buffer within request_timeout_ms of the handler's
+ * start, however the client paces it. Returns the length, or -1 with r rejected. */
 static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req_t *r,
                       long long content_length)
 {
@@ -158,23 +178,18 @@ static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req
         return -1;
     }
     int64_t deadline = r->t0 + (int64_t)s->cfg->http.request_timeout_ms * 1000;
-    for (;;) {
-        int n = mg_read(c, w->body + got, w->cap - got);
-        if (n == 0) break;
-        if (n < 0 || hl_mono_us() > deadline) {
-            if (hl_mono_us() > deadline) reject(r, 408, "request_timeout", "body not received in time");
-            else reject(r, 400, "bad_request", "body could not be read");
-            return -1;
-        }
-        got += (size_t)n;
-        if (got > max) {
-            reject(r, 413, "body_too_large", "body over the source's limit");
-            return -1;
-        }
+    int rc = hl_http_read_body(c, w->body, max + 1 < w->cap ? max + 1 : w->cap, deadline, &got);
+    w->used = got;
+    if (rc == HL_ETOOBIG || got > max) {
+        reject(r, 413, "body_too_large", "body over the source's limit");
+        return -1;
     }
-    if (content_length >= 0 && got != (size_t)content_length) {
-        if (hl_mono_us() > deadline) reject(r, 408, "request_timeout", "body not received in time");
-        else reject(r, 400, "bad_request", "body shorter than Content-Length");
+    if (rc == HL_ETIMEDOUT) {
+        reject(r, 408, "request_timeout", "body not received in time");
+        return -1;
+    }
+    if (rc != HL_OK) {
+        reject(r, 400, "bad_request", "body could not be read");
         return -1;
     }
     r->close = false;
@@ -320,6 +335,8 @@ static int webhook_handler(struct mg_connection *c, void *arg)
                        r.code, r.partition, r.offset, latency};
     ing_lineage_emit(s->producer, &l);
     log_outcome(mg_get_request_info(c), &r, latency);
+    worker_t *w = mg_get_thread_pointer(c);
+    if (w != NULL) release_body_pages(w);
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;
@@ -331,6 +348,7 @@ static void simple_json(struct mg_connection *c, int status, const char *body)
     memset(&r, 0, sizeof(r));
     hl_uuid7(r.rid);
     r.status = status;
+    r.close = hl_http_has_body(c); /* a body nobody reads */
     send_answer(c, &r, body, strlen(body));
 }
 
@@ -360,6 +378,7 @@ static int metrics_handler(struct mg_connection *c, void *arg)
     ing_server_t *s = arg;
     size_t len = 0;
     char *text = hl_metrics_render(s->metrics, &len);
+    hl_http_close_if_body(c);
     mg_response_header_start(c, 200);
     mg_response_header_add(c, "Content-Type", "text/plain; version=0.0.4", -1);
     char num[32];
@@ -376,23 +395,9 @@ static int not_found_handler(struct mg_connection *c, void *arg)
     req_t r;
     req_init(&r);
     reject(&r, 404, "not_found", "no such endpoint");
+    r.close = hl_http_has_body(c); /* a body nobody reads */
     answer(c, &r);
     return 404;
-}
-
-/* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
- * error shape and a request id. */
-static int http_error_cb(struct mg_connection *c, int status, const char *msg)
-{
-    req_t r;
-    req_init(&r);
-    const char *code = status == 413 || status == 431 ? "headers_too_large"
-                       : status == 408              ? "request_timeout"
-                                                    : "bad_request";
-    reject(&r, status, code, "request refused by the HTTP server");
-    r.close = true;
-    answer(c, &r);
-    return 0;
 }
 
 /* From libs/httpd's hl_tls_compat shim (its header is private to that library): referencing it
@@ -434,8 +439,15 @@ static void *init_thread_cb(const struct mg_context *ctx, int thread_type)
     if (thread_type != 1) return NULL; /* only request workers read bodies */
     ing_server_t *s = mg_get_user_data(ctx);
     worker_t *w = hl_xcalloc(1, sizeof(*w));
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     w->cap = s->sources->max_body + 1;
-    w->body = hl_xmalloc(w->cap);
+    w->map_len = (w->cap + page - 1) / page * page;
+    void *m = mmap(NULL, w->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        hl_error("out of memory: cannot map a %zu-byte body buffer", w->map_len);
+        abort();
+    }
+    w->body = m;
     return w;
 }
 
@@ -443,8 +455,30 @@ static void exit_thread_cb(const struct mg_context *ctx, int thread_type, void *
 {
     worker_t *w = ptr;
     if (w == NULL) return;
-    free(w->body);
+    munmap(w->body, w->map_len);
     free(w);
+}
+
+/* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
+ * error shape and a request id. Headers that did not arrive in time, which civetweb reports as
+ * a malformed message, get 408. */
+static int http_error_cb(struct mg_connection *c, int status, const char *msg)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    req_t r;
+    req_init(&r);
+    if (status == 400 && hl_http_headers_timed_out(c)) {
+        reject(&r, 408, "request_timeout", "headers not received in time");
+    } else {
+        const char *code = status == 413 || status == 431 ? "headers_too_large"
+                           : status == 408              ? "request_timeout"
+                                                        : "bad_request";
+        reject(&r, status, code, "request refused by the HTTP server");
+    }
+    r.close = true;
+    answer(c, &r);
+    ing_count_status(&s->sources->unknown, r.status);
+    return 0;
 }
 
 ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
@@ -499,6 +533,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     cb.log_message = log_message_cb;
     cb.init_thread = init_thread_cb;
     cb.exit_thread = exit_thread_cb;
+    hl_http_header_deadlines(&cb); /* headers due within request/keep-alive timeout, whole */
     cb.http_error = http_error_cb;
     struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
     struct mg_error_data err = {.text = errbuf, .text_buffer_size = errcap};

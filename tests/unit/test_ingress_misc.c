@@ -108,7 +108,7 @@ static void test_config_defaults(void **state)
                        "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n", &c, err, sizeof(err));
     if (rc != 0) fail_msg("%s", err);
     assert_int_equal(c->ack_timeout_ms, 5000);
-    assert_int_equal(c->http.threads, 128);
+    assert_int_equal(c->http.threads, 1024);
     assert_string_equal(c->ack_mode, "durable");
     assert_string_equal(c->default_source, "gh");
     assert_string_equal(c->sources[0].message_id, "/messageId");

@@ -4,8 +4,10 @@
 #define HL_HTTPD_H
 
 #include <civetweb.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hl/config.h"
 #include "hl/error.h"
@@ -23,8 +25,10 @@ typedef bool (*hl_ready_fn)(void *arg);
  * its threads are owned by the caller: hl_httpd_stop.
  * Answers: GET/HEAD /healthz 200 {"status":"ok"}; /readyz 200 {"status":"ready"} or 503
  * {"status":"not_ready"} with Retry-After: 1; /metrics 200 text/plain; version=0.0.4 (404 when
- * metrics is NULL); other methods on these paths 405. Request line plus headers are capped at
- * 16 KiB. With tls_cert set every port in listen becomes a TLS port ("s" suffix added); the
+ * metrics is NULL); other methods on these paths 405 (a request to them that carries a body
+ * has its connection closed after the answer). Request line plus headers are capped at 16 KiB
+ * and must arrive within h->request_timeout_ms (hl_http_header_deadlines; late: 408); a
+ * kept-alive connection idles 5 s at most. With tls_cert set every port in listen becomes a TLS port ("s" suffix added); the
  * key is read from tls_key, or from tls_cert when tls_key is NULL/empty. `h` is only read
  * during the call. */
 hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *metrics, hl_ready_fn ready,
@@ -35,6 +39,49 @@ struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
 /* Stops accepting, waits for workers, frees. NULL-safe. Takes up to about 2 s: civetweb's
  * accept loop only notices the stop at the end of its poll interval. */
 void hl_httpd_stop(hl_httpd_t *s);
+
+/* Sets cb's init_connection, begin_request, end_request and connection_close (overwriting
+ * them) to bound the wait for each request's line and headers as a whole: request_timeout_ms
+ * from the moment a new connection's worker waits for them, keep_alive_timeout_ms (idle time
+ * included) for each later request on a kept-alive connection, both read from the server's
+ * options. civetweb alone compares the elapsed time only after each read, and each read may
+ * wait the whole request_timeout_ms, so a client that stops just before the deadline would hold
+ * its worker up to twice as long. At the deadline the worker's timer (as in hl_http_read_body)
+ * interrupts the read: civetweb then closes the connection, answering first with a 400 if part
+ * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these; call it
+ * on the callbacks of a server started with mg_start2 directly. */
+void hl_http_header_deadlines(struct mg_callbacks *cb);
+/* True on a worker thread whose awaited headers ran past their deadline (set by
+ * hl_http_header_deadlines): for an http_error callback to tell a timeout, which civetweb
+ * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with
+ * 408 request_timeout. */
+bool hl_http_headers_timed_out(const struct mg_connection *c);
+
+/* Reads the request body of c into buf until the body ends, cap bytes are held, or the
+ * monotonic clock (hl_mono_us) reaches deadline_us, whichever comes first; *len is what was
+ * read. civetweb bounds each wait for data by request_timeout_ms, not the whole body: a client
+ * sending a byte a second keeps one mg_read busy for as long as its Content-Length lasts. Here
+ * a timer aimed at the calling thread interrupts that wait at the deadline (a signal, see
+ * HL_HTTP_DEADLINE_SIGNAL), so the body costs the worker at most until deadline_us.
+ * Returns HL_OK when the body ended (Content-Length reached or the last chunk read),
+ * HL_ETOOBIG when buf is full and the body goes on, HL_ETIMEDOUT when the deadline passed
+ * first, HL_EIO when the connection failed or closed early. After anything but HL_OK the
+ * connection is marked to close after the answer (the rest of the body stays unread).
+ * Thread: a civetweb worker, inside a request handler. Its first call on a thread creates that
+ * thread's timer, deleted when the thread exits. */
+int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t deadline_us,
+                      size_t *len) HL_MUST_CHECK;
+/* True when the request carries a body: a Content-Length above 0, or a Transfer-Encoding. */
+bool hl_http_has_body(const struct mg_connection *c);
+/* Closes c after its answer when the request carries a body (hl_http_has_body). Whatever
+ * body a handler leaves unread, civetweb reads and discards after the handler returns, at the
+ * pace the client sends it: a body trickled a byte a second would hold the worker long after
+ * the answer. Call before answering; for services whose requests rarely carry bodies the
+ * closed connection costs nothing. Worker thread. */
+void hl_http_close_if_body(struct mg_connection *c);
+/* The real-time signal the body deadline is delivered with; its handler does nothing, it only
+ * interrupts the worker's poll(). Installed (without SA_RESTART) at the first body read. */
+#define HL_HTTP_DEADLINE_SIGNAL (SIGRTMIN + 3)
 
 /* Sends a full response: status, Content-Type, Content-Length, X-Request-Id (if non-NULL),
  * `extra_headers` (NULL or "Name: value\r\n" lines), and body. Returns 0 or HL_EIO. */
