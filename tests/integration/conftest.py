@@ -6,6 +6,11 @@ can run at once (ctest -j2) and beside another run or the demo.
 
 Fixtures: stack, run_id, topics / module_topics, pg_schema / module_pg_schema, service,
 free_port, kafka_produce, kafka_consume. The same helpers are importable from `harness`.
+
+Sanitized builds (HL_SANITIZED_SERVICES=1, see harness/sanitizers.py and README.md): every
+binary runs with leak checking on; a sanitizer report in a service's log fails the test at
+teardown, and so does one from any other hookline process the test ran (the CLI, a config
+check), whose reports go to files under the test's log folder.
 """
 import itertools
 import os
@@ -23,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import kafka_consume as _kafka_consume  # noqa: E402
 from harness import kafka_produce as _kafka_produce  # noqa: E402
 from harness import free_port as _free_port  # noqa: E402
-from harness import kafkaio, paths, pgio  # noqa: E402
+from harness import kafkaio, paths, pgio, sanitizers  # noqa: E402
 from harness.procs import ServiceFactory  # noqa: E402
 
 # Partition counts of the per-run topics, as in proto/topics.yaml.
@@ -86,6 +91,57 @@ def stack():
 def run_id():
     """Short, unique per pytest process: lower-case, so valid in topic and schema names."""
     return f"{os.getpid() % 100000}{secrets.token_hex(3)}"
+
+
+# The binaries a sanitized run must find instrumented.
+SANITIZED_BINARIES = ("ingress", "persister", "auditor", "hookline")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sanitized_build():
+    """With HL_SANITIZED_SERVICES=1, refuse to run against binaries without ASan: such a run
+    would pass without having checked anything."""
+    if not sanitizers.ENABLED:
+        return
+    plain = []
+    for name in SANITIZED_BINARIES:
+        try:
+            binary = paths.find_binary(name)
+        except FileNotFoundError as e:
+            pytest.fail(f"HL_SANITIZED_SERVICES=1: {e}")
+        if not sanitizers.instrumented(binary):
+            plain.append(str(binary))
+    if plain:
+        pytest.fail("HL_SANITIZED_SERVICES=1 but these binaries are not built with "
+                    f"-DHL_SANITIZE=ON: {', '.join(plain)} (HL_BUILD_DIR={paths.BUILD_DIR})")
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_logs(run_id, request):
+    """With HL_SANITIZED_SERVICES=1, hookline processes a test starts by itself (not through
+    `service`) write their sanitizer reports to <test log folder>/sanitizer/report.<pid>;
+    any such file fails the test at teardown."""
+    if not sanitizers.ENABLED:
+        yield
+        return
+    log_dir = (paths.BUILD_DIR / "integration-logs" / run_id / _safe(request.node.name)
+               / "sanitizer")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS")}
+    os.environ.update(sanitizers.child_env(log_dir / "report"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    found = sanitizers.scan_files(log_dir)
+    if found:
+        path, reps = next(iter(found.items()))
+        pytest.fail(f"sanitizer report(s) from {len(found)} process(es) under {log_dir}; "
+                    f"the first, {path.name}:\n{reps[0]}", pytrace=False)
 
 
 _counter = itertools.count(1)

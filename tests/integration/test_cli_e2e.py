@@ -4,7 +4,9 @@ concurrency 50) through ingress -> Kafka -> persister -> Postgres, with the audi
 the default gate with an intact evidence folder; verify then catches a removed row, a
 reordered pair and a row committed after its successor (but not rows of one transaction);
 lineage and dlq as thin clients; deploy/local/replay-demo pointed at the test's services.
-Each test starts its own services against its own topics and schema."""
+Each test starts its own services against its own topics and schema. Against sanitized
+binaries the gate's two latency limits are stretched and the demo's open-loop rate lowered
+(they are about speed); every other criterion keeps its default."""
 import base64
 import json
 import os
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from auditor_support import TOKENS, auditor_config
-from harness import paths
+from harness import paths, sanitizers
 from ingress_support import DEMO_SECRET, ingress_config, standard_source
 from persister_support import persister_config
 
@@ -43,7 +45,8 @@ def fast_ingress(port, topics, sources):
     return cfg
 
 
-def replay(*args, env=None, timeout=240):
+def replay(*args, env=None, timeout=None):
+    timeout = timeout or sanitizers.slack(240)
     cmd = [binary("hookline"), "replay", "--no-progress", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
@@ -140,10 +143,23 @@ def full_stack(stack, service, topics, pg_schema, free_port, tmp_path):
 def common(st):
     return ["--source", "demo", "--pg", st["pg"], "--pg-schema", st["schema"].name,
             "--auditor", st["auditor"], "--auditor-token-env", "HL_T_AUDITOR_TOKEN",
-            "--settle-timeout-ms", "60000"]
+            # How long the CLI waits for Postgres and the auditor to catch up: speed.
+            "--settle-timeout-ms", str(int(sanitizers.slack(60000)))]
 
 
 ENV = {"HOOKLINE_REPLAY_SECRET": DEMO_SECRET, "HL_T_AUDITOR_TOKEN": TOKENS["auditor"]}
+
+
+def gate_args(tmp_path):
+    """Nothing for plain binaries (the default gate). For sanitized ones, a criteria file with
+    the default p95/p99 limits (120/200 ms, tools/hookline/README.md) times the sanitizer
+    slowdown; the keys left out keep their defaults."""
+    if not sanitizers.ENABLED:
+        return []
+    f = tmp_path / "sanitized-criteria.yaml"
+    f.write_text(f"p95_ms_max: {sanitizers.slack(120):.0f}\n"
+                 f"p99_ms_max: {sanitizers.slack(200):.0f}\n")
+    return ["--criteria", str(f)]
 
 
 def test_replay_30k_passes_the_gate(full_stack, tmp_path):
@@ -152,7 +168,8 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
     t0 = time.monotonic()
     r = replay("--url", st["ingress"], "--scheme", "standard-webhooks", "--count", "30000",
                "--events-per-message", "3", "--duplicate-ratio", "0.05", "--concurrency", "50",
-               "--seed", "42", "--evidence", str(ev), *common(st), env=ENV)
+               "--seed", "42", "--evidence", str(ev), *gate_args(tmp_path), *common(st),
+               env=ENV)
     elapsed = time.monotonic() - t0
     print(r.stdout)
     assert r.returncode == 0, f"gate did not PASS:\n{r.stdout}\n{r.stderr}"
@@ -187,12 +204,16 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
     state = tmp_path / "state"
     demo = subprocess.run(
         [str(paths.SOURCE_DIR / "deploy/local/replay-demo")], capture_output=True, text=True,
-        timeout=240, env={**os.environ, "HL_BUILD_DIR": str(paths.BUILD_DIR),
+        timeout=sanitizers.slack(240), env={**os.environ, "HL_BUILD_DIR": str(paths.BUILD_DIR),
                           "HL_STATE_DIR": str(state), "HL_REPLAY_COUNT": "600",
+                          "HL_REPLAY_RATE": str(sanitizers.rate(1000)),  # the script's default
                           "HL_INGRESS_URL": st["ingress"], "HL_AUDITOR_URL": st["auditor"],
                           "HOOKLINE_DEMO_SECRET": DEMO_SECRET,
                           "HOOKLINE_AUDITOR_TOKEN": TOKENS["auditor"],
-                          "HL_REPLAY_ARGS": f"--pg-schema {st['schema'].name} --no-progress"})
+                          "HL_REPLAY_ARGS": " ".join([
+                              f"--pg-schema {st['schema'].name}", "--no-progress",
+                              f"--settle-timeout-ms {int(sanitizers.slack(60000))}",
+                              *gate_args(tmp_path)])})
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "gate: PASS" in demo.stdout and "lineage coverage" in demo.stdout
     evdirs = list((state / "evidence").iterdir())

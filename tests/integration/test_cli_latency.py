@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import paths
+from harness import paths, sanitizers
 
 DELAY_S = 0.005
 STALL_S = 0.5
@@ -97,8 +97,9 @@ def test_known_delay_is_measured():
     assert res["sent"] == 300 and res["accepted"] == 300
     assert res["mode"] == "open-loop"
     # 20 ms of server delay plus a little of Python's own time; never less than the delay.
-    assert 19.5 <= res["p50_ms"] <= 35, res
-    assert res["max_ms"] < 200, res
+    # What comes on top of the delay is overhead, i.e. speed: stretched for sanitized builds.
+    assert 19.5 <= res["p50_ms"] <= 20 + sanitizers.slack(15), res
+    assert res["max_ms"] < 20 + sanitizers.slack(180), res
 
 
 def test_stall_open_loop_vs_closed_loop():

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from deploy_support import (SERVICES, config_keys, contract_topics, drain_ms, image_uid,
                             listen_port, local_port, require_tool, schema_keys)
-from harness import paths
+from harness import paths, sanitizers
 
 K8S = paths.SOURCE_DIR / "deploy" / "k8s"
 OVERLAYS = ("dev", "production")
@@ -435,7 +435,8 @@ def test_built_service_accepts_its_kubernetes_config(svc, tmp_path_factory):
     rendered = Rendered("dev", [d for d in yaml.safe_load_all(r.stdout) if d])
     pod = rendered.component(svc)["spec"]["template"]["spec"]
     (c,) = pod["containers"]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_pod_environment(rendered, c)}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_pod_environment(rendered, c),
+           **sanitizers.child_env()}
     # Addresses of this machine instead of the cluster's: nothing listens on port 1.
     env.update(HOOKLINE_KAFKA_BROKERS="127.0.0.1:1", HOOKLINE_HTTP_LISTEN="127.0.0.1:0",
                HOOKLINE_POSTGRES_CONNINFO="host=127.0.0.1 port=1 dbname=hookline user=hookline")
@@ -449,7 +450,10 @@ def test_built_service_accepts_its_kubernetes_config(svc, tmp_path_factory):
     rc = _start_with_config(svc, text, env, tmp)
     log = (tmp / f"{svc}.log").read_text()
     assert rc is None, f"{svc} refused its Kubernetes config (exit {rc}):\n{log[-2000:]}"
+    assert not sanitizers.reports(log), f"{svc}: sanitizer report:\n{log[-4000:]}"
     bad = yaml.safe_load(text)
     bad["log_level"] = "chatty"
     rc = _start_with_config(svc, yaml.safe_dump(bad), env, tmp)
+    log = (tmp / f"{svc}.log").read_text()
+    assert not sanitizers.reports(log), f"{svc}: sanitizer report:\n{log[-4000:]}"
     assert rc == 2, f"{svc} accepted log_level 'chatty' (exit {rc})"

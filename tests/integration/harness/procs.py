@@ -6,7 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
-from . import paths
+from . import paths, sanitizers
 from .yamlout import dump_yaml
 
 
@@ -66,6 +66,8 @@ class Service:
         self.url = f"http://127.0.0.1:{port}" if port else None
         self.killed = False
         self.left_behind = False
+        # Sanitizer reports found in the log once the process had exited (see stop()).
+        self.sanitizer_reports = []
 
     def log_text(self):
         try:
@@ -101,9 +103,13 @@ class Service:
         raise TimeoutError(f"{self.name} /healthz not 200 within {timeout}s ({last}); "
                            f"log {self.log_path}:\n{self.log_tail()}")
 
-    def stop(self, sig=signal.SIGTERM, timeout=20.0):
-        """Send sig, wait up to timeout, then SIGKILL (self.killed = True). Returns the exit
-        code as subprocess reports it (negative for a signal)."""
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Send sig, wait up to timeout (20 s, stretched for sanitized binaries, whose leak
+        check runs at exit), then SIGKILL (self.killed = True). Returns the exit code as
+        subprocess reports it (negative for a signal). Once the process is gone its log is
+        scanned for sanitizer reports (self.sanitizer_reports)."""
+        if timeout is None:
+            timeout = sanitizers.slack(20.0)
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(sig)
@@ -131,6 +137,7 @@ class Service:
                 if not _group_alive(self.pid):
                     break
                 time.sleep(0.05)
+        self.sanitizer_reports = sanitizers.reports(self.log_text())
         return self.proc.returncode
 
     def leftovers(self):
@@ -146,8 +153,10 @@ class ServiceFactory:
         self._n = 0
 
     def __call__(self, binary_name, config_dict, env=None, args=None, wait_healthy=True,
-                 health_timeout=30.0, config_flag="--config"):
+                 health_timeout=None, config_flag="--config"):
         binary = paths.find_binary(binary_name)
+        if health_timeout is None:
+            health_timeout = sanitizers.slack(30.0)
         self._n += 1
         base = f"{os.path.basename(binary)}-{self._n}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +169,8 @@ class ServiceFactory:
         cmd += list(args or [])
         log_path = self.log_dir / f"{base}.log"
         full_env = dict(os.environ)
+        # Sanitizer reports go to stderr, i.e. into this service's own log, which stop() scans.
+        full_env.update(sanitizers.child_env())
         full_env.update({k: str(v) for k, v in (env or {}).items()})
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
@@ -179,18 +190,27 @@ class ServiceFactory:
 
     def stop_all(self):
         """Stop every service still running; returns (and keeps) the problems seen: services
-        that needed SIGKILL or left a process behind."""
+        that needed SIGKILL, left a process behind, or wrote a sanitizer report to their log
+        (whether they were stopped here or earlier by the test)."""
         bad = self.problems
         for svc in reversed(self.started):
             if svc.running():
                 svc.stop()
                 if svc.killed:
-                    bad.append(f"{svc.name} ignored SIGTERM for 20s (log {svc.log_path})")
+                    bad.append(f"{svc.name} ignored SIGTERM for {sanitizers.slack(20):.0f}s "
+                               f"(log {svc.log_path})")
             if svc.leftovers():
                 svc.stop(signal.SIGKILL, 5)
             if svc.left_behind and not getattr(svc, "_reported", False):
                 svc._reported = True
                 bad.append(f"{svc.name} left a process behind in its group (pgid {svc.pid})")
+            if not getattr(svc, "_sanitizer_reported", False):
+                # A service that died on its own was never stop()ped: scan its log here.
+                svc.sanitizer_reports = sanitizers.reports(svc.log_text())
+                if svc.sanitizer_reports:
+                    svc._sanitizer_reported = True
+                    bad.append(f"{svc.name}: {len(svc.sanitizer_reports)} sanitizer report(s) "
+                               f"in {svc.log_path}; the first:\n{svc.sanitizer_reports[0]}")
         return bad
 
 
