@@ -1,9 +1,9 @@
 """Fixtures of the fault-injection suite.
 
 The suite never touches the shared local stack: before anything of the integration harness is
-imported, the environment is pointed at free ports and a state folder of this run's own
-(harness.paths reads it at import), and the session fixture `private_stack` starts Kafka and
-Postgres there with deploy/local/stack, once, and resets it at the end. Each scenario gets its
+imported, the environment is pointed at free ports (harness.paths reads them at import), and
+the session fixture `private_stack` starts Kafka and Postgres on them with deploy/local/stack
+and a temporary state folder, once, and resets it at the end. Each scenario gets its
 own topics, schema, services and log folder (<build>/fault-logs/<tag>/<scenario>/).
 
 Settings (tests/fault/run sets them from its options):
@@ -17,6 +17,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import socket
 import sys
 import time
@@ -53,6 +54,15 @@ from scenario import Scenario  # noqa: E402
 assert paths.PG_PORT == _PORTS["pg"] and paths.KAFKA_BROKERS.endswith(f":{_PORTS['kafka']}"), \
     "harness.paths was imported before the fault suite could point it at the private stack"
 
+
+def _on_sigterm(signum, frame):
+    # Python's default would die on the spot and leave the private broker and Postgres running;
+    # as an interrupt, pytest stops the scenario's services and resets the stack first.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
+
 LONG = os.environ.get("HL_FAULT_LONG", "") not in ("", "0")
 EVENTS = int(os.environ.get("HL_FAULT_EVENTS") or (1_000_000 if LONG else 100_000))
 SEED = int(os.environ.get("HL_FAULT_SEED") or time.time_ns() % 1_000_000)
@@ -81,7 +91,6 @@ class Fault:
         self.long = LONG
         self.rng = random.Random(f"{SEED}-{request.node.name}")
         self.opts = OPTS
-        self._request = request
         self.sc = None
 
     def scenario(self, name):
@@ -124,18 +133,18 @@ def fault(private_stack, request):
                 r.stop()
             leftovers = sc.stop_all()
             sc.summary["duration_s"] = round(time.monotonic() - t0, 1)
-            sc.summary["outcome"] = "FAIL" if (sc.summary.get("problems") or leftovers
-                                              or _failed(request)) else "PASS"
+            rep = getattr(request.node, "rep_call", None)
+            if rep is None:
+                sc.summary["outcome"] = "STOPPED"  # interrupted, or failed before its verdict
+            elif rep.passed and not sc.summary.get("problems") and not leftovers:
+                sc.summary["outcome"] = "PASS"
+            else:
+                sc.summary["outcome"] = "FAIL"
             if leftovers:
                 sc.summary.setdefault("problems", []).extend(leftovers)
             _summaries.append(sc.summary)
             print(f"[{sc.name}] scenario took {sc.summary['duration_s']:.1f} s", flush=True)
             assert not leftovers, "; ".join(leftovers)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is not None and rep.failed
 
 
 @pytest.hookimpl(hookwrapper=True)

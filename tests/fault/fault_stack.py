@@ -4,8 +4,9 @@ deploy/local/stack with a state folder of its own and free ports, the way bench/
 private stack, so that killing the broker or stopping Postgres never touches the shared stack
 on 9092/55432 or anyone using it. `stack reset` removes every trace at the end. Besides up and
 down, the scenarios need four operations: SIGKILL the broker, start it again, stop Postgres,
-start it again. Every process signalled is found through the pid file the stack script wrote
-and checked against its command line first, so a recycled pid is never hit."""
+start it again. The broker is found through the pid file the stack script wrote and checked
+against its command line before the signal, so a recycled pid is never hit; Postgres is
+stopped with pg_ctl on this stack's own data directory."""
 import os
 import shutil
 import signal
@@ -119,9 +120,6 @@ class PrivateStack:
                            stdin=subprocess.DEVNULL)
         if r.returncode != 0:
             raise StackError(f"{' '.join(argv)} exited {r.returncode}: {r.stdout} {r.stderr}")
-
-    def pg_pid(self):
-        return self._checked_pid(os.path.join(self.pg_data(), "postmaster.pid"), self.pg_data())
 
     def stop_pg(self, mode="fast"):
         """pg_ctl stop (fast: sessions are cut, clean shutdown; immediate: no shutdown
