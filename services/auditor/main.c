@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "auditor.h"
+#include "gapscan.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/util.h"
@@ -18,6 +19,9 @@
 
 /* Largest Postgres pool, whatever http.threads says. */
 #define AUDITOR_POOL_MAX 16u
+/* The gap metric covers the requests of the last 24 h; one scan reads for at most 2 s. */
+#define GAP_WINDOW_US INT64_C(86400000000)
+#define GAP_SCAN_BUDGET_US INT64_C(2000000)
 
 static bool ready(void *arg)
 {
@@ -38,6 +42,7 @@ void *hl_housekeeping_main(void *arg)
     hl_auditor_t *a = arg;
     const hl_auditor_config_t *cfg = a->cfg;
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
+    hl_gapscan_t *gaps = hl_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
     char err[512];
     while (!atomic_load(&a->stop)) {
         int64_t now = hl_mono_us();
@@ -45,12 +50,12 @@ void *hl_housekeeping_main(void *arg)
             PGconn *c = hl_pool_get(a->pool);
             if (c && now >= next_gaps) {
                 int64_t open = 0, closed = 0;
-                if (hl_q_gap_counts(c, (int64_t)cfg->gap_grace_s * 1000000,
-                                    hl_now_us() - INT64_C(86400000000), &open, &closed, err,
-                                    sizeof err) == 0) {
+                int rc = hl_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
+                                        err, sizeof err);
+                if (rc == 1) {
                     hl_gauge_set(a->m_gaps_open, open);
                     hl_gauge_set(a->m_gaps_closed, closed);
-                } else {
+                } else if (rc < 0) {
                     hl_warn("housekeeping: gap count: %s", err);
                 }
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
@@ -69,6 +74,7 @@ void *hl_housekeeping_main(void *arg)
         }
         nap(a, 1);
     }
+    hl_gapscan_free(gaps);
     return NULL;
 }
 

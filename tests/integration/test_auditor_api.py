@@ -91,10 +91,7 @@ def test_gaps_open_then_close(svc, topics, pg_schema):
     assert [g["request_id"] for g in gaps] == [lost["request_id"]]
     assert gaps[0]["state"] == "open"
 
-    def metric():
-        m = get(svc, "/metrics", role="metrics").text
-        return [x for x in m.splitlines() if x.startswith('hl_auditor_gaps{state="open"}')]
-    wait_for(lambda: metric() == ['hl_auditor_gaps{state="open"} 1'], 10, "gap metric")
+    wait_for(lambda: gap_metric(svc) == (1, 0), 10, "gap metric")
 
     poison = ingress_record(uuid7(), message_id="poison")
     feed(topics["lineage"], [poison])
@@ -112,6 +109,59 @@ def test_gaps_open_then_close(svc, topics, pg_schema):
         [(lost["request_id"], "closed", "persisted"),
          (poison["request_id"], "closed", "dead_lettered")])
     assert len(get(svc, "/v1/gaps?state=all").json()["gaps"]) == 2
+    wait_for(lambda: gap_metric(svc) == (0, 2), 10, "gap metric after both closed")
+
+
+def gap_metric(svc):
+    """(open, closed) from hl_auditor_gaps."""
+    m = get(svc, "/metrics", role="metrics").text
+    v = {}
+    for line in m.splitlines():
+        for state in ("open", "closed"):
+            if line.startswith(f'hl_auditor_gaps{{state="{state}"}} '):
+                v[state] = int(float(line.split()[1]))
+    return v.get("open"), v.get("closed")
+
+
+def test_gap_metric_counts_rows_stored_late_and_survives_a_restart(
+        stack, topics, pg_schema, service, free_port, tmp_path):
+    """The metric is kept incrementally (each lineage row read once): rows that reach the
+    table long after their requests were received, outcomes that close an open gap, outcomes
+    within the grace (no gap) and a restart that must count everything again."""
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
+    svc = service("auditor", cfg)
+    on_time = [ingress_record(uuid7(), message_id=f"ok-{i}") for i in range(20)]
+    feed(topics["lineage"], on_time + [persisted_record(r) for r in on_time])
+    wait_for(lambda: lineage_count(pg_schema) == 40, 30, "rows")
+    time.sleep(3.5)  # past the 2 s grace and a 1 s scan: those rows have been read
+    assert gap_metric(svc) == (0, 0)
+
+    # Received 40 s ago, stored only now (their lineage was held up): judged when read.
+    old = now_us() - 40_000_000
+    lost = ingress_record(uuid7(), message_id="late-lost", received_us=old)
+    fixed_late = ingress_record(uuid7(), message_id="late-fixed", received_us=old)
+    done_late = persisted_record(fixed_late)
+    done_late["ts_us"] = done_late["committed_us"] = now_us()  # 40 s after: a closed gap
+    in_time = ingress_record(uuid7(), message_id="late-in-time", received_us=old)
+    feed(topics["lineage"], [lost, fixed_late, done_late, in_time, persisted_record(in_time)])
+    wait_for(lambda: gap_metric(svc) == (1, 1), 15, "one open, one closed")
+
+    # An open gap closed by an outcome that comes afterwards.
+    closing = persisted_record(lost)
+    closing["ts_us"] = closing["committed_us"] = now_us()
+    feed(topics["lineage"], [closing])
+    wait_for(lambda: gap_metric(svc) == (0, 2), 15, "the open gap closed")
+
+    # A new open gap, then a restart: the new process counts the same from the table.
+    again = ingress_record(uuid7(), message_id="open-again")
+    feed(topics["lineage"], [again])
+    wait_for(lambda: gap_metric(svc) == (1, 2), 15, "a new open gap")
+    svc.stop()
+    svc2 = service("auditor", cfg)
+    wait_for(lambda: gap_metric(svc2) == (1, 2), 15, "the same counts after a restart")
+    api = {(g["request_id"], g["state"]) for g in get(svc2, "/v1/gaps?state=all").json()["gaps"]}
+    assert api == {(lost["request_id"], "closed"), (fixed_late["request_id"], "closed"),
+                   (again["request_id"], "open")}
 
 
 def test_paging(svc, topics, pg_schema):
