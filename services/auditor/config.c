@@ -96,7 +96,7 @@ static void apply_defaults(T *c)
     hl_config_default_str(&c->group_id, "hookline-auditor");
     hl_config_default_str(&c->log_level, "info");
     hl_config_default_u32(&c->batch_max, 2000);
-    hl_config_default_u32(&c->batch_linger_ms, 50);
+    hl_config_default_u32(&c->batch_linger_ms, 200);
     hl_config_default_u32(&c->gap_grace_s, 60);
     hl_config_default_u32(&c->gap_scan_interval_s, 10);
     hl_config_default_u32(&c->page_limit_max, 1000);

@@ -218,7 +218,12 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     static const char *const defaults[] = {
         "enable.auto.commit", "false", "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest", "enable.partition.eof", "false",
-        "partition.assignment.strategy", "range,roundrobin", NULL};
+        "partition.assignment.strategy", "range,roundrobin",
+        /* Lineage is not on anyone's answer path: fetch in large, unhurried pieces. */
+        "fetch.min.bytes", "65536", "fetch.wait.max.ms", "200",
+        /* A crashed auditor's partitions move to a live one (or to itself, restarted) after
+         * 10 s instead of librdkafka's default 45 s. */
+        "session.timeout.ms", "10000", "heartbeat.interval.ms", "1000", NULL};
     rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, err, sizeof err);
     if (!conf) {
         hl_error("consumer: %s", err);

@@ -26,7 +26,7 @@ typedef struct {
 
 /* Defaults, chosen by measurement (README.md, "Configuration"). */
 #define HL_PERSISTER_BATCH_MAX 2000
-#define HL_PERSISTER_BATCH_LINGER_MS 20
+#define HL_PERSISTER_BATCH_LINGER_MS 50
 #define HL_PERSISTER_MAX_RECORD_BYTES (1024 * 1024)
 
 /* Loads `path`, applies HOOKLINE_* overrides and defaults, validates. On success *out is owned by

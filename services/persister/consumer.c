@@ -647,7 +647,11 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
         "partition.assignment.strategy", "range,roundrobin",
         /* Bounds what librdkafka prefetches, so memory stays bounded while paused. */
         "queued.max.messages.kbytes", "16384",
-        "fetch.wait.max.ms", "50",
+        /* A fetch answers once 64 KiB are there or after 100 ms: at moderate rates the broker
+         * serves ~10 fetches a second instead of one per produce request, which on a small
+         * host is CPU taken from the ingress path (bench/README.md, "CPU on a shared host"). */
+        "fetch.min.bytes", "65536",
+        "fetch.wait.max.ms", "100",
         "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000",
         "isolation.level", "read_committed",
