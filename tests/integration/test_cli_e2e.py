@@ -206,6 +206,8 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
         [str(paths.SOURCE_DIR / "deploy/local/replay-demo")], capture_output=True, text=True,
         timeout=sanitizers.slack(240), env={**os.environ, "HL_BUILD_DIR": str(paths.BUILD_DIR),
                           "HL_STATE_DIR": str(state), "HL_REPLAY_COUNT": "600",
+                          # The broker is warm by now: a short warm-up, to run that step.
+                          "HL_REPLAY_WARMUP": "1000",
                           "HL_REPLAY_RATE": str(sanitizers.rate(1000)),  # the script's default
                           "HL_INGRESS_URL": st["ingress"], "HL_AUDITOR_URL": st["auditor"],
                           "HOOKLINE_DEMO_SECRET": DEMO_SECRET,
@@ -216,6 +218,7 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
                               *gate_args(tmp_path)])})
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "gate: PASS" in demo.stdout and "lineage coverage" in demo.stdout
+    assert "warm-up     1000 requests first" in demo.stdout, demo.stdout
     evdirs = list((state / "evidence").iterdir())
     assert len(evdirs) == 1 and f"evidence: {evdirs[0]}" in demo.stdout
     assert (evdirs[0] / "SHA256SUMS").is_file()
