@@ -18,6 +18,8 @@
     X(queue_max_messages, 100000, 100, 10000000, "HOOKLINE_QUEUE_MAX_MESSAGES",                 \
       "producer queue cap (queue.buffering.max.messages); past it, 503 at once")                \
     X(linger_ms, 1, 0, 1000, "HOOKLINE_LINGER_MS", "producer linger.ms (batching delay)")      \
+    X(lineage_linger_ms, 100, 0, 5000, "HOOKLINE_LINEAGE_LINGER_MS",                            \
+      "the lineage producer's linger.ms: lineage records are batched this long")                \
     X(max_header_bytes, 16384, 1024, 1048576, "HOOKLINE_MAX_HEADER_BYTES",                      \
       "largest request line plus headers; larger requests are refused by the HTTP server")     \
     X(retry_after_s, 1, 1, 3600, "HOOKLINE_RETRY_AFTER_S", "Retry-After sent with 503")         \

@@ -66,8 +66,10 @@ bool ing_producer_fatal(const ing_producer_t *p);
 /* Flushes queued records for at most timeout_ms. Returns 0 or HL_ETIMEDOUT. */
 int ing_producer_flush(ing_producer_t *p, int timeout_ms) HL_MUST_CHECK;
 
-/* The librdkafka handle (borrowed), for tests that drive librdkafka's mock cluster. */
+/* The librdkafka handles of events and of lineage (borrowed), for tests that drive
+ * librdkafka's mock cluster. */
 rd_kafka_t *ing_producer_handle(ing_producer_t *p);
+rd_kafka_t *ing_producer_lineage_handle(ing_producer_t *p);
 
 /* Stops the threads and destroys the producer (pending waiters are released). NULL-safe.
  * Call ing_producer_flush first to deliver what is queued. */

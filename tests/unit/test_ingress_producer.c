@@ -39,6 +39,7 @@ static ing_config_t make_config(void)
     c.queue_max_messages = 1000;
     c.linger_ms = 1;
     c.lineage_timeout_ms = 60000;
+    c.lineage_linger_ms = 5;
     return c;
 }
 
@@ -75,7 +76,6 @@ static void test_abandoned_waiters_return(void **state)
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ing_producer_handle(p));
     assert_non_null(mc);
     mock_topic(mc, "events", 2);
-    mock_topic(mc, "lineage", 1);
 
     ing_ack_t ack;
     int64_t until = hl_mono_us() + 10 * 1000000;
@@ -127,9 +127,13 @@ static void test_fast_mode_and_lineage(void **state)
     char err[256] = "";
     ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
     assert_non_null(p);
+    /* Each handle has a mock cluster of its own: lineage goes through the second one. */
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ing_producer_handle(p));
+    rd_kafka_mock_cluster_t *lmc = rd_kafka_handle_mock_cluster(ing_producer_lineage_handle(p));
+    assert_non_null(lmc);
+    assert_ptr_not_equal(mc, lmc);
     mock_topic(mc, "events", 2);
-    mock_topic(mc, "lineage", 1);
+    mock_topic(lmc, "lineage", 1);
     ing_event_t ev = {.key = "k", .key_len = 1, .value = "{}", .value_len = 2, .nheaders = 0};
     ing_ack_t ack;
     ing_producer_send(p, &ev, false, 0, &ack);
@@ -165,8 +169,9 @@ static void test_lineage_outlives_outage(void **state)
     ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
     if (p == NULL) fail_msg("%s", err);
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ing_producer_handle(p));
+    rd_kafka_mock_cluster_t *lmc = rd_kafka_handle_mock_cluster(ing_producer_lineage_handle(p));
     mock_topic(mc, "events", 2);
-    mock_topic(mc, "lineage", 1);
+    mock_topic(lmc, "lineage", 1);
     ing_ack_t ack;
     int64_t until = hl_mono_us() + 10 * 1000000;
     do send_one(p, 2000, &ack);
@@ -174,12 +179,14 @@ static void test_lineage_outlives_outage(void **state)
     assert_int_equal(ack.err, 0);
 
     rd_kafka_mock_broker_set_down(mc, 1);
+    rd_kafka_mock_broker_set_down(lmc, 1);
     for (int i = 0; i < 3; i++)
         ing_producer_lineage(p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
     send_one(p, 2000, &ack); /* waits past the 400 ms message timeout of events */
     assert_int_not_equal(ack.err, 0);
     usleep(1000 * 1000);     /* the lineage records are older than ack_timeout_ms now */
     rd_kafka_mock_broker_set_up(mc, 1);
+    rd_kafka_mock_broker_set_up(lmc, 1);
     assert_int_equal(ing_producer_flush(p, 20000), 0);
     assert_int_equal(counter_value(m, "hookline_ingress_lineage_dropped_total"), 0);
     assert_true(counter_value(m, "hookline_ingress_delivery_errors_total") >= 1);
