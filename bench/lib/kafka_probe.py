@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The broker's own acknowledgement latency at a fixed rate, through the client library the
 ingress uses (librdkafka, via confluent_kafka) with the ingress's producer settings: acks=all,
-idempotence, linger.ms=1. Open-loop: record i is due at start + i / rate, and its latency runs
+idempotence, linger.ms=0. Open-loop: record i is due at start + i / rate, and its latency runs
 from that instant to its delivery report, so a stalled broker is charged in full.
 
   kafka_probe.py BROKERS TOPIC RATE SECONDS RECORD_BYTES   -> one JSON line on stdout
@@ -23,7 +23,7 @@ def main():
     brokers, topic = sys.argv[1], sys.argv[2]
     rate, seconds, size = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     p = Producer({"bootstrap.servers": brokers, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 1, "socket.nagle.disable": True})
+                  "linger.ms": 0, "socket.nagle.disable": True})
     value = b"x" * size
     lat, errors = [], [0]
 
