@@ -146,16 +146,15 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
 }
 
 /* ---- batch ---- */
-static const char insert_rows_sql[] =
-    "INSERT INTO lineage (chain, seq, lineage_offset, request_id, stage, ts_us, ts, source,"
+/* Rows go by COPY in text format, and the auditor builds no JSON for them. Measured on one
+ * machine: Postgres spent about half the CPU on a 634-row COPY that it spent on the same rows
+ * through INSERT ... SELECT FROM json_to_recordset (same table and indexes, 300,000 rows in
+ * it, batches alternating); in the running auditor, with the six indexes and the WAL, the
+ * median batch's hashing and storing went from 42-55 ms to 29-38 ms. */
+static const char copy_rows_sql[] =
+    "COPY lineage (chain, seq, lineage_offset, request_id, stage, ts_us, ts, source,"
     " message_id, event_type, status, error_code, kafka_partition, kafka_offset, latency_us,"
-    " record, prev_hash, hash)"
-    " SELECT r.chain, r.seq, r.lo, r.rid, r.stage, r.ts_us,"
-    " timestamptz 'epoch' + r.ts_us * interval '1 microsecond', r.source, r.mid, r.et,"
-    " r.status, r.ec, r.kp, r.ko, r.lat, r.rec, decode(r.prev, 'hex'), decode(r.hash, 'hex')"
-    " FROM json_to_recordset($1::json) AS r(chain int, seq bigint, lo bigint, rid text,"
-    " stage text, ts_us bigint, source text, mid text, et text, status int, ec text, kp int,"
-    " ko bigint, lat bigint, rec text, prev text, hash text)";
+    " record, prev_hash, hash) FROM STDIN";
 
 static const char insert_rollups_sql[] =
     "INSERT INTO latency_rollups (minute, stage, source, bucket, count)"
@@ -240,42 +239,187 @@ static bool outcomes_add(outcomes_t *s, const hl_record_t *r)
     }
 }
 
-static void set_opt_str(json_t *o, const char *k, bool has, const char *v)
+/* One batch's rows in COPY's text format. */
+typedef struct {
+    hl_buf_t b;
+    size_t rows;
+} copybuf_t;
+
+static void cb_reserve(copybuf_t *c, size_t more)
 {
-    json_object_set_new(o, k, has ? json_string(v) : json_null());
+    hl_buf_reserve(&c->b, more);
 }
 
-static void set_opt_int(json_t *o, const char *k, int64_t v)
+/* A field after the first of its row gets a tab before it. */
+static void cb_sep(copybuf_t *b, bool first)
 {
-    json_object_set_new(o, k, v == HL_REC_ABSENT ? json_null() : json_integer(v));
+    cb_reserve(b, 1);
+    if (!first) b->b.p[b->b.len++] = '\t';
 }
 
-static json_t *row_json(const hl_item_t *it, int64_t seq, const unsigned char *prev,
-                        const unsigned char *hash)
+/* Text, escaped for COPY: a backslash, tab, newline or carriage return in a value (the record
+ * is stored byte for byte, whitespace included) would otherwise end a field or a row. */
+static void cb_text(copybuf_t *b, bool first, const char *v, size_t n)
 {
-    char ph[65], hh[65];
+    cb_sep(b, first);
+    cb_reserve(b, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        const char *e = ch == '\\'   ? "\\\\"
+                        : ch == '\t' ? "\\t"
+                        : ch == '\n' ? "\\n"
+                        : ch == '\r' ? "\\r"
+                                     : NULL;
+        if (e) {
+            b->b.p[b->b.len++] = e[0];
+            b->b.p[b->b.len++] = e[1];
+        } else {
+            b->b.p[b->b.len++] = ch;
+        }
+    }
+}
+
+static void cb_null(copybuf_t *b, bool first)
+{
+    cb_sep(b, first);
+    cb_reserve(b, 2);
+    b->b.p[b->b.len++] = '\\';
+    b->b.p[b->b.len++] = 'N';
+}
+
+static void cb_opt_str(copybuf_t *b, bool has, const char *v)
+{
+    if (has) cb_text(b, false, v, strlen(v));
+    else cb_null(b, false);
+}
+
+static void cb_int(copybuf_t *b, bool first, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%" PRId64, v);
+    cb_text(b, first, num, (size_t)n);
+}
+
+static void cb_opt_int(copybuf_t *b, int64_t v)
+{
+    if (v == HL_REC_ABSENT) cb_null(b, false);
+    else cb_int(b, false, v);
+}
+
+/* bytea in its hex input form, \x...; cb_text doubles the backslash for COPY. */
+static void cb_hash(copybuf_t *b, const unsigned char *h)
+{
+    char hex[2 * HL_CHAIN_HASH_LEN + 3] = "\\x";
+    hl_chain_hex(h, hex + 2);
+    cb_text(b, false, hex, strlen(hex));
+}
+
+/* ts_us (0 .. 2100, checked by hl_record_parse) as an ISO timestamp in UTC. */
+static void cb_ts(copybuf_t *b, int64_t ts_us)
+{
+    time_t sec = (time_t)(ts_us / 1000000);
+    struct tm tm;
+    char out[48];
+    gmtime_r(&sec, &tm);
+    int n = snprintf(out, sizeof out, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(ts_us % 1000000));
+    cb_text(b, false, out, (size_t)n);
+}
+
+static void row_copy(copybuf_t *b, const hl_item_t *it, int64_t seq, const unsigned char *prev,
+                     const unsigned char *hash)
+{
     const hl_record_t *r = &it->rec;
-    json_t *o = json_object();
-    hl_chain_hex(prev, ph);
-    hl_chain_hex(hash, hh);
-    json_object_set_new(o, "chain", json_integer(it->partition));
-    json_object_set_new(o, "seq", json_integer(seq));
-    json_object_set_new(o, "lo", json_integer(it->offset));
-    json_object_set_new(o, "rid", json_string(r->request_id));
-    json_object_set_new(o, "stage", json_string(hl_stage_name(r->stage)));
-    json_object_set_new(o, "ts_us", json_integer(r->ts_us));
-    set_opt_str(o, "source", r->has_source, r->source);
-    set_opt_str(o, "mid", r->has_message_id, r->message_id);
-    set_opt_str(o, "et", r->has_event_type, r->event_type);
-    set_opt_int(o, "status", r->status);
-    set_opt_str(o, "ec", r->has_error_code, r->error_code);
-    set_opt_int(o, "kp", r->partition);
-    set_opt_int(o, "ko", r->offset);
-    set_opt_int(o, "lat", r->latency_us);
-    json_object_set_new(o, "rec", json_stringn(it->text, it->len));
-    json_object_set_new(o, "prev", json_string(ph));
-    json_object_set_new(o, "hash", json_string(hh));
-    return o;
+    const char *stage = hl_stage_name(r->stage);
+    cb_int(b, true, it->partition);
+    cb_int(b, false, seq);
+    cb_int(b, false, it->offset);
+    cb_text(b, false, r->request_id, strlen(r->request_id));
+    cb_text(b, false, stage, strlen(stage));
+    cb_int(b, false, r->ts_us);
+    cb_ts(b, r->ts_us);
+    cb_opt_str(b, r->has_source, r->source);
+    cb_opt_str(b, r->has_message_id, r->message_id);
+    cb_opt_str(b, r->has_event_type, r->event_type);
+    cb_opt_int(b, r->status);
+    cb_opt_str(b, r->has_error_code, r->error_code);
+    cb_opt_int(b, r->partition);
+    cb_opt_int(b, r->offset);
+    cb_opt_int(b, r->latency_us);
+    cb_text(b, false, it->text, it->len);
+    cb_hash(b, prev);
+    cb_hash(b, hash);
+    cb_reserve(b, 1);
+    b->b.p[b->b.len++] = '\n';
+    b->rows++;
+}
+
+/* Sends the rows with COPY inside the open transaction, in pieces of at most 1 MiB. */
+static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
+{
+    PGresult *r = PQexec(c, copy_rows_sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        int rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    int ok = 1;
+    for (size_t at = 0; ok == 1 && at < b->b.len; at += 1u << 20) {
+        size_t n = b->b.len - at < (1u << 20) ? b->b.len - at : (1u << 20);
+        ok = PQputCopyData(c, b->b.p + at, (int)n);
+    }
+    if (ok == 1) ok = PQputCopyEnd(c, NULL);
+    int rc = 0;
+    if (ok != 1) rc = hl_store_fail(c, NULL, "insert lineage", errbuf, errcap);
+    while ((r = PQgetResult(c)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* One rollup row: a count of samples in one (minute, stage, source, bucket). */
+typedef struct {
+    int64_t minute_us;
+    int stage, bucket;
+    const char *source;
+} rollup_key_t;
+
+static int rollup_key_cmp(const void *x, const void *y)
+{
+    const rollup_key_t *a = x, *b = y;
+    if (a->minute_us != b->minute_us) return a->minute_us < b->minute_us ? -1 : 1;
+    if (a->stage != b->stage) return a->stage < b->stage ? -1 : 1;
+    if (a->bucket != b->bucket) return a->bucket < b->bucket ? -1 : 1;
+    return strcmp(a->source, b->source);
+}
+
+/* The batch's samples counted per rollup row here, so Postgres parses a few dozen rows instead
+ * of one per sample (a batch of ~600 lineage rows yields ~900 samples). */
+static void rollup_rows(const hl_sample_t *samples, size_t n, json_t *out)
+{
+    if (n == 0) return;
+    rollup_key_t *k = hl_xcalloc(n, sizeof *k);
+    for (size_t i = 0; i < n; i++)
+        k[i] = (rollup_key_t){samples[i].minute_us, (int)samples[i].stage,
+                              (int)hl_hist_bucket_index(samples[i].value_us), samples[i].source};
+    qsort(k, n, sizeof *k, rollup_key_cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && rollup_key_cmp(&k[i], &k[j]) == 0) j++;
+        json_t *o = json_object();
+        json_object_set_new(o, "m", json_integer(k[i].minute_us));
+        json_object_set_new(o, "st", json_string(hl_lat_name((hl_lat_t)k[i].stage)));
+        json_object_set_new(o, "src", json_string(k[i].source));
+        json_object_set_new(o, "b", json_integer(k[i].bucket));
+        json_object_set_new(o, "c", json_integer((json_int_t)(j - i)));
+        json_array_append_new(out, o);
+        i = j;
+    }
+    free(k);
 }
 
 static int exec_json(PGconn *c, const char *sql, int nfixed, const char *const *fixed, json_t *arr,
@@ -349,7 +493,8 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
 {
     hl_head_t next[HL_MAX_CHAINS];
     bool touched[HL_MAX_CHAINS] = {false};
-    json_t *rows = json_array(), *rollups = json_array(), *offsets = json_array();
+    copybuf_t rows = {{NULL, 0, 0}, 0};
+    json_t *rollups = json_array(), *offsets = json_array();
     hl_sample_t *samples = hl_xcalloc(3 * n + 1, sizeof *samples);
     size_t nsamples = 0;
     hl_pairs_t pairs;
@@ -386,20 +531,12 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
             rc = HL_EIO;
             break;
         }
-        json_array_append_new(rows, row_json(it, row.seq, next[ch].hash, h));
+        row_copy(&rows, it, row.seq, next[ch].hash, h);
         next[ch].seq = row.seq;
         memcpy(next[ch].hash, h, sizeof h);
         hl_samples_from_record(&pairs, &it->rec, samples, &nsamples);
     }
-    for (size_t i = 0; rc == 0 && i < nsamples; i++) {
-        json_t *o = json_object();
-        json_object_set_new(o, "m", json_integer(samples[i].minute_us));
-        json_object_set_new(o, "st", json_string(hl_lat_name(samples[i].stage)));
-        json_object_set_new(o, "src", json_string(samples[i].source));
-        json_object_set_new(o, "b", json_integer((json_int_t)hl_hist_bucket_index(samples[i].value_us)));
-        json_object_set_new(o, "c", json_integer(1));
-        json_array_append_new(rollups, o);
-    }
+    if (rc == 0) rollup_rows(samples, nsamples, rollups);
     for (int ch = 0; rc == 0 && ch < HL_MAX_CHAINS; ch++)
         if (touched[ch]) {
             json_t *o = json_object();
@@ -407,8 +544,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
             json_object_set_new(o, "o", json_integer(next[ch].next_offset));
             json_array_append_new(offsets, o);
         }
-    if (rc == 0 && json_array_size(rows) > 0)
-        rc = exec_json(c, insert_rows_sql, 0, NULL, rows, "insert lineage", errbuf, errcap, NULL);
+    if (rc == 0 && rows.rows > 0) rc = copy_rows(c, &rows, errbuf, errcap);
     t_rows = hl_mono_us();
     if (rc == 0 && json_array_size(rollups) > 0)
         rc = exec_json(c, insert_rollups_sql, 0, NULL, rollups, "upsert rollups", errbuf, errcap,
@@ -422,7 +558,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
         for (int ch = 0; ch < HL_MAX_CHAINS; ch++)
             if (touched[ch]) heads[ch] = next[ch];
         for (size_t i = 0; i < nsamples; i++) hl_live_record(live, &samples[i]);
-        stats->rows = json_array_size(rows);
+        stats->rows = rows.rows;
         stats->samples = nsamples;
         hl_debug("batch: %zu rows, pairing %lld us, hashing+rows %lld us, rollups %lld us, "
                  "offsets+commit %lld us",
@@ -432,7 +568,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
         char ignore[64];
         (void)run(c, "ROLLBACK", ignore, sizeof ignore);
     }
-    json_decref(rows);
+    free(rows.b.p);
     json_decref(rollups);
     json_decref(offsets);
     hl_pairs_deinit(&pairs);

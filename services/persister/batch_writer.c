@@ -123,10 +123,7 @@ static const char SQL_LOAD[] =
 
 /* A reusable byte buffer: it keeps its capacity between batches, so steady state allocates
  * nothing. Its size is bounded by max_rows x max_record_bytes through the caller's caps. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
+typedef hl_buf_t buf_t;
 
 struct hl_batch_writer {
     const hl_pg_config_t *pg; /* borrowed */
@@ -158,18 +155,9 @@ struct hl_batch_writer {
     char *group_lit, *topic_lit; /* group and topic as SQL literals (for the connection) */
 };
 
-static void buf_reserve(buf_t *b, size_t more)
-{
-    if (b->len + more <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more) cap *= 2;
-    b->p = hl_xrealloc(b->p, cap);
-    b->cap = cap;
-}
-
 static void put32(buf_t *b, uint32_t v)
 {
-    buf_reserve(b, 4);
+    hl_buf_reserve(b, 4);
     v = htonl(v);
     memcpy(b->p + b->len, &v, 4);
     b->len += 4;
@@ -183,9 +171,7 @@ static void put64(buf_t *b, int64_t v)
 
 static void put_bytes(buf_t *b, const void *p, size_t n)
 {
-    buf_reserve(b, n);
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
+    hl_buf_put(b, p, n);
 }
 
 /* Starts a one-dimensional binary array of n elements of type oid (the wire format of
@@ -744,7 +730,7 @@ static void __attribute__((format(printf, 2, 3))) put_text(buf_t *b, const char 
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n <= 0) return;
-    buf_reserve(b, (size_t)n + 1);
+    hl_buf_reserve(b, (size_t)n + 1);
     va_start(ap, fmt);
     (void)vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -107,8 +107,19 @@ def test_database_refuses_changes(auditor, topics, pg_schema):
 def test_sql_and_c_hash_agree(auditor, topics, pg_schema):
     auditor()
     recs = [ingress_record(uuid7(), message_id="ünïcødé \"q\" \\ \n") for _ in range(20)]
-    feed(topics["lineage"], recs)
-    wait_for(lambda: lineage_count(pg_schema) == 20, 30, "20 rows")
+    # Records are stored byte for byte, whitespace between tokens included: tabs, newlines
+    # and carriage returns, which the row format must escape, next to escaped backslashes.
+    raw = [json.dumps(ingress_record(uuid7(), message_id=f"tab\there \\ {i}"), indent="\t")
+           .replace("\n", "\r\n") for i in range(5)]
+    feed(topics["lineage"], recs + raw)
+    wait_for(lambda: lineage_count(pg_schema) == 25, 30, "25 rows")
     rows = pg_schema.query("SELECT count(*) FILTER (WHERE computed = hash), count(*) "
                            "FROM lineage_hash_check")
-    assert rows[0][0] == rows[0][1] == 20
+    assert rows[0][0] == rows[0][1] == 25
+    stored = {r[0]: r[1:] for r in
+              pg_schema.query("SELECT request_id, record, message_id FROM lineage")}
+    for text in raw:
+        rec = json.loads(text)
+        assert stored[rec["request_id"]] == (text, rec["message_id"])
+    for rec in recs:
+        assert stored[rec["request_id"]] == (json.dumps(rec), rec["message_id"])

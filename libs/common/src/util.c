@@ -171,6 +171,22 @@ void *hl_xrealloc(void *p, size_t n)
     return q;
 }
 
+void hl_buf_reserve(hl_buf_t *b, size_t more)
+{
+    if (b->len + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more) cap *= 2;
+    b->p = hl_xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+void hl_buf_put(hl_buf_t *b, const void *p, size_t n)
+{
+    hl_buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
 char *hl_xstrdup(const char *s)
 {
     return hl_xstrndup(s, strlen(s));

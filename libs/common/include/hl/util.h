@@ -26,6 +26,17 @@ void *hl_xrealloc(void *p, size_t n);
 char *hl_xstrdup(const char *s);
 char *hl_xstrndup(const char *s, size_t n);
 
+/* A growable byte buffer that keeps its capacity when reused (len = 0); free(p) releases it. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} hl_buf_t;
+
+/* Makes room for `more` bytes after len (aborts on out-of-memory, like hl_xrealloc). */
+void hl_buf_reserve(hl_buf_t *b, size_t more);
+/* Appends n bytes. */
+void hl_buf_put(hl_buf_t *b, const void *p, size_t n);
+
 /* Bounded copy: copies at most cap-1 bytes and NUL-terminates. Returns HL_ETOOBIG when src
  * did not fit (dst then holds the truncated prefix). */
 int hl_strlcpy(char *dst, const char *src, size_t cap);
