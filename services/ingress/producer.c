@@ -114,10 +114,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     hl_log_kv_str(kv, sizeof(kv), &len, "kafka_error", rd_kafka_err2name(err));
     hl_log_kv_str(kv, sizeof(kv), &len, "reason", reason);
     if (rk != p->rk) {
-        /* The lineage handle: its failures are counted per record as lineage drops; the
-         * events' handle alone decides readiness. */
+        /* The lineage handle: its failures are counted per record as lineage drops, and the
+         * events' handle alone decides readiness. Its connection errors repeat the events'
+         * handle's (same broker), so they are logged at debug level; a fatal one is not. */
         hl_log_kv_str(kv, sizeof(kv), &len, "producer", "lineage");
-        HL_LOG(err == RD_KAFKA_RESP_ERR__FATAL ? HL_LOG_ERROR : HL_LOG_WARN, NULL, kv,
+        HL_LOG(err == RD_KAFKA_RESP_ERR__FATAL ? HL_LOG_ERROR : HL_LOG_DEBUG, NULL, kv,
                "kafka lineage producer error");
         return;
     }
