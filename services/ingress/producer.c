@@ -223,10 +223,12 @@ static rd_kafka_conf_t *make_conf(ing_producer_t *p, unsigned linger_ms, unsigne
 
 /* Creates one librdkafka handle; NULL (errbuf set) on failure. */
 static rd_kafka_t *new_handle(ing_producer_t *p, unsigned linger_ms, unsigned timeout_ms,
-                              char *errbuf, size_t errcap)
+                              bool lineage, char *errbuf, size_t errcap)
 {
     rd_kafka_conf_t *conf = make_conf(p, linger_ms, timeout_ms, errbuf, errcap);
     if (conf == NULL) return NULL;
+    /* The lineage handle talks to the same broker: its librdkafka lines repeat the events'. */
+    if (lineage) rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
     char rkerr[256];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
     if (rk == NULL) {
@@ -278,9 +280,10 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
      * through a broker outage for lineage_timeout_ms, not failed after the events'
      * ack_timeout_ms, which would lose the trace of every request answered in the seconds
      * before the outage and of every 503 answered during it. */
-    p->rk = new_handle(p, cfg->linger_ms, cfg->ack_timeout_ms, errbuf, errcap);
+    p->rk = new_handle(p, cfg->linger_ms, cfg->ack_timeout_ms, false, errbuf, errcap);
     if (p->rk == NULL) goto fail;
-    p->lrk = new_handle(p, cfg->lineage_linger_ms, cfg->lineage_timeout_ms, errbuf, errcap);
+    p->lrk = new_handle(p, cfg->lineage_linger_ms, cfg->lineage_timeout_ms, true, errbuf,
+                        errcap);
     if (p->lrk == NULL) goto fail;
     p->events = rd_kafka_topic_new(p->rk, cfg->kafka.events_topic, NULL);
     p->lineage = rd_kafka_topic_new(p->lrk, cfg->kafka.lineage_topic, NULL);

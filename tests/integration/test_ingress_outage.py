@@ -3,6 +3,7 @@ SIGSTOP and later killed with SIGKILL and started again. Throughout, the ingress
 with Retry-After within its deadline, never 202 and never hangs, and without a restart it
 answers 202 again once the broker is back. Every 202 is in the topic."""
 import json
+import re
 import threading
 import time
 
@@ -125,3 +126,12 @@ def test_broker_outage(service, free_port, kafka, run_id):
     missing = [m for m in accepted if m not in stored]
     assert not missing, f"202 but not in the topic: {missing}"
     assert svc.stop() == 0
+
+    # librdkafka's messages about the lost broker are in the log as JSON lines, not in its own
+    # "%3|…" form, and the refused connections are errors from the events' handle.
+    lines = svc.log_text().splitlines()
+    raw = [line for line in lines if re.match(r"%\d\|", line)]
+    assert not raw, f"librdkafka lines not in JSON: {raw[:3]}"
+    rk = [json.loads(line) for line in lines if '"component":"librdkafka"' in line]
+    assert all(r["svc"] == "ingress" and r["client"] and r["facility"] for r in rk), rk[:3]
+    assert any(r["level"] in ("error", "warn") for r in rk), rk[:10]

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -232,6 +234,98 @@ static void test_error_translation(void **state)
     assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE), HL_EKAFKA);
 }
 
+/* ---- librdkafka's log lines: JSON like the service's, never librdkafka's own "%3|…" form ---- */
+
+static void test_log_levels(void **state)
+{
+    (void)state;
+    assert_int_equal(hl_kafka_log_level(0), HL_LOG_ERROR);
+    assert_int_equal(hl_kafka_log_level(3), HL_LOG_ERROR);
+    assert_int_equal(hl_kafka_log_level(4), HL_LOG_WARN);
+    assert_int_equal(hl_kafka_log_level(5), HL_LOG_INFO);
+    assert_int_equal(hl_kafka_log_level(6), HL_LOG_INFO);
+    assert_int_equal(hl_kafka_log_level(7), HL_LOG_DEBUG);
+}
+
+/* Runs a producer against a port nobody listens on for about a second with stderr in a file;
+ * returns what was written (caller frees). `debug_cb` installs hl_kafka_log_debug instead. */
+static char *refused_producer_log(hl_log_level_t threshold, bool debug_cb)
+{
+    char path[] = "/tmp/hl_test_kafka_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    hl_log_init("unit-kafka", threshold);
+
+    /* A port just bound and closed again: connecting to it is refused. */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &alen), 0);
+    close(s);
+    char brokers[64];
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    hl_kafka_config_t k = {.brokers = brokers, .client_id = "unit-log"};
+    char err[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, NULL, err, sizeof err);
+    assert_non_null(conf);
+    if (debug_cb) rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    long long until = now_ms() + 1500;
+    while (now_ms() < until) rd_kafka_poll(rk, 100);
+    rd_kafka_destroy(rk);
+
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    hl_log_init("unit-kafka", HL_LOG_INFO);
+    off_t size = lseek(fd, 0, SEEK_END);
+    assert_true(size >= 0);
+    char *text = calloc(1, (size_t)size + 1);
+    assert_non_null(text);
+    assert_int_equal(pread(fd, text, (size_t)size, 0), size);
+    close(fd);
+    unlink(path);
+    return text;
+}
+
+static void test_log_lines_are_json(void **state)
+{
+    (void)state;
+    char *text = refused_producer_log(HL_LOG_DEBUG, false);
+    int lines = 0, refused = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        lines++;
+        if (line[0] != '{' || strstr(line, "\"component\":\"librdkafka\"") == NULL)
+            fail_msg("not a hookline JSON line: %s", line);
+        assert_non_null(strstr(line, "\"svc\":\"unit-kafka\""));
+        assert_non_null(strstr(line, "\"client\":\"unit-log#producer-"));
+        if (strstr(line, "\"level\":\"error\"") != NULL && strstr(line, "\"facility\":\"FAIL\"") &&
+            strstr(line, "refused") != NULL)
+            refused++;
+    }
+    assert_true(lines > 0);
+    assert_true(refused > 0); /* librdkafka's level 3 stays an error */
+    free(text);
+
+    /* The same at the info threshold: the error lines are still there, debug ones are not. */
+    text = refused_producer_log(HL_LOG_INFO, false);
+    assert_non_null(strstr(text, "\"facility\":\"FAIL\""));
+    assert_null(strstr(text, "\"level\":\"debug\""));
+    free(text);
+
+    /* The quiet callback: every line at debug, so nothing at the info threshold. */
+    text = refused_producer_log(HL_LOG_INFO, true);
+    assert_string_equal(text, "");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +336,8 @@ int main(void)
         cmocka_unit_test(test_produce_consume_headers),
         cmocka_unit_test(test_header_edges),
         cmocka_unit_test(test_error_translation),
+        cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_log_lines_are_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

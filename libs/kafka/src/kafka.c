@@ -49,10 +49,43 @@ static int split_property(const char *kv, char *keybuf, size_t keycap, const cha
     return 0;
 }
 
+hl_log_level_t hl_kafka_log_level(int syslog_level)
+{
+    if (syslog_level <= 3) return HL_LOG_ERROR; /* emerg, alert, crit, err */
+    if (syslog_level == 4) return HL_LOG_WARN;
+    if (syslog_level <= 6) return HL_LOG_INFO; /* notice, info */
+    return HL_LOG_DEBUG;
+}
+
+static void log_line(hl_log_level_t level, const rd_kafka_t *rk, const char *fac,
+                     const char *buf)
+{
+    if (!hl_log_enabled(level)) return;
+    char kv[256];
+    size_t len = 0;
+    kv[0] = '\0';
+    hl_log_kv_str(kv, sizeof kv, &len, "component", "librdkafka");
+    if (rk != NULL) hl_log_kv_str(kv, sizeof kv, &len, "client", rd_kafka_name(rk));
+    if (fac != NULL) hl_log_kv_str(kv, sizeof kv, &len, "facility", fac);
+    hl_log_write(level, NULL, kv, "%s", buf ? buf : "");
+}
+
+void hl_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    log_line(hl_kafka_log_level(level), rk, fac, buf);
+}
+
+void hl_kafka_log_debug(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)level;
+    log_line(HL_LOG_DEBUG, rk, fac, buf);
+}
+
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, hl_kafka_log);
     int rc = 0;
     if (k->brokers && k->brokers[0])
         rc = conf_set(conf, "bootstrap.servers", k->brokers, errbuf, errcap);

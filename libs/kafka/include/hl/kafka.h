@@ -7,14 +7,26 @@
 
 #include "hl/config.h"
 #include "hl/error.h"
+#include "hl/log.h"
 
 /* Builds a new rd_kafka_conf_t owned by the caller: bootstrap.servers and client.id from
  * `k`, then `defaults` (NULL-terminated "key", "value" pairs, hookline's own settings for this
- * role), then k->properties ("key=value", so operators can override anything). Returns NULL
+ * role), then k->properties ("key=value", so operators can override anything). librdkafka's
+ * own log lines go through hl_kafka_log, so they are JSON lines like the service's. Returns NULL
  * and fills errbuf naming the property on a bad key or value ("kafka: property 'KEY': why");
  * the value of a credential property (password, secret, key material) is never echoed. */
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap);
+
+/* librdkafka log callbacks writing one hookline JSON log line per librdkafka line, with
+ * "component":"librdkafka", the handle's name as "client" and librdkafka's facility. hl_kafka_log
+ * keeps librdkafka's severity (syslog 0-3 error, 4 warn, 5-6 info, 7 debug); hl_kafka_log_debug
+ * writes every line at debug level, for a second handle whose lines repeat another's. */
+void hl_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+void hl_kafka_log_debug(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* The hookline log level of a librdkafka (syslog) level. */
+hl_log_level_t hl_kafka_log_level(int syslog_level);
 
 /* Waits until the cluster answers a metadata request, at most timeout_ms. Returns 0 or
  * HL_ETIMEDOUT. Runs on the calling thread. */
