@@ -39,8 +39,8 @@ static void test_full_jitter_spread(void **state)
     /* At the cap: every delay within [0, 5000], and the draws cover the whole window. */
     unsigned seen_low = 0, seen_high = 0;
     uint64_t sum = 0;
-    const int n = 20000;
-    for (int i = 0; i < n; i++) {
+    const unsigned n = 20000;
+    for (unsigned i = 0; i < n; i++) {
         b.attempt = 10;
         uint32_t d = hl_backoff_next(&b);
         assert_true(d <= 5000);
