@@ -162,7 +162,7 @@ static int add_standard_key(ing_auth_t *a, const char *t, size_t n, char *errbuf
 {
     unsigned char buf[MAX_SECRET_LEN];
     if (n > 5 && strncmp(t, "whpk_", 5) == 0) {
-        if (ing_base64_decode(t + 5, n - 5, buf, sizeof(buf)) != ED25519_KEY_LEN)
+        if (hl_base64_decode(t + 5, n - 5, buf, sizeof(buf)) != ED25519_KEY_LEN)
             return key_fail(errbuf, errcap, "whpk_ key is not base64 of a 32-byte Ed25519 key");
         EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, buf, ED25519_KEY_LEN);
         if (pk == NULL) return key_fail(errbuf, errcap, "whpk_ key refused by OpenSSL");
@@ -173,7 +173,7 @@ static int add_standard_key(ing_auth_t *a, const char *t, size_t n, char *errbuf
         t += 6;
         n -= 6;
     }
-    int len = ing_base64_decode(t, n, buf, sizeof(buf));
+    int len = hl_base64_decode(t, n, buf, sizeof(buf));
     if (len < 16) return key_fail(errbuf, errcap, "whsec_ secret must be base64 of 16+ bytes");
     int rc = add_secret(a, buf, (size_t)len);
     OPENSSL_cleanse(buf, sizeof(buf));
@@ -183,7 +183,7 @@ static int add_standard_key(ing_auth_t *a, const char *t, size_t n, char *errbuf
 static int add_sendgrid_key(ing_auth_t *a, const char *t, size_t n, char *errbuf, size_t errcap)
 {
     unsigned char der[MAX_SECRET_LEN];
-    int len = ing_base64_decode(t, n, der, sizeof(der));
+    int len = hl_base64_decode(t, n, der, sizeof(der));
     if (len <= 0) return key_fail(errbuf, errcap, "public key must be base64 DER");
     const unsigned char *p = der;
     EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, len);
@@ -282,7 +282,7 @@ static ing_auth_result_t verify_standard(const ing_auth_t *a, const ing_headers_
         if (comma != NULL) {
             size_t vl = (size_t)(comma - p), sl = tl - vl - 1;
             unsigned char raw[ED25519_SIG_LEN + 3];
-            int n = ing_base64_decode(comma + 1, sl, raw, sizeof(raw));
+            int n = hl_base64_decode(comma + 1, sl, raw, sizeof(raw));
             if (vl == 2 && memcmp(p, "v1", 2) == 0 && n == SHA256_LEN) {
                 parsed = 1;
                 match = any_hmac_matches(a, parts, 5, raw);
@@ -333,7 +333,7 @@ static ing_auth_result_t verify_stripe(const ing_auth_t *a, const ing_headers_t 
             tslen = vl;
         } else if (kl == 2 && memcmp(p, "v1", 2) == 0) {
             if (nmac < ING_AUTH_MAX_SIGS &&
-                ing_hex_decode(eq + 1, vl, macs[nmac], SHA256_LEN) == SHA256_LEN)
+                hl_hex_decode(eq + 1, vl, macs[nmac], SHA256_LEN) == SHA256_LEN)
                 nmac++;
         }
         p += il;
@@ -359,8 +359,8 @@ static ing_auth_result_t verify_hmac(const ing_auth_t *a, const ing_headers_t *h
     size_t pl = strlen(a->prefix), vl = strlen(v);
     if (vl < pl || strncmp(v, a->prefix, pl) != 0) return ING_AUTH_MALFORMED;
     unsigned char mac[SHA256_LEN + 3];
-    int n = a->encoding == ING_ENC_HEX ? ing_hex_decode(v + pl, vl - pl, mac, sizeof(mac))
-                                       : ing_base64_decode(v + pl, vl - pl, mac, sizeof(mac));
+    int n = a->encoding == ING_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, mac, sizeof(mac))
+                                       : hl_base64_decode(v + pl, vl - pl, mac, sizeof(mac));
     if (n != SHA256_LEN) return ING_AUTH_MALFORMED;
     const part_t parts[] = {{body, blen}};
     return any_hmac_matches(a, parts, 1, mac) ? ING_AUTH_OK : ING_AUTH_BAD;
@@ -403,7 +403,7 @@ static ing_auth_result_t verify_sendgrid(const ing_auth_t *a, const ing_headers_
     size_t tslen = strlen(ts);
     int64_t t;
     unsigned char der[MAX_DER_SIG];
-    int n = ing_base64_decode(sig, strlen(sig), der, sizeof(der));
+    int n = hl_base64_decode(sig, strlen(sig), der, sizeof(der));
     if (ing_parse_unix_s(ts, tslen, &t) != 0 || n < 8) return ING_AUTH_MALFORMED;
     /* Only a complete DER ECDSA-Sig-Value counts as a signature at all. */
     const unsigned char *dp = der;

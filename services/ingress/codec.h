@@ -1,25 +1,13 @@
-/* Strict decoders for the text encodings signatures arrive in (base64, hex) and a bounded
- * header lookup over the request's header list. */
+/* A bounded header lookup over the request's header list and timestamp parsing; base64 and
+ * hex come from hl/codec.h. */
 #ifndef ING_CODEC_H
 #define ING_CODEC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hl/codec.h"
 #include "hl/error.h"
-
-/* Decodes standard base64 (RFC 4648 §4, '=' padding required when the length is not a
- * multiple of 4) from n bytes of `in` into out (cap bytes). Any other byte, bad padding or
- * non-zero trailing bits is refused. Returns the decoded length, HL_EPARSE or HL_ETOOBIG. */
-int ing_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap) HL_MUST_CHECK;
-
-/* Encodes n bytes as standard padded base64 into out (cap bytes, NUL-terminated).
- * Returns the text length or HL_ETOOBIG. */
-int ing_base64_encode(const unsigned char *in, size_t n, char *out, size_t cap) HL_MUST_CHECK;
-
-/* Decodes hex (either case, even length) into out (cap bytes). Returns length, HL_EPARSE
- * or HL_ETOOBIG. */
-int ing_hex_decode(const char *in, size_t n, unsigned char *out, size_t cap) HL_MUST_CHECK;
 
 /* One request header as civetweb hands it over (both borrowed, NUL-terminated). */
 typedef struct {

@@ -43,7 +43,7 @@ static void setup(void)
     unsigned char *der = NULL;
     int dl = pk ? i2d_PUBKEY(pk, &der) : -1;
     char b64[512];
-    if (dl <= 0 || ing_base64_encode(der, (size_t)dl, b64, sizeof b64) < 0) abort();
+    if (dl <= 0 || hl_base64_encode(der, (size_t)dl, b64, sizeof b64) < 0) abort();
     add(&g_auth[4], b64);
     OPENSSL_free(der);
     EVP_PKEY_free(pk);

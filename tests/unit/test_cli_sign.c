@@ -96,7 +96,7 @@ static void test_hmac_hex_prefix_and_base64(void **state)
     HMAC(EVP_sha256(), "topsecret", 9, (const unsigned char *)body, strlen(body), mac, &ml);
     const char *v = header(&h, "X-Shopify-Hmac-Sha256");
     assert_non_null(v);
-    assert_int_equal(hl_b64_decode(v, strlen(v), dec, sizeof(dec)), 32);
+    assert_int_equal(hl_base64_decode_loose(v, strlen(v), dec, sizeof(dec)), 32);
     assert_memory_equal(dec, mac, 32);
     hl_signer_free(s);
 }
@@ -120,7 +120,7 @@ static void test_v1a_ed25519_verifies(void **state)
     size_t sl = sizeof(seed);
     assert_int_equal(EVP_PKEY_get_raw_private_key(k, seed, &sl), 1);
     char b64[64], secret[80];
-    hl_b64_encode(seed, 32, b64, sizeof(b64));
+    assert_int_equal(hl_base64_encode(seed, 32, b64, sizeof(b64)), 44);
     snprintf(secret, sizeof(secret), "whsk_%s", b64);
     /* The standard-webhooks scheme name with a whsk_ key selects v1a. */
     hl_signer_t *s = signer(HL_SIGN_STANDARD, secret);
@@ -131,7 +131,7 @@ static void test_v1a_ed25519_verifies(void **state)
     assert_non_null(v);
     assert_memory_equal(v, "v1a,", 4);
     unsigned char sig[80];
-    assert_int_equal(hl_b64_decode(v + 4, strlen(v + 4), sig, sizeof(sig)), 64);
+    assert_int_equal(hl_base64_decode_loose(v + 4, strlen(v + 4), sig, sizeof(sig)), 64);
     const char *content = "msg_1.1700000000.{\"type\":\"x\"}";
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k), 1);
@@ -166,7 +166,7 @@ static void test_sendgrid_ecdsa_verifies(void **state)
     assert_string_equal(header(&h, "X-Twilio-Email-Event-Webhook-Timestamp"), "1700000123");
     const char *v = header(&h, "X-Twilio-Email-Event-Webhook-Signature");
     unsigned char der[128];
-    int dl = hl_b64_decode(v, strlen(v), der, sizeof(der));
+    int dl = hl_base64_decode_loose(v, strlen(v), der, sizeof(der));
     assert_true(dl > 60);
     const char *content = "1700000123[{\"event\":\"open\"}]";
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -225,20 +225,6 @@ static void test_id_too_long(void **state)
     hl_signer_free(s);
 }
 
-static void test_base64(void **state)
-{
-    (void)state;
-    unsigned char out[16];
-    assert_int_equal(hl_b64_decode("aGVsbG8=", 8, out, sizeof(out)), 5);
-    assert_memory_equal(out, "hello", 5);
-    assert_int_equal(hl_b64_decode("aGVsbG8", 7, out, sizeof(out)), 5); /* unpadded */
-    assert_int_equal(hl_b64_decode("aGV$bG8=", 8, out, sizeof(out)), HL_EPARSE);
-    assert_int_equal(hl_b64_decode("a", 1, out, sizeof(out)), HL_EPARSE);
-    assert_int_equal(hl_b64_decode("aGVsbG8gd29ybGQgaGVsbG8=", 24, out, 4), HL_ETOOBIG);
-    char enc[8];
-    assert_int_equal(hl_b64_encode((const unsigned char *)"hello", 5, enc, sizeof(enc)), HL_ETOOBIG);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,7 +236,6 @@ int main(void)
         cmocka_unit_test(test_sendgrid_ecdsa_verifies),
         cmocka_unit_test(test_bad_secrets),
         cmocka_unit_test(test_id_too_long),
-        cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "hl/codec.h"
 #include "hl/error.h"
 #include "hl/log.h"
 #include "hl/util.h"
@@ -664,10 +665,52 @@ static void test_read_file(void **state)
     unlink(epath);
 }
 
+/* ---- base64 and hex ---- */
+
+static void test_codec(void **state)
+{
+    (void)state;
+    unsigned char out[16];
+    assert_int_equal(hl_base64_decode("aGk=", 4, out, sizeof(out)), 2);
+    assert_memory_equal(out, "hi", 2);
+    assert_int_equal(hl_base64_decode("aGk", 3, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode("aGl=", 4, out, sizeof(out)), HL_EPARSE); /* non-canonical */
+    assert_int_equal(hl_base64_decode("a=k=", 4, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode("====", 4, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode("", 0, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode("AAAAAAAAAAAAAAAAAAAAAAAA", 24, out, sizeof(out)), HL_ETOOBIG);
+    char enc[16];
+    assert_int_equal(hl_base64_encode((const unsigned char *)"hi", 2, enc, sizeof(enc)), 4);
+    assert_string_equal(enc, "aGk=");
+    assert_int_equal(hl_hex_decode("0aFf", 4, out, sizeof(out)), 2);
+    assert_int_equal(out[1], 0xff);
+    assert_int_equal(hl_hex_decode("0aF", 3, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_hex_decode("0g", 2, out, sizeof(out)), HL_EPARSE);
+    /* Loose: padding optional, everything else as strict. */
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8=", 8, out, sizeof(out)), 5);
+    assert_memory_equal(out, "hello", 5);
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8", 7, out, sizeof(out)), 5); /* unpadded */
+    assert_int_equal(hl_base64_decode_loose("aGV$bG8=", 8, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode_loose("a", 1, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQgaGVsbG8=", 24, out, 4), HL_ETOOBIG);
+    char small[8];
+    assert_int_equal(hl_base64_encode((const unsigned char *)"hello", 5, small, sizeof(small)),
+                     HL_ETOOBIG);
+    assert_int_equal(hl_base64_decode_loose("aGk", 3, out, sizeof(out)), 2);
+    assert_memory_equal(out, "hi", 2);
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQ", 15, out, sizeof(out)), 11);
+    assert_memory_equal(out, "hello world", 11);
+    assert_int_equal(hl_base64_decode_loose("aGl", 3, out, sizeof(out)), HL_EPARSE); /* bits */
+    assert_int_equal(hl_base64_decode_loose("aG$", 3, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQ", 15, out, 9), HL_ETOOBIG);
+    assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQ", 15, out, 8), HL_ETOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_codec),
         cmocka_unit_test(test_log_line_fields),
         cmocka_unit_test(test_log_threshold),
         cmocka_unit_test(test_log_level_parse),

@@ -57,45 +57,6 @@ const char *hl_sign_scheme_name(hl_sign_scheme_t s)
     return "unknown";
 }
 
-int hl_b64_encode(const unsigned char *in, size_t n, char *out, size_t cap)
-{
-    size_t need = 4 * ((n + 2) / 3) + 1;
-    if (need > cap || n > 0x3fffffff) return HL_ETOOBIG;
-    return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-}
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-int hl_b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-    while (n && in[n - 1] == '=') n--;
-    if (n % 4 == 1) return HL_EPARSE;
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)in[i]);
-        if (v < 0) return HL_EPARSE;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap) return HL_ETOOBIG;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return (int)o;
-}
-
 static int fail(char *errbuf, size_t errcap, const char *msg)
 {
     snprintf(errbuf, errcap, "%s", msg);
@@ -110,7 +71,7 @@ static int load_b64_key(hl_signer_t *s, const char *secret, size_t len, const ch
         len -= pl;
     }
     s->key = hl_xmalloc(len + 1);
-    int n = hl_b64_decode(secret, len, s->key, len + 1);
+    int n = hl_base64_decode_loose(secret, len, s->key, len + 1);
     if (n <= 0) return HL_EINVAL;
     s->key_len = (size_t)n;
     return 0;
@@ -124,7 +85,7 @@ static int load_ec_key(hl_signer_t *s, const char *secret, size_t len)
     BIO_free(bio);
     if (!s->pkey) {
         unsigned char *der = hl_xmalloc(len + 1);
-        int n = hl_b64_decode(secret, len, der, len + 1);
+        int n = hl_base64_decode_loose(secret, len, der, len + 1);
         if (n > 0) {
             const unsigned char *p = der;
             s->pkey = d2i_AutoPrivateKey(NULL, &p, n);
@@ -266,8 +227,8 @@ static int sign_standard(const hl_signer_t *s, const char *id, int64_t ts, const
     if (s->opts.scheme == HL_SIGN_STANDARD) {
         unsigned char mac[32];
         rc = hmac2(s, prefix, pl, body, len, mac);
-        if (!rc) hl_b64_encode(mac, 32, b64, sizeof(b64));
-        snprintf(val, sizeof(val), "v1,%s", b64);
+        if (!rc && hl_base64_encode(mac, 32, b64, sizeof(b64)) < 0) rc = HL_EIO;
+        if (!rc) snprintf(val, sizeof(val), "v1,%s", b64);
     } else {
         unsigned char *msg = hl_xmalloc(pl + len + 1);
         unsigned char sig[64];
@@ -276,8 +237,8 @@ static int sign_standard(const hl_signer_t *s, const char *id, int64_t ts, const
         if (len) memcpy(msg + pl, body, len);
         rc = pkey_sign(s, msg, pl + len, sig, &sl);
         free(msg);
-        if (!rc) hl_b64_encode(sig, sl, b64, sizeof(b64));
-        snprintf(val, sizeof(val), "v1a,%s", b64);
+        if (!rc && hl_base64_encode(sig, sl, b64, sizeof(b64)) < 0) rc = HL_EIO;
+        if (!rc) snprintf(val, sizeof(val), "v1a,%s", b64);
     }
     free(prefix);
     if (rc) return rc;
@@ -307,10 +268,10 @@ static int sign_hmac(const hl_signer_t *s, const char *body, size_t len, hl_sign
     char enc[72], val[160];
     int rc = hmac2(s, body, len, NULL, 0, mac);
     if (rc) return rc;
-    if (s->opts.base64)
-        hl_b64_encode(mac, 32, enc, sizeof(enc));
-    else
+    if (!s->opts.base64)
         hl_hex(enc, mac, 32);
+    else if (hl_base64_encode(mac, 32, enc, sizeof(enc)) < 0)
+        return HL_EIO;
     snprintf(val, sizeof(val), "%s%s", s->prefix, enc);
     add(out, s->header, val);
     return 0;
@@ -329,7 +290,7 @@ static int sign_sendgrid(const hl_signer_t *s, int64_t ts, const char *body, siz
     int rc = pkey_sign(s, msg, (size_t)tl + len, sig, &sl);
     free(msg);
     if (rc) return rc;
-    hl_b64_encode(sig, sl, b64, sizeof(b64));
+    if (hl_base64_encode(sig, sl, b64, sizeof(b64)) < 0) return HL_EIO;
     add(out, "X-Twilio-Email-Event-Webhook-Signature", b64);
     add(out, "X-Twilio-Email-Event-Webhook-Timestamp", tsb);
     return 0;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hl/codec.h"
 #include "hl/error.h"
 
 typedef enum {
@@ -57,11 +58,5 @@ typedef struct {
  * Returns 0, HL_ETOOBIG (id too long) or HL_EIO (crypto failure). */
 int hl_sign(const hl_signer_t *s, const char *id, int64_t ts, const char *body, size_t len,
             hl_sign_headers_t *out) HL_MUST_CHECK;
-
-/* Base64 (standard alphabet, padded) of n bytes into out (cap bytes, NUL-terminated).
- * Returns the length or HL_ETOOBIG. */
-int hl_b64_encode(const unsigned char *in, size_t n, char *out, size_t cap);
-/* Decodes standard base64 (padding optional). Returns the length or HL_EPARSE/HL_ETOOBIG. */
-int hl_b64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
 
 #endif
