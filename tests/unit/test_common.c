@@ -702,6 +702,8 @@ static void test_codec(void **state)
     assert_memory_equal(out, "hello world", 11);
     assert_int_equal(hl_base64_decode_loose("aGl", 3, out, sizeof(out)), HL_EPARSE); /* bits */
     assert_int_equal(hl_base64_decode_loose("aG$", 3, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode_loose("aGk=aGk", 7, out, sizeof(out)), HL_EPARSE);
+    assert_int_equal(hl_base64_decode_loose("aG=", 3, out, sizeof(out)), HL_EPARSE);
     assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQ", 15, out, 9), HL_ETOOBIG);
     assert_int_equal(hl_base64_decode_loose("aGVsbG8gd29ybGQ", 15, out, 8), HL_ETOOBIG);
 }

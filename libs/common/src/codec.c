@@ -94,11 +94,13 @@ int hl_base64_decode_loose(const char *in, size_t n, unsigned char *out, size_t 
     /* The last, unpadded group is decoded with its padding put back. */
     int head = 0;
     if (n > tail) {
+        if (in[n - tail - 1] == '=') return HL_EPARSE; /* padding is only ever at the end */
         head = hl_base64_decode(in, n - tail, out, cap);
         if (head < 0) return head;
     }
     char last[4] = {'=', '=', '=', '='};
     memcpy(last, in + n - tail, tail);
+    if (memchr(last, '=', tail) != NULL) return HL_EPARSE;
     int rest = hl_base64_decode(last, 4, out + head, cap - (size_t)head);
     return rest < 0 ? rest : head + rest;
 }
