@@ -94,7 +94,7 @@ class Replay:
     """`hookline replay --no-verify` in the background; the ledger it leaves in its evidence
     folder (requests.ndjson) is what `hookline verify` checks afterwards."""
 
-    def __init__(self, sc, label, url, count, concurrency, seed, opts):
+    def __init__(self, sc, label, url, count, concurrency, seed, opts, rate=None):
         self.sc, self.label, self.count = sc, label, count
         self.dir = os.path.join(sc.work, f"replay-{label}")
         os.makedirs(self.dir, exist_ok=True)
@@ -110,6 +110,8 @@ class Replay:
             "--max-retry-wait-ms", str(opts["max_retry_wait_ms"]),
             "--timeout-ms", str(opts["timeout_ms"]),
             "--no-verify", "--no-progress", "--json", "--evidence", self.evidence]
+        if rate:
+            self.argv += ["--rate", str(rate)]
         self.out_path = os.path.join(self.dir, "stdout.json")
         self.err_path = os.path.join(self.dir, "stderr.txt")
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
@@ -326,13 +328,17 @@ class Scenario:
 
     # --- load --------------------------------------------------------------------------------
 
-    def replay(self, label, url, count, concurrency=50):
+    def replay(self, label, url, count, concurrency=50, rate=None):
+        """Starts a replay; `rate` (requests a second) paces it open-loop, else as fast as the
+        answers come."""
         seed = self.rng.randrange(1, 1 << 30)
-        r = Replay(self, label, url, count, concurrency, seed, self.opts)
+        r = Replay(self, label, url, count, concurrency, seed, self.opts, rate)
         self.replays.append(r)
+        pace = f"at {rate:,} req/s" if rate else "closed-loop"
         self.note(f"replay {label}: {count:,} events (+~{DUPLICATE_RATIO:.0%} resends) -> {url},"
-                  f" {concurrency} connections, seed {seed}, up to {self.opts['max_retries']}"
-                  f" retries each waiting <= {self.opts['max_retry_wait_ms']} ms")
+                  f" {concurrency} connections {pace}, seed {seed}, up to"
+                  f" {self.opts['max_retries']} retries each waiting"
+                  f" <= {self.opts['max_retry_wait_ms']} ms")
         return r
 
     def wait_answered(self, fraction, replays, slots=(0,), timeout=900):
