@@ -328,9 +328,11 @@ class Scenario:
 
     # --- load --------------------------------------------------------------------------------
 
-    def replay(self, label, url, count, concurrency=50, rate=None):
-        """Starts a replay; `rate` (requests a second) paces it open-loop, else as fast as the
-        answers come."""
+    def replay(self, label, url, count, concurrency=50, seconds=None):
+        """Starts a replay. With `seconds` it is paced open-loop (`--rate`) to send for about
+        that long, so an attack timed against its progress fits on a fast host too; without,
+        it sends as fast as the answers come."""
+        rate = max(1, round(count * (1 + DUPLICATE_RATIO) / seconds)) if seconds else None
         seed = self.rng.randrange(1, 1 << 30)
         r = Replay(self, label, url, count, concurrency, seed, self.opts, rate)
         self.replays.append(r)

@@ -12,8 +12,6 @@ in 14 s and only one kill fitted."""
 import signal
 import time
 
-REPLAY_SECONDS = 45
-
 
 def wait_rows_grow(sc, replay, timeout):
     """Seconds until webhook_events grows (None if it did not within timeout, or the replay
@@ -35,8 +33,7 @@ def test_persister_sigkill_loop(fault):
     sc.start("auditor")
     sc.start("persister")
     sc.start("ingress")
-    rp = sc.replay("main", sc.url("ingress"), fault.events,
-                   rate=max(1, round(fault.events * 1.05 / REPLAY_SECONDS)))
+    rp = sc.replay("main", sc.url("ingress"), fault.events, seconds=45)
     kills, lives, problems = 0, [], []
     while rp.running():
         took = wait_rows_grow(sc, rp, 60)
