@@ -10,6 +10,7 @@ def test_postgres_stopped_30s(fault):
     sc.start("persister")
     sc.start("ingress")
     rp = sc.replay("main", sc.url("ingress"), fault.events)
+    problems = []
     outages = [(0.2, "fast", 30), (0.6, "immediate", 30)] if fault.long else [(0.25, "fast", 30)]
     for at, mode, seconds in outages:
         sc.wait_answered(at, [rp])
@@ -25,6 +26,9 @@ def test_postgres_stopped_30s(fault):
             not_ready += st != 200
             time.sleep(1)
         during = sc.answered() - before
+        if not during:
+            problems.append(f"outage at {at:.0%}: the ingress answered nothing while Postgres was"
+                            " down (the replay had ended): not the attack meant")
         took = sc.stack.start_pg()
         sc.note(f"Postgres started again after {time.monotonic() - t:.1f} s down ({took:.1f} s"
                 f" to start); the ingress answered {during:,.0f} requests meanwhile, the"
@@ -35,5 +39,5 @@ def test_postgres_stopped_30s(fault):
         while (sc.rows() or 0) <= rows and time.monotonic() - t < 60:
             time.sleep(0.2)
         sc.note(f"persister committing again {time.monotonic() - t:.1f} s after the restart")
-    problems = sc.judge()
+    problems += sc.judge()
     sc.finish(problems)

@@ -41,11 +41,13 @@ def test_ingress_sigterm_and_restart(fault):
     problems = []
     drained = []  # request ids answered 202 by a draining ingress
     earlier = 0   # answers of the ingress instances already stopped
+    done = 0
     for i, at in enumerate(points, 1):
         while rp.running() and earlier + sc.answered() < at * fault.events * 1.05:
             time.sleep(0.1)
         if not rp.running():
             break
+        done += 1
         in_flight = metric_sum(sc.metrics("ingress"), "hookline_ingress_in_flight")
         stopped = sc.kill("ingress", sig=signal.SIGTERM)
         earlier += int(metric_sum(stopped.metrics_last, "hookline_ingress_requests_total") or 0)
@@ -71,6 +73,9 @@ def test_ingress_sigterm_and_restart(fault):
         sc.note(f"ingress back {stopped.seconds + time.monotonic() - t:.2f} s after the signal",
                 action=True)
     problems += sc.judge()
+    if done < len(points):
+        problems.append(f"only {done} of {len(points)} SIGTERMs happened during the replay:"
+                        " not the attack meant")
     # Each answer given while draining reached the replay (no connection cut under it).
     got = {}
     with open(rp.ledger) as f:
