@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hl/codec.h"
+#include "hl/util.h"
+
 static int update_str(EVP_MD_CTX *md, const char *s, size_t n, int newline)
 {
     if (EVP_DigestUpdate(md, s, n) != 1) return HL_EIO;
@@ -44,29 +47,13 @@ out:
 
 void hl_chain_hex(const unsigned char h[HL_CHAIN_HASH_LEN], char out[2 * HL_CHAIN_HASH_LEN + 1])
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < HL_CHAIN_HASH_LEN; i++) {
-        out[2 * i] = digits[h[i] >> 4];
-        out[2 * i + 1] = digits[h[i] & 15];
-    }
-    out[2 * HL_CHAIN_HASH_LEN] = '\0';
-}
-
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+    hl_hex(out, h, HL_CHAIN_HASH_LEN);
 }
 
 int hl_chain_unhex(const char *hex, unsigned char out[HL_CHAIN_HASH_LEN])
 {
     if (!hex || strlen(hex) != 2 * HL_CHAIN_HASH_LEN) return HL_EPARSE;
-    for (size_t i = 0; i < HL_CHAIN_HASH_LEN; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) return HL_EPARSE;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return hl_hex_decode(hex, 2 * HL_CHAIN_HASH_LEN, out, HL_CHAIN_HASH_LEN) == HL_CHAIN_HASH_LEN
+               ? 0
+               : HL_EPARSE;
 }

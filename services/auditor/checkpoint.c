@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hl/codec.h"
 #include "hl/util.h"
 
 struct hl_signer {
@@ -164,14 +165,7 @@ static int get_int(json_t *o, const char *k, int64_t min, int64_t max, int64_t *
 static int unhex_n(const char *hex, unsigned char *out, size_t n)
 {
     if (!hex || strlen(hex) != 2 * n) return HL_EPARSE;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", hex[2 * i]) ||
-            !strchr("0123456789abcdefABCDEF", hex[2 * i + 1]))
-            return HL_EPARSE;
-        out[i] = (unsigned char)v;
-    }
-    return 0;
+    return hl_hex_decode(hex, 2 * n, out, n) == (int)n ? 0 : HL_EPARSE;
 }
 
 int hl_checkpoint_parse(const char *json, size_t len, hl_checkpoint_t *cp)
