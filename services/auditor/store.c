@@ -245,16 +245,10 @@ typedef struct {
     size_t rows;
 } copybuf_t;
 
-static void cb_reserve(copybuf_t *c, size_t more)
-{
-    hl_buf_reserve(&c->b, more);
-}
-
 /* A field after the first of its row gets a tab before it. */
 static void cb_sep(copybuf_t *b, bool first)
 {
-    cb_reserve(b, 1);
-    if (!first) b->b.p[b->b.len++] = '\t';
+    if (!first) hl_buf_put(&b->b, "\t", 1);
 }
 
 /* Text, escaped for COPY: a backslash, tab, newline or carriage return in a value (the record
@@ -262,7 +256,7 @@ static void cb_sep(copybuf_t *b, bool first)
 static void cb_text(copybuf_t *b, bool first, const char *v, size_t n)
 {
     cb_sep(b, first);
-    cb_reserve(b, 2 * n);
+    hl_buf_reserve(&b->b, 2 * n);
     for (size_t i = 0; i < n; i++) {
         char ch = v[i];
         const char *e = ch == '\\'   ? "\\\\"
@@ -282,9 +276,7 @@ static void cb_text(copybuf_t *b, bool first, const char *v, size_t n)
 static void cb_null(copybuf_t *b, bool first)
 {
     cb_sep(b, first);
-    cb_reserve(b, 2);
-    b->b.p[b->b.len++] = '\\';
-    b->b.p[b->b.len++] = 'N';
+    hl_buf_put(&b->b, "\\N", 2);
 }
 
 static void cb_opt_str(copybuf_t *b, bool has, const char *v)
@@ -350,8 +342,7 @@ static void row_copy(copybuf_t *b, const hl_item_t *it, int64_t seq, const unsig
     cb_text(b, false, it->text, it->len);
     cb_hash(b, prev);
     cb_hash(b, hash);
-    cb_reserve(b, 1);
-    b->b.p[b->b.len++] = '\n';
+    hl_buf_put(&b->b, "\n", 1);
     b->rows++;
 }
 

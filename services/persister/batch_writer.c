@@ -121,18 +121,16 @@ static const char SQL_LOAD[] =
     " (extract(epoch FROM updated_at) * 1000000)::int8 FROM consumer_offsets"
     " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int4[])";
 
-/* A reusable byte buffer: it keeps its capacity between batches, so steady state allocates
- * nothing. Its size is bounded by max_rows x max_record_bytes through the caller's caps. */
-typedef hl_buf_t buf_t;
-
+/* Its buffers keep their capacity between batches, so steady state allocates nothing; their
+ * size is bounded by max_rows x max_record_bytes through the caller's caps. */
 struct hl_batch_writer {
     const hl_pg_config_t *pg; /* borrowed */
     const char *group;        /* borrowed */
     const char *topic;        /* borrowed */
     size_t max_rows;
     PGconn *conn;             /* NULL when not connected */
-    buf_t col[NCOLS];         /* one binary array per column */
-    buf_t parts, nexts, lins; /* offsets arrays: partition, next_offset, lineage_offset */
+    hl_buf_t col[NCOLS];      /* one binary array per column */
+    hl_buf_t parts, nexts, lins; /* offsets arrays: partition, next_offset, lineage_offset */
     hl_bw_lineage_fn lineage_fn; /* where each partition's lineage_offset comes from */
     void *lineage_arg;
     hl_row_t **good;          /* rows with status OK, in batch order (max_rows) */
@@ -151,11 +149,11 @@ struct hl_batch_writer {
     hl_bw_dead_letter_fn sent_dl;
     void *sent_dl_arg;
     bool sent_copy;           /* the batch in flight went the COPY way */
-    buf_t copy, sql;          /* COPY data and statement text of the COPY way */
+    hl_buf_t copy, sql;       /* COPY data and statement text of the COPY way */
     char *group_lit, *topic_lit; /* group and topic as SQL literals (for the connection) */
 };
 
-static void put32(buf_t *b, uint32_t v)
+static void put32(hl_buf_t *b, uint32_t v)
 {
     hl_buf_reserve(b, 4);
     v = htonl(v);
@@ -163,20 +161,15 @@ static void put32(buf_t *b, uint32_t v)
     b->len += 4;
 }
 
-static void put64(buf_t *b, int64_t v)
+static void put64(hl_buf_t *b, int64_t v)
 {
     put32(b, (uint32_t)((uint64_t)v >> 32));
     put32(b, (uint32_t)((uint64_t)v & 0xffffffffu));
 }
 
-static void put_bytes(buf_t *b, const void *p, size_t n)
-{
-    hl_buf_put(b, p, n);
-}
-
 /* Starts a one-dimensional binary array of n elements of type oid (the wire format of
  * array_recv: ndim, has-null flag, element type, then size and lower bound per dimension). */
-static void array_begin(buf_t *b, uint32_t oid, size_t n)
+static void array_begin(hl_buf_t *b, uint32_t oid, size_t n)
 {
     b->len = 0;
     put32(b, n ? 1 : 0);
@@ -188,10 +181,10 @@ static void array_begin(buf_t *b, uint32_t oid, size_t n)
     }
 }
 
-static void elem_bytes(buf_t *b, const void *p, size_t n)
+static void elem_bytes(hl_buf_t *b, const void *p, size_t n)
 {
     put32(b, (uint32_t)n);
-    put_bytes(b, p, n);
+    hl_buf_put(b, p, n);
 }
 
 static int hexval(char c)
@@ -203,7 +196,7 @@ static int hexval(char c)
 }
 
 /* The 16 bytes of a UUID text already checked by hl_uuid_valid. */
-static void elem_uuid(buf_t *b, const char *s)
+static void elem_uuid(hl_buf_t *b, const char *s)
 {
     unsigned char u[16];
     size_t k = 0;
@@ -427,8 +420,8 @@ static void build_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
         put32(&bw->col[6], 8);
         put64(&bw->col[6], r->offset);
         put32(&bw->col[7], (uint32_t)(r->payload_len + 1));
-        put_bytes(&bw->col[7], &jsonb_version, 1);
-        put_bytes(&bw->col[7], r->payload, r->payload_len);
+        hl_buf_put(&bw->col[7], &jsonb_version, 1);
+        hl_buf_put(&bw->col[7], r->payload, r->payload_len);
     }
 }
 
@@ -716,14 +709,14 @@ static int probe(hl_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew
     return 0;
 }
 
-static void put16(buf_t *b, uint16_t v)
+static void put16(hl_buf_t *b, uint16_t v)
 {
     v = htons(v);
-    put_bytes(b, &v, 2);
+    hl_buf_put(b, &v, 2);
 }
 
 /* Appends printf-style text to b. */
-static void __attribute__((format(printf, 2, 3))) put_text(buf_t *b, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) put_text(hl_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -743,9 +736,9 @@ static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
     static const char sig[11] = "PGCOPY\n\377\r\n";
     static const char jsonb_version = 1;
-    buf_t *b = &bw->copy;
+    hl_buf_t *b = &bw->copy;
     b->len = 0;
-    put_bytes(b, sig, sizeof(sig));
+    hl_buf_put(b, sig, sizeof(sig));
     put32(b, 0); /* flags */
     put32(b, 0); /* header extension */
     for (size_t i = 0; i < ng; i++) {
@@ -765,8 +758,8 @@ static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
         put32(b, 8);
         put64(b, r->offset);
         put32(b, (uint32_t)(r->payload_len + 1));
-        put_bytes(b, &jsonb_version, 1);
-        put_bytes(b, r->payload, r->payload_len);
+        hl_buf_put(b, &jsonb_version, 1);
+        hl_buf_put(b, r->payload, r->payload_len);
     }
     put16(b, 0xffff); /* trailer: -1 */
 }
@@ -777,16 +770,16 @@ static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
 static int send_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
     build_copy(bw, good, ng);
-    buf_t *q = &bw->sql;
+    hl_buf_t *q = &bw->sql;
     q->len = 0;
-    put_bytes(q, SQL_COPY, sizeof(SQL_COPY) - 1);
-    put_bytes(q, SQL_COPY_OFFSETS, sizeof(SQL_COPY_OFFSETS) - 1);
+    hl_buf_put(q, SQL_COPY, sizeof(SQL_COPY) - 1);
+    hl_buf_put(q, SQL_COPY_OFFSETS, sizeof(SQL_COPY_OFFSETS) - 1);
     /* The partitions of the batch with their next and lineage offsets, from build_offsets. */
     for (size_t k = 0; k < bw->nparts; k++)
         put_text(q, "%s(%s, %s, %" PRId32 ", %" PRId64 ", %" PRId64 ")", k ? ", " : "",
                  bw->group_lit, bw->topic_lit, bw->part_ids[k], bw->part_next[k],
                  bw->part_first[k]);
-    put_bytes(q, SQL_COPY_END, sizeof(SQL_COPY_END));
+    hl_buf_put(q, SQL_COPY_END, sizeof(SQL_COPY_END));
     bw->stats.statements++;
     if (!PQsendQuery(bw->conn, q->p)) {
         (void)pg_fail(bw, NULL, "send copy");
