@@ -40,9 +40,9 @@ def sign_in_page(tmp_path, port, token, next_path):
     return p.as_uri()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                    reason="/usr/bin/chromium absent: apt-get install -y chromium")
 def test_page_shows_timeline(stack, topics, pg_schema, service, free_port, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} absent: deploy/local/install-deps installs chromium")
     port = free_port()
     svc = service("auditor", auditor_config(stack, topics, pg_schema, port, tmp_path / "k.pem"))
     ok = ingress_record(uuid7(), message_id="page-msg", source="github")

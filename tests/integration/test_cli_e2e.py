@@ -28,7 +28,7 @@ def binary(name):
     try:
         return str(paths.find_binary(name))
     except FileNotFoundError as e:
-        pytest.skip(f"the end-to-end replay needs every binary built: {e}")
+        pytest.fail(f"the end-to-end replay needs every binary built: {e}")
 
 
 @pytest.fixture(autouse=True)
