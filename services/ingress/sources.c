@@ -39,19 +39,36 @@ static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const c
     }
 }
 
+/* Shortest HMAC secret or bearer token accepted: below it a secret can be guessed offline
+ * from one signed request. (whsec_ secrets have the same floor, checked on the decoded bytes.) */
+#define MIN_SECRET_LEN 16
+
+/* Fills errbuf with "config: source 'NAME' secret K (env E, file F): WHY". */
+static int secret_fail(const ing_source_cfg_t *c, unsigned k, const char *why, char *errbuf,
+                       size_t errcap)
+{
+    snprintf(errbuf, errcap, "config: source '%s' secret %u (env %s, file %s): %s", c->name, k,
+             c->secrets[k].env ? c->secrets[k].env : "-",
+             c->secrets[k].file ? c->secrets[k].file : "-", why);
+    return HL_ECONFIG;
+}
+
 static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
 {
     const ing_source_cfg_t *c = src->cfg;
     char why[160];
+    bool raw = src->auth.scheme == ING_SCHEME_STRIPE || src->auth.scheme == ING_SCHEME_HMAC ||
+               src->auth.scheme == ING_SCHEME_BEARER;
     for (unsigned k = 0; k < c->secrets_count; k++) {
         char *val = NULL;
         size_t len = 0;
         int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, &val, &len);
-        if (rc != 0) {
-            snprintf(errbuf, errcap, "config: source '%s' secret %u (env %s, file %s): %s", c->name,
-                     k, c->secrets[k].env ? c->secrets[k].env : "-",
-                     c->secrets[k].file ? c->secrets[k].file : "-", hl_strerror(rc));
-            return HL_ECONFIG;
+        if (rc == HL_EPARSE) return secret_fail(c, k, "contains a NUL byte", errbuf, errcap);
+        if (rc != 0) return secret_fail(c, k, hl_strerror(rc), errbuf, errcap);
+        if (raw && len < MIN_SECRET_LEN) {
+            OPENSSL_cleanse(val, len);
+            free(val);
+            return secret_fail(c, k, "shorter than 16 bytes", errbuf, errcap);
         }
         rc = ing_auth_add_key(&src->auth, val, len, why, sizeof(why));
         OPENSSL_cleanse(val, len);

@@ -257,7 +257,7 @@ def test_rate_limit(ingress):
 def test_other_schemes(ingress, tmp_path):
     (tmp_path / "stripe").write_text("whsec_stripe_test_secret")
     (tmp_path / "gh").write_text("It's a Secret to Everybody")
-    (tmp_path / "tok").write_text("tok-abc")
+    (tmp_path / "tok").write_text("tok-abc-0123456789")
     sources = [
         {"name": "stripe", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "stripe")}],
          "message_id": "/id", "event_type": "/type"},
@@ -276,7 +276,7 @@ def test_other_schemes(ingress, tmp_path):
     assert c.request("POST", "/v1/webhooks/github", body, gh)[0] == 202
     assert c.request("POST", "/v1/webhooks/github", body + b" ", gh)[0] == 401
     b2 = json.dumps({"messageId": "m", "eventType": "e"}).encode()
-    assert c.request("POST", "/v1/webhooks/ops", b2, {"Authorization": "Bearer tok-abc"})[0] == 202
+    assert c.request("POST", "/v1/webhooks/ops", b2, {"Authorization": "Bearer tok-abc-0123456789"})[0] == 202
     assert c.request("POST", "/v1/webhooks/ops", b2, {"Authorization": "Bearer tok-abd"})[0] == 401
 
 
@@ -453,3 +453,23 @@ def test_tls(service, topics, free_port, tmp_path):
         c11 = http.client.HTTPSConnection("127.0.0.1", port, context=old, timeout=5)
         c11.request("GET", "/healthz")
         c11.getresponse()
+
+
+def test_unusable_secrets_refused_at_start(topics, free_port, tmp_path):
+    """A secret file holding a NUL byte and raw secrets under 16 bytes stop the start with exit 2
+    and a message naming the source; the secret itself is never printed."""
+    from harness.procs import run_binary
+    (tmp_path / "nul").write_bytes(b"0123456789abcdef\x00ghijklmnop\n")
+    cases = [
+        ({"name": "nulfile", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "nul")}]},
+         {}, "NUL byte"),
+        ({"name": "shortgh", "scheme": "hmac-sha256", "header": "X-Hub-Signature-256",
+          "secrets": [{"env": "HL_T_SHORT"}]}, {"HL_T_SHORT": "short-secret-15"}, "16 bytes"),
+        ({"name": "shortbr", "scheme": "bearer", "secrets": [{"env": "HL_T_SHORT"}]},
+         {"HL_T_SHORT": "short-secret-15"}, "16 bytes"),
+    ]
+    for src, env, why in cases:
+        r = run_binary("ingress", ingress_config(free_port(), topics, [src]), env=env)
+        assert r.returncode == 2, (src["name"], r.returncode, r.stderr[-2000:])
+        assert f"'{src['name']}'" in r.stderr and why in r.stderr, r.stderr[-2000:]
+        assert "short-secret-15" not in r.stderr and "ghijklmnop" not in r.stderr

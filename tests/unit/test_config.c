@@ -378,6 +378,44 @@ static void test_secret_missing(void **state)
     assert_null(s);
 }
 
+/* Writes n bytes to a new temporary file; its path is left in path (a mkstemp template). */
+static void write_bytes(char *path, const char *bytes, size_t n)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, n), (ssize_t)n);
+    close(fd);
+}
+
+static void test_secret_nul_refused(void **state)
+{
+    /* A NUL inside the file: the string would end at it while the file length goes on. */
+    static const char with_nul[] = "abcdefgh\0ijklmnopqrstuvwxyz\n";
+    char path[] = "/tmp/hl-config-secret-XXXXXX";
+    write_bytes(path, with_nul, sizeof with_nul - 1);
+    char *s = (char *)1;
+    size_t len = 99;
+    int rc = hl_secret_load(NULL, path, &s, &len);
+    if (rc == 0) {
+        memset(s, 0, len); /* what every caller does after use: must stay inside the copy */
+        free(s);
+    }
+    unlink(path);
+    assert_int_equal(rc, HL_EPARSE);
+    assert_null(s);
+    /* A clean secret: exactly len bytes and a terminating NUL, all writable. */
+    static const char clean[] = "0123456789abcdef\r\n";
+    char path2[] = "/tmp/hl-config-secret-XXXXXX";
+    write_bytes(path2, clean, sizeof clean - 1);
+    assert_int_equal(hl_secret_load(NULL, path2, &s, &len), 0);
+    unlink(path2);
+    assert_int_equal(len, 16);
+    assert_int_equal(s[len], '\0');
+    assert_memory_equal(s, "0123456789abcdef", 16);
+    memset(s, 0, len + 1);
+    free(s);
+}
+
 static void test_cyaml_config_quiet(void **state)
 {
     const cyaml_config_t *cfg = hl_cyaml_config();
@@ -407,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup(test_shared_checks, setup),
         cmocka_unit_test_setup(test_secret_env_and_file, setup),
         cmocka_unit_test_setup(test_secret_missing, setup),
+        cmocka_unit_test_setup(test_secret_nul_refused, setup),
         cmocka_unit_test_setup(test_cyaml_config_quiet, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -203,6 +203,64 @@ static void test_sources_secrets(void **state)
     ing_config_free(c);
 }
 
+/* Builds the sources of `yaml` and expects a refusal whose message holds every needle. */
+static void expect_sources_error(const char *yaml, const char *const *needles, size_t n)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    if (load_text(yaml, &c, err, sizeof(err)) != 0) fail_msg("%s", err);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    int rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    if (rc == 0) ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+    assert_int_equal(rc, HL_ECONFIG);
+    for (size_t i = 0; i < n; i++)
+        if (strstr(err, needles[i]) == NULL) fail_msg("'%s' does not name '%s'", err, needles[i]);
+}
+
+static void test_sources_secret_floor(void **state)
+{
+    char yaml[1024];
+    /* 15 bytes: one short of the floor, for each raw-secret scheme; the value is not echoed. */
+    static const char *const schemes[] = {"stripe", "bearer",
+                                          "hmac-sha256\n    header: X-Sig"};
+    setenv("HL_TEST_SHORT", "fifteen-bytes-x", 1);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(yaml, sizeof(yaml),
+                 "sources:\n  - name: shorty\n    scheme: %s\n    secrets: [{env: HL_TEST_SHORT}]\n",
+                 schemes[i]);
+        const char *const needles[] = {"'shorty'", "HL_TEST_SHORT", "16 bytes"};
+        expect_sources_error(yaml, needles, 3);
+    }
+    /* Sixteen bytes are enough. */
+    setenv("HL_TEST_SHORT", "sixteen-bytes-xx", 1);
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: ok\n    scheme: bearer\n    secrets: [{env: HL_TEST_SHORT}]\n");
+    assert_int_equal(load_text(yaml, &c, err, sizeof(err)), 0);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    if (ing_sources_init(&s, c, m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+    unsetenv("HL_TEST_SHORT");
+    /* A file with a NUL byte is refused by name, whatever the scheme. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/nul.secret", tmpdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("0123456789\0abcdefghijkl\n", 1, 24, f);
+    fclose(f);
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: nully\n    scheme: stripe\n    secrets: [{file: %s}]\n", path);
+    const char *const needles[] = {"'nully'", "nul.secret", "NUL byte"};
+    expect_sources_error(yaml, needles, 3);
+}
+
 /* The README documents every key of the configuration table. */
 static void test_readme_covers_keys(void **state)
 {
@@ -270,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
+        cmocka_unit_test(test_sources_secret_floor),
         cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

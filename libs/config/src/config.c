@@ -243,11 +243,18 @@ int hl_config_check_str(const char *field, const char *v, size_t min_len, size_t
     return hl_config_fail(errbuf, errcap, field, v, rule);
 }
 
+/* Copies the n bytes at src into a new NUL-terminated string of exactly n bytes. A secret is
+ * text: a NUL inside it would make every later strlen() disagree with the length the caller
+ * was given (and a wipe over that length would run past the copy), so it is refused. */
 static int secret_take(const char *src, size_t n, char **out, size_t *len)
 {
     /* A file written by an editor or `echo` ends with a newline that is not part of it. */
     while (n > 0 && (src[n - 1] == '\n' || src[n - 1] == '\r')) n--;
-    *out = hl_xstrndup(src, n);
+    if (memchr(src, '\0', n) != NULL) return HL_EPARSE;
+    char *copy = hl_xmalloc(n + 1);
+    memcpy(copy, src, n);
+    copy[n] = '\0';
+    *out = copy;
     if (len) *len = n;
     return 0;
 }

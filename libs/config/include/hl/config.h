@@ -99,8 +99,9 @@ extern const cyaml_schema_field_t hl_pg_fields[];
 extern const cyaml_schema_field_t hl_http_fields[];
 
 /* Reads a secret: from the environment variable `env` if non-NULL and set, else from `file`
- * (trailing newline stripped) if non-NULL. Result owned by the caller (free()). Returns 0,
- * HL_ENOTFOUND (neither available) or HL_EIO. Never logs the value. */
+ * (trailing newline stripped) if non-NULL. Result owned by the caller (free()): exactly *len
+ * bytes followed by a NUL. Returns 0, HL_ENOTFOUND (neither available), HL_EPARSE (the file
+ * holds a NUL byte: a secret is text) or HL_EIO. Never logs the value. */
 int hl_secret_load(const char *env, const char *file, char **out, size_t *len) HL_MUST_CHECK;
 
 /* The libcyaml configuration used by hl_config_load (errors to a buffer, not stderr). */
