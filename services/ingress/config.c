@@ -95,12 +95,12 @@ static int finish_knobs(ing_config_t *c, char *errbuf, size_t errcap)
     return 0;
 }
 
+/* The rule the request path is held to, without its percent escapes: a configured name is
+ * written as it is. */
 static bool name_ok(const char *s)
 {
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-            return false;
-    return true;
+    char decoded[ING_SOURCE_NAME_MAX + 1];
+    return strchr(s, '%') == NULL && ing_source_name_decode(s, strlen(s), decoded) > 0;
 }
 
 static int source_field_fail(char *errbuf, size_t errcap, unsigned i, const char *key,

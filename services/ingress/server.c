@@ -137,17 +137,22 @@ static void unavailable(ing_server_t *s, req_t *r, const char *message)
     r->retry_after = (int)s->cfg->retry_after_s;
 }
 
-/* Resolves the source from the URI: /v1/webhooks/{name} or the /api/webhooks alias. */
+/* Resolves the source from the URI as it arrived (civetweb's URL decoding is off, see
+ * ing_server_start): /v1/webhooks/{name} or the /api/webhooks alias. The name is decoded here,
+ * and only a whole name of [a-z0-9_-] counts: decoded by civetweb, "sw%00x" would end at the
+ * NUL and "x/%2e%2e/sw" would be normalised, both into "sw". */
 static bool resolve_source(ing_server_t *s, const struct mg_request_info *ri, req_t *r)
 {
     static const char prefix[] = "/v1/webhooks/";
-    const char *uri = ri->local_uri ? ri->local_uri : "";
+    const char *uri = ri->local_uri_raw ? ri->local_uri_raw : "";
     if (strcmp(uri, "/api/webhooks") == 0) {
         r->src = s->sources->default_source;
     } else if (strncmp(uri, prefix, sizeof(prefix) - 1) == 0) {
-        const char *name = uri + sizeof(prefix) - 1;
-        hl_strlcpy(r->source, name, sizeof(r->source));
-        r->src = ing_sources_find(s->sources, name, strlen(name));
+        const char *raw = uri + sizeof(prefix) - 1;
+        char name[ING_SOURCE_NAME_MAX + 1];
+        hl_strlcpy(r->source, raw, sizeof(r->source));
+        int n = ing_source_name_decode(raw, strlen(raw), name);
+        if (n > 0) r->src = ing_sources_find(s->sources, name, (size_t)n);
     }
     if (r->src == NULL) {
         reject(r, 404, "unknown_source", "no such source");
@@ -513,6 +518,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     opts[n++] = "max_request_size", opts[n++] = maxreq;
     opts[n++] = "tcp_nodelay", opts[n++] = "1";
     opts[n++] = "listen_backlog", opts[n++] = "1024";
+    opts[n++] = "decode_url", opts[n++] = "no"; /* resolve_source decodes the source name */
     bool tls = cfg->http.tls_cert != NULL && cfg->http.tls_cert[0] != '\0';
     if (tls) {
         opts[n++] = "ssl_certificate", opts[n++] = cfg->http.tls_cert;

@@ -92,7 +92,7 @@ def build_request(case, now, default_id):
     body = base64.b64decode(case["body_b64"])
     headers = [["Host", "127.0.0.1"]]
     if case["sign"] is not None:
-        source = case["path"].rsplit("/", 1)[-1]
+        source = case.get("sign_as") or case["path"].rsplit("/", 1)[-1]
         headers += sign_headers(source, case["sign"], body, default_id, now)
     headers += [[k, resolve_now(v, now)] for k, v in case["headers"]]
     t = case["transport"]

@@ -203,6 +203,34 @@ static void test_sources_secrets(void **state)
     ing_config_free(c);
 }
 
+static int decode_name(const char *raw, char *out)
+{
+    return ing_source_name_decode(raw, strlen(raw), out);
+}
+
+static void test_source_name_decode(void **state)
+{
+    char out[ING_SOURCE_NAME_MAX + 1];
+    assert_int_equal(decode_name("sw", out), 2);
+    assert_string_equal(out, "sw");
+    assert_int_equal(decode_name("%73w_1-x", out), 6); /* encoded letters are letters */
+    assert_string_equal(out, "sw_1-x");
+    char longest[ING_SOURCE_NAME_MAX + 2];
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[ING_SOURCE_NAME_MAX + 1] = '\0';
+    assert_int_equal(decode_name(longest, out), -1); /* 65 bytes */
+    longest[ING_SOURCE_NAME_MAX] = '\0';
+    assert_int_equal(decode_name(longest, out), ING_SOURCE_NAME_MAX);
+    static const char *const refused[] = {
+        "", "sw%00x", "sw%00", "%00", "sw%2Fx", "sw%2fx", "sw/x", "x/%2e%2e/sw", "../sw", "sw.",
+        "sw%2e", "SW", "sw%53", "sw%", "sw%0", "sw%zz", "sw%g0", "sw%2500", "sw x", "sw%20",
+        "sw;x", "sw\xc3\xa9", "sw%C3%A9"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (decode_name(refused[i], out) != -1) fail_msg("accepted '%s'", refused[i]);
+    /* The length given counts, not a NUL inside it. */
+    assert_int_equal(ing_source_name_decode("sw\0x", 4, out), -1);
+}
+
 /* Builds the sources of `yaml` and expects a refusal whose message holds every needle. */
 static void expect_sources_error(const char *yaml, const char *const *needles, size_t n)
 {
@@ -329,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
+        cmocka_unit_test(test_source_name_decode),
         cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
