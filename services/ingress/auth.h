@@ -32,6 +32,9 @@ typedef enum {
 #define ING_AUTH_MAX_KEYS 8
 #define ING_AUTH_MAX_HEADER 4096 /* longest signature header value examined */
 #define ING_AUTH_MAX_SIGS 16     /* signatures examined per request */
+/* Ed25519 (v1a) signatures examined per request: each is verified against every public key
+ * over the whole body, so more than this (two cover a rotation) is refused as malformed. */
+#define ING_AUTH_MAX_ED25519_SIGS 2
 
 typedef struct {
     unsigned char *secret; /* symmetric key bytes (owned), NULL for a public key */

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -253,3 +254,93 @@ def test_auditor_bad_input(stack, topics, pg_schema, service, free_port, tmp_pat
     status, _, _ = http_get(port, {"token": "none", "headers": [], "method": "GET", "path": "/healthz"})
     assert status == 200
     assert svc.proc.poll() is None
+
+
+# ---- CPU per request against many signature candidates ---------------------------------------
+
+CPU_KEYS = 8                 # the most keys a source may have
+CPU_CANDIDATES = 16          # the most signature entries a header may list
+CPU_BODY = 1024 * 1024       # the default max_body
+CPU_REQUESTS = 20
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_sources():
+    """Three sources with CPU_KEYS keys each: Standard Webhooks HMAC, Stripe, and Standard
+    Webhooks Ed25519 (public keys); with the secrets' environment."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    env, pubs = {}, []
+    for i in range(CPU_KEYS):
+        env[f"HL_CPU_SW_{i}"] = "whsec_" + base64.b64encode(b"cpu-test-secret-%02d" % i).decode()
+        env[f"HL_CPU_ST_{i}"] = "whsec_cpu-test-stripe-secret-%02d" % i
+        raw = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        pubs.append("whpk_" + base64.b64encode(raw).decode())
+    common = {"max_body": CPU_BODY, "message_id_header": "webhook-id", "event_type": "/type"}
+    return [
+        {"name": "cpusw", "scheme": "standard-webhooks", **common,
+         "secrets": [{"env": f"HL_CPU_SW_{i}"} for i in range(CPU_KEYS)]},
+        {"name": "cpust", "scheme": "stripe", "max_body": CPU_BODY,
+         "secrets": [{"env": f"HL_CPU_ST_{i}"} for i in range(CPU_KEYS)]},
+        {"name": "cpued", "scheme": "standard-webhooks", **common, "public_keys": pubs},
+    ], env
+
+
+def candidate_headers(source, n, now):
+    """Signature headers listing n well-formed candidates that match no key."""
+    rnd = lambda k: os.urandom(k)  # noqa: E731
+    if source == "cpust":
+        return {"Stripe-Signature": f"t={now}," + ",".join("v1=" + rnd(32).hex() for _ in range(n))}
+    if source == "cpued":
+        # Real signatures by another key: random bytes would mostly fail Ed25519's cheap checks
+        # (S below the group order, R a point) before the content is hashed.
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        other = ed25519.Ed25519PrivateKey.generate()
+        sigs = " ".join("v1a," + base64.b64encode(other.sign(rnd(16))).decode() for _ in range(n))
+    else:
+        sigs = " ".join("v1," + base64.b64encode(rnd(32)).decode() for _ in range(n))
+    return {"webhook-id": f"cpu-{time.time_ns()}", "webhook-timestamp": str(now),
+            "webhook-signature": sigs}
+
+
+def cpu_of_requests(pid, port, source, n, body):
+    """CPU seconds the ingress spent answering CPU_REQUESTS requests with n candidates each."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    before = cpu_seconds(pid)
+    for _ in range(CPU_REQUESTS):
+        h = {"Content-Type": "application/json", **candidate_headers(source, n, int(time.time()))}
+        conn.request("POST", f"/v1/webhooks/{source}", body=body, headers=h)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 401, (source, n, r.status)
+    used = cpu_seconds(pid) - before
+    conn.close()
+    return used
+
+
+def test_many_candidates_cost_about_one(service, topics, free_port):
+    """A signature header listing the most candidates, on the largest body, to a source with the
+    most keys, costs the ingress about the CPU of a one-candidate request in the same run: one
+    HMAC per key whatever the candidates, and at most ING_AUTH_MAX_ED25519_SIGS Ed25519 ones."""
+    srcs, env = cpu_sources()
+    port = free_port()
+    svc = service("ingress", ingress_config(port, topics, srcs, log_level="warn"), env=env)
+    pad = CPU_BODY - len(b'{"type":"t","pad":""}')
+    body = b'{"type":"t","pad":"' + b"a" * pad + b'"}'
+    ratios = {}
+    # Two Ed25519 candidates are accepted (a rotation), so they may cost twice one.
+    for source, n in (("cpusw", CPU_CANDIDATES), ("cpust", CPU_CANDIDATES), ("cpued", 2),
+                      ("cpued", CPU_CANDIDATES)):
+        one = cpu_of_requests(svc.pid, port, source, 1, body)
+        many = cpu_of_requests(svc.pid, port, source, n, body)
+        ratios[f"{source}x{n}"] = (round(one, 2), round(many, 2), round(many / max(one, 0.01), 2))
+    print("cpu seconds for", CPU_REQUESTS, "requests (one candidate, many, ratio):", ratios)
+    for case, (one, many, ratio) in ratios.items():
+        assert ratio < 3, f"{case}: the candidates cost {ratio:.1f}x one ({ratios})"
