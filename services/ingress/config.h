@@ -28,7 +28,17 @@
     X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
       "idle time before a keep-alive connection is closed")                                     \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
-      "longest wait for the broker to store a lineage record before it is dropped (counted)")
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
+    X(failed_auth_rate_per_client, 5, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE_PER_CLIENT",        \
+      "failed authentications a second one client address may make, sustained")                 \
+    X(failed_auth_burst_per_client, 20, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST_PER_CLIENT",     \
+      "failed authentications one client address may make at once; past its budget, its "      \
+      "requests get 429 before their body is read")                                             \
+    X(failed_auth_rate, 100, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE",                            \
+      "failed authentications a second of all client addresses together, sustained")           \
+    X(failed_auth_burst, 400, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST",                          \
+      "failed authentications of all client addresses at once; past it, every request not yet " \
+      "authenticated gets 429 before its body is read")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \

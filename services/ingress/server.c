@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "extract.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
@@ -27,6 +28,7 @@ struct ing_server {
     ing_producer_t *producer;
     hl_metrics_t *metrics;
     struct mg_context *ctx;
+    ing_clients_t clients;    /* failed-authentication budgets per client address */
     atomic_int in_flight;     /* webhook requests being handled */
     atomic_bool draining;
     bool fast;                /* ack_mode: fast */
@@ -279,8 +281,11 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         unavailable(s, r, "too many requests in flight");
         return;
     }
-    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
-        reject(r, 429, "rate_limited", "over the source's rate limit");
+    /* Unauthenticated traffic spends its own budget, never the source's: the source's is
+     * charged below, once the request has proved authentic. */
+    if (!ing_clients_auth_allowed(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
+                                  &r->retry_after)) {
+        reject(r, 429, "auth_rate_limited", "too many failed authentications");
         return;
     }
     if (!ing_content_type_json(mg_get_header(c, "Content-Type"))) {
@@ -298,7 +303,12 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     ing_auth_result_t a =
         ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != ING_AUTH_OK) {
+        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
         reject(r, 401, ing_auth_code(a), "authentication failed");
+        return;
+    }
+    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
+        reject(r, 429, "rate_limited", "over the source's rate limit");
         return;
     }
     if (!extract_fields(r, w->body, (size_t)len, &h)) return;
@@ -550,6 +560,10 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
         free(s);
         return NULL;
     }
+    /* Here, once nothing can fail: no request reaches a handler before it is registered. */
+    ing_clients_init(&s->clients, cfg->failed_auth_rate_per_client,
+                     cfg->failed_auth_burst_per_client, cfg->failed_auth_rate,
+                     cfg->failed_auth_burst);
     mg_set_request_handler(s->ctx, "/v1/webhooks/", webhook_handler, s);
     mg_set_request_handler(s->ctx, "/api/webhooks$", webhook_handler, s);
     mg_set_request_handler(s->ctx, "/healthz$", healthz_handler, s);
@@ -576,5 +590,6 @@ void ing_server_stop(ing_server_t *s)
     if (s == NULL) return;
     mg_stop(s->ctx);
     mg_exit_library();
+    ing_clients_deinit(&s->clients);
     free(s);
 }

@@ -27,6 +27,8 @@ SECRETS = {
 }
 ENV = {f"HL_BI_{k.upper()}": v for k, v in SECRETS.items()}
 RSS_MARGIN_KB = 3 * 1024
+UNLIMITED_FAILURES = {"failed_auth_rate_per_client": 1000000, "failed_auth_burst_per_client": 1000000,
+                      "failed_auth_rate": 1000000, "failed_auth_burst": 1000000}
 
 
 def load(name):
@@ -194,7 +196,10 @@ def test_ingress_bad_input(service, topics, free_port, kafka_consume):
     cases = load("ingress_corpus.jsonl")
     assert len(cases) >= 200
     port = free_port()
-    svc = service("ingress", ingress_config(port, topics, sources(), log_level="warn"), env=ENV)
+    # The corpus sends over a hundred failing requests from one address a pass: the budget of
+    # failed authentications is tested on its own below.
+    svc = service("ingress", ingress_config(port, topics, sources(), log_level="warn",
+                                            **UNLIMITED_FAILURES), env=ENV)
     expected_accepts = sum(1 for c in cases if c["expect_status"] == 202)
     assert 0 < expected_accepts < len(cases)
 
@@ -331,7 +336,8 @@ def test_many_candidates_cost_about_one(service, topics, free_port):
     HMAC per key whatever the candidates, and at most ING_AUTH_MAX_ED25519_SIGS Ed25519 ones."""
     srcs, env = cpu_sources()
     port = free_port()
-    svc = service("ingress", ingress_config(port, topics, srcs, log_level="warn"), env=env)
+    svc = service("ingress", ingress_config(port, topics, srcs, log_level="warn",
+                                            **UNLIMITED_FAILURES), env=env)
     pad = CPU_BODY - len(b'{"type":"t","pad":""}')
     body = b'{"type":"t","pad":"' + b"a" * pad + b'"}'
     ratios = {}
@@ -344,3 +350,64 @@ def test_many_candidates_cost_about_one(service, topics, free_port):
     print("cpu seconds for", CPU_REQUESTS, "requests (one candidate, many, ratio):", ratios)
     for case, (one, many, ratio) in ratios.items():
         assert ratio < 3, f"{case}: the candidates cost {ratio:.1f}x one ({ratios})"
+
+
+# ---- failed authentications spend their own budget -------------------------------------------
+
+def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_port):
+    """One address floods a rate-limited source with bad signatures while the real sender, from
+    another address, posts within the source's rate: every authentic request gets 202, and the
+    flood is cut off by its own budget (429 auth_rate_limited) after about that budget."""
+    import http.client
+    import threading
+    from ingress_support import sign_standard
+    rate, burst, per_client_burst, per_client_rate = 2, 2, 20, 5
+    src = {"name": "rl", "scheme": "standard-webhooks", "secrets": [{"env": "HL_BI_SW"}],
+           "message_id_header": "webhook-id", "event_type": "/type", "rate_per_sec": rate,
+           "burst": burst}
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [src], log_level="warn",
+                                      failed_auth_rate_per_client=per_client_rate,
+                                      failed_auth_burst_per_client=per_client_burst), env=ENV)
+    body = b'{"type":"t"}'
+    stop = threading.Event()
+    flood = []
+
+    def junk():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=("127.0.0.2", 0))
+        while not stop.is_set():
+            h = {"Content-Type": "application/json",
+                 **sign_standard(SECRETS["sw"], f"junk-{time.time_ns()}", int(time.time()), b"x")}
+            conn.request("POST", "/v1/webhooks/rl", body=body, headers=h)
+            r = conn.getresponse()
+            flood.append((r.status, error_code_of(r.read())))
+            if r.getheader("Connection", "").lower() == "close":
+                conn.close()
+
+    threads = [threading.Thread(target=junk) for _ in range(3)]
+    for t in threads:
+        t.start()
+    authentic = []
+    try:
+        time.sleep(0.3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=("127.0.0.1", 0))
+        t0 = time.monotonic()
+        for i in range(6):
+            h = {"Content-Type": "application/json",
+                 **sign_standard(SECRETS["sw"], f"real-{i}-{time.time_ns()}", int(time.time()), body)}
+            conn.request("POST", "/v1/webhooks/rl", body=body, headers=h)
+            r = conn.getresponse()
+            authentic.append((r.status, error_code_of(r.read())))
+            time.sleep(max(0.0, t0 + (i + 1) * 1.0 / rate - time.monotonic()))
+        flood_s = time.monotonic() - t0 + 0.3
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+    assert authentic == [(202, None)] * 6, authentic
+    failed = sum(1 for st, _ in flood if st == 401)
+    cut = sum(1 for st, code in flood if st == 429 and code == "auth_rate_limited")
+    assert {st for st, _ in flood} <= {401, 429}, set(flood)
+    assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)

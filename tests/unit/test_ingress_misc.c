@@ -17,6 +17,7 @@
 #include "hl/util.h"
 #include "lineage.h"
 #include "ratelimit.h"
+#include "clients.h"
 #include "sources.h"
 
 #define SEC 1000000000LL
@@ -45,6 +46,61 @@ static void test_ratelimit(void **state)
     /* rate 0 means no limit. */
     ing_ratelimit_init(&r, 0, 0);
     for (int i = 0; i < 10000; i++) assert_true(ing_ratelimit_take(&r, t, NULL));
+}
+
+static void test_ratelimit_check(void **state)
+{
+    ing_ratelimit_t r;
+    int retry = 0;
+    ing_ratelimit_init(&r, 10, 2);
+    int64_t t = 100 * SEC;
+    assert_true(ing_ratelimit_idle(&r, t));
+    for (int i = 0; i < 5; i++) assert_true(ing_ratelimit_check(&r, t, &retry)); /* takes none */
+    assert_true(ing_ratelimit_take(&r, t, NULL));
+    assert_false(ing_ratelimit_idle(&r, t));
+    assert_true(ing_ratelimit_take(&r, t, NULL));
+    assert_false(ing_ratelimit_check(&r, t, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(ing_ratelimit_idle(&r, t + SEC));
+}
+
+static void test_clients_failed_auth(void **state)
+{
+    ing_clients_t c;
+    int retry = 0;
+    int64_t t = 100 * SEC;
+    ing_clients_init(&c, 1, 3, 1, 5);
+    /* Each address has its own three failures; checking charges nothing. */
+    for (int i = 0; i < 3; i++) {
+        assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
+        ing_clients_auth_failed(&c, "10.0.0.1", t);
+    }
+    assert_false(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(ing_clients_auth_allowed(&c, "10.0.0.2", t, &retry));
+    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    /* Five failures in total: every address is now refused, even one never seen. */
+    assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
+    /* A second later one token each is back. */
+    assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t + SEC, &retry));
+    ing_clients_deinit(&c);
+    /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
+    ing_clients_init(&c, 1, 1, 1000000, 1000000);
+    char addr[32];
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        ing_clients_auth_failed(&c, addr, t);
+    }
+    int used = 0;
+    for (int i = 0; i < ING_CLIENTS_SLOTS; i++) used += c.slots[i].addr[0] != '\0';
+    assert_int_equal(used, ING_CLIENTS_SLOTS);
+    /* Once their budgets refill, the slots are taken by new addresses again. */
+    assert_true(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
+    ing_clients_auth_failed(&c, "192.168.0.1", t + 2 * SEC);
+    assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
+    assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
+    ing_clients_deinit(&c);
 }
 
 static void test_lineage_format(void **state)
@@ -353,7 +409,8 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
+        cmocka_unit_test(test_clients_failed_auth),        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
