@@ -308,12 +308,24 @@ static ing_auth_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
     return out->n1 + out->n1a > 0 ? ING_AUTH_OK : ING_AUTH_MALFORMED;
 }
 
+/* The header family a Standard Webhooks request is signed with: webhook-* when it carries a
+ * webhook-signature, else the svix-* names of the Svix SDKs. One family per request. */
+static const char *standard_family(const ing_headers_t *h)
+{
+    return ing_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
+}
+
+const char *ing_auth_standard_id_header(const ing_headers_t *h)
+{
+    return strcmp(standard_family(h), "webhook") == 0 ? "webhook-id" : "svix-id";
+}
+
 /* Standard Webhooks: content "id.timestamp.body"; the signature header holds space-separated
  * "version,base64" entries, of which v1 (HMAC-SHA256) and v1a (Ed25519) are understood. */
 static ing_auth_result_t verify_standard(const ing_auth_t *a, const ing_headers_t *h,
                                          const unsigned char *body, size_t blen, int64_t now_s)
 {
-    const char *pfx = ing_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
+    const char *pfx = standard_family(h);
     char name[32];
     const char *id = NULL, *ts = NULL, *sig = NULL;
     ing_auth_result_t r;

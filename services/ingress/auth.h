@@ -77,6 +77,10 @@ int ing_auth_add_key(ing_auth_t *a, const char *text, size_t len, char *errbuf,
 ing_auth_result_t ing_auth_verify(const ing_auth_t *a, const ing_headers_t *h,
                                   const unsigned char *body, size_t body_len, int64_t now_s);
 
+/* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
+ * "svix-id" (static). */
+const char *ing_auth_standard_id_header(const ing_headers_t *h);
+
 /* The stable error code of a result ("bad_signature", …); NULL for ING_AUTH_OK. */
 const char *ing_auth_code(ing_auth_result_t r);
 

@@ -116,7 +116,7 @@ static int finish_pointer(char **ptr, const char *hdr, const char *def, unsigned
 {
     if (hdr != NULL && *ptr != NULL)
         return source_field_fail(errbuf, errcap, i, key, *ptr, "set either the pointer or the header");
-    if (hdr != NULL) return 0;
+    if (hdr != NULL || (*ptr == NULL && def == NULL)) return 0;
     set_str_default(ptr, def);
     if (**ptr == '\0' || !ing_pointer_valid(*ptr))
         return source_field_fail(errbuf, errcap, i, key, *ptr, "must be an RFC 6901 pointer like /a/b");
@@ -154,8 +154,11 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     for (unsigned k = 0; k < s->secrets_count; k++)
         if (s->secrets[k].env == NULL && s->secrets[k].file == NULL)
             return source_field_fail(errbuf, errcap, i, "secrets", NULL, "each needs env or file");
-    if (finish_pointer(&s->message_id, s->message_id_header, "/messageId", i, "message_id",
-                       errbuf, errcap) != 0 ||
+    /* Standard Webhooks signs a message id of its own: without a pointer or header it is
+     * the one taken (see ing_sources_message_id). */
+    const char *mid = sch == ING_SCHEME_STANDARD ? NULL : "/messageId";
+    if (finish_pointer(&s->message_id, s->message_id_header, mid, i, "message_id", errbuf,
+                       errcap) != 0 ||
         finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type",
                        errbuf, errcap) != 0)
         return HL_ECONFIG;

@@ -215,8 +215,8 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root);
-    if (x == ING_EX_OK)
-        x = ing_field_get(&r->src->message_id, root, h, r->message_id, sizeof(r->message_id));
+    ing_field_src_t mid = ing_sources_message_id(r->src, h);
+    if (x == ING_EX_OK) x = ing_field_get(&mid, root, h, r->message_id, sizeof(r->message_id));
     if (x == ING_EX_OK)
         x = ing_field_get(&r->src->event_type, root, h, r->event_type, sizeof(r->event_type));
     json_decref(root);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hl/util.h"
 
@@ -100,6 +101,11 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_
                                         c->message_id_header, ING_MAX_MESSAGE_ID};
     src->event_type = (ing_field_src_t){c->event_type_header ? NULL : c->event_type,
                                         c->event_type_header, ING_MAX_EVENT_TYPE};
+    const char *idh = c->message_id_header;
+    src->signed_id = src->auth.scheme == ING_SCHEME_STANDARD &&
+                     (idh != NULL ? strcasecmp(idh, "webhook-id") == 0 ||
+                                        strcasecmp(idh, "svix-id") == 0
+                                  : c->message_id == NULL);
     ing_ratelimit_init(&src->limit, c->rate_per_sec, c->burst);
     if (load_keys(src, errbuf, errcap) != 0) return HL_ECONFIG;
     register_counters(&src->counters, m, c->name);
@@ -138,4 +144,10 @@ ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t 
         if (strlen(s->v[i].cfg->name) == n && memcmp(s->v[i].cfg->name, name, n) == 0)
             return &s->v[i];
     return NULL;
+}
+
+ing_field_src_t ing_sources_message_id(const ing_source_t *src, const ing_headers_t *h)
+{
+    if (!src->signed_id) return src->message_id;
+    return (ing_field_src_t){NULL, (char *)ing_auth_standard_id_header(h), ING_MAX_MESSAGE_ID};
 }

@@ -473,3 +473,24 @@ def test_unusable_secrets_refused_at_start(topics, free_port, tmp_path):
         assert r.returncode == 2, (src["name"], r.returncode, r.stderr[-2000:])
         assert f"'{src['name']}'" in r.stderr and why in r.stderr, r.stderr[-2000:]
         assert "short-secret-15" not in r.stderr and "ghijklmnop" not in r.stderr
+
+
+def test_standard_message_id_follows_the_signed_family(ingress):
+    """A standard-webhooks source whose message id is webhook-id (or unset) takes the signed id
+    of the header family the request used: svix-id for the Svix SDK's names. A pointer stays a
+    pointer."""
+    sources = [standard_source(name="named"),
+               standard_source(name="unset", message_id_header=None),
+               standard_source(name="pointer", message_id_header=None, message_id="/id")]
+    svc, c = ingress(sources)
+    body = json.dumps({"type": "t", "id": "from-body"}).encode()
+    for source in ("named", "unset"):
+        for family in ("webhook", "svix"):
+            mid = f"{family}-{source}-{uuid.uuid4().hex[:8]}"
+            h = sign_standard(DEMO_SECRET, mid, int(time.time()), body, prefix=family)
+            status, data, _ = c.request("POST", f"/v1/webhooks/{source}", body, h)
+            assert status == 202, (source, family, data)
+            assert json.loads(data)["message_id"] == mid
+    h = sign_standard(DEMO_SECRET, "svix-p", int(time.time()), body, prefix="svix")
+    status, data, _ = c.request("POST", "/v1/webhooks/pointer", body, h)
+    assert status == 202 and json.loads(data)["message_id"] == "from-body"
