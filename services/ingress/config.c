@@ -61,6 +61,7 @@ static const cyaml_schema_field_t top_fields[] = {
     TOP_STR(log_level, 16),
     TOP_STR(ack_mode, 16),
     TOP_STR(default_source, 64),
+    TOP_STR(metrics_listen, 256),
     ING_CONFIG_KNOBS(TOP_UINT)
     CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t, sources, &source_schema, 1,
                          ING_MAX_SOURCES),
@@ -78,6 +79,7 @@ static const hl_env_override_t env_rows[] = {
     {"HOOKLINE_HTTP_THREADS", HL_ENV_U32, offsetof(ing_config_t, http.threads)},
     {"HOOKLINE_LOG_LEVEL", HL_ENV_STR, offsetof(ing_config_t, log_level)},
     {"HOOKLINE_ACK_MODE", HL_ENV_STR, offsetof(ing_config_t, ack_mode)},
+    {"HOOKLINE_METRICS_LISTEN", HL_ENV_STR, offsetof(ing_config_t, metrics_listen)},
     ING_CONFIG_KNOBS(ENV_ROW)};
 
 static void set_str_default(char **field, const char *def)
@@ -181,6 +183,14 @@ int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
     if (tls != (ll > 0 && c->http.listen[ll - 1] == 's'))
         return hl_config_fail(errbuf, errcap, "http.listen", c->http.listen,
                               "must end in 's' (e.g. 127.0.0.1:8443s) exactly when tls_cert is set");
+    /* One plain address of its own: /metrics tells anyone who can reach it what each source
+     * receives, so it is never served on the webhook port (checked again at start). */
+    set_str_default(&c->metrics_listen, "127.0.0.1:9464");
+    ll = strlen(c->metrics_listen);
+    if (ll == 0 || strchr(c->metrics_listen, ',') != NULL || c->metrics_listen[ll - 1] == 's' ||
+        strcmp(c->metrics_listen, c->http.listen) == 0)
+        return hl_config_fail(errbuf, errcap, "metrics_listen", c->metrics_listen,
+                              "one plain host:port, not http.listen's");
     hl_log_level_t lvl;
     set_str_default(&c->log_level, "info");
     if (hl_log_level_parse(c->log_level, &lvl) != 0)

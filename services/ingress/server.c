@@ -29,6 +29,7 @@ struct ing_server {
     hl_metrics_t *metrics;
     struct mg_context *ctx;
     ing_clients_t clients;    /* failed-authentication budgets per client address */
+    int metrics_port;         /* the port of metrics_listen: /metrics there and only there */
     atomic_int in_flight;     /* webhook requests being handled */
     atomic_bool draining;
     bool fast;                /* ack_mode: fast */
@@ -333,9 +334,18 @@ static void log_outcome(const struct mg_request_info *ri, const req_t *r, int64_
     hl_log_write(lvl, &ctx, kv, r->status == 202 ? "accepted" : "rejected");
 }
 
+/* Did c arrive on the metrics listener? */
+static bool on_metrics_port(const ing_server_t *s, const struct mg_connection *c)
+{
+    return mg_get_request_info(c)->server_port == s->metrics_port;
+}
+
+static int not_found_handler(struct mg_connection *c, void *arg);
+
 static int webhook_handler(struct mg_connection *c, void *arg)
 {
     ing_server_t *s = arg;
+    if (on_metrics_port(s, c)) return not_found_handler(c, arg);
     req_t r;
     req_init(&r);
     atomic_fetch_add(&s->in_flight, 1);
@@ -391,6 +401,7 @@ static int readyz_handler(struct mg_connection *c, void *arg)
 static int metrics_handler(struct mg_connection *c, void *arg)
 {
     ing_server_t *s = arg;
+    if (!on_metrics_port(s, c)) return not_found_handler(c, arg);
     size_t len = 0;
     char *text = hl_metrics_render(s->metrics, &len);
     hl_http_close_if_body(c);
@@ -496,6 +507,26 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     return 0;
 }
 
+/* Finds the port of metrics_listen, the last listening port, and refuses one that a webhook
+ * address also uses: requests are told apart by the port they arrived on. */
+static int metrics_port_of(ing_server_t *s, char *errbuf, size_t errcap)
+{
+    struct mg_server_port ports[16];
+    int n = mg_get_server_ports(s->ctx, 16, ports);
+    if (n < 2) {
+        snprintf(errbuf, errcap, "http: cannot read the listening ports");
+        return HL_ECONFIG;
+    }
+    s->metrics_port = ports[n - 1].port;
+    for (int i = 0; i < n - 1; i++)
+        if (ports[i].port == s->metrics_port) {
+            snprintf(errbuf, errcap, "config: field 'metrics_listen' = %s: port also in http.listen",
+                     s->cfg->metrics_listen);
+            return HL_ECONFIG;
+        }
+    return 0;
+}
+
 ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
                                ing_producer_t *producer, hl_metrics_t *metrics, char *errbuf,
                                size_t errcap)
@@ -518,9 +549,11 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     snprintf(timeout, sizeof(timeout), "%u", cfg->http.request_timeout_ms);
     snprintf(keepalive, sizeof(keepalive), "%u", cfg->keep_alive_timeout_ms);
     snprintf(maxreq, sizeof(maxreq), "%u", cfg->max_header_bytes);
-    const char *opts[24];
+    char ports[2 * 1024 + 2]; /* http.listen and metrics_listen, each at most 1024 bytes */
+    snprintf(ports, sizeof(ports), "%s,%s", cfg->http.listen, cfg->metrics_listen);
+    const char *opts[32];
     int n = 0;
-    opts[n++] = "listening_ports", opts[n++] = cfg->http.listen;
+    opts[n++] = "listening_ports", opts[n++] = ports;
     opts[n++] = "num_threads", opts[n++] = threads;
     opts[n++] = "request_timeout_ms", opts[n++] = timeout;
     opts[n++] = "keep_alive_timeout_ms", opts[n++] = keepalive;
@@ -558,6 +591,10 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
         mg_exit_library();
         if (errbuf[0] == '\0') snprintf(errbuf, errcap, "http: cannot listen on %s", cfg->http.listen);
         free(s);
+        return NULL;
+    }
+    if (metrics_port_of(s, errbuf, errcap) != 0) {
+        ing_server_stop(s);
         return NULL;
     }
     /* Here, once nothing can fail: no request reaches a handler before it is registered. */

@@ -11,7 +11,8 @@ import pytest
 from harness import dump_yaml
 
 from ingress_support import (DEMO_SECRET, ROTATED_SECRET, Client, error_code, ingress_config,
-                             metric_value, sign_github, sign_standard, sign_stripe, standard_source)
+                             metric_value, metrics_port, metrics_text, sign_github, sign_standard,
+                             sign_stripe, standard_source)
 
 ENV = {"HL_TEST_DEMO_SECRET": DEMO_SECRET}
 
@@ -230,9 +231,17 @@ def test_alias_health_and_metrics(ingress):
         assert status == 200 and h["x-request-id"], path
     assert json.loads(c.request("GET", "/readyz")[1])["kafka"] is True
     c.request("POST", "/v1/webhooks/demo", body, {})
-    status, text, h = c.request("GET", "/metrics")
-    text = text.decode()
-    assert status == 200 and h["content-type"].startswith("text/plain")
+    # /metrics is not on the webhook port: it tells what each source receives.
+    status, data, _ = c.request("GET", "/metrics")
+    assert status == 404 and error_code(data) == "not_found"
+    status, text = metrics_text(svc)
+    assert status == 200
+    # ... and the metrics port takes no webhooks.
+    m = Client(metrics_port(svc))
+    h = sign_standard(DEMO_SECRET, "m-on-metrics-port", int(time.time()), body)
+    status, data, _ = m.request("POST", "/v1/webhooks/demo", body, h)
+    assert status == 404 and error_code(data) == "not_found"
+    m.close()
     assert metric_value(text, "hookline_ingress_requests_total", 'source="demo",status="202"') == 1
     assert metric_value(text, "hookline_ingress_requests_total", 'source="demo",status="401"') == 1
     assert metric_value(text, "hookline_ingress_ack_latency_seconds_count") == 1

@@ -207,6 +207,9 @@ static void test_config_errors(void **state)
     expect_error(SRC "bogus_key: 1\n", "bogus_key");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443\", tls_cert: /x.pem}\n", "http.listen");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443s\"}\n", "http.listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:8080\"\n", "metrics_listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:9464s\"\n", "metrics_listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:9464,127.0.0.1:9465\"\n", "metrics_listen");
 }
 
 static void test_config_env(void **state)
@@ -358,7 +361,7 @@ static void test_readme_covers_keys(void **state)
         "log_level", "ack_mode", "default_source", "sources", "name", "scheme", "secrets",
         "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
         "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
-        "events_topic", "lineage_topic", "properties"};
+        "events_topic", "lineage_topic", "properties", "metrics_listen"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
