@@ -1,5 +1,5 @@
 /* The per-address table: FNV-1a over the address text picks the first slot, linear probing
- * the rest; a slot is reused once its budget has refilled. One mutex: the work under it is a
+ * the rest; a slot is reused once its budget has refilled and its connections are closed. One mutex: the work under it is a
  * few string compares. */
 #include "clients.h"
 
@@ -41,12 +41,14 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
     for (uint32_t i = 0; i < ING_CLIENTS_PROBE; i++) {
         ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
         if (strncmp(s->addr, addr, sizeof(s->addr)) == 0 && s->addr[0] != '\0') return s;
-        if (spare == NULL && (s->addr[0] == '\0' || ing_ratelimit_idle(&s->failed, now_ns)))
+        if (spare == NULL &&
+            (s->addr[0] == '\0' || (s->connections == 0 && ing_ratelimit_idle(&s->failed, now_ns))))
             spare = s;
     }
     if (spare == NULL) return &c->slots[first]; /* all busy: share the first */
     hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
     ing_ratelimit_init(&spare->failed, c->rate, c->burst);
+    spare->connections = 0;
     return spare;
 }
 
@@ -66,4 +68,23 @@ void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
     (void)ing_ratelimit_take(&slot_of(c, addr, now_ns)->failed, now_ns, NULL);
     pthread_mutex_unlock(&c->lock);
     (void)ing_ratelimit_take(&c->failed_total, now_ns, NULL);
+}
+
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
+                                  int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (s->connections >= max) s = NULL;
+    else s->connections++;
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot)
+{
+    if (slot == NULL) return;
+    pthread_mutex_lock(&c->lock);
+    if (slot->connections > 0) slot->connections--;
+    pthread_mutex_unlock(&c->lock);
 }

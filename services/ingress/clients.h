@@ -1,5 +1,5 @@
 /* What the ingress remembers per client address, shared by every worker: the budget of failed
- * authentications, per address and in total. A fixed table, so a flood of addresses costs
+ * authentications (per address and in total) and the connections open. A fixed table, so a flood of addresses costs
  * no memory: an address hashes to one of ING_CLIENTS_SLOTS slots and takes the first of
  * ING_CLIENTS_PROBE slots from there that holds it, is free or has nothing left to remember;
  * when all of them are busy it shares the first (and its budget) until one frees up. */
@@ -19,6 +19,7 @@
 typedef struct {
     char addr[ING_CLIENT_ADDR_MAX]; /* the address as civetweb prints it; "" = free slot */
     ing_ratelimit_t failed;         /* this address's failed authentications */
+    unsigned connections;           /* its connections open now (held: the slot stays its) */
 } ing_client_t;
 
 typedef struct {
@@ -42,5 +43,13 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 
 /* Charges one failed authentication to addr and to the total. Any worker thread. */
 void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
+
+/* Counts a new connection from addr when it has fewer than max open; returns its slot (to
+ * pass to ing_clients_disconnect when the connection closes), or NULL when addr is at max and
+ * the connection is to be turned away (nothing counted). Any worker thread. */
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
+                                  int64_t now_ns);
+/* Uncounts a connection ing_clients_connect counted in slot. */
+void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot);
 
 #endif

@@ -25,8 +25,13 @@
     X(retry_after_s, 1, 1, 3600, "HOOKLINE_RETRY_AFTER_S", "Retry-After sent with 503")         \
     X(drain_timeout_ms, 15000, 0, 600000, "HOOKLINE_DRAIN_TIMEOUT_MS",                          \
       "on SIGTERM, longest wait for requests in flight and the producer flush")                 \
-    X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
+    X(keep_alive_timeout_ms, 5000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                 \
       "idle time before a keep-alive connection is closed")                                     \
+    X(max_connections_per_client, 128, 1, 1000000, "HOOKLINE_MAX_CONNECTIONS_PER_CLIENT",        \
+      "connections one client address may hold open; more are closed at once")                  \
+    X(max_body_memory_mb, 256, 1, 4096, "HOOKLINE_MAX_BODY_MEMORY_MB",                           \
+      "bodies being read, all requests together (Content-Length, or max_body when chunked); "   \
+      "past it, 503")                                                                           \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
       "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
     X(failed_auth_rate_per_client, 5, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE_PER_CLIENT",        \

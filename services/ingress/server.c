@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,16 @@ struct ing_server {
     struct mg_context *ctx;
     ing_clients_t clients;    /* failed-authentication budgets per client address */
     int metrics_port;         /* the port of metrics_listen: /metrics there and only there */
+    int refused;              /* its address marks a connection over its address's cap */
+    atomic_long request_info_offset; /* of the request info in a civetweb connection; -1 */
+    atomic_llong body_bytes;  /* bytes reserved by the bodies being read or handled */
+    int64_t body_cap;         /* max_body_memory_mb in bytes */
+    hl_counter_t *refused_total;
+    hl_gauge_t *body_bytes_g;
+    /* The header-deadline callbacks of libs/httpd, which ours wrap. */
+    int (*next_init_connection)(const struct mg_connection *, void **);
+    int (*next_begin_request)(struct mg_connection *);
+    void (*next_connection_close)(const struct mg_connection *);
     atomic_int in_flight;     /* webhook requests being handled */
     atomic_bool draining;
     bool fast;                /* ack_mode: fast */
@@ -64,6 +75,7 @@ typedef struct {
     const char *code;          /* error.code, NULL when accepted */
     const char *message;
     int retry_after;           /* seconds, 0 = no header */
+    size_t body_reserved;      /* bytes of s->body_bytes this request holds */
     const char *allow;         /* Allow header for 405 */
     bool close;                /* end the connection after answering (unread body, draining) */
     int32_t partition;
@@ -261,6 +273,22 @@ static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, 
     }
 }
 
+/* Reserves the memory the body may take (its Content-Length, or max_body when chunked) against
+ * max_body_memory_mb, for all requests together. False with r answered 503 past the cap. */
+static bool reserve_body(ing_server_t *s, req_t *r, long long content_length)
+{
+    size_t max = r->src->cfg->max_body;
+    size_t want = content_length >= 0 && (size_t)content_length < max ? (size_t)content_length : max;
+    if (atomic_fetch_add(&s->body_bytes, (long long)want) + (long long)want > s->body_cap) {
+        atomic_fetch_sub(&s->body_bytes, (long long)want);
+        unavailable(s, r, "bodies in flight over the memory cap");
+        return false;
+    }
+    r->body_reserved = want;
+    hl_gauge_add(s->body_bytes_g, (int64_t)want);
+    return true;
+}
+
 /* The pipeline of one webhook request; leaves the outcome in r. */
 static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
 {
@@ -297,6 +325,7 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 500, "internal", "no worker buffer");
         return;
     }
+    if (!reserve_body(s, r, ri->content_length)) return;
     long len = read_body(s, c, w, r, ri->content_length);
     if (len < 0) return;
     ing_header_t hv[64];
@@ -362,6 +391,8 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
+    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
+    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;
@@ -485,6 +516,74 @@ static void exit_thread_cb(const struct mg_context *ctx, int thread_type, void *
     free(w);
 }
 
+/* Was c turned away for its address's connection cap? */
+static bool conn_refused(const ing_server_t *s, const struct mg_connection *c)
+{
+    return mg_get_user_connection_data(c) == &s->refused;
+}
+
+/* Counts a connection from addr against max_connections_per_client. Returns what its
+ * connection data is to be: its address's slot, or &s->refused over the cap. Worker thread. */
+static void *count_connection(ing_server_t *s, const char *addr)
+{
+    ing_client_t *slot = ing_clients_connect(&s->clients, addr, s->cfg->max_connections_per_client,
+                                             hl_mono_us() * 1000);
+    if (slot != NULL) return slot;
+    hl_counter_inc(s->refused_total);
+    return &s->refused;
+}
+
+/* A connection taken by a worker, before any request: counted against its address's cap, and
+ * one over it gets no wait for its headers (hl_http_expire_headers), so it frees the worker at
+ * once instead of holding it for request_timeout_ms. civetweb gives no request info before
+ * the first request (mg_get_request_info is NULL), though the address is known: it is read
+ * where the request info lies within the connection, an offset learnt from civetweb itself at
+ * the first request (begin_request_cb). Connections that come before it are counted there. */
+static int init_connection_cb(const struct mg_connection *c, void **conn_data)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    int rc = s->next_init_connection(c, conn_data);
+    long off = atomic_load(&s->request_info_offset);
+    if (off < 0) return rc;
+    const struct mg_request_info *ri = (const void *)((const char *)c + off);
+    if (memchr(ri->remote_addr, '\0', sizeof(ri->remote_addr)) == NULL || !ri->remote_addr[0])
+        return rc;
+    *conn_data = count_connection(s, ri->remote_addr); /* civetweb stores it after we return */
+    if (*conn_data == &s->refused) hl_http_expire_headers(c);
+    return rc;
+}
+
+/* A request's headers are in: learns the request info's offset, counts a connection that came
+ * before it was known, and answers 503 to a refused connection whose request arrived before
+ * its read was cut. */
+static int begin_request_cb(struct mg_connection *c)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    int rc = s->next_begin_request(c);
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (ri != NULL && atomic_load(&s->request_info_offset) < 0)
+        atomic_store(&s->request_info_offset, (long)((const char *)ri - (const char *)c));
+    if (ri != NULL && mg_get_user_connection_data(c) == NULL)
+        mg_set_user_connection_data(c, count_connection(s, ri->remote_addr));
+    if (!conn_refused(s, c)) return rc;
+    req_t r;
+    req_init(&r);
+    unavailable(s, &r, "too many connections from this address");
+    r.code = "too_many_connections";
+    r.close = true;
+    answer(c, &r);
+    ing_count_status(&s->sources->unknown, r.status);
+    return r.status;
+}
+
+static void connection_close_cb(const struct mg_connection *c)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    s->next_connection_close(c);
+    void *slot = mg_get_user_connection_data(c);
+    if (slot != NULL && slot != &s->refused) ing_clients_disconnect(&s->clients, slot);
+}
+
 /* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
  * error shape and a request id. Headers that did not arrive in time, which civetweb reports as
  * a malformed message, get 408. */
@@ -493,7 +592,10 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
     req_t r;
     req_init(&r);
-    if (status == 400 && hl_http_headers_timed_out(c)) {
+    if (conn_refused(s, c)) {
+        unavailable(s, &r, "too many connections from this address");
+        r.code = "too_many_connections";
+    } else if (status == 400 && hl_http_headers_timed_out(c)) {
         reject(&r, 408, "request_timeout", "headers not received in time");
     } else {
         const char *code = status == 413 || status == 431 ? "headers_too_large"
@@ -538,6 +640,14 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     s->metrics = metrics;
     s->fast = strcmp(cfg->ack_mode, "fast") == 0;
     atomic_init(&s->in_flight, 0);
+    atomic_init(&s->body_bytes, 0);
+    atomic_init(&s->request_info_offset, -1);
+    s->body_cap = (int64_t)cfg->max_body_memory_mb * 1024 * 1024;
+    s->refused_total = hl_metrics_counter(metrics, "hookline_ingress_connections_refused_total",
+                                          "Connections closed at once: their address was at "
+                                          "max_connections_per_client", NULL);
+    s->body_bytes_g = hl_metrics_gauge(metrics, "hookline_ingress_body_bytes_in_flight",
+                                       "Bytes reserved by the bodies being handled", NULL);
     atomic_init(&s->draining, false);
     s->in_flight_g = hl_metrics_gauge(metrics, "hookline_ingress_in_flight",
                                       "Webhook requests being handled", NULL);
@@ -583,11 +693,21 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     cb.init_thread = init_thread_cb;
     cb.exit_thread = exit_thread_cb;
     hl_http_header_deadlines(&cb); /* headers due within request/keep-alive timeout, whole */
+    s->next_init_connection = cb.init_connection;
+    s->next_begin_request = cb.begin_request;
+    s->next_connection_close = cb.connection_close;
+    cb.init_connection = init_connection_cb;
+    cb.begin_request = begin_request_cb;
+    cb.connection_close = connection_close_cb;
     cb.http_error = http_error_cb;
     struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
     struct mg_error_data err = {.text = errbuf, .text_buffer_size = errcap};
+    ing_clients_init(&s->clients, cfg->failed_auth_rate_per_client,
+                     cfg->failed_auth_burst_per_client, cfg->failed_auth_rate,
+                     cfg->failed_auth_burst);
     s->ctx = mg_start2(&init, &err);
     if (s->ctx == NULL) {
+        ing_clients_deinit(&s->clients);
         mg_exit_library();
         if (errbuf[0] == '\0') snprintf(errbuf, errcap, "http: cannot listen on %s", cfg->http.listen);
         free(s);
@@ -597,10 +717,6 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
         ing_server_stop(s);
         return NULL;
     }
-    /* Here, once nothing can fail: no request reaches a handler before it is registered. */
-    ing_clients_init(&s->clients, cfg->failed_auth_rate_per_client,
-                     cfg->failed_auth_burst_per_client, cfg->failed_auth_rate,
-                     cfg->failed_auth_burst);
     mg_set_request_handler(s->ctx, "/v1/webhooks/", webhook_handler, s);
     mg_set_request_handler(s->ctx, "/api/webhooks$", webhook_handler, s);
     mg_set_request_handler(s->ctx, "/healthz$", healthz_handler, s);

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from auditor_support import TOKENS, auditor_config
-from ingress_support import DEMO_SECRET, ingress_config
+from ingress_support import DEMO_SECRET, ingress_config, metric_value, metrics_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "badinput"
 MAX_BODY = 8192
@@ -411,3 +411,109 @@ def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_
     cut = sum(1 for st, code in flood if st == 429 and code == "auth_rate_limited")
     assert {st for st, _ in flood} <= {401, 429}, set(flood)
     assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)
+
+
+# ---- idle connections and bodies in flight ---------------------------------------------------
+
+def post_latencies(port, n, body=b'{"type":"t"}'):
+    """Latencies (s) of n authentic requests from 127.0.0.1, one connection each; all 202."""
+    import http.client
+    from ingress_support import sign_standard
+    out = []
+    for i in range(n):
+        h = {"Content-Type": "application/json",
+             **sign_standard(SECRETS["sw"], f"lat-{i}-{time.time_ns()}", int(time.time()), body)}
+        t = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
+                                          source_address=("127.0.0.1", 0))
+        conn.request("POST", "/v1/webhooks/sw", body=body, headers=h)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 202, r.status
+        out.append(time.monotonic() - t)
+    return sorted(out)
+
+
+def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_port):
+    """One address keeps opening idle connections, far more than the workers; it holds at most
+    max_connections_per_client of them, the rest are closed at once, and another address's
+    requests are still answered 202 with a p99 close to the one measured without the flood."""
+    import threading
+    cap, threads = 8, 32
+    src = sources()[0]
+    port = free_port()
+    svc = service("ingress", ingress_config(port, topics, [src], log_level="warn",
+                                            max_connections_per_client=cap), env=ENV)
+    base = post_latencies(port, 40)
+    stop, opened, closed_early = threading.Event(), [0], [0]
+
+    def flood():
+        held = []
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2,
+                                             source_address=("127.0.0.2", 0))
+            except OSError:
+                continue
+            opened[0] += 1
+            held.append(s)
+            if len(held) > 4 * threads:  # keep a window of idle sockets open
+                old = held.pop(0)
+                old.settimeout(0)
+                try:
+                    if old.recv(1) == b"":
+                        closed_early[0] += 1
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed_early[0] += 1
+                old.close()
+        for s in held:
+            s.close()
+
+    t = threading.Thread(target=flood)
+    t.start()
+    try:
+        time.sleep(1.0)
+        during = post_latencies(port, 40)
+    finally:
+        stop.set()
+        t.join(30)
+    p99 = lambda xs: xs[int(0.99 * (len(xs) - 1))]  # noqa: E731
+    print(f"idle flood: {opened[0]} connections opened, {closed_early[0]} found closed; "
+          f"p99 {p99(base) * 1000:.1f} ms before, {p99(during) * 1000:.1f} ms during")
+    assert opened[0] > 4 * threads and closed_early[0] > threads, (opened, closed_early)
+    assert p99(during) < max(10 * p99(base), p99(base) + 0.25), (base, during)
+    status, text = metrics_text(svc)
+    assert status == 200 and metric_value(text, "hookline_ingress_connections_refused_total") > threads
+
+
+def test_bodies_in_flight_capped(service, topics, free_port):
+    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
+    gets 503 before it is read; once the first is answered, the same request is accepted."""
+    src = dict(sources()[0], max_body=4 * 1024 * 1024)
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
+            env=ENV)
+    size = 700 * 1024
+    body = b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
+    from ingress_support import sign_standard
+    h = sign_standard(SECRETS["sw"], f"big-{time.time_ns()}", int(time.time()), body)
+    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+    slow.sendall(head.encode() + body[:1000])  # its body is now being read, slowly
+    time.sleep(0.5)
+    h2 = sign_standard(SECRETS["sw"], f"big2-{time.time_ns()}", int(time.time()), body)
+    head2 = head
+    for k in h:
+        head2 = head2.replace(f"{k}: {h[k]}\r\n", f"{k}: {h2[k]}\r\n")
+    status, hdrs, data = send(port, head2.encode() + body, False)
+    assert status == 503 and error_code_of(data) == "unavailable" and hdrs.get("retry-after")
+    slow.sendall(body[1000:])
+    assert read_response(slow)[0] == 202
+    slow.close()
+    status, _, data = send(port, head2.encode() + body, False)
+    assert status == 202, data

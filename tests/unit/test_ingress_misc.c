@@ -84,6 +84,16 @@ static void test_clients_failed_auth(void **state)
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
     /* A second later one token each is back. */
     assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t + SEC, &retry));
+    /* Connections: two per address here; a slot with open connections is never reused. */
+    ing_client_t *a = ing_clients_connect(&c, "10.0.0.9", 2, t);
+    ing_client_t *b = ing_clients_connect(&c, "10.0.0.9", 2, t);
+    assert_non_null(a);
+    assert_ptr_equal(a, b);
+    assert_null(ing_clients_connect(&c, "10.0.0.9", 2, t));
+    assert_non_null(ing_clients_connect(&c, "10.0.0.10", 2, t));
+    ing_clients_disconnect(&c, a);
+    assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC), a);
+    ing_clients_disconnect(&c, NULL); /* NULL-safe */
     ing_clients_deinit(&c);
     /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
