@@ -62,6 +62,8 @@ static const cyaml_schema_field_t top_fields[] = {
     TOP_STR(ack_mode, 16),
     TOP_STR(default_source, 64),
     TOP_STR(metrics_listen, 256),
+    CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, ing_config_t,
+                     secret_files_shared),
     ING_CONFIG_KNOBS(TOP_UINT)
     CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t, sources, &source_schema, 1,
                          ING_MAX_SOURCES),
@@ -80,6 +82,7 @@ static const hl_env_override_t env_rows[] = {
     {"HOOKLINE_LOG_LEVEL", HL_ENV_STR, offsetof(ing_config_t, log_level)},
     {"HOOKLINE_ACK_MODE", HL_ENV_STR, offsetof(ing_config_t, ack_mode)},
     {"HOOKLINE_METRICS_LISTEN", HL_ENV_STR, offsetof(ing_config_t, metrics_listen)},
+    {"HOOKLINE_SECRET_FILES_SHARED", HL_ENV_BOOL, offsetof(ing_config_t, secret_files_shared)},
     ING_CONFIG_KNOBS(ENV_ROW)};
 
 static void set_str_default(char **field, const char *def)
@@ -183,6 +186,14 @@ int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
     if (tls != (ll > 0 && c->http.listen[ll - 1] == 's'))
         return hl_config_fail(errbuf, errcap, "http.listen", c->http.listen,
                               "must end in 's' (e.g. 127.0.0.1:8443s) exactly when tls_cert is set");
+    c->kafka.secret_files_shared = c->secret_files_shared;
+    if (tls && !c->secret_files_shared) {
+        /* The TLS key is read by OpenSSL at start: its file is held to the secrets' rule. */
+        const char *key = c->http.tls_key && c->http.tls_key[0] ? c->http.tls_key : c->http.tls_cert;
+        if (hl_secret_file_private(key) == HL_EINVAL)
+            return hl_config_fail(errbuf, errcap, c->http.tls_key && c->http.tls_key[0] ? "http.tls_key" : "http.tls_cert", key,
+                                  "readable by group or others (chmod 600, or secret_files_shared: true)");
+    }
     /* One plain address of its own: /metrics tells anyone who can reach it what each source
      * receives, so it is never served on the webhook port (checked again at start). */
     set_str_default(&c->metrics_listen, "127.0.0.1:9464");

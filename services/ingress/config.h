@@ -85,6 +85,7 @@ typedef struct {
     char *default_source;  /* the source behind /api/webhooks; default: the first one */
     char *metrics_listen;  /* the one address /metrics is served on, plain HTTP; never the
                               webhook port (default 127.0.0.1:9464) */
+    bool secret_files_shared; /* accept secret and key files readable by group or others */
 #define ING_CFG_FIELD(key, def, min, max, env, doc) uint32_t key;
     ING_CONFIG_KNOBS(ING_CFG_FIELD)
 #undef ING_CFG_FIELD

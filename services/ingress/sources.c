@@ -54,7 +54,7 @@ static int secret_fail(const ing_source_cfg_t *c, unsigned k, const char *why, c
     return HL_ECONFIG;
 }
 
-static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
+static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t errcap)
 {
     const ing_source_cfg_t *c = src->cfg;
     char why[160];
@@ -63,8 +63,13 @@ static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
     for (unsigned k = 0; k < c->secrets_count; k++) {
         char *val = NULL;
         size_t len = 0;
-        int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, &val, &len);
+        int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, shared_ok, &val, &len);
         if (rc == HL_EPARSE) return secret_fail(c, k, "contains a NUL byte", errbuf, errcap);
+        if (rc == HL_EINVAL)
+            return secret_fail(c, k,
+                               "file readable by group or others (chmod 600, or "
+                               "secret_files_shared: true for a mounted Kubernetes secret)",
+                               errbuf, errcap);
         if (rc != 0) return secret_fail(c, k, hl_strerror(rc), errbuf, errcap);
         if (raw && len < MIN_SECRET_LEN) {
             OPENSSL_cleanse(val, len);
@@ -89,7 +94,7 @@ static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
     return 0;
 }
 
-static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_t *m,
+static int init_source(ing_source_t *src, const ing_source_cfg_t *c, bool shared_ok, hl_metrics_t *m,
                        char *errbuf, size_t errcap)
 {
     src->cfg = c;
@@ -107,7 +112,7 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_
                                         strcasecmp(idh, "svix-id") == 0
                                   : c->message_id == NULL);
     ing_ratelimit_init(&src->limit, c->rate_per_sec, c->burst);
-    if (load_keys(src, errbuf, errcap) != 0) return HL_ECONFIG;
+    if (load_keys(src, shared_ok, errbuf, errcap) != 0) return HL_ECONFIG;
     register_counters(&src->counters, m, c->name);
     return 0;
 }
@@ -119,7 +124,8 @@ int ing_sources_init(ing_sources_t *s, const ing_config_t *cfg, hl_metrics_t *m,
     s->v = hl_xcalloc(cfg->sources_count, sizeof(ing_source_t));
     s->n = cfg->sources_count;
     for (size_t i = 0; i < s->n; i++) {
-        if (init_source(&s->v[i], &cfg->sources[i], m, errbuf, errcap) != 0) {
+        if (init_source(&s->v[i], &cfg->sources[i], cfg->secret_files_shared, m, errbuf,
+                        errcap) != 0) {
             ing_sources_deinit(s);
             return HL_ECONFIG;
         }

@@ -133,6 +133,7 @@ def test_secret_rotation(ingress, tmp_path):
     # Rotation in progress: the old secret (env) and the new one (file) are both active.
     new_file = tmp_path / "new.secret"
     new_file.write_text(ROTATED_SECRET + "\n")
+    new_file.chmod(0o600)  # secret files must be private
     both = standard_source(secrets=[{"env": "HL_TEST_DEMO_SECRET"}, {"file": str(new_file)}])
     svc, c = ingress([both])
     assert c.post_standard(body_of(), secret=ROTATED_SECRET)[0] == 202  # rotated in
@@ -267,6 +268,8 @@ def test_other_schemes(ingress, tmp_path):
     (tmp_path / "stripe").write_text("whsec_stripe_test_secret")
     (tmp_path / "gh").write_text("It's a Secret to Everybody")
     (tmp_path / "tok").write_text("tok-abc-0123456789")
+    for name in ("stripe", "gh", "tok"):
+        (tmp_path / name).chmod(0o600)  # secret files must be private
     sources = [
         {"name": "stripe", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "stripe")}],
          "message_id": "/id", "event_type": "/type"},
@@ -424,6 +427,7 @@ def test_tls(service, topics, free_port, tmp_path):
     (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                          serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()))
+    (tmp_path / "key.pem").chmod(0o600)  # key files must be private
     port = free_port()
     cfg = ingress_config(port, topics, [standard_source()])
     cfg["http"].update({"listen": f"127.0.0.1:{port}s", "tls_cert": str(tmp_path / "cert.pem"),
@@ -464,12 +468,18 @@ def test_tls(service, topics, free_port, tmp_path):
         c11.getresponse()
 
 
-def test_unusable_secrets_refused_at_start(topics, free_port, tmp_path):
-    """A secret file holding a NUL byte and raw secrets under 16 bytes stop the start with exit 2
-    and a message naming the source; the secret itself is never printed."""
+def test_unusable_secrets_refused_at_start(service, topics, free_port, tmp_path):
+    """A secret file readable by its group, one holding a NUL byte, and raw secrets under 16
+    bytes stop the start with exit 2 and a message naming the source; the secret itself is never
+    printed. With secret_files_shared the group-readable file is accepted."""
     from harness.procs import run_binary
     (tmp_path / "nul").write_bytes(b"0123456789abcdef\x00ghijklmnop\n")
+    (tmp_path / "nul").chmod(0o600)
+    (tmp_path / "shared").write_text("whsec_stripe_secret_of_good_length\n")
+    (tmp_path / "shared").chmod(0o640)
     cases = [
+        ({"name": "groupread", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "shared")}]},
+         {}, "readable by group or others"),
         ({"name": "nulfile", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "nul")}]},
          {}, "NUL byte"),
         ({"name": "shortgh", "scheme": "hmac-sha256", "header": "X-Hub-Signature-256",
@@ -482,6 +492,8 @@ def test_unusable_secrets_refused_at_start(topics, free_port, tmp_path):
         assert r.returncode == 2, (src["name"], r.returncode, r.stderr[-2000:])
         assert f"'{src['name']}'" in r.stderr and why in r.stderr, r.stderr[-2000:]
         assert "short-secret-15" not in r.stderr and "ghijklmnop" not in r.stderr
+    # The opt-out for mounted Kubernetes secrets, whose mode the operator sets: it starts.
+    service("ingress", ingress_config(free_port(), topics, [cases[0][0]], secret_files_shared=True))
 
 
 def test_standard_message_id_follows_the_signed_family(ingress):

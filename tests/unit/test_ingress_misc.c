@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -158,6 +159,7 @@ static const char *write_tmp(const char *name, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0); /* secret files must be private */
     return path;
 }
 
@@ -317,6 +319,20 @@ static void expect_sources_error(const char *yaml, const char *const *needles, s
         if (strstr(err, needles[i]) == NULL) fail_msg("'%s' does not name '%s'", err, needles[i]);
 }
 
+/* Builds the sources of `yaml` and expects them to load. */
+static void expect_sources_ok(const char *yaml)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    if (load_text(yaml, &c, err, sizeof(err)) != 0) fail_msg("%s", err);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    if (ing_sources_init(&s, c, m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+}
+
 static void test_sources_secret_floor(void **state)
 {
     char yaml[1024];
@@ -333,17 +349,8 @@ static void test_sources_secret_floor(void **state)
     }
     /* Sixteen bytes are enough. */
     setenv("HL_TEST_SHORT", "sixteen-bytes-xx", 1);
-    ing_config_t *c = NULL;
-    char err[HL_CONFIG_ERRBUF] = "";
-    snprintf(yaml, sizeof(yaml),
-             "sources:\n  - name: ok\n    scheme: bearer\n    secrets: [{env: HL_TEST_SHORT}]\n");
-    assert_int_equal(load_text(yaml, &c, err, sizeof(err)), 0);
-    hl_metrics_t *m = hl_metrics_new();
-    ing_sources_t s;
-    if (ing_sources_init(&s, c, m, err, sizeof(err)) != 0) fail_msg("%s", err);
-    ing_sources_deinit(&s);
-    hl_metrics_free(m);
-    ing_config_free(c);
+    expect_sources_ok(
+        "sources:\n  - name: ok\n    scheme: bearer\n    secrets: [{env: HL_TEST_SHORT}]\n");
     unsetenv("HL_TEST_SHORT");
     /* A file with a NUL byte is refused by name, whatever the scheme. */
     char path[512];
@@ -352,10 +359,32 @@ static void test_sources_secret_floor(void **state)
     assert_non_null(f);
     fwrite("0123456789\0abcdefghijkl\n", 1, 24, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
     snprintf(yaml, sizeof(yaml),
              "sources:\n  - name: nully\n    scheme: stripe\n    secrets: [{file: %s}]\n", path);
     const char *const needles[] = {"'nully'", "nul.secret", "NUL byte"};
     expect_sources_error(yaml, needles, 3);
+}
+
+static void test_sources_secret_file_mode(void **state)
+{
+    char yaml[1024], path[512];
+    snprintf(path, sizeof(path), "%s", write_tmp("m.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n"));
+    assert_int_equal(chmod(path, 0640), 0);
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: moded\n    scheme: standard-webhooks\n    secrets: [{file: %s}]\n",
+             path);
+    const char *const needles[] = {"'moded'", "m.secret", "group or others"};
+    expect_sources_error(yaml, needles, 3);
+    /* The opt-out for mounted Kubernetes secrets. */
+    char shared[1100];
+    snprintf(shared, sizeof(shared), "secret_files_shared: true\n%s", yaml);
+    expect_sources_ok(shared);
+    /* A TLS key file readable by others stops the configuration too. */
+    snprintf(yaml, sizeof(yaml),
+             "http: {listen: \"127.0.0.1:8443s\", tls_cert: %s/cert.pem, tls_key: %s}\n" SRC,
+             tmpdir, path);
+    expect_error(yaml, "http.tls_key");
 }
 
 /* The README documents every key of the configuration table. */
@@ -371,7 +400,8 @@ static void test_readme_covers_keys(void **state)
         "log_level", "ack_mode", "default_source", "sources", "name", "scheme", "secrets",
         "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
         "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
-        "events_topic", "lineage_topic", "properties", "metrics_listen"};
+        "events_topic", "lineage_topic", "properties", "metrics_listen", "secret_files_shared",
+        "secret_properties"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
@@ -428,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
         cmocka_unit_test(test_source_name_decode),
+        cmocka_unit_test(test_sources_secret_file_mode),
         cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

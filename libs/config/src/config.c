@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hl/util.h"
 
@@ -259,7 +260,14 @@ static int secret_take(const char *src, size_t n, char **out, size_t *len)
     return 0;
 }
 
-int hl_secret_load(const char *env, const char *file, char **out, size_t *len)
+int hl_secret_file_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT ? HL_ENOTFOUND : HL_EIO;
+    return (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ? HL_EINVAL : 0;
+}
+
+int hl_secret_load(const char *env, const char *file, bool shared_ok, char **out, size_t *len)
 {
     *out = NULL;
     if (len) *len = 0;
@@ -268,6 +276,8 @@ int hl_secret_load(const char *env, const char *file, char **out, size_t *len)
         if (v != NULL) return secret_take(v, strlen(v), out, len);
     }
     if (file == NULL || file[0] == '\0') return HL_ENOTFOUND;
+    int priv = hl_secret_file_private(file);
+    if (priv == HL_ENOTFOUND || (priv == HL_EINVAL && !shared_ok)) return priv;
     char *text = NULL;
     size_t n = 0;
     int rc = hl_read_file(file, SECRET_MAX_FILE, &text, &n);
