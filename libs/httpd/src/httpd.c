@@ -509,6 +509,16 @@ void hl_http_header_deadlines(struct mg_callbacks *cb)
     cb->connection_close = on_connection_close;
 }
 
+void hl_http_expire_headers(const struct mg_connection *c)
+{
+    (void)c;
+    deadline_timer_t *t = thread_timer();
+    if (t == NULL) return;
+    t->header_deadline = hl_mono_us();
+    /* Repeated: the worker has not entered its poll() yet, the first signal may come early. */
+    timer_arm(t, 1, true);
+}
+
 bool hl_http_headers_timed_out(const struct mg_connection *c)
 {
     const deadline_timer_t *t = existing_timer();

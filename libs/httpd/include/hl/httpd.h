@@ -64,6 +64,12 @@ void hl_httpd_stop(hl_httpd_t *s);
  * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these; call it
  * on the callbacks of a server started with mg_start2 directly. */
 void hl_http_header_deadlines(struct mg_callbacks *cb);
+/* Moves the deadline of the headers c awaits to now: the worker's timer fires at once (and
+ * every 20 ms until the connection closes), civetweb's read is interrupted and the connection
+ * closed, answered only if part of a request had come (see hl_http_headers_timed_out). For a
+ * server that turns a connection away in its init_connection callback, after calling the one
+ * hl_http_header_deadlines installed. Worker thread. */
+void hl_http_expire_headers(const struct mg_connection *c);
 /* True on a worker thread whose awaited headers ran past their deadline (set by
  * hl_http_header_deadlines): for an http_error callback to tell a timeout, which civetweb
  * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with
