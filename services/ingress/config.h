@@ -43,7 +43,9 @@
       "failed authentications a second of all client addresses together, sustained")           \
     X(failed_auth_burst, 400, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST",                          \
       "failed authentications of all client addresses at once; past it, every request not yet " \
-      "authenticated gets 429 before its body is read")
+      "authenticated gets 429 before its body is read")                                           \
+    X(test_fault_signals, 0, 0, 1, "HOOKLINE_TEST_FAULT_SIGNALS",                               \
+      "test hook, never in production: SIGUSR1/SIGUSR2 fail the events/lineage producer")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \
