@@ -14,7 +14,8 @@ import signal
 import threading
 import time
 
-from ingress_support import DEMO_SECRET, Client, ingress_config, metric_value, standard_source
+from ingress_support import (DEMO_SECRET, Client, ingress_config, metric_value, metrics_text,
+                             standard_source)
 from persister_support import persister_config, wait_for
 
 SENDERS = 8
@@ -52,8 +53,8 @@ class Provider(threading.Thread):
 
 
 def restarts(svc, producer):
-    _, body, _ = svc.get("/metrics")
-    return metric_value(body.decode(), RESTARTS, f'producer="{producer}"')
+    _, text = metrics_text(svc)
+    return metric_value(text, RESTARTS, f'producer="{producer}"')
 
 
 def test_fatal_producer_error_recovers(service, free_port, topics, pg_schema, stack):
@@ -104,8 +105,8 @@ def test_fatal_producer_error_recovers(service, free_port, topics, pg_schema, st
     assert set(stored.values()) == {1}
     total = pg_schema.query("SELECT count(*) FROM webhook_events")[0][0]
     assert total == len(accepted)
-    _, body, _ = ingress.get("/metrics")
-    assert metric_value(body.decode(), "hookline_ingress_lineage_dropped_total") == 0
+    _, text = metrics_text(ingress)
+    assert metric_value(text, "hookline_ingress_lineage_dropped_total") == 0
 
     log = ingress.log_text()
     assert "kafka producer fatal error; replacing the producer" in log
