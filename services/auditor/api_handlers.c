@@ -205,6 +205,8 @@ static json_t *verify_json(const hl_verify_t *v)
         json_object_set_new(b, "seq", json_integer(v->bad_seq));
         json_object_set_new(b, "expected_seq", json_integer(v->expected_seq));
         json_object_set_new(b, "reason", json_string(v->reason));
+        if (v->column) json_object_set_new(b, "column", json_string(v->column));
+        if (v->sealed_seq) json_object_set_new(b, "checkpoint_seq", json_integer(v->sealed_seq));
         json_object_set_new(o, "first_bad", b);
     }
     return o;

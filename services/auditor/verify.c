@@ -6,9 +6,70 @@
 #include <string.h>
 
 #include "hl/util.h"
+#include "record.h"
 #include "store.h"
 
 #define PAGE_ROWS "5000"
+
+/* The columns a walk reads: the hashed fields (0-8), then every column derived from `record`
+ * (9-17), which the hash does not cover and which the verifier therefore re-derives. */
+#define WALK_COLUMNS                                                                         \
+    "id, seq, lineage_offset, request_id, stage, ts_us, record, encode(prev_hash, 'hex'),"    \
+    " encode(hash, 'hex'), (extract(epoch FROM ts) * 1000000)::bigint, source, message_id,"   \
+    " event_type, status, error_code, kafka_partition, kafka_offset, latency_us"
+
+static bool str_differs(const PGresult *r, int i, int col, bool has, const char *v)
+{
+    if (PQgetisnull(r, i, col)) return has;
+    return !has || strcmp(PQgetvalue(r, i, col), v) != 0;
+}
+
+static bool int_differs(const PGresult *r, int i, int col, int64_t v)
+{
+    int64_t got;
+    if (PQgetisnull(r, i, col)) return v != HL_REC_ABSENT;
+    return v == HL_REC_ABSENT ||
+           hl_parse_i64(PQgetvalue(r, i, col), INT64_MIN + 1, INT64_MAX, &got) != 0 || got != v;
+}
+
+/* Re-derives the row's columns from its record, as the writer (store.c row_copy) does, and
+ * names the first one that differs, or NULL when all agree. */
+static const char *derived_mismatch(const PGresult *r, int i, int64_t ts_us)
+{
+    hl_record_t rec;
+    const char *why;
+    if (hl_record_parse(PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6), &rec, &why) != 0)
+        return "record";
+    if (strcmp(rec.request_id, PQgetvalue(r, i, 3)) != 0) return "request_id";
+    if (strcmp(hl_stage_name(rec.stage), PQgetvalue(r, i, 4)) != 0) return "stage";
+    if (rec.ts_us != ts_us) return "ts_us";
+    if (int_differs(r, i, 9, rec.ts_us)) return "ts";
+    if (str_differs(r, i, 10, rec.has_source, rec.source)) return "source";
+    if (str_differs(r, i, 11, rec.has_message_id, rec.message_id)) return "message_id";
+    if (str_differs(r, i, 12, rec.has_event_type, rec.event_type)) return "event_type";
+    if (int_differs(r, i, 13, rec.status)) return "status";
+    if (str_differs(r, i, 14, rec.has_error_code, rec.error_code)) return "error_code";
+    if (int_differs(r, i, 15, rec.partition)) return "kafka_partition";
+    if (int_differs(r, i, 16, rec.offset)) return "kafka_offset";
+    if (int_differs(r, i, 17, rec.latency_us)) return "latency_us";
+    return NULL;
+}
+
+/* True when a checkpoint from outside the database seals this seq with another hash. Walks
+ * meet the seals in seq order, so the cursor only moves forward. */
+static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash)
+{
+    const hl_walk_t *w = v->walk;
+    while (v->next_seal < w->nseals && w->seals[v->next_seal].seq < seq) v->next_seal++;
+    for (; v->next_seal < w->nseals && w->seals[v->next_seal].seq == seq; v->next_seal++) {
+        if (memcmp(w->seals[v->next_seal].hash, hash, HL_CHAIN_HASH_LEN) != 0) {
+            v->sealed_seq = seq;
+            return true;
+        }
+        v->matched_seq = seq;
+    }
+    return false;
+}
 
 static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
 {
@@ -44,6 +105,14 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
             v->reason = "hash_mismatch";
             return 1;
         }
+        if ((v->column = derived_mismatch(r, i, ts)) != NULL) {
+            v->reason = "column_mismatch";
+            return 1;
+        }
+        if (seal_mismatch(v, seq, hash)) {
+            v->reason = "checkpoint_mismatch";
+            return 1;
+        }
         v->rows++;
         v->head_seq = seq;
         memcpy(v->head_hash, hash, sizeof hash);
@@ -51,27 +120,76 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
     return 0;
 }
 
-int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
-                    size_t errcap)
+/* Rows of the chain the walk never reads: seq below 1 or beyond the head it reached, or any
+ * row at all of a chain outside 0 .. HL_MAX_CHAINS-1. The constraints of
+ * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
+static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
 {
+    char ch[16], head[24];
+    const char *p[2] = {ch, head};
+    bool chain_ok = v->chain >= 0 && v->chain < HL_MAX_CHAINS;
+    snprintf(ch, sizeof ch, "%" PRId32, v->chain);
+    snprintf(head, sizeof head, "%" PRId64, chain_ok ? v->head_seq : INT64_MIN);
+    PGresult *r = PQexecParams(c,
+                               "SELECT id, seq FROM lineage WHERE chain = $1::int"
+                               " AND (seq < 1 OR seq > $2::bigint) ORDER BY seq, id LIMIT 1",
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = hl_store_fail(c, r, "verify range", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    if (PQntuples(r) == 1 &&
+        hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, &v->bad_id) == 0 &&
+        hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, &v->bad_seq) == 0) {
+        v->ok = false;
+        v->expected_seq = v->head_seq + 1;
+        v->reason = chain_ok ? "outside_chain" : "chain_out_of_range";
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Checkpoints from outside the database that the walk did not reach: the chain lost rows at
+ * its end (or all of them). Names the first missing seq. */
+static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
+{
+    for (size_t k = 0; k < w->nseals; k++)
+        if (w->seals[k].seq > v->head_seq) {
+            v->ok = false;
+            v->bad_id = 0;
+            v->bad_seq = v->expected_seq = v->head_seq + 1;
+            v->reason = "checkpoint_beyond_head";
+            v->sealed_seq = w->seals[k].seq;
+            return;
+        }
+}
+
+int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v, char *errbuf,
+                   size_t errcap)
+{
+    static const hl_walk_t whole = {0};
     char ch[16], after[24], lim[24];
     const char *params[3] = {ch, after, lim};
-    int64_t last = 0;
+    if (!w) w = &whole;
+    int64_t last = w->from_seq;
     memset(v, 0, sizeof *v);
     v->chain = chain;
     v->ok = true;
+    v->walk = w;
+    v->head_seq = w->from_seq;
+    if (w->from_seq > 0) memcpy(v->head_hash, w->from_hash, sizeof v->head_hash);
     snprintf(ch, sizeof ch, "%" PRId32, chain);
-    snprintf(lim, sizeof lim, "%" PRId64, upto > 0 ? upto : INT64_MAX);
+    snprintf(lim, sizeof lim, "%" PRId64, w->upto > 0 ? w->upto : INT64_MAX);
+    if (chain < 0 || chain >= HL_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
     for (;;) {
         snprintf(after, sizeof after, "%" PRId64, last);
         /* Keyset paging on the (chain, seq) unique index: constant memory at any length. */
-        PGresult *r = PQexecParams(
-            c,
-            "SELECT id, seq, lineage_offset, request_id, stage, ts_us, record,"
-            " encode(prev_hash, 'hex'), encode(hash, 'hex') FROM lineage"
-            " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
-            " ORDER BY seq LIMIT " PAGE_ROWS,
-            3, NULL, params, NULL, NULL, 0);
+        PGresult *r = PQexecParams(c,
+                                   "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
+                                   " AND seq > $2::bigint AND seq <= $3::bigint"
+                                   " ORDER BY seq LIMIT " PAGE_ROWS,
+                                   3, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
             PQclear(r);
@@ -90,7 +208,17 @@ int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char
         if (n == 0) break;
     }
     v->bad_id = v->bad_seq = v->expected_seq = 0;
+    seals_beyond(v, w);
+    if (v->ok && w->from_seq == 0 && w->upto == 0) return find_stray(c, v, errbuf, errcap);
     return 0;
+}
+
+int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
+                    size_t errcap)
+{
+    hl_walk_t w = {0};
+    w.upto = upto;
+    return hl_verify_walk(c, chain, &w, v, errbuf, errcap);
 }
 
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
@@ -108,7 +236,8 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
     }
     for (int i = 0; i < PQntuples(r) && n < cap; i++) {
         int64_t v;
-        if (hl_parse_i64(PQgetvalue(r, i, 0), 0, INT32_MAX, &v) == 0) out[n++] = (int32_t)v;
+        if (hl_parse_i64(PQgetvalue(r, i, 0), INT32_MIN, INT32_MAX, &v) == 0)
+            out[n++] = (int32_t)v; /* negative ones too: verify names their rows */
     }
     PQclear(r);
     return n;
