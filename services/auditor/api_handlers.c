@@ -197,6 +197,7 @@ static json_t *verify_json(const hl_verify_t *v)
     json_object_set_new(o, "rows", json_integer(v->rows));
     json_object_set_new(o, "head_seq", json_integer(v->head_seq));
     json_object_set_new(o, "head_hash", v->head_seq ? json_string(hex) : json_null());
+    json_object_set_new(o, "checkpoint_seq", json_integer(v->newest_seal));
     if (v->ok) {
         json_object_set_new(o, "first_bad", json_null());
     } else {
@@ -206,7 +207,11 @@ static json_t *verify_json(const hl_verify_t *v)
         json_object_set_new(b, "expected_seq", json_integer(v->expected_seq));
         json_object_set_new(b, "reason", json_string(v->reason));
         if (v->column) json_object_set_new(b, "column", json_string(v->column));
-        if (v->sealed_seq) json_object_set_new(b, "checkpoint_seq", json_integer(v->sealed_seq));
+        if (v->sealed_seq) {
+            /* The edit lies after the last checkpoint met intact and at or before this one. */
+            json_object_set_new(b, "checkpoint_seq", json_integer(v->sealed_seq));
+            json_object_set_new(b, "intact_through_seq", json_integer(v->matched_seq));
+        }
         json_object_set_new(o, "first_bad", b);
     }
     return o;
@@ -231,7 +236,7 @@ static int verify_checkpoint(hl_req_t *r, PGconn *c, const hl_checkpoint_t *cp, 
 {
     hl_verify_t v;
     unsigned char h[HL_CHAIN_HASH_LEN];
-    int sig_ok = hl_checkpoint_verify(r->a->signer, cp) == 0;
+    int sig_ok = hl_keyring_verify(&r->a->ring, cp) == 0;
     int rc = hl_verify_chain(c, cp->chain, cp->seq, &v, err, errcap);
     if (rc) return rc;
     rc = hl_verify_hash_at(c, cp->chain, cp->seq, h, err, errcap);
@@ -275,32 +280,66 @@ int hl_h_verify(hl_req_t *r)
             json_decref(o);
             return db_error(r, c, err);
         }
-    } else {
-        int32_t chains[HL_MAX_CHAINS];
-        int n = chain >= 0 ? 1 : hl_verify_chains(c, chains, HL_MAX_CHAINS, err, sizeof err);
-        if (chain >= 0) chains[0] = (int32_t)chain;
-        if (n < 0) {
-            json_decref(o);
-            return db_error(r, c, err);
-        }
-        json_t *arr = json_array();
-        int all_ok = 1;
-        for (int i = 0; i < n; i++) {
-            hl_verify_t v;
-            if (hl_verify_chain(c, chains[i], 0, &v, err, sizeof err) != 0) {
-                json_decref(arr);
-                json_decref(o);
-                return db_error(r, c, err);
-            }
-            all_ok &= v.ok;
-            json_array_append_new(arr, verify_json(&v));
-        }
-        json_object_set_new(o, "ok", json_boolean(all_ok));
-        json_object_set_new(o, "chains", arr);
+    } else if (hl_verify_report(r->a, c, (int32_t)chain, o, err, sizeof err) != 0) {
+        json_decref(o);
+        return db_error(r, c, err);
     }
     hl_req_db_done(r, c, 0);
     json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));
     return hl_reply_json(r, 200, o);
+}
+
+int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
+                     size_t errcap)
+{
+    hl_seals_t seals;
+    char why[512];
+    int have = hl_auditor_seals(a, &seals, why, sizeof why) == 0;
+    hl_verify_t *vs = hl_xcalloc(2 * HL_MAX_CHAINS, sizeof *vs);
+    int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * HL_MAX_CHAINS, err, errcap);
+    int64_t refused = have ? seals.refused : 0;
+    if (have) hl_seals_free(&seals);
+    if (n < 0) {
+        free(vs);
+        return n;
+    }
+    json_t *arr = json_array(), *outside = json_object();
+    int all_ok = have && refused == 0; /* an unverifiable record there is news too */
+    for (int i = 0; i < n; i++) {
+        all_ok &= vs[i].ok;
+        json_array_append_new(arr, verify_json(&vs[i]));
+    }
+    free(vs);
+    /* Without the outside copy nothing tells a consistent rewrite or a cut tail: not ok. */
+    json_object_set_new(outside, "topic", json_string(a->cfg->checkpoint.topic));
+    json_object_set_new(outside, "read", json_boolean(have));
+    json_object_set_new(outside, "refused", json_integer(refused));
+    if (!have) json_object_set_new(outside, "error", json_string(why));
+    json_object_set_new(o, "ok", json_boolean(all_ok));
+    json_object_set_new(o, "checkpoints_outside", outside);
+    json_object_set_new(o, "chains", arr);
+    return 0;
+}
+
+int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap)
+{
+    return hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out, errbuf,
+                         errcap);
+}
+
+int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap)
+{
+    hl_seals_t seals;
+    hl_signing_t sg = {a->signer, a->ckpub};
+    int refused = 0, n = hl_auditor_seals(a, &seals, errbuf, errcap);
+    if (n == 0) {
+        n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
+        hl_seals_free(&seals);
+    }
+    if (n < 0) hl_counter_add(a->m_cp_errors, 1);
+    if (n > 0) hl_counter_add(a->m_checkpoints, (uint64_t)n);
+    if (refused > 0) hl_counter_add(a->m_cp_refused, (uint64_t)refused);
+    return n;
 }
 
 static int64_t cell_int(const PGresult *res, int row, int col)
@@ -320,9 +359,12 @@ int hl_h_checkpoints(hl_req_t *r)
     if (!c) return 503;
     int signed_n = 0;
     if (strcmp(r->method, "POST") == 0) {
-        signed_n = hl_checkpoint_run(c, r->a->signer, err, sizeof err);
-        if (signed_n < 0) return db_error(r, c, err);
-        if (signed_n > 0) hl_counter_add(r->a->m_checkpoints, (uint64_t)signed_n);
+        signed_n = hl_auditor_sign(r->a, c, err, sizeof err);
+        if (signed_n == HL_EPG) return db_error(r, c, err);
+        if (signed_n < 0) {
+            hl_req_db_done(r, c, 0);
+            return hl_reply_error(r, 503, "checkpoint_topic", err);
+        }
     }
     char ch[16];
     snprintf(ch, sizeof ch, "%" PRId64, chain);

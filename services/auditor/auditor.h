@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "hl/metrics.h"
+#include "outside.h"
 #include "rollup.h"
 #include "store.h"
 
@@ -16,6 +17,8 @@ typedef struct {
     const hl_auditor_config_t *cfg; /* borrowed, immutable */
     hl_tokens_t tokens;
     hl_signer_t *signer;
+    hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
+    hl_ckpub_t *ckpub;              /* producer of the checkpoint topic */
     hl_metrics_t *metrics;
     hl_pool_t *pool;                /* API connections */
     hl_live_t *live;                /* live latency histograms */
@@ -24,7 +27,7 @@ typedef struct {
     atomic_bool consumer_up;        /* the consumer joined its group */
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
-    hl_counter_t *m_checkpoints, *m_repeats;
+    hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */
@@ -34,6 +37,18 @@ typedef struct {
 void *hl_consumer_main(void *arg);
 /* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
 void *hl_housekeeping_main(void *arg);
+
+/* Reads the checkpoints of the checkpoint topic (api_handlers.c). Returns 0 or HL_E*. */
+int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
+ * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any
+ * chain fails or the topic could not be read. Returns 0 or HL_EPG (err filled). */
+struct json_t;
+int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
+                     size_t errcap);
+/* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
+ * logs. Returns the number signed or a negative HL_E* code (errbuf filled). */
+int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap);
 
 /* Registers the HTTP handlers (api.c, page.c) on a started server. */
 struct hl_httpd;

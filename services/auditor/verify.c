@@ -3,8 +3,11 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "hl/codec.h"
+#include "hl/log.h"
 #include "hl/util.h"
 #include "record.h"
 #include "store.h"
@@ -165,6 +168,41 @@ static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
         }
 }
 
+/* A walk from a checkpoint starts with the row it sealed: still there, with that hash. */
+static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf,
+                       size_t errcap)
+{
+    char ch[16], sq[24];
+    const char *p[2] = {ch, sq};
+    unsigned char h[HL_CHAIN_HASH_LEN];
+    snprintf(ch, sizeof ch, "%" PRId32, v->chain);
+    snprintf(sq, sizeof sq, "%" PRId64, w->from_seq);
+    PGresult *r = PQexecParams(c,
+                               "SELECT id, encode(hash, 'hex') FROM lineage WHERE chain = $1::int"
+                               " AND seq = $2::bigint ORDER BY id LIMIT 1",
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = hl_store_fail(c, r, "verify start", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    v->bad_seq = v->expected_seq = v->sealed_seq = w->from_seq;
+    if (PQntuples(r) == 0) {
+        v->ok = false;
+        v->reason = "checkpoint_beyond_head";
+    } else if (hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, &v->bad_id) != 0 ||
+               hl_chain_unhex(PQgetvalue(r, 0, 1), h) != 0 ||
+               memcmp(h, w->from_hash, sizeof h) != 0) {
+        v->ok = false;
+        v->reason = "checkpoint_mismatch";
+    } else {
+        v->bad_id = v->bad_seq = v->expected_seq = v->sealed_seq = 0;
+        v->matched_seq = w->from_seq;
+    }
+    PQclear(r);
+    return 0;
+}
+
 int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v, char *errbuf,
                    size_t errcap)
 {
@@ -182,6 +220,13 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(lim, sizeof lim, "%" PRId64, w->upto > 0 ? w->upto : INT64_MAX);
     if (chain < 0 || chain >= HL_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
+    if (w->from_seq > 0) {
+        int rc = check_start(c, v, w, errbuf, errcap);
+        if (rc || !v->ok) {
+            v->walk = NULL;
+            return rc;
+        }
+    }
     for (;;) {
         snprintf(after, sizeof after, "%" PRId64, last);
         /* Keyset paging on the (chain, seq) unique index: constant memory at any length. */
@@ -203,12 +248,14 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
         }
         if (rc == 1) {
             v->ok = false;
+            v->walk = NULL;
             return 0;
         }
         if (n == 0) break;
     }
     v->bad_id = v->bad_seq = v->expected_seq = 0;
     seals_beyond(v, w);
+    v->walk = NULL;
     if (v->ok && w->from_seq == 0 && w->upto == 0) return find_stray(c, v, errbuf, errcap);
     return 0;
 }
@@ -263,65 +310,111 @@ int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[H
     return rc;
 }
 
-static int sign_chain(PGconn *c, const hl_signer_t *s, int32_t chain, char *errbuf, size_t errcap)
+static int cmp_chain(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+                  char *errbuf, size_t errcap)
+{
+    int32_t chains[2 * HL_MAX_CHAINS];
+    int n = 0;
+    if (only >= 0) {
+        chains[n++] = only;
+    } else {
+        n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap);
+        if (n < 0) return n;
+        /* A chain sealed outside but gone from the table is walked too: it lost every row. */
+        for (size_t i = 0; seals && i < seals->n; i++) {
+            bool have = false;
+            for (int j = 0; j < n && !have; j++) have = chains[j] == seals->cps[i].chain;
+            if (!have && n < 2 * HL_MAX_CHAINS) chains[n++] = seals->cps[i].chain;
+        }
+        qsort(chains, (size_t)n, sizeof chains[0], cmp_chain);
+    }
+    if (n > cap) n = cap;
+    for (int i = 0; i < n; i++) {
+        hl_walk_t w = {0};
+        if (seals) w.seals = hl_seals_chain(seals, chains[i], &w.nseals);
+        int rc = hl_verify_walk(c, chains[i], &w, &out[i], errbuf, errcap);
+        if (rc) return rc;
+        out[i].newest_seal = w.nseals ? w.seals[w.nseals - 1].seq : 0;
+    }
+    return n;
+}
+
+/* Signs the head of `chain` once the walk from its newest outside checkpoint (or from seq 1
+ * when it has none) to the head found nothing wrong, publishes the checkpoint and only then
+ * stores it. Returns 1 when signed, 0 when there was nothing new, 2 when refused (v says why),
+ * or a negative HL_E* code. */
+static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals_t *seals,
+                      hl_verify_t *v, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
-    const char *p1[1] = {ch};
     hl_checkpoint_t cp;
-    int64_t last = 0;
-    PGresult *r;
+    hl_walk_t w = {0};
+    w.seals = hl_seals_chain(seals, chain, &w.nseals);
+    if (w.nseals > 0) {
+        w.from_seq = w.seals[w.nseals - 1].seq;
+        memcpy(w.from_hash, w.seals[w.nseals - 1].hash, HL_CHAIN_HASH_LEN);
+    }
+    int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+    if (rc) return rc;
+    if (!v->ok) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " fails its walk from seq %" PRId64
+                 ": first bad row id %" PRId64 " seq %" PRId64 " (%s%s%s); head not signed",
+                 chain, w.from_seq, v->bad_id, v->bad_seq, v->reason, v->column ? " " : "",
+                 v->column ? v->column : "");
+        return 2;
+    }
+    if (v->head_seq <= w.from_seq) return 0; /* no new rows since the newest checkpoint */
     memset(&cp, 0, sizeof cp);
-    snprintf(ch, sizeof ch, "%" PRId32, chain);
-    r = PQexecParams(c,
-                     "SELECT l.seq, encode(l.hash, 'hex'),"
-                     " (SELECT coalesce(max(k.seq), 0) FROM lineage_checkpoints k"
-                     "  WHERE k.chain = $1::int)"
-                     " FROM lineage l WHERE l.chain = $1::int ORDER BY l.seq DESC LIMIT 1",
-                     1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "checkpoint head", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
-    if (PQntuples(r) != 1 || hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &cp.seq) ||
-        hl_chain_unhex(PQgetvalue(r, 0, 1), cp.hash) ||
-        hl_parse_i64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &last) || last >= cp.seq) {
-        PQclear(r);
-        return 0; /* empty chain, or no new rows since its last checkpoint */
-    }
-    PQclear(r);
     cp.chain = chain;
+    cp.seq = v->head_seq;
+    memcpy(cp.hash, v->head_hash, sizeof cp.hash);
     cp.ts_us = hl_now_us();
-    if (hl_checkpoint_sign(s, &cp) != 0) {
+    if (hl_checkpoint_sign(sg->signer, &cp) != 0) {
         snprintf(errbuf, errcap, "checkpoint: signing failed");
         return HL_EIO;
     }
+    /* Outside first: a checkpoint the database holds was always published. */
+    rc = hl_ckpub_send(sg->pub, &cp, 10000, errbuf, errcap);
+    if (rc) return rc;
+    hl_seals_add(seals, &cp);
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(sq, sizeof sq, "%" PRId64, cp.seq);
     snprintf(ts, sizeof ts, "%" PRId64, cp.ts_us);
     hl_chain_hex(cp.hash, hh);
     hl_hex(sig, cp.sig, HL_SIG_LEN);
     const char *p6[6] = {ch, sq, hh, ts, cp.key_id, sig};
-    r = PQexecParams(c,
+    PGresult *r =
+        PQexecParams(c,
                      "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
                      " VALUES ($1::int, $2::bigint, decode($3, 'hex'), $4::bigint, $5,"
                      " decode($6, 'hex'))",
                      6, NULL, p6, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK
-                 ? 1
-                 : hl_store_fail(c, r, "store checkpoint", errbuf, errcap);
+    rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 1
+                                               : hl_store_fail(c, r, "store checkpoint", errbuf,
+                                                               errcap);
     PQclear(r);
     return rc;
 }
 
-int hl_checkpoint_run(PGconn *c, const hl_signer_t *s, char *errbuf, size_t errcap)
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+                      char *errbuf, size_t errcap)
 {
     int32_t chains[HL_MAX_CHAINS];
     int n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap), signed_n = 0;
+    *refused = 0;
     if (n < 0) return n;
     for (int i = 0; i < n; i++) {
-        int rc = sign_chain(c, s, chains[i], errbuf, errcap);
+        hl_verify_t v;
+        int rc = sign_chain(c, sg, chains[i], seals, &v, errbuf, errcap);
         if (rc < 0) return rc;
-        signed_n += rc;
+        *refused += rc == 2;
+        signed_n += rc == 1;
     }
     return signed_n;
 }

@@ -8,6 +8,7 @@
 
 #include "chain.h"
 #include "checkpoint.h"
+#include "outside.h"
 
 /* What one walk checks, beyond the chain itself. */
 typedef struct {
@@ -36,6 +37,7 @@ typedef struct {
     const char *column;    /* column_mismatch: the first column that differs from its record */
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
+    int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
     const hl_walk_t *walk; /* borrowed during the walk */
     size_t next_seal;
 } hl_verify_t;
@@ -51,6 +53,12 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *ou
 int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto_seq, hl_verify_t *out, char *errbuf,
                     size_t errcap) HL_MUST_CHECK;
 
+/* Walks every chain (only < 0) or chain `only` against the outside checkpoints in seals
+ * (NULL: none): the chains in the table, negative ones included, and every chain sealed
+ * outside. Fills out[] (at most cap, ascending chain) and returns how many, or HL_EPG. */
+int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+                  char *errbuf, size_t errcap);
+
 /* Lists the chains present (loose index scan). Returns the count (<= cap) or HL_EPG. */
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap);
 
@@ -58,8 +66,19 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* Signs the current head of every chain that moved since its last checkpoint and stores the
- * checkpoints. Returns the number signed or a negative HL_E* code. */
-int hl_checkpoint_run(PGconn *c, const hl_signer_t *s, char *errbuf, size_t errcap);
+/* What signing needs: the key, and the producer of the checkpoint topic. */
+typedef struct {
+    const hl_signer_t *signer;
+    hl_ckpub_t *pub;
+} hl_signing_t;
+
+/* For every chain in the table: walks it from its newest checkpoint in `seals` (read from the
+ * checkpoint topic; from seq 1 when it has none) to its head, and when the walk finds nothing
+ * wrong and the head moved, signs the head, publishes the checkpoint (waiting for Kafka) and
+ * stores it in lineage_checkpoints, adding it to seals. A chain whose walk fails is not signed:
+ * it is logged as an ALARM and counted in *refused. Returns the number signed or a negative
+ * HL_E* code. */
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+                      char *errbuf, size_t errcap);
 
 #endif

@@ -3,14 +3,15 @@ deletions and reorders by the chain walk, an edited column derived from the reco
 re-derivation, rows outside the walked range by the range check, a consistent rewrite of a whole
 chain by a signed checkpoint saved earlier."""
 import hashlib
+import json
+import os
+import subprocess
 
 import pytest
 
-from auditor_support import (LineageProducer, auditor_config, get, ingress_record,
+from auditor_support import (TOKENS, LineageProducer, auditor_config, get, ingress_record,
                              lineage_count, post, uuid7, wait_for)
-
-TRIGGER = "lineage_no_update_delete"
-
+from harness import paths, sanitizers
 
 @pytest.fixture
 def loaded(stack, topics, pg_schema, service, free_port, tmp_path):
@@ -29,14 +30,17 @@ def loaded(stack, topics, pg_schema, service, free_port, tmp_path):
 
 
 def behind_its_back(schema, *sql):
-    """Runs statements as the table owner with the append-only trigger disabled."""
+    """Runs statements as the tables' owner with every append-only trigger of lineage and
+    lineage_checkpoints disabled, as whoever owns the database can."""
     conn = schema.connect(autocommit=False)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"ALTER TABLE lineage DISABLE TRIGGER {TRIGGER}")
+            for t in ("lineage", "lineage_checkpoints"):
+                cur.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
             for s in sql:
                 cur.execute(s)
-            cur.execute(f"ALTER TABLE lineage ENABLE TRIGGER {TRIGGER}")
+            for t in ("lineage", "lineage_checkpoints"):
+                cur.execute(f"ALTER TABLE {t} ENABLE TRIGGER USER")
         conn.commit()
     finally:
         conn.close()
@@ -98,29 +102,50 @@ def chain_hash(prev, row):
     return hashlib.sha256(bytes(prev) + text.encode()).digest()
 
 
-def test_rewritten_chain_fails_against_saved_checkpoint(loaded, pg_schema):
-    svc, chain = loaded
+def rehash_from(schema, chain, start, edit):
+    """What an owner who knows the formula does: edits rows from seq `start` on (edit(row) ->
+    dict of new column values, the record and its derived columns alike) and recomputes every
+    hash from there, so the chain walks clean. Returns the UPDATE statements."""
+    rows = schema.query("SELECT id, chain, seq, lineage_offset, request_id, stage, ts_us, record,"
+                        " prev_hash FROM lineage WHERE chain = %s ORDER BY seq", (chain,))
+    stmts, prev = [], None
+    for (rid, *row, stored_prev) in rows:
+        seq = row[1]
+        if seq < start:
+            continue
+        prev = bytes(stored_prev) if prev is None else prev
+        changes = edit(row) or {}
+        if "record" in changes:
+            row[6] = changes["record"]
+        sets = [f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}" for k, v in changes.items()]
+        h = chain_hash(prev, row)
+        sets += [f"prev_hash = '\\x{prev.hex()}'::bytea", f"hash = '\\x{h.hex()}'::bytea"]
+        stmts.append(f"UPDATE lineage SET {', '.join(sets)} WHERE id = {rid}")
+        prev = h
+    return stmts
+
+
+def to_201(row):
+    if row[1] == 2:
+        return {"record": row[6].replace('"status": 202', '"status": 201'), "status": 201}
+    return None
+
+
+def sign_now(svc, chain):
     r = post(svc, "/v1/checkpoints", role="admin")
     assert r.status_code == 201, r.text
-    saved = [c for c in r.json()["checkpoints"] if c["chain"] == chain][0]
+    return [c for c in r.json()["checkpoints"] if c["chain"] == chain][0]
+
+
+def test_rewritten_chain_fails_against_saved_checkpoint(loaded, pg_schema):
+    svc, chain = loaded
+    saved = sign_now(svc, chain)
     ok = post(svc, "/v1/verify", json=saved).json()
     assert ok["ok"] is True and ok["checkpoint"]["signature_valid"] is True
 
     # A superuser edits row 2 and recomputes every later hash, so the chain is consistent.
-    rows = pg_schema.query("SELECT id, chain, seq, lineage_offset, request_id, stage, ts_us, record"
-                           " FROM lineage WHERE chain = %s ORDER BY seq", (chain,))
-    stmts, prev = [], bytes(32)
-    for (rid, *row) in rows:
-        if row[1] == 2:
-            row[6] = row[6].replace("202", "201")
-            stmts.append(f"UPDATE lineage SET record = '{row[6]}', status = 201 WHERE id = {rid}")
-        h = chain_hash(prev, row)
-        stmts.append(f"UPDATE lineage SET prev_hash = '\\x{prev.hex()}'::bytea, "
-                     f"hash = '\\x{h.hex()}'::bytea WHERE id = {rid}")
-        prev = h
-    behind_its_back(pg_schema, *stmts)
+    behind_its_back(pg_schema, *rehash_from(pg_schema, chain, 1, to_201))
 
-    assert verify(svc, chain)["ok"] is True  # the walk alone cannot tell
     res = post(svc, "/v1/verify", json=saved).json()
     assert res["ok"] is False
     assert res["checkpoint"]["signature_valid"] is True
@@ -129,6 +154,95 @@ def test_rewritten_chain_fails_against_saved_checkpoint(loaded, pg_schema):
     forged = dict(saved, seq=saved["seq"] - 1)
     res = post(svc, "/v1/verify", json=forged).json()
     assert res["ok"] is False and res["checkpoint"]["signature_valid"] is False
+
+
+def metric(svc, name):
+    text = get(svc, "/metrics", role="metrics").text
+    vals = [float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + " ")]
+    return vals[0] if vals else 0.0
+
+
+def test_tail_rewritten_behind_checkpoint_caught_by_topic_copy(loaded, pg_schema, topics, stack):
+    svc, chain = loaded
+    saved = sign_now(svc, chain)
+    assert verify(svc, chain)["checkpoint_seq"] == saved["seq"]
+    head_id = row_id(pg_schema, chain, saved["seq"])
+    # Row 2 edited, everything after re-hashed, and the checkpoints table emptied as well: the
+    # database alone now tells a consistent story.
+    behind_its_back(pg_schema, *rehash_from(pg_schema, chain, 1, to_201),
+             "DELETE FROM lineage_checkpoints")
+    assert verify_sql_clean(pg_schema, chain)
+
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"]["reason"] == "checkpoint_mismatch"
+    assert c["first_bad"]["id"] == head_id and c["first_bad"]["seq"] == saved["seq"]
+    assert c["first_bad"]["checkpoint_seq"] == saved["seq"]
+    assert get(svc, "/v1/verify").json()["ok"] is False
+
+    # The auditor refuses to sign over it: new rows arrive, the head moves, no signature.
+    before = metric(svc, "hl_auditor_checkpoint_refusals_total")
+    p = LineageProducer(topics["lineage"])
+    for i in range(30):
+        rec = ingress_record(uuid7(), offset=1000 + i)
+        p.send(rec["request_id"], rec)
+    p.flush()
+    wait_for(lambda: lineage_count(pg_schema) == 120, 60, "120 rows")
+    r = post(svc, "/v1/checkpoints", role="admin")
+    assert r.status_code == 201, r.text
+    assert chain not in [k["chain"] for k in r.json()["checkpoints"]]
+    assert metric(svc, "hl_auditor_checkpoint_refusals_total") >= before + 1
+    wait_for(lambda: "ALARM checkpoint refused: chain %d" % chain in svc.log_text(), 10,
+             "the alarm in the log")
+
+
+def verify_sql_clean(schema, chain):
+    """The SQL view agrees the rewritten chain hashes consistently."""
+    (bad,) = schema.query("SELECT count(*) FROM lineage_hash_check WHERE chain = %s"
+                          " AND computed <> hash", (chain,))[0]
+    return bad == 0
+
+
+def test_tail_deleted_behind_checkpoint_is_named(loaded, pg_schema):
+    svc, chain = loaded
+    saved = sign_now(svc, chain)
+    cut = saved["seq"] - 2
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain} AND seq >= {cut}",
+             f"DELETE FROM lineage_checkpoints WHERE chain = {chain}")
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"]["reason"] == "checkpoint_beyond_head"
+    assert c["first_bad"]["seq"] == cut and c["first_bad"]["checkpoint_seq"] == saved["seq"]
+
+
+def test_old_checkpoints_verify_after_key_rotation(stack, topics, pg_schema, service, free_port,
+                                                   tmp_path):
+    old_key = tmp_path / "old.pem"
+    svc = service("auditor", auditor_config(stack, topics, pg_schema, free_port(), old_key))
+    p = LineageProducer(topics["lineage"])
+    for i in range(12):
+        rec = ingress_record(uuid7(), offset=i)
+        p.send(rec["request_id"], rec)
+    p.flush()
+    wait_for(lambda: lineage_count(pg_schema) == 12, 60, "12 rows")
+    old = post(svc, "/v1/checkpoints", role="admin").json()
+    assert old["checkpoints"]
+    svc.stop()
+
+    new_key = tmp_path / "new.pem"
+    ring = auditor_config(stack, topics, pg_schema, free_port(), new_key)
+    ring["checkpoint"]["public_keys"] = [old["public_key"]]
+    svc = service("auditor", ring)
+    body = get(svc, "/v1/verify").json()
+    assert body["ok"] is True and body["checkpoints_outside"]["refused"] == 0
+    assert {c["chain"]: c["checkpoint_seq"] for c in body["chains"]} == \
+        {k["chain"]: k["seq"] for k in old["checkpoints"]}
+    svc.stop()
+
+    # Without the old public key, its checkpoints cannot be told from forgeries: not ok.
+    svc = service("auditor", auditor_config(stack, topics, pg_schema, free_port(), new_key))
+    body = get(svc, "/v1/verify").json()
+    assert body["ok"] is False and body["checkpoints_outside"]["refused"] == len(old["checkpoints"])
 
 
 # Columns the reports and filters read, each derived from `record`, with a value the record
@@ -222,3 +336,37 @@ def test_row_in_negative_chain_is_named(loaded, pg_schema):
     assert bad["first_bad"]["id"] == forged and bad["first_bad"]["reason"] == "chain_out_of_range"
     (req,) = pg_schema.query("SELECT request_id FROM lineage WHERE id = %s", (forged,))[0]
     assert forged not in [r["id"] for r in get(svc, f"/v1/requests/{req}").json()["lineage"]]
+
+
+def run_cli_verify(svc, stack, schema, tmp_path, request_id):
+    """`hookline verify` of a one-request ledger (a rejected request: no stored event expected)."""
+    ledger = tmp_path / "requests.ndjson"
+    ledger.write_text(json.dumps({"message_id": "msg-1", "event_type": "t.created",
+                                  "delivery_id": "", "duplicate": False, "status": 400,
+                                  "attempts": 1, "latency_us": 1000,
+                                  "request_id": request_id}) + "\n")
+    env = {**os.environ, **sanitizers.child_env(), "HL_T_TOKEN": TOKENS["auditor"]}
+    return subprocess.run([str(paths.find_binary("hookline")), "verify", "--requests", str(ledger),
+                           "--auditor", svc.url, "--auditor-token-env", "HL_T_TOKEN",
+                           "--settle-timeout-ms", "2000", "--pg", stack.pg_dsn, "--pg-schema",
+                           schema.name], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_cli_verify_and_page_report_the_tampered_row(loaded, pg_schema, stack, tmp_path):
+    svc, chain = loaded
+    rid = row_id(pg_schema, chain, 7)
+    (req,) = pg_schema.query("SELECT request_id FROM lineage WHERE id = %s", (rid,))[0]
+    ok = run_cli_verify(svc, stack, pg_schema, tmp_path, req)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "chain verification     ok" in ok.stdout
+    page = get(svc, "/").text
+    assert 'id="chain-status" class="ok"' in page
+
+    behind_its_back(pg_schema, f"UPDATE lineage SET latency_us = 1 WHERE id = {rid}")
+    bad = run_cli_verify(svc, stack, pg_schema, tmp_path, req)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "chain verification     FAILED" in bad.stdout
+    assert f"chain {chain}: first bad row id {rid} seq 7: column_mismatch" in bad.stdout
+    page = get(svc, "/").text
+    assert 'id="chain-status" class="bad"' in page
+    assert f"chain {chain}: first bad row id {rid}, seq 7: column_mismatch" in page
