@@ -28,7 +28,13 @@
     X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
       "idle time before a keep-alive connection is closed")                                     \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
-      "longest wait for the broker to store a lineage record before it is dropped (counted)")
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")  \
+    X(lineage_rejected_per_s, 200, 1, 1000000, "HOOKLINE_LINEAGE_REJECTED_PER_S",               \
+      "rejected requests recorded in lineage per second in total (burst as many); the rest "   \
+      "are counted")                                                                            \
+    X(lineage_rejected_per_client_per_s, 20, 1, 1000000,                                        \
+      "HOOKLINE_LINEAGE_REJECTED_PER_CLIENT_PER_S",                                             \
+      "rejected requests recorded in lineage per second per client address (burst as many)")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \
