@@ -321,6 +321,87 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     return 0;
 }
 
+/* The newest checkpoint of each chain in seals, as JSON objects into arr and as the lines of
+ * the evidence message ("chain seq hash ts_us key_id signature\n") into msg. */
+static void newest_per_chain(const hl_seals_t *seals, json_t *arr, hl_buf_t *msg)
+{
+    for (size_t i = 0; i < seals->n; i++) {
+        const hl_checkpoint_t *cp = &seals->cps[i];
+        if (i + 1 < seals->n && seals->cps[i + 1].chain == cp->chain) continue;
+        char json[512], hash[65], sig[2 * HL_SIG_LEN + 1], line[320];
+        int n = hl_checkpoint_json(cp, json, sizeof json);
+        json_array_append_new(arr, json_loadb(json, (size_t)n, 0, NULL));
+        hl_chain_hex(cp->hash, hash);
+        hl_hex(sig, cp->sig, HL_SIG_LEN);
+        n = snprintf(line, sizeof line, "%" PRId32 " %" PRId64 " %s %" PRId64 " %s %s\n",
+                     cp->chain, cp->seq, hash, cp->ts_us, cp->key_id, sig);
+        hl_buf_put(msg, line, (size_t)n);
+    }
+}
+
+/* POST /v1/evidence {"manifest_sha256": hex}: signs the heads that moved (end of the run), then
+ * signs the manifest digest together with the newest checkpoint of every chain from the
+ * checkpoint topic, so a bundle carries the history's state it was made against. */
+int hl_h_evidence(hl_req_t *r)
+{
+    char body[512], err[512];
+    unsigned char digest[32], sig[HL_SIG_LEN];
+    static const char *const none[] = {NULL};
+    if (hl_req_only(r, none)) return 400;
+    int n = read_body(r, body, sizeof body);
+    if (n == -2) return hl_reply_error(r, 408, "request_timeout", "body not received in time");
+    json_t *in = n < 0 ? NULL : json_loadb(body, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+    const char *hex = json_string_value(json_object_get(in, "manifest_sha256"));
+    if (!json_is_object(in) || json_object_size(in) != 1 || !hex ||
+        hl_chain_unhex(hex, digest) != 0) {
+        json_decref(in);
+        return hl_reply_error(r, 400, "bad_body",
+                              "body must be {\"manifest_sha256\": 64 lowercase hex digits}");
+    }
+    char manifest[65];
+    hl_chain_hex(digest, manifest);
+    json_decref(in);
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    int rc = hl_auditor_sign(r->a, c, err, sizeof err);
+    hl_req_db_done(r, c, rc == HL_EPG);
+    hl_seals_t seals;
+    if (rc < 0 || hl_auditor_seals(r->a, &seals, err, sizeof err) != 0)
+        return hl_reply_error(r, 503, "checkpoint_topic", err);
+    json_t *cps = json_array(), *keys = json_array();
+    hl_buf_t msg = {NULL, 0, 0};
+    static const char tag[] = "hookline-evidence-v1\n";
+    hl_buf_put(&msg, tag, sizeof tag - 1);
+    hl_buf_put(&msg, manifest, 64);
+    hl_buf_put(&msg, "\n", 1);
+    newest_per_chain(&seals, cps, &msg);
+    hl_seals_free(&seals);
+    rc = hl_signer_sign(r->a->signer, msg.p, msg.len, sig);
+    free(msg.p);
+    if (rc != 0) {
+        json_decref(cps);
+        json_decref(keys);
+        return hl_reply_error(r, 500, "internal", "signing failed");
+    }
+    for (size_t i = 0; i < r->a->ring.n; i++) {
+        char pub[65];
+        hl_hex(pub, r->a->ring.pub[i], 32);
+        json_array_append_new(keys, json_string(pub));
+    }
+    char sighex[2 * HL_SIG_LEN + 1];
+    hl_hex(sighex, sig, HL_SIG_LEN);
+    json_t *o = json_object();
+    json_object_set_new(o, "format", json_string("hookline-evidence-v1"));
+    json_object_set_new(o, "algorithm", json_string("ed25519"));
+    json_object_set_new(o, "key_id", json_string(hl_signer_key_id(r->a->signer)));
+    json_object_set_new(o, "public_key", json_string(hl_signer_public_hex(r->a->signer)));
+    json_object_set_new(o, "public_keys", keys);
+    json_object_set_new(o, "manifest_sha256", json_string(manifest));
+    json_object_set_new(o, "checkpoints", cps);
+    json_object_set_new(o, "signature", json_string(sighex));
+    return hl_reply_json(r, 200, o);
+}
+
 int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap)
 {
     return hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out, errbuf,

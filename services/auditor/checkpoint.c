@@ -114,21 +114,25 @@ static size_t message(const hl_checkpoint_t *cp, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+int hl_signer_sign(const hl_signer_t *s, const void *msg, size_t n, unsigned char sig[HL_SIG_LEN])
+{
+    size_t siglen = HL_SIG_LEN;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = HL_EIO;
+    if (md && EVP_DigestSignInit(md, NULL, NULL, NULL, s->key) == 1 &&
+        EVP_DigestSign(md, sig, &siglen, msg, n) == 1 && siglen == HL_SIG_LEN)
+        rc = 0;
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
 int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp)
 {
     char msg[256];
-    size_t n = message(cp, msg, sizeof msg), siglen = HL_SIG_LEN;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int rc = HL_EIO;
-    if (!md || n == 0) goto out;
+    size_t n = message(cp, msg, sizeof msg);
+    if (n == 0) return HL_EIO;
     memcpy(cp->key_id, s->key_id, sizeof cp->key_id);
-    if (EVP_DigestSignInit(md, NULL, NULL, NULL, s->key) == 1 &&
-        EVP_DigestSign(md, cp->sig, &siglen, (const unsigned char *)msg, n) == 1 &&
-        siglen == HL_SIG_LEN)
-        rc = 0;
-out:
-    EVP_MD_CTX_free(md);
-    return rc;
+    return hl_signer_sign(s, msg, n, cp->sig);
 }
 
 int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp)

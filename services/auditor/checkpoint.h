@@ -36,6 +36,9 @@ const char *hl_signer_public_hex(const hl_signer_t *s);
 
 /* The signed message: "hookline-checkpoint-v1\n<chain>\n<seq>\n<hash hex>\n<ts_us>". */
 int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp) HL_MUST_CHECK;
+/* Signs n bytes of msg with the key (Ed25519). Returns 0 or HL_EIO. */
+int hl_signer_sign(const hl_signer_t *s, const void *msg, size_t n,
+                   unsigned char sig[HL_SIG_LEN]) HL_MUST_CHECK;
 /* Returns 0 when cp's signature is valid for this key and its key id matches, HL_EAUTH
  * otherwise. */
 int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp) HL_MUST_CHECK;

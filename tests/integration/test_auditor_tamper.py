@@ -370,3 +370,77 @@ def test_cli_verify_and_page_report_the_tampered_row(loaded, pg_schema, stack, t
     page = get(svc, "/").text
     assert 'id="chain-status" class="bad"' in page
     assert f"chain {chain}: first bad row id {rid}, seq 7: column_mismatch" in page
+
+
+def evidence_folder(svc, tmp_path):
+    """An evidence folder sealed like `hookline replay --evidence` does, signed by the auditor."""
+    ev = tmp_path / "ev"
+    ev.mkdir(parents=True, exist_ok=True)
+    (ev / "results.json").write_text('{"sent": 1}\n')
+    (ev / "report.txt").write_text("gate: PASS\n")
+    reseal(ev)
+    digest = hashlib.sha256((ev / "SHA256SUMS").read_bytes()).hexdigest()
+    r = post(svc, "/v1/evidence", json={"manifest_sha256": digest})
+    assert r.status_code == 200, r.text
+    (ev / "SHA256SUMS.sig").write_bytes(r.content)
+    return ev, r.json()
+
+
+def reseal(ev):
+    lines = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}\n"
+             for f in sorted(ev.iterdir()) if f.name not in ("SHA256SUMS", "SHA256SUMS.sig")]
+    (ev / "SHA256SUMS").write_text("".join(lines))
+
+
+def evidence_verify(ev, *extra):
+    return subprocess.run([str(paths.find_binary("hookline")), "evidence", "verify", str(ev),
+                           *extra], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **sanitizers.child_env()})
+
+
+def test_evidence_manifest_signed_with_the_checkpoint_key(loaded, pg_schema, tmp_path):
+    svc, chain = loaded
+    ev, sig = evidence_folder(svc, tmp_path)
+    # End-of-run checkpoints: every chain's head signed now, inside the signature.
+    heads = dict(pg_schema.query("SELECT chain, max(seq) FROM lineage GROUP BY chain"))
+    assert {c["chain"]: c["seq"] for c in sig["checkpoints"]} == heads
+    key = get(svc, "/v1/checkpoints").json()["public_key"]
+    assert sig["public_key"] == key
+    ok = evidence_verify(ev, "--public-key", key)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "signed: key" in ok.stdout and "intact" in ok.stdout
+    # The end-of-run checkpoint still holds against the live history.
+    cp = [c for c in sig["checkpoints"] if c["chain"] == chain][0]
+    assert post(svc, "/v1/verify", json=cp).json()["ok"] is True
+
+    # A file edited and the manifest recomputed: the signature was made for another manifest.
+    (ev / "results.json").write_text('{"sent": 2}\n')
+    reseal(ev)
+    bad = evidence_verify(ev)
+    assert bad.returncode == 1 and "signed for another SHA256SUMS" in bad.stdout, bad.stdout
+
+    # A checkpoint inside moved: neither it nor the signature verifies.
+    ev, sig = evidence_folder(svc, tmp_path / "2")
+    doc = json.loads((ev / "SHA256SUMS.sig").read_text())
+    doc["checkpoints"][0]["seq"] -= 1
+    (ev / "SHA256SUMS.sig").write_text(json.dumps(doc))
+    bad = evidence_verify(ev)
+    assert bad.returncode == 1
+    assert "is not signed by a key" in bad.stdout and "signature: does not verify" in bad.stdout
+
+    # Another key than the pinned one, and no signature at all.
+    ev, _ = evidence_folder(svc, tmp_path / "3")
+    bad = evidence_verify(ev, "--public-key", "ab" * 32)
+    assert bad.returncode == 1 and "not the expected" in bad.stdout
+    (ev / "SHA256SUMS.sig").unlink()
+    bad = evidence_verify(ev)
+    assert bad.returncode == 1 and "unsigned" in bad.stdout
+
+
+@pytest.mark.parametrize("body", ['{}', '{"manifest_sha256": "xyz"}', 'not json',
+                                  '{"manifest_sha256": "' + "a" * 64 + '", "more": 1}'])
+def test_evidence_signing_refuses_bad_bodies(loaded, body):
+    svc, _ = loaded
+    r = post(svc, "/v1/evidence", data=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_body"
+

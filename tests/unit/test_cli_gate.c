@@ -55,7 +55,7 @@ static void test_defaults_pass(void **state)
     hl_gate_t g;
     hl_gate_eval(&c, &r, &g);
     assert_true(g.pass);
-    assert_int_equal(g.nrows, 8);
+    assert_int_equal(g.nrows, 9);
     /* Exactly at the limits still passes. */
     r.p95_ms = 120;
     r.p99_ms = 200;
@@ -89,6 +89,9 @@ static void test_each_criterion_fails_alone(void **state)
     r = good();
     r.lineage_coverage = 0.9999;
     expect_only(&r, "lineage_coverage_min");
+    r = good();
+    r.gaps = 1; /* the default gate fails on any gap */
+    expect_only(&r, "gaps_max");
     r = good();
     r.chains_failed = 1;
     expect_only(&r, "chain_failures_max");

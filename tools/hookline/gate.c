@@ -20,7 +20,7 @@ void hl_criteria_defaults(hl_criteria_t *c)
                          .error_rate_max = 0.001,
                          .idempotency_violations_max = 0,
                          .ordering_violations_max = 0,
-                         .gaps_max = -1,
+                         .gaps_max = 0,
                          .lineage_coverage_min = 1.0,
                          .chain_failures_max = 0};
 }

@@ -35,7 +35,7 @@ typedef struct {
     double error_rate_max;             /* 0.001 */
     int64_t idempotency_violations_max; /* 0 */
     int64_t ordering_violations_max;   /* 0 */
-    int64_t gaps_max;                  /* off (gaps are also idempotency violations) */
+    int64_t gaps_max;                  /* 0: any gap fails the gate */
     double lineage_coverage_min;       /* 1.0 */
     int64_t chain_failures_max;        /* 0: every chain verifies against the checkpoint topic */
 } hl_criteria_t;
