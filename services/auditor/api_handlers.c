@@ -404,8 +404,14 @@ int hl_h_evidence(hl_req_t *r)
 
 int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap)
 {
-    return hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out, errbuf,
-                         errcap);
+    int rc = hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out,
+                           errbuf, errcap);
+    if (rc) return rc;
+    pthread_mutex_lock(&a->written_mu);
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++)
+        if (a->written[p].seq > 0) hl_seals_add(out, &a->written[p]);
+    pthread_mutex_unlock(&a->written_mu);
+    return 0;
 }
 
 int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap)

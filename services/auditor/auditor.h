@@ -19,6 +19,11 @@ typedef struct {
     hl_signer_t *signer;
     hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
     hl_ckpub_t *ckpub;              /* producer of the checkpoint topic */
+    /* The head of each chain as this process last wrote (or loaded) it: verification holds the
+     * table to it as to a checkpoint, so rows removed since the last signature are named too.
+     * key_id is empty: these are not signed. */
+    pthread_mutex_t written_mu;
+    hl_checkpoint_t written[HL_MAX_CHAINS];
     hl_metrics_t *metrics;
     hl_pool_t *pool;                /* API connections */
     hl_live_t *live;                /* live latency histograms */
@@ -38,7 +43,8 @@ void *hl_consumer_main(void *arg);
 /* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
 void *hl_housekeeping_main(void *arg);
 
-/* Reads the checkpoints of the checkpoint topic (api_handlers.c). Returns 0 or HL_E*. */
+/* Reads the checkpoints of the checkpoint topic (api_handlers.c), plus the heads this process
+ * wrote (unsigned, key_id ""). Returns 0 or HL_E*. */
 int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 /* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
  * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any

@@ -160,6 +160,21 @@ static void update_lag(consumer_t *c)
     hl_gauge_set(c->a->m_lag, lag);
 }
 
+/* Publishes the heads just committed to the verifier (hl_auditor_t.written). */
+static void note_written(consumer_t *c)
+{
+    pthread_mutex_lock(&c->a->written_mu);
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+        if (!c->heads[p].loaded || c->heads[p].seq <= c->a->written[p].seq) continue;
+        hl_checkpoint_t *w = &c->a->written[p];
+        memset(w, 0, sizeof *w);
+        w->chain = p;
+        w->seq = c->heads[p].seq;
+        memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
+    }
+    pthread_mutex_unlock(&c->a->written_mu);
+}
+
 /* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
 static void flush(consumer_t *c)
 {
@@ -180,6 +195,7 @@ static void flush(consumer_t *c)
             hl_histogram_observe_us(c->a->m_batch_latency, hl_mono_us() - t0);
             hl_debug("consumer: batch of %zu records, %zu rows, %zu samples", c->n, st.rows,
                      st.samples);
+            note_written(c);
             break;
         }
         hl_counter_inc(c->a->m_batch_errors);

@@ -158,6 +158,7 @@ int main(int argc, char **argv)
     if (hl_log_level_parse(cfg->log_level, &lvl) == 0) hl_log_init("auditor", lvl);
     memset(&a, 0, sizeof a);
     a.cfg = cfg;
+    pthread_mutex_init(&a.written_mu, NULL);
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
         if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,

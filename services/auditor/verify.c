@@ -356,10 +356,14 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
     hl_checkpoint_t cp;
     hl_walk_t w = {0};
     w.seals = hl_seals_chain(seals, chain, &w.nseals);
-    if (w.nseals > 0) {
-        w.from_seq = w.seals[w.nseals - 1].seq;
-        memcpy(w.from_hash, w.seals[w.nseals - 1].hash, HL_CHAIN_HASH_LEN);
-    }
+    /* From the newest signed checkpoint: the heads this process wrote (unsigned) are checked
+     * on the way, but the walk must cover every row since the last signature. */
+    for (size_t k = w.nseals; k-- > 0;)
+        if (w.seals[k].key_id[0]) {
+            w.from_seq = w.seals[k].seq;
+            memcpy(w.from_hash, w.seals[k].hash, HL_CHAIN_HASH_LEN);
+            break;
+        }
     int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
     if (!v->ok) {

@@ -444,3 +444,12 @@ def test_evidence_signing_refuses_bad_bodies(loaded, body):
     r = post(svc, "/v1/evidence", data=body)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_body"
 
+
+def test_tail_deleted_before_any_checkpoint_is_named_by_the_running_auditor(loaded, pg_schema):
+    svc, chain = loaded
+    (head,) = pg_schema.query("SELECT max(seq) FROM lineage WHERE chain = %s", (chain,))[0]
+    assert not pg_schema.query("SELECT 1 FROM lineage_checkpoints")
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain} AND seq >= {head - 1}")
+    c = verify(svc, chain)
+    assert c["ok"] is False and c["first_bad"]["reason"] == "checkpoint_beyond_head"
+    assert c["first_bad"]["seq"] == head - 1 and c["first_bad"]["checkpoint_seq"] == head
