@@ -24,6 +24,11 @@ typedef struct {
      * key_id is empty: these are not signed. */
     pthread_mutex_t written_mu;
     hl_checkpoint_t written[HL_MAX_CHAINS];
+    /* The page's history status: the last whole verification and when it began; pages that
+     * load while one runs wait for it and share it (page.c). */
+    pthread_mutex_t status_mu;
+    struct json_t *status;
+    int64_t status_us;
     hl_metrics_t *metrics;
     hl_pool_t *pool;                /* API connections */
     hl_live_t *live;                /* live latency histograms */

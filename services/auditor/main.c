@@ -159,6 +159,7 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof a);
     a.cfg = cfg;
     pthread_mutex_init(&a.written_mu, NULL);
+    pthread_mutex_init(&a.status_mu, NULL);
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
         if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
@@ -225,6 +226,7 @@ int main(int argc, char **argv)
     hl_httpd_stop(srv);
     hl_info("auditor: stopped");
 out:
+    json_decref(a.status);
     hl_pool_free(a.pool);
     hl_live_free(a.live);
     hl_metrics_free(a.metrics);
