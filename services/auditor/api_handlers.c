@@ -289,6 +289,33 @@ int hl_h_verify(hl_req_t *r)
     return hl_reply_json(r, 200, o);
 }
 
+/* Rows beyond what this process wrote to a chain it owns: with written_mu held no write
+ * transaction of its own is open, so the table must end exactly where it wrote, and a row
+ * after that (even one hashed correctly onto the head) was put there by someone else. Also the
+ * first such row the consumer met (foreign_seq). Returns n or HL_EPG. */
+static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
+                          size_t errcap)
+{
+    int rc = n;
+    pthread_mutex_lock(&a->written_mu);
+    for (int i = 0; i < n && rc >= 0; i++) {
+        int32_t p = vs[i].chain;
+        if (!vs[i].ok || p < 0 || p >= HL_MAX_CHAINS || !a->owned[p]) continue;
+        int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
+        int found = hl_verify_first_from(c, p, from, &id, &seq, err, errcap);
+        if (found < 0) rc = found;
+        if (found == 1) {
+            vs[i].ok = false;
+            vs[i].reason = "unwritten_row";
+            vs[i].bad_id = id;
+            vs[i].bad_seq = seq;
+            vs[i].expected_seq = from;
+        }
+    }
+    pthread_mutex_unlock(&a->written_mu);
+    return rc;
+}
+
 int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
                      size_t errcap)
 {
@@ -299,6 +326,7 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * HL_MAX_CHAINS, err, errcap);
     int64_t refused = have ? seals.refused : 0;
     if (have) hl_seals_free(&seals);
+    if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
     if (n < 0) {
         free(vs);
         return n;

@@ -24,6 +24,11 @@ typedef struct {
      * key_id is empty: these are not signed. */
     pthread_mutex_t written_mu;
     hl_checkpoint_t written[HL_MAX_CHAINS];
+    /* Chains this process writes now (assigned), and the first seq of a row found there that it
+     * did not write (0: none). The consumer holds written_mu across each write transaction, so
+     * with the lock held a chain it owns ends exactly at written[]. */
+    bool owned[HL_MAX_CHAINS];
+    int64_t foreign_seq[HL_MAX_CHAINS];
     /* The page's history status: the last whole verification and when it began; pages that
      * load while one runs wait for it and share it (page.c). */
     pthread_mutex_t status_mu;

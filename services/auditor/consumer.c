@@ -64,6 +64,13 @@ static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
             sleep_ms(backoff);
         }
         c->assigned[p] = true;
+        pthread_mutex_lock(&c->a->written_mu);
+        c->a->owned[p] = true;
+        memset(&c->a->written[p], 0, sizeof c->a->written[p]);
+        c->a->written[p].chain = p;
+        c->a->written[p].seq = c->heads[p].seq;
+        memcpy(c->a->written[p].hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
+        pthread_mutex_unlock(&c->a->written_mu);
         parts->elems[i].offset =
             c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;
         hl_info("consumer: chain %d assigned at seq %" PRId64 ", offset %" PRId64, p,
@@ -104,6 +111,9 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (p >= 0 && p < HL_MAX_CHAINS) {
                 drop_partition_items(c, p);
                 c->assigned[p] = false;
+                pthread_mutex_lock(&c->a->written_mu);
+                c->a->owned[p] = false;
+                pthread_mutex_unlock(&c->a->written_mu);
                 c->heads[p].loaded = false;
             }
         }
@@ -160,10 +170,10 @@ static void update_lag(consumer_t *c)
     hl_gauge_set(c->a->m_lag, lag);
 }
 
-/* Publishes the heads just committed to the verifier (hl_auditor_t.written). */
+/* Publishes the heads just committed to the verifier (hl_auditor_t.written); written_mu
+ * held. */
 static void note_written(consumer_t *c)
 {
-    pthread_mutex_lock(&c->a->written_mu);
     for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
         if (!c->heads[p].loaded || c->heads[p].seq <= c->a->written[p].seq) continue;
         hl_checkpoint_t *w = &c->a->written[p];
@@ -171,6 +181,20 @@ static void note_written(consumer_t *c)
         w->chain = p;
         w->seq = c->heads[p].seq;
         memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
+    }
+}
+
+/* After a failed batch the heads are reloaded from the table. A chain this process owns that
+ * grew beyond what it wrote holds rows someone else put there: an ALARM, and verify names the
+ * first of them (hl_verify_report) for as long as this process runs. */
+static void note_reloaded(consumer_t *c, int32_t p)
+{
+    pthread_mutex_lock(&c->a->written_mu);
+    if (c->a->owned[p] && c->heads[p].loaded && c->heads[p].seq > c->a->written[p].seq &&
+        c->a->foreign_seq[p] == 0) {
+        c->a->foreign_seq[p] = c->a->written[p].seq + 1;
+        hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64, p,
+                 c->a->foreign_seq[p]);
     }
     pthread_mutex_unlock(&c->a->written_mu);
 }
@@ -184,10 +208,14 @@ static void flush(consumer_t *c)
     qsort(c->items, c->n, sizeof *c->items, cmp_items);
     while (c->n > 0) {
         int64_t t0 = hl_mono_us();
-        if (ensure_pg(c) == 0 &&
-            hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
-                                 c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
-                                 sizeof err) == 0) {
+        pthread_mutex_lock(&c->a->written_mu);
+        int wrote = ensure_pg(c) == 0 &&
+                    hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
+                                         c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
+                                         sizeof err) == 0;
+        if (wrote) note_written(c);
+        pthread_mutex_unlock(&c->a->written_mu);
+        if (wrote) {
             atomic_store(&c->a->db_ok, true);
             hl_counter_inc(c->a->m_batches);
             hl_counter_add(c->a->m_rows, st.rows);
@@ -195,7 +223,6 @@ static void flush(consumer_t *c)
             hl_histogram_observe_us(c->a->m_batch_latency, hl_mono_us() - t0);
             hl_debug("consumer: batch of %zu records, %zu rows, %zu samples", c->n, st.rows,
                      st.samples);
-            note_written(c);
             break;
         }
         hl_counter_inc(c->a->m_batch_errors);
@@ -211,6 +238,8 @@ static void flush(consumer_t *c)
             if (hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
                                    &c->heads[p], err, sizeof err) != 0)
                 hl_warn("consumer: reloading chain %d: %s", p, err);
+            else
+                note_reloaded(c, p);
         }
         size_t k = 0;
         for (size_t i = 0; i < c->n; i++) {

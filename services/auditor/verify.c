@@ -123,34 +123,43 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
     return 0;
 }
 
+/* The (id, seq) of the first row `sql` finds for ($1 chain, $2 arg): 1, 0 when none, HL_EPG. */
+static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int64_t *id,
+                     int64_t *seq, char *errbuf, size_t errcap)
+{
+    char ch[16], a[24];
+    const char *p[2] = {ch, a};
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    snprintf(a, sizeof a, "%" PRId64, arg);
+    PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+    else if (PQntuples(r) == 1 &&
+             hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0 &&
+             hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0)
+        rc = 1;
+    PQclear(r);
+    return rc;
+}
+
 /* Rows of the chain the walk never reads: seq below 1 or beyond the head it reached, or any
  * row at all of a chain outside 0 .. HL_MAX_CHAINS-1. The constraints of
  * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
 static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
 {
-    char ch[16], head[24];
-    const char *p[2] = {ch, head};
     bool chain_ok = v->chain >= 0 && v->chain < HL_MAX_CHAINS;
-    snprintf(ch, sizeof ch, "%" PRId32, v->chain);
-    snprintf(head, sizeof head, "%" PRId64, chain_ok ? v->head_seq : INT64_MIN);
-    PGresult *r = PQexecParams(c,
-                               "SELECT id, seq FROM lineage WHERE chain = $1::int"
-                               " AND (seq < 1 OR seq > $2::bigint) ORDER BY seq, id LIMIT 1",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "verify range", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
-    if (PQntuples(r) == 1 &&
-        hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, &v->bad_id) == 0 &&
-        hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, &v->bad_seq) == 0) {
+    int rc = first_row(c,
+                       "SELECT id, seq FROM lineage WHERE chain = $1::int"
+                       " AND (seq < 1 OR seq > $2::bigint) ORDER BY seq, id LIMIT 1",
+                       v->chain, chain_ok ? v->head_seq : INT64_MIN, &v->bad_id, &v->bad_seq,
+                       errbuf, errcap);
+    if (rc == 1) {
         v->ok = false;
         v->expected_seq = v->head_seq + 1;
         v->reason = chain_ok ? "outside_chain" : "chain_out_of_range";
     }
-    PQclear(r);
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 /* Checkpoints from outside the database that the walk did not reach: the chain lost rows at
@@ -266,6 +275,15 @@ int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char
     hl_walk_t w = {0};
     w.upto = upto;
     return hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+}
+
+int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
+                         char *errbuf, size_t errcap)
+{
+    return first_row(c,
+                     "SELECT id, seq FROM lineage WHERE chain = $1::int AND seq >= $2::bigint"
+                     " ORDER BY seq, id LIMIT 1",
+                     chain, from_seq, id, seq, errbuf, errcap);
 }
 
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)

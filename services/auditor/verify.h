@@ -59,6 +59,11 @@ int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto_seq, hl_verify_t *out
 int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
                   char *errbuf, size_t errcap);
 
+/* The first row of `chain` with seq >= from_seq: returns 1 with *id and *seq, 0 when there is
+ * none, or HL_EPG. */
+int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
+                         char *errbuf, size_t errcap);
+
 /* Lists the chains present (loose index scan). Returns the count (<= cap) or HL_EPG. */
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap);
 

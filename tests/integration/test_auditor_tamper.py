@@ -453,3 +453,32 @@ def test_tail_deleted_before_any_checkpoint_is_named_by_the_running_auditor(load
     c = verify(svc, chain)
     assert c["ok"] is False and c["first_bad"]["reason"] == "checkpoint_beyond_head"
     assert c["first_bad"]["seq"] == head - 1 and c["first_bad"]["checkpoint_seq"] == head
+
+
+def test_row_hashed_onto_the_head_is_named_by_the_running_auditor(loaded, pg_schema):
+    svc, chain = loaded
+    (head, lo, prev) = pg_schema.query("SELECT seq, lineage_offset, hash FROM lineage"
+                                       " WHERE chain = %s ORDER BY seq DESC LIMIT 1", (chain,))[0]
+    rec = ingress_record(uuid7(), offset=999)
+    record = json.dumps(rec)
+    row = [chain, head + 1, lo + 1, rec["request_id"], "ingress", rec["ts_us"], record]
+    h = chain_hash(prev, row)
+    conn = pg_schema.connect(autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO lineage (chain, seq, lineage_offset, request_id, stage, ts_us,"
+                        " ts, source, message_id, event_type, status, kafka_partition,"
+                        " kafka_offset, latency_us, record, prev_hash, hash) VALUES (%s, %s, %s,"
+                        " %s, 'ingress', %s, to_timestamp(%s / 1e6), %s, %s, %s, 202, 0, 999,"
+                        " %s, %s, %s, %s) RETURNING id",
+                        (chain, head + 1, lo + 1, rec["request_id"], rec["ts_us"], rec["ts_us"],
+                         rec["source"], rec["message_id"], rec["event_type"], rec["latency_us"],
+                         record, bytes(prev), h))
+            forged = cur.fetchone()[0]
+    finally:
+        conn.close()
+    assert verify_sql_clean(pg_schema, chain)
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"] == {"id": forged, "seq": head + 1, "expected_seq": head + 1,
+                              "reason": "unwritten_row"}
