@@ -428,13 +428,15 @@ def test_evidence_manifest_signed_with_the_checkpoint_key(loaded, pg_schema, tmp
     assert bad.returncode == 1
     assert "is not signed by a key" in bad.stdout and "signature: does not verify" in bad.stdout
 
-    # Another key than the pinned one, and no signature at all.
+    # Another key than the pinned one; no signature at all, held to a key.
     ev, _ = evidence_folder(svc, tmp_path / "3")
     bad = evidence_verify(ev, "--public-key", "ab" * 32)
     assert bad.returncode == 1 and "not the expected" in bad.stdout
     (ev / "SHA256SUMS.sig").unlink()
-    bad = evidence_verify(ev)
+    bad = evidence_verify(ev, "--public-key", key)
     assert bad.returncode == 1 and "unsigned" in bad.stdout
+    loose = evidence_verify(ev)  # without a key: whole, and said to be unsigned
+    assert loose.returncode == 0 and "unsigned" in loose.stdout
 
 
 @pytest.mark.parametrize("body", ['{}', '{"manifest_sha256": "xyz"}', 'not json',

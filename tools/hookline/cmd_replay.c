@@ -343,7 +343,7 @@ int hl_cmd_replay(int argc, char **argv)
                             .latency = rep.latency_us, .error_budget = budget,
                             .verify = have_ver ? &ver : NULL, .w = &w, .report_text = table};
         if (hl_evidence_write_all(&ev, err, sizeof(err)) != 0 ||
-            (!a.conn.no_auditor && hl_evidence_sign(a.evidence, a.conn.auditor_host,
+            (!a.no_verify && !a.conn.no_auditor && hl_evidence_sign(a.evidence, a.conn.auditor_host,
                                                     a.conn.auditor_port, a.conn.auditor_token,
                                                     err, sizeof(err)) != 0)) {
             fprintf(stderr, "hookline: %s\n", err);

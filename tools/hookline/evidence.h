@@ -45,7 +45,7 @@ int hl_evidence_sign(const char *dir, const char *host, int port, const char *to
 /* Checks dir/SHA256SUMS.sig: made for this manifest, its signature valid for the public key
  * it names (and that key equal to pin, 64 hex, when pin is not NULL), each checkpoint in it
  * signed by a key of its ring. One line per problem on `report` (or one "signed:" line when
- * none). Returns the number of problems; a missing signature is one. */
+ * none). Returns the number of problems; a missing signature is one only with a pin. */
 int hl_evidence_check_signature(const char *dir, const char *pin, FILE *report);
 
 #endif
