@@ -184,19 +184,50 @@ static void note_written(consumer_t *c)
     }
 }
 
+/* True when every row of chain p after seq `after` is a record of the batch still in c->items,
+ * its offset and its text: the batch did commit, only its answer was lost. */
+static bool rows_are_the_batch(consumer_t *c, int32_t p, int64_t after)
+{
+    char ch[16], sq[24];
+    const char *params[2] = {ch, sq};
+    snprintf(ch, sizeof ch, "%" PRId32, p);
+    snprintf(sq, sizeof sq, "%" PRId64, after);
+    PGresult *r = PQexecParams(c->pg,
+                               "SELECT lineage_offset, record FROM lineage WHERE chain = $1::int"
+                               " AND seq > $2::bigint LIMIT 20001",
+                               2, NULL, params, NULL, NULL, 0);
+    bool ours = PQresultStatus(r) == PGRES_TUPLES_OK;
+    for (int i = 0; ours && i < PQntuples(r); i++) {
+        int64_t off = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        bool found = false;
+        size_t len = (size_t)PQgetlength(r, i, 1);
+        for (size_t k = 0; k < c->n && !found; k++)
+            found = c->items[k].partition == p && c->items[k].offset == off &&
+                    c->items[k].len == len && memcmp(c->items[k].text, PQgetvalue(r, i, 1), len) == 0;
+        ours = found;
+    }
+    PQclear(r);
+    return ours;
+}
+
 /* After a failed batch the heads are reloaded from the table. A chain this process owns that
- * grew beyond what it wrote holds rows someone else put there: an ALARM, and verify names the
- * first of them (hl_verify_report) for as long as this process runs. */
+ * grew beyond what it wrote, by rows that are not the failed batch's own (committed, the answer
+ * lost), holds rows someone else put there: an ALARM, and verify names the first of them
+ * (hl_verify_report) for as long as this process runs. written_mu held. */
 static void note_reloaded(consumer_t *c, int32_t p)
 {
-    pthread_mutex_lock(&c->a->written_mu);
-    if (c->a->owned[p] && c->heads[p].loaded && c->heads[p].seq > c->a->written[p].seq &&
+    hl_checkpoint_t *w = &c->a->written[p];
+    if (c->a->owned[p] && c->heads[p].loaded && c->heads[p].seq > w->seq &&
         c->a->foreign_seq[p] == 0) {
-        c->a->foreign_seq[p] = c->a->written[p].seq + 1;
-        hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64, p,
-                 c->a->foreign_seq[p]);
+        if (rows_are_the_batch(c, p, w->seq)) {
+            w->seq = c->heads[p].seq;
+            memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
+        } else {
+            c->a->foreign_seq[p] = w->seq + 1;
+            hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64,
+                     p, c->a->foreign_seq[p]);
+        }
     }
-    pthread_mutex_unlock(&c->a->written_mu);
 }
 
 /* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
@@ -213,9 +244,9 @@ static void flush(consumer_t *c)
                     hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
                                          c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
                                          sizeof err) == 0;
-        if (wrote) note_written(c);
-        pthread_mutex_unlock(&c->a->written_mu);
         if (wrote) {
+            note_written(c);
+            pthread_mutex_unlock(&c->a->written_mu);
             atomic_store(&c->a->db_ok, true);
             hl_counter_inc(c->a->m_batches);
             hl_counter_add(c->a->m_rows, st.rows);
@@ -228,7 +259,12 @@ static void flush(consumer_t *c)
         hl_counter_inc(c->a->m_batch_errors);
         hl_warn("consumer: batch of %zu records failed (retrying in %d ms): %s", c->n, backoff,
                 err);
-        if (atomic_load(&c->a->stop)) break; /* not stored: read again after restart */
+        if (atomic_load(&c->a->stop)) { /* not stored: read again after restart */
+            pthread_mutex_unlock(&c->a->written_mu);
+            break;
+        }
+        /* The lock stays held until the heads are reloaded: a batch that did commit (its answer
+         * lost) is not taken by verify for rows someone else wrote meanwhile. */
         sleep_ms(backoff);
         backoff = backoff < 5000 ? backoff * 2 : 5000;
         /* Another writer may have moved on, or the failed transaction changed nothing: reload
@@ -241,6 +277,7 @@ static void flush(consumer_t *c)
             else
                 note_reloaded(c, p);
         }
+        pthread_mutex_unlock(&c->a->written_mu);
         size_t k = 0;
         for (size_t i = 0; i < c->n; i++) {
             hl_item_t *it = &c->items[i];

@@ -457,13 +457,13 @@ def test_tail_deleted_before_any_checkpoint_is_named_by_the_running_auditor(load
     assert c["first_bad"]["seq"] == head - 1 and c["first_bad"]["checkpoint_seq"] == head
 
 
-def test_row_hashed_onto_the_head_is_named_by_the_running_auditor(loaded, pg_schema):
+def test_row_hashed_onto_the_head_is_named_by_the_running_auditor(loaded, pg_schema, topics):
     svc, chain = loaded
     (head, lo, prev) = pg_schema.query("SELECT seq, lineage_offset, hash FROM lineage"
                                        " WHERE chain = %s ORDER BY seq DESC LIMIT 1", (chain,))[0]
     rec = ingress_record(uuid7(), offset=999)
     record = json.dumps(rec)
-    row = [chain, head + 1, lo + 1, rec["request_id"], "ingress", rec["ts_us"], record]
+    row = [chain, head + 1, lo + 100000, rec["request_id"], "ingress", rec["ts_us"], record]
     h = chain_hash(prev, row)
     conn = pg_schema.connect(autocommit=True)
     try:
@@ -473,7 +473,7 @@ def test_row_hashed_onto_the_head_is_named_by_the_running_auditor(loaded, pg_sch
                         " kafka_offset, latency_us, record, prev_hash, hash) VALUES (%s, %s, %s,"
                         " %s, 'ingress', %s, to_timestamp(%s / 1e6), %s, %s, %s, 202, 0, 999,"
                         " %s, %s, %s, %s) RETURNING id",
-                        (chain, head + 1, lo + 1, rec["request_id"], rec["ts_us"], rec["ts_us"],
+                        (chain, head + 1, lo + 100000, rec["request_id"], rec["ts_us"], rec["ts_us"],
                          rec["source"], rec["message_id"], rec["event_type"], rec["latency_us"],
                          record, bytes(prev), h))
             forged = cur.fetchone()[0]
@@ -484,3 +484,17 @@ def test_row_hashed_onto_the_head_is_named_by_the_running_auditor(loaded, pg_sch
     assert c["ok"] is False
     assert c["first_bad"] == {"id": forged, "seq": head + 1, "expected_seq": head + 1,
                               "reason": "unwritten_row"}
+    # New lineage arrives: the auditor's batch meets the forged row, reloads the head, goes on
+    # on top of it, and still names it.
+    n = lineage_count(pg_schema)
+    p = LineageProducer(topics["lineage"])
+    for i in range(30):
+        rec = ingress_record(uuid7(), offset=2000 + i)
+        p.send(rec["request_id"], rec)
+    p.flush()
+    wait_for(lambda: lineage_count(pg_schema) == n + 30, 90, "30 more rows")
+    wait_for(lambda: "ALARM chain %d holds rows this auditor did not write" % chain
+             in svc.log_text(), 10, "the alarm")
+    c = verify(svc, chain)
+    assert c["ok"] is False and c["first_bad"]["id"] == forged
+    assert c["first_bad"]["reason"] == "unwritten_row"
