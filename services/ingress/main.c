@@ -59,6 +59,7 @@ static int run(const ing_config_t *cfg)
     size_t n = 0;
     kv[0] = '\0';
     hl_log_kv_str(kv, sizeof(kv), &n, "listen", cfg->http.listen);
+    hl_log_kv_str(kv, sizeof(kv), &n, "metrics_listen", cfg->metrics_listen);
     hl_log_kv_str(kv, sizeof(kv), &n, "ack_mode", cfg->ack_mode);
     hl_log_kv_int(kv, sizeof(kv), &n, "sources", (long long)cfg->sources_count);
     HL_LOG(HL_LOG_INFO, NULL, kv, "ingress started");

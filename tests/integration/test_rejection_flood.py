@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from auditor_support import auditor_config, lineage_count, wait_for
-from ingress_support import (DEMO_SECRET, Client, ingress_config, metric_value, sign_standard,
-                             standard_source)
+from ingress_support import (DEMO_SECRET, Client, ingress_config, metric_value, metrics_text,
+                             sign_standard, standard_source)
 
 ENV = {"HL_TEST_DEMO_SECRET": DEMO_SECRET}
 BUDGET = 5  # the binding limit of each case, records per second (and burst)
@@ -30,9 +30,14 @@ def test_flood_of_rejections_leaves_lineage_bounded(service, stack, topics, pg_s
                                                     tmp_path, per_client, total):
     service("auditor", auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "k.pem"))
     port = free_port()
-    service("ingress", ingress_config(port, topics, [standard_source()],
+    # The failed-authentication budget (429 before the body is read) is opened wide, so every
+    # rejection reaches the lineage writer and its budget is what bounds the history.
+    wide = {k: 1000000 for k in ("failed_auth_rate_per_client", "failed_auth_burst_per_client",
+                                 "failed_auth_rate", "failed_auth_burst")}
+    ing = service("ingress", ingress_config(port, topics, [standard_source()],
                                             lineage_rejected_per_s=total,
-                                            lineage_rejected_per_client_per_s=per_client),
+                                            lineage_rejected_per_client_per_s=per_client,
+                                            **wide),
                   env=ENV)
     c = Client(port)
     accepted, rejected = [], 0
@@ -69,5 +74,6 @@ def test_flood_of_rejections_leaves_lineage_bounded(service, stack, topics, pg_s
     # What was not recorded is counted: in the lineage and in the metric.
     suppressed = sum(json.loads(r[3]).get("suppressed", 0) for r in rej)
     assert len(rej) + suppressed == rejected, (len(rej), suppressed, rejected)
-    text = c.request("GET", "/metrics")[1].decode()
+    status, text = metrics_text(ing)
+    assert status == 200
     assert metric_value(text, "hookline_ingress_lineage_suppressed_total") == suppressed
