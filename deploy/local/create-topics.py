@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Create the topics listed in proto/topics.yaml (name + partitions), leaving existing ones.
+"""Create the topics listed in proto/topics.yaml (name + partitions, and retention_ms when
+given), leaving existing ones.
 
 Reads the file with a line parser rather than a YAML library: the contract file only needs
-"- name: X" and "partitions: N" under "topics:"."""
+"- name: X", "partitions: N" and optionally "retention_ms: N" under "topics:"."""
 import re
 import sys
 
@@ -16,12 +17,15 @@ def read_topics(path):
         line = raw.split("#", 1)[0].rstrip()
         m = re.match(r"^\s*-\s*name:\s*([A-Za-z0-9._-]+)\s*$", line)
         if m:
-            current = {"name": m.group(1), "partitions": None}
+            current = {"name": m.group(1), "partitions": None, "config": {}}
             topics.append(current)
             continue
         m = re.match(r"^\s+partitions:\s*(\d+)\s*$", line)
         if m and current is not None:
             current["partitions"] = int(m.group(1))
+        m = re.match(r"^\s+retention_ms:\s*(-?\d+)\s*$", line)
+        if m and current is not None:
+            current["config"]["retention.ms"] = m.group(1)
     for t in topics:
         if not t["partitions"] or t["partitions"] < 1:
             raise SystemExit(f"{path}: topic {t['name']} has no valid partitions")
@@ -46,7 +50,8 @@ def main():
                       f"{t['partitions']} (left as is)", file=sys.stderr)
     if new:
         futures = admin.create_topics(
-            [NewTopic(t["name"], num_partitions=t["partitions"], replication_factor=1) for t in new],
+            [NewTopic(t["name"], num_partitions=t["partitions"], replication_factor=1,
+                      config=t["config"]) for t in new],
             operation_timeout=30, request_timeout=30)
         for name, f in futures.items():
             try:

@@ -259,6 +259,7 @@ static int route(hl_req_t *r)
     if (strcmp(p, "/v1/error-budget") == 0) return hl_h_budget(r);
     if (strcmp(p, "/v1/verify") == 0) return hl_h_verify(r);
     if (strcmp(p, "/v1/checkpoints") == 0) return hl_h_checkpoints(r);
+    if (strcmp(p, "/v1/evidence") == 0) return hl_h_evidence(r);
     return hl_reply_error(r, 404, "not_found", "no such endpoint");
 }
 

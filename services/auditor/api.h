@@ -59,6 +59,7 @@ int hl_h_latency(hl_req_t *r);
 int hl_h_budget(hl_req_t *r);
 int hl_h_verify(hl_req_t *r);
 int hl_h_checkpoints(hl_req_t *r);
+int hl_h_evidence(hl_req_t *r);
 int hl_h_metrics(hl_req_t *r);
 int hl_h_page(hl_req_t *r);
 int hl_h_login(hl_req_t *r);

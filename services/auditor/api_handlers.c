@@ -197,6 +197,7 @@ static json_t *verify_json(const hl_verify_t *v)
     json_object_set_new(o, "rows", json_integer(v->rows));
     json_object_set_new(o, "head_seq", json_integer(v->head_seq));
     json_object_set_new(o, "head_hash", v->head_seq ? json_string(hex) : json_null());
+    json_object_set_new(o, "checkpoint_seq", json_integer(v->newest_seal));
     if (v->ok) {
         json_object_set_new(o, "first_bad", json_null());
     } else {
@@ -205,6 +206,12 @@ static json_t *verify_json(const hl_verify_t *v)
         json_object_set_new(b, "seq", json_integer(v->bad_seq));
         json_object_set_new(b, "expected_seq", json_integer(v->expected_seq));
         json_object_set_new(b, "reason", json_string(v->reason));
+        if (v->column) json_object_set_new(b, "column", json_string(v->column));
+        if (v->sealed_seq) {
+            /* The edit lies after the last checkpoint met intact and at or before this one. */
+            json_object_set_new(b, "checkpoint_seq", json_integer(v->sealed_seq));
+            json_object_set_new(b, "intact_through_seq", json_integer(v->matched_seq));
+        }
         json_object_set_new(o, "first_bad", b);
     }
     return o;
@@ -229,7 +236,7 @@ static int verify_checkpoint(hl_req_t *r, PGconn *c, const hl_checkpoint_t *cp, 
 {
     hl_verify_t v;
     unsigned char h[HL_CHAIN_HASH_LEN];
-    int sig_ok = hl_checkpoint_verify(r->a->signer, cp) == 0;
+    int sig_ok = hl_keyring_verify(&r->a->ring, cp) == 0;
     int rc = hl_verify_chain(c, cp->chain, cp->seq, &v, err, errcap);
     if (rc) return rc;
     rc = hl_verify_hash_at(c, cp->chain, cp->seq, h, err, errcap);
@@ -273,32 +280,181 @@ int hl_h_verify(hl_req_t *r)
             json_decref(o);
             return db_error(r, c, err);
         }
-    } else {
-        int32_t chains[HL_MAX_CHAINS];
-        int n = chain >= 0 ? 1 : hl_verify_chains(c, chains, HL_MAX_CHAINS, err, sizeof err);
-        if (chain >= 0) chains[0] = (int32_t)chain;
-        if (n < 0) {
-            json_decref(o);
-            return db_error(r, c, err);
-        }
-        json_t *arr = json_array();
-        int all_ok = 1;
-        for (int i = 0; i < n; i++) {
-            hl_verify_t v;
-            if (hl_verify_chain(c, chains[i], 0, &v, err, sizeof err) != 0) {
-                json_decref(arr);
-                json_decref(o);
-                return db_error(r, c, err);
-            }
-            all_ok &= v.ok;
-            json_array_append_new(arr, verify_json(&v));
-        }
-        json_object_set_new(o, "ok", json_boolean(all_ok));
-        json_object_set_new(o, "chains", arr);
+    } else if (hl_verify_report(r->a, c, (int32_t)chain, o, err, sizeof err) != 0) {
+        json_decref(o);
+        return db_error(r, c, err);
     }
     hl_req_db_done(r, c, 0);
     json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));
     return hl_reply_json(r, 200, o);
+}
+
+/* Rows beyond what this process wrote to a chain it owns: with written_mu held no write
+ * transaction of its own is open, so the table must end exactly where it wrote, and a row
+ * after that (even one hashed correctly onto the head) was put there by someone else. Also the
+ * first such row the consumer met (foreign_seq). Returns n or HL_EPG. */
+static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
+                          size_t errcap)
+{
+    int rc = n;
+    pthread_mutex_lock(&a->written_mu);
+    for (int i = 0; i < n && rc >= 0; i++) {
+        int32_t p = vs[i].chain;
+        if (!vs[i].ok || p < 0 || p >= HL_MAX_CHAINS || !a->owned[p]) continue;
+        int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
+        int found = hl_verify_first_from(c, p, from, &id, &seq, err, errcap);
+        if (found < 0) rc = found;
+        if (found == 1) {
+            vs[i].ok = false;
+            vs[i].reason = "unwritten_row";
+            vs[i].bad_id = id;
+            vs[i].bad_seq = seq;
+            vs[i].expected_seq = from;
+        }
+    }
+    pthread_mutex_unlock(&a->written_mu);
+    return rc;
+}
+
+int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
+                     size_t errcap)
+{
+    hl_seals_t seals;
+    char why[512];
+    int have = hl_auditor_seals(a, &seals, why, sizeof why) == 0;
+    hl_verify_t *vs = hl_xcalloc(2 * HL_MAX_CHAINS, sizeof *vs);
+    int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * HL_MAX_CHAINS, err, errcap);
+    int64_t refused = have ? seals.refused : 0;
+    if (have) hl_seals_free(&seals);
+    if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
+    if (n < 0) {
+        free(vs);
+        return n;
+    }
+    json_t *arr = json_array(), *outside = json_object();
+    int all_ok = have && refused == 0; /* an unverifiable record there is news too */
+    for (int i = 0; i < n; i++) {
+        all_ok &= vs[i].ok;
+        json_array_append_new(arr, verify_json(&vs[i]));
+    }
+    free(vs);
+    /* Without the outside copy nothing tells a consistent rewrite or a cut tail: not ok. */
+    json_object_set_new(outside, "topic", json_string(a->cfg->checkpoint.topic));
+    json_object_set_new(outside, "read", json_boolean(have));
+    json_object_set_new(outside, "refused", json_integer(refused));
+    if (!have) json_object_set_new(outside, "error", json_string(why));
+    json_object_set_new(o, "ok", json_boolean(all_ok));
+    json_object_set_new(o, "checkpoints_outside", outside);
+    json_object_set_new(o, "chains", arr);
+    return 0;
+}
+
+/* The newest checkpoint of each chain in seals, as JSON objects into arr and as the lines of
+ * the evidence message ("chain seq hash ts_us key_id signature\n") into msg. */
+static void newest_per_chain(const hl_seals_t *seals, json_t *arr, hl_buf_t *msg)
+{
+    for (size_t i = 0; i < seals->n; i++) {
+        const hl_checkpoint_t *cp = &seals->cps[i];
+        if (i + 1 < seals->n && seals->cps[i + 1].chain == cp->chain) continue;
+        char json[512], hash[65], sig[2 * HL_SIG_LEN + 1], line[320];
+        int n = hl_checkpoint_json(cp, json, sizeof json);
+        json_array_append_new(arr, json_loadb(json, (size_t)n, 0, NULL));
+        hl_chain_hex(cp->hash, hash);
+        hl_hex(sig, cp->sig, HL_SIG_LEN);
+        n = snprintf(line, sizeof line, "%" PRId32 " %" PRId64 " %s %" PRId64 " %s %s\n",
+                     cp->chain, cp->seq, hash, cp->ts_us, cp->key_id, sig);
+        hl_buf_put(msg, line, (size_t)n);
+    }
+}
+
+/* POST /v1/evidence {"manifest_sha256": hex}: signs the heads that moved (end of the run), then
+ * signs the manifest digest together with the newest checkpoint of every chain from the
+ * checkpoint topic, so a bundle carries the history's state it was made against. */
+int hl_h_evidence(hl_req_t *r)
+{
+    char body[512], err[512];
+    unsigned char digest[32], sig[HL_SIG_LEN];
+    static const char *const none[] = {NULL};
+    if (hl_req_only(r, none)) return 400;
+    int n = read_body(r, body, sizeof body);
+    if (n == -2) return hl_reply_error(r, 408, "request_timeout", "body not received in time");
+    json_t *in = n < 0 ? NULL : json_loadb(body, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+    const char *hex = json_string_value(json_object_get(in, "manifest_sha256"));
+    if (!json_is_object(in) || json_object_size(in) != 1 || !hex ||
+        hl_chain_unhex(hex, digest) != 0) {
+        json_decref(in);
+        return hl_reply_error(r, 400, "bad_body",
+                              "body must be {\"manifest_sha256\": 64 lowercase hex digits}");
+    }
+    char manifest[65];
+    hl_chain_hex(digest, manifest);
+    json_decref(in);
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    int rc = hl_auditor_sign(r->a, c, err, sizeof err);
+    hl_req_db_done(r, c, rc == HL_EPG);
+    hl_seals_t seals;
+    if (rc < 0 || hl_auditor_seals(r->a, &seals, err, sizeof err) != 0)
+        return hl_reply_error(r, 503, "checkpoint_topic", err);
+    json_t *cps = json_array(), *keys = json_array();
+    hl_buf_t msg = {NULL, 0, 0};
+    static const char tag[] = "hookline-evidence-v1\n";
+    hl_buf_put(&msg, tag, sizeof tag - 1);
+    hl_buf_put(&msg, manifest, 64);
+    hl_buf_put(&msg, "\n", 1);
+    newest_per_chain(&seals, cps, &msg);
+    hl_seals_free(&seals);
+    rc = hl_signer_sign(r->a->signer, msg.p, msg.len, sig);
+    free(msg.p);
+    if (rc != 0) {
+        json_decref(cps);
+        json_decref(keys);
+        return hl_reply_error(r, 500, "internal", "signing failed");
+    }
+    for (size_t i = 0; i < r->a->ring.n; i++) {
+        char pub[65];
+        hl_hex(pub, r->a->ring.pub[i], 32);
+        json_array_append_new(keys, json_string(pub));
+    }
+    char sighex[2 * HL_SIG_LEN + 1];
+    hl_hex(sighex, sig, HL_SIG_LEN);
+    json_t *o = json_object();
+    json_object_set_new(o, "format", json_string("hookline-evidence-v1"));
+    json_object_set_new(o, "algorithm", json_string("ed25519"));
+    json_object_set_new(o, "key_id", json_string(hl_signer_key_id(r->a->signer)));
+    json_object_set_new(o, "public_key", json_string(hl_signer_public_hex(r->a->signer)));
+    json_object_set_new(o, "public_keys", keys);
+    json_object_set_new(o, "manifest_sha256", json_string(manifest));
+    json_object_set_new(o, "checkpoints", cps);
+    json_object_set_new(o, "signature", json_string(sighex));
+    return hl_reply_json(r, 200, o);
+}
+
+int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap)
+{
+    int rc = hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out,
+                           errbuf, errcap);
+    if (rc) return rc;
+    pthread_mutex_lock(&a->written_mu);
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++)
+        if (a->written[p].seq > 0) hl_seals_add(out, &a->written[p]);
+    pthread_mutex_unlock(&a->written_mu);
+    return 0;
+}
+
+int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap)
+{
+    hl_seals_t seals;
+    hl_signing_t sg = {a->signer, a->ckpub};
+    int refused = 0, n = hl_auditor_seals(a, &seals, errbuf, errcap);
+    if (n == 0) {
+        n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
+        hl_seals_free(&seals);
+    }
+    if (n < 0) hl_counter_add(a->m_cp_errors, 1);
+    if (n > 0) hl_counter_add(a->m_checkpoints, (uint64_t)n);
+    if (refused > 0) hl_counter_add(a->m_cp_refused, (uint64_t)refused);
+    return n;
 }
 
 static int64_t cell_int(const PGresult *res, int row, int col)
@@ -318,9 +474,12 @@ int hl_h_checkpoints(hl_req_t *r)
     if (!c) return 503;
     int signed_n = 0;
     if (strcmp(r->method, "POST") == 0) {
-        signed_n = hl_checkpoint_run(c, r->a->signer, err, sizeof err);
-        if (signed_n < 0) return db_error(r, c, err);
-        if (signed_n > 0) hl_counter_add(r->a->m_checkpoints, (uint64_t)signed_n);
+        signed_n = hl_auditor_sign(r->a, c, err, sizeof err);
+        if (signed_n == HL_EPG) return db_error(r, c, err);
+        if (signed_n < 0) {
+            hl_req_db_done(r, c, 0);
+            return hl_reply_error(r, 503, "checkpoint_topic", err);
+        }
     }
     char ch[16];
     snprintf(ch, sizeof ch, "%" PRId64, chain);

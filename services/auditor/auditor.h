@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "hl/metrics.h"
+#include "outside.h"
 #include "rollup.h"
 #include "store.h"
 
@@ -16,6 +17,23 @@ typedef struct {
     const hl_auditor_config_t *cfg; /* borrowed, immutable */
     hl_tokens_t tokens;
     hl_signer_t *signer;
+    hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
+    hl_ckpub_t *ckpub;              /* producer of the checkpoint topic */
+    /* The head of each chain as this process last wrote (or loaded) it: verification holds the
+     * table to it as to a checkpoint, so rows removed since the last signature are named too.
+     * key_id is empty: these are not signed. */
+    pthread_mutex_t written_mu;
+    hl_checkpoint_t written[HL_MAX_CHAINS];
+    /* Chains this process writes now (assigned), and the first seq of a row found there that it
+     * did not write (0: none). The consumer holds written_mu across each write transaction, so
+     * with the lock held a chain it owns ends exactly at written[]. */
+    bool owned[HL_MAX_CHAINS];
+    int64_t foreign_seq[HL_MAX_CHAINS];
+    /* The page's history status: the last whole verification and when it began; pages that
+     * load while one runs wait for it and share it (page.c). */
+    pthread_mutex_t status_mu;
+    struct json_t *status;
+    int64_t status_us;
     hl_metrics_t *metrics;
     hl_pool_t *pool;                /* API connections */
     hl_live_t *live;                /* live latency histograms */
@@ -25,7 +43,7 @@ typedef struct {
     atomic_bool kafka_fatal;        /* the consumer's handle is fatal: the process exits 1 */
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
-    hl_counter_t *m_checkpoints, *m_repeats;
+    hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */
@@ -35,6 +53,19 @@ typedef struct {
 void *hl_consumer_main(void *arg);
 /* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
 void *hl_housekeeping_main(void *arg);
+
+/* Reads the checkpoints of the checkpoint topic (api_handlers.c), plus the heads this process
+ * wrote (unsigned, key_id ""). Returns 0 or HL_E*. */
+int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
+ * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any
+ * chain fails or the topic could not be read. Returns 0 or HL_EPG (err filled). */
+struct json_t;
+int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
+                     size_t errcap);
+/* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
+ * logs. Returns the number signed or a negative HL_E* code (errbuf filled). */
+int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap);
 
 /* Registers the HTTP handlers (api.c, page.c) on a started server. */
 struct hl_httpd;

@@ -96,6 +96,7 @@ static const struct {
     {"POST", "/v1/verify", R_READ},
     {"GET", "/v1/checkpoints", R_READ},
     {"POST", "/v1/checkpoints", HL_ROLE_ADMIN},
+    {"POST", "/v1/evidence", R_READ},
 };
 
 static int matches(const char *pattern, const char *path)

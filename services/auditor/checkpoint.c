@@ -55,10 +55,17 @@ out:
     return rc;
 }
 
+static void key_id_of(const unsigned char pub[32], char out[HL_KEY_ID_LEN + 1])
+{
+    unsigned char d[32];
+    SHA256(pub, 32, d);
+    hl_hex(out, d, HL_KEY_ID_LEN / 2);
+}
+
 hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_t cap)
 {
     hl_signer_t *s = NULL;
-    unsigned char pub[32], d[32];
+    unsigned char pub[32];
     size_t publen = sizeof pub;
     FILE *f;
 
@@ -84,8 +91,7 @@ hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_
         return NULL;
     }
     hl_hex(s->pub_hex, pub, 32);
-    SHA256(pub, 32, d);
-    hl_hex(s->key_id, d, HL_KEY_ID_LEN / 2);
+    key_id_of(pub, s->key_id);
     return s;
 }
 
@@ -108,21 +114,25 @@ static size_t message(const hl_checkpoint_t *cp, char *buf, size_t cap)
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+int hl_signer_sign(const hl_signer_t *s, const void *msg, size_t n, unsigned char sig[HL_SIG_LEN])
+{
+    size_t siglen = HL_SIG_LEN;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = HL_EIO;
+    if (md && EVP_DigestSignInit(md, NULL, NULL, NULL, s->key) == 1 &&
+        EVP_DigestSign(md, sig, &siglen, msg, n) == 1 && siglen == HL_SIG_LEN)
+        rc = 0;
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
 int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp)
 {
     char msg[256];
-    size_t n = message(cp, msg, sizeof msg), siglen = HL_SIG_LEN;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int rc = HL_EIO;
-    if (!md || n == 0) goto out;
+    size_t n = message(cp, msg, sizeof msg);
+    if (n == 0) return HL_EIO;
     memcpy(cp->key_id, s->key_id, sizeof cp->key_id);
-    if (EVP_DigestSignInit(md, NULL, NULL, NULL, s->key) == 1 &&
-        EVP_DigestSign(md, cp->sig, &siglen, (const unsigned char *)msg, n) == 1 &&
-        siglen == HL_SIG_LEN)
-        rc = 0;
-out:
-    EVP_MD_CTX_free(md);
-    return rc;
+    return hl_signer_sign(s, msg, n, cp->sig);
 }
 
 int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp)
@@ -138,6 +148,47 @@ int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp)
         rc = 0;
 out:
     EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return rc;
+}
+
+void hl_keyring_init(hl_keyring_t *ring, const hl_signer_t *s)
+{
+    memset(ring, 0, sizeof *ring);
+    if (hl_keyring_add_hex(ring, s->pub_hex) != 0) ring->n = 0; /* cannot happen: 64 hex */
+}
+
+int hl_keyring_add_hex(hl_keyring_t *ring, const char *hex)
+{
+    unsigned char pub[32];
+    char kid[HL_KEY_ID_LEN + 1];
+    if (!hex || strlen(hex) != 64 || hl_hex_decode(hex, 64, pub, 32) != 32) return HL_EPARSE;
+    key_id_of(pub, kid);
+    for (size_t i = 0; i < ring->n; i++)
+        if (strcmp(ring->key_id[i], kid) == 0) return 0;
+    if (ring->n >= HL_KEYRING_MAX) return HL_ETOOBIG;
+    memcpy(ring->pub[ring->n], pub, 32);
+    memcpy(ring->key_id[ring->n], kid, sizeof kid);
+    ring->n++;
+    return 0;
+}
+
+int hl_keyring_verify(const hl_keyring_t *ring, const hl_checkpoint_t *cp)
+{
+    char msg[256];
+    size_t n = message(cp, msg, sizeof msg);
+    int rc = HL_EAUTH;
+    for (size_t i = 0; i < ring->n && n > 0; i++) {
+        if (strcmp(ring->key_id[i], cp->key_id) != 0) continue;
+        EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, ring->pub[i], 32);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        if (k && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+            EVP_DigestVerify(md, cp->sig, HL_SIG_LEN, (const unsigned char *)msg, n) == 1)
+            rc = 0;
+        EVP_MD_CTX_free(md);
+        EVP_PKEY_free(k);
+        break;
+    }
     ERR_clear_error();
     return rc;
 }

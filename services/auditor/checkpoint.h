@@ -36,9 +36,29 @@ const char *hl_signer_public_hex(const hl_signer_t *s);
 
 /* The signed message: "hookline-checkpoint-v1\n<chain>\n<seq>\n<hash hex>\n<ts_us>". */
 int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp) HL_MUST_CHECK;
+/* Signs n bytes of msg with the key (Ed25519). Returns 0 or HL_EIO. */
+int hl_signer_sign(const hl_signer_t *s, const void *msg, size_t n,
+                   unsigned char sig[HL_SIG_LEN]) HL_MUST_CHECK;
 /* Returns 0 when cp's signature is valid for this key and its key id matches, HL_EAUTH
  * otherwise. */
 int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp) HL_MUST_CHECK;
+
+/* The public keys checkpoints may be signed with: the configured key's and those of earlier
+ * keys (checkpoint.public_keys), so checkpoints signed before a key rotation still verify. */
+#define HL_KEYRING_MAX 16
+typedef struct {
+    size_t n;
+    char key_id[HL_KEYRING_MAX][HL_KEY_ID_LEN + 1];
+    unsigned char pub[HL_KEYRING_MAX][32];
+} hl_keyring_t;
+
+/* Fills the ring with the signer's own public key. */
+void hl_keyring_init(hl_keyring_t *ring, const hl_signer_t *s);
+/* Adds a raw Ed25519 public key given as 64 hex digits. Returns 0, HL_EPARSE, or HL_ETOOBIG
+ * when the ring is full. A key already present is not added twice. */
+int hl_keyring_add_hex(hl_keyring_t *ring, const char *hex) HL_MUST_CHECK;
+/* Returns 0 when cp is signed by the ring's key of cp->key_id, HL_EAUTH otherwise. */
+int hl_keyring_verify(const hl_keyring_t *ring, const hl_checkpoint_t *cp) HL_MUST_CHECK;
 
 /* Writes the checkpoint as JSON
  * {"chain":…,"seq":…,"hash":"hex","ts_us":…,"key_id":"…","signature":"hex"} into buf.

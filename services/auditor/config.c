@@ -8,6 +8,8 @@
 
 #include "auth.h"
 #include "chain.h"
+#include "checkpoint.h"
+#include "hl/codec.h"
 #include "hl/log.h"
 #include "hl/util.h"
 
@@ -31,6 +33,10 @@ static const cyaml_schema_value_t token_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, hl_auditor_token_cfg_t, token_fields),
 };
 
+static const cyaml_schema_value_t public_key_entry = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 64, 64),
+};
+
 static const cyaml_schema_field_t checkpoint_fields[] = {
     CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
                            key_file, 1, 4096),
@@ -38,6 +44,11 @@ static const cyaml_schema_field_t checkpoint_fields[] = {
                      generate_if_missing),
     CYAML_FIELD_UINT("interval_s", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
                      interval_s),
+    CYAML_FIELD_STRING_PTR("topic", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t, topic, 1,
+                           249),
+    CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         hl_auditor_checkpoint_cfg_t, public_keys, &public_key_entry, 0,
+                         HL_KEYRING_MAX - 1),
     CYAML_FIELD_END,
 };
 
@@ -83,6 +94,7 @@ static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_AUDITOR_BATCH_MAX", HL_ENV_U32, batch_max),
     ENV("HOOKLINE_AUDITOR_GAP_GRACE_S", HL_ENV_U32, gap_grace_s),
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_KEY_FILE", HL_ENV_STR, checkpoint.key_file),
+    ENV("HOOKLINE_AUDITOR_CHECKPOINT_TOPIC", HL_ENV_STR, checkpoint.topic),
 };
 
 static void apply_defaults(T *c)
@@ -102,6 +114,7 @@ static void apply_defaults(T *c)
     hl_config_default_u32(&c->page_limit_max, 1000);
     hl_config_default_u32(&c->shutdown_timeout_ms, 15000);
     hl_config_default_u32(&c->checkpoint.interval_s, 60);
+    hl_config_default_str(&c->checkpoint.topic, "hookline.checkpoints");
     hl_config_default_u32(&c->slo.ack_ms, 250);
     hl_config_default_u32(&c->slo.e2e_ms, 2000);
     if (c->slo.target == 0) c->slo.target = 0.999;
@@ -158,6 +171,13 @@ int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
         rc = hl_config_fail(errbuf, errcap, "tokens", "(none)",
                             "at least one token is needed: every endpoint but health needs one");
     if (rc == 0) rc = check_tokens(c, errbuf, errcap);
+    for (unsigned i = 0; rc == 0 && i < c->checkpoint.public_keys_count; i++) {
+        unsigned char pub[32];
+        if (hl_hex_decode(c->checkpoint.public_keys[i], 64, pub, 32) != 32)
+            rc = hl_config_fail(errbuf, errcap, "checkpoint.public_keys[]",
+                                c->checkpoint.public_keys[i],
+                                "must be 64 hex digits (a raw Ed25519 public key)");
+    }
     return rc;
 }
 

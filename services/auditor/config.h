@@ -17,6 +17,9 @@ typedef struct {
     char *key_file;           /* PEM Ed25519 private key */
     bool generate_if_missing; /* demo only: create key_file when absent */
     uint32_t interval_s;      /* how often each chain head is signed */
+    char *topic;              /* Kafka topic the signed checkpoints are also published to */
+    char **public_keys;       /* raw Ed25519 public keys (64 hex) of earlier signing keys */
+    unsigned public_keys_count;
 } hl_auditor_checkpoint_cfg_t;
 
 typedef struct {

@@ -70,6 +70,13 @@ static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
             sleep_ms(backoff);
         }
         c->assigned[p] = true;
+        pthread_mutex_lock(&c->a->written_mu);
+        c->a->owned[p] = true;
+        memset(&c->a->written[p], 0, sizeof c->a->written[p]);
+        c->a->written[p].chain = p;
+        c->a->written[p].seq = c->heads[p].seq;
+        memcpy(c->a->written[p].hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
+        pthread_mutex_unlock(&c->a->written_mu);
         parts->elems[i].offset =
             c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;
         hl_info("consumer: chain %d assigned at seq %" PRId64 ", offset %" PRId64, p,
@@ -110,6 +117,9 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (p >= 0 && p < HL_MAX_CHAINS) {
                 drop_partition_items(c, p);
                 c->assigned[p] = false;
+                pthread_mutex_lock(&c->a->written_mu);
+                c->a->owned[p] = false;
+                pthread_mutex_unlock(&c->a->written_mu);
                 c->heads[p].loaded = false;
             }
         }
@@ -166,6 +176,66 @@ static void update_lag(consumer_t *c)
     hl_gauge_set(c->a->m_lag, lag);
 }
 
+/* Publishes the heads just committed to the verifier (hl_auditor_t.written); written_mu
+ * held. */
+static void note_written(consumer_t *c)
+{
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+        if (!c->heads[p].loaded || c->heads[p].seq <= c->a->written[p].seq) continue;
+        hl_checkpoint_t *w = &c->a->written[p];
+        memset(w, 0, sizeof *w);
+        w->chain = p;
+        w->seq = c->heads[p].seq;
+        memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
+    }
+}
+
+/* True when every row of chain p after seq `after` is a record of the batch still in c->items,
+ * its offset and its text: the batch did commit, only its answer was lost. */
+static bool rows_are_the_batch(consumer_t *c, int32_t p, int64_t after)
+{
+    char ch[16], sq[24];
+    const char *params[2] = {ch, sq};
+    snprintf(ch, sizeof ch, "%" PRId32, p);
+    snprintf(sq, sizeof sq, "%" PRId64, after);
+    PGresult *r = PQexecParams(c->pg,
+                               "SELECT lineage_offset, record FROM lineage WHERE chain = $1::int"
+                               " AND seq > $2::bigint LIMIT 20001",
+                               2, NULL, params, NULL, NULL, 0);
+    bool ours = PQresultStatus(r) == PGRES_TUPLES_OK;
+    for (int i = 0; ours && i < PQntuples(r); i++) {
+        int64_t off = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        bool found = false;
+        size_t len = (size_t)PQgetlength(r, i, 1);
+        for (size_t k = 0; k < c->n && !found; k++)
+            found = c->items[k].partition == p && c->items[k].offset == off &&
+                    c->items[k].len == len && memcmp(c->items[k].text, PQgetvalue(r, i, 1), len) == 0;
+        ours = found;
+    }
+    PQclear(r);
+    return ours;
+}
+
+/* After a failed batch the heads are reloaded from the table. A chain this process owns that
+ * grew beyond what it wrote, by rows that are not the failed batch's own (committed, the answer
+ * lost), holds rows someone else put there: an ALARM, and verify names the first of them
+ * (hl_verify_report) for as long as this process runs. written_mu held. */
+static void note_reloaded(consumer_t *c, int32_t p)
+{
+    hl_checkpoint_t *w = &c->a->written[p];
+    if (c->a->owned[p] && c->heads[p].loaded && c->heads[p].seq > w->seq &&
+        c->a->foreign_seq[p] == 0) {
+        if (rows_are_the_batch(c, p, w->seq)) {
+            w->seq = c->heads[p].seq;
+            memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
+        } else {
+            c->a->foreign_seq[p] = w->seq + 1;
+            hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64,
+                     p, c->a->foreign_seq[p]);
+        }
+    }
+}
+
 /* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
 static void flush(consumer_t *c)
 {
@@ -175,10 +245,14 @@ static void flush(consumer_t *c)
     qsort(c->items, c->n, sizeof *c->items, cmp_items);
     while (c->n > 0) {
         int64_t t0 = hl_mono_us();
-        if (ensure_pg(c) == 0 &&
-            hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
-                                 c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
-                                 sizeof err) == 0) {
+        pthread_mutex_lock(&c->a->written_mu);
+        int wrote = ensure_pg(c) == 0 &&
+                    hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
+                                         c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
+                                         sizeof err) == 0;
+        if (wrote) {
+            note_written(c);
+            pthread_mutex_unlock(&c->a->written_mu);
             atomic_store(&c->a->db_ok, true);
             hl_counter_inc(c->a->m_batches);
             hl_counter_add(c->a->m_rows, st.rows);
@@ -191,7 +265,12 @@ static void flush(consumer_t *c)
         hl_counter_inc(c->a->m_batch_errors);
         hl_warn("consumer: batch of %zu records failed (retrying in %d ms): %s", c->n, backoff,
                 err);
-        if (atomic_load(&c->a->stop)) break; /* not stored: read again after restart */
+        if (atomic_load(&c->a->stop)) { /* not stored: read again after restart */
+            pthread_mutex_unlock(&c->a->written_mu);
+            break;
+        }
+        /* The lock stays held until the heads are reloaded: a batch that did commit (its answer
+         * lost) is not taken by verify for rows someone else wrote meanwhile. */
         sleep_ms(backoff);
         backoff = backoff < 5000 ? backoff * 2 : 5000;
         /* Another writer may have moved on, or the failed transaction changed nothing: reload
@@ -201,7 +280,10 @@ static void flush(consumer_t *c)
             if (hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
                                    &c->heads[p], err, sizeof err) != 0)
                 hl_warn("consumer: reloading chain %d: %s", p, err);
+            else
+                note_reloaded(c, p);
         }
+        pthread_mutex_unlock(&c->a->written_mu);
         size_t k = 0;
         for (size_t i = 0; i < c->n; i++) {
             hl_item_t *it = &c->items[i];

@@ -61,7 +61,7 @@ void *hl_housekeeping_main(void *arg)
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
             }
             if (c && now >= next_cp) {
-                int n = hl_checkpoint_run(c, a->signer, err, sizeof err);
+                int n = hl_auditor_sign(a, c, err, sizeof err);
                 if (n < 0)
                     hl_warn("housekeeping: checkpoint: %s", err);
                 else if (n > 0) {
@@ -95,6 +95,12 @@ static void register_metrics(hl_auditor_t *a)
                                            "Batch transactions that failed (retried)", NULL);
     a->m_checkpoints = hl_metrics_counter(m, "hl_auditor_checkpoints_total",
                                           "Chain-head checkpoints signed", NULL);
+    a->m_cp_refused = hl_metrics_counter(
+        m, "hl_auditor_checkpoint_refusals_total",
+        "Chain heads not signed because the walk from the last checkpoint failed (ALARM)", NULL);
+    a->m_cp_errors = hl_metrics_counter(m, "hl_auditor_checkpoint_errors_total",
+                                        "Signing rounds that failed (checkpoint topic, Postgres)",
+                                        NULL);
     a->m_lag = hl_metrics_gauge(m, "hl_auditor_consumer_lag",
                                 "Lineage records not yet stored (sum over assigned partitions)",
                                 NULL);
@@ -152,6 +158,8 @@ int main(int argc, char **argv)
     if (hl_log_level_parse(cfg->log_level, &lvl) == 0) hl_log_init("auditor", lvl);
     memset(&a, 0, sizeof a);
     a.cfg = cfg;
+    pthread_mutex_init(&a.written_mu, NULL);
+    pthread_mutex_init(&a.status_mu, NULL);
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
         if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
@@ -164,6 +172,19 @@ int main(int argc, char **argv)
                               sizeof err);
     if (!a.signer) {
         hl_error("config: checkpoint.key_file: %s", err);
+        rc = HL_CONFIG_EXIT;
+        goto out;
+    }
+    hl_keyring_init(&a.ring, a.signer);
+    for (unsigned i = 0; i < cfg->checkpoint.public_keys_count; i++)
+        if (hl_keyring_add_hex(&a.ring, cfg->checkpoint.public_keys[i]) != 0) {
+            hl_error("config: checkpoint.public_keys[%u]: not a usable public key", i);
+            rc = HL_CONFIG_EXIT;
+            goto out;
+        }
+    a.ckpub = hl_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
+    if (!a.ckpub) {
+        hl_error("kafka: checkpoint producer: %s", err);
         rc = HL_CONFIG_EXIT;
         goto out;
     }
@@ -206,9 +227,11 @@ int main(int argc, char **argv)
     if (atomic_load(&a.kafka_fatal)) rc = 1;
     hl_info("auditor: stopped");
 out:
+    json_decref(a.status);
     hl_pool_free(a.pool);
     hl_live_free(a.live);
     hl_metrics_free(a.metrics);
+    hl_ckpub_free(a.ckpub);
     hl_signer_free(a.signer);
     hl_tokens_free(&a.tokens);
     hl_auditor_config_free(cfg);

@@ -8,11 +8,19 @@
 #include "hl/util.h"
 #include "store.h"
 
+/* What a report shows of a lineage row comes from `record`, which the hash covers, never from
+ * the columns derived from it (those serve the filters and indexes; verify compares them with
+ * the record). Only rows inside a chain's range are shown: the verifier walks no others. */
 #define ROW_COLUMNS                                                                          \
-    "l.id, l.chain, l.seq, l.stage, l.ts_us, l.request_id, l.source, l.message_id,"          \
-    " l.event_type, l.status, l.error_code, l.kafka_partition AS partition,"                 \
-    " l.kafka_offset AS \"offset\", l.latency_us, l.lineage_offset, encode(l.hash, 'hex') AS hash," \
-    " l.record::json AS record"
+    "l.id, l.chain, l.seq, l.stage, l.ts_us, l.request_id, l.record::json->>'source' AS source," \
+    " l.record::json->>'message_id' AS message_id,"                                          \
+    " l.record::json->>'event_type' AS event_type, (l.record::json->>'status')::int AS status," \
+    " l.record::json->>'error_code' AS error_code,"                                          \
+    " (l.record::json->>'partition')::int AS partition,"                                     \
+    " (l.record::json->>'offset')::bigint AS \"offset\","                                    \
+    " (l.record::json->>'latency_us')::bigint AS latency_us, l.lineage_offset,"              \
+    " encode(l.hash, 'hex') AS hash, l.record::json AS record"
+#define IN_CHAIN(t) " " t ".chain >= 0 AND " t ".chain < 256 AND " t ".seq >= 1"
 
 /* Runs a query whose single cell is JSON text and parses it. */
 static json_t *json_query(PGconn *c, const char *sql, int n, const char *const *params,
@@ -55,7 +63,7 @@ json_t *hl_q_request(PGconn *c, const char *id, char *errbuf, size_t errcap)
     const char *p[1] = {id};
     return json_query(c,
                       "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT "
-                      ROW_COLUMNS " FROM lineage l WHERE l.request_id = $1 LIMIT 1000) x",
+                      ROW_COLUMNS " FROM lineage l WHERE l.request_id = $1 AND" IN_CHAIN("l") " LIMIT 1000) x",
                       1, p, errbuf, errcap);
 }
 
@@ -78,7 +86,8 @@ json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit,
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
-        " FROM lineage l WHERE l.message_id = $1 AND ($2::text IS NULL OR l.source = $2)"
+        " FROM lineage l WHERE l.message_id = $1 AND ($2::text IS NULL OR l.source = $2) AND"
+        IN_CHAIN("l")
         " AND (l.ts_us, l.id) > ($3::bigint, $4::bigint) ORDER BY l.ts_us, l.id"
         " LIMIT $5::int) x",
         5, p, errbuf, errcap);
@@ -106,7 +115,7 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
-        " FROM lineage l WHERE l.stage = 'ingress'"
+        " FROM lineage l WHERE l.stage = 'ingress' AND" IN_CHAIN("l")
         " AND l.ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
         " AND l.ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
         " AND ($3::text IS NULL OR l.source = $3) AND ($4::int IS NULL OR l.status = $4)"
@@ -119,9 +128,10 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
  * period. It is "closed" when such a record came later, "open" while none has. */
 #define GAPS_FROM                                                                            \
     " FROM lineage l LEFT JOIN LATERAL (SELECT k.stage, k.ts_us FROM lineage k"              \
-    " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered')"       \
+    " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered') AND"   \
+    IN_CHAIN("k")                                                                            \
     " ORDER BY k.ts_us LIMIT 1) k ON true"                                                   \
-    " WHERE l.stage = 'ingress' AND l.status = 202"                                          \
+    " WHERE l.stage = 'ingress' AND l.status = 202 AND" IN_CHAIN("l")                      \
     " AND l.ts >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"               \
     " AND l.ts < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"                \
     " AND l.ts_us + $1::bigint < (extract(epoch from clock_timestamp()) * 1000000)::bigint"  \
@@ -141,7 +151,9 @@ json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT l.id,"
-        " l.request_id, l.source, l.message_id, l.event_type, l.ts_us, l.chain, l.seq,"
+        " l.request_id, l.record::json->>'source' AS source,"
+        " l.record::json->>'message_id' AS message_id,"
+        " l.record::json->>'event_type' AS event_type, l.ts_us, l.chain, l.seq,"
         " CASE WHEN k.stage IS NULL THEN 'open' ELSE 'closed' END AS state,"
         " k.stage AS closed_by, k.ts_us AS closed_us" GAPS_FROM
         " AND ($4 = 'all' OR ($4 = 'open') = (k.stage IS NULL))"
@@ -242,7 +254,10 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
     /* Good: answered below 500 (a client error is the client's) within the ack objective. */
     json_t *o = json_query(
         c,
-        "WITH r AS (SELECT status, error_code, latency_us FROM lineage WHERE stage = 'ingress'"
+        "WITH r AS (SELECT (record::json->>'status')::int AS status,"
+        " record::json->>'error_code' AS error_code,"
+        " (record::json->>'latency_us')::bigint AS latency_us FROM lineage l"
+        " WHERE stage = 'ingress' AND" IN_CHAIN("l")
         " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
         " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
         " AND ($3::text IS NULL OR source = $3))"

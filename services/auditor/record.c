@@ -72,6 +72,7 @@ static int take_field(hl_record_t *r, const char *key, json_t *v, const char **w
     INT(consumed_us)
     INT(committed_us)
     INT(attempts)
+    INT(suppressed)
 #undef STR
 #undef INT
     if (strcmp(key, "error_code") == 0) {
@@ -121,7 +122,8 @@ int hl_record_parse(const char *json, size_t len, hl_record_t *r, const char **w
     memset(r, 0, sizeof *r);
     r->stage = (hl_stage_t)-1;
     r->ts_us = r->received_us = r->status = r->partition = r->offset = HL_REC_ABSENT;
-    r->latency_us = r->consumed_us = r->committed_us = r->row_id = r->attempts = HL_REC_ABSENT;
+    r->latency_us = r->consumed_us = r->committed_us = r->row_id = r->attempts = r->suppressed =
+        HL_REC_ABSENT;
     r->duplicate = -1;
     if (!json || len == 0 || memchr(json, '\0', len)) {
         *why = "empty or NUL in record";

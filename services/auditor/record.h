@@ -26,6 +26,7 @@ typedef struct {
     char error_code[129];
     int64_t received_us, status, partition, offset, latency_us, consumed_us, committed_us;
     int64_t row_id, attempts;
+    int64_t suppressed; /* ingress: rejections not recorded just before this one */
     int duplicate; /* -1 absent, 0, 1 */
 } hl_record_t;
 

@@ -3,12 +3,76 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "hl/codec.h"
+#include "hl/log.h"
 #include "hl/util.h"
+#include "record.h"
 #include "store.h"
 
 #define PAGE_ROWS "5000"
+
+/* The columns a walk reads: the hashed fields (0-8), then every column derived from `record`
+ * (9-17), which the hash does not cover and which the verifier therefore re-derives. */
+#define WALK_COLUMNS                                                                         \
+    "id, seq, lineage_offset, request_id, stage, ts_us, record, encode(prev_hash, 'hex'),"    \
+    " encode(hash, 'hex'), (extract(epoch FROM ts) * 1000000)::bigint, source, message_id,"   \
+    " event_type, status, error_code, kafka_partition, kafka_offset, latency_us"
+
+static bool str_differs(const PGresult *r, int i, int col, bool has, const char *v)
+{
+    if (PQgetisnull(r, i, col)) return has;
+    return !has || strcmp(PQgetvalue(r, i, col), v) != 0;
+}
+
+static bool int_differs(const PGresult *r, int i, int col, int64_t v)
+{
+    int64_t got;
+    if (PQgetisnull(r, i, col)) return v != HL_REC_ABSENT;
+    return v == HL_REC_ABSENT ||
+           hl_parse_i64(PQgetvalue(r, i, col), INT64_MIN + 1, INT64_MAX, &got) != 0 || got != v;
+}
+
+/* Re-derives the row's columns from its record, as the writer (store.c row_copy) does, and
+ * names the first one that differs, or NULL when all agree. */
+static const char *derived_mismatch(const PGresult *r, int i, int64_t ts_us)
+{
+    hl_record_t rec;
+    const char *why;
+    if (hl_record_parse(PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6), &rec, &why) != 0)
+        return "record";
+    if (strcmp(rec.request_id, PQgetvalue(r, i, 3)) != 0) return "request_id";
+    if (strcmp(hl_stage_name(rec.stage), PQgetvalue(r, i, 4)) != 0) return "stage";
+    if (rec.ts_us != ts_us) return "ts_us";
+    if (int_differs(r, i, 9, rec.ts_us)) return "ts";
+    if (str_differs(r, i, 10, rec.has_source, rec.source)) return "source";
+    if (str_differs(r, i, 11, rec.has_message_id, rec.message_id)) return "message_id";
+    if (str_differs(r, i, 12, rec.has_event_type, rec.event_type)) return "event_type";
+    if (int_differs(r, i, 13, rec.status)) return "status";
+    if (str_differs(r, i, 14, rec.has_error_code, rec.error_code)) return "error_code";
+    if (int_differs(r, i, 15, rec.partition)) return "kafka_partition";
+    if (int_differs(r, i, 16, rec.offset)) return "kafka_offset";
+    if (int_differs(r, i, 17, rec.latency_us)) return "latency_us";
+    return NULL;
+}
+
+/* True when a checkpoint from outside the database seals this seq with another hash. Walks
+ * meet the seals in seq order, so the cursor only moves forward. */
+static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash)
+{
+    const hl_walk_t *w = v->walk;
+    while (v->next_seal < w->nseals && w->seals[v->next_seal].seq < seq) v->next_seal++;
+    for (; v->next_seal < w->nseals && w->seals[v->next_seal].seq == seq; v->next_seal++) {
+        if (memcmp(w->seals[v->next_seal].hash, hash, HL_CHAIN_HASH_LEN) != 0) {
+            v->sealed_seq = seq;
+            return true;
+        }
+        v->matched_seq = seq;
+    }
+    return false;
+}
 
 static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
 {
@@ -44,6 +108,14 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
             v->reason = "hash_mismatch";
             return 1;
         }
+        if ((v->column = derived_mismatch(r, i, ts)) != NULL) {
+            v->reason = "column_mismatch";
+            return 1;
+        }
+        if (seal_mismatch(v, seq, hash)) {
+            v->reason = "checkpoint_mismatch";
+            return 1;
+        }
         v->rows++;
         v->head_seq = seq;
         memcpy(v->head_hash, hash, sizeof hash);
@@ -51,27 +123,127 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
     return 0;
 }
 
-int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
-                    size_t errcap)
+/* The (id, seq) of the first row `sql` finds for ($1 chain, $2 arg): 1, 0 when none, HL_EPG. */
+static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int64_t *id,
+                     int64_t *seq, char *errbuf, size_t errcap)
 {
+    char ch[16], a[24];
+    const char *p[2] = {ch, a};
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    snprintf(a, sizeof a, "%" PRId64, arg);
+    PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+    else if (PQntuples(r) == 1 &&
+             hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0 &&
+             hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0)
+        rc = 1;
+    PQclear(r);
+    return rc;
+}
+
+/* Rows of the chain the walk never reads: seq below 1 or beyond the head it reached, or any
+ * row at all of a chain outside 0 .. HL_MAX_CHAINS-1. The constraints of
+ * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
+static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
+{
+    bool chain_ok = v->chain >= 0 && v->chain < HL_MAX_CHAINS;
+    int rc = first_row(c,
+                       "SELECT id, seq FROM lineage WHERE chain = $1::int"
+                       " AND (seq < 1 OR seq > $2::bigint) ORDER BY seq, id LIMIT 1",
+                       v->chain, chain_ok ? v->head_seq : INT64_MIN, &v->bad_id, &v->bad_seq,
+                       errbuf, errcap);
+    if (rc == 1) {
+        v->ok = false;
+        v->expected_seq = v->head_seq + 1;
+        v->reason = chain_ok ? "outside_chain" : "chain_out_of_range";
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* Checkpoints from outside the database that the walk did not reach: the chain lost rows at
+ * its end (or all of them). Names the first missing seq. */
+static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
+{
+    for (size_t k = 0; k < w->nseals; k++)
+        if (w->seals[k].seq > v->head_seq) {
+            v->ok = false;
+            v->bad_id = 0;
+            v->bad_seq = v->expected_seq = v->head_seq + 1;
+            v->reason = "checkpoint_beyond_head";
+            v->sealed_seq = w->seals[k].seq;
+            return;
+        }
+}
+
+/* A walk from a checkpoint starts with the row it sealed: still there, with that hash. */
+static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf,
+                       size_t errcap)
+{
+    char ch[16], sq[24];
+    const char *p[2] = {ch, sq};
+    unsigned char h[HL_CHAIN_HASH_LEN];
+    snprintf(ch, sizeof ch, "%" PRId32, v->chain);
+    snprintf(sq, sizeof sq, "%" PRId64, w->from_seq);
+    PGresult *r = PQexecParams(c,
+                               "SELECT id, encode(hash, 'hex') FROM lineage WHERE chain = $1::int"
+                               " AND seq = $2::bigint ORDER BY id LIMIT 1",
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        int rc = hl_store_fail(c, r, "verify start", errbuf, errcap);
+        PQclear(r);
+        return rc;
+    }
+    v->bad_seq = v->expected_seq = v->sealed_seq = w->from_seq;
+    if (PQntuples(r) == 0) {
+        v->ok = false;
+        v->reason = "checkpoint_beyond_head";
+    } else if (hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, &v->bad_id) != 0 ||
+               hl_chain_unhex(PQgetvalue(r, 0, 1), h) != 0 ||
+               memcmp(h, w->from_hash, sizeof h) != 0) {
+        v->ok = false;
+        v->reason = "checkpoint_mismatch";
+    } else {
+        v->bad_id = v->bad_seq = v->expected_seq = v->sealed_seq = 0;
+        v->matched_seq = w->from_seq;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v, char *errbuf,
+                   size_t errcap)
+{
+    static const hl_walk_t whole = {0};
     char ch[16], after[24], lim[24];
     const char *params[3] = {ch, after, lim};
-    int64_t last = 0;
+    if (!w) w = &whole;
+    int64_t last = w->from_seq;
     memset(v, 0, sizeof *v);
     v->chain = chain;
     v->ok = true;
+    v->walk = w;
+    v->head_seq = w->from_seq;
+    if (w->from_seq > 0) memcpy(v->head_hash, w->from_hash, sizeof v->head_hash);
     snprintf(ch, sizeof ch, "%" PRId32, chain);
-    snprintf(lim, sizeof lim, "%" PRId64, upto > 0 ? upto : INT64_MAX);
+    snprintf(lim, sizeof lim, "%" PRId64, w->upto > 0 ? w->upto : INT64_MAX);
+    if (chain < 0 || chain >= HL_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
+    if (w->from_seq > 0) {
+        int rc = check_start(c, v, w, errbuf, errcap);
+        if (rc || !v->ok) {
+            v->walk = NULL;
+            return rc;
+        }
+    }
     for (;;) {
         snprintf(after, sizeof after, "%" PRId64, last);
         /* Keyset paging on the (chain, seq) unique index: constant memory at any length. */
-        PGresult *r = PQexecParams(
-            c,
-            "SELECT id, seq, lineage_offset, request_id, stage, ts_us, record,"
-            " encode(prev_hash, 'hex'), encode(hash, 'hex') FROM lineage"
-            " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
-            " ORDER BY seq LIMIT " PAGE_ROWS,
-            3, NULL, params, NULL, NULL, 0);
+        PGresult *r = PQexecParams(c,
+                                   "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
+                                   " AND seq > $2::bigint AND seq <= $3::bigint"
+                                   " ORDER BY seq LIMIT " PAGE_ROWS,
+                                   3, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
             PQclear(r);
@@ -85,12 +257,33 @@ int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char
         }
         if (rc == 1) {
             v->ok = false;
+            v->walk = NULL;
             return 0;
         }
         if (n == 0) break;
     }
     v->bad_id = v->bad_seq = v->expected_seq = 0;
+    seals_beyond(v, w);
+    v->walk = NULL;
+    if (v->ok && w->from_seq == 0 && w->upto == 0) return find_stray(c, v, errbuf, errcap);
     return 0;
+}
+
+int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
+                    size_t errcap)
+{
+    hl_walk_t w = {0};
+    w.upto = upto;
+    return hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+}
+
+int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
+                         char *errbuf, size_t errcap)
+{
+    return first_row(c,
+                     "SELECT id, seq FROM lineage WHERE chain = $1::int AND seq >= $2::bigint"
+                     " ORDER BY seq, id LIMIT 1",
+                     chain, from_seq, id, seq, errbuf, errcap);
 }
 
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
@@ -108,7 +301,8 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
     }
     for (int i = 0; i < PQntuples(r) && n < cap; i++) {
         int64_t v;
-        if (hl_parse_i64(PQgetvalue(r, i, 0), 0, INT32_MAX, &v) == 0) out[n++] = (int32_t)v;
+        if (hl_parse_i64(PQgetvalue(r, i, 0), INT32_MIN, INT32_MAX, &v) == 0)
+            out[n++] = (int32_t)v; /* negative ones too: verify names their rows */
     }
     PQclear(r);
     return n;
@@ -134,65 +328,115 @@ int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[H
     return rc;
 }
 
-static int sign_chain(PGconn *c, const hl_signer_t *s, int32_t chain, char *errbuf, size_t errcap)
+static int cmp_chain(const void *x, const void *y)
+{
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+                  char *errbuf, size_t errcap)
+{
+    int32_t chains[2 * HL_MAX_CHAINS];
+    int n = 0;
+    if (only >= 0) {
+        chains[n++] = only;
+    } else {
+        n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap);
+        if (n < 0) return n;
+        /* A chain sealed outside but gone from the table is walked too: it lost every row. */
+        for (size_t i = 0; seals && i < seals->n; i++) {
+            bool have = false;
+            for (int j = 0; j < n && !have; j++) have = chains[j] == seals->cps[i].chain;
+            if (!have && n < 2 * HL_MAX_CHAINS) chains[n++] = seals->cps[i].chain;
+        }
+        qsort(chains, (size_t)n, sizeof chains[0], cmp_chain);
+    }
+    if (n > cap) n = cap;
+    for (int i = 0; i < n; i++) {
+        hl_walk_t w = {0};
+        if (seals) w.seals = hl_seals_chain(seals, chains[i], &w.nseals);
+        int rc = hl_verify_walk(c, chains[i], &w, &out[i], errbuf, errcap);
+        if (rc) return rc;
+        out[i].newest_seal = w.nseals ? w.seals[w.nseals - 1].seq : 0;
+    }
+    return n;
+}
+
+/* Signs the head of `chain` once the walk from its newest outside checkpoint (or from seq 1
+ * when it has none) to the head found nothing wrong, publishes the checkpoint and only then
+ * stores it. Returns 1 when signed, 0 when there was nothing new, 2 when refused (v says why),
+ * or a negative HL_E* code. */
+static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals_t *seals,
+                      hl_verify_t *v, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
-    const char *p1[1] = {ch};
     hl_checkpoint_t cp;
-    int64_t last = 0;
-    PGresult *r;
+    hl_walk_t w = {0};
+    w.seals = hl_seals_chain(seals, chain, &w.nseals);
+    /* From the newest signed checkpoint: the heads this process wrote (unsigned) are checked
+     * on the way, but the walk must cover every row since the last signature. */
+    for (size_t k = w.nseals; k-- > 0;)
+        if (w.seals[k].key_id[0]) {
+            w.from_seq = w.seals[k].seq;
+            memcpy(w.from_hash, w.seals[k].hash, HL_CHAIN_HASH_LEN);
+            break;
+        }
+    int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+    if (rc) return rc;
+    if (!v->ok) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " fails its walk from seq %" PRId64
+                 ": first bad row id %" PRId64 " seq %" PRId64 " (%s%s%s); head not signed",
+                 chain, w.from_seq, v->bad_id, v->bad_seq, v->reason, v->column ? " " : "",
+                 v->column ? v->column : "");
+        return 2;
+    }
+    if (v->head_seq <= w.from_seq) return 0; /* no new rows since the newest checkpoint */
     memset(&cp, 0, sizeof cp);
-    snprintf(ch, sizeof ch, "%" PRId32, chain);
-    r = PQexecParams(c,
-                     "SELECT l.seq, encode(l.hash, 'hex'),"
-                     " (SELECT coalesce(max(k.seq), 0) FROM lineage_checkpoints k"
-                     "  WHERE k.chain = $1::int)"
-                     " FROM lineage l WHERE l.chain = $1::int ORDER BY l.seq DESC LIMIT 1",
-                     1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "checkpoint head", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
-    if (PQntuples(r) != 1 || hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &cp.seq) ||
-        hl_chain_unhex(PQgetvalue(r, 0, 1), cp.hash) ||
-        hl_parse_i64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &last) || last >= cp.seq) {
-        PQclear(r);
-        return 0; /* empty chain, or no new rows since its last checkpoint */
-    }
-    PQclear(r);
     cp.chain = chain;
+    cp.seq = v->head_seq;
+    memcpy(cp.hash, v->head_hash, sizeof cp.hash);
     cp.ts_us = hl_now_us();
-    if (hl_checkpoint_sign(s, &cp) != 0) {
+    if (hl_checkpoint_sign(sg->signer, &cp) != 0) {
         snprintf(errbuf, errcap, "checkpoint: signing failed");
         return HL_EIO;
     }
+    /* Outside first: a checkpoint the database holds was always published. */
+    rc = hl_ckpub_send(sg->pub, &cp, 10000, errbuf, errcap);
+    if (rc) return rc;
+    hl_seals_add(seals, &cp);
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(sq, sizeof sq, "%" PRId64, cp.seq);
     snprintf(ts, sizeof ts, "%" PRId64, cp.ts_us);
     hl_chain_hex(cp.hash, hh);
     hl_hex(sig, cp.sig, HL_SIG_LEN);
     const char *p6[6] = {ch, sq, hh, ts, cp.key_id, sig};
-    r = PQexecParams(c,
+    PGresult *r =
+        PQexecParams(c,
                      "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
                      " VALUES ($1::int, $2::bigint, decode($3, 'hex'), $4::bigint, $5,"
                      " decode($6, 'hex'))",
                      6, NULL, p6, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK
-                 ? 1
-                 : hl_store_fail(c, r, "store checkpoint", errbuf, errcap);
+    rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 1
+                                               : hl_store_fail(c, r, "store checkpoint", errbuf,
+                                                               errcap);
     PQclear(r);
     return rc;
 }
 
-int hl_checkpoint_run(PGconn *c, const hl_signer_t *s, char *errbuf, size_t errcap)
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+                      char *errbuf, size_t errcap)
 {
     int32_t chains[HL_MAX_CHAINS];
     int n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap), signed_n = 0;
+    *refused = 0;
     if (n < 0) return n;
     for (int i = 0; i < n; i++) {
-        int rc = sign_chain(c, s, chains[i], errbuf, errcap);
+        hl_verify_t v;
+        int rc = sign_chain(c, sg, chains[i], seals, &v, errbuf, errcap);
         if (rc < 0) return rc;
-        signed_n += rc;
+        *refused += rc == 2;
+        signed_n += rc == 1;
     }
     return signed_n;
 }

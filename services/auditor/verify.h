@@ -8,6 +8,18 @@
 
 #include "chain.h"
 #include "checkpoint.h"
+#include "outside.h"
+
+/* What one walk checks, beyond the chain itself. */
+typedef struct {
+    int64_t upto;                 /* last seq to walk, 0 = the end */
+    int64_t from_seq;             /* start after this seq, whose hash is from_hash (0: seq 1) */
+    unsigned char from_hash[HL_CHAIN_HASH_LEN];
+    const hl_checkpoint_t *seals; /* signature-checked checkpoints of this chain from outside
+                                   * the database, ascending seq; the walk must meet each one's
+                                   * hash at its seq, and reach the last one */
+    size_t nseals;
+} hl_walk_t;
 
 typedef struct {
     int32_t chain;
@@ -17,13 +29,40 @@ typedef struct {
     unsigned char head_hash[HL_CHAIN_HASH_LEN];
     /* first bad row, when !ok */
     int64_t bad_id, bad_seq, expected_seq;
-    const char *reason;    /* "hash_mismatch", "prev_hash_mismatch", "seq_gap" (static) */
+    const char *reason;    /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
+                            * "column_mismatch" (see column), "outside_chain" (a row with seq
+                            * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
+                            * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
+                            * (sealed rows are gone), "hash_unreadable" */
+    const char *column;    /* column_mismatch: the first column that differs from its record */
+    int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
+    int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
+    int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
+    const hl_walk_t *walk; /* borrowed during the walk */
+    size_t next_seal;
 } hl_verify_t;
 
-/* Walks chain `chain` in seq order (pages of 5,000 rows) up to `upto_seq` (0: the end), and
- * stops at the first bad row. Returns 0 (the result says ok or not) or HL_EPG. */
+/* Walks chain `chain` in seq order (pages of 5,000 rows) as w says (NULL: the whole chain, no
+ * seals) and stops at the first bad row: broken links, a column that differs from what its
+ * record says, a sealed hash not met. A whole walk (from the start to the end) then looks for
+ * rows the walk could not read (seq < 1, beyond the head, chain out of range). Returns 0 (the
+ * result says ok or not) or HL_EPG. */
+int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *out,
+                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* hl_verify_walk of the whole chain up to `upto_seq` (0: the end), without seals. */
 int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto_seq, hl_verify_t *out, char *errbuf,
                     size_t errcap) HL_MUST_CHECK;
+
+/* Walks every chain (only < 0) or chain `only` against the outside checkpoints in seals
+ * (NULL: none): the chains in the table, negative ones included, and every chain sealed
+ * outside. Fills out[] (at most cap, ascending chain) and returns how many, or HL_EPG. */
+int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+                  char *errbuf, size_t errcap);
+
+/* The first row of `chain` with seq >= from_seq: returns 1 with *id and *seq, 0 when there is
+ * none, or HL_EPG. */
+int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
+                         char *errbuf, size_t errcap);
 
 /* Lists the chains present (loose index scan). Returns the count (<= cap) or HL_EPG. */
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap);
@@ -32,8 +71,19 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* Signs the current head of every chain that moved since its last checkpoint and stores the
- * checkpoints. Returns the number signed or a negative HL_E* code. */
-int hl_checkpoint_run(PGconn *c, const hl_signer_t *s, char *errbuf, size_t errcap);
+/* What signing needs: the key, and the producer of the checkpoint topic. */
+typedef struct {
+    const hl_signer_t *signer;
+    hl_ckpub_t *pub;
+} hl_signing_t;
+
+/* For every chain in the table: walks it from its newest checkpoint in `seals` (read from the
+ * checkpoint topic; from seq 1 when it has none) to its head, and when the walk finds nothing
+ * wrong and the head moved, signs the head, publishes the checkpoint (waiting for Kafka) and
+ * stores it in lineage_checkpoints, adding it to seals. A chain whose walk fails is not signed:
+ * it is logged as an ALARM and counted in *refused. Returns the number signed or a negative
+ * HL_E* code. */
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+                      char *errbuf, size_t errcap);
 
 #endif

@@ -33,7 +33,13 @@
       "bodies being read, all requests together (Content-Length, or max_body when chunked); "   \
       "past it, 503")                                                                           \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
-      "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")  \
+    X(lineage_rejected_per_s, 200, 1, 1000000, "HOOKLINE_LINEAGE_REJECTED_PER_S",               \
+      "rejected requests recorded in lineage per second in total (burst as many); the rest "   \
+      "are counted")                                                                            \
+    X(lineage_rejected_per_client_per_s, 20, 1, 1000000,                                        \
+      "HOOKLINE_LINEAGE_REJECTED_PER_CLIENT_PER_S",                                             \
+      "rejected requests recorded in lineage per second per client address (burst as many)")  \
     X(failed_auth_rate_per_client, 5, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE_PER_CLIENT",        \
       "failed authentications a second one client address may make, sustained")                 \
     X(failed_auth_burst_per_client, 20, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST_PER_CLIENT",     \

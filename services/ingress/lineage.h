@@ -6,9 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hl/metrics.h"
 #include "producer.h"
 
 #define ING_LINEAGE_MAX 4096
+
+/* The name every request for a source that is not configured is recorded under: whatever
+ * name the client chose never reaches the lineage (or the auditor's rollups). Source names are
+ * [a-z0-9_-], so no configured source can take it. */
+#define ING_UNKNOWN_SOURCE ".unknown"
 
 /* One request's outcome (all strings borrowed; NULL ones are omitted, error_code NULL is
  * written as null). */
@@ -24,13 +30,28 @@ typedef struct {
     int32_t partition;      /* -1 = unknown */
     int64_t offset;         /* -1 = unknown */
     int64_t latency_us;
+    uint64_t suppressed;    /* rejected requests not recorded just before this one (0: none) */
 } ing_lineage_t;
+
+/* The budget of rejected requests' lineage: an unauthenticated client must not be able to
+ * grow the append-only history without bound. Accepted requests (202) are never limited. */
+typedef struct ing_lineage_budget ing_lineage_budget_t;
+
+/* per_s in total and per_client_per_s for each client address (the 4,096 most recently
+ * seen). Both at least 1. Registers hookline_ingress_lineage_suppressed_total. */
+ing_lineage_budget_t *ing_lineage_budget_new(uint32_t per_s, uint32_t per_client_per_s,
+                                             hl_metrics_t *metrics);
+void ing_lineage_budget_free(ing_lineage_budget_t *b);
 
 /* Writes the JSON record into buf (cap bytes, NUL-terminated). Returns its length or
  * HL_ETOOBIG. */
 int ing_lineage_format(const ing_lineage_t *l, char *buf, size_t cap) HL_MUST_CHECK;
 
-/* Formats and queues the record (key = request id). Never blocks. Any thread. */
-void ing_lineage_emit(ing_producer_t *p, const ing_lineage_t *l);
+/* Formats and queues the record (key = request id). Never blocks. Any thread. A rejection
+ * (status other than 202) is recorded only within the budget b (NULL: no limit) for its
+ * client address; one over it is counted instead, and the next rejection recorded carries
+ * that count as "suppressed". */
+void ing_lineage_emit(ing_producer_t *p, ing_lineage_budget_t *b, const char *client,
+                      ing_lineage_t *l);
 
 #endif

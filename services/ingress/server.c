@@ -45,6 +45,7 @@ struct ing_server {
     hl_gauge_t *in_flight_g;
     hl_gauge_t *draining_g;
     hl_histogram_metric_t *duration;
+    ing_lineage_budget_t *rejected_lineage; /* rejections recorded per client and in total */
     char tls_err[256];        /* why the TLS setup callback failed */
 };
 
@@ -383,10 +384,12 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     int64_t latency = hl_mono_us() - r.t0;
     ing_count_status(r.src ? &r.src->counters : &s->sources->unknown, r.status);
     hl_histogram_observe_us(s->duration, latency);
-    ing_lineage_t l = {r.rid, r.source[0] ? r.source : NULL, r.message_id[0] ? r.message_id : NULL,
+    /* A source that is not configured is recorded under one fixed name, never the client's. */
+    const char *lsrc = r.src ? r.source : r.source[0] ? ING_UNKNOWN_SOURCE : NULL;
+    ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
-                       r.code, r.partition, r.offset, latency};
-    ing_lineage_emit(s->producer, &l);
+                       r.code, r.partition, r.offset, latency, 0};
+    ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
@@ -633,6 +636,8 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     s->draining_g = hl_metrics_gauge(metrics, "hookline_ingress_draining", "1 while draining", NULL);
     s->duration = hl_metrics_histogram(metrics, "hookline_ingress_request_duration_seconds",
                                        "Request received to answer decided", NULL);
+    s->rejected_lineage = ing_lineage_budget_new(cfg->lineage_rejected_per_s,
+                                                 cfg->lineage_rejected_per_client_per_s, metrics);
     char threads[16], timeout[16], keepalive[16], maxreq[16];
     snprintf(threads, sizeof(threads), "%u", cfg->http.threads);
     snprintf(timeout, sizeof(timeout), "%u", cfg->http.request_timeout_ms);
@@ -722,6 +727,7 @@ void ing_server_stop(ing_server_t *s)
     if (s == NULL) return;
     mg_stop(s->ctx);
     mg_exit_library();
+    ing_lineage_budget_free(s->rejected_lineage);
     ing_clients_deinit(&s->clients);
     free(s);
 }

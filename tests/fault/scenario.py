@@ -29,7 +29,7 @@ from persister_support import persister_config
 SOURCE = "fault"
 SECRET_ENV = "HL_FAULT_SOURCE_SECRET"
 TOKEN_ENV = "HL_FAULT_AUDITOR_TOKEN"
-PARTITIONS = {"events": 6, "lineage": 3, "dlq": 1}
+PARTITIONS = {"events": 6, "lineage": 3, "dlq": 1, "checkpoints": 1}
 DUPLICATE_RATIO = 0.05  # share of events the replay sends a second time (provider resends)
 
 Stopped = collections.namedtuple("Stopped", "svc code seconds metrics_before metrics_last")

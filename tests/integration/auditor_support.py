@@ -33,7 +33,7 @@ def auditor_config(stack, topics, schema, port, key_file, group=None, **over):
         "gap_grace_s": 2,
         "gap_scan_interval_s": 1,
         "checkpoint": {"key_file": str(key_file), "generate_if_missing": True,
-                       "interval_s": 3600},
+                       "interval_s": 3600, "topic": topics["checkpoints"]},
         "slo": {"ack_ms": 100, "e2e_ms": 1000, "target": 0.9},
         "tokens": [{"name": role, "sha256": sha(tok), "roles": [role]}
                    for role, tok in TOKENS.items()],

@@ -35,7 +35,7 @@ from harness.noskip import (pytest_make_collect_report,  # noqa: E402,F401
                             pytest_runtest_makereport)
 
 # Partition counts of the per-run topics, as in proto/topics.yaml.
-TOPIC_PARTITIONS = {"events": 6, "lineage": 3, "dlq": 1}
+TOPIC_PARTITIONS = {"events": 6, "lineage": 3, "dlq": 1, "checkpoints": 1}
 
 
 @dataclass
@@ -170,7 +170,7 @@ def _topics_cm(stack, run_id, partitions):
 
 @pytest.fixture
 def topics(stack, run_id):
-    """{'events': name, 'lineage': name, 'dlq': name}: fresh topics (6/3/1 partitions) for
+    """{'events', 'lineage', 'dlq', 'checkpoints': name}: fresh topics (6/3/1/1 partitions) for
     this test, deleted afterwards."""
     yield from _topics_cm(stack, run_id, TOPIC_PARTITIONS)
 

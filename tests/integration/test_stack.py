@@ -49,7 +49,7 @@ def test_topics_have_contract_partition_counts(stack, topics):
     from harness import kafkaio
     md = kafkaio.admin(stack.brokers).list_topics(timeout=10)
     assert {k: len(md.topics[v].partitions) for k, v in topics.items()} == \
-        {"events": 6, "lineage": 3, "dlq": 1}
+        {"events": 6, "lineage": 3, "dlq": 1, "checkpoints": 1}
 
 
 def test_row_round_trips_in_own_schema(pg_schema):

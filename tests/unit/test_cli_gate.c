@@ -21,7 +21,7 @@ static hl_results_t good(void)
                           .error_rate = 0.0, .p50_ms = 1.0, .p95_ms = 3.0, .p99_ms = 6.0,
                           .p999_ms = 20.0, .max_ms = 40.0, .throughput_rps = 5000,
                           .idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
-                          .lineage_coverage = 1.0};
+                          .lineage_coverage = 1.0, .chains_failed = 0};
 }
 
 static const hl_gate_row_t *row(const hl_gate_t *g, const char *key)
@@ -55,7 +55,7 @@ static void test_defaults_pass(void **state)
     hl_gate_t g;
     hl_gate_eval(&c, &r, &g);
     assert_true(g.pass);
-    assert_int_equal(g.nrows, 7);
+    assert_int_equal(g.nrows, 9);
     /* Exactly at the limits still passes. */
     r.p95_ms = 120;
     r.p99_ms = 200;
@@ -89,6 +89,15 @@ static void test_each_criterion_fails_alone(void **state)
     r = good();
     r.lineage_coverage = 0.9999;
     expect_only(&r, "lineage_coverage_min");
+    r = good();
+    r.gaps = 1; /* the default gate fails on any gap */
+    expect_only(&r, "gaps_max");
+    r = good();
+    r.chains_failed = 1;
+    expect_only(&r, "chain_failures_max");
+    r = good();
+    r.chains_failed = -1; /* the auditor did not answer its verification */
+    expect_only(&r, "chain_failures_max");
 }
 
 static void test_not_measured_and_skipped(void **state)
@@ -104,9 +113,11 @@ static void test_not_measured_and_skipped(void **state)
     assert_string_equal(row(&g, "idempotency_violations_max")->value, "not measured");
     r = good();
     r.lineage_coverage = -1;
+    r.chains_failed = -1;
     r.auditor_skipped = 1;
     hl_gate_eval(&c, &r, &g);
     assert_true(g.pass);
+    assert_int_equal(row(&g, "chain_failures_max")->verdict, HL_GATE_SKIP);
     assert_int_equal(row(&g, "lineage_coverage_min")->verdict, HL_GATE_SKIP);
     assert_non_null(strstr(row(&g, "lineage_coverage_min")->note, "no-auditor"));
     /* Nothing sent is never a pass. */

@@ -118,7 +118,7 @@ static void test_lineage_format(void **state)
 {
     char buf[ING_LINEAGE_MAX];
     ing_lineage_t l = {"01890a5d-ac96-774b-bcce-b302099a8057", "demo", "m\"1\n", "a.b",
-                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000};
+                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000, 0};
     int n = ing_lineage_format(&l, buf, sizeof(buf));
     assert_true(n > 0);
     json_error_t err;
@@ -137,7 +137,7 @@ static void test_lineage_format(void **state)
     memset(longname, 's', sizeof(longname) - 1);
     longname[199] = '\0';
     ing_lineage_t r = {"01890a5d-ac96-774b-bcce-b302099a8057", longname, NULL, NULL, 1, 2, 404,
-                       "unknown_source", -1, -1, 5};
+                       "unknown_source", -1, -1, 5, 0};
     n = ing_lineage_format(&r, buf, sizeof(buf));
     j = json_loadb(buf, (size_t)n, 0, &err);
     assert_non_null(j);

@@ -156,6 +156,24 @@ static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
                 v->lineage_coverage * 100.0, (long long)v->lineage_complete,
                 (long long)v->lineage_checked);
     if (v->auditor_gaps >= 0) fprintf(out, "  auditor gaps           %lld\n", (long long)v->auditor_gaps);
+    if (!no_auditor)
+        fprintf(out, "  chain verification     %s\n",
+                v->chains_failed < 0    ? "not answered"
+                : v->chains_failed == 0 ? "ok (held to the checkpoint topic)"
+                                        : "FAILED (see the auditor's GET /v1/verify)");
+    if (v->chains_failed > 0) {
+        size_t i;
+        json_t *ch;
+        json_array_foreach(json_object_get(v->chain_verify, "chains"), i, ch) {
+            json_t *b = json_object_get(ch, "first_bad");
+            if (!json_is_object(b)) continue;
+            fprintf(out, "    chain %lld: first bad row id %lld seq %lld: %s\n",
+                    (long long)json_integer_value(json_object_get(ch, "chain")),
+                    (long long)json_integer_value(json_object_get(b, "id")),
+                    (long long)json_integer_value(json_object_get(b, "seq")),
+                    json_string_value(json_object_get(b, "reason")));
+        }
+    }
 }
 
 int hl_cmd_verify(int argc, char **argv)
@@ -203,7 +221,8 @@ int hl_cmd_verify(int argc, char **argv)
     } else {
         print_verify(stdout, &v, conn.no_auditor);
         int bad = v.idempotency_violations || v.ordering_violations ||
-                  (!conn.no_auditor && v.lineage_complete < v.lineage_checked);
+                  (!conn.no_auditor &&
+                   (v.lineage_complete < v.lineage_checked || v.chains_failed != 0));
         printf("  verify: %s\n", bad ? "VIOLATIONS" : "OK");
         code = bad ? HL_EXIT_FAIL : HL_EXIT_PASS;
     }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "evidence.h"
 #include "hl/util.h"
 #include "report.h"
 #include "results.h"
@@ -341,7 +342,10 @@ int hl_cmd_replay(int argc, char **argv)
         hl_evidence_t ev = {.dir = a.evidence, .results = results, .config = cfg,
                             .latency = rep.latency_us, .error_budget = budget,
                             .verify = have_ver ? &ver : NULL, .w = &w, .report_text = table};
-        if (hl_evidence_write_all(&ev, err, sizeof(err)) != 0) {
+        if (hl_evidence_write_all(&ev, err, sizeof(err)) != 0 ||
+            (!a.no_verify && !a.conn.no_auditor && hl_evidence_sign(a.evidence, a.conn.auditor_host,
+                                                    a.conn.auditor_port, a.conn.auditor_token,
+                                                    err, sizeof(err)) != 0)) {
             fprintf(stderr, "hookline: %s\n", err);
             code = HL_EXIT_USAGE;
         } else if (!a.json_out) {

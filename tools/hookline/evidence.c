@@ -89,6 +89,7 @@ static int list_dir(const char *dir, char ***names, size_t *n, int *odd)
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         if (strcmp(e->d_name, HL_EVIDENCE_MANIFEST) == 0) continue;
+        if (strcmp(e->d_name, HL_EVIDENCE_SIGNATURE) == 0) continue; /* signs the manifest */
         char path[4096];
         struct stat st;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);

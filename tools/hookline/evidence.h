@@ -9,6 +9,7 @@
 #include "hl/error.h"
 
 #define HL_EVIDENCE_MANIFEST "SHA256SUMS"
+#define HL_EVIDENCE_SIGNATURE "SHA256SUMS.sig" /* the auditor's signature of the manifest */
 #define HL_EVIDENCE_MAX_FILES 1024
 #define HL_EVIDENCE_MAX_MANIFEST (1u << 20)
 
@@ -34,5 +35,17 @@ int hl_evidence_seal(const char *dir) HL_MUST_CHECK;
  * "missing: name", "unlisted: name", "malformed manifest line N"). Returns the number of
  * problems (0 = intact), or HL_EIO when the manifest cannot be read at all. */
 int hl_evidence_verify(const char *dir, FILE *out);
+
+/* Asks the auditor at host:port (bearer token) to sign dir's manifest with its checkpoint key,
+ * together with the newest checkpoint of every chain (POST /v1/evidence), and writes the
+ * answer to dir/SHA256SUMS.sig. Returns 0, or HL_EIO with errbuf filled. */
+int hl_evidence_sign(const char *dir, const char *host, int port, const char *token,
+                     char *errbuf, size_t errcap) HL_MUST_CHECK;
+
+/* Checks dir/SHA256SUMS.sig: made for this manifest, its signature valid for the public key
+ * it names (and that key equal to pin, 64 hex, when pin is not NULL), each checkpoint in it
+ * signed by a key of its ring. One line per problem on `report` (or one "signed:" line when
+ * none). Returns the number of problems; a missing signature is one only with a pin. */
+int hl_evidence_check_signature(const char *dir, const char *pin, FILE *report);
 
 #endif

@@ -20,14 +20,15 @@ void hl_criteria_defaults(hl_criteria_t *c)
                          .error_rate_max = 0.001,
                          .idempotency_violations_max = 0,
                          .ordering_violations_max = 0,
-                         .gaps_max = -1,
-                         .lineage_coverage_min = 1.0};
+                         .gaps_max = 0,
+                         .lineage_coverage_min = 1.0,
+                         .chain_failures_max = 0};
 }
 
 /* The YAML form: every key optional (pointer fields stay NULL when absent). */
 typedef struct {
     double *p95_ms_max, *p99_ms_max, *p999_ms_max, *acceptance_min, *error_rate_max;
-    int64_t *idempotency_violations_max, *ordering_violations_max, *gaps_max;
+    int64_t *idempotency_violations_max, *ordering_violations_max, *gaps_max, *chain_failures_max;
     double *lineage_coverage_min;
 } criteria_yaml_t;
 
@@ -41,6 +42,7 @@ static const cyaml_schema_field_t criteria_fields[] = {
     CYAML_FIELD_INT_PTR("ordering_violations_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, ordering_violations_max),
     CYAML_FIELD_INT_PTR("gaps_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, gaps_max),
     CYAML_FIELD_FLOAT_PTR("lineage_coverage_min", CYAML_FLAG_OPTIONAL, criteria_yaml_t, lineage_coverage_min),
+    CYAML_FIELD_INT_PTR("chain_failures_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, chain_failures_max),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t criteria_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, criteria_yaml_t, criteria_fields)};
@@ -104,7 +106,7 @@ int hl_criteria_load(const char *path, hl_criteria_t *c, char *errbuf, size_t er
 #define TAKE(f) if (y->f) c->f = *y->f
     TAKE(p95_ms_max); TAKE(p99_ms_max); TAKE(p999_ms_max); TAKE(acceptance_min);
     TAKE(error_rate_max); TAKE(idempotency_violations_max); TAKE(ordering_violations_max);
-    TAKE(gaps_max); TAKE(lineage_coverage_min);
+    TAKE(gaps_max); TAKE(lineage_coverage_min); TAKE(chain_failures_max);
 #undef TAKE
     cyaml_free(&cfg, &criteria_schema, y, 0);
     rc = check_range("p95_ms_max", c->p95_ms_max, 0, 3.6e6, errbuf, errcap);
@@ -157,6 +159,16 @@ static void row_count(hl_gate_t *g, const char *key, const char *label, int64_t 
     snprintf(r->limit, sizeof(r->limit), "<= %lld", (long long)lim);
 }
 
+/* A criterion the auditor answers, skipped with --no-auditor; the caller writes its limit. */
+static hl_gate_row_t *row_skip(hl_gate_t *g, const char *key, const char *label)
+{
+    hl_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (hl_gate_row_t){.key = key, .label = label, .verdict = HL_GATE_SKIP,
+                         .note = "not checked: --no-auditor"};
+    snprintf(r->value, sizeof(r->value), "skipped");
+    return r;
+}
+
 void hl_gate_eval(const hl_criteria_t *c, const hl_results_t *res, hl_gate_t *g)
 {
     memset(g, 0, sizeof(*g));
@@ -173,14 +185,18 @@ void hl_gate_eval(const hl_criteria_t *c, const hl_results_t *res, hl_gate_t *g)
               c->ordering_violations_max);
     row_count(g, "gaps_max", "gaps", res->gaps, c->gaps_max);
     if (c->lineage_coverage_min >= 0 && res->auditor_skipped) {
-        hl_gate_row_t *r = &g->rows[g->nrows++];
-        *r = (hl_gate_row_t){.key = "lineage_coverage_min", .label = "lineage coverage",
-                             .verdict = HL_GATE_SKIP, .note = "not checked: --no-auditor"};
-        snprintf(r->value, sizeof(r->value), "skipped");
-        snprintf(r->limit, sizeof(r->limit), ">= %g %%", c->lineage_coverage_min * 100.0);
+        snprintf(row_skip(g, "lineage_coverage_min", "lineage coverage")->limit, 48, ">= %g %%",
+                 c->lineage_coverage_min * 100.0);
     } else {
         row_ratio(g, "lineage_coverage_min", "lineage coverage", res->lineage_coverage,
                   c->lineage_coverage_min, 1);
+    }
+    if (c->chain_failures_max >= 0 && res->auditor_skipped) {
+        snprintf(row_skip(g, "chain_failures_max", "chain verification")->limit, 48, "<= %lld",
+                 (long long)c->chain_failures_max);
+    } else {
+        row_count(g, "chain_failures_max", "chain verification", res->chains_failed,
+                  c->chain_failures_max);
     }
     if (!measured && g->nrows) {
         /* Latency of nothing is not a pass. */
@@ -207,6 +223,7 @@ char *hl_criteria_json(const hl_criteria_t *c)
     json_object_set_new(o, "ordering_violations_max", json_integer(c->ordering_violations_max));
     json_object_set_new(o, "gaps_max", json_integer(c->gaps_max));
     json_object_set_new(o, "lineage_coverage_min", json_real(c->lineage_coverage_min));
+    json_object_set_new(o, "chain_failures_max", json_integer(c->chain_failures_max));
     char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(2));
     json_decref(o);
     return s;
@@ -249,6 +266,7 @@ int hl_results_parse(const char *text, size_t len, hl_results_t *r)
     r->ordering_violations = (int64_t)num(o, "ordering_violations", -1);
     r->gaps = (int64_t)num(o, "gaps", -1);
     r->lineage_coverage = num(o, "lineage_coverage", -1);
+    r->chains_failed = (int64_t)num(o, "chain_failures", -1);
     r->auditor_skipped = json_is_true(json_object_get(o, "auditor_skipped"));
     double conc = num(o, "concurrency", 0), rate = num(o, "rate", 0);
     r->concurrency = conc >= 1 && conc <= 1e6 ? (unsigned)conc : 0;

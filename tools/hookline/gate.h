@@ -20,6 +20,7 @@ typedef struct {
     int64_t ordering_violations;
     int64_t gaps;
     double lineage_coverage;    /* 0..1 */
+    int64_t chains_failed;      /* chains failing the auditor's verification, -1 unknown */
     int auditor_skipped;        /* 1 when --no-auditor was given: lineage not checked */
     unsigned concurrency;       /* connections used; 0 = not recorded */
     double rate_rps;            /* open-loop target rate; 0 = closed-loop */
@@ -34,8 +35,9 @@ typedef struct {
     double error_rate_max;             /* 0.001 */
     int64_t idempotency_violations_max; /* 0 */
     int64_t ordering_violations_max;   /* 0 */
-    int64_t gaps_max;                  /* off (gaps are also idempotency violations) */
+    int64_t gaps_max;                  /* 0: any gap fails the gate */
     double lineage_coverage_min;       /* 1.0 */
+    int64_t chain_failures_max;        /* 0: every chain verifies against the checkpoint topic */
 } hl_criteria_t;
 
 void hl_criteria_defaults(hl_criteria_t *c);
@@ -47,7 +49,7 @@ int hl_criteria_load(const char *path, hl_criteria_t *c, char *errbuf, size_t er
 
 typedef enum { HL_GATE_PASS = 0, HL_GATE_FAIL = 1, HL_GATE_SKIP = 2 } hl_gate_verdict_t;
 
-#define HL_GATE_MAX_ROWS 9
+#define HL_GATE_MAX_ROWS 10
 typedef struct {
     const char *key;      /* criterion key, e.g. "p95_ms_max" */
     const char *label;    /* human label, e.g. "p95 latency" */

@@ -22,7 +22,9 @@ static void usage(FILE *out)
           "  replay [options]            send webhooks, verify, gate (hookline replay --help)\n"
           "  verify --requests FILE      check a past run's ledger against Postgres and the auditor\n"
           "  gate RESULTS.json [--criteria FILE]   judge a results file\n"
-          "  evidence verify DIR         check an evidence folder against its SHA256SUMS\n"
+          "  evidence verify DIR [--public-key HEX]\n"
+          "                              check an evidence folder against its SHA256SUMS and\n"
+          "                              the auditor's signature of it\n"
           "  lineage REQUEST_ID          print one request's lineage from the auditor\n"
           "  dlq list | redrive [--request-id ID]   dead letters (Kafka)\n"
           "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n",
@@ -76,8 +78,11 @@ static int cmd_gate(int argc, char **argv)
 
 static int cmd_evidence(int argc, char **argv)
 {
-    if (argc != 3 || strcmp(argv[1], "verify") != 0) {
-        fputs("usage: hookline evidence verify DIR\n", stderr);
+    const char *pin = NULL;
+    if (argc == 5 && strcmp(argv[3], "--public-key") == 0) pin = argv[4];
+    if ((argc != 3 && !pin) || strcmp(argv[1], "verify") != 0 ||
+        (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64))) {
+        fputs("usage: hookline evidence verify DIR [--public-key HEX64]\n", stderr);
         return HL_EXIT_USAGE;
     }
     int n = hl_evidence_verify(argv[2], stdout);
@@ -85,6 +90,7 @@ static int cmd_evidence(int argc, char **argv)
         fprintf(stderr, "hookline: %s: no readable %s\n", argv[2], HL_EVIDENCE_MANIFEST);
         return HL_EXIT_USAGE;
     }
+    n += hl_evidence_check_signature(argv[2], pin, stdout);
     if (n == 0) {
         printf("evidence %s: intact\n", argv[2]);
         return HL_EXIT_PASS;

@@ -44,6 +44,7 @@ void hl_results_fill(hl_results_t *r, const hl_replay_results_t *rep, const hl_w
     r->ordering_violations = v ? v->ordering_violations : -1;
     r->gaps = v ? v->gaps : -1;
     r->lineage_coverage = v && !auditor_skipped ? v->lineage_coverage : -1;
+    r->chains_failed = v && !auditor_skipped ? v->chains_failed : -1;
     r->auditor_skipped = auditor_skipped;
 }
 
@@ -74,6 +75,7 @@ json_t *hl_results_json(const hl_results_t *r, const hl_gate_t *g, const hl_crit
     json_object_set_new(o, "ordering_violations", measured_int(r->ordering_violations));
     json_object_set_new(o, "gaps", measured_int(r->gaps));
     json_object_set_new(o, "lineage_coverage", measured_real(r->lineage_coverage));
+    json_object_set_new(o, "chain_failures", measured_int(r->chains_failed));
     json_object_set_new(o, "auditor_skipped", json_boolean(r->auditor_skipped));
     if (r->concurrency > 0) {
         json_object_set_new(o, "mode", json_string(r->rate_rps > 0 ? "open-loop" : "closed-loop"));

@@ -40,6 +40,10 @@ typedef struct {
     int64_t lineage_complete;       /* with ingress (and, if accepted, a commit) stage */
     double lineage_coverage;        /* complete / checked, -1 when skipped */
     int64_t auditor_gaps;           /* what the auditor's /v1/gaps reports, -1 unknown */
+    int64_t chains_failed;          /* chains the auditor's GET /v1/verify (held to the
+                                     * checkpoint topic) finds bad, plus 1 when the topic could
+                                     * not be read or holds unverifiable records; -1 unknown */
+    json_t *chain_verify;           /* that answer (owned), or null */
     json_t *idempotency;            /* report objects (owned; hl_verify_report_free) */
     json_t *ordering;
     json_t *lineage_missing;
