@@ -387,6 +387,105 @@ static void test_replacements_under_load(void **state)
     hl_metrics_free(m);
 }
 
+/* The values stored in partition `part` of the events topic of mock cluster mc, in order,
+ * joined by ' ' into out. */
+static void stored_values(rd_kafka_mock_cluster_t *mc, int32_t part, char *out, size_t cap)
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       rd_kafka_mock_cluster_bootstraps(mc), errstr,
+                                       sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(c);
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, "events", part)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(c, tp), 0);
+    rd_kafka_topic_partition_list_destroy(tp);
+    size_t len = 0;
+    out[0] = '\0';
+    int64_t until = hl_mono_us() + 10 * 1000000;
+    for (bool eof = false; !eof && hl_mono_us() < until;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m == NULL) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            eof = true;
+        else if (m->err == 0 && len + m->len + 2 < cap) {
+            memcpy(out + len, m->payload, m->len);
+            len += m->len;
+            out[len++] = ' ';
+            out[len] = '\0';
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+}
+
+typedef struct {
+    ing_producer_t *p;
+    const char *value;
+    ing_ack_t ack;
+} valued_send_t;
+
+static void *valued_send_main(void *arg)
+{
+    valued_send_t *s = arg;
+    ing_event_t ev = {
+        .key = "m", .key_len = 1, .value = s->value, .value_len = strlen(s->value), .nheaders = 0};
+    ing_producer_send(s->p, &ev, true, hl_mono_us() + 5000 * 1000, &s->ack);
+    return NULL;
+}
+
+/* A new producer's first request to a partition fails with a retriable error while its second
+ * request is in flight, and the broker stores the second one (a broker keeps no sequence for
+ * a producer id it has not seen on that partition, so it takes any first sequence: a partition
+ * not yet created, a leader moving). librdkafka then reports the first request's records as
+ * delivered without their ever being stored. Such a report carries no offset: the waiting
+ * request is not answered as stored. */
+static void test_unstored_record_not_acknowledged(void **state)
+{
+    ing_config_t cfg = make_config();
+    cfg.ack_timeout_ms = 5000;
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    if (p == NULL) fail_msg("%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ing_producer_handle(p));
+    mock_topic(mc, "events", 2);
+    /* The first produce request is refused, its answer arriving after the second request went
+     * out. */
+    rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 0 /* Produce */, 1,
+                                                 RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 500);
+    valued_send_t a = {.p = p, .value = "first"}, b = {.p = p, .value = "second"};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, valued_send_main, &a);
+    usleep(200 * 1000);
+    pthread_create(&tb, NULL, valued_send_main, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(ing_producer_flush(p, 5000), 0);
+    char stored[256];
+    stored_values(mc, b.ack.partition >= 0 ? b.ack.partition : 0, stored, sizeof(stored));
+    print_message("first: err %d offset %lld; second: err %d offset %lld; stored: %s\n", a.ack.err,
+                  (long long)a.ack.offset, b.ack.err, (long long)b.ack.offset, stored);
+    /* What answers 202 is in the log; the second request was, so the broker took it. */
+    assert_int_equal(b.ack.err, 0);
+    assert_non_null(strstr(stored, "second "));
+    if (a.ack.err == 0) {
+        assert_true(a.ack.offset >= 0);
+        assert_non_null(strstr(stored, "first "));
+    }
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_fatal_error_replaces_producer),
         cmocka_unit_test(test_fatal_lineage_records_move_on),
         cmocka_unit_test(test_replacements_under_load),
+        cmocka_unit_test(test_unstored_record_not_acknowledged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
