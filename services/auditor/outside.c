@@ -28,8 +28,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)opaque;
     delivery_t *d = m->_private;
     if (!d) return;
-    d->err = m->err;
-    atomic_store(&d->done, m->err ? 2 : 1);
+    d->err = hl_kafka_delivery_err(m);
+    atomic_store(&d->done, d->err ? 2 : 1);
 }
 
 hl_ckpub_t *hl_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *errbuf,

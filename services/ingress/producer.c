@@ -219,22 +219,11 @@ static void lineage_unpark(ing_producer_t *p)
     pthread_mutex_unlock(&p->park_mu);
 }
 
-/* A success report without an offset is no evidence that the broker stored the record.
- * librdkafka gives one when a later request of the same partition was acknowledged while this
- * record's request had failed: it takes the earlier records as stored. But a broker that has
- * no sequence for the producer on that partition yet (a new producer, a partition created a
- * moment ago, a leader moving) accepts the later request whatever its first sequence, so the
- * earlier records, refused and then reported delivered, are in no log. An acks=all
- * acknowledgement always carries the offset. */
-static bool unconfirmed(const rd_kafka_message_t *m)
-{
-    return m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset < 0;
-}
-
 /* Runs on whichever thread serves rd_kafka_poll/flush of the generation (its poll thread,
  * or main at flush). A report served after the generation turned fatal is a failure even if
  * the broker stored the record: the request is answered 503 and its retry is stored once. So
- * is a success without an offset (see unconfirmed). */
+ * is a success without an offset (hl_kafka_delivery_err: a new producer, a partition created
+ * a moment ago or a leader moving can leave such a record in no log). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -242,15 +231,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     ing_producer_t *p = g->slot->p;
     void *tag = m->_private;
     bool fatal = m->err ? gen_fatal(g) : atomic_load(&g->fatal);
+    rd_kafka_resp_err_t delivered = hl_kafka_delivery_err(m);
     if (tag == &LINEAGE_TAG) {
         if (m->err && fatal) lineage_park(p, m->key, m->key_len, m->payload, m->len);
-        else if (m->err || unconfirmed(m)) hl_counter_inc(p->lineage_drops);
+        else if (delivered) hl_counter_inc(p->lineage_drops);
         return;
     }
-    rd_kafka_resp_err_t err = m->err           ? m->err
-                              : fatal          ? RD_KAFKA_RESP_ERR__FATAL
-                              : unconfirmed(m) ? RD_KAFKA_RESP_ERR__INCONSISTENT
-                                               : RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t err = m->err ? m->err : fatal ? RD_KAFKA_RESP_ERR__FATAL : delivered;
     if (err) hl_counter_inc(p->delivery_errors);
     if (tag == &FAST_TAG || tag == NULL) return;
     waiter_t *w = tag;

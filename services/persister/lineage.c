@@ -36,10 +36,13 @@ struct hl_lineage {
  * produced again from the report's own copy, as often as it takes: the count in flight stays
  * the same, and its batch keeps the partition's mark until it is delivered. */
 static bool produce_again(hl_lineage_t *l, rd_kafka_t *from, const rd_kafka_message_t *m,
-                          hl_ltrack_batch_t *tb)
+                          rd_kafka_resp_err_t why, hl_ltrack_batch_t *tb)
 {
-    /* A report from a replaced handle (renew) fails whatever it held: the current one sends it. */
-    if (m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && from == l->rk) return false;
+    /* A report from a replaced handle (renew) fails whatever it held: the current one sends it.
+     * So is a record reported stored without an offset (hl_kafka_delivery_err). */
+    if (why != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && why != RD_KAFKA_RESP_ERR__INCONSISTENT &&
+        from == l->rk)
+        return false;
     rd_kafka_resp_err_t err = rd_kafka_producev(
         l->rk, RD_KAFKA_V_TOPIC(l->cfg->kafka.lineage_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
         RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -55,21 +58,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     hl_lineage_t *l = opaque;
     if (strcmp(rd_kafka_topic_name(m->rkt), l->cfg->kafka.dlq_topic) == 0) {
         hl_row_t *row = m->_private;
+        rd_kafka_resp_err_t err = hl_kafka_delivery_err(m);
         l->dlq_pending--;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) row->dlq_sent = 1;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) row->dlq_sent = 1;
         else l->dlq_failed++;
-        if (m->err)
-            hl_error("dead-letter produce failed: %s", rd_kafka_err2str(m->err));
+        if (err) hl_error("dead-letter produce failed: %s", rd_kafka_err2str(err));
         return;
     }
     hl_ltrack_batch_t *tb = m->_private;
-    if (m->err) {
-        hl_warn("lineage produce failed: %s", rd_kafka_err2str(m->err));
-        if (produce_again(l, rk, m, tb)) return;
+    rd_kafka_resp_err_t err = hl_kafka_delivery_err(m);
+    if (err) {
+        hl_warn("lineage produce failed: %s", rd_kafka_err2str(err));
+        if (produce_again(l, rk, m, err, tb)) return;
         atomic_fetch_add(&l->failed, 1);
     }
     l->in_flight--;
-    hl_ltrack_report(l->track, tb, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    hl_ltrack_report(l->track, tb, err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 /* A new producer handle for l; NULL with errbuf filled. */

@@ -284,6 +284,22 @@ static void test_error_translation(void **state)
 
 /* ---- librdkafka's log lines: JSON like the service's, never librdkafka's own "%3|…" form ---- */
 
+/* A success without an offset is not a delivery; an error stays itself; an offset is. */
+static void test_delivery_err(void **state)
+{
+    (void)state;
+    rd_kafka_message_t m = {.err = RD_KAFKA_RESP_ERR_NO_ERROR, .offset = 41};
+    assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR_NO_ERROR);
+    m.offset = 0;
+    assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR_NO_ERROR);
+    m.offset = RD_KAFKA_OFFSET_INVALID;
+    assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR__INCONSISTENT);
+    m.offset = -1;
+    assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR__INCONSISTENT);
+    m.err = RD_KAFKA_RESP_ERR__MSG_TIMED_OUT;
+    assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+}
+
 static void test_log_levels(void **state)
 {
     (void)state;
@@ -385,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_produce_consume_headers),
         cmocka_unit_test(test_header_edges),
         cmocka_unit_test(test_error_translation),
+        cmocka_unit_test(test_delivery_err),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_lines_are_json),
     };

@@ -238,3 +238,9 @@ int hl_kafka_err(rd_kafka_resp_err_t err)
         return HL_EKAFKA;
     }
 }
+
+rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m)
+{
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) return m->err;
+    return m->offset < 0 ? RD_KAFKA_RESP_ERR__INCONSISTENT : RD_KAFKA_RESP_ERR_NO_ERROR;
+}

@@ -37,6 +37,14 @@ int hl_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) HL_MUST_CHECK;
  * HL_EPARSE (value contains a NUL byte). A header with a null value reads as "". */
 int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap) HL_MUST_CHECK;
 
+/* The outcome of a delivery report: its error, or RD_KAFKA_RESP_ERR__INCONSISTENT for a
+ * success without an offset. An acks=all acknowledgement always carries the record's offset;
+ * librdkafka also reports success, with no offset, for records of an idempotent producer
+ * that it only assumes were stored (a refused first request to a partition overtaken by a
+ * later one that the broker accepted), and such a record can be in no log at all. Every
+ * producer whose reports promise durability decides by this, never by m->err alone. */
+rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m);
+
 /* Translates a librdkafka error to an HL_E* code. */
 int hl_kafka_err(rd_kafka_resp_err_t err);
 
