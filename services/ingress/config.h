@@ -28,7 +28,9 @@
     X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
       "idle time before a keep-alive connection is closed")                                     \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
-      "longest wait for the broker to store a lineage record before it is dropped (counted)")
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
+    X(test_fault_signals, 0, 0, 1, "HOOKLINE_TEST_FAULT_SIGNALS",                               \
+      "test hook, off in production: 1 makes SIGUSR1 (SIGUSR2) fail the events (lineage) producer")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \

@@ -108,6 +108,7 @@ static void test_config_defaults(void **state)
                        "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n", &c, err, sizeof(err));
     if (rc != 0) fail_msg("%s", err);
     assert_int_equal(c->ack_timeout_ms, 5000);
+    assert_int_equal(c->test_fault_signals, 0); /* the test hook is off unless asked for */
     assert_int_equal(c->http.threads, 1024);
     assert_string_equal(c->ack_mode, "durable");
     assert_string_equal(c->default_source, "gh");
@@ -149,6 +150,9 @@ static void test_config_errors(void **state)
     expect_error(SRC "default_source: other\n", "default_source");
     expect_error(SRC "  - name: s\n    scheme: stripe\n    secrets: [{env: X}]\n", "unique");
     expect_error(SRC "bogus_key: 1\n", "bogus_key");
+    /* The test hook is a switch: anything but 0 or 1 is refused, and it is off by default. */
+    expect_error(SRC "test_fault_signals: 2\n", "test_fault_signals");
+    expect_error(SRC "test_fault_signals: yes\n", "test_fault_signals");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443\", tls_cert: /x.pem}\n", "http.listen");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443s\"}\n", "http.listen");
 }
