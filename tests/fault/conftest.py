@@ -201,6 +201,18 @@ def fault_production(request):
     yield from _scenario_fixture(stack, request, PRODUCTION_EVENTS)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "production: a scenario of the production topology")
+
+
+def pytest_collection_modifyitems(items):
+    # `-k production` selects the production topology's scenarios, `-k "not production"` the
+    # single node's.
+    for item in items:
+        if "fault_production" in item.fixturenames:
+            item.add_marker(pytest.mark.production)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
