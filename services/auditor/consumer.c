@@ -33,7 +33,11 @@ static void sleep_ms(int ms)
 static int ensure_pg(consumer_t *c)
 {
     char err[512];
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK) return 0;
+    /* A read-only server (a standby, or a primary demoted or set read-only) refuses every
+     * batch: drop the connection so the next one goes through the conninfo's host list again
+     * (with target_session_attrs=read-write, to the new primary). */
+    if (c->pg && !hl_pg_reconnect_needed(c->pg, NULL)) return 0;
+    if (hl_pg_read_only(c->pg)) hl_warn("consumer: postgres server is read-only; reconnecting");
     PQfinish(c->pg);
     c->pg = NULL;
     if (hl_pg_connect(&c->a->cfg->postgres, 0, &c->pg, err, sizeof err) != 0) {

@@ -30,7 +30,7 @@
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
       "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
     X(test_fault_signals, 0, 0, 1, "HOOKLINE_TEST_FAULT_SIGNALS",                               \
-      "test hook, off in production: 1 makes SIGUSR1 (SIGUSR2) fail the events (lineage) producer")
+      "test hook, never in production: SIGUSR1/SIGUSR2 fail the events/lineage producer")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \
