@@ -26,6 +26,9 @@ from confluent_kafka.admin import AdminClient
 from ingress_support import _kafka_libs
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
+# librdkafka's own log level for the clients asking the cluster: a killed node's refused
+# connections are the attack, not news (a failed request still raises).
+QUIET = 0
 
 
 def log(msg):
@@ -157,7 +160,7 @@ class PrivateStack:
         make every request that happens to go to it wait)."""
         ports = [self.kafka_ports[n - 1] for n in nodes] if nodes else self.kafka_ports
         return AdminClient({"bootstrap.servers": ",".join(f"127.0.0.1:{p}" for p in ports),
-                            "socket.timeout.ms": 3000})
+                            "socket.timeout.ms": 3000, "log_level": QUIET})
 
     def partitions(self, topic, nodes=None):
         """{partition: (leader, replicas, isr)} of a topic, from the cluster's metadata."""
@@ -169,7 +172,8 @@ class PrivateStack:
         """{partition: high watermark}: how many records each partition holds."""
         ports = [self.kafka_ports[n - 1] for n in nodes] if nodes else self.kafka_ports
         c = Consumer({"bootstrap.servers": ",".join(f"127.0.0.1:{p}" for p in ports),
-                      "group.id": "hl-fault-watermarks", "enable.auto.commit": False})
+                      "group.id": "hl-fault-watermarks", "enable.auto.commit": False,
+                      "log_level": QUIET})
         try:
             out = {}
             for p in self.partitions(topic, nodes):

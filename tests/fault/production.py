@@ -154,6 +154,13 @@ def run(fault, name, attack, at=0.3):
         problems += found
     problems += sc.judge()
     sc.monitor.stop()
+    # What the ingress went through: fatal producer errors logged, producers replaced.
+    ing = sc.svc.get(("ingress", 0))
+    fatal = sum("fatal" in ln for ln in ing.log_text().splitlines()) if ing else None
+    restarts = metric_sum(sc.metrics("ingress"), "hookline_ingress_kafka_producer_restarts_total")
+    sc.summary.update(fatal_log_lines=fatal, producer_restarts=restarts)
+    sc.note(f"ingress log lines naming a fatal error: {fatal}; producers replaced:"
+            f" {'not counted by this ingress' if restarts is None else f'{restarts:.0f}'}")
     if t_attack is not None:
         # 202s stop when the replay does; the persister commits its backlog until caught up.
         back = {"resume_202_s": resume_s(sc.monitor.series("202"), t_attack,
