@@ -203,6 +203,7 @@ int main(int argc, char **argv)
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);
+    if (atomic_load(&a.kafka_fatal)) rc = 1;
     hl_info("auditor: stopped");
 out:
     hl_pool_free(a.pool);
