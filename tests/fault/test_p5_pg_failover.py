@@ -1,10 +1,11 @@
 """Production topology, scenario 5: the Postgres primary SIGKILLed mid-run (the postmaster
 and every backend at once) and the streaming standby promoted 3 s later. The services reach
 Postgres through a multi-host conninfo with target_session_attrs=read-write, so the persister
-and the auditor must find the new primary by themselves; replication is asynchronous, so a
-commit the standby had not received when the primary died is gone from the table and must be
-written again from Kafka. Every event answered 202 must end up in the promoted database exactly
-once, in order, with its lineage. The attack must land: the replay still sending at the kill,
+and the auditor must find the new primary by themselves, retrying the batches the kill cut
+off. Every event answered 202 must end up in the promoted database exactly once, in order,
+with its lineage. Replication is asynchronous: a commit the standby had not yet received when
+the primary died would be missing from the new primary; on one host the standby trails by
+milliseconds, so this scenario does not force that window (README, "The promise"). The attack must land: the replay still sending at the kill,
 the old primary gone and the standby a primary. Runs last of the suite: the old primary stays
 down until the stack's reset."""
 import time
