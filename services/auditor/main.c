@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 
     hl_httpd_t *srv = hl_httpd_start(&cfg->http, NULL, ready, &a, err, sizeof err);
     if (!srv) {
-        hl_error("http: %s", err);
+        hl_error("%s", err);
         rc = 1;
         goto out;
     }

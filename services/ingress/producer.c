@@ -34,8 +34,9 @@
 
 /* How long a retired generation may take to hand back its delivery reports. */
 #define RETIRE_TIMEOUT_US (10 * 1000000LL)
-/* How long a lineage record of a fatal handle waits for the replacement handle. */
-#define REQUEUE_WAIT_US (5 * 1000000LL)
+/* Lineage records held while the lineage handle is fatal and not yet replaced; past it they
+ * are dropped (counted). */
+#define PARK_MAX 20000
 
 enum { W_FREE = 0, W_WAITING, W_DONE, W_ABANDONED };
 
@@ -78,9 +79,19 @@ typedef struct slot {
     hl_counter_t *restarts;
 } slot_t;
 
+/* A lineage record produced while the lineage handle was fatal, waiting for its successor. */
+typedef struct parked {
+    struct parked *next;
+    size_t klen, len;
+    char data[]; /* key then value */
+} parked_t;
+
 struct ing_producer {
     const ing_config_t *cfg;
     slot_t ev, lin;
+    pthread_mutex_t park_mu;    /* guards the parked list */
+    parked_t *parked;           /* newest first; sent by the supervisor after a replacement */
+    atomic_size_t nparked;      /* written under park_mu */
     waiter_t *waiters;          /* max_in_flight of them */
     waiter_t *free_list;        /* under pool_mu */
     pthread_mutex_t pool_mu;
@@ -137,29 +148,75 @@ static void wake_supervisor(ing_producer_t *p)
     pthread_mutex_unlock(&p->stop_mu);
 }
 
-/* A lineage record failed by a fatal handle goes to the current lineage handle. librdkafka
- * fails the queued records as soon as the error strikes, usually before the supervisor has
- * built the replacement, so this waits for it (a few milliseconds; the fatal handle's poll
- * thread has nothing else to do). Without a healthy replacement in REQUEUE_WAIT_US the
- * record is counted as dropped. Runs on the old handle's poll thread. */
-static void lineage_again(ing_producer_t *p, const gen_t *from, const rd_kafka_message_t *m)
+/* True once the generation's handle is fatal. librdkafka may serve the reports of the records
+ * it failed before the error callback that says so (librdkafka 2.8 does), so the handle itself
+ * is asked too; whoever notices first marks the generation and wakes the supervisor. Runs on
+ * the generation's poll thread. */
+static bool gen_fatal(gen_t *g)
 {
-    int64_t until = hl_mono_us() + REQUEUE_WAIT_US;
-    gen_t *g = gen_get(&p->lin);
-    while (g == from && !atomic_load(&p->stop) && hl_mono_us() < until) {
-        gen_put(g);
-        struct timespec pause = {0, 5000000L};
-        nanosleep(&pause, NULL);
-        g = gen_get(&p->lin);
+    if (atomic_load(&g->fatal)) return true;
+    char one[1];
+    if (rd_kafka_fatal_error(g->rk, one, sizeof(one)) == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    atomic_store(&g->fatal, true);
+    wake_supervisor(g->slot->p);
+    return true;
+}
+
+/* Keeps a copy of a lineage record that met a fatal handle, for its successor. Any thread;
+ * allocates, but only between a fatal error and the replacement. */
+static void lineage_park(ing_producer_t *p, const void *key, size_t klen, const void *json,
+                         size_t len)
+{
+    parked_t *r = NULL;
+    pthread_mutex_lock(&p->park_mu);
+    if (atomic_load(&p->nparked) < PARK_MAX) {
+        r = hl_xmalloc(sizeof(*r) + klen + len);
+        r->klen = klen;
+        r->len = len;
+        memcpy(r->data, key, klen);
+        memcpy(r->data + klen, json, len);
+        r->next = p->parked;
+        p->parked = r;
+        atomic_store(&p->nparked, atomic_load(&p->nparked) + 1);
     }
-    bool ok = g != from && !atomic_load(&g->fatal) &&
-              rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-                                RD_KAFKA_V_VALUE(m->payload, m->len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_OPAQUE(&LINEAGE_TAG),
-                                RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_unlock(&p->park_mu);
+    if (r == NULL) hl_counter_inc(p->lineage_drops);
+}
+
+/* Produces the parked records on the current lineage handle once it is healthy (order among
+ * lineage records does not matter: each is keyed by its own request). What a full queue
+ * refuses stays parked for the next round. Supervisor or main thread. */
+static void lineage_unpark(ing_producer_t *p)
+{
+    pthread_mutex_lock(&p->park_mu);
+    parked_t *r = p->parked;
+    p->parked = NULL;
+    atomic_store(&p->nparked, 0);
+    pthread_mutex_unlock(&p->park_mu);
+    gen_t *g = gen_get(&p->lin);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    while (r != NULL && err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        err = atomic_load(&g->fatal) ? RD_KAFKA_RESP_ERR__FATAL
+              : rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(r->data, r->klen),
+                                  RD_KAFKA_V_VALUE(r->data + r->klen, r->len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE(&LINEAGE_TAG), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) hl_counter_inc(p->lineage_drops);
+        parked_t *next = r->next;
+        free(r);
+        r = next;
+    }
     gen_put(g);
-    if (!ok) hl_counter_inc(p->lineage_drops);
+    size_t left = 0;
+    parked_t *last = NULL;
+    for (parked_t *x = r; x != NULL; x = x->next, left++) last = x;
+    if (last == NULL) return;
+    pthread_mutex_lock(&p->park_mu);
+    last->next = p->parked;
+    p->parked = r;
+    atomic_store(&p->nparked, atomic_load(&p->nparked) + left);
+    pthread_mutex_unlock(&p->park_mu);
 }
 
 /* Runs on whichever thread serves rd_kafka_poll/flush of the generation (its poll thread,
@@ -171,9 +228,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     gen_t *g = opaque;
     ing_producer_t *p = g->slot->p;
     void *tag = m->_private;
-    bool fatal = atomic_load(&g->fatal);
+    bool fatal = m->err ? gen_fatal(g) : atomic_load(&g->fatal);
     if (tag == &LINEAGE_TAG) {
-        if (m->err && fatal) lineage_again(p, g, m);
+        if (m->err && fatal) lineage_park(p, m->key, m->key_len, m->payload, m->len);
         else if (m->err) hl_counter_inc(p->lineage_drops);
         return;
     }
@@ -406,10 +463,15 @@ static void *supervisor_main(void *arg)
     while (!atomic_load(&p->stop)) {
         if (atomic_load(&p->ev.cur->fatal)) replace(&p->ev);
         if (atomic_load(&p->lin.cur->fatal)) replace(&p->lin);
+        if (!atomic_load(&p->lin.cur->fatal) && atomic_load(&p->nparked) > 0) lineage_unpark(p);
         if (!atomic_load(&p->ev.cur->fatal)) health_check(p);
+        /* Parked lineage records that a full queue refused are tried again soon. */
+        long wait_ns = atomic_load(&p->nparked) > 0 ? 100000000L : 1000000000L;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += wait_ns;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
         pthread_mutex_lock(&p->stop_mu);
         if (!atomic_load(&p->stop) && !atomic_load(&p->ev.cur->fatal) &&
             !atomic_load(&p->lin.cur->fatal))
@@ -472,6 +534,7 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
     ing_producer_t *p = hl_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
     pthread_mutex_init(&p->pool_mu, NULL);
+    pthread_mutex_init(&p->park_mu, NULL);
     pthread_mutex_init(&p->stop_mu, NULL);
     pthread_cond_init(&p->stop_cv, NULL);
     atomic_init(&p->stop, false);
@@ -571,12 +634,15 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
 void ing_producer_lineage(ing_producer_t *p, const char *key, const char *json, size_t len)
 {
     gen_t *g = gen_get(&p->lin);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE((void *)json, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(&LINEAGE_TAG), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__FATAL;
+    if (!atomic_load(&g->fatal))
+        err = rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                RD_KAFKA_V_VALUE((void *)json, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE(&LINEAGE_TAG), RD_KAFKA_V_END);
     gen_put(g);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) hl_counter_inc(p->lineage_drops);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) lineage_park(p, key, strlen(key), json, len);
+    else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) hl_counter_inc(p->lineage_drops);
 }
 
 bool ing_producer_ready(const ing_producer_t *p)
@@ -623,6 +689,7 @@ rd_kafka_t *ing_producer_lineage_handle(ing_producer_t *p)
 int ing_producer_flush(ing_producer_t *p, int timeout_ms)
 {
     int64_t t0 = hl_mono_us();
+    lineage_unpark(p);
     gen_t *e = gen_get(&p->ev);
     bool ok = rd_kafka_flush(e->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
     gen_put(e);
@@ -643,6 +710,12 @@ void ing_producer_free(ing_producer_t *p)
         pthread_mutex_unlock(&p->stop_mu);
         pthread_join(p->supervisor, NULL);
     }
+    if (p->lin.cur) lineage_unpark(p);
+    for (parked_t *r = p->parked, *next; r != NULL; r = next) { /* no handle took them */
+        next = r->next;
+        hl_counter_inc(p->lineage_drops);
+        free(r);
+    }
     gen_free(p->lin.cur);
     /* Destroying the handle fails whatever is still queued; reports for abandoned waiters
      * are served during gen_free, so the pool is freed only afterwards. */
@@ -655,6 +728,7 @@ void ing_producer_free(ing_producer_t *p)
     pthread_mutex_destroy(&p->ev.mu);
     pthread_mutex_destroy(&p->lin.mu);
     pthread_mutex_destroy(&p->pool_mu);
+    pthread_mutex_destroy(&p->park_mu);
     pthread_mutex_destroy(&p->stop_mu);
     pthread_cond_destroy(&p->stop_cv);
     free(p);

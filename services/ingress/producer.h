@@ -56,8 +56,10 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
 void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int64_t deadline_us,
                        ing_ack_t *ack);
 
-/* Queues one lineage record (key = request id) without waiting; a record that cannot be
- * queued or delivered is counted in hookline_ingress_lineage_dropped_total. Any thread. */
+/* Queues one lineage record (key = request id) without waiting; while the lineage handle is
+ * fatal and not yet replaced, a copy is held for its successor (at most 20,000). A record that
+ * cannot be queued, held or delivered is counted in hookline_ingress_lineage_dropped_total.
+ * Any thread. */
 void ing_producer_lineage(ing_producer_t *p, const char *key, const char *json, size_t len);
 
 /* True when the broker answered the last background check and the producer is usable. */

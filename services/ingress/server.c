@@ -5,8 +5,6 @@
 
 #include <civetweb.h>
 #include <inttypes.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +31,7 @@ struct ing_server {
     hl_gauge_t *in_flight_g;
     hl_gauge_t *draining_g;
     hl_histogram_metric_t *duration;
+    char tls_err[256];        /* why the TLS setup callback failed */
 };
 
 /* Bodies up to this size keep their pages; after a larger one the rest of the buffer is given
@@ -400,32 +399,12 @@ static int not_found_handler(struct mg_connection *c, void *arg)
     return 404;
 }
 
-/* From libs/httpd's hl_tls_compat shim (its header is private to that library): referencing it
- * keeps the shim linked, and the shim supplies the OpenSSL 1.1 symbol civetweb's run-time
- * TLS loading still looks up. */
-int hl_tls_compat_loaded(void);
-
-/* TLS is set up here rather than through civetweb's options so that the protocol floor, the
- * cipher list and a key in its own file are applied exactly as configured. */
+/* civetweb calls this while creating its SSL_CTX: the settings every hookline server uses. */
 static int init_tls_cb(void *ssl_ctx, void *user_data)
 {
     ing_server_t *s = user_data;
-    SSL_CTX *ctx = ssl_ctx;
-    const char *cert = s->cfg->http.tls_cert;
-    const char *key = s->cfg->http.tls_key && s->cfg->http.tls_key[0] ? s->cfg->http.tls_key : cert;
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
-        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 &&
-        SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
-        SSL_CTX_check_private_key(ctx) == 1) {
-        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-        return 1;
-    }
-    char why[160];
-    ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-    ERR_clear_error();
-    hl_error("tls setup failed: %s", why);
-    return -1;
+    return hl_httpd_tls_setup(ssl_ctx, s->cfg->http.tls_cert, s->cfg->http.tls_key, s->tls_err,
+                              sizeof(s->tls_err));
 }
 
 static int log_message_cb(const struct mg_connection *c, const char *message)
@@ -524,23 +503,23 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     if (tls) cb.init_ssl = init_tls_cb;
     /* civetweb loads its TLS functions only when the library is initialised asking for TLS;
      * without this a TLS connection calls a null function. */
-    if (tls && hl_tls_compat_loaded() != 1) {
-        snprintf(errbuf, errcap, "http: TLS compatibility shim missing");
+    if (hl_httpd_init_library(tls, errbuf, errcap) != 0) {
         free(s);
         return NULL;
     }
-    mg_init_library(tls ? MG_FEATURES_TLS : 0);
     cb.log_message = log_message_cb;
     cb.init_thread = init_thread_cb;
     cb.exit_thread = exit_thread_cb;
     hl_http_header_deadlines(&cb); /* headers due within request/keep-alive timeout, whole */
     cb.http_error = http_error_cb;
     struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
-    struct mg_error_data err = {.text = errbuf, .text_buffer_size = errcap};
+    char why[256] = "";
+    struct mg_error_data err = {.text = why, .text_buffer_size = sizeof(why)};
     s->ctx = mg_start2(&init, &err);
     if (s->ctx == NULL) {
         mg_exit_library();
-        if (errbuf[0] == '\0') snprintf(errbuf, errcap, "http: cannot listen on %s", cfg->http.listen);
+        snprintf(errbuf, errcap, "http: cannot start on %s: %s%s%s", cfg->http.listen,
+                 why[0] ? why : "civetweb failed", s->tls_err[0] ? ": " : "", s->tls_err);
         free(s);
         return NULL;
     }

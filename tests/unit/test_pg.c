@@ -155,16 +155,15 @@ static void test_exec_on_broken_connection(void **state)
     PQfinish(c);
 }
 
-/* Against a real server only when HL_TEST_PG_CONNINFO is set (for example
- * "host=127.0.0.1 port=55432 dbname=hookline user=hookline" with the local stack up). It
- * creates nothing: search_path may name a schema that does not exist. */
+/* Against the real server HL_TEST_PG_CONNINFO names (for example
+ * "host=127.0.0.1 port=55432 dbname=hookline user=hookline" with the local stack up; tests/run
+ * sets it). Unset, the test fails rather than pass having checked nothing. It creates nothing:
+ * search_path may name a schema that does not exist. */
 static void test_real_server(void **state)
 {
     const char *conninfo = getenv("HL_TEST_PG_CONNINFO");
-    if (conninfo == NULL) {
-        skip();
-        return;
-    }
+    if (conninfo == NULL || *conninfo == '\0')
+        fail_msg("HL_TEST_PG_CONNINFO is not set: this test needs a Postgres (tests/run sets it)");
     hl_pg_config_t p = {.conninfo = (char *)conninfo, .schema = "unit \"we'ird\"; DROP",
                         .connect_timeout_ms = 2000};
     char err[512] = "";
@@ -179,11 +178,25 @@ static void test_real_server(void **state)
     assert_string_equal(err, "postgres [22012]: division by zero");
     r = PQexec(c, "SELECT 1/0");
     assert_false(hl_pg_transient(c, r)); /* a data error fails the same way again */
+    assert_false(hl_pg_reconnect_needed(c, r));
     PQclear(r);
+    /* A read-only session, as on a standby or a demoted primary: the write is refused with
+     * 25006 (creating nothing), and both the result and the server's report say reconnect. */
+    assert_false(hl_pg_read_only(c));
+    assert_int_equal(hl_pg_exec(c, "SET default_transaction_read_only = on", err, sizeof err), 0);
+    assert_true(hl_pg_read_only(c));
+    r = PQexec(c, "CREATE TABLE hl_unit_never_created (a int)");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "25006");
+    assert_true(hl_pg_transient(c, r));
+    assert_true(hl_pg_reconnect_needed(c, r));
+    PQclear(r);
+    assert_int_equal(hl_pg_exec(c, "SET default_transaction_read_only = off", err, sizeof err), 0);
+    assert_false(hl_pg_reconnect_needed(c, NULL));
     r = PQexec(c, "SELECT pg_terminate_backend(pg_backend_pid())");
     PQclear(r);
     r = PQexec(c, "SELECT 1");
     assert_true(hl_pg_transient(c, r)); /* the connection is gone: worth a retry */
+    assert_true(hl_pg_reconnect_needed(c, r));
     PQclear(r);
     PQfinish(c);
 }

@@ -33,6 +33,19 @@ typedef bool (*hl_ready_fn)(void *arg);
  * during the call. */
 hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *metrics, hl_ready_fn ready,
                            void *ready_arg, char *errbuf, size_t errcap);
+/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
+ * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
+ * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
+ * could not be loaded. Each success is paired with mg_exit_library(). hl_httpd_start calls
+ * it; a service that calls mg_start2 itself calls it first. */
+int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* The TLS settings of every hookline server, for civetweb's init_ssl callback: TLS 1.2 or
+ * later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
+ * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
+ * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
+ * OpenSSL's reason (the value the callback returns to civetweb). */
+int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
+                       size_t errcap);
 /* Adds a handler for uri (civetweb pattern syntax). Call before traffic. */
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg);
 struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
