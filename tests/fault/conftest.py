@@ -3,12 +3,17 @@
 The suite never touches the shared local stack: before anything of the integration harness is
 imported, the environment is pointed at free ports (harness.paths reads them at import), and
 the session fixture `private_stack` starts Kafka and Postgres on them with deploy/local/stack
-and a temporary state folder, once, and resets it at the end. Each scenario gets its
-own topics, schema, services and log folder (<build>/fault-logs/<tag>/<scenario>/).
+and a temporary state folder, once, and resets it at the end. The scenarios of the production
+topology (test_p*) use `production_stack` instead: three Kafka nodes and a Postgres primary
+with a standby (`stack up --topology production`) on other free ports, also started once; the
+single-node stack is reset before it starts when no single-node scenario is left to run. Each
+scenario gets its own topics, schema, services and log folder
+(<build>/fault-logs/<tag>/<scenario>/).
 
 Settings (tests/fault/run sets them from its options):
   HL_BUILD_DIR          the build with the three services and tools/hookline [<repo>/build]
   HL_FAULT_EVENTS       events (originals) per scenario [100000; 1000000 with HL_FAULT_LONG]
+  HL_FAULT_PRODUCTION_EVENTS  events per production-topology scenario [HL_FAULT_EVENTS]
   HL_FAULT_LONG=1       longer variants: more events, more kills, longer outages
   HL_FAULT_SETTLE_S     how long verify waits for rows and lineage to arrive [90]
   HL_FAULT_SEED         seed for the kill timings and replay seeds [time-based, printed]
@@ -38,6 +43,9 @@ def _free_port():
 # Ports and state of the private stack, chosen before harness.paths reads the environment.
 # Whatever HL_KAFKA_PORT / HL_PG_PORT the caller had set (the shared stack's, say) is replaced.
 _PORTS = {"kafka": _free_port(), "controller": _free_port(), "pg": _free_port()}
+# The production topology's: three nodes' client and controller ports, primary and standby.
+_PROD = {"kafka": [_free_port() for _ in range(3)], "controller": [_free_port() for _ in range(3)],
+         "pg": _free_port(), "pg_standby": _free_port()}
 os.environ.update(HL_SOURCE_DIR=str(SOURCE_DIR), HL_KAFKA_PORT=str(_PORTS["kafka"]),
                   HL_KAFKA_BROKERS=f"127.0.0.1:{_PORTS['kafka']}",
                   HL_PG_PORT=str(_PORTS["pg"]), HL_PG_HOST="127.0.0.1")
@@ -68,6 +76,7 @@ signal.signal(signal.SIGTERM, _on_sigterm)
 
 LONG = os.environ.get("HL_FAULT_LONG", "") not in ("", "0")
 EVENTS = int(os.environ.get("HL_FAULT_EVENTS") or (1_000_000 if LONG else 100_000))
+PRODUCTION_EVENTS = int(os.environ.get("HL_FAULT_PRODUCTION_EVENTS") or EVENTS)
 SEED = int(os.environ.get("HL_FAULT_SEED") or time.time_ns() % 1_000_000)
 TAG = secrets.token_hex(3)
 LOG_ROOT = paths.BUILD_DIR / "fault-logs" / TAG
@@ -88,9 +97,9 @@ _summaries = []
 class Fault:
     """What a scenario test gets: the stack, the settings, and scenario()."""
 
-    def __init__(self, stack, request):
+    def __init__(self, stack, request, events):
         self.stack = stack
-        self.events = EVENTS
+        self.events = events
         self.long = LONG
         self.rng = random.Random(f"{SEED}-{request.node.name}")
         self.opts = OPTS
@@ -105,27 +114,44 @@ class Fault:
         return self.sc
 
 
-@pytest.fixture(scope="session")
-def private_stack():
+_stacks = {}  # topology -> the PrivateStack started for it
+
+
+def _session_stack(topology, make):
     for b in ("ingress", "persister", "auditor", "hookline"):
         paths.find_binary(b)  # fails with the paths it looked at
-    stack = PrivateStack(SOURCE_DIR, paths.BUILD_DIR, _PORTS["kafka"], _PORTS["controller"],
-                         _PORTS["pg"])
-    print(f"\nfault: build {paths.BUILD_DIR}; {EVENTS:,} events per scenario"
-          f"{' (long variants)' if LONG else ''}; seed {SEED}; logs {LOG_ROOT}", flush=True)
+    stack = make()
+    events = PRODUCTION_EVENTS if topology == "production" else EVENTS
+    print(f"\nfault: build {paths.BUILD_DIR}; {topology} topology, {events:,} events per"
+          f" scenario{' (long variants)' if LONG else ''}; seed {SEED}; logs {LOG_ROOT}",
+          flush=True)
     try:
+        _stacks[topology] = stack
         took = stack.up()
-        _summaries.append({"scenario": "(private stack up)", "duration_s": round(took, 1)})
+        _summaries.append({"scenario": f"({topology} stack up)", "duration_s": round(took, 1)})
         yield stack
     finally:
         t = time.monotonic()
-        stack.down()
-        print(f"fault: private stack reset in {time.monotonic() - t:.1f} s", flush=True)
+        if stack.down() is not None:
+            print(f"fault: {topology} stack reset in {time.monotonic() - t:.1f} s", flush=True)
 
 
-@pytest.fixture
-def fault(private_stack, request):
-    f = Fault(private_stack, request)
+@pytest.fixture(scope="session")
+def private_stack():
+    yield from _session_stack("single", lambda: PrivateStack(
+        SOURCE_DIR, paths.BUILD_DIR, _PORTS["kafka"], _PORTS["controller"], _PORTS["pg"]))
+
+
+@pytest.fixture(scope="session")
+def production_stack():
+    yield from _session_stack("production", lambda: PrivateStack(
+        SOURCE_DIR, paths.BUILD_DIR, _PROD["kafka"][0], _PROD["controller"][0], _PROD["pg"],
+        production={"kafka": _PROD["kafka"][1:], "controller": _PROD["controller"][1:],
+                    "pg_standby": _PROD["pg_standby"]}))
+
+
+def _scenario_fixture(stack, request, events):
+    f = Fault(stack, request, events)
     t0 = time.monotonic()
     try:
         yield f
@@ -134,6 +160,8 @@ def fault(private_stack, request):
         if sc is not None:
             for r in sc.replays:
                 r.stop()
+            if sc.monitor is not None:
+                sc.monitor.stop()
             leftovers = sc.stop_all()
             sc.summary["duration_s"] = round(time.monotonic() - t0, 1)
             rep = getattr(request.node, "rep_call", None)
@@ -150,12 +178,59 @@ def fault(private_stack, request):
             assert not leftovers, "; ".join(leftovers)
 
 
+@pytest.fixture
+def fault(private_stack, request):
+    yield from _scenario_fixture(private_stack, request, EVENTS)
+
+
+def _retire_single_stack(request):
+    """Resets the single-node stack once no single-node scenario is left to run, so that its
+    broker and Postgres do not share the two cores with the production topology's."""
+    items = request.session.items
+    later = items[items.index(request.node) + 1:] if request.node in items else []
+    single = _stacks.get("single")
+    if single is not None and single.started and not any("fault" in i.fixturenames
+                                                         for i in later):
+        t = time.monotonic()
+        single.down()
+        print(f"fault: single stack reset in {time.monotonic() - t:.1f} s (no single-node"
+              " scenario left)", flush=True)
+
+
+@pytest.fixture
+def fault_production(request):
+    _retire_single_stack(request)
+    stack = request.getfixturevalue("production_stack")
+    yield from _scenario_fixture(stack, request, PRODUCTION_EVENTS)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "production: a scenario of the production topology")
+
+
+def pytest_collection_modifyitems(items):
+    # `-k production` selects the production topology's scenarios, `-k "not production"` the
+    # single node's.
+    for item in items:
+        if "fault_production" in item.fixturenames:
+            item.add_marker(pytest.mark.production)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "call":
         item.rep_call = rep
+
+
+def _seconds(summary, key):
+    """A measured recovery time for the table: "-" when the scenario measures none, "never"
+    when the rate did not come back."""
+    if key not in summary:
+        return "-"
+    v = summary[key]
+    return "never" if v is None else f"{v:.1f}"
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -165,7 +240,8 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_sep("=", "fault-injection summary")
     tr.write_line(f"{'scenario':<20} {'result':<6} {'time s':>7} {'send s':>7} {'drain s':>7}"
                   f" {'events':>9} {'sent':>9} {'accepted':>9} {'retries':>7} {'lost':>5}"
-                  f" {'dup':>4} {'order':>5} {'lineage':>15} {'gaps':>4}")
+                  f" {'dup':>4} {'order':>5} {'lineage':>15} {'gaps':>4} {'503s':>6}"
+                  f" {'202 back s':>10} {'commit back s':>13}")
     for s in _summaries:
         if "events" not in s:
             tr.write_line(f"{s['scenario']:<20} {s.get('outcome', ''):<6}"
@@ -179,7 +255,9 @@ def pytest_terminal_summary(terminalreporter):
                       f" {s['events']:>9,} {s['sent']:>9,} {s['accepted']:>9,}"
                       f" {s['retries']:>7,} {s.get('missing_rows', 0):>5}"
                       f" {s.get('duplicate_rows', 0):>4} {s.get('ordering_violations', 0):>5}"
-                      f" {lin:>15} {str(s.get('auditor_gaps')):>4}")
+                      f" {lin:>15} {str(s.get('auditor_gaps')):>4}"
+                      f" {s.get('answers', {}).get('503', 0):>6}"
+                      f" {_seconds(s, 'resume_202_s'):>10} {_seconds(s, 'resume_commit_s'):>13}")
         for a in s.get("actions", []):
             tr.write_line(f"    {a}")
         for p in s.get("problems", []):

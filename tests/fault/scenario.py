@@ -22,7 +22,7 @@ import urllib.request
 import psycopg2
 
 from auditor_support import TOKENS, auditor_config
-from harness import free_port, kafkaio, pgio
+from harness import free_port, kafkaio, paths, pgio
 from ingress_support import DEMO_SECRET, ingress_config, metrics_text, standard_source
 from persister_support import persister_config
 
@@ -172,19 +172,25 @@ class Scenario:
         self.replays = []
         self.summary = {"scenario": name, "actions": []}
         self.topics = {k: f"f{tag}-{name}-{k}" for k in PARTITIONS}
+        # The stack's replication: 3 copies, 2 in sync, on the production topology.
         kafkaio.create_topics(stack.brokers, {self.topics[k]: p for k, p in PARTITIONS.items()},
-                              timeout=60)
+                              timeout=60, replication=stack.replication,
+                              min_insync=stack.min_insync)
         self.schema = f"f_{tag}_{name}".replace("-", "_")
-        conn = pgio.connect()
+        conn = psycopg2.connect(stack.pg_dsn, connect_timeout=10)
         try:
+            conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute(f'CREATE SCHEMA "{self.schema}"')
         finally:
             conn.close()
-        pgio.migrate(self.schema)
+        subprocess.run([str(paths.MIGRATE_SCRIPT), "--schema", self.schema, "--conninfo",
+                        stack.pg_dsn], check=True, capture_output=True, timeout=120)
         self.group = f"f{tag}-{name}-persister"
         self.key_file = os.path.join(work, "auditor-key.pem")
-        self.note(f"topics {self.topics['events']} (6 partitions), lineage (3), dlq (1);"
+        self.monitor = None
+        self.note(f"topics {self.topics['events']} (6 partitions), lineage (3), dlq (1),"
+                  f" {stack.replication} copies each, min.insync.replicas {stack.min_insync};"
                   f" schema {self.schema}")
 
     # --- log ---------------------------------------------------------------------------------

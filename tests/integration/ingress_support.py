@@ -157,8 +157,12 @@ class PrivateKafka:
         self.brokers = f"127.0.0.1:{self.port}"
         self.proc = None
         tmpl = (paths.SOURCE_DIR / "deploy/local/kafka/server.properties.in").read_text()
-        props = (tmpl.replace("@STATE@", str(self.dir)).replace("@KAFKA_PORT@", str(self.port))
-                 .replace("@CONTROLLER_PORT@", str(self.controller_port)))
+        fill = {"@NODE_ID@": "1", "@VOTERS@": f"1@127.0.0.1:{self.controller_port}",
+                "@DATA_DIR@": str(self.dir / "kafka" / "data"), "@KAFKA_PORT@": str(self.port),
+                "@CONTROLLER_PORT@": str(self.controller_port), "@RF@": "1", "@MIN_ISR@": "1"}
+        props = tmpl
+        for k, v in fill.items():
+            props = props.replace(k, v)
         (self.dir / "kafka").mkdir()
         self.props = self.dir / "kafka" / "server.properties"
         self.props.write_text(props)
