@@ -57,7 +57,7 @@ def _test_id(nodeid):
     return f"{os.path.basename(path)}{sep}{rest}"
 
 
-def _judge(report, nodeid):
+def judge_skip(report, nodeid):
     if getattr(report, "wasxfail", None) is not None:
         reason = f"xfail: {report.wasxfail}"
     elif report.skipped:
@@ -79,7 +79,7 @@ def _judge(report, nodeid):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    _judge(outcome.get_result(), item.nodeid)
+    judge_skip(outcome.get_result(), item.nodeid)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -87,4 +87,4 @@ def pytest_make_collect_report(collector):
     outcome = yield
     rep = outcome.get_result()
     if rep.skipped:
-        _judge(rep, rep.nodeid)
+        judge_skip(rep, rep.nodeid)
