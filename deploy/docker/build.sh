@@ -19,7 +19,7 @@ set -euo pipefail
 BINARIES=(hookline-ingress hookline-persister hookline-auditor hookline)
 # Build-time Debian packages; the runtime package list is in the Dockerfile.
 BUILD_PACKAGES=(build-essential cmake pkg-config
-                librdkafka-dev libcivetweb-dev libssl-dev libpq-dev libjansson-dev libcyaml-dev
+                librdkafka-dev libcivetweb-dev libssl-dev libpq-dev libjansson-dev libcyaml-dev libyaml-dev
                 libcmocka-dev)
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
