@@ -46,7 +46,9 @@ CONF
 
 hl_podman() { podman "$@"; }
 
-hl_podman_reset() {
+hl_podman_reset() (
+    # A subshell without errexit: every step runs even when one before it found nothing.
+    set +e
     local dir=${HL_PODMAN_DIR:?hl_podman_env first}
     podman rm -af -t 5 >/dev/null 2>&1
     podman pod rm -af >/dev/null 2>&1
@@ -55,9 +57,9 @@ hl_podman_reset() {
     podman rmi -af >/dev/null 2>&1
     podman system reset -f >/dev/null 2>&1
     # Overlay mounts left by a killed build would keep files busy.
-    grep -o " $dir/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    { grep -o " $dir/[^ ]*" /proc/mounts || true; } | sort -r | xargs -r -n1 umount -l 2>/dev/null
     rm -rf "$dir"
-}
+)
 
 hl_base_image() {
     local cache=${XDG_CACHE_HOME:-$HOME/.cache}/hookline tar day
