@@ -1,50 +1,25 @@
-"""The closing note of latest.md: for every missed bar, where the CPU went during the phase
-that measures it (from the perf profiles taken in the run) and what would close the gap."""
+"""The closing note of latest.md: for every missed bar, what this run measured that bounds it,
+where the CPU went during the phase that measures it (from the perf profiles taken in the run),
+and where to look next. Every statement about the run is computed from the run's own figures
+and profiles (j, profiles); only the levers to try are fixed text, and they are labelled so."""
 
-# What each bar's profile is, and what the levers are; the figures come from the run.
-CIVETWEB = (
-    "A call-graph profile of the ingress alone under wrk (perf record --call-graph dwarf, taken "
-    "apart from this run) puts most of the ingress's own samples in the kernel under send(), "
-    "and strace counts several send() calls per request: civetweb's "
-    "mg_response_header_* calls write the status line and every header with a separate send(), "
-    "so each 202 leaves as several TCP segments over loopback, each with its softirq work and "
-    "a wake-up of the client. Building the whole response in one buffer and writing it with "
-    "one mg_write() (or corking the socket until the body) removes most of that work.")
+# Thread names in `perf report --sort comm`: the kernel's idle task, and each process's own.
+IDLE = "swapper"
+PERSISTER = "hookline-persis"
+INGRESS = ("civetweb-worker", "hookline-ingres")
 
+# Which phase's profile belongs to each bar (None: no phase at that rate is profiled), and a
+# lever to try once the run has said where the time goes.
 ADVICE = {
-    "ingress_ratio_nginx": ("http", CIVETWEB),
-    "persister_ratio_copy": (
-        "persister",
-        "Postgres, not the persister, holds most of the samples: the batch is one INSERT … "
-        "SELECT FROM unnest(text arrays) … ON CONFLICT DO NOTHING, which parses the arrays and "
-        "runs a speculative insertion per row, where COPY streams tuples. The persister's own "
-        "thread is a small share, led by the JSON and UTF-8 validation of each record. Levers to "
-        "try: binary-format array parameters, or COPY into a temporary staging table followed "
-        "by one INSERT … SELECT … ON CONFLICT in the same transaction."),
-    "p99_ms_at_1000": (
-        "rate5000",
-        "With acks=all the ack cannot be faster than the broker's acknowledgement, so where the "
-        "broker's own p99 is above the bar the bar is out of reach on this machine whatever the "
-        "ingress does; the rest of the gap is the pipeline's other work (persister, auditor, "
-        "Postgres, the load generator) sharing the two cores with the ack path."),
-    "p99_ms_at_5000": (
-        "rate5000",
-        "The achieved rate in the latency table is below 5,000 req/s: the two cores are "
-        "saturated (little idle time in the profile), so open-loop latency is queueing and "
-        "grows with the run's length. The largest user is the ingress's civetweb workers. "
-        + CIVETWEB + " Next come the broker, Postgres and the load generator itself."),
-    "e2e_p99_ms_at_5000": (
-        "rate5000",
-        "End to end includes the same saturation as the ack at this rate (see the bar above); "
-        "the persister's batching adds little once it keeps up."),
-    "ratio_seed_queue_rps": (
-        "rate5000",
-        "The ingress alone under wrk is already below five times the seed queue design's rate, "
-        "and the whole pipeline shares the cores with the broker and Postgres. " + CIVETWEB),
-    "p99_ratio_seed_queue_at_1000": (
-        "rate5000",
-        "The seed queue design answers from memory before anything is durable; a durable ack "
-        "waits for the broker, whose own p99 at this rate is the floor."),
+    "ingress_ratio_nginx": (
+        "http", "Lever to try (not measured here): the response written with one send() per "
+        "request instead of one per header line, so each 202 leaves as one TCP segment."),
+    "persister_ratio_copy": ("persister", None),
+    "p99_ms_at_1000": (None, None),
+    "p99_ms_at_5000": ("rate5000", None),
+    "e2e_p99_ms_at_5000": ("rate5000", None),
+    "ratio_seed_queue_rps": ("rate5000", None),
+    "p99_ratio_seed_queue_at_1000": (None, None),
 }
 
 TITLES = {"http": "ingress alone under wrk (last repetition)",
@@ -99,6 +74,60 @@ def _rows(rows, n=8):
     return "; ".join(f"{name} {pct:.1f}%" for pct, name in rows[:n]) or "no samples"
 
 
+def _share(prof, names):
+    """Per cent of all samples on the machine in the threads named (a name or a tuple)."""
+    names = (names,) if isinstance(names, str) else names
+    return sum(pct for pct, name in (prof or {}).get("by_thread", []) if name in names)
+
+
+def _finding(key, b, j, prof):
+    """What this run's figures and profile say about the bar (empty without a profile for the
+    parts that need one)."""
+    out = []
+    if key in ("p99_ms_at_1000", "p99_ms_at_5000", "p99_ratio_seed_queue_at_1000"):
+        rate = "1000" if key.endswith("1000") else "5000"
+        floor = j.get(f"kafka_ack_p99_ms_at_{rate}")
+        bar_ms = b["target"] if key.startswith("p99_ms") else (
+            None if j.get("seed_queue_p99_ms_at_1000") is None
+            else b["target"] * j["seed_queue_p99_ms_at_1000"])
+        if floor is not None and bar_ms is not None:
+            if floor > bar_ms:
+                out.append(f"The broker's own p99 ({floor:,.2f} ms) is above the bar's "
+                           f"{bar_ms:,.2f} ms: with acks=all no ingress can meet it on this "
+                           "machine.")
+            else:
+                out.append(f"The broker's own p99 ({floor:,.2f} ms) is within the bar's "
+                           f"{bar_ms:,.2f} ms, so the rest of the gap is on hookline's side.")
+    if key in ("p99_ms_at_5000", "e2e_p99_ms_at_5000", "ratio_seed_queue_rps"):
+        got = j.get("achieved_rps_at_5000")
+        if got is not None:
+            out.append(f"The replay achieved {got:,.0f} of the 5,000 req/s asked"
+                       + (", so the run was queueing." if got < 0.95 * 5000 else "."))
+    if prof and prof.get("by_thread"):
+        idle = _share(prof, IDLE)
+        busy = [(pct, name) for pct, name in prof["by_thread"] if name != IDLE]
+        out.append(f"Idle CPU in the profile: {idle:.1f}%"
+                   + (" (saturated)" if idle < 10 else "")
+                   + f"; the busiest threads: {_rows(busy, 3)}.")
+    if key == "persister_ratio_copy" and prof and prof.get("by_thread"):
+        pg, own = _share(prof, "postgres"), _share(prof, PERSISTER)
+        mine = prof.get("hookline-persister (main thread)") or []
+        if pg > own:
+            out.append(f"Over the whole phase (COPY rounds included), Postgres backends had"
+                       f" more of the samples than the persister's main "
+                       f"thread ({pg:.1f}% against {own:.1f}%): the statements it sends "
+                       "(services/persister/README.md, \"Why COPY\") are where to look first.")
+        else:
+            out.append(f"The persister's main thread had more of the samples than Postgres "
+                       f"({own:.1f}% against {pg:.1f}%): its own hottest functions "
+                       f"({_rows(mine, 3)}) are where to look first.")
+    if key == "ingress_ratio_nginx" and prof:
+        mine = prof.get("hookline-ingress") or []
+        out.append(f"The ingress's threads had {_share(prof, INGRESS):.1f}% of all samples; "
+                   f"its hottest functions: {_rows(mine, 3)}.")
+    return " ".join(out)
+
+
 def closing_notes(j, profiles):
     missed = [b for b in j["bars"] if b["met"] is False]
     unmeasured = [b for b in j["bars"] if b["met"] is None]
@@ -107,9 +136,11 @@ def closing_notes(j, profiles):
         out.append("Every bar that was measured is met.")
         out.append("")
     for b in missed:
-        phase, advice = ADVICE[b["key"]]
+        phase, lever = ADVICE[b["key"]]
+        prof = profiles.get(phase) if phase else None
         parts = [f"- **{b['bar']}: missed** (measured {b['value']}).", _facts(b["key"], j),
-                 advice, f"Profile: *{TITLES[phase]}* below."]
+                 _finding(b["key"], b, j, prof), lever,
+                 f"Profile: *{TITLES[phase]}* below." if prof else "No profile of its phase."]
         out.append(" ".join(p for p in parts if p))
     for b in unmeasured:
         out.append(f"- {b['bar']}: not measured in this run.")

@@ -24,7 +24,10 @@ def ingress_config(ctx, name, events, lineage, sources):
     cfg = {"http": {"listen": f"127.0.0.1:{port}", "threads": 128},
            "kafka": {"brokers": ctx.stack.brokers, "events_topic": events,
                      "lineage_topic": lineage},
-           "log_level": "warn", "ack_mode": "durable", "sources": srcs}
+           "log_level": "warn", "ack_mode": "durable", "sources": srcs,
+           "metrics_listen": f"127.0.0.1:{free_port()}",
+           # Every load generator connects from 127.0.0.1, as a reverse proxy would.
+           "max_connections_per_client": 1000000}
     return _write(ctx, name, cfg), port
 
 

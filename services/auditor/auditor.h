@@ -22,6 +22,7 @@ typedef struct {
     atomic_bool stop;               /* set on SIGTERM */
     atomic_bool db_ok;              /* the writer's last Postgres round trip worked */
     atomic_bool consumer_up;        /* the consumer joined its group */
+    atomic_bool kafka_fatal;        /* the consumer's handle is fatal: the process exits 1 */
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
     hl_counter_t *m_checkpoints, *m_repeats;

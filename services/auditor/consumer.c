@@ -3,10 +3,12 @@
  * Kafka's own offset commits are off and a restart resumes exactly after the last batch. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auditor.h"
 #include "hl/kafka.h"
@@ -33,7 +35,11 @@ static void sleep_ms(int ms)
 static int ensure_pg(consumer_t *c)
 {
     char err[512];
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK) return 0;
+    /* A read-only server (a standby, or a primary demoted or set read-only) refuses every
+     * batch: drop the connection so the next one goes through the conninfo's host list again
+     * (with target_session_attrs=read-write, to the new primary). */
+    if (c->pg && !hl_pg_reconnect_needed(c->pg, NULL)) return 0;
+    if (hl_pg_read_only(c->pg)) hl_warn("consumer: postgres server is read-only; reconnecting");
     PQfinish(c->pg);
     c->pg = NULL;
     if (hl_pg_connect(&c->a->cfg->postgres, 0, &c->pg, err, sizeof err) != 0) {
@@ -211,6 +217,20 @@ static void flush(consumer_t *c)
     update_lag(c);
 }
 
+/* librdkafka's consumer is fatal only when a static member (group.instance.id) was fenced by
+ * another one of the same id; a new handle here would fence that one in turn. The process
+ * ends instead, exit code 1, once the records in hand are written (offsets live in Postgres,
+ * so its supervisor's restart resumes exactly after them). Consumer thread. */
+static void consumer_fatal(consumer_t *c)
+{
+    char why[256];
+    rd_kafka_resp_err_t fe = rd_kafka_fatal_error(c->rk, why, sizeof why);
+    hl_error("consumer: kafka consumer fatal error (%s: %s); writing the batch in hand and"
+             " exiting", rd_kafka_err2name(fe), why);
+    atomic_store(&c->a->kafka_fatal, true);
+    kill(getpid(), SIGTERM); /* main drains and exits as on SIGTERM, then returns 1 */
+}
+
 static rd_kafka_t *make_consumer(consumer_t *c)
 {
     char err[512];
@@ -271,6 +291,11 @@ void *hl_consumer_main(void *arg)
             wait = left > 0 ? (int)(left / 1000) + 1 : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, wait);
+        if (m && m->err == RD_KAFKA_RESP_ERR__FATAL) {
+            consumer_fatal(&c);
+            rd_kafka_message_destroy(m);
+            break;
+        }
         if (m) {
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 if (c.n == 0) first_us = hl_mono_us();
@@ -288,9 +313,9 @@ void *hl_consumer_main(void *arg)
             last_lag_us = hl_mono_us();
         }
     }
-    /* Draining: write what was taken, then leave the group. */
+    /* Draining: write what was taken, then leave the group (a fatal handle cannot). */
     if (c.n > 0) flush(&c);
-    rd_kafka_consumer_close(c.rk);
+    if (!atomic_load(&c.a->kafka_fatal)) rd_kafka_consumer_close(c.rk);
     rd_kafka_destroy(c.rk);
     PQfinish(c.pg);
     free(c.items);

@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 
     hl_httpd_t *srv = hl_httpd_start(&cfg->http, NULL, ready, &a, err, sizeof err);
     if (!srv) {
-        hl_error("http: %s", err);
+        hl_error("%s", err);
         rc = 1;
         goto out;
     }
@@ -203,6 +203,7 @@ int main(int argc, char **argv)
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);
+    if (atomic_load(&a.kafka_fatal)) rc = 1;
     hl_info("auditor: stopped");
 out:
     hl_pool_free(a.pool);

@@ -85,7 +85,10 @@ PGconn *hl_pool_get(hl_pool_t *p)
 
 void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken)
 {
-    if (c && (broken || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
+    /* A connection to a read-only server is not kept: after a failover the checkpoint writer
+     * needs the new primary. */
+    if (c &&
+        (broken || hl_pg_reconnect_needed(c, NULL) || PQtransactionStatus(c) != PQTRANS_IDLE)) {
         PQfinish(c);
         c = NULL;
     }

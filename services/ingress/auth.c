@@ -66,9 +66,11 @@ static int sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
     return EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) == 1 && l == SHA256_LEN ? 0 : HL_EAUTH;
 }
 
-/* Does the HMAC of parts under any symmetric key equal mac[SHA256_LEN]? */
-static int any_hmac_matches(const ing_auth_t *a, const part_t *parts, int nparts,
-                            const unsigned char *mac)
+/* Does the HMAC of parts under any symmetric key equal one of the n candidate MACs? One HMAC
+ * per key, compared with every candidate (all pairs, in constant time): the body is hashed
+ * once per key however many candidates a request lists. */
+static int hmac_matches_any(const ing_auth_t *a, const part_t *parts, int nparts,
+                            const unsigned char (*macs)[SHA256_LEN], int n)
 {
     int match = 0;
     for (size_t k = 0; k < a->nkeys; k++) {
@@ -76,7 +78,7 @@ static int any_hmac_matches(const ing_auth_t *a, const part_t *parts, int nparts
         if (a->keys[k].secret == NULL) continue;
         if (hmac_sha256(a->keys[k].secret, a->keys[k].secret_len, parts, nparts, want) != 0)
             continue;
-        match |= CRYPTO_memcmp(want, mac, SHA256_LEN) == 0;
+        for (int i = 0; i < n; i++) match |= CRYPTO_memcmp(want, macs[i], SHA256_LEN) == 0;
     }
     return match;
 }
@@ -247,12 +249,83 @@ static int ed25519_verify(EVP_PKEY *pk, const unsigned char *sig, const unsigned
     return ok;
 }
 
+/* Does any v1a signature verify under any Ed25519 key? Ed25519 hashes the whole content for
+ * each (signature, key) pair, which is why the candidates are capped at
+ * ING_AUTH_MAX_ED25519_SIGS. The content is built once, only when there is a candidate. */
+static int ed25519_matches_any(const ing_auth_t *a, const part_t *parts, int nparts,
+                               const unsigned char (*sigs)[ED25519_SIG_LEN], int n)
+{
+    size_t clen = 0, o = 0;
+    for (int i = 0; i < nparts; i++) clen += parts[i].n;
+    unsigned char *content = hl_xmalloc(clen ? clen : 1);
+    for (int i = 0; i < nparts; i++) {
+        memcpy(content + o, parts[i].p, parts[i].n);
+        o += parts[i].n;
+    }
+    int match = 0;
+    for (int i = 0; i < n && !match; i++)
+        for (size_t k = 0; k < a->nkeys && !match; k++)
+            if (a->keys[k].pkey != NULL)
+                match = ed25519_verify(a->keys[k].pkey, sigs[i], content, clen);
+    free(content);
+    return match;
+}
+
+/* The candidates of a Standard Webhooks signature header, decoded. */
+typedef struct {
+    unsigned char v1[ING_AUTH_MAX_SIGS][SHA256_LEN];
+    unsigned char v1a[ING_AUTH_MAX_ED25519_SIGS][ED25519_SIG_LEN];
+    int n1, n1a;
+} std_sigs_t;
+
+/* Splits the space-separated "version,base64" entries of sig into out. Entries of other
+ * versions or lengths are skipped. Returns ING_AUTH_MALFORMED when there are more than
+ * ING_AUTH_MAX_SIGS entries, more than ING_AUTH_MAX_ED25519_SIGS v1a ones, or no usable one. */
+static ing_auth_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
+{
+    int nsig = 0;
+    out->n1 = out->n1a = 0;
+    for (const char *p = sig; *p != '\0';) {
+        while (*p == ' ') p++;
+        if (*p == '\0') break;
+        const char *end = strchr(p, ' ');
+        size_t tl = end ? (size_t)(end - p) : strlen(p);
+        const char *comma = memchr(p, ',', tl);
+        if (++nsig > ING_AUTH_MAX_SIGS) return ING_AUTH_MALFORMED;
+        if (comma != NULL) {
+            size_t vl = (size_t)(comma - p), sl = tl - vl - 1;
+            unsigned char raw[ED25519_SIG_LEN + 3];
+            int n = hl_base64_decode(comma + 1, sl, raw, sizeof(raw));
+            if (vl == 2 && memcmp(p, "v1", 2) == 0 && n == SHA256_LEN) {
+                memcpy(out->v1[out->n1++], raw, SHA256_LEN);
+            } else if (vl == 3 && memcmp(p, "v1a", 3) == 0 && n == ED25519_SIG_LEN) {
+                if (out->n1a == ING_AUTH_MAX_ED25519_SIGS) return ING_AUTH_MALFORMED;
+                memcpy(out->v1a[out->n1a++], raw, ED25519_SIG_LEN);
+            }
+        }
+        p += tl;
+    }
+    return out->n1 + out->n1a > 0 ? ING_AUTH_OK : ING_AUTH_MALFORMED;
+}
+
+/* The header family a Standard Webhooks request is signed with: webhook-* when it carries a
+ * webhook-signature, else the svix-* names of the Svix SDKs. One family per request. */
+static const char *standard_family(const ing_headers_t *h)
+{
+    return ing_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
+}
+
+const char *ing_auth_standard_id_header(const ing_headers_t *h)
+{
+    return strcmp(standard_family(h), "webhook") == 0 ? "webhook-id" : "svix-id";
+}
+
 /* Standard Webhooks: content "id.timestamp.body"; the signature header holds space-separated
  * "version,base64" entries, of which v1 (HMAC-SHA256) and v1a (Ed25519) are understood. */
 static ing_auth_result_t verify_standard(const ing_auth_t *a, const ing_headers_t *h,
                                          const unsigned char *body, size_t blen, int64_t now_s)
 {
-    const char *pfx = ing_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
+    const char *pfx = standard_family(h);
     char name[32];
     const char *id = NULL, *ts = NULL, *sig = NULL;
     ing_auth_result_t r;
@@ -266,46 +339,12 @@ static ing_auth_result_t verify_standard(const ing_auth_t *a, const ing_headers_
     int64_t t;
     if (idlen == 0 || idlen > MAX_ID_LEN || ing_parse_unix_s(ts, tslen, &t) != 0)
         return ING_AUTH_MALFORMED;
-
+    std_sigs_t sigs;
+    if ((r = parse_standard_sigs(sig, &sigs)) != ING_AUTH_OK) return r;
     const part_t parts[] = {{id, idlen}, {".", 1}, {ts, tslen}, {".", 1}, {body, blen}};
-    unsigned char *content = NULL; /* built only when a v1a signature needs it whole */
-    size_t clen = idlen + tslen + 2 + blen;
-    int parsed = 0, match = 0, nsig = 0;
-    const char *p = sig;
-    while (*p != '\0' && !match) {
-        while (*p == ' ') p++;
-        if (*p == '\0') break;
-        const char *end = strchr(p, ' ');
-        size_t tl = end ? (size_t)(end - p) : strlen(p);
-        const char *comma = memchr(p, ',', tl);
-        if (++nsig > ING_AUTH_MAX_SIGS) break;
-        if (comma != NULL) {
-            size_t vl = (size_t)(comma - p), sl = tl - vl - 1;
-            unsigned char raw[ED25519_SIG_LEN + 3];
-            int n = hl_base64_decode(comma + 1, sl, raw, sizeof(raw));
-            if (vl == 2 && memcmp(p, "v1", 2) == 0 && n == SHA256_LEN) {
-                parsed = 1;
-                match = any_hmac_matches(a, parts, 5, raw);
-            } else if (vl == 3 && memcmp(p, "v1a", 3) == 0 && n == ED25519_SIG_LEN) {
-                parsed = 1;
-                if (content == NULL) {
-                    content = hl_xmalloc(clen);
-                    size_t o = 0;
-                    for (int i = 0; i < 5; i++) {
-                        memcpy(content + o, parts[i].p, parts[i].n);
-                        o += parts[i].n;
-                    }
-                }
-                for (size_t k = 0; k < a->nkeys && !match; k++)
-                    if (a->keys[k].pkey != NULL)
-                        match = ed25519_verify(a->keys[k].pkey, raw, content, clen);
-            }
-        }
-        p += tl;
-    }
-    free(content);
-    if (nsig > ING_AUTH_MAX_SIGS) return ING_AUTH_MALFORMED;
-    if (!match) return parsed ? ING_AUTH_BAD : ING_AUTH_MALFORMED;
+    int match = sigs.n1 > 0 && hmac_matches_any(a, parts, 5, sigs.v1, sigs.n1);
+    if (!match && sigs.n1a > 0) match = ed25519_matches_any(a, parts, 5, sigs.v1a, sigs.n1a);
+    if (!match) return ING_AUTH_BAD;
     return ts_fresh(a, t, now_s) ? ING_AUTH_OK : ING_AUTH_STALE;
 }
 
@@ -343,9 +382,7 @@ static ing_auth_result_t verify_stripe(const ing_auth_t *a, const ing_headers_t 
     if (ts == NULL || ing_parse_unix_s(ts, tslen, &t) != 0 || nmac == 0)
         return ING_AUTH_MALFORMED;
     const part_t parts[] = {{ts, tslen}, {".", 1}, {body, blen}};
-    int match = 0;
-    for (int i = 0; i < nmac && !match; i++) match = any_hmac_matches(a, parts, 3, macs[i]);
-    if (!match) return ING_AUTH_BAD;
+    if (!hmac_matches_any(a, parts, 3, macs, nmac)) return ING_AUTH_BAD;
     return ts_fresh(a, t, now_s) ? ING_AUTH_OK : ING_AUTH_STALE;
 }
 
@@ -358,12 +395,13 @@ static ing_auth_result_t verify_hmac(const ing_auth_t *a, const ing_headers_t *h
     if (r != ING_AUTH_OK) return r;
     size_t pl = strlen(a->prefix), vl = strlen(v);
     if (vl < pl || strncmp(v, a->prefix, pl) != 0) return ING_AUTH_MALFORMED;
-    unsigned char mac[SHA256_LEN + 3];
-    int n = a->encoding == ING_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, mac, sizeof(mac))
-                                       : hl_base64_decode(v + pl, vl - pl, mac, sizeof(mac));
+    unsigned char raw[SHA256_LEN + 3], mac[1][SHA256_LEN];
+    int n = a->encoding == ING_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, raw, sizeof(raw))
+                                       : hl_base64_decode(v + pl, vl - pl, raw, sizeof(raw));
     if (n != SHA256_LEN) return ING_AUTH_MALFORMED;
+    memcpy(mac[0], raw, SHA256_LEN);
     const part_t parts[] = {{body, blen}};
-    return any_hmac_matches(a, parts, 1, mac) ? ING_AUTH_OK : ING_AUTH_BAD;
+    return hmac_matches_any(a, parts, 1, mac, 1) ? ING_AUTH_OK : ING_AUTH_BAD;
 }
 
 static ing_auth_result_t verify_bearer(const ing_auth_t *a, const ing_headers_t *h)

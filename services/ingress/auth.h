@@ -32,6 +32,9 @@ typedef enum {
 #define ING_AUTH_MAX_KEYS 8
 #define ING_AUTH_MAX_HEADER 4096 /* longest signature header value examined */
 #define ING_AUTH_MAX_SIGS 16     /* signatures examined per request */
+/* Ed25519 (v1a) signatures examined per request: each is verified against every public key
+ * over the whole body, so more than this (two cover a rotation) is refused as malformed. */
+#define ING_AUTH_MAX_ED25519_SIGS 2
 
 typedef struct {
     unsigned char *secret; /* symmetric key bytes (owned), NULL for a public key */
@@ -73,6 +76,10 @@ int ing_auth_add_key(ing_auth_t *a, const char *text, size_t len, char *errbuf,
  * Runs on any thread; `a` is read-only. Never logs. */
 ing_auth_result_t ing_auth_verify(const ing_auth_t *a, const ing_headers_t *h,
                                   const unsigned char *body, size_t body_len, int64_t now_s);
+
+/* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
+ * "svix-id" (static). */
+const char *ing_auth_standard_id_header(const ing_headers_t *h);
 
 /* The stable error code of a result ("bad_signature", …); NULL for ING_AUTH_OK. */
 const char *ing_auth_code(ing_auth_result_t r);

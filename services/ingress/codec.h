@@ -25,6 +25,16 @@ typedef struct {
  * a repeated header instead of guessing which copy counts. */
 const char *ing_header_get(const ing_headers_t *h, const char *name, int *count);
 
+/* Longest source name: the {source} of /v1/webhooks/{source}. */
+#define ING_SOURCE_NAME_MAX 64
+
+/* Decodes a source name as it arrived in the request path (n bytes at raw, percent escapes
+ * still encoded) into out, NUL-terminated. Returns its length, or -1 when the name is empty,
+ * decodes to more than ING_SOURCE_NAME_MAX bytes, holds an escape that is not '%' and two hex
+ * digits, or decodes to any byte outside [a-z0-9_-] (so an escaped NUL, '/' or '.' is refused
+ * rather than cut at or normalised away). Also the rule for names in the configuration. */
+int ing_source_name_decode(const char *raw, size_t n, char out[ING_SOURCE_NAME_MAX + 1]);
+
 /* Parses a Unix timestamp in seconds: 1 to 12 ASCII digits, nothing else. Returns 0 or
  * HL_EPARSE. */
 int ing_parse_unix_s(const char *s, size_t n, int64_t *out) HL_MUST_CHECK;

@@ -61,6 +61,9 @@ static const cyaml_schema_field_t top_fields[] = {
     TOP_STR(log_level, 16),
     TOP_STR(ack_mode, 16),
     TOP_STR(default_source, 64),
+    TOP_STR(metrics_listen, 256),
+    CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, ing_config_t,
+                     secret_files_shared),
     ING_CONFIG_KNOBS(TOP_UINT)
     CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t, sources, &source_schema, 1,
                          ING_MAX_SOURCES),
@@ -78,6 +81,8 @@ static const hl_env_override_t env_rows[] = {
     {"HOOKLINE_HTTP_THREADS", HL_ENV_U32, offsetof(ing_config_t, http.threads)},
     {"HOOKLINE_LOG_LEVEL", HL_ENV_STR, offsetof(ing_config_t, log_level)},
     {"HOOKLINE_ACK_MODE", HL_ENV_STR, offsetof(ing_config_t, ack_mode)},
+    {"HOOKLINE_METRICS_LISTEN", HL_ENV_STR, offsetof(ing_config_t, metrics_listen)},
+    {"HOOKLINE_SECRET_FILES_SHARED", HL_ENV_BOOL, offsetof(ing_config_t, secret_files_shared)},
     ING_CONFIG_KNOBS(ENV_ROW)};
 
 static void set_str_default(char **field, const char *def)
@@ -95,12 +100,12 @@ static int finish_knobs(ing_config_t *c, char *errbuf, size_t errcap)
     return 0;
 }
 
+/* The rule the request path is held to, without its percent escapes: a configured name is
+ * written as it is. */
 static bool name_ok(const char *s)
 {
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-            return false;
-    return true;
+    char decoded[ING_SOURCE_NAME_MAX + 1];
+    return strchr(s, '%') == NULL && ing_source_name_decode(s, strlen(s), decoded) > 0;
 }
 
 static int source_field_fail(char *errbuf, size_t errcap, unsigned i, const char *key,
@@ -116,7 +121,7 @@ static int finish_pointer(char **ptr, const char *hdr, const char *def, unsigned
 {
     if (hdr != NULL && *ptr != NULL)
         return source_field_fail(errbuf, errcap, i, key, *ptr, "set either the pointer or the header");
-    if (hdr != NULL) return 0;
+    if (hdr != NULL || (*ptr == NULL && def == NULL)) return 0;
     set_str_default(ptr, def);
     if (**ptr == '\0' || !ing_pointer_valid(*ptr))
         return source_field_fail(errbuf, errcap, i, key, *ptr, "must be an RFC 6901 pointer like /a/b");
@@ -154,8 +159,11 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     for (unsigned k = 0; k < s->secrets_count; k++)
         if (s->secrets[k].env == NULL && s->secrets[k].file == NULL)
             return source_field_fail(errbuf, errcap, i, "secrets", NULL, "each needs env or file");
-    if (finish_pointer(&s->message_id, s->message_id_header, "/messageId", i, "message_id",
-                       errbuf, errcap) != 0 ||
+    /* Standard Webhooks signs a message id of its own: without a pointer or header it is
+     * the one taken (see ing_sources_message_id). */
+    const char *mid = sch == ING_SCHEME_STANDARD ? NULL : "/messageId";
+    if (finish_pointer(&s->message_id, s->message_id_header, mid, i, "message_id", errbuf,
+                       errcap) != 0 ||
         finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type",
                        errbuf, errcap) != 0)
         return HL_ECONFIG;
@@ -178,6 +186,22 @@ int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
     if (tls != (ll > 0 && c->http.listen[ll - 1] == 's'))
         return hl_config_fail(errbuf, errcap, "http.listen", c->http.listen,
                               "must end in 's' (e.g. 127.0.0.1:8443s) exactly when tls_cert is set");
+    c->kafka.secret_files_shared = c->secret_files_shared;
+    if (tls && !c->secret_files_shared) {
+        /* The TLS key is read by OpenSSL at start: its file is held to the secrets' rule. */
+        const char *key = c->http.tls_key && c->http.tls_key[0] ? c->http.tls_key : c->http.tls_cert;
+        if (hl_secret_file_private(key) == HL_EINVAL)
+            return hl_config_fail(errbuf, errcap, c->http.tls_key && c->http.tls_key[0] ? "http.tls_key" : "http.tls_cert", key,
+                                  "readable by group or others (chmod 600, or secret_files_shared: true)");
+    }
+    /* One plain address of its own: /metrics tells anyone who can reach it what each source
+     * receives, so it is never served on the webhook port (checked again at start). */
+    set_str_default(&c->metrics_listen, "127.0.0.1:9464");
+    ll = strlen(c->metrics_listen);
+    if (ll == 0 || strchr(c->metrics_listen, ',') != NULL || c->metrics_listen[ll - 1] == 's' ||
+        strcmp(c->metrics_listen, c->http.listen) == 0)
+        return hl_config_fail(errbuf, errcap, "metrics_listen", c->metrics_listen,
+                              "one plain host:port, not http.listen's");
     hl_log_level_t lvl;
     set_str_default(&c->log_level, "info");
     if (hl_log_level_parse(c->log_level, &lvl) != 0)

@@ -25,10 +25,27 @@
     X(retry_after_s, 1, 1, 3600, "HOOKLINE_RETRY_AFTER_S", "Retry-After sent with 503")         \
     X(drain_timeout_ms, 15000, 0, 600000, "HOOKLINE_DRAIN_TIMEOUT_MS",                          \
       "on SIGTERM, longest wait for requests in flight and the producer flush")                 \
-    X(keep_alive_timeout_ms, 30000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                \
+    X(keep_alive_timeout_ms, 5000, 0, 600000, "HOOKLINE_KEEP_ALIVE_TIMEOUT_MS",                 \
       "idle time before a keep-alive connection is closed")                                     \
+    X(max_connections_per_client, 128, 1, 1000000, "HOOKLINE_MAX_CONNECTIONS_PER_CLIENT",        \
+      "connections one client address may hold open; more are closed at once")                  \
+    X(max_body_memory_mb, 256, 1, 4096, "HOOKLINE_MAX_BODY_MEMORY_MB",                           \
+      "bodies being read, all requests together (Content-Length, or max_body when chunked); "   \
+      "past it, 503")                                                                           \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
-      "longest wait for the broker to store a lineage record before it is dropped (counted)")
+      "longest wait for the broker to store a lineage record before it is dropped (counted)")    \
+    X(failed_auth_rate_per_client, 5, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE_PER_CLIENT",        \
+      "failed authentications a second one client address may make, sustained")                 \
+    X(failed_auth_burst_per_client, 20, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST_PER_CLIENT",     \
+      "failed authentications one client address may make at once; past its budget, its "      \
+      "requests get 429 before their body is read")                                             \
+    X(failed_auth_rate, 100, 1, 1000000, "HOOKLINE_FAILED_AUTH_RATE",                            \
+      "failed authentications a second of all client addresses together, sustained")           \
+    X(failed_auth_burst, 400, 1, 1000000, "HOOKLINE_FAILED_AUTH_BURST",                          \
+      "failed authentications of all client addresses at once; past it, every request not yet " \
+      "authenticated gets 429 before its body is read")                                           \
+    X(test_fault_signals, 0, 0, 1, "HOOKLINE_TEST_FAULT_SIGNALS",                               \
+      "test hook, never in production: SIGUSR1/SIGUSR2 fail the events/lineage producer")
 
 /* X(key, default, min, max, doc): unsigned keys of each source. */
 #define ING_SOURCE_KNOBS(X)                                                                     \
@@ -68,6 +85,9 @@ typedef struct {
     char *log_level;       /* debug | info (default) | warn | error */
     char *ack_mode;        /* durable (default) | fast */
     char *default_source;  /* the source behind /api/webhooks; default: the first one */
+    char *metrics_listen;  /* the one address /metrics is served on, plain HTTP; never the
+                              webhook port (default 127.0.0.1:9464) */
+    bool secret_files_shared; /* accept secret and key files readable by group or others */
 #define ING_CFG_FIELD(key, def, min, max, env, doc) uint32_t key;
     ING_CONFIG_KNOBS(ING_CFG_FIELD)
 #undef ING_CFG_FIELD

@@ -22,12 +22,17 @@ static void usage(FILE *to)
 }
 
 /* Blocks SIGTERM/SIGINT in every thread (civetweb and librdkafka threads inherit the mask)
- * so that main alone receives them through sigwait. */
-static void block_signals(sigset_t *set)
+ * so that main alone receives them through sigwait; SIGUSR1/SIGUSR2 too when the test hook
+ * is on (test_fault_signals), else they keep their default action. */
+static void block_signals(sigset_t *set, bool fault_signals)
 {
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
+    if (fault_signals) {
+        sigaddset(set, SIGUSR1);
+        sigaddset(set, SIGUSR2);
+    }
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -59,14 +64,20 @@ static int run(const ing_config_t *cfg)
     size_t n = 0;
     kv[0] = '\0';
     hl_log_kv_str(kv, sizeof(kv), &n, "listen", cfg->http.listen);
+    hl_log_kv_str(kv, sizeof(kv), &n, "metrics_listen", cfg->metrics_listen);
     hl_log_kv_str(kv, sizeof(kv), &n, "ack_mode", cfg->ack_mode);
     hl_log_kv_int(kv, sizeof(kv), &n, "sources", (long long)cfg->sources_count);
     HL_LOG(HL_LOG_INFO, NULL, kv, "ingress started");
 
     sigset_t set;
     int sig = 0;
-    block_signals(&set);
-    sigwait(&set, &sig);
+    block_signals(&set, cfg->test_fault_signals);
+    /* The test hook: a fatal librdkafka error on demand, as a broker failover can raise. */
+    while (sigwait(&set, &sig) == 0 && (sig == SIGUSR1 || sig == SIGUSR2)) {
+        hl_warn("signal %d: test hook, failing the %s producer", sig,
+                sig == SIGUSR1 ? "events" : "lineage");
+        ing_producer_inject_fatal(p, sig == SIGUSR2, "test hook (test_fault_signals)");
+    }
     hl_info("signal %d: draining", sig);
     int64_t t0 = hl_mono_us();
     int left = ing_server_drain(s, (int)cfg->drain_timeout_ms);
@@ -106,7 +117,7 @@ int main(int argc, char **argv)
     }
     /* Signals are blocked before any thread starts so none of them can take a SIGTERM. */
     sigset_t set;
-    block_signals(&set);
+    block_signals(&set, false);
     hl_log_init("ingress", HL_LOG_INFO);
     char err[HL_CONFIG_ERRBUF] = "";
     ing_config_t *cfg = NULL;

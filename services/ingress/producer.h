@@ -43,8 +43,10 @@ typedef struct {
     int64_t offset;    /* idem */
 } ing_ack_t;
 
-/* Creates the producer and starts its threads. `cfg` and `m` are borrowed and must outlive
- * the producer. Returns NULL with errbuf filled (bad property, librdkafka refused). */
+/* Creates the producer and starts its threads: one polling each librdkafka handle, and a
+ * supervisor that checks the broker once a second and replaces a handle that librdkafka
+ * declared fatal (counted in hookline_ingress_kafka_producer_restarts_total). `cfg` and
+ * `m` are borrowed and must outlive the producer. Returns NULL with errbuf filled (bad property, librdkafka refused). */
 ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char *errbuf,
                                  size_t errcap);
 
@@ -54,20 +56,28 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
 void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int64_t deadline_us,
                        ing_ack_t *ack);
 
-/* Queues one lineage record (key = request id) without waiting; a record that cannot be
- * queued or delivered is counted in hookline_ingress_lineage_dropped_total. Any thread. */
+/* Queues one lineage record (key = request id) without waiting; while the lineage handle is
+ * fatal and not yet replaced, a copy is held for its successor (at most 20,000). A record that
+ * cannot be queued, held or delivered is counted in hookline_ingress_lineage_dropped_total.
+ * Any thread. */
 void ing_producer_lineage(ing_producer_t *p, const char *key, const char *json, size_t len);
 
 /* True when the broker answered the last background check and the producer is usable. */
 bool ing_producer_ready(const ing_producer_t *p);
-/* True once librdkafka reported a fatal error (the producer can never deliver again). */
+/* True while the current events handle is fatal: from librdkafka's fatal error until the
+ * supervisor has replaced it (normally well under a second). */
 bool ing_producer_fatal(const ing_producer_t *p);
+
+/* Test hook: makes librdkafka raise a fatal idempotent-producer error (out of order sequence
+ * number) on the current events handle, or on the lineage handle, as a failover can. `reason`
+ * is borrowed. Any thread. */
+void ing_producer_inject_fatal(ing_producer_t *p, bool lineage, const char *reason);
 
 /* Flushes queued records for at most timeout_ms. Returns 0 or HL_ETIMEDOUT. */
 int ing_producer_flush(ing_producer_t *p, int timeout_ms) HL_MUST_CHECK;
 
-/* The librdkafka handles of events and of lineage (borrowed), for tests that drive
- * librdkafka's mock cluster. */
+/* The current librdkafka handles of events and of lineage (borrowed, valid until the next
+ * replacement), for tests that drive librdkafka's mock cluster. */
 rd_kafka_t *ing_producer_handle(ing_producer_t *p);
 rd_kafka_t *ing_producer_lineage_handle(ing_producer_t *p);
 

@@ -13,7 +13,8 @@ void ing_ratelimit_init(ing_ratelimit_t *r, uint32_t rate_per_sec, uint32_t burs
     atomic_init(&r->tat, 0);
 }
 
-bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
+/* The admission rule; with take false nothing changes. */
+static bool admit(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s, bool take)
 {
     if (r->interval_ns == 0) return true;
     int64_t tat = atomic_load_explicit(&r->tat, memory_order_relaxed);
@@ -28,8 +29,24 @@ bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
             }
             return false;
         }
+        if (!take) return true;
         if (atomic_compare_exchange_weak_explicit(&r->tat, &tat, next, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
     }
+}
+
+bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
+{
+    return admit(r, now_ns, retry_after_s, true);
+}
+
+bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
+{
+    return admit(r, now_ns, retry_after_s, false);
+}
+
+bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns)
+{
+    return atomic_load_explicit(&r->tat, memory_order_relaxed) <= now_ns;
 }

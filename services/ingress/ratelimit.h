@@ -21,4 +21,10 @@ void ing_ratelimit_init(ing_ratelimit_t *r, uint32_t rate_per_sec, uint32_t burs
  * Lock-free; any thread. */
 bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
 
+/* As ing_ratelimit_take, but takes nothing: would a request be admitted now? */
+bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
+
+/* True when the bucket is full again at now_ns (no request left a trace in it). */
+bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns);
+
 #endif

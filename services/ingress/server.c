@@ -5,9 +5,8 @@
 
 #include <civetweb.h>
 #include <inttypes.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "extract.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
@@ -27,12 +27,25 @@ struct ing_server {
     ing_producer_t *producer;
     hl_metrics_t *metrics;
     struct mg_context *ctx;
+    ing_clients_t clients;    /* failed-authentication budgets per client address */
+    int metrics_port;         /* the port of metrics_listen: /metrics there and only there */
+    int refused;              /* its address marks a connection over its address's cap */
+    atomic_long request_info_offset; /* of the request info in a civetweb connection; -1 */
+    atomic_llong body_bytes;  /* bytes reserved by the bodies being read or handled */
+    int64_t body_cap;         /* max_body_memory_mb in bytes */
+    hl_counter_t *refused_total;
+    hl_gauge_t *body_bytes_g;
+    /* The header-deadline callbacks of libs/httpd, which ours wrap. */
+    int (*next_init_connection)(const struct mg_connection *, void **);
+    int (*next_begin_request)(struct mg_connection *);
+    void (*next_connection_close)(const struct mg_connection *);
     atomic_int in_flight;     /* webhook requests being handled */
     atomic_bool draining;
     bool fast;                /* ack_mode: fast */
     hl_gauge_t *in_flight_g;
     hl_gauge_t *draining_g;
     hl_histogram_metric_t *duration;
+    char tls_err[256];        /* why the TLS setup callback failed */
 };
 
 /* Bodies up to this size keep their pages; after a larger one the rest of the buffer is given
@@ -61,6 +74,7 @@ typedef struct {
     const char *code;          /* error.code, NULL when accepted */
     const char *message;
     int retry_after;           /* seconds, 0 = no header */
+    size_t body_reserved;      /* bytes of s->body_bytes this request holds */
     const char *allow;         /* Allow header for 405 */
     bool close;                /* end the connection after answering (unread body, draining) */
     int32_t partition;
@@ -137,17 +151,22 @@ static void unavailable(ing_server_t *s, req_t *r, const char *message)
     r->retry_after = (int)s->cfg->retry_after_s;
 }
 
-/* Resolves the source from the URI: /v1/webhooks/{name} or the /api/webhooks alias. */
+/* Resolves the source from the URI as it arrived (civetweb's URL decoding is off, see
+ * ing_server_start): /v1/webhooks/{name} or the /api/webhooks alias. The name is decoded here,
+ * and only a whole name of [a-z0-9_-] counts: decoded by civetweb, "sw%00x" would end at the
+ * NUL and "x/%2e%2e/sw" would be normalised, both into "sw". */
 static bool resolve_source(ing_server_t *s, const struct mg_request_info *ri, req_t *r)
 {
     static const char prefix[] = "/v1/webhooks/";
-    const char *uri = ri->local_uri ? ri->local_uri : "";
+    const char *uri = ri->local_uri_raw ? ri->local_uri_raw : "";
     if (strcmp(uri, "/api/webhooks") == 0) {
         r->src = s->sources->default_source;
     } else if (strncmp(uri, prefix, sizeof(prefix) - 1) == 0) {
-        const char *name = uri + sizeof(prefix) - 1;
-        hl_strlcpy(r->source, name, sizeof(r->source));
-        r->src = ing_sources_find(s->sources, name, strlen(name));
+        const char *raw = uri + sizeof(prefix) - 1;
+        char name[ING_SOURCE_NAME_MAX + 1];
+        hl_strlcpy(r->source, raw, sizeof(r->source));
+        int n = ing_source_name_decode(raw, strlen(raw), name);
+        if (n > 0) r->src = ing_sources_find(s->sources, name, (size_t)n);
     }
     if (r->src == NULL) {
         reject(r, 404, "unknown_source", "no such source");
@@ -208,8 +227,8 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root);
-    if (x == ING_EX_OK)
-        x = ing_field_get(&r->src->message_id, root, h, r->message_id, sizeof(r->message_id));
+    ing_field_src_t mid = ing_sources_message_id(r->src, h);
+    if (x == ING_EX_OK) x = ing_field_get(&mid, root, h, r->message_id, sizeof(r->message_id));
     if (x == ING_EX_OK)
         x = ing_field_get(&r->src->event_type, root, h, r->event_type, sizeof(r->event_type));
     json_decref(root);
@@ -253,6 +272,22 @@ static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, 
     }
 }
 
+/* Reserves the memory the body may take (its Content-Length, or max_body when chunked) against
+ * max_body_memory_mb, for all requests together. False with r answered 503 past the cap. */
+static bool reserve_body(ing_server_t *s, req_t *r, long long content_length)
+{
+    size_t max = r->src->cfg->max_body;
+    size_t want = content_length >= 0 && (size_t)content_length < max ? (size_t)content_length : max;
+    if (atomic_fetch_add(&s->body_bytes, (long long)want) + (long long)want > s->body_cap) {
+        atomic_fetch_sub(&s->body_bytes, (long long)want);
+        unavailable(s, r, "bodies in flight over the memory cap");
+        return false;
+    }
+    r->body_reserved = want;
+    hl_gauge_add(s->body_bytes_g, (int64_t)want);
+    return true;
+}
+
 /* The pipeline of one webhook request; leaves the outcome in r. */
 static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
 {
@@ -274,8 +309,11 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         unavailable(s, r, "too many requests in flight");
         return;
     }
-    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
-        reject(r, 429, "rate_limited", "over the source's rate limit");
+    /* Unauthenticated traffic spends its own budget, never the source's: the source's is
+     * charged below, once the request has proved authentic. */
+    if (!ing_clients_auth_allowed(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
+                                  &r->retry_after)) {
+        reject(r, 429, "auth_rate_limited", "too many failed authentications");
         return;
     }
     if (!ing_content_type_json(mg_get_header(c, "Content-Type"))) {
@@ -286,6 +324,7 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 500, "internal", "no worker buffer");
         return;
     }
+    if (!reserve_body(s, r, ri->content_length)) return;
     long len = read_body(s, c, w, r, ri->content_length);
     if (len < 0) return;
     ing_header_t hv[64];
@@ -293,7 +332,12 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     ing_auth_result_t a =
         ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != ING_AUTH_OK) {
+        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
         reject(r, 401, ing_auth_code(a), "authentication failed");
+        return;
+    }
+    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
+        reject(r, 429, "rate_limited", "over the source's rate limit");
         return;
     }
     if (!extract_fields(r, w->body, (size_t)len, &h)) return;
@@ -318,9 +362,18 @@ static void log_outcome(const struct mg_request_info *ri, const req_t *r, int64_
     hl_log_write(lvl, &ctx, kv, r->status == 202 ? "accepted" : "rejected");
 }
 
+/* Did c arrive on the metrics listener? */
+static bool on_metrics_port(const ing_server_t *s, const struct mg_connection *c)
+{
+    return mg_get_request_info(c)->server_port == s->metrics_port;
+}
+
+static int not_found_handler(struct mg_connection *c, void *arg);
+
 static int webhook_handler(struct mg_connection *c, void *arg)
 {
     ing_server_t *s = arg;
+    if (on_metrics_port(s, c)) return not_found_handler(c, arg);
     req_t r;
     req_init(&r);
     atomic_fetch_add(&s->in_flight, 1);
@@ -337,6 +390,8 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
+    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
+    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;
@@ -376,6 +431,7 @@ static int readyz_handler(struct mg_connection *c, void *arg)
 static int metrics_handler(struct mg_connection *c, void *arg)
 {
     ing_server_t *s = arg;
+    if (!on_metrics_port(s, c)) return not_found_handler(c, arg);
     size_t len = 0;
     char *text = hl_metrics_render(s->metrics, &len);
     hl_http_close_if_body(c);
@@ -400,32 +456,12 @@ static int not_found_handler(struct mg_connection *c, void *arg)
     return 404;
 }
 
-/* From libs/httpd's hl_tls_compat shim (its header is private to that library): referencing it
- * keeps the shim linked, and the shim supplies the OpenSSL 1.1 symbol civetweb's run-time
- * TLS loading still looks up. */
-int hl_tls_compat_loaded(void);
-
-/* TLS is set up here rather than through civetweb's options so that the protocol floor, the
- * cipher list and a key in its own file are applied exactly as configured. */
+/* civetweb calls this while creating its SSL_CTX: the settings every hookline server uses. */
 static int init_tls_cb(void *ssl_ctx, void *user_data)
 {
     ing_server_t *s = user_data;
-    SSL_CTX *ctx = ssl_ctx;
-    const char *cert = s->cfg->http.tls_cert;
-    const char *key = s->cfg->http.tls_key && s->cfg->http.tls_key[0] ? s->cfg->http.tls_key : cert;
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
-        SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 &&
-        SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 &&
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 &&
-        SSL_CTX_check_private_key(ctx) == 1) {
-        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
-        return 1;
-    }
-    char why[160];
-    ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-    ERR_clear_error();
-    hl_error("tls setup failed: %s", why);
-    return -1;
+    return hl_httpd_tls_setup(ssl_ctx, s->cfg->http.tls_cert, s->cfg->http.tls_key, s->tls_err,
+                              sizeof(s->tls_err));
 }
 
 static int log_message_cb(const struct mg_connection *c, const char *message)
@@ -459,6 +495,74 @@ static void exit_thread_cb(const struct mg_context *ctx, int thread_type, void *
     free(w);
 }
 
+/* Was c turned away for its address's connection cap? */
+static bool conn_refused(const ing_server_t *s, const struct mg_connection *c)
+{
+    return mg_get_user_connection_data(c) == &s->refused;
+}
+
+/* Counts a connection from addr against max_connections_per_client. Returns what its
+ * connection data is to be: its address's slot, or &s->refused over the cap. Worker thread. */
+static void *count_connection(ing_server_t *s, const char *addr)
+{
+    ing_client_t *slot = ing_clients_connect(&s->clients, addr, s->cfg->max_connections_per_client,
+                                             hl_mono_us() * 1000);
+    if (slot != NULL) return slot;
+    hl_counter_inc(s->refused_total);
+    return &s->refused;
+}
+
+/* A connection taken by a worker, before any request: counted against its address's cap, and
+ * one over it gets no wait for its headers (hl_http_expire_headers), so it frees the worker at
+ * once instead of holding it for request_timeout_ms. civetweb gives no request info before
+ * the first request (mg_get_request_info is NULL), though the address is known: it is read
+ * where the request info lies within the connection, an offset learnt from civetweb itself at
+ * the first request (begin_request_cb). Connections that come before it are counted there. */
+static int init_connection_cb(const struct mg_connection *c, void **conn_data)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    int rc = s->next_init_connection(c, conn_data);
+    long off = atomic_load(&s->request_info_offset);
+    if (off < 0) return rc;
+    const struct mg_request_info *ri = (const void *)((const char *)c + off);
+    if (memchr(ri->remote_addr, '\0', sizeof(ri->remote_addr)) == NULL || !ri->remote_addr[0])
+        return rc;
+    *conn_data = count_connection(s, ri->remote_addr); /* civetweb stores it after we return */
+    if (*conn_data == &s->refused) hl_http_expire_headers(c);
+    return rc;
+}
+
+/* A request's headers are in: learns the request info's offset, counts a connection that came
+ * before it was known, and answers 503 to a refused connection whose request arrived before
+ * its read was cut. */
+static int begin_request_cb(struct mg_connection *c)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    int rc = s->next_begin_request(c);
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (ri != NULL && atomic_load(&s->request_info_offset) < 0)
+        atomic_store(&s->request_info_offset, (long)((const char *)ri - (const char *)c));
+    if (ri != NULL && mg_get_user_connection_data(c) == NULL)
+        mg_set_user_connection_data(c, count_connection(s, ri->remote_addr));
+    if (!conn_refused(s, c)) return rc;
+    req_t r;
+    req_init(&r);
+    unavailable(s, &r, "too many connections from this address");
+    r.code = "too_many_connections";
+    r.close = true;
+    answer(c, &r);
+    ing_count_status(&s->sources->unknown, r.status);
+    return r.status;
+}
+
+static void connection_close_cb(const struct mg_connection *c)
+{
+    ing_server_t *s = mg_get_user_data(mg_get_context(c));
+    s->next_connection_close(c);
+    void *slot = mg_get_user_connection_data(c);
+    if (slot != NULL && slot != &s->refused) ing_clients_disconnect(&s->clients, slot);
+}
+
 /* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
  * error shape and a request id. Headers that did not arrive in time, which civetweb reports as
  * a malformed message, get 408. */
@@ -467,7 +571,10 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
     req_t r;
     req_init(&r);
-    if (status == 400 && hl_http_headers_timed_out(c)) {
+    if (conn_refused(s, c)) {
+        unavailable(s, &r, "too many connections from this address");
+        r.code = "too_many_connections";
+    } else if (status == 400 && hl_http_headers_timed_out(c)) {
         reject(&r, 408, "request_timeout", "headers not received in time");
     } else {
         const char *code = status == 413 || status == 431 ? "headers_too_large"
@@ -478,6 +585,26 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     r.close = true;
     answer(c, &r);
     ing_count_status(&s->sources->unknown, r.status);
+    return 0;
+}
+
+/* Finds the port of metrics_listen, the last listening port, and refuses one that a webhook
+ * address also uses: requests are told apart by the port they arrived on. */
+static int metrics_port_of(ing_server_t *s, char *errbuf, size_t errcap)
+{
+    struct mg_server_port ports[16];
+    int n = mg_get_server_ports(s->ctx, 16, ports);
+    if (n < 2) {
+        snprintf(errbuf, errcap, "http: cannot read the listening ports");
+        return HL_ECONFIG;
+    }
+    s->metrics_port = ports[n - 1].port;
+    for (int i = 0; i < n - 1; i++)
+        if (ports[i].port == s->metrics_port) {
+            snprintf(errbuf, errcap, "config: field 'metrics_listen' = %s: port also in http.listen",
+                     s->cfg->metrics_listen);
+            return HL_ECONFIG;
+        }
     return 0;
 }
 
@@ -492,6 +619,14 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     s->metrics = metrics;
     s->fast = strcmp(cfg->ack_mode, "fast") == 0;
     atomic_init(&s->in_flight, 0);
+    atomic_init(&s->body_bytes, 0);
+    atomic_init(&s->request_info_offset, -1);
+    s->body_cap = (int64_t)cfg->max_body_memory_mb * 1024 * 1024;
+    s->refused_total = hl_metrics_counter(metrics, "hookline_ingress_connections_refused_total",
+                                          "Connections closed at once: their address was at "
+                                          "max_connections_per_client", NULL);
+    s->body_bytes_g = hl_metrics_gauge(metrics, "hookline_ingress_body_bytes_in_flight",
+                                       "Bytes reserved by the bodies being handled", NULL);
     atomic_init(&s->draining, false);
     s->in_flight_g = hl_metrics_gauge(metrics, "hookline_ingress_in_flight",
                                       "Webhook requests being handled", NULL);
@@ -503,9 +638,11 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     snprintf(timeout, sizeof(timeout), "%u", cfg->http.request_timeout_ms);
     snprintf(keepalive, sizeof(keepalive), "%u", cfg->keep_alive_timeout_ms);
     snprintf(maxreq, sizeof(maxreq), "%u", cfg->max_header_bytes);
-    const char *opts[24];
+    char ports[2 * 1024 + 2]; /* http.listen and metrics_listen, each at most 1024 bytes */
+    snprintf(ports, sizeof(ports), "%s,%s", cfg->http.listen, cfg->metrics_listen);
+    const char *opts[32];
     int n = 0;
-    opts[n++] = "listening_ports", opts[n++] = cfg->http.listen;
+    opts[n++] = "listening_ports", opts[n++] = ports;
     opts[n++] = "num_threads", opts[n++] = threads;
     opts[n++] = "request_timeout_ms", opts[n++] = timeout;
     opts[n++] = "keep_alive_timeout_ms", opts[n++] = keepalive;
@@ -513,6 +650,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     opts[n++] = "max_request_size", opts[n++] = maxreq;
     opts[n++] = "tcp_nodelay", opts[n++] = "1";
     opts[n++] = "listen_backlog", opts[n++] = "1024";
+    opts[n++] = "decode_url", opts[n++] = "no"; /* resolve_source decodes the source name */
     bool tls = cfg->http.tls_cert != NULL && cfg->http.tls_cert[0] != '\0';
     if (tls) {
         opts[n++] = "ssl_certificate", opts[n++] = cfg->http.tls_cert;
@@ -524,24 +662,38 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     if (tls) cb.init_ssl = init_tls_cb;
     /* civetweb loads its TLS functions only when the library is initialised asking for TLS;
      * without this a TLS connection calls a null function. */
-    if (tls && hl_tls_compat_loaded() != 1) {
-        snprintf(errbuf, errcap, "http: TLS compatibility shim missing");
+    if (hl_httpd_init_library(tls, errbuf, errcap) != 0) {
         free(s);
         return NULL;
     }
-    mg_init_library(tls ? MG_FEATURES_TLS : 0);
     cb.log_message = log_message_cb;
     cb.init_thread = init_thread_cb;
     cb.exit_thread = exit_thread_cb;
     hl_http_header_deadlines(&cb); /* headers due within request/keep-alive timeout, whole */
+    s->next_init_connection = cb.init_connection;
+    s->next_begin_request = cb.begin_request;
+    s->next_connection_close = cb.connection_close;
+    cb.init_connection = init_connection_cb;
+    cb.begin_request = begin_request_cb;
+    cb.connection_close = connection_close_cb;
     cb.http_error = http_error_cb;
     struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
-    struct mg_error_data err = {.text = errbuf, .text_buffer_size = errcap};
+    char why[256] = "";
+    struct mg_error_data err = {.text = why, .text_buffer_size = sizeof(why)};
+    ing_clients_init(&s->clients, cfg->failed_auth_rate_per_client,
+                     cfg->failed_auth_burst_per_client, cfg->failed_auth_rate,
+                     cfg->failed_auth_burst);
     s->ctx = mg_start2(&init, &err);
     if (s->ctx == NULL) {
+        ing_clients_deinit(&s->clients);
         mg_exit_library();
-        if (errbuf[0] == '\0') snprintf(errbuf, errcap, "http: cannot listen on %s", cfg->http.listen);
+        snprintf(errbuf, errcap, "http: cannot start on %s: %s%s%s", cfg->http.listen,
+                 why[0] ? why : "civetweb failed", s->tls_err[0] ? ": " : "", s->tls_err);
         free(s);
+        return NULL;
+    }
+    if (metrics_port_of(s, errbuf, errcap) != 0) {
+        ing_server_stop(s);
         return NULL;
     }
     mg_set_request_handler(s->ctx, "/v1/webhooks/", webhook_handler, s);
@@ -570,5 +722,6 @@ void ing_server_stop(ing_server_t *s)
     if (s == NULL) return;
     mg_stop(s->ctx);
     mg_exit_library();
+    ing_clients_deinit(&s->clients);
     free(s);
 }

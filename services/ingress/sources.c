@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hl/util.h"
 
@@ -39,19 +40,41 @@ static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const c
     }
 }
 
-static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
+/* Shortest HMAC secret or bearer token accepted: below it a secret can be guessed offline
+ * from one signed request. (whsec_ secrets have the same floor, checked on the decoded bytes.) */
+#define MIN_SECRET_LEN 16
+
+/* Fills errbuf with "config: source 'NAME' secret K (env E, file F): WHY". */
+static int secret_fail(const ing_source_cfg_t *c, unsigned k, const char *why, char *errbuf,
+                       size_t errcap)
+{
+    snprintf(errbuf, errcap, "config: source '%s' secret %u (env %s, file %s): %s", c->name, k,
+             c->secrets[k].env ? c->secrets[k].env : "-",
+             c->secrets[k].file ? c->secrets[k].file : "-", why);
+    return HL_ECONFIG;
+}
+
+static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t errcap)
 {
     const ing_source_cfg_t *c = src->cfg;
     char why[160];
+    bool raw = src->auth.scheme == ING_SCHEME_STRIPE || src->auth.scheme == ING_SCHEME_HMAC ||
+               src->auth.scheme == ING_SCHEME_BEARER;
     for (unsigned k = 0; k < c->secrets_count; k++) {
         char *val = NULL;
         size_t len = 0;
-        int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, &val, &len);
-        if (rc != 0) {
-            snprintf(errbuf, errcap, "config: source '%s' secret %u (env %s, file %s): %s", c->name,
-                     k, c->secrets[k].env ? c->secrets[k].env : "-",
-                     c->secrets[k].file ? c->secrets[k].file : "-", hl_strerror(rc));
-            return HL_ECONFIG;
+        int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, shared_ok, &val, &len);
+        if (rc == HL_EPARSE) return secret_fail(c, k, "contains a NUL byte", errbuf, errcap);
+        if (rc == HL_EINVAL)
+            return secret_fail(c, k,
+                               "file readable by group or others (chmod 600, or "
+                               "secret_files_shared: true for a mounted Kubernetes secret)",
+                               errbuf, errcap);
+        if (rc != 0) return secret_fail(c, k, hl_strerror(rc), errbuf, errcap);
+        if (raw && len < MIN_SECRET_LEN) {
+            OPENSSL_cleanse(val, len);
+            free(val);
+            return secret_fail(c, k, "shorter than 16 bytes", errbuf, errcap);
         }
         rc = ing_auth_add_key(&src->auth, val, len, why, sizeof(why));
         OPENSSL_cleanse(val, len);
@@ -71,7 +94,7 @@ static int load_keys(ing_source_t *src, char *errbuf, size_t errcap)
     return 0;
 }
 
-static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_t *m,
+static int init_source(ing_source_t *src, const ing_source_cfg_t *c, bool shared_ok, hl_metrics_t *m,
                        char *errbuf, size_t errcap)
 {
     src->cfg = c;
@@ -83,8 +106,13 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, hl_metrics_
                                         c->message_id_header, ING_MAX_MESSAGE_ID};
     src->event_type = (ing_field_src_t){c->event_type_header ? NULL : c->event_type,
                                         c->event_type_header, ING_MAX_EVENT_TYPE};
+    const char *idh = c->message_id_header;
+    src->signed_id = src->auth.scheme == ING_SCHEME_STANDARD &&
+                     (idh != NULL ? strcasecmp(idh, "webhook-id") == 0 ||
+                                        strcasecmp(idh, "svix-id") == 0
+                                  : c->message_id == NULL);
     ing_ratelimit_init(&src->limit, c->rate_per_sec, c->burst);
-    if (load_keys(src, errbuf, errcap) != 0) return HL_ECONFIG;
+    if (load_keys(src, shared_ok, errbuf, errcap) != 0) return HL_ECONFIG;
     register_counters(&src->counters, m, c->name);
     return 0;
 }
@@ -96,7 +124,8 @@ int ing_sources_init(ing_sources_t *s, const ing_config_t *cfg, hl_metrics_t *m,
     s->v = hl_xcalloc(cfg->sources_count, sizeof(ing_source_t));
     s->n = cfg->sources_count;
     for (size_t i = 0; i < s->n; i++) {
-        if (init_source(&s->v[i], &cfg->sources[i], m, errbuf, errcap) != 0) {
+        if (init_source(&s->v[i], &cfg->sources[i], cfg->secret_files_shared, m, errbuf,
+                        errcap) != 0) {
             ing_sources_deinit(s);
             return HL_ECONFIG;
         }
@@ -121,4 +150,10 @@ ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t 
         if (strlen(s->v[i].cfg->name) == n && memcmp(s->v[i].cfg->name, name, n) == 0)
             return &s->v[i];
     return NULL;
+}
+
+ing_field_src_t ing_sources_message_id(const ing_source_t *src, const ing_headers_t *h)
+{
+    if (!src->signed_id) return src->message_id;
+    return (ing_field_src_t){NULL, (char *)ing_auth_standard_id_header(h), ING_MAX_MESSAGE_ID};
 }

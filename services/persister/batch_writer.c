@@ -288,7 +288,12 @@ static int pg_fail(hl_batch_writer_t *bw, PGresult *res, const char *what)
     /* A statement the server cannot even plan (a missing table, a revoked right) is no fault of
      * any one row, and an operator can fix it: it is retried like an outage, never skipped. */
     if (state && (strncmp(state, "42", 2) == 0 || strncmp(state, "3F", 2) == 0)) transient = true;
-    if (PQstatus(bw->conn) != CONNECTION_OK) disconnect(bw);
+    /* A broken connection, or a read-only server (25006: a standby, or a primary demoted or
+     * set read-only), is dropped: the next attempt connects again through the conninfo's host
+     * list, which with target_session_attrs=read-write reaches the new primary. The failed
+     * transaction stored nothing, and its rows are not refused (25006 is transient): the batch
+     * is retried whole. */
+    if (hl_pg_reconnect_needed(bw->conn, res)) disconnect(bw);
     return transient ? HL_EAGAIN : HL_EPG;
 }
 

@@ -43,6 +43,11 @@ typedef struct {
  * any lineage of that batch is produced: the worst moment for lineage. Never set in service. */
 #define CRASH_ENV "HOOKLINE_PERSISTER_CRASH_AFTER_COMMITS"
 
+/* Test hook (tests/integration/test_persister_failover.py): when this environment variable
+ * holds N > 0, librdkafka is made to raise a fatal error in the producer right after the N-th
+ * batch commit, as a broker failover can. Never set in service. */
+#define FATAL_ENV "HOOKLINE_PERSISTER_PRODUCER_FATAL_AFTER_COMMITS"
+
 /* An assigned partition. */
 typedef struct {
     int32_t partition;
@@ -83,6 +88,8 @@ struct hl_consumer {
     part_t *parts;                     /* one per assigned partition */
     size_t nparts;
     int64_t crash_after, commits;      /* the CRASH_ENV test hook; commits counted */
+    int64_t fatal_after;               /* the FATAL_ENV test hook */
+    bool kafka_fatal;                  /* the consumer's handle is fatal: stop, exit non-zero */
     int64_t next_lineage_us;           /* when lineage offsets are stored alone next */
     hl_backoff_t backoff;
     bool paused;                       /* partitions paused for an outage */
@@ -140,6 +147,9 @@ void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
     pm->recovered = hl_metrics_counter(m, "hookline_persister_lineage_recovered_total",
                                        "Lineage records produced again for records committed"
                                        " before a restart or rebalance", NULL);
+    pm->producer_restarts =
+        hl_metrics_counter(m, "hookline_persister_kafka_producer_restarts_total",
+                           "Producers replaced after a fatal librdkafka error", NULL);
 }
 
 bool hl_consumer_ready(void *arg)
@@ -198,7 +208,12 @@ static int64_t lineage_upto(void *arg, int32_t partition)
 
 static void crash_hook(hl_consumer_t *c)
 {
-    if (c->crash_after > 0 && ++c->commits == c->crash_after) {
+    c->commits++;
+    if (c->fatal_after > 0 && c->commits == c->fatal_after) {
+        hl_warn("%s=%" PRId64 " reached: failing the producer", FATAL_ENV, c->fatal_after);
+        hl_lineage_inject_fatal(c->lin, "test hook " FATAL_ENV);
+    }
+    if (c->crash_after > 0 && c->commits == c->crash_after) {
         hl_warn("%s=%" PRId64 " reached: killing the process after the commit", CRASH_ENV,
                 c->crash_after);
         raise(SIGKILL);
@@ -637,6 +652,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     else on_revoke(c);
 }
 
+/* Reads a test hook's count N > 0 from environment variable `name` into *n (left 0 when
+ * unset or empty). Returns 0, or HL_ECONFIG with errbuf filled for anything but N > 0. */
+static int test_hook(const char *name, const char *what, int64_t *n, char *errbuf,
+                     size_t errcap)
+{
+    const char *v = getenv(name);
+    if (!v || !v[0]) return 0;
+    if (hl_parse_i64(v, 1, INT64_MAX, n) != 0) {
+        snprintf(errbuf, errcap, "%s: '%s' is not a positive integer", name, v);
+        return HL_ECONFIG;
+    }
+    hl_warn("%s=%" PRId64 ": test hook armed, %s", name, *n, what);
+    return 0;
+}
+
 hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_metrics_t *pm,
                                volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
 {
@@ -679,6 +709,7 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
     rd_kafka_poll_set_consumer(c->rk);
     c->lin = hl_lineage_new(cfg, errbuf, errcap);
     if (!c->lin) goto fail;
+    hl_lineage_count_restarts(c->lin, pm->producer_restarts);
     c->bw = hl_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
     hl_bw_set_lineage_fn(c->bw, lineage_upto, c);
     c->due = -1;
@@ -688,15 +719,9 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
     }
     c->rb.rows = hl_xcalloc(cfg->batch_max, sizeof(*c->rb.rows));
     c->rb.ptrs = hl_xcalloc(cfg->batch_max, sizeof(*c->rb.ptrs));
-    const char *crash = getenv(CRASH_ENV);
-    if (crash && crash[0]) {
-        if (hl_parse_i64(crash, 1, INT64_MAX, &c->crash_after) != 0) {
-            snprintf(errbuf, errcap, "%s: '%s' is not a positive integer", CRASH_ENV, crash);
-            goto fail;
-        }
-        hl_warn("%s=%" PRId64 ": test hook armed, the process will kill itself", CRASH_ENV,
-                c->crash_after);
-    }
+    if (test_hook(CRASH_ENV, "the process will kill itself", &c->crash_after, errbuf, errcap) ||
+        test_hook(FATAL_ENV, "the producer will be failed", &c->fatal_after, errbuf, errcap))
+        goto fail;
     hl_backoff_init(&c->backoff, cfg->retry_base_ms, cfg->retry_cap_ms, 0);
     return c;
 fail:
@@ -771,6 +796,20 @@ static void update_lag(hl_consumer_t *c)
 
 static void take(hl_consumer_t *c, rd_kafka_message_t *m)
 {
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        /* librdkafka's consumer is fatal only when a static member (group.instance.id) was
+         * fenced by another one of the same id. A new handle in this process would fence that
+         * other one in turn; the process ends instead, non-zero, once the batches in hand are
+         * committed, and its supervisor decides. Offsets live in Postgres: a restart resumes
+         * exactly after the last commit. */
+        char why[256];
+        rd_kafka_resp_err_t fe = rd_kafka_fatal_error(c->rk, why, sizeof(why));
+        hl_error("kafka consumer fatal error (%s: %s); finishing the batches in hand and exiting",
+                 rd_kafka_err2name(fe), why);
+        c->kafka_fatal = true;
+        rd_kafka_message_destroy(m);
+        return;
+    }
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             hl_warn("consumer: %s", rd_kafka_message_errstr(m));
@@ -807,7 +846,7 @@ int hl_consumer_run(hl_consumer_t *c)
     hl_info("consuming %s as group %s (batch_max %u, linger %u ms)", cfg->kafka.events_topic,
             cfg->group_id, cfg->batch_max, cfg->batch_linger_ms);
     int64_t linger_us = (int64_t)cfg->batch_linger_ms * 1000, next_lag = 0;
-    while (!*c->stop) {
+    while (!*c->stop && !c->kafka_fatal) {
         batch_t *b = &c->b[c->cur];
         int timeout = 100;
         if (b->n > 0) {
@@ -845,6 +884,7 @@ int hl_consumer_run(hl_consumer_t *c)
     c->sync_commit = true;
     drain(c, false);
     store_lineage(c, LINEAGE_SETTLE_MS);
+    if (c->kafka_fatal) return HL_EKAFKA; /* a fatal handle cannot leave the group */
     rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(c->rk);
     if (cerr) hl_warn("leaving the group: %s", rd_kafka_err2str(cerr));
     hl_info("left the group");

@@ -28,6 +28,7 @@ typedef struct {
     hl_gauge_t *paused;           /* 1 while partitions are paused for an outage */
     hl_gauge_t *assigned;         /* partitions assigned */
     hl_counter_t *recovered;      /* lineage records produced again after a restart */
+    hl_counter_t *producer_restarts; /* producer handles replaced after a fatal error */
 } hl_persister_metrics_t;
 
 /* Registers every persister metric in m; pm->batch_size is owned by pm (release with

@@ -2,7 +2,13 @@
  * acknowledgement before committing offsets past a poison record); lineage is asynchronous:
  * each record belongs to a tracked batch (lineage_track.h) whose delivery moves the partition's
  * lineage_offset, so what a crash or a lost record leaves undelivered is produced again from
- * Postgres at the next assignment instead of stalling the persister now. */
+ * Postgres at the next assignment instead of stalling the persister now.
+ *
+ * A handle that librdkafka declares fatal (a broker failover can desynchronise an idempotent
+ * producer's sequence numbers) is replaced on the polling thread, the only one using it: a
+ * new handle becomes current, the old one is purged and its reports served, its lineage
+ * records produced again on the new handle and its DLQ records counted as not acknowledged
+ * (the batch is retried and sends them again), then it is destroyed. */
 #include "lineage.h"
 
 #include <inttypes.h>
@@ -17,7 +23,8 @@
 
 struct hl_lineage {
     const hl_persister_config_t *cfg; /* borrowed */
-    rd_kafka_t *rk;                   /* owned producer */
+    rd_kafka_t *rk;                   /* owned producer; replaced when fatal (renew) */
+    hl_counter_t *restarts;           /* borrowed, may be NULL: handles replaced */
     hl_ltrack_t *track;               /* owned: batches whose lineage is in flight */
     size_t in_flight;                 /* lineage records awaiting their report */
     atomic_uint_fast64_t failed;      /* lineage records not delivered */
@@ -28,9 +35,11 @@ struct hl_lineage {
 /* A lineage record whose delivery timed out (the broker was away for message.timeout.ms) is
  * produced again from the report's own copy, as often as it takes: the count in flight stays
  * the same, and its batch keeps the partition's mark until it is delivered. */
-static bool produce_again(hl_lineage_t *l, const rd_kafka_message_t *m, hl_ltrack_batch_t *tb)
+static bool produce_again(hl_lineage_t *l, rd_kafka_t *from, const rd_kafka_message_t *m,
+                          hl_ltrack_batch_t *tb)
 {
-    if (m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT) return false;
+    /* A report from a replaced handle (renew) fails whatever it held: the current one sends it. */
+    if (m->err != RD_KAFKA_RESP_ERR__MSG_TIMED_OUT && from == l->rk) return false;
     rd_kafka_resp_err_t err = rd_kafka_producev(
         l->rk, RD_KAFKA_V_TOPIC(l->cfg->kafka.lineage_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
         RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -43,7 +52,6 @@ static bool produce_again(hl_lineage_t *l, const rd_kafka_message_t *m, hl_ltrac
  * configuration keeps the two topics distinct). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    (void)rk;
     hl_lineage_t *l = opaque;
     if (strcmp(rd_kafka_topic_name(m->rkt), l->cfg->kafka.dlq_topic) == 0) {
         hl_row_t *row = m->_private;
@@ -57,14 +65,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     hl_ltrack_batch_t *tb = m->_private;
     if (m->err) {
         hl_warn("lineage produce failed: %s", rd_kafka_err2str(m->err));
-        if (produce_again(l, m, tb)) return;
+        if (produce_again(l, rk, m, tb)) return;
         atomic_fetch_add(&l->failed, 1);
     }
     l->in_flight--;
     hl_ltrack_report(l->track, tb, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, size_t errcap)
+/* A new producer handle for l; NULL with errbuf filled. */
+static rd_kafka_t *new_handle(hl_lineage_t *l, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
         "acks", "all",
@@ -76,26 +85,71 @@ hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, siz
         "message.timeout.ms", "60000",
         NULL,
     };
-    rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, errbuf, errcap);
+    rd_kafka_conf_t *conf = hl_kafka_conf(&l->cfg->kafka, defaults, errbuf, errcap);
     if (!conf) return NULL;
-    hl_lineage_t *l = hl_xcalloc(1, sizeof(*l));
-    l->cfg = cfg;
-    l->track = hl_ltrack_new();
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, l);
-    l->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
+    if (!rk) rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, size_t errcap)
+{
+    hl_lineage_t *l = hl_xcalloc(1, sizeof(*l));
+    l->cfg = cfg;
+    l->rk = new_handle(l, errbuf, errcap);
     if (!l->rk) {
-        rd_kafka_conf_destroy(conf);
-        hl_ltrack_free(l->track);
         free(l);
         return NULL;
     }
+    l->track = hl_ltrack_new();
     return l;
+}
+
+void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts) { l->restarts = restarts; }
+
+/* Replaces the handle when librdkafka has declared it fatal; a new one that cannot be built
+ * is tried again at the next poll (meanwhile produce calls fail and are counted as before).
+ * Polling thread. */
+static void renew(hl_lineage_t *l)
+{
+    char why[256], err[256] = "";
+    rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(l->rk, why, sizeof(why));
+    if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    rd_kafka_t *fresh = new_handle(l, err, sizeof(err));
+    if (!fresh) {
+        hl_error("kafka producer fatal (%s: %s) and no new one: %s", rd_kafka_err2name(fatal),
+                 why, err);
+        return;
+    }
+    rd_kafka_t *old = l->rk;
+    l->rk = fresh;
+    if (l->restarts) hl_counter_inc(l->restarts);
+    hl_warn("kafka producer fatal error (%s: %s); replaced, its records sent again",
+            rd_kafka_err2name(fatal), why);
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t deadline = hl_mono_us() + 10 * 1000000LL;
+    while (rd_kafka_outq_len(old) > 0 && hl_mono_us() < deadline) rd_kafka_poll(old, 50);
+    rd_kafka_destroy(old);
+}
+
+/* Serves the current handle's reports for up to ms, replacing it first if it is fatal. */
+static void poll_ms(hl_lineage_t *l, int ms)
+{
+    renew(l);
+    rd_kafka_poll(l->rk, ms);
+}
+
+void hl_lineage_inject_fatal(hl_lineage_t *l, const char *reason)
+{
+    rd_kafka_test_fatal_error(l->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason);
 }
 
 void hl_lineage_free(hl_lineage_t *l, int timeout_ms)
 {
     if (!l) return;
+    renew(l);
     if (rd_kafka_flush(l->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hl_warn("lineage: %d records still queued at exit", rd_kafka_outq_len(l->rk));
     rd_kafka_destroy(l->rk);
@@ -105,18 +159,18 @@ void hl_lineage_free(hl_lineage_t *l, int timeout_ms)
 
 hl_ltrack_t *hl_lineage_track(hl_lineage_t *l) { return l->track; }
 
-void hl_lineage_poll(hl_lineage_t *l) { rd_kafka_poll(l->rk, 0); }
+void hl_lineage_poll(hl_lineage_t *l) { poll_ms(l, 0); }
 
 bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms)
 {
     int64_t deadline = hl_mono_us() + (int64_t)timeout_ms * 1000;
-    while (l->in_flight > 0 && hl_mono_us() < deadline) rd_kafka_poll(l->rk, 20);
+    while (l->in_flight > 0 && hl_mono_us() < deadline) poll_ms(l, 20);
     return l->in_flight == 0;
 }
 
 void hl_lineage_settle(hl_lineage_t *l)
 {
-    while (l->dlq_pending > 0) rd_kafka_poll(l->rk, 100);
+    while (l->dlq_pending > 0) poll_ms(l, 100);
 }
 
 uint64_t hl_lineage_failed(const hl_lineage_t *l) { return atomic_load(&l->failed); }
@@ -237,8 +291,12 @@ static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const voi
             l->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
             RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__FATAL && tries == 0) {
+            renew(l); /* the handle failed since the last poll: once more on its successor */
+            continue;
+        }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 100) return err;
-        rd_kafka_poll(l->rk, 100);
+        poll_ms(l, 100);
     }
 }
 
@@ -307,7 +365,7 @@ int hl_lineage_dead_letter(hl_lineage_t *l, hl_row_t **rows, size_t n, int attem
         l->dlq_pending++;
     }
     int64_t deadline = hl_mono_us() + (int64_t)timeout_ms * 1000;
-    while (l->dlq_pending > 0 && hl_mono_us() < deadline) rd_kafka_poll(l->rk, 50);
+    while (l->dlq_pending > 0 && hl_mono_us() < deadline) poll_ms(l, 50);
     if (l->dlq_pending > 0) {
         /* Reports may still arrive later and set dlq_sent on rows of this batch; the batch
          * is retried (not released) while pending, so the pointers stay valid. */

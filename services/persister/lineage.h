@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "hl/error.h"
+#include "hl/metrics.h"
 #include "lineage_track.h"
 #include "record.h"
 
@@ -19,6 +20,14 @@ typedef struct hl_lineage hl_lineage_t;
  * idempotence, because the DLQ is where a record goes instead of the table. NULL with errbuf
  * filled on a configuration error. */
 hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, size_t errcap);
+/* Counts each replacement of a fatal producer handle in `restarts` (borrowed, outlives l). */
+void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts);
+
+/* Test hook: makes librdkafka raise a fatal idempotent-producer error (out of order sequence
+ * number) on the current handle, as a broker failover can; the next poll replaces it.
+ * Polling thread. */
+void hl_lineage_inject_fatal(hl_lineage_t *l, const char *reason);
+
 /* Flushes for at most timeout_ms, then frees. NULL-safe. */
 void hl_lineage_free(hl_lineage_t *l, int timeout_ms);
 
@@ -49,7 +58,8 @@ bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms);
  * may be released safely after a failed hl_lineage_dead_letter. */
 void hl_lineage_settle(hl_lineage_t *l);
 
-/* Serves delivery reports; call often from the polling thread. */
+/* Serves delivery reports, replacing a handle librdkafka declared fatal; call often from the
+ * polling thread. */
 void hl_lineage_poll(hl_lineage_t *l);
 
 /* Counters for metrics (read from any thread without a lock; approximate). */

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     }
     httpd = hl_httpd_start(&cfg->http, metrics, hl_consumer_ready, consumer, err, sizeof(err));
     if (!httpd) {
-        hl_error("http: %s", err);
+        hl_error("%s", err);
         goto out;
     }
     hl_info("persister listening on %s", cfg->http.listen);

@@ -13,6 +13,8 @@ Ingress case fields:
   sign       null: send headers as given; else {"ts_offset": s, "signed_body_b64": b64 or
              null (= the body), "id": webhook id or null} = sign validly with the test
              source's secret for the scheme of the path's source
+  sign_as    (optional) the source whose secret and scheme sign, when the path does not end
+             in a source's name
   transport  "plain" (Content-Length set from the body), "lying_cl" (send header
              Content-Length: cl and body bytes as given, then half-close), "chunked"
              (Transfer-Encoding: chunked, chunk size `chunk`), "raw" (send raw_b64 verbatim)
@@ -76,6 +78,17 @@ for p, code in (("/v1/webhooks/nope", "unknown_source"), ("/v1/webhooks/", "unkn
                 ("/v1/webhook/sw", "not_found"), ("/", "not_found"), ("/v2/webhooks/sw", "not_found"),
                 ("/api/webhook", "not_found")):
     add(f"route {p[:40]}", p, GOOD, status=404, code=code)
+# NUL, separators and dot segments, percent-encoded or not, around a real source's name: signed
+# with that source's secret (sign_as), so only the routing can refuse them. The name is decoded
+# once and must then be [a-z0-9_-]{1,64} as a whole; encoded letters are still letters.
+for p in ("sw%00x", "sw%00", "%00sw", "sw%2Fx", "sw%2fx", "sw%5Cx", "x/%2e%2e/sw", "x/../sw",
+          "./sw", "sw%2e", "sw.", "sw%", "sw%0", "sw%zz", "sw%2500", "sw%0A", "sw;x", "sw%3Bx"):
+    add(f"route encoded /v1/webhooks/{p}", "/v1/webhooks/" + p, SWBODY, sign=SIGN, sign_as="sw",
+        status=404, code="unknown_source")
+add("route encoded letters /v1/webhooks/%73w", "/v1/webhooks/%73w", SWBODY, sign=SIGN,
+    sign_as="sw")
+add("route alias with NUL", "/api/webhooks%00", SWBODY, sign=SIGN, sign_as="sw", status=404,
+    code="not_found")
 add("unknown source with GET", "/v1/webhooks/nope", method="GET", status=404, code="unknown_source")
 for m in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
     for src, path in (("sw", SW), ("gh", GH)):
@@ -216,9 +229,9 @@ add("sw far future timestamp", SW, SWBODY, sign=signed(ts_offset=10**11), status
 add("sw timestamp inside tolerance", SW, SWBODY, sign=signed(ts_offset=-250))
 add("sw valid", SW, SWBODY, sign=SIGN)
 add("sw valid id 256 bytes", SW, SWBODY, sign=signed(wid="w" * 256))
-# Signed correctly with the svix-* names, but this source takes its message id from webhook-id.
-add("sw svix family without webhook-id", SW, SWBODY, sign=dict(SIGN, family="svix"), status=400,
-    code="missing_field")
+# Signed correctly with the svix-* names: this source names webhook-id as its message id, which
+# means the signed id of whichever family the request uses, here svix-id.
+add("sw svix family without webhook-id", SW, SWBODY, sign=dict(SIGN, family="svix"))
 # Leading whitespace of a header value is not part of it (HTTP), so these are well formed.
 add("sw timestamp leading space", SW, SWBODY, headers=sw_hdrs(ts=" {now}"), status=401,
     code="bad_signature")

@@ -9,6 +9,7 @@ request must have ended in a 202 (the replay's retry budget must outlast the fau
 the events skipped after a failure would go unchecked), and the services must still be
 running. Everything measured is printed, and kept in `summary` for the table at the end."""
 import collections
+import http.client
 import json
 import os
 import random
@@ -22,7 +23,7 @@ import psycopg2
 
 from auditor_support import TOKENS, auditor_config
 from harness import free_port, kafkaio, pgio
-from ingress_support import DEMO_SECRET, ingress_config, standard_source
+from ingress_support import DEMO_SECRET, ingress_config, metrics_text, standard_source
 from persister_support import persister_config
 
 SOURCE = "fault"
@@ -245,8 +246,11 @@ class Scenario:
             return ""
         hdr = {"Authorization": f"Bearer {TOKENS['metrics']}"} if kind == "auditor" else None
         try:
+            if kind == "ingress":  # on its metrics listener, not the webhook port
+                status, text = metrics_text(svc)
+                return text if status == 200 else ""
             status, body, _ = svc.get("/metrics", timeout=5, headers=hdr)
-        except (OSError, urllib.error.URLError):
+        except (OSError, urllib.error.URLError, http.client.HTTPException):
             return ""
         return body.decode(errors="replace") if status == 200 else ""
 

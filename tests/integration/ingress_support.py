@@ -44,10 +44,33 @@ def ingress_config(port, topics, sources, brokers=None, **top):
         "kafka": {"brokers": brokers or paths.KAFKA_BROKERS, "events_topic": topics["events"],
                   "lineage_topic": topics["lineage"]},
         "log_level": "debug",
+        # A port of its own: tests run several ingresses at once, and /metrics is only there.
+        "metrics_listen": f"127.0.0.1:{free_port()}",
         "sources": sources,
     }
     cfg.update(top)
     return cfg
+
+
+def metrics_port(svc_or_config):
+    """The port of metrics_listen of an ingress: a service handle (its config file is read) or
+    a config dict."""
+    cfg = svc_or_config
+    if not isinstance(cfg, dict):
+        import yaml
+        cfg = yaml.safe_load(Path(svc_or_config.config_path).read_text())
+    return int(cfg["metrics_listen"].rsplit(":", 1)[1])
+
+
+def metrics_text(svc_or_config, timeout=5.0):
+    """(status, text) of /metrics on the metrics listener of an ingress (see metrics_port)."""
+    conn = http.client.HTTPConnection("127.0.0.1", metrics_port(svc_or_config), timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
 
 
 def standard_source(name="demo", env="HL_TEST_DEMO_SECRET", **extra):

@@ -2,7 +2,6 @@
 import pytest
 
 from auditor_support import TOKENS, sha
-from harness import paths
 from harness.procs import run_binary
 
 
@@ -29,8 +28,6 @@ CASES = [
 ]
 
 
-@pytest.mark.skipif(not (paths.BUILD_DIR / "services/auditor/hookline-auditor").exists(),
-                    reason="hookline-auditor not built")
 @pytest.mark.parametrize("over,field", CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
 def test_bad_config_exits_2(tmp_path, over, field):
     r = run_binary("auditor", base(tmp_path, **over))

@@ -7,20 +7,10 @@ import time
 import pytest
 
 from auditor_support import auditor_config, get, lineage_count, wait_for
-from harness import paths
 from ingress_support import DEMO_SECRET, Client, ingress_config, standard_source
 from persister_support import persister_config
 
 ENV = {"HL_TEST_DEMO_SECRET": DEMO_SECRET}
-
-
-def binaries_present():
-    return all((paths.BUILD_DIR / "services" / s / f"hookline-{s}").exists()
-               for s in ("ingress", "persister", "auditor"))
-
-
-pytestmark = pytest.mark.skipif(not binaries_present(),
-                                reason="hookline-ingress/persister/auditor not all built")
 
 
 @pytest.fixture

@@ -1,5 +1,12 @@
 """The auditor keeps up: a burst of lineage records is stored with bounded consumer lag, and
-the chains verify quickly. Prints the figures (rows/s stored, rows/s verified, peak lag)."""
+the chains verify quickly. Prints the figures (rows/s stored, rows/s verified, peak lag).
+
+No absolute speed is asserted (the host is shared and may be sanitized); ratios within the run:
+- the lag metric saw the burst (peak above zero), never exceeded it, and went back to zero;
+- end to end, rows are stored at least at MIN_E2E_SHARE of the rate the batch writer itself
+  reaches, so the consumer around the writer does not leave it waiting;
+- verification reads and hashes the chains at least MIN_VERIFY_SPEEDUP times as fast as the
+  batch writer stores them."""
 import json
 import time
 
@@ -9,6 +16,15 @@ from auditor_support import auditor_config, get, ingress_record, lineage_count, 
 from harness import paths, sanitizers
 
 N = 30000
+MIN_E2E_SHARE = 0.3       # 0.78 in a run here (3,165 rows/s end to end, 4,075 batch writer)
+MIN_VERIFY_SPEEDUP = 2.0  # 5.7 and 6.2 in two runs here
+
+
+def lag(svc):
+    for line in get(svc, "/metrics", role="metrics").text.splitlines():
+        if line.startswith("hl_auditor_consumer_lag"):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no hl_auditor_consumer_lag in /metrics")
 
 
 def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, free_port,
@@ -36,12 +52,9 @@ def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, fre
 
     def done():
         nonlocal peak_lag
-        m = get(svc, "/metrics", role="metrics").text
-        for line in m.splitlines():
-            if line.startswith("hl_auditor_consumer_lag"):
-                peak_lag = max(peak_lag, int(float(line.split()[-1])))
+        peak_lag = max(peak_lag, lag(svc))
         return lineage_count(pg_schema) == N
-    window = sanitizers.slack(120)  # a speed bound: stretched for sanitized builds
+    window = sanitizers.slack(120)  # a limit on the wait, stretched for sanitized builds
     wait_for(done, window, f"{N} rows", interval=0.5)
     stored_s = time.time() - t0
 
@@ -56,6 +69,8 @@ def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, fre
           f"{stored_s:.2f}s ({N / stored_s:.0f} rows/s end to end), peak lag {peak_lag}, "
           f"drained {stored_s - produced_s:.2f}s after the last produce, batch writer "
           f"{writer_rate:.0f} rows/s, verify {verify_rate:.0f} rows/s")
-    # Bounded: everything stored within the window, and the lag never exceeded the burst.
-    assert peak_lag <= N
-    assert stored_s < window
+    # Bounded: the metric saw the burst, never more than it, and drains back to zero.
+    assert 0 < peak_lag <= N, peak_lag
+    wait_for(lambda: lag(svc) == 0, sanitizers.slack(10), "the consumer lag back to 0")
+    assert N / stored_s >= MIN_E2E_SHARE * writer_rate, (N / stored_s, writer_rate)
+    assert verify_rate >= MIN_VERIFY_SPEEDUP * writer_rate, (verify_rate, writer_rate)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from auditor_support import TOKENS, auditor_config
-from ingress_support import DEMO_SECRET, ingress_config
+from harness import sanitizers
+from ingress_support import DEMO_SECRET, ingress_config, metric_value, metrics_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "badinput"
 MAX_BODY = 8192
@@ -26,6 +28,8 @@ SECRETS = {
 }
 ENV = {f"HL_BI_{k.upper()}": v for k, v in SECRETS.items()}
 RSS_MARGIN_KB = 3 * 1024
+UNLIMITED_FAILURES = {"failed_auth_rate_per_client": 1000000, "failed_auth_burst_per_client": 1000000,
+                      "failed_auth_rate": 1000000, "failed_auth_burst": 1000000}
 
 
 def load(name):
@@ -92,7 +96,7 @@ def build_request(case, now, default_id):
     body = base64.b64decode(case["body_b64"])
     headers = [["Host", "127.0.0.1"]]
     if case["sign"] is not None:
-        source = case["path"].rsplit("/", 1)[-1]
+        source = case.get("sign_as") or case["path"].rsplit("/", 1)[-1]
         headers += sign_headers(source, case["sign"], body, default_id, now)
     headers += [[k, resolve_now(v, now)] for k, v in case["headers"]]
     t = case["transport"]
@@ -193,7 +197,10 @@ def test_ingress_bad_input(service, topics, free_port, kafka_consume):
     cases = load("ingress_corpus.jsonl")
     assert len(cases) >= 200
     port = free_port()
-    svc = service("ingress", ingress_config(port, topics, sources(), log_level="warn"), env=ENV)
+    # The corpus sends over a hundred failing requests from one address a pass: the budget of
+    # failed authentications is tested on its own below.
+    svc = service("ingress", ingress_config(port, topics, sources(), log_level="warn",
+                                            **UNLIMITED_FAILURES), env=ENV)
     expected_accepts = sum(1 for c in cases if c["expect_status"] == 202)
     assert 0 < expected_accepts < len(cases)
 
@@ -253,3 +260,261 @@ def test_auditor_bad_input(stack, topics, pg_schema, service, free_port, tmp_pat
     status, _, _ = http_get(port, {"token": "none", "headers": [], "method": "GET", "path": "/healthz"})
     assert status == 200
     assert svc.proc.poll() is None
+
+
+# ---- CPU per request against many signature candidates ---------------------------------------
+
+CPU_KEYS = 8                 # the most keys a source may have
+CPU_CANDIDATES = 16          # the most signature entries a header may list
+CPU_BODY = 1024 * 1024       # the default max_body
+CPU_REQUESTS = 20
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_sources():
+    """Three sources with CPU_KEYS keys each: Standard Webhooks HMAC, Stripe, and Standard
+    Webhooks Ed25519 (public keys); with the secrets' environment."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    env, pubs = {}, []
+    for i in range(CPU_KEYS):
+        env[f"HL_CPU_SW_{i}"] = "whsec_" + base64.b64encode(b"cpu-test-secret-%02d" % i).decode()
+        env[f"HL_CPU_ST_{i}"] = "whsec_cpu-test-stripe-secret-%02d" % i
+        raw = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        pubs.append("whpk_" + base64.b64encode(raw).decode())
+    common = {"max_body": CPU_BODY, "message_id_header": "webhook-id", "event_type": "/type"}
+    return [
+        {"name": "cpusw", "scheme": "standard-webhooks", **common,
+         "secrets": [{"env": f"HL_CPU_SW_{i}"} for i in range(CPU_KEYS)]},
+        {"name": "cpust", "scheme": "stripe", "max_body": CPU_BODY,
+         "secrets": [{"env": f"HL_CPU_ST_{i}"} for i in range(CPU_KEYS)]},
+        {"name": "cpued", "scheme": "standard-webhooks", **common, "public_keys": pubs},
+    ], env
+
+
+def candidate_headers(source, n, now):
+    """Signature headers listing n well-formed candidates that match no key."""
+    rnd = lambda k: os.urandom(k)  # noqa: E731
+    if source == "cpust":
+        return {"Stripe-Signature": f"t={now}," + ",".join("v1=" + rnd(32).hex() for _ in range(n))}
+    if source == "cpued":
+        # Real signatures by another key: random bytes would mostly fail Ed25519's cheap checks
+        # (S below the group order, R a point) before the content is hashed.
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        other = ed25519.Ed25519PrivateKey.generate()
+        sigs = " ".join("v1a," + base64.b64encode(other.sign(rnd(16))).decode() for _ in range(n))
+    else:
+        sigs = " ".join("v1," + base64.b64encode(rnd(32)).decode() for _ in range(n))
+    return {"webhook-id": f"cpu-{time.time_ns()}", "webhook-timestamp": str(now),
+            "webhook-signature": sigs}
+
+
+def cpu_of_requests(pid, port, source, n, body):
+    """CPU seconds the ingress spent answering CPU_REQUESTS requests with n candidates each."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    before = cpu_seconds(pid)
+    for _ in range(CPU_REQUESTS):
+        h = {"Content-Type": "application/json", **candidate_headers(source, n, int(time.time()))}
+        conn.request("POST", f"/v1/webhooks/{source}", body=body, headers=h)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 401, (source, n, r.status)
+    used = cpu_seconds(pid) - before
+    conn.close()
+    return used
+
+
+def test_many_candidates_cost_about_one(service, topics, free_port):
+    """A signature header listing the most candidates, on the largest body, to a source with the
+    most keys, costs the ingress about the CPU of a one-candidate request in the same run: one
+    HMAC per key whatever the candidates, and at most ING_AUTH_MAX_ED25519_SIGS Ed25519 ones."""
+    srcs, env = cpu_sources()
+    port = free_port()
+    svc = service("ingress", ingress_config(port, topics, srcs, log_level="warn",
+                                            **UNLIMITED_FAILURES), env=env)
+    pad = CPU_BODY - len(b'{"type":"t","pad":""}')
+    body = b'{"type":"t","pad":"' + b"a" * pad + b'"}'
+    ratios = {}
+    # Two Ed25519 candidates are accepted (a rotation), so they may cost twice one.
+    for source, n in (("cpusw", CPU_CANDIDATES), ("cpust", CPU_CANDIDATES), ("cpued", 2),
+                      ("cpued", CPU_CANDIDATES)):
+        one = cpu_of_requests(svc.pid, port, source, 1, body)
+        many = cpu_of_requests(svc.pid, port, source, n, body)
+        ratios[f"{source}x{n}"] = (round(one, 2), round(many, 2), round(many / max(one, 0.01), 2))
+    print("cpu seconds for", CPU_REQUESTS, "requests (one candidate, many, ratio):", ratios)
+    for case, (one, many, ratio) in ratios.items():
+        assert ratio < 3, f"{case}: the candidates cost {ratio:.1f}x one ({ratios})"
+
+
+# ---- failed authentications spend their own budget -------------------------------------------
+
+def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_port):
+    """One address floods a rate-limited source with bad signatures while the real sender, from
+    another address, posts within the source's rate: every authentic request gets 202, and the
+    flood is cut off by its own budget (429 auth_rate_limited) after about that budget."""
+    import http.client
+    import threading
+    from ingress_support import sign_standard
+    rate, burst, per_client_burst, per_client_rate = 2, 2, 20, 5
+    src = {"name": "rl", "scheme": "standard-webhooks", "secrets": [{"env": "HL_BI_SW"}],
+           "message_id_header": "webhook-id", "event_type": "/type", "rate_per_sec": rate,
+           "burst": burst}
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [src], log_level="warn",
+                                      failed_auth_rate_per_client=per_client_rate,
+                                      failed_auth_burst_per_client=per_client_burst), env=ENV)
+    body = b'{"type":"t"}'
+    stop = threading.Event()
+    flood = []
+
+    def junk():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=("127.0.0.2", 0))
+        while not stop.is_set():
+            h = {"Content-Type": "application/json",
+                 **sign_standard(SECRETS["sw"], f"junk-{time.time_ns()}", int(time.time()), b"x")}
+            conn.request("POST", "/v1/webhooks/rl", body=body, headers=h)
+            r = conn.getresponse()
+            flood.append((r.status, error_code_of(r.read())))
+            if r.getheader("Connection", "").lower() == "close":
+                conn.close()
+
+    threads = [threading.Thread(target=junk) for _ in range(3)]
+    for t in threads:
+        t.start()
+    authentic = []
+    try:
+        time.sleep(0.3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=("127.0.0.1", 0))
+        t0 = time.monotonic()
+        for i in range(6):
+            h = {"Content-Type": "application/json",
+                 **sign_standard(SECRETS["sw"], f"real-{i}-{time.time_ns()}", int(time.time()), body)}
+            conn.request("POST", "/v1/webhooks/rl", body=body, headers=h)
+            r = conn.getresponse()
+            authentic.append((r.status, error_code_of(r.read())))
+            time.sleep(max(0.0, t0 + (i + 1) * 1.0 / rate - time.monotonic()))
+        flood_s = time.monotonic() - t0 + 0.3
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+    assert authentic == [(202, None)] * 6, authentic
+    failed = sum(1 for st, _ in flood if st == 401)
+    cut = sum(1 for st, code in flood if st == 429 and code == "auth_rate_limited")
+    assert {st for st, _ in flood} <= {401, 429}, set(flood)
+    assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)
+
+
+# ---- idle connections and bodies in flight ---------------------------------------------------
+
+def post_latencies(port, n, body=b'{"type":"t"}'):
+    """Latencies (s) of n authentic requests from 127.0.0.1, one connection each; all 202."""
+    import http.client
+    from ingress_support import sign_standard
+    out = []
+    for i in range(n):
+        h = {"Content-Type": "application/json",
+             **sign_standard(SECRETS["sw"], f"lat-{i}-{time.time_ns()}", int(time.time()), body)}
+        t = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
+                                          source_address=("127.0.0.1", 0))
+        conn.request("POST", "/v1/webhooks/sw", body=body, headers=h)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 202, r.status
+        out.append(time.monotonic() - t)
+    return sorted(out)
+
+
+def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_port):
+    """One address keeps opening idle connections, far more than the workers; it holds at most
+    max_connections_per_client of them, the rest are closed at once, and another address's
+    requests are still answered 202 with a p99 close to the one measured without the flood."""
+    import threading
+    cap, threads = 8, 32
+    src = sources()[0]
+    port = free_port()
+    svc = service("ingress", ingress_config(port, topics, [src], log_level="warn",
+                                            max_connections_per_client=cap), env=ENV)
+    base = post_latencies(port, 40)
+    stop, opened, closed_early = threading.Event(), [0], [0]
+
+    def flood():
+        held = []
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2,
+                                             source_address=("127.0.0.2", 0))
+            except OSError:
+                continue
+            opened[0] += 1
+            held.append(s)
+            if len(held) > 4 * threads:  # keep a window of idle sockets open
+                old = held.pop(0)
+                old.settimeout(0)
+                try:
+                    if old.recv(1) == b"":
+                        closed_early[0] += 1
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed_early[0] += 1
+                old.close()
+        for s in held:
+            s.close()
+
+    t = threading.Thread(target=flood)
+    t.start()
+    try:
+        time.sleep(1.0)
+        during = post_latencies(port, 40)
+    finally:
+        stop.set()
+        t.join(30)
+    p99 = lambda xs: xs[int(0.99 * (len(xs) - 1))]  # noqa: E731
+    print(f"idle flood: {opened[0]} connections opened, {closed_early[0]} found closed; "
+          f"p99 {p99(base) * 1000:.1f} ms before, {p99(during) * 1000:.1f} ms during")
+    assert opened[0] > 4 * threads and closed_early[0] > threads, (opened, closed_early)
+    assert p99(during) < max(10 * p99(base), p99(base) + sanitizers.slack(0.25)), (base, during)
+    status, text = metrics_text(svc)
+    assert status == 200 and metric_value(text, "hookline_ingress_connections_refused_total") > threads
+
+
+def test_bodies_in_flight_capped(service, topics, free_port):
+    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
+    gets 503 before it is read; once the first is answered, the same request is accepted."""
+    src = dict(sources()[0], max_body=4 * 1024 * 1024)
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
+            env=ENV)
+    size = 700 * 1024
+    body = b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
+    from ingress_support import sign_standard
+    h = sign_standard(SECRETS["sw"], f"big-{time.time_ns()}", int(time.time()), body)
+    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+    slow.sendall(head.encode() + body[:1000])  # its body is now being read, slowly
+    time.sleep(0.5)
+    h2 = sign_standard(SECRETS["sw"], f"big2-{time.time_ns()}", int(time.time()), body)
+    head2 = head
+    for k in h:
+        head2 = head2.replace(f"{k}: {h[k]}\r\n", f"{k}: {h2[k]}\r\n")
+    status, hdrs, data = send(port, head2.encode() + body, False)
+    assert status == 503 and error_code_of(data) == "unavailable" and hdrs.get("retry-after")
+    slow.sendall(body[1000:])
+    assert read_response(slow)[0] == 202
+    slow.close()
+    status, _, data = send(port, head2.encode() + body, False)
+    assert status == 202, data

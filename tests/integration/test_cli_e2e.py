@@ -28,7 +28,7 @@ def binary(name):
     try:
         return str(paths.find_binary(name))
     except FileNotFoundError as e:
-        pytest.skip(f"the end-to-end replay needs every binary built: {e}")
+        pytest.fail(f"the end-to-end replay needs every binary built: {e}")
 
 
 @pytest.fixture(autouse=True)
@@ -275,13 +275,15 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
     assert "ordering violations    2" in v.stdout
 
 
-def test_dlq_list_and_redrive(topics, kafka_produce, kafka_consume):
+def test_dlq_list_and_redrive(stack, topics, kafka_produce, kafka_consume):
     rids = [str(uuid.uuid4()) for _ in range(3)]
     for i, rid in enumerate(rids):
         kafka_produce(topics["dlq"], f"msg-{i}", json.dumps({"messageId": f"msg-{i}"}),
                       headers={"hl-request-id": rid, "hl-source": "demo",
                                "hl-error": "poison", "hl-attempts": "5", "hl-failed-us": "1"})
-    common_args = ["--topic", topics["dlq"], "--events-topic", topics["events"]]
+    # The stack's broker, which is not the CLI's default when HL_KAFKA_PORT points elsewhere.
+    common_args = ["--brokers", stack.brokers, "--topic", topics["dlq"], "--events-topic",
+                   topics["events"]]
     r = subprocess.run([binary("hookline"), "dlq", "list", *common_args], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -278,7 +278,12 @@ def test_compose_ports_match_the_local_stack_and_service_configs(compose):
         port = local_port(svc)
         listen = svcs[name]["environment"]["HOOKLINE_HTTP_LISTEN"]
         assert listen_port(listen) == port and listen.startswith("0.0.0.0:")
-        assert _published(svcs[name]) == {port: port}, name
+        # The ingress publishes its metrics listener too (HOOKLINE_METRICS_LISTEN).
+        extra = {}
+        if "HOOKLINE_METRICS_LISTEN" in svcs[name]["environment"]:
+            mport = listen_port(svcs[name]["environment"]["HOOKLINE_METRICS_LISTEN"])
+            extra = {mport: mport}
+        assert _published(svcs[name]) == {port: port, **extra}, name
         assert f"127.0.0.1:{port}/readyz" in " ".join(svcs[name]["healthcheck"]["test"])
     # The second persister shares the container port, published on the next host port.
     assert _published(svcs["persister-2"]) == {local_port("persister") + 1: local_port("persister")}

@@ -216,7 +216,12 @@ def test_ports_and_probes_match_the_service_configs(rendered):
         assert port == local_port(svc), f"{svc}: Kubernetes port {port} != local {local_port(svc)}"
         assert cfg["http"]["listen"].startswith("0.0.0.0:"), f"{svc} must listen on all addresses"
         named = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert list(named.values()) == [port], f"{svc}: container ports {named} != {port}"
+        want = [port]
+        if "metrics_listen" in cfg:  # the ingress: /metrics on a port of its own
+            assert cfg["metrics_listen"].startswith("0.0.0.0:"), f"{svc}: Prometheus cannot reach it"
+            assert named.get("metrics") == listen_port(cfg["metrics_listen"]), named
+            want.append(named["metrics"])
+        assert list(named.values()) == want, f"{svc}: container ports {named} != {want}"
         for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
             get = c[probe]["httpGet"]
             assert get["path"] == path, f"{svc}: {probe} on {get['path']}"
@@ -457,3 +462,27 @@ def test_built_service_accepts_its_kubernetes_config(svc, tmp_path_factory):
     log = (tmp / f"{svc}.log").read_text()
     assert not sanitizers.reports(log), f"{svc}: sanitizer report:\n{log[-4000:]}"
     assert rc == 2, f"{svc} accepted log_level 'chatty' (exit {rc})"
+
+
+def test_ingress_metrics_only_on_their_own_port_and_service(rendered):
+    """The ingress's /metrics: a container port of its own, a Service of its own (not the one
+    that takes webhooks), scraped by the ServiceMonitor, reachable from monitoring only; and no
+    ServiceMonitor endpoint scrapes the webhook port."""
+    cfg = rendered.config_of("ingress")
+    mport, wport = listen_port(cfg["metrics_listen"]), listen_port(cfg["http"]["listen"])
+    assert mport != wport
+    public = rendered.get("Service", "hookline-ingress")["spec"]["ports"]
+    assert all(p["port"] != mport and p.get("targetPort") != "metrics" for p in public), public
+    (msvc,) = [s for s in rendered.of("Service")
+               if any(p.get("targetPort") == "metrics" for p in s["spec"]["ports"])]
+    assert [p["port"] for p in msvc["spec"]["ports"]] == [mport]
+    (sm,) = rendered.of("ServiceMonitor")
+    assert _selects(sm["spec"]["selector"], msvc["metadata"].get("labels") or {})
+    scraped = {ep["port"] for ep in sm["spec"]["endpoints"]}
+    assert msvc["spec"]["ports"][0]["name"] in scraped
+    assert not {p["name"] for p in public} & scraped, "the webhook port would be scraped"
+    labels = rendered.component("ingress")["spec"]["template"]["metadata"]["labels"]
+    rules = [rule for np in rendered.of("NetworkPolicy") if _selects(np["spec"]["podSelector"], labels)
+             for rule in np["spec"].get("ingress") or []
+             if any(p.get("port") == mport for p in rule.get("ports") or [])]
+    assert rules and all(rule.get("from") for rule in rules), "metrics port open to everyone"

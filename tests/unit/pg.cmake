@@ -1,2 +1,5 @@
-# hl_pg unit tests: transient classification and a bounded failing connect (no server needed).
+# hl_pg unit tests: transient classification and a bounded failing connect, and one test against
+# the real server HL_TEST_PG_CONNINFO names, which fails when it is unset. Labelled "postgres"
+# too: tests/run runs it once the local stack is up (ctest -L postgres), not with the others.
 hl_unit_test(test_pg SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pg.c LIBS hl_pg)
+set_tests_properties(test_pg PROPERTIES LABELS "unit;postgres")

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -351,16 +352,16 @@ static void test_secret_env_and_file(void **state)
     char *s = NULL;
     size_t len = 0;
     setenv("HLTEST_SECRET", "from-env", 1);
-    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("secret.txt"), &s, &len), 0);
+    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("secret.txt"), true, &s, &len), 0);
     assert_string_equal(s, "from-env");
     assert_int_equal(len, 8);
     free(s);
     unsetenv("HLTEST_SECRET");
-    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("secret.txt"), &s, &len), 0);
+    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("secret.txt"), true, &s, &len), 0);
     assert_string_equal(s, "s3cr3t-from-file"); /* trailing newline stripped */
     assert_int_equal(len, 16);
     free(s);
-    assert_int_equal(hl_secret_load(NULL, DATA("secret.txt"), &s, NULL), 0);
+    assert_int_equal(hl_secret_load(NULL, DATA("secret.txt"), true, &s, NULL), 0);
     free(s);
 }
 
@@ -368,14 +369,83 @@ static void test_secret_missing(void **state)
 {
     char *s = (char *)1;
     size_t len = 99;
-    assert_int_equal(hl_secret_load("HLTEST_SECRET", NULL, &s, &len), HL_ENOTFOUND);
+    assert_int_equal(hl_secret_load("HLTEST_SECRET", NULL, false, &s, &len), HL_ENOTFOUND);
     assert_null(s);
-    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("absent.txt"), &s, &len),
+    assert_int_equal(hl_secret_load("HLTEST_SECRET", DATA("absent.txt"), false, &s, &len),
                      HL_ENOTFOUND);
-    assert_int_equal(hl_secret_load(NULL, NULL, &s, &len), HL_ENOTFOUND);
+    assert_int_equal(hl_secret_load(NULL, NULL, false, &s, &len), HL_ENOTFOUND);
     /* A directory is there but cannot be read as a file. */
-    assert_int_equal(hl_secret_load(NULL, HL_TEST_DATA, &s, &len), HL_EIO);
+    assert_int_equal(hl_secret_load(NULL, HL_TEST_DATA, true, &s, &len), HL_EIO);
     assert_null(s);
+}
+
+/* Writes n bytes to a new temporary file; its path is left in path (a mkstemp template). */
+static void write_bytes(char *path, const char *bytes, size_t n)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, n), (ssize_t)n);
+    close(fd);
+}
+
+static void test_secret_nul_refused(void **state)
+{
+    /* A NUL inside the file: the string would end at it while the file length goes on. */
+    static const char with_nul[] = "abcdefgh\0ijklmnopqrstuvwxyz\n";
+    char path[] = "/tmp/hl-config-secret-XXXXXX";
+    write_bytes(path, with_nul, sizeof with_nul - 1);
+    char *s = (char *)1;
+    size_t len = 99;
+    int rc = hl_secret_load(NULL, path, false, &s, &len);
+    if (rc == 0) {
+        memset(s, 0, len); /* what every caller does after use: must stay inside the copy */
+        free(s);
+    }
+    unlink(path);
+    assert_int_equal(rc, HL_EPARSE);
+    assert_null(s);
+    /* A clean secret: exactly len bytes and a terminating NUL, all writable. */
+    static const char clean[] = "0123456789abcdef\r\n";
+    char path2[] = "/tmp/hl-config-secret-XXXXXX";
+    write_bytes(path2, clean, sizeof clean - 1);
+    assert_int_equal(hl_secret_load(NULL, path2, false, &s, &len), 0);
+    unlink(path2);
+    assert_int_equal(len, 16);
+    assert_int_equal(s[len], '\0');
+    assert_memory_equal(s, "0123456789abcdef", 16);
+    memset(s, 0, len + 1);
+    free(s);
+}
+
+static void test_secret_file_mode(void **state)
+{
+    static const char secret[] = "0123456789abcdef\n";
+    char path[] = "/tmp/hl-config-secret-XXXXXX";
+    write_bytes(path, secret, sizeof secret - 1); /* mkstemp: 0600 */
+    char *s = NULL;
+    size_t len = 0;
+    assert_int_equal(hl_secret_file_private(path), 0);
+    assert_int_equal(hl_secret_load(NULL, path, false, &s, &len), 0);
+    free(s);
+    /* Readable by the group, or by others: refused unless shared files are accepted. */
+    static const mode_t modes[] = {0640, 0604, 0660, 0644};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        assert_int_equal(chmod(path, modes[i]), 0);
+        assert_int_equal(hl_secret_file_private(path), HL_EINVAL);
+        s = (char *)1;
+        assert_int_equal(hl_secret_load(NULL, path, false, &s, &len), HL_EINVAL);
+        assert_null(s);
+        assert_int_equal(hl_secret_load(NULL, path, true, &s, &len), 0);
+        assert_memory_equal(s, "0123456789abcdef", 16);
+        free(s);
+    }
+    /* The environment is not a file: no mode to check. */
+    setenv("HLTEST_SECRET", "from-env", 1);
+    assert_int_equal(hl_secret_load("HLTEST_SECRET", path, false, &s, &len), 0);
+    free(s);
+    unsetenv("HLTEST_SECRET");
+    unlink(path);
+    assert_int_equal(hl_secret_file_private(path), HL_ENOTFOUND);
 }
 
 static void test_cyaml_config_quiet(void **state)
@@ -407,6 +477,8 @@ int main(void)
         cmocka_unit_test_setup(test_shared_checks, setup),
         cmocka_unit_test_setup(test_secret_env_and_file, setup),
         cmocka_unit_test_setup(test_secret_missing, setup),
+        cmocka_unit_test_setup(test_secret_nul_refused, setup),
+        cmocka_unit_test_setup(test_secret_file_mode, setup),
         cmocka_unit_test_setup(test_cyaml_config_quiet, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

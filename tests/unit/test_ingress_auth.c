@@ -129,6 +129,21 @@ static void test_standard_malformed(void **state)
                                  "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ");
     snprintf(many + used, sizeof(many) - used, "%s", STD_SIG);
     assert_int_equal(std_with("webhook-signature", many, 0), ING_AUTH_MALFORMED);
+    /* The right one among sixteen, in any position: each candidate is compared. */
+    used = 0;
+    for (int i = 0; i < 15; i++)
+        used += (size_t)snprintf(many + used, sizeof(many) - used, "%s",
+                                 "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ");
+    snprintf(many + used, sizeof(many) - used, "%s", STD_SIG);
+    assert_int_equal(std_with("webhook-signature", many, 0), ING_AUTH_OK);
+    /* More than two Ed25519 candidates: each costs a pass over the body per key, refused. */
+    char v1a[4 + 88 + 2] = "v1a,"; /* 64 zero bytes: 86 base64 digits and "==" */
+    memset(v1a + 4, 'A', 86);
+    memcpy(v1a + 90, "== ", 4);
+    snprintf(many, sizeof(many), "%s%s%s", v1a, v1a, STD_SIG);
+    assert_int_equal(std_with("webhook-signature", many, 0), ING_AUTH_OK);
+    snprintf(many, sizeof(many), "%s%s%s%s", v1a, v1a, v1a, STD_SIG);
+    assert_int_equal(std_with("webhook-signature", many, 0), ING_AUTH_MALFORMED);
     assert_int_equal(std_with("webhook-signature", STD_SIG, 1), ING_AUTH_MALFORMED); /* repeated */
     assert_int_equal(std_with("webhook-id", STD_ID, 1), ING_AUTH_MALFORMED);
     assert_int_equal(std_with("webhook-timestamp", "16142653x0", 0), ING_AUTH_MALFORMED);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -17,6 +18,7 @@
 #include "hl/util.h"
 #include "lineage.h"
 #include "ratelimit.h"
+#include "clients.h"
 #include "sources.h"
 
 #define SEC 1000000000LL
@@ -45,6 +47,71 @@ static void test_ratelimit(void **state)
     /* rate 0 means no limit. */
     ing_ratelimit_init(&r, 0, 0);
     for (int i = 0; i < 10000; i++) assert_true(ing_ratelimit_take(&r, t, NULL));
+}
+
+static void test_ratelimit_check(void **state)
+{
+    ing_ratelimit_t r;
+    int retry = 0;
+    ing_ratelimit_init(&r, 10, 2);
+    int64_t t = 100 * SEC;
+    assert_true(ing_ratelimit_idle(&r, t));
+    for (int i = 0; i < 5; i++) assert_true(ing_ratelimit_check(&r, t, &retry)); /* takes none */
+    assert_true(ing_ratelimit_take(&r, t, NULL));
+    assert_false(ing_ratelimit_idle(&r, t));
+    assert_true(ing_ratelimit_take(&r, t, NULL));
+    assert_false(ing_ratelimit_check(&r, t, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(ing_ratelimit_idle(&r, t + SEC));
+}
+
+static void test_clients_failed_auth(void **state)
+{
+    ing_clients_t c;
+    int retry = 0;
+    int64_t t = 100 * SEC;
+    ing_clients_init(&c, 1, 3, 1, 5);
+    /* Each address has its own three failures; checking charges nothing. */
+    for (int i = 0; i < 3; i++) {
+        assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
+        ing_clients_auth_failed(&c, "10.0.0.1", t);
+    }
+    assert_false(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(ing_clients_auth_allowed(&c, "10.0.0.2", t, &retry));
+    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    /* Five failures in total: every address is now refused, even one never seen. */
+    assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
+    /* A second later one token each is back. */
+    assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t + SEC, &retry));
+    /* Connections: two per address here; a slot with open connections is never reused. */
+    ing_client_t *a = ing_clients_connect(&c, "10.0.0.9", 2, t);
+    ing_client_t *b = ing_clients_connect(&c, "10.0.0.9", 2, t);
+    assert_non_null(a);
+    assert_ptr_equal(a, b);
+    assert_null(ing_clients_connect(&c, "10.0.0.9", 2, t));
+    assert_non_null(ing_clients_connect(&c, "10.0.0.10", 2, t));
+    ing_clients_disconnect(&c, a);
+    assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC), a);
+    ing_clients_disconnect(&c, NULL); /* NULL-safe */
+    ing_clients_deinit(&c);
+    /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
+    ing_clients_init(&c, 1, 1, 1000000, 1000000);
+    char addr[32];
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        ing_clients_auth_failed(&c, addr, t);
+    }
+    int used = 0;
+    for (int i = 0; i < ING_CLIENTS_SLOTS; i++) used += c.slots[i].addr[0] != '\0';
+    assert_int_equal(used, ING_CLIENTS_SLOTS);
+    /* Once their budgets refill, the slots are taken by new addresses again. */
+    assert_true(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
+    ing_clients_auth_failed(&c, "192.168.0.1", t + 2 * SEC);
+    assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
+    assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
+    ing_clients_deinit(&c);
 }
 
 static void test_lineage_format(void **state)
@@ -92,6 +159,7 @@ static const char *write_tmp(const char *name, const char *text)
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0); /* secret files must be private */
     return path;
 }
 
@@ -108,6 +176,7 @@ static void test_config_defaults(void **state)
                        "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n", &c, err, sizeof(err));
     if (rc != 0) fail_msg("%s", err);
     assert_int_equal(c->ack_timeout_ms, 5000);
+    assert_int_equal(c->test_fault_signals, 0); /* the test hook is off unless asked for */
     assert_int_equal(c->http.threads, 1024);
     assert_string_equal(c->ack_mode, "durable");
     assert_string_equal(c->default_source, "gh");
@@ -149,8 +218,14 @@ static void test_config_errors(void **state)
     expect_error(SRC "default_source: other\n", "default_source");
     expect_error(SRC "  - name: s\n    scheme: stripe\n    secrets: [{env: X}]\n", "unique");
     expect_error(SRC "bogus_key: 1\n", "bogus_key");
+    /* The test hook is a switch: anything but 0 or 1 is refused, and it is off by default. */
+    expect_error(SRC "test_fault_signals: 2\n", "test_fault_signals");
+    expect_error(SRC "test_fault_signals: yes\n", "test_fault_signals");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443\", tls_cert: /x.pem}\n", "http.listen");
     expect_error(SRC "http: {listen: \"127.0.0.1:8443s\"}\n", "http.listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:8080\"\n", "metrics_listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:9464s\"\n", "metrics_listen");
+    expect_error(SRC "metrics_listen: \"127.0.0.1:9464,127.0.0.1:9465\"\n", "metrics_listen");
 }
 
 static void test_config_env(void **state)
@@ -203,6 +278,119 @@ static void test_sources_secrets(void **state)
     ing_config_free(c);
 }
 
+static int decode_name(const char *raw, char *out)
+{
+    return ing_source_name_decode(raw, strlen(raw), out);
+}
+
+static void test_source_name_decode(void **state)
+{
+    char out[ING_SOURCE_NAME_MAX + 1];
+    assert_int_equal(decode_name("sw", out), 2);
+    assert_string_equal(out, "sw");
+    assert_int_equal(decode_name("%73w_1-x", out), 6); /* encoded letters are letters */
+    assert_string_equal(out, "sw_1-x");
+    char longest[ING_SOURCE_NAME_MAX + 2];
+    memset(longest, 'a', sizeof(longest) - 1);
+    longest[ING_SOURCE_NAME_MAX + 1] = '\0';
+    assert_int_equal(decode_name(longest, out), -1); /* 65 bytes */
+    longest[ING_SOURCE_NAME_MAX] = '\0';
+    assert_int_equal(decode_name(longest, out), ING_SOURCE_NAME_MAX);
+    static const char *const refused[] = {
+        "", "sw%00x", "sw%00", "%00", "sw%2Fx", "sw%2fx", "sw/x", "x/%2e%2e/sw", "../sw", "sw.",
+        "sw%2e", "SW", "sw%53", "sw%", "sw%0", "sw%zz", "sw%g0", "sw%2500", "sw x", "sw%20",
+        "sw;x", "sw\xc3\xa9", "sw%C3%A9"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (decode_name(refused[i], out) != -1) fail_msg("accepted '%s'", refused[i]);
+    /* The length given counts, not a NUL inside it. */
+    assert_int_equal(ing_source_name_decode("sw\0x", 4, out), -1);
+}
+
+/* Builds the sources of `yaml` and expects a refusal whose message holds every needle. */
+static void expect_sources_error(const char *yaml, const char *const *needles, size_t n)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    if (load_text(yaml, &c, err, sizeof(err)) != 0) fail_msg("%s", err);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    int rc = ing_sources_init(&s, c, m, err, sizeof(err));
+    if (rc == 0) ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+    assert_int_equal(rc, HL_ECONFIG);
+    for (size_t i = 0; i < n; i++)
+        if (strstr(err, needles[i]) == NULL) fail_msg("'%s' does not name '%s'", err, needles[i]);
+}
+
+/* Builds the sources of `yaml` and expects them to load. */
+static void expect_sources_ok(const char *yaml)
+{
+    ing_config_t *c = NULL;
+    char err[HL_CONFIG_ERRBUF] = "";
+    if (load_text(yaml, &c, err, sizeof(err)) != 0) fail_msg("%s", err);
+    hl_metrics_t *m = hl_metrics_new();
+    ing_sources_t s;
+    if (ing_sources_init(&s, c, m, err, sizeof(err)) != 0) fail_msg("%s", err);
+    ing_sources_deinit(&s);
+    hl_metrics_free(m);
+    ing_config_free(c);
+}
+
+static void test_sources_secret_floor(void **state)
+{
+    char yaml[1024];
+    /* 15 bytes: one short of the floor, for each raw-secret scheme; the value is not echoed. */
+    static const char *const schemes[] = {"stripe", "bearer",
+                                          "hmac-sha256\n    header: X-Sig"};
+    setenv("HL_TEST_SHORT", "fifteen-bytes-x", 1);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(yaml, sizeof(yaml),
+                 "sources:\n  - name: shorty\n    scheme: %s\n    secrets: [{env: HL_TEST_SHORT}]\n",
+                 schemes[i]);
+        const char *const needles[] = {"'shorty'", "HL_TEST_SHORT", "16 bytes"};
+        expect_sources_error(yaml, needles, 3);
+    }
+    /* Sixteen bytes are enough. */
+    setenv("HL_TEST_SHORT", "sixteen-bytes-xx", 1);
+    expect_sources_ok(
+        "sources:\n  - name: ok\n    scheme: bearer\n    secrets: [{env: HL_TEST_SHORT}]\n");
+    unsetenv("HL_TEST_SHORT");
+    /* A file with a NUL byte is refused by name, whatever the scheme. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/nul.secret", tmpdir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("0123456789\0abcdefghijkl\n", 1, 24, f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: nully\n    scheme: stripe\n    secrets: [{file: %s}]\n", path);
+    const char *const needles[] = {"'nully'", "nul.secret", "NUL byte"};
+    expect_sources_error(yaml, needles, 3);
+}
+
+static void test_sources_secret_file_mode(void **state)
+{
+    char yaml[1024], path[512];
+    snprintf(path, sizeof(path), "%s", write_tmp("m.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n"));
+    assert_int_equal(chmod(path, 0640), 0);
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n  - name: moded\n    scheme: standard-webhooks\n    secrets: [{file: %s}]\n",
+             path);
+    const char *const needles[] = {"'moded'", "m.secret", "group or others"};
+    expect_sources_error(yaml, needles, 3);
+    /* The opt-out for mounted Kubernetes secrets. */
+    char shared[1100];
+    snprintf(shared, sizeof(shared), "secret_files_shared: true\n%s", yaml);
+    expect_sources_ok(shared);
+    /* A TLS key file readable by others stops the configuration too. */
+    snprintf(yaml, sizeof(yaml),
+             "http: {listen: \"127.0.0.1:8443s\", tls_cert: %s/cert.pem, tls_key: %s}\n" SRC,
+             tmpdir, path);
+    expect_error(yaml, "http.tls_key");
+}
+
 /* The README documents every key of the configuration table. */
 static void test_readme_covers_keys(void **state)
 {
@@ -216,7 +404,8 @@ static void test_readme_covers_keys(void **state)
         "log_level", "ack_mode", "default_source", "sources", "name", "scheme", "secrets",
         "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
         "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
-        "events_topic", "lineage_topic", "properties"};
+        "events_topic", "lineage_topic", "properties", "metrics_listen", "secret_files_shared",
+        "secret_properties"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
@@ -267,9 +456,13 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
+        cmocka_unit_test(test_clients_failed_auth),        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
+        cmocka_unit_test(test_sources_secret_floor),
+        cmocka_unit_test(test_source_name_decode),
+        cmocka_unit_test(test_sources_secret_file_mode),
         cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,25 @@ static void *send_thread(void *arg)
     return NULL;
 }
 
+/* POOL concurrent sends: each needs a waiter, so all being stored shows every waiter is back
+ * in the pool. */
+static void expect_pool_stored(ing_producer_t *p)
+{
+    struct {
+        ing_ack_t ack;
+        ing_producer_t *p;
+    } slots[POOL];
+    pthread_t th[POOL];
+    for (int i = 0; i < POOL; i++) {
+        slots[i].p = p;
+        pthread_create(&th[i], NULL, send_thread, &slots[i].ack);
+    }
+    for (int i = 0; i < POOL; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(slots[i].ack.err, 0);
+    }
+}
+
 static void test_abandoned_waiters_return(void **state)
 {
     ing_config_t cfg = make_config();
@@ -102,19 +122,7 @@ static void test_abandoned_waiters_return(void **state)
      * all get a waiter again. */
     rd_kafka_mock_broker_set_rtt(mc, 1, 0);
     usleep(2500 * 1000);
-    struct {
-        ing_ack_t ack;
-        ing_producer_t *p;
-    } slots[POOL];
-    pthread_t th[POOL];
-    for (int i = 0; i < POOL; i++) {
-        slots[i].p = p;
-        pthread_create(&th[i], NULL, send_thread, &slots[i].ack);
-    }
-    for (int i = 0; i < POOL; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(slots[i].ack.err, 0);
-    }
+    expect_pool_stored(p);
     assert_int_equal(ing_producer_flush(p, 5000), 0);
     ing_producer_free(p);
     hl_metrics_free(m);
@@ -194,12 +202,200 @@ static void test_lineage_outlives_outage(void **state)
     hl_metrics_free(m);
 }
 
+/* The value of a counter with one label set, e.g. producer="events". */
+static long long labelled_value(hl_metrics_t *m, const char *name, const char *labels)
+{
+    char full[192];
+    snprintf(full, sizeof(full), "%s{%s}", name, labels);
+    return counter_value(m, full);
+}
+
+/* Sends until one is acknowledged or budget_ms passes; returns the time it took in ms. */
+static long long send_until_stored(ing_producer_t *p, int budget_ms, ing_ack_t *ack)
+{
+    int64_t t0 = hl_mono_us(), until = t0 + (int64_t)budget_ms * 1000;
+    do {
+        send_one(p, 1000, ack);
+        if (ack->err != 0) usleep(20 * 1000);
+    } while (ack->err != 0 && hl_mono_us() < until);
+    return (long long)((hl_mono_us() - t0) / 1000);
+}
+
+/* A fatal idempotent-producer error while requests wait for their acks: each of them is
+ * answered as failed (503) by the retired handle's purge, long before its deadline and never
+ * as stored; a new handle replaces the fatal one by itself, acknowledgements resume, the
+ * replacement is counted, and every waiter came back to the pool. */
+static void test_fatal_error_replaces_producer(void **state)
+{
+    ing_config_t cfg = make_config();
+    cfg.ack_timeout_ms = 20000; /* only the fatal error can fail the waiting records */
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    if (p == NULL) fail_msg("%s", err);
+    rd_kafka_t *first = ing_producer_handle(p);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(first);
+    mock_topic(mc, "events", 2);
+    ing_ack_t ack;
+    send_until_stored(p, 10000, &ack);
+    assert_int_equal(ack.err, 0);
+
+    /* A slow broker keeps POOL records in flight when the error strikes. */
+    rd_kafka_mock_broker_set_rtt(mc, 1, 3000);
+    struct {
+        ing_ack_t ack;
+        ing_producer_t *p;
+    } slots[POOL];
+    pthread_t th[POOL];
+    int64_t t0 = hl_mono_us();
+    for (int i = 0; i < POOL; i++) {
+        slots[i].p = p;
+        pthread_create(&th[i], NULL, send_thread, &slots[i].ack);
+    }
+    usleep(300 * 1000);
+    ing_producer_inject_fatal(p, false, "test: sequence desynchronization");
+    for (int i = 0; i < POOL; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(slots[i].ack.err, HL_EKAFKA);
+    }
+    /* send_thread waits 3 s at most: the failures came from the purge, not the deadline. */
+    assert_true(hl_mono_us() - t0 < 2500 * 1000);
+
+    long long ms = send_until_stored(p, 10000, &ack);
+    assert_int_equal(ack.err, 0);
+    print_message("acknowledgements resumed %lld ms after the failures were answered\n", ms);
+    assert_ptr_not_equal(ing_producer_handle(p), first);
+    assert_false(ing_producer_fatal(p));
+    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                                     "producer=\"events\""), 1);
+    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                                     "producer=\"lineage\""), 0);
+    expect_pool_stored(p);
+    assert_int_equal(ing_producer_flush(p, 5000), 0);
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
+/* Lineage records held by a lineage handle that turns fatal move to its replacement instead
+ * of being dropped. */
+static void test_fatal_lineage_records_move_on(void **state)
+{
+    ing_config_t cfg = make_config();
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    if (p == NULL) fail_msg("%s", err);
+    rd_kafka_t *first = ing_producer_lineage_handle(p);
+    rd_kafka_mock_cluster_t *lmc = rd_kafka_handle_mock_cluster(first);
+    mock_topic(lmc, "lineage", 1);
+    rd_kafka_mock_broker_set_down(lmc, 1);
+    for (int i = 0; i < 5; i++)
+        ing_producer_lineage(p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
+    usleep(200 * 1000);
+    ing_producer_inject_fatal(p, true, "test: sequence desynchronization");
+    int64_t until = hl_mono_us() + 10 * 1000000;
+    while (ing_producer_lineage_handle(p) == first && hl_mono_us() < until) usleep(10 * 1000);
+    assert_ptr_not_equal(ing_producer_lineage_handle(p), first);
+    assert_int_equal(ing_producer_flush(p, 10000), 0);
+    assert_int_equal(counter_value(m, "hookline_ingress_lineage_dropped_total"), 0);
+    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                                     "producer=\"lineage\""), 1);
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
+#define SENDERS 8
+#define INJECTIONS 5
+
+typedef struct {
+    ing_producer_t *p;
+    atomic_bool *stop;
+    long stored, failed;
+} sender_t;
+
+static void *sender_main(void *arg)
+{
+    sender_t *s = arg;
+    while (!atomic_load(s->stop)) {
+        ing_ack_t ack;
+        send_one(s->p, 2000, &ack);
+        if (ack.err == 0) s->stored++;
+        else s->failed++;
+        ing_producer_lineage(s->p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
+        if (ack.err != 0) usleep(1000); /* a provider's retry is not instant either */
+    }
+    return NULL;
+}
+
+/* Handles replaced again and again under concurrent senders: no request touches a destroyed
+ * handle (the sanitizer build runs this too), every replacement is counted, the last handle
+ * acknowledges, and no lineage record is lost on the way. */
+static void test_replacements_under_load(void **state)
+{
+    ing_config_t cfg = make_config();
+    cfg.max_in_flight = 64;
+    cfg.queue_max_messages = 100000; /* the default: the lineage of every failed send fits */
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    if (p == NULL) fail_msg("%s", err);
+    mock_topic(rd_kafka_handle_mock_cluster(ing_producer_handle(p)), "events", 2);
+    ing_ack_t ack;
+    send_until_stored(p, 10000, &ack);
+    assert_int_equal(ack.err, 0);
+    atomic_bool stop = false;
+    sender_t senders[SENDERS];
+    pthread_t th[SENDERS];
+    for (int i = 0; i < SENDERS; i++) {
+        senders[i] = (sender_t){.p = p, .stop = &stop};
+        pthread_create(&th[i], NULL, sender_main, &senders[i]);
+    }
+    for (int i = 0; i < INJECTIONS; i++) {
+        usleep(300 * 1000);
+        rd_kafka_t *before = ing_producer_handle(p);
+        ing_producer_inject_fatal(p, i % 2 == 1, "test: sequence desynchronization");
+        int64_t until = hl_mono_us() + 10 * 1000000;
+        while (i % 2 == 0 && ing_producer_handle(p) == before && hl_mono_us() < until)
+            usleep(5 * 1000);
+    }
+    usleep(300 * 1000);
+    atomic_store(&stop, true);
+    long failed = 0;
+    for (int i = 0; i < SENDERS; i++) {
+        pthread_join(th[i], NULL);
+        failed += senders[i].failed;
+    }
+    assert_true(failed > 0);
+    long long ev = labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                                  "producer=\"events\"");
+    long long lin = labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                                   "producer=\"lineage\"");
+    assert_int_equal(ev, (INJECTIONS + 1) / 2);
+    int64_t until = hl_mono_us() + 10 * 1000000;
+    while (lin < INJECTIONS / 2 && hl_mono_us() < until) {
+        usleep(10 * 1000);
+        lin = labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
+                             "producer=\"lineage\"");
+    }
+    assert_int_equal(lin, INJECTIONS / 2);
+    send_until_stored(p, 10000, &ack);
+    assert_int_equal(ack.err, 0);
+    assert_int_equal(ing_producer_flush(p, 10000), 0);
+    /* Lineage queued while its handle was fatal was held for the next one, none dropped. */
+    assert_int_equal(counter_value(m, "hookline_ingress_lineage_dropped_total"), 0);
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_waiters_return),
         cmocka_unit_test(test_fast_mode_and_lineage),
         cmocka_unit_test(test_lineage_outlives_outage),
+        cmocka_unit_test(test_fatal_error_replaces_producer),
+        cmocka_unit_test(test_fatal_lineage_records_move_on),
+        cmocka_unit_test(test_replacements_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

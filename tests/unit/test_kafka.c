@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,53 @@ static void test_conf_errors(void **state)
     const char *const odd[] = {"linger.ms", NULL};
     assert_null(hl_kafka_conf(&k, odd, err, sizeof err));
     assert_non_null(strstr(err, "'linger.ms'"));
+}
+
+/* sasl.password from the environment or a private file, never from a shared file unless
+ * allowed, and never echoed. */
+static void test_conf_secret_properties(void **state)
+{
+    char path[] = "/tmp/hl-kafka-secret-XXXXXX";
+    int fd = mkstemp(path); /* 0600 */
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "from-file-pw\n", 13), 13);
+    close(fd);
+    hl_secret_property_t sp = {.name = "sasl.password", .env = "HLTEST_KAFKA_PW", .file = path};
+    hl_kafka_config_t k = {.brokers = "b1:9092", .secret_properties = &sp,
+                           .secret_properties_count = 1};
+    char err[512] = "", got[64];
+    size_t n = sizeof got;
+    setenv("HLTEST_KAFKA_PW", "from-env-pw", 1);
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, NULL, err, sizeof err);
+    assert_non_null(conf);
+    assert_int_equal(rd_kafka_conf_get(conf, "sasl.password", got, &n), RD_KAFKA_CONF_OK);
+    assert_string_equal(got, "from-env-pw");
+    rd_kafka_conf_destroy(conf);
+    unsetenv("HLTEST_KAFKA_PW");
+    conf = hl_kafka_conf(&k, NULL, err, sizeof err);
+    assert_non_null(conf);
+    n = sizeof got;
+    assert_int_equal(rd_kafka_conf_get(conf, "sasl.password", got, &n), RD_KAFKA_CONF_OK);
+    assert_string_equal(got, "from-file-pw");
+    rd_kafka_conf_destroy(conf);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_null(hl_kafka_conf(&k, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "'sasl.password'"));
+    assert_non_null(strstr(err, "group or others"));
+    assert_null(strstr(err, "from-file-pw"));
+    k.secret_files_shared = true;
+    conf = hl_kafka_conf(&k, NULL, err, sizeof err);
+    assert_non_null(conf);
+    rd_kafka_conf_destroy(conf);
+    /* A value librdkafka refuses is not quoted back. */
+    sp.name = "linger.ms";
+    assert_null(hl_kafka_conf(&k, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "'linger.ms'"));
+    assert_null(strstr(err, "from-file-pw"));
+    unlink(path);
+    sp.name = "sasl.password";
+    assert_null(hl_kafka_conf(&k, NULL, err, sizeof err)); /* file gone, env unset */
+    assert_non_null(strstr(err, "HLTEST_KAFKA_PW"));
 }
 
 static rd_kafka_t *mock_producer(void)
@@ -331,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_layers),
         cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_conf_secret_properties),
         cmocka_unit_test(test_wait_ready_mock),
         cmocka_unit_test(test_wait_ready_timeout),
         cmocka_unit_test(test_produce_consume_headers),

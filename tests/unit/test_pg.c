@@ -49,6 +49,7 @@ static void test_sqlstate_table(void **state)
         {"23502", false}, {"22P02", false}, {"42P01", false}, {"42601", false},
         {"42501", false}, {"53100", false}, {"57014", false}, {"XX000", false},
         {"0800", false},  {"080000", false}, {"", false},     {"40002", false},
+        {"25006", true},  {"25001", false}, {"25P02", false},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (hl_pg_sqlstate_transient(table[i].code) != table[i].transient)
@@ -154,16 +155,15 @@ static void test_exec_on_broken_connection(void **state)
     PQfinish(c);
 }
 
-/* Against a real server only when HL_TEST_PG_CONNINFO is set (for example
- * "host=127.0.0.1 port=55432 dbname=hookline user=hookline" with the local stack up). It
- * creates nothing: search_path may name a schema that does not exist. */
+/* Against the real server HL_TEST_PG_CONNINFO names (for example
+ * "host=127.0.0.1 port=55432 dbname=hookline user=hookline" with the local stack up; tests/run
+ * sets it). Unset, the test fails rather than pass having checked nothing. It creates nothing:
+ * search_path may name a schema that does not exist. */
 static void test_real_server(void **state)
 {
     const char *conninfo = getenv("HL_TEST_PG_CONNINFO");
-    if (conninfo == NULL) {
-        skip();
-        return;
-    }
+    if (conninfo == NULL || *conninfo == '\0')
+        fail_msg("HL_TEST_PG_CONNINFO is not set: this test needs a Postgres (tests/run sets it)");
     hl_pg_config_t p = {.conninfo = (char *)conninfo, .schema = "unit \"we'ird\"; DROP",
                         .connect_timeout_ms = 2000};
     char err[512] = "";
@@ -178,13 +178,67 @@ static void test_real_server(void **state)
     assert_string_equal(err, "postgres [22012]: division by zero");
     r = PQexec(c, "SELECT 1/0");
     assert_false(hl_pg_transient(c, r)); /* a data error fails the same way again */
+    assert_false(hl_pg_reconnect_needed(c, r));
     PQclear(r);
+    /* A read-only session, as on a standby or a demoted primary: the write is refused with
+     * 25006 (creating nothing), and both the result and the server's report say reconnect. */
+    assert_false(hl_pg_read_only(c));
+    assert_int_equal(hl_pg_exec(c, "SET default_transaction_read_only = on", err, sizeof err), 0);
+    assert_true(hl_pg_read_only(c));
+    r = PQexec(c, "CREATE TABLE hl_unit_never_created (a int)");
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "25006");
+    assert_true(hl_pg_transient(c, r));
+    assert_true(hl_pg_reconnect_needed(c, r));
+    PQclear(r);
+    assert_int_equal(hl_pg_exec(c, "SET default_transaction_read_only = off", err, sizeof err), 0);
+    assert_false(hl_pg_reconnect_needed(c, NULL));
     r = PQexec(c, "SELECT pg_terminate_backend(pg_backend_pid())");
     PQclear(r);
     r = PQexec(c, "SELECT 1");
     assert_true(hl_pg_transient(c, r)); /* the connection is gone: worth a retry */
+    assert_true(hl_pg_reconnect_needed(c, r));
     PQclear(r);
     PQfinish(c);
+}
+
+/* One silent listener per host; returns the time one attempt (deadline 0) took, in ms. */
+static long long one_attempt_ms(int hosts, int *fds)
+{
+    char conninfo[256], hostlist[128] = "", ports[128] = "";
+    for (int i = 0; i < hosts; i++) {
+        int port = 0;
+        fds[i] = bind_any(&port);
+        assert_int_equal(listen(fds[i], 16), 0);
+        size_t hl = strlen(hostlist), pl = strlen(ports);
+        snprintf(hostlist + hl, sizeof hostlist - hl, "%s127.0.0.1", i ? "," : "");
+        snprintf(ports + pl, sizeof ports - pl, "%s%d", i ? "," : "", port);
+    }
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s sslmode=disable", hostlist, ports);
+    hl_pg_config_t p = {.conninfo = conninfo, .connect_timeout_ms = 300};
+    char err[512] = "";
+    PGconn *c = NULL;
+    long long t0 = now_ms();
+    assert_int_equal(hl_pg_connect(&p, 0, &c, err, sizeof err), HL_ETIMEDOUT);
+    long long took = now_ms() - t0;
+    for (int i = 0; i < hosts; i++) close(fds[i]);
+    return took;
+}
+
+/* A multi-host conninfo (failover: libpq walks the list within one attempt) gives each host
+ * the whole connect_timeout_ms, so a dead first host cannot use up the attempt of the
+ * second: one attempt over three silent hosts lasts about three times one over one host. */
+static void test_multi_host_attempt_covers_every_host(void **state)
+{
+    int fds[3];
+    long long one = one_attempt_ms(1, fds);
+    long long three = one_attempt_ms(3, fds);
+    if (three < 2 * one) fail_msg("3 hosts: %lld ms, 1 host: %lld ms", three, one);
+}
+
+static void test_reconnect_needed_without_connection(void **state)
+{
+    assert_true(hl_pg_reconnect_needed(NULL, NULL));
+    assert_false(hl_pg_read_only(NULL));
 }
 
 int main(void)
@@ -197,6 +251,8 @@ int main(void)
         cmocka_unit_test(test_bad_conninfo),
         cmocka_unit_test(test_exec_on_broken_connection),
         cmocka_unit_test(test_real_server),
+        cmocka_unit_test(test_multi_host_attempt_covers_every_host),
+        cmocka_unit_test(test_reconnect_needed_without_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

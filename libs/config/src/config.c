@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hl/util.h"
 
@@ -243,16 +244,30 @@ int hl_config_check_str(const char *field, const char *v, size_t min_len, size_t
     return hl_config_fail(errbuf, errcap, field, v, rule);
 }
 
+/* Copies the n bytes at src into a new NUL-terminated string of exactly n bytes. A secret is
+ * text: a NUL inside it would make every later strlen() disagree with the length the caller
+ * was given (and a wipe over that length would run past the copy), so it is refused. */
 static int secret_take(const char *src, size_t n, char **out, size_t *len)
 {
     /* A file written by an editor or `echo` ends with a newline that is not part of it. */
     while (n > 0 && (src[n - 1] == '\n' || src[n - 1] == '\r')) n--;
-    *out = hl_xstrndup(src, n);
+    if (memchr(src, '\0', n) != NULL) return HL_EPARSE;
+    char *copy = hl_xmalloc(n + 1);
+    memcpy(copy, src, n);
+    copy[n] = '\0';
+    *out = copy;
     if (len) *len = n;
     return 0;
 }
 
-int hl_secret_load(const char *env, const char *file, char **out, size_t *len)
+int hl_secret_file_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT ? HL_ENOTFOUND : HL_EIO;
+    return (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ? HL_EINVAL : 0;
+}
+
+int hl_secret_load(const char *env, const char *file, bool shared_ok, char **out, size_t *len)
 {
     *out = NULL;
     if (len) *len = 0;
@@ -261,6 +276,8 @@ int hl_secret_load(const char *env, const char *file, char **out, size_t *len)
         if (v != NULL) return secret_take(v, strlen(v), out, len);
     }
     if (file == NULL || file[0] == '\0') return HL_ENOTFOUND;
+    int priv = hl_secret_file_private(file);
+    if (priv == HL_ENOTFOUND || (priv == HL_EINVAL && !shared_ok)) return priv;
     char *text = NULL;
     size_t n = 0;
     int rc = hl_read_file(file, SECRET_MAX_FILE, &text, &n);

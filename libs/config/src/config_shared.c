@@ -18,6 +18,19 @@ static const cyaml_schema_value_t property_entry = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 3, MAX_PROP_LEN),
 };
 
+static const cyaml_schema_field_t secret_property_fields[] = {
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, hl_secret_property_t, name, 1, 255),
+    CYAML_FIELD_STRING_PTR("env", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, hl_secret_property_t,
+                           env, 1, 256),
+    CYAML_FIELD_STRING_PTR("file", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                           hl_secret_property_t, file, 1, MAX_PATH_LEN),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t secret_property_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, hl_secret_property_t, secret_property_fields),
+};
+
 const cyaml_schema_field_t hl_kafka_fields[] = {
     CYAML_FIELD_STRING_PTR("brokers", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, brokers, 1,
                            MAX_ADDR),
@@ -31,6 +44,9 @@ const cyaml_schema_field_t hl_kafka_fields[] = {
                            MAX_NAME),
     CYAML_FIELD_SEQUENCE("properties", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          hl_kafka_config_t, properties, &property_entry, 0, MAX_PROPS),
+    CYAML_FIELD_SEQUENCE("secret_properties", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         hl_kafka_config_t, secret_properties, &secret_property_entry, 0,
+                         MAX_PROPS),
     CYAML_FIELD_END,
 };
 
@@ -141,6 +157,11 @@ int hl_config_kafka_check(const char *prefix, const hl_kafka_config_t *k, char *
                                   key, "each entry must be \"key=value\" with a non-empty key");
         }
     }
+    for (unsigned i = 0; i < k->secret_properties_count; i++)
+        if (k->secret_properties[i].env == NULL && k->secret_properties[i].file == NULL)
+            return hl_config_fail(errbuf, errcap,
+                                  field_name(f, sizeof f, prefix, "secret_properties"),
+                                  k->secret_properties[i].name, "each needs env or file");
     return 0;
 }
 

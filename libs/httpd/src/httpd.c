@@ -2,6 +2,7 @@
  * ciphers, JSON answers with X-Request-Id, and the /healthz, /readyz and /metrics endpoints. */
 #include "hl/httpd.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>
@@ -90,22 +91,19 @@ static int metrics(struct mg_connection *c, void *arg)
     return 200;
 }
 
-/* civetweb calls this while creating its SSL_CTX. Doing the whole setup here (and returning
- * 1) means the protocol floor, the cipher list and a separate key file are all applied by us,
- * whatever civetweb's own handling of its options would be. */
-static int init_tls(void *ssl_ctx, void *user_data)
+int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
+                       size_t errcap)
 {
-    hl_httpd_t *s = user_data;
     SSL_CTX *ctx = ssl_ctx;
-    const char *key = s->tls_key && s->tls_key[0] ? s->tls_key : s->tls_cert;
+    const char *key_file = key && key[0] ? key : cert;
     const char *step = NULL;
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
         step = "cannot require TLS 1.2";
     else if (SSL_CTX_set_cipher_list(ctx, STRONG_CIPHERS) != 1)
         step = "cannot set cipher list";
-    else if (SSL_CTX_use_certificate_chain_file(ctx, s->tls_cert) != 1)
+    else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         step = "cannot load tls_cert";
-    else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+    else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
         step = "cannot load tls_key";
     else if (SSL_CTX_check_private_key(ctx) != 1)
         step = "tls_key does not match tls_cert";
@@ -116,8 +114,55 @@ static int init_tls(void *ssl_ctx, void *user_data)
     char why[160];
     ERR_error_string_n(ERR_get_error(), why, sizeof why);
     ERR_clear_error();
-    snprintf(s->tls_err, sizeof s->tls_err, "%s: %s", step, why);
+    snprintf(errbuf, errcap, "%s: %s", step, why);
     return -1;
+}
+
+/* civetweb calls this while creating its SSL_CTX. Doing the whole setup here (and returning
+ * 1) means the protocol floor, the cipher list and a separate key file are all applied by us,
+ * whatever civetweb's own handling of its options would be. */
+static int init_tls(void *ssl_ctx, void *user_data)
+{
+    hl_httpd_t *s = user_data;
+    return hl_httpd_tls_setup(ssl_ctx, s->tls_cert, s->tls_key, s->tls_err, sizeof s->tls_err);
+}
+
+/* The names civetweb's TLS loading passes to dlopen (its SSL_LIB and CRYPTO_LIB). */
+static const char *const TLS_LIBRARIES[] = {"libssl.so", "libcrypto.so"};
+
+int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap)
+{
+    if (!tls) {
+        mg_init_library(0);
+        return 0;
+    }
+    /* Must be loaded before civetweb opens libssl.so; the call keeps the dependency. */
+    if (hl_tls_compat_loaded() != 1) {
+        snprintf(errbuf, errcap, "http: TLS compatibility shim missing");
+        return HL_ESTATE;
+    }
+    if (!mg_check_feature(MG_FEATURES_TLS)) {
+        snprintf(errbuf, errcap, "http: TLS configured, but this civetweb has no TLS support");
+        return HL_ESTATE;
+    }
+    if (mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS) return 0;
+    mg_exit_library();
+    /* civetweb keeps the reason to itself: open the same names to find it. */
+    const char *why = "OpenSSL did not initialise";
+    for (size_t i = 0; i < sizeof TLS_LIBRARIES / sizeof TLS_LIBRARIES[0]; i++) {
+        void *lib = dlopen(TLS_LIBRARIES[i], RTLD_LAZY);
+        if (lib == NULL) {
+            const char *e = dlerror();
+            why = e ? e : TLS_LIBRARIES[i];
+            break;
+        }
+        dlclose(lib);
+    }
+    snprintf(errbuf, errcap,
+             "http: TLS configured, but civetweb cannot load OpenSSL: %s (it opens libssl.so "
+             "and libcrypto.so by these names at run time; Debian's libssl-dev provides them)",
+             why);
+    return HL_ESTATE;
 }
 
 /* civetweb reports headers that did not arrive in time as a malformed message (400); those get
@@ -171,16 +216,7 @@ hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *m, hl_ready_
     s->tls = h->tls_cert != NULL && h->tls_cert[0] != '\0';
     s->tls_cert = h->tls_cert;
     s->tls_key = h->tls_key;
-    /* Must be loaded before civetweb opens libssl.so; the call keeps the dependency. */
-    if (s->tls && hl_tls_compat_loaded() != 1) {
-        snprintf(errbuf, errcap, "http: TLS compatibility shim missing");
-        free(s);
-        return NULL;
-    }
-    mg_init_library(s->tls ? MG_FEATURES_TLS : 0);
-    if (s->tls && !mg_check_feature(MG_FEATURES_TLS)) {
-        snprintf(errbuf, errcap, "http: this civetweb has no TLS support");
-        mg_exit_library();
+    if (hl_httpd_init_library(s->tls, errbuf, errcap) != 0) {
         free(s);
         return NULL;
     }
@@ -471,6 +507,16 @@ void hl_http_header_deadlines(struct mg_callbacks *cb)
     cb->begin_request = on_begin_request;
     cb->end_request = on_end_request;
     cb->connection_close = on_connection_close;
+}
+
+void hl_http_expire_headers(const struct mg_connection *c)
+{
+    (void)c;
+    deadline_timer_t *t = thread_timer();
+    if (t == NULL) return;
+    t->header_deadline = hl_mono_us();
+    /* Repeated: the worker has not entered its poll() yet, the first signal may come early. */
+    timer_arm(t, 1, true);
 }
 
 bool hl_http_headers_timed_out(const struct mg_connection *c)

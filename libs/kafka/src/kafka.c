@@ -3,6 +3,7 @@
 #include "hl/kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -81,6 +82,30 @@ void hl_kafka_log_debug(const rd_kafka_t *rk, int level, const char *fac, const 
     log_line(HL_LOG_DEBUG, rk, fac, buf);
 }
 
+/* Sets one secret property, its value read with hl_secret_load and wiped after use. Errors
+ * name the property and where its value was looked for, never the value. */
+static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t *p,
+                               bool shared_ok, char *errbuf, size_t errcap)
+{
+    char *value = NULL;
+    size_t len = 0;
+    int rc = hl_secret_load(p->env, p->file, shared_ok, &value, &len);
+    if (rc != 0) {
+        snprintf(errbuf, errcap, "kafka: secret property '%s' (env %s, file %s): %s", p->name,
+                 p->env ? p->env : "-", p->file ? p->file : "-",
+                 rc == HL_EINVAL ? "file readable by group or others" : hl_strerror(rc));
+        return HL_ECONFIG;
+    }
+    char why[512]; /* librdkafka's reason may quote the value: not passed on */
+    rc = rd_kafka_conf_set(conf, p->name, value, why, sizeof why) == RD_KAFKA_CONF_OK ? 0 : HL_ECONFIG;
+    explicit_bzero(value, len);
+    explicit_bzero(why, sizeof why);
+    free(value);
+    if (rc != 0)
+        snprintf(errbuf, errcap, "kafka: secret property '%s': refused (value not shown)", p->name);
+    return rc;
+}
+
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap)
 {
@@ -105,6 +130,9 @@ rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *de
         rc = split_property(k->properties[i], key, sizeof key, &value, errbuf, errcap);
         if (rc == 0) rc = conf_set(conf, key, value, errbuf, errcap);
     }
+    for (unsigned i = 0; rc == 0 && i < k->secret_properties_count; i++)
+        rc = set_secret_property(conf, &k->secret_properties[i], k->secret_files_shared, errbuf,
+                                 errcap);
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;

@@ -84,6 +84,22 @@ static int set_search_path(PGconn *c, const char *schema, char *errbuf, size_t e
     return rc;
 }
 
+/* The number of hosts in a parsed conninfo ("host=a,b,c" or a URI with several hosts;
+ * hostaddr when host is absent): libpq tries them in order within one connection attempt. */
+static int host_count(const PQconninfoOption *opts)
+{
+    const char *list = NULL;
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL || o->val[0] == '\0') continue;
+        if (strcmp(o->keyword, "host") == 0) list = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0 && list == NULL) list = o->val;
+    }
+    int n = 1;
+    for (const char *c = list; c != NULL && *c != '\0'; c++)
+        if (*c == ',') n++;
+    return n;
+}
+
 int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *errbuf,
                   size_t errcap)
 {
@@ -98,11 +114,15 @@ int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *
         PQfreemem(perr);
         return HL_EPG;
     }
+    int hosts = host_count(opts);
     PQconninfoFree(opts);
 
     long long start = mono_ms();
     long long deadline = start + (deadline_ms > 0 ? deadline_ms : 0);
-    long long per_try = p->connect_timeout_ms ? p->connect_timeout_ms : ATTEMPT_DEFAULT_MS;
+    /* One attempt walks the whole host list (libpq tries each in turn, and with
+     * target_session_attrs skips those that do not qualify): each host gets the full time. */
+    long long per_try =
+        (p->connect_timeout_ms ? p->connect_timeout_ms : ATTEMPT_DEFAULT_MS) * hosts;
     long long backoff = BACKOFF_FIRST_MS;
     int attempts = 0;
     for (;;) {
@@ -168,6 +188,7 @@ bool hl_pg_sqlstate_transient(const char *sqlstate)
         "57P02", /* crash_shutdown */
         "57P03", /* cannot_connect_now: starting up or in recovery */
         "53300", /* too_many_connections */
+        "25006", /* read_only_sql_transaction: a standby or a read-only primary; reconnect */
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(sqlstate, codes[i]) == 0) return true;
@@ -185,4 +206,20 @@ bool hl_pg_transient(PGconn *c, const PGresult *res)
     /* libpq's own failures (lost connection, out of memory) carry no SQLSTATE. */
     if (state == NULL) return true;
     return hl_pg_sqlstate_transient(state);
+}
+
+bool hl_pg_read_only(const PGconn *c)
+{
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) return false;
+    const char *standby = PQparameterStatus(c, "in_hot_standby");
+    const char *ro = PQparameterStatus(c, "default_transaction_read_only");
+    return (standby && strcmp(standby, "on") == 0) || (ro && strcmp(ro, "on") == 0);
+}
+
+bool hl_pg_reconnect_needed(const PGconn *c, const PGresult *res)
+{
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) return true;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "25006") == 0) return true;
+    return hl_pg_read_only(c);
 }

@@ -14,6 +14,14 @@
 #define HL_CONFIG_EXIT 2
 #define HL_CONFIG_ERRBUF 512
 
+/* A secret librdkafka property: its value read like any secret (hl_secret_load), never written
+ * in the YAML. */
+typedef struct {
+    char *name; /* "sasl.password", "ssl.key.password", ... */
+    char *env;  /* environment variable holding the value, or NULL */
+    char *file; /* file holding it (trailing newline dropped), or NULL */
+} hl_secret_property_t;
+
 /* Sections every service shares; services embed them in their own config struct and use the
  * HL_CONFIG_*_FIELDS schema helpers below (defaults applied by hl_config_*_defaults). */
 typedef struct {
@@ -25,6 +33,13 @@ typedef struct {
     /* Extra librdkafka properties: "key=value" strings applied after hookline's own. */
     char **properties;
     unsigned properties_count;
+    /* Properties whose values are secrets (SASL passwords, TLS key passwords), applied after
+     * `properties`. */
+    hl_secret_property_t *secret_properties;
+    unsigned secret_properties_count;
+    /* Accept secret files readable by group or others (set by the service from its own key,
+     * not read from the kafka section). */
+    bool secret_files_shared;
 } hl_kafka_config_t;
 
 typedef struct {
@@ -99,9 +114,17 @@ extern const cyaml_schema_field_t hl_pg_fields[];
 extern const cyaml_schema_field_t hl_http_fields[];
 
 /* Reads a secret: from the environment variable `env` if non-NULL and set, else from `file`
- * (trailing newline stripped) if non-NULL. Result owned by the caller (free()). Returns 0,
- * HL_ENOTFOUND (neither available) or HL_EIO. Never logs the value. */
-int hl_secret_load(const char *env, const char *file, char **out, size_t *len) HL_MUST_CHECK;
+ * (trailing newline stripped) if non-NULL. Result owned by the caller (free()): exactly *len
+ * bytes followed by a NUL. Returns 0, HL_ENOTFOUND (neither available), HL_EPARSE (the file
+ * holds a NUL byte: a secret is text), HL_EIO, or HL_EINVAL when the file may be read by its
+ * group or by others and `shared_ok` is false (a mounted Kubernetes secret, whose mode the
+ * operator sets, is the reason to pass true). Never logs the value. */
+int hl_secret_load(const char *env, const char *file, bool shared_ok, char **out,
+                   size_t *len) HL_MUST_CHECK;
+
+/* HL_EINVAL when the file at path may be read by its group or by others, HL_EIO when it cannot
+ * be examined, else 0. For key files read by a library (TLS keys). */
+int hl_secret_file_private(const char *path) HL_MUST_CHECK;
 
 /* The libcyaml configuration used by hl_config_load (errors to a buffer, not stderr). */
 const cyaml_config_t *hl_cyaml_config(void);

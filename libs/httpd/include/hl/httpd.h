@@ -33,6 +33,19 @@ typedef bool (*hl_ready_fn)(void *arg);
  * during the call. */
 hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *metrics, hl_ready_fn ready,
                            void *ready_arg, char *errbuf, size_t errcap);
+/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
+ * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
+ * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
+ * could not be loaded. Each success is paired with mg_exit_library(). hl_httpd_start calls
+ * it; a service that calls mg_start2 itself calls it first. */
+int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* The TLS settings of every hookline server, for civetweb's init_ssl callback: TLS 1.2 or
+ * later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
+ * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
+ * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
+ * OpenSSL's reason (the value the callback returns to civetweb). */
+int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
+                       size_t errcap);
 /* Adds a handler for uri (civetweb pattern syntax). Call before traffic. */
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg);
 struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
@@ -51,6 +64,12 @@ void hl_httpd_stop(hl_httpd_t *s);
  * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these; call it
  * on the callbacks of a server started with mg_start2 directly. */
 void hl_http_header_deadlines(struct mg_callbacks *cb);
+/* Moves the deadline of the headers c awaits to now: the worker's timer fires at once (and
+ * every 20 ms until the connection closes), civetweb's read is interrupted and the connection
+ * closed, answered only if part of a request had come (see hl_http_headers_timed_out). For a
+ * server that turns a connection away in its init_connection callback, after calling the one
+ * hl_http_header_deadlines installed. Worker thread. */
+void hl_http_expire_headers(const struct mg_connection *c);
 /* True on a worker thread whose awaited headers ran past their deadline (set by
  * hl_http_header_deadlines): for an http_error callback to tell a timeout, which civetweb
  * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with

@@ -21,11 +21,25 @@ int hl_pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errcap) HL_MUST_
 
 /* True when the error of `res` (or a broken connection) is transient: connection failure,
  * serialization failure 40001, deadlock 40P01, admin shutdown 57P01..57P03, too many
- * connections 53300, 08xxx. False for data errors that will fail again the same way. */
+ * connections 53300, 08xxx, and a write refused by a read-only server 25006 (a standby, or
+ * a primary demoted or set read-only: after a failover the writable server is another
+ * connection away). False for data errors that will fail again the same way. */
 bool hl_pg_transient(PGconn *c, const PGresult *res);
 
 /* The SQLSTATE half of hl_pg_transient, for callers that already hold the five-character
  * code (e.g. from PQresultErrorField(res, PG_DIAG_SQLSTATE)). NULL or malformed: false. */
 bool hl_pg_sqlstate_transient(const char *sqlstate);
+
+/* True when the server behind c is read-only as far as the last exchange told: it reports
+ * in_hot_standby=on (a standby) or default_transaction_read_only=on (PostgreSQL 14 and later
+ * report both to the client whenever they change). False for NULL or a broken connection. */
+bool hl_pg_read_only(const PGconn *c);
+
+/* True when c must be closed and made again before the next try: the connection is broken
+ * (terminated by the server, 57P01, or lost), `res` failed with 25006 read_only_sql_transaction,
+ * or the server is read-only (hl_pg_read_only). A new connection goes through the conninfo's
+ * host list again, so with target_session_attrs=read-write it reaches the new primary. res
+ * may be NULL. */
+bool hl_pg_reconnect_needed(const PGconn *c, const PGresult *res);
 
 #endif

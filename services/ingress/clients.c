@@ -1,0 +1,90 @@
+/* The per-address table: FNV-1a over the address text picks the first slot, linear probing
+ * the rest; a slot is reused once its budget has refilled and its connections are closed. One mutex: the work under it is a
+ * few string compares. */
+#include "clients.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hl/util.h"
+
+void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_client_burst,
+                      uint32_t total_rate, uint32_t total_burst)
+{
+    pthread_mutex_init(&c->lock, NULL);
+    c->slots = hl_xcalloc(ING_CLIENTS_SLOTS, sizeof(ing_client_t));
+    c->rate = per_client_rate;
+    c->burst = per_client_burst;
+    ing_ratelimit_init(&c->failed_total, total_rate, total_burst);
+}
+
+void ing_clients_deinit(ing_clients_t *c)
+{
+    if (c == NULL || c->slots == NULL) return;
+    free(c->slots);
+    c->slots = NULL;
+    pthread_mutex_destroy(&c->lock);
+}
+
+static uint32_t hash_addr(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* The slot of addr, taken anew when needed. Called with c->lock held. */
+static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    uint32_t first = hash_addr(addr) % ING_CLIENTS_SLOTS;
+    ing_client_t *spare = NULL;
+    for (uint32_t i = 0; i < ING_CLIENTS_PROBE; i++) {
+        ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
+        if (strncmp(s->addr, addr, sizeof(s->addr)) == 0 && s->addr[0] != '\0') return s;
+        if (spare == NULL &&
+            (s->addr[0] == '\0' || (s->connections == 0 && ing_ratelimit_idle(&s->failed, now_ns))))
+            spare = s;
+    }
+    if (spare == NULL) return &c->slots[first]; /* all busy: share the first */
+    hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
+    ing_ratelimit_init(&spare->failed, c->rate, c->burst);
+    spare->connections = 0;
+    return spare;
+}
+
+bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
+                              int *retry_after_s)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ok = ing_ratelimit_check(&slot_of(c, addr, now_ns)->failed, now_ns, retry_after_s) &&
+              ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s);
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    (void)ing_ratelimit_take(&slot_of(c, addr, now_ns)->failed, now_ns, NULL);
+    pthread_mutex_unlock(&c->lock);
+    (void)ing_ratelimit_take(&c->failed_total, now_ns, NULL);
+}
+
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
+                                  int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (s->connections >= max) s = NULL;
+    else s->connections++;
+    pthread_mutex_unlock(&c->lock);
+    return s;
+}
+
+void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot)
+{
+    if (slot == NULL) return;
+    pthread_mutex_lock(&c->lock);
+    if (slot->connections > 0) slot->connections--;
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,55 @@
+/* What the ingress remembers per client address, shared by every worker: the budget of failed
+ * authentications (per address and in total) and the connections open. A fixed table, so a flood of addresses costs
+ * no memory: an address hashes to one of ING_CLIENTS_SLOTS slots and takes the first of
+ * ING_CLIENTS_PROBE slots from there that holds it, is free or has nothing left to remember;
+ * when all of them are busy it shares the first (and its budget) until one frees up. */
+#ifndef ING_CLIENTS_H
+#define ING_CLIENTS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ratelimit.h"
+
+#define ING_CLIENTS_SLOTS 4096
+#define ING_CLIENTS_PROBE 8
+#define ING_CLIENT_ADDR_MAX 48 /* an IPv6 address in text, with its NUL */
+
+typedef struct {
+    char addr[ING_CLIENT_ADDR_MAX]; /* the address as civetweb prints it; "" = free slot */
+    ing_ratelimit_t failed;         /* this address's failed authentications */
+    unsigned connections;           /* its connections open now (held: the slot stays its) */
+} ing_client_t;
+
+typedef struct {
+    pthread_mutex_t lock;         /* guards every slot (held for a lookup and one update) */
+    ing_client_t *slots;          /* ING_CLIENTS_SLOTS of them, owned */
+    ing_ratelimit_t failed_total; /* failed authentications of all addresses together */
+    uint32_t rate, burst;         /* the per-address budget, for slots taken anew */
+} ing_clients_t;
+
+/* Budgets of failed authentications a second (and their bursts): per address and in total.
+ * Aborts on out-of-memory. */
+void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_client_burst,
+                      uint32_t total_rate, uint32_t total_burst);
+void ing_clients_deinit(ing_clients_t *c);
+
+/* May a request from addr be authenticated? False, with *retry_after_s (>= 1) set, when addr
+ * or all addresses together have spent their budget of failed authentications: the request
+ * is then refused before its body is read. Charges nothing. Any worker thread. */
+bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
+                              int *retry_after_s);
+
+/* Charges one failed authentication to addr and to the total. Any worker thread. */
+void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
+
+/* Counts a new connection from addr when it has fewer than max open; returns its slot (to
+ * pass to ing_clients_disconnect when the connection closes), or NULL when addr is at max and
+ * the connection is to be turned away (nothing counted). Any worker thread. */
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
+                                  int64_t now_ns);
+/* Uncounts a connection ing_clients_connect counted in slot. */
+void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot);
+
+#endif
