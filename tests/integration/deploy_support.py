@@ -98,17 +98,23 @@ def config_keys(doc, prefix=""):
 
 
 def dockerfile_stages():
-    """[(base image, [instruction lines])] per FROM, continuation lines joined."""
+    """[(base image, [instruction lines])] per FROM, continuation lines joined. A FROM's
+    ${ARG} is the default of the ARG declared before the first FROM."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     stages = []
+    args = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if line.upper().startswith("FROM "):
-            stages.append((line.split()[1], []))
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], line.split()[1])
+            stages.append((image, []))
+        elif not stages:
+            m = re.match(r"ARG\s+(\w+)=(\S+)$", line, re.IGNORECASE)
+            assert m, f"before the first FROM only ARG NAME=DEFAULT, not: {line}"
+            args[m.group(1)] = m.group(2)
         else:
-            assert stages, "instruction before the first FROM"
             stages[-1][1].append(line)
     return stages
 
