@@ -1,10 +1,12 @@
-/* The per-address table: FNV-1a over the address text picks the first slot, linear probing
- * the rest; a slot is reused once its budget has refilled and its connections are closed. One mutex: the work under it is a
- * few string compares. */
+/* The per-address table: FNV-1a over the address text, from a seed drawn at start, picks the
+ * first slot, linear probing the rest; a slot is reused once its budget has refilled and its
+ * connections are closed. One mutex: the work under it is a few string compares. */
 #include "clients.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "hl/util.h"
 
@@ -15,6 +17,9 @@ void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_c
     c->slots = hl_xcalloc(ING_CLIENTS_SLOTS, sizeof(ing_client_t));
     c->rate = per_client_rate;
     c->burst = per_client_burst;
+    /* Unpredictable, so addresses cannot be chosen to land in one another's probe window. */
+    if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
+        c->seed = (uint32_t)hl_mono_us() ^ (uint32_t)(uintptr_t)c->slots;
     ing_ratelimit_init(&c->failed_total, total_rate, total_burst);
 }
 
@@ -26,17 +31,19 @@ void ing_clients_deinit(ing_clients_t *c)
     pthread_mutex_destroy(&c->lock);
 }
 
-static uint32_t hash_addr(const char *s)
+static uint32_t hash_addr(uint32_t seed, const char *s)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = 2166136261u ^ seed;
     for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
-/* The slot of addr, taken anew when needed. Called with c->lock held. */
+/* The slot of addr, taken anew when needed; NULL when every slot of its window is busy: the
+ * address is then untracked (only the total budget applies), rather than charged with another
+ * address's budget and connections. Called with c->lock held. */
 static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
-    uint32_t first = hash_addr(addr) % ING_CLIENTS_SLOTS;
+    uint32_t first = hash_addr(c->seed, addr) % ING_CLIENTS_SLOTS;
     ing_client_t *spare = NULL;
     for (uint32_t i = 0; i < ING_CLIENTS_PROBE; i++) {
         ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
@@ -45,7 +52,7 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
             (s->addr[0] == '\0' || (s->connections == 0 && ing_ratelimit_idle(&s->failed, now_ns))))
             spare = s;
     }
-    if (spare == NULL) return &c->slots[first]; /* all busy: share the first */
+    if (spare == NULL) return NULL;
     hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
     ing_ratelimit_init(&spare->failed, c->rate, c->burst);
     spare->connections = 0;
@@ -56,7 +63,8 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
                               int *retry_after_s)
 {
     pthread_mutex_lock(&c->lock);
-    bool ok = ing_ratelimit_check(&slot_of(c, addr, now_ns)->failed, now_ns, retry_after_s) &&
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    bool ok = (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
               ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s);
     pthread_mutex_unlock(&c->lock);
     return ok;
@@ -65,7 +73,8 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
     pthread_mutex_lock(&c->lock);
-    (void)ing_ratelimit_take(&slot_of(c, addr, now_ns)->failed, now_ns, NULL);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (s != NULL) (void)ing_ratelimit_take(&s->failed, now_ns, NULL);
     pthread_mutex_unlock(&c->lock);
     (void)ing_ratelimit_take(&c->failed_total, now_ns, NULL);
 }
@@ -75,7 +84,8 @@ ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned m
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s->connections >= max) s = NULL;
+    if (s == NULL) s = &c->untracked; /* admitted, counted nowhere */
+    else if (s->connections >= max) s = NULL;
     else s->connections++;
     pthread_mutex_unlock(&c->lock);
     return s;
@@ -83,7 +93,7 @@ ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned m
 
 void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot)
 {
-    if (slot == NULL) return;
+    if (slot == NULL || slot == &c->untracked) return;
     pthread_mutex_lock(&c->lock);
     if (slot->connections > 0) slot->connections--;
     pthread_mutex_unlock(&c->lock);

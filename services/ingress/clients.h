@@ -1,8 +1,11 @@
 /* What the ingress remembers per client address, shared by every worker: the budget of failed
- * authentications (per address and in total) and the connections open. A fixed table, so a flood of addresses costs
- * no memory: an address hashes to one of ING_CLIENTS_SLOTS slots and takes the first of
- * ING_CLIENTS_PROBE slots from there that holds it, is free or has nothing left to remember;
- * when all of them are busy it shares the first (and its budget) until one frees up. */
+ * authentications (per address and in total) and the connections open. A fixed table, so a
+ * flood of addresses costs no memory: an address hashes (seeded at random) to one of
+ * ING_CLIENTS_SLOTS slots and takes the first of ING_CLIENTS_PROBE slots from there that holds
+ * it, is free or has nothing left to remember. When all of them are busy the address goes
+ * untracked until one frees up: only the total budget applies to it and its connections are
+ * not capped. It never shares another address's slot, whose spent budget or connections would
+ * turn it away for what the other did. */
 #ifndef ING_CLIENTS_H
 #define ING_CLIENTS_H
 
@@ -27,6 +30,8 @@ typedef struct {
     ing_client_t *slots;          /* ING_CLIENTS_SLOTS of them, owned */
     ing_ratelimit_t failed_total; /* failed authentications of all addresses together */
     uint32_t rate, burst;         /* the per-address budget, for slots taken anew */
+    uint32_t seed;                /* of the address hash, drawn at init */
+    ing_client_t untracked;       /* what connections of an address without a slot get */
 } ing_clients_t;
 
 /* Budgets of failed authentications a second (and their bursts): per address and in total.
@@ -45,8 +50,9 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
- * pass to ing_clients_disconnect when the connection closes), or NULL when addr is at max and
- * the connection is to be turned away (nothing counted). Any worker thread. */
+ * pass to ing_clients_disconnect when the connection closes; &c->untracked, counted nowhere,
+ * when addr finds no slot), or NULL when addr is at max and the connection is to be turned
+ * away (nothing counted). Any worker thread. */
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
                                   int64_t now_ns);
 /* Uncounts a connection ing_clients_connect counted in slot. */

@@ -114,6 +114,39 @@ static void test_clients_failed_auth(void **state)
     ing_clients_deinit(&c);
 }
 
+/* Many addresses that spent their budgets, or hold their connections, fill the table: an
+ * address that finds no slot is still only under the total budget, never under another
+ * address's spent budget or connection count. */
+static void test_clients_table_full(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    char addr[32];
+    ing_clients_init(&c, 1, 1, 1000000, 1000000);
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        ing_clients_auth_failed(&c, addr, t);
+        assert_non_null(ing_clients_connect(&c, addr, 1, t));
+    }
+    for (int i = 0; i < 64; i++) {
+        snprintf(addr, sizeof(addr), "192.168.%d.%d", i >> 8, i & 255);
+        assert_true(ing_clients_auth_allowed(&c, addr, t, &retry));
+        ing_client_t *a = ing_clients_connect(&c, addr, 1, t);
+        assert_non_null(a);
+        ing_clients_disconnect(&c, a);
+    }
+    ing_clients_deinit(&c);
+    /* The total budget still binds an address without a slot. */
+    ing_clients_init(&c, 1, 1, 1, 2);
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        ing_clients_auth_failed(&c, addr, t);
+    }
+    assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t, &retry));
+    ing_clients_deinit(&c);
+}
+
 static void test_lineage_format(void **state)
 {
     char buf[ING_LINEAGE_MAX];
@@ -457,7 +490,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
-        cmocka_unit_test(test_clients_failed_auth),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
