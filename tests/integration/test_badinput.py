@@ -493,7 +493,7 @@ def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_p
 def test_bodies_in_flight_capped(service, topics, free_port):
     """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
     gets 503 before it is read; once the first is answered, the same request is accepted."""
-    src = dict(sources()[0], max_body=4 * 1024 * 1024)
+    src = dict(sources()[0], max_body=1024 * 1024)
     port = free_port()
     service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
             env=ENV)

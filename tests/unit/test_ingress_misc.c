@@ -245,6 +245,8 @@ static void test_config_errors(void **state)
     expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
     expect_error(SRC "    encoding: base32\n", "encoding");
     expect_error(SRC "    max_body: 999999999\n", "max_body");
+    /* A body its source admits that the memory cap never could: 503 on every retry. */
+    expect_error(SRC "    max_body: 2097152\nmax_body_memory_mb: 1\n", "sources[0].max_body");
     expect_error(SRC "ack_mode: fastest\n", "ack_mode");
     expect_error(SRC "ack_timeout_ms: 10\n", "ack_timeout_ms");
     expect_error(SRC "log_level: loud\n", "log_level");
