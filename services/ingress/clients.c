@@ -70,13 +70,26 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
     return ok;
 }
 
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s != NULL) (void)ing_ratelimit_take(&s->failed, now_ns, NULL);
+    bool ok = s == NULL || ing_ratelimit_take(&s->failed, now_ns, retry_after_s);
+    if (ok && !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
+        if (s != NULL) ing_ratelimit_refund(&s->failed);
+        ok = false;
+    }
     pthread_mutex_unlock(&c->lock);
-    (void)ing_ratelimit_take(&c->failed_total, now_ns, NULL);
+    return ok;
+}
+
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (s != NULL) ing_ratelimit_refund(&s->failed);
+    ing_ratelimit_refund(&c->failed_total);
+    pthread_mutex_unlock(&c->lock);
 }
 
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,

@@ -46,8 +46,13 @@ void ing_clients_deinit(ing_clients_t *c);
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s);
 
-/* Charges one failed authentication to addr and to the total. Any worker thread. */
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
+/* Charges one failed authentication to addr and to the total before the signature is checked,
+ * so requests checked together cannot pass the budget together; false (nothing charged,
+ * *retry_after_s set when non-NULL) when either budget is spent. An authentic request gives
+ * it back with ing_clients_auth_refund. Any worker thread. */
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s);
+/* Gives back the charge ing_clients_auth_take made for addr: the request was authentic. */
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
  * pass to ing_clients_disconnect when the connection closes; &c->untracked, counted nowhere,

@@ -329,13 +329,20 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     if (len < 0) return;
     ing_header_t hv[64];
     ing_headers_t h = collect_headers(ri, hv, 64);
+    /* Charged as a failure before the signatures are computed, given back when authentic:
+     * the requests that passed the check above together cannot all spend the CPU. */
+    if (!ing_clients_auth_take(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
+                               &r->retry_after)) {
+        reject(r, 429, "auth_rate_limited", "too many failed authentications");
+        return;
+    }
     ing_auth_result_t a =
         ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != ING_AUTH_OK) {
-        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
         reject(r, 401, ing_auth_code(a), "authentication failed");
         return;
     }
+    ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
     if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
         reject(r, 429, "rate_limited", "over the source's rate limit");
         return;

@@ -414,6 +414,48 @@ def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_
     assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)
 
 
+def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topics, free_port):
+    """One address sends the headers of many requests with bad signatures at once, then their
+    bodies: all of them pass the budget check before any has failed, yet only the budget's worth
+    are authenticated (401); the rest get 429 auth_rate_limited."""
+    import threading
+    from ingress_support import sign_standard
+    burst, rate, n = 3, 1, 24
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [sources()[0]], log_level="warn",
+                                      failed_auth_rate_per_client=rate,
+                                      failed_auth_burst_per_client=burst), env=ENV)
+    body = b'{"type":"t"}'
+    h = sign_standard(SECRETS["sw"], "junk", int(time.time()), b"other")
+    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+    t0 = time.monotonic()
+    for sk in socks:
+        sk.sendall(head.encode())
+    time.sleep(0.5)  # every request is now past the check, reading its body
+    statuses = [None] * n
+
+    def finish(i):
+        socks[i].sendall(body)
+        st, _, data = read_response(socks[i])
+        statuses[i] = (st, error_code_of(data))
+        socks[i].close()
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - t0
+    failed = sum(1 for st in statuses if st == (401, "bad_signature"))
+    cut = sum(1 for st in statuses if st == (429, "auth_rate_limited"))
+    print(f"{n} requests together: {failed} authenticated and failed, {cut} cut off")
+    assert failed + cut == n, statuses
+    assert failed <= burst + rate * (elapsed + 1), (failed, elapsed, statuses)
+
+
 # ---- idle connections and bodies in flight ---------------------------------------------------
 
 def post_latencies(port, n, body=b'{"type":"t"}'):

@@ -74,13 +74,13 @@ static void test_clients_failed_auth(void **state)
     /* Each address has its own three failures; checking charges nothing. */
     for (int i = 0; i < 3; i++) {
         assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
-        ing_clients_auth_failed(&c, "10.0.0.1", t);
+        (void)ing_clients_auth_take(&c, "10.0.0.1", t, NULL);
     }
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
     assert_int_equal(retry, 1);
     assert_true(ing_clients_auth_allowed(&c, "10.0.0.2", t, &retry));
-    ing_clients_auth_failed(&c, "10.0.0.2", t);
-    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL);
+    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL);
     /* Five failures in total: every address is now refused, even one never seen. */
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
     /* A second later one token each is back. */
@@ -96,19 +96,30 @@ static void test_clients_failed_auth(void **state)
     assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC), a);
     ing_clients_disconnect(&c, NULL); /* NULL-safe */
     ing_clients_deinit(&c);
+    /* An authentic request gives back what it was charged: authentic traffic spends nothing. */
+    ing_clients_init(&c, 1, 2, 1, 2);
+    for (int i = 0; i < 10; i++) {
+        assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
+        ing_clients_auth_refund(&c, "10.0.1.1", t);
+    }
+    assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.2", t, &retry)); /* the total is spent */
+    ing_clients_deinit(&c);
     /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     char addr[32];
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        ing_clients_auth_failed(&c, addr, t);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
     }
     int used = 0;
     for (int i = 0; i < ING_CLIENTS_SLOTS; i++) used += c.slots[i].addr[0] != '\0';
     assert_int_equal(used, ING_CLIENTS_SLOTS);
     /* Once their budgets refill, the slots are taken by new addresses again. */
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
-    ing_clients_auth_failed(&c, "192.168.0.1", t + 2 * SEC);
+    (void)ing_clients_auth_take(&c, "192.168.0.1", t + 2 * SEC, NULL);
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
     ing_clients_deinit(&c);
@@ -126,7 +137,7 @@ static void test_clients_table_full(void **state)
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        ing_clients_auth_failed(&c, addr, t);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
         assert_non_null(ing_clients_connect(&c, addr, 1, t));
     }
     for (int i = 0; i < 64; i++) {
@@ -141,7 +152,7 @@ static void test_clients_table_full(void **state)
     ing_clients_init(&c, 1, 1, 1, 2);
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        ing_clients_auth_failed(&c, addr, t);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
     }
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t, &retry));
     ing_clients_deinit(&c);
@@ -492,7 +503,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
-        cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
+        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
