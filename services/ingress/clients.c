@@ -49,14 +49,22 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
         ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
         if (strncmp(s->addr, addr, sizeof(s->addr)) == 0 && s->addr[0] != '\0') return s;
         if (spare == NULL &&
-            (s->addr[0] == '\0' || (s->connections == 0 && ing_ratelimit_idle(&s->failed, now_ns))))
+            (s->addr[0] == '\0' || (s->connections == 0 && s->trusted_until_ns <= now_ns &&
+                                    ing_ratelimit_idle(&s->failed, now_ns))))
             spare = s;
     }
     if (spare == NULL) return NULL;
     hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
     ing_ratelimit_init(&spare->failed, c->rate, c->burst);
     spare->connections = 0;
+    spare->trusted_until_ns = 0;
     return spare;
+}
+
+/* Is the total budget to be asked of s's requests at now_ns? Not of a trusted address's. */
+static bool total_applies(const ing_client_t *s, int64_t now_ns)
+{
+    return s == NULL || s->trusted_until_ns <= now_ns;
 }
 
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
@@ -65,7 +73,8 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
     bool ok = (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
-              ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s);
+              (!total_applies(s, now_ns) ||
+               ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s));
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
@@ -75,7 +84,8 @@ bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, i
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
     bool ok = s == NULL || ing_ratelimit_take(&s->failed, now_ns, retry_after_s);
-    if (ok && !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
+    if (ok && total_applies(s, now_ns) &&
+        !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
         if (s != NULL) ing_ratelimit_refund(&s->failed);
         ok = false;
     }
@@ -87,8 +97,11 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s != NULL) ing_ratelimit_refund(&s->failed);
-    ing_ratelimit_refund(&c->failed_total);
+    if (total_applies(s, now_ns)) ing_ratelimit_refund(&c->failed_total);
+    if (s != NULL) {
+        ing_ratelimit_refund(&s->failed);
+        s->trusted_until_ns = now_ns + (int64_t)ING_CLIENTS_TRUST_S * 1000000000;
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -18,11 +18,16 @@
 #define ING_CLIENTS_SLOTS 4096
 #define ING_CLIENTS_PROBE 8
 #define ING_CLIENT_ADDR_MAX 48 /* an IPv6 address in text, with its NUL */
+/* An address is trusted this long after its last authentic request: its requests are then
+ * only under its own budget of failed authentications, not the total, so junk from many
+ * addresses spending the total does not turn the real senders away. */
+#define ING_CLIENTS_TRUST_S 600
 
 typedef struct {
     char addr[ING_CLIENT_ADDR_MAX]; /* the address as civetweb prints it; "" = free slot */
     ing_ratelimit_t failed;         /* this address's failed authentications */
     unsigned connections;           /* its connections open now (held: the slot stays its) */
+    int64_t trusted_until_ns;       /* ING_CLIENTS_TRUST_S after its last authentic request */
 } ing_client_t;
 
 typedef struct {
@@ -41,8 +46,9 @@ void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_c
 void ing_clients_deinit(ing_clients_t *c);
 
 /* May a request from addr be authenticated? False, with *retry_after_s (>= 1) set, when addr
- * or all addresses together have spent their budget of failed authentications: the request
- * is then refused before its body is read. Charges nothing. Any worker thread. */
+ * or all addresses together have spent their budget of failed authentications (the total is
+ * not asked of a trusted address): the request is then refused before its body is read.
+ * Charges nothing. Any worker thread. */
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s);
 
@@ -51,7 +57,8 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
  * *retry_after_s set when non-NULL) when either budget is spent. An authentic request gives
  * it back with ing_clients_auth_refund. Any worker thread. */
 bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s);
-/* Gives back the charge ing_clients_auth_take made for addr: the request was authentic. */
+/* Gives back the charge ing_clients_auth_take made for addr: the request was authentic, and
+ * addr is trusted for ING_CLIENTS_TRUST_S from now. */
 void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to

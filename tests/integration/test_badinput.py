@@ -414,6 +414,37 @@ def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_
     assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)
 
 
+def test_failed_auth_total_spent_by_many_addresses_spares_known_senders(service, topics,
+                                                                       free_port):
+    """Junk from many addresses spends the total budget of failed authentications: a sender whose
+    requests authenticated before is still answered 202, an address never seen gets 429."""
+    import http.client
+    from ingress_support import sign_standard
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [sources()[0]], log_level="warn",
+                                      failed_auth_rate=1, failed_auth_burst=4), env=ENV)
+    body = b'{"type":"t"}'
+
+    def post(addr, secret):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=(addr, 0))
+        h = {"Content-Type": "application/json",
+             **sign_standard(secret, f"k-{time.time_ns()}", int(time.time()), body)}
+        conn.request("POST", "/v1/webhooks/sw", body=body, headers=h)
+        r = conn.getresponse()
+        out = (r.status, error_code_of(r.read()))
+        conn.close()
+        return out
+
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    wrong = "whsec_" + base64.b64encode(b"w" * 32).decode()
+    junk = [post(f"127.0.0.{i}", wrong) for i in range(2, 12)]
+    assert (429, "auth_rate_limited") in junk, junk
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    assert post("127.0.0.99", SECRETS["sw"]) == (429, "auth_rate_limited")
+
+
 def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topics, free_port):
     """One address sends the headers of many requests with bad signatures at once, then their
     bodies: all of them pass the budget check before any has failed, yet only the budget's worth

@@ -101,11 +101,13 @@ static void test_clients_failed_auth(void **state)
     for (int i = 0; i < 10; i++) {
         assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
         ing_clients_auth_refund(&c, "10.0.1.1", t);
+        assert_true(ing_clients_auth_take(&c, "10.0.1.3", t, &retry));
+        ing_clients_auth_refund(&c, "10.0.1.3", t);
     }
-    assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
-    assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
-    assert_false(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
-    assert_false(ing_clients_auth_take(&c, "10.0.1.2", t, &retry)); /* the total is spent */
+    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.4", t, &retry)); /* the total is spent */
     ing_clients_deinit(&c);
     /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
@@ -122,6 +124,39 @@ static void test_clients_failed_auth(void **state)
     (void)ing_clients_auth_take(&c, "192.168.0.1", t + 2 * SEC, NULL);
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
+    ing_clients_deinit(&c);
+}
+
+/* One failed authentication from each of n addresses "a.b.c.i" under prefix "a.b.c.". */
+static void fail_from_many(ing_clients_t *c, const char *prefix, int n, int64_t now_ns)
+{
+    char addr[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(addr, sizeof(addr), "%s%d", prefix, i);
+        (void)ing_clients_auth_take(c, addr, now_ns, NULL);
+    }
+}
+
+/* Many addresses spend the total budget: an address that authenticated a moment ago is still
+ * heard (within its own budget), one never seen is not. */
+static void test_clients_trusted_address(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    ing_clients_init(&c, 1, 2, 1, 10);
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t, &retry));
+    ing_clients_auth_refund(&c, "10.9.0.1", t); /* authentic */
+    fail_from_many(&c, "10.8.0.", 20, t);
+    assert_false(ing_clients_auth_allowed(&c, "10.9.0.2", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_allowed(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry)); /* its own budget */
+    /* The trust lapses ING_CLIENTS_TRUST_S after the last authentic request. */
+    int64_t later = t + (int64_t)ING_CLIENTS_TRUST_S * SEC + SEC;
+    fail_from_many(&c, "10.7.0.", 20, later);
+    assert_false(ing_clients_auth_allowed(&c, "10.9.0.1", later, &retry));
     ing_clients_deinit(&c);
 }
 
@@ -504,6 +539,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
         cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
+        cmocka_unit_test(test_clients_trusted_address),
         cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
