@@ -386,6 +386,10 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     atomic_fetch_add(&s->in_flight, 1);
     hl_gauge_add(s->in_flight_g, 1);
     handle_webhook(s, c, &r);
+    /* Released before the answer: the body is no longer read (the producer holds its own
+     * copy), and a client that has its answer may send the next body at once. */
+    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
+    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     answer(c, &r);
     int64_t latency = hl_mono_us() - r.t0;
     ing_count_status(r.src ? &r.src->counters : &s->sources->unknown, r.status);
@@ -397,8 +401,6 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
-    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
-    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;

@@ -563,31 +563,55 @@ def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_p
     assert status == 200 and metric_value(text, "hookline_ingress_connections_refused_total") > threads
 
 
-def test_bodies_in_flight_capped(service, topics, free_port):
-    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
-    gets 503 before it is read; once the first is answered, the same request is accepted."""
+def signed_request(body, message_id):
+    """A whole POST of body to source sw, signed with message_id, ending the connection."""
+    from ingress_support import sign_standard
+    h = sign_standard(SECRETS["sw"], message_id, int(time.time()), body)
+    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+def one_mib_cap_ingress(service, topics, free_port, size):
+    """An ingress whose bodies in flight are capped at 1 MiB, and a JSON body of size bytes."""
     src = dict(sources()[0], max_body=1024 * 1024)
     port = free_port()
     service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
             env=ENV)
-    size = 700 * 1024
-    body = b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
-    from ingress_support import sign_standard
-    h = sign_standard(SECRETS["sw"], f"big-{time.time_ns()}", int(time.time()), body)
-    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
-    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return port, b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
+
+
+def test_bodies_in_flight_capped(service, topics, free_port):
+    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
+    gets 503 before it is read; once the first is answered, the same request is accepted."""
+    port, body = one_mib_cap_ingress(service, topics, free_port, 700 * 1024)
+    first = signed_request(body, f"big-{time.time_ns()}")
     slow = socket.create_connection(("127.0.0.1", port), timeout=10)
-    slow.sendall(head.encode() + body[:1000])  # its body is now being read, slowly
+    slow.sendall(first[:len(first) - len(body) + 1000])  # its body is now being read, slowly
     time.sleep(0.5)
-    h2 = sign_standard(SECRETS["sw"], f"big2-{time.time_ns()}", int(time.time()), body)
-    head2 = head
-    for k in h:
-        head2 = head2.replace(f"{k}: {h[k]}\r\n", f"{k}: {h2[k]}\r\n")
-    status, hdrs, data = send(port, head2.encode() + body, False)
+    second = signed_request(body, f"big2-{time.time_ns()}")
+    status, hdrs, data = send(port, second, False)
     assert status == 503 and error_code_of(data) == "unavailable" and hdrs.get("retry-after")
-    slow.sendall(body[1000:])
+    slow.sendall(first[len(first) - len(body) + 1000:])
     assert read_response(slow)[0] == 202
     slow.close()
-    status, _, data = send(port, head2.encode() + body, False)
+    status, _, data = send(port, second, False)
     assert status == 202, data
+
+
+def test_body_reservation_released_by_the_time_of_the_answer(service, topics, free_port):
+    """Bodies that fit the memory cap only one at a time, sent one after the other, each on a
+    connection already open the moment the previous answer is read: every one is accepted (a
+    body's reservation is given back before its answer, not after)."""
+    port, body = one_mib_cap_ingress(service, topics, free_port, 600 * 1024)
+    n = 12
+    reqs = [signed_request(body, f"seq-{i}-{time.time_ns()}") for i in range(n)]
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+    statuses = []
+    for sk, req in zip(socks, reqs):
+        sk.sendall(req)
+        st, _, data = read_response(sk)
+        statuses.append((st, error_code_of(data)))
+        sk.close()
+    assert statuses == [(202, None)] * n, statuses
