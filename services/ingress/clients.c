@@ -1,10 +1,12 @@
-/* The per-address table: FNV-1a over the address text picks the first slot, linear probing
- * the rest; a slot is reused once its budget has refilled and its connections are closed. One mutex: the work under it is a
- * few string compares. */
+/* The per-address table: FNV-1a over the address text, from a seed drawn at start, picks the
+ * first slot, linear probing the rest; a slot is reused once its budget has refilled and its
+ * connections are closed. One mutex: the work under it is a few string compares. */
 #include "clients.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "hl/util.h"
 
@@ -15,6 +17,9 @@ void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_c
     c->slots = hl_xcalloc(ING_CLIENTS_SLOTS, sizeof(ing_client_t));
     c->rate = per_client_rate;
     c->burst = per_client_burst;
+    /* Unpredictable, so addresses cannot be chosen to land in one another's probe window. */
+    if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
+        c->seed = (uint32_t)hl_mono_us() ^ (uint32_t)(uintptr_t)c->slots;
     ing_ratelimit_init(&c->failed_total, total_rate, total_burst);
 }
 
@@ -26,48 +31,78 @@ void ing_clients_deinit(ing_clients_t *c)
     pthread_mutex_destroy(&c->lock);
 }
 
-static uint32_t hash_addr(const char *s)
+static uint32_t hash_addr(uint32_t seed, const char *s)
 {
-    uint32_t h = 2166136261u;
+    uint32_t h = 2166136261u ^ seed;
     for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
-/* The slot of addr, taken anew when needed. Called with c->lock held. */
+/* The slot of addr, taken anew when needed; NULL when every slot of its window is busy: the
+ * address is then untracked (only the total budget applies), rather than charged with another
+ * address's budget and connections. Called with c->lock held. */
 static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
-    uint32_t first = hash_addr(addr) % ING_CLIENTS_SLOTS;
+    uint32_t first = hash_addr(c->seed, addr) % ING_CLIENTS_SLOTS;
     ing_client_t *spare = NULL;
     for (uint32_t i = 0; i < ING_CLIENTS_PROBE; i++) {
         ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
         if (strncmp(s->addr, addr, sizeof(s->addr)) == 0 && s->addr[0] != '\0') return s;
         if (spare == NULL &&
-            (s->addr[0] == '\0' || (s->connections == 0 && ing_ratelimit_idle(&s->failed, now_ns))))
+            (s->addr[0] == '\0' || (s->connections == 0 && s->trusted_until_ns <= now_ns &&
+                                    ing_ratelimit_idle(&s->failed, now_ns))))
             spare = s;
     }
-    if (spare == NULL) return &c->slots[first]; /* all busy: share the first */
+    if (spare == NULL) return NULL;
     hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
     ing_ratelimit_init(&spare->failed, c->rate, c->burst);
     spare->connections = 0;
+    spare->trusted_until_ns = 0;
     return spare;
+}
+
+/* Is the total budget to be asked of s's requests at now_ns? Not of a trusted address's. */
+static bool total_applies(const ing_client_t *s, int64_t now_ns)
+{
+    return s == NULL || s->trusted_until_ns <= now_ns;
 }
 
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s)
 {
     pthread_mutex_lock(&c->lock);
-    bool ok = ing_ratelimit_check(&slot_of(c, addr, now_ns)->failed, now_ns, retry_after_s) &&
-              ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    bool ok = (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
+              (!total_applies(s, now_ns) ||
+               ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s));
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
 
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s)
 {
     pthread_mutex_lock(&c->lock);
-    (void)ing_ratelimit_take(&slot_of(c, addr, now_ns)->failed, now_ns, NULL);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    bool ok = s == NULL || ing_ratelimit_take(&s->failed, now_ns, retry_after_s);
+    if (ok && total_applies(s, now_ns) &&
+        !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
+        if (s != NULL) ing_ratelimit_refund(&s->failed);
+        ok = false;
+    }
     pthread_mutex_unlock(&c->lock);
-    (void)ing_ratelimit_take(&c->failed_total, now_ns, NULL);
+    return ok;
+}
+
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (total_applies(s, now_ns)) ing_ratelimit_refund(&c->failed_total);
+    if (s != NULL) {
+        ing_ratelimit_refund(&s->failed);
+        s->trusted_until_ns = now_ns + (int64_t)ING_CLIENTS_TRUST_S * 1000000000;
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
@@ -75,7 +110,8 @@ ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned m
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s->connections >= max) s = NULL;
+    if (s == NULL) s = &c->untracked; /* admitted, counted nowhere */
+    else if (s->connections >= max) s = NULL;
     else s->connections++;
     pthread_mutex_unlock(&c->lock);
     return s;
@@ -83,7 +119,7 @@ ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned m
 
 void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot)
 {
-    if (slot == NULL) return;
+    if (slot == NULL || slot == &c->untracked) return;
     pthread_mutex_lock(&c->lock);
     if (slot->connections > 0) slot->connections--;
     pthread_mutex_unlock(&c->lock);

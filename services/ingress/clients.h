@@ -1,8 +1,11 @@
 /* What the ingress remembers per client address, shared by every worker: the budget of failed
- * authentications (per address and in total) and the connections open. A fixed table, so a flood of addresses costs
- * no memory: an address hashes to one of ING_CLIENTS_SLOTS slots and takes the first of
- * ING_CLIENTS_PROBE slots from there that holds it, is free or has nothing left to remember;
- * when all of them are busy it shares the first (and its budget) until one frees up. */
+ * authentications (per address and in total) and the connections open. A fixed table, so a
+ * flood of addresses costs no memory: an address hashes (seeded at random) to one of
+ * ING_CLIENTS_SLOTS slots and takes the first of ING_CLIENTS_PROBE slots from there that holds
+ * it, is free or has nothing left to remember. When all of them are busy the address goes
+ * untracked until one frees up: only the total budget applies to it and its connections are
+ * not capped. It never shares another address's slot, whose spent budget or connections would
+ * turn it away for what the other did. */
 #ifndef ING_CLIENTS_H
 #define ING_CLIENTS_H
 
@@ -15,11 +18,16 @@
 #define ING_CLIENTS_SLOTS 4096
 #define ING_CLIENTS_PROBE 8
 #define ING_CLIENT_ADDR_MAX 48 /* an IPv6 address in text, with its NUL */
+/* An address is trusted this long after its last authentic request: its requests are then
+ * only under its own budget of failed authentications, not the total, so junk from many
+ * addresses spending the total does not turn the real senders away. */
+#define ING_CLIENTS_TRUST_S 600
 
 typedef struct {
     char addr[ING_CLIENT_ADDR_MAX]; /* the address as civetweb prints it; "" = free slot */
     ing_ratelimit_t failed;         /* this address's failed authentications */
     unsigned connections;           /* its connections open now (held: the slot stays its) */
+    int64_t trusted_until_ns;       /* ING_CLIENTS_TRUST_S after its last authentic request */
 } ing_client_t;
 
 typedef struct {
@@ -27,6 +35,8 @@ typedef struct {
     ing_client_t *slots;          /* ING_CLIENTS_SLOTS of them, owned */
     ing_ratelimit_t failed_total; /* failed authentications of all addresses together */
     uint32_t rate, burst;         /* the per-address budget, for slots taken anew */
+    uint32_t seed;                /* of the address hash, drawn at init */
+    ing_client_t untracked;       /* what connections of an address without a slot get */
 } ing_clients_t;
 
 /* Budgets of failed authentications a second (and their bursts): per address and in total.
@@ -36,17 +46,25 @@ void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_c
 void ing_clients_deinit(ing_clients_t *c);
 
 /* May a request from addr be authenticated? False, with *retry_after_s (>= 1) set, when addr
- * or all addresses together have spent their budget of failed authentications: the request
- * is then refused before its body is read. Charges nothing. Any worker thread. */
+ * or all addresses together have spent their budget of failed authentications (the total is
+ * not asked of a trusted address): the request is then refused before its body is read.
+ * Charges nothing. Any worker thread. */
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s);
 
-/* Charges one failed authentication to addr and to the total. Any worker thread. */
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
+/* Charges one failed authentication to addr and to the total before the signature is checked,
+ * so requests checked together cannot pass the budget together; false (nothing charged,
+ * *retry_after_s set when non-NULL) when either budget is spent. An authentic request gives
+ * it back with ing_clients_auth_refund. Any worker thread. */
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s);
+/* Gives back the charge ing_clients_auth_take made for addr: the request was authentic, and
+ * addr is trusted for ING_CLIENTS_TRUST_S from now. */
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
- * pass to ing_clients_disconnect when the connection closes), or NULL when addr is at max and
- * the connection is to be turned away (nothing counted). Any worker thread. */
+ * pass to ing_clients_disconnect when the connection closes; &c->untracked, counted nowhere,
+ * when addr finds no slot), or NULL when addr is at max and the connection is to be turned
+ * away (nothing counted). Any worker thread. */
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
                                   int64_t now_ns);
 /* Uncounts a connection ing_clients_connect counted in slot. */

@@ -213,6 +213,14 @@ int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
         return hl_config_fail(errbuf, errcap, "sources", "(empty)", "at least one source");
     for (unsigned i = 0; i < c->sources_count; i++) {
         if (finish_source(&c->sources[i], i, errbuf, errcap) != 0) return HL_ECONFIG;
+        /* A body reserves its max_body (chunked) or Content-Length against max_body_memory_mb:
+         * one the cap cannot hold would be answered 503 on every retry, never accepted. */
+        if ((uint64_t)c->sources[i].max_body > (uint64_t)c->max_body_memory_mb * 1024 * 1024) {
+            char v[24];
+            snprintf(v, sizeof(v), "%u", c->sources[i].max_body);
+            return source_field_fail(errbuf, errcap, i, "max_body", v,
+                                     "at most max_body_memory_mb (in bytes)");
+        }
         for (unsigned j = 0; j < i; j++)
             if (strcmp(c->sources[i].name, c->sources[j].name) == 0)
                 return source_field_fail(errbuf, errcap, i, "name", c->sources[i].name,

@@ -50,3 +50,8 @@ bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns)
 {
     return atomic_load_explicit(&r->tat, memory_order_relaxed) <= now_ns;
 }
+
+void ing_ratelimit_refund(ing_ratelimit_t *r)
+{
+    atomic_fetch_sub_explicit(&r->tat, r->interval_ns, memory_order_relaxed);
+}

@@ -24,6 +24,10 @@ bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
 /* As ing_ratelimit_take, but takes nothing: would a request be admitted now? */
 bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
 
+/* Gives back one token ing_ratelimit_take took (the request it was taken for is not to be
+ * charged after all). Lock-free; any thread. */
+void ing_ratelimit_refund(ing_ratelimit_t *r);
+
 /* True when the bucket is full again at now_ns (no request left a trace in it). */
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns);
 

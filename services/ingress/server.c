@@ -30,7 +30,7 @@ struct ing_server {
     ing_clients_t clients;    /* failed-authentication budgets per client address */
     int metrics_port;         /* the port of metrics_listen: /metrics there and only there */
     int refused;              /* its address marks a connection over its address's cap */
-    atomic_long request_info_offset; /* of the request info in a civetweb connection; -1 */
+    atomic_long request_info_offset; /* of the request info in a connection, or < 0 */
     atomic_llong body_bytes;  /* bytes reserved by the bodies being read or handled */
     int64_t body_cap;         /* max_body_memory_mb in bytes */
     hl_counter_t *refused_total;
@@ -330,13 +330,20 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     if (len < 0) return;
     ing_header_t hv[64];
     ing_headers_t h = collect_headers(ri, hv, 64);
+    /* Charged as a failure before the signatures are computed, given back when authentic:
+     * the requests that passed the check above together cannot all spend the CPU. */
+    if (!ing_clients_auth_take(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
+                               &r->retry_after)) {
+        reject(r, 429, "auth_rate_limited", "too many failed authentications");
+        return;
+    }
     ing_auth_result_t a =
         ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != ING_AUTH_OK) {
-        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
         reject(r, 401, ing_auth_code(a), "authentication failed");
         return;
     }
+    ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
     if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
         reject(r, 429, "rate_limited", "over the source's rate limit");
         return;
@@ -380,6 +387,10 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     atomic_fetch_add(&s->in_flight, 1);
     hl_gauge_add(s->in_flight_g, 1);
     handle_webhook(s, c, &r);
+    /* Released before the answer: the body is no longer read (the producer holds its own
+     * copy), and a client that has its answer may send the next body at once. */
+    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
+    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     answer(c, &r);
     int64_t latency = hl_mono_us() - r.t0;
     ing_count_status(r.src ? &r.src->counters : &s->sources->unknown, r.status);
@@ -393,8 +404,6 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
-    atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
-    hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;
@@ -515,12 +524,20 @@ static void *count_connection(ing_server_t *s, const char *addr)
     return &s->refused;
 }
 
+/* The request info's offset in a connection is believed only within this bound, and no longer
+ * once a request finds its info elsewhere or its address differs from the one counted. */
+#define REQUEST_INFO_OFFSET_MAX (64 * 1024)
+#define REQUEST_INFO_OFFSET_UNKNOWN (-1)
+#define REQUEST_INFO_OFFSET_DISTRUSTED (-2)
+
 /* A connection taken by a worker, before any request: counted against its address's cap, and
  * one over it gets no wait for its headers (hl_http_expire_headers), so it frees the worker at
  * once instead of holding it for request_timeout_ms. civetweb gives no request info before
- * the first request (mg_get_request_info is NULL), though the address is known: it is read
- * where the request info lies within the connection, an offset learnt from civetweb itself at
- * the first request (begin_request_cb). Connections that come before it are counted there. */
+ * the first request (mg_get_request_info is NULL, and no other call of its API names the peer),
+ * though the address is known: it is read where the request info lies within the connection,
+ * an offset learnt from civetweb itself at the first request (begin_request_cb), which checks
+ * every later request against it. Connections that come before it, or after it was found
+ * wrong, are counted there. */
 static int init_connection_cb(const struct mg_connection *c, void **conn_data)
 {
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
@@ -535,16 +552,44 @@ static int init_connection_cb(const struct mg_connection *c, void **conn_data)
     return rc;
 }
 
-/* A request's headers are in: learns the request info's offset, counts a connection that came
- * before it was known, and answers 503 to a refused connection whose request arrived before
- * its read was cut. */
+/* Checks what init_connection_cb relied on against c's first request: the request info at the
+ * learnt offset, and the address counted being the request's. Learns the offset the first time.
+ * On any mismatch the offset is never read again, and a connection counted under another
+ * address is counted anew under its own. */
+static void check_request_info(ing_server_t *s, struct mg_connection *c,
+                               const struct mg_request_info *ri)
+{
+    long off = (long)((const char *)ri - (const char *)c);
+    bool inside = off >= 0 && off <= REQUEST_INFO_OFFSET_MAX;
+    long want = REQUEST_INFO_OFFSET_UNKNOWN;
+    if (atomic_compare_exchange_strong(&s->request_info_offset, &want,
+                                       inside ? off : REQUEST_INFO_OFFSET_DISTRUSTED))
+        return;
+    void *data = mg_get_user_connection_data(c);
+    ing_client_t *slot = data == &s->refused || data == &s->clients.untracked ? NULL : data;
+    bool same_addr = slot == NULL || strcmp(slot->addr, ri->remote_addr) == 0;
+    if (want == off && same_addr) return;
+    if (want >= 0) {
+        atomic_store(&s->request_info_offset, REQUEST_INFO_OFFSET_DISTRUSTED);
+        hl_warn("civetweb's request info is not where it was learnt: connections are counted "
+                "from their first request on");
+    }
+    if (!same_addr) {
+        ing_clients_disconnect(&s->clients, slot);
+        mg_set_user_connection_data(c, NULL);
+    }
+}
+
+/* A request's headers are in: checks the request info's offset, counts a connection that was
+ * not counted at its start, and answers 503 to a refused connection whose request arrived
+ * before its read was cut. */
 static int begin_request_cb(struct mg_connection *c)
 {
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
     int rc = s->next_begin_request(c);
     const struct mg_request_info *ri = mg_get_request_info(c);
-    if (ri != NULL && atomic_load(&s->request_info_offset) < 0)
-        atomic_store(&s->request_info_offset, (long)((const char *)ri - (const char *)c));
+    if (ri != NULL && atomic_load(&s->request_info_offset) != REQUEST_INFO_OFFSET_DISTRUSTED)
+        check_request_info(s, c, ri);
     if (ri != NULL && mg_get_user_connection_data(c) == NULL)
         mg_set_user_connection_data(c, count_connection(s, ri->remote_addr));
     if (!conn_refused(s, c)) return rc;
@@ -623,7 +668,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     s->fast = strcmp(cfg->ack_mode, "fast") == 0;
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->body_bytes, 0);
-    atomic_init(&s->request_info_offset, -1);
+    atomic_init(&s->request_info_offset, REQUEST_INFO_OFFSET_UNKNOWN);
     s->body_cap = (int64_t)cfg->max_body_memory_mb * 1024 * 1024;
     s->refused_total = hl_metrics_counter(metrics, "hookline_ingress_connections_refused_total",
                                           "Connections closed at once: their address was at "

@@ -89,6 +89,26 @@ add("route encoded letters /v1/webhooks/%73w", "/v1/webhooks/%73w", SWBODY, sign
     sign_as="sw")
 add("route alias with NUL", "/api/webhooks%00", SWBODY, sign=SIGN, sign_as="sw", status=404,
     code="not_found")
+# Overlong UTF-8 and double encodings of separators and dots, other spellings of the prefix and
+# the alias: none selects a source. A query string is not part of the name. civetweb matches
+# handlers on a normalised, case-folded path, so some reach the webhook handler, whose check of
+# the path as sent refuses them.
+for p in ("sw%c0%afx", "sw%C0%AFx", "%c0%ae%c0%ae/sw", "%e0%80%afsw", "%252e%252e/sw", "sw%252F",
+          "sw%25", "sw/", "/sw", "sw%09", "sw+", "%20sw"):
+    add(f"route encoded /v1/webhooks/{p}", "/v1/webhooks/" + p, SWBODY, sign=SIGN, sign_as="sw",
+        status=404, code="unknown_source")
+for p, code in (("/v1/webhooks%2Fsw", "not_found"), ("/v1/webhooks%2fsw", "not_found"),
+                ("/v1%2Fwebhooks/sw", "not_found"), ("//v1/webhooks/sw", "unknown_source"),
+                ("/v1//webhooks/sw", "unknown_source"), ("/V1/WEBHOOKS/sw", "unknown_source"),
+                ("/api/webhooks/", "not_found"), ("/api/webhooks%2F", "not_found"),
+                ("/api/webhooks/sw", "not_found"), ("/API/WEBHOOKS", "unknown_source"),
+                ("/api/webhooks/..", "not_found"), ("/x/../v1/webhooks/sw", "unknown_source")):
+    add(f"route spelled {p}", p, SWBODY, sign=SIGN, sign_as="sw", status=404, code=code)
+add("route with query /v1/webhooks/sw?x=1", "/v1/webhooks/sw?x=1", SWBODY, sign=SIGN,
+    sign_as="sw")
+add("route alias with query", "/api/webhooks?source=gh", SWBODY, sign=SIGN, sign_as="sw")
+add("route encoded letters all /v1/webhooks/%73%77", "/v1/webhooks/%73%77", SWBODY, sign=SIGN,
+    sign_as="sw")
 add("unknown source with GET", "/v1/webhooks/nope", method="GET", status=404, code="unknown_source")
 for m in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS"):
     for src, path in (("sw", SW), ("gh", GH)):

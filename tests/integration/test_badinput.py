@@ -414,6 +414,79 @@ def test_failed_auth_flood_leaves_the_source_budget_alone(service, topics, free_
     assert cut > 0 and failed <= per_client_burst + per_client_rate * (flood_s + 1), (failed, cut)
 
 
+def test_failed_auth_total_spent_by_many_addresses_spares_known_senders(service, topics,
+                                                                       free_port):
+    """Junk from many addresses spends the total budget of failed authentications: a sender whose
+    requests authenticated before is still answered 202, an address never seen gets 429."""
+    import http.client
+    from ingress_support import sign_standard
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [sources()[0]], log_level="warn",
+                                      failed_auth_rate=1, failed_auth_burst=4), env=ENV)
+    body = b'{"type":"t"}'
+
+    def post(addr, secret):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                          source_address=(addr, 0))
+        h = {"Content-Type": "application/json",
+             **sign_standard(secret, f"k-{time.time_ns()}", int(time.time()), body)}
+        conn.request("POST", "/v1/webhooks/sw", body=body, headers=h)
+        r = conn.getresponse()
+        out = (r.status, error_code_of(r.read()))
+        conn.close()
+        return out
+
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    wrong = "whsec_" + base64.b64encode(b"w" * 32).decode()
+    junk = [post(f"127.0.0.{i}", wrong) for i in range(2, 12)]
+    assert (429, "auth_rate_limited") in junk, junk
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    assert post("127.0.0.1", SECRETS["sw"]) == (202, None)
+    assert post("127.0.0.99", SECRETS["sw"]) == (429, "auth_rate_limited")
+
+
+def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topics, free_port):
+    """One address sends the headers of many requests with bad signatures at once, then their
+    bodies: all of them pass the budget check before any has failed, yet only the budget's worth
+    are authenticated (401); the rest get 429 auth_rate_limited."""
+    import threading
+    from ingress_support import sign_standard
+    burst, rate, n = 3, 1, 24
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [sources()[0]], log_level="warn",
+                                      failed_auth_rate_per_client=rate,
+                                      failed_auth_burst_per_client=burst), env=ENV)
+    body = b'{"type":"t"}'
+    h = sign_standard(SECRETS["sw"], "junk", int(time.time()), b"other")
+    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+    t0 = time.monotonic()
+    for sk in socks:
+        sk.sendall(head.encode())
+    time.sleep(0.5)  # every request is now past the check, reading its body
+    statuses = [None] * n
+
+    def finish(i):
+        socks[i].sendall(body)
+        st, _, data = read_response(socks[i])
+        statuses[i] = (st, error_code_of(data))
+        socks[i].close()
+
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - t0
+    failed = sum(1 for st in statuses if st == (401, "bad_signature"))
+    cut = sum(1 for st in statuses if st == (429, "auth_rate_limited"))
+    print(f"{n} requests together: {failed} authenticated and failed, {cut} cut off")
+    assert failed + cut == n, statuses
+    assert failed <= burst + rate * (elapsed + 1), (failed, elapsed, statuses)
+
+
 # ---- idle connections and bodies in flight ---------------------------------------------------
 
 def post_latencies(port, n, body=b'{"type":"t"}'):
@@ -490,31 +563,55 @@ def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_p
     assert status == 200 and metric_value(text, "hookline_ingress_connections_refused_total") > threads
 
 
-def test_bodies_in_flight_capped(service, topics, free_port):
-    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
-    gets 503 before it is read; once the first is answered, the same request is accepted."""
-    src = dict(sources()[0], max_body=4 * 1024 * 1024)
-    port = free_port()
-    service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
-            env=ENV)
-    size = 700 * 1024
-    body = b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
+def signed_request(body, message_id):
+    """A whole POST of body to source sw, signed with message_id, ending the connection."""
     from ingress_support import sign_standard
-    h = sign_standard(SECRETS["sw"], f"big-{time.time_ns()}", int(time.time()), body)
+    h = sign_standard(SECRETS["sw"], message_id, int(time.time()), body)
     head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+def one_mib_cap_ingress(service, topics, free_port, size):
+    """An ingress whose bodies in flight are capped at 1 MiB, and a JSON body of size bytes."""
+    src = dict(sources()[0], max_body=1024 * 1024)
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=1),
+            env=ENV)
+    return port, b'{"type":"t","pad":"' + b"a" * (size - 21) + b'"}'
+
+
+def test_bodies_in_flight_capped(service, topics, free_port):
+    """Two bodies being read whose Content-Lengths together pass max_body_memory_mb: the second
+    gets 503 before it is read; once the first is answered, the same request is accepted."""
+    port, body = one_mib_cap_ingress(service, topics, free_port, 700 * 1024)
+    first = signed_request(body, f"big-{time.time_ns()}")
     slow = socket.create_connection(("127.0.0.1", port), timeout=10)
-    slow.sendall(head.encode() + body[:1000])  # its body is now being read, slowly
+    slow.sendall(first[:len(first) - len(body) + 1000])  # its body is now being read, slowly
     time.sleep(0.5)
-    h2 = sign_standard(SECRETS["sw"], f"big2-{time.time_ns()}", int(time.time()), body)
-    head2 = head
-    for k in h:
-        head2 = head2.replace(f"{k}: {h[k]}\r\n", f"{k}: {h2[k]}\r\n")
-    status, hdrs, data = send(port, head2.encode() + body, False)
+    second = signed_request(body, f"big2-{time.time_ns()}")
+    status, hdrs, data = send(port, second, False)
     assert status == 503 and error_code_of(data) == "unavailable" and hdrs.get("retry-after")
-    slow.sendall(body[1000:])
+    slow.sendall(first[len(first) - len(body) + 1000:])
     assert read_response(slow)[0] == 202
     slow.close()
-    status, _, data = send(port, head2.encode() + body, False)
+    status, _, data = send(port, second, False)
     assert status == 202, data
+
+
+def test_body_reservation_released_by_the_time_of_the_answer(service, topics, free_port):
+    """Bodies that fit the memory cap only one at a time, sent one after the other, each on a
+    connection already open the moment the previous answer is read: every one is accepted (a
+    body's reservation is given back before its answer, not after)."""
+    port, body = one_mib_cap_ingress(service, topics, free_port, 600 * 1024)
+    n = 12
+    reqs = [signed_request(body, f"seq-{i}-{time.time_ns()}") for i in range(n)]
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+    statuses = []
+    for sk, req in zip(socks, reqs):
+        sk.sendall(req)
+        st, _, data = read_response(sk)
+        statuses.append((st, error_code_of(data)))
+        sk.close()
+    assert statuses == [(202, None)] * n, statuses

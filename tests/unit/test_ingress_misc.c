@@ -74,13 +74,13 @@ static void test_clients_failed_auth(void **state)
     /* Each address has its own three failures; checking charges nothing. */
     for (int i = 0; i < 3; i++) {
         assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
-        ing_clients_auth_failed(&c, "10.0.0.1", t);
+        (void)ing_clients_auth_take(&c, "10.0.0.1", t, NULL);
     }
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
     assert_int_equal(retry, 1);
     assert_true(ing_clients_auth_allowed(&c, "10.0.0.2", t, &retry));
-    ing_clients_auth_failed(&c, "10.0.0.2", t);
-    ing_clients_auth_failed(&c, "10.0.0.2", t);
+    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL);
+    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL);
     /* Five failures in total: every address is now refused, even one never seen. */
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
     /* A second later one token each is back. */
@@ -96,21 +96,100 @@ static void test_clients_failed_auth(void **state)
     assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC), a);
     ing_clients_disconnect(&c, NULL); /* NULL-safe */
     ing_clients_deinit(&c);
+    /* An authentic request gives back what it was charged: authentic traffic spends nothing. */
+    ing_clients_init(&c, 1, 2, 1, 2);
+    for (int i = 0; i < 10; i++) {
+        assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry));
+        ing_clients_auth_refund(&c, "10.0.1.1", t);
+        assert_true(ing_clients_auth_take(&c, "10.0.1.3", t, &retry));
+        ing_clients_auth_refund(&c, "10.0.1.3", t);
+    }
+    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.2", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.0.1.4", t, &retry)); /* the total is spent */
+    ing_clients_deinit(&c);
     /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     char addr[32];
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        ing_clients_auth_failed(&c, addr, t);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
     }
     int used = 0;
     for (int i = 0; i < ING_CLIENTS_SLOTS; i++) used += c.slots[i].addr[0] != '\0';
     assert_int_equal(used, ING_CLIENTS_SLOTS);
     /* Once their budgets refill, the slots are taken by new addresses again. */
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
-    ing_clients_auth_failed(&c, "192.168.0.1", t + 2 * SEC);
+    (void)ing_clients_auth_take(&c, "192.168.0.1", t + 2 * SEC, NULL);
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
+    ing_clients_deinit(&c);
+}
+
+/* One failed authentication from each of n addresses "a.b.c.i" under prefix "a.b.c.". */
+static void fail_from_many(ing_clients_t *c, const char *prefix, int n, int64_t now_ns)
+{
+    char addr[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(addr, sizeof(addr), "%s%d", prefix, i);
+        (void)ing_clients_auth_take(c, addr, now_ns, NULL);
+    }
+}
+
+/* Many addresses spend the total budget: an address that authenticated a moment ago is still
+ * heard (within its own budget), one never seen is not. */
+static void test_clients_trusted_address(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    ing_clients_init(&c, 1, 2, 1, 10);
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t, &retry));
+    ing_clients_auth_refund(&c, "10.9.0.1", t); /* authentic */
+    fail_from_many(&c, "10.8.0.", 20, t);
+    assert_false(ing_clients_auth_allowed(&c, "10.9.0.2", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_allowed(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry)); /* its own budget */
+    /* The trust lapses ING_CLIENTS_TRUST_S after the last authentic request. */
+    int64_t later = t + (int64_t)ING_CLIENTS_TRUST_S * SEC + SEC;
+    fail_from_many(&c, "10.7.0.", 20, later);
+    assert_false(ing_clients_auth_allowed(&c, "10.9.0.1", later, &retry));
+    ing_clients_deinit(&c);
+}
+
+/* Many addresses that spent their budgets, or hold their connections, fill the table: an
+ * address that finds no slot is still only under the total budget, never under another
+ * address's spent budget or connection count. */
+static void test_clients_table_full(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    char addr[32];
+    ing_clients_init(&c, 1, 1, 1000000, 1000000);
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
+        assert_non_null(ing_clients_connect(&c, addr, 1, t));
+    }
+    for (int i = 0; i < 64; i++) {
+        snprintf(addr, sizeof(addr), "192.168.%d.%d", i >> 8, i & 255);
+        assert_true(ing_clients_auth_allowed(&c, addr, t, &retry));
+        ing_client_t *a = ing_clients_connect(&c, addr, 1, t);
+        assert_non_null(a);
+        ing_clients_disconnect(&c, a);
+    }
+    ing_clients_deinit(&c);
+    /* The total budget still binds an address without a slot. */
+    ing_clients_init(&c, 1, 1, 1, 2);
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        (void)ing_clients_auth_take(&c, addr, t, NULL);
+    }
+    assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t, &retry));
     ing_clients_deinit(&c);
 }
 
@@ -212,6 +291,8 @@ static void test_config_errors(void **state)
     expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
     expect_error(SRC "    encoding: base32\n", "encoding");
     expect_error(SRC "    max_body: 999999999\n", "max_body");
+    /* A body its source admits that the memory cap never could: 503 on every retry. */
+    expect_error(SRC "    max_body: 2097152\nmax_body_memory_mb: 1\n", "sources[0].max_body");
     expect_error(SRC "ack_mode: fastest\n", "ack_mode");
     expect_error(SRC "ack_timeout_ms: 10\n", "ack_timeout_ms");
     expect_error(SRC "log_level: loud\n", "log_level");
@@ -457,7 +538,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
-        cmocka_unit_test(test_clients_failed_auth),        cmocka_unit_test(test_lineage_format),
+        cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
+        cmocka_unit_test(test_clients_trusted_address),
+        cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
         cmocka_unit_test(test_sources_secret_floor),
