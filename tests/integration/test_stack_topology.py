@@ -106,5 +106,8 @@ def test_the_contract_asks_three_copies_two_in_sync():
     spec.loader.exec_module(mod)
     assert mod.read_replication(paths.SOURCE_DIR / "proto" / "topics.yaml") == \
         {"factor": 3, "min_insync_replicas": 2}
-    assert [t["name"] for t in mod.read_topics(paths.SOURCE_DIR / "proto" / "topics.yaml")] == \
-        ["hookline.events", "hookline.lineage", "hookline.dlq"]
+    topics = mod.read_topics(paths.SOURCE_DIR / "proto" / "topics.yaml")
+    assert [t["name"] for t in topics] == \
+        ["hookline.events", "hookline.lineage", "hookline.dlq", "hookline.checkpoints"]
+    # The checkpoints outside the database are kept for good.
+    assert topics[-1]["config"] == {"retention.ms": "-1"}
