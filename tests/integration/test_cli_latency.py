@@ -159,7 +159,7 @@ def crafted(**over):
     r = {"sent": 31500, "accepted": 31500, "acceptance_ratio": 1.0, "error_rate": 0.0,
          "retries": 0, "p50_ms": 1, "p95_ms": 3, "p99_ms": 6, "p999_ms": 9, "max_ms": 20,
          "throughput_rps": 5000, "idempotency_violations": 0, "ordering_violations": 0,
-         "gaps": 0, "lineage_coverage": 1.0}
+         "gaps": 0, "lineage_coverage": 1.0, "chain_failures": 0}
     r.update(over)
     return r
 
@@ -167,10 +167,13 @@ def crafted(**over):
 @pytest.mark.parametrize("field,value", [
     (None, None), ("p95_ms", 121), ("p99_ms", 201), ("acceptance_ratio", 0.998),
     ("error_rate", 0.002), ("idempotency_violations", 1), ("ordering_violations", 2),
-    ("lineage_coverage", 0.99)])
+    ("lineage_coverage", 0.99), ("gaps", 1), ("chain_failures", 1), ("chain_failures", None)])
 def test_gate_command_exit_codes(tmp_path, field, value):
     f = tmp_path / "results.json"
-    f.write_text(json.dumps(crafted(**({field: value} if field else {}))))
+    res = crafted(**({field: value} if field else {}))
+    if field and value is None:
+        del res[field]  # not measured fails too
+    f.write_text(json.dumps(res))
     r = subprocess.run([hookline(), "gate", str(f)], capture_output=True, text=True, timeout=30)
     if field is None:
         assert r.returncode == 0, r.stdout
