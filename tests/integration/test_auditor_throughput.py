@@ -5,8 +5,9 @@ No absolute speed is asserted (the host is shared and may be sanitized); ratios 
 - the lag metric saw the burst (peak above zero), never exceeded it, and went back to zero;
 - end to end, rows are stored at least at MIN_E2E_SHARE of the rate the batch writer itself
   reaches, so the consumer around the writer does not leave it waiting;
-- verification reads and hashes the chains at least MIN_VERIFY_SPEEDUP times as fast as the
-  batch writer stores them."""
+- verification reads the chains, re-derives every reported column from each record and
+  hashes them at least at MIN_VERIFY_SHARE of the rate the batch writer stores them, so a
+  whole verification takes at most about twice as long as writing what it covers."""
 import json
 import time
 
@@ -17,7 +18,9 @@ from harness import paths, sanitizers
 
 N = 30000
 MIN_E2E_SHARE = 0.3       # 0.78 in a run here (3,165 rows/s end to end, 4,075 batch writer)
-MIN_VERIFY_SPEEDUP = 2.0  # 5.7 and 6.2 in two runs here
+# 5.7 and 6.2 when the walk only hashed; with every column re-derived and compared as well,
+# 1.25 (plain) and 0.93 (ASan+UBSan) in one run here.
+MIN_VERIFY_SHARE = 0.5
 
 
 def lag(svc):
@@ -73,4 +76,4 @@ def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, fre
     assert 0 < peak_lag <= N, peak_lag
     wait_for(lambda: lag(svc) == 0, sanitizers.slack(10), "the consumer lag back to 0")
     assert N / stored_s >= MIN_E2E_SHARE * writer_rate, (N / stored_s, writer_rate)
-    assert verify_rate >= MIN_VERIFY_SPEEDUP * writer_rate, (verify_rate, writer_rate)
+    assert verify_rate >= MIN_VERIFY_SHARE * writer_rate, (verify_rate, writer_rate)
