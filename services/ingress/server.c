@@ -713,6 +713,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     /* civetweb loads its TLS functions only when the library is initialised asking for TLS;
      * without this a TLS connection calls a null function. */
     if (hl_httpd_init_library(tls, errbuf, errcap) != 0) {
+        ing_lineage_budget_free(s->rejected_lineage);
         free(s);
         return NULL;
     }
@@ -736,6 +737,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     s->ctx = mg_start2(&init, &err);
     if (s->ctx == NULL) {
         ing_clients_deinit(&s->clients);
+        ing_lineage_budget_free(s->rejected_lineage);
         mg_exit_library();
         snprintf(errbuf, errcap, "http: cannot start on %s: %s%s%s", cfg->http.listen,
                  why[0] ? why : "civetweb failed", s->tls_err[0] ? ": " : "", s->tls_err);
