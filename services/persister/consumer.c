@@ -667,10 +667,16 @@ static void on_revoke(hl_consumer_t *c)
  * c->parts entry). Returns false when a partition could not be positioned. Seeking discards
  * what librdkafka fetched for the partition and not yet handed out, fetch responses still on
  * the way included (they carry the version from before the seek and are dropped). */
-static bool seek_all(hl_consumer_t *c, const hl_bw_offsets_t *offs)
+static bool seek_all(hl_consumer_t *c, hl_bw_offsets_t *offs)
 {
+    hl_ltrack_t *track = hl_lineage_track(c->lin);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts + 1);
     for (size_t i = 0; i < c->nparts; i++) {
+        /* Lineage this member saw delivered for records Postgres still counts as committed
+         * need not be produced again, though lineage_offset was not stored yet. */
+        int64_t upto = hl_ltrack_upto(track, offs[i].partition);
+        if (offs[i].lineage >= 0 && upto > offs[i].lineage)
+            offs[i].lineage = upto < offs[i].next ? upto : offs[i].next;
         int64_t from = start_partition(c, &c->parts[i], &offs[i]);
         rd_kafka_topic_partition_list_add(l, c->cfg->kafka.events_topic, offs[i].partition)
             ->offset = from;
@@ -708,7 +714,11 @@ static void resync(hl_consumer_t *c)
     size_t held = c->b[0].n + c->b[1].n + c->b[2].n + c->rb.n;
     if (c->inflight) hl_bw_reset(c->bw); /* cannot happen: nothing is sent while stale */
     c->inflight = false;
-    hl_lineage_settle(c->lin); /* no delivery report may touch the rows once released */
+    /* No delivery report may touch the rows once released; and what is delivered by now need
+     * not be produced again (seek_all). */
+    if (!hl_lineage_flush(c->lin, LINEAGE_SETTLE_MS))
+        hl_warn("lineage still in flight after %d ms; it is produced again", LINEAGE_SETTLE_MS);
+    hl_lineage_settle(c->lin);
     for (int i = 0; i < 3; i++) release_batch(&c->b[i]);
     release_batch(&c->rb);
     c->reseek = true;
