@@ -9,18 +9,10 @@ kept consuming from its in-memory Kafka position would never write those rows ag
 come back, each once, at their own partition and offset."""
 import time
 
-from persister_support import (EventProducer, count_rows, pg_offsets, persister_config,
+from persister_support import (count_rows, pg_offsets, persister_config, produce_events,
                                wait_for, wait_offsets_at_end)
 
 N = 300
-
-
-def produce(topic, prefix, n):
-    p = EventProducer(topic)
-    for i in range(n):
-        p.send(f"{prefix}-{i:05d}", "ev0")
-    p.flush()
-    return p
 
 
 def terminate(schema, app):
@@ -37,7 +29,7 @@ def test_persister_writes_lost_commit_again(stack, topics, pg_schema, service, f
     cfg["postgres"]["conninfo"] = f"{stack.pg_dsn} application_name={app}"
     persister = service("persister", cfg)
 
-    prod_a = produce(topics["events"], "a", N)
+    prod_a = produce_events(topics["events"], "a", N)
     stored = wait_offsets_at_end(pg_schema, group, topics["events"])
     # The partition with most records loses its last half: rows and offsets, as a promoted
     # standby that missed the last commits would have them.
@@ -60,7 +52,7 @@ def test_persister_writes_lost_commit_again(stack, topics, pg_schema, service, f
     # The session ends (57P01, as a primary going down does); more records make the persister
     # notice, and its retry needs a new connection.
     assert terminate(pg_schema, app) >= 1
-    prod_b = produce(topics["events"], "b", N)
+    prod_b = produce_events(topics["events"], "b", N)
     wait_offsets_at_end(pg_schema, group, topics["events"])
     wait_for(lambda: count_rows(pg_schema) >= 2 * N, 60,
              f"{len(lost)} lost rows written again", interval=0.5)
