@@ -1,4 +1,5 @@
-"""A Postgres failover that loses commits, against the shared Kafka and Postgres.
+"""A Postgres failover that loses commits, against the shared Kafka and Postgres: the persister
+and the auditor.
 
 With an asynchronous standby, a primary can confirm a commit and die before the standby has
 it: the promoted standby lacks that batch's rows and its offsets alike. That is simulated here
@@ -9,6 +10,8 @@ kept consuming from its in-memory Kafka position would never write those rows ag
 come back, each once, at their own partition and offset."""
 import time
 
+from auditor_support import (LineageProducer, auditor_config, behind_its_back, get,
+                             ingress_record, lineage_count, uuid7)
 from persister_support import (count_rows, pg_offsets, persister_config, produce_events,
                                wait_for, wait_offsets_at_end)
 
@@ -71,3 +74,58 @@ def test_persister_writes_lost_commit_again(stack, topics, pg_schema, service, f
     log = persister.log_text()
     assert "reading the offsets of" in log
     assert persister.stop() == 0
+
+
+def send_lineage(topic, n):
+    p = LineageProducer(topic)
+    for _ in range(n):
+        rid = uuid7()
+        p.send(rid, ingress_record(rid, status=503, error_code="unavailable"))
+    p.flush()
+
+
+def test_auditor_writes_lost_commit_again(stack, topics, pg_schema, service, free_port,
+                                          tmp_path):
+    app = f"hl-lost-{pg_schema.name}"
+    group = f"auditor-{pg_schema.name}"
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem", group=group)
+    cfg["postgres"]["conninfo"] = f"{stack.pg_dsn} application_name={app}"
+    auditor = service("auditor", cfg)
+
+    send_lineage(topics["lineage"], N)
+    wait_for(lambda: lineage_count(pg_schema) == N, 60, f"{N} lineage rows")
+    # The longest chain loses its last half: rows and offset together (one transaction), and
+    # so its head too, which is the chain's last row.
+    chain, length = pg_schema.query("SELECT chain, count(*) FROM lineage GROUP BY chain"
+                                    " ORDER BY count(*) DESC LIMIT 1")[0]
+    cut = length // 2 + 1
+    before = pg_schema.query("SELECT seq, lineage_offset, encode(hash, 'hex') FROM lineage"
+                             " WHERE chain = %s AND seq >= %s ORDER BY seq", (chain, cut))
+    back = before[0][1]
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {int(chain)}"
+                               f" AND seq >= {int(cut)}")
+    pg_schema.query("UPDATE consumer_offsets SET next_offset = %s WHERE consumer_group = %s"
+                    " AND topic = %s AND kafka_partition = %s RETURNING 1",
+                    (back, group, topics["lineage"], chain))
+    assert lineage_count(pg_schema) == N - len(before)
+
+    assert terminate(pg_schema, app) >= 1
+    send_lineage(topics["lineage"], N)
+    wait_for(lambda: lineage_count(pg_schema) >= 2 * N, 60,
+             f"{len(before)} lost lineage rows written again", interval=0.5)
+    time.sleep(1)
+    assert lineage_count(pg_schema) == 2 * N
+    # Written again onto the head that survived: the same seqs, offsets and hashes.
+    after = pg_schema.query("SELECT seq, lineage_offset, encode(hash, 'hex') FROM lineage"
+                            " WHERE chain = %s AND seq >= %s AND seq < %s ORDER BY seq",
+                            (chain, cut, cut + len(before)))
+    assert after == before
+    seqs = [s for (s,) in pg_schema.query("SELECT seq FROM lineage WHERE chain = %s"
+                                          " ORDER BY seq", (chain,))]
+    assert seqs == list(range(1, len(seqs) + 1))
+    r = get(auditor, f"/v1/verify?chain={chain}")
+    assert r.status_code == 200, r.text
+    (c,) = r.json()["chains"]
+    assert c["ok"] is True, c
+    assert "loading the chain heads again" in auditor.log_text()
+    assert auditor.stop() == 0
