@@ -256,24 +256,30 @@ static void note_reloaded(consumer_t *c, int32_t p)
     }
 }
 
-/* After a new connection: loads the head of every assigned chain again, drops the records
- * held and seeks each assigned partition to its stored offset (what librdkafka fetched and not
- * handed out yet is discarded by the seek), so whatever the server reached lacks is read and
- * written again before anything later. On stop the records are dropped all the same (read
- * again after a restart); when a seek fails, resync stays set and runs again. */
+/* After a new connection: loads the head of every assigned chain again (with the records held
+ * still there, so a batch that committed without its answer is known as this auditor's own),
+ * drops the records held and seeks each assigned partition to its stored offset (what
+ * librdkafka fetched and not handed out yet is discarded by the seek), so whatever the server
+ * reached lacks is read and written again before anything later. When Postgres does not answer
+ * or a seek fails, resync stays set (nothing is written meanwhile) and runs again after a
+ * pause. */
 static void resync(consumer_t *c)
 {
-    c->resync = false;
-    for (size_t i = 0; i < c->n; i++) free(c->items[i].text);
+    char err[512];
+    bool ok = true;
     hl_warn("consumer: new postgres connection: loading the chain heads again; %zu records"
             " held are dropped and read again", c->n);
-    c->n = 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(HL_MAX_CHAINS);
     pthread_mutex_lock(&c->a->written_mu);
-    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+    c->resync = false;
+    for (int32_t p = 0; ok && p < HL_MAX_CHAINS; p++) {
         if (!c->assigned[p]) continue;
-        if (load_head_retrying(c, p) != 0) {
-            c->resync = true;
+        err[0] = '\0';
+        ok = ensure_pg(c) == 0 &&
+             hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+                                &c->heads[p], err, sizeof err) == 0;
+        if (!ok) {
+            hl_warn("consumer: loading chain %d: %s", p, err);
             break;
         }
         note_reloaded(c, p);
@@ -282,22 +288,30 @@ static void resync(consumer_t *c)
         hl_info("consumer: chain %d at seq %" PRId64 ", reading again from offset %" PRId64, p,
                 c->heads[p].seq, c->heads[p].next_offset);
     }
+    /* Another new connection meanwhile: the heads loaded before it may be from another server. */
+    ok = ok && !c->resync;
     pthread_mutex_unlock(&c->a->written_mu);
-    if (!c->resync && l->cnt > 0) {
+    for (size_t i = 0; i < c->n; i++) free(c->items[i].text);
+    c->n = 0;
+    if (ok && l->cnt > 0) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 10000);
         if (e) {
             hl_warn("consumer: seeking after a reconnect: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
-            c->resync = true;
+            ok = false;
         }
         for (int i = 0; i < l->cnt; i++)
             if (l->elems[i].err) {
                 hl_warn("consumer: seeking chain %d after a reconnect: %s", l->elems[i].partition,
                         rd_kafka_err2str(l->elems[i].err));
-                c->resync = true;
+                ok = false;
             }
     }
     rd_kafka_topic_partition_list_destroy(l);
+    if (!ok) {
+        c->resync = true;
+        sleep_ms(500);
+    }
 }
 
 /* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
@@ -314,7 +328,7 @@ static void flush(consumer_t *c)
             break;
         }
         pthread_mutex_lock(&c->a->written_mu);
-        int wrote = ensure_pg(c) == 0 &&
+        int wrote = ensure_pg(c) == 0 && !c->resync &&
                     hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
                                          c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
                                          sizeof err) == 0;
