@@ -1,6 +1,14 @@
 /* The lineage consumer: one thread polls hookline.lineage, groups records into batches and
  * writes each batch (rows, rollups, offsets) in one transaction. Offsets live in Postgres, so
- * Kafka's own offset commits are off and a restart resumes exactly after the last batch. */
+ * Kafka's own offset commits are off and a restart resumes exactly after the last batch.
+ *
+ * A new Postgres connection after an earlier one may reach a promoted asynchronous standby that
+ * lacks the last batches the old primary confirmed: their rows and their offsets alike, and so
+ * the chain heads too (a head is the chain's last row). Before anything is written on it the
+ * heads are loaded again, the records held are dropped, and every assigned partition is sought
+ * back to its stored offset (resync). The lost records are then written again onto the heads
+ * that survived: the same seqs and, since a row's hash covers only the previous hash, its
+ * position and the record, the same hashes as the rows that were lost. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -24,6 +32,8 @@ typedef struct {
     bool assigned[HL_MAX_CHAINS];
     hl_item_t *items;
     size_t n;
+    bool had_pg; /* a connection was made before */
+    bool resync; /* a new connection since the heads were positioned: resync before writing */
 } consumer_t;
 
 static void sleep_ms(int ms)
@@ -47,28 +57,38 @@ static int ensure_pg(consumer_t *c)
         hl_warn("consumer: postgres: %s", err);
         return HL_EPG;
     }
+    if (c->had_pg) c->resync = true;
+    c->had_pg = true;
     return 0;
+}
+
+/* Loads the head and stored offset of chain p into c->heads[p], retrying until stop (then
+ * HL_ESTATE). */
+static int load_head_retrying(consumer_t *c, int32_t p)
+{
+    char err[512];
+    for (int backoff = 100;; backoff = backoff < 5000 ? backoff * 2 : 5000) {
+        if (atomic_load(&c->a->stop)) return HL_ESTATE;
+        err[0] = '\0';
+        if (ensure_pg(c) == 0 &&
+            hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+                               &c->heads[p], err, sizeof err) == 0)
+            return 0;
+        hl_warn("consumer: loading chain %d: %s", p, err);
+        sleep_ms(backoff);
+    }
 }
 
 /* Loads heads and stored offsets for newly assigned partitions, retrying until stop. */
 static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
 {
-    char err[512];
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || p >= HL_MAX_CHAINS) {
             hl_error("consumer: partition %d beyond the %d chains supported", p, HL_MAX_CHAINS);
             return HL_ERANGE;
         }
-        for (int backoff = 100;; backoff = backoff < 5000 ? backoff * 2 : 5000) {
-            if (atomic_load(&c->a->stop)) return HL_ESTATE;
-            if (ensure_pg(c) == 0 &&
-                hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
-                                   &c->heads[p], err, sizeof err) == 0)
-                break;
-            hl_warn("consumer: loading chain %d: %s", p, err);
-            sleep_ms(backoff);
-        }
+        if (load_head_retrying(c, p) != 0) return HL_ESTATE;
         c->assigned[p] = true;
         pthread_mutex_lock(&c->a->written_mu);
         c->a->owned[p] = true;
@@ -236,6 +256,64 @@ static void note_reloaded(consumer_t *c, int32_t p)
     }
 }
 
+/* After a new connection: loads the head of every assigned chain again (with the records held
+ * still there, so a batch that committed without its answer is known as this auditor's own),
+ * drops the records held and seeks each assigned partition to its stored offset (what
+ * librdkafka fetched and not handed out yet is discarded by the seek), so whatever the server
+ * reached lacks is read and written again before anything later. When Postgres does not answer
+ * or a seek fails, resync stays set (nothing is written meanwhile) and runs again after a
+ * pause. */
+static void resync(consumer_t *c)
+{
+    char err[512];
+    bool ok = true;
+    hl_warn("consumer: new postgres connection: loading the chain heads again; %zu records"
+            " held are dropped and read again", c->n);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(HL_MAX_CHAINS);
+    pthread_mutex_lock(&c->a->written_mu);
+    c->resync = false;
+    for (int32_t p = 0; ok && p < HL_MAX_CHAINS; p++) {
+        if (!c->assigned[p]) continue;
+        err[0] = '\0';
+        ok = ensure_pg(c) == 0 &&
+             hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+                                &c->heads[p], err, sizeof err) == 0;
+        if (!ok) {
+            hl_warn("consumer: loading chain %d: %s", p, err);
+            break;
+        }
+        note_reloaded(c, p);
+        rd_kafka_topic_partition_list_add(l, c->a->cfg->kafka.lineage_topic, p)->offset =
+            c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;
+        hl_info("consumer: chain %d at seq %" PRId64 ", reading again from offset %" PRId64, p,
+                c->heads[p].seq, c->heads[p].next_offset);
+    }
+    /* Another new connection meanwhile: the heads loaded before it may be from another server. */
+    ok = ok && !c->resync;
+    pthread_mutex_unlock(&c->a->written_mu);
+    for (size_t i = 0; i < c->n; i++) free(c->items[i].text);
+    c->n = 0;
+    if (ok && l->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 10000);
+        if (e) {
+            hl_warn("consumer: seeking after a reconnect: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            ok = false;
+        }
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].err) {
+                hl_warn("consumer: seeking chain %d after a reconnect: %s", l->elems[i].partition,
+                        rd_kafka_err2str(l->elems[i].err));
+                ok = false;
+            }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (!ok) {
+        c->resync = true;
+        sleep_ms(500);
+    }
+}
+
 /* Writes the pending batch, retrying with backoff (reloading heads) until it lands or stop. */
 static void flush(consumer_t *c)
 {
@@ -245,8 +323,12 @@ static void flush(consumer_t *c)
     qsort(c->items, c->n, sizeof *c->items, cmp_items);
     while (c->n > 0) {
         int64_t t0 = hl_mono_us();
+        if (ensure_pg(c) == 0 && c->resync) {
+            resync(c);
+            break;
+        }
         pthread_mutex_lock(&c->a->written_mu);
-        int wrote = ensure_pg(c) == 0 &&
+        int wrote = ensure_pg(c) == 0 && !c->resync &&
                     hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
                                          c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
                                          sizeof err) == 0;
@@ -367,6 +449,7 @@ void *hl_consumer_main(void *arg)
 
     int64_t first_us = 0, last_lag_us = 0;
     while (!atomic_load(&c.a->stop)) {
+        if (c.resync) resync(&c);
         int wait = 100;
         if (c.n > 0) {
             int64_t left = (int64_t)cfg->batch_linger_ms * 1000 - (hl_mono_us() - first_us);

@@ -151,6 +151,9 @@ struct hl_batch_writer {
     bool sent_copy;           /* the batch in flight went the COPY way */
     hl_buf_t copy, sql;       /* COPY data and statement text of the COPY way */
     char *group_lit, *topic_lit; /* group and topic as SQL literals (for the connection) */
+    /* Connections made so far, and the one on which the offsets were last loaded: writing is
+     * refused while they differ (see hl_bw_stale). */
+    uint64_t generation, synced;
 };
 
 static void put32(hl_buf_t *b, uint32_t v)
@@ -327,7 +330,21 @@ int hl_bw_connect(hl_batch_writer_t *bw)
         disconnect(bw);
         return HL_EAGAIN;
     }
+    bw->generation++;
     return 0;
+}
+
+bool hl_bw_stale(const hl_batch_writer_t *bw) { return bw->generation != bw->synced; }
+
+/* hl_bw_connect for the statements that write, or that rely on the offsets the caller holds:
+ * refused (HL_ESTATE) on a connection the offsets were not loaded on. */
+static int connect_synced(hl_batch_writer_t *bw)
+{
+    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    if (!hl_bw_stale(bw)) return 0;
+    snprintf(bw->err, sizeof(bw->err),
+             "new Postgres connection: the offsets must be loaded again before writing");
+    return HL_ESTATE;
 }
 
 /* Simple statement without parameters; returns 0, HL_EAGAIN or HL_EPG. */
@@ -381,6 +398,7 @@ int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n)
             }
     }
     PQclear(res);
+    bw->synced = bw->generation;
     return 0;
 }
 
@@ -388,7 +406,8 @@ int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size
 {
     if (bw->sent_rows) return HL_ESTATE;
     if (n == 0) return 0;
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    int rc = connect_synced(bw);
+    if (rc) return rc;
     partitions_array(bw, offs, n);
     array_begin(&bw->lins, OID_INT8, n);
     for (size_t i = 0; i < n; i++) {
@@ -400,7 +419,7 @@ int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size
                    (int)bw->lins.len};
     int fmts[4] = {1, 1, 1, 1};
     PGresult *res = PQexecPrepared(bw->conn, "hl_lineage", 4, vals, lens, fmts, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, "store lineage offset");
+    rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(bw, res, "store lineage offset");
     PQclear(res);
     return rc == 0 ? 0 : HL_EAGAIN;
 }
@@ -822,11 +841,12 @@ int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_lett
     bw->err[0] = '\0';
     if (bw->sent_rows) return HL_ESTATE;
     if (n > bw->max_rows) return HL_EINVAL;
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    int rc = connect_synced(bw);
+    if (rc) return rc;
     build_offsets(bw, rows, n);
     /* Records refused before Postgres reach the DLQ first: the statement below commits offsets
      * past them. */
-    int rc = dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
+    rc = dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
     if (rc) return rc;
     hl_rows_mark_batch_duplicates(rows, n);
     size_t ng = collect_good(bw, rows, n);
@@ -1008,7 +1028,10 @@ int hl_bw_recover(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
         if (rows[i]->status == HL_REC_OK) bw->scratch[nk++] = rows[i];
     }
     if (nk == 0) return 0;
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    /* Recovery trusts next_offset as loaded: a new connection may reach a server that lacks
+     * commits the loaded value counts. */
+    int rc = connect_synced(bw);
+    if (rc) return rc;
     build_keys(bw, bw->scratch, nk);
     const char *vals[3] = {bw->col[0].p, bw->col[1].p, bw->col[2].p};
     int lens[3] = {(int)bw->col[0].len, (int)bw->col[1].len, (int)bw->col[2].len};

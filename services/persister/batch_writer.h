@@ -31,6 +31,15 @@ void hl_bw_free(hl_batch_writer_t *bw);
 /* Connects (one try) and prepares the statements when not connected. Returns 0 or HL_EAGAIN. */
 int hl_bw_connect(hl_batch_writer_t *bw) HL_MUST_CHECK;
 
+/* True when the connection is not the one the offsets were last loaded on (hl_bw_load_offsets):
+ * a reconnect happened, for whatever reason, or nothing was loaded yet. The server reached
+ * may have lost commits it confirmed before (a promoted asynchronous standby), so the caller's
+ * positions may run ahead of consumer_offsets. While stale, every call that writes or trusts
+ * the loaded offsets (hl_bw_send, hl_bw_write, hl_bw_store_lineage, hl_bw_recover) writes
+ * nothing and returns HL_ESTATE: the caller drops what it holds, loads the offsets of every
+ * partition it owns, and consumes again from there. */
+bool hl_bw_stale(const hl_batch_writer_t *bw);
+
 /* Where one partition of the topic stands in consumer_offsets. */
 typedef struct {
     int32_t partition;  /* set by the caller */
@@ -40,8 +49,9 @@ typedef struct {
     int64_t updated_us; /* updated_at: the partition's last batch commit; -1 when none stored */
 } hl_bw_offsets_t;
 
-/* Reads the stored offsets of offs[0..n) (partition set by the caller; the rest is filled).
- * Returns 0, or HL_EAGAIN when Postgres cannot answer now. */
+/* Reads the stored offsets of offs[0..n) (partition set by the caller; the rest is filled) and
+ * ends the stale state: offs must hold every partition the caller owns. Returns 0, or
+ * HL_EAGAIN when Postgres cannot answer now. */
 int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n) HL_MUST_CHECK;
 
 /* Moves lineage_offset of offs[i].partition forward to offs[i].lineage (never past next_offset,

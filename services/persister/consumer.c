@@ -7,7 +7,13 @@
  * revocation and at shutdown), and on assignment the records between lineage_offset and
  * next_offset are read again and their lineage produced from what Postgres holds, without
  * writing them again. Everything here runs on the thread inside hl_consumer_run (rebalance
- * callbacks and delivery reports too, since they fire inside poll). */
+ * callbacks and delivery reports too, since they fire inside poll).
+ *
+ * A new Postgres connection (after any reconnect) may reach a promoted asynchronous standby
+ * that lacks the last commits the old primary confirmed, rows and offsets alike. The batch
+ * writer refuses to write on such a connection until the offsets are loaded again
+ * (hl_bw_stale); resync() then drops every record held and seeks each assigned partition back
+ * to what Postgres holds, so a lost batch is consumed and written again. */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "consumer.h"
 
@@ -96,6 +102,7 @@ struct hl_consumer {
     bool in_retry;                     /* inside retry_batch (it polls, so callbacks run) */
     bool sync_commit;                  /* commit Kafka offsets synchronously (revoke, shutdown) */
     bool abandon;                      /* a revocation asked retry_batch to give up */
+    bool reseek;                       /* resync() loaded the offsets but could not seek */
     atomic_bool ready;
     int64_t stop_deadline_mono_us;     /* set when *stop is first seen */
 };
@@ -371,7 +378,7 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
     c->in_retry = true;
     for (;;) {
         hl_counter_inc(c->pm->retries);
-        if (once || c->abandon || stopping_past_deadline(c)) break;
+        if (once || c->abandon || hl_bw_stale(c->bw) || stopping_past_deadline(c)) break;
         set_paused(c, true);
         uint32_t delay = hl_backoff_next(&c->backoff);
         hl_warn("batch of %zu not committed (%s); attempt %d, retrying in %u ms", b->n,
@@ -385,6 +392,7 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
             ok = true;
             break;
         }
+        if (hl_bw_stale(c->bw)) break; /* reconnected: resync() reads the batch again */
     }
     c->in_retry = false;
     if (ok) {
@@ -453,7 +461,7 @@ static void recover_batch(hl_consumer_t *c, bool once)
     hl_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     int rc;
     while ((rc = hl_bw_recover(c->bw, rb->ptrs, rb->n)) != 0) {
-        if (once || c->abandon || stopping_past_deadline(c)) break;
+        if (once || c->abandon || hl_bw_stale(c->bw) || stopping_past_deadline(c)) break;
         atomic_store(&c->ready, false);
         set_paused(c, true);
         uint32_t delay = hl_backoff_next(&bo);
@@ -529,6 +537,14 @@ static void rotate(hl_consumer_t *c)
     c->due = done;
     send_batch(c, false);
     c->due = -1;
+    if (hl_bw_stale(c->bw)) {
+        /* Reconnected while sending the next batch: the server reached may not hold this one
+         * (a failover that lost its commit). Its lineage is left to resync(): recovered from
+         * what Postgres holds, or produced when the batch is written again. */
+        hl_ltrack_close(hl_lineage_track(c->lin), tb);
+        release_batch(&c->b[done]);
+        return;
+    }
     after_commit(c, &c->b[done], committed_us, tb);
     release_batch(&c->b[done]);
 }
@@ -642,6 +658,102 @@ static void on_revoke(hl_consumer_t *c)
     hl_gauge_set(c->pm->assigned, 0);
     hl_gauge_set(c->pm->paused, 0);
     hl_info("partitions revoked");
+}
+
+/* Longest wait for librdkafka to reposition the partitions in resync(). */
+#define SEEK_TIMEOUT_MS 10000
+
+/* Seeks every assigned partition to where start_partition() says, from offs (one per
+ * c->parts entry). Returns false when a partition could not be positioned. Seeking discards
+ * what librdkafka fetched for the partition and not yet handed out, fetch responses still on
+ * the way included (they carry the version from before the seek and are dropped). */
+static bool seek_all(hl_consumer_t *c, hl_bw_offsets_t *offs)
+{
+    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts + 1);
+    for (size_t i = 0; i < c->nparts; i++) {
+        /* Lineage this member saw delivered for records Postgres still counts as committed
+         * need not be produced again, though lineage_offset was not stored yet. */
+        int64_t upto = hl_ltrack_upto(track, offs[i].partition);
+        if (offs[i].lineage >= 0 && upto > offs[i].lineage)
+            offs[i].lineage = upto < offs[i].next ? upto : offs[i].next;
+        int64_t from = start_partition(c, &c->parts[i], &offs[i]);
+        rd_kafka_topic_partition_list_add(l, c->cfg->kafka.events_topic, offs[i].partition)
+            ->offset = from;
+        rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
+            c->assigned, c->cfg->kafka.events_topic, offs[i].partition);
+        if (a) a->offset = offs[i].next >= 0 ? offs[i].next : 0;
+    }
+    bool ok = true;
+    if (l->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
+        if (e) {
+            hl_warn("seeking after a reconnect: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            ok = false;
+        }
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].err) {
+                hl_warn("seeking partition %d after a reconnect: %s", l->elems[i].partition,
+                        rd_kafka_err2str(l->elems[i].err));
+                ok = false;
+            }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return ok;
+}
+
+/* After a new Postgres connection (hl_bw_stale) or a failed seek: drops every record held
+ * (nothing is in flight: a stale writer sends nothing), loads the offsets of every assigned
+ * partition from Postgres and seeks each there, so whatever the server reached lacks is
+ * consumed and written again (the unique key makes records it holds harmless) before anything
+ * later is written. Partitions stay paused until then; Postgres away means retrying with
+ * backoff while polling, as an outage does. */
+static void resync(hl_consumer_t *c)
+{
+    size_t held = c->b[0].n + c->b[1].n + c->b[2].n + c->rb.n;
+    if (c->inflight) hl_bw_reset(c->bw); /* cannot happen: nothing is sent while stale */
+    c->inflight = false;
+    /* No delivery report may touch the rows once released; and what is delivered by now need
+     * not be produced again (seek_all). */
+    if (!hl_lineage_flush(c->lin, LINEAGE_SETTLE_MS))
+        hl_warn("lineage still in flight after %d ms; it is produced again", LINEAGE_SETTLE_MS);
+    hl_lineage_settle(c->lin);
+    for (int i = 0; i < 3; i++) release_batch(&c->b[i]);
+    release_batch(&c->rb);
+    c->reseek = true;
+    set_paused(c, true);
+    if (c->nparts > 0)
+        hl_warn("new Postgres connection: reading the offsets of %zu partitions again; %zu"
+                " records held are dropped and consumed again", c->nparts, held);
+    hl_backoff_t bo;
+    hl_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    for (;;) {
+        size_t n = c->nparts;
+        hl_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
+        for (size_t i = 0; i < n; i++) offs[i].partition = c->parts[i].partition;
+        bool done = hl_bw_load_offsets(c->bw, offs, n) == 0 && seek_all(c, offs);
+        free(offs);
+        if (done) break;
+        if (*c->stop) return; /* nothing held: whoever consumes next starts from Postgres */
+        atomic_store(&c->ready, false);
+        uint32_t delay = hl_backoff_next(&bo);
+        hl_warn("repositioning after a reconnect failed (%s); retrying in %u ms",
+                hl_bw_last_error(c->bw), delay);
+        c->in_retry = true;
+        wait_polling(c, delay);
+        c->in_retry = false;
+        if (c->abandon) {
+            /* Revoked meanwhile (and perhaps assigned again, from Postgres' offsets). */
+            c->abandon = false;
+            abandon_all(c);
+            if (!hl_bw_stale(c->bw)) break;
+        }
+    }
+    c->reseek = false;
+    set_paused(c, false);
+    hl_backoff_reset(&c->backoff);
+    atomic_store(&c->ready, true);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -847,6 +959,7 @@ int hl_consumer_run(hl_consumer_t *c)
             cfg->group_id, cfg->batch_max, cfg->batch_linger_ms);
     int64_t linger_us = (int64_t)cfg->batch_linger_ms * 1000, next_lag = 0;
     while (!*c->stop && !c->kafka_fatal) {
+        if (c->reseek || hl_bw_stale(c->bw)) resync(c);
         batch_t *b = &c->b[c->cur];
         int timeout = 100;
         if (b->n > 0) {

@@ -67,6 +67,16 @@ class EventProducer:
         assert left == 0 and not self.errors, f"produce failed: {left} left, {self.errors[:3]}"
 
 
+def produce_events(topic, prefix, n, event_type="ev0"):
+    """Sends n events with message ids <prefix>-00000.. and waits for them; returns the
+    producer (its .delivered tells where each went)."""
+    p = EventProducer(topic)
+    for i in range(n):
+        p.send(f"{prefix}-{i:05d}", event_type)
+    p.flush()
+    return p
+
+
 def persister_config(stack, topics, schema, port, group, **over):
     cfg = {
         "kafka": {"brokers": stack.brokers, "events_topic": topics["events"],

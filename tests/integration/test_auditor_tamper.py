@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from auditor_support import (TOKENS, LineageProducer, auditor_config, get, ingress_record,
-                             lineage_count, post, uuid7, wait_for)
+from auditor_support import (TOKENS, LineageProducer, auditor_config, behind_its_back, get,
+                             ingress_record, lineage_count, post, uuid7, wait_for)
 from harness import paths, sanitizers
 
 @pytest.fixture
@@ -27,23 +27,6 @@ def loaded(stack, topics, pg_schema, service, free_port, tmp_path):
     chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC "
                             "LIMIT 1")[0][0]
     return svc, chain
-
-
-def behind_its_back(schema, *sql):
-    """Runs statements as the tables' owner with every append-only trigger of lineage and
-    lineage_checkpoints disabled, as whoever owns the database can."""
-    conn = schema.connect(autocommit=False)
-    try:
-        with conn.cursor() as cur:
-            for t in ("lineage", "lineage_checkpoints"):
-                cur.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
-            for s in sql:
-                cur.execute(s)
-            for t in ("lineage", "lineage_checkpoints"):
-                cur.execute(f"ALTER TABLE {t} ENABLE TRIGGER USER")
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def row_id(schema, chain, seq):

@@ -14,18 +14,12 @@ import time
 import psycopg2
 
 from auditor_support import LineageProducer, auditor_config, ingress_record, lineage_count, uuid7
-from persister_support import (EventProducer, PgAt, PrivatePostgres, count_rows, end_offsets,
-                               metric, persister_config, wait_for, wait_offsets_at_end)
+from persister_support import (PgAt, PrivatePostgres, count_rows, end_offsets, metric,
+                               persister_config, produce_events, wait_for,
+                               wait_offsets_at_end)
 from harness.kafkaio import consume
 
 PHASE = 600
-
-
-def produce(topic, prefix, n):
-    p = EventProducer(topic)
-    for i in range(n):
-        p.send(f"{prefix}-{i:05d}", "ev0")
-    p.flush()
 
 
 def set_read_only(pg, on):
@@ -62,7 +56,7 @@ def test_read_only_then_terminated_sessions(stack, topics, service, free_port, t
         auditor = service("auditor", auditor_config(
             stack, topics, schema, free_port(), tmp_path / "ckpt.key", postgres=pgcfg))
 
-        produce(topics["events"], "a", PHASE)
+        produce_events(topics["events"], "a", PHASE)
         wait_offsets_at_end(schema, group, topics["events"], timeout=60)
         wait_for(lambda: lineage_count(schema) == PHASE, 60, "the auditor to store phase a")
 
@@ -71,10 +65,10 @@ def test_read_only_then_terminated_sessions(stack, topics, service, free_port, t
         t_ro = time.monotonic()
         # Redeliveries of stored events first: a batch of them only takes the statement way
         # (no new key to number), where a refused statement used to isolate rows one by one.
-        produce(topics["events"], "a", 50)
+        produce_events(topics["events"], "a", 50)
         wait_for(lambda: metric(persister, "hookline_persister_retries_total") >= 2, 30,
                  "the persister to retry on the read-only server")
-        produce(topics["events"], "b", PHASE)
+        produce_events(topics["events"], "b", PHASE)
         # The persister writes no lineage while it cannot commit: the auditor gets some of its
         # own (ingress records of requests answered 503), so it meets the read-only server too.
         lp = LineageProducer(topics["lineage"])
@@ -94,7 +88,7 @@ def test_read_only_then_terminated_sessions(stack, topics, service, free_port, t
               f"{time.monotonic() - t_rw:.2f} s after the server was writable again")
 
         # Terminated sessions (57P01) while a burst is being written.
-        produce(topics["events"], "c", PHASE)
+        produce_events(topics["events"], "c", PHASE)
         killed = 0
         for _ in range(5):
             for (pid,) in service_backends(pg):
