@@ -221,6 +221,7 @@ int main(int argc, char **argv)
     }
     hl_info("auditor: signal %d, draining", sig);
     atomic_store(&a.stop, true);
+    hl_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);

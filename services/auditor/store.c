@@ -28,6 +28,11 @@ struct hl_pool {
     const hl_pg_config_t *pg;
     PGconn **idle;
     size_t nidle, size, out;
+    /* The connections lent out, each with its cancel request made by the borrowing thread:
+     * hl_pool_close cancels what they still run on the server. */
+    PGconn **lent;
+    PGcancel **cancels;
+    bool closed;
 };
 
 hl_pool_t *hl_pool_new(const hl_pg_config_t *pg, size_t size)
@@ -38,14 +43,53 @@ hl_pool_t *hl_pool_new(const hl_pg_config_t *pg, size_t size)
     p->pg = pg;
     p->size = size;
     p->idle = hl_xcalloc(size, sizeof *p->idle);
+    p->lent = hl_xcalloc(size, sizeof *p->lent);
+    p->cancels = hl_xcalloc(size, sizeof *p->cancels);
     return p;
+}
+
+/* Records c as lent (with a cancel request for it) unless the pool is closed: then c is
+ * closed and NULL returned. */
+static PGconn *lend(hl_pool_t *p, PGconn *c)
+{
+    PGcancel *cancel = PQgetCancel(c);
+    pthread_mutex_lock(&p->mu);
+    bool closed = p->closed;
+    for (size_t i = 0; !closed && i < p->size; i++)
+        if (!p->lent[i]) {
+            p->lent[i] = c;
+            p->cancels[i] = cancel;
+            cancel = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&p->mu);
+    PQfreeCancel(cancel); /* still here only when the pool is closed */
+    if (!closed) return c;
+    PQfinish(c);
+    hl_pool_put(p, NULL, true);
+    return NULL;
+}
+
+void hl_pool_close(hl_pool_t *p)
+{
+    char err[256];
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    for (size_t i = 0; i < p->size; i++)
+        if (p->cancels[i] && !PQcancel(p->cancels[i], err, sizeof err))
+            hl_warn("shutdown: cancelling a running query: %s", err);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void hl_pool_free(hl_pool_t *p)
 {
     if (!p) return;
     for (size_t i = 0; i < p->nidle; i++) PQfinish(p->idle[i]);
+    for (size_t i = 0; i < p->size; i++) PQfreeCancel(p->cancels[i]);
     free(p->idle);
+    free(p->lent);
+    free(p->cancels);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -59,8 +103,12 @@ PGconn *hl_pool_get(hl_pool_t *p)
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 5;
     pthread_mutex_lock(&p->mu);
-    while (p->nidle == 0 && p->out >= p->size)
+    while (!p->closed && p->nidle == 0 && p->out >= p->size)
         if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0) break;
+    if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
     if (p->nidle > 0) {
         c = p->idle[--p->nidle];
         p->out++;
@@ -80,15 +128,24 @@ PGconn *hl_pool_get(hl_pool_t *p)
         hl_pool_put(p, NULL, true);
         return NULL;
     }
-    return c;
+    return lend(p, c);
 }
 
 void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken)
 {
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; c && i < p->size; i++)
+        if (p->lent[i] == c) {
+            PQfreeCancel(p->cancels[i]);
+            p->lent[i] = NULL;
+            p->cancels[i] = NULL;
+        }
+    bool closed = p->closed;
+    pthread_mutex_unlock(&p->mu);
     /* A connection to a read-only server is not kept: after a failover the checkpoint writer
      * needs the new primary. */
-    if (c &&
-        (broken || hl_pg_reconnect_needed(c, NULL) || PQtransactionStatus(c) != PQTRANS_IDLE)) {
+    if (c && (broken || closed || hl_pg_reconnect_needed(c, NULL) ||
+              PQtransactionStatus(c) != PQTRANS_IDLE)) {
         PQfinish(c);
         c = NULL;
     }

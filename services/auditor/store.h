@@ -22,6 +22,10 @@ void hl_pool_free(hl_pool_t *p);
  * Give it back with hl_pool_put; `broken` closes it. */
 PGconn *hl_pool_get(hl_pool_t *p);
 void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken);
+/* At shutdown: lends nothing more and asks the server to cancel what the lent connections are
+ * running, so no query outlives the process (a backend whose client is gone keeps running,
+ * and holding its locks, until it next writes to that client). */
+void hl_pool_close(hl_pool_t *p);
 
 /* ---- chain heads (writer thread) ---- */
 #define HL_MAX_CHAINS 256 /* lineage partitions supported */

@@ -1,10 +1,12 @@
 """The auditor against real Kafka and Postgres: lineage fed straight into hookline.lineage."""
 import json
+import threading
 import time
 
 import pytest
+import requests
 
-from auditor_support import (LineageProducer, auditor_config, get, ingress_record,
+from auditor_support import (LineageProducer, auditor_config, get, hdr, ingress_record,
                              lineage_count, now_us, persisted_record, post, uuid7, wait_for)
 
 
@@ -123,3 +125,45 @@ def test_sql_and_c_hash_agree(auditor, topics, pg_schema):
         assert stored[rec["request_id"]] == (text, rec["message_id"])
     for rec in recs:
         assert stored[rec["request_id"]] == (json.dumps(rec), rec["message_id"])
+
+
+def _lineage_waiters(pg_schema, own_pid):
+    """Backends other than own_pid waiting for a lock on this schema's lineage table."""
+    return [r[0] for r in pg_schema.query(
+        "SELECT pid FROM pg_locks WHERE relation = %s::regclass AND NOT granted AND pid <> %s",
+        (f'"{pg_schema.name}".lineage', own_pid))]
+
+
+def _quietly(call):
+    try:
+        call()
+    except requests.RequestException:
+        pass  # the auditor may answer 503, time out or close: only the server side is checked
+
+
+def test_stop_cancels_the_queries_the_api_still_runs(auditor, topics, pg_schema):
+    # A backend whose client is gone keeps running its statement, and holding its locks, until
+    # it next writes to that client. The auditor's API query held up here must end when the
+    # auditor stops, not when the lock it waits for is released.
+    svc = auditor(gap_scan_interval_s=3600)  # housekeeping reads lineage once, at start
+    feed(topics["lineage"], [ingress_record(uuid7())])
+    wait_for(lambda: lineage_count(pg_schema) == 1, 30, "the consumer to store a first row")
+    holder = pg_schema.connect(autocommit=False)
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        own = cur.fetchone()[0]
+        cur.execute("LOCK TABLE lineage IN ACCESS EXCLUSIVE MODE")
+    try:
+        slow = threading.Thread(target=lambda: _quietly(lambda: requests.get(
+            svc.url + "/v1/gaps", headers=hdr("auditor"), timeout=3)), daemon=True)
+        slow.start()
+        waiting = wait_for(lambda: _lineage_waiters(pg_schema, own), 30,
+                           "the API's gaps query to wait for the lock")
+        rc = svc.stop()
+        # The lock is still held: only a cancel from the auditor can end those statements.
+        wait_for(lambda: not set(waiting) & set(_lineage_waiters(pg_schema, own)), 10,
+                 f"backends {waiting} to stop waiting once the auditor was gone")
+        assert rc == 0 and not svc.killed, f"the auditor did not stop on SIGTERM ({rc})"
+        slow.join(10)
+    finally:
+        holder.rollback()
