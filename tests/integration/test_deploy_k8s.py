@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from deploy_support import (SERVICES, config_keys, contract_topics, drain_ms, image_uid,
                             listen_port, local_port, require_tool, schema_keys)
-from harness import paths, sanitizers
+from harness import free_port, paths, sanitizers
 
 K8S = paths.SOURCE_DIR / "deploy" / "k8s"
 OVERLAYS = ("dev", "production")
@@ -443,7 +443,9 @@ def test_built_service_accepts_its_kubernetes_config(svc, tmp_path_factory):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_pod_environment(rendered, c),
            **sanitizers.child_env()}
     # Addresses of this machine instead of the cluster's: nothing listens on port 1.
+    # The metrics port too: the manifests' own (9464) is a running demo's.
     env.update(HOOKLINE_KAFKA_BROKERS="127.0.0.1:1", HOOKLINE_HTTP_LISTEN="127.0.0.1:0",
+               HOOKLINE_METRICS_LISTEN=f"127.0.0.1:{free_port()}",
                HOOKLINE_POSTGRES_CONNINFO="host=127.0.0.1 port=1 dbname=hookline user=hookline")
     if svc == "auditor":
         key = tmp / "checkpoint.pem"

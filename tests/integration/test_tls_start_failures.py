@@ -99,6 +99,8 @@ def _config(svc, tmp, port, cert, key):
         cfg["postgres"]["conninfo"] = "host=127.0.0.1 port=1 dbname=hookline user=hookline"
     if svc == "auditor":
         cfg["checkpoint"]["key_file"] = str(tmp / "checkpoint.pem")
+    if "metrics_listen" in cfg:  # not the local stack's port: a running demo holds it
+        cfg["metrics_listen"] = f"127.0.0.1:{free_port()}"
     for source in cfg.get("sources") or []:
         for secret in source.get("secrets") or []:
             if secret.get("file"):
