@@ -2,15 +2,11 @@
 report (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer, a deadly signal) in a log
 and nothing in a clean service log, also when request data quoted in a JSON log line looks like
 a report; it recognises what the compiler's own sanitizer runtime prints today; and the
-`service` fixture turns a report in a service's log into a teardown failure.
-
-With HL_SANITIZED_SERVICES=1, also the whole chain on the real binaries: each sanitized
-service stopped with SIGTERM, and the CLI, made to leak (a preloaded library drops a block),
-fail their test.
+`service` fixture turns a report in a service's log into a teardown failure. The whole chain
+on the real sanitized binaries is test_sanitized_binaries_leak.py (sanitized build only).
 
 Needs a C compiler with -fsanitize=address,undefined (the one the build uses)."""
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -144,25 +140,13 @@ int main(int argc, char **argv)
 """
 
 
-def _compiler():
-    cache = paths.BUILD_DIR / "CMakeCache.txt"
-    if cache.is_file():
-        for line in cache.read_text().splitlines():
-            if line.startswith("CMAKE_C_COMPILER:"):
-                return line.split("=", 1)[1]
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.fail("no C compiler found to build the sanitizer sample")
-    return cc
-
-
 def test_reports_recognises_the_runtime_output(tmp_path):
     """Built with the same flags as -DHL_SANITIZE=ON and run with the options the harness
     gives services: every misdeed yields exactly one report, a clean run none."""
     src = tmp_path / "bad.c"
     src.write_text(BAD_C)
     exe = tmp_path / "bad"
-    subprocess.run([_compiler(), "-g", "-O1", "-fsanitize=address,undefined",
+    subprocess.run([sanitizers.compiler(), "-g", "-O1", "-fsanitize=address,undefined",
                     "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", str(src), "-o",
                     str(exe)], check=True, capture_output=True, timeout=120)
     env = {"ASAN_OPTIONS": sanitizers.ASAN_OPTIONS, "UBSAN_OPTIONS": sanitizers.UBSAN_OPTIONS}
@@ -196,86 +180,3 @@ def test_service_fixture_fails_on_a_report_in_the_log(service, free_port):
     assert str(bad.log_path) in problems[0] and "64 byte(s) leaked" in problems[0]
     # Seen and asserted: clear it, or the fixture would fail this test at teardown.
     service.problems.clear()
-
-
-# --- the whole chain on the real binaries (sanitized runs only) ---------------------------
-
-LEAK_LIB_C = r"""
-#include <stdlib.h>
-#include <string.h>
-static void *volatile kept;
-__attribute__((constructor)) static void leak_at_load(void)
-{
-    char *p = malloc(99);
-    memset(p, 1, 99);
-    kept = p;
-    kept = NULL;
-}
-"""
-
-
-def _leak_preload(binary, tmp_path):
-    """LD_PRELOAD that makes `binary` leak 99 bytes at load time: the sanitizer runtime first
-    (it must come first), then a library whose constructor drops a malloc'd block."""
-    lib = tmp_path / "libleak.so"
-    (tmp_path / "leak.c").write_text(LEAK_LIB_C)
-    subprocess.run([_compiler(), "-shared", "-fPIC", "-g", str(tmp_path / "leak.c"), "-o",
-                    str(lib)], check=True, capture_output=True, timeout=120)
-    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True)
-    asan = [line.split()[2] for line in ldd.stdout.splitlines() if "libasan" in line]
-    assert asan, f"{binary} does not load libasan:\n{ldd.stdout}"
-    return f"{asan[0]} {lib}"
-
-
-sanitized_only = pytest.mark.skipif(not sanitizers.ENABLED,
-                                     reason="needs HL_SANITIZED_SERVICES=1 and a sanitized build")
-
-
-def _service_config(name, stack, topics, pg_schema, port, tmp_path):
-    from auditor_support import auditor_config
-    from ingress_support import ingress_config, standard_source
-    from persister_support import persister_config
-    if name == "ingress":
-        return ingress_config(port, topics, [standard_source()])
-    if name == "persister":
-        return persister_config(stack, topics, pg_schema, port, f"g-{topics['events']}")
-    return auditor_config(stack, topics, pg_schema, port, tmp_path / "cp.pem")
-
-
-@sanitized_only
-@pytest.mark.parametrize("name", ["ingress", "persister", "auditor"])
-def test_a_leaking_service_fails_its_test(name, stack, service, free_port, topics, pg_schema,
-                                          tmp_path):
-    """Each real service, made to leak: it stops on SIGTERM by returning from main, so
-    LeakSanitizer runs and reports, and the fixture turns the report into a failure."""
-    from ingress_support import DEMO_SECRET
-    preload = _leak_preload(paths.find_binary(name), tmp_path)
-    svc = service(name, _service_config(name, stack, topics, pg_schema, free_port(), tmp_path),
-                  env={"HL_TEST_DEMO_SECRET": DEMO_SECRET, "LD_PRELOAD": preload})
-    assert svc.get("/healthz")[0] == 200
-    assert svc.stop() != 0  # halt_on_error: the leak check's verdict is the exit code
-    assert not svc.killed
-    assert len(svc.sanitizer_reports) == 1, svc.log_tail()
-    assert "99 byte(s) leaked" in svc.sanitizer_reports[0]
-    assert "leak_at_load" in svc.sanitizer_reports[0]
-    problems = service.stop_all()
-    assert len(problems) == 1 and "sanitizer report" in problems[0], problems
-    service.problems.clear()
-
-
-@sanitized_only
-def test_a_leaking_cli_run_leaves_a_report_file(tmp_path):
-    """The CLI run by a test itself: its report lands in the test's sanitizer folder, which
-    the autouse fixture scans at teardown."""
-    hookline = paths.find_binary("hookline")
-    preload = _leak_preload(hookline, tmp_path)
-    r = subprocess.run([str(hookline), "--help"], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "LD_PRELOAD": preload})
-    assert r.returncode != 0, r.stdout
-    folder = Path(os.environ["ASAN_OPTIONS"].split("log_path=", 1)[1].split(":")[0]).parent
-    found = sanitizers.scan_files(folder)
-    assert len(found) == 1, found
-    (path, reps), = found.items()
-    assert path.name.startswith("report.") and "99 byte(s) leaked" in reps[0]
-    # Seen and asserted: remove it, or the autouse fixture would fail this test.
-    path.unlink()

@@ -12,7 +12,10 @@ the binary.
 """
 import os
 import re
+import shutil
 from pathlib import Path
+
+import pytest
 
 ENABLED = os.environ.get("HL_SANITIZED_SERVICES", "") == "1"
 
@@ -138,3 +141,18 @@ def instrumented(binary):
         with open(binary, "rb") as f:
             _instrumented[key] = b"__asan_init" in f.read()
     return _instrumented[key]
+
+
+def compiler():
+    """The C compiler the build was configured with (CMakeCache.txt under HL_BUILD_DIR), else
+    cc or gcc from PATH; fails the test when there is none."""
+    from harness import paths
+    cache = paths.BUILD_DIR / "CMakeCache.txt"
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            if line.startswith("CMAKE_C_COMPILER:"):
+                return line.split("=", 1)[1]
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("no C compiler found to build a sanitizer sample")
+    return cc
