@@ -293,20 +293,8 @@ static void resync(consumer_t *c)
     pthread_mutex_unlock(&c->a->written_mu);
     for (size_t i = 0; i < c->n; i++) free(c->items[i].text);
     c->n = 0;
-    if (ok && l->cnt > 0) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 10000);
-        if (e) {
-            hl_warn("consumer: seeking after a reconnect: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            ok = false;
-        }
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].err) {
-                hl_warn("consumer: seeking chain %d after a reconnect: %s", l->elems[i].partition,
-                        rd_kafka_err2str(l->elems[i].err));
-                ok = false;
-            }
-    }
+    if (ok && hl_kafka_seek(c->rk, l, 10000, "the lineage chains after a reconnect") != 0)
+        ok = false;
     rd_kafka_topic_partition_list_destroy(l);
     if (!ok) {
         c->resync = true;

@@ -684,21 +684,7 @@ static bool seek_all(hl_consumer_t *c, hl_bw_offsets_t *offs)
             c->assigned, c->cfg->kafka.events_topic, offs[i].partition);
         if (a) a->offset = offs[i].next >= 0 ? offs[i].next : 0;
     }
-    bool ok = true;
-    if (l->cnt > 0) {
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
-        if (e) {
-            hl_warn("seeking after a reconnect: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-            ok = false;
-        }
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].err) {
-                hl_warn("seeking partition %d after a reconnect: %s", l->elems[i].partition,
-                        rd_kafka_err2str(l->elems[i].err));
-                ok = false;
-            }
-    }
+    bool ok = hl_kafka_seek(c->rk, l, SEEK_TIMEOUT_MS, "the events after a reconnect") == 0;
     rd_kafka_topic_partition_list_destroy(l);
     return ok;
 }

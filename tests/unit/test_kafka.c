@@ -300,6 +300,27 @@ static void test_delivery_err(void **state)
     assert_int_equal(hl_kafka_delivery_err(&m), RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
 }
 
+/* Nothing to seek is success; a partition the consumer was never assigned is a failure. */
+static void test_seek(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof err),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", "hl-test-seek", err, sizeof err),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    assert_int_equal(hl_kafka_seek(rk, l, 1000, "nothing"), 0);
+    rd_kafka_topic_partition_list_add(l, "hl-test-seek", 0)->offset = 5;
+    assert_int_equal(hl_kafka_seek(rk, l, 1000, "an unassigned partition"), HL_EKAFKA);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+}
+
 static void test_log_levels(void **state)
 {
     (void)state;
@@ -402,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_header_edges),
         cmocka_unit_test(test_error_translation),
         cmocka_unit_test(test_delivery_err),
+        cmocka_unit_test(test_seek),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_lines_are_json),
     };

@@ -244,3 +244,23 @@ rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m)
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) return m->err;
     return m->offset < 0 ? RD_KAFKA_RESP_ERR__INCONSISTENT : RD_KAFKA_RESP_ERR_NO_ERROR;
 }
+
+int hl_kafka_seek(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int timeout_ms,
+                  const char *what)
+{
+    if (l->cnt == 0) return 0;
+    int rc = 0;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, l, timeout_ms);
+    if (e) {
+        hl_warn("seeking %s: %s", what, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rc = HL_EKAFKA;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        if (!l->elems[i].err) continue;
+        hl_warn("seeking %s, partition %d: %s", what, l->elems[i].partition,
+                rd_kafka_err2str(l->elems[i].err));
+        rc = HL_EKAFKA;
+    }
+    return rc;
+}

@@ -45,6 +45,12 @@ int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_
  * producer whose reports promise durability decides by this, never by m->err alone. */
 rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m);
 
+/* Seeks every partition of l (their .offset) at once, at most timeout_ms; a failure of the call
+ * or of any partition is logged as a warning naming `what` and the partition. Returns 0 or
+ * HL_EKAFKA. Consumer's thread. */
+int hl_kafka_seek(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int timeout_ms,
+                  const char *what) HL_MUST_CHECK;
+
 /* Translates a librdkafka error to an HL_E* code. */
 int hl_kafka_err(rd_kafka_resp_err_t err);
 
