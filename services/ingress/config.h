@@ -86,6 +86,7 @@ typedef struct {
     char *message_id_header; /* instead of the pointer, e.g. "webhook-id" */
     char *event_type;        /* JSON pointer, default "/eventType" */
     char *event_type_header;
+    bool split;              /* the body is a JSON array: one event per element (split.h) */
 #define ING_SRC_FIELD(key, def, min, max, doc) uint32_t key;
     ING_SOURCE_KNOBS(ING_SRC_FIELD)
 #undef ING_SRC_FIELD

@@ -21,6 +21,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 #include "lineage.h"
+#include "split.h"
 
 struct ing_server {
     const ing_config_t *cfg;
@@ -90,6 +91,9 @@ typedef struct {
     bool close;                /* end the connection after answering (unread body, draining) */
     int32_t partition;
     int64_t offset;
+    ing_split_elem_t *elems;   /* a split batch's elements (owned), NULL otherwise */
+    ing_ack_t *acks;           /* and what became of each (owned) */
+    size_t nelems;
 } req_t;
 
 static void reject(req_t *r, int status, const char *code, const char *message)
@@ -135,8 +139,12 @@ static void answer(struct mg_connection *c, const req_t *r)
         char esc[6 * ING_MAX_MESSAGE_ID + 1];
         hl_json_escape(esc, sizeof(esc), r->message_id, strlen(r->message_id));
         n = snprintf(body, sizeof(body),
-                     "{\"status\":\"accepted\",\"request_id\":\"%s\",\"message_id\":\"%s\"}", r->rid,
+                     "{\"status\":\"accepted\",\"request_id\":\"%s\",\"message_id\":\"%s\"", r->rid,
                      esc);
+        if (n > 0 && (size_t)n < sizeof(body) && r->nelems > 0)
+            n += snprintf(body + n, sizeof(body) - (size_t)n, ",\"elements\":%zu", r->nelems);
+        if (n > 0 && (size_t)n < sizeof(body))
+            n += snprintf(body + n, sizeof(body) - (size_t)n, "}");
     } else {
         n = snprintf(body, sizeof(body),
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"},\"request_id\":\"%s\"}",
@@ -260,37 +268,111 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
     return false;
 }
 
-static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
-                          const ing_headers_t *h)
+/* What every event of one request carries besides its key, type and value. */
+typedef struct {
+    char received[24];
+    char traceparent[ING_TRACEPARENT_LEN + 1];
+    const char *ct;
+} ev_common_t;
+
+static void ev_common(const req_t *r, const ing_headers_t *h, ev_common_t *c)
 {
-    char received[24], traceparent[ING_TRACEPARENT_LEN + 1];
     const char *tp = ing_header_get(h, "traceparent", NULL);
-    if (ing_traceparent_valid(tp)) memcpy(traceparent, tp, sizeof(traceparent));
-    else ing_traceparent_new(traceparent);
-    snprintf(received, sizeof(received), "%" PRId64, r->received_us);
-    const char *ct = ing_header_get(h, "content-type", NULL);
-    ing_event_t ev = {.key = r->message_id, .key_len = strlen(r->message_id), .value = body,
-                      .value_len = len, .nheaders = ING_EVENT_HEADERS};
+    if (ing_traceparent_valid(tp)) memcpy(c->traceparent, tp, sizeof(c->traceparent));
+    else ing_traceparent_new(c->traceparent);
+    snprintf(c->received, sizeof(c->received), "%" PRId64, r->received_us);
+    c->ct = ing_header_get(h, "content-type", NULL);
+}
+
+/* One event of r: borrows every argument. */
+static ing_event_t make_event(const req_t *r, const ev_common_t *c, const char *key,
+                              const char *type, const void *value, size_t len)
+{
+    ing_event_t ev = {.key = key, .key_len = strlen(key), .value = value, .value_len = len,
+                      .nheaders = ING_EVENT_HEADERS};
     ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
     ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
-    ev.headers[2] = (ing_kv_t){"hl-event-type", r->event_type, strlen(r->event_type)};
-    ev.headers[3] = (ing_kv_t){"hl-received-us", received, strlen(received)};
-    ev.headers[4] = (ing_kv_t){"content-type", ct, strnlen(ct, 256)};
-    ev.headers[5] = (ing_kv_t){"traceparent", traceparent, ING_TRACEPARENT_LEN};
-    ing_ack_t ack;
-    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
-    ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
-    if (ack.err == 0) {
+    ev.headers[2] = (ing_kv_t){"hl-event-type", type, strlen(type)};
+    ev.headers[3] = (ing_kv_t){"hl-received-us", c->received, strlen(c->received)};
+    ev.headers[4] = (ing_kv_t){"content-type", c->ct, strnlen(c->ct, 256)};
+    ev.headers[5] = (ing_kv_t){"traceparent", c->traceparent, ING_TRACEPARENT_LEN};
+    return ev;
+}
+
+/* Answers r from the ack of its (first failed) record. */
+static void ack_outcome(ing_server_t *s, req_t *r, const ing_ack_t *ack)
+{
+    if (ack->err == 0) {
         r->status = 202;
-        r->partition = ack.partition;
-        r->offset = ack.offset;
-    } else if (ack.err == HL_ETIMEDOUT) {
+        r->partition = ack->partition;
+        r->offset = ack->offset;
+    } else if (ack->err == HL_ETIMEDOUT) {
         unavailable(s, r, "kafka did not acknowledge in time");
-    } else if (ack.err == HL_EAGAIN) {
+    } else if (ack->err == HL_EAGAIN) {
         unavailable(s, r, "producer queue full");
     } else {
         unavailable(s, r, "kafka refused the record");
     }
+}
+
+static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
+                          const ing_headers_t *h)
+{
+    ev_common_t c;
+    ev_common(r, h, &c);
+    ing_event_t ev = make_event(r, &c, r->message_id, r->event_type, body, len);
+    ing_ack_t ack;
+    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
+    ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
+    ack_outcome(s, r, &ack);
+}
+
+static const char *split_message(ing_split_result_t sr)
+{
+    switch (sr) {
+    case ING_SPLIT_NOT_ARRAY: return "a batch source takes a JSON array";
+    case ING_SPLIT_EMPTY: return "the batch holds no element";
+    case ING_SPLIT_TOO_MANY: return "the batch holds more than 1000 elements";
+    default: return "an element's message id or event type is unusable";
+    }
+}
+
+/* A split source's body: one record per element, 202 only when every one is stored (in
+ * durable mode), else 503 for the whole batch (its retry is stored once per element: the
+ * persister keeps one row per source, message id and event type). */
+static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
+                          const ing_headers_t *h)
+{
+    json_t *root = NULL;
+    ing_ex_result_t x = ing_json_parse(body, len, &root), field = ING_EX_OK;
+    if (x != ING_EX_OK) {
+        reject(r, 400, ing_ex_code(x), "body is not valid JSON");
+        return;
+    }
+    size_t bad = 0;
+    ing_split_result_t sr = ing_split(root, &r->src->message_id, &r->src->event_type, h,
+                                      &r->elems, &r->nelems, &field, &bad);
+    json_decref(root);
+    if (sr != ING_SPLIT_OK) {
+        reject(r, sr == ING_SPLIT_TOO_MANY ? 413 : 400, ing_split_code(sr, field),
+               split_message(sr));
+        return;
+    }
+    ev_common_t c;
+    ev_common(r, h, &c);
+    ing_event_t *evs = hl_xcalloc(r->nelems, sizeof(*evs));
+    for (size_t i = 0; i < r->nelems; i++)
+        evs[i] = make_event(r, &c, r->elems[i].message_id, r->elems[i].event_type,
+                            r->elems[i].json, r->elems[i].len);
+    r->acks = hl_xcalloc(r->nelems, sizeof(*r->acks));
+    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
+    ing_producer_send_many(s->producer, evs, r->nelems, !s->fast, deadline, r->acks);
+    free(evs);
+    size_t i = 0;
+    while (i + 1 < r->nelems && r->acks[i].err == 0) i++;
+    hl_strlcpy(r->message_id, r->elems[0].message_id, sizeof(r->message_id));
+    hl_strlcpy(r->event_type, r->elems[0].event_type, sizeof(r->event_type));
+    ack_outcome(s, r, &r->acks[r->acks[i].err != 0 ? i : 0]);
 }
 
 /* Is c's connection data a slot of the client table (not a refusal mark)? */
@@ -386,6 +468,10 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 429, "rate_limited", "over the source's rate limit");
         return;
     }
+    if (r->src->cfg->split) {
+        produce_split(s, r, w->body, (size_t)len, &h);
+        return;
+    }
     if (!extract_fields(r, w->body, (size_t)len, &h)) return;
     produce_event(s, r, w->body, (size_t)len, &h);
 }
@@ -440,7 +526,19 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
                        r.code, r.partition, r.offset, latency, 0};
-    ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
+    /* A stored batch: one record per element, each with its own id and offset. */
+    for (size_t i = 0; r.status == 202 && i < r.nelems; i++) {
+        ing_lineage_t e = l;
+        e.message_id = r.elems[i].message_id;
+        e.event_type = r.elems[i].event_type;
+        e.partition = r.acks[i].partition;
+        e.offset = r.acks[i].offset;
+        ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &e);
+    }
+    if (r.status != 202 || r.nelems == 0)
+        ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
+    ing_split_free(r.elems, r.nelems);
+    free(r.acks);
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);

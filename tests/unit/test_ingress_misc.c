@@ -329,6 +329,10 @@ static void test_config_errors(void **state)
     expect_error(SRC "    message_id: nopointer\n", "message_id");
     expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
     expect_error(SRC "    encoding: base32\n", "encoding");
+    /* A batch's elements each need an id of their own: a header, or none, will not do. */
+    expect_error(SRC "    split: true\n    message_id_header: x-id\n", "split");
+    expect_error("sources:\n  - name: s\n    scheme: standard-webhooks\n    secrets: [{env: X}]\n"
+                 "    split: true\n", "split");
     expect_error(SRC "    max_body: 999999999\n", "max_body");
     /* A body its source admits that the memory cap never could: 503 on every retry. */
     expect_error(SRC "    max_body: 2097152\nmax_body_memory_mb: 1\n", "sources[0].max_body");
@@ -525,7 +529,7 @@ static void test_readme_covers_keys(void **state)
         "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
         "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
         "events_topic", "lineage_topic", "properties", "metrics_listen", "secret_files_shared",
-        "secret_properties"};
+        "secret_properties", "split"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
