@@ -113,3 +113,19 @@ def test_batch_not_stored_whole_gets_503(service, topics, free_port):
     assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
     status, data, _ = post(c, "br", json.dumps(five[:4]).encode())
     assert status == 202 and json.loads(data)["elements"] == 4, data
+
+
+def test_batch_partly_queued_gets_503(service, topics, free_port):
+    """A producer queue of 100 records: of a 300-element batch the first ones are stored and the
+    rest find the queue full, so the batch as a whole gets 503 (not the first element's 202);
+    a batch that fits is accepted."""
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [bearer_source()], queue_max_messages=100),
+            env={"HL_T_SPLIT_BEARER": BEARER})
+    c = Client(port)
+    run = time.time_ns()
+    big = [{"sg_event_id": f"q-{run}-{i}", "event": "open"} for i in range(300)]
+    status, data, hdrs = post(c, "br", json.dumps(big).encode())
+    assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
+    status, data, _ = post(c, "br", json.dumps(big[:50]).encode())
+    assert status == 202 and json.loads(data)["elements"] == 50, data
