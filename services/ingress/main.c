@@ -89,10 +89,11 @@ static int run(const char *path, const ing_config_t *cfg)
     hl_metrics_t *m = hl_metrics_new();
     ing_producer_t *p = NULL;
     ing_server_t *s = NULL;
-    ing_reload_t *rl = NULL;
+    ing_reload_t *rl = ing_reload_new(path, cfg, m);
     ing_sources_t *sources = ing_sources_new(cfg, NULL, NULL, m, err, sizeof(err));
     if (sources == NULL) {
         hl_error("%s", err);
+        ing_reload_free(rl);
         hl_metrics_free(m);
         return HL_CONFIG_EXIT;
     }
@@ -107,7 +108,6 @@ static int run(const char *path, const ing_config_t *cfg)
         hl_error("%s", err);
         goto out;
     }
-    rl = ing_reload_new(path, cfg, sources->max_body, m);
     char kv[256];
     size_t n = 0;
     kv[0] = '\0';

@@ -12,7 +12,7 @@
 struct ing_reload {
     const char *path;              /* the config file (borrowed) */
     const ing_config_t *running;   /* what the process started with (borrowed) */
-    size_t body_buf_max;
+    size_t body_buf_max;           /* the largest max_body at start */
     char **files;                  /* secret files of the last configuration loaded (owned) */
     size_t nfiles;
     uint64_t fingerprint;          /* of path and files at the last look */
@@ -76,13 +76,14 @@ static void watch_files(ing_reload_t *r, const ing_config_t *cfg)
                 r->files[r->nfiles++] = hl_xstrdup(cfg->sources[i].secrets[k].file);
 }
 
-ing_reload_t *ing_reload_new(const char *path, const ing_config_t *running, size_t body_buf_max,
-                             hl_metrics_t *m)
+ing_reload_t *ing_reload_new(const char *path, const ing_config_t *running, hl_metrics_t *m)
 {
     ing_reload_t *r = hl_xcalloc(1, sizeof(*r));
     r->path = path;
     r->running = running;
-    r->body_buf_max = body_buf_max;
+    for (unsigned i = 0; i < running->sources_count; i++)
+        if (running->sources[i].max_body > r->body_buf_max)
+            r->body_buf_max = running->sources[i].max_body;
     r->metrics = m;
     static const char help[] = "Configuration reloads (SIGHUP or a changed file), by outcome";
     r->ok = hl_metrics_counter(m, "hookline_ingress_config_reloads_total", help, "result=\"ok\"");

@@ -16,13 +16,13 @@
 
 typedef struct ing_reload ing_reload_t;
 
-/* Watches `path` (borrowed, must outlive the result) and the secret files `running` names.
+/* Watches `path` (borrowed, must outlive the result) and the secret files `running` names;
+ * made before the secrets are first read, so a change while the process starts is seen.
  * `running` is the configuration the process started with (borrowed, must outlive the
- * result): every key outside the sources is held to it. `body_buf_max` is the largest
- * max_body at start (the workers' buffers). Registers
- * hookline_ingress_config_reloads_total{result}. Aborts on out-of-memory. Main thread. */
-ing_reload_t *ing_reload_new(const char *path, const ing_config_t *running, size_t body_buf_max,
-                             hl_metrics_t *m);
+ * result): every key outside the sources is held to it, and no max_body may pass its
+ * largest (the workers' buffers). Registers hookline_ingress_config_reloads_total{result}.
+ * Aborts on out-of-memory. Main thread. */
+ing_reload_t *ing_reload_new(const char *path, const ing_config_t *running, hl_metrics_t *m);
 void ing_reload_free(ing_reload_t *r);
 
 /* Has the config file or a watched secret file changed (another file, size, mtime or
