@@ -3,6 +3,7 @@ option it accepts (and only those), options that did nothing are refused, --vers
 project version, and the errors for a stopped auditor, a stopped broker and a malformed request id
 say what is wrong and what to do. Progress lines appear on a terminal and never in a pipe."""
 import hashlib
+import json
 import os
 import pty
 import re
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import paths
+from test_cli_latency import DelayServer
+
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("HL_BUILD_DIR", ROOT / "build"))
-HOOKLINE = BUILD / "tools" / "hookline" / "hookline"
+HOOKLINE = paths.find_binary("hookline")
 
 CONN = {"--auditor", "--auditor-token-file", "--auditor-token-env", "--lineage-path"}
 PG = {"--pg", "--pg-schema", "--source", "--settle-timeout-ms", "--lineage-via", "--no-auditor"}
@@ -224,7 +227,41 @@ def test_progress_on_a_terminal_and_none_in_a_pipe(tmp_path):
     assert "checking" not in out
 
 
-def test_verify_and_replay_stay_quiet_in_a_pipe(tmp_path):
+def test_replay_progress_on_a_terminal_and_none_in_a_pipe():
+    args = ["replay", "--count", "500", "--events-per-message", "1", "--duplicate-ratio", "0",
+            "--concurrency", "2", "--rate", "200", "--no-verify", "--json"]
+    with DelayServer(delay_s=0.002) as s:
+        url = ["--url", f"http://127.0.0.1:{s.port}"]
+        r = run(*args, *url, timeout=120)
+        rc, out, err = run_on_terminal(*args, *url, timeout=120)
+    # --no-verify leaves the verification criteria unmeasured: FAIL (1), results on stdout.
+    assert r.returncode == 1 and json.loads(r.stdout)["sent"] == 500
+    assert "\r" not in r.stderr and "sent " not in r.stderr, r.stderr
+    assert rc == 1 and json.loads(out)["sent"] == 500
+    assert re.search(r"\r  sent \d+/500  rate", err), err
+
+
+def test_verify_progress_on_a_terminal_and_none_in_a_pipe(stack, pg_schema, tmp_path):
+    """Three accepted events that never reach the table: verify waits for them (settle time),
+    showing how many arrived on a terminal, then reports them missing."""
+    ledger = tmp_path / "requests.ndjson"
+    ledger.write_text("".join(json.dumps({
+        "message_id": f"never-{i}", "event_type": "t.x", "delivery_id": "", "duplicate": False,
+        "status": 202, "attempts": 1, "latency_us": 1000,
+        "request_id": f"0190a0b0-0000-7000-8000-{i:012d}"}) + "\n" for i in range(3)))
+    args = ["verify", "--requests", str(ledger), "--no-auditor", "--pg", stack.pg_dsn,
+            "--pg-schema", pg_schema.name, "--settle-timeout-ms", "1500"]
+    r = run(*args)
+    assert r.returncode == 1 and "missing rows (gaps)    3" in r.stdout, r.stdout + r.stderr
+    assert "\r" not in r.stderr and "postgres:" not in r.stderr, r.stderr
+    rc, out, err = run_on_terminal(*args)
+    assert rc == 1 and "missing rows (gaps)    3" in out
+    assert "postgres: 0 of 3 accepted events stored" in err, err
+    rc, out, err = run_on_terminal(*args, "--no-progress")
+    assert rc == 1 and "postgres:" not in err
+
+
+def test_replay_stays_quiet_in_a_pipe_when_nothing_answers(tmp_path):
     """A replay against a closed port in a pipe: the error, and no progress line."""
     port = closed_port()
     r = run("replay", "--count", "3", "--no-verify", "--max-retries", "0", "--url",
