@@ -186,9 +186,10 @@ def test_prometheus_config_passes_promtool_and_scrapes_every_service():
 
 def test_kubernetes_dashboard_configmap_carries_the_same_dashboard():
     base = ROOT / "deploy" / "k8s" / "base"
-    kust = yaml.safe_load((base / "kustomization.yaml").read_text())
-    (gen,) = [g for g in kust["configMapGenerator"] if g["name"] == "hookline-grafana-dashboard"]
-    assert gen["options"]["labels"] == {"grafana_dashboard": "1"}
-    (path,) = gen["files"]
-    assert (base / path).read_text() == (OBS / "grafana" / "hookline-pipeline.json").read_text(), \
-        "deploy/k8s/base/dashboards/ must be a copy of deploy/observability/grafana/"
+    assert "grafana-dashboard.yaml" in yaml.safe_load((base / "kustomization.yaml").read_text())[
+        "resources"]
+    cm = yaml.safe_load((base / "grafana-dashboard.yaml").read_text())
+    assert cm["kind"] == "ConfigMap" and cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["data"] == {"hookline-pipeline.json":
+                          (OBS / "grafana" / "hookline-pipeline.json").read_text()}, \
+        "deploy/k8s/base/grafana-dashboard.yaml must carry deploy/observability/grafana's JSON"
