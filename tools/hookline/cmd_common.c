@@ -328,8 +328,8 @@ int hl_cmd_lineage(int argc, char **argv)
     hl_http_response_t resp;
     int rc = hl_http_request(c, "GET", path, h, 2, NULL, 0, &resp), code;
     if (rc) {
-        fprintf(stderr, "hookline: auditor not reachable at %s: " HL_STACK_HINT "\n",
-                conn.auditor_url);
+        fprintf(stderr, "hookline: auditor not reachable at %s (%s): " HL_STACK_HINT "\n",
+                conn.auditor_url, rc == HL_ETIMEDOUT ? "no answer in time" : "no connection");
         code = HL_EXIT_USAGE;
     } else if (resp.status == 401 || resp.status == 403) {
         json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
