@@ -90,7 +90,8 @@ static void register_metrics(hl_auditor_t *a)
                                    "Lineage rows appended to the chains", NULL);
     a->m_repeats = hl_metrics_counter(m, "hookline_auditor_lineage_repeats_total",
                                       "Outcome records skipped: their Kafka record had one", NULL);
-    a->m_batches = hl_metrics_counter(m, "hookline_auditor_batches_total", "Batches committed", NULL);
+    a->m_batches =
+        hl_metrics_counter(m, "hookline_auditor_batches_total", "Batches committed", NULL);
     a->m_batch_errors = hl_metrics_counter(m, "hookline_auditor_batch_errors_total",
                                            "Batch transactions that failed (retried)", NULL);
     a->m_checkpoints = hl_metrics_counter(m, "hookline_auditor_checkpoints_total",

@@ -28,7 +28,8 @@ static void test_request_id_reasons(void **state)
     (void)state;
     char why[256] = "untouched";
     assert_int_equal(hl_request_id_problem(good_id, why, sizeof(why)), 0);
-    assert_int_equal(hl_request_id_problem("0190F0F0-AAAA-7BBB-8CCC-DDDDEEEEFFFF", why, sizeof(why)), 0);
+    assert_int_equal(
+        hl_request_id_problem("0190F0F0-AAAA-7BBB-8CCC-DDDDEEEEFFFF", why, sizeof(why)), 0);
     expect_problem("", "it has 0 characters, not 36");
     expect_problem("0190f0f0-aaaa-7bbb-8ccc-ddddeeeeffff0", "it has 37 characters");
     expect_problem("0190f0f0aaaaa7bbb-8ccc-ddddeeeeffff", "it has 35 characters");

@@ -35,8 +35,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     /* "[thrd:…]: host:port/bootstrap: Connect to … failed: …" → "Connect to … failed: …" */
     if (buf[0] == '[' && strstr(buf, "]: ")) buf = strstr(buf, "]: ") + 3;
     const char *colon = strstr(buf, ": ");
-    if (colon && memchr(buf, '/', (size_t)(colon - buf)) && !memchr(buf, ' ', (size_t)(colon - buf)))
-        buf = colon + 2;
+    size_t head = colon ? (size_t)(colon - buf) : 0;
+    if (colon && memchr(buf, '/', head) && !memchr(buf, ' ', head)) buf = colon + 2;
     size_t n = strcspn(buf, "(");
     while (n > 0 && buf[n - 1] == ' ') n--;
     pthread_mutex_lock(&klog.lock);
