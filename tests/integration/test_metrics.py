@@ -97,7 +97,9 @@ def test_no_series_that_can_never_count(pipeline):
     unknown = [lb for name, lb in samples(ing)
                if name == "hookline_ingress_requests_total" and 'source="_unknown"' in lb]
     assert unknown, "requests for unknown sources are still counted"
-    assert 'hookline_ingress_requests_total{source="_unknown",status="404"} 1' in ing
+    counted = re.search(r'^hookline_ingress_requests_total\{source="_unknown",status="404"\} (\d+)$',
+                        ing, re.M)
+    assert counted and int(counted.group(1)) >= 1, "the request for an unknown source counted"
     for lb in unknown:
         assert 'status="202"' not in lb and 'status="401"' not in lb, lb
 
