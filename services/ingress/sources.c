@@ -27,13 +27,21 @@ int ing_status_index(int status)
 
 void ing_count_status(ing_status_counters_t *c, int status)
 {
-    hl_counter_inc(c->by_status[ing_status_index(status)]);
+    hl_counter_t *n = c->by_status[ing_status_index(status)];
+    if (n != NULL) hl_counter_inc(n);
 }
 
-static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const char *source)
+/* Answers that only a configured source can get: accepted, or refused by its authentication.
+ * The counters of requests that named no source leave them out rather than export a series
+ * that can never count. */
+static bool needs_source(int status) { return status == 202 || status == 401; }
+
+static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const char *source,
+                              bool known)
 {
     for (int i = 0; i < ING_STATUS_COUNT; i++) {
         char labels[128];
+        if (!known && needs_source(k_statuses[i])) continue;
         snprintf(labels, sizeof(labels), "source=\"%s\",status=\"%d\"", source, k_statuses[i]);
         c->by_status[i] = hl_metrics_counter(m, "hookline_ingress_requests_total",
                                              "Requests answered, by source and HTTP status", labels);
@@ -141,7 +149,7 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, bool shared
                                   : c->message_id == NULL);
     src->limit = limit_for(c, prev);
     if (load_keys(src, shared_ok, errbuf, errcap) != 0) return HL_ECONFIG;
-    register_counters(&src->counters, m, c->name);
+    register_counters(&src->counters, m, c->name, true);
     return 0;
 }
 
@@ -160,7 +168,7 @@ static int sources_build(ing_sources_t *s, const ing_config_t *cfg, const ing_so
         if (cfg->sources[i].max_body > s->max_body) s->max_body = cfg->sources[i].max_body;
     }
     s->default_source = ing_sources_find(s, cfg->default_source, strlen(cfg->default_source));
-    register_counters(&s->unknown, m, "_unknown");
+    register_counters(&s->unknown, m, "_unknown", false);
     return 0;
 }
 

@@ -49,7 +49,8 @@ typedef struct {
     ing_source_t *v;
     size_t n;
     ing_source_t *default_source;  /* behind /api/webhooks */
-    ing_status_counters_t unknown; /* requests that named no configured source */
+    ing_status_counters_t unknown; /* requests that named no configured source (no 202 or 401
+                                      counter: those answers need a source) */
     size_t max_body;               /* largest max_body of any source */
 } ing_sources_t;
 
