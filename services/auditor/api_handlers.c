@@ -148,7 +148,7 @@ int hl_h_latency(hl_req_t *r)
         hl_hist_t *h = hl_hist_new();
         if (live)
             hl_live_merge(r->a->live, (hl_lat_t)s, source, h);
-        else if (hl_q_latency(c, (hl_lat_t)s, source, from, to, h, err, sizeof err) != 0) {
+        else if (hl_q_latency(c, (hl_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
             hl_hist_free(h);
             json_decref(stages);
             return db_error(r, c, err);

@@ -327,7 +327,7 @@ int hl_h_page(hl_req_t *r)
     int64_t now = hl_now_us();
     for (int s = 0; s < HL_LAT_N && !failed; s++) {
         hl_hist_t *h = hl_hist_new();
-        if (hl_q_latency(c, (hl_lat_t)s, NULL, now - INT64_C(3600000000), now + 1, h, err,
+        if (hl_q_latency(c, (hl_lat_t)s, NULL, NULL, now - INT64_C(3600000000), now + 1, h, err,
                          sizeof err) != 0)
             failed = 1;
         else
