@@ -221,6 +221,14 @@ int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outc
     return 0;
 }
 
+json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap)
+{
+    return json_query(c,
+                      "SELECT coalesce(json_agg(x), '[]') FROM (SELECT chain, seq, ts_us, key_id"
+                      " FROM lineage_checkpoints ORDER BY id DESC LIMIT 1) x",
+                      0, NULL, errbuf, errcap);
+}
+
 static void bucket_cb(int64_t lo, int64_t hi, uint64_t count, void *arg)
 {
     json_t *a = json_array();

@@ -42,6 +42,10 @@ int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outc
                  int64_t from_us, int64_t to_us, hl_hist_t *h, char *errbuf,
                  size_t errcap) HL_MUST_CHECK;
 
+/* [{"chain", "seq", "ts_us", "key_id"}] of the newest checkpoint stored in
+ * lineage_checkpoints, or [] when none was signed yet. */
+json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap);
+
 /* Percentile summary of h: count, p50, p90, p95, p99, p99.9, max and (if buckets) the
  * non-empty buckets as [lo, hi, count]. */
 json_t *hl_hist_summary(const hl_hist_t *h, int with_buckets);
