@@ -10,6 +10,7 @@ import re
 import struct
 import subprocess
 import tempfile
+import time
 import zlib
 from urllib.parse import quote
 
@@ -104,7 +105,7 @@ def check_chart(doc, chart_id, values):
         assert lo1 == hi0 + 1, (chart_id, bins)
     for lo, hi, n, _, _ in bins:
         assert n == sum(lo <= v <= hi for v in values), (chart_id, lo, hi, n)
-        if lo >= 1000 and hi < bins[-1][1]:
+        if lo >= 1000:  # the last bin too: nothing above it folded in
             assert 1.30 < (hi + 1) / lo < 1.37, (chart_id, lo, hi)  # 10^(1/8) apart
     assert sum(b[2] for b in bins) == len(values)
     for p, q in (("p50", 50), ("p95", 95), ("p99", 99), ("p99.9", 99.9)):
@@ -229,9 +230,10 @@ def test_page(stack, topics, pg_schema, service, free_port, tmp_path):
     ok = accepted(500, 1500, 3000, 2000, message_id="page-msg", source="github")
     lost = accepted(501, 900, 0, 0, persisted=False, message_id="page-gap")
     hostile = accepted(502, 700, 2500, 1200, source=HOSTILE_SOURCE, message_id=HOSTILE_MESSAGE)
-    # One message delivered three times, its lineage interleaved: two persisted, one not yet.
+    # One message delivered three times 1 ms apart, its lineage interleaved in time (every
+    # ingress record before the first persisted one): two persisted, one not yet.
     now = now_us()
-    multi = [ingress_record(uuid7(), received_us=now + k * 50_000, latency_us=800 + k * 100,
+    multi = [ingress_record(uuid7(), received_us=now + k * 1000, latency_us=800 + k * 100,
                             message_id="page-multi") for k in range(3)]
     multi_done = [persisted_record(multi[k], queue_us=4000, persist_us=1000 + k) for k in range(2)]
     for r in multi:
@@ -344,6 +346,18 @@ def test_page(stack, topics, pg_schema, service, free_port, tmp_path):
                                                 "signin-bad.html"))
     assert 'id="note"' in bad and 'class="req"' not in bad
     print("screenshots:", *shots)
+
+    # For the record (no pass condition): a page that shows the last verification against one
+    # that walks the history again, medians of 5.
+    def median_ms(path):
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert get(svc, path).status_code == 200
+            times.append((time.monotonic() - t0) * 1000)
+        return sorted(times)[2]
+    print(f"page: {median_ms('/'):.1f} ms showing the last verification, "
+          f"{median_ms('/?verify=1'):.1f} ms walking {lineage_count(pg_schema)} rows again")
 
 
 def test_old_rollup_rows_stay_readable(stack, topics, pg_schema, service, free_port, tmp_path):
