@@ -342,3 +342,69 @@ def test_pipeline_runs_with_the_restricted_roles(stack, topics, pg_schema, roles
     assert sessions.get(roles.name["persister"], 0) >= 1, sessions
     assert sessions.get(roles.name["auditor"], 0) >= 1, sessions
     assert sessions.get(roles.name["reader"], 0) >= 1, sessions
+
+
+def test_each_role_signs_in_with_its_own_password(stack, topics, service, free_port, tmp_path):
+    """On a private cluster that asks the service roles for their passwords (the local stack's
+    pg_hba.conf): migrate --create-roles sets them from the environment, the auditor signs in
+    as its writer with PGPASSWORD and as its read role with HOOKLINE_POSTGRES_READ_PASSWORD;
+    a wrong read password leaves the writer working and the API unable to connect."""
+    import pwd
+    from persister_support import PrivatePostgres
+    pg = PrivatePostgres(free_port())
+    try:
+        hba = os.path.join(pg.data, "pg_hba.conf")
+        with open(paths.SOURCE_DIR / "deploy" / "local" / "postgres" / "pg_hba.conf.in") as f:
+            text = f.read()
+        with open(hba, "w") as f:
+            f.write(text)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(hba, pw.pw_uid, pw.pw_gid)
+        pg.query("SELECT pg_reload_conf()")
+        names = {k: f"hookline_{k}" for k in KINDS}
+        passwords = {k: secrets.token_hex(12) for k in KINDS}
+        r = subprocess.run(
+            [str(paths.MIGRATE_SCRIPT), "--schema", "public", "--conninfo", pg.conninfo,
+             *[a for k in KINDS for a in ("--role", f"{k}={names[k]}")], "--create-roles"],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, **{f"HOOKLINE_PG_{k.upper()}_PASSWORD": passwords[k]
+                                    for k in KINDS}))
+        assert r.returncode == 0, r.stdout + r.stderr
+        # The password is asked for, and only the right one lets a role in.
+        as_reader = pg.conninfo.replace("user=hookline", f"user={names['reader']}")
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(as_reader, password="wrong", connect_timeout=5).close()
+        psycopg2.connect(as_reader, password=passwords["reader"], connect_timeout=5).close()
+
+        def auditor(read_password):
+            cfg = auditor_config(stack, topics, PgSchemaAt("public"), free_port(),
+                                 tmp_path / "cp.pem")
+            cfg["postgres"]["conninfo"] = pg.conninfo.replace("user=hookline",
+                                                              f"user={names['auditor']}")
+            cfg["postgres"]["read_conninfo"] = as_reader
+            return service("auditor", cfg, env={"PGPASSWORD": passwords["auditor"],
+                                                "HOOKLINE_POSTGRES_READ_PASSWORD": read_password})
+
+        aud = auditor(passwords["reader"])
+        assert get(aud, "/v1/verify").json()["ok"] is True
+        assert post(aud, "/v1/checkpoints", role="admin").status_code == 201
+        assert aud.stop() == 0
+
+        aud = auditor("not-the-reader-password")
+        assert get(aud, "/v1/verify").status_code == 503
+        # The writer signed in (ready means its last Postgres round trip worked).
+        wait_for(lambda: get(aud, "/readyz", role=None).status_code == 200, 30, "ready")
+        wait_for(lambda: "password authentication failed" in aud.log_text(), 10,
+                 "the read role's refusal in the auditor's log")
+        assert "not-the-reader-password" not in aud.log_text()
+        assert aud.stop() == 0
+    finally:
+        pg.destroy()
+
+
+class PgSchemaAt:
+    """The .name of a schema, for auditor_config."""
+
+    def __init__(self, name):
+        self.name = name
