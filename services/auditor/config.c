@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "auth.h"
 #include "chain.h"
 #include "checkpoint.h"
@@ -155,6 +157,23 @@ static int check_tokens(const T *c, char *errbuf, size_t errcap)
     return 0;
 }
 
+/* A connection string libpq cannot parse would never connect: refused at start. Its text is
+ * never echoed, nor libpq's message about it (either may carry a password). */
+static int check_conninfo(const char *field, const char *s, char *errbuf, size_t errcap)
+{
+    if (s == NULL || s[0] == '\0') return 0;
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(s, &perr);
+    PQfreemem(perr);
+    if (o != NULL) {
+        PQconninfoFree(o);
+        return 0;
+    }
+    return hl_config_fail(errbuf, errcap, field, NULL,
+                          "is not a libpq connection string (key=value pairs or a "
+                          "postgresql:// URI)");
+}
+
 int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
 {
     hl_log_level_t lvl;
@@ -162,6 +181,8 @@ int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
     apply_defaults(c);
     int rc = hl_config_kafka_check("kafka", &c->kafka, errbuf, errcap);
     if (rc == 0) rc = hl_config_http_check("http", &c->http, errbuf, errcap);
+    if (rc == 0)
+        rc = check_conninfo("postgres.read_conninfo", c->postgres.read_conninfo, errbuf, errcap);
     if (rc == 0) rc = hl_config_check_str("group_id", c->group_id, 1, 200, errbuf, errcap);
     if (rc == 0 && hl_log_level_parse(c->log_level, &lvl) != 0)
         rc = hl_config_fail(errbuf, errcap, "log_level", c->log_level,
