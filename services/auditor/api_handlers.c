@@ -392,10 +392,12 @@ int hl_h_evidence(hl_req_t *r)
     char manifest[65];
     hl_chain_hex(digest, manifest);
     json_decref(in);
-    PGconn *c = hl_req_db(r);
-    if (!c) return 503;
-    int rc = hl_auditor_sign(r->a, c, err, sizeof err);
-    hl_req_db_done(r, c, rc == HL_EPG);
+    int rc = hl_auditor_sign(r->a, err, sizeof err);
+    if (rc == HL_EPG) {
+        hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
+        HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
+        return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+    }
     hl_seals_t seals;
     if (rc < 0 || hl_auditor_seals(r->a, &seals, err, sizeof err) != 0)
         return hl_reply_error(r, 503, "checkpoint_topic", err);
@@ -445,15 +447,22 @@ int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errc
     return 0;
 }
 
-int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap)
+int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
 {
     hl_seals_t seals;
     hl_signing_t sg = {a->signer, a->ckpub};
+    PGconn *c = hl_pool_get(a->wpool);
+    if (!c) {
+        snprintf(errbuf, errcap, "checkpoints: no connection as the writer's role");
+        hl_counter_add(a->m_cp_errors, 1);
+        return HL_EPG;
+    }
     int refused = 0, n = hl_auditor_seals(a, &seals, errbuf, errcap);
     if (n == 0) {
         n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
         hl_seals_free(&seals);
     }
+    hl_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);
     if (n < 0) hl_counter_add(a->m_cp_errors, 1);
     if (n > 0) hl_counter_add(a->m_checkpoints, (uint64_t)n);
     if (refused > 0) hl_counter_add(a->m_cp_refused, (uint64_t)refused);
@@ -473,17 +482,18 @@ int hl_h_checkpoints(hl_req_t *r)
     int64_t chain;
     if (hl_req_only(r, allowed) || hl_param_int(r, "chain", 0, HL_MAX_CHAINS - 1, -1, &chain))
         return 400;
-    PGconn *c = hl_req_db(r);
-    if (!c) return 503;
     int signed_n = 0;
     if (strcmp(r->method, "POST") == 0) {
-        signed_n = hl_auditor_sign(r->a, c, err, sizeof err);
-        if (signed_n == HL_EPG) return db_error(r, c, err);
-        if (signed_n < 0) {
-            hl_req_db_done(r, c, 0);
-            return hl_reply_error(r, 503, "checkpoint_topic", err);
+        signed_n = hl_auditor_sign(r->a, err, sizeof err);
+        if (signed_n == HL_EPG) {
+            hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
+            HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
+            return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
         }
+        if (signed_n < 0) return hl_reply_error(r, 503, "checkpoint_topic", err);
     }
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
     char ch[16];
     snprintf(ch, sizeof ch, "%" PRId64, chain);
     const char *p[1] = {chain >= 0 ? ch : NULL};

@@ -35,7 +35,8 @@ typedef struct {
     struct json_t *status;
     int64_t status_us;
     hl_metrics_t *metrics;
-    hl_pool_t *pool;                /* API connections */
+    hl_pool_t *pool;                /* API connections: the read-only role (postgres_read) */
+    hl_pool_t *wpool;               /* the writer's role, for signing checkpoints */
     hl_live_t *live;                /* live latency histograms */
     atomic_bool stop;               /* set on SIGTERM */
     atomic_bool db_ok;              /* the writer's last Postgres round trip worked */
@@ -64,8 +65,9 @@ struct json_t;
 int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
                      size_t errcap);
 /* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
- * logs. Returns the number signed or a negative HL_E* code (errbuf filled). */
-int hl_auditor_sign(hl_auditor_t *a, PGconn *c, char *errbuf, size_t errcap);
+ * logs, on a connection of the writer's pool (the API's role may not insert checkpoints).
+ * Returns the number signed or a negative HL_E* code (errbuf filled; HL_EPG: Postgres). */
+int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap);
 
 /* Registers the HTTP handlers (api.c, page.c) on a started server. */
 struct hl_httpd;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "auth.h"
 #include "chain.h"
 #include "checkpoint.h"
@@ -59,9 +61,21 @@ static const cyaml_schema_field_t slo_fields[] = {
     CYAML_FIELD_END,
 };
 
+/* hl_pg_fields' keys (in hl_auditor_pg_cfg_t.w) and the API's own conninfo. */
+static const cyaml_schema_field_t pg_fields[] = {
+    CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t, w.conninfo, 0,
+                           4096),
+    CYAML_FIELD_STRING_PTR("read_conninfo", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t,
+                           read_conninfo, 0, 4096),
+    CYAML_FIELD_STRING_PTR("schema", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t, w.schema, 1, 63),
+    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t,
+                     w.connect_timeout_ms),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t fields[] = {
     CYAML_FIELD_MAPPING("kafka", CYAML_FLAG_OPTIONAL, T, kafka, hl_kafka_fields),
-    CYAML_FIELD_MAPPING("postgres", CYAML_FLAG_OPTIONAL, T, postgres, hl_pg_fields),
+    CYAML_FIELD_MAPPING("postgres", CYAML_FLAG_OPTIONAL, T, postgres, pg_fields),
     CYAML_FIELD_MAPPING("http", CYAML_FLAG_OPTIONAL, T, http, hl_http_fields),
     CYAML_FIELD_STRING_PTR("group_id", CYAML_FLAG_OPTIONAL, T, group_id, 1, 200),
     CYAML_FIELD_STRING_PTR("log_level", CYAML_FLAG_OPTIONAL, T, log_level, 1, 16),
@@ -86,8 +100,9 @@ static const cyaml_schema_value_t schema = {
 static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
     ENV("HOOKLINE_KAFKA_LINEAGE_TOPIC", HL_ENV_STR, kafka.lineage_topic),
-    ENV("HOOKLINE_POSTGRES_CONNINFO", HL_ENV_STR, postgres.conninfo),
-    ENV("HOOKLINE_POSTGRES_SCHEMA", HL_ENV_STR, postgres.schema),
+    ENV("HOOKLINE_POSTGRES_CONNINFO", HL_ENV_STR, postgres.w.conninfo),
+    ENV("HOOKLINE_POSTGRES_READ_CONNINFO", HL_ENV_STR, postgres.read_conninfo),
+    ENV("HOOKLINE_POSTGRES_SCHEMA", HL_ENV_STR, postgres.w.schema),
     ENV("HOOKLINE_HTTP_LISTEN", HL_ENV_STR, http.listen),
     ENV("HOOKLINE_AUDITOR_GROUP_ID", HL_ENV_STR, group_id),
     ENV("HOOKLINE_LOG_LEVEL", HL_ENV_STR, log_level),
@@ -100,7 +115,14 @@ static const hl_env_override_t env_rows[] = {
 static void apply_defaults(T *c)
 {
     hl_config_kafka_defaults(&c->kafka, "hookline-auditor");
-    hl_config_pg_defaults(&c->postgres);
+    hl_config_pg_defaults(&c->postgres.w);
+    const char *rc = c->postgres.read_conninfo;
+    c->postgres_read = c->postgres.w;
+    if (rc && rc[0]) {
+        c->postgres_read.conninfo = c->postgres.read_conninfo;
+        const char *pw = getenv("HOOKLINE_POSTGRES_READ_PASSWORD");
+        c->postgres_read.password = pw && pw[0] ? pw : NULL;
+    }
     hl_config_http_defaults(&c->http, "127.0.0.1:8090");
     /* A worker is held by every connection, slow or idle ones included, until its timeout:
      * enough of them that a few hundred slow clients leave room for the API. */
@@ -135,6 +157,23 @@ static int check_tokens(const T *c, char *errbuf, size_t errcap)
     return 0;
 }
 
+/* A connection string libpq cannot parse would never connect: refused at start. Its text is
+ * never echoed, nor libpq's message about it (either may carry a password). */
+static int check_conninfo(const char *field, const char *s, char *errbuf, size_t errcap)
+{
+    if (s == NULL || s[0] == '\0') return 0;
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(s, &perr);
+    PQfreemem(perr);
+    if (o != NULL) {
+        PQconninfoFree(o);
+        return 0;
+    }
+    return hl_config_fail(errbuf, errcap, field, NULL,
+                          "is not a libpq connection string (key=value pairs or a "
+                          "postgresql:// URI)");
+}
+
 int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
 {
     hl_log_level_t lvl;
@@ -142,6 +181,8 @@ int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
     apply_defaults(c);
     int rc = hl_config_kafka_check("kafka", &c->kafka, errbuf, errcap);
     if (rc == 0) rc = hl_config_http_check("http", &c->http, errbuf, errcap);
+    if (rc == 0)
+        rc = check_conninfo("postgres.read_conninfo", c->postgres.read_conninfo, errbuf, errcap);
     if (rc == 0) rc = hl_config_check_str("group_id", c->group_id, 1, 200, errbuf, errcap);
     if (rc == 0 && hl_log_level_parse(c->log_level, &lvl) != 0)
         rc = hl_config_fail(errbuf, errcap, "log_level", c->log_level,

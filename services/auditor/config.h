@@ -28,9 +28,19 @@ typedef struct {
     double target;       /* share of good requests promised, e.g. 0.999 */
 } hl_auditor_slo_cfg_t;
 
+/* The postgres section: the writer's connection (the shared keys) and the API's. */
+typedef struct {
+    hl_pg_config_t w;      /* first: conninfo, schema, connect_timeout_ms as in every service */
+    char *read_conninfo;   /* the API's read-only role; NULL or "": the writer's conninfo */
+} hl_auditor_pg_cfg_t;
+
 typedef struct {
     hl_kafka_config_t kafka;
-    hl_pg_config_t postgres;
+    hl_auditor_pg_cfg_t postgres;
+    /* The API's connections: read_conninfo (else conninfo), the writer's schema and timeout,
+     * the password of HOOKLINE_POSTGRES_READ_PASSWORD (else PGPASSWORD or the passfile).
+     * Derived by hl_auditor_config_finish; its strings are borrowed. */
+    hl_pg_config_t postgres_read;
     hl_http_config_t http;
     char *group_id;
     char *log_level;

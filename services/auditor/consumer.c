@@ -52,7 +52,7 @@ static int ensure_pg(consumer_t *c)
     if (hl_pg_read_only(c->pg)) hl_warn("consumer: postgres server is read-only; reconnecting");
     PQfinish(c->pg);
     c->pg = NULL;
-    if (hl_pg_connect(&c->a->cfg->postgres, 0, &c->pg, err, sizeof err) != 0) {
+    if (hl_pg_connect(&c->a->cfg->postgres.w, 0, &c->pg, err, sizeof err) != 0) {
         atomic_store(&c->a->db_ok, false);
         hl_warn("consumer: postgres: %s", err);
         return HL_EPG;

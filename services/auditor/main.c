@@ -60,8 +60,8 @@ void *hl_housekeeping_main(void *arg)
                 }
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
             }
-            if (c && now >= next_cp) {
-                int n = hl_auditor_sign(a, c, err, sizeof err);
+            if (now >= next_cp) {
+                int n = hl_auditor_sign(a, err, sizeof err);
                 if (n < 0)
                     hl_warn("housekeeping: checkpoint: %s", err);
                 else if (n > 0) {
@@ -194,9 +194,12 @@ int main(int argc, char **argv)
     a.live = hl_live_new();
     /* One connection per API worker and one for housekeeping, opened as needed, but never
      * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
-    a.pool = hl_pool_new(&cfg->postgres, cfg->http.threads + 1 < AUDITOR_POOL_MAX
-                                             ? cfg->http.threads + 1
-                                             : AUDITOR_POOL_MAX);
+    a.pool = hl_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
+                                                  ? cfg->http.threads + 1
+                                                  : AUDITOR_POOL_MAX);
+    /* Signing (housekeeping, POST /v1/checkpoints, /v1/evidence) inserts checkpoints: the
+     * writer's role, two connections at most. */
+    a.wpool = hl_pool_new(&cfg->postgres.w, 2);
 
     /* Signals are taken by sigwait on this thread only; every thread started below inherits
      * the block. */
@@ -223,6 +226,7 @@ int main(int argc, char **argv)
     hl_info("auditor: signal %d, draining", sig);
     atomic_store(&a.stop, true);
     hl_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
+    hl_pool_close(a.wpool);
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);
@@ -231,6 +235,7 @@ int main(int argc, char **argv)
 out:
     json_decref(a.status);
     hl_pool_free(a.pool);
+    hl_pool_free(a.wpool);
     hl_live_free(a.live);
     hl_metrics_free(a.metrics);
     hl_ckpub_free(a.ckpub);

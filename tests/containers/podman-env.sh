@@ -69,8 +69,10 @@ hl_base_image() {
     if [ ! -s "$tar" ]; then
         mkdir -p "$cache"
         rm -f "$cache"/debian-bookworm-minbase-*.tar
-        mmdebstrap --variant=minbase --quiet bookworm "$tar.tmp.$$" >&2 \
-            || { rm -f "$tar.tmp.$$"; echo "base image: mmdebstrap failed" >&2; return 1; }
+        # --format: the temporary name has no .tar suffix to guess it from (a directory
+        # would be made, and then cached under the .tar name).
+        mmdebstrap --variant=minbase --format=tar --quiet bookworm "$tar.tmp.$$" >&2 \
+            || { rm -rf "$tar.tmp.$$"; echo "base image: mmdebstrap failed" >&2; return 1; }
         mv "$tar.tmp.$$" "$tar"
     fi
     podman import --quiet "$tar" "$HL_BASE_IMAGE" >/dev/null

@@ -28,6 +28,10 @@ CASES = [
     ({"slo": {"target": 1.5}}, "slo.target"),
     ({"log_level": "loud"}, "log_level"),
     ({"unknown_key": 1}, "unknown_key"),
+    ({"postgres": {"read_conninfo": "host=127.0.0.1 port"}}, "postgres.read_conninfo"),
+    ({"postgres": {"read_conninfo": "postgresql://x:y@[::1"}}, "postgres.read_conninfo"),
+    ({"postgres": {"read_conninfo": "a" * 5000}}, "read_conninfo"),
+    ({"postgres": {"read_only": "host=x"}}, "read_only"),
 ]
 
 
@@ -36,6 +40,15 @@ def test_bad_config_exits_2(tmp_path, over, field):
     r = run_binary("auditor", base(tmp_path, **over))
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert field in (r.stdout + r.stderr)
+
+
+def test_bad_read_conninfo_is_refused_without_echoing_it(tmp_path):
+    # A conninfo may carry a password: neither it nor libpq's message quoting it is printed.
+    r = run_binary("auditor", base(tmp_path, postgres={
+        "read_conninfo": "user=hookline_reader password=s3cret-value s3cret-tail"}))
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "postgres.read_conninfo" in out, out
+    assert "s3cret" not in out, out
 
 
 def test_bad_key_file_exits_2(tmp_path):

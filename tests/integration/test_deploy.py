@@ -111,6 +111,10 @@ def test_migrate_entrypoint_refuses_bad_environment_and_times_out(installed):
                        env={**env, "HOOKLINE_PG_CONNINFO": "host=127.0.0.1 port=1",
                             "HOOKLINE_MIGRATE_WAIT_S": "soon"})
     assert r.returncode == 2 and "HOOKLINE_MIGRATE_WAIT_S" in r.stderr
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=30,
+                       env={**env, "HOOKLINE_PG_CONNINFO": "host=127.0.0.1 port=1",
+                            "HOOKLINE_PG_CREATE_ROLES": "yes"})
+    assert r.returncode == 2 and "HOOKLINE_PG_CREATE_ROLES" in r.stderr, r.stderr
     # Nothing listens on port 1: with no time to wait it gives up at once, saying why.
     r = subprocess.run([exe], capture_output=True, text=True, timeout=30,
                        env={**env, "HOOKLINE_PG_CONNINFO": "host=127.0.0.1 port=1 dbname=x",
@@ -362,11 +366,31 @@ def test_compose_takes_secrets_only_from_the_environment(tmp_path):
         for key, value in (svc.get("environment") or {}).items():
             if re.search(r"PASSWORD|SECRET|TOKEN", key):
                 assert re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", str(value)), (name, key, value)
-    r = compose_config(EXAMPLE_ENV, {"HOOKLINE_PG_PASSWORD": "from-the-environment"})
+    r = compose_config(EXAMPLE_ENV, {"HOOKLINE_PG_PASSWORD": "from-the-environment",
+                                     "HOOKLINE_PG_PERSISTER_PASSWORD": "persister-pw",
+                                     "HOOKLINE_PG_AUDITOR_PASSWORD": "auditor-pw",
+                                     "HOOKLINE_PG_READER_PASSWORD": "reader-pw"})
     assert r.returncode == 0, r.stderr
     out = yaml.safe_load(r.stdout)
-    assert out["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "from-the-environment"
-    assert out["services"]["persister-1"]["environment"]["PGPASSWORD"] == "from-the-environment"
+    svcs = out["services"]
+    assert svcs["postgres"]["environment"]["POSTGRES_PASSWORD"] == "from-the-environment"
+    assert svcs["migrate"]["environment"]["PGPASSWORD"] == "from-the-environment"
+    # Each service signs in as its own role with its own password (proto/sql/007_roles.sql).
+    for svc, conn, pw, role, value in (
+            ("persister-1", "HOOKLINE_POSTGRES_CONNINFO", "PGPASSWORD", "hookline_persister", "persister-pw"),
+            ("persister-2", "HOOKLINE_POSTGRES_CONNINFO", "PGPASSWORD", "hookline_persister", "persister-pw"),
+            ("auditor", "HOOKLINE_POSTGRES_CONNINFO", "PGPASSWORD", "hookline_auditor", "auditor-pw"),
+            ("auditor", "HOOKLINE_POSTGRES_READ_CONNINFO", "HOOKLINE_POSTGRES_READ_PASSWORD",
+             "hookline_reader", "reader-pw")):
+        env = svcs[svc]["environment"]
+        assert f"user={role}" in env[conn].split() and env[pw] == value, (svc, conn)
+    mig = svcs["migrate"]["environment"]
+    assert "user=hookline" in mig["HOOKLINE_PG_CONNINFO"].split()
+    assert mig["HOOKLINE_PG_CREATE_ROLES"] == "1"
+    for kind, value in (("persister", "persister-pw"), ("auditor", "auditor-pw"),
+                        ("reader", "reader-pw")):
+        assert mig[f"HOOKLINE_PG_{kind.upper()}_ROLE"] == f"hookline_{kind}"
+        assert mig[f"HOOKLINE_PG_{kind.upper()}_PASSWORD"] == value
 
 
 # --- deploy/README.md ---------------------------------------------------------------------

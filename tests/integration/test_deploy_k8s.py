@@ -60,6 +60,9 @@ def write_production_secrets(overlay):
               "metrics-token": secrets.token_urlsafe(24)}
     (d / "hookline.env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     (d / "postgres.env").write_text(f"username=hookline\npassword={secrets.token_hex(12)}\n")
+    for kind in ("persister", "auditor", "reader"):
+        (d / f"postgres-{kind}.env").write_text(
+            f"username=hookline_{kind}\npassword={secrets.token_hex(12)}\n")
     key = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
@@ -182,6 +185,9 @@ def _refs(rendered):
         sec = cl["spec"]["bootstrap"]["initdb"]["secret"]["name"]
         out += [(f"Cluster/{cl['metadata']['name']}", "Secret", sec, k)
                 for k in ("username", "password")]
+        for role in cl["spec"].get("managed", {}).get("roles", []):
+            out += [(f"Cluster/{cl['metadata']['name']} role {role['name']}", "Secret",
+                     role["passwordSecret"]["name"], k) for k in ("username", "password")]
     for sm in rendered.of("ServiceMonitor"):
         for ep in sm["spec"]["endpoints"]:
             bt = ep.get("bearerTokenSecret")
@@ -330,6 +336,59 @@ def test_addresses_point_at_the_operator_services(rendered):
     assert (conninfo["dbname"], conninfo["user"]) == (initdb["database"], initdb["owner"])
     assert "password" not in conninfo, "the password comes from a Secret, not a ConfigMap"
     assert rendered.secret_value(initdb["secret"]["name"], "username") == initdb["owner"]
+    for key in ("persister-postgres-conninfo", "auditor-postgres-conninfo",
+                "auditor-postgres-read-conninfo"):
+        own = dict(kv.split("=", 1) for kv in data[key].split())
+        assert (own["host"], own["dbname"]) == (conninfo["host"], conninfo["dbname"]), key
+        assert "password" not in own, key
+
+
+def _env(container, name):
+    (e,) = [e for e in container["env"] if e["name"] == name]
+    return e
+
+
+# Which role each service's connections use, and the variables that carry its password.
+SERVICE_ROLES = {
+    ("persister", "HOOKLINE_POSTGRES_CONNINFO", "PGPASSWORD"): "hookline_persister",
+    ("auditor", "HOOKLINE_POSTGRES_CONNINFO", "PGPASSWORD"): "hookline_auditor",
+    ("auditor", "HOOKLINE_POSTGRES_READ_CONNINFO", "HOOKLINE_POSTGRES_READ_PASSWORD"):
+        "hookline_reader",
+}
+
+
+def test_each_service_signs_in_as_a_managed_role_of_its_own(rendered):
+    """The operator makes one role per service (spec.managed.roles) with no attribute that
+    could undo the grants, the migration Job grants exactly those roles as the owner, and each
+    service's conninfo names its role while its password comes from that role's Secret."""
+    (pg,) = rendered.of("Cluster")
+    owner = pg["spec"]["bootstrap"]["initdb"]["owner"]
+    managed = {r["name"]: r for r in pg["spec"]["managed"]["roles"]}
+    assert set(managed) == set(SERVICE_ROLES.values()) and owner not in managed
+    for name, role in managed.items():
+        assert role.get("ensure", "present") == "present" and role["login"] is True, name
+        for attr in ("superuser", "createrole", "createdb", "replication", "bypassrls"):
+            assert role.get(attr) is False, f"{name}: {attr} must be set false"
+        assert not role.get("inRoles"), f"{name} must not be a member of another role"
+        assert rendered.secret_value(role["passwordSecret"]["name"], "username") == name
+    env_cm = next(cm for cm in rendered.of("ConfigMap") if "kafka-brokers" in (cm.get("data") or {}))
+    for (svc, conn_var, pw_var), role in SERVICE_ROLES.items():
+        (c,) = rendered.component(svc)["spec"]["template"]["spec"]["containers"]
+        key = _env(c, conn_var)["valueFrom"]["configMapKeyRef"]["key"]
+        conninfo = dict(kv.split("=", 1) for kv in env_cm["data"][key].split())
+        assert conninfo["user"] == role, f"{svc}: {conn_var} signs in as {conninfo['user']}"
+        ref = _env(c, pw_var)["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == managed[role]["passwordSecret"]["name"], (svc, pw_var, ref)
+        assert ref["key"] == "password"
+    (job,) = [d for d in rendered.of("Job") if d["metadata"]["name"] == "hookline-migrate"]
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    granted = {e["name"]: e.get("value") for e in c["env"]}
+    assert {granted[f"HOOKLINE_PG_{k.upper()}_ROLE"] for k in ("persister", "auditor", "reader")} \
+        == set(managed)
+    assert "HOOKLINE_PG_CREATE_ROLES" not in granted, "the operator makes the roles"
+    mig = dict(kv.split("=", 1) for kv in
+               env_cm["data"][_env(c, "HOOKLINE_PG_CONNINFO")["valueFrom"]["configMapKeyRef"]["key"]].split())
+    assert mig["user"] == owner, "migrations run as the owner"
 
 
 def test_auditor_metrics_token_is_one_the_auditor_accepts(rendered):

@@ -43,10 +43,14 @@ static void put_message(char *errbuf, size_t errcap, const char *prefix, const c
 /* Drives one non-blocking connection attempt until it succeeds, fails, or attempt_deadline
  * (monotonic ms) passes. Returns the connection (possibly CONNECTION_BAD; never NULL except
  * on out-of-memory) and sets *timed_out when the clock ran out. */
-static PGconn *connect_once(const char *conninfo, long long attempt_deadline, bool *timed_out)
+static PGconn *connect_once(const char *conninfo, const char *password,
+                            long long attempt_deadline, bool *timed_out)
 {
     *timed_out = false;
-    PGconn *c = PQconnectStart(conninfo);
+    /* The password after the expanded conninfo overrides any given there. */
+    const char *const keys[] = {"dbname", "password", NULL};
+    const char *const vals[] = {conninfo, password, NULL};
+    PGconn *c = password ? PQconnectStartParams(keys, vals, 1) : PQconnectStart(conninfo);
     if (c == NULL || PQstatus(c) == CONNECTION_BAD) return c;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
@@ -130,7 +134,7 @@ int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *
         long long attempt_deadline = mono_ms() + per_try;
         if (deadline_ms > 0 && attempt_deadline > deadline) attempt_deadline = deadline;
         bool timed_out = false;
-        PGconn *c = connect_once(conninfo, attempt_deadline, &timed_out);
+        PGconn *c = connect_once(conninfo, p->password, attempt_deadline, &timed_out);
         if (c == NULL) return HL_ENOMEM;
         if (!timed_out && PQstatus(c) == CONNECTION_OK) {
             int rc = 0;

@@ -46,6 +46,9 @@ typedef struct {
     char *conninfo;       /* libpq connection string; "" means the PG* environment */
     char *schema;         /* search_path schema for hookline tables, default "public" */
     uint32_t connect_timeout_ms;
+    /* Password for this connection, over PGPASSWORD and the passfile; never read from YAML
+     * (a service sets it from its environment). NULL: libpq's own sources. Borrowed. */
+    const char *password;
 } hl_pg_config_t;
 
 typedef struct {
