@@ -185,8 +185,8 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
     assert one(c, "SELECT count(*) FROM lineage") == (3,)
     assert one(c, "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
                   " VALUES (0, 3, decode(repeat('33', 32), 'hex'), 3, 'k', '\\x00')") == 1
-    assert one(c, "INSERT INTO latency_rollups AS l SELECT minute, stage, source, bucket, 1"
-                  " FROM latency_rollups ON CONFLICT (minute, stage, source, bucket)"
+    assert one(c, "INSERT INTO latency_rollups AS l SELECT minute, stage, source, bucket, 1, outcome"
+                  " FROM latency_rollups ON CONFLICT (minute, stage, source, outcome, bucket)"
                   " DO UPDATE SET count = l.count + excluded.count") == 1
     assert one(c, "UPDATE consumer_offsets SET next_offset = next_offset + 1") == 1
     assert one(c, "SELECT count(*) FROM webhook_events") == (1,)
