@@ -93,7 +93,9 @@ static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t
     if (rc != 0) {
         snprintf(errbuf, errcap, "kafka: secret property '%s' (env %s, file %s): %s", p->name,
                  p->env ? p->env : "-", p->file ? p->file : "-",
-                 rc == HL_EINVAL ? "file readable by group or others" : hl_strerror(rc));
+                 rc == HL_EINVAL   ? "file readable by group or others"
+                 : rc == HL_ESTATE ? "not a regular file"
+                                   : hl_strerror(rc));
         return HL_ECONFIG;
     }
     char why[512]; /* librdkafka's reason may quote the value: not passed on */
