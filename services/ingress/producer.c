@@ -94,7 +94,9 @@ struct ing_producer {
     atomic_size_t nparked;      /* written under park_mu */
     waiter_t *waiters;          /* max_in_flight of them */
     waiter_t *free_list;        /* under pool_mu */
+    size_t nfree;               /* waiters on free_list, under pool_mu */
     pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;     /* a waiter went back to the pool (a batch may wait for it) */
     pthread_t supervisor;
     bool supervisor_started;
     atomic_bool stop;
@@ -110,7 +112,10 @@ static waiter_t *waiter_get(ing_producer_t *p)
 {
     pthread_mutex_lock(&p->pool_mu);
     waiter_t *w = p->free_list;
-    if (w != NULL) p->free_list = w->next;
+    if (w != NULL) {
+        p->free_list = w->next;
+        p->nfree--;
+    }
     pthread_mutex_unlock(&p->pool_mu);
     return w;
 }
@@ -121,6 +126,8 @@ static void waiter_put(ing_producer_t *p, waiter_t *w)
     pthread_mutex_lock(&p->pool_mu);
     w->next = p->free_list;
     p->free_list = w;
+    p->nfree++;
+    pthread_cond_broadcast(&p->pool_cv);
     pthread_mutex_unlock(&p->pool_mu);
 }
 
@@ -308,6 +315,7 @@ static int init_waiters(ing_producer_t *p)
         w->next = p->free_list;
         p->free_list = w;
     }
+    p->nfree = n;
     pthread_condattr_destroy(&ca);
     return 0;
 }
@@ -537,6 +545,11 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
     ing_producer_t *p = hl_xcalloc(1, sizeof(*p));
     p->cfg = cfg;
     pthread_mutex_init(&p->pool_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines are hl_mono_us */
+    pthread_cond_init(&p->pool_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->park_mu, NULL);
     pthread_mutex_init(&p->stop_mu, NULL);
     pthread_cond_init(&p->stop_cv, NULL);
@@ -634,15 +647,27 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
     wait_ack(p, w, deadline_us, ack);
 }
 
-/* Takes n waiters, all or none; true when all were taken. */
-static bool waiters_get(ing_producer_t *p, waiter_t **ws, size_t n)
+/* Takes n waiters, all or none, waiting until monotonic deadline_us for the pool to hold that
+ * many: batches that arrive together take turns, each holding its waiters only until its
+ * records are acknowledged, instead of all but one being refused. Nothing is held while it
+ * waits, so two batches cannot block each other. False at the deadline, or at once when n is
+ * more than the whole pool. */
+static bool waiters_get(ing_producer_t *p, waiter_t **ws, size_t n, int64_t deadline_us)
 {
+    if (n > p->cfg->max_in_flight) return false;
+    struct timespec ts = {.tv_sec = deadline_us / 1000000, .tv_nsec = (deadline_us % 1000000) * 1000};
+    pthread_mutex_lock(&p->pool_mu);
+    while (p->nfree < n)
+        if (pthread_cond_timedwait(&p->pool_cv, &p->pool_mu, &ts) == ETIMEDOUT) {
+            pthread_mutex_unlock(&p->pool_mu);
+            return false;
+        }
     for (size_t i = 0; i < n; i++) {
-        ws[i] = waiter_get(p);
-        if (ws[i] != NULL) continue;
-        while (i > 0) waiter_put(p, ws[--i]);
-        return false;
+        ws[i] = p->free_list;
+        p->free_list = ws[i]->next;
     }
+    p->nfree -= n;
+    pthread_mutex_unlock(&p->pool_mu);
     return true;
 }
 
@@ -655,7 +680,7 @@ void ing_producer_send_many(ing_producer_t *p, const ing_event_t *evs, size_t n,
         return;
     }
     waiter_t **ws = hl_xcalloc(n, sizeof(*ws));
-    if (!waiters_get(p, ws, n)) {
+    if (!waiters_get(p, ws, n, deadline_us)) {
         free(ws);
         return;
     }
@@ -770,6 +795,7 @@ void ing_producer_free(ing_producer_t *p)
     pthread_mutex_destroy(&p->ev.mu);
     pthread_mutex_destroy(&p->lin.mu);
     pthread_mutex_destroy(&p->pool_mu);
+    pthread_cond_destroy(&p->pool_cv);
     pthread_mutex_destroy(&p->park_mu);
     pthread_mutex_destroy(&p->stop_mu);
     pthread_cond_destroy(&p->stop_cv);

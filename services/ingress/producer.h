@@ -58,8 +58,9 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
 
 /* Produces n events (a split batch) as ing_producer_send does one, each with its own ack in
  * acks[n]: all are queued before any is awaited, so the batch costs one round trip, not n.
- * With `wait`, n delivery waiters are taken at once; when the pool cannot give that many,
- * nothing is produced and every ack is HL_EAGAIN. Any thread. */
+ * With `wait`, n delivery waiters are taken at once, waiting until deadline_us for the pool
+ * to hold that many; when it does not by then (or n is more than max_in_flight), nothing is
+ * produced and every ack is HL_EAGAIN. Any thread. */
 void ing_producer_send_many(ing_producer_t *p, const ing_event_t *evs, size_t n, bool wait,
                             int64_t deadline_us, ing_ack_t *acks);
 

@@ -84,6 +84,9 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
                                "file readable by group or others (chmod 600, or "
                                "secret_files_shared: true for a mounted Kubernetes secret)",
                                errbuf, errcap);
+        if (rc == HL_ESTATE)
+            return secret_fail(c, k, "not a regular file (a named pipe, a device?)",
+                               errbuf, errcap);
         if (rc != 0) return secret_fail(c, k, hl_strerror(rc), errbuf, errcap);
         if (raw && len < MIN_SECRET_LEN) {
             OPENSSL_cleanse(val, len);

@@ -4,7 +4,7 @@ and no request fails; a configuration that fails validation or changes what need
 refused and counted while traffic continues; a secret file swapped the way a Kubernetes secret
 mount swaps it is picked up without a signal; a removed source answers 404, yet a request that
 started before the reload finishes with the table it started with; a source's rate-limit state
-survives a reload."""
+survives a reload; a secret file turned into a named pipe is refused, not waited on."""
 import base64
 import json
 import os
@@ -282,3 +282,33 @@ def test_removed_source_and_request_in_flight(service, topics, free_port, tmp_pa
     assert status == 429, data  # the bucket a spent before the reload is still spent
     time.sleep(1.2)
     assert c.post_standard(b'{"type":"x"}', secret=whsec("ab"), source="a")[0] == 202
+
+
+def test_named_pipe_secret_refused_and_sigterm_honoured(service, topics, free_port, tmp_path):
+    """A reload whose secret file has become a named pipe is refused at once (read, it would
+    wait for a writer on the thread that answers SIGTERM): the running secret keeps working,
+    and SIGTERM still drains and exits 0 promptly."""
+    port = free_port()
+    f = tmp_path / "secret"
+    write_secret(f, whsec("p"))
+    cfg = ingress_config(port, topics, [source("pipe", [f])], reload_poll_ms=3600000)
+    svc = service("ingress", cfg)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    rewrite(svc, dict(cfg, sources=[source("pipe", [fifo])]))
+    try:
+        hup(svc, cfg, "refused")
+        line = [ln for ln in svc.log_text().splitlines() if "reload (SIGHUP) refused" in ln]
+        assert line and "not a regular file" in line[-1], line[-1:]
+        assert Client(port).post_standard(b'{"type":"x"}', secret=whsec("p"),
+                                          source="pipe")[0] == 202
+        t0 = time.monotonic()
+        assert svc.stop(timeout=sanitizers.slack(10.0)) == 0
+        assert time.monotonic() - t0 < sanitizers.slack(10.0)
+    finally:
+        # Before the refusal, the reload waited in open(): a writer that comes and goes lets
+        # it go, so a failing run does not leave the process behind.
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass

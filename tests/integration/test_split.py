@@ -1,9 +1,11 @@
 """Batches (`split: true`): a SendGrid-signed JSON array becomes one Kafka record per element,
 each with its own message id and event type, answered 202 only once every one is stored; a
 batch that cannot be stored whole gets 503; malformed batches are refused whole and nothing
-is produced."""
+is produced; batches posted at once take turns for the delivery waiters rather than
+being refused."""
 import base64
 import json
+import threading
 import time
 
 from ingress_support import Client, error_code, ingress_config
@@ -129,3 +131,36 @@ def test_batch_partly_queued_gets_503(service, topics, free_port):
     assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
     status, data, _ = post(c, "br", json.dumps(big[:50]).encode())
     assert status == 202 and json.loads(data)["elements"] == 50, data
+
+
+def test_concurrent_batches_take_turns(service, topics, free_port, kafka_consume):
+    """Four senders post 600-element batches at once with the default max_in_flight (1,024
+    delivery waiters): no two batches fit in the pool together, so each waits its turn for
+    the waiters instead of being refused; every batch gets 202 and every element is stored.
+    (Refused at once when the pool was short, about half of them got 503.)"""
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [bearer_source()]),
+            env={"HL_T_SPLIT_BEARER": BEARER})
+    run = time.time_ns()
+    outcomes, lock = [], threading.Lock()
+
+    def sender(k):
+        c = Client(port, timeout=30)
+        for j in range(4):
+            batch = [{"sg_event_id": f"cc-{run}-{k}-{j}-{i}", "event": "open"} for i in range(600)]
+            status, data, _ = post(c, "br", json.dumps(batch).encode())
+            with lock:
+                outcomes.append((status, data[:200]))
+        c.close()
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a sender is stuck"
+    refused = [o for o in outcomes if o[0] != 202]
+    print(f"concurrent batches: {len(outcomes)} posted, {len(refused)} not accepted")
+    assert len(outcomes) == 16 and not refused, refused[:3]
+    keys = {m.key.decode() for m in kafka_consume(topics["events"], 16 * 600, timeout=30)}
+    assert len(keys) == 16 * 600, len(keys)

@@ -417,6 +417,33 @@ static void test_secret_nul_refused(void **state)
     free(s);
 }
 
+/* A named pipe where a secret or the configuration should be: refused at once, never waited
+ * on (the ingress reads them on the thread that answers SIGTERM). Before the check, each call
+ * blocked in open() until a writer came: the alarm then fails the test. */
+static void test_named_pipe_refused(void **state)
+{
+    char dir[] = "/tmp/hl-config-fifo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/p", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(5);
+    char *s = (char *)1;
+    size_t len = 99;
+    int rc = hl_secret_load(NULL, path, false, &s, &len);
+    char errbuf[HL_CONFIG_ERRBUF] = "";
+    svc_config_t *cfg = NULL;
+    int crc = svc_load(path, &cfg, errbuf, sizeof errbuf);
+    alarm(0);
+    unlink(path);
+    rmdir(dir);
+    assert_int_equal(rc, HL_ESTATE);
+    assert_null(s);
+    assert_int_not_equal(crc, 0);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, "not a regular file"));
+}
+
 static void test_secret_file_mode(void **state)
 {
     static const char secret[] = "0123456789abcdef\n";
@@ -479,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup(test_secret_missing, setup),
         cmocka_unit_test_setup(test_secret_nul_refused, setup),
         cmocka_unit_test_setup(test_secret_file_mode, setup),
+        cmocka_unit_test_setup(test_named_pipe_refused, setup),
         cmocka_unit_test_setup(test_cyaml_config_quiet, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

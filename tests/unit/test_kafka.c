@@ -111,6 +111,11 @@ static void test_conf_secret_properties(void **state)
     assert_int_equal(rd_kafka_conf_get(conf, "sasl.password", got, &n), RD_KAFKA_CONF_OK);
     assert_string_equal(got, "from-env-pw");
     rd_kafka_conf_destroy(conf);
+    /* Set but empty: refused, neither an empty password nor the file's. */
+    setenv("HLTEST_KAFKA_PW", "", 1);
+    assert_null(hl_kafka_conf(&k, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "'sasl.password'"));
+    assert_non_null(strstr(err, "set but empty"));
     unsetenv("HLTEST_KAFKA_PW");
     conf = hl_kafka_conf(&k, NULL, err, sizeof err);
     assert_non_null(conf);

@@ -90,12 +90,26 @@ static void echo_value(char *out, size_t cap, const char *v)
     out[o] = '\0';
 }
 
+/* Is path (symlinks followed) a file the read may be tried on: a regular file, a directory
+ * or nothing at all (the read then fails and says why)? A named pipe would block the read
+ * until a writer came, and the caller is the thread that answers SIGTERM; a device or a
+ * socket is no configuration or secret either. */
+static bool readable_kind(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode);
+}
+
 int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out,
                    char *errbuf, size_t errcap)
 {
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
+    if (!readable_kind(path)) {
+        snprintf(errbuf, errcap, "config %s: not a regular file (a named pipe, a device?)", path);
+        return HL_EIO;
+    }
     int rc = hl_read_file(path, CONFIG_MAX_FILE, &text, &len);
     if (rc == HL_ETOOBIG) {
         snprintf(errbuf, errcap, "config %s: file larger than %d bytes", path, CONFIG_MAX_FILE);
@@ -278,6 +292,7 @@ int hl_secret_load(const char *env, const char *file, bool shared_ok, char **out
     if (file == NULL || file[0] == '\0') return HL_ENOTFOUND;
     int priv = hl_secret_file_private(file);
     if (priv == HL_ENOTFOUND || (priv == HL_EINVAL && !shared_ok)) return priv;
+    if (!readable_kind(file)) return HL_ESTATE;
     char *text = NULL;
     size_t n = 0;
     int rc = hl_read_file(file, SECRET_MAX_FILE, &text, &n);

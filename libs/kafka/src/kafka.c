@@ -89,11 +89,23 @@ static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t
 {
     char *value = NULL;
     size_t len = 0;
+    /* An empty variable is a mistake (an unset shell variable exported, a missing Kubernetes
+     * secret key), never a password: refused, rather than set empty over the file. */
+    const char *ev = p->env != NULL ? getenv(p->env) : NULL;
+    if (ev != NULL && ev[0] == '\0') {
+        snprintf(errbuf, errcap,
+                 "kafka: secret property '%s' (env %s, file %s): environment variable set but "
+                 "empty (unset it, or give it the value)",
+                 p->name, p->env, p->file ? p->file : "-");
+        return HL_ECONFIG;
+    }
     int rc = hl_secret_load(p->env, p->file, shared_ok, &value, &len);
     if (rc != 0) {
         snprintf(errbuf, errcap, "kafka: secret property '%s' (env %s, file %s): %s", p->name,
                  p->env ? p->env : "-", p->file ? p->file : "-",
-                 rc == HL_EINVAL ? "file readable by group or others" : hl_strerror(rc));
+                 rc == HL_EINVAL   ? "file readable by group or others"
+                 : rc == HL_ESTATE ? "not a regular file"
+                                   : hl_strerror(rc));
         return HL_ECONFIG;
     }
     char why[512]; /* librdkafka's reason may quote the value: not passed on */

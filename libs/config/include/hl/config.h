@@ -119,7 +119,8 @@ extern const cyaml_schema_field_t hl_http_fields[];
 /* Reads a secret: from the environment variable `env` if non-NULL and set, else from `file`
  * (trailing newline stripped) if non-NULL. Result owned by the caller (free()): exactly *len
  * bytes followed by a NUL. Returns 0, HL_ENOTFOUND (neither available), HL_EPARSE (the file
- * holds a NUL byte: a secret is text), HL_EIO, or HL_EINVAL when the file may be read by its
+ * holds a NUL byte: a secret is text), HL_ESTATE (a named pipe, device or socket: refused
+ * rather than waited on), HL_EIO, or HL_EINVAL when the file may be read by its
  * group or by others and `shared_ok` is false (a mounted Kubernetes secret, whose mode the
  * operator sets, is the reason to pass true). Never logs the value. */
 int hl_secret_load(const char *env, const char *file, bool shared_ok, char **out,
