@@ -526,16 +526,22 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
                        r.code, r.partition, r.offset, latency, 0};
-    /* A stored batch: one record per element, each with its own id and offset. */
-    for (size_t i = 0; r.status == 202 && i < r.nelems; i++) {
+    /* A split batch: one record per element, each with its own id, and the offset where Kafka
+     * stored it when it did. Elements of a refused batch may be stored all the same (the
+     * provider's retry is deduplicated downstream), so each keeps the batch's answer and none
+     * reaches the table unnamed: a stored element's record is never held to the rejections'
+     * budget, the others are. */
+    for (size_t i = 0; r.acks != NULL && i < r.nelems; i++) {
+        bool stored = r.acks[i].err == 0;
         ing_lineage_t e = l;
         e.message_id = r.elems[i].message_id;
         e.event_type = r.elems[i].event_type;
-        e.partition = r.acks[i].partition;
-        e.offset = r.acks[i].offset;
-        ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &e);
+        e.partition = stored ? r.acks[i].partition : -1;
+        e.offset = stored ? r.acks[i].offset : -1;
+        ing_lineage_emit(s->producer, stored ? NULL : s->rejected_lineage,
+                         mg_get_request_info(c)->remote_addr, &e);
     }
-    if (r.status != 202 || r.nelems == 0)
+    if (r.acks == NULL)
         ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
     ing_split_free(r.elems, r.nelems);
     free(r.acks);

@@ -117,9 +117,11 @@ def test_batch_not_stored_whole_gets_503(service, topics, free_port):
     assert status == 202 and json.loads(data)["elements"] == 4, data
 
 
-def test_batch_partly_queued_gets_503(service, topics, free_port):
+def test_batch_partly_queued_gets_503(service, topics, free_port, kafka_consume):
     """A producer queue of 100 records: of a 300-element batch the first ones are stored and the
     rest find the queue full, so the batch as a whole gets 503 (not the first element's 202);
+    each stored element has a lineage record of its own with the batch's answer and the offset
+    Kafka gave it, whatever the rejections' lineage budget, so no stored event is left unnamed;
     a batch that fits is accepted."""
     port = free_port()
     service("ingress", ingress_config(port, topics, [bearer_source()], queue_max_messages=100),
@@ -129,6 +131,16 @@ def test_batch_partly_queued_gets_503(service, topics, free_port):
     big = [{"sg_event_id": f"q-{run}-{i}", "event": "open"} for i in range(300)]
     status, data, hdrs = post(c, "br", json.dumps(big).encode())
     assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
+    rid = json.loads(data)["request_id"]
+    stored = {m.key.decode(): (m.partition, m.offset)
+              for m in kafka_consume(topics["events"], 300, timeout=10)}
+    assert 0 < len(stored) < 300, len(stored)
+    records = [json.loads(m.value) for m in kafka_consume(topics["lineage"], 300, timeout=20)]
+    mine = {r["message_id"]: r for r in records if r.get("request_id") == rid}
+    assert set(stored) <= set(mine), len(set(stored) - set(mine))
+    assert {r["status"] for r in mine.values()} == {503}
+    for mid, (partition, offset) in stored.items():
+        assert (mine[mid].get("partition"), mine[mid].get("offset")) == (partition, offset), mid
     status, data, _ = post(c, "br", json.dumps(big[:50]).encode())
     assert status == 202 and json.loads(data)["elements"] == 50, data
 
