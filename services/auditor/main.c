@@ -101,6 +101,9 @@ static void register_metrics(hl_auditor_t *a)
     a->m_cp_errors = hl_metrics_counter(m, "hl_auditor_checkpoint_errors_total",
                                         "Signing rounds that failed (checkpoint topic, Postgres)",
                                         NULL);
+    a->m_foreign = hl_metrics_counter(
+        m, "hl_auditor_foreign_rows_total",
+        "Chains found holding rows this auditor cannot vouch for (ALARM; not signed)", NULL);
     a->m_lag = hl_metrics_gauge(m, "hl_auditor_consumer_lag",
                                 "Lineage records not yet stored (sum over assigned partitions)",
                                 NULL);

@@ -373,6 +373,26 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
     char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
     hl_checkpoint_t cp;
     hl_walk_t w = {0};
+    const hl_checkpoint_t *mine =
+        chain >= 0 && chain < HL_MAX_CHAINS ? &sg->vouched[chain] : NULL;
+    memset(v, 0, sizeof *v);
+    if (!mine) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " is outside 0..%d; not signed",
+                 chain, HL_MAX_CHAINS - 1);
+        return 2;
+    }
+    if (mine->seq == HL_VOUCH_FOREIGN) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " holds rows this auditor cannot"
+                 " vouch for; head not signed", chain);
+        return 2;
+    }
+    if (mine->seq == HL_VOUCH_NOT_MINE) {
+        if (sg->partitions <= 0 || chain < sg->partitions) return 0; /* its writer signs it */
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " is no partition of the lineage"
+                 " topic (%d partitions): rows no auditor wrote; not signed", chain,
+                 sg->partitions);
+        return 2;
+    }
     w.seals = hl_seals_chain(seals, chain, &w.nseals);
     /* From the newest signed checkpoint: the heads this process wrote (unsigned) are checked
      * on the way, but the walk must cover every row since the last signature. */
@@ -382,8 +402,17 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
             memcpy(w.from_hash, w.seals[k].hash, HL_CHAIN_HASH_LEN);
             break;
         }
+    /* Only as far as the vouched head: rows past it are not this process's to sign. */
+    if (mine->seq <= w.from_seq) return 0; /* nothing new since the newest checkpoint */
+    w.upto = mine->seq;
     int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
+    if (v->ok && (v->head_seq != mine->seq ||
+                  memcmp(v->head_hash, mine->hash, HL_CHAIN_HASH_LEN) != 0)) {
+        v->ok = false;
+        v->bad_seq = v->expected_seq = v->head_seq + 1;
+        v->reason = v->head_seq < mine->seq ? "checkpoint_beyond_head" : "checkpoint_mismatch";
+    }
     if (!v->ok) {
         hl_error("ALARM checkpoint refused: chain %" PRId32 " fails its walk from seq %" PRId64
                  ": first bad row id %" PRId64 " seq %" PRId64 " (%s%s%s); head not signed",
@@ -391,7 +420,6 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
                  v->column ? v->column : "");
         return 2;
     }
-    if (v->head_seq <= w.from_seq) return 0; /* no new rows since the newest checkpoint */
     memset(&cp, 0, sizeof cp);
     cp.chain = chain;
     cp.seq = v->head_seq;
