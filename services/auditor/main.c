@@ -171,6 +171,16 @@ int main(int argc, char **argv)
             rc = HL_CONFIG_EXIT;
             goto out;
         }
+    /* The signing key is what makes a checkpoint evidence: held to the rule of every secret
+     * file (a key made here is written 0600). */
+    if (!cfg->secret_files_shared &&
+        hl_secret_file_private(cfg->checkpoint.key_file) == HL_EINVAL) {
+        hl_error("config: checkpoint.key_file: %s is readable by group or others (chmod 600, or"
+                 " secret_files_shared: true for a mounted Kubernetes Secret)",
+                 cfg->checkpoint.key_file);
+        rc = HL_CONFIG_EXIT;
+        goto out;
+    }
     a.signer = hl_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
                               sizeof err);
     if (!a.signer) {
