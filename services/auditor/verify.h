@@ -30,6 +30,7 @@ typedef struct {
     /* first bad row, when !ok */
     int64_t bad_id, bad_seq, expected_seq;
     const char *reason;    /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
+                            * "duplicate_seq" (a second row with the previous row's seq),
                             * "column_mismatch" (see column), "outside_chain" (a row with seq
                             * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
                             * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
@@ -42,9 +43,9 @@ typedef struct {
     size_t next_seal;
 } hl_verify_t;
 
-/* Walks chain `chain` in seq order (pages of 5,000 rows) as w says (NULL: the whole chain, no
- * seals) and stops at the first bad row: broken links, a column that differs from what its
- * record says, a sealed hash not met. A whole walk (from the start to the end) then looks for
+/* Walks chain `chain` in (seq, id) order (pages of 5,000 rows) as w says (NULL: the whole
+ * chain, no seals) and stops at the first bad row: broken links, a column that differs from
+ * what its record says, a sealed hash not met, a seq met twice. A whole walk (from the start to the end) then looks for
  * rows the walk could not read (seq < 1, beyond the head, chain out of range). Returns 0 (the
  * result says ok or not) or HL_EPG. */
 int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *out,
