@@ -249,3 +249,38 @@ def test_offsets_moved_past_records_skip_nothing(stack, topics, pg_schema, servi
     svc = start(service, stack, topics, pg_schema, free_port(), key, group)
     wait_for(lambda: lineage_count(pg_schema) == 60, 60, "the 30 new rows")
     assert get(svc, "/v1/verify").json()["ok"] is True
+
+
+def test_duplicate_seq_at_a_page_edge_is_named(stack, topics, pg_schema, service, free_port,
+                                               tmp_path):
+    """With the (chain, seq) key dropped, a second row at the seq that ends a page of the walk
+    (pages of 10 rows here) is the next page's first row, not skipped with the first."""
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
+    svc = service("auditor", cfg, env={"HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS": "10"})
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(90)])
+    wait_for(lambda: lineage_count(pg_schema) == 90, 60, "90 rows")
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    assert verify(svc, chain)["ok"] is True
+    cols = ("lineage_offset, request_id, stage, ts_us, ts, source, message_id, event_type,"
+            " status, error_code, kafka_partition, kafka_offset, latency_us, record, prev_hash,"
+            " hash")
+    conn = pg_schema.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ALTER TABLE lineage DISABLE TRIGGER USER")
+            cur.execute("ALTER TABLE lineage DROP CONSTRAINT lineage_chain_seq")
+            cur.execute("ALTER TABLE lineage DROP CONSTRAINT lineage_chain_offset")
+            # The very row at seq 10 again: same offset, record and hashes.
+            cur.execute(f"INSERT INTO lineage (chain, seq, {cols}) SELECT chain, seq, {cols}"
+                        " FROM lineage WHERE chain = %s AND seq = 10 RETURNING id", (chain,))
+            forged = cur.fetchone()[0]
+            cur.execute("ALTER TABLE lineage ENABLE TRIGGER USER")
+        conn.commit()
+    finally:
+        conn.close()
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"] == {"id": forged, "seq": 10, "expected_seq": 11,
+                              "reason": "duplicate_seq"}
+    assert c["rows"] == 10
