@@ -357,6 +357,10 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     json_object_set_new(outside, "read", json_boolean(have));
     json_object_set_new(outside, "refused", json_integer(refused));
     if (!have) json_object_set_new(outside, "error", json_string(why));
+    int shape = atomic_load(&a->cp_topic_state);
+    json_object_set_new(outside, "topic_shape",
+                        json_string(shape > 0 ? "ok" : shape < 0 ? "wrong" : "unchecked"));
+    if (shape < 0) json_object_set_new(outside, "topic_shape_error", json_string(a->cp_topic_why));
     json_object_set_new(o, "ok", json_boolean(all_ok));
     json_object_set_new(o, "checkpoints_outside", outside);
     json_object_set_new(o, "chains", arr);

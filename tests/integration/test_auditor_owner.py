@@ -284,3 +284,26 @@ def test_duplicate_seq_at_a_page_edge_is_named(stack, topics, pg_schema, service
     assert c["first_bad"] == {"id": forged, "seq": 10, "expected_seq": 11,
                               "reason": "duplicate_seq"}
     assert c["rows"] == 10
+
+
+def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema, service,
+                                           free_port, tmp_path):
+    """The outside copy's promise (one partition, records never removed) is asked of Kafka, not
+    assumed: a topic that breaks it is an ALARM, a metric at 0 and named by every verify."""
+    svc = start(service, stack, topics, pg_schema, free_port(), tmp_path / "cp.pem", None)
+    wait_for(lambda: metric(svc, "hl_auditor_checkpoint_topic_ok") == 1, 30, "the shape checked")
+    outside = get(svc, "/v1/verify").json()["checkpoints_outside"]
+    assert outside["topic_shape"] == "ok" and "topic_shape_error" not in outside
+
+    bad = make_topics({"cp": 2})["cp"]  # two partitions, the broker's default retention
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp2.pem")
+    cfg["checkpoint"]["topic"] = bad
+    svc2 = service("auditor", cfg)
+    wait_for(lambda: "ALARM checkpoint topic %s does not keep checkpoints" % bad
+             in svc2.log_text(), 30, "the alarm")
+    assert metric(svc2, "hl_auditor_checkpoint_topic_ok") == 0
+    assert 'hl_auditor_checkpoint_topic_ok 0' in get(svc2, "/metrics", role="metrics").text
+    outside = get(svc2, "/v1/verify").json()["checkpoints_outside"]
+    assert outside["topic_shape"] == "wrong"
+    assert "partitions is 2" in outside["topic_shape_error"]
+    assert "retention.ms is" in outside["topic_shape_error"]
