@@ -250,7 +250,7 @@ class Pipeline:
 
     def lags(self):
         return (metric(f"http://127.0.0.1:{self.pport}/metrics", "hookline_persister_consumer_lag"),
-                metric(f"http://127.0.0.1:{self.aport}/metrics", "hl_auditor_consumer_lag",
+                metric(f"http://127.0.0.1:{self.aport}/metrics", "hookline_auditor_consumer_lag",
                        self.ctx.token))
 
     def wait_drained(self, timeout=120):

@@ -66,5 +66,9 @@ int hl_h_login(hl_req_t *r);
 int hl_h_logout(hl_req_t *r);
 /* Answers 401 for the page: the login form. */
 int hl_h_page_login(hl_req_t *r, const char *note);
+/* A whole verification (hl_verify_report of every chain, began at began_us wall time, took
+ * took_us) for the page to show, unless the one it holds began later. report is borrowed
+ * (copied). Takes status_mu: any thread but one already holding it. */
+void hl_page_status_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t took_us);
 
 #endif

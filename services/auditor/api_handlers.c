@@ -148,7 +148,7 @@ int hl_h_latency(hl_req_t *r)
         hl_hist_t *h = hl_hist_new();
         if (live)
             hl_live_merge(r->a->live, (hl_lat_t)s, source, h);
-        else if (hl_q_latency(c, (hl_lat_t)s, source, from, to, h, err, sizeof err) != 0) {
+        else if (hl_q_latency(c, (hl_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
             hl_hist_free(h);
             json_decref(stages);
             return db_error(r, c, err);
@@ -274,7 +274,7 @@ int hl_h_verify(hl_req_t *r)
     PGconn *c = hl_req_db(r);
     if (!c) return 503;
     json_t *o = json_object();
-    int64_t t0 = hl_mono_us();
+    int64_t t0 = hl_mono_us(), began = hl_now_us();
     if (post) {
         if (verify_checkpoint(r, c, &cp, o, err, sizeof err) != 0) {
             json_decref(o);
@@ -283,6 +283,9 @@ int hl_h_verify(hl_req_t *r)
     } else if (hl_verify_report(r->a, c, (int32_t)chain, o, err, sizeof err) != 0) {
         json_decref(o);
         return db_error(r, c, err);
+    } else if (chain < 0) {
+        /* A whole verification is news for the page too. */
+        hl_page_status_offer(r->a, o, began, hl_mono_us() - t0);
     }
     hl_req_db_done(r, c, 0);
     json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));

@@ -1,4 +1,4 @@
-/* The gap counts behind the hl_auditor_gaps metric, kept up to date incrementally.
+/* The gap counts behind the hookline_auditor_gaps metric, kept up to date incrementally.
  *
  * A gap is an accepted request (ingress row, status 202) of the last `window_us` whose first
  * outcome (persisted or dead_lettered) is missing `grace_us` after it was received ("open"),

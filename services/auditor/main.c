@@ -110,46 +110,47 @@ static void register_metrics(hl_auditor_t *a)
 {
     hl_metrics_t *m = a->metrics;
     static const char *const classes[6] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
-    a->m_records = hl_metrics_counter(m, "hl_auditor_lineage_records_total",
+    a->m_records = hl_metrics_counter(m, "hookline_auditor_lineage_records_total",
                                       "Lineage records taken from Kafka", NULL);
-    a->m_invalid = hl_metrics_counter(m, "hl_auditor_lineage_invalid_total",
+    a->m_invalid = hl_metrics_counter(m, "hookline_auditor_lineage_invalid_total",
                                       "Lineage records refused by validation (skipped)", NULL);
-    a->m_rows = hl_metrics_counter(m, "hl_auditor_lineage_rows_total",
+    a->m_rows = hl_metrics_counter(m, "hookline_auditor_lineage_rows_total",
                                    "Lineage rows appended to the chains", NULL);
-    a->m_repeats = hl_metrics_counter(m, "hl_auditor_lineage_repeats_total",
+    a->m_repeats = hl_metrics_counter(m, "hookline_auditor_lineage_repeats_total",
                                       "Outcome records skipped: their Kafka record had one", NULL);
-    a->m_batches = hl_metrics_counter(m, "hl_auditor_batches_total", "Batches committed", NULL);
-    a->m_batch_errors = hl_metrics_counter(m, "hl_auditor_batch_errors_total",
+    a->m_batches =
+        hl_metrics_counter(m, "hookline_auditor_batches_total", "Batches committed", NULL);
+    a->m_batch_errors = hl_metrics_counter(m, "hookline_auditor_batch_errors_total",
                                            "Batch transactions that failed (retried)", NULL);
-    a->m_checkpoints = hl_metrics_counter(m, "hl_auditor_checkpoints_total",
+    a->m_checkpoints = hl_metrics_counter(m, "hookline_auditor_checkpoints_total",
                                           "Chain-head checkpoints signed", NULL);
     a->m_cp_refused = hl_metrics_counter(
-        m, "hl_auditor_checkpoint_refusals_total",
+        m, "hookline_auditor_checkpoint_refusals_total",
         "Chain heads not signed because the walk from the last checkpoint failed (ALARM)", NULL);
-    a->m_cp_errors = hl_metrics_counter(m, "hl_auditor_checkpoint_errors_total",
+    a->m_cp_errors = hl_metrics_counter(m, "hookline_auditor_checkpoint_errors_total",
                                         "Signing rounds that failed (checkpoint topic, Postgres)",
                                         NULL);
     a->m_cp_topic_ok = hl_metrics_gauge(
-        m, "hl_auditor_checkpoint_topic_ok",
+        m, "hookline_auditor_checkpoint_topic_ok",
         "1 when the checkpoint topic has one partition and never removes records, else 0", NULL);
     a->m_foreign = hl_metrics_counter(
-        m, "hl_auditor_foreign_rows_total",
+        m, "hookline_auditor_foreign_rows_total",
         "Chains found holding rows this auditor cannot vouch for (ALARM; not signed)", NULL);
-    a->m_lag = hl_metrics_gauge(m, "hl_auditor_consumer_lag",
+    a->m_lag = hl_metrics_gauge(m, "hookline_auditor_consumer_lag",
                                 "Lineage records not yet stored (sum over assigned partitions)",
                                 NULL);
-    a->m_gaps_open = hl_metrics_gauge(m, "hl_auditor_gaps",
+    a->m_gaps_open = hl_metrics_gauge(m, "hookline_auditor_gaps",
                                       "Gaps among accepted requests of the last 24 h",
                                       "state=\"open\"");
-    a->m_gaps_closed = hl_metrics_gauge(m, "hl_auditor_gaps",
+    a->m_gaps_closed = hl_metrics_gauge(m, "hookline_auditor_gaps",
                                         "Gaps among accepted requests of the last 24 h",
                                         "state=\"closed\"");
-    a->m_batch_latency = hl_metrics_histogram(m, "hl_auditor_batch_seconds",
+    a->m_batch_latency = hl_metrics_histogram(m, "hookline_auditor_batch_seconds",
                                               "Time to write one lineage batch", NULL);
     for (int k = 1; k <= 5; k++) {
         char labels[32];
         snprintf(labels, sizeof labels, "class=\"%s\"", classes[k]);
-        a->m_http[k] = hl_metrics_counter(m, "hl_auditor_http_responses_total",
+        a->m_http[k] = hl_metrics_counter(m, "hookline_auditor_http_responses_total",
                                           "HTTP answers by status class", labels);
     }
 }

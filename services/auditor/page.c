@@ -1,58 +1,44 @@
-/* The page for people: look up a request or message id and see its timeline, latency
- * histograms per stage drawn as SVG on the server, and open gaps. No scripts, no external
+/* The page for people: look up a request or message id and see each request's stages and its
+ * end-to-end time, the history's verification status and newest checkpoint, latency
+ * distributions per stage drawn as SVG on the server, and open gaps. No scripts, no external
  * resources; the token travels in an HttpOnly cookie set by the login form. */
 #include <inttypes.h>
-#include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
+#include "chart.h"
 #include "hl/httpd.h"
 #include "hl/util.h"
+#include "html.h"
+#include "record.h"
 
-#define PAGE_CAP (512 * 1024) /* the page never grows past this; lists are capped below */
+#define PAGE_CAP (1024 * 1024) /* the page never grows past this; lists are capped below */
+/* A page shows the last whole verification while it is younger than this (a walk costs
+ * seconds at a few hundred thousand rows); ?verify=1 asks for a fresh one. */
+#define STATUS_MAX_AGE_US (60 * INT64_C(1000000))
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} out_t;
-
-static void put(out_t *o, const char *fmt, ...) HL_PRINTF(2, 3);
-static void put(out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    if (o->len >= o->cap) return;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0) o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
-}
-
-/* HTML-escapes s. */
-static void esc(out_t *o, const char *s)
-{
-    for (; s && *s && o->len + 8 < o->cap; s++) {
-        switch (*s) {
-        case '<': put(o, "&lt;"); break;
-        case '>': put(o, "&gt;"); break;
-        case '&': put(o, "&amp;"); break;
-        case '"': put(o, "&quot;"); break;
-        case '\'': put(o, "&#39;"); break;
-        default: o->buf[o->len++] = *s; o->buf[o->len] = '\0';
-        }
-    }
-}
+typedef hl_html_t out_t;
+#define put hl_put
+#define esc hl_esc
 
 static void head(out_t *o, const char *title)
 {
     put(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     esc(o, title);
-    put(o, "</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}"
-           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
-           "padding:.25em .5em;font-size:.9em;text-align:left}th{background:#eee}"
-           ".bad{color:#b00}.ok{color:#070}svg{background:#fafafa;border:1px solid #ddd;"
-           "margin:.25em}.hist{display:flex;flex-wrap:wrap}figure{margin:.5em;width:370px}</style></head><body>");
+    put(o, "</title><style>body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1260px}"
+           "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;"
+           "padding:.2em .5em;font-size:.9em;text-align:left}th{background:#eee}"
+           "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+           ".bad{color:#b00}.ok{color:#070}.muted{color:#666}svg{background:#fff;"
+           "border:1px solid #ddd}.hist{display:flex;flex-wrap:wrap}"
+           "figure{margin:.4em;width:602px}figcaption{font-size:.9em;margin:.2em 0 0 .3em}"
+           "section.req{border:1px solid #ccc;border-radius:4px;padding:.2em .8em;"
+           "margin:.6em 0}section.req h3{font-size:1em;margin:.4em 0}code{font-size:.95em}"
+           "form{display:inline-block;margin-right:1em}</style></head><body>");
 }
 
 static void send_page(hl_req_t *r, int status, out_t *o, const char *extra)
@@ -102,101 +88,227 @@ static void num(out_t *o, json_t *row, const char *k)
         put(o, "–");
 }
 
-static void timeline(out_t *o, json_t *rows)
+/* An integer of the row's lineage record (what the hash covers), HL_REC_ABSENT if absent. */
+static int64_t rec_int(json_t *row, const char *k)
 {
-    size_t i;
-    json_t *row;
-    put(o, "<table id=\"timeline\"><tr><th>time (UTC)</th><th>stage</th><th>request id</th>"
-           "<th>source</th><th>message id</th><th>event type</th><th>status</th>"
-           "<th>error</th><th>partition/offset</th><th>latency µs</th><th>chain/seq</th></tr>");
-    json_array_foreach(rows, i, row)
-    {
-        int64_t ts = json_integer_value(json_object_get(row, "ts_us"));
-        time_t secs = (time_t)(ts / 1000000);
-        struct tm tm;
-        char when[40];
-        gmtime_r(&secs, &tm);
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-        put(o, "<tr class=\"stage-%s\"><td>%s.%06" PRId64 "</td><td>", jstr(row, "stage"), when,
-            ts % 1000000);
-        esc(o, jstr(row, "stage"));
-        put(o, "</td><td>");
-        esc(o, jstr(row, "request_id"));
-        put(o, "</td><td>");
-        esc(o, jstr(row, "source"));
-        put(o, "</td><td>");
-        esc(o, jstr(row, "message_id"));
-        put(o, "</td><td>");
-        esc(o, jstr(row, "event_type"));
-        put(o, "</td><td>");
-        num(o, row, "status");
-        put(o, "</td><td class=\"bad\">");
-        esc(o, jstr(row, "error_code"));
-        put(o, "</td><td>");
-        num(o, row, "partition");
-        put(o, "/");
-        num(o, row, "offset");
-        put(o, "</td><td>");
-        num(o, row, "latency_us");
-        put(o, "</td><td>");
-        num(o, row, "chain");
-        put(o, "/");
-        num(o, row, "seq");
-        put(o, "</td></tr>");
-    }
-    put(o, "</table>");
+    json_t *v = json_object_get(json_object_get(row, "record"), k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : HL_REC_ABSENT;
 }
+
+static void when_utc(out_t *o, int64_t ts_us)
+{
+    time_t secs = (time_t)(ts_us / 1000000);
+    struct tm tm;
+    char when[40];
+    gmtime_r(&secs, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    put(o, "%s.%03" PRId64, when, (ts_us % 1000000) / 1000);
+}
+
+static void ms(out_t *o, int64_t us)
+{
+    char t[32];
+    hl_fmt_ms(us, t, sizeof t);
+    put(o, "%s", t);
+}
+
+/* ---- the lineage of an id, one block per request ---- */
 
 typedef struct {
-    int64_t lo[64], hi[64];
-    uint64_t n[64];
-    int k;
-    uint64_t max;
-} bars_t;
+    json_t *row;     /* borrowed from the rows array */
+    const char *rid; /* its request id */
+    int rank;        /* stage order: ingress, persisted, dead_lettered, anything else */
+    int64_t ts, id;
+    int64_t first;   /* the earliest ts of its request (grouping pass) */
+} row_ref_t;
 
-static void bar_cb(int64_t lo, int64_t hi, uint64_t count, void *arg)
+static int stage_rank(const char *s)
 {
-    bars_t *b = arg;
-    /* Many fine buckets are folded into at most 64 bars for drawing. */
-    if (b->k == 64) {
-        b->hi[63] = hi;
-        b->n[63] += count;
-    } else {
-        b->lo[b->k] = lo;
-        b->hi[b->k] = hi;
-        b->n[b->k++] = count;
-    }
+    return strcmp(s, "ingress") == 0 ? 0 : strcmp(s, "persisted") == 0 ? 1
+         : strcmp(s, "dead_lettered") == 0 ? 2 : 3;
 }
 
-/* One stage's histogram as an inline SVG bar chart, with its percentiles underneath. */
-static void svg_hist(out_t *o, const char *stage, const hl_hist_t *h)
+static int by_request(const void *x, const void *y)
 {
-    bars_t b;
-    memset(&b, 0, sizeof b);
-    hl_hist_foreach(h, bar_cb, &b);
-    for (int i = 0; i < b.k; i++)
-        if (b.n[i] > b.max) b.max = b.n[i];
-    put(o, "<figure id=\"hist-%s\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"360\""
-           " height=\"170\" role=\"img\" aria-label=\"%s latency histogram\">",
-        stage, stage);
-    put(o, "<text x=\"8\" y=\"16\" font-size=\"13\">%s: %" PRIu64 " samples</text>", stage,
-        hl_hist_count(h));
-    int w = b.k > 0 ? 340 / b.k : 340;
-    for (int i = 0; i < b.k; i++) {
-        int bh = b.max ? (int)(120.0 * (double)b.n[i] / (double)b.max) : 0;
-        if (bh < 1) bh = 1;
-        put(o, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#4a7ebb\">"
-               "<title>%" PRId64 "–%" PRId64 " µs: %" PRIu64 "</title></rect>",
-            10 + i * w, 150 - bh, w > 2 ? w - 1 : 1, bh, b.lo[i], b.hi[i], b.n[i]);
+    const row_ref_t *a = x, *b = y;
+    int c = strcmp(a->rid, b->rid);
+    if (c) return c;
+    if (a->rank != b->rank) return a->rank - b->rank;
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int by_first_seen(const void *x, const void *y)
+{
+    const row_ref_t *a = x, *b = y;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    return by_request(x, y);
+}
+
+/* When the request reached the ingress: its received_us, from the ingress record or else the
+ * persisted one; HL_REC_ABSENT when neither says. */
+static int64_t received_of(const row_ref_t *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = rec_int(g[i].row, "received_us");
+        if (v != HL_REC_ABSENT) return v;
     }
-    if (b.k > 0)
-        put(o, "<text x=\"10\" y=\"165\" font-size=\"10\">%" PRId64 " µs</text><text x=\"290\""
-               " y=\"165\" font-size=\"10\">%" PRId64 " µs</text>",
-            b.lo[0], b.hi[b.k - 1]);
-    put(o, "</svg><figcaption>p50 %" PRId64 " · p90 %" PRId64 " · p95 %" PRId64 " · p99 %" PRId64
-           " · p99.9 %" PRId64 " · max %" PRId64 " µs</figcaption></figure>",
-        hl_hist_percentile(h, 50), hl_hist_percentile(h, 90), hl_hist_percentile(h, 95),
-        hl_hist_percentile(h, 99), hl_hist_percentile(h, 99.9), hl_hist_max(h));
+    return HL_REC_ABSENT;
+}
+
+/* The block's headline: who sent it, what the ingress answered, and its end-to-end time
+ * (received → committed by the persister) or why there is none. */
+static void request_head(out_t *o, const row_ref_t *g, size_t n, int64_t recv)
+{
+    json_t *ing = g[0].rank == 0 ? g[0].row : NULL, *done = NULL, *dead = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (g[i].rank == 1 && !done) done = g[i].row;
+        if (g[i].rank == 2 && !dead) dead = g[i].row;
+    }
+    put(o, "<h3>request <code>");
+    esc(o, g[0].rid);
+    put(o, "</code> · source <b>");
+    esc(o, jstr(g[0].row, "source"));
+    put(o, "</b> · message id <code>");
+    esc(o, jstr(g[0].row, "message_id"));
+    put(o, "</code>");
+    if (ing) {
+        int64_t st = rec_int(ing, "status");
+        put(o, " · answered <span class=\"%s\">", st >= 200 && st <= 299 ? "ok" : "bad");
+        num(o, ing, "status");
+        put(o, "</span>");
+    }
+    int64_t committed = done ? rec_int(done, "committed_us") : HL_REC_ABSENT;
+    if (committed != HL_REC_ABSENT && recv != HL_REC_ABSENT) {
+        put(o, " · <span class=\"e2e\" data-e2e-us=\"%" PRId64 "\">end to end <b>",
+            committed - recv);
+        ms(o, committed - recv);
+        put(o, "</b></span>");
+    } else {
+        int64_t st = ing ? rec_int(ing, "status") : HL_REC_ABSENT;
+        put(o, " · <span class=\"e2e muted\">%s</span>",
+            dead ? "dead-lettered, not stored"
+            : st != HL_REC_ABSENT && (st < 200 || st > 299) ? "rejected: nothing to store"
+                                                           : "not persisted yet");
+    }
+    put(o, "</h3>");
+}
+
+static void stage_row(out_t *o, json_t *row, int64_t recv)
+{
+    int64_t ts = json_integer_value(json_object_get(row, "ts_us"));
+    put(o, "<tr class=\"stage-");
+    esc(o, jstr(row, "stage"));
+    put(o, "\"><td>");
+    esc(o, jstr(row, "stage"));
+    put(o, "</td><td>");
+    when_utc(o, ts);
+    put(o, "</td><td class=\"n\">");
+    if (recv != HL_REC_ABSENT)
+        put(o, "+"), ms(o, ts - recv);
+    else
+        put(o, "–");
+    put(o, "</td><td>");
+    num(o, row, "status");
+    put(o, "</td><td class=\"bad\">");
+    esc(o, jstr(row, "error_code"));
+    put(o, "</td><td>");
+    esc(o, jstr(row, "event_type"));
+    put(o, "</td><td>");
+    num(o, row, "partition");
+    put(o, "/");
+    num(o, row, "offset");
+    put(o, "</td><td class=\"n\">");
+    int64_t lat = rec_int(row, "latency_us");
+    if (lat != HL_REC_ABSENT)
+        ms(o, lat);
+    else
+        put(o, "–");
+    put(o, "</td><td>");
+    num(o, row, "chain");
+    put(o, "/");
+    num(o, row, "seq");
+    put(o, "</td></tr>");
+}
+
+static void request_block(out_t *o, const row_ref_t *g, size_t n)
+{
+    int64_t recv = received_of(g, n);
+    put(o, "<section class=\"req\" data-request-id=\"");
+    esc(o, g[0].rid);
+    put(o, "\">");
+    request_head(o, g, n, recv);
+    put(o, "<table class=\"stages\"><tr><th>stage</th><th>time (UTC)</th><th>since received</th>"
+           "<th>status</th><th>error</th><th>event type</th><th>partition/offset</th>"
+           "<th>answered in</th><th>chain/seq</th></tr>");
+    for (size_t i = 0; i < n; i++) stage_row(o, g[i].row, recv);
+    put(o, "</table></section>");
+}
+
+/* Every row of `rows` (at most a thousand), one block per request id, blocks in the order their
+ * requests were first seen, each request's stages in order. */
+static void timeline(out_t *o, json_t *rows)
+{
+    size_t n = json_array_size(rows), i, j;
+    row_ref_t *v = hl_xcalloc(n ? n : 1, sizeof *v);
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        v[i] = (row_ref_t){row, jstr(row, "request_id"), stage_rank(jstr(row, "stage")),
+                           json_integer_value(json_object_get(row, "ts_us")),
+                           json_integer_value(json_object_get(row, "id")), 0};
+    }
+    qsort(v, n, sizeof *v, by_request);
+    for (i = 0; i < n; i = j) {
+        int64_t first = v[i].ts;
+        for (j = i; j < n && strcmp(v[j].rid, v[i].rid) == 0; j++)
+            if (v[j].ts < first) first = v[j].ts;
+        for (size_t k = i; k < j; k++) v[k].first = first;
+    }
+    qsort(v, n, sizeof *v, by_first_seen);
+    put(o, "<div id=\"timeline\">");
+    for (i = 0; i < n; i = j) {
+        for (j = i; j < n && strcmp(v[j].rid, v[i].rid) == 0; j++) {}
+        request_block(o, v + i, j - i);
+    }
+    put(o, "</div>");
+    free(v);
+}
+
+/* ---- latency ---- */
+
+static const struct {
+    hl_lat_t stage;
+    const char *outcome; /* latency_rollups.outcome, NULL: every class */
+    const char *id, *title;
+    int only_if_any;     /* drawn only when it holds samples */
+} charts[] = {
+    {HL_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
+    {HL_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
+    {HL_LAT_E2E, NULL, "e2e", "end to end · received → committed", 0},
+    {HL_LAT_QUEUE, NULL, "queue", "queue · answered → consumed", 0},
+    {HL_LAT_PERSIST, NULL, "persist", "persist · consumed → committed", 0},
+    {HL_LAT_ACK, "unsplit", "ack-unsplit", "ack · counted before outcomes were kept", 1},
+};
+
+/* Returns 1 when the database could not be read. */
+static int latency(out_t *o, PGconn *c)
+{
+    char err[512];
+    int64_t now = hl_now_us();
+    put(o, "<h2>Latency, last hour</h2><p class=\"muted\">Bars: samples per log-spaced bin "
+           "(about 1.33× wider each); dashed lines: percentiles.</p><div class=\"hist\">");
+    for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
+        hl_hist_t *h = hl_hist_new();
+        int rc = hl_q_latency(c, charts[i].stage, NULL, charts[i].outcome,
+                              now - INT64_C(3600000000), now + 1, h, err, sizeof err);
+        if (rc == 0 && (!charts[i].only_if_any || hl_hist_count(h) > 0))
+            hl_chart_figure(o, charts[i].id, charts[i].title, h);
+        hl_hist_free(h);
+        if (rc != 0) return 1;
+    }
+    put(o, "</div>");
+    return 0;
 }
 
 static void gaps_table(out_t *o, json_t *gaps)
@@ -204,7 +316,7 @@ static void gaps_table(out_t *o, json_t *gaps)
     size_t i;
     json_t *g;
     put(o, "<h2>Open gaps</h2><table id=\"gaps\"><tr><th>request id</th><th>source</th>"
-           "<th>message id</th><th>received (µs)</th></tr>");
+           "<th>message id</th><th>received (UTC)</th></tr>");
     json_array_foreach(gaps, i, g)
     {
         put(o, "<tr><td><a href=\"/?id=");
@@ -215,52 +327,82 @@ static void gaps_table(out_t *o, json_t *gaps)
         esc(o, jstr(g, "source"));
         put(o, "</td><td>");
         esc(o, jstr(g, "message_id"));
-        put(o, "</td><td>%" JSON_INTEGER_FORMAT "</td></tr>",
-            json_integer_value(json_object_get(g, "ts_us")));
+        put(o, "</td><td>");
+        when_utc(o, json_integer_value(json_object_get(g, "ts_us")));
+        put(o, "</td></tr>");
     }
     if (json_array_size(gaps) == 0) put(o, "<tr><td colspan=\"4\" class=\"ok\">none</td></tr>");
     put(o, "</table>");
 }
 
-/* The history's status, as GET /v1/verify says it (held to the checkpoint topic), with the
- * first bad row of each chain that fails. Returns 1 when the database could not be read. */
-/* A whole verification that began after this page was asked for: pages loading together
- * share one walk (it costs seconds at a few hundred thousand rows) instead of each running
- * its own, and none shows a status older than itself. NULL on a database error. */
-static json_t *history_status(hl_req_t *r, PGconn *c)
+/* ---- the history's status ---- */
+
+void hl_page_status_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t took_us)
+{
+    pthread_mutex_lock(&a->status_mu);
+    if (!a->status || a->status_us < began_us) {
+        json_t *v = json_deep_copy(report);
+        json_object_set_new(v, "took_us", json_integer(took_us));
+        json_decref(a->status);
+        a->status = v;
+        a->status_us = began_us;
+    }
+    pthread_mutex_unlock(&a->status_mu);
+}
+
+/* The last whole verification (the page's own or GET /v1/verify's) while it is younger than
+ * STATUS_MAX_AGE_US, else (or when `fresh`) a new one that began after this page was asked
+ * for: pages loading together share one walk instead of each running its own. Sets *when_us
+ * to when it began. NULL on a database error. */
+static json_t *history_status(hl_req_t *r, PGconn *c, int fresh, int64_t *when_us)
 {
     char err[512];
     hl_auditor_t *a = r->a;
     json_t *v = NULL;
     int64_t asked = hl_now_us();
     pthread_mutex_lock(&a->status_mu);
-    if (a->status && a->status_us >= asked) {
+    if (a->status && (fresh ? a->status_us >= asked : asked - a->status_us < STATUS_MAX_AGE_US)) {
         v = json_incref(a->status);
+        *when_us = a->status_us;
     } else {
+        int64_t t0 = hl_mono_us();
         v = json_object();
         if (hl_verify_report(a, c, -1, v, err, sizeof err) != 0) {
             json_decref(v);
             v = NULL;
         } else {
+            json_object_set_new(v, "took_us", json_integer(hl_mono_us() - t0));
             json_decref(a->status);
             a->status = json_incref(v);
-            a->status_us = asked;
+            a->status_us = *when_us = asked;
         }
     }
     pthread_mutex_unlock(&a->status_mu);
     return v;
 }
 
-static int chain_status(out_t *o, hl_req_t *r, PGconn *c)
+static void status_line(out_t *o, json_t *v, int64_t when_us)
 {
-    json_t *v = history_status(r, c);
-    if (!v) return 1;
-    int ok = json_is_true(json_object_get(v, "ok"));
+    size_t i;
+    json_t *ch;
+    int64_t rows = 0, age = (hl_now_us() - when_us) / 1000000;
+    json_array_foreach(json_object_get(v, "chains"), i, ch)
+    {
+        rows += json_integer_value(json_object_get(ch, "rows"));
+    }
+    put(o, "<p id=\"verified-at\" data-verified-us=\"%" PRId64 "\">last verified ", when_us);
+    when_utc(o, when_us);
+    put(o, " UTC (%" PRId64 " s ago): %zu chain%s, %" PRId64 " rows walked in ", age < 0 ? 0 : age,
+        json_array_size(json_object_get(v, "chains")),
+        json_array_size(json_object_get(v, "chains")) == 1 ? "" : "s", rows);
+    ms(o, json_integer_value(json_object_get(v, "took_us")));
+    put(o, " · <a href=\"/?verify=1\">verify now</a></p>");
+}
+
+static void problems(out_t *o, json_t *v)
+{
     json_t *outside = json_object_get(v, "checkpoints_outside"), *ch;
-    put(o, "<h2>History</h2><p id=\"chain-status\" class=\"");
-    put(o, ok ? "ok\">verified: every chain walks clean and holds to the checkpoint topic"
-              : "bad\">NOT VERIFIED");
-    put(o, "</p><ul id=\"chain-problems\">");
+    put(o, "<ul id=\"chain-problems\">");
     if (!json_is_true(json_object_get(outside, "read"))) {
         put(o, "<li class=\"bad\">checkpoint topic not read: ");
         esc(o, json_string_value(json_object_get(outside, "error")));
@@ -269,7 +411,8 @@ static int chain_status(out_t *o, hl_req_t *r, PGconn *c)
     if (json_integer_value(json_object_get(outside, "refused")) > 0)
         put(o, "<li class=\"bad\">checkpoint topic holds records no known key signed</li>");
     size_t i;
-    json_array_foreach(json_object_get(v, "chains"), i, ch) {
+    json_array_foreach(json_object_get(v, "chains"), i, ch)
+    {
         json_t *b = json_object_get(ch, "first_bad");
         if (!json_is_object(b)) continue;
         put(o, "<li class=\"bad\">chain %lld: first bad row id %lld, seq %lld: ",
@@ -277,19 +420,128 @@ static int chain_status(out_t *o, hl_req_t *r, PGconn *c)
             (long long)json_integer_value(json_object_get(b, "id")),
             (long long)json_integer_value(json_object_get(b, "seq")));
         esc(o, json_string_value(json_object_get(b, "reason")));
+        if (json_is_string(json_object_get(b, "column"))) {
+            put(o, " (");
+            esc(o, json_string_value(json_object_get(b, "column")));
+            put(o, ")");
+        }
         put(o, "</li>");
     }
     put(o, "</ul>");
-    json_decref(v);
+}
+
+/* The newest signed checkpoint in the database and whether the last verification met it. */
+static int newest_checkpoint(out_t *o, PGconn *c, json_t *v, int64_t when_us)
+{
+    char err[512];
+    json_t *cps = hl_q_newest_checkpoint(c, err, sizeof err), *cp, *ch;
+    if (!cps) return 1;
+    cp = json_array_get(cps, 0);
+    if (!cp) {
+        put(o, "<p id=\"checkpoint\" class=\"muted\">no checkpoint signed yet</p>");
+        json_decref(cps);
+        return 0;
+    }
+    int64_t chain = json_integer_value(json_object_get(cp, "chain"));
+    int64_t seq = json_integer_value(json_object_get(cp, "seq"));
+    int64_t ts = json_integer_value(json_object_get(cp, "ts_us"));
+    const char *state = "bad\">the last verification did not meet it", *cls;
+    size_t i;
+    if (ts > when_us) state = "muted\">signed after the last verification";
+    json_array_foreach(json_object_get(v, "chains"), i, ch)
+    {
+        if (json_integer_value(json_object_get(ch, "chain")) == chain && ts <= when_us &&
+            json_is_true(json_object_get(ch, "ok")) &&
+            json_integer_value(json_object_get(ch, "checkpoint_seq")) >= seq)
+            state = "ok\">the last verification met it";
+    }
+    cls = state;
+    put(o, "<p id=\"checkpoint\" data-chain=\"%" PRId64 "\" data-seq=\"%" PRId64 "\">newest"
+           " checkpoint: chain %" PRId64 " seq %" PRId64 ", signed ",
+        chain, seq, chain, seq);
+    when_utc(o, ts);
+    put(o, " UTC by key <code>");
+    esc(o, jstr(cp, "key_id"));
+    put(o, "</code> · <span id=\"checkpoint-state\" class=\"%s</span></p>", cls);
+    json_decref(cps);
     return 0;
+}
+
+static void chains_table(out_t *o, json_t *v)
+{
+    size_t i;
+    json_t *ch;
+    put(o, "<table id=\"chains\"><tr><th>chain</th><th>rows walked</th><th>head seq</th>"
+           "<th>newest checkpoint seq</th><th>state</th></tr>");
+    json_array_foreach(json_object_get(v, "chains"), i, ch)
+    {
+        int ok = json_is_true(json_object_get(ch, "ok"));
+        put(o, "<tr><td>");
+        num(o, ch, "chain");
+        put(o, "</td><td class=\"n\">");
+        num(o, ch, "rows");
+        put(o, "</td><td class=\"n\">");
+        num(o, ch, "head_seq");
+        put(o, "</td><td class=\"n\">");
+        num(o, ch, "checkpoint_seq");
+        put(o, "</td><td class=\"%s\">%s</td></tr>", ok ? "ok" : "bad", ok ? "ok" : "FAILED");
+    }
+    put(o, "</table>");
+}
+
+/* Returns 1 when the database could not be read. */
+static int chain_status(out_t *o, hl_req_t *r, PGconn *c, int fresh)
+{
+    int64_t when_us = 0;
+    json_t *v = history_status(r, c, fresh, &when_us);
+    if (!v) return 1;
+    int ok = json_is_true(json_object_get(v, "ok"));
+    put(o, "<h2>History</h2><p id=\"chain-status\" class=\"");
+    put(o, ok ? "ok\">verified: every chain walks clean and holds to the checkpoint topic"
+              : "bad\">NOT VERIFIED");
+    put(o, "</p>");
+    status_line(o, v, when_us);
+    problems(o, v);
+    int failed = newest_checkpoint(o, c, v, when_us);
+    chains_table(o, v);
+    json_decref(v);
+    return failed;
+}
+
+/* The lineage of `id`: a request id, else a message id. Returns 1 when the database could not
+ * be read. */
+static int lookup(out_t *o, PGconn *c, const char *id)
+{
+    char err[512];
+    json_t *rows = strlen(id) <= 36 ? hl_q_request(c, id, err, sizeof err) : json_array();
+    hl_cursor_t start = {0, 0};
+    int failed = 0;
+    if (rows && json_array_size(rows) == 0) {
+        json_t *m = hl_q_message(c, id, NULL, 200, start, err, sizeof err);
+        json_decref(rows);
+        rows = m ? json_incref(json_object_get(m, "lineage")) : NULL;
+        json_decref(m);
+    }
+    put(o, "<h2>Lineage of <code>");
+    esc(o, id);
+    put(o, "</code></h2>");
+    if (!rows)
+        failed = 1, put(o, "<p class=\"bad\">database query failed</p>");
+    else if (json_array_size(rows) == 0)
+        put(o, "<p id=\"notfound\" class=\"bad\">No lineage for this id.</p>");
+    else
+        timeline(o, rows);
+    json_decref(rows);
+    return failed;
 }
 
 int hl_h_page(hl_req_t *r)
 {
-    static const char *const allowed[] = {"id", NULL};
+    static const char *const allowed[] = {"id", "verify", NULL};
     char err[512];
     const char *id = hl_req_param(r, "id");
-    if (hl_req_only(r, allowed)) return 400;
+    int64_t fresh;
+    if (hl_req_only(r, allowed) || hl_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
     if (id && !hl_id_valid(id, 256))
         return hl_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
     PGconn *c = hl_req_db(r);
@@ -302,40 +554,11 @@ int hl_h_page(hl_req_t *r)
     esc(&o, id);
     put(&o, "\"></label> <button>Look up</button></form>"
             "<form method=\"post\" action=\"/logout\"><button>Sign out</button></form>");
-    int failed = 0;
-    if (id) {
-        json_t *rows = strlen(id) <= 36 ? hl_q_request(c, id, err, sizeof err) : json_array();
-        hl_cursor_t start = {0, 0};
-        if (rows && json_array_size(rows) == 0) {
-            json_t *m = hl_q_message(c, id, NULL, 200, start, err, sizeof err);
-            json_decref(rows);
-            rows = m ? json_incref(json_object_get(m, "lineage")) : NULL;
-            json_decref(m);
-        }
-        put(&o, "<h2>Timeline of ");
-        esc(&o, id);
-        put(&o, "</h2>");
-        if (!rows)
-            failed = 1, put(&o, "<p class=\"bad\">database query failed</p>");
-        else if (json_array_size(rows) == 0)
-            put(&o, "<p id=\"notfound\" class=\"bad\">No lineage for this id.</p>");
-        else
-            timeline(&o, rows);
-        json_decref(rows);
-    }
-    put(&o, "<h2>Latency, last hour</h2><div class=\"hist\">");
-    int64_t now = hl_now_us();
-    for (int s = 0; s < HL_LAT_N && !failed; s++) {
-        hl_hist_t *h = hl_hist_new();
-        if (hl_q_latency(c, (hl_lat_t)s, NULL, now - INT64_C(3600000000), now + 1, h, err,
-                         sizeof err) != 0)
-            failed = 1;
-        else
-            svg_hist(&o, hl_lat_name((hl_lat_t)s), h);
-        hl_hist_free(h);
-    }
-    put(&o, "</div>");
+    int failed = id ? lookup(&o, c, id) : 0;
+    if (!failed) failed = chain_status(&o, r, c, (int)fresh);
+    if (!failed) failed = latency(&o, c);
     hl_cursor_t start = {0, 0};
+    int64_t now = hl_now_us();
     json_t *gaps = failed ? NULL
                           : hl_q_gaps(c, (int64_t)r->a->cfg->gap_grace_s * 1000000, "open",
                                       now - INT64_C(86400000000), now + 1, 100, start, err,
@@ -345,7 +568,6 @@ int hl_h_page(hl_req_t *r)
     else
         failed = 1;
     json_decref(gaps);
-    if (!failed) failed = chain_status(&o, r, c);
     put(&o, "</body></html>");
     hl_req_db_done(r, c, failed);
     send_page(r, failed ? 503 : 200, &o,

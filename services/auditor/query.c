@@ -191,21 +191,21 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     return 0;
 }
 
-int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, int64_t from, int64_t to,
-                 hl_hist_t *h, char *errbuf, size_t errcap)
+int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outcome,
+                 int64_t from, int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
 {
     char f[24], t[24];
     snprintf(f, sizeof f, "%" PRId64, from - from % 60000000);
     snprintf(t, sizeof t, "%" PRId64, to);
-    const char *p[4] = {hl_lat_name(stage), source, f, t};
+    const char *p[5] = {hl_lat_name(stage), source, f, t, outcome};
     PGresult *r = PQexecParams(
         c,
         "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
         " AND ($2::text IS NULL OR source = $2)"
         " AND minute >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
         " AND minute < timestamptz 'epoch' + $4::bigint * interval '1 microsecond'"
-        " GROUP BY bucket",
-        4, NULL, p, NULL, NULL, 0);
+        " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
+        5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = hl_store_fail(c, r, "latency", errbuf, errcap);
         PQclear(r);
@@ -222,6 +222,14 @@ int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, int64_t from, in
     }
     PQclear(r);
     return 0;
+}
+
+json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap)
+{
+    return json_query(c,
+                      "SELECT coalesce(json_agg(x), '[]') FROM (SELECT chain, seq, ts_us, key_id"
+                      " FROM lineage_checkpoints ORDER BY id DESC LIMIT 1) x",
+                      0, NULL, errbuf, errcap);
 }
 
 static void bucket_cb(int64_t lo, int64_t hi, uint64_t count, void *arg)
@@ -296,7 +304,7 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
                                     : json_null());
     /* End-to-end objective from the rollups: share of e2e samples within e2e_ms. */
     hl_hist_t *h = hl_hist_new();
-    if (hl_q_latency(c, HL_LAT_E2E, source, from, to, h, errbuf, errcap) != 0) {
+    if (hl_q_latency(c, HL_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
         hl_hist_free(h);
         json_decref(slo);
         json_decref(o);

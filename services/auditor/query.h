@@ -35,10 +35,16 @@ json_t *hl_q_gaps(PGconn *c, int64_t grace_us, const char *state, int64_t from_u
 int hl_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open,
                     int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* Adds the rollup bucket counts of `stage` (optionally one source) in the minutes of
- * [from, to) into h. Returns 0 or HL_EPG. */
-int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, int64_t from_us, int64_t to_us,
-                 hl_hist_t *h, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* Adds the rollup bucket counts of `stage` (optionally one source, optionally one outcome
+ * class: "accepted", "rejected" or "unsplit", NULL for all) in the minutes of [from, to) into
+ * h. Returns 0 or HL_EPG. */
+int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outcome,
+                 int64_t from_us, int64_t to_us, hl_hist_t *h, char *errbuf,
+                 size_t errcap) HL_MUST_CHECK;
+
+/* [{"chain", "seq", "ts_us", "key_id"}] of the newest checkpoint stored in
+ * lineage_checkpoints, or [] when none was signed yet. */
+json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap);
 
 /* Percentile summary of h: count, p50, p90, p95, p99, p99.9, max and (if buckets) the
  * non-empty buckets as [lo, hi, count]. */

@@ -13,6 +13,13 @@ const char *hl_lat_name(hl_lat_t s)
     return (unsigned)s < HL_LAT_N ? lat_names[s] : "unknown";
 }
 
+static const char *const outcome_names[HL_OUT_N] = {"accepted", "rejected"};
+
+const char *hl_outcome_name(hl_outcome_t o)
+{
+    return (unsigned)o < HL_OUT_N ? outcome_names[o] : "unknown";
+}
+
 int hl_lat_parse(const char *s, hl_lat_t *out)
 {
     for (int i = 0; i < HL_LAT_N; i++)
@@ -72,6 +79,7 @@ static void add(hl_sample_t *out, size_t *n, hl_lat_t st, int64_t when, int64_t 
     if (v < 0) v = 0; /* clocks of two hosts may disagree slightly */
     hl_sample_t *s = &out[(*n)++];
     s->stage = st;
+    s->outcome = HL_OUT_ACCEPTED;
     s->minute_us = minute_of(when);
     s->value_us = v;
     hl_strlcpy(s->source, source && source[0] ? source : "unknown", sizeof s->source);
@@ -88,7 +96,11 @@ void hl_samples_from_record(hl_pairs_t *pairs, const hl_record_t *r, hl_sample_t
         bool first = p->answered_us == HL_REC_ABSENT;
         p->answered_us = r->ts_us;
         p->received_us = recv;
-        if (r->latency_us != HL_REC_ABSENT) add(out, n, HL_LAT_ACK, recv, r->latency_us, src);
+        if (r->latency_us != HL_REC_ABSENT) {
+            add(out, n, HL_LAT_ACK, recv, r->latency_us, src);
+            if (r->status != HL_REC_ABSENT && (r->status < 200 || r->status > 299))
+                out[*n - 1].outcome = HL_OUT_REJECTED;
+        }
         if (first && p->consumed_us != HL_REC_ABSENT)
             add(out, n, HL_LAT_QUEUE, recv, p->consumed_us - p->answered_us, src);
     } else if (r->stage == HL_STAGE_PERSISTED) {

@@ -13,6 +13,11 @@
 typedef enum { HL_LAT_ACK = 0, HL_LAT_QUEUE, HL_LAT_PERSIST, HL_LAT_E2E, HL_LAT_N } hl_lat_t;
 
 const char *hl_lat_name(hl_lat_t s);
+
+/* The outcome class a sample is kept under (latency_rollups.outcome, proto/sql/009): the
+ * ingress's answer was 2xx, or it was not. Queue, persist and e2e samples are all accepted. */
+typedef enum { HL_OUT_ACCEPTED = 0, HL_OUT_REJECTED, HL_OUT_N } hl_outcome_t;
+const char *hl_outcome_name(hl_outcome_t o);
 /* Returns 0 and sets *out, or HL_EINVAL for an unknown stage name. */
 int hl_lat_parse(const char *s, hl_lat_t *out) HL_MUST_CHECK;
 
@@ -22,6 +27,7 @@ typedef struct {
     int64_t minute_us; /* start of the minute the request was received in */
     int64_t value_us;
     char source[65];
+    hl_outcome_t outcome;
 } hl_sample_t;
 
 /* What the pairing needs to remember of one request's records. */

@@ -230,11 +230,11 @@ static const char copy_rows_sql[] =
     " record, prev_hash, hash) FROM STDIN";
 
 static const char insert_rollups_sql[] =
-    "INSERT INTO latency_rollups (minute, stage, source, bucket, count)"
-    " SELECT timestamptz 'epoch' + r.m * interval '1 microsecond', r.st, r.src, r.b, sum(r.c)"
-    " FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, b int, c bigint)"
-    " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
-    " ON CONFLICT (minute, stage, source, bucket)"
+    "INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
+    " SELECT timestamptz 'epoch' + r.m * interval '1 microsecond', r.st, r.src, r.o, r.b,"
+    " sum(r.c) FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, o text, b int,"
+    " c bigint) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    " ON CONFLICT (minute, stage, source, outcome, bucket)"
     " DO UPDATE SET count = latency_rollups.count + excluded.count";
 
 static const char upsert_offsets_sql[] =
@@ -445,10 +445,10 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
     return rc;
 }
 
-/* One rollup row: a count of samples in one (minute, stage, source, bucket). */
+/* One rollup row: a count of samples in one (minute, stage, source, outcome, bucket). */
 typedef struct {
     int64_t minute_us;
-    int stage, bucket;
+    int stage, outcome, bucket;
     const char *source;
 } rollup_key_t;
 
@@ -457,6 +457,7 @@ static int rollup_key_cmp(const void *x, const void *y)
     const rollup_key_t *a = x, *b = y;
     if (a->minute_us != b->minute_us) return a->minute_us < b->minute_us ? -1 : 1;
     if (a->stage != b->stage) return a->stage < b->stage ? -1 : 1;
+    if (a->outcome != b->outcome) return a->outcome < b->outcome ? -1 : 1;
     if (a->bucket != b->bucket) return a->bucket < b->bucket ? -1 : 1;
     return strcmp(a->source, b->source);
 }
@@ -469,6 +470,7 @@ static void rollup_rows(const hl_sample_t *samples, size_t n, json_t *out)
     rollup_key_t *k = hl_xcalloc(n, sizeof *k);
     for (size_t i = 0; i < n; i++)
         k[i] = (rollup_key_t){samples[i].minute_us, (int)samples[i].stage,
+                              (int)samples[i].outcome,
                               (int)hl_hist_bucket_index(samples[i].value_us), samples[i].source};
     qsort(k, n, sizeof *k, rollup_key_cmp);
     for (size_t i = 0; i < n;) {
@@ -478,6 +480,7 @@ static void rollup_rows(const hl_sample_t *samples, size_t n, json_t *out)
         json_object_set_new(o, "m", json_integer(k[i].minute_us));
         json_object_set_new(o, "st", json_string(hl_lat_name((hl_lat_t)k[i].stage)));
         json_object_set_new(o, "src", json_string(k[i].source));
+        json_object_set_new(o, "o", json_string(hl_outcome_name((hl_outcome_t)k[i].outcome)));
         json_object_set_new(o, "b", json_integer(k[i].bucket));
         json_object_set_new(o, "c", json_integer((json_int_t)(j - i)));
         json_array_append_new(out, o);

@@ -39,8 +39,8 @@ static uint32_t hash_addr(uint32_t seed, const char *s)
 }
 
 /* The slot of addr, taken anew when needed; NULL when every slot of its window is busy: the
- * address is then untracked (only the total budget applies), rather than charged with another
- * address's budget and connections. Called with c->lock held. */
+ * address is then under the total budget only and its connections are refused, rather than
+ * charged with another address's budget and connections. Called with c->lock held. */
 static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
     uint32_t first = hash_addr(c->seed, addr) % ING_CLIENTS_SLOTS;
@@ -57,6 +57,7 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
     hl_strlcpy(spare->addr, addr, sizeof(spare->addr));
     ing_ratelimit_init(&spare->failed, c->rate, c->burst);
     spare->connections = 0;
+    spare->body_bytes = 0;
     spare->trusted_until_ns = 0;
     return spare;
 }
@@ -106,21 +107,37 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
 }
 
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
-                                  int64_t now_ns)
+                                  int64_t now_ns, bool *table_full)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s == NULL) s = &c->untracked; /* admitted, counted nowhere */
-    else if (s->connections >= max) s = NULL;
-    else s->connections++;
+    if (table_full != NULL) *table_full = s == NULL;
+    if (s != NULL && s->connections >= max) s = NULL;
+    else if (s != NULL) s->connections++;
     pthread_mutex_unlock(&c->lock);
     return s;
 }
 
 void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot)
 {
-    if (slot == NULL || slot == &c->untracked) return;
+    if (slot == NULL) return;
     pthread_mutex_lock(&c->lock);
     if (slot->connections > 0) slot->connections--;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool ing_clients_body_reserve(ing_clients_t *c, ing_client_t *slot, uint64_t n, uint64_t cap)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ok = slot->body_bytes + n <= cap;
+    if (ok) slot->body_bytes += n;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+void ing_clients_body_release(ing_clients_t *c, ing_client_t *slot, uint64_t n)
+{
+    pthread_mutex_lock(&c->lock);
+    slot->body_bytes = slot->body_bytes >= n ? slot->body_bytes - n : 0;
     pthread_mutex_unlock(&c->lock);
 }

@@ -2,10 +2,11 @@
  * authentications (per address and in total) and the connections open. A fixed table, so a
  * flood of addresses costs no memory: an address hashes (seeded at random) to one of
  * ING_CLIENTS_SLOTS slots and takes the first of ING_CLIENTS_PROBE slots from there that holds
- * it, is free or has nothing left to remember. When all of them are busy the address goes
- * untracked until one frees up: only the total budget applies to it and its connections are
- * not capped. It never shares another address's slot, whose spent budget or connections would
- * turn it away for what the other did. */
+ * it, is free or has nothing left to remember. When all of them are busy the address finds no
+ * slot: its authentications are then only under the total budget, and its connections are
+ * refused until a slot frees up (failing closed: many addresses cannot open connections past
+ * the per-address cap). It never shares another address's slot, whose spent budget or
+ * connections would turn it away for what the other did. */
 #ifndef ING_CLIENTS_H
 #define ING_CLIENTS_H
 
@@ -27,6 +28,7 @@ typedef struct {
     char addr[ING_CLIENT_ADDR_MAX]; /* the address as civetweb prints it; "" = free slot */
     ing_ratelimit_t failed;         /* this address's failed authentications */
     unsigned connections;           /* its connections open now (held: the slot stays its) */
+    uint64_t body_bytes;            /* bytes its bodies being read or handled have reserved */
     int64_t trusted_until_ns;       /* ING_CLIENTS_TRUST_S after its last authentic request */
 } ing_client_t;
 
@@ -36,7 +38,6 @@ typedef struct {
     ing_ratelimit_t failed_total; /* failed authentications of all addresses together */
     uint32_t rate, burst;         /* the per-address budget, for slots taken anew */
     uint32_t seed;                /* of the address hash, drawn at init */
-    ing_client_t untracked;       /* what connections of an address without a slot get */
 } ing_clients_t;
 
 /* Budgets of failed authentications a second (and their bursts): per address and in total.
@@ -62,12 +63,19 @@ bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, i
 void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
- * pass to ing_clients_disconnect when the connection closes; &c->untracked, counted nowhere,
- * when addr finds no slot), or NULL when addr is at max and the connection is to be turned
- * away (nothing counted). Any worker thread. */
+ * pass to ing_clients_disconnect when the connection closes), or NULL when the connection is
+ * to be turned away (nothing counted): addr is at max, or finds no slot, the table being full
+ * around it, and then *table_full (when non-NULL) is set. Any worker thread. */
 ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
-                                  int64_t now_ns);
-/* Uncounts a connection ing_clients_connect counted in slot. */
+                                  int64_t now_ns, bool *table_full);
+/* Uncounts a connection ing_clients_connect counted in slot. NULL-safe. */
 void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot);
+
+/* Reserves n bytes of body memory for a request on a connection counted in slot, when the
+ * slot's bodies then hold at most cap bytes; false (nothing reserved) past it. The slot stays
+ * the address's while the connection is open, so the reservation cannot outlive it. */
+bool ing_clients_body_reserve(ing_clients_t *c, ing_client_t *slot, uint64_t n, uint64_t cap);
+/* Gives back n bytes ing_clients_body_reserve reserved in slot. */
+void ing_clients_body_release(ing_clients_t *c, ing_client_t *slot, uint64_t n);
 
 #endif

@@ -44,6 +44,7 @@ static const cyaml_schema_field_t source_fields[] = {
     OPT_STR(message_id_header, 63),
     OPT_STR(event_type, 256),
     OPT_STR(event_type_header, 63),
+    CYAML_FIELD_BOOL("split", CYAML_FLAG_OPTIONAL, ing_source_cfg_t, split),
     ING_SOURCE_KNOBS(SRC_UINT) CYAML_FIELD_END};
 
 static const cyaml_schema_value_t source_schema = {
@@ -167,6 +168,10 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
         finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type",
                        errbuf, errcap) != 0)
         return HL_ECONFIG;
+    /* Each element of a batch needs an id of its own, read from the element. */
+    if (s->split && s->message_id == NULL)
+        return source_field_fail(errbuf, errcap, i, "split", "true",
+                                 "needs message_id, a JSON pointer into each element");
     return 0;
 }
 

@@ -32,6 +32,12 @@
     X(max_body_memory_mb, 256, 1, 4096, "HOOKLINE_MAX_BODY_MEMORY_MB",                           \
       "bodies being read, all requests together (Content-Length, or max_body when chunked); "   \
       "past it, 503")                                                                           \
+    X(max_body_memory_per_client_pct, 25, 1, 100, "HOOKLINE_MAX_BODY_MEMORY_PER_CLIENT_PCT",   \
+      "share of max_body_memory_mb the bodies of one client address may hold (at least the "   \
+      "largest max_body); past it, 503")                                                        \
+    X(reload_poll_ms, 2000, 100, 3600000, "HOOKLINE_RELOAD_POLL_MS",                            \
+      "how often the config file and the secret files it names are checked for a change, "     \
+      "which reloads them as SIGHUP does")                                                      \
     X(lineage_timeout_ms, 300000, 1000, 3600000, "HOOKLINE_LINEAGE_TIMEOUT_MS",                 \
       "longest wait for the broker to store a lineage record before it is dropped (counted)")  \
     X(lineage_rejected_per_s, 200, 1, 1000000, "HOOKLINE_LINEAGE_REJECTED_PER_S",               \
@@ -80,6 +86,7 @@ typedef struct {
     char *message_id_header; /* instead of the pointer, e.g. "webhook-id" */
     char *event_type;        /* JSON pointer, default "/eventType" */
     char *event_type_header;
+    bool split;              /* the body is a JSON array: one event per element (split.h) */
 #define ING_SRC_FIELD(key, def, min, max, doc) uint32_t key;
     ING_SOURCE_KNOBS(ING_SRC_FIELD)
 #undef ING_SRC_FIELD

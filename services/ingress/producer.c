@@ -634,6 +634,45 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
     wait_ack(p, w, deadline_us, ack);
 }
 
+/* Takes n waiters, all or none; true when all were taken. */
+static bool waiters_get(ing_producer_t *p, waiter_t **ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ws[i] = waiter_get(p);
+        if (ws[i] != NULL) continue;
+        while (i > 0) waiter_put(p, ws[--i]);
+        return false;
+    }
+    return true;
+}
+
+void ing_producer_send_many(ing_producer_t *p, const ing_event_t *evs, size_t n, bool wait,
+                            int64_t deadline_us, ing_ack_t *acks)
+{
+    for (size_t i = 0; i < n; i++) acks[i] = (ing_ack_t){HL_EAGAIN, -1, -1};
+    if (!wait) {
+        for (size_t i = 0; i < n; i++) acks[i].err = produce_current(p, &evs[i], &FAST_TAG);
+        return;
+    }
+    waiter_t **ws = hl_xcalloc(n, sizeof(*ws));
+    if (!waiters_get(p, ws, n)) {
+        free(ws);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ws[i]->state = W_WAITING;
+        ws[i]->produced_us = hl_mono_us();
+        acks[i].err = produce_current(p, &evs[i], ws[i]);
+        if (acks[i].err != 0) {
+            waiter_put(p, ws[i]);
+            ws[i] = NULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ws[i] != NULL) wait_ack(p, ws[i], deadline_us, &acks[i]);
+    free(ws);
+}
+
 void ing_producer_lineage(ing_producer_t *p, const char *key, const char *json, size_t len)
 {
     gen_t *g = gen_get(&p->lin);

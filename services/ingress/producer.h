@@ -56,6 +56,13 @@ ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char 
 void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int64_t deadline_us,
                        ing_ack_t *ack);
 
+/* Produces n events (a split batch) as ing_producer_send does one, each with its own ack in
+ * acks[n]: all are queued before any is awaited, so the batch costs one round trip, not n.
+ * With `wait`, n delivery waiters are taken at once; when the pool cannot give that many,
+ * nothing is produced and every ack is HL_EAGAIN. Any thread. */
+void ing_producer_send_many(ing_producer_t *p, const ing_event_t *evs, size_t n, bool wait,
+                            int64_t deadline_us, ing_ack_t *acks);
+
 /* Queues one lineage record (key = request id) without waiting; while the lineage handle is
  * fatal and not yet replaced, a copy is held for its successor (at most 20,000). A record that
  * cannot be queued, held or delivered is counted in hookline_ingress_lineage_dropped_total.

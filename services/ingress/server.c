@@ -5,6 +5,7 @@
 
 #include <civetweb.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,20 +21,28 @@
 #include "hl/log.h"
 #include "hl/util.h"
 #include "lineage.h"
+#include "split.h"
 
 struct ing_server {
     const ing_config_t *cfg;
-    ing_sources_t *sources;
+    pthread_mutex_t sources_lock; /* guards the pointer `sources` (not what it points to) */
+    ing_sources_t *sources;   /* the running snapshot; one reference held (swapped on reload) */
+    ing_status_counters_t unknown; /* requests that named no configured source */
+    size_t body_buf_max;      /* the largest max_body at start: the workers' buffers hold it */
     ing_producer_t *producer;
     hl_metrics_t *metrics;
     struct mg_context *ctx;
     ing_clients_t clients;    /* failed-authentication budgets per client address */
     int metrics_port;         /* the port of metrics_listen: /metrics there and only there */
     int refused;              /* its address marks a connection over its address's cap */
+    int table_full;           /* its address marks one whose address found no client slot */
     atomic_long request_info_offset; /* of the request info in a connection, or < 0 */
     atomic_llong body_bytes;  /* bytes reserved by the bodies being read or handled */
     int64_t body_cap;         /* max_body_memory_mb in bytes */
+    uint64_t body_cap_per_client; /* max_body_memory_per_client_pct of it, at least body_buf_max */
     hl_counter_t *refused_total;
+    hl_counter_t *table_full_total;
+    hl_counter_t *body_per_client_total;
     hl_gauge_t *body_bytes_g;
     /* The header-deadline callbacks of libs/httpd, which ours wrap. */
     int (*next_init_connection)(const struct mg_connection *, void **);
@@ -67,7 +76,8 @@ typedef struct {
     char rid[HL_UUID_STR_LEN + 1];
     int64_t received_us;
     int64_t t0;                /* monotonic start */
-    ing_source_t *src;         /* NULL until resolved */
+    ing_sources_t *sources;    /* the snapshot the request was started with (one reference) */
+    ing_source_t *src;         /* NULL until resolved; lives in `sources` */
     char source[65];           /* the name asked for (truncated), for logs and lineage */
     char message_id[ING_MAX_MESSAGE_ID + 1];
     char event_type[ING_MAX_EVENT_TYPE + 1];
@@ -76,10 +86,14 @@ typedef struct {
     const char *message;
     int retry_after;           /* seconds, 0 = no header */
     size_t body_reserved;      /* bytes of s->body_bytes this request holds */
+    ing_client_t *client;      /* the slot of its address: body_reserved charged to it too */
     const char *allow;         /* Allow header for 405 */
     bool close;                /* end the connection after answering (unread body, draining) */
     int32_t partition;
     int64_t offset;
+    ing_split_elem_t *elems;   /* a split batch's elements (owned), NULL otherwise */
+    ing_ack_t *acks;           /* and what became of each (owned) */
+    size_t nelems;
 } req_t;
 
 static void reject(req_t *r, int status, const char *code, const char *message)
@@ -125,8 +139,12 @@ static void answer(struct mg_connection *c, const req_t *r)
         char esc[6 * ING_MAX_MESSAGE_ID + 1];
         hl_json_escape(esc, sizeof(esc), r->message_id, strlen(r->message_id));
         n = snprintf(body, sizeof(body),
-                     "{\"status\":\"accepted\",\"request_id\":\"%s\",\"message_id\":\"%s\"}", r->rid,
+                     "{\"status\":\"accepted\",\"request_id\":\"%s\",\"message_id\":\"%s\"", r->rid,
                      esc);
+        if (n > 0 && (size_t)n < sizeof(body) && r->nelems > 0)
+            n += snprintf(body + n, sizeof(body) - (size_t)n, ",\"elements\":%zu", r->nelems);
+        if (n > 0 && (size_t)n < sizeof(body))
+            n += snprintf(body + n, sizeof(body) - (size_t)n, "}");
     } else {
         n = snprintf(body, sizeof(body),
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"},\"request_id\":\"%s\"}",
@@ -134,6 +152,16 @@ static void answer(struct mg_connection *c, const req_t *r)
     }
     if (n < 0 || (size_t)n >= sizeof(body)) n = 0;
     send_answer(c, r, body, (size_t)n);
+}
+
+/* One reference of the running sources snapshot, for one request: it keeps the table it
+ * started with across a reload. Worker thread. */
+static ing_sources_t *sources_acquire(ing_server_t *s)
+{
+    pthread_mutex_lock(&s->sources_lock);
+    ing_sources_t *src = ing_sources_ref(s->sources);
+    pthread_mutex_unlock(&s->sources_lock);
+    return src;
 }
 
 static void req_init(req_t *r)
@@ -161,13 +189,13 @@ static bool resolve_source(ing_server_t *s, const struct mg_request_info *ri, re
     static const char prefix[] = "/v1/webhooks/";
     const char *uri = ri->local_uri_raw ? ri->local_uri_raw : "";
     if (strcmp(uri, "/api/webhooks") == 0) {
-        r->src = s->sources->default_source;
+        r->src = r->sources->default_source;
     } else if (strncmp(uri, prefix, sizeof(prefix) - 1) == 0) {
         const char *raw = uri + sizeof(prefix) - 1;
         char name[ING_SOURCE_NAME_MAX + 1];
         hl_strlcpy(r->source, raw, sizeof(r->source));
         int n = ing_source_name_decode(raw, strlen(raw), name);
-        if (n > 0) r->src = ing_sources_find(s->sources, name, (size_t)n);
+        if (n > 0) r->src = ing_sources_find(r->sources, name, (size_t)n);
     }
     if (r->src == NULL) {
         reject(r, 404, "unknown_source", "no such source");
@@ -240,51 +268,143 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
     return false;
 }
 
-static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
-                          const ing_headers_t *h)
+/* What every event of one request carries besides its key, type and value. */
+typedef struct {
+    char received[24];
+    char traceparent[ING_TRACEPARENT_LEN + 1];
+    const char *ct;
+} ev_common_t;
+
+static void ev_common(const req_t *r, const ing_headers_t *h, ev_common_t *c)
 {
-    char received[24], traceparent[ING_TRACEPARENT_LEN + 1];
     const char *tp = ing_header_get(h, "traceparent", NULL);
-    if (ing_traceparent_valid(tp)) memcpy(traceparent, tp, sizeof(traceparent));
-    else ing_traceparent_new(traceparent);
-    snprintf(received, sizeof(received), "%" PRId64, r->received_us);
-    const char *ct = ing_header_get(h, "content-type", NULL);
-    ing_event_t ev = {.key = r->message_id, .key_len = strlen(r->message_id), .value = body,
-                      .value_len = len, .nheaders = ING_EVENT_HEADERS};
+    if (ing_traceparent_valid(tp)) memcpy(c->traceparent, tp, sizeof(c->traceparent));
+    else ing_traceparent_new(c->traceparent);
+    snprintf(c->received, sizeof(c->received), "%" PRId64, r->received_us);
+    c->ct = ing_header_get(h, "content-type", NULL);
+}
+
+/* One event of r: borrows every argument. */
+static ing_event_t make_event(const req_t *r, const ev_common_t *c, const char *key,
+                              const char *type, const void *value, size_t len)
+{
+    ing_event_t ev = {.key = key, .key_len = strlen(key), .value = value, .value_len = len,
+                      .nheaders = ING_EVENT_HEADERS};
     ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
     ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
-    ev.headers[2] = (ing_kv_t){"hl-event-type", r->event_type, strlen(r->event_type)};
-    ev.headers[3] = (ing_kv_t){"hl-received-us", received, strlen(received)};
-    ev.headers[4] = (ing_kv_t){"content-type", ct, strnlen(ct, 256)};
-    ev.headers[5] = (ing_kv_t){"traceparent", traceparent, ING_TRACEPARENT_LEN};
-    ing_ack_t ack;
-    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
-    ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
-    if (ack.err == 0) {
+    ev.headers[2] = (ing_kv_t){"hl-event-type", type, strlen(type)};
+    ev.headers[3] = (ing_kv_t){"hl-received-us", c->received, strlen(c->received)};
+    ev.headers[4] = (ing_kv_t){"content-type", c->ct, strnlen(c->ct, 256)};
+    ev.headers[5] = (ing_kv_t){"traceparent", c->traceparent, ING_TRACEPARENT_LEN};
+    return ev;
+}
+
+/* Answers r from the ack of its (first failed) record. */
+static void ack_outcome(ing_server_t *s, req_t *r, const ing_ack_t *ack)
+{
+    if (ack->err == 0) {
         r->status = 202;
-        r->partition = ack.partition;
-        r->offset = ack.offset;
-    } else if (ack.err == HL_ETIMEDOUT) {
+        r->partition = ack->partition;
+        r->offset = ack->offset;
+    } else if (ack->err == HL_ETIMEDOUT) {
         unavailable(s, r, "kafka did not acknowledge in time");
-    } else if (ack.err == HL_EAGAIN) {
+    } else if (ack->err == HL_EAGAIN) {
         unavailable(s, r, "producer queue full");
     } else {
         unavailable(s, r, "kafka refused the record");
     }
 }
 
+static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
+                          const ing_headers_t *h)
+{
+    ev_common_t c;
+    ev_common(r, h, &c);
+    ing_event_t ev = make_event(r, &c, r->message_id, r->event_type, body, len);
+    ing_ack_t ack;
+    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
+    ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
+    ack_outcome(s, r, &ack);
+}
+
+static const char *split_message(ing_split_result_t sr)
+{
+    switch (sr) {
+    case ING_SPLIT_NOT_ARRAY: return "a batch source takes a JSON array";
+    case ING_SPLIT_EMPTY: return "the batch holds no element";
+    case ING_SPLIT_TOO_MANY: return "the batch holds more than 1000 elements";
+    default: return "an element's message id or event type is unusable";
+    }
+}
+
+/* A split source's body: one record per element, 202 only when every one is stored (in
+ * durable mode), else 503 for the whole batch (its retry is stored once per element: the
+ * persister keeps one row per source, message id and event type). */
+static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
+                          const ing_headers_t *h)
+{
+    json_t *root = NULL;
+    ing_ex_result_t x = ing_json_parse(body, len, &root), field = ING_EX_OK;
+    if (x != ING_EX_OK) {
+        reject(r, 400, ing_ex_code(x), "body is not valid JSON");
+        return;
+    }
+    size_t bad = 0;
+    ing_split_result_t sr = ing_split(root, &r->src->message_id, &r->src->event_type, h,
+                                      &r->elems, &r->nelems, &field, &bad);
+    json_decref(root);
+    if (sr != ING_SPLIT_OK) {
+        reject(r, sr == ING_SPLIT_TOO_MANY ? 413 : 400, ing_split_code(sr, field),
+               split_message(sr));
+        return;
+    }
+    ev_common_t c;
+    ev_common(r, h, &c);
+    ing_event_t *evs = hl_xcalloc(r->nelems, sizeof(*evs));
+    for (size_t i = 0; i < r->nelems; i++)
+        evs[i] = make_event(r, &c, r->elems[i].message_id, r->elems[i].event_type,
+                            r->elems[i].json, r->elems[i].len);
+    r->acks = hl_xcalloc(r->nelems, sizeof(*r->acks));
+    int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
+    ing_producer_send_many(s->producer, evs, r->nelems, !s->fast, deadline, r->acks);
+    free(evs);
+    size_t i = 0;
+    while (i + 1 < r->nelems && r->acks[i].err == 0) i++;
+    hl_strlcpy(r->message_id, r->elems[0].message_id, sizeof(r->message_id));
+    hl_strlcpy(r->event_type, r->elems[0].event_type, sizeof(r->event_type));
+    ack_outcome(s, r, &r->acks[r->acks[i].err != 0 ? i : 0]);
+}
+
+/* Is c's connection data a slot of the client table (not a refusal mark)? */
+static ing_client_t *client_slot(const ing_server_t *s, const struct mg_connection *c)
+{
+    void *data = mg_get_user_connection_data(c);
+    return data == &s->refused || data == &s->table_full ? NULL : data;
+}
+
 /* Reserves the memory the body may take (its Content-Length, or max_body when chunked) against
- * max_body_memory_mb, for all requests together. False with r answered 503 past the cap. */
-static bool reserve_body(ing_server_t *s, req_t *r, long long content_length)
+ * max_body_memory_mb, for all requests together, and against its address's share of it
+ * (max_body_memory_per_client_pct): a few addresses sending slowly cannot hold the whole cap
+ * for request_timeout_ms. False with r answered 503 past either. */
+static bool reserve_body(ing_server_t *s, struct mg_connection *c, req_t *r,
+                         long long content_length)
 {
     size_t max = r->src->cfg->max_body;
     size_t want = content_length >= 0 && (size_t)content_length < max ? (size_t)content_length : max;
+    ing_client_t *slot = client_slot(s, c);
+    if (slot != NULL && !ing_clients_body_reserve(&s->clients, slot, want, s->body_cap_per_client)) {
+        hl_counter_inc(s->body_per_client_total);
+        unavailable(s, r, "this address's bodies in flight over its share of the memory cap");
+        return false;
+    }
     if (atomic_fetch_add(&s->body_bytes, (long long)want) + (long long)want > s->body_cap) {
         atomic_fetch_sub(&s->body_bytes, (long long)want);
+        if (slot != NULL) ing_clients_body_release(&s->clients, slot, want);
         unavailable(s, r, "bodies in flight over the memory cap");
         return false;
     }
     r->body_reserved = want;
+    r->client = slot;
     hl_gauge_add(s->body_bytes_g, (int64_t)want);
     return true;
 }
@@ -325,7 +445,7 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 500, "internal", "no worker buffer");
         return;
     }
-    if (!reserve_body(s, r, ri->content_length)) return;
+    if (!reserve_body(s, c, r, ri->content_length)) return;
     long len = read_body(s, c, w, r, ri->content_length);
     if (len < 0) return;
     ing_header_t hv[64];
@@ -344,8 +464,12 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         return;
     }
     ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
-    if (!ing_ratelimit_take(&r->src->limit, hl_mono_us() * 1000, &r->retry_after)) {
+    if (!ing_ratelimit_take(&r->src->limit->rl, hl_mono_us() * 1000, &r->retry_after)) {
         reject(r, 429, "rate_limited", "over the source's rate limit");
+        return;
+    }
+    if (r->src->cfg->split) {
+        produce_split(s, r, w->body, (size_t)len, &h);
         return;
     }
     if (!extract_fields(r, w->body, (size_t)len, &h)) return;
@@ -386,24 +510,39 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     req_init(&r);
     atomic_fetch_add(&s->in_flight, 1);
     hl_gauge_add(s->in_flight_g, 1);
+    r.sources = sources_acquire(s);
     handle_webhook(s, c, &r);
     /* Released before the answer: the body is no longer read (the producer holds its own
      * copy), and a client that has its answer may send the next body at once. */
     atomic_fetch_sub(&s->body_bytes, (long long)r.body_reserved);
+    if (r.client != NULL) ing_clients_body_release(&s->clients, r.client, r.body_reserved);
     hl_gauge_add(s->body_bytes_g, -(int64_t)r.body_reserved);
     answer(c, &r);
     int64_t latency = hl_mono_us() - r.t0;
-    ing_count_status(r.src ? &r.src->counters : &s->sources->unknown, r.status);
+    ing_count_status(r.src ? &r.src->counters : &s->unknown, r.status);
     hl_histogram_observe_us(s->duration, latency);
     /* A source that is not configured is recorded under one fixed name, never the client's. */
     const char *lsrc = r.src ? r.source : r.source[0] ? ING_UNKNOWN_SOURCE : NULL;
     ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
                        r.code, r.partition, r.offset, latency, 0};
-    ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
+    /* A stored batch: one record per element, each with its own id and offset. */
+    for (size_t i = 0; r.status == 202 && i < r.nelems; i++) {
+        ing_lineage_t e = l;
+        e.message_id = r.elems[i].message_id;
+        e.event_type = r.elems[i].event_type;
+        e.partition = r.acks[i].partition;
+        e.offset = r.acks[i].offset;
+        ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &e);
+    }
+    if (r.status != 202 || r.nelems == 0)
+        ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
+    ing_split_free(r.elems, r.nelems);
+    free(r.acks);
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);
     if (w != NULL) release_body_pages(w);
+    ing_sources_unref(r.sources); /* r.src is not used past here */
     hl_gauge_add(s->in_flight_g, -1);
     atomic_fetch_sub(&s->in_flight, 1);
     return r.status;
@@ -488,7 +627,7 @@ static void *init_thread_cb(const struct mg_context *ctx, int thread_type)
     ing_server_t *s = mg_get_user_data(ctx);
     worker_t *w = hl_xcalloc(1, sizeof(*w));
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    w->cap = s->sources->max_body + 1;
+    w->cap = s->body_buf_max + 1;
     w->map_len = (w->cap + page - 1) / page * page;
     void *m = mmap(NULL, w->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
@@ -514,14 +653,34 @@ static bool conn_refused(const ing_server_t *s, const struct mg_connection *c)
 }
 
 /* Counts a connection from addr against max_connections_per_client. Returns what its
- * connection data is to be: its address's slot, or &s->refused over the cap. Worker thread. */
+ * connection data is to be: its address's slot, &s->refused over the cap, or &s->table_full
+ * when the address found no slot in the client table. Worker thread. */
 static void *count_connection(ing_server_t *s, const char *addr)
 {
+    bool full = false;
     ing_client_t *slot = ing_clients_connect(&s->clients, addr, s->cfg->max_connections_per_client,
-                                             hl_mono_us() * 1000);
+                                             hl_mono_us() * 1000, &full);
     if (slot != NULL) return slot;
+    if (full) {
+        hl_counter_inc(s->table_full_total);
+        return &s->table_full;
+    }
     hl_counter_inc(s->refused_total);
     return &s->refused;
+}
+
+/* Was c turned away, for its address's cap or a full client table? */
+static bool conn_turned_away(const ing_server_t *s, const struct mg_connection *c)
+{
+    return conn_refused(s, c) || mg_get_user_connection_data(c) == &s->table_full;
+}
+
+/* The 503 a connection turned away gets when its request arrived before its read was cut. */
+static void turned_away(ing_server_t *s, const struct mg_connection *c, req_t *r)
+{
+    unavailable(s, r, conn_refused(s, c) ? "too many connections from this address"
+                                         : "too many client addresses at once");
+    r->code = conn_refused(s, c) ? "too_many_connections" : "too_many_clients";
 }
 
 /* The request info's offset in a connection is believed only within this bound, and no longer
@@ -548,7 +707,7 @@ static int init_connection_cb(const struct mg_connection *c, void **conn_data)
     if (memchr(ri->remote_addr, '\0', sizeof(ri->remote_addr)) == NULL || !ri->remote_addr[0])
         return rc;
     *conn_data = count_connection(s, ri->remote_addr); /* civetweb stores it after we return */
-    if (*conn_data == &s->refused) hl_http_expire_headers(c);
+    if (*conn_data == &s->refused || *conn_data == &s->table_full) hl_http_expire_headers(c);
     return rc;
 }
 
@@ -565,8 +724,7 @@ static void check_request_info(ing_server_t *s, struct mg_connection *c,
     if (atomic_compare_exchange_strong(&s->request_info_offset, &want,
                                        inside ? off : REQUEST_INFO_OFFSET_DISTRUSTED))
         return;
-    void *data = mg_get_user_connection_data(c);
-    ing_client_t *slot = data == &s->refused || data == &s->clients.untracked ? NULL : data;
+    ing_client_t *slot = client_slot(s, c);
     bool same_addr = slot == NULL || strcmp(slot->addr, ri->remote_addr) == 0;
     if (want == off && same_addr) return;
     if (want >= 0) {
@@ -592,14 +750,13 @@ static int begin_request_cb(struct mg_connection *c)
         check_request_info(s, c, ri);
     if (ri != NULL && mg_get_user_connection_data(c) == NULL)
         mg_set_user_connection_data(c, count_connection(s, ri->remote_addr));
-    if (!conn_refused(s, c)) return rc;
+    if (!conn_turned_away(s, c)) return rc;
     req_t r;
     req_init(&r);
-    unavailable(s, &r, "too many connections from this address");
-    r.code = "too_many_connections";
+    turned_away(s, c, &r);
     r.close = true;
     answer(c, &r);
-    ing_count_status(&s->sources->unknown, r.status);
+    ing_count_status(&s->unknown, r.status);
     return r.status;
 }
 
@@ -607,8 +764,7 @@ static void connection_close_cb(const struct mg_connection *c)
 {
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
     s->next_connection_close(c);
-    void *slot = mg_get_user_connection_data(c);
-    if (slot != NULL && slot != &s->refused) ing_clients_disconnect(&s->clients, slot);
+    ing_clients_disconnect(&s->clients, client_slot(s, c));
 }
 
 /* civetweb's own refusals (headers too large, malformed request line, …) get the same JSON
@@ -619,9 +775,8 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     ing_server_t *s = mg_get_user_data(mg_get_context(c));
     req_t r;
     req_init(&r);
-    if (conn_refused(s, c)) {
-        unavailable(s, &r, "too many connections from this address");
-        r.code = "too_many_connections";
+    if (conn_turned_away(s, c)) {
+        turned_away(s, c, &r);
     } else if (status == 400 && hl_http_headers_timed_out(c)) {
         reject(&r, 408, "request_timeout", "headers not received in time");
     } else {
@@ -632,7 +787,7 @@ static int http_error_cb(struct mg_connection *c, int status, const char *msg)
     }
     r.close = true;
     answer(c, &r);
-    ing_count_status(&s->sources->unknown, r.status);
+    ing_count_status(&s->unknown, r.status);
     return 0;
 }
 
@@ -662,7 +817,10 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
 {
     ing_server_t *s = hl_xcalloc(1, sizeof(*s));
     s->cfg = cfg;
+    pthread_mutex_init(&s->sources_lock, NULL);
     s->sources = sources;
+    s->unknown = sources->unknown;
+    s->body_buf_max = sources->max_body;
     s->producer = producer;
     s->metrics = metrics;
     s->fast = strcmp(cfg->ack_mode, "fast") == 0;
@@ -670,6 +828,15 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
     atomic_init(&s->body_bytes, 0);
     atomic_init(&s->request_info_offset, REQUEST_INFO_OFFSET_UNKNOWN);
     s->body_cap = (int64_t)cfg->max_body_memory_mb * 1024 * 1024;
+    s->body_cap_per_client = (uint64_t)s->body_cap * cfg->max_body_memory_per_client_pct / 100;
+    if (s->body_cap_per_client < s->body_buf_max) s->body_cap_per_client = s->body_buf_max;
+    s->table_full_total = hl_metrics_counter(
+        metrics, "hookline_ingress_clients_table_full_total",
+        "Connections closed at once: their address found no slot in the client table", NULL);
+    s->body_per_client_total = hl_metrics_counter(
+        metrics, "hookline_ingress_body_memory_per_client_refused_total",
+        "Requests answered 503: their address's bodies in flight were at its share of "
+        "max_body_memory_mb", NULL);
     s->refused_total = hl_metrics_counter(metrics, "hookline_ingress_connections_refused_total",
                                           "Connections closed at once: their address was at "
                                           "max_connections_per_client", NULL);
@@ -714,6 +881,7 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
      * without this a TLS connection calls a null function. */
     if (hl_httpd_init_library(tls, errbuf, errcap) != 0) {
         ing_lineage_budget_free(s->rejected_lineage);
+        pthread_mutex_destroy(&s->sources_lock);
         free(s);
         return NULL;
     }
@@ -741,10 +909,12 @@ ing_server_t *ing_server_start(const ing_config_t *cfg, ing_sources_t *sources,
         mg_exit_library();
         snprintf(errbuf, errcap, "http: cannot start on %s: %s%s%s", cfg->http.listen,
                  why[0] ? why : "civetweb failed", s->tls_err[0] ? ": " : "", s->tls_err);
+        pthread_mutex_destroy(&s->sources_lock);
         free(s);
         return NULL;
     }
     if (metrics_port_of(s, errbuf, errcap) != 0) {
+        s->sources = NULL; /* not taken on failure */
         ing_server_stop(s);
         return NULL;
     }
@@ -776,5 +946,16 @@ void ing_server_stop(ing_server_t *s)
     mg_exit_library();
     ing_lineage_budget_free(s->rejected_lineage);
     ing_clients_deinit(&s->clients);
+    ing_sources_unref(s->sources);
+    pthread_mutex_destroy(&s->sources_lock);
     free(s);
+}
+
+void ing_server_swap_sources(ing_server_t *s, ing_sources_t *next)
+{
+    pthread_mutex_lock(&s->sources_lock);
+    ing_sources_t *old = s->sources;
+    s->sources = next;
+    pthread_mutex_unlock(&s->sources_lock);
+    ing_sources_unref(old); /* freed here, or by the last request still using it */
 }

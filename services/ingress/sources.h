@@ -1,9 +1,12 @@
 /* Sources at run time: each configured source with its verifier (secrets loaded), field
- * extractors, rate limiter and per-status request counters. Built once at start, then
- * read-only apart from the atomic rate limiter and counters. */
+ * extractors, rate limiter and per-status request counters. A table is built at start and
+ * anew on each reload, then read-only apart from the atomic rate limiters and counters; the
+ * running table is an immutable, reference-counted snapshot (ing_sources_new), so a request
+ * keeps the table it started with while a reload swaps in the next one. */
 #ifndef ING_SOURCES_H
 #define ING_SOURCES_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "auth.h"
@@ -20,6 +23,14 @@ typedef struct {
     hl_counter_t *by_status[ING_STATUS_COUNT];
 } ing_status_counters_t;
 
+/* A source's rate limiter, shared by the tables of successive reloads while the source keeps
+ * its name, rate and burst: what its senders spent survives a reload. */
+typedef struct {
+    ing_ratelimit_t rl;
+    atomic_int refs;     /* tables holding it */
+    uint32_t rate, burst; /* as configured when it was made */
+} ing_shared_limit_t;
+
 typedef struct {
     const ing_source_cfg_t *cfg; /* borrowed from the configuration */
     ing_auth_t auth;
@@ -27,15 +38,19 @@ typedef struct {
     bool signed_id; /* standard-webhooks: the message id is the signed id header of the family
                        the request uses (webhook-id or svix-id), see ing_sources_message_id */
     ing_field_src_t event_type;
-    ing_ratelimit_t limit;
+    ing_shared_limit_t *limit; /* one reference held */
     ing_status_counters_t counters;
 } ing_source_t;
 
 typedef struct {
+    atomic_int refs;               /* snapshots only (ing_sources_new): holders of the table */
+    ing_config_t *owned_cfg;       /* snapshots only: the configuration it was built from, when
+                                      it owns it (a reload's), freed with the table */
     ing_source_t *v;
     size_t n;
     ing_source_t *default_source;  /* behind /api/webhooks */
-    ing_status_counters_t unknown; /* requests that named no configured source */
+    ing_status_counters_t unknown; /* requests that named no configured source (no 202 or 401
+                                      counter: those answers need a source) */
     size_t max_body;               /* largest max_body of any source */
 } ing_sources_t;
 
@@ -45,6 +60,20 @@ typedef struct {
 int ing_sources_init(ing_sources_t *s, const ing_config_t *cfg, hl_metrics_t *m, char *errbuf,
                      size_t errcap) HL_MUST_CHECK;
 void ing_sources_deinit(ing_sources_t *s);
+
+/* Builds a heap snapshot of the sources of cfg with one reference, held by the caller. A
+ * source of `prev` (borrowed, may be NULL) with the same name, rate and burst lends the new
+ * one its rate limiter. With `owned` non-NULL (it must be cfg) the snapshot takes it on
+ * success and frees it with itself; on failure the caller keeps it. NULL with errbuf filled
+ * when a secret or key cannot be loaded. Any thread. */
+ing_sources_t *ing_sources_new(const ing_config_t *cfg, ing_config_t *owned,
+                               const ing_sources_t *prev, hl_metrics_t *m, char *errbuf,
+                               size_t errcap);
+/* Takes one more reference of snapshot s; returns s. */
+ing_sources_t *ing_sources_ref(ing_sources_t *s);
+/* Drops one reference; the last frees the snapshot: its secrets are wiped before their
+ * memory is given back. NULL-safe. Any thread. */
+void ing_sources_unref(ing_sources_t *s);
 
 /* Finds a source by name (n bytes). NULL when unknown. */
 ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t n);

@@ -107,14 +107,9 @@ struct hl_consumer {
     int64_t stop_deadline_mono_us;     /* set when *stop is first seen */
 };
 
-static int64_t batch_p50(void *h) { return hl_hist_percentile(h, 50); }
-static int64_t batch_p99(void *h) { return hl_hist_percentile(h, 99); }
-static int64_t batch_max(void *h) { return hl_hist_max(h); }
-
 void hl_persister_metrics_deinit(hl_persister_metrics_t *pm)
 {
-    hl_hist_free(pm->batch_size);
-    pm->batch_size = NULL;
+    pm->batch_size = NULL; /* owned by the registry */
 }
 
 void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
@@ -131,16 +126,8 @@ void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
                                      "Batch attempts that failed and were retried", NULL);
     pm->abandoned = hl_metrics_counter(m, "hookline_persister_abandoned_batches_total",
                                        "Batches given up at a rebalance or shutdown", NULL);
-    pm->batch_size = hl_hist_new();
-    static const struct {
-        const char *labels;
-        int64_t (*fn)(void *);
-    } q[] = {{"quantile=\"0.5\"", batch_p50}, {"quantile=\"0.99\"", batch_p99},
-             {"quantile=\"1\"", batch_max}};
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
-        hl_metrics_gauge_fn(m, "hookline_persister_batch_size",
-                            "Records per committed batch, by quantile since start", q[i].labels,
-                            q[i].fn, pm->batch_size);
+    pm->batch_size = hl_metrics_count_histogram(m, "hookline_persister_batch_size",
+                                                "Records per committed batch", NULL);
     pm->commit_latency = hl_metrics_histogram(m, "hookline_persister_commit_seconds",
                                               "Batch write start to Postgres commit", NULL);
     pm->e2e_latency = hl_metrics_histogram(m, "hookline_persister_end_to_end_seconds",
@@ -307,7 +294,7 @@ static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us,
     hl_counter_add(c->pm->duplicates, dup);
     hl_counter_add(c->pm->dead_letters, dead);
     hl_counter_inc(c->pm->batches);
-    hl_hist_record(c->pm->batch_size, (int64_t)b->n);
+    hl_histogram_observe_us(c->pm->batch_size, (int64_t)b->n); /* a count histogram */
     hl_histogram_observe_us(c->pm->commit_latency, hl_mono_us() - b->sent_mono_us);
     hl_debug("batch committed: %zu records, %" PRIu64 " inserted, %" PRIu64 " duplicates, %" PRIu64
              " dead-lettered, %" PRId64 " us since sent", b->n, ins, dup, dead,

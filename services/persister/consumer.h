@@ -20,8 +20,7 @@ typedef struct {
     hl_counter_t *batches;        /* transactions committed */
     hl_counter_t *retries;        /* failed batch attempts retried */
     hl_counter_t *abandoned;      /* batches given up at a rebalance or shutdown */
-    hl_hist_t *batch_size;        /* records per batch; exported as quantile gauges because the
-                                   * registry's histograms are latencies in seconds */
+    hl_histogram_metric_t *batch_size; /* records per committed batch (a count histogram) */
     hl_histogram_metric_t *commit_latency; /* write start -> Postgres commit, µs */
     hl_histogram_metric_t *e2e_latency;    /* received_us -> commit, µs */
     hl_gauge_t *lag;              /* sum over assigned partitions of high watermark - next */
@@ -31,8 +30,8 @@ typedef struct {
     hl_counter_t *producer_restarts; /* producer handles replaced after a fatal error */
 } hl_persister_metrics_t;
 
-/* Registers every persister metric in m; pm->batch_size is owned by pm (release with
- * hl_persister_metrics_deinit after the registry is no longer rendered). */
+/* Registers every persister metric in m; every handle is owned by the registry
+ * (hl_persister_metrics_deinit only forgets them). */
 void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm);
 void hl_persister_metrics_deinit(hl_persister_metrics_t *pm);
 

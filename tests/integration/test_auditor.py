@@ -65,7 +65,7 @@ def test_invalid_records_skipped_and_counted(auditor, topics, pg_schema):
     p.flush()
     wait_for(lambda: lineage_count(pg_schema) == 1, 30, "the one valid row")
     m = get(svc, "/metrics", role="metrics").text
-    line = [x for x in m.splitlines() if x.startswith("hl_auditor_lineage_invalid_total")]
+    line = [x for x in m.splitlines() if x.startswith("hookline_auditor_lineage_invalid_total")]
     assert line and line[0].split()[-1] == str(len(bad)), line
     assert svc.running()
 

@@ -113,12 +113,12 @@ def test_gaps_open_then_close(svc, topics, pg_schema):
 
 
 def gap_metric(svc):
-    """(open, closed) from hl_auditor_gaps."""
+    """(open, closed) from hookline_auditor_gaps."""
     m = get(svc, "/metrics", role="metrics").text
     v = {}
     for line in m.splitlines():
         for state in ("open", "closed"):
-            if line.startswith(f'hl_auditor_gaps{{state="{state}"}} '):
+            if line.startswith(f'hookline_auditor_gaps{{state="{state}"}} '):
                 v[state] = int(float(line.split()[1]))
     return v.get("open"), v.get("closed")
 

@@ -86,11 +86,11 @@ def test_forged_chain_is_never_signed(stack, topics, pg_schema, service, free_po
     # Chain 7 is inside 0..255, but the lineage topic has 3 partitions: no auditor writes it.
     forged = forge_rows(pg_schema, 7, [ingress_record(uuid7(), offset=i) for i in range(5)], 0)
     assert verify_sql_clean(pg_schema, 7)
-    before = metric(svc, "hl_auditor_checkpoint_refusals_total")
+    before = metric(svc, "hookline_auditor_checkpoint_refusals_total")
     assert sign_round(svc) == 0
     assert 7 not in signed_chains(svc)
     assert not pg_schema.query("SELECT 1 FROM lineage_checkpoints WHERE chain = 7")
-    assert metric(svc, "hl_auditor_checkpoint_refusals_total") >= before + 1
+    assert metric(svc, "hookline_auditor_checkpoint_refusals_total") >= before + 1
     wait_for(lambda: "ALARM checkpoint refused: chain 7 is no partition" in svc.log_text(), 10,
              "the alarm")
     c = verify(svc, 7)
@@ -132,7 +132,7 @@ def metric_gaps(svc):
     out = {}
     for line in text.splitlines():
         for state in ("open", "closed"):
-            if line.startswith(f'hl_auditor_gaps{{state="{state}"}} '):
+            if line.startswith(f'hookline_auditor_gaps{{state="{state}"}} '):
                 out[state] = int(float(line.split()[-1]))
     return out.get("open"), out.get("closed")
 
@@ -179,21 +179,21 @@ def test_tail_changed_while_stopped_is_not_adopted(stack, topics, pg_schema, ser
     wait_for(lambda: "ALARM chain %d holds rows this auditor cannot vouch for, from seq %d"
              % (chain, bad_seq) in svc.log_text(), 60, "the alarm at start")
     wait_for(lambda: get(svc, "/readyz", role=None).status_code == 200, 30, "ready")
-    assert metric(svc, "hl_auditor_foreign_rows_total") >= 1
+    assert metric(svc, "hookline_auditor_foreign_rows_total") >= 1
     c = verify(svc, chain)
     assert c["ok"] is False
     assert c["first_bad"]["id"] == bad_id and c["first_bad"]["seq"] == bad_seq
     assert c["first_bad"]["reason"] == "unwritten_row"
     # Signing: the tampered chain is refused, the others' tails matched the topic and are
     # signed at their heads.
-    before = metric(svc, "hl_auditor_checkpoint_refusals_total")
+    before = metric(svc, "hookline_auditor_checkpoint_refusals_total")
     after = signed_chains(svc)
     assert after[chain]["seq"] == cp_seq
     for other in {0, 1, 2} - {chain}:
         (h,) = pg_schema.query("SELECT max(seq) FROM lineage WHERE chain = %s", (other,))[0]
         assert after[other]["seq"] == h, (other, after[other], h)
         assert verify(svc, other)["ok"] is True
-    assert metric(svc, "hl_auditor_checkpoint_refusals_total") >= before + 1
+    assert metric(svc, "hookline_auditor_checkpoint_refusals_total") >= before + 1
     # New lineage still lands (on top of what the table holds) and the alarm stays.
     n = lineage_count(pg_schema)
     feed(topics["lineage"], [ingress_record(uuid7(), offset=300 + i) for i in range(30)])
@@ -225,7 +225,7 @@ def test_untouched_tail_is_taken_on_after_a_restart(stack, topics, pg_schema, se
     svc = start(service, stack, topics, pg_schema, free_port(), key, group)
     wait_for(lambda: get(svc, "/readyz", role=None).status_code == 200, 60, "ready")
     assert "cannot vouch" not in svc.log_text()
-    assert metric(svc, "hl_auditor_foreign_rows_total") == 0
+    assert metric(svc, "hookline_auditor_foreign_rows_total") == 0
     after = signed_chains(svc)
     for chain in {0, 1, 2}:
         (h,) = pg_schema.query("SELECT coalesce(max(seq), 0) FROM lineage WHERE chain = %s",
@@ -291,7 +291,7 @@ def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema
     """The outside copy's promise (one partition, records never removed) is asked of Kafka, not
     assumed: a topic that breaks it is an ALARM, a metric at 0 and named by every verify."""
     svc = start(service, stack, topics, pg_schema, free_port(), tmp_path / "cp.pem", None)
-    wait_for(lambda: metric(svc, "hl_auditor_checkpoint_topic_ok") == 1, 30, "the shape checked")
+    wait_for(lambda: metric(svc, "hookline_auditor_checkpoint_topic_ok") == 1, 30, "the shape checked")
     outside = get(svc, "/v1/verify").json()["checkpoints_outside"]
     assert outside["topic_shape"] == "ok" and "topic_shape_error" not in outside
 
@@ -301,8 +301,8 @@ def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema
     svc2 = service("auditor", cfg)
     wait_for(lambda: "ALARM checkpoint topic %s does not keep checkpoints" % bad
              in svc2.log_text(), 30, "the alarm")
-    assert metric(svc2, "hl_auditor_checkpoint_topic_ok") == 0
-    assert 'hl_auditor_checkpoint_topic_ok 0' in get(svc2, "/metrics", role="metrics").text
+    assert metric(svc2, "hookline_auditor_checkpoint_topic_ok") == 0
+    assert 'hookline_auditor_checkpoint_topic_ok 0' in get(svc2, "/metrics", role="metrics").text
     outside = get(svc2, "/v1/verify").json()["checkpoints_outside"]
     assert outside["topic_shape"] == "wrong"
     assert "partitions is 2" in outside["topic_shape_error"]

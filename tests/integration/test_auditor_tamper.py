@@ -164,7 +164,7 @@ def test_tail_rewritten_behind_checkpoint_caught_by_topic_copy(loaded, pg_schema
     assert get(svc, "/v1/verify").json()["ok"] is False
 
     # The auditor refuses to sign over it: new rows arrive, the head moves, no signature.
-    before = metric(svc, "hl_auditor_checkpoint_refusals_total")
+    before = metric(svc, "hookline_auditor_checkpoint_refusals_total")
     p = LineageProducer(topics["lineage"])
     for i in range(30):
         rec = ingress_record(uuid7(), offset=1000 + i)
@@ -174,7 +174,7 @@ def test_tail_rewritten_behind_checkpoint_caught_by_topic_copy(loaded, pg_schema
     r = post(svc, "/v1/checkpoints", role="admin")
     assert r.status_code == 201, r.text
     assert chain not in [k["chain"] for k in r.json()["checkpoints"]]
-    assert metric(svc, "hl_auditor_checkpoint_refusals_total") >= before + 1
+    assert metric(svc, "hookline_auditor_checkpoint_refusals_total") >= before + 1
     wait_for(lambda: "ALARM checkpoint refused: chain %d" % chain in svc.log_text(), 10,
              "the alarm in the log")
 

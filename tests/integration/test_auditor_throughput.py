@@ -25,9 +25,9 @@ MIN_VERIFY_SHARE = 0.5
 
 def lag(svc):
     for line in get(svc, "/metrics", role="metrics").text.splitlines():
-        if line.startswith("hl_auditor_consumer_lag"):
+        if line.startswith("hookline_auditor_consumer_lag"):
             return int(float(line.split()[-1]))
-    raise AssertionError("no hl_auditor_consumer_lag in /metrics")
+    raise AssertionError("no hookline_auditor_consumer_lag in /metrics")
 
 
 def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, free_port,
@@ -63,8 +63,8 @@ def test_burst_is_stored_with_bounded_lag(stack, topics, pg_schema, service, fre
 
     m = get(svc, "/metrics", role="metrics").text
     batch = {x.split()[0]: float(x.split()[-1]) for x in m.splitlines()
-             if x.startswith(("hl_auditor_batch_seconds_sum", "hl_auditor_batch_seconds_count"))}
-    writer_rate = N / batch["hl_auditor_batch_seconds_sum"]
+             if x.startswith(("hookline_auditor_batch_seconds_sum", "hookline_auditor_batch_seconds_count"))}
+    writer_rate = N / batch["hookline_auditor_batch_seconds_sum"]
     v = get(svc, "/v1/verify").json()
     assert v["ok"] is True and sum(c["rows"] for c in v["chains"]) == N
     verify_rate = N / (v["elapsed_us"] / 1e6)

@@ -630,3 +630,43 @@ def test_body_reservation_released_by_the_time_of_the_answer(service, topics, fr
         statuses.append((st, error_code_of(data)))
         sk.close()
     assert statuses == [(202, None)] * n, statuses
+
+
+def test_one_address_cannot_hold_the_body_memory(service, topics, free_port):
+    """Bodies sent slowly hold their reservation for up to request_timeout_ms without being
+    checked: one address may hold only its share of max_body_memory_mb
+    (max_body_memory_per_client_pct, 25 % here: 1 MiB of 4). Its requests past the share get 503
+    unread, and another address's body is still accepted."""
+    src = dict(sources()[0], max_body=1024 * 1024)
+    port = free_port()
+    cfg = ingress_config(port, topics, [src], log_level="warn", max_body_memory_mb=4)
+    svc = service("ingress", cfg, env=ENV)
+    body = b'{"type":"t","pad":"' + b"a" * (700 * 1024 - 21) + b'"}'
+    held = []
+    for i in range(5):  # 3.5 MiB if all were held: nearly the whole cap from one address
+        req = signed_request(body, f"hold-{i}-{time.time_ns()}")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                     source_address=("127.0.0.2", 0))
+        s.sendall(req[:len(req) - len(body) + 1000])
+        held.append((s, req))
+        time.sleep(0.1)
+    answered = []
+    for s, _ in held[1:]:
+        s.settimeout(5)
+        status, hdrs, data = read_response(s)
+        answered.append((status, error_code_of(data), bool(hdrs.get("retry-after"))))
+    assert answered == [(503, "unavailable", True)] * 4, answered
+    # Another address: its body fits what is left of the cap.
+    other = signed_request(body, f"other-{time.time_ns()}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=("127.0.0.3", 0)) as s:
+        s.sendall(other)
+        status, _, data = read_response(s)
+    assert status == 202, data
+    s, req = held[0]
+    s.sendall(req[len(req) - len(body) + 1000:])
+    assert read_response(s)[0] == 202
+    for s, _ in held:
+        s.close()
+    _, text = metrics_text(svc)
+    assert metric_value(text, "hookline_ingress_body_memory_per_client_refused_total") == 4

@@ -230,7 +230,8 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
                            "1000", "--source", "demo", "--pg", st["pg"], "--pg-schema",
                            st["schema"].name], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **ENV})
-    assert dead.returncode == 2 and "does not answer" in dead.stderr, dead.stdout + dead.stderr
+    assert dead.returncode == 2 and "auditor not reachable at" in dead.stderr, dead.stdout + dead.stderr
+    assert "deploy/local/stack status" in dead.stderr
 
     # hookline lineage: a thin client of the auditor.
     rid = lin["sample"][0]["request_id"]

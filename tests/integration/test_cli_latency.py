@@ -252,7 +252,7 @@ def test_unreachable_ingress_exits_2():
     r = subprocess.run([hookline(), "replay", "--url", f"http://127.0.0.1:{port}", "--count", "3",
                         "--no-verify", "--max-retries", "0"], capture_output=True, text=True,
                        timeout=60)
-    assert r.returncode == 2 and "did not answer" in r.stderr
+    assert r.returncode == 2 and f"ingress not reachable at http://127.0.0.1:{port}" in r.stderr
 
 
 def test_unreachable_postgres_exits_2():

@@ -474,14 +474,16 @@ def test_tls(service, topics, free_port, tmp_path):
 
 
 def test_unusable_secrets_refused_at_start(service, topics, free_port, tmp_path):
-    """A secret file readable by its group, one holding a NUL byte, and raw secrets under 16
-    bytes stop the start with exit 2 and a message naming the source; the secret itself is never
+    """A secret file readable by its group, one holding a NUL byte, raw secrets under 16
+    bytes, and a secret variable set but empty (beside a good file) stop the start with exit 2 and a message naming the source; the secret itself is never
     printed. With secret_files_shared the group-readable file is accepted."""
     from harness.procs import run_binary
     (tmp_path / "nul").write_bytes(b"0123456789abcdef\x00ghijklmnop\n")
     (tmp_path / "nul").chmod(0o600)
     (tmp_path / "shared").write_text("whsec_stripe_secret_of_good_length\n")
     (tmp_path / "shared").chmod(0o640)
+    (tmp_path / "good").write_text("whsec_stripe_secret_of_good_length\n")
+    (tmp_path / "good").chmod(0o600)
     cases = [
         ({"name": "groupread", "scheme": "stripe", "secrets": [{"file": str(tmp_path / "shared")}]},
          {}, "readable by group or others"),
@@ -491,12 +493,18 @@ def test_unusable_secrets_refused_at_start(service, topics, free_port, tmp_path)
           "secrets": [{"env": "HL_T_SHORT"}]}, {"HL_T_SHORT": "short-secret-15"}, "16 bytes"),
         ({"name": "shortbr", "scheme": "bearer", "secrets": [{"env": "HL_T_SHORT"}]},
          {"HL_T_SHORT": "short-secret-15"}, "16 bytes"),
+        # A variable set but empty is a mistake, never a stand-in for the file beside it.
+        ({"name": "emptyenv", "scheme": "stripe",
+          "secrets": [{"env": "HL_T_EMPTY", "file": str(tmp_path / "good")}]},
+         {"HL_T_EMPTY": ""}, "env HL_T_EMPTY, file"),
     ]
     for src, env, why in cases:
         r = run_binary("ingress", ingress_config(free_port(), topics, [src]), env=env)
         assert r.returncode == 2, (src["name"], r.returncode, r.stderr[-2000:])
         assert f"'{src['name']}'" in r.stderr and why in r.stderr, r.stderr[-2000:]
         assert "short-secret-15" not in r.stderr and "ghijklmnop" not in r.stderr
+        if src["name"] == "emptyenv":
+            assert "set but empty" in r.stderr, r.stderr[-2000:]
     # The opt-out for mounted Kubernetes secrets, whose mode the operator sets: it starts.
     service("ingress", ingress_config(free_port(), topics, [cases[0][0]], secret_files_shared=True))
 

@@ -230,7 +230,7 @@ def test_sigkill_loop_leaves_no_lineage_gap(stack, topics, pg_schema, service, f
     def repeats_metric():
         text = get(auditor, "/metrics", role="metrics").text
         for line in text.splitlines():
-            if line.startswith("hl_auditor_lineage_repeats_total "):
+            if line.startswith("hookline_auditor_lineage_repeats_total "):
                 return float(line.split()[1])
         return None
     assert repeats_metric() == repeats
@@ -275,6 +275,6 @@ def test_auditor_stores_one_outcome_per_kafka_record(stack, topics, pg_schema, s
     assert rows() == [(a, "ingress", 5), (a, "persisted", 5), (b, "dead_lettered", 7),
                       (b, "ingress", 7), (b, "persisted", 9)]
     text = get(auditor, "/metrics", role="metrics").text
-    assert "hl_auditor_lineage_repeats_total 3" in text.splitlines()
+    assert "hookline_auditor_lineage_repeats_total 3" in text.splitlines()
     assert get(auditor, "/v1/gaps?state=all").json()["gaps"] == []
     assert auditor.stop() == 0

@@ -1,6 +1,7 @@
-# Unit tests of tools/hookline: signing, workload, gate, evidence, HTTP client and replay.
+# Unit tests of tools/hookline: signing, workload, gate, evidence, HTTP client and replay,
+# argument checks.
 if(TARGET hookline_cli)
-    foreach(t sign workload gate evidence http)
+    foreach(t sign workload gate evidence http args)
         hl_unit_test(test_cli_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli_${t}.c
                      LIBS hookline_cli)
     endforeach()

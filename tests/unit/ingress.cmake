@@ -8,6 +8,8 @@ if(TARGET hl_ingress_core)
         HL_VECTORS_FILE="${CMAKE_SOURCE_DIR}/tests/vectors/signatures.json")
     hl_unit_test(test_ingress_extract SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_extract.c
                  LIBS hl_ingress_core)
+    hl_unit_test(test_ingress_split SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_split.c
+                 LIBS hl_ingress_core)
     hl_unit_test(test_ingress_misc SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_misc.c
                  LIBS hl_ingress_core)
     target_compile_definitions(test_ingress_misc PRIVATE

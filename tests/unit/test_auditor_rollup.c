@@ -91,6 +91,40 @@ static void test_out_of_order(void **state)
     hl_pairs_deinit(&p);
 }
 
+/* The ack sample is kept under the class of the ingress's answer; the later stages exist only
+ * for accepted requests. */
+static void test_outcome_class(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t status;
+        hl_outcome_t want;
+    } cases[] = {{202, HL_OUT_ACCEPTED}, {200, HL_OUT_ACCEPTED}, {299, HL_OUT_ACCEPTED},
+                 {401, HL_OUT_REJECTED}, {400, HL_OUT_REJECTED}, {503, HL_OUT_REJECTED},
+                 {199, HL_OUT_REJECTED}, {300, HL_OUT_REJECTED}, {HL_REC_ABSENT, HL_OUT_ACCEPTED}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hl_pairs_t p;
+        hl_sample_t s[8];
+        size_t n = 0;
+        hl_pairs_init(&p, 4);
+        hl_record_t a = ingress("r9", 120000000, 1000);
+        a.status = cases[i].status;
+        hl_samples_from_record(&p, &a, s, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(s[0].stage, HL_LAT_ACK);
+        assert_int_equal(s[0].outcome, cases[i].want);
+        hl_record_t b = persisted("r9", 120000000, 120004000, 120006000);
+        n = 0;
+        hl_samples_from_record(&p, &b, s, &n);
+        assert_int_equal(n, 3);
+        for (size_t k = 0; k < n; k++) assert_int_equal(s[k].outcome, HL_OUT_ACCEPTED);
+        hl_pairs_deinit(&p);
+    }
+    assert_string_equal(hl_outcome_name(HL_OUT_ACCEPTED), "accepted");
+    assert_string_equal(hl_outcome_name(HL_OUT_REJECTED), "rejected");
+    assert_string_equal(hl_outcome_name(HL_OUT_N), "unknown");
+}
+
 static void test_map_many(void **state)
 {
     (void)state;
@@ -112,7 +146,7 @@ static void test_live_and_names(void **state)
 {
     (void)state;
     hl_live_t *l = hl_live_new();
-    hl_sample_t s = {HL_LAT_ACK, 0, 100, "a"};
+    hl_sample_t s = {HL_LAT_ACK, 0, 100, "a", HL_OUT_ACCEPTED};
     hl_hist_t *h = hl_hist_new();
     hl_lat_t st;
     for (int i = 0; i < HL_LIVE_SOURCES + 10; i++) {
@@ -136,6 +170,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_outcome_class),
         cmocka_unit_test(test_map_many),
         cmocka_unit_test(test_live_and_names),
     };

@@ -86,14 +86,14 @@ static void test_clients_failed_auth(void **state)
     /* A second later one token each is back. */
     assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t + SEC, &retry));
     /* Connections: two per address here; a slot with open connections is never reused. */
-    ing_client_t *a = ing_clients_connect(&c, "10.0.0.9", 2, t);
-    ing_client_t *b = ing_clients_connect(&c, "10.0.0.9", 2, t);
+    ing_client_t *a = ing_clients_connect(&c, "10.0.0.9", 2, t, NULL);
+    ing_client_t *b = ing_clients_connect(&c, "10.0.0.9", 2, t, NULL);
     assert_non_null(a);
     assert_ptr_equal(a, b);
-    assert_null(ing_clients_connect(&c, "10.0.0.9", 2, t));
-    assert_non_null(ing_clients_connect(&c, "10.0.0.10", 2, t));
+    assert_null(ing_clients_connect(&c, "10.0.0.9", 2, t, NULL));
+    assert_non_null(ing_clients_connect(&c, "10.0.0.10", 2, t, NULL));
     ing_clients_disconnect(&c, a);
-    assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC), a);
+    assert_ptr_equal(ing_clients_connect(&c, "10.0.0.9", 2, t + 60 * SEC, NULL), a);
     ing_clients_disconnect(&c, NULL); /* NULL-safe */
     ing_clients_deinit(&c);
     /* An authentic request gives back what it was charged: authentic traffic spends nothing. */
@@ -161,27 +161,42 @@ static void test_clients_trusted_address(void **state)
 }
 
 /* Many addresses that spent their budgets, or hold their connections, fill the table: an
- * address that finds no slot is still only under the total budget, never under another
- * address's spent budget or connection count. */
+ * address that finds no slot is only under the total budget for its authentications, never
+ * under another address's spent budget, and its connections are refused (table_full) rather
+ * than admitted uncapped; once a slot frees up it is admitted. */
 static void test_clients_table_full(void **state)
 {
     ing_clients_t c;
     int64_t t = 100 * SEC;
     int retry = 0;
     char addr[32];
+    bool full = false;
+    int admitted = 0, refused_full = 0;
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
         (void)ing_clients_auth_take(&c, addr, t, NULL);
-        assert_non_null(ing_clients_connect(&c, addr, 1, t));
+        ing_client_t *a = ing_clients_connect(&c, addr, 1, t, &full);
+        admitted += a != NULL;
+        refused_full += a == NULL && full;
+        assert_true(a != NULL || full); /* a newcomer at its first connection: never "at cap" */
     }
+    assert_int_equal(admitted, ING_CLIENTS_SLOTS);
+    assert_int_equal(refused_full, 2 * ING_CLIENTS_SLOTS);
     for (int i = 0; i < 64; i++) {
         snprintf(addr, sizeof(addr), "192.168.%d.%d", i >> 8, i & 255);
         assert_true(ing_clients_auth_allowed(&c, addr, t, &retry));
-        ing_client_t *a = ing_clients_connect(&c, addr, 1, t);
-        assert_non_null(a);
-        ing_clients_disconnect(&c, a);
+        full = false;
+        assert_null(ing_clients_connect(&c, addr, 1, t, &full));
+        assert_true(full);
     }
+    /* The connections close and the budgets refill: the slots are free for newcomers again. */
+    for (int i = 0; i < ING_CLIENTS_SLOTS; i++) ing_clients_disconnect(&c, &c.slots[i]);
+    ing_client_t *a = ing_clients_connect(&c, "192.168.9.9", 1, t + 10 * SEC, &full);
+    assert_non_null(a);
+    assert_false(full);
+    assert_null(ing_clients_connect(&c, "192.168.9.9", 1, t + 10 * SEC, &full));
+    assert_false(full); /* at its own cap, not a full table */
     ing_clients_deinit(&c);
     /* The total budget still binds an address without a slot. */
     ing_clients_init(&c, 1, 1, 1, 2);
@@ -190,6 +205,30 @@ static void test_clients_table_full(void **state)
         (void)ing_clients_auth_take(&c, addr, t, NULL);
     }
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t, &retry));
+    ing_clients_deinit(&c);
+}
+
+/* Body memory per address: reserved up to the cap given, given back, and a slot is not
+ * handed to another address while its connection holds a reservation. */
+static void test_clients_body_share(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    ing_clients_init(&c, 1, 1, 1000, 1000);
+    ing_client_t *a = ing_clients_connect(&c, "10.0.0.1", 8, t, NULL);
+    ing_client_t *b = ing_clients_connect(&c, "10.0.0.2", 8, t, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(ing_clients_body_reserve(&c, a, 600, 1000));
+    assert_false(ing_clients_body_reserve(&c, a, 600, 1000));
+    assert_true(ing_clients_body_reserve(&c, a, 400, 1000));
+    assert_true(ing_clients_body_reserve(&c, b, 1000, 1000)); /* its own share */
+    ing_clients_body_release(&c, a, 600);
+    assert_true(ing_clients_body_reserve(&c, a, 600, 1000));
+    ing_clients_body_release(&c, a, 1000);
+    ing_clients_body_release(&c, b, 1000);
+    assert_int_equal(a->body_bytes, 0);
+    assert_int_equal(b->body_bytes, 0);
     ing_clients_deinit(&c);
 }
 
@@ -290,6 +329,10 @@ static void test_config_errors(void **state)
     expect_error(SRC "    message_id: nopointer\n", "message_id");
     expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
     expect_error(SRC "    encoding: base32\n", "encoding");
+    /* A batch's elements each need an id of their own: a header, or none, will not do. */
+    expect_error(SRC "    split: true\n    message_id_header: x-id\n", "split");
+    expect_error("sources:\n  - name: s\n    scheme: standard-webhooks\n    secrets: [{env: X}]\n"
+                 "    split: true\n", "split");
     expect_error(SRC "    max_body: 999999999\n", "max_body");
     /* A body its source admits that the memory cap never could: 503 on every retry. */
     expect_error(SRC "    max_body: 2097152\nmax_body_memory_mb: 1\n", "sources[0].max_body");
@@ -486,7 +529,7 @@ static void test_readme_covers_keys(void **state)
         "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
         "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
         "events_topic", "lineage_topic", "properties", "metrics_listen", "secret_files_shared",
-        "secret_properties"};
+        "secret_properties", "split"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
@@ -539,6 +582,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
         cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
+        cmocka_unit_test(test_clients_body_share),
         cmocka_unit_test(test_clients_trusted_address),
         cmocka_unit_test(test_lineage_format),
         cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),

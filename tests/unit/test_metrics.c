@@ -116,6 +116,35 @@ static void test_render_exact(void **state)
     hl_metrics_free(NULL);
 }
 
+/* A count histogram: its bounds are plain numbers, its sum an integer; latency ones unchanged. */
+static void test_count_histogram(void **state)
+{
+    (void)state;
+    hl_metrics_t *m = hl_metrics_new();
+    hl_histogram_metric_t *h =
+        hl_metrics_count_histogram(m, "hl_batch_size", "Records per batch.", NULL);
+    hl_histogram_metric_t *l = hl_metrics_histogram(m, "hl_write_seconds", "Write time.", NULL);
+    hl_histogram_observe_us(h, 1);      /* le 1: bounds are inclusive */
+    hl_histogram_observe_us(h, 3);      /* le 5 */
+    hl_histogram_observe_us(h, 500);    /* le 500 */
+    hl_histogram_observe_us(h, 600000); /* +Inf only */
+    hl_histogram_observe_us(l, 3);
+    char *text = hl_metrics_render(m, NULL);
+    assert_non_null(strstr(text, "# TYPE hl_batch_size histogram\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"1\"} 1\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"2\"} 1\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"5\"} 2\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"500\"} 3\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"500000\"} 3\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_bucket{le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(text, "\nhl_batch_size_sum 600504\nhl_batch_size_count 4\n"));
+    assert_null(strstr(text, "hl_batch_size_bucket{le=\"0.0001\"}"));
+    assert_non_null(strstr(text, "\nhl_write_seconds_bucket{le=\"0.0001\"} 1\n"));
+    assert_non_null(strstr(text, "\nhl_write_seconds_sum 0.000003\n"));
+    free(text);
+    hl_metrics_free(m);
+}
+
 static void test_handles_and_values(void **state)
 {
     (void)state;
@@ -377,6 +406,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_exact),
+        cmocka_unit_test(test_count_histogram),
         cmocka_unit_test(test_handles_and_values),
         cmocka_unit_test(test_bad_registration_aborts),
         cmocka_unit_test(test_concurrent_updates_while_rendering),

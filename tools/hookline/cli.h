@@ -5,6 +5,8 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "replay.h"
 #include "verify.h"
@@ -24,9 +26,15 @@ typedef struct {
     int no_auditor;
     int lineage_via_api;          /* --lineage-via api */
     char *auditor_token;          /* loaded token (owned) */
+    char token_from[300];         /* where the token came from, for messages; "" when none */
     char auditor_host[256];
     int auditor_port;
 } hl_conn_opts_t;
+
+/* The local stack's demo token (deploy/local/auditor.yaml), read when nothing else names one. */
+#define HL_DEMO_TOKEN_FILE "deploy/local/secrets/auditor-demo.token"
+/* What to do when a service of the local stack does not answer. */
+#define HL_STACK_HINT "is the stack up? deploy/local/stack status"
 
 void hl_conn_opts_defaults(hl_conn_opts_t *c);
 /* Handles one long option of the connection group; returns 1 if it was one, 0 if not, -1 on a
@@ -37,6 +45,13 @@ int hl_conn_opts_finish(hl_conn_opts_t *c);
 void hl_conn_opts_free(hl_conn_opts_t *c);
 /* Fills a verify configuration from the connection options. */
 void hl_conn_verify_opts(const hl_conn_opts_t *c, hl_verify_opts_t *v, uint64_t seed);
+/* Prints what to do about a 401/403 from the auditor: which token was sent, or where none was
+ * found. */
+void hl_conn_token_advice(const hl_conn_opts_t *c, FILE *out);
+
+/* Why s is not a request id (a UUID as the ingress gives it), written into why (cap bytes);
+ * returns 0 when it is one. */
+int hl_request_id_problem(const char *s, char *why, size_t cap);
 
 /* Option codes of the connection group (above the single-letter range). */
 enum {
@@ -52,30 +67,37 @@ enum {
     OPT_LINEAGE_VIA,
     OPT_CONN_LAST_
 };
-#define HL_CONN_LONG_OPTIONS                                                          \
-    {"pg", required_argument, NULL, OPT_PG},                                          \
-        {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},                        \
-        {"source", required_argument, NULL, OPT_SOURCE},                              \
-        {"auditor", required_argument, NULL, OPT_AUDITOR},                            \
+/* The auditor's address and token: all that `lineage` takes. */
+#define HL_AUDITOR_LONG_OPTIONS                                                       \
+    {"auditor", required_argument, NULL, OPT_AUDITOR},                                \
         {"auditor-token-file", required_argument, NULL, OPT_AUDITOR_TOKEN_FILE},      \
         {"auditor-token-env", required_argument, NULL, OPT_AUDITOR_TOKEN_ENV},        \
-        {"lineage-path", required_argument, NULL, OPT_LINEAGE_PATH},                  \
+        {"lineage-path", required_argument, NULL, OPT_LINEAGE_PATH}
+/* Postgres and the auditor: replay and verify. */
+#define HL_CONN_LONG_OPTIONS                                                          \
+    HL_AUDITOR_LONG_OPTIONS, {"pg", required_argument, NULL, OPT_PG},                 \
+        {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},                        \
+        {"source", required_argument, NULL, OPT_SOURCE},                              \
         {"settle-timeout-ms", required_argument, NULL, OPT_SETTLE},                   \
-        {"no-auditor", no_argument, NULL, OPT_NO_AUDITOR},                           \
+        {"no-auditor", no_argument, NULL, OPT_NO_AUDITOR},                            \
         {"lineage-via", required_argument, NULL, OPT_LINEAGE_VIA}
+
+#define HL_AUDITOR_HELP                                                                       \
+    "  --auditor URL              auditor [http://127.0.0.1:8090]\n"                        \
+    "  --auditor-token-file FILE  bearer token file; or --auditor-token-env VAR\n"          \
+    "                             [$HOOKLINE_AUDITOR_TOKEN, then .hookline/auditor-token,\n" \
+    "                             then the local stack's " HL_DEMO_TOKEN_FILE "]\n"        \
+    "  --lineage-path PREFIX      auditor lineage path, request id appended [/v1/requests/]\n"
 
 #define HL_CONN_HELP                                                                          \
     "  --source NAME              ingress source (webhook_events.source) [demo]\n"          \
     "  --pg CONNINFO              Postgres [host=127.0.0.1 port=55432 dbname=hookline user=hookline]\n" \
     "  --pg-schema NAME           schema holding webhook_events [server default]\n"         \
-    "  --auditor URL              auditor [http://127.0.0.1:8090]\n"                        \
-    "  --auditor-token-file FILE  bearer token file; or --auditor-token-env VAR\n"          \
-    "                             [HOOKLINE_AUDITOR_TOKEN, then .hookline/auditor-token]\n" \
-    "  --lineage-path PREFIX      auditor lineage path, request id appended [/v1/requests/]\n" \
     "  --settle-timeout-ms N      wait for rows and lineages to arrive [60000]\n"           \
     "  --lineage-via db|api       lineage coverage from the auditor's table (one query per\n" \
     "                             2,000 ids) or its API (one call per message) [db]\n"    \
-    "  --no-auditor               skip lineage checks (reported as skipped)\n"
+    "  --no-auditor               skip lineage checks (reported as skipped)\n"             \
+    HL_AUDITOR_HELP
 
 int hl_cmd_replay(int argc, char **argv);
 int hl_cmd_verify(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "hl/util.h"
@@ -95,16 +96,25 @@ int hl_conn_opts_finish(hl_conn_opts_t *c)
     if (c->no_auditor) return 0;
     const char *env = c->auditor_token_env ? getenv(c->auditor_token_env) : NULL;
     size_t len = 0;
+    c->token_from[0] = '\0';
     if (c->auditor_token_file) {
         if (hl_read_file(c->auditor_token_file, 4096, &c->auditor_token, &len) != 0) {
             fprintf(stderr, "hookline: --auditor-token-file %s: cannot read (or over 4 KiB)\n",
                     c->auditor_token_file);
             return HL_EXIT_USAGE;
         }
+        snprintf(c->token_from, sizeof(c->token_from), "--auditor-token-file %s",
+                 c->auditor_token_file);
     } else if (env && *env) {
         c->auditor_token = hl_xstrdup(env);
-    } else if (hl_read_file(".hookline/auditor-token", 4096, &c->auditor_token, &len) != 0) {
-        c->auditor_token = hl_xstrdup(""); /* the auditor will say 401, reported clearly */
+        snprintf(c->token_from, sizeof(c->token_from), "$%s", c->auditor_token_env);
+    } else if (hl_read_file(".hookline/auditor-token", 4096, &c->auditor_token, &len) == 0) {
+        snprintf(c->token_from, sizeof(c->token_from), ".hookline/auditor-token");
+    } else if (hl_read_file(HL_DEMO_TOKEN_FILE, 4096, &c->auditor_token, &len) == 0) {
+        snprintf(c->token_from, sizeof(c->token_from), "%s (the local stack's demo token)",
+                 HL_DEMO_TOKEN_FILE);
+    } else {
+        c->auditor_token = hl_xstrdup(""); /* the auditor will say 401, explained then */
     }
     /* A token file normally ends with a newline that is not part of the token. */
     len = strlen(c->auditor_token);
@@ -115,6 +125,45 @@ int hl_conn_opts_finish(hl_conn_opts_t *c)
         return HL_EXIT_USAGE;
     }
     return 0;
+}
+
+void hl_conn_token_advice(const hl_conn_opts_t *c, FILE *out)
+{
+    if (c->token_from[0])
+        fprintf(out, "hookline: the auditor refused the token from %s: pass one with the auditor"
+                     " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)\n",
+                c->token_from);
+    else
+        fprintf(out, "hookline: no auditor token found ($%s, .hookline/auditor-token, %s): pass"
+                     " one with --auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN\n",
+                c->auditor_token_env ? c->auditor_token_env : "HOOKLINE_AUDITOR_TOKEN",
+                HL_DEMO_TOKEN_FILE);
+}
+
+int hl_request_id_problem(const char *s, char *why, size_t cap)
+{
+    static const char shape[] = "a request id is a UUID: 8-4-4-4-12 hex digits with dashes, as"
+                                " the ingress answers it in request_id";
+    size_t n = strlen(s);
+    if (hl_uuid_valid(s)) return 0;
+    if (n != HL_UUID_STR_LEN) {
+        snprintf(why, cap, "it has %zu characters, not 36 (%s)", n, shape);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash && ch != '-') {
+            snprintf(why, cap, "character %zu should be '-' (%s)", i + 1, shape);
+            return -1;
+        }
+        if (!dash && !strchr("0123456789abcdefABCDEF", ch)) {
+            snprintf(why, cap, "character %zu ('%c') is not a hex digit (%s)", i + 1, ch, shape);
+            return -1;
+        }
+    }
+    snprintf(why, cap, "it mixes upper- and lower-case hex digits (%s)", shape);
+    return -1;
 }
 
 void hl_conn_opts_free(hl_conn_opts_t *c)
@@ -179,20 +228,27 @@ static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
 int hl_cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {{"requests", required_argument, NULL, 'r'},
+                                         {"no-progress", no_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
                                          HL_CONN_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     hl_conn_opts_t conn;
     hl_conn_opts_defaults(&conn);
     const char *ledger = NULL;
-    int ch, r;
+    int ch, r, progress = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
         if (ch == 'r') ledger = optarg;
+        else if (ch == 'P') progress = 0;
         else if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
         else if (r == 0) {
             fprintf(ch == 'h' ? stdout : stderr,
-                    "usage: hookline verify --requests DIR/requests.ndjson [options]\n%s", HL_CONN_HELP);
+                    "usage: hookline verify --requests DIR/requests.ndjson [options]\n"
+                    "check a past run's ledger (an evidence folder's requests.ndjson) against\n"
+                    "Postgres and the auditor again; exit 0 OK, 1 violations, 2 error\n"
+                    "  --requests FILE            the ledger to check (required)\n"
+                    "  --no-progress              no progress line even on a terminal\n%s",
+                    HL_CONN_HELP);
             return ch == 'h' ? 0 : HL_EXIT_USAGE;
         }
     }
@@ -212,6 +268,7 @@ int hl_cmd_verify(int argc, char **argv)
     hl_verify_opts_t vo;
     hl_conn_verify_opts(&conn, &vo, 1);
     vo.sample = 0;
+    vo.progress = progress && isatty(STDERR_FILENO);
     hl_verify_report_t v;
     int rc = hl_verify_run(&vo, &w, &v, err, sizeof(err));
     int code;
@@ -234,8 +291,13 @@ int hl_cmd_verify(int argc, char **argv)
 
 int hl_cmd_lineage(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, HL_CONN_LONG_OPTIONS,
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, HL_AUDITOR_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
+    static const char usage[] =
+        "usage: hookline lineage REQUEST_ID [options]\n"
+        "print one request's lineage (GET /v1/requests/ID) from the auditor; exit 0 found,\n"
+        "1 the auditor knows nothing of it, 2 error\n"
+        "  REQUEST_ID                 a UUID, as the ingress answers it in request_id\n";
     hl_conn_opts_t conn;
     hl_conn_opts_defaults(&conn);
     int ch, r;
@@ -243,16 +305,20 @@ int hl_cmd_lineage(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
         if (r == 0) {
-            fprintf(ch == 'h' ? stdout : stderr, "usage: hookline lineage REQUEST_ID [options]\n%s",
-                    HL_CONN_HELP);
+            fprintf(ch == 'h' ? stdout : stderr, "%s%s", usage, HL_AUDITOR_HELP);
             return ch == 'h' ? 0 : HL_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || !hl_uuid_valid(argv[optind])) {
-        fputs("usage: hookline lineage REQUEST_ID (a UUID)\n", stderr);
+    if (optind != argc - 1) {
+        fprintf(stderr, "hookline lineage: %s\n(hookline lineage --help)\n",
+                optind == argc ? "which request? give one REQUEST_ID" : "one REQUEST_ID only");
         return HL_EXIT_USAGE;
     }
-    conn.no_auditor = 0;
+    char why[256];
+    if (hl_request_id_problem(argv[optind], why, sizeof(why)) != 0) {
+        fprintf(stderr, "hookline lineage: '%s' is not a request id: %s\n", argv[optind], why);
+        return HL_EXIT_USAGE;
+    }
     if (hl_conn_opts_finish(&conn)) return HL_EXIT_USAGE;
     char path[256], auth[600];
     snprintf(path, sizeof(path), "%s%s", conn.lineage_path, argv[optind]);
@@ -262,8 +328,16 @@ int hl_cmd_lineage(int argc, char **argv)
     hl_http_response_t resp;
     int rc = hl_http_request(c, "GET", path, h, 2, NULL, 0, &resp), code;
     if (rc) {
-        fprintf(stderr, "hookline: auditor %s:%d: %s\n", conn.auditor_host, conn.auditor_port,
-                hl_strerror(rc));
+        fprintf(stderr, "hookline: auditor not reachable at %s (%s): " HL_STACK_HINT "\n",
+                conn.auditor_url, rc == HL_ETIMEDOUT ? "no answer in time" : "no connection");
+        code = HL_EXIT_USAGE;
+    } else if (resp.status == 401 || resp.status == 403) {
+        json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
+        const char *ec = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+        fprintf(stderr, "hookline: auditor answered %d%s%s\n", resp.status, ec ? " " : "",
+                ec ? ec : "");
+        json_decref(j);
+        hl_conn_token_advice(&conn, stderr);
         code = HL_EXIT_USAGE;
     } else {
         json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
@@ -274,7 +348,10 @@ int hl_cmd_lineage(int argc, char **argv)
             fwrite(resp.body, 1, resp.body_len, stdout);
         }
         json_decref(j);
-        if (resp.status != 200) fprintf(stderr, "hookline: auditor answered %d\n", resp.status);
+        if (resp.status == 404)
+            fprintf(stderr, "hookline: the auditor has no lineage for %s\n", argv[optind]);
+        else if (resp.status != 200)
+            fprintf(stderr, "hookline: auditor answered %d\n", resp.status);
         code = resp.status == 200 ? HL_EXIT_PASS : resp.status == 404 ? HL_EXIT_FAIL : HL_EXIT_USAGE;
     }
     hl_http_conn_free(c);

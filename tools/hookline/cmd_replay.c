@@ -108,7 +108,7 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
     hl_conn_opts_defaults(&a->conn);
     int ch, r;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", replay_options, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h", replay_options, NULL)) != -1) {
         int bad = 0;
         switch (ch) {
         case OPT_URL: a->url = optarg; break;
@@ -145,6 +145,7 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
         case OPT_NO_VERIFY: a->no_verify = 1; break;
         case OPT_NO_PROGRESS: a->progress = 0; break;
         case OPT_JSON: a->json_out = 1; break;
+        case 'h':
         case OPT_HELP: replay_usage(stdout); return -1;
         default:
             r = hl_conn_opt(&a->conn, ch, optarg);
@@ -295,12 +296,14 @@ int hl_cmd_replay(int argc, char **argv)
                            .max_retry_wait_ms = a.max_wait_ms, .timeout_ms = (int)a.timeout_ms,
                            .progress = a.progress && isatty(STDERR_FILENO)};
     if (hl_replay_run(&ro, &w, &rep) != 0) {
-        fprintf(stderr, "hookline: ingress %s did not answer a single request\n", a.url);
+        fprintf(stderr, "hookline: ingress not reachable at %s: not a single request was answered;"
+                        " " HL_STACK_HINT "\n", a.url);
         goto out;
     }
     if (!a.no_verify) {
         hl_verify_opts_t vo;
         hl_conn_verify_opts(&a.conn, &vo, (uint64_t)a.seed);
+        vo.progress = ro.progress;
         have_ver = 1;
         if (hl_verify_run(&vo, &w, &ver, err, sizeof(err)) != 0) {
             fprintf(stderr, "hookline: verify: %s\n", err);

@@ -3,6 +3,7 @@
  * or committing anything; `redrive` produces the chosen records back onto the events topic
  * (same key, same bytes, the original headers without the dead-letter ones), acks=all. */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,52 @@ typedef struct {
     int all, redrive;
 } dlq_args_t;
 
+/* librdkafka's own log lines are not printed: the last one is kept (with a count) and shown in
+ * one summary line when something fails. Called from librdkafka's threads. */
+static struct {
+    pthread_mutex_t lock;
+    char last[512];
+    long count;
+} klog = {PTHREAD_MUTEX_INITIALIZER, "", 0};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level > 4) return; /* warnings and worse */
+    /* "[thrd:…]: host:port/bootstrap: Connect to … failed: …" → "Connect to … failed: …" */
+    if (buf[0] == '[' && strstr(buf, "]: ")) buf = strstr(buf, "]: ") + 3;
+    const char *colon = strstr(buf, ": ");
+    size_t head = colon ? (size_t)(colon - buf) : 0;
+    if (colon && memchr(buf, '/', head) && !memchr(buf, ' ', head)) buf = colon + 2;
+    size_t n = strcspn(buf, "(");
+    while (n > 0 && buf[n - 1] == ' ') n--;
+    pthread_mutex_lock(&klog.lock);
+    snprintf(klog.last, sizeof(klog.last), "%.*s", (int)n, buf);
+    (void)fac;
+    klog.count++;
+    pthread_mutex_unlock(&klog.lock);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    log_cb(rk, 3, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* One line on what the broker said, when it said anything. */
+static void print_kafka_log(void)
+{
+    pthread_mutex_lock(&klog.lock);
+    if (klog.count)
+        fprintf(stderr, "  the client's last complaint: %s (%ld in all)\n", klog.last, klog.count);
+    pthread_mutex_unlock(&klog.lock);
+}
+
 static rd_kafka_t *make_client(rd_kafka_type_t type, const dlq_args_t *a, char *err, size_t cap)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     int ok = rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, cap) == RD_KAFKA_CONF_OK &&
              rd_kafka_conf_set(conf, "client.id", "hookline-cli", err, cap) == RD_KAFKA_CONF_OK;
     if (ok && type == RD_KAFKA_CONSUMER)
@@ -115,11 +159,19 @@ static int run(const dlq_args_t *a)
         goto out;
     }
     rd_kafka_topic_t *t = rd_kafka_topic_new(c, a->topic, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(c, 0, t, &md, 10000);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c, 0, t, &md, 5000);
     rd_kafka_topic_destroy(t);
+    if (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+        e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        fprintf(stderr, "hookline: Kafka broker not reachable at %s (%s): " HL_STACK_HINT
+                        " (or --brokers HOST:PORT)\n", a->brokers, rd_kafka_err2str(e));
+        print_kafka_log();
+        goto out;
+    }
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
         fprintf(stderr, "hookline: kafka %s: topic %s: %s\n", a->brokers, a->topic,
                 rd_kafka_err2str(e ? e : md->topics[0].err));
+        print_kafka_log();
         goto out;
     }
     int np = md->topics[0].partition_cnt;
@@ -192,10 +244,26 @@ int hl_cmd_dlq(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     dlq_args_t a = {.brokers = "127.0.0.1:9092", .topic = "hookline.dlq",
                     .events_topic = "hookline.events", .limit = 1000};
-    const char *usage = "usage: hookline dlq list [--limit N] | redrive (--request-id ID | --all)\n"
-                        "  [--brokers 127.0.0.1:9092] [--topic hookline.dlq] [--events-topic hookline.events]\n";
+    const char *usage =
+        "usage: hookline dlq list [--limit N] [--request-id ID] [options]\n"
+        "       hookline dlq redrive (--request-id ID | --all) [options]\n"
+        "list: print each dead letter (partition, offset, key, headers) as one JSON line, from\n"
+        "the topic's start, without joining a group; redrive: produce the chosen dead letters\n"
+        "back onto the events topic (same key and bytes, acks=all)\n"
+        "  --limit N                  list: at most N records [1000]\n"
+        "  --request-id ID            only the dead letter of this request id (a UUID)\n"
+        "  --all                      redrive: every dead letter\n"
+        "  --brokers HOST:PORT,...    Kafka [127.0.0.1:9092]\n"
+        "  --topic NAME               the dead-letter topic [hookline.dlq]\n"
+        "  --events-topic NAME        where redrive sends [hookline.events]\n";
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc < 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "redrive"))) {
-        fputs(usage, stderr);
+        fprintf(stderr, "hookline dlq: %s\n%s",
+                argc < 2 ? "which action? list or redrive" : "unknown action (list or redrive)",
+                usage);
         return HL_EXIT_USAGE;
     }
     a.redrive = strcmp(argv[1], "redrive") == 0;
@@ -214,9 +282,22 @@ int hl_cmd_dlq(int argc, char **argv)
         default: fputs(usage, ch == 'h' ? stdout : stderr); return ch == 'h' ? 0 : HL_EXIT_USAGE;
         }
     }
-    if (optind != argc || (a.redrive && !a.all == !a.request_id) ||
-        (a.request_id && !hl_uuid_valid(a.request_id))) {
-        fputs(usage, stderr);
+    char why[256];
+    if (optind != argc) {
+        fprintf(stderr, "hookline dlq: unexpected argument '%s'\n%s", argv[optind], usage);
+        return HL_EXIT_USAGE;
+    }
+    if (a.redrive && !a.all == !a.request_id) {
+        fprintf(stderr, "hookline dlq redrive: give --request-id ID or --all (one of them)\n");
+        return HL_EXIT_USAGE;
+    }
+    if (!a.redrive && a.all) {
+        fprintf(stderr, "hookline dlq list: --all is redrive's option (list shows every one)\n");
+        return HL_EXIT_USAGE;
+    }
+    if (a.request_id && hl_request_id_problem(a.request_id, why, sizeof(why)) != 0) {
+        fprintf(stderr, "hookline dlq: --request-id '%s' is not a request id: %s\n",
+                a.request_id, why);
         return HL_EXIT_USAGE;
     }
     if (a.redrive) a.limit = DLQ_MAX_RECORDS;

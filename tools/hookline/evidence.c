@@ -175,6 +175,11 @@ static int parse_manifest(const char *text, size_t len, entry_t **out, size_t *n
 
 int hl_evidence_verify(const char *dir, FILE *report)
 {
+    return hl_evidence_verify_progress(dir, report, NULL);
+}
+
+int hl_evidence_verify_progress(const char *dir, FILE *report, FILE *progress)
+{
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, HL_EVIDENCE_MANIFEST);
     char *text = NULL;
@@ -190,6 +195,10 @@ int hl_evidence_verify(const char *dir, FILE *report)
     free(text);
     for (size_t i = 0; i < n; i++) {
         char hex[65];
+        if (progress) {
+            fprintf(progress, "\r  checking %zu of %zu files   ", i + 1, n);
+            fflush(progress);
+        }
         snprintf(path, sizeof(path), "%s/%s", dir, ents[i].name);
         struct stat st;
         if (lstat(path, &st) != 0) {
@@ -201,6 +210,7 @@ int hl_evidence_verify(const char *dir, FILE *report)
             problems++;
         }
     }
+    if (progress) fprintf(progress, "\r%*s\r", 40, "");
     char **names = NULL;
     size_t nn = 0;
     int odd = 0;

@@ -35,6 +35,9 @@ int hl_evidence_seal(const char *dir) HL_MUST_CHECK;
  * "missing: name", "unlisted: name", "malformed manifest line N"). Returns the number of
  * problems (0 = intact), or HL_EIO when the manifest cannot be read at all. */
 int hl_evidence_verify(const char *dir, FILE *out);
+/* The same, with a progress line ("checking file i of n") on progress while hashing; NULL for
+ * none. */
+int hl_evidence_verify_progress(const char *dir, FILE *out, FILE *progress);
 
 /* Asks the auditor at host:port (bearer token) to sign dir's manifest with its checkpoint key,
  * together with the newest checkpoint of every chain (POST /v1/evidence), and writes the

@@ -38,7 +38,10 @@ int hl_evidence_sign(const char *dir, const char *host, int port, const char *to
                  resp.body);
         rc = HL_EIO;
     } else if (rc != 0) {
-        snprintf(errbuf, errcap, "auditor %s:%d: %s", host, port, hl_strerror(rc));
+        snprintf(errbuf, errcap,
+                 "auditor not reachable at http://%s:%d (%s) to sign the evidence: is the stack"
+                 " up? deploy/local/stack status",
+                 host, port, rc == HL_ETIMEDOUT ? "no answer in time" : "no connection");
     } else if ((rc = hl_evidence_write(dir, HL_EVIDENCE_SIGNATURE, resp.body, resp.body_len))) {
         snprintf(errbuf, errcap, "evidence %s: cannot write %s", dir, HL_EVIDENCE_SIGNATURE);
     }

@@ -320,11 +320,14 @@ static int api_pass(const hl_verify_opts_t *o, const hl_workload_t *w, cover_t *
     }
     int fatal = 0, rc = 0;
     if (n > 0 && !lineage_pass(o, items, n, cv->done, cv->status, &fatal)) {
-        snprintf(errbuf, errcap, "auditor at %s:%d does not answer (use --no-auditor to skip)",
+        snprintf(errbuf, errcap,
+                 "auditor not reachable at http://%s:%d: is the stack up? deploy/local/stack"
+                 " status (or --no-auditor to skip the lineage checks)",
                  o->auditor_host, o->auditor_port);
         rc = HL_EIO;
     } else if (fatal) {
-        snprintf(errbuf, errcap, "auditor refused the token (401/403): check the auditor token");
+        snprintf(errbuf, errcap, "auditor refused the token (401/403): pass one with the auditor"
+                                 " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)");
         rc = HL_EAUTH;
     }
     free(items);
@@ -428,7 +431,9 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
     int rc = hl_http_request(probe, "GET", "/healthz", NULL, 0, NULL, 0, &resp);
     hl_http_conn_free(probe);
     if (rc) {
-        snprintf(errbuf, errcap, "auditor at %s:%d does not answer (use --no-auditor to skip)",
+        snprintf(errbuf, errcap,
+                 "auditor not reachable at http://%s:%d: is the stack up? deploy/local/stack"
+                 " status (or --no-auditor to skip the lineage checks)",
                  o->auditor_host, o->auditor_port);
         return HL_EIO;
     }
@@ -441,9 +446,12 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
     while (!rc) {
         rc = o->lineage_via_api ? api_pass(o, w, &cv, errbuf, errcap) : db_pass(c, &cv, errbuf, errcap);
         done = cover_done(&cv);
+        if (o->progress)
+            fprintf(stderr, "\r  lineage: %zu of %zu request ids complete   ", done, cv.checked);
         if (rc || done == cv.checked || hl_mono_us() >= deadline) break;
         hl_verify_sleep_ms(500);
     }
+    if (o->progress) fprintf(stderr, "\r%*s\r", 60, "");
     PQfinish(c);
     rep->lineage_checked = (int64_t)cv.checked;
     rep->lineage_complete = (int64_t)done;

@@ -16,18 +16,27 @@
 #include "report.h"
 #include "results.h"
 
+#ifndef HL_VERSION
+#error "HL_VERSION (the CMake project version) must be defined"
+#endif
+
 static void usage(FILE *out)
 {
-    fputs("usage: hookline <command> [options]\n"
-          "  replay [options]            send webhooks, verify, gate (hookline replay --help)\n"
-          "  verify --requests FILE      check a past run's ledger against Postgres and the auditor\n"
+    fputs("usage: hookline <command> [options]          (hookline <command> --help for each)\n"
+          "  replay [options]              send webhooks, verify, gate\n"
+          "  verify --requests FILE        check a past run's ledger against Postgres and the\n"
+          "                                auditor again\n"
           "  gate RESULTS.json [--criteria FILE]   judge a results file\n"
-          "  evidence verify DIR [--public-key HEX]\n"
-          "                              check an evidence folder against its SHA256SUMS and\n"
-          "                              the auditor's signature of it\n"
-          "  lineage REQUEST_ID          print one request's lineage from the auditor\n"
-          "  dlq list | redrive [--request-id ID]   dead letters (Kafka)\n"
-          "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n",
+          "  evidence verify DIR [--public-key HEX64]\n"
+          "                                check an evidence folder against its SHA256SUMS and\n"
+          "                                the auditor's signature of it\n"
+          "  lineage REQUEST_ID            print one request's lineage from the auditor\n"
+          "  dlq list [--limit N]          print the dead letters (Kafka)\n"
+          "  dlq redrive --request-id ID | --all   send dead letters back to the events topic\n"
+          "  --version                     print the version\n"
+          "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n"
+          "The auditor token is read from --auditor-token-file, $HOOKLINE_AUDITOR_TOKEN,\n"
+          ".hookline/auditor-token, then the local stack's " HL_DEMO_TOKEN_FILE ".\n",
           out);
 }
 
@@ -42,7 +51,11 @@ static int cmd_gate(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         if (ch == 'c') criteria = optarg;
         else {
-            fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n", ch == 'h' ? stdout : stderr);
+            fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n"
+                  "judge a results file (results.json of an evidence folder) and print the table;\n"
+                  "exit 0 PASS, 1 FAIL, 2 error\n"
+                  "  --criteria FILE            gate criteria (YAML) [production gate]\n",
+                  ch == 'h' ? stdout : stderr);
             return ch == 'h' ? 0 : HL_EXIT_USAGE;
         }
     }
@@ -76,26 +89,62 @@ static int cmd_gate(int argc, char **argv)
     return g.pass ? HL_EXIT_PASS : HL_EXIT_FAIL;
 }
 
+static const char evidence_usage[] =
+    "usage: hookline evidence verify DIR [--public-key HEX64]\n"
+    "check an evidence folder: every file against SHA256SUMS, nothing missing or unlisted, and\n"
+    "the auditor's signature of the manifest (SHA256SUMS.sig); exit 0 intact, 1 problems, 2 error\n"
+    "  --public-key HEX64         the auditor's signing key (64 hex) the signature must be made\n"
+    "                             with; without it the signature only shows the folder is whole\n";
+
 static int cmd_evidence(int argc, char **argv)
 {
+    static const struct option opts[] = {{"public-key", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *pin = NULL;
-    if (argc == 5 && strcmp(argv[3], "--public-key") == 0) pin = argv[4];
-    if ((argc != 3 && !pin) || strcmp(argv[1], "verify") != 0 ||
-        (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64))) {
-        fputs("usage: hookline evidence verify DIR [--public-key HEX64]\n", stderr);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(evidence_usage, stdout);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "verify") != 0) {
+        fprintf(stderr, "hookline evidence: %s\n%s",
+                argc < 2 ? "which action? only 'verify' exists" : "unknown action (only 'verify')",
+                evidence_usage);
         return HL_EXIT_USAGE;
     }
-    int n = hl_evidence_verify(argv[2], stdout);
+    int ch;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (ch == 'k') {
+            pin = optarg;
+        } else {
+            fputs(evidence_usage, ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "hookline evidence verify: %s\n%s",
+                optind == argc ? "which folder? give one DIR" : "one DIR only", evidence_usage);
+        return HL_EXIT_USAGE;
+    }
+    if (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64)) {
+        fprintf(stderr, "hookline evidence verify: --public-key: 64 lower-case hex digits (the"
+                        " auditor's public_key), got %zu characters\n", strlen(pin));
+        return HL_EXIT_USAGE;
+    }
+    const char *dir = argv[optind];
+    int n = hl_evidence_verify_progress(dir, stdout, isatty(STDERR_FILENO) ? stderr : NULL);
     if (n < 0) {
-        fprintf(stderr, "hookline: %s: no readable %s\n", argv[2], HL_EVIDENCE_MANIFEST);
+        fprintf(stderr, "hookline: %s: no readable %s (is it an evidence folder?)\n", dir,
+                HL_EVIDENCE_MANIFEST);
         return HL_EXIT_USAGE;
     }
-    n += hl_evidence_check_signature(argv[2], pin, stdout);
+    n += hl_evidence_check_signature(dir, pin, stdout);
     if (n == 0) {
-        printf("evidence %s: intact\n", argv[2]);
+        printf("evidence %s: intact\n", dir);
         return HL_EXIT_PASS;
     }
-    printf("evidence %s: %d problem%s\n", argv[2], n, n == 1 ? "" : "s");
+    printf("evidence %s: %d problem%s\n", dir, n, n == 1 ? "" : "s");
     return HL_EXIT_FAIL;
 }
 
@@ -127,6 +176,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "dlq") == 0) return hl_cmd_dlq(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("hookline %s\n", HL_VERSION);
         return 0;
     }
     fprintf(stderr, "hookline: unknown command '%s'\n", cmd);

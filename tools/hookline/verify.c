@@ -279,9 +279,13 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
     while (!rc) {
         int64_t have = count_rows(c, o->source, &ids, errbuf, errcap);
         if (have < 0) rc = (int)have;
+        if (o->progress && !rc)
+            fprintf(stderr, "\r  postgres: %lld of %lld accepted events stored   ",
+                    (long long)have, (long long)rep->expected_events);
         if (rc || have >= rep->expected_events || hl_mono_us() >= deadline) break;
         hl_verify_sleep_ms(200);
     }
+    if (o->progress) fprintf(stderr, "\r%*s\r", 60, "");
     if (!rc) rc = fetch_rows(c, o->source, &ids, ms, rep, errbuf, errcap);
     if (!rc) judge(ms, w->nmsgs, rep);
     PQfinish(c);

@@ -24,6 +24,7 @@ typedef struct {
     unsigned auditor_concurrency;
     uint64_t seed;               /* picks the sample lineages */
     unsigned sample;             /* full lineages to keep (10) */
+    int progress;                /* a progress line on stderr while waiting (a terminal) */
 } hl_verify_opts_t;
 
 #define HL_VERIFY_REPORT_CAP 1000 /* detail entries kept per report; counts are always exact */

@@ -26,6 +26,15 @@ static const char *const le_text[] = {"0.0001", "0.00025", "0.0005", "0.001", "0
 #define LE_COUNT (sizeof(le_us) / sizeof(le_us[0]))
 _Static_assert(sizeof(le_us) / sizeof(le_us[0]) == sizeof(le_text) / sizeof(le_text[0]),
                "bounds and their text must match");
+/* Bounds of a count histogram (records per batch and the like), as many as the latency ones. */
+static const int64_t le_count[] = {1,    2,    5,     10,    25,    50,     100,    250,    500,
+                                   1000, 2500, 5000,  10000, 25000, 50000, 100000, 250000, 500000};
+static const char *const le_count_text[] = {
+    "1",    "2",    "5",     "10",    "25",    "50",     "100",    "250",    "500",
+    "1000", "2500", "5000",  "10000", "25000", "50000", "100000", "250000", "500000"};
+_Static_assert(sizeof(le_count) / sizeof(le_count[0]) == LE_COUNT &&
+                   sizeof(le_count_text) / sizeof(le_count_text[0]) == LE_COUNT,
+               "count bounds: one per latency bound");
 
 typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_GAUGE_FN, KIND_HISTOGRAM } metric_kind_t;
 
@@ -39,6 +48,7 @@ struct hl_gauge {
 
 struct hl_histogram_metric {
     hl_hist_t *hist;                     /* full resolution, for percentiles and _sum */
+    bool counts;                         /* plain numbers (le_count), not microseconds */
     _Atomic uint64_t bins[LE_COUNT + 1]; /* non-cumulative count per le bound; last is +Inf */
 };
 
@@ -226,6 +236,14 @@ hl_histogram_metric_t *hl_metrics_histogram(hl_metrics_t *m, const char *name, c
     return &register_series(m, name, help, labels, KIND_HISTOGRAM, NULL, NULL)->u.histogram;
 }
 
+hl_histogram_metric_t *hl_metrics_count_histogram(hl_metrics_t *m, const char *name,
+                                                  const char *help, const char *labels)
+{
+    series_t *s = register_series(m, name, help, labels, KIND_HISTOGRAM, NULL, NULL);
+    s->u.histogram.counts = true; /* registration precedes the first render */
+    return &s->u.histogram;
+}
+
 void hl_metrics_gauge_fn(hl_metrics_t *m, const char *name, const char *help, const char *labels,
                          int64_t (*fn)(void *arg), void *arg)
 {
@@ -260,9 +278,10 @@ int64_t hl_gauge_get(const hl_gauge_t *g)
 
 void hl_histogram_observe_us(hl_histogram_metric_t *h, int64_t us)
 {
+    const int64_t *le = h->counts ? le_count : le_us;
     size_t i = 0;
     if (us < 0) us = 0;
-    while (i < LE_COUNT && us > le_us[i]) i++;
+    while (i < LE_COUNT && us > le[i]) i++;
     atomic_fetch_add_explicit(&h->bins[i], 1, memory_order_relaxed);
     hl_hist_record(h->hist, us);
 }
@@ -322,18 +341,22 @@ static void render_histogram(outbuf_t *o, const char *name, const series_t *s)
 {
     const hl_histogram_metric_t *h = &s->u.histogram;
     const char *sep = s->labels[0] != '\0' ? "," : "";
+    const char *const *text = h->counts ? le_count_text : le_text;
     uint64_t cum = 0;
     char secs[40];
     for (size_t i = 0; i < LE_COUNT; i++) {
         cum += atomic_load_explicit(&h->bins[i], memory_order_relaxed);
-        out_printf(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, s->labels, sep, le_text[i],
+        out_printf(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, s->labels, sep, text[i],
                    (unsigned long long)cum);
     }
     /* _count is the +Inf bucket from the same snapshot, so the two always agree. */
     cum += atomic_load_explicit(&h->bins[LE_COUNT], memory_order_relaxed);
     out_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, s->labels, sep,
                (unsigned long long)cum);
-    format_seconds(secs, hl_hist_sum(h->hist));
+    if (h->counts)
+        snprintf(secs, sizeof(secs), "%llu", (unsigned long long)hl_hist_sum(h->hist));
+    else
+        format_seconds(secs, hl_hist_sum(h->hist));
     if (s->labels[0] != '\0') {
         out_printf(o, "%s_sum{%s} %s\n%s_count{%s} %llu\n", name, s->labels, secs, name, s->labels,
                    (unsigned long long)cum);

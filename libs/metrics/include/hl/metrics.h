@@ -32,6 +32,12 @@ hl_gauge_t *hl_metrics_gauge(hl_metrics_t *m, const char *name, const char *help
 hl_histogram_metric_t *hl_metrics_histogram(hl_metrics_t *m, const char *name, const char *help,
                                             const char *labels);
 
+/* A histogram of plain counts (records per batch and the like): values recorded as they are,
+ * rendered with the bounds 1, 2, 5, 10, 25, … 500000 plus +Inf, _sum and _count. Observed with
+ * hl_histogram_observe_us, whose value is then a count, not microseconds. */
+hl_histogram_metric_t *hl_metrics_count_histogram(hl_metrics_t *m, const char *name,
+                                                  const char *help, const char *labels);
+
 void hl_counter_add(hl_counter_t *c, uint64_t n);
 #define hl_counter_inc(c) hl_counter_add((c), 1)
 uint64_t hl_counter_get(const hl_counter_t *c);

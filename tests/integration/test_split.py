@@ -1,0 +1,131 @@
+"""Batches (`split: true`): a SendGrid-signed JSON array becomes one Kafka record per element,
+each with its own message id and event type, answered 202 only once every one is stored; a
+batch that cannot be stored whole gets 503; malformed batches are refused whole and nothing
+is produced."""
+import base64
+import json
+import time
+
+from ingress_support import Client, error_code, ingress_config
+
+BEARER = "split-test-bearer-token-0123456789"
+
+
+def sendgrid_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, base64.b64encode(spki).decode()
+
+
+def sendgrid_headers(key, body):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    ts = str(int(time.time()))
+    sig = base64.b64encode(key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+    return {"X-Twilio-Email-Event-Webhook-Signature": sig,
+            "X-Twilio-Email-Event-Webhook-Timestamp": ts}
+
+
+def bearer_source(name="br", **extra):
+    s = {"name": name, "scheme": "bearer", "secrets": [{"env": "HL_T_SPLIT_BEARER"}],
+         "split": True, "message_id": "/sg_event_id", "event_type": "/event"}
+    s.update(extra)
+    return s
+
+
+def post(c, source, body, headers=None):
+    h = {"Authorization": f"Bearer {BEARER}"}
+    h.update(headers or {})
+    return c.request("POST", f"/v1/webhooks/{source}", body, h)
+
+
+def test_sendgrid_batch_one_record_per_element(service, topics, free_port, kafka_consume):
+    key, spki = sendgrid_key()
+    sources = [{"name": "sg", "scheme": "sendgrid", "public_keys": [spki], "split": True,
+                "message_id": "/sg_event_id", "event_type": "/event"}]
+    port = free_port()
+    service("ingress", ingress_config(port, topics, sources))
+    c = Client(port)
+    run = time.time_ns()
+    events = [{"email": f"u{i}@example.com", "event": ev, "sg_event_id": f"sg-{run}-{i}",
+               "timestamp": 1700000000 + i, "n": 1.5}
+              for i, ev in enumerate(["processed", "delivered", "open"])]
+    body = json.dumps(events).encode() + b"\r\n"
+    status, data, _ = c.request("POST", "/v1/webhooks/sg", body, sendgrid_headers(key, body))
+    assert status == 202, data
+    answer = json.loads(data)
+    assert answer["elements"] == 3 and answer["message_id"] == f"sg-{run}-0", answer
+    msgs = kafka_consume(topics["events"], 3, timeout=20)
+    got = {m.key.decode(): m for m in msgs}
+    assert set(got) == {e["sg_event_id"] for e in events}, sorted(got)
+    for e in events:
+        m = got[e["sg_event_id"]]
+        assert json.loads(m.value) == e  # the element itself, whole
+        hdrs = {k: v.decode() for k, v in m.headers.items()}
+        assert hdrs["hl-event-type"] == e["event"] and hdrs["hl-source"] == "sg"
+    # Each element has its own ingress lineage record.
+    lineage = kafka_consume(topics["lineage"], 3, timeout=20)
+    ids = {json.loads(m.value).get("message_id") for m in lineage}
+    assert {e["sg_event_id"] for e in events} <= ids, ids
+
+
+def test_bad_batches_refused_whole(service, topics, free_port, kafka_consume):
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [bearer_source()]),
+            env={"HL_T_SPLIT_BEARER": BEARER})
+    c = Client(port)
+    good = {"sg_event_id": "x", "event": "open"}
+    cases = [
+        (json.dumps(good), 400, "not_an_array"),
+        ("[]", 400, "empty_batch"),
+        (json.dumps([good] * 1001), 413, "too_many_elements"),
+        (json.dumps([good, {"event": "open"}]), 400, "missing_field"),
+        (json.dumps([good, {"sg_event_id": 7, "event": "open"}]), 400, "invalid_field"),
+        (json.dumps([good, {"sg_event_id": "y" * 300, "event": "open"}]), 400, "field_too_long"),
+        (json.dumps([good, 5]), 400, "missing_field"),
+        ('[{"sg_event_id":"a","sg_event_id":"b","event":"e"}]', 400, "invalid_json"),
+        ("[" * 100 + "]" * 100, 400, "invalid_json"),
+    ]
+    for body, want, code in cases:
+        status, data, _ = post(c, "br", body.encode())
+        assert (status, error_code(data)) == (want, code), (body[:80], status, data)
+    # Exactly 1000 elements is accepted, and nothing of the refused ones was produced.
+    run = time.time_ns()
+    batch = [{"sg_event_id": f"ok-{run}-{i}", "event": "open"} for i in range(1000)]
+    status, data, _ = post(c, "br", json.dumps(batch).encode())
+    assert status == 202 and json.loads(data)["elements"] == 1000, data
+    keys = {m.key.decode() for m in kafka_consume(topics["events"], 1001, timeout=10)}
+    assert keys == {e["sg_event_id"] for e in batch}, len(keys)
+
+
+def test_batch_not_stored_whole_gets_503(service, topics, free_port):
+    """A batch needs one delivery waiter per element: with max_in_flight 4, five elements
+    cannot all be awaited, so the batch gets 503 (and its retry would too); four are taken."""
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [bearer_source()], max_in_flight=4),
+            env={"HL_T_SPLIT_BEARER": BEARER})
+    c = Client(port)
+    five = [{"sg_event_id": f"f-{i}-{time.time_ns()}", "event": "open"} for i in range(5)]
+    status, data, hdrs = post(c, "br", json.dumps(five).encode())
+    assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
+    status, data, _ = post(c, "br", json.dumps(five[:4]).encode())
+    assert status == 202 and json.loads(data)["elements"] == 4, data
+
+
+def test_batch_partly_queued_gets_503(service, topics, free_port):
+    """A producer queue of 100 records: of a 300-element batch the first ones are stored and the
+    rest find the queue full, so the batch as a whole gets 503 (not the first element's 202);
+    a batch that fits is accepted."""
+    port = free_port()
+    service("ingress", ingress_config(port, topics, [bearer_source()], queue_max_messages=100),
+            env={"HL_T_SPLIT_BEARER": BEARER})
+    c = Client(port)
+    run = time.time_ns()
+    big = [{"sg_event_id": f"q-{run}-{i}", "event": "open"} for i in range(300)]
+    status, data, hdrs = post(c, "br", json.dumps(big).encode())
+    assert status == 503 and error_code(data) == "unavailable" and hdrs.get("retry-after"), data
+    status, data, _ = post(c, "br", json.dumps(big[:50]).encode())
+    assert status == 202 and json.loads(data)["elements"] == 50, data
