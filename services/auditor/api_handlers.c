@@ -299,10 +299,24 @@ int hl_h_verify(hl_req_t *r)
 static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
                           size_t errcap)
 {
-    int rc = n;
+    int rc = n, parts = atomic_load(&a->lineage_partitions);
     pthread_mutex_lock(&a->written_mu);
     for (int i = 0; i < n && rc >= 0; i++) {
         int32_t p = vs[i].chain;
+        if (vs[i].ok && p >= 0 && p < HL_MAX_CHAINS && parts > 0 && p >= parts) {
+            /* No partition of the lineage topic feeds this chain: every row of it is forged. */
+            int64_t id, seq;
+            int found = hl_verify_first_from(c, p, INT64_MIN + 1, &id, &seq, err, errcap);
+            if (found < 0) rc = found;
+            if (found == 1) {
+                vs[i].ok = false;
+                vs[i].reason = "no_partition";
+                vs[i].bad_id = id;
+                vs[i].bad_seq = seq;
+                vs[i].expected_seq = 1;
+            }
+            continue;
+        }
         if (!vs[i].ok || p < 0 || p >= HL_MAX_CHAINS || !a->owned[p]) continue;
         int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
         int found = hl_verify_first_from(c, p, from, &id, &seq, err, errcap);
@@ -346,6 +360,10 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     json_object_set_new(outside, "read", json_boolean(have));
     json_object_set_new(outside, "refused", json_integer(refused));
     if (!have) json_object_set_new(outside, "error", json_string(why));
+    int shape = atomic_load(&a->cp_topic_state);
+    json_object_set_new(outside, "topic_shape",
+                        json_string(shape > 0 ? "ok" : shape < 0 ? "wrong" : "unchecked"));
+    if (shape < 0) json_object_set_new(outside, "topic_shape_error", json_string(a->cp_topic_why));
     json_object_set_new(o, "ok", json_boolean(all_ok));
     json_object_set_new(o, "checkpoints_outside", outside);
     json_object_set_new(o, "chains", arr);
@@ -450,19 +468,28 @@ int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errc
 int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
 {
     hl_seals_t seals;
-    hl_signing_t sg = {a->signer, a->ckpub};
     PGconn *c = hl_pool_get(a->wpool);
     if (!c) {
         snprintf(errbuf, errcap, "checkpoints: no connection as the writer's role");
         hl_counter_add(a->m_cp_errors, 1);
         return HL_EPG;
     }
+    hl_checkpoint_t *vouched = hl_xcalloc(HL_MAX_CHAINS, sizeof *vouched);
+    hl_signing_t sg = {a->signer, a->ckpub, vouched, atomic_load(&a->lineage_partitions)};
+    pthread_mutex_lock(&a->written_mu);
+    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+        vouched[p] = a->written[p];
+        if (!a->owned[p]) vouched[p].seq = HL_VOUCH_NOT_MINE;
+        else if (a->foreign_seq[p]) vouched[p].seq = HL_VOUCH_FOREIGN;
+    }
+    pthread_mutex_unlock(&a->written_mu);
     int refused = 0, n = hl_auditor_seals(a, &seals, errbuf, errcap);
     if (n == 0) {
         n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
         hl_seals_free(&seals);
     }
     hl_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);
+    free(vouched);
     if (n < 0) hl_counter_add(a->m_cp_errors, 1);
     if (n > 0) hl_counter_add(a->m_checkpoints, (uint64_t)n);
     if (refused > 0) hl_counter_add(a->m_cp_refused, (uint64_t)refused);

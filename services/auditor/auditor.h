@@ -29,6 +29,12 @@ typedef struct {
      * with the lock held a chain it owns ends exactly at written[]. */
     bool owned[HL_MAX_CHAINS];
     int64_t foreign_seq[HL_MAX_CHAINS];
+    atomic_int lineage_partitions;  /* of the lineage topic, learnt at assignment; 0: unknown */
+    /* The checkpoint topic's shape (hl_ckpub_check_topic), checked by housekeeping until it
+     * could be asked once: 0 not yet known, 1 as promised, -1 not (cp_topic_why says how;
+     * written once, before the state). */
+    atomic_int cp_topic_state;
+    char cp_topic_why[256];
     /* The page's history status: the last whole verification and when it began; pages that
      * load while one runs wait for it and share it (page.c). */
     pthread_mutex_t status_mu;
@@ -44,8 +50,8 @@ typedef struct {
     atomic_bool kafka_fatal;        /* the consumer's handle is fatal: the process exits 1 */
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
-    hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors;
-    hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed;
+    hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors, *m_foreign;
+    hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed, *m_cp_topic_ok;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */
 } hl_auditor_t;

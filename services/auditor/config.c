@@ -89,6 +89,7 @@ static const cyaml_schema_field_t fields[] = {
     CYAML_FIELD_MAPPING("slo", CYAML_FLAG_OPTIONAL, T, slo, slo_fields),
     CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, T, tokens,
                          &token_entry, 0, 256),
+    CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, T, secret_files_shared),
     CYAML_FIELD_END,
 };
 
@@ -110,6 +111,7 @@ static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_AUDITOR_GAP_GRACE_S", HL_ENV_U32, gap_grace_s),
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_KEY_FILE", HL_ENV_STR, checkpoint.key_file),
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_TOPIC", HL_ENV_STR, checkpoint.topic),
+    ENV("HOOKLINE_SECRET_FILES_SHARED", HL_ENV_BOOL, secret_files_shared),
 };
 
 static void apply_defaults(T *c)
@@ -179,6 +181,7 @@ int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
     hl_log_level_t lvl;
     char num[32];
     apply_defaults(c);
+    c->kafka.secret_files_shared = c->secret_files_shared;
     int rc = hl_config_kafka_check("kafka", &c->kafka, errbuf, errcap);
     if (rc == 0) rc = hl_config_http_check("http", &c->http, errbuf, errcap);
     if (rc == 0)

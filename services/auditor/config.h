@@ -54,6 +54,9 @@ typedef struct {
     hl_auditor_slo_cfg_t slo;
     hl_auditor_token_cfg_t *tokens;
     unsigned tokens_count;
+    /* Accept the checkpoint key and secret files readable by group or others (Kubernetes
+     * Secret volumes); otherwise such a file stops the start. */
+    bool secret_files_shared;
 } hl_auditor_config_t;
 
 /* Loads, applies HOOKLINE_* overrides and defaults, validates. Returns 0 or HL_ECONFIG /

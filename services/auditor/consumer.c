@@ -23,6 +23,8 @@
 #include "hl/log.h"
 #include "hl/pg.h"
 #include "hl/util.h"
+#include "verify.h"
+#include "vouch.h"
 
 typedef struct {
     hl_auditor_t *a;
@@ -79,29 +81,110 @@ static int load_head_retrying(consumer_t *c, int32_t p)
     }
 }
 
+/* The partition count of the lineage topic, for the signer (a chain beyond it has no writer). */
+static void learn_partitions(consumer_t *c)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->a->cfg->kafka.lineage_topic, NULL);
+    if (t && rd_kafka_metadata(c->rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
+        atomic_store(&c->a->lineage_partitions, md->topics[0].partition_cnt);
+    if (md) rd_kafka_metadata_destroy(md);
+    if (t) rd_kafka_topic_destroy(t);
+}
+
+/* The newest checkpoints of the checkpoint topic (signature-checked), a few tries; on failure
+ * out is empty and every chain's whole history is held to the lineage topic instead. */
+static void read_seals(consumer_t *c, hl_seals_t *out)
+{
+    char err[512];
+    for (int i = 0; i < 3 && !atomic_load(&c->a->stop); i++) {
+        int rc = hl_seals_read(&c->a->cfg->kafka, c->a->cfg->checkpoint.topic, &c->a->ring,
+                               10000, out, err, sizeof err);
+        if (rc == 0 || rc == HL_ENOTFOUND) return;
+        hl_warn("consumer: reading the checkpoint topic: %s", err);
+        sleep_ms(1000);
+    }
+    memset(out, 0, sizeof *out);
+}
+
+/* Takes chain p's head as this process's own only as far as it can vouch for it: rows after
+ * the newest signed checkpoint must be the lineage topic's records (vouch.c). From the first
+ * row that is not, the chain counts as holding foreign rows: ALARM, verify names that row,
+ * nothing of the chain is signed while this process runs. written_mu held. */
+static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals)
+{
+    char err[512];
+    size_t n = 0;
+    const hl_checkpoint_t *cps = hl_seals_chain(seals, p, &n), *from = NULL;
+    hl_checkpoint_t *w = &c->a->written[p];
+    hl_vouch_t vr = {0, NULL, -1};
+    for (size_t k = n; k-- > 0 && !from;)
+        if (cps[k].key_id[0]) from = &cps[k];
+    memset(w, 0, sizeof *w);
+    w->chain = p;
+    w->seq = c->heads[p].seq;
+    memcpy(w->hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
+    c->a->foreign_seq[p] = 0;
+    int rc = HL_EPG;
+    for (int i = 0; i < 3 && rc != 0 && !atomic_load(&c->a->stop); i++) {
+        rc = ensure_pg(c) == 0 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka,
+                                               c->a->cfg->kafka.lineage_topic, p, from,
+                                               c->heads[p].seq, 60000, &vr, err, sizeof err)
+                               : HL_EPG;
+        if (rc) {
+            hl_warn("consumer: chain %d: checking the rows since its checkpoint: %s", p, err);
+            sleep_ms(500);
+        }
+    }
+    if (rc) vr = (hl_vouch_t){from ? from->seq + 1 : 1, "postgres", -1};
+    if (vr.bad_seq == 0) {
+        if (c->heads[p].seq > (from ? from->seq : 0))
+            hl_info("consumer: chain %d: rows %" PRId64 "..%" PRId64 " since the newest"
+                    " checkpoint match the lineage topic", p, from ? from->seq + 1 : 1,
+                    c->heads[p].seq);
+        return;
+    }
+    w->seq = vr.bad_seq - 1;
+    memset(w->hash, 0, sizeof w->hash);
+    if (w->seq > 0 && (ensure_pg(c) != 0 ||
+                       hl_verify_hash_at(c->pg, p, w->seq, w->hash, err, sizeof err) != 0))
+        w->seq = 0;
+    c->a->foreign_seq[p] = vr.bad_seq;
+    hl_counter_inc(c->a->m_foreign);
+    hl_error("ALARM chain %d holds rows this auditor cannot vouch for, from seq %" PRId64
+             " (%s, lineage offset %" PRId64 "): not signed; verify names them",
+             p, vr.bad_seq, vr.reason, vr.offset);
+}
+
 /* Loads heads and stored offsets for newly assigned partitions, retrying until stop. */
 static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
 {
+    hl_seals_t seals;
+    learn_partitions(c);
+    read_seals(c, &seals);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
         if (p < 0 || p >= HL_MAX_CHAINS) {
             hl_error("consumer: partition %d beyond the %d chains supported", p, HL_MAX_CHAINS);
+            hl_seals_free(&seals);
             return HL_ERANGE;
         }
-        if (load_head_retrying(c, p) != 0) return HL_ESTATE;
+        if (load_head_retrying(c, p) != 0) {
+            hl_seals_free(&seals);
+            return HL_ESTATE;
+        }
         c->assigned[p] = true;
         pthread_mutex_lock(&c->a->written_mu);
         c->a->owned[p] = true;
-        memset(&c->a->written[p], 0, sizeof c->a->written[p]);
-        c->a->written[p].chain = p;
-        c->a->written[p].seq = c->heads[p].seq;
-        memcpy(c->a->written[p].hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
+        vouch_head(c, p, &seals);
         pthread_mutex_unlock(&c->a->written_mu);
         parts->elems[i].offset =
             c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;
         hl_info("consumer: chain %d assigned at seq %" PRId64 ", offset %" PRId64, p,
                 c->heads[p].seq, c->heads[p].next_offset);
     }
+    hl_seals_free(&seals);
     atomic_store(&c->a->db_ok, true);
     return 0;
 }
@@ -250,6 +333,7 @@ static void note_reloaded(consumer_t *c, int32_t p)
             memcpy(w->hash, c->heads[p].hash, sizeof w->hash);
         } else {
             c->a->foreign_seq[p] = w->seq + 1;
+            hl_counter_inc(c->a->m_foreign);
             hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64,
                      p, c->a->foreign_seq[p]);
         }

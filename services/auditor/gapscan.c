@@ -16,7 +16,7 @@
 struct hl_gapscan {
     int64_t grace_us, window_us;
     int64_t wm;           /* every row with id <= wm has been read; -1: not started */
-    json_t *open;         /* request id -> ts_us of the ingress row, for open gaps */
+    json_t *open;         /* "chain/request id" -> ts_us of the ingress row, for open gaps */
     size_t nslots;        /* closed gaps per minute of receipt, a ring over the window */
     int64_t *slot_minute; /* which minute each slot counts (-1: none) */
     int64_t *slot_count;
@@ -162,8 +162,9 @@ static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
     if (json_object_size(g->open) > 0) {
         const char *po[2] = {wm, upto_s};
         outcomes = exec(c,
-                        "SELECT request_id, ts_us FROM lineage WHERE id > $1::bigint"
-                        " AND id <= $2::bigint AND stage IN ('persisted', 'dead_lettered')",
+                        "SELECT chain || '/' || request_id, ts_us FROM lineage"
+                        " WHERE id > $1::bigint AND id <= $2::bigint"
+                        " AND stage IN ('persisted', 'dead_lettered')",
                         2, po, "gap scan outcomes", errbuf, errcap);
         if (!outcomes) return HL_EPG;
     }
@@ -171,9 +172,10 @@ static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
     const char *pg[4] = {wm, upto_s, from, grace};
     PGresult *gaps =
         exec(c,
-             "SELECT l.request_id, l.ts_us, k.ts_us FROM lineage l LEFT JOIN LATERAL"
-             " (SELECT k.ts_us FROM lineage k WHERE k.request_id = l.request_id"
-             " AND k.stage IN ('persisted', 'dead_lettered') ORDER BY k.ts_us LIMIT 1) k ON true"
+             "SELECT l.chain || '/' || l.request_id, l.ts_us, k.ts_us FROM lineage l"
+             " LEFT JOIN LATERAL (SELECT k.ts_us FROM lineage k WHERE k.request_id = l.request_id"
+             " AND k.chain + 0 = l.chain AND k.stage IN ('persisted', 'dead_lettered')"
+             " ORDER BY k.ts_us LIMIT 1) k ON true"
              " WHERE l.id > $1::bigint AND l.id <= $2::bigint AND l.stage = 'ingress'"
              " AND l.status = 202 AND l.ts_us >= $3::bigint"
              " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $4::bigint)",

@@ -37,6 +37,29 @@ static void nap(hl_auditor_t *a, int seconds)
     }
 }
 
+/* Asks Kafka whether the checkpoint topic keeps its records as the outside copy needs; an
+ * ALARM when it does not (checkpoints could be removed, and verification would then hold
+ * chains to fewer of them). */
+static void check_checkpoint_topic(hl_auditor_t *a)
+{
+    char why[256];
+    int rc = hl_ckpub_check_topic(a->ckpub, 10000, why, sizeof why);
+    if (rc == HL_EIO) {
+        hl_warn("checkpoint topic %s: shape not checked yet: %s", a->cfg->checkpoint.topic, why);
+        return;
+    }
+    if (rc == 0) {
+        hl_info("checkpoint topic %s: one partition, records never removed",
+                a->cfg->checkpoint.topic);
+    } else {
+        hl_strlcpy(a->cp_topic_why, why, sizeof a->cp_topic_why);
+        hl_error("ALARM checkpoint topic %s does not keep checkpoints as promised: %s",
+                 a->cfg->checkpoint.topic, why);
+    }
+    hl_gauge_set(a->m_cp_topic_ok, rc == 0);
+    atomic_store(&a->cp_topic_state, rc == 0 ? 1 : -1);
+}
+
 void *hl_housekeeping_main(void *arg)
 {
     hl_auditor_t *a = arg;
@@ -44,8 +67,13 @@ void *hl_housekeeping_main(void *arg)
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
     hl_gapscan_t *gaps = hl_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
     char err[512];
+    int64_t next_topic = 0;
     while (!atomic_load(&a->stop)) {
         int64_t now = hl_mono_us();
+        if (atomic_load(&a->cp_topic_state) == 0 && now >= next_topic) {
+            check_checkpoint_topic(a);
+            next_topic = now + INT64_C(30000000);
+        }
         if (now >= next_gaps || now >= next_cp) {
             PGconn *c = hl_pool_get(a->pool);
             if (c && now >= next_gaps) {
@@ -102,6 +130,12 @@ static void register_metrics(hl_auditor_t *a)
     a->m_cp_errors = hl_metrics_counter(m, "hookline_auditor_checkpoint_errors_total",
                                         "Signing rounds that failed (checkpoint topic, Postgres)",
                                         NULL);
+    a->m_cp_topic_ok = hl_metrics_gauge(
+        m, "hookline_auditor_checkpoint_topic_ok",
+        "1 when the checkpoint topic has one partition and never removes records, else 0", NULL);
+    a->m_foreign = hl_metrics_counter(
+        m, "hookline_auditor_foreign_rows_total",
+        "Chains found holding rows this auditor cannot vouch for (ALARM; not signed)", NULL);
     a->m_lag = hl_metrics_gauge(m, "hookline_auditor_consumer_lag",
                                 "Lineage records not yet stored (sum over assigned partitions)",
                                 NULL);
@@ -169,6 +203,16 @@ int main(int argc, char **argv)
             rc = HL_CONFIG_EXIT;
             goto out;
         }
+    /* The signing key is what makes a checkpoint evidence: held to the rule of every secret
+     * file (a key made here is written 0600). */
+    if (!cfg->secret_files_shared &&
+        hl_secret_file_private(cfg->checkpoint.key_file) == HL_EINVAL) {
+        hl_error("config: checkpoint.key_file: %s is readable by group or others (chmod 600, or"
+                 " secret_files_shared: true for a mounted Kubernetes Secret)",
+                 cfg->checkpoint.key_file);
+        rc = HL_CONFIG_EXIT;
+        goto out;
+    }
     a.signer = hl_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
                               sizeof err);
     if (!a.signer) {

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,76 @@ int hl_ckpub_send(hl_ckpub_t *p, const hl_checkpoint_t *cp, int timeout_ms, char
     int rc = state == 1 ? 0 : HL_EIO;
     if (rc) snprintf(errbuf, errcap, "checkpoint topic %s: %s", p->topic, rd_kafka_err2str(d->err));
     free(d);
+    return rc;
+}
+
+/* One config entry's value checked against what it must be; appends to why when it differs. */
+static void want(const rd_kafka_ConfigEntry_t *const *e, size_t n, const char *name,
+                 const char *value, bool absent_ok, char *why, size_t cap, int *bad)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rd_kafka_ConfigEntry_name(e[i]), name) != 0) continue;
+        const char *v = rd_kafka_ConfigEntry_value(e[i]);
+        if (v && strcmp(v, value) == 0) return;
+        size_t l = strlen(why);
+        snprintf(why + l, cap - l, "%s%s is %s, must be %s", *bad ? "; " : "", name,
+                 v ? v : "(unset)", value);
+        (*bad)++;
+        return;
+    }
+    if (absent_ok) return;
+    size_t l = strlen(why);
+    snprintf(why + l, cap - l, "%s%s not reported, must be %s", *bad ? "; " : "", name, value);
+    (*bad)++;
+}
+
+int hl_ckpub_check_topic(hl_ckpub_t *p, int timeout_ms, char *why, size_t cap)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    int bad = 0, rc = HL_EIO;
+    why[0] = '\0';
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, p->topic, NULL);
+    rd_kafka_resp_err_t err = t ? rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms)
+                                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    if (!err && (md->topic_cnt != 1 || md->topics[0].err))
+        err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (err) {
+        snprintf(why, cap, "checkpoint topic %s: %s", p->topic, rd_kafka_err2str(err));
+        goto out;
+    }
+    if (md->topics[0].partition_cnt != 1) {
+        snprintf(why, cap, "partitions is %d, must be 1", md->topics[0].partition_cnt);
+        bad++;
+    }
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, p->topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->rk);
+    rd_kafka_DescribeConfigs(p->rk, &res, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+    const rd_kafka_DescribeConfigs_result_t *result =
+        ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    size_t nres = 0, n = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        result ? rd_kafka_DescribeConfigs_result_resources(result, &nres) : NULL;
+    if (!ev || rd_kafka_event_error(ev) || nres != 1 || rd_kafka_ConfigResource_error(rs[0])) {
+        size_t l = strlen(why);
+        snprintf(why + l, cap - l, "%scannot describe its configuration: %s", bad ? "; " : "",
+                 !ev ? "no answer in time"
+                 : rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev)
+                 : nres == 1 ? rd_kafka_ConfigResource_error_string(rs[0])
+                             : "no resource in the answer");
+    } else {
+        const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &n);
+        want(e, n, "retention.ms", "-1", false, why, cap, &bad);
+        want(e, n, "cleanup.policy", "delete", false, why, cap, &bad);
+        rc = bad ? HL_EINVAL : 0;
+    }
+    if (bad) rc = HL_EINVAL;
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+out:
+    if (md) rd_kafka_metadata_destroy(md);
+    if (t) rd_kafka_topic_destroy(t);
     return rc;
 }
 

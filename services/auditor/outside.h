@@ -26,6 +26,13 @@ void hl_ckpub_free(hl_ckpub_t *p);
 int hl_ckpub_send(hl_ckpub_t *p, const hl_checkpoint_t *cp, int timeout_ms, char *errbuf,
                   size_t errcap) HL_MUST_CHECK;
 
+/* Checks that the topic keeps what the outside copy promises: one partition, records never
+ * removed by age (retention.ms -1) nor by key (cleanup.policy delete, no compaction). Not
+ * checked: retention.bytes (a broker's default size limit applies to it too). Returns 0,
+ * HL_EINVAL (why says what differs) or HL_EIO (could not ask; why says why), at most
+ * timeout_ms. */
+int hl_ckpub_check_topic(hl_ckpub_t *p, int timeout_ms, char *why, size_t cap) HL_MUST_CHECK;
+
 /* The signature-checked checkpoints found in the topic, sorted by (chain, seq), one per
  * (chain, seq). `refused` counts records that did not parse or whose signature no key of the
  * ring accepts (they are left out and logged). */

@@ -168,17 +168,19 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
     memset(h, 0, sizeof *h);
     h->next_offset = -1;
     r = PQexecParams(c,
-                     "SELECT seq, encode(hash, 'hex') FROM lineage WHERE chain = $1::int "
-                     "ORDER BY seq DESC LIMIT 1",
+                     "SELECT seq, encode(hash, 'hex'), lineage_offset FROM lineage"
+                     " WHERE chain = $1::int ORDER BY seq DESC LIMIT 1",
                      1, NULL, p1, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = hl_store_fail(c, r, "load chain head", errbuf, errcap);
         PQclear(r);
         return rc;
     }
+    int64_t head_offset = -1;
     if (PQntuples(r) == 1) {
         if (hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &h->seq) != 0 ||
-            hl_chain_unhex(PQgetvalue(r, 0, 1), h->hash) != 0) {
+            hl_chain_unhex(PQgetvalue(r, 0, 1), h->hash) != 0 ||
+            hl_parse_i64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &head_offset) != 0) {
             PQclear(r);
             snprintf(errbuf, errcap, "chain %d: unreadable head row", chain);
             return HL_EPG;
@@ -194,13 +196,24 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
         PQclear(r);
         return rc;
     }
-    if (PQntuples(r) == 1 &&
-        hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &h->next_offset) != 0) {
+    int64_t stored = -1;
+    if (PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &stored) != 0) {
         PQclear(r);
         snprintf(errbuf, errcap, "chain %d: unreadable offset", chain);
         return HL_EPG;
     }
     PQclear(r);
+    /* The table's offset is not covered by the chain: whoever owns the database could move it
+     * past records to have them skipped. So it counts only up to the position the chain itself
+     * hashes, just after the head row's lineage record (and not at all for a chain without
+     * rows: read from the beginning). Records between the two made no row (refused, or
+     * repeated outcomes) and are skipped again when read again. The smaller of the two, so a
+     * row forged onto the head with a far offset does not have records skipped either. */
+    h->next_offset = head_offset >= 0 ? head_offset + 1 : -1;
+    if (stored >= 0 && h->next_offset >= 0 && stored < h->next_offset) h->next_offset = stored;
+    if (stored != h->next_offset)
+        hl_debug("chain %d: stored offset %" PRId64 ", resuming after the head row's record at %"
+                PRId64, chain, stored, h->next_offset);
     h->loaded = true;
     return 0;
 }

@@ -36,8 +36,10 @@ typedef struct {
     int64_t next_offset; /* first lineage offset not yet stored; -1 when none stored */
 } hl_head_t;
 
-/* Loads the head (last seq and hash) of `chain` and the stored next offset of `topic`
- * partition `chain` for `group`. Returns 0 or HL_EPG with errbuf filled. */
+/* Loads the head (last seq and hash) of `chain` and the next offset to read: the stored next
+ * offset of `topic` partition `chain` for `group` (consumer_offsets), but never beyond the head
+ * row's hashed lineage_offset + 1, and -1 (from the beginning) when the chain has no row.
+ * Returns 0 or HL_EPG with errbuf filled. */
 int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
                        hl_head_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 

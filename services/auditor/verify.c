@@ -12,7 +12,17 @@
 #include "record.h"
 #include "store.h"
 
-#define PAGE_ROWS "5000"
+/* Rows per page of a walk. HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS (2..5000) makes pages small, for
+ * tests of what happens at their edges. */
+#define PAGE_ROWS 5000
+
+static int page_rows(void)
+{
+    const char *e = getenv("HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS");
+    int64_t n = 0;
+    if (e && hl_parse_i64(e, 2, PAGE_ROWS, &n) == 0) return (int)n;
+    return PAGE_ROWS;
+}
 
 /* The columns a walk reads: the hashed fields (0-8), then every column derived from `record`
  * (9-17), which the hash does not cover and which the verifier therefore re-derives. */
@@ -74,7 +84,7 @@ static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash
     return false;
 }
 
-static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
+static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *last_id)
 {
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
@@ -86,11 +96,12 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq)
             hl_parse_i64(PQgetvalue(r, i, 5), INT64_MIN + 1, INT64_MAX, &ts))
             return HL_EPARSE;
         *last_seq = seq;
+        *last_id = id;
         v->bad_id = id;
         v->bad_seq = seq;
         v->expected_seq = v->head_seq + 1;
         if (seq != v->head_seq + 1) {
-            v->reason = "seq_gap";
+            v->reason = seq == v->head_seq && v->rows > 0 ? "duplicate_seq" : "seq_gap";
             return 1;
         }
         if (hl_chain_unhex(PQgetvalue(r, i, 7), prev) || hl_chain_unhex(PQgetvalue(r, i, 8), hash)) {
@@ -216,10 +227,11 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
                    size_t errcap)
 {
     static const hl_walk_t whole = {0};
-    char ch[16], after[24], lim[24];
-    const char *params[3] = {ch, after, lim};
+    char ch[16], after[24], after_id[24], lim[24], rows[16];
+    const char *params[5] = {ch, after, lim, after_id, rows};
     if (!w) w = &whole;
-    int64_t last = w->from_seq;
+    int64_t last = w->from_seq, last_id = INT64_MAX; /* the first page: every seq after it */
+    snprintf(rows, sizeof rows, "%d", page_rows());
     memset(v, 0, sizeof *v);
     v->chain = chain;
     v->ok = true;
@@ -238,18 +250,22 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
     }
     for (;;) {
         snprintf(after, sizeof after, "%" PRId64, last);
-        /* Keyset paging on the (chain, seq) unique index: constant memory at any length. */
+        snprintf(after_id, sizeof after_id, "%" PRId64, last_id);
+        /* Keyset paging on the (chain, seq) unique index: constant memory at any length. The
+         * key is (seq, id), not seq alone: should an owner drop the index and store two rows
+         * with one seq, the second is the next page's first row, not skipped with the first. */
         PGresult *r = PQexecParams(c,
                                    "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
-                                   " AND seq > $2::bigint AND seq <= $3::bigint"
-                                   " ORDER BY seq LIMIT " PAGE_ROWS,
-                                   3, NULL, params, NULL, NULL, 0);
+                                   " AND seq >= $2::bigint AND (seq, id) > ($2::bigint,"
+                                   " $4::bigint) AND seq <= $3::bigint"
+                                   " ORDER BY seq, id LIMIT $5::int",
+                                   5, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
             PQclear(r);
             return rc;
         }
-        int n = PQntuples(r), rc = check_page(r, v, &last);
+        int n = PQntuples(r), rc = check_page(r, v, &last, &last_id);
         PQclear(r);
         if (rc < 0) {
             snprintf(errbuf, errcap, "verify: unreadable row");
@@ -373,6 +389,26 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
     char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
     hl_checkpoint_t cp;
     hl_walk_t w = {0};
+    const hl_checkpoint_t *mine =
+        chain >= 0 && chain < HL_MAX_CHAINS ? &sg->vouched[chain] : NULL;
+    memset(v, 0, sizeof *v);
+    if (!mine) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " is outside 0..%d; not signed",
+                 chain, HL_MAX_CHAINS - 1);
+        return 2;
+    }
+    if (mine->seq == HL_VOUCH_FOREIGN) {
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " holds rows this auditor cannot"
+                 " vouch for; head not signed", chain);
+        return 2;
+    }
+    if (mine->seq == HL_VOUCH_NOT_MINE) {
+        if (sg->partitions <= 0 || chain < sg->partitions) return 0; /* its writer signs it */
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " is no partition of the lineage"
+                 " topic (%d partitions): rows no auditor wrote; not signed", chain,
+                 sg->partitions);
+        return 2;
+    }
     w.seals = hl_seals_chain(seals, chain, &w.nseals);
     /* From the newest signed checkpoint: the heads this process wrote (unsigned) are checked
      * on the way, but the walk must cover every row since the last signature. */
@@ -382,8 +418,17 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
             memcpy(w.from_hash, w.seals[k].hash, HL_CHAIN_HASH_LEN);
             break;
         }
+    /* Only as far as the vouched head: rows past it are not this process's to sign. */
+    if (mine->seq <= w.from_seq) return 0; /* nothing new since the newest checkpoint */
+    w.upto = mine->seq;
     int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
+    if (v->ok && (v->head_seq != mine->seq ||
+                  memcmp(v->head_hash, mine->hash, HL_CHAIN_HASH_LEN) != 0)) {
+        v->ok = false;
+        v->bad_seq = v->expected_seq = v->head_seq + 1;
+        v->reason = v->head_seq < mine->seq ? "checkpoint_beyond_head" : "checkpoint_mismatch";
+    }
     if (!v->ok) {
         hl_error("ALARM checkpoint refused: chain %" PRId32 " fails its walk from seq %" PRId64
                  ": first bad row id %" PRId64 " seq %" PRId64 " (%s%s%s); head not signed",
@@ -391,7 +436,6 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
                  v->column ? v->column : "");
         return 2;
     }
-    if (v->head_seq <= w.from_seq) return 0; /* no new rows since the newest checkpoint */
     memset(&cp, 0, sizeof cp);
     cp.chain = chain;
     cp.seq = v->head_seq;

@@ -30,6 +30,7 @@ typedef struct {
     /* first bad row, when !ok */
     int64_t bad_id, bad_seq, expected_seq;
     const char *reason;    /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
+                            * "duplicate_seq" (a second row with the previous row's seq),
                             * "column_mismatch" (see column), "outside_chain" (a row with seq
                             * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
                             * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
@@ -42,9 +43,9 @@ typedef struct {
     size_t next_seal;
 } hl_verify_t;
 
-/* Walks chain `chain` in seq order (pages of 5,000 rows) as w says (NULL: the whole chain, no
- * seals) and stops at the first bad row: broken links, a column that differs from what its
- * record says, a sealed hash not met. A whole walk (from the start to the end) then looks for
+/* Walks chain `chain` in (seq, id) order (pages of 5,000 rows) as w says (NULL: the whole
+ * chain, no seals) and stops at the first bad row: broken links, a column that differs from
+ * what its record says, a sealed hash not met, a seq met twice. A whole walk (from the start to the end) then looks for
  * rows the walk could not read (seq < 1, beyond the head, chain out of range). Returns 0 (the
  * result says ok or not) or HL_EPG. */
 int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *out,
@@ -71,18 +72,29 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* What signing needs: the key, and the producer of the checkpoint topic. */
+/* A chain's entry in hl_signing_t.vouched that is no head: */
+#define HL_VOUCH_NOT_MINE (-1) /* another process writes the chain, or none does */
+#define HL_VOUCH_FOREIGN (-2)  /* the chain holds rows this process cannot vouch for */
+
+/* What signing needs: the key, the producer of the checkpoint topic, and per chain the head
+ * this process vouches for: one it wrote itself, or found at start where its newest outside
+ * checkpoint and the lineage topic's records say it is (seq 0: an empty chain; or
+ * HL_VOUCH_*). */
 typedef struct {
     const hl_signer_t *signer;
     hl_ckpub_t *pub;
+    const hl_checkpoint_t *vouched; /* HL_MAX_CHAINS entries */
+    int partitions;                 /* of the lineage topic; 0: not known yet */
 } hl_signing_t;
 
 /* For every chain in the table: walks it from its newest checkpoint in `seals` (read from the
- * checkpoint topic; from seq 1 when it has none) to its head, and when the walk finds nothing
- * wrong and the head moved, signs the head, publishes the checkpoint (waiting for Kafka) and
- * stores it in lineage_checkpoints, adding it to seals. A chain whose walk fails is not signed:
- * it is logged as an ALARM and counted in *refused. Returns the number signed or a negative
- * HL_E* code. */
+ * checkpoint topic; from seq 1 when it has none) to the head this process vouches for, and when
+ * the walk finds nothing wrong, ends exactly on that head and the head moved, signs it,
+ * publishes the checkpoint (waiting for Kafka) and stores it in lineage_checkpoints, adding it
+ * to seals. Only vouched heads are signed: a chain whose walk fails, that holds rows this
+ * process did not write, or that no partition of the lineage topic feeds (a chain invented in
+ * the table) is not signed: it is logged as an ALARM and counted in *refused. A chain another
+ * process writes is left to it. Returns the number signed or a negative HL_E* code. */
 int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
                       char *errbuf, size_t errcap);
 

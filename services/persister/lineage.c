@@ -84,6 +84,10 @@ static rd_kafka_t *new_handle(hl_lineage_t *l, char *errbuf, size_t errcap)
         "enable.idempotence", "true",
         "linger.ms", "5",
         "compression.type", "lz4",
+        /* The ingress's partitioner: every lineage record of a request, keyed by its request id,
+         * lands in one partition, so in one chain of the auditor's (which counts a request's
+         * outcome only in the request's own chain). */
+        "partitioner", "murmur2_random",
         /* Bounded: a stalled broker makes queueing wait instead of growing memory. */
         "queue.buffering.max.kbytes", "65536",
         "message.timeout.ms", "60000",

@@ -159,7 +159,10 @@ def _stop_services():
 def _topics_cm(stack, run_id, partitions):
     n = next(_counter)
     names = {k: f"t{run_id}-{n}-{k}" for k in partitions}
-    kafkaio.create_topics(stack.brokers, {names[k]: p for k, p in partitions.items()})
+    # The checkpoint topic as proto/topics.yaml makes it: records never removed.
+    configs = {names["checkpoints"]: {"retention.ms": "-1"}} if "checkpoints" in names else {}
+    kafkaio.create_topics(stack.brokers, {names[k]: p for k, p in partitions.items()},
+                          configs=configs)
     try:
         yield names
     finally:

@@ -1,4 +1,6 @@
 """Invalid auditor configuration stops it at start with exit code 2 and names the field."""
+import subprocess
+
 import pytest
 
 from auditor_support import TOKENS, sha
@@ -54,8 +56,40 @@ def test_bad_read_conninfo_is_refused_without_echoing_it(tmp_path):
 def test_bad_key_file_exits_2(tmp_path):
     key = tmp_path / "k.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
     r = run_binary("auditor", base(tmp_path, checkpoint={"key_file": str(key)}))
     assert r.returncode == 2 and "Ed25519" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_key_file_readable_by_others_exits_2(tmp_path, mode):
+    """A real Ed25519 key, opened to its group or others."""
+    key = tmp_path / "k.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    key.chmod(mode)
+    r = run_binary("auditor", base(tmp_path, checkpoint={"key_file": str(key)}))
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, (r.returncode, out)
+    assert "checkpoint.key_file" in out and "readable by group or others" in out, out
+
+
+@pytest.mark.parametrize("how", ["config", "env"])
+def test_key_file_shared_when_told(tmp_path, how):
+    """secret_files_shared (or HOOKLINE_SECRET_FILES_SHARED) lets a 0440 key file through, as
+    a Kubernetes Secret volume mounts it: the start goes on to read the key (here one that is
+    no Ed25519 key, so it still stops, for that reason)."""
+    key = tmp_path / "k.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o440)
+    over = {"checkpoint": {"key_file": str(key)}}
+    env = None
+    if how == "config":
+        over["secret_files_shared"] = True
+    else:
+        env = {"HOOKLINE_SECRET_FILES_SHARED": "true"}
+    r = run_binary("auditor", base(tmp_path, **over), env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "Ed25519" in out and "readable by group" not in out, out
 
 
 def test_no_config_is_usage_error():

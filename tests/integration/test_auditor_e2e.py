@@ -89,3 +89,8 @@ def test_stopped_persister_leaves_gaps_that_close(pipeline, pg_schema, service):
     assert sorted(g["request_id"] for g in closed) == sorted(lost)
     assert all(g["closed_by"] == "persisted" for g in closed)
     assert gaps  # seen open before the restart
+    # The ingress and the persister partition lineage alike: each request's records, keyed by
+    # its request id, are in one chain, the only one whose outcome closes its gap.
+    assert pg_schema.query("SELECT count(*) FROM (SELECT request_id FROM lineage GROUP BY"
+                           " request_id HAVING count(DISTINCT chain) > 1) x")[0][0] == 0
+    assert pg_schema.query("SELECT count(DISTINCT chain) FROM lineage")[0][0] > 1

@@ -28,14 +28,17 @@ def wait_topic_ready(brokers, name, partitions, timeout=30.0):
     raise TimeoutError(f"topic {name} not ready after {timeout}s: {last}")
 
 
-def create_topics(brokers, spec, timeout=30.0, replication=1, min_insync=1):
+def create_topics(brokers, spec, timeout=30.0, replication=1, min_insync=1, configs=None):
     """spec: {name: partitions}. Fails if a topic already exists: names are meant to be unique.
     replication and min_insync: copies of each partition, and how many must be in sync for an
-    acks=all write (1 and 1 on the one-broker stack)."""
+    acks=all write (1 and 1 on the one-broker stack). configs: {name: {key: value}} more topic
+    configuration for some of them."""
     a = admin(brokers)
+    configs = configs or {}
     futures = a.create_topics(
         [NewTopic(n, num_partitions=p, replication_factor=replication,
-                  config={"min.insync.replicas": str(min_insync)}) for n, p in spec.items()],
+                  config={"min.insync.replicas": str(min_insync), **configs.get(n, {})})
+         for n, p in spec.items()],
         operation_timeout=timeout, request_timeout=timeout)
     for name, f in futures.items():
         f.result(timeout=timeout)
