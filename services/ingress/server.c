@@ -216,15 +216,15 @@ static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req
     return (long)got;
 }
 
-static ing_headers_t collect_headers(const struct mg_request_info *ri, ing_header_t *hv, size_t cap)
+static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig_header_t *hv, size_t cap)
 {
     size_t n = 0;
     for (int i = 0; i < ri->num_headers && n < cap; i++)
-        hv[n++] = (ing_header_t){ri->http_headers[i].name, ri->http_headers[i].value};
-    return (ing_headers_t){hv, n};
+        hv[n++] = (hl_sig_header_t){ri->http_headers[i].name, ri->http_headers[i].value};
+    return (hl_sig_headers_t){hv, n};
 }
 
-static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const ing_headers_t *h)
+static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const hl_sig_headers_t *h)
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root);
@@ -241,14 +241,14 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
 }
 
 static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
-                          const ing_headers_t *h)
+                          const hl_sig_headers_t *h)
 {
     char received[24], traceparent[ING_TRACEPARENT_LEN + 1];
-    const char *tp = ing_header_get(h, "traceparent", NULL);
+    const char *tp = hl_sig_header_get(h, "traceparent", NULL);
     if (ing_traceparent_valid(tp)) memcpy(traceparent, tp, sizeof(traceparent));
     else ing_traceparent_new(traceparent);
     snprintf(received, sizeof(received), "%" PRId64, r->received_us);
-    const char *ct = ing_header_get(h, "content-type", NULL);
+    const char *ct = hl_sig_header_get(h, "content-type", NULL);
     ing_event_t ev = {.key = r->message_id, .key_len = strlen(r->message_id), .value = body,
                       .value_len = len, .nheaders = ING_EVENT_HEADERS};
     ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
@@ -328,8 +328,8 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     if (!reserve_body(s, r, ri->content_length)) return;
     long len = read_body(s, c, w, r, ri->content_length);
     if (len < 0) return;
-    ing_header_t hv[64];
-    ing_headers_t h = collect_headers(ri, hv, 64);
+    hl_sig_header_t hv[64];
+    hl_sig_headers_t h = collect_headers(ri, hv, 64);
     /* Charged as a failure before the signatures are computed, given back when authentic:
      * the requests that passed the check above together cannot all spend the CPU. */
     if (!ing_clients_auth_take(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
@@ -337,10 +337,10 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 429, "auth_rate_limited", "too many failed authentications");
         return;
     }
-    ing_auth_result_t a =
-        ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
-    if (a != ING_AUTH_OK) {
-        reject(r, 401, ing_auth_code(a), "authentication failed");
+    hl_sig_result_t a =
+        hl_sig_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
+    if (a != HL_SIG_OK) {
+        reject(r, 401, hl_sig_code(a), "authentication failed");
         return;
     }
     ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000);

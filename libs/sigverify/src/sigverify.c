@@ -1,7 +1,7 @@
 /* Signature schemes for incoming webhooks. Every check fails closed: anything missing,
  * repeated, over its cap or undecodable is refused, and digests are compared with
  * CRYPTO_memcmp so timing says nothing about how much of a signature matched. */
-#include "auth.h"
+#include "hl/sigverify.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -69,7 +69,7 @@ static int sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 /* Does the HMAC of parts under any symmetric key equal one of the n candidate MACs? One HMAC
  * per key, compared with every candidate (all pairs, in constant time): the body is hashed
  * once per key however many candidates a request lists. */
-static int hmac_matches_any(const ing_auth_t *a, const part_t *parts, int nparts,
+static int hmac_matches_any(const hl_sig_t *a, const part_t *parts, int nparts,
                             const unsigned char (*macs)[SHA256_LEN], int n)
 {
     int match = 0;
@@ -83,56 +83,61 @@ static int hmac_matches_any(const ing_auth_t *a, const part_t *parts, int nparts
     return match;
 }
 
-static int ts_fresh(const ing_auth_t *a, int64_t ts, int64_t now_s)
+/* now_s of a re-verification: the timestamp is reported, never judged. */
+#define NO_TIME INT64_MIN
+
+/* Is ts within the tolerance of now_s? Always, when no time is checked (NO_TIME). */
+static int ts_fresh(const hl_sig_t *a, int64_t ts, int64_t now_s)
 {
+    if (now_s == NO_TIME) return 1;
     int64_t d = now_s - ts;
     if (d < 0) d = -d;
     return d <= a->tolerance_s;
 }
 
-ing_scheme_t ing_scheme_parse(const char *name)
+hl_sig_scheme_t hl_sig_scheme_parse(const char *name)
 {
-    if (name == NULL) return ING_SCHEME_NONE;
-    if (strcmp(name, "standard-webhooks") == 0) return ING_SCHEME_STANDARD;
-    if (strcmp(name, "stripe") == 0) return ING_SCHEME_STRIPE;
-    if (strcmp(name, "hmac-sha256") == 0) return ING_SCHEME_HMAC;
-    if (strcmp(name, "bearer") == 0) return ING_SCHEME_BEARER;
-    if (strcmp(name, "sendgrid") == 0) return ING_SCHEME_SENDGRID;
-    return ING_SCHEME_NONE;
+    if (name == NULL) return HL_SIG_SCHEME_NONE;
+    if (strcmp(name, "standard-webhooks") == 0) return HL_SIG_SCHEME_STANDARD;
+    if (strcmp(name, "stripe") == 0) return HL_SIG_SCHEME_STRIPE;
+    if (strcmp(name, "hmac-sha256") == 0) return HL_SIG_SCHEME_HMAC;
+    if (strcmp(name, "bearer") == 0) return HL_SIG_SCHEME_BEARER;
+    if (strcmp(name, "sendgrid") == 0) return HL_SIG_SCHEME_SENDGRID;
+    return HL_SIG_SCHEME_NONE;
 }
 
-const char *ing_scheme_name(ing_scheme_t s)
+const char *hl_sig_scheme_name(hl_sig_scheme_t s)
 {
     switch (s) {
-    case ING_SCHEME_STANDARD: return "standard-webhooks";
-    case ING_SCHEME_STRIPE: return "stripe";
-    case ING_SCHEME_HMAC: return "hmac-sha256";
-    case ING_SCHEME_BEARER: return "bearer";
-    case ING_SCHEME_SENDGRID: return "sendgrid";
+    case HL_SIG_SCHEME_STANDARD: return "standard-webhooks";
+    case HL_SIG_SCHEME_STRIPE: return "stripe";
+    case HL_SIG_SCHEME_HMAC: return "hmac-sha256";
+    case HL_SIG_SCHEME_BEARER: return "bearer";
+    case HL_SIG_SCHEME_SENDGRID: return "sendgrid";
     default: return "none";
     }
 }
 
-const char *ing_auth_code(ing_auth_result_t r)
+const char *hl_sig_code(hl_sig_result_t r)
 {
     switch (r) {
-    case ING_AUTH_OK: return NULL;
-    case ING_AUTH_MISSING: return "missing_signature";
-    case ING_AUTH_MALFORMED: return "malformed_signature";
-    case ING_AUTH_STALE: return "stale_timestamp";
+    case HL_SIG_OK: return NULL;
+    case HL_SIG_MISSING: return "missing_signature";
+    case HL_SIG_MALFORMED: return "malformed_signature";
+    case HL_SIG_STALE: return "stale_timestamp";
     default: return "bad_signature";
     }
 }
 
-void ing_auth_init(ing_auth_t *a, ing_scheme_t scheme, int64_t tolerance_s)
+void hl_sig_init(hl_sig_t *a, hl_sig_scheme_t scheme, int64_t tolerance_s)
 {
     memset(a, 0, sizeof(*a));
     a->scheme = scheme;
     a->tolerance_s = tolerance_s;
-    a->encoding = ING_ENC_HEX;
+    a->encoding = HL_SIG_ENC_HEX;
 }
 
-void ing_auth_deinit(ing_auth_t *a)
+void hl_sig_deinit(hl_sig_t *a)
 {
     if (a == NULL) return;
     for (size_t i = 0; i < a->nkeys; i++) {
@@ -145,22 +150,48 @@ void ing_auth_deinit(ing_auth_t *a)
     a->nkeys = 0;
 }
 
+const char *hl_sig_header_get(const hl_sig_headers_t *h, const char *name, int *count)
+{
+    const char *found = NULL;
+    int c = 0;
+    for (size_t i = 0; h != NULL && i < h->n; i++) {
+        if (h->v[i].name != NULL && strcasecmp(h->v[i].name, name) == 0) {
+            if (found == NULL) found = h->v[i].value;
+            c++;
+        }
+    }
+    if (count != NULL) *count = c;
+    return found;
+}
+
+int hl_sig_parse_unix_s(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 12) return HL_EPARSE;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return HL_EPARSE;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 static int key_fail(char *errbuf, size_t errcap, const char *why)
 {
     snprintf(errbuf, errcap, "%s", why);
     return HL_ECONFIG;
 }
 
-static int add_secret(ing_auth_t *a, const unsigned char *p, size_t n)
+static int add_secret(hl_sig_t *a, const unsigned char *p, size_t n)
 {
-    ing_key_t *k = &a->keys[a->nkeys++];
+    hl_sig_key_t *k = &a->keys[a->nkeys++];
     k->secret = hl_xmalloc(n ? n : 1);
     memcpy(k->secret, p, n);
     k->secret_len = n;
     return 0;
 }
 
-static int add_standard_key(ing_auth_t *a, const char *t, size_t n, char *errbuf, size_t errcap)
+static int add_standard_key(hl_sig_t *a, const char *t, size_t n, char *errbuf, size_t errcap)
 {
     unsigned char buf[MAX_SECRET_LEN];
     if (n > 5 && strncmp(t, "whpk_", 5) == 0) {
@@ -182,7 +213,7 @@ static int add_standard_key(ing_auth_t *a, const char *t, size_t n, char *errbuf
     return rc;
 }
 
-static int add_sendgrid_key(ing_auth_t *a, const char *t, size_t n, char *errbuf, size_t errcap)
+static int add_sendgrid_key(hl_sig_t *a, const char *t, size_t n, char *errbuf, size_t errcap)
 {
     unsigned char der[MAX_SECRET_LEN];
     int len = hl_base64_decode(t, n, der, sizeof(der));
@@ -204,39 +235,39 @@ bad:
     return key_fail(errbuf, errcap, "public key is not a P-256 SubjectPublicKeyInfo");
 }
 
-int ing_auth_add_key(ing_auth_t *a, const char *text, size_t len, char *errbuf, size_t errcap)
+int hl_sig_add_key(hl_sig_t *a, const char *text, size_t len, char *errbuf, size_t errcap)
 {
-    if (a->nkeys >= ING_AUTH_MAX_KEYS) {
-        snprintf(errbuf, errcap, "at most %d keys per source", ING_AUTH_MAX_KEYS);
+    if (a->nkeys >= HL_SIG_MAX_KEYS) {
+        snprintf(errbuf, errcap, "at most %d keys per source", HL_SIG_MAX_KEYS);
         return HL_ERANGE;
     }
     if (len == 0 || len > MAX_SECRET_LEN)
         return key_fail(errbuf, errcap, "key must be 1 to 1024 bytes");
     switch (a->scheme) {
-    case ING_SCHEME_STANDARD: return add_standard_key(a, text, len, errbuf, errcap);
-    case ING_SCHEME_SENDGRID: return add_sendgrid_key(a, text, len, errbuf, errcap);
-    case ING_SCHEME_BEARER: {
+    case HL_SIG_SCHEME_STANDARD: return add_standard_key(a, text, len, errbuf, errcap);
+    case HL_SIG_SCHEME_SENDGRID: return add_sendgrid_key(a, text, len, errbuf, errcap);
+    case HL_SIG_SCHEME_BEARER: {
         /* Tokens are kept as digests so the comparison is fixed-length and constant-time. */
         unsigned char d[SHA256_LEN];
         if (sha256(text, len, d) != 0) return key_fail(errbuf, errcap, "sha256 failed");
         return add_secret(a, d, sizeof(d));
     }
-    case ING_SCHEME_STRIPE:
-    case ING_SCHEME_HMAC: return add_secret(a, (const unsigned char *)text, len);
+    case HL_SIG_SCHEME_STRIPE:
+    case HL_SIG_SCHEME_HMAC: return add_secret(a, (const unsigned char *)text, len);
     default: return key_fail(errbuf, errcap, "unknown scheme");
     }
 }
 
-/* Fetches exactly one copy of a header no longer than ING_AUTH_MAX_HEADER. Returns
- * ING_AUTH_OK with *out set, ING_AUTH_MISSING or ING_AUTH_MALFORMED. */
-static ing_auth_result_t one_header(const ing_headers_t *h, const char *name, const char **out)
+/* Fetches exactly one copy of a header no longer than HL_SIG_MAX_HEADER. Returns
+ * HL_SIG_OK with *out set, HL_SIG_MISSING or HL_SIG_MALFORMED. */
+static hl_sig_result_t one_header(const hl_sig_headers_t *h, const char *name, const char **out)
 {
     int count = 0;
-    const char *v = ing_header_get(h, name, &count);
-    if (v == NULL) return ING_AUTH_MISSING;
-    if (count > 1 || strlen(v) > ING_AUTH_MAX_HEADER) return ING_AUTH_MALFORMED;
+    const char *v = hl_sig_header_get(h, name, &count);
+    if (v == NULL) return HL_SIG_MISSING;
+    if (count > 1 || strlen(v) > HL_SIG_MAX_HEADER) return HL_SIG_MALFORMED;
     *out = v;
-    return ING_AUTH_OK;
+    return HL_SIG_OK;
 }
 
 static int ed25519_verify(EVP_PKEY *pk, const unsigned char *sig, const unsigned char *msg,
@@ -251,8 +282,8 @@ static int ed25519_verify(EVP_PKEY *pk, const unsigned char *sig, const unsigned
 
 /* Does any v1a signature verify under any Ed25519 key? Ed25519 hashes the whole content for
  * each (signature, key) pair, which is why the candidates are capped at
- * ING_AUTH_MAX_ED25519_SIGS. The content is built once, only when there is a candidate. */
-static int ed25519_matches_any(const ing_auth_t *a, const part_t *parts, int nparts,
+ * HL_SIG_MAX_ED25519_SIGS. The content is built once, only when there is a candidate. */
+static int ed25519_matches_any(const hl_sig_t *a, const part_t *parts, int nparts,
                                const unsigned char (*sigs)[ED25519_SIG_LEN], int n)
 {
     size_t clen = 0, o = 0;
@@ -273,15 +304,15 @@ static int ed25519_matches_any(const ing_auth_t *a, const part_t *parts, int npa
 
 /* The candidates of a Standard Webhooks signature header, decoded. */
 typedef struct {
-    unsigned char v1[ING_AUTH_MAX_SIGS][SHA256_LEN];
-    unsigned char v1a[ING_AUTH_MAX_ED25519_SIGS][ED25519_SIG_LEN];
+    unsigned char v1[HL_SIG_MAX_SIGS][SHA256_LEN];
+    unsigned char v1a[HL_SIG_MAX_ED25519_SIGS][ED25519_SIG_LEN];
     int n1, n1a;
 } std_sigs_t;
 
 /* Splits the space-separated "version,base64" entries of sig into out. Entries of other
- * versions or lengths are skipped. Returns ING_AUTH_MALFORMED when there are more than
- * ING_AUTH_MAX_SIGS entries, more than ING_AUTH_MAX_ED25519_SIGS v1a ones, or no usable one. */
-static ing_auth_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
+ * versions or lengths are skipped. Returns HL_SIG_MALFORMED when there are more than
+ * HL_SIG_MAX_SIGS entries, more than HL_SIG_MAX_ED25519_SIGS v1a ones, or no usable one. */
+static hl_sig_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
 {
     int nsig = 0;
     out->n1 = out->n1a = 0;
@@ -291,7 +322,7 @@ static ing_auth_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
         const char *end = strchr(p, ' ');
         size_t tl = end ? (size_t)(end - p) : strlen(p);
         const char *comma = memchr(p, ',', tl);
-        if (++nsig > ING_AUTH_MAX_SIGS) return ING_AUTH_MALFORMED;
+        if (++nsig > HL_SIG_MAX_SIGS) return HL_SIG_MALFORMED;
         if (comma != NULL) {
             size_t vl = (size_t)(comma - p), sl = tl - vl - 1;
             unsigned char raw[ED25519_SIG_LEN + 3];
@@ -299,79 +330,82 @@ static ing_auth_result_t parse_standard_sigs(const char *sig, std_sigs_t *out)
             if (vl == 2 && memcmp(p, "v1", 2) == 0 && n == SHA256_LEN) {
                 memcpy(out->v1[out->n1++], raw, SHA256_LEN);
             } else if (vl == 3 && memcmp(p, "v1a", 3) == 0 && n == ED25519_SIG_LEN) {
-                if (out->n1a == ING_AUTH_MAX_ED25519_SIGS) return ING_AUTH_MALFORMED;
+                if (out->n1a == HL_SIG_MAX_ED25519_SIGS) return HL_SIG_MALFORMED;
                 memcpy(out->v1a[out->n1a++], raw, ED25519_SIG_LEN);
             }
         }
         p += tl;
     }
-    return out->n1 + out->n1a > 0 ? ING_AUTH_OK : ING_AUTH_MALFORMED;
+    return out->n1 + out->n1a > 0 ? HL_SIG_OK : HL_SIG_MALFORMED;
 }
 
 /* The header family a Standard Webhooks request is signed with: webhook-* when it carries a
  * webhook-signature, else the svix-* names of the Svix SDKs. One family per request. */
-static const char *standard_family(const ing_headers_t *h)
+static const char *standard_family(const hl_sig_headers_t *h)
 {
-    return ing_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
+    return hl_sig_header_get(h, "webhook-signature", NULL) != NULL ? "webhook" : "svix";
 }
 
-const char *ing_auth_standard_id_header(const ing_headers_t *h)
+const char *hl_sig_standard_id_header(const hl_sig_headers_t *h)
 {
     return strcmp(standard_family(h), "webhook") == 0 ? "webhook-id" : "svix-id";
 }
 
 /* Standard Webhooks: content "id.timestamp.body"; the signature header holds space-separated
  * "version,base64" entries, of which v1 (HMAC-SHA256) and v1a (Ed25519) are understood. */
-static ing_auth_result_t verify_standard(const ing_auth_t *a, const ing_headers_t *h,
-                                         const unsigned char *body, size_t blen, int64_t now_s)
+static hl_sig_result_t verify_standard(const hl_sig_t *a, const hl_sig_headers_t *h,
+                                         const unsigned char *body, size_t blen, int64_t now_s,
+                                         int64_t *signed_ts)
 {
     const char *pfx = standard_family(h);
     char name[32];
     const char *id = NULL, *ts = NULL, *sig = NULL;
-    ing_auth_result_t r;
+    hl_sig_result_t r;
     snprintf(name, sizeof(name), "%s-signature", pfx);
-    if ((r = one_header(h, name, &sig)) != ING_AUTH_OK) return r;
+    if ((r = one_header(h, name, &sig)) != HL_SIG_OK) return r;
     snprintf(name, sizeof(name), "%s-id", pfx);
-    if ((r = one_header(h, name, &id)) != ING_AUTH_OK) return r;
+    if ((r = one_header(h, name, &id)) != HL_SIG_OK) return r;
     snprintf(name, sizeof(name), "%s-timestamp", pfx);
-    if ((r = one_header(h, name, &ts)) != ING_AUTH_OK) return r;
+    if ((r = one_header(h, name, &ts)) != HL_SIG_OK) return r;
     size_t idlen = strlen(id), tslen = strlen(ts);
     int64_t t;
-    if (idlen == 0 || idlen > MAX_ID_LEN || ing_parse_unix_s(ts, tslen, &t) != 0)
-        return ING_AUTH_MALFORMED;
+    if (idlen == 0 || idlen > MAX_ID_LEN || hl_sig_parse_unix_s(ts, tslen, &t) != 0)
+        return HL_SIG_MALFORMED;
     std_sigs_t sigs;
-    if ((r = parse_standard_sigs(sig, &sigs)) != ING_AUTH_OK) return r;
+    if ((r = parse_standard_sigs(sig, &sigs)) != HL_SIG_OK) return r;
     const part_t parts[] = {{id, idlen}, {".", 1}, {ts, tslen}, {".", 1}, {body, blen}};
     int match = sigs.n1 > 0 && hmac_matches_any(a, parts, 5, sigs.v1, sigs.n1);
     if (!match && sigs.n1a > 0) match = ed25519_matches_any(a, parts, 5, sigs.v1a, sigs.n1a);
-    if (!match) return ING_AUTH_BAD;
-    return ts_fresh(a, t, now_s) ? ING_AUTH_OK : ING_AUTH_STALE;
+    if (!match) return HL_SIG_BAD;
+    *signed_ts = t;
+    return ts_fresh(a, t, now_s) ? HL_SIG_OK : HL_SIG_STALE;
 }
 
 /* Stripe: "t=TS,v1=HEX[,v1=HEX…][,v0=…]"; content "TS.body" under the raw secret. */
-static ing_auth_result_t verify_stripe(const ing_auth_t *a, const ing_headers_t *h,
-                                       const unsigned char *body, size_t blen, int64_t now_s)
+static hl_sig_result_t verify_stripe(const hl_sig_t *a, const hl_sig_headers_t *h,
+                                       const unsigned char *body, size_t blen, int64_t now_s,
+                                       int64_t *signed_ts)
 {
     const char *sig = NULL;
-    ing_auth_result_t r = one_header(h, "stripe-signature", &sig);
-    if (r != ING_AUTH_OK) return r;
+    hl_sig_result_t r = one_header(h, "stripe-signature", &sig);
+    if (r != HL_SIG_OK) return r;
     const char *ts = NULL;
     size_t tslen = 0;
-    unsigned char macs[ING_AUTH_MAX_SIGS][SHA256_LEN];
+    unsigned char macs[HL_SIG_MAX_SIGS][SHA256_LEN];
     int nmac = 0, nitems = 0;
     const char *p = sig;
     while (*p != '\0') {
         const char *end = strchr(p, ',');
         size_t il = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memchr(p, '=', il);
-        if (eq == NULL || ++nitems > 2 * ING_AUTH_MAX_SIGS) return ING_AUTH_MALFORMED;
+        if (eq == NULL || ++nitems > 2 * HL_SIG_MAX_SIGS) return HL_SIG_MALFORMED;
         size_t kl = (size_t)(eq - p), vl = il - kl - 1;
         if (kl == 1 && p[0] == 't') {
-            if (ts != NULL) return ING_AUTH_MALFORMED; /* which t would count? refuse */
+            if (ts != NULL) return HL_SIG_MALFORMED; /* which t would count? refuse */
             ts = eq + 1;
             tslen = vl;
         } else if (kl == 2 && memcmp(p, "v1", 2) == 0) {
-            if (nmac < ING_AUTH_MAX_SIGS &&
+            if (nmac < HL_SIG_MAX_SIGS &&
                 hl_hex_decode(eq + 1, vl, macs[nmac], SHA256_LEN) == SHA256_LEN)
                 nmac++;
         }
@@ -379,43 +413,44 @@ static ing_auth_result_t verify_stripe(const ing_auth_t *a, const ing_headers_t 
         if (*p == ',') p++;
     }
     int64_t t;
-    if (ts == NULL || ing_parse_unix_s(ts, tslen, &t) != 0 || nmac == 0)
-        return ING_AUTH_MALFORMED;
+    if (ts == NULL || hl_sig_parse_unix_s(ts, tslen, &t) != 0 || nmac == 0)
+        return HL_SIG_MALFORMED;
     const part_t parts[] = {{ts, tslen}, {".", 1}, {body, blen}};
-    if (!hmac_matches_any(a, parts, 3, macs, nmac)) return ING_AUTH_BAD;
-    return ts_fresh(a, t, now_s) ? ING_AUTH_OK : ING_AUTH_STALE;
+    if (!hmac_matches_any(a, parts, 3, macs, nmac)) return HL_SIG_BAD;
+    *signed_ts = t;
+    return ts_fresh(a, t, now_s) ? HL_SIG_OK : HL_SIG_STALE;
 }
 
 /* Plain HMAC-SHA256 of the body in a configured header, hex or base64, optional prefix. */
-static ing_auth_result_t verify_hmac(const ing_auth_t *a, const ing_headers_t *h,
+static hl_sig_result_t verify_hmac(const hl_sig_t *a, const hl_sig_headers_t *h,
                                      const unsigned char *body, size_t blen)
 {
     const char *v = NULL;
-    ing_auth_result_t r = one_header(h, a->header, &v);
-    if (r != ING_AUTH_OK) return r;
+    hl_sig_result_t r = one_header(h, a->header, &v);
+    if (r != HL_SIG_OK) return r;
     size_t pl = strlen(a->prefix), vl = strlen(v);
-    if (vl < pl || strncmp(v, a->prefix, pl) != 0) return ING_AUTH_MALFORMED;
+    if (vl < pl || strncmp(v, a->prefix, pl) != 0) return HL_SIG_MALFORMED;
     unsigned char raw[SHA256_LEN + 3], mac[1][SHA256_LEN];
-    int n = a->encoding == ING_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, raw, sizeof(raw))
+    int n = a->encoding == HL_SIG_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, raw, sizeof(raw))
                                        : hl_base64_decode(v + pl, vl - pl, raw, sizeof(raw));
-    if (n != SHA256_LEN) return ING_AUTH_MALFORMED;
+    if (n != SHA256_LEN) return HL_SIG_MALFORMED;
     memcpy(mac[0], raw, SHA256_LEN);
     const part_t parts[] = {{body, blen}};
-    return hmac_matches_any(a, parts, 1, mac, 1) ? ING_AUTH_OK : ING_AUTH_BAD;
+    return hmac_matches_any(a, parts, 1, mac, 1) ? HL_SIG_OK : HL_SIG_BAD;
 }
 
-static ing_auth_result_t verify_bearer(const ing_auth_t *a, const ing_headers_t *h)
+static hl_sig_result_t verify_bearer(const hl_sig_t *a, const hl_sig_headers_t *h)
 {
     const char *v = NULL;
-    ing_auth_result_t r = one_header(h, a->header, &v);
-    if (r != ING_AUTH_OK) return r;
-    if (strncasecmp(v, "Bearer ", 7) != 0 || v[7] == '\0') return ING_AUTH_MALFORMED;
+    hl_sig_result_t r = one_header(h, a->header, &v);
+    if (r != HL_SIG_OK) return r;
+    if (strncasecmp(v, "Bearer ", 7) != 0 || v[7] == '\0') return HL_SIG_MALFORMED;
     unsigned char d[SHA256_LEN];
-    if (sha256(v + 7, strlen(v + 7), d) != 0) return ING_AUTH_BAD;
+    if (sha256(v + 7, strlen(v + 7), d) != 0) return HL_SIG_BAD;
     int match = 0;
     for (size_t k = 0; k < a->nkeys; k++)
         match |= a->keys[k].secret != NULL && CRYPTO_memcmp(a->keys[k].secret, d, SHA256_LEN) == 0;
-    return match ? ING_AUTH_OK : ING_AUTH_BAD;
+    return match ? HL_SIG_OK : HL_SIG_BAD;
 }
 
 static int ecdsa_verify(EVP_PKEY *pk, const unsigned char *sig, size_t slen, const char *ts,
@@ -431,41 +466,87 @@ static int ecdsa_verify(EVP_PKEY *pk, const unsigned char *sig, size_t slen, con
 }
 
 /* SendGrid: base64 DER ECDSA P-256/SHA-256 signature over timestamp + body. */
-static ing_auth_result_t verify_sendgrid(const ing_auth_t *a, const ing_headers_t *h,
-                                         const unsigned char *body, size_t blen, int64_t now_s)
+static hl_sig_result_t verify_sendgrid(const hl_sig_t *a, const hl_sig_headers_t *h,
+                                         const unsigned char *body, size_t blen, int64_t now_s,
+                                         int64_t *signed_ts)
 {
     const char *sig = NULL, *ts = NULL;
-    ing_auth_result_t r = one_header(h, "x-twilio-email-event-webhook-signature", &sig);
-    if (r != ING_AUTH_OK) return r;
-    if ((r = one_header(h, "x-twilio-email-event-webhook-timestamp", &ts)) != ING_AUTH_OK) return r;
+    hl_sig_result_t r = one_header(h, "x-twilio-email-event-webhook-signature", &sig);
+    if (r != HL_SIG_OK) return r;
+    if ((r = one_header(h, "x-twilio-email-event-webhook-timestamp", &ts)) != HL_SIG_OK) return r;
     size_t tslen = strlen(ts);
     int64_t t;
     unsigned char der[MAX_DER_SIG];
     int n = hl_base64_decode(sig, strlen(sig), der, sizeof(der));
-    if (ing_parse_unix_s(ts, tslen, &t) != 0 || n < 8) return ING_AUTH_MALFORMED;
+    if (hl_sig_parse_unix_s(ts, tslen, &t) != 0 || n < 8) return HL_SIG_MALFORMED;
     /* Only a complete DER ECDSA-Sig-Value counts as a signature at all. */
     const unsigned char *dp = der;
     ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &dp, n);
     ECDSA_SIG_free(es);
-    if (es == NULL || dp != der + n) return ING_AUTH_MALFORMED;
+    if (es == NULL || dp != der + n) return HL_SIG_MALFORMED;
     int match = 0;
     for (size_t k = 0; k < a->nkeys && !match; k++)
         if (a->keys[k].pkey != NULL)
             match = ecdsa_verify(a->keys[k].pkey, der, (size_t)n, ts, tslen, body, blen);
-    if (!match) return ING_AUTH_BAD;
-    return ts_fresh(a, t, now_s) ? ING_AUTH_OK : ING_AUTH_STALE;
+    if (!match) return HL_SIG_BAD;
+    *signed_ts = t;
+    return ts_fresh(a, t, now_s) ? HL_SIG_OK : HL_SIG_STALE;
 }
 
-ing_auth_result_t ing_auth_verify(const ing_auth_t *a, const ing_headers_t *h,
-                                  const unsigned char *body, size_t body_len, int64_t now_s)
+/* The one dispatch of every scheme; now_s NO_TIME checks no time. */
+static hl_sig_result_t verify_at(const hl_sig_t *a, const hl_sig_headers_t *h,
+                                 const unsigned char *body, size_t body_len, int64_t now_s,
+                                 int64_t *signed_ts)
 {
-    if (a == NULL || a->nkeys == 0) return ING_AUTH_BAD; /* no key configured: fail closed */
+    *signed_ts = -1;
+    if (a == NULL || a->nkeys == 0) return HL_SIG_BAD; /* no key configured: fail closed */
     switch (a->scheme) {
-    case ING_SCHEME_STANDARD: return verify_standard(a, h, body, body_len, now_s);
-    case ING_SCHEME_STRIPE: return verify_stripe(a, h, body, body_len, now_s);
-    case ING_SCHEME_HMAC: return verify_hmac(a, h, body, body_len);
-    case ING_SCHEME_BEARER: return verify_bearer(a, h);
-    case ING_SCHEME_SENDGRID: return verify_sendgrid(a, h, body, body_len, now_s);
-    default: return ING_AUTH_BAD;
+    case HL_SIG_SCHEME_STANDARD: return verify_standard(a, h, body, body_len, now_s, signed_ts);
+    case HL_SIG_SCHEME_STRIPE: return verify_stripe(a, h, body, body_len, now_s, signed_ts);
+    case HL_SIG_SCHEME_HMAC: return verify_hmac(a, h, body, body_len);
+    case HL_SIG_SCHEME_BEARER: return verify_bearer(a, h);
+    case HL_SIG_SCHEME_SENDGRID: return verify_sendgrid(a, h, body, body_len, now_s, signed_ts);
+    default: return HL_SIG_BAD;
     }
+}
+
+hl_sig_result_t hl_sig_reverify(const hl_sig_t *a, const hl_sig_headers_t *h,
+                                const unsigned char *body, size_t body_len, int64_t *signed_ts)
+{
+    int64_t ts;
+    hl_sig_result_t r = verify_at(a, h, body, body_len, NO_TIME, &ts);
+    if (signed_ts != NULL) *signed_ts = ts;
+    return r;
+}
+
+size_t hl_sig_signed_headers(const hl_sig_t *a, const hl_sig_headers_t *h,
+                             const char *names[HL_SIG_MAX_SIGNED_HEADERS])
+{
+    switch (a->scheme) {
+    case HL_SIG_SCHEME_STANDARD:
+        if (strcmp(standard_family(h), "webhook") == 0) {
+            names[0] = "webhook-id";
+            names[1] = "webhook-timestamp";
+            names[2] = "webhook-signature";
+        } else {
+            names[0] = "svix-id";
+            names[1] = "svix-timestamp";
+            names[2] = "svix-signature";
+        }
+        return 3;
+    case HL_SIG_SCHEME_STRIPE: names[0] = "stripe-signature"; return 1;
+    case HL_SIG_SCHEME_HMAC: names[0] = a->header; return 1;
+    case HL_SIG_SCHEME_SENDGRID:
+        names[0] = "x-twilio-email-event-webhook-signature";
+        names[1] = "x-twilio-email-event-webhook-timestamp";
+        return 2;
+    default: return 0; /* bearer: the token is a credential, never kept */
+    }
+}
+
+hl_sig_result_t hl_sig_verify(const hl_sig_t *a, const hl_sig_headers_t *h,
+                              const unsigned char *body, size_t body_len, int64_t now_s)
+{
+    int64_t ts;
+    return verify_at(a, h, body, body_len, now_s, &ts);
 }
