@@ -80,6 +80,7 @@ typedef struct {
     bool close;                /* end the connection after answering (unread body, draining) */
     int32_t partition;
     int64_t offset;
+    char body_sha256[HL_SIG_SHA256_HEX + 1]; /* of the body as received, "" until produced */
 } req_t;
 
 static void reject(req_t *r, int status, const char *code, const char *message)
@@ -240,23 +241,31 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
     return false;
 }
 
+/* Produces the accepted body with its headers: hl-body-sha256 binds the bytes to the lineage,
+ * hl-signature-headers keeps what authenticated them (left out when the scheme signs with no
+ * header, or a value could not be kept exactly), so the stored event can be verified again. */
 static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
                           const hl_sig_headers_t *h)
 {
     char received[24], traceparent[ING_TRACEPARENT_LEN + 1];
+    char signed_json[HL_SIG_SIGNED_JSON_MAX];
     const char *tp = hl_sig_header_get(h, "traceparent", NULL);
     if (ing_traceparent_valid(tp)) memcpy(traceparent, tp, sizeof(traceparent));
     else ing_traceparent_new(traceparent);
     snprintf(received, sizeof(received), "%" PRId64, r->received_us);
+    hl_sig_sha256_hex(body, len, r->body_sha256);
+    int sj = hl_sig_signed_json(&r->src->auth, h, signed_json, sizeof(signed_json));
     const char *ct = hl_sig_header_get(h, "content-type", NULL);
     ing_event_t ev = {.key = r->message_id, .key_len = strlen(r->message_id), .value = body,
-                      .value_len = len, .nheaders = ING_EVENT_HEADERS};
+                      .value_len = len, .nheaders = ING_EVENT_HEADERS - 1};
     ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
     ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
     ev.headers[2] = (ing_kv_t){"hl-event-type", r->event_type, strlen(r->event_type)};
     ev.headers[3] = (ing_kv_t){"hl-received-us", received, strlen(received)};
     ev.headers[4] = (ing_kv_t){"content-type", ct, strnlen(ct, 256)};
     ev.headers[5] = (ing_kv_t){"traceparent", traceparent, ING_TRACEPARENT_LEN};
+    ev.headers[6] = (ing_kv_t){"hl-body-sha256", r->body_sha256, HL_SIG_SHA256_HEX};
+    if (sj > 0) ev.headers[ev.nheaders++] = (ing_kv_t){"hl-signature-headers", signed_json, (size_t)sj};
     ing_ack_t ack;
     int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
     ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
@@ -399,7 +408,8 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     const char *lsrc = r.src ? r.source : r.source[0] ? ING_UNKNOWN_SOURCE : NULL;
     ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
-                       r.code, r.partition, r.offset, latency, 0};
+                       r.code, r.partition, r.offset, latency, 0,
+                       r.body_sha256[0] ? r.body_sha256 : NULL};
     ing_lineage_emit(s->producer, s->rejected_lineage, mg_get_request_info(c)->remote_addr, &l);
     log_outcome(mg_get_request_info(c), &r, latency);
     worker_t *w = mg_get_thread_pointer(c);

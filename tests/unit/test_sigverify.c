@@ -159,12 +159,64 @@ static void test_signed_headers(void **state)
     hl_sig_deinit(&a);
 }
 
+static void test_signed_json(void **state)
+{
+    (void)state;
+    char buf[HL_SIG_SIGNED_JSON_MAX];
+    hl_sig_t a;
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    hl_sig_header_t hv[] = {{"Webhook-Id", "msg_1"},
+                            {"Authorization", "Bearer secret"},
+                            {"webhook-signature", "v1,a\"b\\c"},
+                            {"webhook-timestamp", "1700000000"}};
+    hl_sig_headers_t h = {hv, 4};
+    int n = hl_sig_signed_json(&a, &h, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"webhook-id\":\"msg_1\",\"webhook-timestamp\":\"1700000000\","
+                             "\"webhook-signature\":\"v1,a\\\"b\\\\c\"}");
+    assert_int_equal(n, (int)strlen(buf));
+    json_t *j = json_loads(buf, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "webhook-signature")), "v1,a\"b\\c");
+    assert_null(json_object_get(j, "authorization"));
+    json_decref(j);
+    /* Not printable ASCII: refused rather than kept differently. */
+    hv[2].value = "v1,\x01";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), HL_ERANGE);
+    hv[2].value = "v1,\xc3\xa9";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), HL_ERANGE);
+    hv[2].value = "v1,x";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, 20), HL_ERANGE);
+    /* The largest values fit the documented cap. */
+    static char big[HL_SIG_MAX_HEADER + 1];
+    memset(big, '"', HL_SIG_MAX_HEADER);
+    hv[0].value = hv[2].value = hv[3].value = big;
+    assert_true(hl_sig_signed_json(&a, &h, buf, sizeof(buf)) > 3 * 2 * HL_SIG_MAX_HEADER);
+    /* Bearer: nothing. */
+    a.scheme = HL_SIG_SCHEME_BEARER;
+    snprintf(a.header, sizeof(a.header), "Authorization");
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    hl_sig_deinit(&a);
+}
+
+static void test_sha256_hex(void **state)
+{
+    (void)state;
+    char out[HL_SIG_SHA256_HEX + 1];
+    hl_sig_sha256_hex("abc", 3, out);
+    assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    hl_sig_sha256_hex("", 0, out);
+    assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reverify_vectors),
         cmocka_unit_test(test_reverify_no_key),
         cmocka_unit_test(test_signed_headers),
+        cmocka_unit_test(test_signed_json),
+        cmocka_unit_test(test_sha256_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,4 +550,63 @@ hl_sig_result_t hl_sig_verify(const hl_sig_t *a, const hl_sig_headers_t *h,
 {
     int64_t ts;
     return verify_at(a, h, body, body_len, now_s, &ts);
+}
+
+/* Appends s (n bytes, printable ASCII) as a JSON string; false when it does not fit or holds
+ * another byte. */
+static bool put_json_str(char *buf, size_t cap, size_t *o, const char *s, size_t n)
+{
+    if (*o + 2 > cap) return false;
+    buf[(*o)++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch >= 0x7f) return false;
+        if (*o + 3 > cap) return false;
+        if (ch == '"' || ch == '\\') buf[(*o)++] = '\\';
+        buf[(*o)++] = (char)ch;
+    }
+    buf[(*o)++] = '"';
+    return true;
+}
+
+int hl_sig_signed_json(const hl_sig_t *a, const hl_sig_headers_t *h, char *buf, size_t cap)
+{
+    const char *names[HL_SIG_MAX_SIGNED_HEADERS];
+    size_t n = hl_sig_signed_headers(a, h, names), o = 0, kept = 0;
+    if (cap > 0) buf[0] = '\0';
+    if (n == 0) return 0;
+    if (cap < 3) return HL_ERANGE;
+    buf[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const char *v = hl_sig_header_get(h, names[i], NULL);
+        if (v == NULL) continue;
+        char lower[sizeof(a->header)];
+        size_t nl = strnlen(names[i], sizeof(lower) - 1);
+        for (size_t k = 0; k < nl; k++)
+            lower[k] = (char)(names[i][k] >= 'A' && names[i][k] <= 'Z' ? names[i][k] + 32
+                                                                        : names[i][k]);
+        if (kept++ > 0) {
+            if (o + 1 > cap) return HL_ERANGE;
+            buf[o++] = ',';
+        }
+        if (!put_json_str(buf, cap, &o, lower, nl) || o + 1 > cap) return HL_ERANGE;
+        buf[o++] = ':';
+        if (!put_json_str(buf, cap, &o, v, strlen(v))) return HL_ERANGE;
+    }
+    if (o + 2 > cap) return HL_ERANGE;
+    buf[o++] = '}';
+    buf[o] = '\0';
+    return (int)o;
+}
+
+void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1])
+{
+    static const char hexd[] = "0123456789abcdef";
+    unsigned char d[SHA256_LEN];
+    if (sha256(p, n, d) != 0) hl_die("openssl: SHA-256 failed");
+    for (int i = 0; i < SHA256_LEN; i++) {
+        out[2 * i] = hexd[d[i] >> 4];
+        out[2 * i + 1] = hexd[d[i] & 15];
+    }
+    out[HL_SIG_SHA256_HEX] = '\0';
 }

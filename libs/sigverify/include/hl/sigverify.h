@@ -114,6 +114,24 @@ hl_sig_result_t hl_sig_reverify(const hl_sig_t *a, const hl_sig_headers_t *h,
 size_t hl_sig_signed_headers(const hl_sig_t *a, const hl_sig_headers_t *h,
                              const char *names[HL_SIG_MAX_SIGNED_HEADERS]);
 
+/* Longest text hl_sig_signed_json writes: every signed header at its cap, fully escaped. */
+#define HL_SIG_SIGNED_JSON_MAX (HL_SIG_MAX_SIGNED_HEADERS * (2 * HL_SIG_MAX_HEADER + 80) + 4)
+
+/* Writes the signed headers of an authenticated request h as one JSON object of lowercase
+ * header name -> value ({"stripe-signature":"t=…"}) into buf (cap bytes, NUL-terminated), in
+ * the order of hl_sig_signed_headers; a header absent from h is left out. Returns the length,
+ * 0 when the scheme signs with no header (bearer: nothing is written), or HL_ERANGE when a
+ * value holds a byte outside printable ASCII (it could not be kept exactly as JSON text) or the
+ * text would not fit (never with HL_SIG_SIGNED_JSON_MAX bytes). */
+int hl_sig_signed_json(const hl_sig_t *a, const hl_sig_headers_t *h, char *buf,
+                       size_t cap) HL_MUST_CHECK;
+
+#define HL_SIG_SHA256_HEX 64
+
+/* SHA-256 of n bytes at p as 64 lowercase hex digits into out (NUL-terminated): the digest
+ * under which a body is bound to its lineage. */
+void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1]);
+
 /* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
  * "svix-id" (static). */
 const char *hl_sig_standard_id_header(const hl_sig_headers_t *h);
