@@ -44,6 +44,8 @@ typedef struct {
     hl_auditor_slo_cfg_t slo;
     hl_auditor_token_cfg_t *tokens;
     unsigned tokens_count;
+    char *signature_sources;   /* an ingress configuration file whose sources' keys re-verify
+                                  stored events (GET /v1/events/…/signature); NULL: none */
 } hl_auditor_config_t;
 
 /* Loads, applies HOOKLINE_* overrides and defaults, validates. Returns 0 or HL_ECONFIG /

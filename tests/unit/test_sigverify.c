@@ -199,6 +199,46 @@ static void test_signed_json(void **state)
     hl_sig_deinit(&a);
 }
 
+/* A stored event: the JSON hl_sig_signed_json kept, verified again years later. */
+static void test_reverify_stored(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"test\": 2432232314}";
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    hl_sig_t a;
+    char err[128], buf[HL_SIG_SIGNED_JSON_MAX];
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    assert_int_equal(hl_sig_add_key(&a, secret, strlen(secret), err, sizeof(err)), 0);
+    hl_sig_header_t hv[] = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
+                            {"webhook-timestamp", "1614265330"},
+                            {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+    hl_sig_headers_t h = {hv, 3};
+    int n = hl_sig_signed_json(&a, &h, buf, sizeof(buf));
+    assert_true(n > 0);
+    hl_sig_result_t res = HL_SIG_BAD;
+    int64_t ts = 0;
+    assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)body,
+                                            strlen(body), &res, &ts), 0);
+    assert_int_equal(res, HL_SIG_OK);
+    assert_true(ts == 1614265330);
+    /* Stale at arrival time now, yet authentic. */
+    assert_int_equal(hl_sig_verify(&a, &h, (const unsigned char *)body, strlen(body), 1714265330),
+                     HL_SIG_STALE);
+    assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)"{}", 2,
+                                            &res, &ts), 0);
+    assert_int_equal(res, HL_SIG_BAD);
+    static const char *const bad[] = {"", "[]", "{\"a\":1}", "{\"a\":\"1\",\"a\":\"2\"}",
+                                      "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"}",
+                                      "{\"a\":\"x\\u0000y\"}", "{"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(hl_sig_reverify_stored(&a, bad[i], strlen(bad[i]),
+                                                (const unsigned char *)body, strlen(body), &res,
+                                                &ts), HL_EPARSE);
+    assert_int_equal(hl_sig_reverify_stored(&a, NULL, 0, (const unsigned char *)body, strlen(body),
+                                            &res, &ts), HL_EPARSE);
+    hl_sig_deinit(&a);
+}
+
 static void test_sha256_hex(void **state)
 {
     (void)state;
@@ -217,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_signed_headers),
         cmocka_unit_test(test_signed_json),
         cmocka_unit_test(test_sha256_hex),
+        cmocka_unit_test(test_reverify_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * CRYPTO_memcmp so timing says nothing about how much of a signature matched. */
 #include "hl/sigverify.h"
 
+#include <jansson.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -609,4 +610,32 @@ void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1])
         out[2 * i + 1] = hexd[d[i] & 15];
     }
     out[HL_SIG_SHA256_HEX] = '\0';
+}
+
+int hl_sig_reverify_stored(const hl_sig_t *a, const char *signed_json, size_t len,
+                           const unsigned char *body, size_t body_len, hl_sig_result_t *result,
+                           int64_t *signed_ts)
+{
+    json_t *o = signed_json ? json_loadb(signed_json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    hl_sig_header_t hv[HL_SIG_MAX_SIGNED_HEADERS];
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    int rc = json_is_object(o) && json_object_size(o) <= HL_SIG_MAX_SIGNED_HEADERS ? 0 : HL_EPARSE;
+    if (rc == 0) {
+        json_object_foreach(o, k, v)
+        {
+            if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+                rc = HL_EPARSE;
+                break;
+            }
+            hv[n++] = (hl_sig_header_t){k, json_string_value(v)};
+        }
+    }
+    if (rc == 0) {
+        hl_sig_headers_t h = {hv, n};
+        *result = hl_sig_reverify(a, &h, body, body_len, signed_ts);
+    }
+    json_decref(o);
+    return rc;
 }

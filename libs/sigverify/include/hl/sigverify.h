@@ -132,6 +132,14 @@ int hl_sig_signed_json(const hl_sig_t *a, const hl_sig_headers_t *h, char *buf,
  * under which a body is bound to its lineage. */
 void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1]);
 
+/* hl_sig_reverify of a stored event: `signed_json` (len bytes) is the object
+ * hl_sig_signed_json wrote ({"name":"value",…}), body the raw body as received. Returns 0 with
+ * *result (and *signed_ts as hl_sig_reverify gives it), or HL_EPARSE when signed_json is not
+ * an object of at most HL_SIG_MAX_SIGNED_HEADERS string values. Any thread. */
+int hl_sig_reverify_stored(const hl_sig_t *a, const char *signed_json, size_t len,
+                           const unsigned char *body, size_t body_len, hl_sig_result_t *result,
+                           int64_t *signed_ts) HL_MUST_CHECK;
+
 /* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
  * "svix-id" (static). */
 const char *hl_sig_standard_id_header(const hl_sig_headers_t *h);
