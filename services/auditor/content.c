@@ -232,9 +232,10 @@ int hl_h_verify_content(hl_req_t *r)
     return hl_reply_json(r, 200, o);
 }
 
-/* Splits "{source}/{message_id}/signature" (raw, percent-encoded) into a source of
- * [a-z0-9_-] and a decoded message id of 1..256 bytes without control characters. Answers
- * 400/404 itself and returns -1 otherwise. */
+/* Splits "{source}/{message_id}/signature" (civetweb has percent-decoded it: an id holding
+ * '/' arrives as %2F and is everything between the source and the last "/signature") into a
+ * source of [a-z0-9_-] and a message id of 1..256 bytes without control characters. Returns
+ * 0, or the status of the 400/404 it answered. */
 static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, char *mid,
                       size_t mcap)
 {
@@ -243,26 +244,20 @@ static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, 
     static const char suffix[] = "/signature";
     size_t rl = strlen(rest), xl = sizeof suffix - 1;
     if (!slash || rl < xl || strcmp(rest + rl - xl, suffix) != 0 || slash + 1 > rest + rl - xl)
-        return hl_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature"),
-               -1;
+        return hl_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature");
     if (sl == 0 || sl >= scap || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789_-") < sl)
-        return hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]"), -1;
+        return hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
     memcpy(source, rest, sl);
     source[sl] = '\0';
     const char *m = slash + 1;
     size_t ml = (size_t)(rest + rl - xl - m);
-    char enc[3 * 256 + 1];
-    int dl = -1;
-    if (ml > 0 && ml < sizeof enc) {
-        memcpy(enc, m, ml);
-        enc[ml] = '\0';
-        dl = mg_url_decode(enc, (int)ml, mid, (int)mcap, 0);
-    }
-    if (dl <= 0 || (size_t)dl != strlen(mid) || !hl_id_valid(mid, 256))
+    if (ml >= mcap) ml = mcap - 1; /* over 256 bytes: refused below */
+    memcpy(mid, m, ml);
+    mid[ml] = '\0';
+    if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !hl_id_valid(mid, 256))
         return hl_reply_error(r, 400, "bad_message_id",
                               "message id must be 1..256 bytes (percent-encoded) without control "
-                              "characters"),
-               -1;
+                              "characters");
     return 0;
 }
 
@@ -315,7 +310,8 @@ int hl_h_event_signature(hl_req_t *r, const char *rest)
     static const char *const allowed[] = {"event_type", NULL};
     char source[65], mid[257], err[512];
     if (hl_req_only(r, allowed)) return 400;
-    if (event_path(r, rest, source, sizeof source, mid, sizeof mid) != 0) return 400;
+    int st = event_path(r, rest, source, sizeof source, mid, sizeof mid);
+    if (st != 0) return st;
     const char *et = hl_req_param(r, "event_type");
     if (et && !hl_id_valid(et, 128))
         return hl_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
