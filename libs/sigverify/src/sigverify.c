@@ -62,10 +62,22 @@ out:
     return rc;
 }
 
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+
+/* Fetched once: an implicit fetch (EVP_sha256()) per digest looks the implementation up under
+ * the provider store's lock on every call, which every worker thread would contend for. */
+static void sha256_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (g_sha256 == NULL) hl_die("openssl: SHA-256 unavailable");
+}
+
 static int sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 {
     unsigned int l = 0;
-    return EVP_Digest(p, n, out, &l, EVP_sha256(), NULL) == 1 && l == SHA256_LEN ? 0 : HL_EAUTH;
+    pthread_once(&g_sha256_once, sha256_fetch);
+    return EVP_Digest(p, n, out, &l, g_sha256, NULL) == 1 && l == SHA256_LEN ? 0 : HL_EAUTH;
 }
 
 /* Does the HMAC of parts under any symmetric key equal one of the n candidate MACs? One HMAC
