@@ -1,4 +1,5 @@
-/* Fuzzes the ingress's signature header parsers and verification (auth.c, codec.c). Input:
+/* Fuzzes the signature header parsers and verification (libs/sigverify, codec.c), and
+ * re-verification from the stored signature headers. Input:
  * byte 0 picks the scheme, then "name: value" header lines up to an empty line, then the body.
  * Every scheme has real keys, so well-formed but wrong signatures reach the comparison. */
 #include <openssl/evp.h>
@@ -86,6 +87,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t blen = i < n ? n - i : 0;
     hl_sig_result_t r = hl_sig_verify(a, &h, body, blen, NOW_S);
     if (r != HL_SIG_OK && hl_sig_code(r) == NULL) abort();
+    /* What verified at arrival verifies again later, from the headers as they are stored. */
+    int64_t ts;
+    hl_sig_result_t again = hl_sig_reverify(a, &h, body, blen, &ts);
+    if (again == HL_SIG_STALE || (r == HL_SIG_OK && again != HL_SIG_OK)) abort();
+    static char sj[HL_SIG_SIGNED_JSON_MAX];
+    int sl = hl_sig_signed_json(a, &h, sj, sizeof sj);
+    hl_sig_result_t stored = HL_SIG_BAD;
+    if (sl > 0 && hl_sig_reverify_stored(a, sj, (size_t)sl, body, blen, &stored, &ts) != 0) abort();
+    if (sl > 0 && r == HL_SIG_OK && stored != HL_SIG_OK) abort();
     free(buf);
     return 0;
 }
