@@ -39,19 +39,22 @@ def sources(tmp_path):
 @pytest.fixture
 def pipeline(stack, topics, pg_schema, service, free_port, tmp_path):
     """Ingress, persister and an auditor that holds the public-key source's key (and the bearer
-    source's token file, which it may not use) but not the HMAC secret."""
+    source's token file, which it may not use) but not the HMAC secret. The files the auditor
+    and `hookline reverify` read give every source a 1 s timestamp tolerance: applied at
+    re-verification, it would refuse every event a test checks."""
     ing_cfg = ingress_config(free_port(), topics, sources(tmp_path), log_level="info")
     ing = service("ingress", ing_cfg, env=ENV)
     service("persister", persister_config(stack, topics, pg_schema, free_port(),
                                           f"persister-{tmp_path.name[-8:]}"))
+    strict = [{**s, "timestamp_tolerance_s": 1} for s in sources(tmp_path)]
     aud_sources = tmp_path / "auditor-sources.yaml"
     aud_sources.write_text(yaml.safe_dump(ingress_config(
-        free_port(), topics, [s for s in sources(tmp_path) if s["name"] != "demo"])))
+        free_port(), topics, [s for s in strict if s["name"] != "demo"])))
     aud = service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
                                             tmp_path / "cp.pem",
                                             signature_sources=str(aud_sources)))
     ing_file = tmp_path / "ingress.yaml"
-    ing_file.write_text(yaml.safe_dump(ing_cfg))
+    ing_file.write_text(yaml.safe_dump({**ing_cfg, "sources": strict}))
     return ing, aud, ing_file
 
 
@@ -300,18 +303,22 @@ def test_cli_reverify_hmac_and_public_key_sources(pipeline, pg_schema, stack):
 
 
 def test_old_event_reverifies_without_tolerance(pipeline, pg_schema, stack):
-    """Signed long ago: the ingress's tolerance is 300 s, re-verification applies none."""
+    """Signed 10 s before it arrived (inside the ingress's 300 s): the auditor's and the CLI's
+    copies of the source allow 1 s, which re-verification must not apply; the signed timestamp
+    is shown."""
     ing, aud, ing_file = pipeline
     old = int(time.time()) - 10
     c = Client(ing.port)
     post_ed(c, "ed-old", ts=old)
     c.close()
     wait_for(lambda: stored(pg_schema, 1), 60, "persisted")
-    behind_its_back(pg_schema, "UPDATE webhook_events SET received_at = received_at - interval '30 days'")
     r = get(aud, "/v1/events/edkey/ed-old/signature")
     assert r.status_code == 200, r.text
     (e,) = r.json()["events"]
     assert e["signature"] == "ok" and e["signed_timestamp"] == old
+    r = reverify(ing_file, pg_schema, stack, "--source", "edkey", "--message-id", "ed-old")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"({old}; no tolerance applied)" in r.stdout
 
 
 def test_api_signature_public_key_source(pipeline, pg_schema):
