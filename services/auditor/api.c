@@ -258,6 +258,8 @@ static int route(hl_req_t *r)
     if (strcmp(p, "/v1/latency") == 0) return hl_h_latency(r);
     if (strcmp(p, "/v1/error-budget") == 0) return hl_h_budget(r);
     if (strcmp(p, "/v1/verify") == 0) return hl_h_verify(r);
+    if (strcmp(p, "/v1/verify/content") == 0) return hl_h_verify_content(r);
+    if (strncmp(p, "/v1/events/", 11) == 0) return hl_h_event_signature(r, p + 11);
     if (strcmp(p, "/v1/checkpoints") == 0) return hl_h_checkpoints(r);
     if (strcmp(p, "/v1/evidence") == 0) return hl_h_evidence(r);
     return hl_reply_error(r, 404, "not_found", "no such endpoint");

@@ -58,6 +58,8 @@ int hl_h_gaps(hl_req_t *r);
 int hl_h_latency(hl_req_t *r);
 int hl_h_budget(hl_req_t *r);
 int hl_h_verify(hl_req_t *r);
+int hl_h_verify_content(hl_req_t *r);                  /* content.c */
+int hl_h_event_signature(hl_req_t *r, const char *rest); /* content.c: after /v1/events/ */
 int hl_h_checkpoints(hl_req_t *r);
 int hl_h_evidence(hl_req_t *r);
 int hl_h_metrics(hl_req_t *r);

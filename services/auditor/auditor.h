@@ -13,8 +13,13 @@
 #include "rollup.h"
 #include "store.h"
 
+struct ing_verifiers;
+
 typedef struct {
     const hl_auditor_config_t *cfg; /* borrowed, immutable */
+    /* Keys of the sources whose stored events GET /v1/events/…/signature checks again (from
+     * signature_sources), NULL when none is configured. Read-only once started. */
+    const struct ing_verifiers *verifiers;
     hl_tokens_t tokens;
     hl_signer_t *signer;
     hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */

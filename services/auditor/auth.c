@@ -94,6 +94,8 @@ static const struct {
     {"GET", "/v1/error-budget", R_READ},
     {"GET", "/v1/verify", R_READ},
     {"POST", "/v1/verify", R_READ},
+    {"GET", "/v1/verify/content", R_READ},
+    {"GET", "/v1/events/*", R_READ},
     {"GET", "/v1/checkpoints", R_READ},
     {"POST", "/v1/checkpoints", HL_ROLE_ADMIN},
     {"POST", "/v1/evidence", R_READ},

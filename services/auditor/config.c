@@ -90,6 +90,8 @@ static const cyaml_schema_field_t fields[] = {
     CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, T, tokens,
                          &token_entry, 0, 256),
     CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, T, secret_files_shared),
+    CYAML_FIELD_STRING_PTR("signature_sources", CYAML_FLAG_OPTIONAL, T, signature_sources, 1,
+                           4096),
     CYAML_FIELD_END,
 };
 
@@ -112,6 +114,7 @@ static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_KEY_FILE", HL_ENV_STR, checkpoint.key_file),
     ENV("HOOKLINE_AUDITOR_CHECKPOINT_TOPIC", HL_ENV_STR, checkpoint.topic),
     ENV("HOOKLINE_SECRET_FILES_SHARED", HL_ENV_BOOL, secret_files_shared),
+    ENV("HOOKLINE_AUDITOR_SIGNATURE_SOURCES", HL_ENV_STR, signature_sources),
 };
 
 static void apply_defaults(T *c)

@@ -57,6 +57,8 @@ typedef struct {
     /* Accept the checkpoint key and secret files readable by group or others (Kubernetes
      * Secret volumes); otherwise such a file stops the start. */
     bool secret_files_shared;
+    char *signature_sources;   /* an ingress configuration file whose sources' keys re-verify
+                                  stored events (GET /v1/events/…/signature); NULL: none */
 } hl_auditor_config_t;
 
 /* Loads, applies HOOKLINE_* overrides and defaults, validates. Returns 0 or HL_ECONFIG /

@@ -15,6 +15,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 #include "query.h"
+#include "verifiers.h"
 #include "verify.h"
 
 /* Largest Postgres pool, whatever http.threads says. */
@@ -170,6 +171,7 @@ int main(int argc, char **argv)
     char err[HL_CONFIG_ERRBUF];
     hl_auditor_config_t *cfg = NULL;
     hl_auditor_t a;
+    ing_verifiers_t *verifiers = NULL;
     hl_log_level_t lvl = HL_LOG_INFO;
     int opt, sig, rc = 0;
     sigset_t set;
@@ -227,6 +229,15 @@ int main(int argc, char **argv)
             rc = HL_CONFIG_EXIT;
             goto out;
         }
+    if (cfg->signature_sources && cfg->signature_sources[0]) {
+        verifiers = ing_verifiers_load(cfg->signature_sources, err, sizeof err);
+        if (!verifiers) {
+            hl_error("config: signature_sources %s: %s", cfg->signature_sources, err);
+            rc = HL_CONFIG_EXIT;
+            goto out;
+        }
+        a.verifiers = verifiers;
+    }
     a.ckpub = hl_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
     if (!a.ckpub) {
         hl_error("kafka: checkpoint producer: %s", err);
@@ -285,6 +296,7 @@ out:
     hl_ckpub_free(a.ckpub);
     hl_signer_free(a.signer);
     hl_tokens_free(&a.tokens);
+    ing_verifiers_free(verifiers);
     hl_auditor_config_free(cfg);
     return rc;
 }

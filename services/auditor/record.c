@@ -81,6 +81,14 @@ static int take_field(hl_record_t *r, const char *key, json_t *v, const char **w
         *why = "error_code must be a short string or null";
         return rc;
     }
+    if (strcmp(key, "body_sha256") == 0) {
+        *why = "body_sha256 must be 64 lowercase hex digits";
+        if (!json_is_string(v) || json_string_length(v) != 64 ||
+            strspn(json_string_value(v), "0123456789abcdef") != 64)
+            return HL_EPARSE;
+        memcpy(r->body_sha256, json_string_value(v), 65);
+        return 0;
+    }
     if (strcmp(key, "row_id") == 0) {
         if (json_is_null(v)) return 0;
         *why = "row_id must be an integer or null";

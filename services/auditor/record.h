@@ -27,6 +27,7 @@ typedef struct {
     int64_t received_us, status, partition, offset, latency_us, consumed_us, committed_us;
     int64_t row_id, attempts;
     int64_t suppressed; /* ingress: rejections not recorded just before this one */
+    char body_sha256[65]; /* SHA-256 of the body (64 lowercase hex), "" when absent */
     int duplicate; /* -1 absent, 0, 1 */
 } hl_record_t;
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
+#include "hl/sigverify.h"
 #include "extract.h"
 #include "hl/log.h"
 #include "hl/util.h"
@@ -34,9 +34,9 @@ static const cyaml_schema_field_t source_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, ing_source_cfg_t, name, 1, 64),
     CYAML_FIELD_STRING_PTR("scheme", CYAML_FLAG_POINTER, ing_source_cfg_t, scheme, 1, 32),
     CYAML_FIELD_SEQUENCE("secrets", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t,
-                         secrets, &secret_schema, 0, ING_AUTH_MAX_KEYS),
+                         secrets, &secret_schema, 0, HL_SIG_MAX_KEYS),
     CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         ing_source_cfg_t, public_keys, &key_string_schema, 0, ING_AUTH_MAX_KEYS),
+                         ing_source_cfg_t, public_keys, &key_string_schema, 0, HL_SIG_MAX_KEYS),
     OPT_STR(header, 63),
     OPT_STR(prefix, 31),
     OPT_STR(encoding, 16),
@@ -134,8 +134,8 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     char field[96];
     if (!name_ok(s->name))
         return source_field_fail(errbuf, errcap, i, "name", s->name, "only a-z 0-9 _ -");
-    ing_scheme_t sch = ing_scheme_parse(s->scheme);
-    if (sch == ING_SCHEME_NONE)
+    hl_sig_scheme_t sch = hl_sig_scheme_parse(s->scheme);
+    if (sch == HL_SIG_SCHEME_NONE)
         return source_field_fail(errbuf, errcap, i, "scheme", s->scheme,
                                  "standard-webhooks|stripe|hmac-sha256|bearer|sendgrid");
 #define SRC_CHECK(key, def, min, max, doc)                                                      \
@@ -145,16 +145,16 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     ING_SOURCE_KNOBS(SRC_CHECK)
 #undef SRC_CHECK
     if (s->burst == 0) s->burst = s->rate_per_sec;
-    if (sch == ING_SCHEME_HMAC && (s->header == NULL || *s->header == '\0'))
+    if (sch == HL_SIG_SCHEME_HMAC && (s->header == NULL || *s->header == '\0'))
         return source_field_fail(errbuf, errcap, i, "header", s->header, "required for hmac-sha256");
-    if (sch == ING_SCHEME_BEARER) set_str_default(&s->header, "Authorization");
+    if (sch == HL_SIG_SCHEME_BEARER) set_str_default(&s->header, "Authorization");
     set_str_default(&s->encoding, "hex");
     if (strcmp(s->encoding, "hex") != 0 && strcmp(s->encoding, "base64") != 0)
         return source_field_fail(errbuf, errcap, i, "encoding", s->encoding, "hex|base64");
     set_str_default(&s->prefix, "");
     if (s->secrets_count + s->public_keys_count == 0)
         return source_field_fail(errbuf, errcap, i, "secrets", NULL, "at least one secret or key");
-    if (s->public_keys_count > 0 && sch != ING_SCHEME_SENDGRID && sch != ING_SCHEME_STANDARD)
+    if (s->public_keys_count > 0 && sch != HL_SIG_SCHEME_SENDGRID && sch != HL_SIG_SCHEME_STANDARD)
         return source_field_fail(errbuf, errcap, i, "public_keys", s->public_keys[0],
                                  "only for sendgrid and standard-webhooks (whpk_)");
     for (unsigned k = 0; k < s->secrets_count; k++)
@@ -162,7 +162,7 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
             return source_field_fail(errbuf, errcap, i, "secrets", NULL, "each needs env or file");
     /* Standard Webhooks signs a message id of its own: without a pointer or header it is
      * the one taken (see ing_sources_message_id). */
-    const char *mid = sch == ING_SCHEME_STANDARD ? NULL : "/messageId";
+    const char *mid = sch == HL_SIG_SCHEME_STANDARD ? NULL : "/messageId";
     if (finish_pointer(&s->message_id, s->message_id_header, mid, i, "message_id", errbuf,
                        errcap) != 0 ||
         finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type",

@@ -121,12 +121,12 @@ static ing_ex_result_t copy_field(const char *v, size_t n, size_t max_len, char 
     return ING_EX_OK;
 }
 
-ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const ing_headers_t *h,
+ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const hl_sig_headers_t *h,
                               char *out, size_t cap)
 {
     if (src->header != NULL) {
         int count = 0;
-        const char *v = ing_header_get(h, src->header, &count);
+        const char *v = hl_sig_header_get(h, src->header, &count);
         if (v == NULL) return ING_EX_MISSING;
         if (count > 1) return ING_EX_INVALID;
         return copy_field(v, strlen(v), src->max_len, out, cap);

@@ -53,7 +53,7 @@ ing_ex_result_t ing_json_parse(const unsigned char *body, size_t n, json_t **out
 
 /* Extracts one field as a NUL-terminated string into out (cap >= src->max_len + 1). `root`
  * may be NULL when the field comes from a header. */
-ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const ing_headers_t *h,
+ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const hl_sig_headers_t *h,
                               char *out, size_t cap);
 
 /* Returns true for "application/json" or "application/<x>+json", any case, optional

@@ -132,6 +132,7 @@ int ing_lineage_format(const ing_lineage_t *l, char *buf, size_t cap)
     if (l->offset >= 0) put(&o, ",\"offset\":%" PRId64, l->offset);
     put(&o, ",\"latency_us\":%" PRId64, l->latency_us);
     if (l->suppressed > 0) put(&o, ",\"suppressed\":%" PRIu64, l->suppressed);
+    if (l->body_sha256 != NULL) put_str(&o, "body_sha256", l->body_sha256, 64);
     put(&o, "}");
     return o.overflow ? HL_ETOOBIG : (int)o.len;
 }

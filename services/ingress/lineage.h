@@ -31,6 +31,7 @@ typedef struct {
     int64_t offset;         /* -1 = unknown */
     int64_t latency_us;
     uint64_t suppressed;    /* rejected requests not recorded just before this one (0: none) */
+    const char *body_sha256;/* 64 hex digits: SHA-256 of the body produced; NULL when none was */
 } ing_lineage_t;
 
 /* The budget of rejected requests' lineage: an unauthenticated client must not be able to

@@ -23,7 +23,7 @@ typedef struct {
     size_t len;
 } ing_kv_t;
 
-#define ING_EVENT_HEADERS 6
+#define ING_EVENT_HEADERS 8
 
 /* One event to produce (all borrowed for the duration of the call; copied). */
 typedef struct {

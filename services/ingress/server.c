@@ -94,6 +94,7 @@ typedef struct {
     ing_split_elem_t *elems;   /* a split batch's elements (owned), NULL otherwise */
     ing_ack_t *acks;           /* and what became of each (owned) */
     size_t nelems;
+    char body_sha256[HL_SIG_SHA256_HEX + 1]; /* of the body as received, "" until produced */
 } req_t;
 
 static void reject(req_t *r, int status, const char *code, const char *message)
@@ -244,15 +245,15 @@ static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req
     return (long)got;
 }
 
-static ing_headers_t collect_headers(const struct mg_request_info *ri, ing_header_t *hv, size_t cap)
+static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig_header_t *hv, size_t cap)
 {
     size_t n = 0;
     for (int i = 0; i < ri->num_headers && n < cap; i++)
-        hv[n++] = (ing_header_t){ri->http_headers[i].name, ri->http_headers[i].value};
-    return (ing_headers_t){hv, n};
+        hv[n++] = (hl_sig_header_t){ri->http_headers[i].name, ri->http_headers[i].value};
+    return (hl_sig_headers_t){hv, n};
 }
 
-static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const ing_headers_t *h)
+static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const hl_sig_headers_t *h)
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root);
@@ -268,34 +269,48 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
     return false;
 }
 
-/* What every event of one request carries besides its key, type and value. */
+/* What every event of one request carries besides its key, type, value and digest:
+ * hl-signature-headers keeps what authenticated the body (left out when the scheme signs with
+ * no header, a value could not be kept exactly, or the request is a split batch, whose
+ * elements are not the bytes the provider signed). */
 typedef struct {
     char received[24];
     char traceparent[ING_TRACEPARENT_LEN + 1];
     const char *ct;
+    char signed_json[HL_SIG_SIGNED_JSON_MAX];
+    int signed_len; /* > 0 when signed_json is sent */
 } ev_common_t;
 
-static void ev_common(const req_t *r, const ing_headers_t *h, ev_common_t *c)
+static void ev_common(const req_t *r, const hl_sig_headers_t *h, bool keep_signature,
+                      ev_common_t *c)
 {
-    const char *tp = ing_header_get(h, "traceparent", NULL);
+    const char *tp = hl_sig_header_get(h, "traceparent", NULL);
     if (ing_traceparent_valid(tp)) memcpy(c->traceparent, tp, sizeof(c->traceparent));
     else ing_traceparent_new(c->traceparent);
     snprintf(c->received, sizeof(c->received), "%" PRId64, r->received_us);
-    c->ct = ing_header_get(h, "content-type", NULL);
+    c->ct = hl_sig_header_get(h, "content-type", NULL);
+    c->signed_len = keep_signature ? hl_sig_signed_json(&r->src->auth, h, c->signed_json,
+                                                        sizeof(c->signed_json))
+                                   : 0;
 }
 
-/* One event of r: borrows every argument. */
+/* One event of r: borrows every argument. hl-body-sha256 (of value, as sent to Kafka) binds the
+ * bytes to the lineage. */
 static ing_event_t make_event(const req_t *r, const ev_common_t *c, const char *key,
-                              const char *type, const void *value, size_t len)
+                              const char *type, const void *value, size_t len, const char *sha)
 {
     ing_event_t ev = {.key = key, .key_len = strlen(key), .value = value, .value_len = len,
-                      .nheaders = ING_EVENT_HEADERS};
+                      .nheaders = ING_EVENT_HEADERS - 1};
     ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
     ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
     ev.headers[2] = (ing_kv_t){"hl-event-type", type, strlen(type)};
     ev.headers[3] = (ing_kv_t){"hl-received-us", c->received, strlen(c->received)};
     ev.headers[4] = (ing_kv_t){"content-type", c->ct, strnlen(c->ct, 256)};
     ev.headers[5] = (ing_kv_t){"traceparent", c->traceparent, ING_TRACEPARENT_LEN};
+    ev.headers[6] = (ing_kv_t){"hl-body-sha256", sha, HL_SIG_SHA256_HEX};
+    if (c->signed_len > 0)
+        ev.headers[ev.nheaders++] =
+            (ing_kv_t){"hl-signature-headers", c->signed_json, (size_t)c->signed_len};
     return ev;
 }
 
@@ -316,11 +331,12 @@ static void ack_outcome(ing_server_t *s, req_t *r, const ing_ack_t *ack)
 }
 
 static void produce_event(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
-                          const ing_headers_t *h)
+                          const hl_sig_headers_t *h)
 {
     ev_common_t c;
-    ev_common(r, h, &c);
-    ing_event_t ev = make_event(r, &c, r->message_id, r->event_type, body, len);
+    ev_common(r, h, true, &c);
+    hl_sig_sha256_hex(body, len, r->body_sha256);
+    ing_event_t ev = make_event(r, &c, r->message_id, r->event_type, body, len, r->body_sha256);
     ing_ack_t ack;
     int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
     ing_producer_send(s->producer, &ev, !s->fast, deadline, &ack);
@@ -341,7 +357,7 @@ static const char *split_message(ing_split_result_t sr)
  * durable mode), else 503 for the whole batch (its retry is stored once per element: the
  * persister keeps one row per source, message id and event type). */
 static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, size_t len,
-                          const ing_headers_t *h)
+                          const hl_sig_headers_t *h)
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root), field = ING_EX_OK;
@@ -359,11 +375,13 @@ static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, 
         return;
     }
     ev_common_t c;
-    ev_common(r, h, &c);
+    ev_common(r, h, false, &c);
     ing_event_t *evs = hl_xcalloc(r->nelems, sizeof(*evs));
-    for (size_t i = 0; i < r->nelems; i++)
-        evs[i] = make_event(r, &c, r->elems[i].message_id, r->elems[i].event_type,
-                            r->elems[i].json, r->elems[i].len);
+    for (size_t i = 0; i < r->nelems; i++) {
+        ing_split_elem_t *e = &r->elems[i];
+        hl_sig_sha256_hex((const unsigned char *)e->json, e->len, e->body_sha256);
+        evs[i] = make_event(r, &c, e->message_id, e->event_type, e->json, e->len, e->body_sha256);
+    }
     r->acks = hl_xcalloc(r->nelems, sizeof(*r->acks));
     int64_t deadline = hl_mono_us() + (int64_t)s->cfg->ack_timeout_ms * 1000;
     ing_producer_send_many(s->producer, evs, r->nelems, !s->fast, deadline, r->acks);
@@ -448,8 +466,8 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     if (!reserve_body(s, c, r, ri->content_length)) return;
     long len = read_body(s, c, w, r, ri->content_length);
     if (len < 0) return;
-    ing_header_t hv[64];
-    ing_headers_t h = collect_headers(ri, hv, 64);
+    hl_sig_header_t hv[64];
+    hl_sig_headers_t h = collect_headers(ri, hv, 64);
     /* Charged as a failure before the signatures are computed, given back when authentic:
      * the requests that passed the check above together cannot all spend the CPU. */
     if (!ing_clients_auth_take(&s->clients, ri->remote_addr, hl_mono_us() * 1000,
@@ -457,10 +475,10 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
         reject(r, 429, "auth_rate_limited", "too many failed authentications");
         return;
     }
-    ing_auth_result_t a =
-        ing_auth_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
-    if (a != ING_AUTH_OK) {
-        reject(r, 401, ing_auth_code(a), "authentication failed");
+    hl_sig_result_t a =
+        hl_sig_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
+    if (a != HL_SIG_OK) {
+        reject(r, 401, hl_sig_code(a), "authentication failed");
         return;
     }
     ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
@@ -525,7 +543,8 @@ static int webhook_handler(struct mg_connection *c, void *arg)
     const char *lsrc = r.src ? r.source : r.source[0] ? ING_UNKNOWN_SOURCE : NULL;
     ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
                        r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
-                       r.code, r.partition, r.offset, latency, 0};
+                       r.code, r.partition, r.offset, latency, 0,
+                       r.body_sha256[0] ? r.body_sha256 : NULL};
     /* A split batch: one record per element, each with its own id, and the offset where Kafka
      * stored it when it did. Elements of a refused batch may be stored all the same (the
      * provider's retry is deduplicated downstream), so each keeps the batch's answer and none
@@ -538,6 +557,7 @@ static int webhook_handler(struct mg_connection *c, void *arg)
         e.event_type = r.elems[i].event_type;
         e.partition = stored ? r.acks[i].partition : -1;
         e.offset = stored ? r.acks[i].offset : -1;
+        e.body_sha256 = stored ? r.elems[i].body_sha256 : NULL;
         ing_lineage_emit(s->producer, stored ? NULL : s->rejected_lineage,
                          mg_get_request_info(c)->remote_addr, &e);
     }

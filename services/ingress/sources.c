@@ -66,8 +66,8 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
 {
     const ing_source_cfg_t *c = src->cfg;
     char why[160];
-    bool raw = src->auth.scheme == ING_SCHEME_STRIPE || src->auth.scheme == ING_SCHEME_HMAC ||
-               src->auth.scheme == ING_SCHEME_BEARER;
+    bool raw = src->auth.scheme == HL_SIG_SCHEME_STRIPE || src->auth.scheme == HL_SIG_SCHEME_HMAC ||
+               src->auth.scheme == HL_SIG_SCHEME_BEARER;
     for (unsigned k = 0; k < c->secrets_count; k++) {
         char *val = NULL;
         size_t len = 0;
@@ -93,7 +93,7 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
             free(val);
             return secret_fail(c, k, "shorter than 16 bytes", errbuf, errcap);
         }
-        rc = ing_auth_add_key(&src->auth, val, len, why, sizeof(why));
+        rc = hl_sig_add_key(&src->auth, val, len, why, sizeof(why));
         OPENSSL_cleanse(val, len);
         free(val);
         if (rc != 0) {
@@ -103,7 +103,7 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
     }
     for (unsigned k = 0; k < c->public_keys_count; k++) {
         const char *pk = c->public_keys[k];
-        if (ing_auth_add_key(&src->auth, pk, strlen(pk), why, sizeof(why)) != 0) {
+        if (hl_sig_add_key(&src->auth, pk, strlen(pk), why, sizeof(why)) != 0) {
             snprintf(errbuf, errcap, "config: source '%s' public_keys[%u]: %s", c->name, k, why);
             return HL_ECONFIG;
         }
@@ -137,16 +137,16 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, bool shared
                        const ing_sources_t *prev, hl_metrics_t *m, char *errbuf, size_t errcap)
 {
     src->cfg = c;
-    ing_auth_init(&src->auth, ing_scheme_parse(c->scheme), c->timestamp_tolerance_s);
+    hl_sig_init(&src->auth, hl_sig_scheme_parse(c->scheme), c->timestamp_tolerance_s);
     if (c->header != NULL) hl_strlcpy(src->auth.header, c->header, sizeof(src->auth.header));
     if (c->prefix != NULL) hl_strlcpy(src->auth.prefix, c->prefix, sizeof(src->auth.prefix));
-    src->auth.encoding = strcmp(c->encoding, "base64") == 0 ? ING_ENC_BASE64 : ING_ENC_HEX;
+    src->auth.encoding = strcmp(c->encoding, "base64") == 0 ? HL_SIG_ENC_BASE64 : HL_SIG_ENC_HEX;
     src->message_id = (ing_field_src_t){c->message_id_header ? NULL : c->message_id,
                                         c->message_id_header, ING_MAX_MESSAGE_ID};
     src->event_type = (ing_field_src_t){c->event_type_header ? NULL : c->event_type,
                                         c->event_type_header, ING_MAX_EVENT_TYPE};
     const char *idh = c->message_id_header;
-    src->signed_id = src->auth.scheme == ING_SCHEME_STANDARD &&
+    src->signed_id = src->auth.scheme == HL_SIG_SCHEME_STANDARD &&
                      (idh != NULL ? strcasecmp(idh, "webhook-id") == 0 ||
                                         strcasecmp(idh, "svix-id") == 0
                                   : c->message_id == NULL);
@@ -185,7 +185,7 @@ void ing_sources_deinit(ing_sources_t *s)
 {
     if (s == NULL) return;
     for (size_t i = 0; s->v != NULL && i < s->n; i++) {
-        ing_auth_deinit(&s->v[i].auth); /* wipes the secrets */
+        hl_sig_deinit(&s->v[i].auth); /* wipes the secrets */
         limit_unref(s->v[i].limit);
     }
     free(s->v);
@@ -228,8 +228,8 @@ ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t 
     return NULL;
 }
 
-ing_field_src_t ing_sources_message_id(const ing_source_t *src, const ing_headers_t *h)
+ing_field_src_t ing_sources_message_id(const ing_source_t *src, const hl_sig_headers_t *h)
 {
     if (!src->signed_id) return src->message_id;
-    return (ing_field_src_t){NULL, (char *)ing_auth_standard_id_header(h), ING_MAX_MESSAGE_ID};
+    return (ing_field_src_t){NULL, (char *)hl_sig_standard_id_header(h), ING_MAX_MESSAGE_ID};
 }

@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "auth.h"
+#include "hl/sigverify.h"
 #include "config.h"
 #include "extract.h"
 #include "hl/metrics.h"
@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     const ing_source_cfg_t *cfg; /* borrowed from the configuration */
-    ing_auth_t auth;
+    hl_sig_t auth;
     ing_field_src_t message_id;
     bool signed_id; /* standard-webhooks: the message id is the signed id header of the family
                        the request uses (webhook-id or svix-id), see ing_sources_message_id */
@@ -81,7 +81,7 @@ ing_source_t *ing_sources_find(const ing_sources_t *s, const char *name, size_t 
 /* Where the message id of a request to src comes from: src->message_id, or for a source
  * with signed_id the id header of the family h is signed with. Worker thread; the result
  * borrows from src and static strings. */
-ing_field_src_t ing_sources_message_id(const ing_source_t *src, const ing_headers_t *h);
+ing_field_src_t ing_sources_message_id(const ing_source_t *src, const hl_sig_headers_t *h);
 
 /* Index of an HTTP status in ING_STATUSES, or the index of 500 for any other. */
 int ing_status_index(int status);

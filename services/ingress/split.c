@@ -16,7 +16,7 @@ void ing_split_free(ing_split_elem_t *e, size_t n)
 
 /* Reads the fields of element i and serialises it; ING_EX_OK or the field's error. */
 static ing_ex_result_t split_one(json_t *el, const ing_field_src_t *mid,
-                                 const ing_field_src_t *type, const ing_headers_t *h,
+                                 const ing_field_src_t *type, const hl_sig_headers_t *h,
                                  ing_split_elem_t *e)
 {
     ing_ex_result_t x = ing_field_get(mid, el, h, e->message_id, sizeof(e->message_id));
@@ -32,7 +32,7 @@ static ing_ex_result_t split_one(json_t *el, const ing_field_src_t *mid,
 }
 
 ing_split_result_t ing_split(json_t *root, const ing_field_src_t *mid, const ing_field_src_t *type,
-                             const ing_headers_t *h, ing_split_elem_t **out, size_t *n,
+                             const hl_sig_headers_t *h, ing_split_elem_t **out, size_t *n,
                              ing_ex_result_t *field, size_t *bad)
 {
     *out = NULL;

@@ -17,6 +17,7 @@ typedef struct {
     char event_type[ING_MAX_EVENT_TYPE + 1];
     char *json;  /* the element serialised compactly, keys in their order (owned) */
     size_t len;
+    char body_sha256[HL_SIG_SHA256_HEX + 1]; /* of json, once it is produced */
 } ing_split_elem_t;
 
 /* What ing_split refuses besides the field errors of ing_field_get. */
@@ -34,7 +35,7 @@ typedef enum {
  * (ing_split_free); otherwise *out is NULL and, for ING_SPLIT_FIELD, *field and *bad (the
  * element's index) say why. Aborts on out-of-memory. Any thread. */
 ing_split_result_t ing_split(json_t *root, const ing_field_src_t *mid, const ing_field_src_t *type,
-                             const ing_headers_t *h, ing_split_elem_t **out, size_t *n,
+                             const hl_sig_headers_t *h, ing_split_elem_t **out, size_t *n,
                              ing_ex_result_t *field, size_t *bad);
 
 /* Frees what ing_split returned. NULL-safe. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/codec.h"
 #include "hl/log.h"
 #include "hl/pg.h"
 #include "hl/util.h"
@@ -24,21 +25,24 @@
 #define OID_TIMESTAMPTZ 1184
 #define OID_UUID 2950
 #define OID_JSONB 3802
+#define OID_BYTEA 17
 
 /* Microseconds between 1970-01-01 and 2000-01-01, the epoch of binary timestamps. */
 #define PG_EPOCH_US 946684800000000LL
 
-#define NCOLS 8
+#define NCOLS 11
+#define NPARAMS (NCOLS + 5) /* the columns, then the offsets upsert */
 
 #define INSERT_COLS                                                                             \
     "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"      \
-    " kafka_partition, kafka_offset, payload)"
+    " kafka_partition, kafka_offset, payload, body_sha256, raw_body, signature_headers)"
 /* The arrays are unnested in the select list (a ProjectSet walks them in step) rather than in
  * FROM: a function scan would first copy every value into a tuplestore per array. */
 #define UNNEST_ROWS                                                                             \
     " SELECT * FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS m,"                  \
     " unnest($3::text[]) AS e, unnest($4::uuid[]) AS r, unnest($5::timestamptz[]) AS ra,"       \
-    " unnest($6::int4[]) AS p, unnest($7::int8[]) AS o, unnest($8::jsonb[]) AS j) AS t"
+    " unnest($6::int4[]) AS p, unnest($7::int8[]) AS o, unnest($8::jsonb[]) AS j,"             \
+    " unnest($9::bytea[]) AS d, unnest($10::bytea[]) AS b, unnest($11::jsonb[]) AS h) AS t"
 #define RETURN_ROWS " RETURNING id, kafka_partition, kafka_offset"
 
 /* Insert-or-skip with ON CONFLICT: safe against any concurrent writer of the same keys. */
@@ -68,9 +72,9 @@
     " updated_at = clock_timestamp()"
 
 static const char SQL_BATCH_FAST[] = "WITH ins AS (" INSERT_ROWS_ANTI "), off AS ("
-    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12", "$13") ") SELECT * FROM ins";
+    UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
 static const char SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS ("
-    UPSERT_OFFSETS("$9::text", "$10::text", "$11", "$12", "$13") ") SELECT * FROM ins";
+    UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
 static const char SQL_ROWS[] = INSERT_ROWS;
 static const char SQL_OFFSETS[] = UPSERT_OFFSETS("$1::text", "$2::text", "$3", "$4", "$5");
 /* Moves lineage_offset alone (after the last batch, at a revocation or shutdown). It leaves
@@ -106,7 +110,8 @@ static const char SQL_PROBE[] =
  * soon as the rows are in, in the same transaction, with no further round trip. */
 static const char SQL_COPY[] =
     "BEGIN; COPY webhook_events (id, source, message_id, event_type, request_id, received_at,"
-    " kafka_partition, kafka_offset, payload) FROM STDIN (FORMAT binary);";
+    " kafka_partition, kafka_offset, payload, body_sha256, raw_body, signature_headers)"
+    " FROM STDIN (FORMAT binary);";
 static const char SQL_COPY_OFFSETS[] =
     " INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset,"
     " lineage_offset) VALUES ";
@@ -424,11 +429,33 @@ int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size
     return rc == 0 ? 0 : HL_EAGAIN;
 }
 
-/* Fills the eight column arrays from rows[0..n). */
+/* The body's digest as 32 bytes (NULL when the row has none), the raw body, and the signature
+ * headers (jsonb, NULL when absent): the same wire encodings in arrays and in COPY. */
+static void put_content(hl_buf_t *digest, hl_buf_t *raw, hl_buf_t *sig, const hl_row_t *r)
+{
+    static const char jsonb_version = 1;
+    unsigned char d[32];
+    if (r->body_sha256[0] != '\0' && hl_hex_decode(r->body_sha256, 64, d, sizeof(d)) == 32) {
+        elem_bytes(digest, d, sizeof(d));
+    } else {
+        put32(digest, UINT32_MAX); /* -1: NULL */
+    }
+    elem_bytes(raw, r->payload, r->payload_len);
+    if (r->signed_json != NULL) {
+        put32(sig, (uint32_t)(r->signed_json_len + 1));
+        hl_buf_put(sig, &jsonb_version, 1);
+        hl_buf_put(sig, r->signed_json, r->signed_json_len);
+    } else {
+        put32(sig, UINT32_MAX);
+    }
+}
+
+/* Fills the column arrays from rows[0..n). */
 static void build_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
-    static const uint32_t oids[NCOLS] = {OID_TEXT, OID_TEXT,        OID_TEXT, OID_UUID,
-                                         OID_TIMESTAMPTZ, OID_INT4, OID_INT8, OID_JSONB};
+    static const uint32_t oids[NCOLS] = {OID_TEXT,  OID_TEXT,  OID_TEXT, OID_UUID,
+                                         OID_TIMESTAMPTZ, OID_INT4, OID_INT8, OID_JSONB,
+                                         OID_BYTEA, OID_BYTEA, OID_JSONB};
     for (int c = 0; c < NCOLS; c++) array_begin(&bw->col[c], oids[c], n);
     static const char jsonb_version = 1;
     for (size_t i = 0; i < n; i++) {
@@ -446,6 +473,7 @@ static void build_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
         put32(&bw->col[7], (uint32_t)(r->payload_len + 1));
         hl_buf_put(&bw->col[7], &jsonb_version, 1);
         hl_buf_put(&bw->col[7], r->payload, r->payload_len);
+        put_content(&bw->col[8], &bw->col[9], &bw->col[10], r);
     }
 }
 
@@ -538,25 +566,25 @@ static int insert_params(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, int w
         fmts[c] = 1;
     }
     if (!with_offsets) return NCOLS;
-    vals[8] = bw->group;
-    lens[8] = (int)strlen(bw->group);
-    vals[9] = bw->topic;
-    lens[9] = (int)strlen(bw->topic);
-    vals[10] = bw->parts.p;
-    lens[10] = (int)bw->parts.len;
-    vals[11] = bw->nexts.p;
-    lens[11] = (int)bw->nexts.len;
-    vals[12] = bw->lins.p;
-    lens[12] = (int)bw->lins.len;
-    for (int i = 8; i < 13; i++) fmts[i] = 1;
-    return 13;
+    vals[NCOLS] = bw->group;
+    lens[NCOLS] = (int)strlen(bw->group);
+    vals[NCOLS + 1] = bw->topic;
+    lens[NCOLS + 1] = (int)strlen(bw->topic);
+    vals[NCOLS + 2] = bw->parts.p;
+    lens[NCOLS + 2] = (int)bw->parts.len;
+    vals[NCOLS + 3] = bw->nexts.p;
+    lens[NCOLS + 3] = (int)bw->nexts.len;
+    vals[NCOLS + 4] = bw->lins.p;
+    lens[NCOLS + 4] = (int)bw->lins.len;
+    for (int i = NCOLS; i < NPARAMS; i++) fmts[i] = 1;
+    return NPARAMS;
 }
 
 /* Runs a row insert for rows[0..n) and waits for its result (owned by the caller). */
 static PGresult *run_insert(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
-    const char *vals[13];
-    int lens[13], fmts[13];
+    const char *vals[NPARAMS];
+    int lens[NPARAMS], fmts[NPARAMS];
     int np = insert_params(bw, rows, n, 0, vals, lens, fmts);
     bw->stats.statements++;
     return PQexecPrepared(bw->conn, "hl_rows", np, vals, lens, fmts, 1);
@@ -754,7 +782,7 @@ static void __attribute__((format(printf, 2, 3))) put_text(hl_buf_t *b, const ch
     b->len += (size_t)n;
 }
 
-/* The rows marked inserted by probe() in COPY's binary format (header, one tuple of nine fields
+/* The rows marked inserted by probe() in COPY's binary format (header, one tuple of twelve fields
  * each, trailer): the same wire encodings as the array elements. */
 static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
@@ -768,7 +796,7 @@ static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
     for (size_t i = 0; i < ng; i++) {
         const hl_row_t *r = good[i];
         if (r->duplicate) continue;
-        put16(b, 9);
+        put16(b, 12);
         put32(b, 8);
         put64(b, r->row_id);
         elem_bytes(b, r->source, strlen(r->source));
@@ -784,6 +812,7 @@ static void build_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
         put32(b, (uint32_t)(r->payload_len + 1));
         hl_buf_put(b, &jsonb_version, 1);
         hl_buf_put(b, r->payload, r->payload_len);
+        put_content(b, b, b, r);
     }
     put16(b, 0xffff); /* trailer: -1 */
 }
@@ -859,8 +888,8 @@ int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_lett
         if (rc) return rc;
     } else {
         /* Nothing new to insert: the one-statement way stores the offsets. */
-        const char *vals[13];
-        int lens[13], fmts[13];
+        const char *vals[NPARAMS];
+        int lens[NPARAMS], fmts[NPARAMS];
         int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
         bw->stats.statements++;
         if (!PQsendQueryPrepared(bw->conn, "hl_batch_fast", np, vals, lens, fmts, 1)) {
@@ -922,8 +951,8 @@ static int finish_copy(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t 
     if (unique) {
         hl_info("a concurrent writer stored some keys of the batch first (%s); writing it with"
                 " ON CONFLICT", bw->err);
-        const char *vals[13];
-        int lens[13], fmts[13];
+        const char *vals[NPARAMS];
+        int lens[NPARAMS], fmts[NPARAMS];
         int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
         bw->stats.statements++;
         res = PQexecPrepared(bw->conn, "hl_batch", np, vals, lens, fmts, 1);
@@ -957,8 +986,8 @@ int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us)
         /* Another writer inserted one of these keys meanwhile: the parameters built for the
          * send are still in place, run them through ON CONFLICT instead. */
         PQclear(res);
-        const char *vals[13];
-        int lens[13], fmts[13];
+        const char *vals[NPARAMS];
+        int lens[NPARAMS], fmts[NPARAMS];
         int np = insert_params(bw, bw->good, ng, 1, vals, lens, fmts);
         bw->stats.statements++;
         res = PQexecPrepared(bw->conn, "hl_batch", np, vals, lens, fmts, 1);

@@ -283,6 +283,10 @@ int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us,
             jw_int(&w, attempts);
         }
     }
+    if (r->body_sha256[0] != '\0') {
+        JW_LIT(&w, ",\"body_sha256\":");
+        jw_str(&w, r->body_sha256);
+    }
     JW_LIT(&w, "}");
     if (w.over) return HL_ETOOBIG;
     buf[w.len] = '\0';

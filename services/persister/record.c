@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/sigverify.h"
 #include "hl/util.h"
 
 #define JSON_MAX_DEPTH 512
@@ -19,6 +20,7 @@ static const char *const status_codes[] = {
     [HL_REC_TOO_LARGE] = "too_large",
     [HL_REC_INVALID_JSON] = "invalid_json",
     [HL_REC_PG_REJECTED] = "pg_rejected",
+    [HL_REC_BODY_DIGEST] = "body_digest_mismatch",
 };
 
 const char *hl_rec_status_code(hl_rec_status_t st)
@@ -290,6 +292,59 @@ static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, cha
     return 0;
 }
 
+static int hex64(const char *s, size_t n)
+{
+    if (n != HL_SIG_SHA256_HEX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* hl-body-sha256 checked against the value, or the value's digest when the record has none
+ * (an older ingress). A dead letter keeps the header's claim, so its lineage names it. */
+static void body_digest(hl_row_t *row, rd_kafka_headers_t *hdrs)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    char got[HL_SIG_SHA256_HEX + 1];
+    row->body_sha256[0] = '\0';
+    if (row->payload) hl_sig_sha256_hex(row->payload, row->payload_len, got);
+    else got[0] = '\0';
+    if (!hdrs || rd_kafka_header_get_last(hdrs, "hl-body-sha256", &v, &len) !=
+                     RD_KAFKA_RESP_ERR_NO_ERROR || !v) {
+        memcpy(row->body_sha256, got, sizeof(got));
+        return;
+    }
+    if (!hex64(v, len)) {
+        fail(row, HL_REC_BAD_HEADER, "header hl-body-sha256 not 64 lowercase hex digits");
+        memcpy(row->body_sha256, got, sizeof(got));
+        return;
+    }
+    memcpy(row->body_sha256, v, HL_SIG_SHA256_HEX);
+    row->body_sha256[HL_SIG_SHA256_HEX] = '\0';
+    if (memcmp(got, row->body_sha256, HL_SIG_SHA256_HEX) != 0)
+        fail(row, HL_REC_BODY_DIGEST, "header hl-body-sha256 is not the SHA-256 of the value");
+}
+
+/* hl-signature-headers: one JSON object, kept as it is; absent for bearer sources. */
+static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    row->signed_json = NULL;
+    row->signed_json_len = 0;
+    if (!hdrs || rd_kafka_header_get_last(hdrs, "hl-signature-headers", &v, &len) !=
+                     RD_KAFKA_RESP_ERR_NO_ERROR || !v)
+        return;
+    const char *s = v;
+    if (len == 0 || len > HL_REC_MAX_SIGNED_JSON || s[0] != '{' || !hl_json_valid(s, len)) {
+        fail(row, HL_REC_BAD_HEADER, "header hl-signature-headers not a JSON object");
+        return;
+    }
+    row->signed_json = s;
+    row->signed_json_len = len;
+}
+
 void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
                      size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
 {
@@ -325,10 +380,12 @@ void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void 
         hl_parse_i64(num, 0, INT64_MAX / 2, &row->received_us) != 0)
         fail(row, HL_REC_BAD_HEADER, "header hl-received-us not a non-negative integer");
 
+    signed_headers(row, hdrs);
     if (row->payload_len > max_value_bytes)
         fail(row, HL_REC_TOO_LARGE, "value over max_record_bytes");
     else if (!value || !hl_json_valid(value, value_len))
         fail(row, HL_REC_INVALID_JSON, "value is not valid JSON");
+    body_digest(row, hdrs);
 }
 
 void hl_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)

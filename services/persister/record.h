@@ -26,7 +26,12 @@ typedef enum {
     HL_REC_TOO_LARGE,       /* value over max_record_bytes */
     HL_REC_INVALID_JSON,    /* value is not a JSON document Postgres jsonb would accept */
     HL_REC_PG_REJECTED,     /* Postgres refused the row with a non-transient error */
+    HL_REC_BODY_DIGEST,     /* hl-body-sha256 is not the SHA-256 of the value received */
 } hl_rec_status_t;
+
+/* Longest hl-signature-headers value taken (the ingress writes at most
+ * HL_SIG_SIGNED_JSON_MAX bytes). */
+#define HL_REC_MAX_SIGNED_JSON (32 * 1024)
 
 /* The text of a status ("invalid_json"), never NULL. */
 const char *hl_rec_status_code(hl_rec_status_t st);
@@ -47,6 +52,13 @@ typedef struct {
     int64_t received_us;
     const char *payload;       /* borrowed from msg: the body, byte for byte */
     size_t payload_len;
+    /* SHA-256 of the body, 64 lowercase hex: hl-body-sha256 when the record carries it (checked
+     * against the body: HL_REC_BODY_DIGEST otherwise, and the header's claim is what the dead
+     * letter's lineage names), else computed here (records of an older ingress); "" only for
+     * a record without a value. */
+    char body_sha256[65];
+    const char *signed_json;   /* borrowed from msg: hl-signature-headers, NULL when absent */
+    size_t signed_json_len;
     hl_rec_status_t status;    /* HL_REC_OK or why it will be dead-lettered */
     char detail[HL_REC_MAX_DETAIL]; /* human detail for status != OK */
     /* Filled by the batch writer after commit. */

@@ -1,5 +1,6 @@
 """hookline-ingress against the real broker over real HTTP: every row of DESIGN.md's status
 table, the Kafka record (key, exact body bytes, headers), lineage, rotation, limits."""
+import hashlib
 import http.client
 import json
 import socket
@@ -76,8 +77,19 @@ def test_accepted_record_is_exact(ingress, topics, kafka_consume):
     received = int(m.headers["hl-received-us"])
     assert abs(received / 1e6 - t0) < 5
     assert sorted(k for k, _ in m.header_list) == sorted(
-        ["hl-request-id", "hl-source", "hl-event-type", "hl-received-us", "content-type", "traceparent"])
+        ["hl-request-id", "hl-source", "hl-event-type", "hl-received-us", "content-type", "traceparent",
+         "hl-body-sha256", "hl-signature-headers"])
+    # The body's digest as received, and exactly the headers that authenticated it.
+    digest = hashlib.sha256(body).hexdigest()
+    assert m.headers["hl-body-sha256"].decode() == digest
+    signed = json.loads(m.headers["hl-signature-headers"])
+    assert sorted(signed) == ["webhook-id", "webhook-signature", "webhook-timestamp"]
+    assert signed["webhook-id"] == "msg_exact_1"
+    assert signed["webhook-signature"] == sign_standard(DEMO_SECRET, "msg_exact_1",
+                                                        int(signed["webhook-timestamp"]),
+                                                        body)["webhook-signature"]
     lin = lineage_for(kafka_consume, topics, [h["x-request-id"]])[h["x-request-id"]]
+    assert lin["body_sha256"] == digest
     assert lin["stage"] == "ingress" and lin["status"] == 202 and lin["error_code"] is None
     assert (lin["partition"], lin["offset"]) == (m.partition, m.offset)
     assert lin["message_id"] == "msg_exact_1" and lin["source"] == "demo"
@@ -269,7 +281,7 @@ def test_rate_limit(ingress):
     assert c.post_standard(body_of())[0] == 202
 
 
-def test_other_schemes(ingress, tmp_path):
+def test_other_schemes(ingress, tmp_path, topics, kafka_consume):
     (tmp_path / "stripe").write_text("whsec_stripe_test_secret")
     (tmp_path / "gh").write_text("It's a Secret to Everybody")
     (tmp_path / "tok").write_text("tok-abc-0123456789")
@@ -295,6 +307,16 @@ def test_other_schemes(ingress, tmp_path):
     b2 = json.dumps({"messageId": "m", "eventType": "e"}).encode()
     assert c.request("POST", "/v1/webhooks/ops", b2, {"Authorization": "Bearer tok-abc-0123456789"})[0] == 202
     assert c.request("POST", "/v1/webhooks/ops", b2, {"Authorization": "Bearer tok-abd"})[0] == 401
+    # What authenticated each event travels with it, except a bearer token, which never does.
+    msgs = {m.headers["hl-source"].decode(): m for m in kafka_consume(topics["events"], 3, timeout=20)}
+    assert sorted(msgs) == ["github", "ops", "stripe"]
+    assert json.loads(msgs["stripe"].headers["hl-signature-headers"]) == {"stripe-signature": ok["Stripe-Signature"]}
+    assert json.loads(msgs["github"].headers["hl-signature-headers"]) == {
+        "x-hub-signature-256": gh["X-Hub-Signature-256"]}
+    assert "hl-signature-headers" not in msgs["ops"].headers
+    assert all(b"tok-abc" not in v for _, v in msgs["ops"].header_list)
+    for m in msgs.values():
+        assert m.headers["hl-body-sha256"].decode() == hashlib.sha256(m.value).hexdigest()
 
 
 def test_keep_alive_and_slow_client(ingress):

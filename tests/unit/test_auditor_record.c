@@ -38,6 +38,13 @@ static void test_good(void **state)
                      0);
     assert_int_equal(r.duplicate, 1);
     assert_false(r.has_error_code);
+    assert_string_equal(r.body_sha256, "");
+    assert_int_equal(parse("{\"v\":1,\"stage\":\"persisted\",\"request_id\":\"a\",\"ts_us\":1,"
+                           "\"body_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61"
+                           "f20015ad\"}",
+                           &r),
+                     0);
+    assert_string_equal(r.body_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void test_bad(void **state)
@@ -66,6 +73,10 @@ static void test_bad(void **state)
         "{\"v\":1,\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1}",
         "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\\u0000\",\"ts_us\":1}",
         "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"\xff\",\"ts_us\":1}",
+        "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"body_sha256\":\"ab\"}",
+        "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"body_sha256\":"
+        "\"BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\"}",
+        "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"body_sha256\":null}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parse(bad[i], &r) == 0) fail_msg("accepted bad record %zu: %s", i, bad[i]);

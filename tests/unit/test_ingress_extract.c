@@ -107,8 +107,8 @@ static void test_fields(void **state)
     json_decref(doc);
 
     /* Header sources. */
-    ing_header_t hv[] = {{"Webhook-Id", "msg_1"}, {"X-Twice", "a"}, {"x-twice", "b"}, {"X-Empty", ""}};
-    ing_headers_t h = {hv, 4};
+    hl_sig_header_t hv[] = {{"Webhook-Id", "msg_1"}, {"X-Twice", "a"}, {"x-twice", "b"}, {"X-Empty", ""}};
+    hl_sig_headers_t h = {hv, 4};
     ing_field_src_t hf = {NULL, "webhook-id", ING_MAX_MESSAGE_ID};
     assert_int_equal(ing_field_get(&hf, NULL, &h, out, sizeof(out)), ING_EX_OK);
     assert_string_equal(out, "msg_1");

@@ -236,7 +236,8 @@ static void test_lineage_format(void **state)
 {
     char buf[ING_LINEAGE_MAX];
     ing_lineage_t l = {"01890a5d-ac96-774b-bcce-b302099a8057", "demo", "m\"1\n", "a.b",
-                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000, 0};
+                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000, 0,
+                       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"};
     int n = ing_lineage_format(&l, buf, sizeof(buf));
     assert_true(n > 0);
     json_error_t err;
@@ -249,19 +250,22 @@ static void test_lineage_format(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "partition")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "offset")), 42);
     assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
+    assert_string_equal(json_string_value(json_object_get(j, "body_sha256")),
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     json_decref(j);
     /* A rejection: no source known, no ids, no partition. Long source names are cut to 64. */
     char longname[200];
     memset(longname, 's', sizeof(longname) - 1);
     longname[199] = '\0';
     ing_lineage_t r = {"01890a5d-ac96-774b-bcce-b302099a8057", longname, NULL, NULL, 1, 2, 404,
-                       "unknown_source", -1, -1, 5, 0};
+                       "unknown_source", -1, -1, 5, 0, NULL};
     n = ing_lineage_format(&r, buf, sizeof(buf));
     j = json_loadb(buf, (size_t)n, 0, &err);
     assert_non_null(j);
     assert_int_equal(strlen(json_string_value(json_object_get(j, "source"))), 64);
     assert_null(json_object_get(j, "partition"));
     assert_null(json_object_get(j, "message_id"));
+    assert_null(json_object_get(j, "body_sha256"));
     assert_string_equal(json_string_value(json_object_get(j, "error_code")), "unknown_source");
     json_decref(j);
     assert_int_equal(ing_lineage_format(&l, buf, 40), HL_ETOOBIG);

@@ -182,7 +182,13 @@ static void test_copy_binary_rows(void **state)
         rows[i].received_us = PG_EPOCH_US + 7;
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
+        rows[i].signed_json = NULL;
     }
+    /* SHA-256 of "{}" */
+    snprintf(rows[0].body_sha256, sizeof(rows[0].body_sha256), "%s",
+             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    rows[0].signed_json = "{\"x\":\"1\"}";
+    rows[0].signed_json_len = 9;
     rows[0].row_id = 42;
     rows[1].duplicate = 1; /* found stored by the probe: not copied */
     hl_row_t *p[2] = {&rows[0], &rows[1]};
@@ -192,7 +198,7 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal(rd32(b + 11), 0);
     assert_int_equal(rd32(b + 15), 0);
     const char *t = b + 19;
-    assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 9); /* nine fields */
+    assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 12); /* twelve fields */
     assert_int_equal(rd32(t + 2), 8);
     assert_true(get64(t + 6) == 42);                                  /* id */
     assert_int_equal(rd32(t + 14), 1);
@@ -209,10 +215,18 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal(rd32(t + 82), 3);
     assert_int_equal(t[86], 1);                                       /* jsonb version */
     assert_memory_equal(t + 87, "{}", 2);
+    assert_int_equal(rd32(t + 89), 32);                               /* body_sha256 */
+    assert_int_equal((unsigned char)t[93], 0x44);
+    assert_int_equal((unsigned char)t[93 + 31], 0x8a);
+    assert_int_equal(rd32(t + 125), 2);                               /* raw_body */
+    assert_memory_equal(t + 129, "{}", 2);
+    assert_int_equal(rd32(t + 131), 10);                              /* signature_headers */
+    assert_int_equal(t[135], 1);
+    assert_memory_equal(t + 136, "{\"x\":\"1\"}", 9);
     /* One tuple only, then the trailer (-1). */
-    assert_int_equal((size_t)(t + 89 + 2 - b), bw->copy.len);
-    assert_int_equal((unsigned char)t[89], 0xff);
-    assert_int_equal((unsigned char)t[90], 0xff);
+    assert_int_equal((size_t)(t + 145 + 2 - b), bw->copy.len);
+    assert_int_equal((unsigned char)t[145], 0xff);
+    assert_int_equal((unsigned char)t[146], 0xff);
     hl_bw_free(bw);
 }
 

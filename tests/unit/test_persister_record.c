@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "hl/sigverify.h"
 #include "record.h"
 
 #define RID "0190f5a2-7b3c-7def-8a12-3456789abcde"
@@ -118,6 +119,47 @@ static void test_body_bad_or_too_large(void **state)
     assert_string_equal(hl_rec_status_code((hl_rec_status_t)99), "unknown");
 }
 
+static rd_kafka_headers_t *with_content(const char *digest, const char *signed_json)
+{
+    rd_kafka_headers_t *h = headers(NULL, NULL, NULL);
+    if (digest) rd_kafka_header_add(h, "hl-body-sha256", -1, digest, -1);
+    if (signed_json) rd_kafka_header_add(h, "hl-signature-headers", -1, signed_json, -1);
+    return h;
+}
+
+/* The body's digest: the header's when it matches the body; a mismatch or a malformed digest
+ * is dead-lettered with the header's claim kept; computed when the record carries none. */
+static void test_body_digest(void **state)
+{
+    char want[65];
+    hl_sig_sha256_hex(BODY, strlen(BODY), want);
+    hl_row_t r = parse("m1", BODY, with_content(want, "{\"stripe-signature\":\"t=1,v1=ab\"}"), 1024);
+    assert_int_equal(r.status, HL_REC_OK);
+    assert_string_equal(r.body_sha256, want);
+    assert_int_equal(r.signed_json_len, strlen("{\"stripe-signature\":\"t=1,v1=ab\"}"));
+    r = parse("m1", BODY, with_content(NULL, NULL), 1024);
+    assert_int_equal(r.status, HL_REC_OK);
+    assert_string_equal(r.body_sha256, want);
+    assert_null(r.signed_json);
+    char other[65];
+    memcpy(other, want, sizeof(other));
+    other[0] = other[0] == '0' ? '1' : '0';
+    r = parse("m1", BODY, with_content(other, NULL), 1024);
+    assert_int_equal(r.status, HL_REC_BODY_DIGEST);
+    assert_string_equal(r.body_sha256, other);
+    assert_string_equal(hl_rec_status_code(r.status), "body_digest_mismatch");
+    r = parse("m1", BODY, with_content("ABCDEF", NULL), 1024);
+    assert_int_equal(r.status, HL_REC_BAD_HEADER);
+    assert_string_equal(r.body_sha256, want);
+    char upper[65];
+    for (int i = 0; i < 65; i++) upper[i] = (char)(want[i] >= 'a' ? want[i] - 32 : want[i]);
+    assert_int_equal(parse("m1", BODY, with_content(upper, NULL), 1024).status, HL_REC_BAD_HEADER);
+    /* Signature headers must be one JSON object. */
+    assert_int_equal(parse("m1", BODY, with_content(want, "[1]"), 1024).status, HL_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(want, "{\"a\":"), 1024).status, HL_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(want, ""), 1024).status, HL_REC_BAD_HEADER);
+}
+
 static int valid(const char *s) { return hl_json_valid(s, strlen(s)); }
 
 static void test_json_accepts(void **state)
@@ -209,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_good_record),      cmocka_unit_test(test_key_missing_or_bad),
         cmocka_unit_test(test_each_header_missing), cmocka_unit_test(test_header_values_bad),
         cmocka_unit_test(test_body_bad_or_too_large), cmocka_unit_test(test_json_accepts),
+        cmocka_unit_test(test_body_digest),
         cmocka_unit_test(test_json_refuses),     cmocka_unit_test(test_json_nesting_cap),
         cmocka_unit_test(test_utf8),     cmocka_unit_test(test_long_strings_every_position),
     };

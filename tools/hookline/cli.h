@@ -103,6 +103,7 @@ int hl_cmd_replay(int argc, char **argv);
 int hl_cmd_verify(int argc, char **argv);
 int hl_cmd_lineage(int argc, char **argv);
 int hl_cmd_dlq(int argc, char **argv);
+int hl_cmd_reverify(int argc, char **argv); /* reverify.c */
 
 /* Parses an integer option value within [min, max]; prints a message naming the option. */
 int hl_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int64_t *out);

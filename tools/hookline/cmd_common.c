@@ -223,6 +223,25 @@ static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
                     json_string_value(json_object_get(b, "reason")));
         }
     }
+    if (!no_auditor)
+        fprintf(out, "  content check          %s\n",
+                v->content_bad < 0    ? "not answered"
+                : v->content_bad == 0 ? "ok (every stored event matches its lineage digest)"
+                                      : "FAILED (see the auditor's GET /v1/verify/content)");
+    json_t *fb = json_object_get(v->content_verify, "first_bad");
+    if (v->content_bad > 0 && json_is_object(fb)) {
+        fprintf(out, "    %lld bad event%s; first: source %s message id %s event type %s (row %lld):",
+                (long long)v->content_bad, v->content_bad == 1 ? "" : "s",
+                json_string_value(json_object_get(fb, "source")),
+                json_string_value(json_object_get(fb, "message_id")),
+                json_string_value(json_object_get(fb, "event_type")),
+                (long long)json_integer_value(json_object_get(fb, "row_id")));
+        size_t i;
+        json_t *why;
+        json_array_foreach(json_object_get(fb, "reasons"), i, why)
+            fprintf(out, " %s", json_string_value(why));
+        fputc('\n', out);
+    }
 }
 
 int hl_cmd_verify(int argc, char **argv)
@@ -279,7 +298,8 @@ int hl_cmd_verify(int argc, char **argv)
         print_verify(stdout, &v, conn.no_auditor);
         int bad = v.idempotency_violations || v.ordering_violations ||
                   (!conn.no_auditor &&
-                   (v.lineage_complete < v.lineage_checked || v.chains_failed != 0));
+                   (v.lineage_complete < v.lineage_checked || v.chains_failed != 0 ||
+                    v.content_bad != 0));
         printf("  verify: %s\n", bad ? "VIOLATIONS" : "OK");
         code = bad ? HL_EXIT_FAIL : HL_EXIT_PASS;
     }

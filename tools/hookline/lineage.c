@@ -404,6 +404,26 @@ static void chain_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
     rep->chain_verify = j;
 }
 
+/* The auditor's content check: every stored event held to the body digest in its hash-chained
+ * lineage (raw body, digest column, payload), and every persisted row still there. */
+static void content_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
+{
+    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 300000);
+    hl_http_response_t resp;
+    json_t *j = NULL;
+    if (auditor_get(c, o, "/v1/verify/content", &resp) == 0 && resp.status == 200)
+        j = json_loadb(resp.body, resp.body_len, 0, NULL);
+    hl_http_conn_free(c);
+    json_t *bad = json_object_get(j, "bad");
+    if (!json_is_integer(bad) || !json_is_boolean(json_object_get(j, "ok"))) {
+        json_decref(j);
+        return; /* unknown */
+    }
+    rep->content_bad = (int64_t)json_integer_value(bad);
+    json_decref(rep->content_verify);
+    rep->content_verify = j;
+}
+
 static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *rep)
 {
     if (o->sample) sample_lineages(o, w, rep);
@@ -416,6 +436,7 @@ static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl
                                               : -1;
     json_decref(g);
     chain_check(o, rep);
+    content_check(o, rep);
     json_t *eb = auditor_json(o, "/v1/error-budget", &st);
     json_decref(rep->auditor_error_budget);
     rep->auditor_error_budget = eb ? eb : json_null();

@@ -33,6 +33,8 @@ static void usage(FILE *out)
           "  lineage REQUEST_ID            print one request's lineage from the auditor\n"
           "  dlq list [--limit N]          print the dead letters (Kafka)\n"
           "  dlq redrive --request-id ID | --all   send dead letters back to the events topic\n"
+          "  reverify --config INGRESS.yaml --source S --message-id ID [--event-type T]\n"
+          "                                check a stored event against its provider signature\n"
           "  --version                     print the version\n"
           "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n"
           "The auditor token is read from --auditor-token-file, $HOOKLINE_AUDITOR_TOKEN,\n"
@@ -174,6 +176,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "evidence") == 0) return cmd_evidence(argc, argv);
     if (strcmp(cmd, "lineage") == 0) return hl_cmd_lineage(argc, argv);
     if (strcmp(cmd, "dlq") == 0) return hl_cmd_dlq(argc, argv);
+    if (strcmp(cmd, "reverify") == 0) return hl_cmd_reverify(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -311,6 +311,8 @@ int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_r
     r->auditor_gaps = -1;
     r->chains_failed = -1;
     r->chain_verify = json_null();
+    r->content_bad = -1;
+    r->content_verify = json_null();
     int64_t t0 = hl_mono_us();
     int rc = pg_checks(o, w, r, errbuf, errcap);
     int64_t t1 = hl_mono_us();
@@ -329,5 +331,6 @@ void hl_verify_report_free(hl_verify_report_t *r)
     json_decref(r->lineage_sample);
     json_decref(r->auditor_error_budget);
     json_decref(r->chain_verify);
+    json_decref(r->content_verify);
     memset(r, 0, sizeof(*r));
 }

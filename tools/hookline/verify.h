@@ -45,6 +45,9 @@ typedef struct {
                                      * checkpoint topic) finds bad, plus 1 when the topic could
                                      * not be read or holds unverifiable records; -1 unknown */
     json_t *chain_verify;           /* that answer (owned), or null */
+    int64_t content_bad;            /* persisted events whose row the auditor's GET
+                                     * /v1/verify/content finds gone or edited; -1 unknown */
+    json_t *content_verify;         /* that answer (owned), or null */
     json_t *idempotency;            /* report objects (owned; hl_verify_report_free) */
     json_t *ordering;
     json_t *lineage_missing;

@@ -1,0 +1,354 @@
+/* Content check and signature re-verification. The lineage records are parsed here rather than
+ * cast by the database, and each raw body is hashed here: a database that lies about a digest
+ * it computes would otherwise be believed. */
+#include "content.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "hl/log.h"
+#include "hl/sigverify.h"
+#include "hl/util.h"
+#include "verifiers.h"
+
+#define PAGE 500
+
+static const char SQL_PAGE[] =
+    "SELECT id, request_id, record FROM lineage"
+    " WHERE stage = 'persisted' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
+static const char SQL_ROWS[] =
+    "SELECT id, source, message_id, event_type, body_sha256, raw_body FROM webhook_events"
+    " WHERE id = ANY($1::int8[])";
+/* Only for rows whose raw body matched its digest: that body is the one the persister checked
+ * to be JSON Postgres accepts, so the cast cannot fail. */
+static const char SQL_PAYLOAD[] =
+    "SELECT id FROM webhook_events WHERE id = ANY($1::int8[])"
+    " AND payload IS DISTINCT FROM convert_from(raw_body, 'UTF8')::jsonb";
+
+/* One persisted record of a page and what was found for it. */
+typedef struct {
+    int64_t lineage_id, row_id;
+    char request_id[40];
+    char source[65], message_id[257], event_type[129];
+    char want[65];      /* body_sha256 of the record, "" when it has none */
+    unsigned bad;       /* REASON_* bits */
+    bool digest_ok;     /* raw body and column both match want: payload is checked */
+} item_t;
+
+enum {
+    ROW_MISSING = 1,
+    ROW_KEY = 2,
+    RAW_BODY = 4,
+    DIGEST = 8,
+    PAYLOAD = 16,
+};
+
+static const char *const reason_names[] = {"row_missing", "row_key_mismatch", "raw_body_mismatch",
+                                           "digest_mismatch", "payload_mismatch"};
+
+static int pg_err(PGconn *c, PGresult *res, const char *what, char *err, size_t errcap)
+{
+    snprintf(err, errcap, "content check: %s: %s", what, PQerrorMessage(c));
+    PQclear(res);
+    return HL_EPG;
+}
+
+static void copy_str(json_t *rec, const char *key, char *dst, size_t cap)
+{
+    const char *s = json_string_value(json_object_get(rec, key));
+    hl_strlcpy(dst, s ? s : "", cap);
+}
+
+/* Fills items from one page of lineage rows; returns how many name a row. */
+static size_t take_page(PGresult *res, item_t *items, int64_t *last_id)
+{
+    size_t n = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        *last_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        const char *text = PQgetvalue(res, i, 2);
+        json_t *rec = json_loadb(text, (size_t)PQgetlength(res, i, 2), 0, NULL);
+        json_t *rid = json_object_get(rec, "row_id");
+        if (json_is_integer(rid)) {
+            item_t *it = &items[n++];
+            memset(it, 0, sizeof *it);
+            it->lineage_id = *last_id;
+            it->row_id = (int64_t)json_integer_value(rid);
+            hl_strlcpy(it->request_id, PQgetvalue(res, i, 1), sizeof it->request_id);
+            copy_str(rec, "source", it->source, sizeof it->source);
+            copy_str(rec, "message_id", it->message_id, sizeof it->message_id);
+            copy_str(rec, "event_type", it->event_type, sizeof it->event_type);
+            copy_str(rec, "body_sha256", it->want, sizeof it->want);
+        }
+        json_decref(rec);
+    }
+    return n;
+}
+
+/* "{1,2,3}": the row ids of items (only those whose digests matched, when asked). */
+static char *id_array(const item_t *items, size_t n, bool only_digest_ok)
+{
+    size_t cap = n * 22 + 3, o = 0;
+    char *s = hl_xmalloc(cap);
+    s[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (only_digest_ok && !items[i].digest_ok) continue;
+        o += (size_t)snprintf(s + o, cap - o, "%s%" PRId64, o > 1 ? "," : "", items[i].row_id);
+    }
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+/* Checks one found row against every item that names it. */
+static void judge_row(PGresult *res, int t, item_t *items, size_t n)
+{
+    int64_t id = strtoll(PQgetvalue(res, t, 0), NULL, 10);
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->row_id != id) continue;
+        it->bad &= ~(unsigned)ROW_MISSING;
+        if (strcmp(PQgetvalue(res, t, 1), it->source) != 0 ||
+            strcmp(PQgetvalue(res, t, 2), it->message_id) != 0 ||
+            strcmp(PQgetvalue(res, t, 3), it->event_type) != 0)
+            it->bad |= ROW_KEY;
+        if (it->want[0] == '\0') continue; /* written before the digest existed */
+        char got[HL_SIG_SHA256_HEX + 1] = "";
+        if (!PQgetisnull(res, t, 5)) {
+            size_t blen = 0;
+            unsigned char *body =
+                PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 5), &blen);
+            if (body) hl_sig_sha256_hex(body, blen, got);
+            PQfreemem(body);
+        }
+        if (strcmp(got, it->want) != 0) it->bad |= RAW_BODY;
+        /* The column in text form is "\x" and 64 hex digits. */
+        const char *col = PQgetisnull(res, t, 4) ? "" : PQgetvalue(res, t, 4);
+        if (strncmp(col, "\\x", 2) != 0 || strcmp(col + 2, it->want) != 0) it->bad |= DIGEST;
+        it->digest_ok = !(it->bad & (RAW_BODY | DIGEST));
+    }
+}
+
+static void report_bad(json_t *o, const item_t *it, int64_t *bad)
+{
+    json_t *reasons = json_array();
+    for (unsigned b = 0; b < 5; b++)
+        if (it->bad & (1u << b)) json_array_append_new(reasons, json_string(reason_names[b]));
+    json_t *e = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:o}", "lineage_id", (json_int_t)it->lineage_id,
+                          "request_id", it->request_id, "source", it->source, "message_id",
+                          it->message_id, "event_type", it->event_type, "row_id",
+                          (json_int_t)it->row_id, "reasons", reasons);
+    if (*bad == 0) json_object_set(o, "first_bad", e);
+    if (*bad < HL_CONTENT_MAX_LISTED) json_array_append(json_object_get(o, "bad_events"), e);
+    json_decref(e);
+    (*bad)++;
+}
+
+/* Checks one page of items against their rows. */
+static int check_items(PGconn *c, item_t *items, size_t n, char *err, size_t errcap)
+{
+    for (size_t i = 0; i < n; i++) items[i].bad = ROW_MISSING;
+    char *arr = id_array(items, n, false);
+    const char *p[1] = {arr};
+    PGresult *res = PQexecParams(c, SQL_ROWS, 1, NULL, p, NULL, NULL, 0);
+    free(arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return pg_err(c, res, "rows", err, errcap);
+    for (int t = 0; t < PQntuples(res); t++) judge_row(res, t, items, n);
+    PQclear(res);
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++) ok += items[i].digest_ok;
+    if (ok == 0) return 0;
+    arr = id_array(items, n, true);
+    p[0] = arr;
+    res = PQexecParams(c, SQL_PAYLOAD, 1, NULL, p, NULL, NULL, 0);
+    free(arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return pg_err(c, res, "payload", err, errcap);
+    for (int t = 0; t < PQntuples(res); t++) {
+        int64_t id = strtoll(PQgetvalue(res, t, 0), NULL, 10);
+        for (size_t i = 0; i < n; i++)
+            if (items[i].row_id == id && items[i].digest_ok) items[i].bad |= PAYLOAD;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
+{
+    item_t *items = hl_xcalloc(PAGE, sizeof *items);
+    int64_t last = 0, checked = 0, bound = 0, bad = 0;
+    int rc = 0;
+    json_object_set_new(o, "first_bad", json_null());
+    json_object_set_new(o, "bad_events", json_array());
+    for (;;) {
+        char after[24];
+        snprintf(after, sizeof after, "%" PRId64, last);
+        const char *p[1] = {after};
+        PGresult *res = PQexecParams(c, SQL_PAGE, 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            rc = pg_err(c, res, "lineage", err, errcap);
+            break;
+        }
+        int rows = PQntuples(res);
+        size_t n = take_page(res, items, &last);
+        PQclear(res);
+        if (n > 0 && (rc = check_items(c, items, n, err, errcap)) != 0) break;
+        for (size_t i = 0; i < n; i++) {
+            checked++;
+            bound += items[i].want[0] != '\0';
+            if (items[i].bad) report_bad(o, &items[i], &bad);
+        }
+        if (rows < PAGE) break;
+    }
+    free(items);
+    if (rc) return rc;
+    json_object_set_new(o, "ok", json_boolean(bad == 0));
+    json_object_set_new(o, "events_checked", json_integer(checked));
+    json_object_set_new(o, "bound", json_integer(bound));
+    json_object_set_new(o, "bad", json_integer(bad));
+    return 0;
+}
+
+int hl_h_verify_content(hl_req_t *r)
+{
+    static const char *const allowed[] = {NULL};
+    char err[512];
+    if (hl_req_only(r, allowed)) return 400;
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    json_t *o = json_object();
+    int64_t t0 = hl_mono_us();
+    if (hl_content_check(c, o, err, sizeof err) != 0) {
+        hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
+        HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
+        hl_req_db_done(r, c, 1);
+        json_decref(o);
+        return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+    }
+    hl_req_db_done(r, c, 0);
+    json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));
+    return hl_reply_json(r, 200, o);
+}
+
+/* Splits "{source}/{message_id}/signature" (civetweb has percent-decoded it: an id holding
+ * '/' arrives as %2F and is everything between the source and the last "/signature") into a
+ * source of [a-z0-9_-] and a message id of 1..256 bytes without control characters. Returns
+ * 0, or the status of the 400/404 it answered. */
+static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, char *mid,
+                      size_t mcap)
+{
+    const char *slash = strchr(rest, '/');
+    size_t sl = slash ? (size_t)(slash - rest) : 0;
+    static const char suffix[] = "/signature";
+    size_t rl = strlen(rest), xl = sizeof suffix - 1;
+    if (!slash || rl < xl || strcmp(rest + rl - xl, suffix) != 0 || slash + 1 > rest + rl - xl)
+        return hl_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature");
+    if (sl == 0 || sl >= scap || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789_-") < sl)
+        return hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
+    memcpy(source, rest, sl);
+    source[sl] = '\0';
+    const char *m = slash + 1;
+    size_t ml = (size_t)(rest + rl - xl - m);
+    if (ml >= mcap) ml = mcap - 1; /* over 256 bytes: refused below */
+    memcpy(mid, m, ml);
+    mid[ml] = '\0';
+    if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !hl_id_valid(mid, 256))
+        return hl_reply_error(r, 400, "bad_message_id",
+                              "message id must be 1..256 bytes (percent-encoded) without control "
+                              "characters");
+    return 0;
+}
+
+static const char SQL_EVENT[] =
+    "SELECT id, event_type, request_id, raw_body, signature_headers::text,"
+    " encode(body_sha256, 'hex') FROM webhook_events"
+    " WHERE source = $1 AND message_id = $2 AND ($3::text IS NULL OR event_type = $3)"
+    " ORDER BY id LIMIT 64";
+
+/* One stored event checked again: its raw body against the digest column and against the
+ * signature headers kept with it. */
+static json_t *event_result(const hl_sig_t *v, PGresult *res, int t)
+{
+    json_t *e = json_pack("{s:I,s:s,s:s,s:s}", "row_id",
+                          (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10), "event_type",
+                          PQgetvalue(res, t, 1), "request_id", PQgetvalue(res, t, 2), "scheme",
+                          hl_sig_scheme_name(v->scheme));
+    size_t blen = 0;
+    unsigned char *body = PQgetisnull(res, t, 3)
+                              ? NULL
+                              : PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3), &blen);
+    const char *why = NULL;
+    if (body == NULL) why = "stored without its raw body (written before migration 006)";
+    else if (PQgetisnull(res, t, 4)) why = "stored without signature headers (a bearer source, "
+                                           "or written before migration 006)";
+    if (why) {
+        json_object_set_new(e, "signature", json_string("not_reverifiable"));
+        json_object_set_new(e, "detail", json_string(why));
+    } else {
+        hl_sig_result_t sr = HL_SIG_BAD;
+        int64_t ts = -1;
+        const char *sj = PQgetvalue(res, t, 4);
+        int rc = hl_sig_reverify_stored(v, sj, strlen(sj), body, blen, &sr, &ts);
+        json_object_set_new(e, "signature",
+                            json_string(rc != 0 ? "malformed_signature"
+                                        : sr == HL_SIG_OK ? "ok" : hl_sig_code(sr)));
+        json_object_set_new(e, "signed_timestamp", ts >= 0 ? json_integer(ts) : json_null());
+        char d[HL_SIG_SHA256_HEX + 1];
+        hl_sig_sha256_hex(body, blen, d);
+        json_object_set_new(e, "body_sha256", json_string(d));
+        json_object_set_new(e, "body_sha256_matches_column",
+                            json_boolean(strcmp(d, PQgetvalue(res, t, 5)) == 0));
+    }
+    PQfreemem(body);
+    return e;
+}
+
+int hl_h_event_signature(hl_req_t *r, const char *rest)
+{
+    static const char *const allowed[] = {"event_type", NULL};
+    char source[65], mid[257], err[512];
+    if (hl_req_only(r, allowed)) return 400;
+    int st = event_path(r, rest, source, sizeof source, mid, sizeof mid);
+    if (st != 0) return st;
+    const char *et = hl_req_param(r, "event_type");
+    if (et && !hl_id_valid(et, 128))
+        return hl_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
+    if (!r->a->verifiers)
+        return hl_reply_error(r, 409, "no_keys",
+                              "no signature_sources configured: the auditor holds no keys");
+    const hl_sig_t *v = ing_verifiers_find(r->a->verifiers, source);
+    if (!v) return hl_reply_error(r, 404, "unknown_source", "source not in signature_sources");
+    if (v->scheme == HL_SIG_SCHEME_BEARER)
+        return hl_reply_error(r, 409, "not_reverifiable",
+                              "a bearer source's events carry no signature");
+    PGconn *c = hl_req_db(r);
+    if (!c) return 503;
+    const char *p[3] = {source, mid, et};
+    PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, sizeof err, "event signature: %s", PQerrorMessage(c));
+        PQclear(res);
+        hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
+        HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
+        hl_req_db_done(r, c, 1);
+        return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+    }
+    hl_req_db_done(r, c, 0);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return hl_reply_error(r, 404, "not_found", "no stored event with this source and id");
+    }
+    json_t *events = json_array();
+    int all_ok = 1;
+    for (int t = 0; t < PQntuples(res); t++) {
+        json_t *e = event_result(v, res, t);
+        all_ok &= strcmp(json_string_value(json_object_get(e, "signature")), "ok") == 0 &&
+                  json_is_true(json_object_get(e, "body_sha256_matches_column"));
+        json_array_append_new(events, e);
+    }
+    PQclear(res);
+    return hl_reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:o}", "source", source, "message_id",
+                                           mid, "ok", all_ok, "events", events));
+}

@@ -1,0 +1,422 @@
+"""The content of stored events bound to the hash-chained history, and stored events verified
+again against their providers' signatures (services/auditor/README.md, "Content check" and
+"Signature re-verification"). Events go through the real ingress, Kafka, persister and
+auditor; the tampering is done with the database owner's powers."""
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import time
+from urllib.parse import quote
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from auditor_support import TOKENS, auditor_config, get, lineage_count, wait_for
+from harness import paths, sanitizers
+from harness.procs import run_binary
+from ingress_support import DEMO_SECRET, Client, ingress_config, standard_source
+from persister_support import EventProducer, event_headers, persister_config
+
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+ED_PUB = "whpk_" + base64.b64encode(ED_KEY.public_key().public_bytes(
+    serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+ENV = {"HL_TEST_DEMO_SECRET": DEMO_SECRET}
+
+
+def sources(tmp_path):
+    (tmp_path / "tok").write_text("tok-abc-0123456789")
+    (tmp_path / "tok").chmod(0o600)
+    return [standard_source(),  # demo: HMAC (whsec_ secret)
+            {"name": "edkey", "scheme": "standard-webhooks", "public_keys": [ED_PUB],
+             "message_id_header": "webhook-id", "event_type": "/type"},
+            {"name": "ops", "scheme": "bearer", "secrets": [{"file": str(tmp_path / "tok")}]}]
+
+
+@pytest.fixture
+def pipeline(stack, topics, pg_schema, service, free_port, tmp_path):
+    """Ingress, persister and an auditor that holds the public-key source's key (and the bearer
+    source's token file, which it may not use) but not the HMAC secret. The files the auditor
+    and `hookline reverify` read give every source a 1 s timestamp tolerance: applied at
+    re-verification, it would refuse every event a test checks."""
+    ing_cfg = ingress_config(free_port(), topics, sources(tmp_path), log_level="info")
+    ing = service("ingress", ing_cfg, env=ENV)
+    service("persister", persister_config(stack, topics, pg_schema, free_port(),
+                                          f"persister-{tmp_path.name[-8:]}"))
+    strict = [{**s, "timestamp_tolerance_s": 1} for s in sources(tmp_path)]
+    aud_sources = tmp_path / "auditor-sources.yaml"
+    aud_sources.write_text(yaml.safe_dump(ingress_config(
+        free_port(), topics, [s for s in strict if s["name"] != "demo"])))
+    aud = service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
+                                            tmp_path / "cp.pem",
+                                            signature_sources=str(aud_sources)))
+    ing_file = tmp_path / "ingress.yaml"
+    ing_file.write_text(yaml.safe_dump({**ing_cfg, "sources": strict}))
+    return ing, aud, ing_file
+
+
+def post_demo(c, n, tag):
+    for i in range(n):
+        body = json.dumps({"type": "invoice.paid", "n": i, "note": "caf\u00e9"},
+                          ensure_ascii=False).encode() + b"\n"
+        status, data, _ = c.post_standard(body, msg_id=f"{tag}-{i}")
+        assert status == 202, data
+
+
+def post_ed(c, msg_id, ts=None):
+    body = json.dumps({"type": "order.shipped", "id": msg_id}).encode()
+    ts = str(ts or int(time.time()))
+    sig = ED_KEY.sign(f"{msg_id}.{ts}.".encode() + body)
+    h = {"webhook-id": msg_id, "webhook-timestamp": ts,
+         "webhook-signature": "v1a," + base64.b64encode(sig).decode()}
+    status, data, _ = c.request("POST", "/v1/webhooks/edkey", body, h)
+    assert status == 202, data
+    return body
+
+
+def stored(schema, n):
+    return schema.query("SELECT count(*) FROM lineage WHERE stage = 'persisted'")[0][0] >= n
+
+
+def loaded_pipeline(pipeline, pg_schema, n=6):
+    ing, aud, ing_file = pipeline
+    c = Client(ing.port)
+    post_demo(c, n, "cc")
+    post_ed(c, "ed-1")
+    c.close()
+    wait_for(lambda: stored(pg_schema, n + 1), 60, f"{n + 1} persisted lineage records")
+    return aud
+
+
+def behind_its_back(schema, *sql):
+    """As the tables' owner, as whoever owns the database can (webhook_events has no trigger)."""
+    conn = schema.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            for s in sql:
+                cur.execute(s)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def content(aud):
+    r = get(aud, "/v1/verify/content")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def row_of(schema, msg_id):
+    return schema.query("SELECT id FROM webhook_events WHERE message_id = %s", (msg_id,))[0][0]
+
+
+def assert_named(c, msg_id, row, reasons):
+    assert c["ok"] is False and c["bad"] == 1, c
+    fb = c["first_bad"]
+    assert (fb["source"], fb["message_id"], fb["event_type"], fb["row_id"]) == (
+        "demo", msg_id, "invoice.paid", row), fb
+    assert fb["reasons"] == reasons, fb
+    assert c["bad_events"] == [fb]
+
+
+def test_stored_content_is_bound_to_the_lineage(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    rows = pg_schema.query("SELECT message_id, raw_body, encode(body_sha256, 'hex'), payload,"
+                           " signature_headers, request_id::text FROM webhook_events"
+                           " WHERE source = 'demo' ORDER BY id")
+    assert len(rows) == 6
+    for mid, raw, digest, payload, sig, rid in rows:
+        raw = bytes(raw)
+        assert raw.endswith(b"\n") and "café".encode() in raw  # byte for byte
+        assert digest == hashlib.sha256(raw).hexdigest()
+        assert payload == json.loads(raw)
+        assert sorted(sig) == ["webhook-id", "webhook-signature", "webhook-timestamp"]
+        assert sig["webhook-id"] == mid
+        recs = pg_schema.query("SELECT stage, record FROM lineage WHERE request_id = %s", (rid,))
+        assert {s: json.loads(r)["body_sha256"] for s, r in recs} == {"ingress": digest,
+                                                                       "persisted": digest}
+    c = content(aud)
+    assert c["ok"] is True and c["bad"] == 0 and c["first_bad"] is None
+    assert c["events_checked"] == 7 and c["bound"] == 7
+
+
+def test_payload_edit_is_named(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-2")
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = jsonb_set(payload, '{{n}}', "
+                               f"'99') WHERE id = {row}")
+    assert_named(content(aud), "cc-2", row, ["payload_mismatch"])
+
+
+def test_raw_body_edit_is_named(pipeline, pg_schema):
+    """Body, payload and digest column all rewritten consistently: only the lineage disagrees."""
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-3")
+    forged = b'{"type":"invoice.paid","n":3000}'
+    behind_its_back(pg_schema,
+                    f"UPDATE webhook_events SET raw_body = '\\x{forged.hex()}'::bytea,"
+                    f" payload = '{forged.decode()}'::jsonb,"
+                    f" body_sha256 = sha256('\\x{forged.hex()}'::bytea) WHERE id = {row}")
+    assert_named(content(aud), "cc-3", row, ["raw_body_mismatch", "digest_mismatch"])
+
+
+def test_raw_body_removed_is_named(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-0")
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET raw_body = NULL WHERE id = {row}")
+    assert_named(content(aud), "cc-0", row, ["raw_body_mismatch"])
+
+
+def test_digest_column_edit_is_named(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-4")
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET body_sha256 = sha256('x'::bytea)"
+                               f" WHERE id = {row}")
+    assert_named(content(aud), "cc-4", row, ["digest_mismatch"])
+
+
+def test_deleted_row_is_named(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    first, second = row_of(pg_schema, "cc-1"), row_of(pg_schema, "cc-5")
+    behind_its_back(pg_schema, f"DELETE FROM webhook_events WHERE id IN ({first}, {second})")
+    c = content(aud)
+    assert c["ok"] is False and c["bad"] == 2
+    assert sorted((e["message_id"], e["row_id"], e["reasons"]) for e in c["bad_events"]) == [
+        ("cc-1", first, ["row_missing"]), ("cc-5", second, ["row_missing"])]
+    # In the order of the history: the first bad one is the earlier lineage record.
+    assert [e["lineage_id"] for e in c["bad_events"]] == sorted(e["lineage_id"] for e in c["bad_events"])
+    assert c["first_bad"] == c["bad_events"][0]
+    # Put back under another id, as a forger would have to: still not the row the history names.
+    behind_its_back(pg_schema,
+                    "INSERT INTO webhook_events (source, message_id, event_type, request_id,"
+                    " received_at, kafka_partition, kafka_offset, payload) VALUES ('demo', 'cc-1',"
+                    " 'invoice.paid', gen_random_uuid(), now(), 0, 0, '{}')")
+    assert content(aud)["first_bad"]["reasons"] == ["row_missing"]
+
+
+def test_row_key_swap_is_named(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-2")
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET message_id = 'other' WHERE id = {row}")
+    assert_named(content(aud), "cc-2", row, ["row_key_mismatch"])
+
+
+def run_verify(aud, stack, schema, tmp_path, rid):
+    """`hookline verify` of a one-request ledger (a rejected request: no stored event expected)."""
+    ledger = tmp_path / "requests.ndjson"
+    ledger.write_text(json.dumps({"message_id": "none", "event_type": "t.created",
+                                  "delivery_id": "", "duplicate": False, "status": 400,
+                                  "attempts": 1, "latency_us": 1000,
+                                  "request_id": rid}) + "\n")
+    env = {**os.environ, **sanitizers.child_env(), "HL_T_TOKEN": TOKENS["auditor"]}
+    return subprocess.run([str(paths.find_binary("hookline")), "verify", "--requests", str(ledger),
+                           "--auditor", aud.url, "--auditor-token-env", "HL_T_TOKEN",
+                           "--settle-timeout-ms", "2000", "--pg", stack.pg_dsn, "--pg-schema",
+                           schema.name], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_cli_verify_names_the_bad_event(pipeline, pg_schema, stack, tmp_path):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    c = Client(pipeline[0].port)
+    status, data, _ = c.post_standard(b'{"type":"x"}', secret="whsec_" + "A" * 32)
+    c.close()
+    assert status == 401
+    rid = json.loads(data)["request_id"]
+    wait_for(lambda: get(aud, f"/v1/requests/{rid}").status_code == 200, 60, "rejection lineage")
+    r = run_verify(aud, stack, pg_schema, tmp_path, rid)
+    assert "content check          ok" in r.stdout, r.stdout + r.stderr
+    row = row_of(pg_schema, "cc-3")
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = '{{}}' WHERE id = {row}")
+    r = run_verify(aud, stack, pg_schema, tmp_path, rid)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "content check          FAILED" in r.stdout
+    assert (f"1 bad event; first: source demo message id cc-3 event type invoice.paid "
+            f"(row {row}): payload_mismatch") in r.stdout, r.stdout
+    assert "verify: VIOLATIONS" in r.stdout
+
+
+# --- the persister's own check of its input ----------------------------------------------------
+
+def test_digest_mismatch_is_dead_lettered_with_its_digest(stack, topics, pg_schema, service,
+                                                          free_port, tmp_path, kafka_consume):
+    service("persister", persister_config(stack, topics, pg_schema, free_port(),
+                                          f"persister-{tmp_path.name[-8:]}"))
+    aud = service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
+                                            tmp_path / "cp.pem"))
+    p = EventProducer(topics["events"])
+    body = b'{"type":"t.created","id":"dm-1"}'
+    claimed = hashlib.sha256(b"another body").hexdigest()
+    rid = p.send_raw(b"dm-1", body, event_headers("stripe", "t.created") +
+                     [("hl-body-sha256", claimed)])
+    good = p.send_raw(b"dm-2", body, event_headers("stripe", "t.created") +
+                      [("hl-body-sha256", hashlib.sha256(body).hexdigest())])
+    p.flush()
+    (dl,) = kafka_consume(topics["dlq"], 1, timeout=60)
+    assert dl.key == b"dm-1" and dl.value == body
+    assert dl.headers["hl-error"] == b"body_digest_mismatch"
+    assert dl.headers["hl-body-sha256"].decode() == claimed
+    wait_for(lambda: lineage_count(pg_schema) == 2, 60, "2 lineage records")
+    recs = {r: json.loads(t) for r, t in pg_schema.query("SELECT request_id, record FROM lineage")}
+    assert recs[rid]["stage"] == "dead_lettered"
+    assert recs[rid]["error_code"] == "body_digest_mismatch"
+    assert recs[rid]["body_sha256"] == claimed
+    assert recs[good]["stage"] == "persisted"
+    assert pg_schema.query("SELECT message_id FROM webhook_events") == [("dm-2",)]
+    assert content(aud)["ok"] is True
+
+
+# --- signature re-verification -----------------------------------------------------------------
+
+def reverify(ing_file, schema, stack, *args, env=ENV):
+    e = {**os.environ, **sanitizers.child_env(), **(env or {})}
+    if env is None:
+        e.pop("HL_TEST_DEMO_SECRET", None)
+    return subprocess.run([str(paths.find_binary("hookline")), "reverify", "--config",
+                           str(ing_file), "--pg", stack.pg_dsn, "--pg-schema", schema.name, *args],
+                          capture_output=True, text=True, timeout=60, env=e)
+
+
+def test_cli_reverify_hmac_and_public_key_sources(pipeline, pg_schema, stack):
+    _, _, ing_file = pipeline
+    loaded_pipeline(pipeline, pg_schema)
+    r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ts = json.loads(pg_schema.query("SELECT signature_headers::text FROM webhook_events"
+                                    " WHERE message_id = 'cc-1'")[0][0])["webhook-timestamp"]
+    assert "signature       ok" in r.stdout and f"({ts}; no tolerance applied)" in r.stdout
+    assert "matches the stored digest" in r.stdout and "reverify: OK" in r.stdout
+    r = reverify(ing_file, pg_schema, stack, "--source", "edkey", "--message-id", "ed-1",
+                 "--event-type", "order.shipped")
+    assert r.returncode == 0 and "signature       ok" in r.stdout, r.stdout + r.stderr
+    # Edited after the fact (body and payload, consistently): the signature no longer holds.
+    for mid in ("cc-1", "ed-1"):
+        behind_its_back(pg_schema, f"UPDATE webhook_events SET raw_body = raw_body || '\\x20'::bytea"
+                                   f" WHERE message_id = '{mid}'")
+    r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-1")
+    assert r.returncode == 1 and "signature       bad_signature" in r.stdout, r.stdout + r.stderr
+    assert "DIFFERS from the stored digest" in r.stdout and "reverify: FAILED" in r.stdout
+    r = reverify(ing_file, pg_schema, stack, "--source", "edkey", "--message-id", "ed-1")
+    assert r.returncode == 1 and "signature       bad_signature" in r.stdout, r.stdout + r.stderr
+
+
+def test_old_event_reverifies_without_tolerance(pipeline, pg_schema, stack):
+    """Signed 10 s before it arrived (inside the ingress's 300 s): the auditor's and the CLI's
+    copies of the source allow 1 s, which re-verification must not apply; the signed timestamp
+    is shown."""
+    ing, aud, ing_file = pipeline
+    old = int(time.time()) - 10
+    c = Client(ing.port)
+    post_ed(c, "ed-old", ts=old)
+    c.close()
+    wait_for(lambda: stored(pg_schema, 1), 60, "persisted")
+    r = get(aud, "/v1/events/edkey/ed-old/signature")
+    assert r.status_code == 200, r.text
+    (e,) = r.json()["events"]
+    assert e["signature"] == "ok" and e["signed_timestamp"] == old
+    r = reverify(ing_file, pg_schema, stack, "--source", "edkey", "--message-id", "ed-old")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"({old}; no tolerance applied)" in r.stdout
+
+
+def test_api_signature_public_key_source(pipeline, pg_schema):
+    aud = loaded_pipeline(pipeline, pg_schema)
+    r = get(aud, "/v1/events/edkey/ed-1/signature?event_type=order.shipped")
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["ok"] is True and a["source"] == "edkey" and a["message_id"] == "ed-1"
+    (e,) = a["events"]
+    assert e["signature"] == "ok" and e["scheme"] == "standard-webhooks"
+    assert e["event_type"] == "order.shipped" and e["body_sha256_matches_column"] is True
+    assert isinstance(e["signed_timestamp"], int)
+    behind_its_back(pg_schema, "UPDATE webhook_events SET raw_body = convert_to(replace("
+                               "convert_from(raw_body, 'UTF8'), 'shipped', 'lost'), 'UTF8')"
+                               " WHERE message_id = 'ed-1'")
+    a = get(aud, "/v1/events/edkey/ed-1/signature").json()
+    assert a["ok"] is False and a["events"][0]["signature"] == "bad_signature"
+
+
+def test_signature_bad_input(pipeline, pg_schema, stack, tmp_path):
+    ing, aud, ing_file = pipeline
+    loaded_pipeline(pipeline, pg_schema, n=1)
+    c = Client(ing.port)
+    assert c.request("POST", "/v1/webhooks/ops", b'{"messageId":"op-1","eventType":"e"}',
+                     {"Authorization": "Bearer tok-abc-0123456789"})[0] == 202
+    c.close()
+    wait_for(lambda: stored(pg_schema, 3), 60, "persisted")
+
+    def api(path):
+        r = get(aud, path)
+        return r.status_code, r.json()["error"]["code"]
+
+    # The HMAC secret was not given to the auditor: that source is not one it can check.
+    assert api("/v1/events/demo/cc-0/signature") == (404, "unknown_source")
+    assert api("/v1/events/nosuch/x/signature") == (404, "unknown_source")
+    assert api("/v1/events/edkey/never-stored/signature") == (404, "not_found")
+    assert api("/v1/events/edkey/ed-1/signature?event_type=other") == (404, "not_found")
+    assert api("/v1/events/ops/op-1/signature") == (409, "not_reverifiable")
+    assert api("/v1/events/edkey//signature") == (400, "bad_message_id")
+    assert api("/v1/events/edkey/a%01b/signature") == (400, "bad_message_id")
+    assert api("/v1/events/edkey/a%7Fb/signature") == (400, "bad_message_id")
+    assert api("/v1/events/edkey/" + "x" * 257 + "/signature") == (400, "bad_message_id")
+    assert api("/v1/events/Bad!/x/signature") == (400, "bad_source")
+    assert api("/v1/events/edkey/ed-1") == (404, "not_found")
+    assert api("/v1/events/edkey/ed-1/signature?foo=1") == (400, "unknown_parameter")
+    assert get(aud, "/v1/events/edkey/ed-1/signature", role=None).status_code == 401
+    # An id with a slash and a space, percent-encoded.
+    assert api("/v1/events/edkey/" + quote("a/b c", safe="") + "/signature") == (404, "not_found")
+
+    def cli(*args, env=ENV):
+        r = reverify(ing_file, pg_schema, stack, *args, env=env)
+        return r.returncode, r.stderr
+
+    rc, err = cli("--source", "nosuch", "--message-id", "x")
+    assert rc == 2 and "source 'nosuch' is not configured" in err
+    rc, err = cli("--source", "demo", "--message-id", "never-stored")
+    assert rc == 1 and "no stored event with source 'demo', message id 'never-stored'" in err
+    rc, err = cli("--source", "demo", "--message-id", "")
+    assert rc == 2 and "--message-id (1..256)" in err
+    rc, err = cli("--source", "demo", "--message-id", "x" * 257)
+    assert rc == 2 and "--message-id (1..256)" in err
+    rc, err = cli("--source", "demo", "--message-id", "a\x01b")
+    assert rc == 2 and "control characters" in err
+    rc, err = cli("--source", "ops", "--message-id", "op-1")
+    assert rc == 2 and "bearer tokens" in err
+    rc, err = cli("--source", "demo")
+    assert rc == 2 and "are required" in err
+    # The key is missing: the secret's variable is not set for this run.
+    rc, err = cli("--source", "demo", "--message-id", "cc-0", env=None)
+    assert rc == 2 and "source 'demo' secret 0 (env HL_TEST_DEMO_SECRET" in err, err
+    assert DEMO_SECRET not in err
+    r = subprocess.run([str(paths.find_binary("hookline")), "reverify", "--config",
+                        str(tmp_path / "absent.yaml"), "--source", "demo", "--message-id", "x"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, **sanitizers.child_env()})
+    assert r.returncode == 2 and "absent.yaml" in r.stderr
+
+
+def test_auditor_without_keys_says_so(stack, topics, pg_schema, service, free_port, tmp_path):
+    aud = service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
+                                            tmp_path / "cp.pem"))
+    r = get(aud, "/v1/events/edkey/x/signature")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "no_keys"
+
+
+def test_auditor_refuses_unusable_signature_sources(stack, topics, pg_schema, free_port,
+                                                    tmp_path):
+    """A key it cannot read stops the auditor at start (exit 2), naming the source and the
+    variable, never a value."""
+    bad = tmp_path / "sources.yaml"
+    bad.write_text(yaml.safe_dump(ingress_config(free_port(), topics, [standard_source(
+        env="HL_T_NOT_SET")])))
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem",
+                         signature_sources=str(bad))
+    r = run_binary("auditor", cfg)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "signature_sources" in out and "source 'demo' secret 0 (env HL_T_NOT_SET" in out
+    cfg["signature_sources"] = str(tmp_path / "absent.yaml")
+    r = run_binary("auditor", cfg)
+    assert r.returncode == 2 and "absent.yaml" in r.stdout + r.stderr

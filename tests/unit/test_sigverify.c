@@ -1,0 +1,263 @@
+/* libs/sigverify beyond what the ingress exercises: re-verification of a stored event (every
+ * provider vector, with no timestamp tolerance and the signed timestamp reported) and the
+ * names of the headers each scheme signs with. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hl/sigverify.h"
+
+static void load_auth(hl_sig_t *a, json_t *v)
+{
+    hl_sig_init(a, hl_sig_scheme_parse(json_string_value(json_object_get(v, "scheme"))), 300);
+    json_t *cfg = json_object_get(v, "config");
+    if (cfg != NULL) {
+        snprintf(a->header, sizeof(a->header), "%s", json_string_value(json_object_get(cfg, "header")));
+        snprintf(a->prefix, sizeof(a->prefix), "%s", json_string_value(json_object_get(cfg, "prefix")));
+        const char *enc = json_string_value(json_object_get(cfg, "encoding"));
+        a->encoding = strcmp(enc, "base64") == 0 ? HL_SIG_ENC_BASE64 : HL_SIG_ENC_HEX;
+    }
+    if (a->scheme == HL_SIG_SCHEME_BEARER) snprintf(a->header, sizeof(a->header), "Authorization");
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(v, "keys"), i, k)
+    {
+        char err[128] = "";
+        const char *s = json_string_value(k);
+        assert_int_equal(hl_sig_add_key(a, s, strlen(s), err, sizeof(err)), 0);
+    }
+}
+
+/* The timestamp a vector's headers carry for its scheme, or -1. */
+static int64_t vector_ts(const hl_sig_headers_t *h, hl_sig_scheme_t s)
+{
+    const char *v = NULL;
+    int64_t t = -1;
+    if (s == HL_SIG_SCHEME_STANDARD) {
+        v = hl_sig_header_get(h, "webhook-timestamp", NULL);
+        if (v == NULL) v = hl_sig_header_get(h, "svix-timestamp", NULL);
+    } else if (s == HL_SIG_SCHEME_SENDGRID) {
+        v = hl_sig_header_get(h, "x-twilio-email-event-webhook-timestamp", NULL);
+    } else if (s == HL_SIG_SCHEME_STRIPE) {
+        v = hl_sig_header_get(h, "stripe-signature", NULL);
+        if (v != NULL && strncmp(v, "t=", 2) == 0) {
+            v += 2;
+            return hl_sig_parse_unix_s(v, strcspn(v, ","), &t) == 0 ? t : -1;
+        }
+        return -1;
+    }
+    if (v == NULL || hl_sig_parse_unix_s(v, strlen(v), &t) != 0) return -1;
+    return t;
+}
+
+/* Every vector: a signature that verified, or verified but was stale, re-verifies (years
+ * later, with no tolerance) and reports the timestamp it signed; any other result is the
+ * same as at arrival. A body changed by one byte never re-verifies. */
+static void test_reverify_vectors(void **state)
+{
+    (void)state;
+    json_error_t jerr;
+    json_t *root = json_load_file(HL_VECTORS_FILE, 0, &jerr);
+    if (root == NULL) fail_msg("cannot read %s: %s", HL_VECTORS_FILE, jerr.text);
+    int64_t now = json_integer_value(json_object_get(root, "now"));
+    size_t i, stale = 0, ok = 0;
+    json_t *v;
+    json_array_foreach(json_object_get(root, "vectors"), i, v)
+    {
+        hl_sig_t a;
+        load_auth(&a, v);
+        hl_sig_header_t hv[8];
+        size_t nh = 0, j;
+        json_t *pair;
+        json_array_foreach(json_object_get(v, "headers"), j, pair)
+        {
+            assert_true(nh < 8);
+            hv[nh++] = (hl_sig_header_t){json_string_value(json_array_get(pair, 0)),
+                                         json_string_value(json_array_get(pair, 1))};
+        }
+        hl_sig_headers_t h = {hv, nh};
+        const char *body = json_string_value(json_object_get(v, "body"));
+        size_t blen = strlen(body);
+        json_t *vnow = json_object_get(v, "now");
+        hl_sig_result_t at = hl_sig_verify(&a, &h, (const unsigned char *)body, blen,
+                                           vnow ? json_integer_value(vnow) : now);
+        int64_t ts = -2;
+        hl_sig_result_t again = hl_sig_reverify(&a, &h, (const unsigned char *)body, blen, &ts);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        if (at == HL_SIG_OK || at == HL_SIG_STALE) {
+            if (again != HL_SIG_OK) fail_msg("vector '%s': does not re-verify", name);
+            if (ts != vector_ts(&h, a.scheme)) fail_msg("vector '%s': signed ts %lld", name, (long long)ts);
+            stale += at == HL_SIG_STALE;
+            ok++;
+            if (blen > 0 && a.scheme != HL_SIG_SCHEME_BEARER) {
+                char edited[4096];
+                assert_true(blen < sizeof(edited));
+                memcpy(edited, body, blen);
+                edited[blen - 1] ^= 1;
+                assert_int_equal(hl_sig_reverify(&a, &h, (const unsigned char *)edited, blen, &ts),
+                                 HL_SIG_BAD);
+                assert_int_equal(ts, -1);
+            }
+        } else if (again != at) {
+            fail_msg("vector '%s': %s at arrival, %s again", name, hl_sig_code(at), hl_sig_code(again));
+        }
+        hl_sig_deinit(&a);
+    }
+    assert_true(stale >= 4);
+    assert_true(ok >= 15);
+    json_decref(root);
+}
+
+static void test_reverify_no_key(void **state)
+{
+    (void)state;
+    hl_sig_t a;
+    hl_sig_init(&a, HL_SIG_SCHEME_STRIPE, 300);
+    hl_sig_headers_t h = {NULL, 0};
+    int64_t ts = 7;
+    assert_int_equal(hl_sig_reverify(&a, &h, (const unsigned char *)"{}", 2, &ts), HL_SIG_BAD);
+    assert_int_equal(ts, -1);
+    assert_int_equal(hl_sig_reverify(&a, &h, (const unsigned char *)"{}", 2, NULL), HL_SIG_BAD);
+    hl_sig_deinit(&a);
+}
+
+static void test_signed_headers(void **state)
+{
+    (void)state;
+    const char *names[HL_SIG_MAX_SIGNED_HEADERS];
+    hl_sig_t a;
+    hl_sig_header_t svix[] = {{"svix-signature", "v1,x"}};
+    hl_sig_header_t std[] = {{"webhook-signature", "v1,x"}};
+    hl_sig_headers_t hs = {svix, 1}, hw = {std, 1};
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    assert_int_equal(hl_sig_signed_headers(&a, &hw, names), 3);
+    assert_string_equal(names[0], "webhook-id");
+    assert_string_equal(names[1], "webhook-timestamp");
+    assert_string_equal(names[2], "webhook-signature");
+    assert_int_equal(hl_sig_signed_headers(&a, &hs, names), 3);
+    assert_string_equal(names[2], "svix-signature");
+    a.scheme = HL_SIG_SCHEME_STRIPE;
+    assert_int_equal(hl_sig_signed_headers(&a, &hw, names), 1);
+    assert_string_equal(names[0], "stripe-signature");
+    a.scheme = HL_SIG_SCHEME_HMAC;
+    snprintf(a.header, sizeof(a.header), "x-hub-signature-256");
+    assert_int_equal(hl_sig_signed_headers(&a, &hw, names), 1);
+    assert_string_equal(names[0], "x-hub-signature-256");
+    a.scheme = HL_SIG_SCHEME_SENDGRID;
+    assert_int_equal(hl_sig_signed_headers(&a, &hw, names), 2);
+    assert_string_equal(names[1], "x-twilio-email-event-webhook-timestamp");
+    /* A bearer token is a credential: nothing of it is ever kept. */
+    a.scheme = HL_SIG_SCHEME_BEARER;
+    snprintf(a.header, sizeof(a.header), "Authorization");
+    assert_int_equal(hl_sig_signed_headers(&a, &hw, names), 0);
+    hl_sig_deinit(&a);
+}
+
+static void test_signed_json(void **state)
+{
+    (void)state;
+    char buf[HL_SIG_SIGNED_JSON_MAX];
+    hl_sig_t a;
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    hl_sig_header_t hv[] = {{"Webhook-Id", "msg_1"},
+                            {"Authorization", "Bearer secret"},
+                            {"webhook-signature", "v1,a\"b\\c"},
+                            {"webhook-timestamp", "1700000000"}};
+    hl_sig_headers_t h = {hv, 4};
+    int n = hl_sig_signed_json(&a, &h, buf, sizeof(buf));
+    assert_string_equal(buf, "{\"webhook-id\":\"msg_1\",\"webhook-timestamp\":\"1700000000\","
+                             "\"webhook-signature\":\"v1,a\\\"b\\\\c\"}");
+    assert_int_equal(n, (int)strlen(buf));
+    json_t *j = json_loads(buf, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "webhook-signature")), "v1,a\"b\\c");
+    assert_null(json_object_get(j, "authorization"));
+    json_decref(j);
+    /* Not printable ASCII: refused rather than kept differently. */
+    hv[2].value = "v1,\x01";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), HL_ERANGE);
+    hv[2].value = "v1,\xc3\xa9";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), HL_ERANGE);
+    hv[2].value = "v1,x";
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, 20), HL_ERANGE);
+    /* The largest values fit the documented cap. */
+    static char big[HL_SIG_MAX_HEADER + 1];
+    memset(big, '"', HL_SIG_MAX_HEADER);
+    hv[0].value = hv[2].value = hv[3].value = big;
+    assert_true(hl_sig_signed_json(&a, &h, buf, sizeof(buf)) > 3 * 2 * HL_SIG_MAX_HEADER);
+    /* Bearer: nothing. */
+    a.scheme = HL_SIG_SCHEME_BEARER;
+    snprintf(a.header, sizeof(a.header), "Authorization");
+    assert_int_equal(hl_sig_signed_json(&a, &h, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    hl_sig_deinit(&a);
+}
+
+/* A stored event: the JSON hl_sig_signed_json kept, verified again years later. */
+static void test_reverify_stored(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"test\": 2432232314}";
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    hl_sig_t a;
+    char err[128], buf[HL_SIG_SIGNED_JSON_MAX];
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    assert_int_equal(hl_sig_add_key(&a, secret, strlen(secret), err, sizeof(err)), 0);
+    hl_sig_header_t hv[] = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
+                            {"webhook-timestamp", "1614265330"},
+                            {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+    hl_sig_headers_t h = {hv, 3};
+    int n = hl_sig_signed_json(&a, &h, buf, sizeof(buf));
+    assert_true(n > 0);
+    hl_sig_result_t res = HL_SIG_BAD;
+    int64_t ts = 0;
+    assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)body,
+                                            strlen(body), &res, &ts), 0);
+    assert_int_equal(res, HL_SIG_OK);
+    assert_true(ts == 1614265330);
+    /* Stale at arrival time now, yet authentic. */
+    assert_int_equal(hl_sig_verify(&a, &h, (const unsigned char *)body, strlen(body), 1714265330),
+                     HL_SIG_STALE);
+    assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)"{}", 2,
+                                            &res, &ts), 0);
+    assert_int_equal(res, HL_SIG_BAD);
+    static const char *const bad[] = {"", "[]", "{\"a\":1}", "{\"a\":\"1\",\"a\":\"2\"}",
+                                      "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"}",
+                                      "{\"a\":\"x\\u0000y\"}", "{"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(hl_sig_reverify_stored(&a, bad[i], strlen(bad[i]),
+                                                (const unsigned char *)body, strlen(body), &res,
+                                                &ts), HL_EPARSE);
+    assert_int_equal(hl_sig_reverify_stored(&a, NULL, 0, (const unsigned char *)body, strlen(body),
+                                            &res, &ts), HL_EPARSE);
+    hl_sig_deinit(&a);
+}
+
+static void test_sha256_hex(void **state)
+{
+    (void)state;
+    char out[HL_SIG_SHA256_HEX + 1];
+    hl_sig_sha256_hex("abc", 3, out);
+    assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    hl_sig_sha256_hex("", 0, out);
+    assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reverify_vectors),
+        cmocka_unit_test(test_reverify_no_key),
+        cmocka_unit_test(test_signed_headers),
+        cmocka_unit_test(test_signed_json),
+        cmocka_unit_test(test_sha256_hex),
+        cmocka_unit_test(test_reverify_stored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
