@@ -90,8 +90,10 @@ def persisted_record(ing, queue_us=3000, persist_us=2000, row_id=1):
 class LineageProducer:
     def __init__(self, topic):
         self.topic = topic
+        # The ingress's and the persister's partitioner: a request's records share one chain.
         self.p = Producer({"bootstrap.servers": paths.KAFKA_BROKERS, "acks": "all",
-                           "enable.idempotence": True, "linger.ms": 5})
+                           "enable.idempotence": True, "linger.ms": 5,
+                           "partitioner": "murmur2_random"})
         self.errors = []
 
     def send(self, key, value):

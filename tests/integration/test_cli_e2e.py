@@ -211,6 +211,9 @@ def test_replay_30k_passes_the_gate(full_stack, tmp_path):
                           "HL_REPLAY_RATE": str(sanitizers.rate(1000)),  # the script's default
                           "HL_INGRESS_URL": st["ingress"], "HL_AUDITOR_URL": st["auditor"],
                           "HOOKLINE_DEMO_SECRET": DEMO_SECRET,
+                          # This test's own schema, which the stack's reader role is not
+                          # granted: its owner verifies.
+                          "HL_REPLAY_PG_USER": "hookline",
                           "HOOKLINE_AUDITOR_TOKEN": TOKENS["auditor"],
                           "HL_REPLAY_ARGS": " ".join([
                               f"--pg-schema {st['schema'].name}", "--no-progress",
