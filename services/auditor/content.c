@@ -359,13 +359,15 @@ static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, 
 
 static const char SQL_EVENT[] =
     "SELECT id, event_type, request_id, raw_body, signature_headers::text,"
-    " encode(body_sha256, 'hex') FROM webhook_events"
+    " encode(body_sha256, 'hex'), payload::text FROM webhook_events"
     " WHERE source = $1 AND message_id = $2 AND ($3::text IS NULL OR event_type = $3)"
     " ORDER BY id LIMIT 64";
 
-/* One stored event checked again: its raw body against the digest column and against the
- * signature headers kept with it. */
-static json_t *event_result(const hl_sig_t *v, PGresult *res, int t)
+/* One stored event checked again: its raw body against the digest column, against the
+ * signature headers kept with it and against its payload column; the signed id against its
+ * message id mid when the source's message id is the signed one (signed_id). */
+static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char *mid,
+                            bool signed_id)
 {
     json_t *e = json_pack("{s:I,s:s,s:s,s:s}", "row_id",
                           (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10), "event_type",
@@ -396,6 +398,14 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t)
         json_object_set_new(e, "body_sha256", json_string(d));
         json_object_set_new(e, "body_sha256_matches_column",
                             json_boolean(strcmp(d, PQgetvalue(res, t, 5)) == 0));
+        const char *pl = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6);
+        int pm = hl_sig_stored_payload_matches(body, blen, pl, pl ? strlen(pl) : 0);
+        json_object_set_new(e, "payload_matches_raw_body", pm < 0 ? json_null() : json_boolean(pm));
+        char sid[257];
+        int si = signed_id ? hl_sig_stored_signed_id(v, sj, strlen(sj), sid, sizeof sid) : 0;
+        json_object_set_new(e, "signed_message_id", si == 1 ? json_string(sid) : json_null());
+        json_object_set_new(e, "message_id_matches_signed_id",
+                            si == 1 ? json_boolean(strcmp(sid, mid) == 0) : json_null());
     }
     PQfreemem(body);
     return e;
@@ -439,9 +449,11 @@ int hl_h_event_signature(hl_req_t *r, const char *rest)
     json_t *events = json_array();
     int all_ok = 1;
     for (int t = 0; t < PQntuples(res); t++) {
-        json_t *e = event_result(v, res, t);
+        json_t *e = event_result(v, res, t, mid, ing_verifiers_signed_id(r->a->verifiers, source));
         all_ok &= strcmp(json_string_value(json_object_get(e, "signature")), "ok") == 0 &&
-                  json_is_true(json_object_get(e, "body_sha256_matches_column"));
+                  json_is_true(json_object_get(e, "body_sha256_matches_column")) &&
+                  !json_is_false(json_object_get(e, "payload_matches_raw_body")) &&
+                  !json_is_false(json_object_get(e, "message_id_matches_signed_id"));
         json_array_append_new(events, e);
     }
     PQclear(res);

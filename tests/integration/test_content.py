@@ -391,6 +391,40 @@ def test_api_signature_public_key_source(pipeline, pg_schema):
     assert a["ok"] is False and a["events"][0]["signature"] == "bad_signature"
 
 
+def test_reverify_names_payload_edit_and_moved_message_id(pipeline, pg_schema, stack):
+    """The signature still holds over the raw body, yet the payload column no longer is its parse,
+    or the row was moved to another message id than the one the signature covers."""
+    _, aud, ing_file = pipeline
+    loaded_pipeline(pipeline, pg_schema)
+    r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "payload         matches the raw body" in r.stdout
+    assert "signed id       cc-1 (matches the message id)" in r.stdout
+    (e,) = get(aud, "/v1/events/edkey/ed-1/signature").json()["events"]
+    assert (e["payload_matches_raw_body"], e["signed_message_id"],
+            e["message_id_matches_signed_id"]) == (True, "ed-1", True), e
+    behind_its_back(pg_schema,
+                    "UPDATE webhook_events SET payload = jsonb_set(payload, '{n}', '99')"
+                    " WHERE message_id = 'cc-1'",
+                    "UPDATE webhook_events SET payload = jsonb_set(payload, '{id}', '\"ed-2\"')"
+                    " WHERE message_id = 'ed-1'",
+                    "UPDATE webhook_events SET message_id = 'cc-moved' WHERE message_id = 'cc-2'",
+                    "UPDATE webhook_events SET message_id = 'ed-moved' WHERE message_id = 'ed-1'")
+    r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-1")
+    assert r.returncode == 1 and "signature       ok" in r.stdout, r.stdout + r.stderr
+    assert "payload         DIFFERS from the raw body" in r.stdout
+    assert "reverify: FAILED" in r.stdout
+    r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-moved")
+    assert r.returncode == 1 and "signature       ok" in r.stdout, r.stdout + r.stderr
+    assert "payload         matches the raw body" in r.stdout
+    assert "signed id       cc-2 (DIFFERS from the message id)" in r.stdout
+    a = get(aud, "/v1/events/edkey/ed-moved/signature").json()
+    (e,) = a["events"]
+    assert a["ok"] is False and e["signature"] == "ok", a
+    assert (e["payload_matches_raw_body"], e["signed_message_id"],
+            e["message_id_matches_signed_id"]) == (False, "ed-1", False), e
+
+
 def test_signature_bad_input(pipeline, pg_schema, stack, tmp_path):
     ing, aud, ing_file = pipeline
     loaded_pipeline(pipeline, pg_schema, n=1)
