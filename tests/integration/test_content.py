@@ -289,6 +289,12 @@ def test_cli_verify_names_the_bad_event(pipeline, pg_schema, stack, tmp_path):
     assert (f"1 bad event; first: source demo message id cc-3 event type invoice.paid "
             f"(row {row}): payload_mismatch") in r.stdout, r.stdout
     assert "verify: VIOLATIONS" in r.stdout
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET kafka_offset = kafka_offset + 1"
+                               f" WHERE id = {row}")
+    r = run_verify(aud, stack, pg_schema, tmp_path, rid)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (f"(row {row}): payload_mismatch row_field_mismatch (kafka_offset)\n") in r.stdout, \
+        r.stdout
 
 
 # --- the persister's own check of its input ----------------------------------------------------
