@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "hl/log.h"
@@ -21,8 +22,22 @@ static const char SQL_PAGE[] =
     "SELECT id, request_id, record FROM lineage"
     " WHERE stage = 'persisted' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
 static const char SQL_ROWS[] =
-    "SELECT id, source, message_id, event_type, body_sha256, raw_body FROM webhook_events"
-    " WHERE id = ANY($1::int8[])";
+    "SELECT id, source, message_id, event_type, body_sha256, raw_body, request_id::text,"
+    " kafka_partition, kafka_offset, (extract(epoch FROM received_at) * 1000000)::int8"
+    " FROM webhook_events WHERE id = ANY($1::int8[])";
+/* The reverse walk: every row no persisted record named (the ids are those the walk found), in
+ * one hash anti-join. A row stored in the last LINEAGE_GRACE seconds may be one whose lineage
+ * record the auditor has not consumed yet: counted as pending, not as bad. A forger can only
+ * delay its report so long (a persisted_at in the future is not pending). */
+#define LINEAGE_GRACE "120"
+static const char SQL_UNNAMED[] =
+    "WITH u AS (SELECT w.id, w.source, w.message_id, w.event_type,"
+    " w.persisted_at BETWEEN now() - interval '" LINEAGE_GRACE " s' AND now() AS pending"
+    " FROM webhook_events w"
+    " WHERE NOT EXISTS (SELECT 1 FROM unnest($1::int8[]) AS n(id) WHERE n.id = w.id))"
+    " SELECT id, source, message_id, event_type, pending,"
+    " count(*) FILTER (WHERE NOT pending) OVER (), count(*) FILTER (WHERE pending) OVER ()"
+    " FROM u ORDER BY pending, id LIMIT 100"; /* HL_CONTENT_MAX_LISTED */
 /* Only for rows whose raw body matched its digest: that body is the one the persister checked
  * to be JSON Postgres accepts, so the cast cannot fail. */
 static const char SQL_PAYLOAD[] =
@@ -35,7 +50,10 @@ typedef struct {
     char request_id[40];
     char source[65], message_id[257], event_type[129];
     char want[65];      /* body_sha256 of the record, "" when it has none */
+    char rec_request_id[40];
+    int64_t partition, offset, received_us; /* received_us 0: the record has none */
     unsigned bad;       /* REASON_* bits */
+    unsigned fields;    /* FIELD_* bits of the columns that differ from the record */
     bool digest_ok;     /* raw body and column both match want: payload is checked */
 } item_t;
 
@@ -45,10 +63,23 @@ enum {
     RAW_BODY = 4,
     DIGEST = 8,
     PAYLOAD = 16,
+    ROW_FIELD = 32,
+    NREASONS = 6,
 };
 
-static const char *const reason_names[] = {"row_missing", "row_key_mismatch", "raw_body_mismatch",
-                                           "digest_mismatch", "payload_mismatch"};
+static const char *const reason_names[] = {"row_missing",     "row_key_mismatch",
+                                           "raw_body_mismatch", "digest_mismatch",
+                                           "payload_mismatch", "row_field_mismatch"};
+
+enum { F_REQUEST_ID = 1, F_PARTITION = 2, F_OFFSET = 4, F_RECEIVED = 8, NFIELDS = 4 };
+static const char *const field_names[] = {"request_id", "kafka_partition", "kafka_offset",
+                                          "received_at"};
+
+static int64_t int_of(json_t *rec, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(rec, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
 
 static int pg_err(PGconn *c, PGresult *res, const char *what, char *err, size_t errcap)
 {
@@ -82,6 +113,10 @@ static size_t take_page(PGresult *res, item_t *items, int64_t *last_id)
             copy_str(rec, "message_id", it->message_id, sizeof it->message_id);
             copy_str(rec, "event_type", it->event_type, sizeof it->event_type);
             copy_str(rec, "body_sha256", it->want, sizeof it->want);
+            copy_str(rec, "request_id", it->rec_request_id, sizeof it->rec_request_id);
+            it->partition = int_of(rec, "partition", -1);
+            it->offset = int_of(rec, "offset", -1);
+            it->received_us = int_of(rec, "received_us", 0);
         }
         json_decref(rec);
     }
@@ -115,6 +150,13 @@ static void judge_row(PGresult *res, int t, item_t *items, size_t n)
             strcmp(PQgetvalue(res, t, 2), it->message_id) != 0 ||
             strcmp(PQgetvalue(res, t, 3), it->event_type) != 0)
             it->bad |= ROW_KEY;
+        /* The rest of the row's identity: the request and the Kafka record it was stored from. */
+        if (strcasecmp(PQgetvalue(res, t, 6), it->rec_request_id) != 0) it->fields |= F_REQUEST_ID;
+        if (strtoll(PQgetvalue(res, t, 7), NULL, 10) != it->partition) it->fields |= F_PARTITION;
+        if (strtoll(PQgetvalue(res, t, 8), NULL, 10) != it->offset) it->fields |= F_OFFSET;
+        if (it->received_us > 0 && strtoll(PQgetvalue(res, t, 9), NULL, 10) != it->received_us)
+            it->fields |= F_RECEIVED;
+        if (it->fields) it->bad |= ROW_FIELD;
         if (it->want[0] == '\0') continue; /* written before the digest existed */
         char got[HL_SIG_SHA256_HEX + 1] = "";
         if (!PQgetisnull(res, t, 5)) {
@@ -132,19 +174,66 @@ static void judge_row(PGresult *res, int t, item_t *items, size_t n)
     }
 }
 
+/* Lists e (a reference taken) as the bad-th bad event, the first of them as first_bad. */
+static void add_bad(json_t *o, json_t *e, int64_t *bad)
+{
+    if (*bad == 0) json_object_set(o, "first_bad", e);
+    if (*bad < HL_CONTENT_MAX_LISTED) json_array_append(json_object_get(o, "bad_events"), e);
+    json_decref(e);
+    (*bad)++;
+}
+
 static void report_bad(json_t *o, const item_t *it, int64_t *bad)
 {
     json_t *reasons = json_array();
-    for (unsigned b = 0; b < 5; b++)
+    for (unsigned b = 0; b < NREASONS; b++)
         if (it->bad & (1u << b)) json_array_append_new(reasons, json_string(reason_names[b]));
     json_t *e = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:o}", "lineage_id", (json_int_t)it->lineage_id,
                           "request_id", it->request_id, "source", it->source, "message_id",
                           it->message_id, "event_type", it->event_type, "row_id",
                           (json_int_t)it->row_id, "reasons", reasons);
-    if (*bad == 0) json_object_set(o, "first_bad", e);
-    if (*bad < HL_CONTENT_MAX_LISTED) json_array_append(json_object_get(o, "bad_events"), e);
-    json_decref(e);
-    (*bad)++;
+    if (it->fields) {
+        json_t *f = json_array();
+        for (unsigned b = 0; b < NFIELDS; b++)
+            if (it->fields & (1u << b)) json_array_append_new(f, json_string(field_names[b]));
+        json_object_set_new(e, "fields", f);
+    }
+    add_bad(o, e, bad);
+}
+
+/* The rows no persisted record names (named: the n row ids the walk found). */
+static int check_unnamed(PGconn *c, json_t *o, const int64_t *named, size_t n, int64_t *bad,
+                         char *err, size_t errcap)
+{
+    size_t cap = n * 21 + 3, at = 0;
+    char *arr = hl_xmalloc(cap);
+    arr[at++] = '{';
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(arr + at, cap - at, "%s%" PRId64, i ? "," : "", named[i]);
+    arr[at++] = '}';
+    arr[at] = '\0';
+    const char *p[1] = {arr};
+    PGresult *res = PQexecParams(c, SQL_UNNAMED, 1, NULL, p, NULL, NULL, 0);
+    free(arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return pg_err(c, res, "unnamed rows", err, errcap);
+    int64_t unnamed = 0, pending = 0, listed = 0;
+    for (int t = 0; t < PQntuples(res); t++) {
+        unnamed = strtoll(PQgetvalue(res, t, 5), NULL, 10);
+        pending = strtoll(PQgetvalue(res, t, 6), NULL, 10);
+        if (strcmp(PQgetvalue(res, t, 4), "t") == 0) continue;
+        json_t *e = json_pack("{s:n,s:n,s:s,s:s,s:s,s:I,s:[s]}", "lineage_id", "request_id",
+                              "source", PQgetvalue(res, t, 1), "message_id",
+                              PQgetvalue(res, t, 2), "event_type", PQgetvalue(res, t, 3),
+                              "row_id", (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10),
+                              "reasons", "row_without_lineage");
+        add_bad(o, e, bad);
+        listed++;
+    }
+    PQclear(res);
+    *bad += unnamed - listed; /* beyond the rows listed, only counted */
+    json_object_set_new(o, "rows_without_lineage", json_integer(unnamed));
+    json_object_set_new(o, "rows_pending_lineage", json_integer(pending));
+    return 0;
 }
 
 /* Checks one page of items against their rows. */
@@ -179,6 +268,8 @@ int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
 {
     item_t *items = hl_xcalloc(PAGE, sizeof *items);
     int64_t last = 0, checked = 0, bound = 0, bad = 0;
+    size_t nnamed = 0, named_cap = PAGE;
+    int64_t *named = hl_xmalloc(named_cap * sizeof *named);
     int rc = 0;
     json_object_set_new(o, "first_bad", json_null());
     json_object_set_new(o, "bad_events", json_array());
@@ -199,10 +290,15 @@ int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
             checked++;
             bound += items[i].want[0] != '\0';
             if (items[i].bad) report_bad(o, &items[i], &bad);
+            if (items[i].bad & ROW_MISSING) continue;
+            if (nnamed == named_cap) named = hl_xrealloc(named, (named_cap *= 2) * sizeof *named);
+            named[nnamed++] = items[i].row_id;
         }
         if (rows < PAGE) break;
     }
     free(items);
+    if (rc == 0) rc = check_unnamed(c, o, named, nnamed, &bad, err, errcap);
+    free(named);
     if (rc) return rc;
     json_object_set_new(o, "ok", json_boolean(bad == 0));
     json_object_set_new(o, "events_checked", json_integer(checked));
@@ -263,13 +359,15 @@ static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, 
 
 static const char SQL_EVENT[] =
     "SELECT id, event_type, request_id, raw_body, signature_headers::text,"
-    " encode(body_sha256, 'hex') FROM webhook_events"
+    " encode(body_sha256, 'hex'), payload::text FROM webhook_events"
     " WHERE source = $1 AND message_id = $2 AND ($3::text IS NULL OR event_type = $3)"
     " ORDER BY id LIMIT 64";
 
-/* One stored event checked again: its raw body against the digest column and against the
- * signature headers kept with it. */
-static json_t *event_result(const hl_sig_t *v, PGresult *res, int t)
+/* One stored event checked again: its raw body against the digest column, against the
+ * signature headers kept with it and against its payload column; the signed id against its
+ * message id mid when the source's message id is the signed one (signed_id). */
+static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char *mid,
+                            bool signed_id)
 {
     json_t *e = json_pack("{s:I,s:s,s:s,s:s}", "row_id",
                           (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10), "event_type",
@@ -300,6 +398,14 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t)
         json_object_set_new(e, "body_sha256", json_string(d));
         json_object_set_new(e, "body_sha256_matches_column",
                             json_boolean(strcmp(d, PQgetvalue(res, t, 5)) == 0));
+        const char *pl = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6);
+        int pm = hl_sig_stored_payload_matches(body, blen, pl, pl ? strlen(pl) : 0);
+        json_object_set_new(e, "payload_matches_raw_body", pm < 0 ? json_null() : json_boolean(pm));
+        char sid[257];
+        int si = signed_id ? hl_sig_stored_signed_id(v, sj, strlen(sj), sid, sizeof sid) : 0;
+        json_object_set_new(e, "signed_message_id", si == 1 ? json_string(sid) : json_null());
+        json_object_set_new(e, "message_id_matches_signed_id",
+                            si == 1 ? json_boolean(strcmp(sid, mid) == 0) : json_null());
     }
     PQfreemem(body);
     return e;
@@ -343,9 +449,11 @@ int hl_h_event_signature(hl_req_t *r, const char *rest)
     json_t *events = json_array();
     int all_ok = 1;
     for (int t = 0; t < PQntuples(res); t++) {
-        json_t *e = event_result(v, res, t);
+        json_t *e = event_result(v, res, t, mid, ing_verifiers_signed_id(r->a->verifiers, source));
         all_ok &= strcmp(json_string_value(json_object_get(e, "signature")), "ok") == 0 &&
-                  json_is_true(json_object_get(e, "body_sha256_matches_column"));
+                  json_is_true(json_object_get(e, "body_sha256_matches_column")) &&
+                  !json_is_false(json_object_get(e, "payload_matches_raw_body")) &&
+                  !json_is_false(json_object_get(e, "message_id_matches_signed_id"));
         json_array_append_new(events, e);
     }
     PQclear(res);

@@ -40,6 +40,13 @@ const hl_sig_t *ing_verifiers_find(const ing_verifiers_t *v, const char *name)
     return s ? &s->auth : NULL;
 }
 
+bool ing_verifiers_signed_id(const ing_verifiers_t *v, const char *name)
+{
+    if (v == NULL || name == NULL) return false;
+    const ing_source_t *s = ing_sources_find(&v->sources, name, strlen(name));
+    return s != NULL && s->signed_id;
+}
+
 void ing_verifiers_free(ing_verifiers_t *v)
 {
     if (v == NULL) return;

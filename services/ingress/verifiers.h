@@ -4,6 +4,7 @@
 #ifndef ING_VERIFIERS_H
 #define ING_VERIFIERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "hl/error.h"
@@ -18,6 +19,11 @@ ing_verifiers_t *ing_verifiers_load(const char *path, char *errbuf, size_t errca
 
 /* The verifier of source `name` (borrowed, lives as long as v), or NULL when it is not one. */
 const hl_sig_t *ing_verifiers_find(const ing_verifiers_t *v, const char *name);
+
+/* True when source `name` takes its message id from the id its signature covers (a
+ * standard-webhooks source whose message id is the webhook-id or svix-id header): a stored
+ * event's message id must then equal that signed id. */
+bool ing_verifiers_signed_id(const ing_verifiers_t *v, const char *name);
 
 /* Frees everything (secrets cleansed). NULL-safe. */
 void ing_verifiers_free(ing_verifiers_t *v);

@@ -239,6 +239,52 @@ static void test_reverify_stored(void **state)
     hl_sig_deinit(&a);
 }
 
+/* The signed id of a stored event: the Standard Webhooks id of the family the headers use;
+ * nothing for a scheme that signs no id; malformed headers refused. */
+static void test_stored_signed_id(void **state)
+{
+    (void)state;
+    hl_sig_t a;
+    char id[32];
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    static const char web[] = "{\"webhook-id\":\"msg_1\",\"webhook-timestamp\":\"1\","
+                              "\"webhook-signature\":\"v1,x\"}";
+    static const char svix[] = "{\"svix-id\":\"msg_2\",\"svix-timestamp\":\"1\","
+                               "\"svix-signature\":\"v1,x\"}";
+    assert_int_equal(hl_sig_stored_signed_id(&a, web, strlen(web), id, sizeof id), 1);
+    assert_string_equal(id, "msg_1");
+    assert_int_equal(hl_sig_stored_signed_id(&a, svix, strlen(svix), id, sizeof id), 1);
+    assert_string_equal(id, "msg_2");
+    static const char none[] = "{\"webhook-signature\":\"v1,x\"}";
+    assert_int_equal(hl_sig_stored_signed_id(&a, none, strlen(none), id, sizeof id), 0);
+    assert_int_equal(hl_sig_stored_signed_id(&a, "{", 1, id, sizeof id), HL_EPARSE);
+    assert_int_equal(hl_sig_stored_signed_id(&a, NULL, 0, id, sizeof id), HL_EPARSE);
+    hl_sig_deinit(&a);
+    hl_sig_init(&a, HL_SIG_SCHEME_STRIPE, 300);
+    static const char stripe[] = "{\"stripe-signature\":\"t=1,v1=ab\"}";
+    assert_int_equal(hl_sig_stored_signed_id(&a, stripe, strlen(stripe), id, sizeof id), 0);
+    hl_sig_deinit(&a);
+}
+
+/* A payload column against the raw body it was parsed from, as jsonb writes it back. */
+static void test_stored_payload_matches(void **state)
+{
+    (void)state;
+    static const char raw[] = "{\"n\": 1e2, \"a\": [1, 2.50, \"caf\u00e9\"],"
+                              " \"big\": 123456789012345678901}\n";
+    const unsigned char *b = (const unsigned char *)raw;
+    static const char same[] = "{\"a\": [1, 2.50, \"caf\u00e9\"], \"n\": 100,"
+                               " \"big\": 123456789012345678901}";
+    static const char edited[] = "{\"a\": [1, 2.50, \"caf\u00e9\"], \"n\": 99,"
+                                 " \"big\": 123456789012345678901}";
+    assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), same, strlen(same)), 1);
+    assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), edited, strlen(edited)), 0);
+    assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), "{", 1), 0);
+    assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), NULL, 0), 0);
+    assert_int_equal(hl_sig_stored_payload_matches((const unsigned char *)"{\"x\":", 5, same,
+                                                   strlen(same)), HL_EPARSE);
+}
+
 static void test_sha256_hex(void **state)
 {
     (void)state;
@@ -258,6 +304,8 @@ int main(void)
         cmocka_unit_test(test_signed_json),
         cmocka_unit_test(test_sha256_hex),
         cmocka_unit_test(test_reverify_stored),
+        cmocka_unit_test(test_stored_signed_id),
+        cmocka_unit_test(test_stored_payload_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

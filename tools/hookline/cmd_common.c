@@ -240,6 +240,9 @@ static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
         json_t *why;
         json_array_foreach(json_object_get(fb, "reasons"), i, why)
             fprintf(out, " %s", json_string_value(why));
+        json_array_foreach(json_object_get(fb, "fields"), i, why)
+            fprintf(out, "%s%s", i == 0 ? " (" : " ", json_string_value(why));
+        if (json_array_size(json_object_get(fb, "fields")) > 0) fputc(')', out);
         fputc('\n', out);
     }
 }

@@ -27,12 +27,13 @@
 
 static const char SQL_EVENT[] =
     "SELECT id, event_type, request_id, raw_body, signature_headers::text,"
-    " encode(body_sha256, 'hex') FROM webhook_events"
+    " encode(body_sha256, 'hex'), payload::text FROM webhook_events"
     " WHERE source = $1 AND message_id = $2 AND ($3::text IS NULL OR event_type = $3)"
     " ORDER BY id LIMIT 64";
 
-/* Prints one event's check; returns 1 when it verifies and its body matches its digest. */
-static int check_event(const hl_sig_t *v, PGresult *res, int t)
+/* Prints one event's check; returns 1 when it verifies, its body matches its digest and its
+ * payload, and (signed_id: the source's message id is the signed one) its signed id is mid. */
+static int check_event(const hl_sig_t *v, PGresult *res, int t, const char *mid, int signed_id)
 {
     printf("event %s (row %s, request %s)\n", PQgetvalue(res, t, 1), PQgetvalue(res, t, 0),
            PQgetvalue(res, t, 2));
@@ -52,7 +53,11 @@ static int check_event(const hl_sig_t *v, PGresult *res, int t)
     int rc = hl_sig_reverify_stored(v, sj, strlen(sj), body, blen, &sr, &ts);
     char digest[HL_SIG_SHA256_HEX + 1];
     hl_sig_sha256_hex(body, blen, digest);
+    const char *pl = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6);
+    int pm = hl_sig_stored_payload_matches(body, blen, pl, pl ? strlen(pl) : 0);
     PQfreemem(body);
+    char sid[257];
+    int si = signed_id ? hl_sig_stored_signed_id(v, sj, strlen(sj), sid, sizeof sid) : 0;
     const char *verdict = rc != 0 ? "malformed_signature (stored headers unreadable)"
                           : sr == HL_SIG_OK ? "ok"
                                             : hl_sig_code(sr);
@@ -70,11 +75,17 @@ static int check_event(const hl_sig_t *v, PGresult *res, int t)
     int same = strcmp(digest, PQgetvalue(res, t, 5)) == 0;
     printf("  body sha256     %s (%s)\n", digest,
            same ? "matches the stored digest" : "DIFFERS from the stored digest");
-    return rc == 0 && sr == HL_SIG_OK && same;
+    printf("  payload         %s\n", pm < 0    ? "not compared (the raw body is not JSON read here)"
+                                     : pm == 1 ? "matches the raw body"
+                                               : "DIFFERS from the raw body");
+    if (si == 1)
+        printf("  signed id       %s (%s)\n", sid,
+               strcmp(sid, mid) == 0 ? "matches the message id" : "DIFFERS from the message id");
+    return rc == 0 && sr == HL_SIG_OK && same && pm != 0 && (si != 1 || strcmp(sid, mid) == 0);
 }
 
 /* Runs the query and checks each row. Returns the exit code. */
-static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
+static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v, int signed_id,
                     const char *source, const char *mid, const char *type)
 {
     hl_verify_opts_t vo = {.conninfo = conninfo, .schema = schema};
@@ -96,7 +107,7 @@ static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
         code = HL_EXIT_FAIL;
     } else {
         int good = 0;
-        for (int t = 0; t < PQntuples(res); t++) good += check_event(v, res, t);
+        for (int t = 0; t < PQntuples(res); t++) good += check_event(v, res, t, mid, signed_id);
         printf("reverify: %s\n", good == PQntuples(res) ? "OK" : "FAILED");
         code = good == PQntuples(res) ? HL_EXIT_PASS : HL_EXIT_FAIL;
     }
@@ -165,7 +176,7 @@ int hl_cmd_reverify(int argc, char **argv)
                         "signature to verify again\n", source);
         code = HL_EXIT_USAGE;
     } else {
-        code = reverify(pg, schema, v, source, mid, type);
+        code = reverify(pg, schema, v, ing_verifiers_signed_id(vs, source), source, mid, type);
     }
     ing_verifiers_free(vs);
     return code;

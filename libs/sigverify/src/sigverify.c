@@ -624,30 +624,70 @@ void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1])
     out[HL_SIG_SHA256_HEX] = '\0';
 }
 
+/* Parses a stored signed-headers object into hv (names and values borrowed from *o, which the
+ * caller frees). Returns the count, or HL_EPARSE. */
+static int stored_headers(const char *signed_json, size_t len, json_t **o,
+                          hl_sig_header_t hv[HL_SIG_MAX_SIGNED_HEADERS])
+{
+    *o = signed_json ? json_loadb(signed_json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_object(*o) || json_object_size(*o) > HL_SIG_MAX_SIGNED_HEADERS) return HL_EPARSE;
+    int n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(*o, k, v)
+    {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            return HL_EPARSE;
+        hv[n++] = (hl_sig_header_t){k, json_string_value(v)};
+    }
+    return n;
+}
+
 int hl_sig_reverify_stored(const hl_sig_t *a, const char *signed_json, size_t len,
                            const unsigned char *body, size_t body_len, hl_sig_result_t *result,
                            int64_t *signed_ts)
 {
-    json_t *o = signed_json ? json_loadb(signed_json, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *o = NULL;
     hl_sig_header_t hv[HL_SIG_MAX_SIGNED_HEADERS];
-    size_t n = 0;
-    const char *k;
-    json_t *v;
-    int rc = json_is_object(o) && json_object_size(o) <= HL_SIG_MAX_SIGNED_HEADERS ? 0 : HL_EPARSE;
-    if (rc == 0) {
-        json_object_foreach(o, k, v)
-        {
-            if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
-                rc = HL_EPARSE;
-                break;
-            }
-            hv[n++] = (hl_sig_header_t){k, json_string_value(v)};
-        }
-    }
-    if (rc == 0) {
-        hl_sig_headers_t h = {hv, n};
+    int n = stored_headers(signed_json, len, &o, hv);
+    if (n >= 0) {
+        hl_sig_headers_t h = {hv, (size_t)n};
         *result = hl_sig_reverify(a, &h, body, body_len, signed_ts);
     }
     json_decref(o);
+    return n < 0 ? n : 0;
+}
+
+int hl_sig_stored_signed_id(const hl_sig_t *a, const char *signed_json, size_t len, char *out,
+                            size_t cap)
+{
+    json_t *o = NULL;
+    hl_sig_header_t hv[HL_SIG_MAX_SIGNED_HEADERS];
+    int n = stored_headers(signed_json, len, &o, hv);
+    int rc = n < 0 ? n : 0;
+    if (n >= 0 && a->scheme == HL_SIG_SCHEME_STANDARD) {
+        hl_sig_headers_t h = {hv, (size_t)n};
+        const char *id = hl_sig_header_get(&h, hl_sig_standard_id_header(&h), NULL);
+        if (id != NULL) {
+            hl_strlcpy(out, id, cap);
+            rc = 1;
+        }
+    }
+    json_decref(o);
     return rc;
+}
+
+int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, const char *payload,
+                                  size_t payload_len)
+{
+    /* Every number as a double on both sides: jsonb writes 1e2 as 100, and a whole number past
+     * 64 bits is still read. */
+    const size_t flags = JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL;
+    json_t *b = json_loadb((const char *)body, body_len, flags, NULL);
+    if (b == NULL) return HL_EPARSE;
+    json_t *p = payload ? json_loadb(payload, payload_len, flags, NULL) : NULL;
+    int same = p != NULL && json_equal(b, p);
+    json_decref(b);
+    json_decref(p);
+    return same;
 }

@@ -140,6 +140,21 @@ int hl_sig_reverify_stored(const hl_sig_t *a, const char *signed_json, size_t le
                            const unsigned char *body, size_t body_len, hl_sig_result_t *result,
                            int64_t *signed_ts) HL_MUST_CHECK;
 
+/* The message id a stored event's signature covers: for a scheme that signs one (Standard
+ * Webhooks: webhook-id or svix-id, of the family the stored headers use), its value from
+ * `signed_json` (as for hl_sig_reverify_stored) into out (cap bytes, NUL-terminated, cut to
+ * fit). Returns 1 with out set, 0 when the scheme signs no id or the headers hold none, or
+ * HL_EPARSE when signed_json is not such an object. */
+int hl_sig_stored_signed_id(const hl_sig_t *a, const char *signed_json, size_t len, char *out,
+                            size_t cap) HL_MUST_CHECK;
+
+/* Whether a stored event's parsed payload (payload_len bytes of JSON text, as the jsonb column
+ * gives it) is still the parse of its raw body (body_len bytes). Returns 1 when it is, 0 when it
+ * differs (or payload is NULL or not JSON), HL_EPARSE when the raw body itself cannot be read as
+ * JSON here (a number beyond a double's range): not compared. */
+int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, const char *payload,
+                                  size_t payload_len) HL_MUST_CHECK;
+
 /* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
  * "svix-id" (static). */
 const char *hl_sig_standard_id_header(const hl_sig_headers_t *h);
