@@ -344,12 +344,22 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     int64_t refused = have ? seals.refused : 0;
     if (have) hl_seals_free(&seals);
     if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
+    int64_t stray = 0;
+    int no_chain = n >= 0 && only < 0 ? hl_verify_no_chain(c, &stray, err, errcap) : 0;
+    if (no_chain < 0) n = no_chain;
     if (n < 0) {
         free(vs);
         return n;
     }
     json_t *arr = json_array(), *outside = json_object();
-    int all_ok = have && refused == 0; /* an unverifiable record there is news too */
+    int all_ok = have && refused == 0 && !no_chain; /* an unverifiable record there is news too */
+    if (no_chain) {
+        /* A row with no chain at all: no chain's walk reads it. */
+        json_t *b = json_object();
+        json_object_set_new(b, "id", json_integer(stray));
+        json_object_set_new(b, "reason", json_string("no_chain"));
+        json_object_set_new(o, "stray_row", b);
+    }
     for (int i = 0; i < n; i++) {
         all_ok &= vs[i].ok;
         json_array_append_new(arr, verify_json(&vs[i]));

@@ -68,6 +68,10 @@ int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id
 /* Lists the chains present (loose index scan). Returns the count (<= cap) or HL_EPG. */
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap);
 
+/* The first row whose chain is NULL (NOT NULL dropped): no walk reads it. Returns 1 with *id,
+ * 0 when there is none, or HL_EPG. */
+int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap);
+
 /* Reads the stored hash at (chain, seq). Returns 0, HL_ENOTFOUND or HL_EPG. */
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap) HL_MUST_CHECK;
