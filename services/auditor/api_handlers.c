@@ -303,6 +303,17 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
     pthread_mutex_lock(&a->written_mu);
     for (int i = 0; i < n && rc >= 0; i++) {
         int32_t p = vs[i].chain;
+        if (p >= 0 && p < HL_MAX_CHAINS && a->deleted_seq[p] &&
+            (vs[i].ok || strcmp(vs[i].reason, "checkpoint_beyond_head") == 0)) {
+            /* Rows deleted below a checkpoint, found at assignment (consumer.c): even once
+             * stored again, the deletion is named. */
+            vs[i].ok = false;
+            vs[i].reason = "rows_deleted_below_checkpoint";
+            vs[i].bad_id = vs[i].sealed_seq = vs[i].matched_seq = 0;
+            vs[i].column = NULL;
+            vs[i].bad_seq = vs[i].expected_seq = a->deleted_seq[p];
+            continue;
+        }
         if (vs[i].ok && p >= 0 && p < HL_MAX_CHAINS && parts > 0 && p >= parts) {
             /* No partition of the lineage topic feeds this chain: every row of it is forged. */
             int64_t id, seq;

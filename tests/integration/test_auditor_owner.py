@@ -309,6 +309,48 @@ def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema
     assert "retention.ms is" in outside["topic_shape_error"]
 
 
+@pytest.mark.parametrize("how", ["tail", "chain"])
+def test_rows_deleted_below_a_checkpoint_stay_reported(stack, topics, pg_schema, service,
+                                                       free_port, tmp_path, how):
+    """Rows deleted at or below a chain's newest outside checkpoint while the auditor was
+    stopped (its tail, or the whole chain): the restart reads their records again and stores
+    them again, byte for byte, but the deletion is an ALARM, a count and named by every verify
+    for as long as the process runs."""
+    key, group = tmp_path / "cp.pem", "auditor-" + uuid7()[-8:]
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(60)])
+    wait_for(lambda: lineage_count(pg_schema) == 60, 60, "60 rows")
+    sealed = signed_chains(svc)
+    assert svc.stop() == 0
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    cp_seq = sealed[chain]["seq"]
+    assert cp_seq > 3
+    missing = 1 if how == "chain" else cp_seq - 2
+    snap = "SELECT seq, lineage_offset, record, hash FROM lineage WHERE chain = %s ORDER BY seq"
+    rows = pg_schema.query(snap, (chain,))
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain} AND seq >= {missing}")
+
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    wait_for(lambda: "ALARM chain %d lost rows below its checkpoint: first missing seq %d"
+             " (checkpoint seq %d)" % (chain, missing, cp_seq) in svc.log_text(), 60, "the alarm")
+    wait_for(lambda: lineage_count(pg_schema) == 60, 60, "the 60 rows stored again")
+    assert pg_schema.query(snap, (chain,)) == rows  # the same rows, the same hashes
+    assert metric(svc, "hookline_auditor_history_shorter_than_checkpoint_total") == 1
+    assert metric(svc, "hookline_auditor_foreign_rows_total") == 0
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"] == {"id": 0, "seq": missing, "expected_seq": missing,
+                              "reason": "rows_deleted_below_checkpoint"}
+    for other in {0, 1, 2} - {chain}:
+        assert verify(svc, other)["ok"] is True
+    assert get(svc, "/v1/verify").json()["ok"] is False
+    # New lineage still lands and the report stays.
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=100 + i) for i in range(30)])
+    wait_for(lambda: lineage_count(pg_schema) == 90, 60, "30 more rows")
+    assert verify(svc, chain)["first_bad"]["reason"] == "rows_deleted_below_checkpoint"
+
+
 def copy_row(schema, chain, seq, /, **cols):
     """Inserts a copy of the row at (chain, seq) with `cols` changed, as the owner can with the
     constraints dropped. Returns its id."""
