@@ -41,6 +41,8 @@ typedef struct {
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
     int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
+    const char *topic_check; /* static: after a checkpoint_mismatch, how the row named was
+                              * found by the lineage topic (hl_vouch_t reason), NULL: not */
     const hl_walk_t *walk; /* borrowed during the walk */
     size_t next_seal;
 } hl_verify_t;
