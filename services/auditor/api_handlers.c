@@ -9,6 +9,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 #include "verify.h"
+#include "vouch.h"
 
 #define HOUR_US INT64_C(3600000000)
 #define DAY_US (24 * HOUR_US)
@@ -207,6 +208,7 @@ static json_t *verify_json(const hl_verify_t *v)
         json_object_set_new(b, "expected_seq", json_integer(v->expected_seq));
         json_object_set_new(b, "reason", json_string(v->reason));
         if (v->column) json_object_set_new(b, "column", json_string(v->column));
+        if (v->topic_check) json_object_set_new(b, "topic_check", json_string(v->topic_check));
         if (v->sealed_seq) {
             /* The edit lies after the last checkpoint met intact and at or before this one. */
             json_object_set_new(b, "checkpoint_seq", json_integer(v->sealed_seq));
@@ -303,6 +305,17 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
     pthread_mutex_lock(&a->written_mu);
     for (int i = 0; i < n && rc >= 0; i++) {
         int32_t p = vs[i].chain;
+        if (p >= 0 && p < HL_MAX_CHAINS && a->deleted_seq[p] &&
+            (vs[i].ok || strcmp(vs[i].reason, "checkpoint_beyond_head") == 0)) {
+            /* Rows deleted below a checkpoint, found at assignment (consumer.c): even once
+             * stored again, the deletion is named. */
+            vs[i].ok = false;
+            vs[i].reason = "rows_deleted_below_checkpoint";
+            vs[i].bad_id = vs[i].sealed_seq = vs[i].matched_seq = 0;
+            vs[i].column = NULL;
+            vs[i].bad_seq = vs[i].expected_seq = a->deleted_seq[p];
+            continue;
+        }
         if (vs[i].ok && p >= 0 && p < HL_MAX_CHAINS && parts > 0 && p >= parts) {
             /* No partition of the lineage topic feeds this chain: every row of it is forged. */
             int64_t id, seq;
@@ -333,6 +346,33 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
     return rc;
 }
 
+/* After a checkpoint_mismatch the edit lies after the last seq a checkpoint confirmed and at
+ * or before the one that failed: the first row in between whose record is not the lineage
+ * topic's record at its offset is named instead of the row at the checkpoint's seq, while the
+ * topic still holds those records (otherwise the row at the checkpoint's seq stays named).
+ * Returns 0 or HL_EPG. */
+static int locate_edit(hl_auditor_t *a, PGconn *c, hl_verify_t *v, char *err, size_t errcap)
+{
+    static const char *const found_by[] = {"record_mismatch", "record_not_found", "row_missing",
+                                           "offset_order", NULL};
+    hl_vouch_t vr;
+    int64_t id, seq;
+    int rc = hl_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
+                            v->matched_seq, v->sealed_seq, 5000, &vr, err, errcap);
+    if (rc || vr.bad_seq <= v->matched_seq || vr.bad_seq > v->sealed_seq) return rc;
+    bool named = false;
+    for (int i = 0; found_by[i] && !named; i++) named = strcmp(vr.reason, found_by[i]) == 0;
+    if (!named) return 0;
+    int found = hl_verify_first_from(c, v->chain, vr.bad_seq, &id, &seq, err, errcap);
+    if (found < 0) return found;
+    if (found == 1 && seq == vr.bad_seq) {
+        v->bad_id = id;
+        v->bad_seq = v->expected_seq = seq;
+        v->topic_check = vr.reason;
+    }
+    return 0;
+}
+
 int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
                      size_t errcap)
 {
@@ -344,12 +384,29 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     int64_t refused = have ? seals.refused : 0;
     if (have) hl_seals_free(&seals);
     if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
+    for (int i = 0; i < n; i++)
+        if (!vs[i].ok && strcmp(vs[i].reason, "checkpoint_mismatch") == 0 &&
+            vs[i].sealed_seq > vs[i].matched_seq && vs[i].chain >= 0 &&
+            vs[i].chain < HL_MAX_CHAINS) {
+            int rc = locate_edit(a, c, &vs[i], err, errcap);
+            if (rc < 0) n = rc;
+        }
+    int64_t stray = 0;
+    int no_chain = n >= 0 && only < 0 ? hl_verify_no_chain(c, &stray, err, errcap) : 0;
+    if (no_chain < 0) n = no_chain;
     if (n < 0) {
         free(vs);
         return n;
     }
     json_t *arr = json_array(), *outside = json_object();
-    int all_ok = have && refused == 0; /* an unverifiable record there is news too */
+    int all_ok = have && refused == 0 && !no_chain; /* an unverifiable record there is news too */
+    if (no_chain) {
+        /* A row with no chain at all: no chain's walk reads it. */
+        json_t *b = json_object();
+        json_object_set_new(b, "id", json_integer(stray));
+        json_object_set_new(b, "reason", json_string("no_chain"));
+        json_object_set_new(o, "stray_row", b);
+    }
     for (int i = 0; i < n; i++) {
         all_ok &= vs[i].ok;
         json_array_append_new(arr, verify_json(&vs[i]));

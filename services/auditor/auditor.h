@@ -34,6 +34,9 @@ typedef struct {
      * with the lock held a chain it owns ends exactly at written[]. */
     bool owned[HL_MAX_CHAINS];
     int64_t foreign_seq[HL_MAX_CHAINS];
+    /* The first seq found missing at assignment below the chain's newest outside checkpoint
+     * (rows deleted): stays set, and named by verify, for as long as the process runs. */
+    int64_t deleted_seq[HL_MAX_CHAINS];
     atomic_int lineage_partitions;  /* of the lineage topic, learnt at assignment; 0: unknown */
     /* The checkpoint topic's shape (hl_ckpub_check_topic), checked by housekeeping until it
      * could be asked once: 0 not yet known, 1 as promised, -1 not (cp_topic_why says how;
@@ -56,6 +59,7 @@ typedef struct {
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
     hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors, *m_foreign;
+    hl_counter_t *m_deleted;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed, *m_cp_topic_ok;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */

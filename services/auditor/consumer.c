@@ -138,6 +138,17 @@ static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals)
         }
     }
     if (rc) vr = (hl_vouch_t){from ? from->seq + 1 : 1, "postgres", -1};
+    /* A head below the newest outside checkpoint: rows it sealed were deleted. Their records
+     * are read and stored again (the same rows, the same hashes: the walk holds them to the
+     * checkpoint), but the deletion stays named. */
+    if (n > 0 && c->heads[p].seq < cps[n - 1].seq &&
+        (c->a->deleted_seq[p] == 0 || c->heads[p].seq + 1 < c->a->deleted_seq[p])) {
+        c->a->deleted_seq[p] = c->heads[p].seq + 1;
+        hl_counter_inc(c->a->m_deleted);
+        hl_error("ALARM chain %d lost rows below its checkpoint: first missing seq %" PRId64
+                 " (checkpoint seq %" PRId64 "); read and stored again from the lineage topic,"
+                 " verify names the deletion", p, c->a->deleted_seq[p], cps[n - 1].seq);
+    }
     if (vr.bad_seq == 0) {
         if (c->heads[p].seq > (from ? from->seq : 0))
             hl_info("consumer: chain %d: rows %" PRId64 "..%" PRId64 " since the newest"

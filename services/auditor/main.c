@@ -137,6 +137,10 @@ static void register_metrics(hl_auditor_t *a)
     a->m_foreign = hl_metrics_counter(
         m, "hookline_auditor_foreign_rows_total",
         "Chains found holding rows this auditor cannot vouch for (ALARM; not signed)", NULL);
+    a->m_deleted = hl_metrics_counter(
+        m, "hookline_auditor_history_shorter_than_checkpoint_total",
+        "Chains found at assignment ending below their newest outside checkpoint: rows deleted"
+        " (ALARM)", NULL);
     a->m_lag = hl_metrics_gauge(m, "hookline_auditor_consumer_lag",
                                 "Lineage records not yet stored (sum over assigned partitions)",
                                 NULL);

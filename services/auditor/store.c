@@ -169,7 +169,7 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
     h->next_offset = -1;
     r = PQexecParams(c,
                      "SELECT seq, encode(hash, 'hex'), lineage_offset FROM lineage"
-                     " WHERE chain = $1::int ORDER BY seq DESC LIMIT 1",
+                     " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
                      1, NULL, p1, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = hl_store_fail(c, r, "load chain head", errbuf, errcap);

@@ -28,8 +28,9 @@ static int page_rows(void)
  * (9-17), which the hash does not cover and which the verifier therefore re-derives. */
 #define WALK_COLUMNS                                                                         \
     "id, seq, lineage_offset, request_id, stage, ts_us, record, encode(prev_hash, 'hex'),"    \
-    " encode(hash, 'hex'), (extract(epoch FROM ts) * 1000000)::bigint, source, message_id,"   \
-    " event_type, status, error_code, kafka_partition, kafka_offset, latency_us"
+    " encode(hash, 'hex'), CASE WHEN abs(extract(epoch FROM ts)) < 9e12"                      \
+    " THEN (extract(epoch FROM ts) * 1000000)::bigint END, source, message_id, event_type,"  \
+    " status, error_code, kafka_partition, kafka_offset, latency_us"
 
 static bool str_differs(const PGresult *r, int i, int col, bool has, const char *v)
 {
@@ -91,15 +92,21 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
         int64_t id = 0, seq = 0, lo = 0, ts = 0;
         unsigned char prev[HL_CHAIN_HASH_LEN], hash[HL_CHAIN_HASH_LEN], calc[HL_CHAIN_HASH_LEN];
         if (hl_parse_i64(PQgetvalue(r, i, 0), 1, INT64_MAX, &id) ||
-            hl_parse_i64(PQgetvalue(r, i, 1), INT64_MIN + 1, INT64_MAX, &seq) ||
-            hl_parse_i64(PQgetvalue(r, i, 2), INT64_MIN + 1, INT64_MAX, &lo) ||
-            hl_parse_i64(PQgetvalue(r, i, 5), INT64_MIN + 1, INT64_MAX, &ts))
+            hl_parse_i64(PQgetvalue(r, i, 1), INT64_MIN + 1, INT64_MAX, &seq))
             return HL_EPARSE;
         *last_seq = seq;
         *last_id = id;
         v->bad_id = id;
         v->bad_seq = seq;
         v->expected_seq = v->head_seq + 1;
+        /* A NULL where the hash needs a value (NOT NULL dropped by the owner) names its row. */
+        bool null = false;
+        for (int col = 2; col <= 8; col++) null |= PQgetisnull(r, i, col) != 0;
+        if (null || hl_parse_i64(PQgetvalue(r, i, 2), INT64_MIN + 1, INT64_MAX, &lo) ||
+            hl_parse_i64(PQgetvalue(r, i, 5), INT64_MIN + 1, INT64_MAX, &ts)) {
+            v->reason = "unreadable_row";
+            return 1;
+        }
         if (seq != v->head_seq + 1) {
             v->reason = seq == v->head_seq && v->rows > 0 ? "duplicate_seq" : "seq_gap";
             return 1;
@@ -154,15 +161,16 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
     return rc;
 }
 
-/* Rows of the chain the walk never reads: seq below 1 or beyond the head it reached, or any
+/* Rows of the chain the walk never reads: seq NULL, below 1 or beyond the head it reached, or any
  * row at all of a chain outside 0 .. HL_MAX_CHAINS-1. The constraints of
  * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
 static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
 {
     bool chain_ok = v->chain >= 0 && v->chain < HL_MAX_CHAINS;
     int rc = first_row(c,
-                       "SELECT id, seq FROM lineage WHERE chain = $1::int"
-                       " AND (seq < 1 OR seq > $2::bigint) ORDER BY seq, id LIMIT 1",
+                       "SELECT id, coalesce(seq, 0) FROM lineage WHERE chain = $1::int"
+                       " AND (seq IS NULL OR seq < 1 OR seq > $2::bigint)"
+                       " ORDER BY seq NULLS FIRST, id LIMIT 1",
                        v->chain, chain_ok ? v->head_seq : INT64_MIN, &v->bad_id, &v->bad_seq,
                        errbuf, errcap);
     if (rc == 1) {
@@ -322,6 +330,19 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
     }
     PQclear(r);
     return n;
+}
+
+int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
+{
+    PGresult *r = PQexec(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1");
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+    else if (PQntuples(r) == 1 &&
+             hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0)
+        rc = 1;
+    PQclear(r);
+    return rc;
 }
 
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],

@@ -34,11 +34,15 @@ typedef struct {
                             * "column_mismatch" (see column), "outside_chain" (a row with seq
                             * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
                             * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
-                            * (sealed rows are gone), "hash_unreadable" */
+                            * (sealed rows are gone), "hash_unreadable", "unreadable_row" (a
+                            * column the walk needs is NULL or unreadable),
+                            * "rows_deleted_below_checkpoint" (hl_verify_report: see README) */
     const char *column;    /* column_mismatch: the first column that differs from its record */
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
     int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
+    const char *topic_check; /* static: after a checkpoint_mismatch, how the row named was
+                              * found by the lineage topic (hl_vouch_t reason), NULL: not */
     const hl_walk_t *walk; /* borrowed during the walk */
     size_t next_seal;
 } hl_verify_t;
@@ -67,6 +71,10 @@ int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id
 
 /* Lists the chains present (loose index scan). Returns the count (<= cap) or HL_EPG. */
 int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap);
+
+/* The first row whose chain is NULL (NOT NULL dropped): no walk reads it. Returns 1 with *id,
+ * 0 when there is none, or HL_EPG. */
+int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap);
 
 /* Reads the stored hash at (chain, seq). Returns 0, HL_ENOTFOUND or HL_EPG. */
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],

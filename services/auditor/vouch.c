@@ -197,7 +197,7 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
                   const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                   char *errbuf, size_t errcap)
 {
-    int64_t from_seq = from ? from->seq : 0, start = 0, lo = 0;
+    int64_t from_seq = from ? from->seq : 0;
     memset(out, 0, sizeof *out);
     out->offset = -1;
     if (head_seq <= from_seq) return 0;
@@ -214,6 +214,19 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
         bad(out, v.bad_seq > from_seq ? v.bad_seq : 1, "walk", -1);
         return 0;
     }
+    return hl_vouch_range(c, k, topic, chain, from_seq, head_seq, timeout_ms, out, errbuf,
+                          errcap);
+}
+
+int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
+                   int64_t from_seq, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                   char *errbuf, size_t errcap)
+{
+    int64_t start = 0, lo = 0;
+    int rc;
+    memset(out, 0, sizeof *out);
+    out->offset = -1;
+    if (head_seq <= from_seq) return 0;
     if (from_seq > 0) {
         rc = offset_at(c, chain, from_seq, &start, errbuf, errcap);
         if (rc == HL_ENOTFOUND) {

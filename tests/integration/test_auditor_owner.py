@@ -307,3 +307,125 @@ def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema
     assert outside["topic_shape"] == "wrong"
     assert "partitions is 2" in outside["topic_shape_error"]
     assert "retention.ms is" in outside["topic_shape_error"]
+
+
+@pytest.mark.parametrize("how", ["tail", "chain"])
+def test_rows_deleted_below_a_checkpoint_stay_reported(stack, topics, pg_schema, service,
+                                                       free_port, tmp_path, how):
+    """Rows deleted at or below a chain's newest outside checkpoint while the auditor was
+    stopped (its tail, or the whole chain): the restart reads their records again and stores
+    them again, byte for byte, but the deletion is an ALARM, a count and named by every verify
+    for as long as the process runs."""
+    key, group = tmp_path / "cp.pem", "auditor-" + uuid7()[-8:]
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(60)])
+    wait_for(lambda: lineage_count(pg_schema) == 60, 60, "60 rows")
+    sealed = signed_chains(svc)
+    assert svc.stop() == 0
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    cp_seq = sealed[chain]["seq"]
+    assert cp_seq > 3
+    missing = 1 if how == "chain" else cp_seq - 2
+    snap = "SELECT seq, lineage_offset, record, hash FROM lineage WHERE chain = %s ORDER BY seq"
+    rows = pg_schema.query(snap, (chain,))
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain} AND seq >= {missing}")
+
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    wait_for(lambda: "ALARM chain %d lost rows below its checkpoint: first missing seq %d"
+             " (checkpoint seq %d)" % (chain, missing, cp_seq) in svc.log_text(), 60, "the alarm")
+    wait_for(lambda: lineage_count(pg_schema) == 60, 60, "the 60 rows stored again")
+    assert pg_schema.query(snap, (chain,)) == rows  # the same rows, the same hashes
+    assert metric(svc, "hookline_auditor_history_shorter_than_checkpoint_total") == 1
+    assert metric(svc, "hookline_auditor_foreign_rows_total") == 0
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"] == {"id": 0, "seq": missing, "expected_seq": missing,
+                              "reason": "rows_deleted_below_checkpoint"}
+    for other in {0, 1, 2} - {chain}:
+        assert verify(svc, other)["ok"] is True
+    assert get(svc, "/v1/verify").json()["ok"] is False
+    # New lineage still lands and the report stays.
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=100 + i) for i in range(30)])
+    wait_for(lambda: lineage_count(pg_schema) == 90, 60, "30 more rows")
+    assert verify(svc, chain)["first_bad"]["reason"] == "rows_deleted_below_checkpoint"
+
+
+def copy_row(schema, chain, seq, /, **cols):
+    """Inserts a copy of the row at (chain, seq) with `cols` changed, as the owner can with the
+    constraints dropped. Returns its id."""
+    names = ("chain, seq, lineage_offset, request_id, stage, ts_us, ts, source, message_id,"
+             " event_type, status, error_code, kafka_partition, kafka_offset, latency_us,"
+             " record, prev_hash, hash").split(", ")
+    sel = ", ".join(f"%({n})s" if n in cols else n for n in names)
+    conn = schema.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ALTER TABLE lineage DISABLE TRIGGER USER")
+            for col in ("chain", "seq", "ts_us"):
+                cur.execute(f"ALTER TABLE lineage ALTER {col} DROP NOT NULL")
+            cur.execute(f"INSERT INTO lineage ({', '.join(names)}) SELECT {sel} FROM lineage"
+                        " WHERE chain = %(c)s AND seq = %(s)s RETURNING id",
+                        dict(cols, c=chain, s=seq))
+            rid = cur.fetchone()[0]
+            cur.execute("ALTER TABLE lineage ENABLE TRIGGER USER")
+        conn.commit()
+    finally:
+        conn.close()
+    return rid
+
+
+def test_rows_with_null_seq_or_chain_are_named(stack, topics, pg_schema, service, free_port,
+                                               tmp_path):
+    """NULL escapes every comparison: a row whose seq or chain is NULL (NOT NULL dropped) is
+    named by verify as a stray row, and the next start still loads the chain's head."""
+    key, group = tmp_path / "cp.pem", "auditor-" + uuid7()[-8:]
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(30)])
+    wait_for(lambda: lineage_count(pg_schema) == 30, 60, "30 rows")
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    assert get(svc, "/v1/verify").json()["ok"] is True
+    no_seq = copy_row(pg_schema, chain, 2, seq=None, lineage_offset=900001)
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"]["id"] == no_seq and c["first_bad"]["reason"] == "outside_chain"
+    assert get(svc, "/v1/verify").json()["ok"] is False
+    assert svc.stop() == 0
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    wait_for(lambda: get(svc, "/readyz", role=None).status_code == 200, 60, "ready")
+    assert "loading chain" not in svc.log_text()
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=100 + i) for i in range(30)])
+    wait_for(lambda: lineage_count(pg_schema) == 61, 60, "30 more rows")
+    assert verify(svc, chain)["first_bad"]["id"] == no_seq
+
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE id = {no_seq}")
+    assert get(svc, "/v1/verify").json()["ok"] is True
+    no_chain = copy_row(pg_schema, chain, 3, chain=None, lineage_offset=900002)
+    r = get(svc, "/v1/verify").json()
+    assert r["ok"] is False
+    assert r["stray_row"] == {"id": no_chain, "reason": "no_chain"}
+    assert all(c["ok"] for c in r["chains"])
+
+
+@pytest.mark.parametrize("how", ["ts_infinity", "ts_us_null"])
+def test_unreadable_row_is_named(stack, topics, pg_schema, service, free_port, tmp_path, how):
+    """A column the walk cannot read (ts 'infinity', ts_us NULL) names its row, not a 503."""
+    svc = start(service, stack, topics, pg_schema, free_port(), tmp_path / "cp.pem", None)
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(30)])
+    wait_for(lambda: lineage_count(pg_schema) == 30, 60, "30 rows")
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    (rid,) = pg_schema.query("SELECT id FROM lineage WHERE chain = %s AND seq = 3", (chain,))[0]
+    if how == "ts_infinity":
+        behind_its_back(pg_schema, f"UPDATE lineage SET ts = 'infinity' WHERE id = {rid}")
+        want = {"id": rid, "seq": 3, "expected_seq": 3, "reason": "column_mismatch",
+                "column": "ts"}
+    else:
+        behind_its_back(pg_schema, "ALTER TABLE lineage ALTER ts_us DROP NOT NULL",
+                        f"UPDATE lineage SET ts_us = NULL WHERE id = {rid}")
+        want = {"id": rid, "seq": 3, "expected_seq": 3, "reason": "unreadable_row"}
+    c = verify(svc, chain)
+    assert c["ok"] is False and c["first_bad"] == want
+    r = get(svc, "/v1/verify")
+    assert r.status_code == 200 and r.json()["ok"] is False
