@@ -3,13 +3,12 @@
 A skip exits 0, so ctest (and tests/fault/run) would read a test that checked nothing as a pass.
 These hooks turn every skip, whether from a skipif mark, a pytest.skip() in a test or fixture,
 a module-level skip or an xfail, into a failure that quotes the skip's reason. A skip that
-tests/allowed-skips.txt lists (the test's file::name, an fnmatch pattern, and a text the
-reason must contain) stays a skip; when HL_ALLOWED_SKIPS_LOG names a file, one line per such
+tests/allowed-skips.txt lists by name (the test's exact file::name, and a text the reason
+must contain) stays a skip; when HL_ALLOWED_SKIPS_LOG names a file, one line per such
 skip is appended to it, and tests/run prints them in its summary.
 
 Both conftest.py files (tests/integration, tests/fault) import these hooks.
 """
-import fnmatch
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ ALLOW_FILE = Path(__file__).resolve().parents[2] / "allowed-skips.txt"
 
 
 def load_allowed(path=ALLOW_FILE):
-    """[(pattern, reason text)] from lines `file.py::test_pattern | text in the reason`;
+    """[(test id, reason text)] from lines `file.py::test_name | text in the reason`;
     blank lines and lines starting with # are ignored. A line without ' | ' is an error, so
     an entry cannot allow every reason by accident."""
     allowed = []
@@ -29,10 +28,10 @@ def load_allowed(path=ALLOW_FILE):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        pattern, sep, reason = (x.strip() for x in line.partition(" | "))
-        if not sep or not pattern or not reason:
+        name, sep, reason = (x.strip() for x in line.partition(" | "))
+        if not sep or not name or not reason:
             raise ValueError(f"{path}:{n}: expected 'file.py::test | reason text', got {line!r}")
-        allowed.append((pattern, reason))
+        allowed.append((name, reason))
     return allowed
 
 
@@ -47,8 +46,8 @@ def skip_reason(longrepr):
 
 
 def allowed(test_id, reason, entries=None):
-    return any(fnmatch.fnmatchcase(test_id, pattern) and text in reason
-               for pattern, text in (ALLOWED if entries is None else entries))
+    return any(test_id == name and text in reason
+               for name, text in (ALLOWED if entries is None else entries))
 
 
 def _test_id(nodeid):
