@@ -73,11 +73,16 @@ static void sha256_fetch(void)
     if (g_sha256 == NULL) hl_die("openssl: SHA-256 unavailable");
 }
 
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&g_sha256_once, sha256_fetch);
+    return g_sha256;
+}
+
 static int sha256(const void *p, size_t n, unsigned char out[SHA256_LEN])
 {
     unsigned int l = 0;
-    pthread_once(&g_sha256_once, sha256_fetch);
-    return EVP_Digest(p, n, out, &l, g_sha256, NULL) == 1 && l == SHA256_LEN ? 0 : HL_EAUTH;
+    return EVP_Digest(p, n, out, &l, sha256_md(), NULL) == 1 && l == SHA256_LEN ? 0 : HL_EAUTH;
 }
 
 /* Does the HMAC of parts under any symmetric key equal one of the n candidate MACs? One HMAC
@@ -471,7 +476,7 @@ static int ecdsa_verify(EVP_PKEY *pk, const unsigned char *sig, size_t slen, con
                         size_t tslen, const unsigned char *body, size_t blen)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
+    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, sha256_md(), NULL, pk) == 1 &&
              EVP_DigestVerifyUpdate(ctx, ts, tslen) == 1 &&
              EVP_DigestVerifyUpdate(ctx, body, blen) == 1 &&
              EVP_DigestVerifyFinal(ctx, sig, slen) == 1;
@@ -614,14 +619,9 @@ int hl_sig_signed_json(const hl_sig_t *a, const hl_sig_headers_t *h, char *buf, 
 
 void hl_sig_sha256_hex(const void *p, size_t n, char out[HL_SIG_SHA256_HEX + 1])
 {
-    static const char hexd[] = "0123456789abcdef";
     unsigned char d[SHA256_LEN];
     if (sha256(p, n, d) != 0) hl_die("openssl: SHA-256 failed");
-    for (int i = 0; i < SHA256_LEN; i++) {
-        out[2 * i] = hexd[d[i] >> 4];
-        out[2 * i + 1] = hexd[d[i] & 15];
-    }
-    out[HL_SIG_SHA256_HEX] = '\0';
+    hl_hex(out, d, SHA256_LEN);
 }
 
 /* Parses a stored signed-headers object into hv (names and values borrowed from *o, which the
