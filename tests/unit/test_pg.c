@@ -152,6 +152,12 @@ static void test_exec_on_broken_connection(void **state)
     assert_int_equal(hl_pg_exec(c, "SELECT 1", err, sizeof err), HL_EPG);
     assert_true(strlen(err) > 10);
     assert_true(hl_pg_transient(c, NULL));
+    /* The connection's own message, on one line, named; without any connection, says so. */
+    assert_int_equal(hl_pg_error(c, NULL, "connect", err, sizeof err), HL_EPG);
+    assert_true(strncmp(err, "connect: postgres [client]: ", 28) == 0 && strlen(err) > 30);
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(hl_pg_error(NULL, NULL, "read", err, sizeof err), HL_EPG);
+    assert_string_equal(err, "read: postgres [client]: no connection");
     PQfinish(c);
 }
 
@@ -177,6 +183,8 @@ static void test_real_server(void **state)
     assert_int_equal(hl_pg_exec(c, "SELECT 1/0", err, sizeof err), HL_EPG);
     assert_string_equal(err, "postgres [22012]: division by zero");
     r = PQexec(c, "SELECT 1/0");
+    assert_int_equal(hl_pg_error(c, r, "totals", err, sizeof err), HL_EPG);
+    assert_string_equal(err, "totals: postgres [22012]: division by zero");
     assert_false(hl_pg_transient(c, r)); /* a data error fails the same way again */
     assert_false(hl_pg_reconnect_needed(c, r));
     PQclear(r);

@@ -161,6 +161,22 @@ int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *
     }
 }
 
+int hl_pg_error(PGconn *c, const PGresult *res, const char *what, char *errbuf, size_t errcap)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s%spostgres [%s]: ", what ? what : "", what ? ": " : "",
+             state ? state : "client");
+    /* The primary message only: DETAIL lines can quote row values. */
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *msg = primary ? primary
+                      : res   ? PQresultErrorMessage(res)
+                      : c     ? PQerrorMessage(c)
+                              : "no connection";
+    put_message(errbuf, errcap, prefix, msg);
+    return HL_EPG;
+}
+
 int hl_pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errcap)
 {
     PGresult *res = PQexec(c, sql);
@@ -169,15 +185,9 @@ int hl_pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errcap)
         PQclear(res);
         return 0;
     }
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "postgres [%s]: ", state ? state : "client");
-    /* The primary message only: DETAIL lines can quote row values. */
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *msg = primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(c);
-    put_message(errbuf, errcap, prefix, msg);
+    int rc = hl_pg_error(c, res, NULL, errbuf, errcap);
     PQclear(res);
-    return HL_EPG;
+    return rc;
 }
 
 bool hl_pg_sqlstate_transient(const char *sqlstate)

@@ -15,6 +15,12 @@
 int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *errbuf,
                   size_t errcap) HL_MUST_CHECK;
 
+/* Formats the error of `res` (or, when res is NULL, of the connection c; c may be NULL too) into
+ * errbuf as "WHAT: postgres [SQLSTATE]: primary message" ("client" for an error without a
+ * SQLSTATE; no "WHAT: " when what is NULL), on one line. The primary message only: DETAIL
+ * lines can quote row values. Returns HL_EPG, so callers can `return hl_pg_error(...)`. */
+int hl_pg_error(PGconn *c, const PGresult *res, const char *what, char *errbuf, size_t errcap);
+
 /* Executes sql (no parameters) and expects PGRES_COMMAND_OK or PGRES_TUPLES_OK. Returns 0 or
  * HL_EPG with errbuf filled. */
 int hl_pg_exec(PGconn *c, const char *sql, char *errbuf, size_t errcap) HL_MUST_CHECK;
