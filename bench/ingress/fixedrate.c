@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define USAGE "usage: fixedrate HOST PORT RATE SECONDS CONNS REQUESTS_FILE\n"
+
 typedef struct {
     char *p;
     size_t n;
@@ -71,6 +73,7 @@ static int read_response(int fd)
         char *cl = strcasestr(buf, "Content-Length:");
         size_t body = cl ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
         size_t need = (size_t)(end + 4 - buf) + body;
+        if (need > sizeof(buf) - 1) return -1; /* not an answer this client expects */
         while (got < need) {
             r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
             if (r <= 0) return -1;
@@ -117,18 +120,34 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "fixedrate: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* The requests file: "LENGTH\n" then LENGTH bytes, repeated. */
 static void load(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        perror(path);
-        exit(1);
+        fprintf(stderr, "fixedrate: %s: cannot open\n", path);
+        exit(2);
     }
     size_t cap = 0;
     unsigned long len;
-    while (fscanf(f, "%lu", &len) == 1 && fgetc(f) == '\n') {
-        if (nreqs == cap) reqs = realloc(reqs, (cap = cap ? cap * 2 : 1024) * sizeof(req_t));
-        reqs[nreqs].p = malloc(len);
+    while (fscanf(f, "%lu", &len) == 1 && fgetc(f) == '\n' && len > 0 && len <= (1ul << 24)) {
+        if (nreqs == cap) {
+            cap = cap ? cap * 2 : 1024;
+            req_t *grown = realloc(reqs, cap * sizeof(req_t));
+            if (grown == NULL) exit(1);
+            reqs = grown;
+        }
+        reqs[nreqs].p = xmalloc(len);
         reqs[nreqs].n = len;
         if (fread(reqs[nreqs].p, 1, len, f) != len) break;
         nreqs++;
@@ -136,27 +155,51 @@ static void load(const char *path)
     fclose(f);
 }
 
+/* A whole number in [min, max], or exit 2 with the usage line. */
+static long arg_num(const char *s, long min, long max, const char *what)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "fixedrate: %s must be %ld..%ld, not '%s'\n%s", what, min, max, s, USAGE);
+        exit(2);
+    }
+    return v;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 7) {
-        fprintf(stderr, "usage: fixedrate HOST PORT RATE SECONDS CONNS REQUESTS_FILE\n");
+        fputs(USAGE, stderr);
         return 2;
     }
+    struct in_addr probe;
     host = argv[1];
-    port = (int)strtol(argv[2], NULL, 10);
-    rate = strtod(argv[3], NULL);
-    seconds = (int)strtol(argv[4], NULL, 10);
-    conns = (int)strtol(argv[5], NULL, 10);
+    if (inet_pton(AF_INET, host, &probe) != 1) {
+        fprintf(stderr, "fixedrate: HOST must be an IPv4 address, not '%s'\n%s", host, USAGE);
+        return 2;
+    }
+    port = (int)arg_num(argv[2], 1, 65535, "PORT");
+    rate = (double)arg_num(argv[3], 1, 10000000, "RATE");
+    seconds = (int)arg_num(argv[4], 1, 86400, "SECONDS");
+    conns = (int)arg_num(argv[5], 1, 4096, "CONNS");
     load(argv[6]);
-    if (nreqs == 0 || rate <= 0 || conns <= 0) return 2;
-    worker_t *ws = calloc((size_t)conns, sizeof(worker_t));
-    pthread_t *th = calloc((size_t)conns, sizeof(pthread_t));
+    if (nreqs == 0) {
+        fprintf(stderr, "fixedrate: %s holds no request\n%s", argv[6], USAGE);
+        return 2;
+    }
+    worker_t *ws = xmalloc((size_t)conns * sizeof(worker_t));
+    pthread_t *th = xmalloc((size_t)conns * sizeof(pthread_t));
+    memset(ws, 0, (size_t)conns * sizeof(worker_t));
     start_ns = now_ns() + 100000000;
     for (int i = 0; i < conns; i++) {
         ws[i].id = i;
         ws[i].cap = (size_t)(rate * seconds / conns) + 16;
-        ws[i].lat = malloc(ws[i].cap * sizeof(int64_t));
-        pthread_create(&th[i], NULL, run, &ws[i]);
+        ws[i].lat = xmalloc(ws[i].cap * sizeof(int64_t));
+        if (pthread_create(&th[i], NULL, run, &ws[i]) != 0) {
+            fprintf(stderr, "fixedrate: cannot start connection thread %d\n", i);
+            return 1;
+        }
     }
     size_t total = 0;
     long non202 = 0, errors = 0;
@@ -166,7 +209,7 @@ int main(int argc, char **argv)
         non202 += ws[i].non202;
         errors += ws[i].errors;
     }
-    int64_t *all = malloc((total + 1) * sizeof(int64_t));
+    int64_t *all = xmalloc((total + 1) * sizeof(int64_t));
     size_t o = 0;
     for (int i = 0; i < conns; i++) {
         memcpy(all + o, ws[i].lat, ws[i].nlat * sizeof(int64_t));
