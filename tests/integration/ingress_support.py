@@ -205,7 +205,26 @@ class PrivateKafka:
         create_topics(self.brokers, spec, timeout=60)
 
     def pause(self):
+        """SIGSTOP, returning only once every thread of the broker is stopped: the signal is
+        delivered asynchronously, and a broker thread still running could acknowledge one more
+        record after pause() returned."""
         os.killpg(self.proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while not self._all_stopped():
+            assert time.monotonic() < deadline, "broker threads still running 10 s after SIGSTOP"
+            time.sleep(0.01)
+
+    def _all_stopped(self):
+        task_dir = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                continue
+            if state not in ("T", "t"):
+                return False
+        return True
 
     def resume(self):
         os.killpg(self.proc.pid, signal.SIGCONT)
