@@ -356,9 +356,15 @@ static int locate_edit(hl_auditor_t *a, PGconn *c, hl_verify_t *v, char *err, si
     static const char *const found_by[] = {"record_mismatch", "record_not_found", "row_missing",
                                            "offset_order", NULL};
     hl_vouch_t vr;
+    hl_checkpoint_t from;
     int64_t id, seq;
+    memset(&from, 0, sizeof from);
+    from.chain = v->chain;
+    from.seq = v->matched_seq;
+    memcpy(from.hash, v->matched_hash, sizeof from.hash);
     int rc = hl_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
-                            v->matched_seq, v->sealed_seq, 5000, &vr, err, errcap);
+                            v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err,
+                            errcap);
     if (rc || vr.bad_seq <= v->matched_seq || vr.bad_seq > v->sealed_seq) return rc;
     bool named = false;
     for (int i = 0; found_by[i] && !named; i++) named = strcmp(vr.reason, found_by[i]) == 0;
