@@ -431,6 +431,48 @@ def test_reverify_names_payload_edit_and_moved_message_id(pipeline, pg_schema, s
             e["message_id_matches_signed_id"]) == (False, "ed-1", False), e
 
 
+def test_payload_numbers_are_compared_exactly(pipeline, pg_schema, stack):
+    """Numbers as jsonb keeps them: integers past 2^53 (the ingress takes JSON integers up to 64
+    bits), -0 and 2.50e1 match their jsonb spelling; the owner moving such an integer by one in
+    the payload column (the same double) is named, by the signature endpoint and by `hookline
+    reverify` alike."""
+    ing, aud, ing_file = pipeline
+    c = Client(ing.port)
+    big = b'"big": 9223372036854775807, "odd": 9007199254740993, "z": -0, "r": 2.50e1'
+    body = b'{"type": "order.shipped", "id": "ed-big", ' + big + b'}'
+    ts = str(int(time.time()))
+    sig = ED_KEY.sign(f"ed-big.{ts}.".encode() + body)
+    status, data, _ = c.request("POST", "/v1/webhooks/edkey", body, {
+        "webhook-id": "ed-big", "webhook-timestamp": ts,
+        "webhook-signature": "v1a," + base64.b64encode(sig).decode()})
+    assert status == 202, data
+    status, data, _ = c.post_standard(b'{"type": "invoice.paid", ' + big + b'}\n',
+                                      msg_id="cc-big")
+    assert status == 202, data
+    c.close()
+    wait_for(lambda: stored(pg_schema, 2), 60, "2 persisted lineage records")
+
+    def matches():
+        (e,) = get(aud, "/v1/events/edkey/ed-big/signature").json()["events"]
+        assert e["signature"] == "ok", e
+        r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-big")
+        return e["payload_matches_raw_body"], r
+    pm, r = matches()
+    assert pm is True and r.returncode == 0, r.stdout + r.stderr
+    assert "payload         matches the raw body" in r.stdout
+    for key, value in (("big", "9223372036854775806"), ("odd", "9007199254740992")):
+        behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = jsonb_set(payload,"
+                                   f" '{{{key}}}', '{value}') WHERE message_id IN"
+                                   " ('ed-big', 'cc-big')")
+        pm, r = matches()
+        assert pm is False and r.returncode == 1, (key, r.stdout + r.stderr)
+        assert "payload         DIFFERS from the raw body" in r.stdout
+        behind_its_back(pg_schema, "UPDATE webhook_events SET payload ="
+                                   " convert_from(raw_body, 'UTF8')::jsonb"
+                                   " WHERE message_id IN ('ed-big', 'cc-big')")
+        assert matches()[0] is True
+
+
 def test_signature_bad_input(pipeline, pg_schema, stack, tmp_path):
     ing, aud, ing_file = pipeline
     loaded_pipeline(pipeline, pg_schema, n=1)
