@@ -162,9 +162,12 @@ static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
     if (json_object_size(g->open) > 0) {
         const char *po[2] = {wm, upto_s};
         outcomes = exec(c,
-                        "SELECT" ELEMENT_KEY("lineage") ", ts_us FROM lineage"
-                        " WHERE id > $1::bigint AND id <= $2::bigint"
-                        " AND stage IN ('persisted', 'dead_lettered')",
+                        /* Keyed by the accepted element each closes (ELEMENT_OF). */
+                        "SELECT" ELEMENT_KEY("i") ", k.ts_us FROM lineage k JOIN lineage i"
+                        " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
+                        " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF("k", "i")
+                        " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
+                        " AND k.stage IN ('persisted', 'dead_lettered')",
                         2, po, "gap scan outcomes", errbuf, errcap);
         if (!outcomes) return HL_EPG;
     }
