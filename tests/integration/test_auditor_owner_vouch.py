@@ -2,7 +2,11 @@
 columns, which bind where in the lineage topic the rows after it must begin. Real Kafka, real
 Postgres, the owner's powers (triggers disabled, direct writes, hashes recomputed with the
 documented formula)."""
-from auditor_support import behind_its_back, get, uuid7
+import json
+import time
+
+from auditor_support import (behind_its_back, get, ingress_record, lineage_count, uuid7,
+                             wait_for)
 from test_auditor_owner import (sign_round, signed_chains, signed_then_tail, start,
                                 started_with_alarm)
 from test_auditor_tamper import chain_hash, verify, verify_sql_clean
@@ -58,3 +62,39 @@ def test_checkpoint_row_offset_moved_is_not_vouched_for(stack, topics, pg_schema
     svc = started_with_alarm(start(service, stack, topics, pg_schema, free_port(), key, group),
                              chain, cp_seq + 1)
     assert verify(svc, chain)["first_bad"]["seq"] == cp_seq + 1
+
+
+def test_verify_answers_while_a_chain_is_vouched_for(stack, topics, pg_schema, service,
+                                                     free_port, tmp_path):
+    """At start a long tail is held to the lineage topic (chain 2: 120,000 rows, no checkpoint)
+    after chains 0 and 1: the Kafka and Postgres reads take a while, and verify (which takes the
+    lock the writer's heads are under) of a chain already taken on must not wait for them."""
+    from confluent_kafka import Producer
+    from harness import paths
+    p = Producer({"bootstrap.servers": paths.KAFKA_BROKERS, "acks": "all", "linger.ms": 20})
+    n = 120_000
+    for i in range(n + 20):
+        rec = ingress_record(uuid7(), offset=i)
+        while True:
+            try:
+                p.produce(topics["lineage"], key=rec["request_id"], value=json.dumps(rec),
+                          partition=2 if i < n else i % 2)
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(120) == 0
+    key, group = tmp_path / "cp.pem", "auditor-" + uuid7()[-8:]
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    wait_for(lambda: lineage_count(pg_schema) == n + 20, 300, "every row", interval=1)
+    assert svc.stop() == 0
+    svc = start(service, stack, topics, pg_schema, free_port(), key, group)
+    tail = "consumer: chain %d: rows 1..%d since the newest checkpoint match the lineage topic"
+    wait_for(lambda: tail % (1, 10) in svc.log_text(), 60, "chain 1 vouched for", interval=0.02)
+    t0 = time.time()
+    r = get(svc, "/v1/verify?chain=0")
+    answered = time.time()
+    assert r.status_code == 200 and r.json()["chains"][0]["ok"] is True, r.text
+    assert tail % (2, n) not in svc.log_text(), f"chain 2 vouched for before verify answered" \
+        f" ({answered - t0:.2f} s)"
+    wait_for(lambda: tail % (2, n) in svc.log_text(), 120, "chain 2 vouched for", interval=0.2)
+    assert get(svc, "/v1/verify").json()["chain_ok"] is True
