@@ -15,7 +15,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from auditor_support import TOKENS, auditor_config, get, lineage_count, wait_for
+from auditor_support import TOKENS, auditor_config, get, lineage_count, post, wait_for
 from harness import paths, sanitizers
 from harness.procs import run_binary
 from ingress_support import DEMO_SECRET, Client, ingress_config, standard_source
@@ -255,6 +255,50 @@ def test_row_fields_edit_is_named(pipeline, pg_schema):
         "cc-1": (r["cc-1"], ["row_field_mismatch"], ["kafka_partition"]),
         "cc-2": (r["cc-2"], ["row_field_mismatch"], ["kafka_offset"]),
         "cc-3": (r["cc-3"], ["row_field_mismatch"], ["received_at"])}, c
+
+
+CONTENT_ATTACKS = {
+    "payload": ("cc-2", lambda row: [f"UPDATE webhook_events SET payload = jsonb_set(payload,"
+                                     f" '{{n}}', '99') WHERE id = {row}"], ["payload_mismatch"]),
+    "raw_body": ("cc-3", lambda row: [f"UPDATE webhook_events SET raw_body = raw_body ||"
+                                      f" '\\x20'::bytea WHERE id = {row}"],
+                 ["raw_body_mismatch"]),
+    "deleted": ("cc-1", lambda row: [f"DELETE FROM webhook_events WHERE id = {row}"],
+                ["row_missing"]),
+    "no_lineage": ("forged-1", lambda row: [forge_row("forged-1")], ["row_without_lineage"]),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CONTENT_ATTACKS))
+def test_verify_and_page_include_the_content(pipeline, pg_schema, how):
+    """GET /v1/verify (and so the page's status) holds the stored events to the lineage too: an
+    attack on webhook_events alone leaves every chain clean, yet the answer is not ok and names
+    the event; POST /v1/verify (a saved checkpoint) says so as well."""
+    aud = loaded_pipeline(pipeline, pg_schema)
+    v = get(aud, "/v1/verify").json()
+    assert (v["ok"], v["chain_ok"], v["content"]["ok"]) == (True, True, True), v
+    assert v["content"]["events_checked"] == 7
+    assert 'id="chain-status" data-chain-ok="true" class="ok"' in get(aud, "/?verify=1").text
+    mid, attack, reasons = CONTENT_ATTACKS[how]
+    row = row_of(pg_schema, mid) if how != "no_lineage" else None
+    behind_its_back(pg_schema, *attack(row))
+    if row is None:
+        row = row_of(pg_schema, mid)
+    v = get(aud, "/v1/verify").json()
+    assert v["ok"] is False and v["chain_ok"] is True, v
+    assert all(c["ok"] for c in v["chains"])
+    fb = v["content"]["first_bad"]
+    assert (fb["message_id"], fb["row_id"], fb["reasons"]) == (mid, row, reasons), fb
+    assert v["content"] == {**content(aud), "elapsed_us": v["content"]["elapsed_us"]}
+    page = get(aud, "/?verify=1").text
+    assert 'id="chain-status" data-chain-ok="true" class="bad"' in page
+    assert f"source demo, message id {mid}, row {row}: {' '.join(reasons)}" in page
+    r = post(aud, "/v1/checkpoints", role="admin")
+    assert r.status_code == 201, r.text
+    (cp,) = r.json()["checkpoints"][:1]
+    res = post(aud, "/v1/verify", json=cp).json()
+    assert res["ok"] is False and res["chain_ok"] is True, res
+    assert res["content"]["first_bad"] == fb
 
 
 def run_verify(aud, stack, schema, tmp_path, rid):
