@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "content.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/util.h"
@@ -233,6 +234,24 @@ static int read_body(hl_req_t *r, char *buf, size_t cap)
     return (int)got;
 }
 
+/* Adds the content check to a verification answer o: "content", and "ok" false when the
+ * content is bad. The chain alone says nothing of an edited payload or body, a stored event
+ * deleted or a row no lineage names. Returns 0 or HL_EPG. */
+static int with_content(PGconn *c, json_t *o, char *err, size_t errcap)
+{
+    json_t *k = json_object();
+    int64_t t0 = hl_mono_us();
+    int rc = hl_content_check(c, k, err, errcap);
+    if (rc) {
+        json_decref(k);
+        return rc;
+    }
+    json_object_set_new(k, "elapsed_us", json_integer(hl_mono_us() - t0));
+    if (!json_is_true(json_object_get(k, "ok"))) json_object_set_new(o, "ok", json_false());
+    json_object_set_new(o, "content", k);
+    return 0;
+}
+
 static int verify_checkpoint(hl_req_t *r, PGconn *c, const hl_checkpoint_t *cp, json_t *out,
                              char *err, size_t errcap)
 {
@@ -252,8 +271,9 @@ static int verify_checkpoint(hl_req_t *r, PGconn *c, const hl_checkpoint_t *cp, 
     json_object_set_new(k, "hash_matches", json_boolean(matches));
     json_object_set_new(out, "checkpoint", k);
     json_object_set_new(out, "chain", verify_json(&v));
+    json_object_set_new(out, "chain_ok", json_boolean(sig_ok && matches && v.ok));
     json_object_set_new(out, "ok", json_boolean(sig_ok && matches && v.ok));
-    return 0;
+    return with_content(c, out, err, errcap);
 }
 
 int hl_h_verify(hl_req_t *r)
@@ -356,9 +376,15 @@ static int locate_edit(hl_auditor_t *a, PGconn *c, hl_verify_t *v, char *err, si
     static const char *const found_by[] = {"record_mismatch", "record_not_found", "row_missing",
                                            "offset_order", NULL};
     hl_vouch_t vr;
+    hl_checkpoint_t from;
     int64_t id, seq;
+    memset(&from, 0, sizeof from);
+    from.chain = v->chain;
+    from.seq = v->matched_seq;
+    memcpy(from.hash, v->matched_hash, sizeof from.hash);
     int rc = hl_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
-                            v->matched_seq, v->sealed_seq, 5000, &vr, err, errcap);
+                            v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err,
+                            errcap);
     if (rc || vr.bad_seq <= v->matched_seq || vr.bad_seq > v->sealed_seq) return rc;
     bool named = false;
     for (int i = 0; found_by[i] && !named; i++) named = strcmp(vr.reason, found_by[i]) == 0;
@@ -421,10 +447,11 @@ int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *
     json_object_set_new(outside, "topic_shape",
                         json_string(shape > 0 ? "ok" : shape < 0 ? "wrong" : "unchecked"));
     if (shape < 0) json_object_set_new(outside, "topic_shape_error", json_string(a->cp_topic_why));
-    json_object_set_new(o, "ok", json_boolean(all_ok));
+    json_object_set_new(o, "chain_ok", json_boolean(all_ok));
     json_object_set_new(o, "checkpoints_outside", outside);
     json_object_set_new(o, "chains", arr);
-    return 0;
+    json_object_set_new(o, "ok", json_boolean(all_ok));
+    return only < 0 ? with_content(c, o, err, errcap) : 0;
 }
 
 /* The newest checkpoint of each chain in seals, as JSON objects into arr and as the lines of

@@ -73,9 +73,11 @@ void *hl_housekeeping_main(void *arg);
 /* Reads the checkpoints of the checkpoint topic (api_handlers.c), plus the heads this process
  * wrote (unsigned, key_id ""). Returns 0 or HL_E*. */
 int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
-/* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
- * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any
- * chain fails or the topic could not be read. Returns 0 or HL_EPG (err filled). */
+/* GET /v1/verify's answer into o: "chain_ok", "checkpoints_outside" and "chains" (every chain,
+ * or chain `only` when >= 0), each walked against the checkpoint topic; chain_ok is false when
+ * any chain fails or the topic could not be read. A whole verification (only < 0) adds
+ * "content" (hl_content_check: the stored events held to the lineage). "ok" is chain_ok and,
+ * when there is one, the content's ok. Returns 0 or HL_EPG (err filled). */
 struct json_t;
 int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
                      size_t errcap);

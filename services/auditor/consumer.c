@@ -108,64 +108,85 @@ static void read_seals(consumer_t *c, hl_seals_t *out)
     memset(out, 0, sizeof *out);
 }
 
-/* Takes chain p's head as this process's own only as far as it can vouch for it: rows after
- * the newest signed checkpoint must be the lineage topic's records (vouch.c). From the first
- * row that is not, the chain counts as holding foreign rows: ALARM, verify names that row,
- * nothing of the chain is signed while this process runs. written_mu held. */
-static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals)
+/* What vouching found for one chain, to be taken on under written_mu. */
+typedef struct {
+    hl_vouch_t vr;
+    int64_t from_seq;       /* the newest signed checkpoint's seq, 0: none */
+    int64_t sealed_seq;     /* the newest checkpoint's seq in the topic, 0: none */
+    hl_checkpoint_t head;   /* the head this process takes as its own */
+} vouched_t;
+
+/* Holds chain p's rows after the newest signed checkpoint to the lineage topic (vouch.c): reads
+ * Postgres and Kafka, for up to minutes with a slow broker, so it runs without written_mu.
+ * Consumer thread (the rebalance callback): c->heads and c->pg are this thread's alone. */
+static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals, vouched_t *out)
 {
     char err[512];
     size_t n = 0;
     const hl_checkpoint_t *cps = hl_seals_chain(seals, p, &n), *from = NULL;
-    hl_checkpoint_t *w = &c->a->written[p];
-    hl_vouch_t vr = {0, NULL, -1};
     for (size_t k = n; k-- > 0 && !from;)
         if (cps[k].key_id[0]) from = &cps[k];
-    memset(w, 0, sizeof *w);
-    w->chain = p;
-    w->seq = c->heads[p].seq;
-    memcpy(w->hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
-    c->a->foreign_seq[p] = 0;
+    memset(out, 0, sizeof *out);
+    out->vr = (hl_vouch_t){0, NULL, -1};
+    out->from_seq = from ? from->seq : 0;
+    out->sealed_seq = n > 0 ? cps[n - 1].seq : 0;
+    out->head.chain = p;
+    out->head.seq = c->heads[p].seq;
+    memcpy(out->head.hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
     int rc = HL_EPG;
     for (int i = 0; i < 3 && rc != 0 && !atomic_load(&c->a->stop); i++) {
         rc = ensure_pg(c) == 0 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka,
                                                c->a->cfg->kafka.lineage_topic, p, from,
-                                               c->heads[p].seq, 60000, &vr, err, sizeof err)
+                                               c->heads[p].seq, 60000, &out->vr, err, sizeof err)
                                : HL_EPG;
         if (rc) {
             hl_warn("consumer: chain %d: checking the rows since its checkpoint: %s", p, err);
             sleep_ms(500);
         }
     }
-    if (rc) vr = (hl_vouch_t){from ? from->seq + 1 : 1, "postgres", -1};
+    if (rc) out->vr = (hl_vouch_t){out->from_seq + 1, "postgres", -1};
+    if (out->vr.bad_seq == 0) return;
+    /* The head vouched for ends before the first row that is not. */
+    out->head.seq = out->vr.bad_seq - 1;
+    memset(out->head.hash, 0, sizeof out->head.hash);
+    if (out->head.seq > 0 &&
+        (ensure_pg(c) != 0 ||
+         hl_verify_hash_at(c->pg, p, out->head.seq, out->head.hash, err, sizeof err) != 0))
+        out->head.seq = 0;
+}
+
+/* Takes chain p's head as this process's own only as far as vouch_head could vouch for it.
+ * From the first row it could not, the chain counts as holding foreign rows: ALARM, verify
+ * names that row, nothing of the chain is signed while this process runs. Until this runs the
+ * chain is not owned[p], so neither signing nor verify's unwritten_row check takes a head not
+ * yet vouched for. written_mu held. */
+static void adopt_head(consumer_t *c, int32_t p, const vouched_t *v)
+{
+    c->a->written[p] = v->head;
+    c->a->foreign_seq[p] = 0;
+    c->a->owned[p] = true;
     /* A head below the newest outside checkpoint: rows it sealed were deleted. Their records
      * are read and stored again (the same rows, the same hashes: the walk holds them to the
      * checkpoint), but the deletion stays named. */
-    if (n > 0 && c->heads[p].seq < cps[n - 1].seq &&
+    if (v->sealed_seq > 0 && c->heads[p].seq < v->sealed_seq &&
         (c->a->deleted_seq[p] == 0 || c->heads[p].seq + 1 < c->a->deleted_seq[p])) {
         c->a->deleted_seq[p] = c->heads[p].seq + 1;
         hl_counter_inc(c->a->m_deleted);
         hl_error("ALARM chain %d lost rows below its checkpoint: first missing seq %" PRId64
                  " (checkpoint seq %" PRId64 "); read and stored again from the lineage topic,"
-                 " verify names the deletion", p, c->a->deleted_seq[p], cps[n - 1].seq);
+                 " verify names the deletion", p, c->a->deleted_seq[p], v->sealed_seq);
     }
-    if (vr.bad_seq == 0) {
-        if (c->heads[p].seq > (from ? from->seq : 0))
+    if (v->vr.bad_seq == 0) {
+        if (c->heads[p].seq > v->from_seq)
             hl_info("consumer: chain %d: rows %" PRId64 "..%" PRId64 " since the newest"
-                    " checkpoint match the lineage topic", p, from ? from->seq + 1 : 1,
-                    c->heads[p].seq);
+                    " checkpoint match the lineage topic", p, v->from_seq + 1, c->heads[p].seq);
         return;
     }
-    w->seq = vr.bad_seq - 1;
-    memset(w->hash, 0, sizeof w->hash);
-    if (w->seq > 0 && (ensure_pg(c) != 0 ||
-                       hl_verify_hash_at(c->pg, p, w->seq, w->hash, err, sizeof err) != 0))
-        w->seq = 0;
-    c->a->foreign_seq[p] = vr.bad_seq;
+    c->a->foreign_seq[p] = v->vr.bad_seq;
     hl_counter_inc(c->a->m_foreign);
     hl_error("ALARM chain %d holds rows this auditor cannot vouch for, from seq %" PRId64
              " (%s, lineage offset %" PRId64 "): not signed; verify names them",
-             p, vr.bad_seq, vr.reason, vr.offset);
+             p, v->vr.bad_seq, v->vr.reason, v->vr.offset);
 }
 
 /* Loads heads and stored offsets for newly assigned partitions, retrying until stop. */
@@ -186,9 +207,12 @@ static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
             return HL_ESTATE;
         }
         c->assigned[p] = true;
+        /* Kafka and Postgres are read without written_mu: verify and signing (which take it)
+         * do not wait for a slow broker, and see the chain as not owned until it is adopted. */
+        vouched_t v;
+        vouch_head(c, p, &seals, &v);
         pthread_mutex_lock(&c->a->written_mu);
-        c->a->owned[p] = true;
-        vouch_head(c, p, &seals);
+        adopt_head(c, p, &v);
         pthread_mutex_unlock(&c->a->written_mu);
         parts->elems[i].offset =
             c->heads[p].next_offset >= 0 ? c->heads[p].next_offset : RD_KAFKA_OFFSET_BEGINNING;

@@ -399,6 +399,27 @@ static void status_line(out_t *o, json_t *v, int64_t when_us)
     put(o, " · <a href=\"/?verify=1\">verify now</a></p>");
 }
 
+/* The content check's first bad stored event, when there is one. */
+static void content_problem(out_t *o, json_t *k)
+{
+    json_t *b = json_object_get(k, "first_bad"), *why;
+    size_t i;
+    if (!json_is_object(b)) return;
+    put(o, "<li class=\"bad\" id=\"content-problem\">%lld bad stored event%s; first: source ",
+        (long long)json_integer_value(json_object_get(k, "bad")),
+        json_integer_value(json_object_get(k, "bad")) == 1 ? "" : "s");
+    esc(o, jstr(b, "source"));
+    put(o, ", message id ");
+    esc(o, jstr(b, "message_id"));
+    put(o, ", row %lld:", (long long)json_integer_value(json_object_get(b, "row_id")));
+    json_array_foreach(json_object_get(b, "reasons"), i, why)
+    {
+        put(o, " ");
+        esc(o, json_string_value(why));
+    }
+    put(o, "</li>");
+}
+
 static void problems(out_t *o, json_t *v)
 {
     json_t *outside = json_object_get(v, "checkpoints_outside"), *ch;
@@ -427,6 +448,7 @@ static void problems(out_t *o, json_t *v)
         }
         put(o, "</li>");
     }
+    content_problem(o, json_object_get(v, "content"));
     put(o, "</ul>");
 }
 
@@ -496,10 +518,18 @@ static int chain_status(out_t *o, hl_req_t *r, PGconn *c, int fresh)
     json_t *v = history_status(r, c, fresh, &when_us);
     if (!v) return 1;
     int ok = json_is_true(json_object_get(v, "ok"));
-    put(o, "<h2>History</h2><p id=\"chain-status\" class=\"");
-    put(o, ok ? "ok\">verified: every chain walks clean and holds to the checkpoint topic"
+    json_t *k = json_object_get(v, "content");
+    /* The status is the chain's and the stored events' together; data-chain-ok keeps the
+     * chain part's own verdict. */
+    put(o, "<h2>History</h2><p id=\"chain-status\" data-chain-ok=\"%s\" class=\"",
+        json_is_true(json_object_get(v, "chain_ok")) ? "true" : "false");
+    put(o, ok ? "ok\">verified: every chain walks clean and holds to the checkpoint topic, and"
+                " every stored event matches its lineage"
               : "bad\">NOT VERIFIED");
-    put(o, "</p>");
+    put(o, "</p><p id=\"content-status\" class=\"%s\">stored events: %lld checked against their"
+           " lineage, %lld bad</p>", json_is_true(json_object_get(k, "ok")) ? "ok" : "bad",
+        (long long)json_integer_value(json_object_get(k, "events_checked")),
+        (long long)json_integer_value(json_object_get(k, "bad")));
     status_line(o, v, when_us);
     problems(o, v);
     int failed = newest_checkpoint(o, c, v, when_us);

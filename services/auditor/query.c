@@ -133,11 +133,13 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
  * period. It is "closed" when such a record came later, "open" while none has. The closing
  * record counts only in the request's own chain: every lineage record of a request is keyed
  * by its request id, so all of them land in one partition, and an outcome found in another
- * chain is not this request's (a row put there to hide the gap). */
+ * chain is not this request's (a row put there to hide the gap). It must also be the outcome of
+ * the same event: the elements of a split batch share their request id, and one element's
+ * outcome closes no other's (ELEMENT_OF, query.h). */
 #define GAPS_FROM                                                                            \
     " FROM lineage l LEFT JOIN LATERAL (SELECT k.stage, k.ts_us FROM lineage k"              \
     " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered') AND"   \
-    " k.chain + 0 = l.chain AND" IN_CHAIN_FILTER("k")                                        \
+    " k.chain + 0 = l.chain AND" ELEMENT_OF("k", "l") " AND" IN_CHAIN_FILTER("k")            \
     " ORDER BY k.ts_us LIMIT 1) k ON true"                                                   \
     " WHERE l.stage = 'ingress' AND l.status = 202 AND" IN_CHAIN("l")                      \
     " AND l.ts >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"               \

@@ -10,6 +10,18 @@
 #include "hl/hist.h"
 #include "rollup.h"
 
+/* SQL: lineage row `o` (an outcome) is of the same event as row `i` (an accepted ingress
+ * record): its message id and event type as well, not only its request id, which the elements
+ * of a split batch share. An outcome that names no event type (a dead-lettered record whose
+ * event-type header was lost; the message id is the Kafka key, always there) is taken by its
+ * message id. The columns are derived from the hashed record (verify checks them). */
+#define ELEMENT_OF(o, i)                                                                      \
+    " " o ".message_id IS NOT DISTINCT FROM " i ".message_id AND (coalesce(" o ".event_type,"  \
+    " '') = '' OR " o ".event_type = " i ".event_type)"
+/* SQL: the gap scan's key of a lineage row `t`'s event: chain, request, message id, type. */
+#define ELEMENT_KEY(t)                                                                        \
+    " json_build_array(" t ".chain, " t ".request_id, " t ".message_id, " t ".event_type)::text"
+
 /* A page position: rows strictly after (ts_us, id). {0, 0} is the start. */
 typedef struct {
     int64_t ts_us;

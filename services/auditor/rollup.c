@@ -1,6 +1,8 @@
 /* Latency samples from lineage records, the batch pairing map and the live histograms. */
 #include "rollup.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,11 +62,11 @@ hl_pair_t *hl_pairs_get(hl_pairs_t *p, const char *id)
         hl_pair_t *s = &p->slots[i];
         if (!s->used) {
             s->used = 1;
-            hl_strlcpy(s->request_id, id, sizeof s->request_id);
+            hl_strlcpy(s->key, id, sizeof s->key);
             s->answered_us = s->received_us = s->consumed_us = HL_REC_ABSENT;
             return s;
         }
-        if (strcmp(s->request_id, id) == 0) return s;
+        if (strcmp(s->key, id) == 0) return s;
     }
 }
 
@@ -85,9 +87,21 @@ static void add(hl_sample_t *out, size_t *n, hl_lat_t st, int64_t when, int64_t 
     hl_strlcpy(s->source, source && source[0] ? source : "unknown", sizeof s->source);
 }
 
+/* The pairing key of r's event: its request id and a digest of its message id and event type,
+ * so that the elements of a split batch (one request id) pair each with its own outcome. */
+static void element_key(const hl_record_t *r, char key[HL_PAIR_KEY_LEN])
+{
+    char elem[sizeof r->message_id + sizeof r->event_type + 2];
+    snprintf(elem, sizeof elem, "%s\n%s", r->has_message_id ? r->message_id : "",
+             r->has_event_type ? r->event_type : "");
+    snprintf(key, HL_PAIR_KEY_LEN, "%s/%016" PRIx64, r->request_id, fnv1a(elem));
+}
+
 void hl_samples_from_record(hl_pairs_t *pairs, const hl_record_t *r, hl_sample_t *out, size_t *n)
 {
-    hl_pair_t *p = hl_pairs_get(pairs, r->request_id);
+    char key[HL_PAIR_KEY_LEN];
+    element_key(r, key);
+    hl_pair_t *p = hl_pairs_get(pairs, key);
     const char *src;
     if (r->has_source && !p->source[0]) hl_strlcpy(p->source, r->source, sizeof p->source);
     src = r->has_source ? r->source : p->source;

@@ -30,16 +30,20 @@ typedef struct {
     hl_outcome_t outcome;
 } hl_sample_t;
 
-/* What the pairing needs to remember of one request's records. */
+/* What the pairing needs to remember of one event's records: a request's, or one element's of
+ * a split batch (which share the request id). Every stage is counted per event: a batch of n
+ * events yields n ack samples (each element's ingress record carries the request's answer
+ * time), n queue, n persist and n e2e samples. */
+#define HL_PAIR_KEY_LEN 56 /* request id, '/', 16 hex digits of the element's digest */
 typedef struct {
-    char request_id[37];
+    char key[HL_PAIR_KEY_LEN];
     char source[65];
     int64_t answered_us, received_us; /* from the ingress record; HL_REC_ABSENT if unseen */
     int64_t consumed_us;              /* from the persisted record; HL_REC_ABSENT if unseen */
     int used;
 } hl_pair_t;
 
-/* A fixed-size open-addressing map request_id -> hl_pair_t, sized for one batch (plus what
+/* A fixed-size open-addressing map event key -> hl_pair_t, sized for one batch (plus what
  * the database returned for it). */
 typedef struct {
     hl_pair_t *slots;
@@ -48,7 +52,7 @@ typedef struct {
 
 void hl_pairs_init(hl_pairs_t *p, size_t expected);
 void hl_pairs_deinit(hl_pairs_t *p);
-hl_pair_t *hl_pairs_get(hl_pairs_t *p, const char *request_id); /* finds or inserts */
+hl_pair_t *hl_pairs_get(hl_pairs_t *p, const char *key); /* finds or inserts */
 
 /* Appends the samples record r yields to out (at most 3; *n counts them), using and updating
  * the pair state of its request. Queue latency needs both the ingress record (answered time)

@@ -81,6 +81,7 @@ static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash
             return true;
         }
         v->matched_seq = seq;
+        memcpy(v->matched_hash, hash, HL_CHAIN_HASH_LEN);
     }
     return false;
 }
@@ -196,38 +197,78 @@ static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
         }
 }
 
-/* A walk from a checkpoint starts with the row it sealed: still there, with that hash. */
-static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf,
-                       size_t errcap)
+/* True when row i of r (id, lineage_offset, request_id, stage, ts_us, record, prev_hash hex,
+ * hash hex) at (chain, seq) hashes, by the formula, to `hash` and stores that hash; *offset is
+ * then its lineage_offset, which the hash binds. */
+static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
+                      const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *offset)
+{
+    unsigned char prev[HL_CHAIN_HASH_LEN], stored[HL_CHAIN_HASH_LEN], calc[HL_CHAIN_HASH_LEN];
+    int64_t lo, ts;
+    for (int col = 1; col <= 7; col++)
+        if (PQgetisnull(r, 0, col)) return false;
+    if (hl_parse_i64(PQgetvalue(r, 0, 1), 0, INT64_MAX, &lo) ||
+        hl_parse_i64(PQgetvalue(r, 0, 4), INT64_MIN + 1, INT64_MAX, &ts) ||
+        hl_chain_unhex(PQgetvalue(r, 0, 6), prev) || hl_chain_unhex(PQgetvalue(r, 0, 7), stored))
+        return false;
+    hl_chain_row_t row = {chain, seq, lo, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ts,
+                          PQgetvalue(r, 0, 5), (size_t)PQgetlength(r, 0, 5)};
+    if (hl_chain_hash(prev, &row, calc) != 0 || memcmp(calc, hash, sizeof calc) != 0 ||
+        memcmp(stored, hash, sizeof stored) != 0)
+        return false;
+    *offset = lo;
+    return true;
+}
+
+int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
+                         const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *id,
+                         int64_t *offset, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
     const char *p[2] = {ch, sq};
-    unsigned char h[HL_CHAIN_HASH_LEN];
-    snprintf(ch, sizeof ch, "%" PRId32, v->chain);
-    snprintf(sq, sizeof sq, "%" PRId64, w->from_seq);
+    snprintf(ch, sizeof ch, "%" PRId32, chain);
+    snprintf(sq, sizeof sq, "%" PRId64, seq);
+    /* Every row at the seq (a second one, with the (chain, seq) key dropped, must not stand in
+     * for the first): the hashed fields are read, never the stored hash alone. */
     PGresult *r = PQexecParams(c,
-                               "SELECT id, encode(hash, 'hex') FROM lineage WHERE chain = $1::int"
-                               " AND seq = $2::bigint ORDER BY id LIMIT 1",
+                               "SELECT id, lineage_offset, request_id, stage, ts_us, record,"
+                               " encode(prev_hash, 'hex'), encode(hash, 'hex') FROM lineage"
+                               " WHERE chain = $1::int AND seq = $2::bigint ORDER BY id",
                                2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = hl_store_fail(c, r, "verify start", errbuf, errcap);
         PQclear(r);
         return rc;
     }
+    int n = PQntuples(r), rc = n == 0 ? 0 : 2;
+    *id = 0;
+    if (n > 0 && hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) != 0) *id = 0;
+    if (n == 1 && row_seals(r, chain, seq, hash, offset)) rc = 1;
+    PQclear(r);
+    return rc;
+}
+
+/* A walk from a checkpoint starts with the row it sealed: still there, alone at its seq, and
+ * hashing (recomputed from its prev_hash and fields) to the checkpoint's hash. */
+static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf,
+                       size_t errcap)
+{
+    int64_t off = 0;
+    int rc = hl_verify_sealed_row(c, v->chain, w->from_seq, w->from_hash, &v->bad_id, &off,
+                                  errbuf, errcap);
+    if (rc < 0) return rc;
     v->bad_seq = v->expected_seq = v->sealed_seq = w->from_seq;
-    if (PQntuples(r) == 0) {
+    if (rc == 0) {
         v->ok = false;
         v->reason = "checkpoint_beyond_head";
-    } else if (hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, &v->bad_id) != 0 ||
-               hl_chain_unhex(PQgetvalue(r, 0, 1), h) != 0 ||
-               memcmp(h, w->from_hash, sizeof h) != 0) {
+    } else if (rc == 2) {
         v->ok = false;
         v->reason = "checkpoint_mismatch";
     } else {
         v->bad_id = v->bad_seq = v->expected_seq = v->sealed_seq = 0;
         v->matched_seq = w->from_seq;
+        memcpy(v->matched_hash, w->from_hash, HL_CHAIN_HASH_LEN);
     }
-    PQclear(r);
     return 0;
 }
 

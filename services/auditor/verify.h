@@ -39,6 +39,7 @@ typedef struct {
                             * "rows_deleted_below_checkpoint" (hl_verify_report: see README) */
     const char *column;    /* column_mismatch: the first column that differs from its record */
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
+    unsigned char matched_hash[HL_CHAIN_HASH_LEN]; /* that checkpoint's hash */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
     int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
     const char *topic_check; /* static: after a checkpoint_mismatch, how the row named was
@@ -75,6 +76,14 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
 /* The first row whose chain is NULL (NOT NULL dropped): no walk reads it. Returns 1 with *id,
  * 0 when there is none, or HL_EPG. */
 int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap);
+
+/* The row a checkpoint sealed at (chain, seq), held to `hash` (borrowed) by recomputing its
+ * hash from its prev_hash and hashed fields: returns 1 when it is the only row at that seq and
+ * hashes (and stores) `hash`, with *id and *offset (its lineage_offset, bound by the hash); 2
+ * when a row is there but is not that one (*id: the first); 0 when none is; or HL_EPG. */
+int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
+                         const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *id,
+                         int64_t *offset, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* Reads the stored hash at (chain, seq). Returns 0, HL_ENOTFOUND or HL_EPG. */
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],

@@ -115,27 +115,6 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
     return NULL;
 }
 
-/* The lineage offset of the row at (chain, seq): 0, or HL_ENOTFOUND / HL_EPG. */
-static int offset_at(PGconn *c, int32_t chain, int64_t seq, int64_t *off, char *errbuf,
-                     size_t errcap)
-{
-    char ch[16], sq[24];
-    const char *p[2] = {ch, sq};
-    int rc = HL_ENOTFOUND;
-    snprintf(ch, sizeof ch, "%" PRId32, chain);
-    snprintf(sq, sizeof sq, "%" PRId64, seq);
-    PGresult *r = PQexecParams(c,
-                               "SELECT lineage_offset FROM lineage WHERE chain = $1::int"
-                               " AND seq = $2::bigint ORDER BY id LIMIT 1",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "vouch", errbuf, errcap);
-    else if (PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, off) == 0)
-        rc = 0;
-    PQclear(r);
-    return rc;
-}
-
 /* Matches the rows after seq `after` against the records from offset `start` on. */
 static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t head_seq,
                  int64_t start, hl_vouch_t *out, char *errbuf, size_t errcap)
@@ -211,29 +190,31 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
     int rc = hl_verify_walk(c, chain, &w, &v, errbuf, errcap);
     if (rc) return rc;
     if (!v.ok) {
-        bad(out, v.bad_seq > from_seq ? v.bad_seq : 1, "walk", -1);
+        /* The checkpoint's own row altered (bad_seq == from_seq) is named as well. */
+        bad(out, v.bad_seq >= from_seq && v.bad_seq > 0 ? v.bad_seq : 1, "walk", -1);
         return 0;
     }
-    return hl_vouch_range(c, k, topic, chain, from_seq, head_seq, timeout_ms, out, errbuf,
-                          errcap);
+    return hl_vouch_range(c, k, topic, chain, from, head_seq, timeout_ms, out, errbuf, errcap);
 }
 
 int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                   int64_t from_seq, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                   const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                    char *errbuf, size_t errcap)
 {
-    int64_t start = 0, lo = 0;
+    int64_t start = 0, lo = 0, from_seq = from ? from->seq : 0, id;
     int rc;
     memset(out, 0, sizeof *out);
     out->offset = -1;
     if (head_seq <= from_seq) return 0;
     if (from_seq > 0) {
-        rc = offset_at(c, chain, from_seq, &start, errbuf, errcap);
-        if (rc == HL_ENOTFOUND) {
-            bad(out, 1, "walk", -1);
+        /* Where the topic's records begin is the offset the checkpoint's hash binds, read from
+         * the row that hashes to it: never a column no hash covers. */
+        rc = hl_verify_sealed_row(c, chain, from_seq, from->hash, &id, &start, errbuf, errcap);
+        if (rc < 0) return rc;
+        if (rc != 1) {
+            bad(out, from_seq, "walk", -1);
             return 0;
         }
-        if (rc) return rc;
         start++;
     }
     reader_t rd = {NULL, 0, 0};

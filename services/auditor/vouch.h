@@ -29,10 +29,13 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
                   const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                   char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* hl_vouch_tail without the walk: holds the rows after from_seq up to head_seq to the topic's
- * records as they are (after a walk that failed, to find the first row that differs). */
+/* hl_vouch_tail without the walk: holds the rows after from (borrowed; NULL: from the start)
+ * up to head_seq to the topic's records as they are (after a walk that failed, to find the
+ * first row that differs). The records start after the lineage offset of the row at from->seq
+ * that hashes to from->hash (hl_verify_sealed_row); without such a row, bad_seq is from->seq
+ * ("walk"). */
 int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                   int64_t from_seq, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
-                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+                   const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms,
+                   hl_vouch_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 #endif

@@ -273,7 +273,12 @@ def test_page(stack, topics, pg_schema, service, free_port, tmp_path):
     assert lost["request_id"] in gaps and ok["request_id"] not in gaps
 
     # ---- the history: verified, the newest checkpoint met ----
-    assert 'id="chain-status" class="ok"' in dom, section(dom, "<h2>History", "</table>")
+    # Lineage only, no stored events: the chains are verified, the content check names the
+    # persisted records' rows as missing, and so the history as a whole is not.
+    history = section(dom, "<h2>History", "</table>")
+    assert 'id="chain-status" data-chain-ok="true" class="bad"' in dom, history
+    assert 'id="content-status" class="bad"' in dom and "row_missing" in history, history
+    assert "FAILED" not in section(dom, 'id="chains"', "</table>")
     cp = re.search(r'<p id="checkpoint" data-chain="(\d+)" data-seq="(\d+)">', dom)
     assert cp, section(dom, "<h2>History", "</table>")
     assert 'id="checkpoint-state" class="ok"' in dom
@@ -330,15 +335,15 @@ def test_page(stack, topics, pg_schema, service, free_port, tmp_path):
         assert cur.rowcount == 1
     conn.close()
     # GET /v1/verify walks the whole history: the page shows that result at once.
-    assert get(svc, "/v1/verify").json()["ok"] is False
+    assert get(svc, "/v1/verify").json()["chain_ok"] is False
     page = get(svc, "/").text
-    assert 'id="chain-status" class="bad"' in page
+    assert 'id="chain-status" data-chain-ok="false" class="bad"' in page
     assert f"chain {cp.group(1)}: first bad row id {rid}, seq {seq}: column_mismatch" in page
     assert 'id="checkpoint-state" class="bad"' in page
     assert int(re.search(r'data-verified-us="(\d+)"', page).group(1)) > int(shown)
     dom = chromium(["--dump-dom"], sign_in_page(tmp_path, port, TOKENS["auditor"], "/?verify=1",
                                                 "signin-again.html"))
-    assert 'id="chain-status" class="bad"' in dom
+    assert 'id="chain-status" data-chain-ok="false" class="bad"' in dom
     shots.append(screenshot(tmp_path, port, "/", "tampered", True))
 
     # A wrong token is turned away with the form again.

@@ -346,7 +346,7 @@ def test_cli_verify_and_page_report_the_tampered_row(loaded, pg_schema, stack, t
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "chain verification     ok" in ok.stdout
     page = get(svc, "/").text
-    assert 'id="chain-status" class="ok"' in page
+    assert 'id="chain-status" data-chain-ok="true" class="ok"' in page
 
     behind_its_back(pg_schema, f"UPDATE lineage SET latency_us = 1 WHERE id = {rid}")
     bad = run_cli_verify(svc, stack, pg_schema, tmp_path, req)
@@ -354,7 +354,7 @@ def test_cli_verify_and_page_report_the_tampered_row(loaded, pg_schema, stack, t
     assert "chain verification     FAILED" in bad.stdout
     assert f"chain {chain}: first bad row id {rid} seq 7: column_mismatch" in bad.stdout
     page = get(svc, "/").text
-    assert 'id="chain-status" class="bad"' in page
+    assert 'id="chain-status" data-chain-ok="false" class="bad"' in page
     assert f"chain {chain}: first bad row id {rid}, seq 7: column_mismatch" in page
 
 

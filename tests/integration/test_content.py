@@ -15,7 +15,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from auditor_support import TOKENS, auditor_config, get, lineage_count, wait_for
+from auditor_support import TOKENS, auditor_config, get, lineage_count, post, wait_for
 from harness import paths, sanitizers
 from harness.procs import run_binary
 from ingress_support import DEMO_SECRET, Client, ingress_config, standard_source
@@ -257,6 +257,50 @@ def test_row_fields_edit_is_named(pipeline, pg_schema):
         "cc-3": (r["cc-3"], ["row_field_mismatch"], ["received_at"])}, c
 
 
+CONTENT_ATTACKS = {
+    "payload": ("cc-2", lambda row: [f"UPDATE webhook_events SET payload = jsonb_set(payload,"
+                                     f" '{{n}}', '99') WHERE id = {row}"], ["payload_mismatch"]),
+    "raw_body": ("cc-3", lambda row: [f"UPDATE webhook_events SET raw_body = raw_body ||"
+                                      f" '\\x20'::bytea WHERE id = {row}"],
+                 ["raw_body_mismatch"]),
+    "deleted": ("cc-1", lambda row: [f"DELETE FROM webhook_events WHERE id = {row}"],
+                ["row_missing"]),
+    "no_lineage": ("forged-1", lambda row: [forge_row("forged-1")], ["row_without_lineage"]),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CONTENT_ATTACKS))
+def test_verify_and_page_include_the_content(pipeline, pg_schema, how):
+    """GET /v1/verify (and so the page's status) holds the stored events to the lineage too: an
+    attack on webhook_events alone leaves every chain clean, yet the answer is not ok and names
+    the event; POST /v1/verify (a saved checkpoint) says so as well."""
+    aud = loaded_pipeline(pipeline, pg_schema)
+    v = get(aud, "/v1/verify").json()
+    assert (v["ok"], v["chain_ok"], v["content"]["ok"]) == (True, True, True), v
+    assert v["content"]["events_checked"] == 7
+    assert 'id="chain-status" data-chain-ok="true" class="ok"' in get(aud, "/?verify=1").text
+    mid, attack, reasons = CONTENT_ATTACKS[how]
+    row = row_of(pg_schema, mid) if how != "no_lineage" else None
+    behind_its_back(pg_schema, *attack(row))
+    if row is None:
+        row = row_of(pg_schema, mid)
+    v = get(aud, "/v1/verify").json()
+    assert v["ok"] is False and v["chain_ok"] is True, v
+    assert all(c["ok"] for c in v["chains"])
+    fb = v["content"]["first_bad"]
+    assert (fb["message_id"], fb["row_id"], fb["reasons"]) == (mid, row, reasons), fb
+    assert v["content"] == {**content(aud), "elapsed_us": v["content"]["elapsed_us"]}
+    page = get(aud, "/?verify=1").text
+    assert 'id="chain-status" data-chain-ok="true" class="bad"' in page
+    assert f"source demo, message id {mid}, row {row}: {' '.join(reasons)}" in page
+    r = post(aud, "/v1/checkpoints", role="admin")
+    assert r.status_code == 201, r.text
+    (cp,) = r.json()["checkpoints"][:1]
+    res = post(aud, "/v1/verify", json=cp).json()
+    assert res["ok"] is False and res["chain_ok"] is True, res
+    assert res["content"]["first_bad"] == fb
+
+
 def run_verify(aud, stack, schema, tmp_path, rid):
     """`hookline verify` of a one-request ledger (a rejected request: no stored event expected)."""
     ledger = tmp_path / "requests.ndjson"
@@ -429,6 +473,48 @@ def test_reverify_names_payload_edit_and_moved_message_id(pipeline, pg_schema, s
     assert a["ok"] is False and e["signature"] == "ok", a
     assert (e["payload_matches_raw_body"], e["signed_message_id"],
             e["message_id_matches_signed_id"]) == (False, "ed-1", False), e
+
+
+def test_payload_numbers_are_compared_exactly(pipeline, pg_schema, stack):
+    """Numbers as jsonb keeps them: integers past 2^53 (the ingress takes JSON integers up to 64
+    bits), -0 and 2.50e1 match their jsonb spelling; the owner moving such an integer by one in
+    the payload column (the same double) is named, by the signature endpoint and by `hookline
+    reverify` alike."""
+    ing, aud, ing_file = pipeline
+    c = Client(ing.port)
+    big = b'"big": 9223372036854775807, "odd": 9007199254740993, "z": -0, "r": 2.50e1'
+    body = b'{"type": "order.shipped", "id": "ed-big", ' + big + b'}'
+    ts = str(int(time.time()))
+    sig = ED_KEY.sign(f"ed-big.{ts}.".encode() + body)
+    status, data, _ = c.request("POST", "/v1/webhooks/edkey", body, {
+        "webhook-id": "ed-big", "webhook-timestamp": ts,
+        "webhook-signature": "v1a," + base64.b64encode(sig).decode()})
+    assert status == 202, data
+    status, data, _ = c.post_standard(b'{"type": "invoice.paid", ' + big + b'}\n',
+                                      msg_id="cc-big")
+    assert status == 202, data
+    c.close()
+    wait_for(lambda: stored(pg_schema, 2), 60, "2 persisted lineage records")
+
+    def matches():
+        (e,) = get(aud, "/v1/events/edkey/ed-big/signature").json()["events"]
+        assert e["signature"] == "ok", e
+        r = reverify(ing_file, pg_schema, stack, "--source", "demo", "--message-id", "cc-big")
+        return e["payload_matches_raw_body"], r
+    pm, r = matches()
+    assert pm is True and r.returncode == 0, r.stdout + r.stderr
+    assert "payload         matches the raw body" in r.stdout
+    for key, value in (("big", "9223372036854775806"), ("odd", "9007199254740992")):
+        behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = jsonb_set(payload,"
+                                   f" '{{{key}}}', '{value}') WHERE message_id IN"
+                                   " ('ed-big', 'cc-big')")
+        pm, r = matches()
+        assert pm is False and r.returncode == 1, (key, r.stdout + r.stderr)
+        assert "payload         DIFFERS from the raw body" in r.stdout
+        behind_its_back(pg_schema, "UPDATE webhook_events SET payload ="
+                                   " convert_from(raw_body, 'UTF8')::jsonb"
+                                   " WHERE message_id IN ('ed-big', 'cc-big')")
+        assert matches()[0] is True
 
 
 def test_signature_bad_input(pipeline, pg_schema, stack, tmp_path):

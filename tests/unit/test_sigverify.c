@@ -285,6 +285,47 @@ static void test_stored_payload_matches(void **state)
                                                    strlen(same)), HL_EPARSE);
 }
 
+static int payload_matches(const char *body, const char *payload)
+{
+    return hl_sig_stored_payload_matches((const unsigned char *)body, strlen(body), payload,
+                                         strlen(payload));
+}
+
+/* Numbers by exact value: integers past 2^53 and past 64 bits keep every digit, as jsonb
+ * writes them, and jsonb's own spellings (1e400 in full, -0 as 0, 2.50e1 as 25.0) match. */
+static void test_stored_payload_numbers_exact(void **state)
+{
+    (void)state;
+    assert_int_equal(payload_matches("{\"n\": 12345678901234567890}",
+                                     "{\"n\": 12345678901234567891}"), 0);
+    assert_int_equal(payload_matches("[9007199254740993]", "[9007199254740992]"), 0);
+    assert_int_equal(payload_matches("[9007199254740993]", "[9007199254740993]"), 1);
+    assert_int_equal(payload_matches("[-9223372036854775809]", "[-9223372036854775809]"), 1);
+    assert_int_equal(payload_matches("[0.1]", "[0.10000000000000001]"), 0);
+    char full[404] = "[1";
+    memset(full + 2, '0', 400);
+    memcpy(full + 402, "]", 2);
+    assert_int_equal(payload_matches("[1e400]", full), 1);
+    assert_int_equal(payload_matches("[1e401]", full), 0);
+    assert_int_equal(payload_matches("[1e400]", "[1e401]"), 0);
+    assert_int_equal(payload_matches("[-0, -0.0, 1.0, 2.50e1, 1e-5, 1.5E+3, 0e9, -1e-2]",
+                                     "[0, 0.0, 1.0, 25.0, 0.00001, 1500, 0, -0.01]"), 1);
+    assert_int_equal(payload_matches("[1.0]", "[1]"), 1); /* one value, two spellings */
+    assert_int_equal(payload_matches("[1]", "[\"1\"]"), 0); /* a number is no string */
+    assert_int_equal(payload_matches("[-1]", "[1]"), 0);
+    assert_int_equal(payload_matches("[10]", "[1]"), 0);
+    assert_int_equal(payload_matches("[0.01]", "[0.1]"), 0);
+    /* Bad input: numbers outside JSON's grammar, an exponent past the cap, a NUL string. */
+    assert_int_equal(payload_matches("[01]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[1.]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[-]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[1e]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[1e9999999999]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[\"\\u0000n1e0\"]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[1 2]", "[1]"), HL_EPARSE);
+    assert_int_equal(payload_matches("[1]", "[\"\\u00001e0\"]"), 0);
+}
+
 static void test_sha256_hex(void **state)
 {
     (void)state;
@@ -306,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_reverify_stored),
         cmocka_unit_test(test_stored_signed_id),
         cmocka_unit_test(test_stored_payload_matches),
+        cmocka_unit_test(test_stored_payload_numbers_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 #include "hl/log.h"
 #include "hl/util.h"
+#include "exact_numbers.h"
 
 #define SHA256_LEN 32
 #define ED25519_SIG_LEN 64
@@ -677,15 +678,26 @@ int hl_sig_stored_signed_id(const hl_sig_t *a, const char *signed_json, size_t l
     return rc;
 }
 
+/* The parse of JSON text with its numbers as strings of their exact values (exact_numbers.h),
+ * or NULL. */
+static json_t *load_exact(const char *text, size_t len)
+{
+    hl_buf_t b = {NULL, 0, 0};
+    json_t *j = NULL;
+    if (hl_sig_exact_numbers(text, len, &b) == 0)
+        j = json_loadb(b.p ? b.p : "", b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    free(b.p);
+    return j;
+}
+
 int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, const char *payload,
                                   size_t payload_len)
 {
-    /* Every number as a double on both sides: jsonb writes 1e2 as 100, and a whole number past
-     * 64 bits is still read. */
-    const size_t flags = JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL;
-    json_t *b = json_loadb((const char *)body, body_len, flags, NULL);
+    /* Numbers compared by exact value, never as doubles: jsonb writes 1e2 as 100 and -0 as 0,
+     * and an integer past 2^53 (or past 64 bits) keeps every digit. */
+    json_t *b = load_exact((const char *)body, body_len);
     if (b == NULL) return HL_EPARSE;
-    json_t *p = payload ? json_loadb(payload, payload_len, flags, NULL) : NULL;
+    json_t *p = payload ? load_exact(payload, payload_len) : NULL;
     int same = p != NULL && json_equal(b, p);
     json_decref(b);
     json_decref(p);

@@ -149,9 +149,12 @@ int hl_sig_stored_signed_id(const hl_sig_t *a, const char *signed_json, size_t l
                             size_t cap) HL_MUST_CHECK;
 
 /* Whether a stored event's parsed payload (payload_len bytes of JSON text, as the jsonb column
- * gives it) is still the parse of its raw body (body_len bytes). Returns 1 when it is, 0 when it
- * differs (or payload is NULL or not JSON), HL_EPARSE when the raw body itself cannot be read as
- * JSON here (a number beyond a double's range): not compared. */
+ * gives it) is still the parse of its raw body (body_len bytes): the same structure, strings
+ * and literals, and numbers of exactly the same decimal value (however spelled: jsonb writes
+ * 1e2 as 100, -0 as 0, 1e400 in full; 12345678901234567890 and ...891 differ). Returns 1 when
+ * it is, 0 when it differs (or payload is NULL or not JSON), HL_EPARSE when the raw body itself
+ * cannot be read as JSON here (an exponent beyond +-10^9, a string holding \u0000, which jsonb
+ * refuses): not compared. */
 int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, const char *payload,
                                   size_t payload_len) HL_MUST_CHECK;
 
