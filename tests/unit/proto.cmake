@@ -7,3 +7,9 @@ if(TARGET hl_persister_core)
     hl_unit_test(test_persister_lineage SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_persister_lineage.c
                  LIBS hl_persister_core)
 endif()
+# The contract library against proto/ (read at test time) and its writer against its parser.
+hl_unit_test(test_proto SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_proto.c
+             LIBS hl_proto PkgConfig::JANSSON)
+target_compile_definitions(test_proto PRIVATE
+    HL_PROTO_SCHEMA="${CMAKE_SOURCE_DIR}/proto/lineage.schema.json"
+    HL_PROTO_TOPICS="${CMAKE_SOURCE_DIR}/proto/topics.yaml")
