@@ -212,6 +212,13 @@ static void test_writer_cuts_and_refuses(void **state)
     assert_int_equal(hl_lineage_write(&r, buf, 0), HL_ETOOBIG);
     r.stage = (hl_stage_t)HL_STAGE_COUNT;
     assert_int_equal(hl_lineage_write(&r, buf, sizeof buf), HL_EINVAL);
+    /* The longest record of each stage: every byte escaped, every integer at its widest. */
+    for (int st = 0; st < HL_STAGE_COUNT; st++) {
+        full_record(&r, (hl_stage_t)st, '\x01');
+        r.ts_us = r.received_us = r.status = r.partition = r.offset = r.latency_us =
+            r.consumed_us = r.committed_us = r.row_id = r.attempts = r.suppressed = INT64_MIN + 1;
+        assert_true(hl_lineage_write(&r, buf, sizeof buf) > 0);
+    }
 }
 
 static void test_parse_refuses(void **state)
