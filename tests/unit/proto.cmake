@@ -13,3 +13,8 @@ hl_unit_test(test_proto SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_proto.c
 target_compile_definitions(test_proto PRIVATE
     HL_PROTO_SCHEMA="${CMAKE_SOURCE_DIR}/proto/lineage.schema.json"
     HL_PROTO_TOPICS="${CMAKE_SOURCE_DIR}/proto/topics.yaml")
+# The CLI's reading of stage names (tools/hookline/lineage.c) through the contract library.
+if(TARGET hookline_cli)
+    hl_unit_test(test_cli_lineage_stages
+                 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli_lineage_stages.c LIBS hookline_cli)
+endif()
