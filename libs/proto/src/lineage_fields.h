@@ -37,7 +37,7 @@ enum {
 
 extern const lf_field_t hl_lineage_fields[F_COUNT];
 
-/* The field called name (n bytes), or NULL. */
+/* The field called name, or NULL. */
 const lf_field_t *hl_lineage_field(const char *name);
 
 #endif
