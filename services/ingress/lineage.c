@@ -1,10 +1,8 @@
-/* Formats `ingress` lineage records by hand into a bounded buffer: the fields are few and
- * fixed, and the request path should not build a jansson tree per request. */
+/* The `ingress` lineage record of each request, written by the contract library (libs/proto),
+ * and the budget that bounds how many rejections are recorded. */
 #include "lineage.h"
 
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,55 +84,26 @@ static bool budget_take(ing_lineage_budget_t *b, const char *addr)
     return ok;
 }
 
-typedef struct {
-    char *buf;
-    size_t cap, len;
-    int overflow;
-} out_t;
-
-static void put(out_t *o, const char *fmt, ...) HL_PRINTF(2, 3);
-static void put(out_t *o, const char *fmt, ...)
-{
-    if (o->overflow) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= o->cap - o->len) {
-        o->overflow = 1;
-        return;
-    }
-    o->len += (size_t)n;
-}
-
-static void put_str(out_t *o, const char *key, const char *v, size_t max)
-{
-    if (v == NULL || o->overflow) return;
-    size_t n = strnlen(v, max);
-    char esc[6 * 256 + 1];
-    if (n > 256) n = 256;
-    hl_json_escape(esc, sizeof(esc), v, n);
-    put(o, ",\"%s\":\"%s\"", key, esc);
-}
-
 int ing_lineage_format(const ing_lineage_t *l, char *buf, size_t cap)
 {
-    out_t o = {buf, cap, 0, 0};
-    put(&o, "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"%s\",\"ts_us\":%" PRId64,
-        l->request_id, l->ts_us);
-    put_str(&o, "source", l->source, 64);
-    put_str(&o, "message_id", l->message_id, 256);
-    put_str(&o, "event_type", l->event_type, 128);
-    put(&o, ",\"received_us\":%" PRId64 ",\"status\":%d", l->received_us, l->status);
-    if (l->error_code != NULL) put_str(&o, "error_code", l->error_code, 64);
-    else put(&o, ",\"error_code\":null");
-    if (l->partition >= 0) put(&o, ",\"partition\":%d", (int)l->partition);
-    if (l->offset >= 0) put(&o, ",\"offset\":%" PRId64, l->offset);
-    put(&o, ",\"latency_us\":%" PRId64, l->latency_us);
-    if (l->suppressed > 0) put(&o, ",\"suppressed\":%" PRIu64, l->suppressed);
-    if (l->body_sha256 != NULL) put_str(&o, "body_sha256", l->body_sha256, 64);
-    put(&o, "}");
-    return o.overflow ? HL_ETOOBIG : (int)o.len;
+    hl_lineage_rec_t r;
+    hl_lineage_rec_init(&r, HL_STAGE_INGRESS);
+    hl_strlcpy(r.request_id, l->request_id ? l->request_id : "", sizeof r.request_id);
+    r.ts_us = l->ts_us;
+    HL_LINEAGE_SET(&r, source, l->source);
+    HL_LINEAGE_SET(&r, message_id, l->message_id);
+    HL_LINEAGE_SET(&r, event_type, l->event_type);
+    r.received_us = l->received_us;
+    r.status = l->status;
+    HL_LINEAGE_SET(&r, error_code, l->error_code);
+    if (l->partition >= 0) r.partition = l->partition;
+    if (l->offset >= 0) r.offset = l->offset;
+    r.latency_us = l->latency_us;
+    /* The record's integers are signed: a count past INT64_MAX (never reached) stays there. */
+    if (l->suppressed > 0)
+        r.suppressed = l->suppressed > INT64_MAX ? INT64_MAX : (int64_t)l->suppressed;
+    if (l->body_sha256 != NULL) hl_strlcpy(r.body_sha256, l->body_sha256, sizeof r.body_sha256);
+    return hl_lineage_write(&r, buf, cap);
 }
 
 void ing_lineage_emit(ing_producer_t *p, ing_lineage_budget_t *b, const char *client,

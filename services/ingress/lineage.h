@@ -6,21 +6,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hl/lineage_record.h"
 #include "hl/metrics.h"
 #include "producer.h"
 
-#define ING_LINEAGE_MAX 4096
+#define ING_LINEAGE_MAX HL_LINEAGE_WRITE_MAX
 
 /* The name every request for a source that is not configured is recorded under: whatever
- * name the client chose never reaches the lineage (or the auditor's rollups). Source names are
- * [a-z0-9_-], so no configured source can take it. */
-#define ING_UNKNOWN_SOURCE ".unknown"
+ * name the client chose never reaches the lineage (or the auditor's rollups). */
+#define ING_UNKNOWN_SOURCE HL_UNKNOWN_SOURCE
 
 /* One request's outcome (all strings borrowed; NULL ones are omitted, error_code NULL is
- * written as null). */
+ * written as null; strings are cut to their limits in hl/proto.h). */
 typedef struct {
     const char *request_id;
-    const char *source;     /* written truncated to 64 bytes */
+    const char *source;     /* written cut to HL_SOURCE_MAX bytes */
     const char *message_id;
     const char *event_type;
     int64_t received_us;
@@ -44,8 +44,8 @@ ing_lineage_budget_t *ing_lineage_budget_new(uint32_t per_s, uint32_t per_client
                                              hl_metrics_t *metrics);
 void ing_lineage_budget_free(ing_lineage_budget_t *b);
 
-/* Writes the JSON record into buf (cap bytes, NUL-terminated). Returns its length or
- * HL_ETOOBIG. */
+/* Writes the JSON record into buf (cap bytes, NUL-terminated) with the contract library's
+ * writer. Returns its length or HL_ETOOBIG. */
 int ing_lineage_format(const ing_lineage_t *l, char *buf, size_t cap) HL_MUST_CHECK;
 
 /* Formats and queues the record (key = request id). Never blocks. Any thread. A rejection

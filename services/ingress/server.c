@@ -301,16 +301,16 @@ static ing_event_t make_event(const req_t *r, const ev_common_t *c, const char *
 {
     ing_event_t ev = {.key = key, .key_len = strlen(key), .value = value, .value_len = len,
                       .nheaders = ING_EVENT_HEADERS - 1};
-    ev.headers[0] = (ing_kv_t){"hl-request-id", r->rid, strlen(r->rid)};
-    ev.headers[1] = (ing_kv_t){"hl-source", r->source, strlen(r->source)};
-    ev.headers[2] = (ing_kv_t){"hl-event-type", type, strlen(type)};
-    ev.headers[3] = (ing_kv_t){"hl-received-us", c->received, strlen(c->received)};
-    ev.headers[4] = (ing_kv_t){"content-type", c->ct, strnlen(c->ct, 256)};
-    ev.headers[5] = (ing_kv_t){"traceparent", c->traceparent, ING_TRACEPARENT_LEN};
-    ev.headers[6] = (ing_kv_t){"hl-body-sha256", sha, HL_SIG_SHA256_HEX};
+    ev.headers[0] = (ing_kv_t){HL_HDR_REQUEST_ID, r->rid, strlen(r->rid)};
+    ev.headers[1] = (ing_kv_t){HL_HDR_SOURCE, r->source, strlen(r->source)};
+    ev.headers[2] = (ing_kv_t){HL_HDR_EVENT_TYPE, type, strlen(type)};
+    ev.headers[3] = (ing_kv_t){HL_HDR_RECEIVED_US, c->received, strlen(c->received)};
+    ev.headers[4] = (ing_kv_t){HL_HDR_CONTENT_TYPE, c->ct, strnlen(c->ct, 256)};
+    ev.headers[5] = (ing_kv_t){HL_HDR_TRACEPARENT, c->traceparent, ING_TRACEPARENT_LEN};
+    ev.headers[6] = (ing_kv_t){HL_HDR_BODY_SHA256, sha, HL_SIG_SHA256_HEX};
     if (c->signed_len > 0)
         ev.headers[ev.nheaders++] =
-            (ing_kv_t){"hl-signature-headers", c->signed_json, (size_t)c->signed_len};
+            (ing_kv_t){HL_HDR_SIGNATURE_HEADERS, c->signed_json, (size_t)c->signed_len};
     return ev;
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "hl/kafka.h"
+#include "hl/lineage_record.h"
 #include "hl/log.h"
 #include "hl/util.h"
 
@@ -185,112 +186,31 @@ uint64_t hl_lineage_failed(const hl_lineage_t *l) { return atomic_load(&l->faile
 
 int64_t hl_lineage_queue_len(void *l) { return rd_kafka_outq_len(((hl_lineage_t *)l)->rk); }
 
-/* A bounded JSON writer for one lineage record: no printf (formatting a record per stored row
- * showed in profiles), and `over` once anything did not fit. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool over;
-} jw_t;
-
-static void jw_raw(jw_t *w, const char *s, size_t n)
-{
-    if (w->over || n >= w->cap - w->len) {
-        w->over = true;
-        return;
-    }
-    memcpy(w->p + w->len, s, n);
-    w->len += n;
-}
-
-#define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
-
-static void jw_int(jw_t *w, int64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) tmp[--i] = '-';
-    jw_raw(w, tmp + i, sizeof(tmp) - i);
-}
-
-/* A JSON string: copied as is when nothing in it needs escaping (the usual case), else through
- * hl_json_escape, which needs room for its worst case (6 bytes per byte). */
-static void jw_str(jw_t *w, const char *s)
-{
-    size_t n = strlen(s), i = 0;
-    while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f && s[i] != '"' &&
-           s[i] != '\\')
-        i++;
-    JW_LIT(w, "\"");
-    if (i == n) {
-        jw_raw(w, s, n);
-    } else if (!w->over && w->cap - w->len > 6 * n + 1) {
-        w->len += hl_json_escape(w->p + w->len, w->cap - w->len, s, n);
-    } else {
-        w->over = true;
-    }
-    JW_LIT(w, "\"");
-}
-
 int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us,
                       int64_t committed_us, int attempts)
 {
-    int stored = r->status == HL_REC_OK;
-    jw_t w = {buf, 0, cap, cap == 0};
-    if (stored) JW_LIT(&w, "{\"v\":1,\"stage\":\"persisted\",\"request_id\":");
-    else JW_LIT(&w, "{\"v\":1,\"stage\":\"dead_lettered\",\"request_id\":");
-    jw_str(&w, r->request_id);
-    JW_LIT(&w, ",\"ts_us\":");
-    jw_int(&w, ts_us);
-    JW_LIT(&w, ",\"source\":");
-    jw_str(&w, r->source);
-    JW_LIT(&w, ",\"message_id\":");
-    jw_str(&w, r->message_id);
-    JW_LIT(&w, ",\"event_type\":");
-    jw_str(&w, r->event_type);
-    if (r->received_us > 0) {
-        JW_LIT(&w, ",\"received_us\":");
-        jw_int(&w, r->received_us);
-    }
-    JW_LIT(&w, ",\"partition\":");
-    jw_int(&w, r->partition);
-    JW_LIT(&w, ",\"offset\":");
-    jw_int(&w, r->offset);
-    if (r->consumed_us > 0) {
-        JW_LIT(&w, ",\"consumed_us\":");
-        jw_int(&w, r->consumed_us);
-    }
+    bool stored = r->status == HL_REC_OK;
+    hl_lineage_rec_t l;
+    hl_lineage_rec_init(&l, stored ? HL_STAGE_PERSISTED : HL_STAGE_DEAD_LETTERED);
+    hl_strlcpy(l.request_id, r->request_id, sizeof l.request_id);
+    l.ts_us = ts_us;
+    HL_LINEAGE_SET(&l, source, r->source);
+    HL_LINEAGE_SET(&l, message_id, r->message_id);
+    HL_LINEAGE_SET(&l, event_type, r->event_type);
+    if (r->received_us > 0) l.received_us = r->received_us;
+    l.partition = r->partition;
+    l.offset = r->offset;
+    if (r->consumed_us > 0) l.consumed_us = r->consumed_us;
     if (stored) {
-        JW_LIT(&w, ",\"committed_us\":");
-        jw_int(&w, committed_us);
-        if (r->duplicate) {
-            JW_LIT(&w, ",\"row_id\":null,\"duplicate\":true");
-        } else {
-            JW_LIT(&w, ",\"row_id\":");
-            jw_int(&w, r->row_id);
-            JW_LIT(&w, ",\"duplicate\":false");
-        }
+        l.committed_us = committed_us;
+        l.duplicate = r->duplicate ? 1 : 0;
+        if (!r->duplicate) l.row_id = r->row_id; /* a duplicate's is null */
     } else {
-        JW_LIT(&w, ",\"error_code\":");
-        jw_str(&w, hl_rec_status_code(r->status));
-        if (attempts > 0) {
-            JW_LIT(&w, ",\"attempts\":");
-            jw_int(&w, attempts);
-        }
+        HL_LINEAGE_SET(&l, error_code, hl_rec_status_code(r->status));
+        if (attempts > 0) l.attempts = attempts;
     }
-    if (r->body_sha256[0] != '\0') {
-        JW_LIT(&w, ",\"body_sha256\":");
-        jw_str(&w, r->body_sha256);
-    }
-    JW_LIT(&w, "}");
-    if (w.over) return HL_ETOOBIG;
-    buf[w.len] = '\0';
-    return (int)w.len;
+    memcpy(l.body_sha256, r->body_sha256, sizeof l.body_sha256);
+    return hl_lineage_write(&l, buf, cap);
 }
 
 /* Produces one record, waiting (serving reports) while the local queue is full. */
@@ -347,12 +267,12 @@ static rd_kafka_headers_t *dlq_headers(const hl_row_t *r, int attempts)
     else
         h = rd_kafka_headers_new(6);
     char num[24];
-    rd_kafka_header_add(h, "hl-error", -1, hl_rec_status_code(r->status), -1);
-    rd_kafka_header_add(h, "hl-error-detail", -1, r->detail, -1);
+    rd_kafka_header_add(h, HL_HDR_ERROR, -1, hl_rec_status_code(r->status), -1);
+    rd_kafka_header_add(h, HL_HDR_ERROR_DETAIL, -1, r->detail, -1);
     snprintf(num, sizeof(num), "%d", attempts);
-    rd_kafka_header_add(h, "hl-attempts", -1, num, -1);
+    rd_kafka_header_add(h, HL_HDR_ATTEMPTS, -1, num, -1);
     snprintf(num, sizeof(num), "%" PRId64, hl_now_us());
-    rd_kafka_header_add(h, "hl-failed-us", -1, num, -1);
+    rd_kafka_header_add(h, HL_HDR_FAILED_US, -1, num, -1);
     return h;
 }
 

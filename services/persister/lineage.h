@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "hl/error.h"
+#include "hl/lineage_record.h"
 #include "hl/metrics.h"
 #include "lineage_track.h"
 #include "record.h"
@@ -66,11 +67,11 @@ void hl_lineage_poll(hl_lineage_t *l);
 uint64_t hl_lineage_failed(const hl_lineage_t *l);
 int64_t hl_lineage_queue_len(void *l);
 
-/* Formats the lineage JSON of one row into buf (cap bytes). Returns the length or HL_ETOOBIG.
- * consumed_us is left out when the row's is 0 (a record recovered after a restart: the first
- * consumption time is not known), attempts when <= 0. HL_LINEAGE_MAX bytes always suffice.
- * Exposed for tests. */
-#define HL_LINEAGE_MAX 4096
+/* Formats the lineage JSON of one row into buf (cap bytes) with the contract library's writer.
+ * Returns the length or HL_ETOOBIG. consumed_us is left out when the row's is 0 (a record
+ * recovered after a restart: the first consumption time is not known), attempts when <= 0.
+ * HL_LINEAGE_MAX bytes always suffice. Exposed for tests. */
+#define HL_LINEAGE_MAX HL_LINEAGE_WRITE_MAX
 int hl_lineage_format(char *buf, size_t cap, const hl_row_t *row, int64_t ts_us,
                       int64_t committed_us, int attempts);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/proto.h"
 #include "hl/util.h"
 #include "verify_internal.h"
 
@@ -18,13 +19,10 @@ unsigned hl_lineage_stages(json_t *j)
 {
     unsigned bits = 0;
     if (json_is_object(j)) {
-        json_t *st = json_object_get(j, "stage");
-        if (json_is_string(st)) {
-            const char *s = json_string_value(st);
-            if (strcmp(s, "ingress") == 0) bits |= 1;
-            else if (strcmp(s, "persisted") == 0) bits |= 2;
-            else if (strcmp(s, "dead_lettered") == 0) bits |= 4;
-        }
+        /* Bit 1 << stage: ingress 1, persisted 2, dead_lettered 4. */
+        hl_stage_t st;
+        if (hl_stage_parse(json_string_value(json_object_get(j, "stage")), &st) == 0)
+            bits |= 1u << st;
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v) bits |= hl_lineage_stages(v);
