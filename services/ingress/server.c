@@ -21,6 +21,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 #include "lineage.h"
+#include "source_name.h"
 #include "split.h"
 
 struct ing_server {
