@@ -22,9 +22,11 @@ bool ing_body_reserve(ing_server_t *s, struct mg_connection *c, req_t *r,
                       long long content_length)
 {
     size_t max = r->src->cfg->max_body;
-    size_t want = content_length >= 0 && (size_t)content_length < max ? (size_t)content_length : max;
+    size_t want =
+        content_length >= 0 && (size_t)content_length < max ? (size_t)content_length : max;
     ing_client_t *slot = client_slot(s, c);
-    if (slot != NULL && !ing_clients_body_reserve(&s->clients, slot, want, s->body_cap_per_client)) {
+    if (slot != NULL &&
+        !ing_clients_body_reserve(&s->clients, slot, want, s->body_cap_per_client)) {
         hl_counter_inc(s->body_per_client_total);
         ing_unavailable(s, r, "this address's bodies in flight over its share of the memory cap");
         return false;
@@ -83,7 +85,7 @@ static bool conn_turned_away(const ing_server_t *s, const struct mg_connection *
 static void turned_away(ing_server_t *s, const struct mg_connection *c, req_t *r)
 {
     ing_unavailable(s, r, conn_refused(s, c) ? "too many connections from this address"
-                                         : "too many client addresses at once");
+                                             : "too many client addresses at once");
     r->code = conn_refused(s, c) ? "too_many_connections" : "too_many_clients";
 }
 

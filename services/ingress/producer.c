@@ -103,7 +103,8 @@ static void register_metrics(ing_producer_t *p, hl_metrics_t *m)
 static void register_gauges(ing_producer_t *p, hl_metrics_t *m)
 {
     hl_metrics_gauge_fn(m, "hookline_ingress_producer_queue_depth",
-                        "Records waiting in the producer (events and lineage)", NULL, queue_depth, p);
+                        "Records waiting in the producer (events and lineage)", NULL, queue_depth,
+                        p);
     hl_metrics_gauge_fn(m, "hookline_ingress_kafka_up", "1 when the broker answered the last check",
                         NULL, kafka_up, p);
 }
@@ -162,16 +163,24 @@ static int produce(gen_t *g, const ing_event_t *ev, void *opaque)
                             (ssize_t)ev->headers[i].len);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
-        RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return 0; /* headers now owned by the message */
     rd_kafka_headers_destroy(h);
     return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HL_EAGAIN : HL_EKAFKA;
 }
 
+/* A monotonic deadline in µs (hl_mono_us) as the pool's and the waiters' conditions take it. */
+static struct timespec deadline_ts(int64_t deadline_us)
+{
+    return (struct timespec){.tv_sec = deadline_us / 1000000,
+                             .tv_nsec = (deadline_us % 1000000) * 1000};
+}
+
 static void wait_ack(ing_producer_t *p, waiter_t *w, int64_t deadline_us, ing_ack_t *ack)
 {
-    struct timespec ts = {.tv_sec = deadline_us / 1000000, .tv_nsec = (deadline_us % 1000000) * 1000};
+    struct timespec ts = deadline_ts(deadline_us);
     pthread_mutex_lock(&w->mu);
     while (w->state == W_WAITING)
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
@@ -232,7 +241,7 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
 static bool waiters_get(ing_producer_t *p, waiter_t **ws, size_t n, int64_t deadline_us)
 {
     if (n > p->cfg->max_in_flight) return false;
-    struct timespec ts = {.tv_sec = deadline_us / 1000000, .tv_nsec = (deadline_us % 1000000) * 1000};
+    struct timespec ts = deadline_ts(deadline_us);
     pthread_mutex_lock(&p->pool_mu);
     while (p->nfree < n)
         if (pthread_cond_timedwait(&p->pool_cv, &p->pool_mu, &ts) == ETIMEDOUT) {

@@ -57,7 +57,7 @@ static bool gen_fatal(gen_t *g)
 /* Keeps a copy of a lineage record that met a fatal handle, for its successor. Any thread;
  * allocates, but only between a fatal error and the replacement. */
 void ing_park_lineage(ing_producer_t *p, const void *key, size_t klen, const void *json,
-                         size_t len)
+                      size_t len)
 {
     parked_t *r = NULL;
     pthread_mutex_lock(&p->park_mu);

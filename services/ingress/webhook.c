@@ -86,7 +86,8 @@ static long read_body(ing_server_t *s, struct mg_connection *c, worker_t *w, req
     return (long)got;
 }
 
-static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig_header_t *hv, size_t cap)
+static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig_header_t *hv,
+                                        size_t cap)
 {
     size_t n = 0;
     for (int i = 0; i < ri->num_headers && n < cap; i++)
@@ -94,7 +95,8 @@ static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig
     return (hl_sig_headers_t){hv, n};
 }
 
-static bool extract_fields(req_t *r, const unsigned char *body, size_t len, const hl_sig_headers_t *h)
+static bool extract_fields(req_t *r, const unsigned char *body, size_t len,
+                           const hl_sig_headers_t *h)
 {
     json_t *root = NULL;
     ing_ex_result_t x = ing_json_parse(body, len, &root);
@@ -106,7 +108,8 @@ static bool extract_fields(req_t *r, const unsigned char *body, size_t len, cons
     if (x == ING_EX_OK) return true;
     r->message_id[0] = r->event_type[0] = '\0';
     ing_reject(r, 400, ing_ex_code(x),
-           x == ING_EX_INVALID_JSON ? "body is not valid JSON" : "message id or event type unusable");
+               x == ING_EX_INVALID_JSON ? "body is not valid JSON"
+                                        : "message id or event type unusable");
     return false;
 }
 
@@ -212,7 +215,7 @@ static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, 
     json_decref(root);
     if (sr != ING_SPLIT_OK) {
         ing_reject(r, sr == ING_SPLIT_TOO_MANY ? 413 : 400, ing_split_code(sr, field),
-               split_message(sr));
+                   split_message(sr));
         return;
     }
     ev_common_t c;
