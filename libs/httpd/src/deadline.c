@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/util.h"

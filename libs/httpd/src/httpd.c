@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hl/log.h"
+#include "deadline.h"
 #include "hl/util.h"
 #include "tls_compat.h"
 
@@ -121,8 +122,13 @@ bool hl_httpd_on_metrics_port(const hl_httpd_t *s, const struct mg_connection *c
     return s->metrics_port != 0 && ri != NULL && ri->server_port == s->metrics_port;
 }
 
-int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
-                       size_t errcap)
+/* The TLS settings of every hookline server, applied in civetweb's init_ssl callback: TLS 1.2
+ * or later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
+ * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
+ * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
+ * OpenSSL's reason (the value the callback returns to civetweb). */
+static int tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
+                     size_t errcap)
 {
     SSL_CTX *ctx = ssl_ctx;
     const char *key_file = key && key[0] ? key : cert;
@@ -154,13 +160,17 @@ int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *e
 static int init_tls(void *ssl_ctx, void *user_data)
 {
     hl_httpd_t *s = user_data;
-    return hl_httpd_tls_setup(ssl_ctx, s->tls_cert, s->tls_key, s->tls_err, sizeof s->tls_err);
+    return tls_setup(ssl_ctx, s->tls_cert, s->tls_key, s->tls_err, sizeof s->tls_err);
 }
 
 /* The names civetweb's TLS loading passes to dlopen (its SSL_LIB and CRYPTO_LIB). */
 static const char *const TLS_LIBRARIES[] = {"libssl.so", "libcrypto.so"};
 
-int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap)
+/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
+ * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
+ * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
+ * could not be loaded. Each success is paired with mg_exit_library(). */
+static int init_library(bool tls, char *errbuf, size_t errcap)
 {
     if (!tls) {
         mg_init_library(0);
@@ -360,7 +370,7 @@ static hl_httpd_t *start(hl_httpd_t *s, const hl_http_config_t *h, char *errbuf,
     s->tls = h->tls_cert != NULL && h->tls_cert[0] != '\0';
     s->tls_cert = h->tls_cert;
     s->tls_key = h->tls_key;
-    if (hl_httpd_init_library(s->tls, errbuf, errcap) != 0) {
+    if (init_library(s->tls, errbuf, errcap) != 0) {
         free(s);
         return NULL;
     }

@@ -31,9 +31,8 @@ typedef bool (*hl_probe_fn)(void *arg, hl_probe_t *p);
 
 /* What a service adds to the server of hl_httpd_start_with; zero for what it does not use.
  * Every hook is optional, runs on a civetweb thread and gets `arg` (borrowed; it must outlive
- * the server). The connection hooks run after the header deadlines' own callbacks
- * (hl_http_header_deadlines), so a hook may cut a connection short with
- * hl_http_expire_headers. */
+ * the server). The connection hooks run after the header deadlines' own callbacks (below), so
+ * a hook may cut a connection short with hl_http_expire_headers. */
 typedef struct {
     const char *metrics_listen; /* a plain listener of its own for /metrics (never TLS): /metrics
                                    is then answered there only (elsewhere 404 not_found); NULL:
@@ -72,7 +71,7 @@ typedef struct {
  * word and detail members; /metrics 200 text/plain; version=0.0.4 (404 when metrics is NULL);
  * other methods on these paths 405 (a request to them that carries a body has its connection
  * closed after the answer). Request line plus headers are capped (16 KiB by default) and must
- * arrive within h->request_timeout_ms (hl_http_header_deadlines; late: 408); a kept-alive
+ * arrive within h->request_timeout_ms as a whole (the header deadlines; late: 408); a kept-alive
  * connection idles 5 s at most by default. With tls_cert set every port in listen becomes a
  * TLS port ("s" suffix added); the key is read from tls_key, or from tls_cert when tls_key is
  * NULL/empty. `h` and `o` are only read during the call (o->arg is kept). */
@@ -83,19 +82,6 @@ hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *metrics, hl_
                            void *ready_arg, char *errbuf, size_t errcap);
 /* Did c arrive on the server's metrics_listen port? (false without one) */
 bool hl_httpd_on_metrics_port(const hl_httpd_t *s, const struct mg_connection *c);
-/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
- * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
- * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
- * could not be loaded. Each success is paired with mg_exit_library(). hl_httpd_start calls
- * it. */
-int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap) HL_MUST_CHECK;
-/* The TLS settings of every hookline server, applied in civetweb's init_ssl callback: TLS 1.2
- * or later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
- * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
- * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
- * OpenSSL's reason (the value the callback returns to civetweb). */
-int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
-                       size_t errcap);
 /* Adds a handler for uri (civetweb pattern syntax). Call before traffic. */
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg);
 struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
@@ -103,25 +89,18 @@ struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
  * accept loop only notices the stop at the end of its poll interval. */
 void hl_httpd_stop(hl_httpd_t *s);
 
-/* Sets cb's init_connection, begin_request, end_request and connection_close (overwriting
- * them) to bound the wait for each request's line and headers as a whole: request_timeout_ms
- * from the moment a new connection's worker waits for them, keep_alive_timeout_ms (idle time
- * included) for each later request on a kept-alive connection, both read from the server's
- * options. civetweb alone compares the elapsed time only after each read, and each read may
- * wait the whole request_timeout_ms, so a client that stops just before the deadline would hold
- * its worker up to twice as long. At the deadline the worker's timer (as in hl_http_read_body)
- * interrupts the read: civetweb then closes the connection, answering first with a 400 if part
- * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these; call it
- * on the callbacks of a server started with mg_start2 directly. */
-void hl_http_header_deadlines(struct mg_callbacks *cb);
 /* Moves the deadline of the headers c awaits to now: the worker's timer fires at once (and
  * every 20 ms until the connection closes), civetweb's read is interrupted and the connection
  * closed, answered only if part of a request had come (see hl_http_headers_timed_out). For a
  * server that turns a connection away as it opens (hl_httpd_opts_t's conn_open). Worker
  * thread. */
 void hl_http_expire_headers(const struct mg_connection *c);
-/* True on a worker thread whose awaited headers ran past their deadline (set by
- * hl_http_header_deadlines): for an http_error callback to tell a timeout, which civetweb
+/* The header deadlines of hl_httpd_start's servers: a request's line and headers must come
+ * within request_timeout_ms on a new connection, within the keep-alive timeout on a kept-alive
+ * one, as a whole (civetweb alone bounds each read only); at the deadline a timer per worker
+ * thread interrupts the read and civetweb closes the connection.
+ * True on a worker thread whose awaited headers ran past their deadline: for an http_error
+ * callback to tell a timeout, which civetweb
  * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with
  * 408 request_timeout. */
 bool hl_http_headers_timed_out(const struct mg_connection *c);
