@@ -10,6 +10,7 @@
 #include "extract.h"
 #include "hl/log.h"
 #include "hl/util.h"
+#include "source_name.h"
 
 static const cyaml_schema_field_t secret_fields[] = {
     CYAML_FIELD_STRING_PTR("env", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_secret_ref_t, env,

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
+#include "hl/sigverify.h"
 #include "hl/error.h"
 
 #define ING_MAX_MESSAGE_ID 256

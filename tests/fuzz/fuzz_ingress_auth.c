@@ -1,4 +1,4 @@
-/* Fuzzes the signature header parsers and verification (libs/sigverify, codec.c), and
+/* Fuzzes the signature header parsers and verification (libs/sigverify), and
  * re-verification from the stored signature headers. Input:
  * byte 0 picks the scheme, then "name: value" header lines up to an empty line, then the body.
  * Every scheme has real keys, so well-formed but wrong signatures reach the comparison. */
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "hl/sigverify.h"
-#include "codec.h"
+#include "hl/codec.h"
 
 #define MAX_HEADERS 32
 #define NOW_S 1767225600 /* fixed clock: 2026-01-01 */

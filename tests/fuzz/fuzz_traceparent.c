@@ -1,11 +1,12 @@
 /* Fuzzes the W3C traceparent check and the content-type check (extract.c), both of which read
  * request headers as they arrive, and the decoding of the source name in a request path
- * (codec.c). */
+ * (source_name.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "extract.h"
+#include "source_name.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

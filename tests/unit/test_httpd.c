@@ -693,6 +693,129 @@ static void test_tls_floor(void **state)
     unlink(wrong);
 }
 
+/* ---- hl_httpd_start_with: probes that say why, a metrics listener, and the hooks ---- */
+
+typedef struct {
+    atomic_bool live, ready;
+    atomic_int workers;  /* worker_start calls less worker_stop calls */
+    atomic_int opened;   /* conn_open calls */
+    atomic_int refused;  /* refuse calls */
+} hooks_t;
+
+static bool probe_live(void *arg, hl_probe_t *p)
+{
+    hooks_t *h = arg;
+    p->status = "broken";
+    return atomic_load(&h->live);
+}
+
+static bool probe_ready(void *arg, hl_probe_t *p)
+{
+    hooks_t *h = arg;
+    snprintf(p->detail, sizeof p->detail, "\"why\":%s", atomic_load(&h->ready) ? "1" : "0");
+    return atomic_load(&h->ready);
+}
+
+static int worker_token; /* what each worker's data points to */
+
+static void *hook_worker_start(void *arg)
+{
+    atomic_fetch_add(&((hooks_t *)arg)->workers, 1);
+    return &worker_token;
+}
+
+static void hook_worker_stop(void *arg, void *data)
+{
+    assert_ptr_equal(data, &worker_token);
+    atomic_fetch_sub(&((hooks_t *)arg)->workers, 1);
+}
+
+static void hook_conn_open(void *arg, const struct mg_connection *c, void **conn_data)
+{
+    atomic_fetch_add(&((hooks_t *)arg)->opened, 1);
+}
+
+static int hook_refuse(void *arg, struct mg_connection *c, int status)
+{
+    atomic_fetch_add(&((hooks_t *)arg)->refused, 1);
+    hl_http_error(c, status, "refused_by_hook", "refused", "rid-hook", NULL);
+    return 0;
+}
+
+/* Answers whether the calling worker carries the hook's data. */
+static int worker_handler(struct mg_connection *c, void *arg)
+{
+    bool mine = mg_get_thread_pointer(c) == &worker_token;
+    hl_http_send(c, 200, "text/plain", NULL, NULL, mine ? "mine" : "none", 4);
+    return 200;
+}
+
+static void test_start_with_hooks(void **state)
+{
+    static hooks_t hk;
+    static resp_t r;
+    atomic_store(&hk.live, true);
+    atomic_store(&hk.ready, false);
+    hl_metrics_t *m = hl_metrics_new();
+    char listen[32], mlisten[32], err[256] = "", v[64];
+    int port = free_port(), mport = free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(mlisten, sizeof mlisten, "127.0.0.1:%d", mport);
+    hl_http_config_t h = {.listen = listen, .threads = 2, .request_timeout_ms = 2000};
+    hl_httpd_opts_t o = {.metrics_listen = mlisten, .max_header_bytes = 2048,
+                         .live = probe_live, .ready = probe_ready, .arg = &hk,
+                         .worker_start = hook_worker_start, .worker_stop = hook_worker_stop,
+                         .conn_open = hook_conn_open, .refuse = hook_refuse};
+    hl_httpd_t *s = hl_httpd_start_with(&h, m, &o, err, sizeof err);
+    if (s == NULL) fail_msg("start: %s", err);
+    hl_httpd_handle(s, "/worker$", worker_handler, NULL);
+    get(port, "GET", "/worker", &r);
+    assert_string_equal(r.body, "mine");
+    assert_true(atomic_load(&hk.workers) >= 1);
+    assert_true(atomic_load(&hk.opened) >= 1);
+    get(port, "GET", "/healthz", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    assert_true(resp_header(&r, "X-Request-Id", v, sizeof v));
+    assert_true(resp_header(&r, "Cache-Control", v, sizeof v));
+    assert_string_equal(v, "no-store");
+    atomic_store(&hk.live, false);
+    get(port, "GET", "/healthz", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "{\"status\":\"broken\"}");
+    get(mport, "GET", "/readyz", &r); /* the probes answer on the metrics port too */
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "{\"status\":\"not_ready\",\"why\":0}");
+    assert_true(resp_header(&r, "Retry-After", v, sizeof v));
+    atomic_store(&hk.ready, true);
+    get(port, "GET", "/readyz", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ready\",\"why\":1}");
+    /* /metrics on its own port only. */
+    get(port, "GET", "/metrics", &r);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "\"not_found\""));
+    get(mport, "GET", "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    /* civetweb's own refusal (headers over max_header_bytes) goes to the hook. */
+    conn_t c = {.fd = tcp_connect(port)};
+    static const char bad[] = "GET /healthz HTTP/1.1\r\nNo colon in this line\r\n\r\n";
+    assert_int_equal(send(c.fd, bad, sizeof bad - 1, MSG_NOSIGNAL), (ssize_t)(sizeof bad - 1));
+    assert_int_equal(read_response(&c, &r), 0);
+    close(c.fd);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "refused_by_hook"));
+    assert_int_equal(atomic_load(&hk.refused), 1);
+    hl_httpd_stop(s);
+    assert_int_equal(atomic_load(&hk.workers), 0);
+    /* A metrics port that listen also uses, on another address, is refused. */
+    snprintf(mlisten, sizeof mlisten, "127.0.0.2:%d", port);
+    hl_httpd_opts_t clash = {.metrics_listen = mlisten};
+    assert_null(hl_httpd_start_with(&h, m, &clash, err, sizeof err));
+    assert_non_null(strstr(err, "port also in http.listen"));
+    hl_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +831,7 @@ int main(void)
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_start_failures),
+        cmocka_unit_test(test_start_with_hooks),
         cmocka_unit_test_setup_teardown(test_tls_floor, tls_setup, tls_teardown),
     };
     int failed = cmocka_run_group_tests_name("plain", tests, start_plain, stop_plain);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "hl/sigverify.h"
-#include "codec.h"
+#include "hl/codec.h"
 
 #define STD_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define STD_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"

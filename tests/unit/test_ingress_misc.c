@@ -20,6 +20,7 @@
 #include "ratelimit.h"
 #include "clients.h"
 #include "sources.h"
+#include "source_name.h"
 
 #define SEC 1000000000LL
 

@@ -3,41 +3,37 @@
 #include "hl/httpd.h"
 
 #include <dlfcn.h>
-#include <errno.h>
-#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "hl/log.h"
+#include "deadline.h"
 #include "hl/util.h"
 #include "tls_compat.h"
 
 /* Cap on the request line plus headers; bodies are capped by each handler. */
-#define MAX_HEADER_BYTES "16384"
-#define KEEP_ALIVE_MS "5000"
+#define MAX_HEADER_BYTES 16384
+#define KEEP_ALIVE_MS 5000
 /* Forward secrecy and AEAD only (TLS 1.2 list; TLS 1.3 suites are all strong already). */
 #define STRONG_CIPHERS                                                                        \
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* Health answers are never cached by a proxy between the prober and us. */
+#define NO_STORE "Cache-Control: no-store\r\n"
 /* Longest error message copied into an error body before escaping. */
 #define MAX_ERROR_MESSAGE 512
-/* After the body deadline the timer fires again at this interval until the read returns: a
- * signal that lands while the worker is not waiting in poll() interrupts nothing. */
-#define DEADLINE_REPEAT_NS (20 * 1000 * 1000)
 
 struct hl_httpd {
     struct mg_context *ctx;  /* civetweb server, owned */
     hl_metrics_t *metrics;   /* borrowed; NULL means no /metrics */
-    hl_ready_fn ready;       /* NULL means always ready */
+    hl_httpd_opts_t o;       /* the service's probes, limits and hooks (strings not kept) */
+    hl_ready_fn ready;       /* hl_httpd_start's callback, behind o.ready */
     void *ready_arg;         /* borrowed, passed to ready */
+    int metrics_port;        /* the port of o.metrics_listen, 0 without one */
+    struct mg_callbacks deadlines; /* hl_http_header_deadlines' callbacks, which ours wrap */
     const char *tls_cert;    /* borrowed from the config during start only */
     const char *tls_key;     /* idem; NULL: key is in tls_cert */
     char tls_err[256];       /* why the TLS setup callback failed */
@@ -54,31 +50,60 @@ static int allow_get(struct mg_connection *c)
     return 0;
 }
 
+/* Answers a probe: 200 {"status":ok_word} or 503 with the probe's word (fail_word when it
+ * names none), and its detail members. */
+static int probe_answer(struct mg_connection *c, hl_probe_fn fn, void *arg, const char *ok_word,
+                        const char *fail_word, const char *fail_headers)
+{
+    hl_probe_t p;
+    memset(&p, 0, sizeof p);
+    bool ok = fn == NULL || fn(arg, &p);
+    const char *word = ok ? ok_word : p.status ? p.status : fail_word;
+    p.detail[sizeof p.detail - 1] = '\0';
+    char body[64 + sizeof p.detail], rid[HL_UUID_STR_LEN + 1];
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\"%s%s}", word, p.detail[0] ? "," : "",
+                     p.detail);
+    if (n < 0 || (size_t)n >= sizeof body) n = 0;
+    hl_uuid7(rid);
+    int status = ok ? 200 : 503;
+    hl_http_send(c, status, "application/json", rid, ok ? NO_STORE : fail_headers, body,
+                 (size_t)n);
+    return status;
+}
+
 static int healthz(struct mg_connection *c, void *arg)
 {
+    hl_httpd_t *s = arg;
     if (!allow_get(c)) return 405;
-    static const char body[] = "{\"status\":\"ok\"}";
-    hl_http_send(c, 200, "application/json", NULL, NULL, body, sizeof body - 1);
-    return 200;
+    return probe_answer(c, s->o.live, s->o.arg, "ok", "unhealthy", NO_STORE);
 }
 
 static int readyz(struct mg_connection *c, void *arg)
 {
     hl_httpd_t *s = arg;
     if (!allow_get(c)) return 405;
-    if (s->ready == NULL || s->ready(s->ready_arg)) {
-        static const char body[] = "{\"status\":\"ready\"}";
-        hl_http_send(c, 200, "application/json", NULL, NULL, body, sizeof body - 1);
-        return 200;
-    }
-    static const char body[] = "{\"status\":\"not_ready\"}";
-    hl_http_send(c, 503, "application/json", NULL, "Retry-After: 1\r\n", body, sizeof body - 1);
-    return 503;
+    return probe_answer(c, s->o.ready, s->o.arg, "ready", "not_ready",
+                        NO_STORE "Retry-After: 1\r\n");
+}
+
+/* hl_httpd_start's readiness callback as a probe. */
+static bool ready_probe(void *arg, hl_probe_t *p)
+{
+    hl_httpd_t *s = arg;
+    (void)p;
+    return s->ready(s->ready_arg);
 }
 
 static int metrics(struct mg_connection *c, void *arg)
 {
     hl_httpd_t *s = arg;
+    if (s->metrics_port != 0 && !hl_httpd_on_metrics_port(s, c)) {
+        char rid[HL_UUID_STR_LEN + 1];
+        hl_uuid7(rid);
+        hl_http_close_if_body(c); /* a body nobody reads */
+        hl_http_error(c, 404, "not_found", "no such endpoint", rid, NO_STORE);
+        return 404;
+    }
     if (!allow_get(c)) return 405;
     size_t len = 0;
     char *text = hl_metrics_render(s->metrics, &len);
@@ -91,8 +116,19 @@ static int metrics(struct mg_connection *c, void *arg)
     return 200;
 }
 
-int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
-                       size_t errcap)
+bool hl_httpd_on_metrics_port(const hl_httpd_t *s, const struct mg_connection *c)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    return s->metrics_port != 0 && ri != NULL && ri->server_port == s->metrics_port;
+}
+
+/* The TLS settings of every hookline server, applied in civetweb's init_ssl callback: TLS 1.2
+ * or later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
+ * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
+ * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
+ * OpenSSL's reason (the value the callback returns to civetweb). */
+static int tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
+                     size_t errcap)
 {
     SSL_CTX *ctx = ssl_ctx;
     const char *key_file = key && key[0] ? key : cert;
@@ -124,13 +160,17 @@ int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *e
 static int init_tls(void *ssl_ctx, void *user_data)
 {
     hl_httpd_t *s = user_data;
-    return hl_httpd_tls_setup(ssl_ctx, s->tls_cert, s->tls_key, s->tls_err, sizeof s->tls_err);
+    return tls_setup(ssl_ctx, s->tls_cert, s->tls_key, s->tls_err, sizeof s->tls_err);
 }
 
 /* The names civetweb's TLS loading passes to dlopen (its SSL_LIB and CRYPTO_LIB). */
 static const char *const TLS_LIBRARIES[] = {"libssl.so", "libcrypto.so"};
 
-int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap)
+/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
+ * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
+ * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
+ * could not be loaded. Each success is paired with mg_exit_library(). */
+static int init_library(bool tls, char *errbuf, size_t errcap)
 {
     if (!tls) {
         mg_init_library(0);
@@ -166,9 +206,12 @@ int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap)
 }
 
 /* civetweb reports headers that did not arrive in time as a malformed message (400); those get
- * 408 request_timeout, everything else civetweb's own answer. */
+ * 408 request_timeout, everything else civetweb's own answer, unless the service's refuse hook
+ * answers first. */
 static int http_error(struct mg_connection *c, int status, const char *msg)
 {
+    hl_httpd_t *s = mg_get_user_data(mg_get_context(c));
+    if (s->o.refuse != NULL && s->o.refuse(s->o.arg, c, status) == 0) return 0;
     if (status != 400 || !hl_http_headers_timed_out(c)) return 1;
     mg_disable_keep_alive(c);
     hl_http_error(c, 408, "request_timeout", "headers not received in time", NULL, NULL);
@@ -182,12 +225,69 @@ static int log_message(const struct mg_connection *c, const char *message)
     return 1;
 }
 
-/* With TLS configured every listening port gets civetweb's "s" suffix, so a cert alone turns a
- * plain listen address into a TLS one. */
-static char *ports_spec(const char *listen, bool tls)
+/* ---- the service's hooks, each after the header deadlines' own callback ---- */
+
+static hl_httpd_t *server_of(const struct mg_connection *c)
 {
-    size_t n = strlen(listen);
-    char *out = hl_xmalloc(2 * n + 2);
+    return mg_get_user_data(mg_get_context(c));
+}
+
+static int on_init_connection(const struct mg_connection *c, void **conn_data)
+{
+    hl_httpd_t *s = server_of(c);
+    int rc = s->deadlines.init_connection(c, conn_data);
+    if (s->o.conn_open != NULL) s->o.conn_open(s->o.arg, c, conn_data);
+    return rc;
+}
+
+static int on_begin_request(struct mg_connection *c)
+{
+    hl_httpd_t *s = server_of(c);
+    int rc = s->deadlines.begin_request(c);
+    return rc == 0 && s->o.request_begin != NULL ? s->o.request_begin(s->o.arg, c) : rc;
+}
+
+static void on_connection_close(const struct mg_connection *c)
+{
+    hl_httpd_t *s = server_of(c);
+    s->deadlines.connection_close(c);
+    if (s->o.conn_close != NULL) s->o.conn_close(s->o.arg, c);
+}
+
+/* Request workers (thread_type 1) get the service's per-thread data. */
+static void *on_init_thread(const struct mg_context *ctx, int thread_type)
+{
+    hl_httpd_t *s = mg_get_user_data(ctx);
+    return thread_type == 1 && s->o.worker_start != NULL ? s->o.worker_start(s->o.arg) : NULL;
+}
+
+static void on_exit_thread(const struct mg_context *ctx, int thread_type, void *data)
+{
+    hl_httpd_t *s = mg_get_user_data(ctx);
+    if (data != NULL && s->o.worker_stop != NULL) s->o.worker_stop(s->o.arg, data);
+}
+
+static void set_callbacks(hl_httpd_t *s, struct mg_callbacks *cb)
+{
+    memset(cb, 0, sizeof *cb);
+    cb->log_message = log_message;
+    cb->http_error = http_error;
+    hl_http_header_deadlines(&s->deadlines);
+    hl_http_header_deadlines(cb); /* end_request stays theirs; the rest wrapped below */
+    cb->init_connection = on_init_connection;
+    cb->begin_request = on_begin_request;
+    cb->connection_close = on_connection_close;
+    cb->init_thread = on_init_thread;
+    cb->exit_thread = on_exit_thread;
+    if (s->tls) cb->init_ssl = init_tls;
+}
+
+/* With TLS configured every port of listen gets civetweb's "s" suffix, so a cert alone turns a
+ * plain listen address into a TLS one; a metrics listener follows, as it is. */
+static char *ports_spec(const char *listen, bool tls, const char *metrics_listen)
+{
+    size_t n = strlen(listen), ml = metrics_listen ? strlen(metrics_listen) : 0;
+    char *out = hl_xmalloc(2 * n + ml + 3);
     size_t o = 0;
     for (size_t i = 0; i <= n; i++) {
         char ch = listen[i];
@@ -199,64 +299,91 @@ static char *ports_spec(const char *listen, bool tls)
         }
         out[o++] = ch;
     }
+    if (ml > 0) snprintf(out + o - 1, ml + 2, ",%s", metrics_listen);
     return out;
 }
 
-hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *m, hl_ready_fn ready,
-                           void *ready_arg, char *errbuf, size_t errcap)
-{
-    if (h->listen == NULL || h->listen[0] == '\0') {
-        snprintf(errbuf, errcap, "http: listen address is empty");
-        return NULL;
-    }
-    hl_httpd_t *s = hl_xcalloc(1, sizeof *s);
-    s->metrics = m;
-    s->ready = ready;
-    s->ready_arg = ready_arg;
-    s->tls = h->tls_cert != NULL && h->tls_cert[0] != '\0';
-    s->tls_cert = h->tls_cert;
-    s->tls_key = h->tls_key;
-    if (hl_httpd_init_library(s->tls, errbuf, errcap) != 0) {
-        free(s);
-        return NULL;
-    }
-
-    char threads[16], timeout[16];
-    snprintf(threads, sizeof threads, "%u", h->threads ? h->threads : 16);
-    snprintf(timeout, sizeof timeout, "%u", h->request_timeout_ms ? h->request_timeout_ms : 10000);
-    char *ports = ports_spec(h->listen, s->tls);
+/* The option strings of one start; opts points into it. */
+typedef struct {
+    char threads[16], timeout[16], keep_alive[16], max_header[16];
+    char *ports; /* owned */
     const char *opts[32];
+} options_t;
+
+static void set_options(const hl_httpd_t *s, const hl_http_config_t *h, options_t *b)
+{
+    const hl_httpd_opts_t *o = &s->o;
+    snprintf(b->threads, sizeof b->threads, "%u", h->threads ? h->threads : 16);
+    snprintf(b->timeout, sizeof b->timeout, "%u",
+             h->request_timeout_ms ? h->request_timeout_ms : 10000);
+    snprintf(b->keep_alive, sizeof b->keep_alive, "%u",
+             o->keep_alive_ms ? o->keep_alive_ms : KEEP_ALIVE_MS);
+    snprintf(b->max_header, sizeof b->max_header, "%u",
+             o->max_header_bytes ? o->max_header_bytes : MAX_HEADER_BYTES);
+    b->ports = ports_spec(h->listen, s->tls, o->metrics_listen);
+    const char **opts = b->opts;
     size_t n = 0;
-    opts[n++] = "listening_ports", opts[n++] = ports;
-    opts[n++] = "num_threads", opts[n++] = threads;
-    opts[n++] = "request_timeout_ms", opts[n++] = timeout;
+    opts[n++] = "listening_ports", opts[n++] = b->ports;
+    opts[n++] = "num_threads", opts[n++] = b->threads;
+    opts[n++] = "request_timeout_ms", opts[n++] = b->timeout;
     opts[n++] = "enable_keep_alive", opts[n++] = "yes";
-    opts[n++] = "keep_alive_timeout_ms", opts[n++] = KEEP_ALIVE_MS;
-    opts[n++] = "max_request_size", opts[n++] = MAX_HEADER_BYTES;
+    opts[n++] = "keep_alive_timeout_ms", opts[n++] = b->keep_alive;
+    opts[n++] = "max_request_size", opts[n++] = b->max_header;
     /* Answers are small and written in two pieces (head, body): without this, Nagle's
      * algorithm and delayed ACKs add tens of milliseconds per keep-alive request. */
     opts[n++] = "tcp_nodelay", opts[n++] = "1";
     /* Connections beyond the busy workers wait here (after civetweb's own queue of 20). */
     opts[n++] = "listen_backlog", opts[n++] = "1024";
+    if (o->raw_uri) opts[n++] = "decode_url", opts[n++] = "no";
     if (s->tls) {
         opts[n++] = "ssl_certificate", opts[n++] = h->tls_cert;
         opts[n++] = "ssl_protocol_version", opts[n++] = "4";
         opts[n++] = "ssl_cipher_list", opts[n++] = STRONG_CIPHERS;
     }
     opts[n] = NULL;
+}
 
+/* Finds the port of metrics_listen, the last listening port, and refuses one that listen also
+ * uses: /metrics is told apart by the port a request arrived on. */
+static int find_metrics_port(hl_httpd_t *s, const char *metrics_listen, char *errbuf,
+                             size_t errcap)
+{
+    struct mg_server_port ports[16];
+    int n = mg_get_server_ports(s->ctx, 16, ports);
+    if (n < 2) {
+        snprintf(errbuf, errcap, "http: cannot read the listening ports");
+        return HL_ECONFIG;
+    }
+    s->metrics_port = ports[n - 1].port;
+    for (int i = 0; i < n - 1; i++)
+        if (ports[i].port == s->metrics_port) {
+            snprintf(errbuf, errcap,
+                     "config: field 'metrics_listen' = %s: port also in http.listen",
+                     metrics_listen);
+            return HL_ECONFIG;
+        }
+    return 0;
+}
+
+static hl_httpd_t *start(hl_httpd_t *s, const hl_http_config_t *h, char *errbuf, size_t errcap)
+{
+    s->tls = h->tls_cert != NULL && h->tls_cert[0] != '\0';
+    s->tls_cert = h->tls_cert;
+    s->tls_key = h->tls_key;
+    if (init_library(s->tls, errbuf, errcap) != 0) {
+        free(s);
+        return NULL;
+    }
+    options_t b;
+    set_options(s, h, &b);
     struct mg_callbacks cb;
-    memset(&cb, 0, sizeof cb);
-    cb.log_message = log_message;
-    cb.http_error = http_error;
-    hl_http_header_deadlines(&cb);
-    if (s->tls) cb.init_ssl = init_tls;
-    struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = opts};
+    set_callbacks(s, &cb);
+    struct mg_init_data init = {.callbacks = &cb, .user_data = s, .configuration_options = b.opts};
     char why[256] = "";
     unsigned code = 0;
     struct mg_error_data err = {.code = &code, .text = why, .text_buffer_size = sizeof why};
     s->ctx = mg_start2(&init, &err);
-    free(ports);
+    free(b.ports);
     s->tls_cert = s->tls_key = NULL; /* the config may be freed after start */
     if (s->ctx == NULL) {
         snprintf(errbuf, errcap, "http: cannot start on %s: %s%s%s", h->listen,
@@ -267,8 +394,54 @@ hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *m, hl_ready_
     }
     mg_set_request_handler(s->ctx, "/healthz$", healthz, s);
     mg_set_request_handler(s->ctx, "/readyz$", readyz, s);
-    if (m != NULL) mg_set_request_handler(s->ctx, "/metrics$", metrics, s);
+    if (s->metrics != NULL) mg_set_request_handler(s->ctx, "/metrics$", metrics, s);
     return s;
+}
+
+/* A server not started yet, or NULL with errbuf filled when listen is empty. */
+static hl_httpd_t *server_new(const hl_http_config_t *h, hl_metrics_t *m, char *errbuf,
+                              size_t errcap)
+{
+    if (h->listen == NULL || h->listen[0] == '\0') {
+        snprintf(errbuf, errcap, "http: listen address is empty");
+        return NULL;
+    }
+    hl_httpd_t *s = hl_xcalloc(1, sizeof *s);
+    s->metrics = m;
+    return s;
+}
+
+hl_httpd_t *hl_httpd_start_with(const hl_http_config_t *h, hl_metrics_t *m,
+                                const hl_httpd_opts_t *o, char *errbuf, size_t errcap)
+{
+    hl_httpd_t *s = server_new(h, m, errbuf, errcap);
+    if (s == NULL) return NULL;
+    if (o != NULL) s->o = *o;
+    const char *metrics_listen = s->o.metrics_listen;
+    if (metrics_listen != NULL && metrics_listen[0] == '\0') metrics_listen = NULL;
+    s->o.metrics_listen = metrics_listen;
+    s = start(s, h, errbuf, errcap);
+    if (s == NULL) return NULL;
+    s->o.metrics_listen = NULL; /* borrowed during start only */
+    if (metrics_listen != NULL && find_metrics_port(s, metrics_listen, errbuf, errcap) != 0) {
+        hl_httpd_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *m, hl_ready_fn ready,
+                           void *ready_arg, char *errbuf, size_t errcap)
+{
+    hl_httpd_t *s = server_new(h, m, errbuf, errcap);
+    if (s == NULL) return NULL;
+    s->ready = ready;
+    s->ready_arg = ready_arg;
+    if (ready != NULL) {
+        s->o.ready = ready_probe;
+        s->o.arg = s;
+    }
+    return start(s, h, errbuf, errcap);
 }
 
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg)
@@ -341,238 +514,4 @@ int hl_http_error(struct mg_connection *c, int status, const char *code, const c
     if (n < 0 || (size_t)n >= sizeof body) return HL_EIO;
     return hl_http_send(c, status, "application/json", request_id, extra_headers, body,
                         (size_t)n);
-}
-
-/* ---- deadlines: a timer per worker thread that interrupts its reads ---- */
-
-/* One per civetweb worker thread: a timer that signals that thread alone, armed while the
- * thread waits for a request's headers or reads its body. */
-typedef struct {
-    timer_t timer;
-    bool ok;                 /* timer_create succeeded */
-    int64_t header_deadline; /* hl_mono_us by which the awaited headers must be in; 0: none */
-    int64_t request_us;      /* the server's request_timeout_ms, in µs (0 until known) */
-    int64_t keep_alive_us;   /* its keep_alive_timeout_ms, in µs */
-} deadline_timer_t;
-
-static pthread_once_t deadline_once = PTHREAD_ONCE_INIT;
-static pthread_key_t deadline_key; /* the thread's deadline_timer_t, deleted at thread exit */
-static bool deadline_ready;        /* key created and signal handler installed */
-
-/* Does nothing: delivering the signal is what interrupts the worker's poll() with EINTR,
- * which civetweb's read treats as the end of the read. */
-static void deadline_signal(int sig)
-{
-    (void)sig;
-}
-
-static void deadline_timer_free(void *p)
-{
-    deadline_timer_t *t = p;
-    if (t->ok) timer_delete(t->timer);
-    free(t);
-}
-
-static void deadline_setup(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = deadline_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: the interrupted poll() must return */
-    if (pthread_key_create(&deadline_key, deadline_timer_free) != 0) {
-        hl_warn("http: read deadlines off: no thread key");
-        return;
-    }
-    if (sigaction(HL_HTTP_DEADLINE_SIGNAL, &sa, NULL) != 0) {
-        hl_warn("http: read deadlines off: sigaction: %s", strerror(errno));
-        return;
-    }
-    deadline_ready = true;
-}
-
-/* The calling thread's timer, made on first use; NULL when none can be had (the read is then
- * bounded by civetweb's per-wait timeout only, and the deadline is checked between reads). */
-static deadline_timer_t *thread_timer(void)
-{
-    pthread_once(&deadline_once, deadline_setup);
-    if (!deadline_ready) return NULL;
-    deadline_timer_t *t = pthread_getspecific(deadline_key);
-    if (t != NULL) return t->ok ? t : NULL;
-    t = hl_xcalloc(1, sizeof *t);
-    struct sigevent sev;
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = HL_HTTP_DEADLINE_SIGNAL;
-    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
-    t->ok = timer_create(CLOCK_MONOTONIC, &sev, &t->timer) == 0;
-    if (t->ok) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, HL_HTTP_DEADLINE_SIGNAL);
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    } else {
-        hl_warn("http: no read deadline timer on this thread: %s", strerror(errno));
-    }
-    pthread_setspecific(deadline_key, t);
-    return t->ok ? t : NULL;
-}
-
-/* Arms t to fire in_us from now, and then every DEADLINE_REPEAT_NS when repeat is set;
- * in_us <= 0 disarms. */
-static void timer_arm(deadline_timer_t *t, int64_t in_us, bool repeat)
-{
-    struct itimerspec its;
-    memset(&its, 0, sizeof its);
-    if (in_us > 0) {
-        its.it_value.tv_sec = (time_t)(in_us / 1000000);
-        its.it_value.tv_nsec = (long)(in_us % 1000000) * 1000;
-        if (repeat) its.it_interval.tv_nsec = DEADLINE_REPEAT_NS;
-    }
-    timer_settime(t->timer, 0, &its, NULL);
-}
-
-/* ---- header deadlines: civetweb callbacks, all on the worker thread ---- */
-
-static int64_t option_us(const struct mg_connection *c, const char *name)
-{
-    const char *v = mg_get_option(mg_get_context(c), name);
-    char *end = NULL;
-    long long ms = v ? strtoll(v, &end, 10) : 0;
-    return v && end != v && *end == '\0' && ms > 0 ? (int64_t)ms * 1000 : 0;
-}
-
-/* Arms the thread's timer for headers due within in_us (0: no deadline, timer off). */
-static void await_headers(const struct mg_connection *c, bool kept_alive)
-{
-    deadline_timer_t *t = thread_timer();
-    if (t == NULL) return;
-    if (t->request_us == 0) {
-        t->request_us = option_us(c, "request_timeout_ms");
-        t->keep_alive_us = option_us(c, "keep_alive_timeout_ms");
-    }
-    int64_t in_us = kept_alive ? t->keep_alive_us : t->request_us;
-    t->header_deadline = in_us > 0 ? hl_mono_us() + in_us : 0;
-    /* Once only: what follows a timeout is civetweb's error answer, which a signal repeated
-     * every 20 ms would interrupt too. Should the one signal land outside the poll() (a
-     * narrow window), civetweb's own check after its next read still ends the wait. */
-    timer_arm(t, in_us, false);
-}
-
-/* The calling thread's timer if it has one already (never makes one). */
-static deadline_timer_t *existing_timer(void)
-{
-    pthread_once(&deadline_once, deadline_setup);
-    deadline_timer_t *t = deadline_ready ? pthread_getspecific(deadline_key) : NULL;
-    return t != NULL && t->ok ? t : NULL;
-}
-
-static void headers_done(void)
-{
-    deadline_timer_t *t = existing_timer();
-    if (t == NULL) return;
-    t->header_deadline = 0;
-    timer_arm(t, 0, false);
-}
-
-/* A new connection: its first request's headers are due within request_timeout_ms. */
-static int on_init_connection(const struct mg_connection *c, void **conn_data)
-{
-    await_headers(c, false);
-    return 0;
-}
-
-/* The headers are in (civetweb goes on to the handler). */
-static int on_begin_request(struct mg_connection *c)
-{
-    headers_done();
-    return 0;
-}
-
-/* Answered: on a kept-alive connection the next headers are due within keep_alive_timeout_ms
- * (if the connection closes instead, on_connection_close disarms at once). */
-static void on_end_request(const struct mg_connection *c, int status)
-{
-    await_headers(c, true);
-}
-
-static void on_connection_close(const struct mg_connection *c)
-{
-    headers_done();
-}
-
-void hl_http_header_deadlines(struct mg_callbacks *cb)
-{
-    cb->init_connection = on_init_connection;
-    cb->begin_request = on_begin_request;
-    cb->end_request = on_end_request;
-    cb->connection_close = on_connection_close;
-}
-
-void hl_http_expire_headers(const struct mg_connection *c)
-{
-    (void)c;
-    deadline_timer_t *t = thread_timer();
-    if (t == NULL) return;
-    t->header_deadline = hl_mono_us();
-    /* Repeated: the worker has not entered its poll() yet, the first signal may come early. */
-    timer_arm(t, 1, true);
-}
-
-bool hl_http_headers_timed_out(const struct mg_connection *c)
-{
-    const deadline_timer_t *t = existing_timer();
-    return t != NULL && t->header_deadline != 0 && hl_mono_us() >= t->header_deadline;
-}
-
-int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t deadline_us,
-                      size_t *len)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    long long content_length = ri ? ri->content_length : -1;
-    unsigned char *p = buf;
-    size_t got = 0;
-    int rc = HL_OK;
-    *len = 0;
-    int64_t now = hl_mono_us();
-    if (now >= deadline_us) return HL_ETIMEDOUT;
-    deadline_timer_t *t = thread_timer();
-    if (t != NULL) timer_arm(t, deadline_us - now, true);
-    for (;;) {
-        if (content_length >= 0 && got == (size_t)content_length) break; /* all there */
-        if (got == cap) {
-            rc = HL_ETOOBIG;
-            break;
-        }
-        size_t want = cap - got < INT_MAX ? cap - got : INT_MAX;
-        int n = mg_read(c, p + got, want);
-        if (n > 0) got += (size_t)n;
-        bool late = hl_mono_us() >= deadline_us;
-        if (n == 0) {
-            /* The end of the body, or (short of Content-Length) civetweb's own timeout: no
-             * data for request_timeout_ms. */
-            if (content_length >= 0 && got < (size_t)content_length) rc = HL_ETIMEDOUT;
-            break;
-        }
-        if (late || n < 0) {
-            rc = late ? HL_ETIMEDOUT : HL_EIO;
-            break;
-        }
-    }
-    if (t != NULL) timer_arm(t, 0, false);
-    if (rc != HL_OK) mg_disable_keep_alive(c);
-    *len = got;
-    return rc;
-}
-
-bool hl_http_has_body(const struct mg_connection *c)
-{
-    /* civetweb reports -1 both without a body and for a chunked one. */
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    return ri != NULL && (ri->content_length > 0 || mg_get_header(c, "Transfer-Encoding") != NULL);
-}
-
-void hl_http_close_if_body(struct mg_connection *c)
-{
-    if (hl_http_has_body(c)) mg_disable_keep_alive(c);
 }

@@ -19,33 +19,69 @@ typedef struct hl_httpd hl_httpd_t;
  * worker thread. */
 typedef bool (*hl_ready_fn)(void *arg);
 
+/* What a health probe tells beyond yes or no. */
+typedef struct {
+    const char *status; /* the "status" word when the probe says no (static string); NULL:
+                           "unhealthy" for /healthz, "not_ready" for /readyz */
+    char detail[192];   /* further JSON members of the answer ("\"kafka\":true"), "" for none */
+} hl_probe_t;
+/* A health probe: true when live (/healthz) or ready (/readyz); may fill p (zeroed before).
+ * Runs on a civetweb worker thread. */
+typedef bool (*hl_probe_fn)(void *arg, hl_probe_t *p);
+
+/* What a service adds to the server of hl_httpd_start_with; zero for what it does not use.
+ * Every hook is optional, runs on a civetweb thread and gets `arg` (borrowed; it must outlive
+ * the server). The connection hooks run after the header deadlines' own callbacks (below), so
+ * a hook may cut a connection short with hl_http_expire_headers. */
+typedef struct {
+    const char *metrics_listen; /* a plain listener of its own for /metrics (never TLS): /metrics
+                                   is then answered there only (elsewhere 404 not_found); NULL:
+                                   /metrics on every port */
+    unsigned keep_alive_ms;     /* idle limit of a kept-alive connection; 0: 5000 */
+    unsigned max_header_bytes;  /* cap on the request line plus headers; 0: 16384 */
+    bool raw_uri;               /* leave percent escapes in the URI (civetweb's decode_url) */
+    hl_probe_fn live;           /* /healthz: NULL means always live */
+    hl_probe_fn ready;          /* /readyz: NULL means always ready */
+    void *arg;
+    /* A request worker starts: what it returns is that thread's mg_get_thread_pointer(). */
+    void *(*worker_start)(void *arg);
+    /* The worker ends (only when worker_start returned non-NULL data). */
+    void (*worker_stop)(void *arg, void *data);
+    /* A worker took a new connection, before its first request (civetweb's init_connection:
+     * *conn_data becomes its mg_get_user_connection_data). */
+    void (*conn_open)(void *arg, const struct mg_connection *c, void **conn_data);
+    /* A request's headers are in: 0 to go on to the handlers, or the status of an answer the
+     * hook sent itself. */
+    int (*request_begin)(void *arg, struct mg_connection *c);
+    /* The connection closes. */
+    void (*conn_close)(void *arg, const struct mg_connection *c);
+    /* civetweb refuses a request with status (too large, malformed, headers late: see
+     * hl_http_headers_timed_out): 0 when the hook answered, 1 for the server's own answer. */
+    int (*refuse)(void *arg, struct mg_connection *c, int status);
+} hl_httpd_opts_t;
+
 /* Starts civetweb with h's listen address, threads, timeouts and TLS (TLS 1.2+, strong
- * ciphers only, when tls_cert is set), and registers /healthz, /readyz (ready(arg)) and
- * /metrics (metrics, may be NULL). Returns NULL with errbuf filled on failure. The server and
- * its threads are owned by the caller: hl_httpd_stop.
- * Answers: GET/HEAD /healthz 200 {"status":"ok"}; /readyz 200 {"status":"ready"} or 503
- * {"status":"not_ready"} with Retry-After: 1; /metrics 200 text/plain; version=0.0.4 (404 when
- * metrics is NULL); other methods on these paths 405 (a request to them that carries a body
- * has its connection closed after the answer). Request line plus headers are capped at 16 KiB
- * and must arrive within h->request_timeout_ms (hl_http_header_deadlines; late: 408); a
- * kept-alive connection idles 5 s at most. With tls_cert set every port in listen becomes a TLS port ("s" suffix added); the
- * key is read from tls_key, or from tls_cert when tls_key is NULL/empty. `h` is only read
- * during the call. */
+ * ciphers only, when tls_cert is set), and registers /healthz, /readyz and /metrics (metrics,
+ * may be NULL) with o's probes, limits and hooks (o may be NULL: none). Returns NULL with
+ * errbuf filled on failure. The server and its threads are owned by the caller:
+ * hl_httpd_stop.
+ * Answers, each with X-Request-Id and Cache-Control: no-store: GET/HEAD /healthz 200
+ * {"status":"ok"} or 503 {"status":"unhealthy"} (o->live); /readyz 200 {"status":"ready"} or
+ * 503 {"status":"not_ready"} with Retry-After: 1 (o->ready), either with the probe's status
+ * word and detail members; /metrics 200 text/plain; version=0.0.4 (404 when metrics is NULL);
+ * other methods on these paths 405 (a request to them that carries a body has its connection
+ * closed after the answer). Request line plus headers are capped (16 KiB by default) and must
+ * arrive within h->request_timeout_ms as a whole (the header deadlines; late: 408); a kept-alive
+ * connection idles 5 s at most by default. With tls_cert set every port in listen becomes a
+ * TLS port ("s" suffix added); the key is read from tls_key, or from tls_cert when tls_key is
+ * NULL/empty. `h` and `o` are only read during the call (o->arg is kept). */
+hl_httpd_t *hl_httpd_start_with(const hl_http_config_t *h, hl_metrics_t *metrics,
+                                const hl_httpd_opts_t *o, char *errbuf, size_t errcap);
+/* hl_httpd_start_with with no options but a readiness callback (NULL: always ready). */
 hl_httpd_t *hl_httpd_start(const hl_http_config_t *h, hl_metrics_t *metrics, hl_ready_fn ready,
                            void *ready_arg, char *errbuf, size_t errcap);
-/* Initialises civetweb for one server (mg_init_library), with its TLS support when tls is
- * set. civetweb loads OpenSSL only then, at run time, and a server asked for TLS without it
- * would never listen: that is an error here. Returns 0, or HL_ESTATE with errbuf naming what
- * could not be loaded. Each success is paired with mg_exit_library(). hl_httpd_start calls
- * it; a service that calls mg_start2 itself calls it first. */
-int hl_httpd_init_library(bool tls, char *errbuf, size_t errcap) HL_MUST_CHECK;
-/* The TLS settings of every hookline server, for civetweb's init_ssl callback: TLS 1.2 or
- * later, forward-secret AEAD ciphers only, server cipher preference, no renegotiation, the
- * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
- * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
- * OpenSSL's reason (the value the callback returns to civetweb). */
-int hl_httpd_tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
-                       size_t errcap);
+/* Did c arrive on the server's metrics_listen port? (false without one) */
+bool hl_httpd_on_metrics_port(const hl_httpd_t *s, const struct mg_connection *c);
 /* Adds a handler for uri (civetweb pattern syntax). Call before traffic. */
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg);
 struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
@@ -53,25 +89,18 @@ struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
  * accept loop only notices the stop at the end of its poll interval. */
 void hl_httpd_stop(hl_httpd_t *s);
 
-/* Sets cb's init_connection, begin_request, end_request and connection_close (overwriting
- * them) to bound the wait for each request's line and headers as a whole: request_timeout_ms
- * from the moment a new connection's worker waits for them, keep_alive_timeout_ms (idle time
- * included) for each later request on a kept-alive connection, both read from the server's
- * options. civetweb alone compares the elapsed time only after each read, and each read may
- * wait the whole request_timeout_ms, so a client that stops just before the deadline would hold
- * its worker up to twice as long. At the deadline the worker's timer (as in hl_http_read_body)
- * interrupts the read: civetweb then closes the connection, answering first with a 400 if part
- * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these; call it
- * on the callbacks of a server started with mg_start2 directly. */
-void hl_http_header_deadlines(struct mg_callbacks *cb);
 /* Moves the deadline of the headers c awaits to now: the worker's timer fires at once (and
  * every 20 ms until the connection closes), civetweb's read is interrupted and the connection
  * closed, answered only if part of a request had come (see hl_http_headers_timed_out). For a
- * server that turns a connection away in its init_connection callback, after calling the one
- * hl_http_header_deadlines installed. Worker thread. */
+ * server that turns a connection away as it opens (hl_httpd_opts_t's conn_open). Worker
+ * thread. */
 void hl_http_expire_headers(const struct mg_connection *c);
-/* True on a worker thread whose awaited headers ran past their deadline (set by
- * hl_http_header_deadlines): for an http_error callback to tell a timeout, which civetweb
+/* The header deadlines of hl_httpd_start's servers: a request's line and headers must come
+ * within request_timeout_ms on a new connection, within the keep-alive timeout on a kept-alive
+ * one, as a whole (civetweb alone bounds each read only); at the deadline a timer per worker
+ * thread interrupts the read and civetweb closes the connection.
+ * True on a worker thread whose awaited headers ran past their deadline: for an http_error
+ * callback to tell a timeout, which civetweb
  * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with
  * 408 request_timeout. */
 bool hl_http_headers_timed_out(const struct mg_connection *c);

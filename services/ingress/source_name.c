@@ -1,5 +1,5 @@
 /* The decoding of the source name in a request path. */
-#include "codec.h"
+#include "source_name.h"
 
 #include <stdbool.h>
 

@@ -1,14 +1,9 @@
-/* The decoding of the source name in a request path; the header list and its lookup come from
- * hl/sigverify.h, base64 and hex from hl/codec.h. */
-#ifndef ING_CODEC_H
-#define ING_CODEC_H
+/* The source name of a request path (/v1/webhooks/{source}): its decoding and the rule a name
+ * follows, in requests and in the configuration alike. */
+#ifndef ING_SOURCE_NAME_H
+#define ING_SOURCE_NAME_H
 
 #include <stddef.h>
-#include <stdint.h>
-
-#include "hl/codec.h"
-#include "hl/error.h"
-#include "hl/sigverify.h"
 
 /* Longest source name: the {source} of /v1/webhooks/{source}. */
 #define ING_SOURCE_NAME_MAX 64

@@ -1,0 +1,19 @@
+/* The header deadlines' civetweb callbacks, installed by hl_httpd_start (see deadline.c). */
+#ifndef HL_HTTPD_DEADLINE_H
+#define HL_HTTPD_DEADLINE_H
+
+#include <civetweb.h>
+
+/* Sets cb's init_connection, begin_request, end_request and connection_close (overwriting
+ * them) to bound the wait for each request's line and headers as a whole: request_timeout_ms
+ * from the moment a new connection's worker waits for them, keep_alive_timeout_ms (idle time
+ * included) for each later request on a kept-alive connection, both read from the server's
+ * options. civetweb alone compares the elapsed time only after each read, and each read may
+ * wait the whole request_timeout_ms, so a client that stops just before the deadline would hold
+ * its worker up to twice as long. At the deadline the worker's timer (as in hl_http_read_body)
+ * interrupts the read: civetweb then closes the connection, answering first with a 400 if part
+ * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these and wraps
+ * them with the service's hooks. */
+void hl_http_header_deadlines(struct mg_callbacks *cb);
+
+#endif
