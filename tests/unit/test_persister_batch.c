@@ -10,7 +10,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "../../services/persister/batch_writer.c"
+#include "batch_writer_impl.h"
+
 #include "lineage.h"
 
 static void set_row(hl_row_t *r, const char *mid, int32_t part, int64_t off)
@@ -101,7 +102,7 @@ static void test_batch_duplicates_first_wins(void **state)
     assert_int_equal(rows[5].dup_in_batch, 0);
 }
 
-static uint32_t rd32(const char *p) { return get32(p); }
+static uint32_t rd32(const char *p) { return hl_pg_get32(p); }
 
 static int64_t fixed_lineage(void *arg, int32_t partition)
 {
@@ -120,17 +121,17 @@ static void test_binary_arrays(void **state)
         snprintf(rows[i].event_type, sizeof(rows[i].event_type), "paid");
         snprintf(rows[i].request_id, sizeof(rows[i].request_id),
                  "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
-        rows[i].received_us = PG_EPOCH_US + 5;
+        rows[i].received_us = HL_PG_EPOCH_US + 5;
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
     }
     hl_row_t *p[2] = {&rows[0], &rows[1]};
-    build_rows(bw, p, 2);
+    pst_bw_encode_rows(bw, p, 2);
     /* text[] header: ndim 1, no nulls, oid 25, 2 elements from 1 */
     const char *t = bw->col[1].p;
     assert_int_equal(rd32(t), 1);
     assert_int_equal(rd32(t + 4), 0);
-    assert_int_equal(rd32(t + 8), OID_TEXT);
+    assert_int_equal(rd32(t + 8), HL_PG_OID_TEXT);
     assert_int_equal(rd32(t + 12), 2);
     assert_int_equal(rd32(t + 16), 1);
     assert_int_equal(rd32(t + 20), 2);
@@ -143,25 +144,25 @@ static void test_binary_arrays(void **state)
     assert_int_equal(u[5], 0x90);
     assert_int_equal(u[19], 0xd0);
     /* timestamptz[]: microseconds since 2000-01-01 */
-    assert_true(get64(bw->col[4].p + 24) == 5);
+    assert_true(hl_pg_get64(bw->col[4].p + 24) == 5);
     /* jsonb[]: version byte 1, then the text */
     const char *j = bw->col[7].p + 20;
     assert_int_equal(rd32(j), 3);
     assert_int_equal(j[4], 1);
     assert_memory_equal(j + 5, "{}", 2);
     /* offsets: one partition, next = highest + 1 */
-    build_offsets(bw, p, 2);
+    pst_bw_encode_offsets(bw, p, 2);
     assert_int_equal(rd32(bw->parts.p + 12), 1);
     assert_int_equal(rd32(bw->parts.p + 24), 3);
-    assert_true(get64(bw->nexts.p + 24) == 12);
+    assert_true(hl_pg_get64(bw->nexts.p + 24) == 12);
     /* lineage offsets: without a lineage function, the batch's lowest offset */
-    assert_int_equal(rd32(bw->lins.p + 8), OID_INT8);
-    assert_true(get64(bw->lins.p + 24) == 10);
+    assert_int_equal(rd32(bw->lins.p + 8), HL_PG_OID_INT8);
+    assert_true(hl_pg_get64(bw->lins.p + 24) == 10);
     hl_bw_set_lineage_fn(bw, fixed_lineage, NULL);
-    build_offsets(bw, p, 2);
-    assert_true(get64(bw->lins.p + 24) == 7);
+    pst_bw_encode_offsets(bw, p, 2);
+    assert_true(hl_pg_get64(bw->lins.p + 24) == 7);
     /* An empty batch is a zero-dimension array. */
-    build_rows(bw, p, 0);
+    pst_bw_encode_rows(bw, p, 0);
     assert_int_equal(rd32(bw->col[0].p), 0);
     assert_int_equal(bw->col[0].len, 12);
     hl_bw_free(bw);
@@ -179,7 +180,7 @@ static void test_copy_binary_rows(void **state)
         snprintf(rows[i].event_type, sizeof(rows[i].event_type), "e");
         snprintf(rows[i].request_id, sizeof(rows[i].request_id),
                  "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
-        rows[i].received_us = PG_EPOCH_US + 7;
+        rows[i].received_us = HL_PG_EPOCH_US + 7;
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
         rows[i].signed_json = NULL;
@@ -192,7 +193,7 @@ static void test_copy_binary_rows(void **state)
     rows[0].row_id = 42;
     rows[1].duplicate = 1; /* found stored by the probe: not copied */
     hl_row_t *p[2] = {&rows[0], &rows[1]};
-    build_copy(bw, p, 2);
+    pst_bw_encode_copy(bw, p, 2);
     const char *b = bw->copy.p;
     assert_memory_equal(b, "PGCOPY\n\377\r\n\0", 11);
     assert_int_equal(rd32(b + 11), 0);
@@ -200,7 +201,7 @@ static void test_copy_binary_rows(void **state)
     const char *t = b + 19;
     assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 12); /* twelve fields */
     assert_int_equal(rd32(t + 2), 8);
-    assert_true(get64(t + 6) == 42);                                  /* id */
+    assert_true(hl_pg_get64(t + 6) == 42);                                  /* id */
     assert_int_equal(rd32(t + 14), 1);
     assert_memory_equal(t + 18, "s", 1);                              /* source */
     assert_int_equal(rd32(t + 19), 2);
@@ -208,10 +209,10 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal(rd32(t + 25), 1);                                /* event type */
     assert_int_equal(rd32(t + 30), 16);                               /* request id */
     assert_int_equal(rd32(t + 50), 8);
-    assert_true(get64(t + 54) == 7);                                  /* received_at */
+    assert_true(hl_pg_get64(t + 54) == 7);                                  /* received_at */
     assert_int_equal(rd32(t + 62), 4);
     assert_int_equal(rd32(t + 66), 3);                                /* partition */
-    assert_true(get64(t + 74) == 10);                                 /* offset */
+    assert_true(hl_pg_get64(t + 74) == 10);                                 /* offset */
     assert_int_equal(rd32(t + 82), 3);
     assert_int_equal(t[86], 1);                                       /* jsonb version */
     assert_memory_equal(t + 87, "{}", 2);
@@ -324,20 +325,20 @@ static void test_recovered_outcomes(void **state)
     hl_row_t r;
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
+    pst_bw_mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
     assert_true(r.row_id == 9 && !r.duplicate && r.committed_us == 1234);
     assert_int_equal(r.status, HL_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
+    pst_bw_mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
     assert_true(r.row_id == -1 && r.duplicate && r.committed_us == 0);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
+    pst_bw_mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
     assert_true(r.duplicate && r.status == HL_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
+    pst_bw_mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
     assert_int_equal(r.status, HL_REC_PG_REJECTED);
     assert_true(r.row_id == -1 && !r.duplicate);
 }
