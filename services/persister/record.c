@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/kafka.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
 
@@ -267,28 +268,26 @@ static void fail(hl_row_t *row, hl_rec_status_t st, const char *detail)
     (void)hl_strlcpy(row->detail, detail, sizeof(row->detail));
 }
 
-/* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status. */
+/* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status:
+ * absent, null or empty is missing; too long, a NUL byte or not UTF-8 is bad. */
 static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf,
                   size_t cap)
 {
-    const void *v = NULL;
-    size_t len = 0;
     char detail[HL_REC_MAX_DETAIL];
-    buf[0] = '\0';
-    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !v || len == 0) {
+    int rc = hl_kafka_header(hdrs, name, buf, cap);
+    if (rc == HL_ENOTFOUND || (rc == 0 && buf[0] == '\0')) {
         snprintf(detail, sizeof(detail), "header %s missing", name);
         fail(row, HL_REC_MISSING_HEADER, detail);
+        buf[0] = '\0';
         return -1;
     }
-    if (len >= cap || !hl_utf8_valid(v, len)) {
+    if (rc != 0 || !hl_utf8_valid(buf, strlen(buf))) {
         snprintf(detail, sizeof(detail), "header %s %s", name,
-                 len >= cap ? "too long" : "not UTF-8");
+                 rc == HL_ETOOBIG ? "too long" : "not UTF-8");
         fail(row, HL_REC_BAD_HEADER, detail);
+        buf[0] = '\0';
         return -1;
     }
-    memcpy(buf, v, len);
-    buf[len] = '\0';
     return 0;
 }
 
