@@ -12,7 +12,7 @@
 #include "hl/log.h"
 
 /* The record parser lets through only rows whose request id is a UUID and whose texts are
- * UTF-8 without NUL bytes (hl_record_parse), so the encoders cannot refuse them: a refusal is
+ * UTF-8 without NUL bytes (pst_record_parse), so the encoders cannot refuse them: a refusal is
  * a bug, not a record to dead-letter. */
 static void must(int rc, const char *what)
 {
@@ -50,7 +50,7 @@ static void enc_columns(hl_buf_t *const out[NCOLS], const hl_row_t *r)
         hl_pg_enc_null(out[10]);
 }
 
-void pst_bw_encode_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_rows(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     static const uint32_t oids[NCOLS] = {
         HL_PG_OID_TEXT, HL_PG_OID_TEXT,  HL_PG_OID_TEXT,  HL_PG_OID_UUID,
@@ -64,7 +64,7 @@ void pst_bw_encode_rows(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
     for (size_t i = 0; i < n; i++) enc_columns(out, rows[i]);
 }
 
-void pst_bw_encode_offsets(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_offsets(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     /* A batch spans few partitions; a linear scan over those seen is cheaper than a map.
      * There are never more partitions than rows, so the max_rows slots always suffice. */
@@ -101,7 +101,7 @@ void pst_bw_encode_offsets(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
     }
 }
 
-void pst_bw_encode_keys(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_keys(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     for (int c = 0; c < 3; c++) hl_pg_array_begin(&bw->col[c], HL_PG_OID_TEXT, n);
     for (size_t i = 0; i < n; i++) {
@@ -111,7 +111,7 @@ void pst_bw_encode_keys(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
     }
 }
 
-int pst_bw_insert_params(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
+int pst_bw_insert_params(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
                          const char **vals, int *lens, int *fmts)
 {
     pst_bw_encode_rows(bw, rows, n);
@@ -152,7 +152,7 @@ static void __attribute__((format(printf, 2, 3))) put_text(hl_buf_t *b, const ch
 
 /* The rows marked inserted by the probe in COPY's binary format (header, one tuple of twelve
  * fields each: the id taken from the sequence, then the columns; trailer). */
-void pst_bw_encode_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+void pst_bw_encode_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
     hl_buf_t *b = &bw->copy;
     hl_buf_t *const out[NCOLS] = {b, b, b, b, b, b, b, b, b, b, b};
@@ -166,7 +166,7 @@ void pst_bw_encode_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
     hl_pg_copy_end(b);
 }
 
-void pst_bw_encode_copy_query(hl_batch_writer_t *bw)
+void pst_bw_encode_copy_query(pst_batch_writer_t *bw)
 {
     hl_buf_t *q = &bw->sql;
     q->len = 0;
@@ -181,7 +181,7 @@ void pst_bw_encode_copy_query(hl_batch_writer_t *bw)
     hl_buf_put(q, PST_SQL_COPY_END, strlen(PST_SQL_COPY_END) + 1); /* with its NUL */
 }
 
-void pst_bw_encode_partitions(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size_t n)
+void pst_bw_encode_partitions(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, size_t n)
 {
     hl_pg_array_begin(&bw->parts, HL_PG_OID_INT4, n);
     for (size_t i = 0; i < n; i++) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Runs a row insert for rows[0..n) and waits for its result (owned by the caller). */
-static PGresult *run_insert(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static PGresult *run_insert(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     const char *vals[NPARAMS];
     int lens[NPARAMS], fmts[NPARAMS];
@@ -20,7 +20,7 @@ static PGresult *run_insert(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 /* Inside an open transaction: inserts rows[0..n) under a savepoint; on a data error splits the
  * range in two and recurses, so k refused rows among n cost O(k log n) statements and every
  * other row is still inserted, in order. Refused single rows are marked PG_REJECTED. */
-static int bisect(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static int bisect(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     if (n == 0) return 0;
     int rc = pst_bw_exec(bw, "SAVEPOINT hl_bisect");
@@ -47,8 +47,8 @@ static int bisect(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 }
 
 /* The slow path after the one-statement attempt hit a data error. */
-int pst_bw_write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
-                           hl_bw_dead_letter_fn dead_letter, void *dl_arg)
+int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                           pst_bw_dead_letter_fn dead_letter, void *dl_arg)
 {
     size_t ng = pst_bw_collect_good(bw, rows, n);
     int rc = pst_bw_exec(bw, "BEGIN");
@@ -59,7 +59,7 @@ int pst_bw_write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
         size_t nr = 0, nn = 0;
         for (size_t i = 0; i < n; i++)
             if (rows[i]->status == HL_REC_OK && rows[i]->dup_in_batch) bw->scratch[nr++] = rows[i];
-        hl_rows_mark_batch_duplicates(rows, n);
+        pst_rows_mark_batch_duplicates(rows, n);
         for (size_t i = 0; i < nr; i++)
             if (!bw->scratch[i]->dup_in_batch) bw->scratch[nn++] = bw->scratch[i];
         if (nn == 0) break;
@@ -85,7 +85,7 @@ int pst_bw_write_isolating(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
  * by the attempt whose COMMIT was lost with the connection. Its stored (partition, offset) is
  * then its own, so it is marked inserted with that row id. Best effort: on failure the rows
  * stay marked duplicate (the table is right either way; only the lineage flag differs). */
-void pst_bw_recheck_duplicates(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
     size_t nd = 0;
     for (size_t i = 0; i < ng; i++)
@@ -139,7 +139,7 @@ void pst_bw_mark_recovered(hl_row_t *r, int64_t id, int32_t part, int64_t off, i
     }
 }
 
-int hl_bw_recover(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     bw->err[0] = '\0';
     if (bw->sent_rows) return HL_ESTATE;

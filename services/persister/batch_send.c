@@ -1,5 +1,5 @@
 /* Sending a batch and finishing it: the probe of the keys, the COPY way (or the one-statement
- * way when nothing is new), then the commit collected in hl_bw_finish, with the fallbacks a
+ * way when nothing is new), then the commit collected in pst_bw_finish, with the fallbacks a
  * concurrent writer or a refused row calls for (README.md, "Why COPY"). */
 #include "batch_writer_impl.h"
 
@@ -16,7 +16,7 @@ int pst_bw_pos_cmp(const void *a, const void *b)
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-void pst_bw_mark_results(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res)
+void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res)
 {
     memcpy(bw->by_pos, rows, n * sizeof(*rows));
     qsort(bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
@@ -35,8 +35,8 @@ void pst_bw_mark_results(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, PGres
     }
 }
 
-int pst_bw_dead_letter_pending(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
-                               hl_bw_dead_letter_fn fn, void *arg)
+int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                               pst_bw_dead_letter_fn fn, void *arg)
 {
     size_t nd = 0;
     for (size_t i = 0; i < n; i++)
@@ -49,7 +49,7 @@ int pst_bw_dead_letter_pending(hl_batch_writer_t *bw, hl_row_t **rows, size_t n,
     return 0;
 }
 
-size_t pst_bw_collect_good(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     size_t ng = 0;
     for (size_t i = 0; i < n; i++)
@@ -61,7 +61,7 @@ size_t pst_bw_collect_good(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
  * duplicate) and takes an id from the sequence for each of the others (marked inserted with
  * it; *nnew counts them). A key stored by a concurrent writer after this makes the COPY fail
  * with 23505, and the batch goes the ON CONFLICT way then. */
-static int probe(hl_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew)
+static int probe(pst_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew)
 {
     *nnew = 0;
     if (ng == 0) return 0;
@@ -99,8 +99,8 @@ static int probe(hl_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew
 
 /* The COPY way, step two: BEGIN, COPY of the new rows, the offsets upsert and COMMIT as one
  * simple query; waits until the server takes the data, sends it and returns without waiting
- * for the commit (hl_bw_finish collects it). */
-static int send_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
+ * for the commit (pst_bw_finish collects it). */
+static int send_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
 {
     pst_bw_encode_copy(bw, good, ng);
     pst_bw_encode_copy_query(bw);
@@ -136,8 +136,8 @@ static int send_copy(hl_batch_writer_t *bw, hl_row_t **good, size_t ng)
     return 0;
 }
 
-int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
-               void *dl_arg)
+int pst_bw_send(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                pst_bw_dead_letter_fn dead_letter, void *dl_arg)
 {
     bw->err[0] = '\0';
     if (bw->sent_rows) return HL_ESTATE;
@@ -149,7 +149,7 @@ int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_lett
      * past them. */
     rc = pst_bw_dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
     if (rc) return rc;
-    hl_rows_mark_batch_duplicates(rows, n);
+    pst_rows_mark_batch_duplicates(rows, n);
     size_t ng = pst_bw_collect_good(bw, rows, n);
     size_t nnew = 0;
     rc = probe(bw, bw->good, ng, &nnew);
@@ -177,18 +177,18 @@ int hl_bw_send(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_lett
     return 0;
 }
 
-bool hl_bw_pending(const hl_batch_writer_t *bw) { return bw->sent_rows != NULL; }
+bool pst_bw_pending(const pst_batch_writer_t *bw) { return bw->sent_rows != NULL; }
 
-bool hl_bw_ready(hl_batch_writer_t *bw)
+bool pst_bw_ready(pst_batch_writer_t *bw)
 {
     if (!bw->sent_rows || !bw->conn) return true;
-    if (!PQconsumeInput(bw->conn)) return true; /* the error surfaces in hl_bw_finish */
+    if (!PQconsumeInput(bw->conn)) return true; /* the error surfaces in pst_bw_finish */
     return !PQisBusy(bw->conn);
 }
 
 /* Waits for every result of the statement in flight; returns the first one (owned by the
  * caller; NULL when the connection gave none). */
-static PGresult *collect(hl_batch_writer_t *bw)
+static PGresult *collect(pst_batch_writer_t *bw)
 {
     PGresult *first = NULL, *r;
     while (bw->conn && (r = PQgetResult(bw->conn)) != NULL) {
@@ -200,7 +200,7 @@ static PGresult *collect(hl_batch_writer_t *bw)
 
 /* The batch again through ON CONFLICT, with the parameters built for the send (a concurrent
  * writer stored one of its keys first). The result is owned by the caller. */
-static PGresult *run_on_conflict(hl_batch_writer_t *bw, size_t ng)
+static PGresult *run_on_conflict(pst_batch_writer_t *bw, size_t ng)
 {
     const char *vals[NPARAMS];
     int lens[NPARAMS], fmts[NPARAMS];
@@ -210,7 +210,7 @@ static PGresult *run_on_conflict(hl_batch_writer_t *bw, size_t ng)
 }
 
 /* After Postgres refused the batch for its content: the refused rows are isolated. */
-static int isolate(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static int isolate(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
     hl_warn("batch refused (%s); isolating the refused rows", bw->err);
     return pst_bw_write_isolating(bw, rows, n, bw->sent_dl, bw->sent_dl_arg);
@@ -218,7 +218,7 @@ static int isolate(hl_batch_writer_t *bw, hl_row_t **rows, size_t n)
 
 /* Concludes a batch statement from its result res (taken): the rows are marked when it
  * succeeded, isolated when it was refused for its content. */
-static int conclude(hl_batch_writer_t *bw, PGresult *res, hl_row_t **rows, size_t n, size_t ng)
+static int conclude(pst_batch_writer_t *bw, PGresult *res, hl_row_t **rows, size_t n, size_t ng)
 {
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         pst_bw_mark_results(bw, bw->good, ng, res);
@@ -233,7 +233,7 @@ static int conclude(hl_batch_writer_t *bw, PGresult *res, hl_row_t **rows, size_
 /* Collects the results of the COPY way. The rows were marked by probe(); if anything failed
  * the transaction is rolled back and the batch goes the statement way: ON CONFLICT after a
  * 23505 (a concurrent writer), isolation of the refused rows after a data error. */
-static int finish_copy(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t ng)
+static int finish_copy(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t ng)
 {
     PGresult *res, *bad = NULL;
     while (bw->conn && (res = PQgetResult(bw->conn)) != NULL) {
@@ -258,7 +258,7 @@ static int finish_copy(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t 
     return rc == HL_EPG ? isolate(bw, rows, n) : HL_EAGAIN;
 }
 
-int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us)
+int pst_bw_finish(pst_batch_writer_t *bw, int64_t *committed_us)
 {
     if (!bw->sent_rows) return HL_ESTATE;
     hl_row_t **rows = bw->sent_rows;
@@ -282,11 +282,11 @@ int hl_bw_finish(hl_batch_writer_t *bw, int64_t *committed_us)
     return rc;
 }
 
-int hl_bw_write(hl_batch_writer_t *bw, hl_row_t **rows, size_t n, hl_bw_dead_letter_fn dead_letter,
-                void *dl_arg, int64_t *committed_us)
+int pst_bw_write(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                 pst_bw_dead_letter_fn dead_letter, void *dl_arg, int64_t *committed_us)
 {
-    int rc = hl_bw_send(bw, rows, n, dead_letter, dl_arg);
-    if (rc == 0) rc = hl_bw_finish(bw, committed_us);
+    int rc = pst_bw_send(bw, rows, n, dead_letter, dl_arg);
+    if (rc == 0) rc = pst_bw_finish(bw, committed_us);
     if (rc == 0 && bw->conn)
         pst_bw_recheck_duplicates(bw, bw->good, pst_bw_collect_good(bw, rows, n));
     return rc;

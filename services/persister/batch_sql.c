@@ -25,7 +25,7 @@
  * and its extra WAL record per row, about a quarter of the statement's server CPU measured here
  * (services/persister/README.md). Only a concurrent writer of the same new key can make it fail
  * (23505); the batch is then run again with INSERT_ROWS. Duplicates inside one batch are
- * removed before sending (hl_rows_mark_batch_duplicates), since the anti-join cannot see them. */
+ * removed before sending (pst_rows_mark_batch_duplicates), since the anti-join cannot see them. */
 #define INSERT_ROWS_ANTI                                                                        \
     INSERT_COLS UNNEST_ROWS                                                                     \
     " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"                                         \

@@ -9,10 +9,10 @@
 
 #include "batch_sql.h"
 
-hl_batch_writer_t *hl_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
+pst_batch_writer_t *pst_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
                              size_t max_rows)
 {
-    hl_batch_writer_t *bw = hl_xcalloc(1, sizeof(*bw));
+    pst_batch_writer_t *bw = hl_xcalloc(1, sizeof(*bw));
     bw->pg = pg;
     bw->group = group;
     bw->topic = topic;
@@ -27,13 +27,13 @@ hl_batch_writer_t *hl_bw_new(const hl_pg_config_t *pg, const char *group, const 
     return bw;
 }
 
-void hl_bw_set_lineage_fn(hl_batch_writer_t *bw, hl_bw_lineage_fn fn, void *arg)
+void pst_bw_set_lineage_fn(pst_batch_writer_t *bw, pst_bw_lineage_fn fn, void *arg)
 {
     bw->lineage_fn = fn;
     bw->lineage_arg = arg;
 }
 
-void pst_bw_disconnect(hl_batch_writer_t *bw)
+void pst_bw_disconnect(pst_batch_writer_t *bw)
 {
     if (bw->conn) PQfinish(bw->conn);
     bw->conn = NULL;
@@ -42,7 +42,7 @@ void pst_bw_disconnect(hl_batch_writer_t *bw)
     bw->group_lit = bw->topic_lit = NULL;
 }
 
-void hl_bw_reset(hl_batch_writer_t *bw)
+void pst_bw_reset(pst_batch_writer_t *bw)
 {
     /* A statement abandoned in flight may still commit; dropping the connection is the only
      * way to stop waiting for it, and its outcome is recorded in consumer_offsets anyway. */
@@ -50,7 +50,7 @@ void hl_bw_reset(hl_batch_writer_t *bw)
     bw->sent_rows = NULL;
 }
 
-void hl_bw_free(hl_batch_writer_t *bw)
+void pst_bw_free(pst_batch_writer_t *bw)
 {
     if (!bw) return;
     pst_bw_disconnect(bw);
@@ -70,11 +70,11 @@ void hl_bw_free(hl_batch_writer_t *bw)
     free(bw);
 }
 
-const char *hl_bw_last_error(const hl_batch_writer_t *bw) { return bw->err; }
+const char *pst_bw_last_error(const pst_batch_writer_t *bw) { return bw->err; }
 
-void hl_bw_stats(const hl_batch_writer_t *bw, hl_bw_stats_t *out) { *out = bw->stats; }
+void pst_bw_stats(const pst_batch_writer_t *bw, pst_bw_stats_t *out) { *out = bw->stats; }
 
-int pst_bw_fail(hl_batch_writer_t *bw, PGresult *res, const char *what)
+int pst_bw_fail(pst_batch_writer_t *bw, PGresult *res, const char *what)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     (void)hl_pg_error(bw->conn, res, what, bw->err, sizeof(bw->err));
@@ -91,7 +91,7 @@ int pst_bw_fail(hl_batch_writer_t *bw, PGresult *res, const char *what)
     return transient ? HL_EAGAIN : HL_EPG;
 }
 
-static int prepare(hl_batch_writer_t *bw, const char *name, const char *sql)
+static int prepare(pst_batch_writer_t *bw, const char *name, const char *sql)
 {
     PGresult *res = PQprepare(bw->conn, name, sql, 0, NULL);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pst_bw_fail(bw, res, name);
@@ -99,14 +99,14 @@ static int prepare(hl_batch_writer_t *bw, const char *name, const char *sql)
     return rc;
 }
 
-static int prepare_all(hl_batch_writer_t *bw)
+static int prepare_all(pst_batch_writer_t *bw)
 {
     for (const pst_bw_statement_t *s = pst_bw_statements; s->name; s++)
         if (prepare(bw, s->name, s->sql) != 0) return -1;
     return 0;
 }
 
-int hl_bw_connect(hl_batch_writer_t *bw)
+int pst_bw_connect(pst_batch_writer_t *bw)
 {
     if (bw->conn && PQstatus(bw->conn) == CONNECTION_OK) return 0;
     pst_bw_disconnect(bw);
@@ -128,18 +128,18 @@ int hl_bw_connect(hl_batch_writer_t *bw)
     return 0;
 }
 
-bool hl_bw_stale(const hl_batch_writer_t *bw) { return bw->generation != bw->synced; }
+bool pst_bw_stale(const pst_batch_writer_t *bw) { return bw->generation != bw->synced; }
 
-int pst_bw_connect_synced(hl_batch_writer_t *bw)
+int pst_bw_connect_synced(pst_batch_writer_t *bw)
 {
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
-    if (!hl_bw_stale(bw)) return 0;
+    if (pst_bw_connect(bw) != 0) return HL_EAGAIN;
+    if (!pst_bw_stale(bw)) return 0;
     snprintf(bw->err, sizeof(bw->err),
              "new Postgres connection: the offsets must be loaded again before writing");
     return HL_ESTATE;
 }
 
-int pst_bw_exec(hl_batch_writer_t *bw, const char *sql)
+int pst_bw_exec(pst_batch_writer_t *bw, const char *sql)
 {
     PGresult *res = PQexec(bw->conn, sql);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pst_bw_fail(bw, res, sql);
@@ -147,10 +147,10 @@ int pst_bw_exec(hl_batch_writer_t *bw, const char *sql)
     return rc;
 }
 
-int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n)
+int pst_bw_load_offsets(pst_batch_writer_t *bw, pst_bw_offsets_t *offs, size_t n)
 {
     if (bw->sent_rows) return HL_ESTATE;
-    if (hl_bw_connect(bw) != 0) return HL_EAGAIN;
+    if (pst_bw_connect(bw) != 0) return HL_EAGAIN;
     for (size_t i = 0; i < n; i++) offs[i].next = offs[i].lineage = offs[i].updated_us = -1;
     pst_bw_encode_partitions(bw, offs, n);
     const char *vals[3] = {bw->group, bw->topic, bw->parts.p};
@@ -183,7 +183,7 @@ int hl_bw_load_offsets(hl_batch_writer_t *bw, hl_bw_offsets_t *offs, size_t n)
     return 0;
 }
 
-int hl_bw_store_lineage(hl_batch_writer_t *bw, const hl_bw_offsets_t *offs, size_t n)
+int pst_bw_store_lineage(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, size_t n)
 {
     if (bw->sent_rows) return HL_ESTATE;
     if (n == 0) return 0;

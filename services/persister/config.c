@@ -18,14 +18,14 @@
     X(STR, log_level, "info", 1, 16, "HOOKLINE_LOG_LEVEL", "debug | info | warn | error")      \
     /* 65,535 rows would still fit the protocol (arrays are one parameter each); the cap keeps \
      * a batch's memory and its transaction's lock set modest. */                               \
-    X(U32, batch_max, HL_PERSISTER_BATCH_MAX, 1, 50000, "HOOKLINE_PERSISTER_BATCH_MAX",         \
+    X(U32, batch_max, PST_BATCH_MAX, 1, 50000, "HOOKLINE_PERSISTER_BATCH_MAX",         \
       "records per transaction at most")                                                        \
-    X(U32, batch_linger_ms, HL_PERSISTER_BATCH_LINGER_MS, 1, 60000,                             \
+    X(U32, batch_linger_ms, PST_BATCH_LINGER_MS, 1, 60000,                             \
       "HOOKLINE_PERSISTER_BATCH_LINGER_MS",                                                     \
       "a batch is written at the latest this long after its first record")                     \
     /* Kafka's default message.max.bytes is 1 MiB; more than 64 MiB per row is never a        \
      * webhook. */                                                                              \
-    X(U32, max_record_bytes, HL_PERSISTER_MAX_RECORD_BYTES, 2, 64u << 20,                       \
+    X(U32, max_record_bytes, PST_MAX_RECORD_BYTES, 2, 64u << 20,                       \
       "HOOKLINE_PERSISTER_MAX_RECORD_BYTES", "a value over this is dead-lettered as too_large") \
     X(U32, retry_base_ms, 100, 1, 60000, "HOOKLINE_PERSISTER_RETRY_BASE_MS",                    \
       "first backoff ceiling after a transient failure")                                        \
@@ -48,7 +48,7 @@ static const cyaml_schema_field_t fields[] = {
     PST_CONFIG_KEYS(KEY_FIELD) CYAML_FIELD_END,
 };
 
-const cyaml_schema_value_t hl_persister_config_schema = {
+const cyaml_schema_value_t pst_config_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, T, fields),
 };
 
@@ -73,7 +73,7 @@ static void apply_defaults(T *c)
     hl_config_keys_defaults(c, keys, NKEYS);
 }
 
-int hl_persister_config_finish(T *c, char *errbuf, size_t errcap)
+int pst_config_finish(T *c, char *errbuf, size_t errcap)
 {
     hl_log_level_t lvl;
     char num[24];
@@ -95,25 +95,25 @@ int hl_persister_config_finish(T *c, char *errbuf, size_t errcap)
     return rc;
 }
 
-int hl_persister_config_load(const char *path, T **out, char *errbuf, size_t errcap)
+int pst_config_load(const char *path, T **out, char *errbuf, size_t errcap)
 {
     void *raw = NULL;
     *out = NULL;
-    int rc = hl_config_load(path, &hl_persister_config_schema, &raw, errbuf, errcap);
+    int rc = hl_config_load(path, &pst_config_schema, &raw, errbuf, errcap);
     if (rc != 0) return rc;
     T *c = raw;
     rc = hl_config_env(c, env_rows, sizeof(env_rows) / sizeof(env_rows[0]), errbuf, errcap);
     if (rc == 0) rc = hl_config_keys_env(c, keys, NKEYS, errbuf, errcap);
-    if (rc == 0) rc = hl_persister_config_finish(c, errbuf, errcap);
+    if (rc == 0) rc = pst_config_finish(c, errbuf, errcap);
     if (rc != 0) {
-        hl_persister_config_free(c);
+        pst_config_free(c);
         return rc;
     }
     *out = c;
     return 0;
 }
 
-void hl_persister_config_free(T *c)
+void pst_config_free(T *c)
 {
-    hl_config_free(&hl_persister_config_schema, c);
+    hl_config_free(&pst_config_schema, c);
 }

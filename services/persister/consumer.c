@@ -6,13 +6,13 @@
  * the commit; its delivery moves lineage_offset (with the next batch, or alone when idle, at a
  * revocation and at shutdown), and on assignment the records between lineage_offset and
  * next_offset are read again and their lineage produced from what Postgres holds, without
- * writing them again. Everything here runs on the thread inside hl_consumer_run (rebalance
+ * writing them again. Everything here runs on the thread inside pst_consumer_run (rebalance
  * callbacks and delivery reports too, since they fire inside poll).
  *
  * A new Postgres connection (after any reconnect) may reach a promoted asynchronous standby
  * that lacks the last commits the old primary confirmed, rows and offsets alike. The batch
  * writer refuses to write on such a connection until the offsets are loaded again
- * (hl_bw_stale); pst_cons_resync() then drops every record held and seeks each assigned
+ * (pst_bw_stale); pst_cons_resync() then drops every record held and seeks each assigned
  * partition back to what Postgres holds, so a lost batch is consumed and written again. */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "consumer_impl.h"
@@ -29,12 +29,12 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-void hl_persister_metrics_deinit(hl_persister_metrics_t *pm)
+void pst_metrics_deinit(pst_metrics_t *pm)
 {
     pm->batch_size = NULL; /* owned by the registry */
 }
 
-void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
+void pst_metrics_register(hl_metrics_t *m, pst_metrics_t *pm)
 {
     pm->rows = hl_metrics_counter(m, "hookline_persister_rows_total",
                                   "Rows inserted into webhook_events", NULL);
@@ -68,9 +68,9 @@ void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm)
                            "Producers replaced after a fatal librdkafka error", NULL);
 }
 
-bool hl_consumer_ready(void *arg)
+bool pst_consumer_ready(void *arg)
 {
-    hl_consumer_t *c = arg;
+    pst_consumer_t *c = arg;
     return atomic_load(&c->ready) && !*c->stop;
 }
 
@@ -95,7 +95,7 @@ static int test_hook(const char *name, const char *what, int64_t *n, char *errbu
     return 0;
 }
 
-hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_metrics_t *pm,
+pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
                                volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
@@ -115,7 +115,7 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
         "isolation.level", "read_committed",
         NULL,
     };
-    hl_consumer_t *c = hl_xcalloc(1, sizeof(*c));
+    pst_consumer_t *c = hl_xcalloc(1, sizeof(*c));
     c->cfg = cfg;
     c->pm = pm;
     c->stop = stop;
@@ -138,8 +138,8 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
     c->lin = hl_lineage_new(cfg, errbuf, errcap);
     if (!c->lin) goto fail;
     hl_lineage_count_restarts(c->lin, pm->producer_restarts);
-    c->bw = hl_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
-    hl_bw_set_lineage_fn(c->bw, pst_cons_lineage_upto, c);
+    c->bw = pst_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
+    pst_bw_set_lineage_fn(c->bw, pst_cons_lineage_upto, c);
     c->due = -1;
     for (int i = 0; i < 3; i++) {
         c->b[i].rows = hl_xcalloc(cfg->batch_max, sizeof(*c->b[i].rows));
@@ -150,10 +150,10 @@ hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_me
     if (test_hook(CRASH_ENV, "the process will kill itself", &c->crash_after, errbuf, errcap) ||
         test_hook(FATAL_ENV, "the producer will be failed", &c->fatal_after, errbuf, errcap))
         goto fail;
-    hl_backoff_init(&c->backoff, cfg->retry_base_ms, cfg->retry_cap_ms, 0);
+    pst_backoff_init(&c->backoff, cfg->retry_base_ms, cfg->retry_cap_ms, 0);
     return c;
 fail:
-    hl_consumer_free(c);
+    pst_consumer_free(c);
     return NULL;
 }
 
@@ -181,10 +181,10 @@ static bool destroy_bounded(rd_kafka_t *rk, int timeout_ms)
     return false;
 }
 
-void hl_consumer_free(hl_consumer_t *c)
+void pst_consumer_free(pst_consumer_t *c)
 {
     if (!c) return;
-    if (c->bw) hl_bw_reset(c->bw);
+    if (c->bw) pst_bw_reset(c->bw);
     for (int i = 0; i < 3; i++)
         if (c->b[i].rows) pst_cons_release_batch(&c->b[i]);
     if (c->rb.rows) pst_cons_release_batch(&c->rb);
@@ -193,7 +193,7 @@ void hl_consumer_free(hl_consumer_t *c)
     if (c->rk && !destroy_bounded(c->rk, 10000))
         hl_warn("kafka consumer did not shut down within 10 s; exiting without it");
     hl_lineage_free(c->lin, 10000);
-    hl_bw_free(c->bw);
+    pst_bw_free(c->bw);
     pst_cons_list_free(c->assigned);
     for (int i = 0; i < 3; i++) {
         free(c->b[i].rows);
@@ -207,7 +207,7 @@ void hl_consumer_free(hl_consumer_t *c)
 
 /* Sums high watermark minus committed offset over the assigned partitions (cached watermarks,
  * no broker round trip). */
-static void update_lag(hl_consumer_t *c)
+static void update_lag(pst_consumer_t *c)
 {
     int64_t lag = 0;
     for (int i = 0; c->assigned && i < c->assigned->cnt; i++) {
@@ -222,7 +222,7 @@ static void update_lag(hl_consumer_t *c)
     hl_gauge_set(c->pm->lag, lag);
 }
 
-static void take(hl_consumer_t *c, rd_kafka_message_t *m)
+static void take(pst_consumer_t *c, rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
         /* librdkafka's consumer is fatal only when a static member (group.instance.id) was
@@ -252,15 +252,15 @@ static void take(hl_consumer_t *c, rd_kafka_message_t *m)
     hl_row_t *r = &b->rows[b->n++];
     memset(r, 0, sizeof(*r));
     r->consumed_us = b == &c->rb ? 0 : hl_now_us(); /* a recovered record's first is unknown */
-    hl_record_from_message(r, m, c->cfg->max_record_bytes);
+    pst_record_from_message(r, m, c->cfg->max_record_bytes);
     if (b->n == 1) b->first_mono_us = hl_mono_us();
 }
 
-int hl_consumer_run(hl_consumer_t *c)
+int pst_consumer_run(pst_consumer_t *c)
 {
     const hl_persister_config_t *cfg = c->cfg;
-    if (hl_bw_connect(c->bw) != 0)
-        hl_warn("Postgres not reachable yet (%s); will retry", hl_bw_last_error(c->bw));
+    if (pst_bw_connect(c->bw) != 0)
+        hl_warn("Postgres not reachable yet (%s); will retry", pst_bw_last_error(c->bw));
     else
         atomic_store(&c->ready, true);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
@@ -275,7 +275,7 @@ int hl_consumer_run(hl_consumer_t *c)
             cfg->group_id, cfg->batch_max, cfg->batch_linger_ms);
     int64_t linger_us = (int64_t)cfg->batch_linger_ms * 1000, next_lag = 0;
     while (!*c->stop && !c->kafka_fatal) {
-        if (c->reseek || hl_bw_stale(c->bw)) pst_cons_resync(c);
+        if (c->reseek || pst_bw_stale(c->bw)) pst_cons_resync(c);
         batch_t *b = &c->b[c->cur];
         int timeout = 100;
         if (b->n > 0) {
@@ -300,7 +300,7 @@ int hl_consumer_run(hl_consumer_t *c)
         bool due = b->n > 0 &&
                    (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us);
         if (due) pst_cons_rotate(c);
-        else if (c->inflight && hl_bw_ready(c->bw)) (void)pst_cons_complete_inflight(c, false);
+        else if (c->inflight && pst_bw_ready(c->bw)) (void)pst_cons_complete_inflight(c, false);
         if (hl_mono_us() >= next_lag) {
             update_lag(c);
             pst_cons_maybe_store_lineage(c);

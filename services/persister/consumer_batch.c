@@ -13,7 +13,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-bool pst_cons_stopping_past_deadline(hl_consumer_t *c)
+bool pst_cons_stopping_past_deadline(pst_consumer_t *c)
 {
     if (!*c->stop) return false;
     if (c->stop_deadline_mono_us == 0)
@@ -23,11 +23,11 @@ bool pst_cons_stopping_past_deadline(hl_consumer_t *c)
 
 void pst_cons_release_batch(batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++) hl_row_release(&b->rows[i]);
+    for (size_t i = 0; i < b->n; i++) pst_row_release(&b->rows[i]);
     b->n = 0;
 }
 
-void pst_cons_set_paused(hl_consumer_t *c, bool pause)
+void pst_cons_set_paused(pst_consumer_t *c, bool pause)
 {
     if (c->paused == pause || !c->assigned || c->assigned->cnt == 0) {
         c->paused = pause && c->assigned && c->assigned->cnt > 0 ? true : (pause && c->paused);
@@ -41,21 +41,21 @@ void pst_cons_set_paused(hl_consumer_t *c, bool pause)
     hl_info("%s %d partitions", pause ? "paused" : "resumed", c->assigned->cnt);
 }
 
-part_t *pst_cons_part_of(hl_consumer_t *c, int32_t partition)
+part_t *pst_cons_part_of(pst_consumer_t *c, int32_t partition)
 {
     for (size_t i = 0; i < c->nparts; i++)
         if (c->parts[i].partition == partition) return &c->parts[i];
     return NULL;
 }
 
-/* The lineage offset each batch stores: where delivered lineage ends (hl_bw_lineage_fn). */
+/* The lineage offset each batch stores: where delivered lineage ends (pst_bw_lineage_fn). */
 int64_t pst_cons_lineage_upto(void *arg, int32_t partition)
 {
-    hl_consumer_t *c = arg;
+    pst_consumer_t *c = arg;
     return hl_ltrack_upto(hl_lineage_track(c->lin), partition);
 }
 
-static void crash_hook(hl_consumer_t *c)
+static void crash_hook(pst_consumer_t *c)
 {
     c->commits++;
     if (c->fatal_after > 0 && c->commits == c->fatal_after) {
@@ -71,23 +71,23 @@ static void crash_hook(hl_consumer_t *c)
 
 /* Stores lineage_offset for every assigned partition whose delivered lineage moved past what
  * was stored, after waiting up to wait_ms for reports in flight. Postgres must be idle. */
-void pst_cons_store_lineage(hl_consumer_t *c, int wait_ms)
+void pst_cons_store_lineage(pst_consumer_t *c, int wait_ms)
 {
     if (c->nparts == 0 || c->inflight) return;
     if (wait_ms > 0 && !hl_lineage_flush(c->lin, wait_ms))
         hl_warn("lineage still in flight after %d ms; the next assignment recovers it", wait_ms);
-    hl_bw_offsets_t *offs = hl_xcalloc(c->nparts, sizeof(*offs));
+    pst_bw_offsets_t *offs = hl_xcalloc(c->nparts, sizeof(*offs));
     size_t n = 0;
     for (size_t i = 0; i < c->nparts; i++) {
         int64_t upto = hl_ltrack_upto(hl_lineage_track(c->lin), c->parts[i].partition);
         if (upto > c->parts[i].stored_lineage)
-            offs[n++] = (hl_bw_offsets_t){c->parts[i].partition, -1, upto, -1};
+            offs[n++] = (pst_bw_offsets_t){c->parts[i].partition, -1, upto, -1};
     }
-    if (n > 0 && hl_bw_store_lineage(c->bw, offs, n) == 0) {
+    if (n > 0 && pst_bw_store_lineage(c->bw, offs, n) == 0) {
         for (size_t i = 0; i < n; i++)
             pst_cons_part_of(c, offs[i].partition)->stored_lineage = offs[i].lineage;
     } else if (n > 0) {
-        hl_debug("storing lineage offsets: %s", hl_bw_last_error(c->bw));
+        hl_debug("storing lineage offsets: %s", pst_bw_last_error(c->bw));
     }
     free(offs);
 }
@@ -95,7 +95,7 @@ void pst_cons_store_lineage(hl_consumer_t *c, int wait_ms)
 /* Stores the lineage offsets that moved, at most once a second and only between statements: a
  * partition without batches of its own (drained, or idle) would keep an old lineage_offset, and
  * a restart would produce more lineage again than it needs to. */
-void pst_cons_maybe_store_lineage(hl_consumer_t *c)
+void pst_cons_maybe_store_lineage(pst_consumer_t *c)
 {
     if (c->inflight || hl_mono_us() < c->next_lineage_us) return;
     c->next_lineage_us = hl_mono_us() + 1000000;
@@ -105,7 +105,7 @@ void pst_cons_maybe_store_lineage(hl_consumer_t *c)
 /* Produces the lineage of a committed batch (tracked, so its delivery moves lineage_offset;
  * into tb when the caller opened its tracked batch already, else a new one), updates the
  * committed position of the assigned partitions and commits them to Kafka. */
-static void after_commit(hl_consumer_t *c, batch_t *b, int64_t committed_us,
+static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
                          hl_ltrack_batch_t *tb)
 {
     crash_hook(c);
@@ -176,7 +176,7 @@ static int dead_letter(void *arg, hl_row_t **rows, size_t n)
 
 /* Polls the consumer for delay_ms without taking records (partitions are paused), so the
  * member stays in the group and rebalances are served. */
-void pst_cons_wait_polling(hl_consumer_t *c, uint32_t delay_ms)
+void pst_cons_wait_polling(pst_consumer_t *c, uint32_t delay_ms)
 {
     int64_t until = hl_mono_us() + (int64_t)delay_ms * 1000;
     while (!c->abandon && hl_mono_us() < until && !pst_cons_stopping_past_deadline(c)) {
@@ -204,7 +204,7 @@ void pst_cons_wait_polling(hl_consumer_t *c, uint32_t delay_ms)
 }
 
 /* The partitions are gone (a revocation during an outage): every record held is theirs. */
-void pst_cons_abandon_all(hl_consumer_t *c)
+void pst_cons_abandon_all(pst_consumer_t *c)
 {
     for (int i = 0; i < 3; i++)
         if (i != c->due) pst_cons_release_batch(&c->b[i]); /* committed: its lineage is still due */
@@ -217,32 +217,32 @@ void pst_cons_abandon_all(hl_consumer_t *c)
  * gives up at once. Releases b (and, when abandoned, the other batch too: records not
  * committed are consumed again from Postgres' offsets by whoever owns the partitions next).
  * Returns true when committed. */
-static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
+static bool retry_batch(pst_consumer_t *c, batch_t *b, bool once)
 {
     bool ok = false;
     atomic_store(&c->ready, false);
     c->in_retry = true;
     for (;;) {
         hl_counter_inc(c->pm->retries);
-        if (once || c->abandon || hl_bw_stale(c->bw) || pst_cons_stopping_past_deadline(c)) break;
+        if (once || c->abandon || pst_bw_stale(c->bw) || pst_cons_stopping_past_deadline(c)) break;
         pst_cons_set_paused(c, true);
-        uint32_t delay = hl_backoff_next(&c->backoff);
+        uint32_t delay = pst_backoff_next(&c->backoff);
         hl_warn("batch of %zu not committed (%s); attempt %d, retrying in %u ms", b->n,
-                hl_bw_last_error(c->bw), b->dl.attempts, delay);
+                pst_bw_last_error(c->bw), b->dl.attempts, delay);
         pst_cons_wait_polling(c, delay);
         if (c->abandon || pst_cons_stopping_past_deadline(c)) break;
         int64_t committed_us = 0;
         b->dl.attempts++;
-        if (hl_bw_write(c->bw, b->ptrs, b->n, dead_letter, &b->dl, &committed_us) == 0) {
+        if (pst_bw_write(c->bw, b->ptrs, b->n, dead_letter, &b->dl, &committed_us) == 0) {
             after_commit(c, b, committed_us, NULL);
             ok = true;
             break;
         }
-        if (hl_bw_stale(c->bw)) break; /* reconnected: the resync reads the batch again */
+        if (pst_bw_stale(c->bw)) break; /* reconnected: the resync reads the batch again */
     }
     c->in_retry = false;
     if (ok) {
-        hl_backoff_reset(&c->backoff);
+        pst_backoff_reset(&c->backoff);
         atomic_store(&c->ready, true);
         pst_cons_release_batch(b);
         pst_cons_set_paused(c, false);
@@ -258,15 +258,15 @@ static bool retry_batch(hl_consumer_t *c, batch_t *b, bool once)
 }
 
 /* Waits for the batch in flight and finishes it (lineage, Kafka offsets), retrying if needed. */
-bool pst_cons_complete_inflight(hl_consumer_t *c, bool once)
+bool pst_cons_complete_inflight(pst_consumer_t *c, bool once)
 {
     if (!c->inflight) return true;
     batch_t *b = &c->b[c->flight];
     c->inflight = false;
     int64_t committed_us = 0;
-    if (hl_bw_finish(c->bw, &committed_us) == 0) {
+    if (pst_bw_finish(c->bw, &committed_us) == 0) {
         atomic_store(&c->ready, true);
-        hl_backoff_reset(&c->backoff);
+        pst_backoff_reset(&c->backoff);
         after_commit(c, b, committed_us, NULL);
         pst_cons_release_batch(b);
         return true;
@@ -274,8 +274,8 @@ bool pst_cons_complete_inflight(hl_consumer_t *c, bool once)
     return retry_batch(c, b, once);
 }
 
-/* Produces the lineage of recovered records (marked by hl_bw_recover) as one tracked batch. */
-static void recovered_lineage(hl_consumer_t *c, batch_t *rb)
+/* Produces the lineage of recovered records (marked by pst_bw_recover) as one tracked batch. */
+static void recovered_lineage(pst_consumer_t *c, batch_t *rb)
 {
     hl_ltrack_t *track = hl_lineage_track(c->lin);
     hl_ltrack_batch_t *tb = hl_ltrack_open(track);
@@ -296,23 +296,23 @@ static void recovered_lineage(hl_consumer_t *c, batch_t *rb)
  * statement at a time), asks Postgres what became of them, produces their lineage. Retries
  * with backoff while Postgres is away, except when `once` (then the records are dropped: the
  * next owner recovers them, since lineage_offset did not move). */
-void pst_cons_recover_batch(hl_consumer_t *c, bool once)
+void pst_cons_recover_batch(pst_consumer_t *c, bool once)
 {
     batch_t *rb = &c->rb;
     if (rb->n == 0) return;
     (void)pst_cons_complete_inflight(c, once);
     if (rb->n == 0) return; /* abandoned by a revocation meanwhile */
     for (size_t i = 0; i < rb->n; i++) rb->ptrs[i] = &rb->rows[i];
-    hl_backoff_t bo;
-    hl_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    pst_backoff_t bo;
+    pst_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     int rc;
-    while ((rc = hl_bw_recover(c->bw, rb->ptrs, rb->n)) != 0) {
-        if (once || c->abandon || hl_bw_stale(c->bw) || pst_cons_stopping_past_deadline(c)) break;
+    while ((rc = pst_bw_recover(c->bw, rb->ptrs, rb->n)) != 0) {
+        if (once || c->abandon || pst_bw_stale(c->bw) || pst_cons_stopping_past_deadline(c)) break;
         atomic_store(&c->ready, false);
         pst_cons_set_paused(c, true);
-        uint32_t delay = hl_backoff_next(&bo);
+        uint32_t delay = pst_backoff_next(&bo);
         hl_warn("recovering the lineage of %zu records failed (%s); retrying in %u ms", rb->n,
-                hl_bw_last_error(c->bw), delay);
+                pst_bw_last_error(c->bw), delay);
         c->in_retry = true;
         pst_cons_wait_polling(c, delay);
         c->in_retry = false;
@@ -325,7 +325,7 @@ void pst_cons_recover_batch(hl_consumer_t *c, bool once)
     if (c->paused) pst_cons_set_paused(c, false);
     if (rc != 0) {
         hl_warn("lineage of %zu records not recovered now (%s); the next assignment will", rb->n,
-                hl_bw_last_error(c->bw));
+                pst_bw_last_error(c->bw));
     } else {
         atomic_store(&c->ready, true);
         recovered_lineage(c, rb);
@@ -336,17 +336,17 @@ void pst_cons_recover_batch(hl_consumer_t *c, bool once)
 /* Sends the filling batch to Postgres without waiting (any batch in flight must have been
  * completed); the other buffer becomes the filling one. Recovered records go first: their
  * tracked lineage must come before that of the later records of their partitions. */
-static void send_batch(hl_consumer_t *c, bool once)
+static void send_batch(pst_consumer_t *c, bool once)
 {
     pst_cons_recover_batch(c, once);
     batch_t *b = &c->b[c->cur];
     if (b->n == 0) return;
     pst_cons_maybe_store_lineage(c);
     for (size_t i = 0; i < b->n; i++) b->ptrs[i] = &b->rows[i];
-    hl_rows_sort(b->ptrs, b->n);
+    pst_rows_sort(b->ptrs, b->n);
     b->dl = (dl_ctx_t){c, 1};
     b->sent_mono_us = hl_mono_us();
-    if (hl_bw_send(c->bw, b->ptrs, b->n, dead_letter, &b->dl) == 0) {
+    if (pst_bw_send(c->bw, b->ptrs, b->n, dead_letter, &b->dl) == 0) {
         c->inflight = true;
         c->flight = c->cur;
         c->cur = -1;
@@ -363,7 +363,7 @@ static void send_batch(hl_consumer_t *c, bool once)
  * idle while it is produced. The first's tracked batch is opened before the send, so its
  * lineage still counts ahead of the next batch's even if that one is retried (and committed)
  * inside send_batch. */
-void pst_cons_rotate(hl_consumer_t *c)
+void pst_cons_rotate(pst_consumer_t *c)
 {
     if (!c->inflight) {
         send_batch(c, false);
@@ -372,18 +372,18 @@ void pst_cons_rotate(hl_consumer_t *c)
     int done = c->flight;
     int64_t committed_us = 0;
     c->inflight = false;
-    if (hl_bw_finish(c->bw, &committed_us) != 0) {
+    if (pst_bw_finish(c->bw, &committed_us) != 0) {
         (void)retry_batch(c, &c->b[done], false);
         send_batch(c, false);
         return;
     }
     atomic_store(&c->ready, true);
-    hl_backoff_reset(&c->backoff);
+    pst_backoff_reset(&c->backoff);
     hl_ltrack_batch_t *tb = hl_ltrack_open(hl_lineage_track(c->lin));
     c->due = done;
     send_batch(c, false);
     c->due = -1;
-    if (hl_bw_stale(c->bw)) {
+    if (pst_bw_stale(c->bw)) {
         /* Reconnected while sending the next batch: the server reached may not hold this one
          * (a failover that lost its commit). Its lineage is left to the resync: recovered
          * from what Postgres holds, or produced when the batch is written again. */
@@ -396,7 +396,7 @@ void pst_cons_rotate(hl_consumer_t *c)
 }
 
 /* Writes everything held and waits for it: used at a revocation (once) and at shutdown. */
-void pst_cons_drain(hl_consumer_t *c, bool once)
+void pst_cons_drain(pst_consumer_t *c, bool once)
 {
     (void)pst_cons_complete_inflight(c, once);
     send_batch(c, once);

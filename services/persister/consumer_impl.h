@@ -2,7 +2,7 @@
  * consumer.c holds the handle's life and the poll loop, consumer_batch.c the way of a batch
  * (send, finish, retry, recover, lineage and Kafka commits after), consumer_rebalance.c the
  * assignments, revocations and the resync after a new Postgres connection. Everything runs on
- * the thread inside hl_consumer_run. */
+ * the thread inside pst_consumer_run. */
 #ifndef PST_CONSUMER_IMPL_H
 #define PST_CONSUMER_IMPL_H
 
@@ -15,11 +15,11 @@
 #include "batch_writer.h"
 #include "consumer.h"
 #include "lineage.h"
-#include "record.h"
+#include "event_record.h"
 
 /* Context of the DLQ callback for one batch. */
 typedef struct {
-    hl_consumer_t *c;
+    pst_consumer_t *c;
     int attempts; /* write attempts of the batch so far */
 } dl_ctx_t;
 
@@ -57,13 +57,13 @@ typedef struct {
     dl_ctx_t dl;
 } batch_t;
 
-struct hl_consumer {
+struct pst_consumer {
     const hl_persister_config_t *cfg;  /* borrowed */
-    hl_persister_metrics_t *pm;        /* borrowed */
+    pst_metrics_t *pm;        /* borrowed */
     volatile sig_atomic_t *stop;       /* borrowed, set by the signal handler */
     rd_kafka_t *rk;                    /* owned consumer */
     hl_lineage_t *lin;                 /* owned producer for lineage and the DLQ */
-    hl_batch_writer_t *bw;             /* owned */
+    pst_batch_writer_t *bw;             /* owned */
     /* Three batches: b[cur] fills while b[flight] may be in flight in Postgres, and b[due], just
      * committed, waits for its lineage to be produced (rotate() sends the next batch first),
      * so records held never exceed 3 x batch_max. Batches commit strictly in the order they
@@ -80,7 +80,7 @@ struct hl_consumer {
     int64_t fatal_after;               /* the FATAL_ENV test hook */
     bool kafka_fatal;                  /* the consumer's handle is fatal: stop, exit non-zero */
     int64_t next_lineage_us;           /* when lineage offsets are stored alone next */
-    hl_backoff_t backoff;
+    pst_backoff_t backoff;
     bool paused;                       /* partitions paused for an outage */
     bool in_retry;                     /* inside retry_batch (it polls, so callbacks run) */
     bool sync_commit;                  /* commit Kafka offsets synchronously (revoke, shutdown) */
@@ -98,39 +98,39 @@ void pst_cons_list_free(rd_kafka_topic_partition_list_t *l);
 /* consumer_batch.c */
 
 /* True once *stop is set and shutdown_timeout_ms has passed since it was first seen. */
-bool pst_cons_stopping_past_deadline(hl_consumer_t *c);
+bool pst_cons_stopping_past_deadline(pst_consumer_t *c);
 /* Releases the records of b (their messages too) and empties it. */
 void pst_cons_release_batch(batch_t *b);
 /* Pauses or resumes every assigned partition (an outage, a resync). */
-void pst_cons_set_paused(hl_consumer_t *c, bool pause);
+void pst_cons_set_paused(pst_consumer_t *c, bool pause);
 /* The assigned partition `partition`, or NULL. */
-part_t *pst_cons_part_of(hl_consumer_t *c, int32_t partition);
-/* The lineage offset each batch stores: where delivered lineage ends (hl_bw_lineage_fn). */
+part_t *pst_cons_part_of(pst_consumer_t *c, int32_t partition);
+/* The lineage offset each batch stores: where delivered lineage ends (pst_bw_lineage_fn). */
 int64_t pst_cons_lineage_upto(void *arg, int32_t partition);
 /* Stores lineage_offset for every assigned partition whose delivered lineage moved past what
  * was stored, after waiting up to wait_ms for reports in flight. Postgres must be idle. */
-void pst_cons_store_lineage(hl_consumer_t *c, int wait_ms);
+void pst_cons_store_lineage(pst_consumer_t *c, int wait_ms);
 /* The same at most once a second, and only between statements. */
-void pst_cons_maybe_store_lineage(hl_consumer_t *c);
+void pst_cons_maybe_store_lineage(pst_consumer_t *c);
 /* Polls the consumer for delay_ms without taking records (partitions are paused), so the
  * member stays in the group and rebalances are served. */
-void pst_cons_wait_polling(hl_consumer_t *c, uint32_t delay_ms);
+void pst_cons_wait_polling(pst_consumer_t *c, uint32_t delay_ms);
 /* The partitions are gone (a revocation during an outage): every record held is theirs. */
-void pst_cons_abandon_all(hl_consumer_t *c);
+void pst_cons_abandon_all(pst_consumer_t *c);
 /* Waits for the batch in flight and finishes it, retrying if needed; true when committed. */
-bool pst_cons_complete_inflight(hl_consumer_t *c, bool once);
+bool pst_cons_complete_inflight(pst_consumer_t *c, bool once);
 /* Recovers the records held in c->rb (their lineage from what Postgres holds). */
-void pst_cons_recover_batch(hl_consumer_t *c, bool once);
+void pst_cons_recover_batch(pst_consumer_t *c, bool once);
 /* The filling batch is due: sends it, finishing the one in flight first. */
-void pst_cons_rotate(hl_consumer_t *c);
+void pst_cons_rotate(pst_consumer_t *c);
 /* Writes everything held and waits for it: at a revocation (once) and at shutdown. */
-void pst_cons_drain(hl_consumer_t *c, bool once);
+void pst_cons_drain(pst_consumer_t *c, bool once);
 
 /* consumer_rebalance.c */
 
 /* After a new Postgres connection or a failed seek: drops every record held and consumes
  * again from the offsets Postgres holds. */
-void pst_cons_resync(hl_consumer_t *c);
+void pst_cons_resync(pst_consumer_t *c);
 /* librdkafka's rebalance callback (opaque: the consumer). */
 void pst_cons_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t *parts, void *opaque);

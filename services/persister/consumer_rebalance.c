@@ -13,7 +13,7 @@
 /* Sets up one assigned partition from its stored offsets and returns where to start reading:
  * at next_offset, or at lineage_offset when the lineage of the records between the two has to
  * be produced again. */
-static int64_t start_partition(hl_consumer_t *c, part_t *pt, const hl_bw_offsets_t *o)
+static int64_t start_partition(pst_consumer_t *c, part_t *pt, const pst_bw_offsets_t *o)
 {
     hl_ltrack_t *track = hl_lineage_track(c->lin);
     pt->partition = o->partition;
@@ -41,23 +41,23 @@ static int64_t start_partition(hl_consumer_t *c, part_t *pt, const hl_bw_offsets
     return o->next;
 }
 
-static void on_assign(hl_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
+static void on_assign(pst_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
 {
     /* Eager rebalancing revokes (and drains) before it assigns; this only guards the rule that
      * the connection answers one statement at a time. */
     if (c->inflight && !c->in_retry) (void)pst_cons_complete_inflight(c, true);
     size_t n = (size_t)parts->cnt;
-    hl_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
+    pst_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
     for (size_t i = 0; i < n; i++) offs[i].partition = parts->elems[i].partition;
-    hl_backoff_t b;
-    hl_backoff_init(&b, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    pst_backoff_t b;
+    pst_backoff_init(&b, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     /* The starting offsets must come from Postgres: without them the member cannot consume. */
-    while (hl_bw_load_offsets(c->bw, offs, n) != 0) {
+    while (pst_bw_load_offsets(c->bw, offs, n) != 0) {
         atomic_store(&c->ready, false);
         if (*c->stop) break;
-        uint32_t d = hl_backoff_next(&b);
+        uint32_t d = pst_backoff_next(&b);
         hl_warn("loading offsets from Postgres failed (%s); retrying in %u ms",
-                hl_bw_last_error(c->bw), d);
+                pst_bw_last_error(c->bw), d);
         struct timespec ts = {d / 1000, (long)(d % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -86,7 +86,7 @@ static void on_assign(hl_consumer_t *c, rd_kafka_topic_partition_list_t *parts)
     atomic_store(&c->ready, true);
 }
 
-static void on_revoke(hl_consumer_t *c)
+static void on_revoke(pst_consumer_t *c)
 {
     if (c->in_retry) {
         /* Inside an outage's retry loop: abandon; the new owner starts from Postgres' offsets. */
@@ -120,7 +120,7 @@ static void on_revoke(hl_consumer_t *c)
  * c->parts entry). Returns false when a partition could not be positioned. Seeking discards
  * what librdkafka fetched for the partition and not yet handed out, fetch responses still on
  * the way included (they carry the version from before the seek and are dropped). */
-static bool seek_all(hl_consumer_t *c, hl_bw_offsets_t *offs)
+static bool seek_all(pst_consumer_t *c, pst_bw_offsets_t *offs)
 {
     hl_ltrack_t *track = hl_lineage_track(c->lin);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts + 1);
@@ -142,16 +142,16 @@ static bool seek_all(hl_consumer_t *c, hl_bw_offsets_t *offs)
     return ok;
 }
 
-/* After a new Postgres connection (hl_bw_stale) or a failed seek: drops every record held
+/* After a new Postgres connection (pst_bw_stale) or a failed seek: drops every record held
  * (nothing is in flight: a stale writer sends nothing), loads the offsets of every assigned
  * partition from Postgres and seeks each there, so whatever the server reached lacks is
  * consumed and written again (the unique key makes records it holds harmless) before anything
  * later is written. Partitions stay paused until then; Postgres away means retrying with
  * backoff while polling, as an outage does. */
-void pst_cons_resync(hl_consumer_t *c)
+void pst_cons_resync(pst_consumer_t *c)
 {
     size_t held = c->b[0].n + c->b[1].n + c->b[2].n + c->rb.n;
-    if (c->inflight) hl_bw_reset(c->bw); /* cannot happen: nothing is sent while stale */
+    if (c->inflight) pst_bw_reset(c->bw); /* cannot happen: nothing is sent while stale */
     c->inflight = false;
     /* No delivery report may touch the rows once released; and what is delivered by now need
      * not be produced again (seek_all). */
@@ -165,20 +165,20 @@ void pst_cons_resync(hl_consumer_t *c)
     if (c->nparts > 0)
         hl_warn("new Postgres connection: reading the offsets of %zu partitions again; %zu"
                 " records held are dropped and consumed again", c->nparts, held);
-    hl_backoff_t bo;
-    hl_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
+    pst_backoff_t bo;
+    pst_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     for (;;) {
         size_t n = c->nparts;
-        hl_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
+        pst_bw_offsets_t *offs = hl_xcalloc(n + 1, sizeof(*offs));
         for (size_t i = 0; i < n; i++) offs[i].partition = c->parts[i].partition;
-        bool done = hl_bw_load_offsets(c->bw, offs, n) == 0 && seek_all(c, offs);
+        bool done = pst_bw_load_offsets(c->bw, offs, n) == 0 && seek_all(c, offs);
         free(offs);
         if (done) break;
         if (*c->stop) return; /* nothing held: whoever consumes next starts from Postgres */
         atomic_store(&c->ready, false);
-        uint32_t delay = hl_backoff_next(&bo);
+        uint32_t delay = pst_backoff_next(&bo);
         hl_warn("repositioning after a reconnect failed (%s); retrying in %u ms",
-                hl_bw_last_error(c->bw), delay);
+                pst_bw_last_error(c->bw), delay);
         c->in_retry = true;
         pst_cons_wait_polling(c, delay);
         c->in_retry = false;
@@ -186,19 +186,19 @@ void pst_cons_resync(hl_consumer_t *c)
             /* Revoked meanwhile (and perhaps assigned again, from Postgres' offsets). */
             c->abandon = false;
             pst_cons_abandon_all(c);
-            if (!hl_bw_stale(c->bw)) break;
+            if (!pst_bw_stale(c->bw)) break;
         }
     }
     c->reseek = false;
     pst_cons_set_paused(c, false);
-    hl_backoff_reset(&c->backoff);
+    pst_backoff_reset(&c->backoff);
     atomic_store(&c->ready, true);
 }
 
 void pst_cons_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    hl_consumer_t *c = opaque;
+    pst_consumer_t *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(c, parts);
     else on_revoke(c);
 }

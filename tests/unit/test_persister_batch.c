@@ -35,14 +35,14 @@ static void test_sort_by_key_then_offset(void **state)
     set_row(&rows[6], "", 3, 0);
     hl_row_t *p[7];
     for (int i = 0; i < 7; i++) p[i] = &rows[i];
-    hl_rows_sort(p, 7);
+    pst_rows_sort(p, 7);
     const char *want_key[] = {"", "a", "a", "ab", "b", "b", "b"};
     int64_t want_off[] = {0, 4, 5, 1, 7, 3, 9};
     for (int i = 0; i < 7; i++) {
         assert_string_equal(p[i]->message_id, want_key[i]);
         assert_true(p[i]->offset == want_off[i]);
     }
-    hl_rows_sort(p, 0); /* no-op */
+    pst_rows_sort(p, 0); /* no-op */
 }
 
 static void test_sort_many_keeps_offsets_ascending(void **state)
@@ -58,7 +58,7 @@ static void test_sort_many_keeps_offsets_ascending(void **state)
         set_row(&rows[i], k, 0, N - i); /* offsets descending on input */
         p[i] = &rows[i];
     }
-    hl_rows_sort(p, N);
+    pst_rows_sort(p, N);
     for (int i = 1; i < N; i++) {
         int c = strcmp(p[i - 1]->message_id, p[i]->message_id);
         assert_true(c < 0 || (c == 0 && p[i - 1]->offset < p[i]->offset));
@@ -84,8 +84,8 @@ static void test_batch_duplicates_first_wins(void **state)
     rows[2].status = HL_REC_INVALID_JSON; /* a poison copy hides nothing */
     hl_row_t *p[6];
     for (int i = 0; i < 6; i++) p[i] = &rows[i];
-    hl_rows_sort(p, 6);
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_sort(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     int want[6] = {0, 0, 0, 0, 1, 1}; /* by original index */
     for (int i = 0; i < 6; i++) {
         assert_int_equal(rows[i].dup_in_batch, want[i]);
@@ -93,12 +93,12 @@ static void test_batch_duplicates_first_wins(void **state)
     }
     /* Once the first copy is refused, the next one is the first delivery. */
     rows[0].status = HL_REC_PG_REJECTED;
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     assert_int_equal(rows[4].dup_in_batch, 0);
     assert_int_equal(rows[5].dup_in_batch, 1);
     /* Same key from another source is another event. */
     snprintf(rows[5].source, sizeof(rows[5].source), "t");
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     assert_int_equal(rows[5].dup_in_batch, 0);
 }
 
@@ -112,7 +112,7 @@ static int64_t fixed_lineage(void *arg, int32_t partition)
 
 static void test_binary_arrays(void **state)
 {
-    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
     hl_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
@@ -158,20 +158,20 @@ static void test_binary_arrays(void **state)
     /* lineage offsets: without a lineage function, the batch's lowest offset */
     assert_int_equal(rd32(bw->lins.p + 8), HL_PG_OID_INT8);
     assert_true(hl_pg_get64(bw->lins.p + 24) == 10);
-    hl_bw_set_lineage_fn(bw, fixed_lineage, NULL);
+    pst_bw_set_lineage_fn(bw, fixed_lineage, NULL);
     pst_bw_encode_offsets(bw, p, 2);
     assert_true(hl_pg_get64(bw->lins.p + 24) == 7);
     /* An empty batch is a zero-dimension array. */
     pst_bw_encode_rows(bw, p, 0);
     assert_int_equal(rd32(bw->col[0].p), 0);
     assert_int_equal(bw->col[0].len, 12);
-    hl_bw_free(bw);
-    hl_bw_free(NULL);
+    pst_bw_free(bw);
+    pst_bw_free(NULL);
 }
 
 static void test_copy_binary_rows(void **state)
 {
-    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
     hl_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
@@ -228,7 +228,7 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal((size_t)(t + 145 + 2 - b), bw->copy.len);
     assert_int_equal((unsigned char)t[145], 0xff);
     assert_int_equal((unsigned char)t[146], 0xff);
-    hl_bw_free(bw);
+    pst_bw_free(bw);
 }
 
 static json_t *format(const hl_row_t *r, int attempts)
