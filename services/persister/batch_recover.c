@@ -67,11 +67,9 @@ int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
     }
     if (rc == 0) rc = pst_bw_dead_letter_pending(bw, rows, n, dead_letter, dl_arg);
     if (rc == 0) {
-        const char *vals[5] = {bw->group, bw->topic, bw->parts.p, bw->nexts.p, bw->lins.p};
-        int lens[5] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
-                       (int)bw->nexts.len, (int)bw->lins.len};
-        int fmts[5] = {1, 1, 1, 1, 1};
-        PGresult *res = PQexecPrepared(bw->conn, "hl_offsets", 5, vals, lens, fmts, 0);
+        /* The batch's partitions, next and lineage offsets, from pst_bw_encode_offsets. */
+        PGresult *res = hl_pg_offsets_upsert(bw->conn, bw->group, bw->topic, bw->part_ids,
+                                             bw->part_next, bw->part_first, bw->nparts);
         rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pst_bw_fail(bw, res, "offsets");
         PQclear(res);
     }

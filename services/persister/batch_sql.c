@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "hl/pg.h"
+
 #define INSERT_COLS                                                                             \
     "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"      \
     " kafka_partition, kafka_offset, payload, body_sha256, raw_body, signature_headers)"
@@ -34,21 +36,16 @@
 /* Both offsets move forward only. lineage_offset (proto/sql/004) is where the lineage known
  * delivered ends; it never passes next_offset. */
 #define UPSERT_OFFSETS(g, t, p, o, l)                                                           \
-    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset,"   \
-    " lineage_offset)"                                                                          \
+    HL_PG_OFFSETS_INSERT(HL_PG_OFFSETS_LINEAGE_COL)                                              \
     " SELECT " g ", " t ", u.p, u.o, LEAST(u.l, u.o)"                                           \
     " FROM unnest(" p "::int4[], " o "::int8[], " l "::int8[]) AS u(p, o, l)"                   \
-    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
-    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),"                         \
-    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"                    \
-    " updated_at = clock_timestamp()"
+    HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET)
 
 static const char PST_SQL_BATCH_FAST[] = "WITH ins AS (" INSERT_ROWS_ANTI "), off AS ("
     UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
 static const char PST_SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS ("
     UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
 static const char PST_SQL_ROWS[] = INSERT_ROWS;
-static const char PST_SQL_OFFSETS[] = UPSERT_OFFSETS("$1::text", "$2::text", "$3", "$4", "$5");
 /* Moves lineage_offset alone (after the last batch, at a revocation or shutdown). It leaves
  * updated_at alone: that stays the time of the partition's last batch commit. */
 static const char PST_SQL_LINEAGE[] =
@@ -84,14 +81,8 @@ const char PST_SQL_COPY[] =
     "BEGIN; COPY webhook_events (id, source, message_id, event_type, request_id, received_at,"
     " kafka_partition, kafka_offset, payload, body_sha256, raw_body, signature_headers)"
     " FROM STDIN (FORMAT binary);";
-const char PST_SQL_COPY_OFFSETS[] =
-    " INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset,"
-    " lineage_offset) VALUES ";
-const char PST_SQL_COPY_END[] =
-    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"
-    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),"
-    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"
-    " updated_at = clock_timestamp(); COMMIT";
+const char PST_SQL_COPY_OFFSETS[] = " " HL_PG_OFFSETS_INSERT(HL_PG_OFFSETS_LINEAGE_COL) " VALUES ";
+const char PST_SQL_COPY_END[] = HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET) "; COMMIT";
 
 static const char PST_SQL_LOAD[] =
     "SELECT kafka_partition, next_offset, lineage_offset,"
@@ -100,7 +91,7 @@ static const char PST_SQL_LOAD[] =
 
 const pst_bw_statement_t pst_bw_statements[] = {
     {"hl_batch", PST_SQL_BATCH},     {"hl_batch_fast", PST_SQL_BATCH_FAST},
-    {"hl_rows", PST_SQL_ROWS},       {"hl_offsets", PST_SQL_OFFSETS},
+    {"hl_rows", PST_SQL_ROWS},
     {"hl_load", PST_SQL_LOAD},       {"hl_lookup", PST_SQL_LOOKUP},
     {"hl_lineage", PST_SQL_LINEAGE}, {"hl_recover", PST_SQL_RECOVER},
     {"hl_probe", PST_SQL_PROBE},     {NULL, NULL},

@@ -101,4 +101,29 @@ void hl_pg_copy_tuple(hl_buf_t *b, uint16_t nfields);
 /* The trailer that ends the COPY data. */
 void hl_pg_copy_end(hl_buf_t *b);
 
+/* ---- consumer_offsets: where a consumer group stands in a topic ----
+ * A service keeping its Kafka positions in Postgres moves them in the transaction of its rows,
+ * with one upsert whose offsets only move forward: a retried or late batch never moves a
+ * partition back. The pieces, for statements that take their rows from anywhere (parameters,
+ * VALUES, a JSON recordset) and alias the table as c: */
+#define HL_PG_OFFSETS_INSERT(cols)                                                              \
+    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset"     \
+    cols ")"
+#define HL_PG_OFFSETS_CONFLICT(sets)                                                            \
+    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
+    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset)," sets                     \
+    " updated_at = clock_timestamp()"
+/* The column and the update of a consumer that also tracks where its delivered lineage ends. */
+#define HL_PG_OFFSETS_LINEAGE_COL ", lineage_offset"
+#define HL_PG_OFFSETS_LINEAGE_SET                                                               \
+    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"
+
+/* The upsert for n partitions of (group, topic): parts[i] moves to next[i], and, when lineage is
+ * not NULL, its lineage_offset to min(lineage[i], next[i]). One statement with binary array
+ * parameters, inside the caller's transaction when one is open. Returns its result as
+ * PQexecParams does (owned by the caller: PQclear; PGRES_COMMAND_OK on success). */
+PGresult *hl_pg_offsets_upsert(PGconn *c, const char *group, const char *topic,
+                               const int32_t *parts, const int64_t *next, const int64_t *lineage,
+                               size_t n);
+
 #endif
