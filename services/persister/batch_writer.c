@@ -1,6 +1,7 @@
-/* The batch writer's connection and the offsets it keeps: the writer's life, connecting (with
- * every statement prepared), error handling with failover in mind, and loading and moving the
- * stored offsets. The batch itself goes through batch_send.c. */
+/* The batch writer's base: its life, connecting (with every statement prepared), error
+ * handling with failover in mind, loading and moving the stored offsets, and the steps every
+ * way of a batch shares (choosing its rows, reading what Postgres returned). The batch itself
+ * goes through batch_send.c. */
 #include "batch_writer_impl.h"
 
 #include <stdio.h>
@@ -203,4 +204,52 @@ int pst_bw_store_lineage(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, s
     rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pst_bw_fail(bw, res, "store lineage offset");
     PQclear(res);
     return rc == 0 ? 0 : HL_EAGAIN;
+}
+
+int pst_bw_pos_cmp(const void *a, const void *b)
+{
+    const hl_row_t *x = *(const hl_row_t *const *)a, *y = *(const hl_row_t *const *)b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res)
+{
+    memcpy(bw->by_pos, rows, n * sizeof(*rows));
+    qsort(bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
+    for (size_t i = 0; i < n; i++) {
+        rows[i]->duplicate = 1;
+        rows[i]->row_id = -1;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        hl_row_t key, *kp = &key;
+        key.partition = (int32_t)hl_pg_get32(PQgetvalue(res, r, 1));
+        key.offset = hl_pg_get64(PQgetvalue(res, r, 2));
+        hl_row_t **hit = bsearch(&kp, bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
+        if (!hit) continue;
+        (*hit)->duplicate = 0;
+        (*hit)->row_id = hl_pg_get64(PQgetvalue(res, r, 0));
+    }
+}
+
+int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                               pst_bw_dead_letter_fn fn, void *arg)
+{
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i]->status != HL_REC_OK && !rows[i]->dlq_sent) bw->dead[nd++] = rows[i];
+    if (nd == 0) return 0;
+    if (fn(arg, bw->dead, nd) != 0) {
+        snprintf(bw->err, sizeof(bw->err), "dead-letter queue did not acknowledge");
+        return HL_EAGAIN;
+    }
+    return 0;
+}
+
+size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+{
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i]->status == HL_REC_OK && !rows[i]->dup_in_batch) bw->good[ng++] = rows[i];
+    return ng;
 }

@@ -1,7 +1,8 @@
 /* What the batch writer's files share and nothing else sees: the writer's state and the steps
  * one file does for another. batch_writer.c holds the connection and the offsets,
  * batch_encode.c turns rows into binary arrays and COPY data, batch_send.c sends a batch and
- * finishes it, batch_recover.c recovers after a failure, a lost answer or a restart. */
+ * finishes it, batch_recover.c recovers after a failure, a lost answer or a restart. Calls go
+ * one way only: send -> recover -> writer and encode, writer -> encode. */
 #ifndef PST_BATCH_WRITER_IMPL_H
 #define PST_BATCH_WRITER_IMPL_H
 
@@ -62,6 +63,19 @@ int pst_bw_connect_synced(pst_batch_writer_t *bw);
 /* Simple statement without parameters; returns 0, HL_EAGAIN or HL_EPG. */
 int pst_bw_exec(pst_batch_writer_t *bw, const char *sql);
 
+/* batch_writer.c: the steps every way of a batch shares. */
+
+/* Orders rows by (partition, offset), the key of RETURNING results. */
+int pst_bw_pos_cmp(const void *a, const void *b);
+/* Marks rows[0..n) from a RETURNING (id, partition, offset) result in binary format: returned
+ * rows were inserted, the others were duplicates. */
+void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res);
+/* Collects rows that will not be stored and have not reached the DLQ, and hands them over. */
+int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+                               pst_bw_dead_letter_fn fn, void *arg);
+/* Puts the rows to store (status OK, first of their key in the batch) into bw->good. */
+size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
+
 /* batch_encode.c: rows into the binary parameters and the COPY data (bw's buffers). */
 
 /* Fills the column arrays bw->col from rows[0..n). */
@@ -83,19 +97,6 @@ void pst_bw_encode_copy_query(pst_batch_writer_t *bw);
  * rows[0..n); returns the parameter count. The pointers stay valid until the next build. */
 int pst_bw_insert_params(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
                          const char **vals, int *lens, int *fmts);
-
-/* batch_send.c: the batch's way there and back. */
-
-/* Orders rows by (partition, offset), the key of RETURNING results. */
-int pst_bw_pos_cmp(const void *a, const void *b);
-/* Marks rows[0..n) from a RETURNING (id, partition, offset) result in binary format: returned
- * rows were inserted, the others were duplicates. */
-void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res);
-/* Collects rows that will not be stored and have not reached the DLQ, and hands them over. */
-int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
-                               pst_bw_dead_letter_fn fn, void *arg);
-/* Puts the rows to store (status OK, first of their key in the batch) into bw->good. */
-size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
 
 /* batch_recover.c: after a failure. */
 

@@ -74,12 +74,6 @@ bool pst_consumer_ready(void *arg)
     return atomic_load(&c->ready) && !*c->stop;
 }
 
-/* librdkafka's list destructor does not accept NULL. */
-void pst_cons_list_free(rd_kafka_topic_partition_list_t *l)
-{
-    if (l) rd_kafka_topic_partition_list_destroy(l);
-}
-
 /* Reads a test hook's count N > 0 from environment variable `name` into *n (left 0 when
  * unset or empty). Returns 0, or HL_ECONFIG with errbuf filled for anything but N > 0. */
 static int test_hook(const char *name, const char *what, int64_t *n, char *errbuf,

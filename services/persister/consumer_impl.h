@@ -1,8 +1,9 @@
 /* What the consumer's files share: its state and the steps one file takes for another.
  * consumer.c holds the handle's life and the poll loop, consumer_batch.c the way of a batch
  * (send, finish, retry, recover, lineage and Kafka commits after), consumer_rebalance.c the
- * assignments, revocations and the resync after a new Postgres connection. Everything runs on
- * the thread inside pst_consumer_run. */
+ * assignments, revocations and the resync after a new Postgres connection. Calls go one way
+ * only: consumer.c -> rebalance -> batch. Everything runs on the thread inside
+ * pst_consumer_run. */
 #ifndef PST_CONSUMER_IMPL_H
 #define PST_CONSUMER_IMPL_H
 
@@ -90,11 +91,6 @@ struct pst_consumer {
     int64_t stop_deadline_mono_us;     /* set when *stop is first seen */
 };
 
-/* consumer.c */
-
-/* librdkafka's list destructor does not accept NULL. */
-void pst_cons_list_free(rd_kafka_topic_partition_list_t *l);
-
 /* consumer_batch.c */
 
 /* True once *stop is set and shutdown_timeout_ms has passed since it was first seen. */
@@ -127,6 +123,9 @@ void pst_cons_rotate(pst_consumer_t *c);
 void pst_cons_drain(pst_consumer_t *c, bool once);
 
 /* consumer_rebalance.c */
+
+/* librdkafka's list destructor does not accept NULL. */
+void pst_cons_list_free(rd_kafka_topic_partition_list_t *l);
 
 /* After a new Postgres connection or a failed seek: drops every record held and consumes
  * again from the offsets Postgres holds. */

@@ -10,6 +10,12 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
+/* librdkafka's list destructor does not accept NULL. */
+void pst_cons_list_free(rd_kafka_topic_partition_list_t *l)
+{
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Sets up one assigned partition from its stored offsets and returns where to start reading:
  * at next_offset, or at lineage_offset when the lineage of the records between the two has to
  * be produced again. */
