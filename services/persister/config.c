@@ -37,8 +37,10 @@
       "on SIGTERM, longest wait to finish the batch in hand")
 
 #define KEY_ROW(...) HL_CONFIG_KEY(T, __VA_ARGS__)
-static const hl_config_key_t keys[] = {PST_CONFIG_KEYS(KEY_ROW)};
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+const hl_config_key_t pst_config_keys[] = {PST_CONFIG_KEYS(KEY_ROW)};
+const size_t pst_config_nkeys = sizeof(pst_config_keys) / sizeof(pst_config_keys[0]);
+#define keys pst_config_keys
+#define NKEYS pst_config_nkeys
 
 #define KEY_FIELD(...) HL_CONFIG_FIELD(T, __VA_ARGS__)
 static const cyaml_schema_field_t fields[] = {

@@ -45,4 +45,9 @@ void pst_config_free(hl_persister_config_t *c);
 /* The schema, for tests and for generating documentation of the keys. */
 extern const cyaml_schema_value_t pst_config_schema;
 
+/* The service's own scalar keys (the shared kafka/postgres/http sections aside): name, default,
+ * limits, override and documentation, one row each; README.md's table is checked against it. */
+extern const hl_config_key_t pst_config_keys[];
+extern const size_t pst_config_nkeys;
+
 #endif
