@@ -4,7 +4,7 @@
 
 #include "hl/util.h"
 
-void hl_backoff_init(hl_backoff_t *b, uint32_t base_ms, uint32_t cap_ms, uint64_t seed)
+void pst_backoff_init(pst_backoff_t *b, uint32_t base_ms, uint32_t cap_ms, uint64_t seed)
 {
     b->base_ms = base_ms ? base_ms : 1;
     b->cap_ms = cap_ms < b->base_ms ? b->base_ms : cap_ms;
@@ -13,7 +13,7 @@ void hl_backoff_init(hl_backoff_t *b, uint32_t base_ms, uint32_t cap_ms, uint64_
     b->rng = seed ? seed : 0x2545f4914f6cdd1dULL;
 }
 
-uint32_t hl_backoff_ceiling(const hl_backoff_t *b, uint32_t n)
+uint32_t pst_backoff_ceiling(const pst_backoff_t *b, uint32_t n)
 {
     uint64_t c = b->base_ms;
     for (uint32_t i = 0; i < n && c < b->cap_ms; i++) c <<= 1;
@@ -29,11 +29,11 @@ static uint64_t xorshift(uint64_t *s)
     return *s = x;
 }
 
-uint32_t hl_backoff_next(hl_backoff_t *b)
+uint32_t pst_backoff_next(pst_backoff_t *b)
 {
-    uint32_t ceil = hl_backoff_ceiling(b, b->attempt);
+    uint32_t ceil = pst_backoff_ceiling(b, b->attempt);
     if (b->attempt < UINT32_MAX) b->attempt++;
     return (uint32_t)(xorshift(&b->rng) % ((uint64_t)ceil + 1));
 }
 
-void hl_backoff_reset(hl_backoff_t *b) { b->attempt = 0; }
+void pst_backoff_reset(pst_backoff_t *b) { b->attempt = 0; }

@@ -1,7 +1,7 @@
 /* The persister's configuration: one declarative libcyaml table, defaults, HOOKLINE_* overrides
  * and validation, parsed once into an immutable struct. */
-#ifndef HL_PERSISTER_CONFIG_H
-#define HL_PERSISTER_CONFIG_H
+#ifndef PST_CONFIG_H
+#define PST_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,24 +25,29 @@ typedef struct {
 } hl_persister_config_t;
 
 /* Defaults, chosen by measurement (README.md, "Configuration"). */
-#define HL_PERSISTER_BATCH_MAX 2000
-#define HL_PERSISTER_BATCH_LINGER_MS 50
-#define HL_PERSISTER_MAX_RECORD_BYTES (1024 * 1024)
+#define PST_BATCH_MAX 2000
+#define PST_BATCH_LINGER_MS 50
+#define PST_MAX_RECORD_BYTES (1024 * 1024)
 
 /* Loads `path`, applies HOOKLINE_* overrides and defaults, validates. On success *out is owned by
- * the caller (hl_persister_config_free). On failure errbuf names the field, the value and the
+ * the caller (pst_config_free). On failure errbuf names the field, the value and the
  * rule and the result is HL_ECONFIG or HL_EIO. */
-int hl_persister_config_load(const char *path, hl_persister_config_t **out, char *errbuf,
+int pst_config_load(const char *path, hl_persister_config_t **out, char *errbuf,
                              size_t errcap) HL_MUST_CHECK;
 
 /* Applies defaults and validates an already loaded struct (used by the loader and the tests). */
-int hl_persister_config_finish(hl_persister_config_t *c, char *errbuf,
+int pst_config_finish(hl_persister_config_t *c, char *errbuf,
                                size_t errcap) HL_MUST_CHECK;
 
 /* NULL-safe. */
-void hl_persister_config_free(hl_persister_config_t *c);
+void pst_config_free(hl_persister_config_t *c);
 
 /* The schema, for tests and for generating documentation of the keys. */
-extern const cyaml_schema_value_t hl_persister_config_schema;
+extern const cyaml_schema_value_t pst_config_schema;
+
+/* The service's own scalar keys (the shared kafka/postgres/http sections aside): name, default,
+ * limits, override and documentation, one row each; README.md's table is checked against it. */
+extern const hl_config_key_t pst_config_keys[];
+extern const size_t pst_config_nkeys;
 
 #endif

@@ -1,9 +1,9 @@
 /* The persister's main loop: a librdkafka consumer group member that gathers records into
  * batches, writes each batch in one Postgres transaction (with the offsets it advances), then
  * publishes lineage and commits the Kafka offsets for lag monitoring. Runs on one thread (the
- * one that calls hl_consumer_run); only the metrics and the ready flag are read elsewhere. */
-#ifndef HL_PERSISTER_CONSUMER_H
-#define HL_PERSISTER_CONSUMER_H
+ * one that calls pst_consumer_run); only the metrics and the ready flag are read elsewhere. */
+#ifndef PST_CONSUMER_H
+#define PST_CONSUMER_H
 
 #include <signal.h>
 #include <stdbool.h>
@@ -28,29 +28,29 @@ typedef struct {
     hl_gauge_t *assigned;         /* partitions assigned */
     hl_counter_t *recovered;      /* lineage records produced again after a restart */
     hl_counter_t *producer_restarts; /* producer handles replaced after a fatal error */
-} hl_persister_metrics_t;
+} pst_metrics_t;
 
 /* Registers every persister metric in m; every handle is owned by the registry
- * (hl_persister_metrics_deinit only forgets them). */
-void hl_persister_metrics_register(hl_metrics_t *m, hl_persister_metrics_t *pm);
-void hl_persister_metrics_deinit(hl_persister_metrics_t *pm);
+ * (pst_metrics_deinit only forgets them). */
+void pst_metrics_register(hl_metrics_t *m, pst_metrics_t *pm);
+void pst_metrics_deinit(pst_metrics_t *pm);
 
-typedef struct hl_consumer hl_consumer_t;
+typedef struct pst_consumer pst_consumer_t;
 
 /* A consumer for cfg (borrowed, must outlive it). `stop` is set by the signal handler. NULL
  * with errbuf filled on a Kafka configuration error. */
-hl_consumer_t *hl_consumer_new(const hl_persister_config_t *cfg, hl_persister_metrics_t *pm,
+pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
                                volatile sig_atomic_t *stop, char *errbuf, size_t errcap);
 
 /* Runs until *stop, then finishes the batch in hand (at most shutdown_timeout_ms), commits it,
  * leaves the group. Returns 0, or an HL_E* code if the consumer could not run. */
-int hl_consumer_run(hl_consumer_t *c) HL_MUST_CHECK;
+int pst_consumer_run(pst_consumer_t *c) HL_MUST_CHECK;
 
 /* True once the consumer has an assignment or has joined the group, and Postgres answered the
  * last write; read from the HTTP thread. */
-bool hl_consumer_ready(void *c);
+bool pst_consumer_ready(void *c);
 
 /* NULL-safe. */
-void hl_consumer_free(hl_consumer_t *c);
+void pst_consumer_free(pst_consumer_t *c);
 
 #endif

@@ -4,8 +4,8 @@
  * only retiring batches move a partition's mark, so the mark never passes an offset whose
  * lineage is still in flight or was lost. Runs on the thread that polls the consumer (delivery
  * reports included); not thread-safe. */
-#ifndef HL_PERSISTER_LINEAGE_TRACK_H
-#define HL_PERSISTER_LINEAGE_TRACK_H
+#ifndef PST_LINEAGE_TRACK_H
+#define PST_LINEAGE_TRACK_H
 
 #include <stdbool.h>
 #include <stddef.h>

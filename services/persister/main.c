@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     char err[HL_CONFIG_ERRBUF];
     hl_persister_config_t *cfg = NULL;
     hl_log_init("persister", HL_LOG_INFO);
-    if (hl_persister_config_load(path, &cfg, err, sizeof(err)) != 0) {
+    if (pst_config_load(path, &cfg, err, sizeof(err)) != 0) {
         hl_error("%s", err);
         return HL_CONFIG_EXIT;
     }
@@ -67,29 +67,29 @@ int main(int argc, char **argv)
 
     int rc = 1;
     hl_metrics_t *metrics = hl_metrics_new();
-    hl_persister_metrics_t pm = {0};
-    hl_persister_metrics_register(metrics, &pm);
+    pst_metrics_t pm = {0};
+    pst_metrics_register(metrics, &pm);
     hl_httpd_t *httpd = NULL;
-    hl_consumer_t *consumer = hl_consumer_new(cfg, &pm, &stop_flag, err, sizeof(err));
+    pst_consumer_t *consumer = pst_consumer_new(cfg, &pm, &stop_flag, err, sizeof(err));
     if (!consumer) {
         hl_error("%s", err);
         rc = HL_CONFIG_EXIT;
         goto out;
     }
-    httpd = hl_httpd_start(&cfg->http, metrics, hl_consumer_ready, consumer, err, sizeof(err));
+    httpd = hl_httpd_start(&cfg->http, metrics, pst_consumer_ready, consumer, err, sizeof(err));
     if (!httpd) {
         hl_error("%s", err);
         goto out;
     }
     hl_info("persister listening on %s", cfg->http.listen);
-    rc = hl_consumer_run(consumer) == 0 ? 0 : 1;
+    rc = pst_consumer_run(consumer) == 0 ? 0 : 1;
 out:
     /* The consumer goes first: it finishes and commits the batch before anything else ends. */
-    hl_consumer_free(consumer);
+    pst_consumer_free(consumer);
     hl_httpd_stop(httpd);
     hl_metrics_free(metrics);
-    hl_persister_metrics_deinit(&pm);
-    hl_persister_config_free(cfg);
+    pst_metrics_deinit(&pm);
+    pst_config_free(cfg);
     hl_info("persister stopped (exit %d)", rc);
     return rc;
 }

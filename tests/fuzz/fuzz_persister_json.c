@@ -1,16 +1,16 @@
-/* Fuzzes the persister's own validators (services/persister/record.c): hl_utf8_valid decides
- * whether a Kafka key can be a message id, hl_json_valid whether a body goes to Postgres as
+/* Fuzzes the persister's own validators (services/persister/event_record.c): pst_utf8_valid decides
+ * whether a Kafka key can be a message id, pst_json_valid whether a body goes to Postgres as
  * jsonb or to the dead-letter topic. Both read eight bytes at a time, so besides memory errors
  * the target checks what they answer:
- * - hl_utf8_valid agrees with a byte-at-a-time decoder written here (no NUL, no overlong form,
+ * - pst_utf8_valid agrees with a byte-at-a-time decoder written here (no NUL, no overlong form,
  *   no surrogate, nothing past U+10FFFF, no cut-off sequence);
- * - a document hl_json_valid accepts is valid UTF-8 by that decoder;
- * - whitespace around a document never changes hl_json_valid's answer. */
+ * - a document pst_json_valid accepts is valid UTF-8 by that decoder;
+ * - whitespace around a document never changes pst_json_valid's answer. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "event_record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -49,15 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* An exact-size copy, so a read past the end is a heap overflow ASan reports. */
     char *copy = malloc(size ? size : 1);
     memcpy(copy, data, size);
-    int utf8 = hl_utf8_valid(copy, size);
+    int utf8 = pst_utf8_valid(copy, size);
     if (utf8 != utf8_one_by_one((const unsigned char *)copy, size)) abort();
-    int json = hl_json_valid(copy, size);
+    int json = pst_json_valid(copy, size);
     if (json && !utf8) abort();
     char *padded = malloc(size + 4);
     memcpy(padded, " \t", 2);
     memcpy(padded + 2, copy, size);
     memcpy(padded + 2 + size, "\r\n", 2);
-    if (hl_json_valid(padded, size + 4) != json) abort();
+    if (pst_json_valid(padded, size + 4) != json) abort();
     free(padded);
     free(copy);
     return 0;

@@ -10,4 +10,8 @@ if(TARGET hl_persister_core)
                  LIBS hl_persister_core)
     hl_unit_test(test_persister_track SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_persister_track.c
                  LIBS hl_persister_core)
+    hl_unit_test(test_persister_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_persister_config.c
+                 LIBS hl_persister_core)
+    target_compile_definitions(test_persister_config PRIVATE
+                               PST_README="${PROJECT_SOURCE_DIR}/services/persister/README.md")
 endif()

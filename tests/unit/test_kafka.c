@@ -1,6 +1,6 @@
 /* Unit tests for hl_kafka: configuration layering and errors, readiness against librdkafka's
  * in-process mock cluster, a produced and consumed record with headers, header caps and
- * error translation. */
+ * delivery outcomes. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -272,21 +272,6 @@ static void test_header_edges(void **state)
     rd_kafka_headers_destroy(h);
 }
 
-static void test_error_translation(void **state)
-{
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_NO_ERROR), 0);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__TIMED_OUT), HL_ETIMEDOUT);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), HL_ETIMEDOUT);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__QUEUE_FULL), HL_EAGAIN);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN), HL_EAGAIN);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), HL_ETOOBIG);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), HL_ENOTFOUND);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED), HL_EAUTH);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__INVALID_ARG), HL_EINVAL);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR__FATAL), HL_EKAFKA);
-    assert_int_equal(hl_kafka_err(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE), HL_EKAFKA);
-}
-
 /* ---- librdkafka's log lines: JSON like the service's, never librdkafka's own "%3|…" form ---- */
 
 /* A success without an offset is not a delivery; an error stays itself; an offset is. */
@@ -426,7 +411,6 @@ int main(void)
         cmocka_unit_test(test_wait_ready_timeout),
         cmocka_unit_test(test_produce_consume_headers),
         cmocka_unit_test(test_header_edges),
-        cmocka_unit_test(test_error_translation),
         cmocka_unit_test(test_delivery_err),
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_log_levels),

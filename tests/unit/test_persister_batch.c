@@ -10,7 +10,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "../../services/persister/batch_writer.c"
+#include "batch_writer_impl.h"
+
 #include "lineage.h"
 
 static void set_row(hl_row_t *r, const char *mid, int32_t part, int64_t off)
@@ -34,14 +35,14 @@ static void test_sort_by_key_then_offset(void **state)
     set_row(&rows[6], "", 3, 0);
     hl_row_t *p[7];
     for (int i = 0; i < 7; i++) p[i] = &rows[i];
-    hl_rows_sort(p, 7);
+    pst_rows_sort(p, 7);
     const char *want_key[] = {"", "a", "a", "ab", "b", "b", "b"};
     int64_t want_off[] = {0, 4, 5, 1, 7, 3, 9};
     for (int i = 0; i < 7; i++) {
         assert_string_equal(p[i]->message_id, want_key[i]);
         assert_true(p[i]->offset == want_off[i]);
     }
-    hl_rows_sort(p, 0); /* no-op */
+    pst_rows_sort(p, 0); /* no-op */
 }
 
 static void test_sort_many_keeps_offsets_ascending(void **state)
@@ -57,7 +58,7 @@ static void test_sort_many_keeps_offsets_ascending(void **state)
         set_row(&rows[i], k, 0, N - i); /* offsets descending on input */
         p[i] = &rows[i];
     }
-    hl_rows_sort(p, N);
+    pst_rows_sort(p, N);
     for (int i = 1; i < N; i++) {
         int c = strcmp(p[i - 1]->message_id, p[i]->message_id);
         assert_true(c < 0 || (c == 0 && p[i - 1]->offset < p[i]->offset));
@@ -83,8 +84,8 @@ static void test_batch_duplicates_first_wins(void **state)
     rows[2].status = HL_REC_INVALID_JSON; /* a poison copy hides nothing */
     hl_row_t *p[6];
     for (int i = 0; i < 6; i++) p[i] = &rows[i];
-    hl_rows_sort(p, 6);
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_sort(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     int want[6] = {0, 0, 0, 0, 1, 1}; /* by original index */
     for (int i = 0; i < 6; i++) {
         assert_int_equal(rows[i].dup_in_batch, want[i]);
@@ -92,16 +93,16 @@ static void test_batch_duplicates_first_wins(void **state)
     }
     /* Once the first copy is refused, the next one is the first delivery. */
     rows[0].status = HL_REC_PG_REJECTED;
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     assert_int_equal(rows[4].dup_in_batch, 0);
     assert_int_equal(rows[5].dup_in_batch, 1);
     /* Same key from another source is another event. */
     snprintf(rows[5].source, sizeof(rows[5].source), "t");
-    hl_rows_mark_batch_duplicates(p, 6);
+    pst_rows_mark_batch_duplicates(p, 6);
     assert_int_equal(rows[5].dup_in_batch, 0);
 }
 
-static uint32_t rd32(const char *p) { return get32(p); }
+static uint32_t rd32(const char *p) { return hl_pg_get32(p); }
 
 static int64_t fixed_lineage(void *arg, int32_t partition)
 {
@@ -111,7 +112,7 @@ static int64_t fixed_lineage(void *arg, int32_t partition)
 
 static void test_binary_arrays(void **state)
 {
-    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
     hl_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
@@ -120,17 +121,17 @@ static void test_binary_arrays(void **state)
         snprintf(rows[i].event_type, sizeof(rows[i].event_type), "paid");
         snprintf(rows[i].request_id, sizeof(rows[i].request_id),
                  "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
-        rows[i].received_us = PG_EPOCH_US + 5;
+        rows[i].received_us = HL_PG_EPOCH_US + 5;
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
     }
     hl_row_t *p[2] = {&rows[0], &rows[1]};
-    build_rows(bw, p, 2);
+    pst_bw_encode_rows(bw, p, 2);
     /* text[] header: ndim 1, no nulls, oid 25, 2 elements from 1 */
     const char *t = bw->col[1].p;
     assert_int_equal(rd32(t), 1);
     assert_int_equal(rd32(t + 4), 0);
-    assert_int_equal(rd32(t + 8), OID_TEXT);
+    assert_int_equal(rd32(t + 8), HL_PG_OID_TEXT);
     assert_int_equal(rd32(t + 12), 2);
     assert_int_equal(rd32(t + 16), 1);
     assert_int_equal(rd32(t + 20), 2);
@@ -143,34 +144,34 @@ static void test_binary_arrays(void **state)
     assert_int_equal(u[5], 0x90);
     assert_int_equal(u[19], 0xd0);
     /* timestamptz[]: microseconds since 2000-01-01 */
-    assert_true(get64(bw->col[4].p + 24) == 5);
+    assert_true(hl_pg_get64(bw->col[4].p + 24) == 5);
     /* jsonb[]: version byte 1, then the text */
     const char *j = bw->col[7].p + 20;
     assert_int_equal(rd32(j), 3);
     assert_int_equal(j[4], 1);
     assert_memory_equal(j + 5, "{}", 2);
     /* offsets: one partition, next = highest + 1 */
-    build_offsets(bw, p, 2);
+    pst_bw_encode_offsets(bw, p, 2);
     assert_int_equal(rd32(bw->parts.p + 12), 1);
     assert_int_equal(rd32(bw->parts.p + 24), 3);
-    assert_true(get64(bw->nexts.p + 24) == 12);
+    assert_true(hl_pg_get64(bw->nexts.p + 24) == 12);
     /* lineage offsets: without a lineage function, the batch's lowest offset */
-    assert_int_equal(rd32(bw->lins.p + 8), OID_INT8);
-    assert_true(get64(bw->lins.p + 24) == 10);
-    hl_bw_set_lineage_fn(bw, fixed_lineage, NULL);
-    build_offsets(bw, p, 2);
-    assert_true(get64(bw->lins.p + 24) == 7);
+    assert_int_equal(rd32(bw->lins.p + 8), HL_PG_OID_INT8);
+    assert_true(hl_pg_get64(bw->lins.p + 24) == 10);
+    pst_bw_set_lineage_fn(bw, fixed_lineage, NULL);
+    pst_bw_encode_offsets(bw, p, 2);
+    assert_true(hl_pg_get64(bw->lins.p + 24) == 7);
     /* An empty batch is a zero-dimension array. */
-    build_rows(bw, p, 0);
+    pst_bw_encode_rows(bw, p, 0);
     assert_int_equal(rd32(bw->col[0].p), 0);
     assert_int_equal(bw->col[0].len, 12);
-    hl_bw_free(bw);
-    hl_bw_free(NULL);
+    pst_bw_free(bw);
+    pst_bw_free(NULL);
 }
 
 static void test_copy_binary_rows(void **state)
 {
-    hl_batch_writer_t *bw = hl_bw_new(NULL, "g", "t", 4);
+    pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
     hl_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
@@ -179,7 +180,7 @@ static void test_copy_binary_rows(void **state)
         snprintf(rows[i].event_type, sizeof(rows[i].event_type), "e");
         snprintf(rows[i].request_id, sizeof(rows[i].request_id),
                  "0190f5a2-7b3c-7def-8a12-3456789abcd%d", i);
-        rows[i].received_us = PG_EPOCH_US + 7;
+        rows[i].received_us = HL_PG_EPOCH_US + 7;
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
         rows[i].signed_json = NULL;
@@ -192,7 +193,7 @@ static void test_copy_binary_rows(void **state)
     rows[0].row_id = 42;
     rows[1].duplicate = 1; /* found stored by the probe: not copied */
     hl_row_t *p[2] = {&rows[0], &rows[1]};
-    build_copy(bw, p, 2);
+    pst_bw_encode_copy(bw, p, 2);
     const char *b = bw->copy.p;
     assert_memory_equal(b, "PGCOPY\n\377\r\n\0", 11);
     assert_int_equal(rd32(b + 11), 0);
@@ -200,7 +201,7 @@ static void test_copy_binary_rows(void **state)
     const char *t = b + 19;
     assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 12); /* twelve fields */
     assert_int_equal(rd32(t + 2), 8);
-    assert_true(get64(t + 6) == 42);                                  /* id */
+    assert_true(hl_pg_get64(t + 6) == 42);                                  /* id */
     assert_int_equal(rd32(t + 14), 1);
     assert_memory_equal(t + 18, "s", 1);                              /* source */
     assert_int_equal(rd32(t + 19), 2);
@@ -208,10 +209,10 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal(rd32(t + 25), 1);                                /* event type */
     assert_int_equal(rd32(t + 30), 16);                               /* request id */
     assert_int_equal(rd32(t + 50), 8);
-    assert_true(get64(t + 54) == 7);                                  /* received_at */
+    assert_true(hl_pg_get64(t + 54) == 7);                                  /* received_at */
     assert_int_equal(rd32(t + 62), 4);
     assert_int_equal(rd32(t + 66), 3);                                /* partition */
-    assert_true(get64(t + 74) == 10);                                 /* offset */
+    assert_true(hl_pg_get64(t + 74) == 10);                                 /* offset */
     assert_int_equal(rd32(t + 82), 3);
     assert_int_equal(t[86], 1);                                       /* jsonb version */
     assert_memory_equal(t + 87, "{}", 2);
@@ -227,7 +228,7 @@ static void test_copy_binary_rows(void **state)
     assert_int_equal((size_t)(t + 145 + 2 - b), bw->copy.len);
     assert_int_equal((unsigned char)t[145], 0xff);
     assert_int_equal((unsigned char)t[146], 0xff);
-    hl_bw_free(bw);
+    pst_bw_free(bw);
 }
 
 static json_t *format(const hl_row_t *r, int attempts)
@@ -324,20 +325,20 @@ static void test_recovered_outcomes(void **state)
     hl_row_t r;
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
+    pst_bw_mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
     assert_true(r.row_id == 9 && !r.duplicate && r.committed_us == 1234);
     assert_int_equal(r.status, HL_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
+    pst_bw_mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
     assert_true(r.row_id == -1 && r.duplicate && r.committed_us == 0);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
+    pst_bw_mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
     assert_true(r.duplicate && r.status == HL_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
-    mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
+    pst_bw_mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
     assert_int_equal(r.status, HL_REC_PG_REJECTED);
     assert_true(r.row_id == -1 && !r.duplicate);
 }

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "hl/sigverify.h"
-#include "record.h"
+#include "event_record.h"
 
 #define RID "0190f5a2-7b3c-7def-8a12-3456789abcde"
 #define BODY "{\"id\":\"m1\",\"type\":\"created\"}"
@@ -35,7 +35,7 @@ static hl_row_t parse(const char *key, const char *body, rd_kafka_headers_t *h, 
 {
     hl_row_t r;
     memset(&r, 0, sizeof(r));
-    hl_record_parse(&r, key, key ? strlen(key) : 0, body, body ? strlen(body) : 0, h, cap);
+    pst_record_parse(&r, key, key ? strlen(key) : 0, body, body ? strlen(body) : 0, h, cap);
     if (h) rd_kafka_headers_destroy(h);
     return r;
 }
@@ -160,7 +160,7 @@ static void test_body_digest(void **state)
     assert_int_equal(parse("m1", BODY, with_content(want, ""), 1024).status, HL_REC_BAD_HEADER);
 }
 
-static int valid(const char *s) { return hl_json_valid(s, strlen(s)); }
+static int valid(const char *s) { return pst_json_valid(s, strlen(s)); }
 
 static void test_json_accepts(void **state)
 {
@@ -183,7 +183,7 @@ static void test_json_refuses(void **state)
         if (valid(bad[i])) fail_msg("accepted invalid JSON #%zu: %s", i, bad[i]);
     }
     /* A NUL byte inside the body is never valid. */
-    assert_false(hl_json_valid("{\"a\":\"\0\"}", 8));
+    assert_false(pst_json_valid("{\"a\":\"\0\"}", 8));
 }
 
 static void test_json_nesting_cap(void **state)
@@ -192,17 +192,17 @@ static void test_json_nesting_cap(void **state)
     size_t d = 600;
     for (size_t i = 0; i < d; i++) deep[i] = '[';
     for (size_t i = 0; i < d; i++) deep[d + i] = ']';
-    assert_false(hl_json_valid(deep, 2 * d));
-    assert_true(hl_json_valid(deep + 100, 2 * d - 200)); /* 500 levels fit */
+    assert_false(pst_json_valid(deep, 2 * d));
+    assert_true(pst_json_valid(deep + 100, 2 * d - 200)); /* 500 levels fit */
 }
 
 static void test_utf8(void **state)
 {
-    assert_true(hl_utf8_valid("abc\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 12));
-    assert_false(hl_utf8_valid("a\0b", 3));
-    assert_false(hl_utf8_valid("\xe2\x82", 2));
-    assert_false(hl_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
-    assert_false(hl_utf8_valid("\xe0\x80\x80", 3));     /* overlong */
+    assert_true(pst_utf8_valid("abc\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 12));
+    assert_false(pst_utf8_valid("a\0b", 3));
+    assert_false(pst_utf8_valid("\xe2\x82", 2));
+    assert_false(pst_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(pst_utf8_valid("\xe0\x80\x80", 3));     /* overlong */
 }
 
 /* The validators skip plain ASCII eight bytes at a time: whatever they must stop at is found at
@@ -217,32 +217,32 @@ static void test_long_strings_every_position(void **state)
         size_t n;
         txt[at] = '\x01'; /* a control byte: refused */
         n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-        assert_false(hl_json_valid(doc, n));
+        assert_false(pst_json_valid(doc, n));
         txt[at] = '"'; /* ends the string early: what follows is not JSON */
         n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-        assert_false(hl_json_valid(doc, n));
+        assert_false(pst_json_valid(doc, n));
         txt[at] = '\xff'; /* not UTF-8 */
         n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-        assert_false(hl_json_valid(doc, n));
-        assert_false(hl_utf8_valid(txt, 30));
+        assert_false(pst_json_valid(doc, n));
+        assert_false(pst_utf8_valid(txt, 30));
         txt[at] = '\0'; /* NUL inside */
-        assert_false(hl_utf8_valid(txt, 30));
+        assert_false(pst_utf8_valid(txt, 30));
         txt[at] = '\\'; /* an escape: "\\a" is not one */
         n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-        assert_false(hl_json_valid(doc, n));
+        assert_false(pst_json_valid(doc, n));
         if (at < 28) { /* "é" (2 bytes) is fine */
             txt[at] = '\xc3';
             txt[at + 1] = '\xa9';
             n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-            assert_true(hl_json_valid(doc, n));
-            assert_true(hl_utf8_valid(txt, 30));
+            assert_true(pst_json_valid(doc, n));
+            assert_true(pst_utf8_valid(txt, 30));
         }
     }
     memset(txt, 'b', 30);
     txt[30] = '\0';
     size_t n = (size_t)snprintf(doc, sizeof(doc), "{\"k\":\"%s\"}", txt);
-    assert_true(hl_json_valid(doc, n));
-    assert_false(hl_json_valid(doc, n - 3)); /* cut inside the string */
+    assert_true(pst_json_valid(doc, n));
+    assert_false(pst_json_valid(doc, n - 3)); /* cut inside the string */
 }
 
 int main(void)

@@ -1,5 +1,5 @@
 /* librdkafka glue shared by the services: configuration built from hookline's config with
- * operator overrides, a readiness wait, bounded header reads and error translation. */
+ * operator overrides, a readiness wait, bounded header reads, delivery outcomes and seeks. */
 #include "hl/kafka.h"
 
 #include <stdio.h>
@@ -201,54 +201,6 @@ int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_
     if (size > 0) memcpy(buf, val, size);
     buf[size] = '\0';
     return 0;
-}
-
-int hl_kafka_err(rd_kafka_resp_err_t err)
-{
-    switch (err) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR:
-        return 0;
-    case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-        return HL_ETIMEDOUT;
-    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-    case RD_KAFKA_RESP_ERR__TRANSPORT:
-    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-    case RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
-    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-        return HL_EAGAIN;
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
-        return HL_EINVAL;
-    case RD_KAFKA_RESP_ERR__NOENT:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-        return HL_ENOTFOUND;
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-        return HL_ETOOBIG;
-    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-        return HL_EAUTH;
-    case RD_KAFKA_RESP_ERR__BAD_MSG:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-        return HL_EPARSE;
-    case RD_KAFKA_RESP_ERR__STATE:
-    case RD_KAFKA_RESP_ERR__DESTROY:
-        return HL_ESTATE;
-    default:
-        return HL_EKAFKA;
-    }
 }
 
 rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m)

@@ -51,7 +51,4 @@ rd_kafka_resp_err_t hl_kafka_delivery_err(const rd_kafka_message_t *m);
 int hl_kafka_seek(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l, int timeout_ms,
                   const char *what) HL_MUST_CHECK;
 
-/* Translates a librdkafka error to an HL_E* code. */
-int hl_kafka_err(rd_kafka_resp_err_t err);
-
 #endif

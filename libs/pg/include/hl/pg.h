@@ -48,4 +48,82 @@ bool hl_pg_read_only(const PGconn *c);
  * may be NULL. */
 bool hl_pg_reconnect_needed(const PGconn *c, const PGresult *res);
 
+/* ---- Binary wire encoding: COPY ... (FORMAT binary) and binary array parameters ----
+ * Every field is a 32-bit big-endian length (-1: NULL) followed by that many bytes, so text
+ * goes verbatim: tabs, newlines, backslashes and carriage returns need no escape, and
+ * non-ASCII bytes pass as they are (the server checks them against the client encoding). A
+ * NUL byte is the one thing a text value cannot hold: the encoders refuse it. All of them
+ * append to b (growing it; abort on out-of-memory like hl_buf_reserve). */
+#include "hl/util.h"
+
+/* Type oids fixed by Postgres (pg_type.dat). */
+#define HL_PG_OID_BYTEA 17
+#define HL_PG_OID_INT8 20
+#define HL_PG_OID_INT4 23
+#define HL_PG_OID_TEXT 25
+#define HL_PG_OID_TIMESTAMPTZ 1184
+#define HL_PG_OID_UUID 2950
+#define HL_PG_OID_JSONB 3802
+
+/* Microseconds between 1970-01-01 and 2000-01-01, the epoch of binary timestamps. */
+#define HL_PG_EPOCH_US 946684800000000LL
+
+/* Big-endian integers, as the wire carries them (no length word). */
+void hl_pg_put16(hl_buf_t *b, uint16_t v);
+void hl_pg_put32(hl_buf_t *b, uint32_t v);
+void hl_pg_put64(hl_buf_t *b, int64_t v);
+/* Reads the big-endian integers of a binary result column. */
+uint32_t hl_pg_get32(const char *p);
+int64_t hl_pg_get64(const char *p);
+
+/* One field (or array element) each, length word included. */
+void hl_pg_enc_null(hl_buf_t *b);
+void hl_pg_enc_bytea(hl_buf_t *b, const void *p, size_t n);
+void hl_pg_enc_int4(hl_buf_t *b, int32_t v);
+void hl_pg_enc_int8(hl_buf_t *b, int64_t v);
+/* unix_us: microseconds since 1970 (moved to the 2000 epoch here). */
+void hl_pg_enc_timestamptz(hl_buf_t *b, int64_t unix_us);
+/* text s[0..n): HL_EINVAL (nothing appended) when it holds a NUL byte. */
+int hl_pg_enc_text(hl_buf_t *b, const char *s, size_t n) HL_MUST_CHECK;
+/* jsonb from its text s[0..n) (the server parses it): HL_EINVAL on a NUL byte. */
+int hl_pg_enc_jsonb(hl_buf_t *b, const char *s, size_t n) HL_MUST_CHECK;
+/* uuid from its 36-character text form: HL_EINVAL (nothing appended) when not one. */
+int hl_pg_enc_uuid(hl_buf_t *b, const char *s) HL_MUST_CHECK;
+
+/* Empties b and starts a one-dimensional array of n elements of type oid (array_recv's format:
+ * ndim, has-null flag, element type, then size and lower bound); n elements follow. */
+void hl_pg_array_begin(hl_buf_t *b, uint32_t oid, size_t n);
+
+/* Empties b and writes the COPY header (signature, flags, extension length). */
+void hl_pg_copy_begin(hl_buf_t *b);
+/* Starts a tuple of nfields fields; exactly that many fields follow. */
+void hl_pg_copy_tuple(hl_buf_t *b, uint16_t nfields);
+/* The trailer that ends the COPY data. */
+void hl_pg_copy_end(hl_buf_t *b);
+
+/* ---- consumer_offsets: where a consumer group stands in a topic ----
+ * A service keeping its Kafka positions in Postgres moves them in the transaction of its rows,
+ * with one upsert whose offsets only move forward: a retried or late batch never moves a
+ * partition back. The pieces, for statements that take their rows from anywhere (parameters,
+ * VALUES, a JSON recordset) and alias the table as c: */
+#define HL_PG_OFFSETS_INSERT(cols)                                                              \
+    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset"     \
+    cols ")"
+#define HL_PG_OFFSETS_CONFLICT(sets)                                                            \
+    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
+    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset)," sets                     \
+    " updated_at = clock_timestamp()"
+/* The column and the update of a consumer that also tracks where its delivered lineage ends. */
+#define HL_PG_OFFSETS_LINEAGE_COL ", lineage_offset"
+#define HL_PG_OFFSETS_LINEAGE_SET                                                               \
+    " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"
+
+/* The upsert for n partitions of (group, topic): parts[i] moves to next[i], and, when lineage is
+ * not NULL, its lineage_offset to min(lineage[i], next[i]). One statement with binary array
+ * parameters, inside the caller's transaction when one is open. Returns its result as
+ * PQexecParams does (owned by the caller: PQclear; PGRES_COMMAND_OK on success). */
+PGresult *hl_pg_offsets_upsert(PGconn *c, const char *group, const char *topic,
+                               const int32_t *parts, const int64_t *next, const int64_t *lineage,
+                               size_t n);
+
 #endif

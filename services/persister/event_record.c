@@ -1,11 +1,12 @@
 /* Parsing and validating one hookline.events record before it goes near Postgres, so that every
  * record Postgres could refuse for its content is found here, cheaply and without a round trip. */
-#include "record.h"
+#include "event_record.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/kafka.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
 
@@ -60,7 +61,7 @@ static int plain8(const unsigned char *p)
              has_below(x, 0x20));
 }
 
-int hl_utf8_valid(const char *s, size_t n)
+int pst_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
@@ -127,7 +128,7 @@ static int parse_string(jcur_t *c)
         if (c->p >= c->end) break;
         unsigned char ch = (unsigned char)*c->p;
         if (ch == '"') {
-            if ((seen & 0x80) && !hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+            if ((seen & 0x80) && !pst_utf8_valid(run, (size_t)(c->p - run))) return 0;
             c->p++;
             return 1;
         }
@@ -137,7 +138,7 @@ static int parse_string(jcur_t *c)
             c->p++;
             continue;
         }
-        if ((seen & 0x80) && !hl_utf8_valid(run, (size_t)(c->p - run))) return 0;
+        if ((seen & 0x80) && !pst_utf8_valid(run, (size_t)(c->p - run))) return 0;
         seen = 0;
         if (c->end - c->p < 2) return 0;
         char e = c->p[1];
@@ -203,7 +204,7 @@ static int parse_scalar(jcur_t *c)
     }
 }
 
-int hl_json_valid(const char *s, size_t n)
+int pst_json_valid(const char *s, size_t n)
 {
     /* Iterative, with the open containers on a fixed stack, so hostile nesting costs nothing. */
     char stack[JSON_MAX_DEPTH];
@@ -267,28 +268,26 @@ static void fail(hl_row_t *row, hl_rec_status_t st, const char *detail)
     (void)hl_strlcpy(row->detail, detail, sizeof(row->detail));
 }
 
-/* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status. */
+/* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status:
+ * absent, null or empty is missing; too long, a NUL byte or not UTF-8 is bad. */
 static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf,
                   size_t cap)
 {
-    const void *v = NULL;
-    size_t len = 0;
     char detail[HL_REC_MAX_DETAIL];
-    buf[0] = '\0';
-    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !v || len == 0) {
+    int rc = hl_kafka_header(hdrs, name, buf, cap);
+    if (rc == HL_ENOTFOUND || (rc == 0 && buf[0] == '\0')) {
         snprintf(detail, sizeof(detail), "header %s missing", name);
         fail(row, HL_REC_MISSING_HEADER, detail);
+        buf[0] = '\0';
         return -1;
     }
-    if (len >= cap || !hl_utf8_valid(v, len)) {
+    if (rc != 0 || !pst_utf8_valid(buf, strlen(buf))) {
         snprintf(detail, sizeof(detail), "header %s %s", name,
-                 len >= cap ? "too long" : "not UTF-8");
+                 rc == HL_ETOOBIG ? "too long" : "not UTF-8");
         fail(row, HL_REC_BAD_HEADER, detail);
+        buf[0] = '\0';
         return -1;
     }
-    memcpy(buf, v, len);
-    buf[len] = '\0';
     return 0;
 }
 
@@ -337,7 +336,7 @@ static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
                      RD_KAFKA_RESP_ERR_NO_ERROR || !v)
         return;
     const char *s = v;
-    if (len == 0 || len > HL_REC_MAX_SIGNED_JSON || s[0] != '{' || !hl_json_valid(s, len)) {
+    if (len == 0 || len > HL_REC_MAX_SIGNED_JSON || s[0] != '{' || !pst_json_valid(s, len)) {
         fail(row, HL_REC_BAD_HEADER, "header hl-signature-headers not a JSON object");
         return;
     }
@@ -345,7 +344,7 @@ static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
     row->signed_json_len = len;
 }
 
-void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
+void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
                      size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
 {
     char num[32];
@@ -360,7 +359,7 @@ void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void 
 
     if (!key || key_len == 0) {
         fail(row, HL_REC_MISSING_KEY, "record has no key (message id)");
-    } else if (key_len > HL_REC_MAX_MESSAGE_ID || !hl_utf8_valid(key, key_len)) {
+    } else if (key_len > HL_REC_MAX_MESSAGE_ID || !pst_utf8_valid(key, key_len)) {
         fail(row, HL_REC_BAD_KEY, key_len > HL_REC_MAX_MESSAGE_ID ? "key over 256 bytes"
                                                                   : "key not UTF-8");
     } else {
@@ -383,22 +382,22 @@ void hl_record_parse(hl_row_t *row, const void *key, size_t key_len, const void 
     signed_headers(row, hdrs);
     if (row->payload_len > max_value_bytes)
         fail(row, HL_REC_TOO_LARGE, "value over max_record_bytes");
-    else if (!value || !hl_json_valid(value, value_len))
+    else if (!value || !pst_json_valid(value, value_len))
         fail(row, HL_REC_INVALID_JSON, "value is not valid JSON");
     body_digest(row, hdrs);
 }
 
-void hl_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)
+void pst_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)
 {
     rd_kafka_headers_t *hdrs = NULL;
     row->msg = msg;
     row->partition = msg->partition;
     row->offset = msg->offset;
     if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
-    hl_record_parse(row, msg->key, msg->key_len, msg->payload, msg->len, hdrs, max_value_bytes);
+    pst_record_parse(row, msg->key, msg->key_len, msg->payload, msg->len, hdrs, max_value_bytes);
 }
 
-void hl_row_release(hl_row_t *row)
+void pst_row_release(hl_row_t *row)
 {
     if (!row) return;
     if (row->msg) rd_kafka_message_destroy(row->msg);
@@ -413,19 +412,20 @@ static int row_cmp(const void *a, const void *b)
     size_t n = x->message_id_len < y->message_id_len ? x->message_id_len : y->message_id_len;
     int c = memcmp(x->message_id, y->message_id, n);
     if (c) return c;
-    if (x->message_id_len != y->message_id_len) return x->message_id_len < y->message_id_len ? -1 : 1;
+    if (x->message_id_len != y->message_id_len)
+        return x->message_id_len < y->message_id_len ? -1 : 1;
     if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
     if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
     return 0;
 }
 
-void hl_rows_sort(hl_row_t **rows, size_t n)
+void pst_rows_sort(hl_row_t **rows, size_t n)
 {
     /* (message id, partition, offset) is unique per record, so qsort's instability is moot. */
     if (n > 1) qsort(rows, n, sizeof(*rows), row_cmp);
 }
 
-void hl_rows_mark_batch_duplicates(hl_row_t **rows, size_t n)
+void pst_rows_mark_batch_duplicates(hl_row_t **rows, size_t n)
 {
     size_t run = 0; /* first row of the current run of equal message ids */
     for (size_t j = 0; j < n; j++) {
