@@ -210,14 +210,14 @@ int hl_reply_error(hl_req_t *r, int status, const char *code, const char *msg)
 
 PGconn *hl_req_db(hl_req_t *r)
 {
-    PGconn *c = hl_pool_get(r->a->pool);
+    PGconn *c = hl_pg_pool_get(r->a->pool);
     if (!c) hl_reply_error(r, 503, "unavailable", "database unavailable, retry later");
     return c;
 }
 
 void hl_req_db_done(hl_req_t *r, PGconn *c, int failed)
 {
-    hl_pool_put(r->a->pool, c, failed && PQstatus(c) != CONNECTION_OK);
+    hl_pg_pool_put(r->a->pool, c, failed && PQstatus(c) != CONNECTION_OK);
 }
 
 /* Finds the caller's token: the Authorization header, or for the page the hl_token cookie. */

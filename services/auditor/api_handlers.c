@@ -525,7 +525,7 @@ int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errc
 int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
 {
     hl_seals_t seals;
-    PGconn *c = hl_pool_get(a->wpool);
+    PGconn *c = hl_pg_pool_get(a->wpool);
     if (!c) {
         snprintf(errbuf, errcap, "checkpoints: no connection as the writer's role");
         hl_counter_add(a->m_cp_errors, 1);
@@ -545,7 +545,7 @@ int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
         n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
         hl_seals_free(&seals);
     }
-    hl_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);
+    hl_pg_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);
     free(vouched);
     if (n < 0) hl_counter_add(a->m_cp_errors, 1);
     if (n > 0) hl_counter_add(a->m_checkpoints, (uint64_t)n);
@@ -588,7 +588,7 @@ int hl_h_checkpoints(hl_req_t *r)
         " WHERE ($1::int IS NULL OR chain = $1::int) ORDER BY chain, seq DESC, id DESC",
         1, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        hl_store_fail(c, res, "checkpoints", err, sizeof err);
+        hl_pg_error(c, res, "checkpoints", err, sizeof err);
         PQclear(res);
         return db_error(r, c, err);
     }

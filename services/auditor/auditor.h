@@ -2,6 +2,7 @@
 #ifndef HL_AUDITOR_H
 #define HL_AUDITOR_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -49,8 +50,8 @@ typedef struct {
     struct json_t *status;
     int64_t status_us;
     hl_metrics_t *metrics;
-    hl_pool_t *pool;                /* API connections: the read-only role (postgres_read) */
-    hl_pool_t *wpool;               /* the writer's role, for signing checkpoints */
+    hl_pg_pool_t *pool;                /* API connections: the read-only role (postgres_read) */
+    hl_pg_pool_t *wpool;               /* the writer's role, for signing checkpoints */
     hl_live_t *live;                /* live latency histograms */
     atomic_bool stop;               /* set on SIGTERM */
     atomic_bool db_ok;              /* the writer's last Postgres round trip worked */

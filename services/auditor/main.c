@@ -76,7 +76,7 @@ void *hl_housekeeping_main(void *arg)
             next_topic = now + INT64_C(30000000);
         }
         if (now >= next_gaps || now >= next_cp) {
-            PGconn *c = hl_pool_get(a->pool);
+            PGconn *c = hl_pg_pool_get(a->pool);
             if (c && now >= next_gaps) {
                 int64_t open = 0, closed = 0;
                 int rc = hl_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
@@ -99,7 +99,7 @@ void *hl_housekeeping_main(void *arg)
                 }
                 next_cp = now + (int64_t)cfg->checkpoint.interval_s * 1000000;
             }
-            if (c) hl_pool_put(a->pool, c, PQstatus(c) != CONNECTION_OK);
+            if (c) hl_pg_pool_put(a->pool, c, PQstatus(c) != CONNECTION_OK);
         }
         nap(a, 1);
     }
@@ -253,12 +253,12 @@ int main(int argc, char **argv)
     a.live = hl_live_new();
     /* One connection per API worker and one for housekeeping, opened as needed, but never
      * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
-    a.pool = hl_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
+    a.pool = hl_pg_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
                                                   ? cfg->http.threads + 1
                                                   : AUDITOR_POOL_MAX);
     /* Signing (housekeeping, POST /v1/checkpoints, /v1/evidence) inserts checkpoints: the
      * writer's role, two connections at most. */
-    a.wpool = hl_pool_new(&cfg->postgres.w, 2);
+    a.wpool = hl_pg_pool_new(&cfg->postgres.w, 2);
 
     /* Signals are taken by sigwait on this thread only; every thread started below inherits
      * the block. */
@@ -284,8 +284,8 @@ int main(int argc, char **argv)
     }
     hl_info("auditor: signal %d, draining", sig);
     atomic_store(&a.stop, true);
-    hl_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
-    hl_pool_close(a.wpool);
+    hl_pg_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
+    hl_pg_pool_close(a.wpool);
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);
@@ -293,8 +293,8 @@ int main(int argc, char **argv)
     hl_info("auditor: stopped");
 out:
     json_decref(a.status);
-    hl_pool_free(a.pool);
-    hl_pool_free(a.wpool);
+    hl_pg_pool_free(a.pool);
+    hl_pg_pool_free(a.wpool);
     hl_live_free(a.live);
     hl_metrics_free(a.metrics);
     hl_ckpub_free(a.ckpub);

@@ -34,7 +34,7 @@ static json_t *json_query(PGconn *c, const char *sql, int n, const char *const *
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     json_t *out = NULL;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        hl_store_fail(c, r, "query", errbuf, errcap);
+        hl_pg_error(c, r, "query", errbuf, errcap);
     } else {
         json_error_t e;
         out = json_loadb(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), 0, &e);
@@ -207,7 +207,7 @@ int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outc
         " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "latency", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "latency", errbuf, errcap);
         PQclear(r);
         return rc;
     }

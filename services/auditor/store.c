@@ -12,150 +12,6 @@
 #include "hl/pg.h"
 #include "hl/util.h"
 
-int hl_store_fail(PGconn *c, PGresult *res, const char *what, char *errbuf, size_t errcap)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(c);
-    snprintf(errbuf, errcap, "%s: %s", what, m && m[0] ? m : "connection lost");
-    size_t l = strlen(errbuf);
-    while (l > 0 && (errbuf[l - 1] == '\n' || errbuf[l - 1] == ' ')) errbuf[--l] = '\0';
-    return HL_EPG;
-}
-
-/* ---- pool ---- */
-struct hl_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    const hl_pg_config_t *pg;
-    PGconn **idle;
-    size_t nidle, size, out;
-    /* The connections lent out, each with its cancel request made by the borrowing thread:
-     * hl_pool_close cancels what they still run on the server. */
-    PGconn **lent;
-    PGcancel **cancels;
-    bool closed;
-};
-
-hl_pool_t *hl_pool_new(const hl_pg_config_t *pg, size_t size)
-{
-    hl_pool_t *p = hl_xcalloc(1, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->pg = pg;
-    p->size = size;
-    p->idle = hl_xcalloc(size, sizeof *p->idle);
-    p->lent = hl_xcalloc(size, sizeof *p->lent);
-    p->cancels = hl_xcalloc(size, sizeof *p->cancels);
-    return p;
-}
-
-/* Records c as lent (with a cancel request for it) unless the pool is closed: then c is
- * closed and NULL returned. */
-static PGconn *lend(hl_pool_t *p, PGconn *c)
-{
-    PGcancel *cancel = PQgetCancel(c);
-    pthread_mutex_lock(&p->mu);
-    bool closed = p->closed;
-    for (size_t i = 0; !closed && i < p->size; i++)
-        if (!p->lent[i]) {
-            p->lent[i] = c;
-            p->cancels[i] = cancel;
-            cancel = NULL;
-            break;
-        }
-    pthread_mutex_unlock(&p->mu);
-    PQfreeCancel(cancel); /* still here only when the pool is closed */
-    if (!closed) return c;
-    PQfinish(c);
-    hl_pool_put(p, NULL, true);
-    return NULL;
-}
-
-void hl_pool_close(hl_pool_t *p)
-{
-    char err[256];
-    pthread_mutex_lock(&p->mu);
-    p->closed = true;
-    for (size_t i = 0; i < p->size; i++)
-        if (p->cancels[i] && !PQcancel(p->cancels[i], err, sizeof err))
-            hl_warn("shutdown: cancelling a running query: %s", err);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-void hl_pool_free(hl_pool_t *p)
-{
-    if (!p) return;
-    for (size_t i = 0; i < p->nidle; i++) PQfinish(p->idle[i]);
-    for (size_t i = 0; i < p->size; i++) PQfreeCancel(p->cancels[i]);
-    free(p->idle);
-    free(p->lent);
-    free(p->cancels);
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-    free(p);
-}
-
-PGconn *hl_pool_get(hl_pool_t *p)
-{
-    struct timespec until;
-    PGconn *c = NULL;
-    char err[256];
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
-    pthread_mutex_lock(&p->mu);
-    while (!p->closed && p->nidle == 0 && p->out >= p->size)
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0) break;
-    if (p->closed) {
-        pthread_mutex_unlock(&p->mu);
-        return NULL;
-    }
-    if (p->nidle > 0) {
-        c = p->idle[--p->nidle];
-        p->out++;
-    } else if (p->out < p->size) {
-        p->out++;
-    } else {
-        pthread_mutex_unlock(&p->mu);
-        return NULL;
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (c && PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
-        c = NULL;
-    }
-    if (!c && hl_pg_connect(p->pg, 0, &c, err, sizeof err) != 0) {
-        hl_warn("api: cannot connect to postgres: %s", err);
-        hl_pool_put(p, NULL, true);
-        return NULL;
-    }
-    return lend(p, c);
-}
-
-void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken)
-{
-    pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; c && i < p->size; i++)
-        if (p->lent[i] == c) {
-            PQfreeCancel(p->cancels[i]);
-            p->lent[i] = NULL;
-            p->cancels[i] = NULL;
-        }
-    bool closed = p->closed;
-    pthread_mutex_unlock(&p->mu);
-    /* A connection to a read-only server is not kept: after a failover the checkpoint writer
-     * needs the new primary. */
-    if (c && (broken || closed || hl_pg_reconnect_needed(c, NULL) ||
-              PQtransactionStatus(c) != PQTRANS_IDLE)) {
-        PQfinish(c);
-        c = NULL;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->out--;
-    if (c) p->idle[p->nidle++] = c;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* ---- heads ---- */
 int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
                        hl_head_t *h, char *errbuf, size_t errcap)
@@ -172,7 +28,7 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
                      " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
                      1, NULL, p1, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "load chain head", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "load chain head", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -192,7 +48,7 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
                      "AND topic = $2 AND kafka_partition = $3::int",
                      3, NULL, p3, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "load offset", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "load offset", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -424,7 +280,7 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, copy_rows_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        int rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "insert lineage", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -436,10 +292,10 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
     }
     if (ok == 1) ok = PQputCopyEnd(c, NULL);
     int rc = 0;
-    if (ok != 1) rc = hl_store_fail(c, NULL, "insert lineage", errbuf, errcap);
+    if (ok != 1) rc = hl_pg_error(c, NULL, "insert lineage", errbuf, errcap);
     while ((r = PQgetResult(c)) != NULL) {
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+            rc = hl_pg_error(c, r, "insert lineage", errbuf, errcap);
         PQclear(r);
     }
     return rc;
@@ -501,7 +357,7 @@ static int exec_json(PGconn *c, const char *sql, int nfixed, const char *const *
     params[nfixed] = text;
     r = PQexecParams(c, sql, nfixed + 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, what, errbuf, errcap);
+        rc = hl_pg_error(c, r, what, errbuf, errcap);
     free(text);
     if (keep && rc == 0)
         *keep = r;
@@ -549,7 +405,7 @@ static int seed_pairs(PGconn *c, const hl_item_t *items, size_t n, hl_pairs_t *p
 static int run(PGconn *c, const char *sql, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : hl_store_fail(c, r, sql, errbuf, errcap);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : hl_pg_error(c, r, sql, errbuf, errcap);
     PQclear(r);
     return rc;
 }

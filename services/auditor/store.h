@@ -1,31 +1,17 @@
-/* Postgres side of the auditor: a small connection pool for the API, and the batch writer
- * that appends lineage rows to their hash chains with rollups and offsets in one transaction. */
+/* The auditor's lineage store: the batch writer that appends lineage rows to their hash chains
+ * with rollups and offsets in one transaction, and the chain heads it resumes from. */
 #ifndef HL_AUDITOR_STORE_H
 #define HL_AUDITOR_STORE_H
 
-#include <libpq-fe.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "chain.h"
 #include "hl/config.h"
+#include "hl/pg.h"
 #include "record.h"
 #include "rollup.h"
-
-/* ---- connection pool (API threads) ---- */
-typedef struct hl_pool hl_pool_t;
-hl_pool_t *hl_pool_new(const hl_pg_config_t *pg, size_t size);
-void hl_pool_free(hl_pool_t *p);
-/* Borrows a healthy connection (connecting if needed), waiting at most 5 s. NULL on failure.
- * Give it back with hl_pool_put; `broken` closes it. */
-PGconn *hl_pool_get(hl_pool_t *p);
-void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken);
-/* At shutdown: lends nothing more and asks the server to cancel what the lent connections are
- * running, so no query outlives the process (a backend whose client is gone keeps running,
- * and holding its locks, until it next writes to that client). */
-void hl_pool_close(hl_pool_t *p);
 
 /* ---- chain heads (writer thread) ---- */
 #define HL_MAX_CHAINS 256 /* lineage partitions supported */
@@ -70,8 +56,5 @@ typedef struct {
 int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, size_t n,
                          const char *group, const char *topic, hl_live_t *live,
                          hl_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
-
-/* Fills errbuf with the libpq error of res (or the connection) and returns HL_EPG. */
-int hl_store_fail(PGconn *c, PGresult *res, const char *what, char *errbuf, size_t errcap);
 
 #endif

@@ -152,7 +152,7 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
     PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
     else if (PQntuples(r) == 1 &&
              hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0 &&
              hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0)
@@ -210,7 +210,7 @@ static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errb
                                " AND seq = $2::bigint ORDER BY id LIMIT 1",
                                2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "verify start", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "verify start", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -269,7 +269,7 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
                                    " ORDER BY seq, id LIMIT $5::int",
                                    5, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+            int rc = hl_pg_error(c, r, "verify", errbuf, errcap);
             PQclear(r);
             return rc;
         }
@@ -319,7 +319,7 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
                             " SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain");
     int n = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "list chains", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "list chains", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -337,7 +337,7 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
     PGresult *r = PQexec(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1");
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
     else if (PQntuples(r) == 1 &&
              hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0)
         rc = 1;
@@ -358,7 +358,7 @@ int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[H
                                " AND seq = $2::bigint",
                                2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "read hash", errbuf, errcap);
+        rc = hl_pg_error(c, r, "read hash", errbuf, errcap);
     else if (PQntuples(r) == 1 && hl_chain_unhex(PQgetvalue(r, 0, 0), out) == 0)
         rc = 0;
     PQclear(r);
@@ -483,7 +483,7 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
                      " decode($6, 'hex'))",
                      6, NULL, p6, NULL, NULL, 0);
     rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 1
-                                               : hl_store_fail(c, r, "store checkpoint", errbuf,
+                                               : hl_pg_error(c, r, "store checkpoint", errbuf,
                                                                errcap);
     PQclear(r);
     return rc;

@@ -110,7 +110,7 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
                                " ORDER BY seq LIMIT " VOUCH_PAGE,
                                3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_store_fail(c, r, "vouch", errbuf, errcap);
+    (void)hl_pg_error(c, r, "vouch", errbuf, errcap);
     PQclear(r);
     return NULL;
 }
@@ -129,7 +129,7 @@ static int offset_at(PGconn *c, int32_t chain, int64_t seq, int64_t *off, char *
                                " AND seq = $2::bigint ORDER BY id LIMIT 1",
                                2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "vouch", errbuf, errcap);
+        rc = hl_pg_error(c, r, "vouch", errbuf, errcap);
     else if (PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, off) == 0)
         rc = 0;
     PQclear(r);

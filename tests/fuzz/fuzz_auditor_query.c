@@ -26,8 +26,8 @@ int hl_http_error(struct mg_connection *c, int status, const char *code, const c
 }
 
 void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg) {}
-PGconn *hl_pool_get(hl_pool_t *p) { return NULL; }
-void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken) {}
+PGconn *hl_pg_pool_get(hl_pg_pool_t *p) { return NULL; }
+void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken) {}
 
 #define STUB_HANDLER(name) \
     int name(hl_req_t *r) { return 0; }
