@@ -6,15 +6,19 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <stdint.h>
+
 #include "auth.h"
+#include "chain.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "hl/metrics.h"
-#include "outside.h"
-#include "rollup.h"
-#include "store.h"
 
+struct hl_ckpub;
+struct hl_live;
+struct hl_pg_pool;
 struct ing_verifiers;
+struct json_t;
 
 typedef struct {
     const hl_auditor_config_t *cfg; /* borrowed, immutable */
@@ -24,7 +28,7 @@ typedef struct {
     hl_tokens_t tokens;
     hl_signer_t *signer;
     hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
-    hl_ckpub_t *ckpub;              /* producer of the checkpoint topic */
+    struct hl_ckpub *ckpub;         /* producer of the checkpoint topic */
     /* The head of each chain as this process last wrote (or loaded) it: verification holds the
      * table to it as to a checkpoint, so rows removed since the last signature are named too.
      * key_id is empty: these are not signed. */
@@ -50,9 +54,9 @@ typedef struct {
     struct json_t *status;
     int64_t status_us;
     hl_metrics_t *metrics;
-    hl_pg_pool_t *pool;                /* API connections: the read-only role (postgres_read) */
-    hl_pg_pool_t *wpool;               /* the writer's role, for signing checkpoints */
-    hl_live_t *live;                /* live latency histograms */
+    struct hl_pg_pool *pool;        /* API connections: the read-only role (postgres_read) */
+    struct hl_pg_pool *wpool;       /* the writer's role, for signing checkpoints */
+    struct hl_live *live;           /* live latency histograms */
     atomic_bool stop;               /* set on SIGTERM */
     atomic_bool db_ok;              /* the writer's last Postgres round trip worked */
     atomic_bool consumer_up;        /* the consumer joined its group */
@@ -65,28 +69,5 @@ typedef struct {
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */
 } hl_auditor_t;
-
-/* The consumer thread: joins the group, writes batches until stop. arg is hl_auditor_t *. */
-void *hl_consumer_main(void *arg);
-/* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
-void *hl_housekeeping_main(void *arg);
-
-/* Reads the checkpoints of the checkpoint topic (api_handlers.c), plus the heads this process
- * wrote (unsigned, key_id ""). Returns 0 or HL_E*. */
-int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
-/* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
- * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any
- * chain fails or the topic could not be read. Returns 0 or HL_EPG (err filled). */
-struct json_t;
-int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
-                     size_t errcap);
-/* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
- * logs, on a connection of the writer's pool (the API's role may not insert checkpoints).
- * Returns the number signed or a negative HL_E* code (errbuf filled; HL_EPG: Postgres). */
-int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap);
-
-/* Registers the HTTP handlers (api.c, page.c) on a started server. */
-struct hl_httpd;
-void hl_api_register(struct hl_httpd *s, hl_auditor_t *a);
 
 #endif

@@ -9,6 +9,7 @@
 
 #define HL_CHAIN_HASH_LEN 32
 #define HL_CHAIN_TAG "hl-lineage-v1"
+#define HL_MAX_CHAINS 256 /* chains (lineage partitions) supported */
 
 /* The fields of one lineage row that the hash covers. All borrowed. */
 typedef struct {

@@ -19,10 +19,13 @@
 #include <unistd.h>
 
 #include "auditor.h"
+#include "consumer.h"
 #include "hl/kafka.h"
 #include "hl/log.h"
 #include "hl/pg.h"
 #include "hl/util.h"
+#include "rollup.h"
+#include "store.h"
 #include "verify.h"
 #include "vouch.h"
 
@@ -333,7 +336,7 @@ static bool rows_are_the_batch(consumer_t *c, int32_t p, int64_t after)
 /* After a failed batch the heads are reloaded from the table. A chain this process owns that
  * grew beyond what it wrote, by rows that are not the failed batch's own (committed, the answer
  * lost), holds rows someone else put there: an ALARM, and verify names the first of them
- * (hl_verify_report) for as long as this process runs. written_mu held. */
+ * (hl_history_report) for as long as this process runs. written_mu held. */
 static void note_reloaded(consumer_t *c, int32_t p)
 {
     hl_checkpoint_t *w = &c->a->written[p];

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api.h"
+#include "handlers.h"
 #include "hl/log.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"

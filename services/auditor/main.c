@@ -9,12 +9,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "auditor.h"
+#include "consumer.h"
 #include "gapscan.h"
+#include "history.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
+#include "hl/pg.h"
 #include "hl/util.h"
+#include "outside.h"
 #include "query.h"
+#include "rollup.h"
 #include "verifiers.h"
 #include "verify.h"
 
@@ -61,7 +67,8 @@ static void check_checkpoint_topic(hl_auditor_t *a)
     atomic_store(&a->cp_topic_state, rc == 0 ? 1 : -1);
 }
 
-void *hl_housekeeping_main(void *arg)
+/* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
+static void *housekeeping_main(void *arg)
 {
     hl_auditor_t *a = arg;
     const hl_auditor_config_t *cfg = a->cfg;
@@ -90,7 +97,7 @@ void *hl_housekeeping_main(void *arg)
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
             }
             if (now >= next_cp) {
-                int n = hl_auditor_sign(a, err, sizeof err);
+                int n = hl_history_sign(a, err, sizeof err);
                 if (n < 0)
                     hl_warn("housekeeping: checkpoint: %s", err);
                 else if (n > 0) {
@@ -276,7 +283,7 @@ int main(int argc, char **argv)
     }
     hl_api_register(srv, &a);
     pthread_create(&consumer, NULL, hl_consumer_main, &a);
-    pthread_create(&housekeeping, NULL, hl_housekeeping_main, &a);
+    pthread_create(&housekeeping, NULL, housekeeping_main, &a);
     hl_info("auditor: listening on %s, lineage topic %s, key id %s", cfg->http.listen,
             cfg->kafka.lineage_topic, hl_signer_key_id(a.signer));
 

@@ -14,7 +14,6 @@
 #include "rollup.h"
 
 /* ---- chain heads (writer thread) ---- */
-#define HL_MAX_CHAINS 256 /* lineage partitions supported */
 typedef struct {
     bool loaded;
     int64_t seq;

@@ -36,7 +36,7 @@ typedef struct {
                             * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
                             * (sealed rows are gone), "hash_unreadable", "unreadable_row" (a
                             * column the walk needs is NULL or unreadable),
-                            * "rows_deleted_below_checkpoint" (hl_verify_report: see README) */
+                            * "rows_deleted_below_checkpoint" (hl_history_report: see README) */
     const char *column;    /* column_mismatch: the first column that differs from its record */
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */

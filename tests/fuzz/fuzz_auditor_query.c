@@ -1,9 +1,9 @@
 /* Fuzzes the auditor's query-string and token handling: the query splitter and decoder, the
- * strict parameter readers (time, integer, limit, cursor, source, ids) of api.c, and the
- * bearer token parser and role matrix of auth.c. api.c is included whole so its static query
- * splitter is reachable; the HTTP sends and handlers it links against are replaced by stubs
- * that record the answered status, which must be 400 for every refused value. */
-#include "../../services/auditor/api.c"
+ * strict parameter readers (time, integer, limit, cursor, source, ids) of request.c, and the
+ * bearer token parser and role matrix of auth.c. request.c is included whole; the HTTP sends
+ * it links against are replaced by stubs that record the answered status, which must be 400
+ * for every refused value. */
+#include "../../services/auditor/request.c"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,25 +25,13 @@ int hl_http_error(struct mg_connection *c, int status, const char *code, const c
     return 0;
 }
 
-void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg) {}
+int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t deadline_us,
+                      size_t *got)
+{
+    return HL_EIO;
+}
 PGconn *hl_pg_pool_get(hl_pg_pool_t *p) { return NULL; }
 void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken) {}
-
-#define STUB_HANDLER(name) \
-    int name(hl_req_t *r) { return 0; }
-STUB_HANDLER(hl_h_requests)
-STUB_HANDLER(hl_h_gaps)
-STUB_HANDLER(hl_h_latency)
-STUB_HANDLER(hl_h_budget)
-STUB_HANDLER(hl_h_verify)
-STUB_HANDLER(hl_h_checkpoints)
-STUB_HANDLER(hl_h_metrics)
-STUB_HANDLER(hl_h_page)
-STUB_HANDLER(hl_h_login)
-STUB_HANDLER(hl_h_logout)
-int hl_h_request(hl_req_t *r, const char *id) { return 0; }
-int hl_h_message(hl_req_t *r, const char *id) { return 0; }
-int hl_h_page_login(hl_req_t *r, const char *note) { return 0; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -73,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hl_req_t *r = calloc(1, sizeof *r);
     r->a = &a;
     g_status = 0;
-    if (parse_query(r, qs) != 0) {
+    if (hl_req_parse_query(r, qs) != 0) {
         if (g_status != 400) abort();
     } else {
         int64_t v;

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "api.h"
+#include "request.h"
 
 static void test_times(void **state)
 {
