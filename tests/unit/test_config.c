@@ -484,6 +484,52 @@ static void test_cyaml_config_quiet(void **state)
     assert_int_equal(cfg->flags & CYAML_CFG_IGNORE_UNKNOWN_KEYS, 0);
 }
 
+/* A key table in the shape a service declares: each key once, with default, limits and env. */
+typedef struct {
+    char *label;
+    uint32_t depth;
+    uint32_t width;
+} keyed_config_t;
+
+#define KEYED_KEYS(X)                                                                           \
+    X(STR, label, "plain", 1, 8, "HLTEST_LABEL", "a short label")                               \
+    X(U32, depth, 3, 1, 10, "HLTEST_DEPTH", "how deep")                                         \
+    X(U32, width, 7, 2, 9, NULL, "how wide, no override")
+#define KEYED_ROW(...) HL_CONFIG_KEY(keyed_config_t, __VA_ARGS__)
+static const hl_config_key_t keyed_keys[] = {KEYED_KEYS(KEYED_ROW)};
+#define KEYED_FIELD(...) HL_CONFIG_FIELD(keyed_config_t, __VA_ARGS__)
+static const cyaml_schema_field_t keyed_fields[] = {KEYED_KEYS(KEYED_FIELD) CYAML_FIELD_END};
+#define NKEYED (sizeof keyed_keys / sizeof keyed_keys[0])
+
+static void test_key_table(void **state)
+{
+    char err[HL_CONFIG_ERRBUF] = "";
+    keyed_config_t c = {NULL, 0, 5};
+    assert_string_equal(keyed_fields[1].key, "depth");
+    assert_int_equal(keyed_fields[2].data_offset, offsetof(keyed_config_t, width));
+    setenv("HLTEST_DEPTH", "4", 1);
+    assert_int_equal(hl_config_keys_env(&c, keyed_keys, NKEYED, err, sizeof err), 0);
+    hl_config_keys_defaults(&c, keyed_keys, NKEYED);
+    assert_string_equal(c.label, "plain");
+    assert_int_equal(c.depth, 4); /* the override wins over the default */
+    assert_int_equal(c.width, 5); /* a value set stays */
+    assert_int_equal(hl_config_keys_check(&c, keyed_keys, NKEYED, err, sizeof err), 0);
+    c.width = 10;
+    assert_int_equal(hl_config_keys_check(&c, keyed_keys, NKEYED, err, sizeof err), HL_ECONFIG);
+    assert_string_equal(err, "config: field 'width' = 10: must be in [2, 9]");
+    c.width = 5;
+    setenv("HLTEST_LABEL", "far-too-long", 1);
+    assert_int_equal(hl_config_keys_env(&c, keyed_keys, NKEYED, err, sizeof err), 0);
+    assert_int_equal(hl_config_keys_check(&c, keyed_keys, NKEYED, err, sizeof err), HL_ECONFIG);
+    assert_non_null(strstr(err, "'label'"));
+    setenv("HLTEST_DEPTH", "x", 1);
+    assert_int_equal(hl_config_keys_env(&c, keyed_keys, NKEYED, err, sizeof err), HL_ECONFIG);
+    assert_non_null(strstr(err, "HLTEST_DEPTH"));
+    unsetenv("HLTEST_DEPTH");
+    unsetenv("HLTEST_LABEL");
+    free(c.label);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup(test_secret_file_mode, setup),
         cmocka_unit_test_setup(test_named_pipe_refused, setup),
         cmocka_unit_test_setup(test_cyaml_config_quiet, setup),
+        cmocka_unit_test_setup(test_key_table, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,4 +133,46 @@ int hl_secret_file_private(const char *path) HL_MUST_CHECK;
 /* The libcyaml configuration used by hl_config_load (errors to a buffer, not stderr). */
 const cyaml_config_t *hl_cyaml_config(void);
 
+/* ---- Declarative key tables ----
+ * One row per scalar key of a service: its YAML name, type, default, limits, HOOKLINE_*
+ * override and documentation, in one place. A service lists its keys once in an X-macro
+ * X(kind, key, default, min, max, env, doc) with kind U32 or STR, and expands it twice:
+ * with HL_CONFIG_FIELD into its libcyaml field list and with HL_CONFIG_KEY into its key table,
+ * which the three walkers below apply in the order load -> env -> defaults -> checks. */
+typedef enum { HL_CONFIG_U32, HL_CONFIG_STR } hl_config_kind_t;
+typedef struct {
+    const char *name;      /* YAML key, and the field named in errors */
+    hl_config_kind_t kind; /* U32: a uint32_t field; STR: a char * field (heap, cyaml-owned) */
+    size_t offset;         /* offsetof(the service config struct, field) */
+    uint32_t def_u32;      /* U32 default, applied while the field is 0 */
+    const char *def_str;   /* STR default, applied while the field is NULL */
+    uint32_t min, max;     /* U32: the value's range; STR: the length's range */
+    const char *env;       /* HOOKLINE_* variable overriding the key, or NULL */
+    const char *doc;       /* one line for the generated documentation of the keys */
+} hl_config_key_t;
+
+/* A row of the key table for struct type T (expand the service's X-macro with it). */
+#define HL_CONFIG_KEY(T, kind, key, def, lo, hi, envvar, text)                                  \
+    HL_CONFIG_KEY_##kind(T, key, def, lo, hi, envvar, text)
+#define HL_CONFIG_KEY_U32(T, key, def, lo, hi, envvar, text)                                    \
+    {#key, HL_CONFIG_U32, offsetof(T, key), (def), NULL, (lo), (hi), (envvar), (text)},
+#define HL_CONFIG_KEY_STR(T, key, def, lo, hi, envvar, text)                                    \
+    {#key, HL_CONFIG_STR, offsetof(T, key), 0, (def), (lo), (hi), (envvar), (text)},
+/* The libcyaml field of the same key (optional in the YAML: the default fills it). */
+#define HL_CONFIG_FIELD(T, kind, key, def, lo, hi, envvar, text)                                \
+    HL_CONFIG_FIELD_##kind(T, key, lo, hi)
+#define HL_CONFIG_FIELD_U32(T, key, lo, hi) CYAML_FIELD_UINT(#key, CYAML_FLAG_OPTIONAL, T, key),
+#define HL_CONFIG_FIELD_STR(T, key, lo, hi)                                                     \
+    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_OPTIONAL, T, key, lo, hi),
+
+/* Applies the override of every key with an env variable that is set (hl_config_env rules). */
+int hl_config_keys_env(void *cfg, const hl_config_key_t *keys, size_t n, char *errbuf,
+                       size_t errcap) HL_MUST_CHECK;
+/* Sets every key still unset (0 / NULL) to its default (strings as heap copies). */
+void hl_config_keys_defaults(void *cfg, const hl_config_key_t *keys, size_t n);
+/* Checks every key against its limits in table order; the first failure fills errbuf as
+ * hl_config_check_u32 / hl_config_check_str do and returns HL_ECONFIG. */
+int hl_config_keys_check(const void *cfg, const hl_config_key_t *keys, size_t n, char *errbuf,
+                         size_t errcap) HL_MUST_CHECK;
+
 #endif
