@@ -15,24 +15,24 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-#define T hl_auditor_config_t
+#define T aud_config_t
 
 static const cyaml_strval_t role_names[] = {
-    {"auditor", HL_ROLE_AUDITOR},
-    {"admin", HL_ROLE_ADMIN},
-    {"metrics", HL_ROLE_METRICS},
+    {"auditor", AUD_ROLE_AUDITOR},
+    {"admin", AUD_ROLE_ADMIN},
+    {"metrics", AUD_ROLE_METRICS},
 };
 
 static const cyaml_schema_field_t token_fields[] = {
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, hl_auditor_token_cfg_t, name, 1, 63),
-    CYAML_FIELD_STRING_PTR("sha256", CYAML_FLAG_POINTER, hl_auditor_token_cfg_t, sha256, 64, 64),
-    CYAML_FIELD_FLAGS("roles", CYAML_FLAG_DEFAULT, hl_auditor_token_cfg_t, roles, role_names,
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, aud_token_cfg_t, name, 1, 63),
+    CYAML_FIELD_STRING_PTR("sha256", CYAML_FLAG_POINTER, aud_token_cfg_t, sha256, 64, 64),
+    CYAML_FIELD_FLAGS("roles", CYAML_FLAG_DEFAULT, aud_token_cfg_t, roles, role_names,
                       sizeof role_names / sizeof role_names[0]),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t token_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, hl_auditor_token_cfg_t, token_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, aud_token_cfg_t, token_fields),
 };
 
 static const cyaml_schema_value_t public_key_entry = {
@@ -72,34 +72,34 @@ static const hl_config_key_t keys[] = {
     AUD_CONFIG_KEYS(KEY_ROW) AUD_CHECKPOINT_KEYS(CP_ROW) AUD_SLO_KEYS(SLO_ROW)};
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-#define CP_FIELD(...) HL_CONFIG_FIELD(hl_auditor_checkpoint_cfg_t, __VA_ARGS__)
+#define CP_FIELD(...) HL_CONFIG_FIELD(aud_checkpoint_cfg_t, __VA_ARGS__)
 static const cyaml_schema_field_t checkpoint_fields[] = {
-    CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
+    CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t,
                            key_file, 1, 4096),
-    CYAML_FIELD_BOOL("generate_if_missing", CYAML_FLAG_OPTIONAL, hl_auditor_checkpoint_cfg_t,
+    CYAML_FIELD_BOOL("generate_if_missing", CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t,
                      generate_if_missing),
     AUD_CHECKPOINT_KEYS(CP_FIELD)
     CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         hl_auditor_checkpoint_cfg_t, public_keys, &public_key_entry, 0,
-                         HL_KEYRING_MAX - 1),
+                         aud_checkpoint_cfg_t, public_keys, &public_key_entry, 0,
+                         AUD_KEYRING_MAX - 1),
     CYAML_FIELD_END,
 };
 
-#define SLO_FIELD(...) HL_CONFIG_FIELD(hl_auditor_slo_cfg_t, __VA_ARGS__)
+#define SLO_FIELD(...) HL_CONFIG_FIELD(aud_slo_cfg_t, __VA_ARGS__)
 static const cyaml_schema_field_t slo_fields[] = {
     AUD_SLO_KEYS(SLO_FIELD)
-    CYAML_FIELD_FLOAT("target", CYAML_FLAG_OPTIONAL, hl_auditor_slo_cfg_t, target),
+    CYAML_FIELD_FLOAT("target", CYAML_FLAG_OPTIONAL, aud_slo_cfg_t, target),
     CYAML_FIELD_END,
 };
 
-/* hl_pg_fields' keys (in hl_auditor_pg_cfg_t.w) and the API's own conninfo. */
+/* hl_pg_fields' keys (in aud_pg_cfg_t.w) and the API's own conninfo. */
 static const cyaml_schema_field_t pg_fields[] = {
-    CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t, w.conninfo, 0,
+    CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.conninfo, 0,
                            4096),
-    CYAML_FIELD_STRING_PTR("read_conninfo", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t,
+    CYAML_FIELD_STRING_PTR("read_conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t,
                            read_conninfo, 0, 4096),
-    CYAML_FIELD_STRING_PTR("schema", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t, w.schema, 1, 63),
-    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, hl_auditor_pg_cfg_t,
+    CYAML_FIELD_STRING_PTR("schema", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.schema, 1, 63),
+    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t,
                      w.connect_timeout_ms),
     CYAML_FIELD_END,
 };
@@ -160,10 +160,10 @@ static void apply_defaults(T *c)
 
 static int check_tokens(const T *c, char *errbuf, size_t errcap)
 {
-    unsigned char d[HL_CHAIN_HASH_LEN];
+    unsigned char d[AUD_CHAIN_HASH_LEN];
     for (unsigned i = 0; i < c->tokens_count; i++) {
-        const hl_auditor_token_cfg_t *t = &c->tokens[i];
-        if (hl_chain_unhex(t->sha256, d) != 0)
+        const aud_token_cfg_t *t = &c->tokens[i];
+        if (aud_chain_unhex(t->sha256, d) != 0)
             return hl_config_fail(errbuf, errcap, "tokens[].sha256", t->name,
                                   "must be 64 hex digits (sha256sum of the token)");
         if (t->roles == 0)
@@ -190,7 +190,7 @@ static int check_conninfo(const char *field, const char *s, char *errbuf, size_t
                           "postgresql:// URI)");
 }
 
-int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
+int aud_config_finish(T *c, char *errbuf, size_t errcap)
 {
     hl_log_level_t lvl;
     char num[32];
@@ -225,7 +225,7 @@ int hl_auditor_config_finish(T *c, char *errbuf, size_t errcap)
     return rc;
 }
 
-int hl_auditor_config_load(const char *path, T **out, char *errbuf, size_t errcap)
+int aud_config_load(const char *path, T **out, char *errbuf, size_t errcap)
 {
     void *raw = NULL;
     *out = NULL;
@@ -234,16 +234,16 @@ int hl_auditor_config_load(const char *path, T **out, char *errbuf, size_t errca
     T *c = raw;
     rc = hl_config_env(c, env_rows, sizeof env_rows / sizeof env_rows[0], errbuf, errcap);
     if (rc == 0) rc = hl_config_keys_env(c, keys, NKEYS, errbuf, errcap);
-    if (rc == 0) rc = hl_auditor_config_finish(c, errbuf, errcap);
+    if (rc == 0) rc = aud_config_finish(c, errbuf, errcap);
     if (rc != 0) {
-        hl_auditor_config_free(c);
+        aud_config_free(c);
         return rc;
     }
     *out = c;
     return 0;
 }
 
-void hl_auditor_config_free(T *c)
+void aud_config_free(T *c)
 {
     if (c) hl_config_free(&schema, c);
 }

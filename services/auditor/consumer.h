@@ -2,7 +2,7 @@
 #ifndef HL_AUDITOR_CONSUMER_H
 #define HL_AUDITOR_CONSUMER_H
 
-/* Joins the group and writes batches until stop. arg is the hl_auditor_t *, borrowed. */
+/* Joins the group and writes batches until stop. arg is the aud_state_t *, borrowed. */
 void *hl_consumer_main(void *arg);
 
 #endif

@@ -18,11 +18,11 @@
  * seconds at a few hundred thousand rows); ?verify=1 asks for a fresh one. */
 #define STATUS_MAX_AGE_US (60 * INT64_C(1000000))
 
-json_t *hl_history_chain_json(const hl_verify_t *v)
+json_t *aud_history_chain_json(const hl_verify_t *v)
 {
     char hex[65];
     json_t *o = json_object();
-    hl_chain_hex(v->head_hash, hex);
+    aud_chain_hex(v->head_hash, hex);
     json_object_set_new(o, "chain", json_integer(v->chain));
     json_object_set_new(o, "ok", json_boolean(v->ok));
     json_object_set_new(o, "rows", json_integer(v->rows));
@@ -53,14 +53,14 @@ json_t *hl_history_chain_json(const hl_verify_t *v)
  * transaction of its own is open, so the table must end exactly where it wrote, and a row
  * after that (even one hashed correctly onto the head) was put there by someone else. Also the
  * first such row the consumer met (foreign_seq). Returns n or HL_EPG. */
-static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
+static int unwritten_rows(aud_state_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
                           size_t errcap)
 {
     int rc = n, parts = atomic_load(&a->lineage_partitions);
     pthread_mutex_lock(&a->written_mu);
     for (int i = 0; i < n && rc >= 0; i++) {
         int32_t p = vs[i].chain;
-        if (p >= 0 && p < HL_MAX_CHAINS && a->deleted_seq[p] &&
+        if (p >= 0 && p < AUD_MAX_CHAINS && a->deleted_seq[p] &&
             (vs[i].ok || strcmp(vs[i].reason, "checkpoint_beyond_head") == 0)) {
             /* Rows deleted below a checkpoint, found at assignment (consumer.c): even once
              * stored again, the deletion is named. */
@@ -71,7 +71,7 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
             vs[i].bad_seq = vs[i].expected_seq = a->deleted_seq[p];
             continue;
         }
-        if (vs[i].ok && p >= 0 && p < HL_MAX_CHAINS && parts > 0 && p >= parts) {
+        if (vs[i].ok && p >= 0 && p < AUD_MAX_CHAINS && parts > 0 && p >= parts) {
             /* No partition of the lineage topic feeds this chain: every row of it is forged. */
             int64_t id, seq;
             int found = hl_verify_first_from(c, p, INT64_MIN + 1, &id, &seq, err, errcap);
@@ -85,7 +85,7 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
             }
             continue;
         }
-        if (!vs[i].ok || p < 0 || p >= HL_MAX_CHAINS || !a->owned[p]) continue;
+        if (!vs[i].ok || p < 0 || p >= AUD_MAX_CHAINS || !a->owned[p]) continue;
         int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
         int found = hl_verify_first_from(c, p, from, &id, &seq, err, errcap);
         if (found < 0) rc = found;
@@ -106,7 +106,7 @@ static int unwritten_rows(hl_auditor_t *a, PGconn *c, hl_verify_t *vs, int n, ch
  * topic's record at its offset is named instead of the row at the checkpoint's seq, while the
  * topic still holds those records (otherwise the row at the checkpoint's seq stays named).
  * Returns 0 or HL_EPG. */
-static int locate_edit(hl_auditor_t *a, PGconn *c, hl_verify_t *v, char *err, size_t errcap)
+static int locate_edit(aud_state_t *a, PGconn *c, hl_verify_t *v, char *err, size_t errcap)
 {
     static const char *const found_by[] = {"record_mismatch", "record_not_found", "row_missing",
                                            "offset_order", NULL};
@@ -128,21 +128,21 @@ static int locate_edit(hl_auditor_t *a, PGconn *c, hl_verify_t *v, char *err, si
     return 0;
 }
 
-int hl_history_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
+int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err,
                      size_t errcap)
 {
-    hl_seals_t seals;
+    aud_seals_t seals;
     char why[512];
-    int have = hl_history_seals(a, &seals, why, sizeof why) == 0;
-    hl_verify_t *vs = hl_xcalloc(2 * HL_MAX_CHAINS, sizeof *vs);
-    int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * HL_MAX_CHAINS, err, errcap);
+    int have = aud_history_seals(a, &seals, why, sizeof why) == 0;
+    hl_verify_t *vs = hl_xcalloc(2 * AUD_MAX_CHAINS, sizeof *vs);
+    int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * AUD_MAX_CHAINS, err, errcap);
     int64_t refused = have ? seals.refused : 0;
-    if (have) hl_seals_free(&seals);
+    if (have) aud_seals_free(&seals);
     if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
     for (int i = 0; i < n; i++)
         if (!vs[i].ok && strcmp(vs[i].reason, "checkpoint_mismatch") == 0 &&
             vs[i].sealed_seq > vs[i].matched_seq && vs[i].chain >= 0 &&
-            vs[i].chain < HL_MAX_CHAINS) {
+            vs[i].chain < AUD_MAX_CHAINS) {
             int rc = locate_edit(a, c, &vs[i], err, errcap);
             if (rc < 0) n = rc;
         }
@@ -164,7 +164,7 @@ int hl_history_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char 
     }
     for (int i = 0; i < n; i++) {
         all_ok &= vs[i].ok;
-        json_array_append_new(arr, hl_history_chain_json(&vs[i]));
+        json_array_append_new(arr, aud_history_chain_json(&vs[i]));
     }
     free(vs);
     /* Without the outside copy nothing tells a consistent rewrite or a cut tail: not ok. */
@@ -182,40 +182,40 @@ int hl_history_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char 
     return 0;
 }
 
-int hl_history_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap)
+int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf, size_t errcap)
 {
-    int rc = hl_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out,
+    int rc = aud_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out,
                            errbuf, errcap);
     if (rc) return rc;
     pthread_mutex_lock(&a->written_mu);
-    for (int32_t p = 0; p < HL_MAX_CHAINS; p++)
-        if (a->written[p].seq > 0) hl_seals_add(out, &a->written[p]);
+    for (int32_t p = 0; p < AUD_MAX_CHAINS; p++)
+        if (a->written[p].seq > 0) aud_seals_add(out, &a->written[p]);
     pthread_mutex_unlock(&a->written_mu);
     return 0;
 }
 
-int hl_history_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
+int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap)
 {
-    hl_seals_t seals;
+    aud_seals_t seals;
     PGconn *c = hl_pg_pool_get(a->wpool);
     if (!c) {
         snprintf(errbuf, errcap, "checkpoints: no connection as the writer's role");
         hl_counter_add(a->m_cp_errors, 1);
         return HL_EPG;
     }
-    hl_checkpoint_t *vouched = hl_xcalloc(HL_MAX_CHAINS, sizeof *vouched);
+    aud_checkpoint_t *vouched = hl_xcalloc(AUD_MAX_CHAINS, sizeof *vouched);
     hl_signing_t sg = {a->signer, a->ckpub, vouched, atomic_load(&a->lineage_partitions)};
     pthread_mutex_lock(&a->written_mu);
-    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+    for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         vouched[p] = a->written[p];
         if (!a->owned[p]) vouched[p].seq = HL_VOUCH_NOT_MINE;
         else if (a->foreign_seq[p]) vouched[p].seq = HL_VOUCH_FOREIGN;
     }
     pthread_mutex_unlock(&a->written_mu);
-    int refused = 0, n = hl_history_seals(a, &seals, errbuf, errcap);
+    int refused = 0, n = aud_history_seals(a, &seals, errbuf, errcap);
     if (n == 0) {
         n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
-        hl_seals_free(&seals);
+        aud_seals_free(&seals);
     }
     hl_pg_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);
     free(vouched);
@@ -225,7 +225,7 @@ int hl_history_sign(hl_auditor_t *a, char *errbuf, size_t errcap)
     return n;
 }
 
-void hl_history_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t took_us)
+void aud_history_offer(aud_state_t *a, json_t *report, int64_t began_us, int64_t took_us)
 {
     pthread_mutex_lock(&a->status_mu);
     if (!a->status || a->status_us < began_us) {
@@ -242,7 +242,7 @@ void hl_history_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t
  * STATUS_MAX_AGE_US, else (or when `fresh`) a new one that began after this page was asked
  * for: pages loading together share one walk instead of each running its own. Sets *when_us
  * to when it began. NULL on a database error. */
-json_t *hl_history_status(hl_auditor_t *a, PGconn *c, bool fresh, int64_t *when_us)
+json_t *aud_history_status(aud_state_t *a, PGconn *c, bool fresh, int64_t *when_us)
 {
     char err[512];
     json_t *v = NULL;
@@ -254,7 +254,7 @@ json_t *hl_history_status(hl_auditor_t *a, PGconn *c, bool fresh, int64_t *when_
     } else {
         int64_t t0 = hl_mono_us();
         v = json_object();
-        if (hl_history_report(a, c, -1, v, err, sizeof err) != 0) {
+        if (aud_history_report(a, c, -1, v, err, sizeof err) != 0) {
             json_decref(v);
             v = NULL;
         } else {

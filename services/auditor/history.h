@@ -2,8 +2,8 @@
  * heads it wrote, the chains it owns, the rows found deleted): the whole verification report,
  * the checkpoints read from the topic, the signing round, and the last whole verification
  * kept for the page. */
-#ifndef HL_AUDITOR_HISTORY_H
-#define HL_AUDITOR_HISTORY_H
+#ifndef AUD_HISTORY_H
+#define AUD_HISTORY_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -16,33 +16,33 @@
 
 /* One chain's verification as the API answers it (chain, ok, rows, head, first_bad ...).
  * New reference. */
-json_t *hl_history_chain_json(const hl_verify_t *v);
+json_t *aud_history_chain_json(const hl_verify_t *v);
 
 /* Reads the checkpoints of the checkpoint topic, plus the heads this process wrote (unsigned,
  * key_id ""). Returns 0 or HL_E* (errbuf filled). */
-int hl_history_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf,
+int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf,
                      size_t errcap) HL_MUST_CHECK;
 
 /* GET /v1/verify's answer into o: "ok", "checkpoints_outside" and "chains" (every chain, or
  * chain `only` when >= 0), each walked against the checkpoint topic. ok is false when any
  * chain fails or the topic could not be read. Returns 0 or HL_EPG (err filled). */
-int hl_history_report(hl_auditor_t *a, PGconn *c, int32_t only, json_t *o, char *err,
+int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err,
                       size_t errcap);
 
 /* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
  * logs, on a connection of the writer's pool (the API's role may not insert checkpoints).
  * Returns the number signed or a negative HL_E* code (errbuf filled; HL_EPG: Postgres). */
-int hl_history_sign(hl_auditor_t *a, char *errbuf, size_t errcap);
+int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap);
 
-/* A whole verification (hl_history_report of every chain, began at began_us wall time, took
+/* A whole verification (aud_history_report of every chain, began at began_us wall time, took
  * took_us) for the page to show, unless the one it holds began later. report is borrowed
  * (copied). Takes status_mu: any thread but one already holding it. */
-void hl_history_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t took_us);
+void aud_history_offer(aud_state_t *a, json_t *report, int64_t began_us, int64_t took_us);
 
 /* The last whole verification (the page's own or GET /v1/verify's) while it is younger than a
  * minute, else (or when `fresh`) a new one that began after this call: pages loading together
  * share one walk instead of each running its own. Sets *when_us to when it began. A new
  * reference, or NULL on a database error. Takes status_mu. */
-json_t *hl_history_status(hl_auditor_t *a, PGconn *c, bool fresh, int64_t *when_us);
+json_t *aud_history_status(aud_state_t *a, PGconn *c, bool fresh, int64_t *when_us);
 
 #endif

@@ -10,78 +10,78 @@
 #include "hl/util.h"
 #include "page_html.h"
 
-int hl_h_page_login(hl_req_t *r, const char *note)
+int aud_h_page_login(aud_req_t *r, const char *note)
 {
-    hl_html_t o = {hl_xmalloc(8192), 0, 8192};
+    aud_html_t o = {hl_xmalloc(8192), 0, 8192};
     o.buf[0] = '\0';
-    hl_page_head(&o, "hookline auditor: sign in");
-    hl_put(&o, "<h1>hookline auditor</h1>");
+    aud_page_head(&o, "hookline auditor: sign in");
+    aud_put(&o, "<h1>hookline auditor</h1>");
     if (note) {
-        hl_put(&o, "<p class=\"bad\" id=\"note\">");
-        hl_esc(&o, note);
-        hl_put(&o, "</p>");
+        aud_put(&o, "<p class=\"bad\" id=\"note\">");
+        aud_esc(&o, note);
+        aud_put(&o, "</p>");
     }
     /* After signing in, come back to the page that was asked for. */
     const char *qs = mg_get_request_info(r->conn)->query_string;
-    hl_put(&o, "<form method=\"post\" action=\"/login\"><label>Token <input type=\"password\""
+    aud_put(&o, "<form method=\"post\" action=\"/login\"><label>Token <input type=\"password\""
             " name=\"token\" autocomplete=\"off\"></label>");
     if (qs && strlen(qs) < 256 && strcmp(r->path, "/") == 0) {
-        hl_put(&o, "<input type=\"hidden\" name=\"next\" value=\"/?");
-        hl_esc(&o, qs);
-        hl_put(&o, "\">");
+        aud_put(&o, "<input type=\"hidden\" name=\"next\" value=\"/?");
+        aud_esc(&o, qs);
+        aud_put(&o, "\">");
     }
-    hl_put(&o, " <button>Sign in</button></form></body></html>");
-    hl_page_send(r, 401, &o, "Cache-Control: no-store\r\n");
+    aud_put(&o, " <button>Sign in</button></form></body></html>");
+    aud_page_send(r, 401, &o, "Cache-Control: no-store\r\n");
     return 401;
 }
 
 /* Reads the form body (token=…&next=…) of at most 1 KiB. */
-int hl_h_login(hl_req_t *r)
+int aud_h_login(aud_req_t *r)
 {
-    char body[1025], tok[HL_TOKEN_MAX + 2], next[300];
+    char body[1025], tok[AUD_TOKEN_MAX + 2], next[300];
     const struct mg_request_info *ri = mg_get_request_info(r->conn);
     if (ri->content_length <= 0 || ri->content_length > 1024)
-        return hl_h_page_login(r, "Sign-in form missing or too large.");
+        return aud_h_page_login(r, "Sign-in form missing or too large.");
     size_t got = 0;
     int64_t deadline = hl_mono_us() + (int64_t)r->a->cfg->http.request_timeout_ms * 1000;
     int rc = hl_http_read_body(r->conn, body, (size_t)ri->content_length, deadline, &got);
     if (rc == HL_ETIMEDOUT)
-        return hl_reply_error(r, 408, "request_timeout", "the form did not arrive in time");
-    if (rc != HL_OK) return hl_h_page_login(r, "Sign-in form not received.");
+        return aud_reply_error(r, 408, "request_timeout", "the form did not arrive in time");
+    if (rc != HL_OK) return aud_h_page_login(r, "Sign-in form not received.");
     body[got] = '\0';
     int n = mg_get_var(body, got, "token", tok, sizeof tok);
-    unsigned roles = n > 0 && n <= HL_TOKEN_MAX
-                         ? hl_tokens_roles(&r->a->tokens, tok, (size_t)n)
+    unsigned roles = n > 0 && n <= AUD_TOKEN_MAX
+                         ? aud_tokens_roles(&r->a->tokens, tok, (size_t)n)
                          : 0;
-    if (!(roles & (HL_ROLE_AUDITOR | HL_ROLE_ADMIN)))
-        return hl_h_page_login(r, "That token is not valid for the page.");
+    if (!(roles & (AUD_ROLE_AUDITOR | AUD_ROLE_ADMIN)))
+        return aud_h_page_login(r, "That token is not valid for the page.");
     /* Only a local page path may follow the sign-in (no open redirect). */
     int nl = mg_get_var(body, got, "next", next, sizeof next);
     const char *dest = "/";
-    if (nl > 1 && next[0] == '/' && next[1] == '?' && hl_id_valid(next, sizeof next - 1) &&
+    if (nl > 1 && next[0] == '/' && next[1] == '?' && aud_id_valid(next, sizeof next - 1) &&
         !strpbrk(next, "\\ "))
         dest = next;
     /* A page that moves on by itself rather than a 303: the next request then comes from this
      * site, so the SameSite=Strict cookie goes with it even when the form was posted from
      * elsewhere. */
-    char hdr[HL_TOKEN_MAX + 256];
+    char hdr[AUD_TOKEN_MAX + 256];
     snprintf(hdr, sizeof hdr,
              "Set-Cookie: hl_token=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200\r\n"
              "Cache-Control: no-store\r\n",
              tok);
-    hl_html_t o = {hl_xmalloc(4096), 0, 4096};
+    aud_html_t o = {hl_xmalloc(4096), 0, 4096};
     o.buf[0] = '\0';
-    hl_put(&o, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\""
+    aud_put(&o, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\""
             " content=\"0;url=");
-    hl_esc(&o, dest);
-    hl_put(&o, "\"><title>signed in</title></head><body><a href=\"");
-    hl_esc(&o, dest);
-    hl_put(&o, "\">continue</a></body></html>");
-    hl_page_send(r, 200, &o, hdr);
+    aud_esc(&o, dest);
+    aud_put(&o, "\"><title>signed in</title></head><body><a href=\"");
+    aud_esc(&o, dest);
+    aud_put(&o, "\">continue</a></body></html>");
+    aud_page_send(r, 200, &o, hdr);
     return 200;
 }
 
-int hl_h_logout(hl_req_t *r)
+int aud_h_logout(aud_req_t *r)
 {
     hl_http_send(r->conn, 303, "text/plain", r->rid,
                  "Set-Cookie: hl_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"

@@ -32,11 +32,11 @@
 
 static bool ready(void *arg)
 {
-    hl_auditor_t *a = arg;
+    aud_state_t *a = arg;
     return !atomic_load(&a->stop) && atomic_load(&a->db_ok) && atomic_load(&a->consumer_up);
 }
 
-static void nap(hl_auditor_t *a, int seconds)
+static void nap(aud_state_t *a, int seconds)
 {
     for (int i = 0; i < seconds * 10 && !atomic_load(&a->stop); i++) {
         struct timespec ts = {0, 100000000L};
@@ -47,10 +47,10 @@ static void nap(hl_auditor_t *a, int seconds)
 /* Asks Kafka whether the checkpoint topic keeps its records as the outside copy needs; an
  * ALARM when it does not (checkpoints could be removed, and verification would then hold
  * chains to fewer of them). */
-static void check_checkpoint_topic(hl_auditor_t *a)
+static void check_checkpoint_topic(aud_state_t *a)
 {
     char why[256];
-    int rc = hl_ckpub_check_topic(a->ckpub, 10000, why, sizeof why);
+    int rc = aud_ckpub_check_topic(a->ckpub, 10000, why, sizeof why);
     if (rc == HL_EIO) {
         hl_warn("checkpoint topic %s: shape not checked yet: %s", a->cfg->checkpoint.topic, why);
         return;
@@ -70,8 +70,8 @@ static void check_checkpoint_topic(hl_auditor_t *a)
 /* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
 static void *housekeeping_main(void *arg)
 {
-    hl_auditor_t *a = arg;
-    const hl_auditor_config_t *cfg = a->cfg;
+    aud_state_t *a = arg;
+    const aud_config_t *cfg = a->cfg;
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
     hl_gapscan_t *gaps = hl_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
     char err[512];
@@ -97,7 +97,7 @@ static void *housekeeping_main(void *arg)
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
             }
             if (now >= next_cp) {
-                int n = hl_history_sign(a, err, sizeof err);
+                int n = aud_history_sign(a, err, sizeof err);
                 if (n < 0)
                     hl_warn("housekeeping: checkpoint: %s", err);
                 else if (n > 0) {
@@ -114,7 +114,7 @@ static void *housekeeping_main(void *arg)
     return NULL;
 }
 
-static void register_metrics(hl_auditor_t *a)
+static void register_metrics(aud_state_t *a)
 {
     hl_metrics_t *m = a->metrics;
     static const char *const classes[6] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -180,8 +180,8 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL;
     char err[HL_CONFIG_ERRBUF];
-    hl_auditor_config_t *cfg = NULL;
-    hl_auditor_t a;
+    aud_config_t *cfg = NULL;
+    aud_state_t a;
     ing_verifiers_t *verifiers = NULL;
     hl_log_level_t lvl = HL_LOG_INFO;
     int opt, sig, rc = 0;
@@ -199,7 +199,7 @@ int main(int argc, char **argv)
     }
     if (!path || optind != argc) return usage(argv[0]);
     hl_log_init("auditor", HL_LOG_INFO);
-    if (hl_auditor_config_load(path, &cfg, err, sizeof err) != 0) {
+    if (aud_config_load(path, &cfg, err, sizeof err) != 0) {
         hl_error("%s", err);
         return HL_CONFIG_EXIT;
     }
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&a.status_mu, NULL);
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
-        if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
+        if (aud_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
                           cfg->tokens[i].roles) != 0) {
             hl_error("config: tokens[%u]: invalid", i);
             rc = HL_CONFIG_EXIT;
@@ -226,16 +226,16 @@ int main(int argc, char **argv)
         rc = HL_CONFIG_EXIT;
         goto out;
     }
-    a.signer = hl_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
+    a.signer = aud_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
                               sizeof err);
     if (!a.signer) {
         hl_error("config: checkpoint.key_file: %s", err);
         rc = HL_CONFIG_EXIT;
         goto out;
     }
-    hl_keyring_init(&a.ring, a.signer);
+    aud_keyring_init(&a.ring, a.signer);
     for (unsigned i = 0; i < cfg->checkpoint.public_keys_count; i++)
-        if (hl_keyring_add_hex(&a.ring, cfg->checkpoint.public_keys[i]) != 0) {
+        if (aud_keyring_add_hex(&a.ring, cfg->checkpoint.public_keys[i]) != 0) {
             hl_error("config: checkpoint.public_keys[%u]: not a usable public key", i);
             rc = HL_CONFIG_EXIT;
             goto out;
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
         }
         a.verifiers = verifiers;
     }
-    a.ckpub = hl_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
+    a.ckpub = aud_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
     if (!a.ckpub) {
         hl_error("kafka: checkpoint producer: %s", err);
         rc = HL_CONFIG_EXIT;
@@ -257,7 +257,7 @@ int main(int argc, char **argv)
     }
     a.metrics = hl_metrics_new();
     register_metrics(&a);
-    a.live = hl_live_new();
+    a.live = aud_live_new();
     /* One connection per API worker and one for housekeeping, opened as needed, but never
      * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
     a.pool = hl_pg_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
@@ -281,11 +281,11 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    hl_api_register(srv, &a);
+    aud_api_register(srv, &a);
     pthread_create(&consumer, NULL, hl_consumer_main, &a);
     pthread_create(&housekeeping, NULL, housekeeping_main, &a);
     hl_info("auditor: listening on %s, lineage topic %s, key id %s", cfg->http.listen,
-            cfg->kafka.lineage_topic, hl_signer_key_id(a.signer));
+            cfg->kafka.lineage_topic, aud_signer_key_id(a.signer));
 
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
     }
@@ -302,12 +302,12 @@ out:
     json_decref(a.status);
     hl_pg_pool_free(a.pool);
     hl_pg_pool_free(a.wpool);
-    hl_live_free(a.live);
+    aud_live_free(a.live);
     hl_metrics_free(a.metrics);
-    hl_ckpub_free(a.ckpub);
-    hl_signer_free(a.signer);
-    hl_tokens_free(&a.tokens);
+    aud_ckpub_free(a.ckpub);
+    aud_signer_free(a.signer);
+    aud_tokens_free(&a.tokens);
     ing_verifiers_free(verifiers);
-    hl_auditor_config_free(cfg);
+    aud_config_free(cfg);
     return rc;
 }

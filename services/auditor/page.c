@@ -20,9 +20,9 @@
 
 #define PAGE_CAP (1024 * 1024) /* the page never grows past this; lists are capped below */
 
-typedef hl_html_t out_t;
-#define put hl_put
-#define esc hl_esc
+typedef aud_html_t out_t;
+#define put aud_put
+#define esc aud_esc
 
 /* An integer of the row's lineage record (what the hash covers), HL_REC_ABSENT if absent. */
 static int64_t rec_int(json_t *row, const char *k)
@@ -87,21 +87,21 @@ static void request_head(out_t *o, const row_ref_t *g, size_t n, int64_t recv)
     put(o, "<h3>request <code>");
     esc(o, g[0].rid);
     put(o, "</code> · source <b>");
-    esc(o, hl_page_jstr(g[0].row, "source"));
+    esc(o, aud_page_jstr(g[0].row, "source"));
     put(o, "</b> · message id <code>");
-    esc(o, hl_page_jstr(g[0].row, "message_id"));
+    esc(o, aud_page_jstr(g[0].row, "message_id"));
     put(o, "</code>");
     if (ing) {
         int64_t st = rec_int(ing, "status");
         put(o, " · answered <span class=\"%s\">", st >= 200 && st <= 299 ? "ok" : "bad");
-        hl_page_num(o, ing, "status");
+        aud_page_num(o, ing, "status");
         put(o, "</span>");
     }
     int64_t committed = done ? rec_int(done, "committed_us") : HL_REC_ABSENT;
     if (committed != HL_REC_ABSENT && recv != HL_REC_ABSENT) {
         put(o, " · <span class=\"e2e\" data-e2e-us=\"%" PRId64 "\">end to end <b>",
             committed - recv);
-        hl_page_ms(o, committed - recv);
+        aud_page_ms(o, committed - recv);
         put(o, "</b></span>");
     } else {
         int64_t st = ing ? rec_int(ing, "status") : HL_REC_ABSENT;
@@ -117,36 +117,36 @@ static void stage_row(out_t *o, json_t *row, int64_t recv)
 {
     int64_t ts = json_integer_value(json_object_get(row, "ts_us"));
     put(o, "<tr class=\"stage-");
-    esc(o, hl_page_jstr(row, "stage"));
+    esc(o, aud_page_jstr(row, "stage"));
     put(o, "\"><td>");
-    esc(o, hl_page_jstr(row, "stage"));
+    esc(o, aud_page_jstr(row, "stage"));
     put(o, "</td><td>");
-    hl_page_when(o, ts);
+    aud_page_when(o, ts);
     put(o, "</td><td class=\"n\">");
     if (recv != HL_REC_ABSENT)
-        put(o, "+"), hl_page_ms(o, ts - recv);
+        put(o, "+"), aud_page_ms(o, ts - recv);
     else
         put(o, "–");
     put(o, "</td><td>");
-    hl_page_num(o, row, "status");
+    aud_page_num(o, row, "status");
     put(o, "</td><td class=\"bad\">");
-    esc(o, hl_page_jstr(row, "error_code"));
+    esc(o, aud_page_jstr(row, "error_code"));
     put(o, "</td><td>");
-    esc(o, hl_page_jstr(row, "event_type"));
+    esc(o, aud_page_jstr(row, "event_type"));
     put(o, "</td><td>");
-    hl_page_num(o, row, "partition");
+    aud_page_num(o, row, "partition");
     put(o, "/");
-    hl_page_num(o, row, "offset");
+    aud_page_num(o, row, "offset");
     put(o, "</td><td class=\"n\">");
     int64_t lat = rec_int(row, "latency_us");
     if (lat != HL_REC_ABSENT)
-        hl_page_ms(o, lat);
+        aud_page_ms(o, lat);
     else
         put(o, "–");
     put(o, "</td><td>");
-    hl_page_num(o, row, "chain");
+    aud_page_num(o, row, "chain");
     put(o, "/");
-    hl_page_num(o, row, "seq");
+    aud_page_num(o, row, "seq");
     put(o, "</td></tr>");
 }
 
@@ -173,7 +173,8 @@ static void timeline(out_t *o, json_t *rows)
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        v[i] = (row_ref_t){row, hl_page_jstr(row, "request_id"), stage_rank(hl_page_jstr(row, "stage")),
+        v[i] = (row_ref_t){row, aud_page_jstr(row, "request_id"),
+                           stage_rank(aud_page_jstr(row, "stage")),
                            json_integer_value(json_object_get(row, "ts_us")),
                            json_integer_value(json_object_get(row, "id")), 0};
     }
@@ -197,17 +198,17 @@ static void timeline(out_t *o, json_t *rows)
 /* ---- latency ---- */
 
 static const struct {
-    hl_lat_t stage;
+    aud_lat_t stage;
     const char *outcome; /* latency_rollups.outcome, NULL: every class */
     const char *id, *title;
     int only_if_any;     /* drawn only when it holds samples */
 } charts[] = {
-    {HL_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
-    {HL_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
-    {HL_LAT_E2E, NULL, "e2e", "end to end · received → committed", 0},
-    {HL_LAT_QUEUE, NULL, "queue", "queue · answered → consumed", 0},
-    {HL_LAT_PERSIST, NULL, "persist", "persist · consumed → committed", 0},
-    {HL_LAT_ACK, "unsplit", "ack-unsplit", "ack · counted before outcomes were kept", 1},
+    {AUD_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
+    {AUD_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
+    {AUD_LAT_E2E, NULL, "e2e", "end to end · received → committed", 0},
+    {AUD_LAT_QUEUE, NULL, "queue", "queue · answered → consumed", 0},
+    {AUD_LAT_PERSIST, NULL, "persist", "persist · consumed → committed", 0},
+    {AUD_LAT_ACK, "unsplit", "ack-unsplit", "ack · counted before outcomes were kept", 1},
 };
 
 /* Returns 1 when the database could not be read. */
@@ -222,7 +223,7 @@ static int latency(out_t *o, PGconn *c)
         int rc = hl_q_latency(c, charts[i].stage, NULL, charts[i].outcome,
                               now - INT64_C(3600000000), now + 1, h, err, sizeof err);
         if (rc == 0 && (!charts[i].only_if_any || hl_hist_count(h) > 0))
-            hl_chart_figure(o, charts[i].id, charts[i].title, h);
+            aud_chart_figure(o, charts[i].id, charts[i].title, h);
         hl_hist_free(h);
         if (rc != 0) return 1;
     }
@@ -239,15 +240,15 @@ static void gaps_table(out_t *o, json_t *gaps)
     json_array_foreach(gaps, i, g)
     {
         put(o, "<tr><td><a href=\"/?id=");
-        esc(o, hl_page_jstr(g, "request_id"));
+        esc(o, aud_page_jstr(g, "request_id"));
         put(o, "\">");
-        esc(o, hl_page_jstr(g, "request_id"));
+        esc(o, aud_page_jstr(g, "request_id"));
         put(o, "</a></td><td>");
-        esc(o, hl_page_jstr(g, "source"));
+        esc(o, aud_page_jstr(g, "source"));
         put(o, "</td><td>");
-        esc(o, hl_page_jstr(g, "message_id"));
+        esc(o, aud_page_jstr(g, "message_id"));
         put(o, "</td><td>");
-        hl_page_when(o, json_integer_value(json_object_get(g, "ts_us")));
+        aud_page_when(o, json_integer_value(json_object_get(g, "ts_us")));
         put(o, "</td></tr>");
     }
     if (json_array_size(gaps) == 0) put(o, "<tr><td colspan=\"4\" class=\"ok\">none</td></tr>");
@@ -266,11 +267,11 @@ static void status_line(out_t *o, json_t *v, int64_t when_us)
         rows += json_integer_value(json_object_get(ch, "rows"));
     }
     put(o, "<p id=\"verified-at\" data-verified-us=\"%" PRId64 "\">last verified ", when_us);
-    hl_page_when(o, when_us);
+    aud_page_when(o, when_us);
     put(o, " UTC (%" PRId64 " s ago): %zu chain%s, %" PRId64 " rows walked in ", age < 0 ? 0 : age,
         json_array_size(json_object_get(v, "chains")),
         json_array_size(json_object_get(v, "chains")) == 1 ? "" : "s", rows);
-    hl_page_ms(o, json_integer_value(json_object_get(v, "took_us")));
+    aud_page_ms(o, json_integer_value(json_object_get(v, "took_us")));
     put(o, " · <a href=\"/?verify=1\">verify now</a></p>");
 }
 
@@ -334,9 +335,9 @@ static int newest_checkpoint(out_t *o, PGconn *c, json_t *v, int64_t when_us)
     put(o, "<p id=\"checkpoint\" data-chain=\"%" PRId64 "\" data-seq=\"%" PRId64 "\">newest"
            " checkpoint: chain %" PRId64 " seq %" PRId64 ", signed ",
         chain, seq, chain, seq);
-    hl_page_when(o, ts);
+    aud_page_when(o, ts);
     put(o, " UTC by key <code>");
-    esc(o, hl_page_jstr(cp, "key_id"));
+    esc(o, aud_page_jstr(cp, "key_id"));
     put(o, "</code> · <span id=\"checkpoint-state\" class=\"%s</span></p>", cls);
     json_decref(cps);
     return 0;
@@ -352,23 +353,23 @@ static void chains_table(out_t *o, json_t *v)
     {
         int ok = json_is_true(json_object_get(ch, "ok"));
         put(o, "<tr><td>");
-        hl_page_num(o, ch, "chain");
+        aud_page_num(o, ch, "chain");
         put(o, "</td><td class=\"n\">");
-        hl_page_num(o, ch, "rows");
+        aud_page_num(o, ch, "rows");
         put(o, "</td><td class=\"n\">");
-        hl_page_num(o, ch, "head_seq");
+        aud_page_num(o, ch, "head_seq");
         put(o, "</td><td class=\"n\">");
-        hl_page_num(o, ch, "checkpoint_seq");
+        aud_page_num(o, ch, "checkpoint_seq");
         put(o, "</td><td class=\"%s\">%s</td></tr>", ok ? "ok" : "bad", ok ? "ok" : "FAILED");
     }
     put(o, "</table>");
 }
 
 /* Returns 1 when the database could not be read. */
-static int chain_status(out_t *o, hl_req_t *r, PGconn *c, int fresh)
+static int chain_status(out_t *o, aud_req_t *r, PGconn *c, int fresh)
 {
     int64_t when_us = 0;
-    json_t *v = hl_history_status(r->a, c, fresh, &when_us);
+    json_t *v = aud_history_status(r->a, c, fresh, &when_us);
     if (!v) return 1;
     int ok = json_is_true(json_object_get(v, "ok"));
     put(o, "<h2>History</h2><p id=\"chain-status\" class=\"");
@@ -410,20 +411,20 @@ static int lookup(out_t *o, PGconn *c, const char *id)
     return failed;
 }
 
-int hl_h_page(hl_req_t *r)
+int aud_h_page(aud_req_t *r)
 {
     static const char *const allowed[] = {"id", "verify", NULL};
     char err[512];
-    const char *id = hl_req_param(r, "id");
+    const char *id = aud_req_param(r, "id");
     int64_t fresh;
-    if (hl_req_only(r, allowed) || hl_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
-    if (id && !hl_id_valid(id, 256))
-        return hl_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
-    PGconn *c = hl_req_db(r);
+    if (aud_req_only(r, allowed) || aud_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
+    if (id && !aud_id_valid(id, 256))
+        return aud_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     out_t o = {hl_xmalloc(PAGE_CAP), 0, PAGE_CAP};
     o.buf[0] = '\0';
-    hl_page_head(&o, "hookline auditor");
+    aud_page_head(&o, "hookline auditor");
     put(&o, "<h1>hookline auditor</h1><form method=\"get\" action=\"/\"><label>Request or message"
             " id <input name=\"id\" size=\"50\" value=\"");
     esc(&o, id);
@@ -444,8 +445,8 @@ int hl_h_page(hl_req_t *r)
         failed = 1;
     json_decref(gaps);
     put(&o, "</body></html>");
-    hl_req_db_done(r, c, failed);
-    hl_page_send(r, failed ? 503 : 200, &o,
+    aud_req_db_done(r, c, failed);
+    aud_page_send(r, failed ? 503 : 200, &o,
               "Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; "
               "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'\r\n"
               "X-Frame-Options: DENY\r\n");

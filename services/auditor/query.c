@@ -191,13 +191,13 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     return 0;
 }
 
-int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outcome,
+int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
                  int64_t from, int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
 {
     char f[24], t[24];
     snprintf(f, sizeof f, "%" PRId64, from - from % 60000000);
     snprintf(t, sizeof t, "%" PRId64, to);
-    const char *p[5] = {hl_lat_name(stage), source, f, t, outcome};
+    const char *p[5] = {aud_lat_name(stage), source, f, t, outcome};
     PGresult *r = PQexecParams(
         c,
         "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
@@ -304,7 +304,7 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
                                     : json_null());
     /* End-to-end objective from the rollups: share of e2e samples within e2e_ms. */
     hl_hist_t *h = hl_hist_new();
-    if (hl_q_latency(c, HL_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
+    if (hl_q_latency(c, AUD_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
         hl_hist_free(h);
         json_decref(slo);
         json_decref(o);

@@ -15,67 +15,67 @@
 #define HOUR_US INT64_C(3600000000)
 #define DAY_US (24 * HOUR_US)
 
-int hl_h_request(hl_req_t *r, const char *id)
+int aud_h_request(aud_req_t *r, const char *id)
 {
     static const char *const allowed[] = {NULL};
     char err[512];
-    if (hl_req_only(r, allowed)) return 400;
-    if (!hl_id_valid(id, 36) || strchr(id, '/'))
-        return hl_reply_error(r, 400, "invalid_id", "request id must be 1..36 printable bytes");
-    PGconn *c = hl_req_db(r);
+    if (aud_req_only(r, allowed)) return 400;
+    if (!aud_id_valid(id, 36) || strchr(id, '/'))
+        return aud_reply_error(r, 400, "invalid_id", "request id must be 1..36 printable bytes");
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *rows = hl_q_request(c, id, err, sizeof err);
-    if (!rows) return hl_req_db_fail(r, c, err);
-    hl_req_db_done(r, c, 0);
+    if (!rows) return aud_req_db_fail(r, c, err);
+    aud_req_db_done(r, c, 0);
     if (json_array_size(rows) == 0) {
         json_decref(rows);
-        return hl_reply_error(r, 404, "not_found", "no lineage for this request id");
+        return aud_reply_error(r, 404, "not_found", "no lineage for this request id");
     }
     json_t *o = json_object();
     json_object_set_new(o, "request_id", json_string(id));
     json_object_set_new(o, "lineage", rows);
-    return hl_reply_json(r, 200, o);
+    return aud_reply_json(r, 200, o);
 }
 
-int hl_h_message(hl_req_t *r, const char *id)
+int aud_h_message(aud_req_t *r, const char *id)
 {
     static const char *const allowed[] = {"source", "limit", "cursor", NULL};
     char err[512];
     const char *source;
     int limit;
     hl_cursor_t cur;
-    if (hl_req_only(r, allowed) || hl_param_source(r, &source) || hl_param_limit(r, &limit) ||
-        hl_param_cursor(r, &cur))
+    if (aud_req_only(r, allowed) || aud_param_source(r, &source) || aud_param_limit(r, &limit) ||
+        aud_param_cursor(r, &cur))
         return 400;
-    if (!hl_id_valid(id, 256))
-        return hl_reply_error(r, 400, "invalid_id", "message id must be 1..256 printable bytes");
-    PGconn *c = hl_req_db(r);
+    if (!aud_id_valid(id, 256))
+        return aud_reply_error(r, 400, "invalid_id", "message id must be 1..256 printable bytes");
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *o = hl_q_message(c, id, source, limit, cur, err, sizeof err);
-    if (!o) return hl_req_db_fail(r, c, err);
-    hl_req_db_done(r, c, 0);
+    if (!o) return aud_req_db_fail(r, c, err);
+    aud_req_db_done(r, c, 0);
     if (json_array_size(json_object_get(o, "lineage")) == 0 &&
         json_array_size(json_object_get(o, "events")) == 0 && cur.id == 0) {
         json_decref(o);
-        return hl_reply_error(r, 404, "not_found", "nothing known about this message id");
+        return aud_reply_error(r, 404, "not_found", "nothing known about this message id");
     }
-    return hl_reply_json(r, 200, o);
+    return aud_reply_json(r, 200, o);
 }
 
 /* from/to with defaults [now - span, now]; to must follow from. */
-static int range(hl_req_t *r, int64_t span, int64_t *from, int64_t *to)
+static int range(aud_req_t *r, int64_t span, int64_t *from, int64_t *to)
 {
     int64_t now = hl_now_us();
-    if (hl_param_time(r, "from", now - span, from) || hl_param_time(r, "to", now + 1, to))
+    if (aud_param_time(r, "from", now - span, from) || aud_param_time(r, "to", now + 1, to))
         return -1;
     if (*to <= *from) {
-        hl_reply_error(r, 400, "bad_range", "'to' must be after 'from'");
+        aud_reply_error(r, 400, "bad_range", "'to' must be after 'from'");
         return -1;
     }
     return 0;
 }
 
-int hl_h_requests(hl_req_t *r)
+int aud_h_requests(aud_req_t *r)
 {
     static const char *const allowed[] = {"from", "to", "source", "status", "limit", "cursor",
                                           NULL};
@@ -84,73 +84,73 @@ int hl_h_requests(hl_req_t *r)
     int64_t from, to, status;
     int limit;
     hl_cursor_t cur;
-    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
-        hl_param_source(r, &source) || hl_param_int(r, "status", 100, 599, 0, &status) ||
-        hl_param_limit(r, &limit) || hl_param_cursor(r, &cur))
+    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
+        aud_param_source(r, &source) || aud_param_int(r, "status", 100, 599, 0, &status) ||
+        aud_param_limit(r, &limit) || aud_param_cursor(r, &cur))
         return 400;
-    PGconn *c = hl_req_db(r);
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *o = hl_q_requests(c, from, to, source, (int)status, limit, cur, err, sizeof err);
-    if (!o) return hl_req_db_fail(r, c, err);
-    hl_req_db_done(r, c, 0);
-    return hl_reply_json(r, 200, o);
+    if (!o) return aud_req_db_fail(r, c, err);
+    aud_req_db_done(r, c, 0);
+    return aud_reply_json(r, 200, o);
 }
 
-int hl_h_gaps(hl_req_t *r)
+int aud_h_gaps(aud_req_t *r)
 {
     static const char *const allowed[] = {"from", "to", "state", "limit", "cursor", NULL};
     char err[512];
     int64_t from, to;
     int limit;
     hl_cursor_t cur;
-    const char *state = hl_req_param(r, "state");
-    if (hl_req_only(r, allowed) || range(r, DAY_US, &from, &to) || hl_param_limit(r, &limit) ||
-        hl_param_cursor(r, &cur))
+    const char *state = aud_req_param(r, "state");
+    if (aud_req_only(r, allowed) || range(r, DAY_US, &from, &to) || aud_param_limit(r, &limit) ||
+        aud_param_cursor(r, &cur))
         return 400;
     if (!state) state = "open";
     if (strcmp(state, "open") && strcmp(state, "closed") && strcmp(state, "all"))
-        return hl_reply_error(r, 400, "bad_state", "state must be open, closed or all");
-    PGconn *c = hl_req_db(r);
+        return aud_reply_error(r, 400, "bad_state", "state must be open, closed or all");
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     int64_t grace = (int64_t)r->a->cfg->gap_grace_s * 1000000;
     json_t *o = hl_q_gaps(c, grace, state, from, to, limit, cur, err, sizeof err);
-    if (!o) return hl_req_db_fail(r, c, err);
-    hl_req_db_done(r, c, 0);
+    if (!o) return aud_req_db_fail(r, c, err);
+    aud_req_db_done(r, c, 0);
     json_object_set_new(o, "grace_s", json_integer(r->a->cfg->gap_grace_s));
-    return hl_reply_json(r, 200, o);
+    return aud_reply_json(r, 200, o);
 }
 
-int hl_h_latency(hl_req_t *r)
+int aud_h_latency(aud_req_t *r)
 {
     static const char *const allowed[] = {"from", "to", "stage", "source", "live", "buckets",
                                           NULL};
     char err[512];
-    const char *source, *st = hl_req_param(r, "stage");
+    const char *source, *st = aud_req_param(r, "stage");
     int64_t from, to, live, buckets;
-    hl_lat_t only = HL_LAT_N;
-    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
-        hl_param_source(r, &source) || hl_param_int(r, "live", 0, 1, 0, &live) ||
-        hl_param_int(r, "buckets", 0, 1, 1, &buckets))
+    aud_lat_t only = AUD_LAT_N;
+    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
+        aud_param_source(r, &source) || aud_param_int(r, "live", 0, 1, 0, &live) ||
+        aud_param_int(r, "buckets", 0, 1, 1, &buckets))
         return 400;
-    if (st && hl_lat_parse(st, &only) != 0)
-        return hl_reply_error(r, 400, "bad_stage", "stage must be ack, queue, persist or e2e");
+    if (st && aud_lat_parse(st, &only) != 0)
+        return aud_reply_error(r, 400, "bad_stage", "stage must be ack, queue, persist or e2e");
     PGconn *c = NULL;
-    if (!live && !(c = hl_req_db(r))) return 503;
+    if (!live && !(c = aud_req_db(r))) return 503;
     json_t *stages = json_object();
-    for (int s = 0; s < HL_LAT_N; s++) {
-        if (only != HL_LAT_N && s != (int)only) continue;
+    for (int s = 0; s < AUD_LAT_N; s++) {
+        if (only != AUD_LAT_N && s != (int)only) continue;
         hl_hist_t *h = hl_hist_new();
         if (live)
-            hl_live_merge(r->a->live, (hl_lat_t)s, source, h);
-        else if (hl_q_latency(c, (hl_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
+            aud_live_merge(r->a->live, (aud_lat_t)s, source, h);
+        else if (hl_q_latency(c, (aud_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
             hl_hist_free(h);
             json_decref(stages);
-            return hl_req_db_fail(r, c, err);
+            return aud_req_db_fail(r, c, err);
         }
-        json_object_set_new(stages, hl_lat_name((hl_lat_t)s), hl_hist_summary(h, (int)buckets));
+        json_object_set_new(stages, aud_lat_name((aud_lat_t)s), hl_hist_summary(h, (int)buckets));
         hl_hist_free(h);
     }
-    if (c) hl_req_db_done(r, c, 0);
+    if (c) aud_req_db_done(r, c, 0);
     json_t *o = json_object();
     json_object_set_new(o, "unit", json_string("us"));
     json_object_set_new(o, "source", source ? json_string(source) : json_null());
@@ -160,28 +160,28 @@ int hl_h_latency(hl_req_t *r)
         json_object_set_new(o, "to_us", json_integer(to));
     }
     json_object_set_new(o, "stages", stages);
-    return hl_reply_json(r, 200, o);
+    return aud_reply_json(r, 200, o);
 }
 
-int hl_h_budget(hl_req_t *r)
+int aud_h_budget(aud_req_t *r)
 {
     static const char *const allowed[] = {"from", "to", "source", NULL};
     char err[512];
     const char *source;
     int64_t from, to;
-    const hl_auditor_config_t *cfg = r->a->cfg;
-    if (hl_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || hl_param_source(r, &source))
+    const aud_config_t *cfg = r->a->cfg;
+    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || aud_param_source(r, &source))
         return 400;
-    PGconn *c = hl_req_db(r);
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *o = hl_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms,
                             cfg->slo.target, err, sizeof err);
-    if (!o) return hl_req_db_fail(r, c, err);
-    hl_req_db_done(r, c, 0);
-    return hl_reply_json(r, 200, o);
+    if (!o) return aud_req_db_fail(r, c, err);
+    aud_req_db_done(r, c, 0);
+    return aud_reply_json(r, 200, o);
 }
 
-int hl_h_metrics(hl_req_t *r)
+int aud_h_metrics(aud_req_t *r)
 {
     size_t len;
     char *text = hl_metrics_render(r->a->metrics, &len);

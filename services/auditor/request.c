@@ -12,14 +12,14 @@
 #include "hl/pg.h"
 #include "hl/util.h"
 
-const char *hl_req_param(const hl_req_t *r, const char *key)
+const char *aud_req_param(const aud_req_t *r, const char *key)
 {
     for (int i = 0; i < r->nparams; i++)
         if (strcmp(r->keys[i], key) == 0) return r->vals[i];
     return NULL;
 }
 
-int hl_req_only(hl_req_t *r, const char *const *allowed)
+int aud_req_only(aud_req_t *r, const char *const *allowed)
 {
     for (int i = 0; i < r->nparams; i++) {
         int ok = 0;
@@ -27,14 +27,14 @@ int hl_req_only(hl_req_t *r, const char *const *allowed)
         if (!ok) {
             char msg[96];
             snprintf(msg, sizeof msg, "unknown query parameter '%.40s'", r->keys[i]);
-            hl_reply_error(r, 400, "unknown_parameter", msg);
+            aud_reply_error(r, 400, "unknown_parameter", msg);
             return -1;
         }
     }
     return 0;
 }
 
-int hl_req_parse_query(hl_req_t *r, const char *qs)
+int aud_req_parse_query(aud_req_t *r, const char *qs)
 {
     while (qs && *qs) {
         const char *amp = strchr(qs, '&'), *end = amp ? amp : qs + strlen(qs);
@@ -44,27 +44,27 @@ int hl_req_parse_query(hl_req_t *r, const char *qs)
             qs = amp ? amp + 1 : end;
             continue;
         }
-        if (r->nparams == HL_API_MAX_PARAMS)
-            return hl_reply_error(r, 400, "too_many_parameters", "at most 16 parameters"), -1;
+        if (r->nparams == AUD_API_MAX_PARAMS)
+            return aud_reply_error(r, 400, "too_many_parameters", "at most 16 parameters"), -1;
         int kl = mg_url_decode(qs, (int)(kend - qs), r->keys[r->nparams], 32, 1);
         int vl = eq ? mg_url_decode(eq + 1, (int)(end - eq - 1), r->vals[r->nparams],
-                                    HL_API_MAX_VALUE, 1)
+                                    AUD_API_MAX_VALUE, 1)
                     : 0;
         if (!eq) r->vals[r->nparams][0] = '\0';
         if (kl <= 0 || vl < 0 || (size_t)kl != strlen(r->keys[r->nparams]) ||
             (size_t)vl != strlen(r->vals[r->nparams]))
-            return hl_reply_error(r, 400, "bad_parameter",
+            return aud_reply_error(r, 400, "bad_parameter",
                                   "parameter too long, empty or with a NUL byte"),
                    -1;
-        if (hl_req_param(r, r->keys[r->nparams]))
-            return hl_reply_error(r, 400, "duplicate_parameter", "a parameter was repeated"), -1;
+        if (aud_req_param(r, r->keys[r->nparams]))
+            return aud_reply_error(r, 400, "duplicate_parameter", "a parameter was repeated"), -1;
         r->nparams++;
         qs = amp ? amp + 1 : end;
     }
     return 0;
 }
 
-int hl_parse_time(const char *s, int64_t *out)
+int aud_parse_time(const char *s, int64_t *out)
 {
     struct tm tm;
     int64_t frac = 0;
@@ -79,7 +79,10 @@ int hl_parse_time(const char *s, int64_t *out)
                &tm.tm_min, &tm.tm_sec, &used) != 6 || used != 19)
         return -1;
     for (int i = 0; i < 19; i++)
-        if ((i == 4 || i == 7) ? s[i] != '-' : i == 10 ? s[i] != 'T' : (i == 13 || i == 16) ? s[i] != ':' : (s[i] < '0' || s[i] > '9'))
+        if ((i == 4 || i == 7)     ? s[i] != '-'
+            : i == 10              ? s[i] != 'T'
+            : (i == 13 || i == 16) ? s[i] != ':'
+                                   : (s[i] < '0' || s[i] > '9'))
             return -1;
     const char *p = s + 19;
     if (*p == '.') {
@@ -101,47 +104,47 @@ int hl_parse_time(const char *s, int64_t *out)
     return 0;
 }
 
-int hl_param_time(hl_req_t *r, const char *key, int64_t def, int64_t *out)
+int aud_param_time(aud_req_t *r, const char *key, int64_t def, int64_t *out)
 {
-    const char *v = hl_req_param(r, key);
+    const char *v = aud_req_param(r, key);
     *out = def;
     if (!v) return 0;
-    if (hl_parse_time(v, out) != 0) {
+    if (aud_parse_time(v, out) != 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "'%s' must be RFC 3339 UTC (…Z) or epoch microseconds", key);
-        hl_reply_error(r, 400, "bad_time", msg);
+        aud_reply_error(r, 400, "bad_time", msg);
         return -1;
     }
     return 0;
 }
 
-int hl_param_int(hl_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
+int aud_param_int(aud_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
                  int64_t *out)
 {
-    const char *v = hl_req_param(r, key);
+    const char *v = aud_req_param(r, key);
     *out = def;
     if (!v) return 0;
     if (hl_parse_i64(v, min, max, out) != 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "'%s' must be an integer in [%lld, %lld]", key, (long long)min,
                  (long long)max);
-        hl_reply_error(r, 400, "bad_integer", msg);
+        aud_reply_error(r, 400, "bad_integer", msg);
         return -1;
     }
     return 0;
 }
 
-int hl_param_limit(hl_req_t *r, int *out)
+int aud_param_limit(aud_req_t *r, int *out)
 {
     int64_t v;
-    if (hl_param_int(r, "limit", 1, r->a->cfg->page_limit_max, 100, &v) != 0) return -1;
+    if (aud_param_int(r, "limit", 1, r->a->cfg->page_limit_max, 100, &v) != 0) return -1;
     *out = (int)v;
     return 0;
 }
 
-int hl_param_cursor(hl_req_t *r, hl_cursor_t *out)
+int aud_param_cursor(aud_req_t *r, hl_cursor_t *out)
 {
-    const char *v = hl_req_param(r, "cursor");
+    const char *v = aud_req_param(r, "cursor");
     char a[24], b[24];
     out->ts_us = out->id = 0;
     if (!v) return 0;
@@ -154,24 +157,25 @@ int hl_param_cursor(hl_req_t *r, hl_cursor_t *out)
         hl_parse_i64(b, 0, INT64_MAX, &out->id) == 0 && a[0] != '+' && b[0] != '+')
         return 0;
 bad:
-    hl_reply_error(r, 400, "bad_cursor", "cursor must be a next_cursor value from a previous page");
+    aud_reply_error(r, 400, "bad_cursor",
+                    "cursor must be a next_cursor value from a previous page");
     return -1;
 }
 
-int hl_param_source(hl_req_t *r, const char **out)
+int aud_param_source(aud_req_t *r, const char **out)
 {
-    const char *v = hl_req_param(r, "source");
+    const char *v = aud_req_param(r, "source");
     *out = v;
     if (!v) return 0;
     size_t n = strlen(v);
     if (n >= 1 && n <= 64 &&
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n)
         return 0;
-    hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [A-Za-z0-9_.-]");
+    aud_reply_error(r, 400, "bad_source", "source must be 1..64 of [A-Za-z0-9_.-]");
     return -1;
 }
 
-int hl_id_valid(const char *s, size_t max)
+int aud_id_valid(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max) return 0;
@@ -180,13 +184,13 @@ int hl_id_valid(const char *s, size_t max)
     return 1;
 }
 
-static void count_status(hl_req_t *r, int status)
+static void count_status(aud_req_t *r, int status)
 {
     int k = status / 100;
     if (k >= 1 && k <= 5 && r->a->m_http[k]) hl_counter_inc(r->a->m_http[k]);
 }
 
-int hl_reply_json(hl_req_t *r, int status, json_t *body)
+int aud_reply_json(aud_req_t *r, int status, json_t *body)
 {
     size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
     char *buf = hl_xmalloc(n + 1);
@@ -199,7 +203,7 @@ int hl_reply_json(hl_req_t *r, int status, json_t *body)
     return status;
 }
 
-int hl_reply_error(hl_req_t *r, int status, const char *code, const char *msg)
+int aud_reply_error(aud_req_t *r, int status, const char *code, const char *msg)
 {
     count_status(r, status);
     hl_http_error(r->conn, status, code, msg, r->rid,
@@ -208,27 +212,27 @@ int hl_reply_error(hl_req_t *r, int status, const char *code, const char *msg)
     return status;
 }
 
-PGconn *hl_req_db(hl_req_t *r)
+PGconn *aud_req_db(aud_req_t *r)
 {
     PGconn *c = hl_pg_pool_get(r->a->pool);
-    if (!c) hl_reply_error(r, 503, "unavailable", "database unavailable, retry later");
+    if (!c) aud_reply_error(r, 503, "unavailable", "database unavailable, retry later");
     return c;
 }
 
-void hl_req_db_done(hl_req_t *r, PGconn *c, int failed)
+void aud_req_db_done(aud_req_t *r, PGconn *c, int failed)
 {
     hl_pg_pool_put(r->a->pool, c, failed && PQstatus(c) != CONNECTION_OK);
 }
 
-int hl_req_db_fail(hl_req_t *r, PGconn *c, const char *err)
+int aud_req_db_fail(aud_req_t *r, PGconn *c, const char *err)
 {
     hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
     HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
-    hl_req_db_done(r, c, 1);
-    return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+    aud_req_db_done(r, c, 1);
+    return aud_reply_error(r, 503, "unavailable", "database query failed, retry later");
 }
 
-int hl_req_read_body(hl_req_t *r, char *buf, size_t cap)
+int aud_req_read_body(aud_req_t *r, char *buf, size_t cap)
 {
     const struct mg_request_info *ri = mg_get_request_info(r->conn);
     if (ri->content_length < 0 || (size_t)ri->content_length >= cap) return -1;

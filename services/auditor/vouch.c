@@ -194,7 +194,7 @@ static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t 
 }
 
 int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                  const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                  const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                   char *errbuf, size_t errcap)
 {
     int64_t from_seq = from ? from->seq : 0;
@@ -206,7 +206,7 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
     w.upto = head_seq;
     if (from) {
         w.from_seq = from->seq;
-        memcpy(w.from_hash, from->hash, HL_CHAIN_HASH_LEN);
+        memcpy(w.from_hash, from->hash, AUD_CHAIN_HASH_LEN);
     }
     int rc = hl_verify_walk(c, chain, &w, &v, errbuf, errcap);
     if (rc) return rc;

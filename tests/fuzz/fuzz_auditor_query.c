@@ -37,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static hl_auditor_config_t cfg;
-    static hl_auditor_t a;
+    static aud_config_t cfg;
+    static aud_state_t a;
     if (size > 8192) return 0;
     cfg.page_limit_max = 1000;
     a.cfg = &cfg;
@@ -54,14 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const char *tok;
     size_t tlen;
-    if (hl_auth_bearer(hdr, &tok, &tlen) == 0 && (tok < hdr || tok + tlen > hdr + hl)) abort();
+    if (aud_auth_bearer(hdr, &tok, &tlen) == 0 && (tok < hdr || tok + tlen > hdr + hl)) abort();
     int known;
-    (void)hl_auth_required("GET", hdr, &known);
+    (void)aud_auth_required("GET", hdr, &known);
 
-    hl_req_t *r = calloc(1, sizeof *r);
+    aud_req_t *r = calloc(1, sizeof *r);
     r->a = &a;
     g_status = 0;
-    if (hl_req_parse_query(r, qs) != 0) {
+    if (aud_req_parse_query(r, qs) != 0) {
         if (g_status != 400) abort();
     } else {
         int64_t v;
@@ -69,19 +69,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hl_cursor_t cur;
         const char *src;
         g_status = 0;
-        if (hl_param_time(r, "from", 0, &v) != 0 && g_status != 400) abort();
+        if (aud_param_time(r, "from", 0, &v) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_int(r, "status", 100, 599, 0, &v) != 0 && g_status != 400) abort();
+        if (aud_param_int(r, "status", 100, 599, 0, &v) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_limit(r, &lim) != 0 && g_status != 400) abort();
+        if (aud_param_limit(r, &lim) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_cursor(r, &cur) != 0 && g_status != 400) abort();
+        if (aud_param_cursor(r, &cur) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_source(r, &src) != 0 && g_status != 400) abort();
+        if (aud_param_source(r, &src) != 0 && g_status != 400) abort();
         static const char *const allowed[] = {"from", "to", "limit", "cursor", "source", NULL};
         g_status = 0;
-        if (hl_req_only(r, allowed) != 0 && g_status != 400) abort();
-        for (int i = 0; i < r->nparams; i++) (void)hl_id_valid(r->vals[i], 256);
+        if (aud_req_only(r, allowed) != 0 && g_status != 400) abort();
+        for (int i = 0; i < r->nparams; i++) (void)aud_id_valid(r->vals[i], 256);
     }
     free(r);
     free(hdr);
