@@ -4,7 +4,6 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
-#include <stddef.h>
 
 #include "hl/config.h"
 #include "hl/error.h"
