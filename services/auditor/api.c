@@ -1,274 +1,79 @@
 /* The auditor's HTTP entry: one dispatcher for every path it serves, applying the role matrix
- * (auth.c) before any parameter is read, and strict query-parameter parsing. */
+ * (auth.c) before any parameter is read, then routing through the handler table. */
 #include "api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "handlers.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/util.h"
 
-const char *hl_req_param(const hl_req_t *r, const char *key)
-{
-    for (int i = 0; i < r->nparams; i++)
-        if (strcmp(r->keys[i], key) == 0) return r->vals[i];
-    return NULL;
-}
-
-int hl_req_only(hl_req_t *r, const char *const *allowed)
-{
-    for (int i = 0; i < r->nparams; i++) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, r->keys[i]) == 0;
-        if (!ok) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "unknown query parameter '%.40s'", r->keys[i]);
-            hl_reply_error(r, 400, "unknown_parameter", msg);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Splits and decodes the query string. Returns 0, or answers 400 and returns -1. */
-static int parse_query(hl_req_t *r, const char *qs)
-{
-    while (qs && *qs) {
-        const char *amp = strchr(qs, '&'), *end = amp ? amp : qs + strlen(qs);
-        const char *eq = memchr(qs, '=', (size_t)(end - qs));
-        const char *kend = eq ? eq : end;
-        if (end == qs) {
-            qs = amp ? amp + 1 : end;
-            continue;
-        }
-        if (r->nparams == HL_API_MAX_PARAMS)
-            return hl_reply_error(r, 400, "too_many_parameters", "at most 16 parameters"), -1;
-        int kl = mg_url_decode(qs, (int)(kend - qs), r->keys[r->nparams], 32, 1);
-        int vl = eq ? mg_url_decode(eq + 1, (int)(end - eq - 1), r->vals[r->nparams],
-                                    HL_API_MAX_VALUE, 1)
-                    : 0;
-        if (!eq) r->vals[r->nparams][0] = '\0';
-        if (kl <= 0 || vl < 0 || (size_t)kl != strlen(r->keys[r->nparams]) ||
-            (size_t)vl != strlen(r->vals[r->nparams]))
-            return hl_reply_error(r, 400, "bad_parameter",
-                                  "parameter too long, empty or with a NUL byte"),
-                   -1;
-        if (hl_req_param(r, r->keys[r->nparams]))
-            return hl_reply_error(r, 400, "duplicate_parameter", "a parameter was repeated"), -1;
-        r->nparams++;
-        qs = amp ? amp + 1 : end;
-    }
-    return 0;
-}
-
-int hl_parse_time(const char *s, int64_t *out)
-{
-    struct tm tm;
-    int64_t frac = 0;
-    char tail[16];
-    size_t n = strlen(s);
-    if (n > 0 && strspn(s, "0123456789") == n)
-        return hl_parse_i64(s, 0, INT64_C(4102444800000000), out) == 0 ? 0 : -1;
-    memset(&tm, 0, sizeof tm);
-    int used = 0;
-    if (n < 20 || n > 27 ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &used) != 6 || used != 19)
-        return -1;
-    for (int i = 0; i < 19; i++)
-        if ((i == 4 || i == 7) ? s[i] != '-' : i == 10 ? s[i] != 'T' : (i == 13 || i == 16) ? s[i] != ':' : (s[i] < '0' || s[i] > '9'))
-            return -1;
-    const char *p = s + 19;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 6) frac = frac * 10 + (*p - '0');
-        if (digits == 0 || digits > 6) return -1;
-        for (; digits < 6; digits++) frac *= 10;
-    }
-    if (hl_strlcpy(tail, p, sizeof tail) != 0 || strcmp(tail, "Z") != 0) return -1;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970 || tm.tm_year > 2099)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    if (t < 0) return -1;
-    *out = (int64_t)t * 1000000 + frac;
-    return 0;
-}
-
-int hl_param_time(hl_req_t *r, const char *key, int64_t def, int64_t *out)
-{
-    const char *v = hl_req_param(r, key);
-    *out = def;
-    if (!v) return 0;
-    if (hl_parse_time(v, out) != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "'%s' must be RFC 3339 UTC (…Z) or epoch microseconds", key);
-        hl_reply_error(r, 400, "bad_time", msg);
-        return -1;
-    }
-    return 0;
-}
-
-int hl_param_int(hl_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
-                 int64_t *out)
-{
-    const char *v = hl_req_param(r, key);
-    *out = def;
-    if (!v) return 0;
-    if (hl_parse_i64(v, min, max, out) != 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "'%s' must be an integer in [%lld, %lld]", key, (long long)min,
-                 (long long)max);
-        hl_reply_error(r, 400, "bad_integer", msg);
-        return -1;
-    }
-    return 0;
-}
-
-int hl_param_limit(hl_req_t *r, int *out)
-{
-    int64_t v;
-    if (hl_param_int(r, "limit", 1, r->a->cfg->page_limit_max, 100, &v) != 0) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-int hl_param_cursor(hl_req_t *r, hl_cursor_t *out)
-{
-    const char *v = hl_req_param(r, "cursor");
-    char a[24], b[24];
-    out->ts_us = out->id = 0;
-    if (!v) return 0;
-    const char *dot = strchr(v, '.');
-    if (!dot || (size_t)(dot - v) >= sizeof a || strlen(dot + 1) >= sizeof b) goto bad;
-    memcpy(a, v, (size_t)(dot - v));
-    a[dot - v] = '\0';
-    hl_strlcpy(b, dot + 1, sizeof b);
-    if (hl_parse_i64(a, 0, INT64_MAX, &out->ts_us) == 0 &&
-        hl_parse_i64(b, 0, INT64_MAX, &out->id) == 0 && a[0] != '+' && b[0] != '+')
-        return 0;
-bad:
-    hl_reply_error(r, 400, "bad_cursor", "cursor must be a next_cursor value from a previous page");
-    return -1;
-}
-
-int hl_param_source(hl_req_t *r, const char **out)
-{
-    const char *v = hl_req_param(r, "source");
-    *out = v;
-    if (!v) return 0;
-    size_t n = strlen(v);
-    if (n >= 1 && n <= 64 &&
-        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n)
-        return 0;
-    hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [A-Za-z0-9_.-]");
-    return -1;
-}
-
-int hl_id_valid(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
-    return 1;
-}
-
-static void count_status(hl_req_t *r, int status)
-{
-    int k = status / 100;
-    if (k >= 1 && k <= 5 && r->a->m_http[k]) hl_counter_inc(r->a->m_http[k]);
-}
-
-int hl_reply_json(hl_req_t *r, int status, json_t *body)
-{
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *buf = hl_xmalloc(n + 1);
-    n = json_dumpb(body, buf, n, JSON_COMPACT);
-    json_decref(body);
-    count_status(r, status);
-    hl_http_send(r->conn, status, "application/json", r->rid, "Cache-Control: no-store\r\n", buf,
-                 n);
-    free(buf);
-    return status;
-}
-
-int hl_reply_error(hl_req_t *r, int status, const char *code, const char *msg)
-{
-    count_status(r, status);
-    hl_http_error(r->conn, status, code, msg, r->rid,
-                  status == 401 ? "WWW-Authenticate: Bearer realm=\"hookline-auditor\"\r\n"
-                                : NULL);
-    return status;
-}
-
-PGconn *hl_req_db(hl_req_t *r)
-{
-    PGconn *c = hl_pool_get(r->a->pool);
-    if (!c) hl_reply_error(r, 503, "unavailable", "database unavailable, retry later");
-    return c;
-}
-
-void hl_req_db_done(hl_req_t *r, PGconn *c, int failed)
-{
-    hl_pool_put(r->a->pool, c, failed && PQstatus(c) != CONNECTION_OK);
-}
-
 /* Finds the caller's token: the Authorization header, or for the page the hl_token cookie. */
-static unsigned caller_roles(hl_req_t *r, int *malformed)
+static unsigned caller_roles(aud_req_t *r, int *malformed)
 {
     const char *h = mg_get_header(r->conn, "Authorization");
     const char *tok;
     size_t len;
-    char cookie[HL_TOKEN_MAX + 2];
+    char cookie[AUD_TOKEN_MAX + 2];
     *malformed = 0;
     if (h) {
-        if (hl_auth_bearer(h, &tok, &len) != 0) {
+        if (aud_auth_bearer(h, &tok, &len) != 0) {
             *malformed = 1;
             return 0;
         }
-        return hl_tokens_roles(&r->a->tokens, tok, len);
+        return aud_tokens_roles(&r->a->tokens, tok, len);
     }
     const char *ck = mg_get_header(r->conn, "Cookie");
     if (ck && strcmp(r->method, "GET") == 0 && strcmp(r->path, "/") == 0) {
         int n = mg_get_cookie(ck, "hl_token", cookie, sizeof cookie);
-        if (n > 0 && n <= HL_TOKEN_MAX) return hl_tokens_roles(&r->a->tokens, cookie, (size_t)n);
+        if (n > 0 && n <= AUD_TOKEN_MAX) return aud_tokens_roles(&r->a->tokens, cookie, (size_t)n);
     }
     return 0;
 }
 
-static int route(hl_req_t *r)
+/* Every path and its handler: exact paths take the request alone, prefixes (ending in '/')
+ * also what follows the prefix. The role matrix already checked the method for each path. */
+static const struct {
+    const char *path;
+    int (*exact)(aud_req_t *r);
+    int (*prefix)(aud_req_t *r, const char *rest);
+} routes[] = {
+    {"/", aud_h_page, NULL},
+    {"/login", aud_h_login, NULL},
+    {"/logout", aud_h_logout, NULL},
+    {"/metrics", aud_h_metrics, NULL},
+    {"/v1/requests", aud_h_requests, NULL},
+    {"/v1/requests/", NULL, aud_h_request},
+    {"/v1/messages/", NULL, aud_h_message},
+    {"/v1/gaps", aud_h_gaps, NULL},
+    {"/v1/latency", aud_h_latency, NULL},
+    {"/v1/error-budget", aud_h_budget, NULL},
+    {"/v1/verify", aud_h_verify, NULL},
+    {"/v1/verify/content", hl_h_verify_content, NULL},
+    {"/v1/events/", NULL, hl_h_event_signature},
+    {"/v1/checkpoints", aud_h_checkpoints, NULL},
+    {"/v1/evidence", aud_h_evidence, NULL},
+};
+
+static int route(aud_req_t *r)
 {
     const char *p = r->path;
-    /* The role matrix already checked the method for each path. */
-    if (strcmp(p, "/") == 0) return hl_h_page(r);
-    if (strcmp(p, "/login") == 0) return hl_h_login(r);
-    if (strcmp(p, "/logout") == 0) return hl_h_logout(r);
-    if (strcmp(p, "/metrics") == 0) return hl_h_metrics(r);
-    if (strcmp(p, "/v1/requests") == 0) return hl_h_requests(r);
-    if (strncmp(p, "/v1/requests/", 13) == 0) return hl_h_request(r, p + 13);
-    if (strncmp(p, "/v1/messages/", 13) == 0) return hl_h_message(r, p + 13);
-    if (strcmp(p, "/v1/gaps") == 0) return hl_h_gaps(r);
-    if (strcmp(p, "/v1/latency") == 0) return hl_h_latency(r);
-    if (strcmp(p, "/v1/error-budget") == 0) return hl_h_budget(r);
-    if (strcmp(p, "/v1/verify") == 0) return hl_h_verify(r);
-    if (strcmp(p, "/v1/verify/content") == 0) return hl_h_verify_content(r);
-    if (strncmp(p, "/v1/events/", 11) == 0) return hl_h_event_signature(r, p + 11);
-    if (strcmp(p, "/v1/checkpoints") == 0) return hl_h_checkpoints(r);
-    if (strcmp(p, "/v1/evidence") == 0) return hl_h_evidence(r);
-    return hl_reply_error(r, 404, "not_found", "no such endpoint");
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        size_t n = strlen(routes[i].path);
+        if (routes[i].exact && strcmp(p, routes[i].path) == 0) return routes[i].exact(r);
+        if (routes[i].prefix && strncmp(p, routes[i].path, n) == 0)
+            return routes[i].prefix(r, p + n);
+    }
+    return aud_reply_error(r, 404, "not_found", "no such endpoint");
 }
 
 static int dispatch(struct mg_connection *conn, void *arg)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    hl_req_t *r = hl_xcalloc(1, sizeof *r);
+    aud_req_t *r = hl_xcalloc(1, sizeof *r);
     int known, malformed, status;
     unsigned need;
     r->conn = conn;
@@ -280,30 +85,30 @@ static int dispatch(struct mg_connection *conn, void *arg)
     r->path = ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri;
     hl_uuid7(r->rid);
     if (!r->path) r->path = "";
-    need = hl_auth_required(r->method, r->path, &known);
+    need = aud_auth_required(r->method, r->path, &known);
     if (!known) {
         int other;
-        (void)hl_auth_required(strcmp(r->method, "GET") == 0 ? "POST" : "GET", r->path, &other);
-        status = other ? hl_reply_error(r, 405, "method_not_allowed", "method not allowed")
-                       : hl_reply_error(r, 404, "not_found", "no such endpoint");
+        (void)aud_auth_required(strcmp(r->method, "GET") == 0 ? "POST" : "GET", r->path, &other);
+        status = other ? aud_reply_error(r, 405, "method_not_allowed", "method not allowed")
+                       : aud_reply_error(r, 404, "not_found", "no such endpoint");
         goto out;
     }
     if (need) {
         r->roles = caller_roles(r, &malformed);
         if (r->roles == 0) {
             status = strcmp(r->path, "/") == 0
-                         ? hl_h_page_login(r, NULL)
-                         : hl_reply_error(r, 401, malformed ? "malformed_token" : "unauthorized",
+                         ? aud_h_page_login(r, NULL)
+                         : aud_reply_error(r, 401, malformed ? "malformed_token" : "unauthorized",
                                           malformed ? "Authorization must be 'Bearer <token>'"
                                                     : "a valid bearer token is required");
             goto out;
         }
         if (!(r->roles & need)) {
-            status = hl_reply_error(r, 403, "forbidden", "this token's roles do not allow this");
+            status = aud_reply_error(r, 403, "forbidden", "this token's roles do not allow this");
             goto out;
         }
     }
-    if (parse_query(r, ri->query_string) != 0) {
+    if (aud_req_parse_query(r, ri->query_string) != 0) {
         status = 400;
         goto out;
     }
@@ -322,7 +127,7 @@ out:
     return status > 0 ? status : 500;
 }
 
-void hl_api_register(struct hl_httpd *s, hl_auditor_t *a)
+void aud_api_register(struct hl_httpd *s, aud_state_t *a)
 {
     static const char *const uris[] = {"/$", "/login$", "/logout$", "/metrics$", "/v1/", "/v1$"};
     for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++)

@@ -1,44 +1,49 @@
 /* The auditor's shared state: configuration, keys, metrics and the threads' stop flags. */
-#ifndef HL_AUDITOR_H
-#define HL_AUDITOR_H
+#ifndef AUD_STATE_H
+#define AUD_STATE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <stdint.h>
+
 #include "auth.h"
+#include "chain.h"
 #include "checkpoint.h"
 #include "config.h"
 #include "hl/metrics.h"
-#include "outside.h"
-#include "rollup.h"
-#include "store.h"
 
+struct aud_ckpub;
+struct aud_live;
+struct hl_pg_pool;
 struct ing_verifiers;
+struct json_t;
 
 typedef struct {
-    const hl_auditor_config_t *cfg; /* borrowed, immutable */
+    const aud_config_t *cfg; /* borrowed, immutable */
     /* Keys of the sources whose stored events GET /v1/events/…/signature checks again (from
      * signature_sources), NULL when none is configured. Read-only once started. */
     const struct ing_verifiers *verifiers;
-    hl_tokens_t tokens;
-    hl_signer_t *signer;
-    hl_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
-    hl_ckpub_t *ckpub;              /* producer of the checkpoint topic */
+    aud_tokens_t tokens;
+    aud_signer_t *signer;
+    aud_keyring_t ring;              /* public keys checkpoints may carry: ours and earlier ones */
+    struct aud_ckpub *ckpub;         /* producer of the checkpoint topic */
     /* The head of each chain as this process last wrote (or loaded) it: verification holds the
      * table to it as to a checkpoint, so rows removed since the last signature are named too.
      * key_id is empty: these are not signed. */
     pthread_mutex_t written_mu;
-    hl_checkpoint_t written[HL_MAX_CHAINS];
+    aud_checkpoint_t written[AUD_MAX_CHAINS];
     /* Chains this process writes now (assigned), and the first seq of a row found there that it
      * did not write (0: none). The consumer holds written_mu across each write transaction, so
      * with the lock held a chain it owns ends exactly at written[]. */
-    bool owned[HL_MAX_CHAINS];
-    int64_t foreign_seq[HL_MAX_CHAINS];
+    bool owned[AUD_MAX_CHAINS];
+    int64_t foreign_seq[AUD_MAX_CHAINS];
     /* The first seq found missing at assignment below the chain's newest outside checkpoint
      * (rows deleted): stays set, and named by verify, for as long as the process runs. */
-    int64_t deleted_seq[HL_MAX_CHAINS];
+    int64_t deleted_seq[AUD_MAX_CHAINS];
     atomic_int lineage_partitions;  /* of the lineage topic, learnt at assignment; 0: unknown */
-    /* The checkpoint topic's shape (hl_ckpub_check_topic), checked by housekeeping until it
+    /* The checkpoint topic's shape (aud_ckpub_check_topic), checked by housekeeping until it
      * could be asked once: 0 not yet known, 1 as promised, -1 not (cp_topic_why says how;
      * written once, before the state). */
     atomic_int cp_topic_state;
@@ -49,9 +54,9 @@ typedef struct {
     struct json_t *status;
     int64_t status_us;
     hl_metrics_t *metrics;
-    hl_pool_t *pool;                /* API connections: the read-only role (postgres_read) */
-    hl_pool_t *wpool;               /* the writer's role, for signing checkpoints */
-    hl_live_t *live;                /* live latency histograms */
+    struct hl_pg_pool *pool;        /* API connections: the read-only role (postgres_read) */
+    struct hl_pg_pool *wpool;       /* the writer's role, for signing checkpoints */
+    struct aud_live *live;           /* live latency histograms */
     atomic_bool stop;               /* set on SIGTERM */
     atomic_bool db_ok;              /* the writer's last Postgres round trip worked */
     atomic_bool consumer_up;        /* the consumer joined its group */
@@ -63,31 +68,6 @@ typedef struct {
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed, *m_cp_topic_ok;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6];        /* by status class / kind, see api.c */
-} hl_auditor_t;
-
-/* The consumer thread: joins the group, writes batches until stop. arg is hl_auditor_t *. */
-void *hl_consumer_main(void *arg);
-/* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
-void *hl_housekeeping_main(void *arg);
-
-/* Reads the checkpoints of the checkpoint topic (api_handlers.c), plus the heads this process
- * wrote (unsigned, key_id ""). Returns 0 or HL_E*. */
-int hl_auditor_seals(hl_auditor_t *a, hl_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
-/* GET /v1/verify's answer into o: "chain_ok", "checkpoints_outside" and "chains" (every chain,
- * or chain `only` when >= 0), each walked against the checkpoint topic; chain_ok is false when
- * any chain fails or the topic could not be read. A whole verification (only < 0) adds
- * "content" (hl_content_check: the stored events held to the lineage). "ok" is chain_ok and,
- * when there is one, the content's ok. Returns 0 or HL_EPG (err filled). */
-struct json_t;
-int hl_verify_report(hl_auditor_t *a, PGconn *c, int32_t only, struct json_t *o, char *err,
-                     size_t errcap);
-/* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
- * logs, on a connection of the writer's pool (the API's role may not insert checkpoints).
- * Returns the number signed or a negative HL_E* code (errbuf filled; HL_EPG: Postgres). */
-int hl_auditor_sign(hl_auditor_t *a, char *errbuf, size_t errcap);
-
-/* Registers the HTTP handlers (api.c, page.c) on a started server. */
-struct hl_httpd;
-void hl_api_register(struct hl_httpd *s, hl_auditor_t *a);
+} aud_state_t;
 
 #endif

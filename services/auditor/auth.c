@@ -10,20 +10,20 @@
 #include "chain.h"
 #include "hl/util.h"
 
-unsigned hl_role_parse(const char *s)
+unsigned aud_role_parse(const char *s)
 {
     if (!s) return 0;
-    if (strcmp(s, "auditor") == 0) return HL_ROLE_AUDITOR;
-    if (strcmp(s, "admin") == 0) return HL_ROLE_ADMIN;
-    if (strcmp(s, "metrics") == 0) return HL_ROLE_METRICS;
+    if (strcmp(s, "auditor") == 0) return AUD_ROLE_AUDITOR;
+    if (strcmp(s, "admin") == 0) return AUD_ROLE_ADMIN;
+    if (strcmp(s, "metrics") == 0) return AUD_ROLE_METRICS;
     return 0;
 }
 
-int hl_tokens_add(hl_tokens_t *t, const char *name, const char *sha256_hex, unsigned roles)
+int aud_tokens_add(aud_tokens_t *t, const char *name, const char *sha256_hex, unsigned roles)
 {
-    hl_token_entry_t e;
+    aud_token_entry_t e;
     memset(&e, 0, sizeof e);
-    if (!sha256_hex || hl_chain_unhex(sha256_hex, e.sha256) != 0 || roles == 0) return HL_EINVAL;
+    if (!sha256_hex || aud_chain_unhex(sha256_hex, e.sha256) != 0 || roles == 0) return HL_EINVAL;
     if (hl_strlcpy(e.name, name ? name : "", sizeof e.name) != 0) return HL_EINVAL;
     e.roles = roles;
     t->entries = hl_xrealloc(t->entries, (t->n + 1) * sizeof *t->entries);
@@ -31,7 +31,7 @@ int hl_tokens_add(hl_tokens_t *t, const char *name, const char *sha256_hex, unsi
     return 0;
 }
 
-void hl_tokens_free(hl_tokens_t *t)
+void aud_tokens_free(aud_tokens_t *t)
 {
     if (!t) return;
     free(t->entries);
@@ -46,14 +46,14 @@ static int token_char(unsigned char c)
            c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '=';
 }
 
-int hl_auth_bearer(const char *h, const char **tok, size_t *len)
+int aud_auth_bearer(const char *h, const char **tok, size_t *len)
 {
     size_t n = 0;
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) return HL_EAUTH;
     h += 7;
     while (*h == ' ') h++;
     while (h[n] && token_char((unsigned char)h[n])) n++;
-    if (n == 0 || n > HL_TOKEN_MAX) return HL_EAUTH;
+    if (n == 0 || n > AUD_TOKEN_MAX) return HL_EAUTH;
     for (size_t i = n; h[i]; i++)
         if (h[i] != ' ') return HL_EAUTH;
     *tok = h;
@@ -61,7 +61,7 @@ int hl_auth_bearer(const char *h, const char **tok, size_t *len)
     return 0;
 }
 
-unsigned hl_tokens_roles(const hl_tokens_t *t, const char *tok, size_t len)
+unsigned aud_tokens_roles(const aud_tokens_t *t, const char *tok, size_t len)
 {
     unsigned char d[32];
     unsigned roles = 0;
@@ -72,7 +72,7 @@ unsigned hl_tokens_roles(const hl_tokens_t *t, const char *tok, size_t len)
     return roles;
 }
 
-#define R_READ (HL_ROLE_AUDITOR | HL_ROLE_ADMIN)
+#define R_READ (AUD_ROLE_AUDITOR | AUD_ROLE_ADMIN)
 
 /* method, path pattern ('*' ends a prefix match), roles. First match wins. */
 static const struct {
@@ -82,7 +82,7 @@ static const struct {
 } matrix[] = {
     {"GET", "/healthz", 0},
     {"GET", "/readyz", 0},
-    {"GET", "/metrics", HL_ROLE_METRICS | HL_ROLE_ADMIN},
+    {"GET", "/metrics", AUD_ROLE_METRICS | AUD_ROLE_ADMIN},
     {"GET", "/", R_READ},
     {"POST", "/login", 0}, /* checks the posted token itself */
     {"POST", "/logout", 0},
@@ -97,7 +97,7 @@ static const struct {
     {"GET", "/v1/verify/content", R_READ},
     {"GET", "/v1/events/*", R_READ},
     {"GET", "/v1/checkpoints", R_READ},
-    {"POST", "/v1/checkpoints", HL_ROLE_ADMIN},
+    {"POST", "/v1/checkpoints", AUD_ROLE_ADMIN},
     {"POST", "/v1/evidence", R_READ},
 };
 
@@ -108,7 +108,7 @@ static int matches(const char *pattern, const char *path)
     return strcmp(pattern, path) == 0;
 }
 
-unsigned hl_auth_required(const char *method, const char *path, int *known)
+unsigned aud_auth_required(const char *method, const char *path, int *known)
 {
     *known = 0;
     for (size_t i = 0; i < sizeof matrix / sizeof matrix[0]; i++)

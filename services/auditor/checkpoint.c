@@ -17,9 +17,9 @@
 #include "hl/codec.h"
 #include "hl/util.h"
 
-struct hl_signer {
+struct aud_signer {
     EVP_PKEY *key;
-    char key_id[HL_KEY_ID_LEN + 1];
+    char key_id[AUD_KEY_ID_LEN + 1];
     char pub_hex[65];
 };
 
@@ -55,16 +55,16 @@ out:
     return rc;
 }
 
-static void key_id_of(const unsigned char pub[32], char out[HL_KEY_ID_LEN + 1])
+static void key_id_of(const unsigned char pub[32], char out[AUD_KEY_ID_LEN + 1])
 {
     unsigned char d[32];
     SHA256(pub, 32, d);
-    hl_hex(out, d, HL_KEY_ID_LEN / 2);
+    hl_hex(out, d, AUD_KEY_ID_LEN / 2);
 }
 
-hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_t cap)
+aud_signer_t *aud_signer_load(const char *path, bool generate, char *errbuf, size_t cap)
 {
-    hl_signer_t *s = NULL;
+    aud_signer_t *s = NULL;
     unsigned char pub[32];
     size_t publen = sizeof pub;
     FILE *f;
@@ -82,12 +82,12 @@ hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_
     fclose(f);
     if (!s->key || EVP_PKEY_get_base_id(s->key) != EVP_PKEY_ED25519) {
         snprintf(errbuf, cap, "key file %s: not a PEM Ed25519 private key", path);
-        hl_signer_free(s);
+        aud_signer_free(s);
         return NULL;
     }
     if (EVP_PKEY_get_raw_public_key(s->key, pub, &publen) != 1 || publen != 32) {
         ssl_err(errbuf, cap, "cannot read public key of", path);
-        hl_signer_free(s);
+        aud_signer_free(s);
         return NULL;
     }
     hl_hex(s->pub_hex, pub, 32);
@@ -95,47 +95,48 @@ hl_signer_t *hl_signer_load(const char *path, bool generate, char *errbuf, size_
     return s;
 }
 
-void hl_signer_free(hl_signer_t *s)
+void aud_signer_free(aud_signer_t *s)
 {
     if (!s) return;
     EVP_PKEY_free(s->key);
     free(s);
 }
 
-const char *hl_signer_key_id(const hl_signer_t *s) { return s->key_id; }
-const char *hl_signer_public_hex(const hl_signer_t *s) { return s->pub_hex; }
+const char *aud_signer_key_id(const aud_signer_t *s) { return s->key_id; }
+const char *aud_signer_public_hex(const aud_signer_t *s) { return s->pub_hex; }
 
-static size_t message(const hl_checkpoint_t *cp, char *buf, size_t cap)
+static size_t message(const aud_checkpoint_t *cp, char *buf, size_t cap)
 {
     char hex[65];
-    hl_chain_hex(cp->hash, hex);
+    aud_chain_hex(cp->hash, hex);
     int n = snprintf(buf, cap, "hookline-checkpoint-v1\n%" PRId32 "\n%" PRId64 "\n%s\n%" PRId64,
                      cp->chain, cp->seq, hex, cp->ts_us);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-int hl_signer_sign(const hl_signer_t *s, const void *msg, size_t n, unsigned char sig[HL_SIG_LEN])
+int aud_signer_sign(const aud_signer_t *s, const void *msg, size_t n,
+                    unsigned char sig[AUD_SIG_LEN])
 {
-    size_t siglen = HL_SIG_LEN;
+    size_t siglen = AUD_SIG_LEN;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int rc = HL_EIO;
     if (md && EVP_DigestSignInit(md, NULL, NULL, NULL, s->key) == 1 &&
-        EVP_DigestSign(md, sig, &siglen, msg, n) == 1 && siglen == HL_SIG_LEN)
+        EVP_DigestSign(md, sig, &siglen, msg, n) == 1 && siglen == AUD_SIG_LEN)
         rc = 0;
     EVP_MD_CTX_free(md);
     return rc;
 }
 
-int hl_checkpoint_sign(const hl_signer_t *s, hl_checkpoint_t *cp)
+int aud_checkpoint_sign(const aud_signer_t *s, aud_checkpoint_t *cp)
 {
     char msg[256];
     size_t n = message(cp, msg, sizeof msg);
     if (n == 0) return HL_EIO;
     memcpy(cp->key_id, s->key_id, sizeof cp->key_id);
-    return hl_signer_sign(s, msg, n, cp->sig);
+    return aud_signer_sign(s, msg, n, cp->sig);
 }
 
-int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp)
+int aud_checkpoint_verify(const aud_signer_t *s, const aud_checkpoint_t *cp)
 {
     char msg[256];
     size_t n = message(cp, msg, sizeof msg);
@@ -144,7 +145,7 @@ int hl_checkpoint_verify(const hl_signer_t *s, const hl_checkpoint_t *cp)
     if (!md || n == 0) goto out;
     if (strcmp(cp->key_id, s->key_id) != 0) goto out;
     if (EVP_DigestVerifyInit(md, NULL, NULL, NULL, s->key) == 1 &&
-        EVP_DigestVerify(md, cp->sig, HL_SIG_LEN, (const unsigned char *)msg, n) == 1)
+        EVP_DigestVerify(md, cp->sig, AUD_SIG_LEN, (const unsigned char *)msg, n) == 1)
         rc = 0;
 out:
     EVP_MD_CTX_free(md);
@@ -152,28 +153,28 @@ out:
     return rc;
 }
 
-void hl_keyring_init(hl_keyring_t *ring, const hl_signer_t *s)
+void aud_keyring_init(aud_keyring_t *ring, const aud_signer_t *s)
 {
     memset(ring, 0, sizeof *ring);
-    if (hl_keyring_add_hex(ring, s->pub_hex) != 0) ring->n = 0; /* cannot happen: 64 hex */
+    if (aud_keyring_add_hex(ring, s->pub_hex) != 0) ring->n = 0; /* cannot happen: 64 hex */
 }
 
-int hl_keyring_add_hex(hl_keyring_t *ring, const char *hex)
+int aud_keyring_add_hex(aud_keyring_t *ring, const char *hex)
 {
     unsigned char pub[32];
-    char kid[HL_KEY_ID_LEN + 1];
+    char kid[AUD_KEY_ID_LEN + 1];
     if (!hex || strlen(hex) != 64 || hl_hex_decode(hex, 64, pub, 32) != 32) return HL_EPARSE;
     key_id_of(pub, kid);
     for (size_t i = 0; i < ring->n; i++)
         if (strcmp(ring->key_id[i], kid) == 0) return 0;
-    if (ring->n >= HL_KEYRING_MAX) return HL_ETOOBIG;
+    if (ring->n >= AUD_KEYRING_MAX) return HL_ETOOBIG;
     memcpy(ring->pub[ring->n], pub, 32);
     memcpy(ring->key_id[ring->n], kid, sizeof kid);
     ring->n++;
     return 0;
 }
 
-int hl_keyring_verify(const hl_keyring_t *ring, const hl_checkpoint_t *cp)
+int aud_keyring_verify(const aud_keyring_t *ring, const aud_checkpoint_t *cp)
 {
     char msg[256];
     size_t n = message(cp, msg, sizeof msg);
@@ -183,7 +184,7 @@ int hl_keyring_verify(const hl_keyring_t *ring, const hl_checkpoint_t *cp)
         EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, ring->pub[i], 32);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         if (k && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
-            EVP_DigestVerify(md, cp->sig, HL_SIG_LEN, (const unsigned char *)msg, n) == 1)
+            EVP_DigestVerify(md, cp->sig, AUD_SIG_LEN, (const unsigned char *)msg, n) == 1)
             rc = 0;
         EVP_MD_CTX_free(md);
         EVP_PKEY_free(k);
@@ -193,11 +194,11 @@ int hl_keyring_verify(const hl_keyring_t *ring, const hl_checkpoint_t *cp)
     return rc;
 }
 
-int hl_checkpoint_json(const hl_checkpoint_t *cp, char *buf, size_t cap)
+int aud_checkpoint_json(const aud_checkpoint_t *cp, char *buf, size_t cap)
 {
-    char hex[65], sig[2 * HL_SIG_LEN + 1];
-    hl_chain_hex(cp->hash, hex);
-    hl_hex(sig, cp->sig, HL_SIG_LEN);
+    char hex[65], sig[2 * AUD_SIG_LEN + 1];
+    aud_chain_hex(cp->hash, hex);
+    hl_hex(sig, cp->sig, AUD_SIG_LEN);
     int n = snprintf(buf, cap,
                      "{\"chain\":%" PRId32 ",\"seq\":%" PRId64 ",\"hash\":\"%s\",\"ts_us\":%" PRId64
                      ",\"key_id\":\"%s\",\"signature\":\"%s\"}",
@@ -219,7 +220,7 @@ static int unhex_n(const char *hex, unsigned char *out, size_t n)
     return hl_hex_decode(hex, 2 * n, out, n) == (int)n ? 0 : HL_EPARSE;
 }
 
-int hl_checkpoint_parse(const char *json, size_t len, hl_checkpoint_t *cp)
+int aud_checkpoint_parse(const char *json, size_t len, aud_checkpoint_t *cp)
 {
     json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
     int64_t chain = 0;
@@ -237,12 +238,12 @@ int hl_checkpoint_parse(const char *json, size_t len, hl_checkpoint_t *cp)
     kid = json_string_value(json_object_get(o, "key_id"));
     if (get_int(o, "chain", 0, INT32_MAX, &chain) || get_int(o, "seq", 1, INT64_MAX, &cp->seq) ||
         get_int(o, "ts_us", 0, INT64_MAX, &cp->ts_us) || !kid ||
-        strlen(kid) != HL_KEY_ID_LEN ||
-        hl_chain_unhex(json_string_value(json_object_get(o, "hash")), cp->hash) ||
-        unhex_n(json_string_value(json_object_get(o, "signature")), cp->sig, HL_SIG_LEN))
+        strlen(kid) != AUD_KEY_ID_LEN ||
+        aud_chain_unhex(json_string_value(json_object_get(o, "hash")), cp->hash) ||
+        unhex_n(json_string_value(json_object_get(o, "signature")), cp->sig, AUD_SIG_LEN))
         goto out;
     cp->chain = (int32_t)chain;
-    memcpy(cp->key_id, kid, HL_KEY_ID_LEN + 1);
+    memcpy(cp->key_id, kid, AUD_KEY_ID_LEN + 1);
     rc = 0;
 out:
     json_decref(o);

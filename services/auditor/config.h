@@ -1,6 +1,6 @@
 /* The auditor's configuration: one table of keys, defaults, overrides and rules (config.c). */
-#ifndef HL_AUDITOR_CONFIG_H
-#define HL_AUDITOR_CONFIG_H
+#ifndef AUD_CONFIG_H
+#define AUD_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,8 +10,8 @@
 typedef struct {
     char *name;     /* who holds it, for logs */
     char *sha256;   /* 64 hex digits: SHA-256 of the token text (never the token itself) */
-    unsigned roles; /* HL_ROLE_* bits from the "roles" list */
-} hl_auditor_token_cfg_t;
+    unsigned roles; /* AUD_ROLE_* bits from the "roles" list */
+} aud_token_cfg_t;
 
 typedef struct {
     char *key_file;           /* PEM Ed25519 private key */
@@ -20,26 +20,26 @@ typedef struct {
     char *topic;              /* Kafka topic the signed checkpoints are also published to */
     char **public_keys;       /* raw Ed25519 public keys (64 hex) of earlier signing keys */
     unsigned public_keys_count;
-} hl_auditor_checkpoint_cfg_t;
+} aud_checkpoint_cfg_t;
 
 typedef struct {
     uint32_t ack_ms;     /* an accepted request answered within this is "good" */
     uint32_t e2e_ms;     /* end-to-end latency objective (received → committed) */
     double target;       /* share of good requests promised, e.g. 0.999 */
-} hl_auditor_slo_cfg_t;
+} aud_slo_cfg_t;
 
 /* The postgres section: the writer's connection (the shared keys) and the API's. */
 typedef struct {
     hl_pg_config_t w;      /* first: conninfo, schema, connect_timeout_ms as in every service */
     char *read_conninfo;   /* the API's read-only role; NULL or "": the writer's conninfo */
-} hl_auditor_pg_cfg_t;
+} aud_pg_cfg_t;
 
 typedef struct {
     hl_kafka_config_t kafka;
-    hl_auditor_pg_cfg_t postgres;
+    aud_pg_cfg_t postgres;
     /* The API's connections: read_conninfo (else conninfo), the writer's schema and timeout,
      * the password of HOOKLINE_POSTGRES_READ_PASSWORD (else PGPASSWORD or the passfile).
-     * Derived by hl_auditor_config_finish; its strings are borrowed. */
+     * Derived by aud_config_finish; its strings are borrowed. */
     hl_pg_config_t postgres_read;
     hl_http_config_t http;
     char *group_id;
@@ -50,23 +50,23 @@ typedef struct {
     uint32_t gap_scan_interval_s;
     uint32_t page_limit_max;   /* cap on ?limit= */
     uint32_t shutdown_timeout_ms;
-    hl_auditor_checkpoint_cfg_t checkpoint;
-    hl_auditor_slo_cfg_t slo;
-    hl_auditor_token_cfg_t *tokens;
+    aud_checkpoint_cfg_t checkpoint;
+    aud_slo_cfg_t slo;
+    aud_token_cfg_t *tokens;
     unsigned tokens_count;
     /* Accept the checkpoint key and secret files readable by group or others (Kubernetes
      * Secret volumes); otherwise such a file stops the start. */
     bool secret_files_shared;
     char *signature_sources;   /* an ingress configuration file whose sources' keys re-verify
                                   stored events (GET /v1/events/…/signature); NULL: none */
-} hl_auditor_config_t;
+} aud_config_t;
 
 /* Loads, applies HOOKLINE_* overrides and defaults, validates. Returns 0 or HL_ECONFIG /
  * HL_EIO with errbuf naming the field, value and rule. *out owned by the caller. */
-int hl_auditor_config_load(const char *path, hl_auditor_config_t **out, char *errbuf,
+int aud_config_load(const char *path, aud_config_t **out, char *errbuf,
                            size_t errcap) HL_MUST_CHECK;
 /* Defaults and validation alone (for tests that build a struct in memory). */
-int hl_auditor_config_finish(hl_auditor_config_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
-void hl_auditor_config_free(hl_auditor_config_t *c);
+int aud_config_finish(aud_config_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
+void aud_config_free(aud_config_t *c);
 
 #endif

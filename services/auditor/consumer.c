@@ -19,20 +19,23 @@
 #include <unistd.h>
 
 #include "auditor.h"
+#include "consumer.h"
 #include "hl/kafka.h"
 #include "hl/log.h"
 #include "hl/pg.h"
 #include "hl/util.h"
+#include "rollup.h"
+#include "store.h"
 #include "verify.h"
 #include "vouch.h"
 
 typedef struct {
-    hl_auditor_t *a;
+    aud_state_t *a;
     rd_kafka_t *rk;
     PGconn *pg;
-    hl_head_t heads[HL_MAX_CHAINS];
-    bool assigned[HL_MAX_CHAINS];
-    hl_item_t *items;
+    aud_head_t heads[AUD_MAX_CHAINS];
+    bool assigned[AUD_MAX_CHAINS];
+    aud_item_t *items;
     size_t n;
     bool had_pg; /* a connection was made before */
     bool resync; /* a new connection since the heads were positioned: resync before writing */
@@ -73,7 +76,7 @@ static int load_head_retrying(consumer_t *c, int32_t p)
         if (atomic_load(&c->a->stop)) return HL_ESTATE;
         err[0] = '\0';
         if (ensure_pg(c) == 0 &&
-            hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+            aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
                                &c->heads[p], err, sizeof err) == 0)
             return 0;
         hl_warn("consumer: loading chain %d: %s", p, err);
@@ -95,11 +98,11 @@ static void learn_partitions(consumer_t *c)
 
 /* The newest checkpoints of the checkpoint topic (signature-checked), a few tries; on failure
  * out is empty and every chain's whole history is held to the lineage topic instead. */
-static void read_seals(consumer_t *c, hl_seals_t *out)
+static void read_seals(consumer_t *c, aud_seals_t *out)
 {
     char err[512];
     for (int i = 0; i < 3 && !atomic_load(&c->a->stop); i++) {
-        int rc = hl_seals_read(&c->a->cfg->kafka, c->a->cfg->checkpoint.topic, &c->a->ring,
+        int rc = aud_seals_read(&c->a->cfg->kafka, c->a->cfg->checkpoint.topic, &c->a->ring,
                                10000, out, err, sizeof err);
         if (rc == 0 || rc == HL_ENOTFOUND) return;
         hl_warn("consumer: reading the checkpoint topic: %s", err);
@@ -113,17 +116,17 @@ typedef struct {
     hl_vouch_t vr;
     int64_t from_seq;       /* the newest signed checkpoint's seq, 0: none */
     int64_t sealed_seq;     /* the newest checkpoint's seq in the topic, 0: none */
-    hl_checkpoint_t head;   /* the head this process takes as its own */
+    aud_checkpoint_t head;   /* the head this process takes as its own */
 } vouched_t;
 
 /* Holds chain p's rows after the newest signed checkpoint to the lineage topic (vouch.c): reads
  * Postgres and Kafka, for up to minutes with a slow broker, so it runs without written_mu.
  * Consumer thread (the rebalance callback): c->heads and c->pg are this thread's alone. */
-static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals, vouched_t *out)
+static void vouch_head(consumer_t *c, int32_t p, const aud_seals_t *seals, vouched_t *out)
 {
     char err[512];
     size_t n = 0;
-    const hl_checkpoint_t *cps = hl_seals_chain(seals, p, &n), *from = NULL;
+    const aud_checkpoint_t *cps = aud_seals_chain(seals, p, &n), *from = NULL;
     for (size_t k = n; k-- > 0 && !from;)
         if (cps[k].key_id[0]) from = &cps[k];
     memset(out, 0, sizeof *out);
@@ -132,7 +135,7 @@ static void vouch_head(consumer_t *c, int32_t p, const hl_seals_t *seals, vouche
     out->sealed_seq = n > 0 ? cps[n - 1].seq : 0;
     out->head.chain = p;
     out->head.seq = c->heads[p].seq;
-    memcpy(out->head.hash, c->heads[p].hash, HL_CHAIN_HASH_LEN);
+    memcpy(out->head.hash, c->heads[p].hash, AUD_CHAIN_HASH_LEN);
     int rc = HL_EPG;
     for (int i = 0; i < 3 && rc != 0 && !atomic_load(&c->a->stop); i++) {
         rc = ensure_pg(c) == 0 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka,
@@ -192,18 +195,18 @@ static void adopt_head(consumer_t *c, int32_t p, const vouched_t *v)
 /* Loads heads and stored offsets for newly assigned partitions, retrying until stop. */
 static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
 {
-    hl_seals_t seals;
+    aud_seals_t seals;
     learn_partitions(c);
     read_seals(c, &seals);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t p = parts->elems[i].partition;
-        if (p < 0 || p >= HL_MAX_CHAINS) {
-            hl_error("consumer: partition %d beyond the %d chains supported", p, HL_MAX_CHAINS);
-            hl_seals_free(&seals);
+        if (p < 0 || p >= AUD_MAX_CHAINS) {
+            hl_error("consumer: partition %d beyond the %d chains supported", p, AUD_MAX_CHAINS);
+            aud_seals_free(&seals);
             return HL_ERANGE;
         }
         if (load_head_retrying(c, p) != 0) {
-            hl_seals_free(&seals);
+            aud_seals_free(&seals);
             return HL_ESTATE;
         }
         c->assigned[p] = true;
@@ -219,7 +222,7 @@ static int load_heads(consumer_t *c, rd_kafka_topic_partition_list_t *parts)
         hl_info("consumer: chain %d assigned at seq %" PRId64 ", offset %" PRId64, p,
                 c->heads[p].seq, c->heads[p].next_offset);
     }
-    hl_seals_free(&seals);
+    aud_seals_free(&seals);
     atomic_store(&c->a->db_ok, true);
     return 0;
 }
@@ -252,7 +255,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * is unchanged, so the next owner reads them again. */
         for (int i = 0; i < parts->cnt; i++) {
             int32_t p = parts->elems[i].partition;
-            if (p >= 0 && p < HL_MAX_CHAINS) {
+            if (p >= 0 && p < AUD_MAX_CHAINS) {
                 drop_partition_items(c, p);
                 c->assigned[p] = false;
                 pthread_mutex_lock(&c->a->written_mu);
@@ -267,7 +270,7 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static int cmp_items(const void *x, const void *y)
 {
-    const hl_item_t *a = x, *b = y;
+    const aud_item_t *a = x, *b = y;
     if (a->partition != b->partition) return a->partition < b->partition ? -1 : 1;
     return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
@@ -277,10 +280,10 @@ static void take(consumer_t *c, rd_kafka_message_t *m)
     int32_t p = m->partition;
     const char *why = "";
     hl_log_ctx_t ctx = {NULL, c->a->cfg->kafka.lineage_topic, p, m->offset};
-    if (p < 0 || p >= HL_MAX_CHAINS || !c->assigned[p]) return;
+    if (p < 0 || p >= AUD_MAX_CHAINS || !c->assigned[p]) return;
     /* Already stored (redelivered after a restart or rebalance): skip. */
     if (m->offset < c->heads[p].next_offset) return;
-    hl_item_t *it = &c->items[c->n++];
+    aud_item_t *it = &c->items[c->n++];
     memset(it, 0, sizeof *it);
     it->partition = p;
     it->offset = m->offset;
@@ -301,7 +304,7 @@ static void take(consumer_t *c, rd_kafka_message_t *m)
 static void update_lag(consumer_t *c)
 {
     int64_t lag = 0;
-    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+    for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         int64_t lo, hi;
         if (!c->assigned[p]) continue;
         if (rd_kafka_get_watermark_offsets(c->rk, c->a->cfg->kafka.lineage_topic, p, &lo, &hi) !=
@@ -314,13 +317,13 @@ static void update_lag(consumer_t *c)
     hl_gauge_set(c->a->m_lag, lag);
 }
 
-/* Publishes the heads just committed to the verifier (hl_auditor_t.written); written_mu
+/* Publishes the heads just committed to the verifier (aud_state_t.written); written_mu
  * held. */
 static void note_written(consumer_t *c)
 {
-    for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+    for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         if (!c->heads[p].loaded || c->heads[p].seq <= c->a->written[p].seq) continue;
-        hl_checkpoint_t *w = &c->a->written[p];
+        aud_checkpoint_t *w = &c->a->written[p];
         memset(w, 0, sizeof *w);
         w->chain = p;
         w->seq = c->heads[p].seq;
@@ -357,10 +360,10 @@ static bool rows_are_the_batch(consumer_t *c, int32_t p, int64_t after)
 /* After a failed batch the heads are reloaded from the table. A chain this process owns that
  * grew beyond what it wrote, by rows that are not the failed batch's own (committed, the answer
  * lost), holds rows someone else put there: an ALARM, and verify names the first of them
- * (hl_verify_report) for as long as this process runs. written_mu held. */
+ * (aud_history_report) for as long as this process runs. written_mu held. */
 static void note_reloaded(consumer_t *c, int32_t p)
 {
-    hl_checkpoint_t *w = &c->a->written[p];
+    aud_checkpoint_t *w = &c->a->written[p];
     if (c->a->owned[p] && c->heads[p].loaded && c->heads[p].seq > w->seq &&
         c->a->foreign_seq[p] == 0) {
         if (rows_are_the_batch(c, p, w->seq)) {
@@ -388,14 +391,14 @@ static void resync(consumer_t *c)
     bool ok = true;
     hl_warn("consumer: new postgres connection: loading the chain heads again; %zu records"
             " held are dropped and read again", c->n);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(HL_MAX_CHAINS);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(AUD_MAX_CHAINS);
     pthread_mutex_lock(&c->a->written_mu);
     c->resync = false;
-    for (int32_t p = 0; ok && p < HL_MAX_CHAINS; p++) {
+    for (int32_t p = 0; ok && p < AUD_MAX_CHAINS; p++) {
         if (!c->assigned[p]) continue;
         err[0] = '\0';
         ok = ensure_pg(c) == 0 &&
-             hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+             aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
                                 &c->heads[p], err, sizeof err) == 0;
         if (!ok) {
             hl_warn("consumer: loading chain %d: %s", p, err);
@@ -425,7 +428,7 @@ static void resync(consumer_t *c)
 static void flush(consumer_t *c)
 {
     char err[1024];
-    hl_write_stats_t st;
+    aud_write_stats_t st;
     int backoff = 100;
     qsort(c->items, c->n, sizeof *c->items, cmp_items);
     while (c->n > 0) {
@@ -436,7 +439,7 @@ static void flush(consumer_t *c)
         }
         pthread_mutex_lock(&c->a->written_mu);
         int wrote = ensure_pg(c) == 0 && !c->resync &&
-                    hl_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
+                    aud_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
                                          c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
                                          sizeof err) == 0;
         if (wrote) {
@@ -464,9 +467,9 @@ static void flush(consumer_t *c)
         backoff = backoff < 5000 ? backoff * 2 : 5000;
         /* Another writer may have moved on, or the failed transaction changed nothing: reload
          * what the database holds and drop what it already has. */
-        for (int32_t p = 0; p < HL_MAX_CHAINS; p++) {
+        for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
             if (!c->assigned[p] || ensure_pg(c) != 0) continue;
-            if (hl_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
+            if (aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
                                    &c->heads[p], err, sizeof err) != 0)
                 hl_warn("consumer: reloading chain %d: %s", p, err);
             else
@@ -475,7 +478,7 @@ static void flush(consumer_t *c)
         pthread_mutex_unlock(&c->a->written_mu);
         size_t k = 0;
         for (size_t i = 0; i < c->n; i++) {
-            hl_item_t *it = &c->items[i];
+            aud_item_t *it = &c->items[i];
             if (it->offset < c->heads[it->partition].next_offset || !c->heads[it->partition].loaded)
                 free(it->text);
             else
@@ -505,7 +508,7 @@ static void consumer_fatal(consumer_t *c)
 static rd_kafka_t *make_consumer(consumer_t *c)
 {
     char err[512];
-    const hl_auditor_config_t *cfg = c->a->cfg;
+    const aud_config_t *cfg = c->a->cfg;
     static const char *const defaults[] = {
         "enable.auto.commit", "false", "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest", "enable.partition.eof", "false",
@@ -540,7 +543,7 @@ void *hl_consumer_main(void *arg)
 {
     consumer_t c;
     rd_kafka_topic_partition_list_t *topics;
-    const hl_auditor_config_t *cfg;
+    const aud_config_t *cfg;
     memset(&c, 0, sizeof c);
     c.a = arg;
     cfg = c.a->cfg;

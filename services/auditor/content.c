@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api.h"
+#include "handlers.h"
 #include "hl/log.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
@@ -307,32 +307,32 @@ int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
     return 0;
 }
 
-int hl_h_verify_content(hl_req_t *r)
+int hl_h_verify_content(aud_req_t *r)
 {
     static const char *const allowed[] = {NULL};
     char err[512];
-    if (hl_req_only(r, allowed)) return 400;
-    PGconn *c = hl_req_db(r);
+    if (aud_req_only(r, allowed)) return 400;
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *o = json_object();
     int64_t t0 = hl_mono_us();
     if (hl_content_check(c, o, err, sizeof err) != 0) {
         hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
         HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
-        hl_req_db_done(r, c, 1);
+        aud_req_db_done(r, c, 1);
         json_decref(o);
-        return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+        return aud_reply_error(r, 503, "unavailable", "database query failed, retry later");
     }
-    hl_req_db_done(r, c, 0);
+    aud_req_db_done(r, c, 0);
     json_object_set_new(o, "elapsed_us", json_integer(hl_mono_us() - t0));
-    return hl_reply_json(r, 200, o);
+    return aud_reply_json(r, 200, o);
 }
 
 /* Splits "{source}/{message_id}/signature" (civetweb has percent-decoded it: an id holding
  * '/' arrives as %2F and is everything between the source and the last "/signature") into a
  * source of [a-z0-9_-] and a message id of 1..256 bytes without control characters. Returns
  * 0, or the status of the 400/404 it answered. */
-static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, char *mid,
+static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap, char *mid,
                       size_t mcap)
 {
     const char *slash = strchr(rest, '/');
@@ -340,9 +340,9 @@ static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, 
     static const char suffix[] = "/signature";
     size_t rl = strlen(rest), xl = sizeof suffix - 1;
     if (!slash || rl < xl || strcmp(rest + rl - xl, suffix) != 0 || slash + 1 > rest + rl - xl)
-        return hl_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature");
+        return aud_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature");
     if (sl == 0 || sl >= scap || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789_-") < sl)
-        return hl_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
+        return aud_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
     memcpy(source, rest, sl);
     source[sl] = '\0';
     const char *m = slash + 1;
@@ -350,8 +350,8 @@ static int event_path(hl_req_t *r, const char *rest, char *source, size_t scap, 
     if (ml >= mcap) ml = mcap - 1; /* over 256 bytes: refused below */
     memcpy(mid, m, ml);
     mid[ml] = '\0';
-    if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !hl_id_valid(mid, 256))
-        return hl_reply_error(r, 400, "bad_message_id",
+    if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !aud_id_valid(mid, 256))
+        return aud_reply_error(r, 400, "bad_message_id",
                               "message id must be 1..256 bytes (percent-encoded) without control "
                               "characters");
     return 0;
@@ -411,25 +411,25 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
     return e;
 }
 
-int hl_h_event_signature(hl_req_t *r, const char *rest)
+int hl_h_event_signature(aud_req_t *r, const char *rest)
 {
     static const char *const allowed[] = {"event_type", NULL};
     char source[65], mid[257], err[512];
-    if (hl_req_only(r, allowed)) return 400;
+    if (aud_req_only(r, allowed)) return 400;
     int st = event_path(r, rest, source, sizeof source, mid, sizeof mid);
     if (st != 0) return st;
-    const char *et = hl_req_param(r, "event_type");
-    if (et && !hl_id_valid(et, 128))
-        return hl_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
+    const char *et = aud_req_param(r, "event_type");
+    if (et && !aud_id_valid(et, 128))
+        return aud_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
     if (!r->a->verifiers)
-        return hl_reply_error(r, 409, "no_keys",
+        return aud_reply_error(r, 409, "no_keys",
                               "no signature_sources configured: the auditor holds no keys");
     const hl_sig_t *v = ing_verifiers_find(r->a->verifiers, source);
-    if (!v) return hl_reply_error(r, 404, "unknown_source", "source not in signature_sources");
+    if (!v) return aud_reply_error(r, 404, "unknown_source", "source not in signature_sources");
     if (v->scheme == HL_SIG_SCHEME_BEARER)
-        return hl_reply_error(r, 409, "not_reverifiable",
+        return aud_reply_error(r, 409, "not_reverifiable",
                               "a bearer source's events carry no signature");
-    PGconn *c = hl_req_db(r);
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     const char *p[3] = {source, mid, et};
     PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
@@ -438,13 +438,13 @@ int hl_h_event_signature(hl_req_t *r, const char *rest)
         PQclear(res);
         hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
         HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
-        hl_req_db_done(r, c, 1);
-        return hl_reply_error(r, 503, "unavailable", "database query failed, retry later");
+        aud_req_db_done(r, c, 1);
+        return aud_reply_error(r, 503, "unavailable", "database query failed, retry later");
     }
-    hl_req_db_done(r, c, 0);
+    aud_req_db_done(r, c, 0);
     if (PQntuples(res) == 0) {
         PQclear(res);
-        return hl_reply_error(r, 404, "not_found", "no stored event with this source and id");
+        return aud_reply_error(r, 404, "not_found", "no stored event with this source and id");
     }
     json_t *events = json_array();
     int all_ok = 1;
@@ -457,6 +457,6 @@ int hl_h_event_signature(hl_req_t *r, const char *rest)
         json_array_append_new(events, e);
     }
     PQclear(res);
-    return hl_reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:o}", "source", source, "message_id",
+    return aud_reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:o}", "source", source, "message_id",
                                            mid, "ok", all_ok, "events", events));
 }

@@ -95,7 +95,7 @@ static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *p, c
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_store_fail(c, r, what, errbuf, errcap);
+    (void)hl_pg_error(c, r, what, errbuf, errcap);
     PQclear(r);
     return NULL;
 }

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-void hl_put(hl_html_t *o, const char *fmt, ...)
+void aud_put(aud_html_t *o, const char *fmt, ...)
 {
     va_list ap;
     if (o->len + 1 >= o->cap) return;
@@ -13,15 +13,15 @@ void hl_put(hl_html_t *o, const char *fmt, ...)
     if (n > 0) o->len = o->len + (size_t)n < o->cap ? o->len + (size_t)n : o->cap - 1;
 }
 
-void hl_esc(hl_html_t *o, const char *s)
+void aud_esc(aud_html_t *o, const char *s)
 {
     for (; s && *s && o->len + 8 < o->cap; s++) {
         switch (*s) {
-        case '<': hl_put(o, "&lt;"); break;
-        case '>': hl_put(o, "&gt;"); break;
-        case '&': hl_put(o, "&amp;"); break;
-        case '"': hl_put(o, "&quot;"); break;
-        case '\'': hl_put(o, "&#39;"); break;
+        case '<': aud_put(o, "&lt;"); break;
+        case '>': aud_put(o, "&gt;"); break;
+        case '&': aud_put(o, "&amp;"); break;
+        case '"': aud_put(o, "&quot;"); break;
+        case '\'': aud_put(o, "&#39;"); break;
         default: o->buf[o->len++] = *s; o->buf[o->len] = '\0';
         }
     }

@@ -1,6 +1,6 @@
 /* A capped output buffer for the page's HTML and SVG, with escaping. */
-#ifndef HL_AUDITOR_HTML_H
-#define HL_AUDITOR_HTML_H
+#ifndef AUD_HTML_H
+#define AUD_HTML_H
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +12,11 @@
 typedef struct {
     char *buf;
     size_t len, cap;
-} hl_html_t;
+} aud_html_t;
 
 /* Appends printf-formatted text (not escaped: for markup and numbers only). */
-void hl_put(hl_html_t *o, const char *fmt, ...) HL_PRINTF(2, 3);
+void aud_put(aud_html_t *o, const char *fmt, ...) HL_PRINTF(2, 3);
 /* Appends s (NULL: nothing) escaped for HTML text and quoted attribute values. */
-void hl_esc(hl_html_t *o, const char *s);
+void aud_esc(aud_html_t *o, const char *s);
 
 #endif

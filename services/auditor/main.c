@@ -9,12 +9,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "auditor.h"
+#include "consumer.h"
 #include "gapscan.h"
+#include "history.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
+#include "hl/pg.h"
 #include "hl/util.h"
+#include "outside.h"
 #include "query.h"
+#include "rollup.h"
 #include "verifiers.h"
 #include "verify.h"
 
@@ -26,11 +32,11 @@
 
 static bool ready(void *arg)
 {
-    hl_auditor_t *a = arg;
+    aud_state_t *a = arg;
     return !atomic_load(&a->stop) && atomic_load(&a->db_ok) && atomic_load(&a->consumer_up);
 }
 
-static void nap(hl_auditor_t *a, int seconds)
+static void nap(aud_state_t *a, int seconds)
 {
     for (int i = 0; i < seconds * 10 && !atomic_load(&a->stop); i++) {
         struct timespec ts = {0, 100000000L};
@@ -41,10 +47,10 @@ static void nap(hl_auditor_t *a, int seconds)
 /* Asks Kafka whether the checkpoint topic keeps its records as the outside copy needs; an
  * ALARM when it does not (checkpoints could be removed, and verification would then hold
  * chains to fewer of them). */
-static void check_checkpoint_topic(hl_auditor_t *a)
+static void check_checkpoint_topic(aud_state_t *a)
 {
     char why[256];
-    int rc = hl_ckpub_check_topic(a->ckpub, 10000, why, sizeof why);
+    int rc = aud_ckpub_check_topic(a->ckpub, 10000, why, sizeof why);
     if (rc == HL_EIO) {
         hl_warn("checkpoint topic %s: shape not checked yet: %s", a->cfg->checkpoint.topic, why);
         return;
@@ -61,10 +67,11 @@ static void check_checkpoint_topic(hl_auditor_t *a)
     atomic_store(&a->cp_topic_state, rc == 0 ? 1 : -1);
 }
 
-void *hl_housekeeping_main(void *arg)
+/* The housekeeping thread: gap counts and checkpoints on their intervals, until stop. */
+static void *housekeeping_main(void *arg)
 {
-    hl_auditor_t *a = arg;
-    const hl_auditor_config_t *cfg = a->cfg;
+    aud_state_t *a = arg;
+    const aud_config_t *cfg = a->cfg;
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
     hl_gapscan_t *gaps = hl_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
     char err[512];
@@ -76,7 +83,7 @@ void *hl_housekeeping_main(void *arg)
             next_topic = now + INT64_C(30000000);
         }
         if (now >= next_gaps || now >= next_cp) {
-            PGconn *c = hl_pool_get(a->pool);
+            PGconn *c = hl_pg_pool_get(a->pool);
             if (c && now >= next_gaps) {
                 int64_t open = 0, closed = 0;
                 int rc = hl_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
@@ -90,7 +97,7 @@ void *hl_housekeeping_main(void *arg)
                 next_gaps = now + (int64_t)cfg->gap_scan_interval_s * 1000000;
             }
             if (now >= next_cp) {
-                int n = hl_auditor_sign(a, err, sizeof err);
+                int n = aud_history_sign(a, err, sizeof err);
                 if (n < 0)
                     hl_warn("housekeeping: checkpoint: %s", err);
                 else if (n > 0) {
@@ -99,7 +106,7 @@ void *hl_housekeeping_main(void *arg)
                 }
                 next_cp = now + (int64_t)cfg->checkpoint.interval_s * 1000000;
             }
-            if (c) hl_pool_put(a->pool, c, PQstatus(c) != CONNECTION_OK);
+            if (c) hl_pg_pool_put(a->pool, c, PQstatus(c) != CONNECTION_OK);
         }
         nap(a, 1);
     }
@@ -107,7 +114,7 @@ void *hl_housekeeping_main(void *arg)
     return NULL;
 }
 
-static void register_metrics(hl_auditor_t *a)
+static void register_metrics(aud_state_t *a)
 {
     hl_metrics_t *m = a->metrics;
     static const char *const classes[6] = {NULL, "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -173,8 +180,8 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL;
     char err[HL_CONFIG_ERRBUF];
-    hl_auditor_config_t *cfg = NULL;
-    hl_auditor_t a;
+    aud_config_t *cfg = NULL;
+    aud_state_t a;
     ing_verifiers_t *verifiers = NULL;
     hl_log_level_t lvl = HL_LOG_INFO;
     int opt, sig, rc = 0;
@@ -192,7 +199,7 @@ int main(int argc, char **argv)
     }
     if (!path || optind != argc) return usage(argv[0]);
     hl_log_init("auditor", HL_LOG_INFO);
-    if (hl_auditor_config_load(path, &cfg, err, sizeof err) != 0) {
+    if (aud_config_load(path, &cfg, err, sizeof err) != 0) {
         hl_error("%s", err);
         return HL_CONFIG_EXIT;
     }
@@ -203,7 +210,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&a.status_mu, NULL);
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
-        if (hl_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
+        if (aud_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
                           cfg->tokens[i].roles) != 0) {
             hl_error("config: tokens[%u]: invalid", i);
             rc = HL_CONFIG_EXIT;
@@ -219,16 +226,16 @@ int main(int argc, char **argv)
         rc = HL_CONFIG_EXIT;
         goto out;
     }
-    a.signer = hl_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
+    a.signer = aud_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
                               sizeof err);
     if (!a.signer) {
         hl_error("config: checkpoint.key_file: %s", err);
         rc = HL_CONFIG_EXIT;
         goto out;
     }
-    hl_keyring_init(&a.ring, a.signer);
+    aud_keyring_init(&a.ring, a.signer);
     for (unsigned i = 0; i < cfg->checkpoint.public_keys_count; i++)
-        if (hl_keyring_add_hex(&a.ring, cfg->checkpoint.public_keys[i]) != 0) {
+        if (aud_keyring_add_hex(&a.ring, cfg->checkpoint.public_keys[i]) != 0) {
             hl_error("config: checkpoint.public_keys[%u]: not a usable public key", i);
             rc = HL_CONFIG_EXIT;
             goto out;
@@ -242,7 +249,7 @@ int main(int argc, char **argv)
         }
         a.verifiers = verifiers;
     }
-    a.ckpub = hl_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
+    a.ckpub = aud_ckpub_new(&cfg->kafka, cfg->checkpoint.topic, err, sizeof err);
     if (!a.ckpub) {
         hl_error("kafka: checkpoint producer: %s", err);
         rc = HL_CONFIG_EXIT;
@@ -250,15 +257,15 @@ int main(int argc, char **argv)
     }
     a.metrics = hl_metrics_new();
     register_metrics(&a);
-    a.live = hl_live_new();
+    a.live = aud_live_new();
     /* One connection per API worker and one for housekeeping, opened as needed, but never
      * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
-    a.pool = hl_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
+    a.pool = hl_pg_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
                                                   ? cfg->http.threads + 1
                                                   : AUDITOR_POOL_MAX);
     /* Signing (housekeeping, POST /v1/checkpoints, /v1/evidence) inserts checkpoints: the
      * writer's role, two connections at most. */
-    a.wpool = hl_pool_new(&cfg->postgres.w, 2);
+    a.wpool = hl_pg_pool_new(&cfg->postgres.w, 2);
 
     /* Signals are taken by sigwait on this thread only; every thread started below inherits
      * the block. */
@@ -274,18 +281,18 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    hl_api_register(srv, &a);
+    aud_api_register(srv, &a);
     pthread_create(&consumer, NULL, hl_consumer_main, &a);
-    pthread_create(&housekeeping, NULL, hl_housekeeping_main, &a);
+    pthread_create(&housekeeping, NULL, housekeeping_main, &a);
     hl_info("auditor: listening on %s, lineage topic %s, key id %s", cfg->http.listen,
-            cfg->kafka.lineage_topic, hl_signer_key_id(a.signer));
+            cfg->kafka.lineage_topic, aud_signer_key_id(a.signer));
 
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
     }
     hl_info("auditor: signal %d, draining", sig);
     atomic_store(&a.stop, true);
-    hl_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
-    hl_pool_close(a.wpool);
+    hl_pg_pool_close(a.pool); /* the API's and housekeeping's queries end with the process */
+    hl_pg_pool_close(a.wpool);
     pthread_join(consumer, NULL);
     pthread_join(housekeeping, NULL);
     hl_httpd_stop(srv);
@@ -293,14 +300,14 @@ int main(int argc, char **argv)
     hl_info("auditor: stopped");
 out:
     json_decref(a.status);
-    hl_pool_free(a.pool);
-    hl_pool_free(a.wpool);
-    hl_live_free(a.live);
+    hl_pg_pool_free(a.pool);
+    hl_pg_pool_free(a.wpool);
+    aud_live_free(a.live);
     hl_metrics_free(a.metrics);
-    hl_ckpub_free(a.ckpub);
-    hl_signer_free(a.signer);
-    hl_tokens_free(&a.tokens);
+    aud_ckpub_free(a.ckpub);
+    aud_signer_free(a.signer);
+    aud_tokens_free(&a.tokens);
     ing_verifiers_free(verifiers);
-    hl_auditor_config_free(cfg);
+    aud_config_free(cfg);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-struct hl_ckpub {
+struct aud_ckpub {
     rd_kafka_t *rk;
     char *topic;
 };
@@ -33,7 +33,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     atomic_store(&d->done, d->err ? 2 : 1);
 }
 
-hl_ckpub_t *hl_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *errbuf,
+aud_ckpub_t *aud_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *errbuf,
                          size_t errcap)
 {
     static const char *const defaults[] = {"acks", "all", "enable.idempotence", "true",
@@ -46,13 +46,13 @@ hl_ckpub_t *hl_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *er
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    hl_ckpub_t *p = hl_xcalloc(1, sizeof *p);
+    aud_ckpub_t *p = hl_xcalloc(1, sizeof *p);
     p->rk = rk;
     p->topic = hl_xstrdup(topic);
     return p;
 }
 
-void hl_ckpub_free(hl_ckpub_t *p)
+void aud_ckpub_free(aud_ckpub_t *p)
 {
     if (!p) return;
     (void)rd_kafka_flush(p->rk, 5000);
@@ -61,12 +61,12 @@ void hl_ckpub_free(hl_ckpub_t *p)
     free(p);
 }
 
-int hl_ckpub_send(hl_ckpub_t *p, const hl_checkpoint_t *cp, int timeout_ms, char *errbuf,
+int aud_ckpub_send(aud_ckpub_t *p, const aud_checkpoint_t *cp, int timeout_ms, char *errbuf,
                   size_t errcap)
 {
     char json[512], key[16];
     delivery_t *d = hl_xcalloc(1, sizeof *d);
-    int n = hl_checkpoint_json(cp, json, sizeof json);
+    int n = aud_checkpoint_json(cp, json, sizeof json);
     snprintf(key, sizeof key, "%" PRId32, cp->chain);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(p->topic), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -113,7 +113,7 @@ static void want(const rd_kafka_ConfigEntry_t *const *e, size_t n, const char *n
     (*bad)++;
 }
 
-int hl_ckpub_check_topic(hl_ckpub_t *p, int timeout_ms, char *why, size_t cap)
+int aud_ckpub_check_topic(aud_ckpub_t *p, int timeout_ms, char *why, size_t cap)
 {
     const rd_kafka_metadata_t *md = NULL;
     int bad = 0, rc = HL_EIO;
@@ -165,13 +165,13 @@ out:
 
 static int seal_cmp(const void *x, const void *y)
 {
-    const hl_checkpoint_t *a = x, *b = y;
+    const aud_checkpoint_t *a = x, *b = y;
     if (a->chain != b->chain) return a->chain < b->chain ? -1 : 1;
     if (a->seq != b->seq) return a->seq < b->seq ? -1 : 1;
     return 0;
 }
 
-void hl_seals_add(hl_seals_t *s, const hl_checkpoint_t *cp)
+void aud_seals_add(aud_seals_t *s, const aud_checkpoint_t *cp)
 {
     size_t at = s->n;
     while (at > 0 && seal_cmp(&s->cps[at - 1], cp) > 0) at--;
@@ -185,13 +185,13 @@ void hl_seals_add(hl_seals_t *s, const hl_checkpoint_t *cp)
     s->n++;
 }
 
-void hl_seals_free(hl_seals_t *s)
+void aud_seals_free(aud_seals_t *s)
 {
     free(s->cps);
     memset(s, 0, sizeof *s);
 }
 
-const hl_checkpoint_t *hl_seals_chain(const hl_seals_t *s, int32_t chain, size_t *n)
+const aud_checkpoint_t *aud_seals_chain(const aud_seals_t *s, int32_t chain, size_t *n)
 {
     size_t i = 0, j;
     while (i < s->n && s->cps[i].chain < chain) i++;
@@ -201,20 +201,20 @@ const hl_checkpoint_t *hl_seals_chain(const hl_seals_t *s, int32_t chain, size_t
     return *n ? &s->cps[i] : NULL;
 }
 
-static void take(hl_seals_t *s, const hl_keyring_t *ring, const rd_kafka_message_t *m)
+static void take(aud_seals_t *s, const aud_keyring_t *ring, const rd_kafka_message_t *m)
 {
-    hl_checkpoint_t cp;
-    if (hl_checkpoint_parse(m->payload, m->len, &cp) != 0 || hl_keyring_verify(ring, &cp) != 0) {
+    aud_checkpoint_t cp;
+    if (aud_checkpoint_parse(m->payload, m->len, &cp) != 0 || aud_keyring_verify(ring, &cp) != 0) {
         s->refused++;
         hl_warn("checkpoint topic: offset %" PRId64 " is not a checkpoint signed by a known key",
                 m->offset);
         return;
     }
-    hl_seals_add(s, &cp);
+    aud_seals_add(s, &cp);
 }
 
-int hl_seals_read(const hl_kafka_config_t *k, const char *topic, const hl_keyring_t *ring,
-                  int timeout_ms, hl_seals_t *out, char *errbuf, size_t errcap)
+int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyring_t *ring,
+                  int timeout_ms, aud_seals_t *out, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {"enable.auto.commit", "false",
                                            "enable.partition.eof", "true",
@@ -240,7 +240,7 @@ int hl_seals_read(const hl_kafka_config_t *k, const char *topic, const hl_keyrin
     if (hi <= lo) goto out;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, topic, 0)->offset =
-        hi - lo > HL_SEALS_WINDOW ? hi - HL_SEALS_WINDOW : lo;
+        hi - lo > AUD_SEALS_WINDOW ? hi - AUD_SEALS_WINDOW : lo;
     err = rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     if (err) {
@@ -272,6 +272,6 @@ int hl_seals_read(const hl_kafka_config_t *k, const char *topic, const hl_keyrin
 out:
     (void)rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    if (rc) hl_seals_free(out);
+    if (rc) aud_seals_free(out);
     return rc;
 }

@@ -3,113 +3,32 @@
  * distributions per stage drawn as SVG on the server, and open gaps. No scripts, no external
  * resources; the token travels in an HttpOnly cookie set by the login form. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "api.h"
 #include "chart.h"
+#include "handlers.h"
+#include "history.h"
 #include "hl/httpd.h"
 #include "hl/util.h"
 #include "html.h"
+#include "page_html.h"
+#include "query.h"
 #include "record.h"
 
 #define PAGE_CAP (1024 * 1024) /* the page never grows past this; lists are capped below */
-/* A page shows the last whole verification while it is younger than this (a walk costs
- * seconds at a few hundred thousand rows); ?verify=1 asks for a fresh one. */
-#define STATUS_MAX_AGE_US (60 * INT64_C(1000000))
 
-typedef hl_html_t out_t;
-#define put hl_put
-#define esc hl_esc
-
-static void head(out_t *o, const char *title)
-{
-    put(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
-    esc(o, title);
-    put(o, "</title><style>body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1260px}"
-           "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;"
-           "padding:.2em .5em;font-size:.9em;text-align:left}th{background:#eee}"
-           "td.n{text-align:right;font-variant-numeric:tabular-nums}"
-           ".bad{color:#b00}.ok{color:#070}.muted{color:#666}svg{background:#fff;"
-           "border:1px solid #ddd}.hist{display:flex;flex-wrap:wrap}"
-           "figure{margin:.4em;width:602px}figcaption{font-size:.9em;margin:.2em 0 0 .3em}"
-           "section.req{border:1px solid #ccc;border-radius:4px;padding:.2em .8em;"
-           "margin:.6em 0}section.req h3{font-size:1em;margin:.4em 0}code{font-size:.95em}"
-           "form{display:inline-block;margin-right:1em}</style></head><body>");
-}
-
-static void send_page(hl_req_t *r, int status, out_t *o, const char *extra)
-{
-    hl_http_send(r->conn, status, "text/html; charset=utf-8", r->rid, extra, o->buf, o->len);
-    free(o->buf);
-}
-
-int hl_h_page_login(hl_req_t *r, const char *note)
-{
-    out_t o = {hl_xmalloc(8192), 0, 8192};
-    o.buf[0] = '\0';
-    head(&o, "hookline auditor: sign in");
-    put(&o, "<h1>hookline auditor</h1>");
-    if (note) {
-        put(&o, "<p class=\"bad\" id=\"note\">");
-        esc(&o, note);
-        put(&o, "</p>");
-    }
-    /* After signing in, come back to the page that was asked for. */
-    const char *qs = mg_get_request_info(r->conn)->query_string;
-    put(&o, "<form method=\"post\" action=\"/login\"><label>Token <input type=\"password\""
-            " name=\"token\" autocomplete=\"off\"></label>");
-    if (qs && strlen(qs) < 256 && strcmp(r->path, "/") == 0) {
-        put(&o, "<input type=\"hidden\" name=\"next\" value=\"/?");
-        esc(&o, qs);
-        put(&o, "\">");
-    }
-    put(&o, " <button>Sign in</button></form></body></html>");
-    send_page(r, 401, &o, "Cache-Control: no-store\r\n");
-    return 401;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-/* An integer member, or a dash when the record did not carry it. */
-static void num(out_t *o, json_t *row, const char *k)
-{
-    json_t *v = json_object_get(row, k);
-    if (json_is_integer(v))
-        put(o, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    else
-        put(o, "–");
-}
+typedef aud_html_t out_t;
+#define put aud_put
+#define esc aud_esc
 
 /* An integer of the row's lineage record (what the hash covers), HL_REC_ABSENT if absent. */
 static int64_t rec_int(json_t *row, const char *k)
 {
     json_t *v = json_object_get(json_object_get(row, "record"), k);
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : HL_REC_ABSENT;
-}
-
-static void when_utc(out_t *o, int64_t ts_us)
-{
-    time_t secs = (time_t)(ts_us / 1000000);
-    struct tm tm;
-    char when[40];
-    gmtime_r(&secs, &tm);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    put(o, "%s.%03" PRId64, when, (ts_us % 1000000) / 1000);
-}
-
-static void ms(out_t *o, int64_t us)
-{
-    char t[32];
-    hl_fmt_ms(us, t, sizeof t);
-    put(o, "%s", t);
 }
 
 /* ---- the lineage of an id, one block per request ---- */
@@ -168,21 +87,21 @@ static void request_head(out_t *o, const row_ref_t *g, size_t n, int64_t recv)
     put(o, "<h3>request <code>");
     esc(o, g[0].rid);
     put(o, "</code> · source <b>");
-    esc(o, jstr(g[0].row, "source"));
+    esc(o, aud_page_jstr(g[0].row, "source"));
     put(o, "</b> · message id <code>");
-    esc(o, jstr(g[0].row, "message_id"));
+    esc(o, aud_page_jstr(g[0].row, "message_id"));
     put(o, "</code>");
     if (ing) {
         int64_t st = rec_int(ing, "status");
         put(o, " · answered <span class=\"%s\">", st >= 200 && st <= 299 ? "ok" : "bad");
-        num(o, ing, "status");
+        aud_page_num(o, ing, "status");
         put(o, "</span>");
     }
     int64_t committed = done ? rec_int(done, "committed_us") : HL_REC_ABSENT;
     if (committed != HL_REC_ABSENT && recv != HL_REC_ABSENT) {
         put(o, " · <span class=\"e2e\" data-e2e-us=\"%" PRId64 "\">end to end <b>",
             committed - recv);
-        ms(o, committed - recv);
+        aud_page_ms(o, committed - recv);
         put(o, "</b></span>");
     } else {
         int64_t st = ing ? rec_int(ing, "status") : HL_REC_ABSENT;
@@ -198,36 +117,36 @@ static void stage_row(out_t *o, json_t *row, int64_t recv)
 {
     int64_t ts = json_integer_value(json_object_get(row, "ts_us"));
     put(o, "<tr class=\"stage-");
-    esc(o, jstr(row, "stage"));
+    esc(o, aud_page_jstr(row, "stage"));
     put(o, "\"><td>");
-    esc(o, jstr(row, "stage"));
+    esc(o, aud_page_jstr(row, "stage"));
     put(o, "</td><td>");
-    when_utc(o, ts);
+    aud_page_when(o, ts);
     put(o, "</td><td class=\"n\">");
     if (recv != HL_REC_ABSENT)
-        put(o, "+"), ms(o, ts - recv);
+        put(o, "+"), aud_page_ms(o, ts - recv);
     else
         put(o, "–");
     put(o, "</td><td>");
-    num(o, row, "status");
+    aud_page_num(o, row, "status");
     put(o, "</td><td class=\"bad\">");
-    esc(o, jstr(row, "error_code"));
+    esc(o, aud_page_jstr(row, "error_code"));
     put(o, "</td><td>");
-    esc(o, jstr(row, "event_type"));
+    esc(o, aud_page_jstr(row, "event_type"));
     put(o, "</td><td>");
-    num(o, row, "partition");
+    aud_page_num(o, row, "partition");
     put(o, "/");
-    num(o, row, "offset");
+    aud_page_num(o, row, "offset");
     put(o, "</td><td class=\"n\">");
     int64_t lat = rec_int(row, "latency_us");
     if (lat != HL_REC_ABSENT)
-        ms(o, lat);
+        aud_page_ms(o, lat);
     else
         put(o, "–");
     put(o, "</td><td>");
-    num(o, row, "chain");
+    aud_page_num(o, row, "chain");
     put(o, "/");
-    num(o, row, "seq");
+    aud_page_num(o, row, "seq");
     put(o, "</td></tr>");
 }
 
@@ -254,7 +173,8 @@ static void timeline(out_t *o, json_t *rows)
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        v[i] = (row_ref_t){row, jstr(row, "request_id"), stage_rank(jstr(row, "stage")),
+        v[i] = (row_ref_t){row, aud_page_jstr(row, "request_id"),
+                           stage_rank(aud_page_jstr(row, "stage")),
                            json_integer_value(json_object_get(row, "ts_us")),
                            json_integer_value(json_object_get(row, "id")), 0};
     }
@@ -278,17 +198,17 @@ static void timeline(out_t *o, json_t *rows)
 /* ---- latency ---- */
 
 static const struct {
-    hl_lat_t stage;
+    aud_lat_t stage;
     const char *outcome; /* latency_rollups.outcome, NULL: every class */
     const char *id, *title;
     int only_if_any;     /* drawn only when it holds samples */
 } charts[] = {
-    {HL_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
-    {HL_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
-    {HL_LAT_E2E, NULL, "e2e", "end to end · received → committed", 0},
-    {HL_LAT_QUEUE, NULL, "queue", "queue · answered → consumed", 0},
-    {HL_LAT_PERSIST, NULL, "persist", "persist · consumed → committed", 0},
-    {HL_LAT_ACK, "unsplit", "ack-unsplit", "ack · counted before outcomes were kept", 1},
+    {AUD_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
+    {AUD_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
+    {AUD_LAT_E2E, NULL, "e2e", "end to end · received → committed", 0},
+    {AUD_LAT_QUEUE, NULL, "queue", "queue · answered → consumed", 0},
+    {AUD_LAT_PERSIST, NULL, "persist", "persist · consumed → committed", 0},
+    {AUD_LAT_ACK, "unsplit", "ack-unsplit", "ack · counted before outcomes were kept", 1},
 };
 
 /* Returns 1 when the database could not be read. */
@@ -303,7 +223,7 @@ static int latency(out_t *o, PGconn *c)
         int rc = hl_q_latency(c, charts[i].stage, NULL, charts[i].outcome,
                               now - INT64_C(3600000000), now + 1, h, err, sizeof err);
         if (rc == 0 && (!charts[i].only_if_any || hl_hist_count(h) > 0))
-            hl_chart_figure(o, charts[i].id, charts[i].title, h);
+            aud_chart_figure(o, charts[i].id, charts[i].title, h);
         hl_hist_free(h);
         if (rc != 0) return 1;
     }
@@ -320,15 +240,15 @@ static void gaps_table(out_t *o, json_t *gaps)
     json_array_foreach(gaps, i, g)
     {
         put(o, "<tr><td><a href=\"/?id=");
-        esc(o, jstr(g, "request_id"));
+        esc(o, aud_page_jstr(g, "request_id"));
         put(o, "\">");
-        esc(o, jstr(g, "request_id"));
+        esc(o, aud_page_jstr(g, "request_id"));
         put(o, "</a></td><td>");
-        esc(o, jstr(g, "source"));
+        esc(o, aud_page_jstr(g, "source"));
         put(o, "</td><td>");
-        esc(o, jstr(g, "message_id"));
+        esc(o, aud_page_jstr(g, "message_id"));
         put(o, "</td><td>");
-        when_utc(o, json_integer_value(json_object_get(g, "ts_us")));
+        aud_page_when(o, json_integer_value(json_object_get(g, "ts_us")));
         put(o, "</td></tr>");
     }
     if (json_array_size(gaps) == 0) put(o, "<tr><td colspan=\"4\" class=\"ok\">none</td></tr>");
@@ -336,50 +256,6 @@ static void gaps_table(out_t *o, json_t *gaps)
 }
 
 /* ---- the history's status ---- */
-
-void hl_page_status_offer(hl_auditor_t *a, json_t *report, int64_t began_us, int64_t took_us)
-{
-    pthread_mutex_lock(&a->status_mu);
-    if (!a->status || a->status_us < began_us) {
-        json_t *v = json_deep_copy(report);
-        json_object_set_new(v, "took_us", json_integer(took_us));
-        json_decref(a->status);
-        a->status = v;
-        a->status_us = began_us;
-    }
-    pthread_mutex_unlock(&a->status_mu);
-}
-
-/* The last whole verification (the page's own or GET /v1/verify's) while it is younger than
- * STATUS_MAX_AGE_US, else (or when `fresh`) a new one that began after this page was asked
- * for: pages loading together share one walk instead of each running its own. Sets *when_us
- * to when it began. NULL on a database error. */
-static json_t *history_status(hl_req_t *r, PGconn *c, int fresh, int64_t *when_us)
-{
-    char err[512];
-    hl_auditor_t *a = r->a;
-    json_t *v = NULL;
-    int64_t asked = hl_now_us();
-    pthread_mutex_lock(&a->status_mu);
-    if (a->status && (fresh ? a->status_us >= asked : asked - a->status_us < STATUS_MAX_AGE_US)) {
-        v = json_incref(a->status);
-        *when_us = a->status_us;
-    } else {
-        int64_t t0 = hl_mono_us();
-        v = json_object();
-        if (hl_verify_report(a, c, -1, v, err, sizeof err) != 0) {
-            json_decref(v);
-            v = NULL;
-        } else {
-            json_object_set_new(v, "took_us", json_integer(hl_mono_us() - t0));
-            json_decref(a->status);
-            a->status = json_incref(v);
-            a->status_us = *when_us = asked;
-        }
-    }
-    pthread_mutex_unlock(&a->status_mu);
-    return v;
-}
 
 static void status_line(out_t *o, json_t *v, int64_t when_us)
 {
@@ -391,11 +267,11 @@ static void status_line(out_t *o, json_t *v, int64_t when_us)
         rows += json_integer_value(json_object_get(ch, "rows"));
     }
     put(o, "<p id=\"verified-at\" data-verified-us=\"%" PRId64 "\">last verified ", when_us);
-    when_utc(o, when_us);
+    aud_page_when(o, when_us);
     put(o, " UTC (%" PRId64 " s ago): %zu chain%s, %" PRId64 " rows walked in ", age < 0 ? 0 : age,
         json_array_size(json_object_get(v, "chains")),
         json_array_size(json_object_get(v, "chains")) == 1 ? "" : "s", rows);
-    ms(o, json_integer_value(json_object_get(v, "took_us")));
+    aud_page_ms(o, json_integer_value(json_object_get(v, "took_us")));
     put(o, " · <a href=\"/?verify=1\">verify now</a></p>");
 }
 
@@ -408,9 +284,9 @@ static void content_problem(out_t *o, json_t *k)
     put(o, "<li class=\"bad\" id=\"content-problem\">%lld bad stored event%s; first: source ",
         (long long)json_integer_value(json_object_get(k, "bad")),
         json_integer_value(json_object_get(k, "bad")) == 1 ? "" : "s");
-    esc(o, jstr(b, "source"));
+    esc(o, aud_page_jstr(b, "source"));
     put(o, ", message id ");
-    esc(o, jstr(b, "message_id"));
+    esc(o, aud_page_jstr(b, "message_id"));
     put(o, ", row %lld:", (long long)json_integer_value(json_object_get(b, "row_id")));
     json_array_foreach(json_object_get(b, "reasons"), i, why)
     {
@@ -481,9 +357,9 @@ static int newest_checkpoint(out_t *o, PGconn *c, json_t *v, int64_t when_us)
     put(o, "<p id=\"checkpoint\" data-chain=\"%" PRId64 "\" data-seq=\"%" PRId64 "\">newest"
            " checkpoint: chain %" PRId64 " seq %" PRId64 ", signed ",
         chain, seq, chain, seq);
-    when_utc(o, ts);
+    aud_page_when(o, ts);
     put(o, " UTC by key <code>");
-    esc(o, jstr(cp, "key_id"));
+    esc(o, aud_page_jstr(cp, "key_id"));
     put(o, "</code> · <span id=\"checkpoint-state\" class=\"%s</span></p>", cls);
     json_decref(cps);
     return 0;
@@ -499,23 +375,23 @@ static void chains_table(out_t *o, json_t *v)
     {
         int ok = json_is_true(json_object_get(ch, "ok"));
         put(o, "<tr><td>");
-        num(o, ch, "chain");
+        aud_page_num(o, ch, "chain");
         put(o, "</td><td class=\"n\">");
-        num(o, ch, "rows");
+        aud_page_num(o, ch, "rows");
         put(o, "</td><td class=\"n\">");
-        num(o, ch, "head_seq");
+        aud_page_num(o, ch, "head_seq");
         put(o, "</td><td class=\"n\">");
-        num(o, ch, "checkpoint_seq");
+        aud_page_num(o, ch, "checkpoint_seq");
         put(o, "</td><td class=\"%s\">%s</td></tr>", ok ? "ok" : "bad", ok ? "ok" : "FAILED");
     }
     put(o, "</table>");
 }
 
 /* Returns 1 when the database could not be read. */
-static int chain_status(out_t *o, hl_req_t *r, PGconn *c, int fresh)
+static int chain_status(out_t *o, aud_req_t *r, PGconn *c, int fresh)
 {
     int64_t when_us = 0;
-    json_t *v = history_status(r, c, fresh, &when_us);
+    json_t *v = aud_history_status(r->a, c, fresh, &when_us);
     if (!v) return 1;
     int ok = json_is_true(json_object_get(v, "ok"));
     json_t *k = json_object_get(v, "content");
@@ -565,20 +441,20 @@ static int lookup(out_t *o, PGconn *c, const char *id)
     return failed;
 }
 
-int hl_h_page(hl_req_t *r)
+int aud_h_page(aud_req_t *r)
 {
     static const char *const allowed[] = {"id", "verify", NULL};
     char err[512];
-    const char *id = hl_req_param(r, "id");
+    const char *id = aud_req_param(r, "id");
     int64_t fresh;
-    if (hl_req_only(r, allowed) || hl_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
-    if (id && !hl_id_valid(id, 256))
-        return hl_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
-    PGconn *c = hl_req_db(r);
+    if (aud_req_only(r, allowed) || aud_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
+    if (id && !aud_id_valid(id, 256))
+        return aud_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
+    PGconn *c = aud_req_db(r);
     if (!c) return 503;
     out_t o = {hl_xmalloc(PAGE_CAP), 0, PAGE_CAP};
     o.buf[0] = '\0';
-    head(&o, "hookline auditor");
+    aud_page_head(&o, "hookline auditor");
     put(&o, "<h1>hookline auditor</h1><form method=\"get\" action=\"/\"><label>Request or message"
             " id <input name=\"id\" size=\"50\" value=\"");
     esc(&o, id);
@@ -599,65 +475,10 @@ int hl_h_page(hl_req_t *r)
         failed = 1;
     json_decref(gaps);
     put(&o, "</body></html>");
-    hl_req_db_done(r, c, failed);
-    send_page(r, failed ? 503 : 200, &o,
+    aud_req_db_done(r, c, failed);
+    aud_page_send(r, failed ? 503 : 200, &o,
               "Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; "
               "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'\r\n"
               "X-Frame-Options: DENY\r\n");
     return failed ? 503 : 200;
-}
-
-/* Reads the form body (token=…&next=…) of at most 1 KiB. */
-int hl_h_login(hl_req_t *r)
-{
-    char body[1025], tok[HL_TOKEN_MAX + 2], next[300];
-    const struct mg_request_info *ri = mg_get_request_info(r->conn);
-    if (ri->content_length <= 0 || ri->content_length > 1024)
-        return hl_h_page_login(r, "Sign-in form missing or too large.");
-    size_t got = 0;
-    int64_t deadline = hl_mono_us() + (int64_t)r->a->cfg->http.request_timeout_ms * 1000;
-    int rc = hl_http_read_body(r->conn, body, (size_t)ri->content_length, deadline, &got);
-    if (rc == HL_ETIMEDOUT)
-        return hl_reply_error(r, 408, "request_timeout", "the form did not arrive in time");
-    if (rc != HL_OK) return hl_h_page_login(r, "Sign-in form not received.");
-    body[got] = '\0';
-    int n = mg_get_var(body, got, "token", tok, sizeof tok);
-    unsigned roles = n > 0 && n <= HL_TOKEN_MAX
-                         ? hl_tokens_roles(&r->a->tokens, tok, (size_t)n)
-                         : 0;
-    if (!(roles & (HL_ROLE_AUDITOR | HL_ROLE_ADMIN)))
-        return hl_h_page_login(r, "That token is not valid for the page.");
-    /* Only a local page path may follow the sign-in (no open redirect). */
-    int nl = mg_get_var(body, got, "next", next, sizeof next);
-    const char *dest = "/";
-    if (nl > 1 && next[0] == '/' && next[1] == '?' && hl_id_valid(next, sizeof next - 1) &&
-        !strpbrk(next, "\\ "))
-        dest = next;
-    /* A page that moves on by itself rather than a 303: the next request then comes from this
-     * site, so the SameSite=Strict cookie goes with it even when the form was posted from
-     * elsewhere. */
-    char hdr[HL_TOKEN_MAX + 256];
-    snprintf(hdr, sizeof hdr,
-             "Set-Cookie: hl_token=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200\r\n"
-             "Cache-Control: no-store\r\n",
-             tok);
-    out_t o = {hl_xmalloc(4096), 0, 4096};
-    o.buf[0] = '\0';
-    put(&o, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\""
-            " content=\"0;url=");
-    esc(&o, dest);
-    put(&o, "\"><title>signed in</title></head><body><a href=\"");
-    esc(&o, dest);
-    put(&o, "\">continue</a></body></html>");
-    send_page(r, 200, &o, hdr);
-    return 200;
-}
-
-int hl_h_logout(hl_req_t *r)
-{
-    hl_http_send(r->conn, 303, "text/plain", r->rid,
-                 "Set-Cookie: hl_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
-                 "Location: /\r\n",
-                 "signed out\n", 11);
-    return 303;
 }

@@ -34,7 +34,7 @@ static json_t *json_query(PGconn *c, const char *sql, int n, const char *const *
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     json_t *out = NULL;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        hl_store_fail(c, r, "query", errbuf, errcap);
+        hl_pg_error(c, r, "query", errbuf, errcap);
     } else {
         json_error_t e;
         out = json_loadb(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), 0, &e);
@@ -193,13 +193,13 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     return 0;
 }
 
-int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outcome,
+int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
                  int64_t from, int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
 {
     char f[24], t[24];
     snprintf(f, sizeof f, "%" PRId64, from - from % 60000000);
     snprintf(t, sizeof t, "%" PRId64, to);
-    const char *p[5] = {hl_lat_name(stage), source, f, t, outcome};
+    const char *p[5] = {aud_lat_name(stage), source, f, t, outcome};
     PGresult *r = PQexecParams(
         c,
         "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
@@ -209,7 +209,7 @@ int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outc
         " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
         5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "latency", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "latency", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -306,7 +306,7 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
                                     : json_null());
     /* End-to-end objective from the rollups: share of e2e samples within e2e_ms. */
     hl_hist_t *h = hl_hist_new();
-    if (hl_q_latency(c, HL_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
+    if (hl_q_latency(c, AUD_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
         hl_hist_free(h);
         json_decref(slo);
         json_decref(o);

@@ -50,7 +50,7 @@ int hl_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open,
 /* Adds the rollup bucket counts of `stage` (optionally one source, optionally one outcome
  * class: "accepted", "rejected" or "unsplit", NULL for all) in the minutes of [from, to) into
  * h. Returns 0 or HL_EPG. */
-int hl_q_latency(PGconn *c, hl_lat_t stage, const char *source, const char *outcome,
+int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
                  int64_t from_us, int64_t to_us, hl_hist_t *h, char *errbuf,
                  size_t errcap) HL_MUST_CHECK;
 

@@ -12,153 +12,9 @@
 #include "hl/pg.h"
 #include "hl/util.h"
 
-int hl_store_fail(PGconn *c, PGresult *res, const char *what, char *errbuf, size_t errcap)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(c);
-    snprintf(errbuf, errcap, "%s: %s", what, m && m[0] ? m : "connection lost");
-    size_t l = strlen(errbuf);
-    while (l > 0 && (errbuf[l - 1] == '\n' || errbuf[l - 1] == ' ')) errbuf[--l] = '\0';
-    return HL_EPG;
-}
-
-/* ---- pool ---- */
-struct hl_pool {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    const hl_pg_config_t *pg;
-    PGconn **idle;
-    size_t nidle, size, out;
-    /* The connections lent out, each with its cancel request made by the borrowing thread:
-     * hl_pool_close cancels what they still run on the server. */
-    PGconn **lent;
-    PGcancel **cancels;
-    bool closed;
-};
-
-hl_pool_t *hl_pool_new(const hl_pg_config_t *pg, size_t size)
-{
-    hl_pool_t *p = hl_xcalloc(1, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->pg = pg;
-    p->size = size;
-    p->idle = hl_xcalloc(size, sizeof *p->idle);
-    p->lent = hl_xcalloc(size, sizeof *p->lent);
-    p->cancels = hl_xcalloc(size, sizeof *p->cancels);
-    return p;
-}
-
-/* Records c as lent (with a cancel request for it) unless the pool is closed: then c is
- * closed and NULL returned. */
-static PGconn *lend(hl_pool_t *p, PGconn *c)
-{
-    PGcancel *cancel = PQgetCancel(c);
-    pthread_mutex_lock(&p->mu);
-    bool closed = p->closed;
-    for (size_t i = 0; !closed && i < p->size; i++)
-        if (!p->lent[i]) {
-            p->lent[i] = c;
-            p->cancels[i] = cancel;
-            cancel = NULL;
-            break;
-        }
-    pthread_mutex_unlock(&p->mu);
-    PQfreeCancel(cancel); /* still here only when the pool is closed */
-    if (!closed) return c;
-    PQfinish(c);
-    hl_pool_put(p, NULL, true);
-    return NULL;
-}
-
-void hl_pool_close(hl_pool_t *p)
-{
-    char err[256];
-    pthread_mutex_lock(&p->mu);
-    p->closed = true;
-    for (size_t i = 0; i < p->size; i++)
-        if (p->cancels[i] && !PQcancel(p->cancels[i], err, sizeof err))
-            hl_warn("shutdown: cancelling a running query: %s", err);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-void hl_pool_free(hl_pool_t *p)
-{
-    if (!p) return;
-    for (size_t i = 0; i < p->nidle; i++) PQfinish(p->idle[i]);
-    for (size_t i = 0; i < p->size; i++) PQfreeCancel(p->cancels[i]);
-    free(p->idle);
-    free(p->lent);
-    free(p->cancels);
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-    free(p);
-}
-
-PGconn *hl_pool_get(hl_pool_t *p)
-{
-    struct timespec until;
-    PGconn *c = NULL;
-    char err[256];
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
-    pthread_mutex_lock(&p->mu);
-    while (!p->closed && p->nidle == 0 && p->out >= p->size)
-        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0) break;
-    if (p->closed) {
-        pthread_mutex_unlock(&p->mu);
-        return NULL;
-    }
-    if (p->nidle > 0) {
-        c = p->idle[--p->nidle];
-        p->out++;
-    } else if (p->out < p->size) {
-        p->out++;
-    } else {
-        pthread_mutex_unlock(&p->mu);
-        return NULL;
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (c && PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
-        c = NULL;
-    }
-    if (!c && hl_pg_connect(p->pg, 0, &c, err, sizeof err) != 0) {
-        hl_warn("api: cannot connect to postgres: %s", err);
-        hl_pool_put(p, NULL, true);
-        return NULL;
-    }
-    return lend(p, c);
-}
-
-void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken)
-{
-    pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; c && i < p->size; i++)
-        if (p->lent[i] == c) {
-            PQfreeCancel(p->cancels[i]);
-            p->lent[i] = NULL;
-            p->cancels[i] = NULL;
-        }
-    bool closed = p->closed;
-    pthread_mutex_unlock(&p->mu);
-    /* A connection to a read-only server is not kept: after a failover the checkpoint writer
-     * needs the new primary. */
-    if (c && (broken || closed || hl_pg_reconnect_needed(c, NULL) ||
-              PQtransactionStatus(c) != PQTRANS_IDLE)) {
-        PQfinish(c);
-        c = NULL;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->out--;
-    if (c) p->idle[p->nidle++] = c;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* ---- heads ---- */
-int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
-                       hl_head_t *h, char *errbuf, size_t errcap)
+int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
+                       aud_head_t *h, char *errbuf, size_t errcap)
 {
     char ch[16];
     const char *p1[1] = {ch};
@@ -172,14 +28,14 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
                      " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
                      1, NULL, p1, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "load chain head", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "load chain head", errbuf, errcap);
         PQclear(r);
         return rc;
     }
     int64_t head_offset = -1;
     if (PQntuples(r) == 1) {
         if (hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &h->seq) != 0 ||
-            hl_chain_unhex(PQgetvalue(r, 0, 1), h->hash) != 0 ||
+            aud_chain_unhex(PQgetvalue(r, 0, 1), h->hash) != 0 ||
             hl_parse_i64(PQgetvalue(r, 0, 2), 0, INT64_MAX, &head_offset) != 0) {
             PQclear(r);
             snprintf(errbuf, errcap, "chain %d: unreadable head row", chain);
@@ -192,7 +48,7 @@ int hl_store_load_head(PGconn *c, const char *group, const char *topic, int32_t 
                      "AND topic = $2 AND kafka_partition = $3::int",
                      3, NULL, p3, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "load offset", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "load offset", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -374,8 +230,8 @@ static void cb_opt_int(copybuf_t *b, int64_t v)
 /* bytea in its hex input form, \x...; cb_text doubles the backslash for COPY. */
 static void cb_hash(copybuf_t *b, const unsigned char *h)
 {
-    char hex[2 * HL_CHAIN_HASH_LEN + 3] = "\\x";
-    hl_chain_hex(h, hex + 2);
+    char hex[2 * AUD_CHAIN_HASH_LEN + 3] = "\\x";
+    aud_chain_hex(h, hex + 2);
     cb_text(b, false, hex, strlen(hex));
 }
 
@@ -392,7 +248,7 @@ static void cb_ts(copybuf_t *b, int64_t ts_us)
     cb_text(b, false, out, (size_t)n);
 }
 
-static void row_copy(copybuf_t *b, const hl_item_t *it, int64_t seq, const unsigned char *prev,
+static void row_copy(copybuf_t *b, const aud_item_t *it, int64_t seq, const unsigned char *prev,
                      const unsigned char *hash)
 {
     const hl_record_t *r = &it->rec;
@@ -424,7 +280,7 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, copy_rows_sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        int rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "insert lineage", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -436,10 +292,10 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
     }
     if (ok == 1) ok = PQputCopyEnd(c, NULL);
     int rc = 0;
-    if (ok != 1) rc = hl_store_fail(c, NULL, "insert lineage", errbuf, errcap);
+    if (ok != 1) rc = hl_pg_error(c, NULL, "insert lineage", errbuf, errcap);
     while ((r = PQgetResult(c)) != NULL) {
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = hl_store_fail(c, r, "insert lineage", errbuf, errcap);
+            rc = hl_pg_error(c, r, "insert lineage", errbuf, errcap);
         PQclear(r);
     }
     return rc;
@@ -464,7 +320,7 @@ static int rollup_key_cmp(const void *x, const void *y)
 
 /* The batch's samples counted per rollup row here, so Postgres parses a few dozen rows instead
  * of one per sample (a batch of ~600 lineage rows yields ~900 samples). */
-static void rollup_rows(const hl_sample_t *samples, size_t n, json_t *out)
+static void rollup_rows(const aud_sample_t *samples, size_t n, json_t *out)
 {
     if (n == 0) return;
     rollup_key_t *k = hl_xcalloc(n, sizeof *k);
@@ -478,9 +334,9 @@ static void rollup_rows(const hl_sample_t *samples, size_t n, json_t *out)
         while (j < n && rollup_key_cmp(&k[i], &k[j]) == 0) j++;
         json_t *o = json_object();
         json_object_set_new(o, "m", json_integer(k[i].minute_us));
-        json_object_set_new(o, "st", json_string(hl_lat_name((hl_lat_t)k[i].stage)));
+        json_object_set_new(o, "st", json_string(aud_lat_name((aud_lat_t)k[i].stage)));
         json_object_set_new(o, "src", json_string(k[i].source));
-        json_object_set_new(o, "o", json_string(hl_outcome_name((hl_outcome_t)k[i].outcome)));
+        json_object_set_new(o, "o", json_string(aud_outcome_name((aud_outcome_t)k[i].outcome)));
         json_object_set_new(o, "b", json_integer(k[i].bucket));
         json_object_set_new(o, "c", json_integer((json_int_t)(j - i)));
         json_array_append_new(out, o);
@@ -501,7 +357,7 @@ static int exec_json(PGconn *c, const char *sql, int nfixed, const char *const *
     params[nfixed] = text;
     r = PQexecParams(c, sql, nfixed + 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, what, errbuf, errcap);
+        rc = hl_pg_error(c, r, what, errbuf, errcap);
     free(text);
     if (keep && rc == 0)
         *keep = r;
@@ -512,12 +368,12 @@ static int exec_json(PGconn *c, const char *sql, int nfixed, const char *const *
 
 /* Seeds the pairing map and the stored outcomes (outcomes_init'ed here, for the stored ones
  * and the batch's own) with the stored records of this batch's request ids. */
-static int seed_pairs(PGconn *c, const hl_item_t *items, size_t n, hl_pairs_t *pairs,
+static int seed_pairs(PGconn *c, const aud_item_t *items, size_t n, aud_pairs_t *pairs,
                       outcomes_t *outcomes, char *errbuf, size_t errcap)
 {
     json_t *ids = json_array();
     PGresult *r = NULL;
-    hl_sample_t scratch[4];
+    aud_sample_t scratch[4];
     int rc = 0;
     /* Only an accepted request pairs with a persisted record, and only outcomes can repeat;
      * rejections need no look-up. */
@@ -539,7 +395,7 @@ static int seed_pairs(PGconn *c, const hl_item_t *items, size_t n, hl_pairs_t *p
         size_t k = 0;
         if (hl_record_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &rec, &why) != 0)
             continue;
-        hl_samples_from_record(pairs, &rec, scratch, &k); /* state only; samples dropped */
+        aud_samples_from_record(pairs, &rec, scratch, &k); /* state only; samples dropped */
         if (is_outcome(&rec)) (void)outcomes_add(outcomes, &rec);
     }
     PQclear(r);
@@ -549,36 +405,36 @@ static int seed_pairs(PGconn *c, const hl_item_t *items, size_t n, hl_pairs_t *p
 static int run(PGconn *c, const char *sql, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : hl_store_fail(c, r, sql, errbuf, errcap);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : hl_pg_error(c, r, sql, errbuf, errcap);
     PQclear(r);
     return rc;
 }
 
-int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, size_t n,
-                         const char *group, const char *topic, hl_live_t *live,
-                         hl_write_stats_t *stats, char *errbuf, size_t errcap)
+int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items, size_t n,
+                         const char *group, const char *topic, aud_live_t *live,
+                         aud_write_stats_t *stats, char *errbuf, size_t errcap)
 {
-    hl_head_t next[HL_MAX_CHAINS];
-    bool touched[HL_MAX_CHAINS] = {false};
+    aud_head_t next[AUD_MAX_CHAINS];
+    bool touched[AUD_MAX_CHAINS] = {false};
     copybuf_t rows = {{NULL, 0, 0}, 0};
     json_t *rollups = json_array(), *offsets = json_array();
-    hl_sample_t *samples = hl_xcalloc(3 * n + 1, sizeof *samples);
+    aud_sample_t *samples = hl_xcalloc(3 * n + 1, sizeof *samples);
     size_t nsamples = 0;
-    hl_pairs_t pairs;
+    aud_pairs_t pairs;
     outcomes_t outcomes = {NULL, 0};
     const char *fixed[2] = {group, topic};
     int rc;
 
     int64_t t0 = hl_mono_us(), t_pairs = 0, t_rows = 0, t_rollups = 0;
     memset(stats, 0, sizeof *stats);
-    hl_pairs_init(&pairs, 2 * n + 1);
+    aud_pairs_init(&pairs, 2 * n + 1);
     rc = run(c, "BEGIN", errbuf, errcap);
     if (rc == 0) rc = seed_pairs(c, items, n, &pairs, &outcomes, errbuf, errcap);
     t_pairs = hl_mono_us();
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        const hl_item_t *it = &items[i];
+        const aud_item_t *it = &items[i];
         int32_t ch = it->partition;
-        if (ch < 0 || ch >= HL_MAX_CHAINS || !heads[ch].loaded) {
+        if (ch < 0 || ch >= AUD_MAX_CHAINS || !heads[ch].loaded) {
             snprintf(errbuf, errcap, "partition %d has no loaded chain head", ch);
             rc = HL_ESTATE;
             break;
@@ -590,10 +446,10 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
             stats->repeats++; /* its offset still advances */
             continue;
         }
-        hl_chain_row_t row = {ch, next[ch].seq + 1, it->offset, it->rec.request_id,
+        aud_chain_row_t row = {ch, next[ch].seq + 1, it->offset, it->rec.request_id,
                               hl_stage_name(it->rec.stage), it->rec.ts_us, it->text, it->len};
-        unsigned char h[HL_CHAIN_HASH_LEN];
-        if (hl_chain_hash(next[ch].hash, &row, h) != 0) {
+        unsigned char h[AUD_CHAIN_HASH_LEN];
+        if (aud_chain_hash(next[ch].hash, &row, h) != 0) {
             snprintf(errbuf, errcap, "sha256 failed");
             rc = HL_EIO;
             break;
@@ -601,10 +457,10 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
         row_copy(&rows, it, row.seq, next[ch].hash, h);
         next[ch].seq = row.seq;
         memcpy(next[ch].hash, h, sizeof h);
-        hl_samples_from_record(&pairs, &it->rec, samples, &nsamples);
+        aud_samples_from_record(&pairs, &it->rec, samples, &nsamples);
     }
     if (rc == 0) rollup_rows(samples, nsamples, rollups);
-    for (int ch = 0; rc == 0 && ch < HL_MAX_CHAINS; ch++)
+    for (int ch = 0; rc == 0 && ch < AUD_MAX_CHAINS; ch++)
         if (touched[ch]) {
             json_t *o = json_object();
             json_object_set_new(o, "p", json_integer(ch));
@@ -622,9 +478,9 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
                        NULL);
     if (rc == 0) rc = run(c, "COMMIT", errbuf, errcap);
     if (rc == 0) {
-        for (int ch = 0; ch < HL_MAX_CHAINS; ch++)
+        for (int ch = 0; ch < AUD_MAX_CHAINS; ch++)
             if (touched[ch]) heads[ch] = next[ch];
-        for (size_t i = 0; i < nsamples; i++) hl_live_record(live, &samples[i]);
+        for (size_t i = 0; i < nsamples; i++) aud_live_record(live, &samples[i]);
         stats->rows = rows.rows;
         stats->samples = nsamples;
         hl_debug("batch: %zu rows, pairing %lld us, hashing+rows %lld us, rollups %lld us, "
@@ -638,7 +494,7 @@ int hl_store_write_batch(PGconn *c, hl_head_t *heads, const hl_item_t *items, si
     free(rows.b.p);
     json_decref(rollups);
     json_decref(offsets);
-    hl_pairs_deinit(&pairs);
+    aud_pairs_deinit(&pairs);
     outcomes_deinit(&outcomes);
     free(samples);
     return rc;

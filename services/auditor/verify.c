@@ -76,12 +76,12 @@ static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash
     const hl_walk_t *w = v->walk;
     while (v->next_seal < w->nseals && w->seals[v->next_seal].seq < seq) v->next_seal++;
     for (; v->next_seal < w->nseals && w->seals[v->next_seal].seq == seq; v->next_seal++) {
-        if (memcmp(w->seals[v->next_seal].hash, hash, HL_CHAIN_HASH_LEN) != 0) {
+        if (memcmp(w->seals[v->next_seal].hash, hash, AUD_CHAIN_HASH_LEN) != 0) {
             v->sealed_seq = seq;
             return true;
         }
         v->matched_seq = seq;
-        memcpy(v->matched_hash, hash, HL_CHAIN_HASH_LEN);
+        memcpy(v->matched_hash, hash, AUD_CHAIN_HASH_LEN);
     }
     return false;
 }
@@ -91,7 +91,7 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         int64_t id = 0, seq = 0, lo = 0, ts = 0;
-        unsigned char prev[HL_CHAIN_HASH_LEN], hash[HL_CHAIN_HASH_LEN], calc[HL_CHAIN_HASH_LEN];
+        unsigned char prev[AUD_CHAIN_HASH_LEN], hash[AUD_CHAIN_HASH_LEN], calc[AUD_CHAIN_HASH_LEN];
         if (hl_parse_i64(PQgetvalue(r, i, 0), 1, INT64_MAX, &id) ||
             hl_parse_i64(PQgetvalue(r, i, 1), INT64_MIN + 1, INT64_MAX, &seq))
             return HL_EPARSE;
@@ -112,7 +112,7 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
             v->reason = seq == v->head_seq && v->rows > 0 ? "duplicate_seq" : "seq_gap";
             return 1;
         }
-        if (hl_chain_unhex(PQgetvalue(r, i, 7), prev) || hl_chain_unhex(PQgetvalue(r, i, 8), hash)) {
+        if (aud_chain_unhex(PQgetvalue(r, i, 7), prev) || aud_chain_unhex(PQgetvalue(r, i, 8), hash)) {
             v->reason = "hash_unreadable";
             return 1;
         }
@@ -120,9 +120,9 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
             v->reason = "prev_hash_mismatch";
             return 1;
         }
-        hl_chain_row_t row = {v->chain, seq, lo, PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), ts,
+        aud_chain_row_t row = {v->chain, seq, lo, PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), ts,
                               PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6)};
-        if (hl_chain_hash(prev, &row, calc) != 0) return HL_EIO;
+        if (aud_chain_hash(prev, &row, calc) != 0) return HL_EIO;
         if (memcmp(calc, hash, sizeof calc) != 0) {
             v->reason = "hash_mismatch";
             return 1;
@@ -153,7 +153,7 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
     PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
     else if (PQntuples(r) == 1 &&
              hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0 &&
              hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0)
@@ -163,11 +163,11 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
 }
 
 /* Rows of the chain the walk never reads: seq NULL, below 1 or beyond the head it reached, or any
- * row at all of a chain outside 0 .. HL_MAX_CHAINS-1. The constraints of
+ * row at all of a chain outside 0 .. AUD_MAX_CHAINS-1. The constraints of
  * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
 static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
 {
-    bool chain_ok = v->chain >= 0 && v->chain < HL_MAX_CHAINS;
+    bool chain_ok = v->chain >= 0 && v->chain < AUD_MAX_CHAINS;
     int rc = first_row(c,
                        "SELECT id, coalesce(seq, 0) FROM lineage WHERE chain = $1::int"
                        " AND (seq IS NULL OR seq < 1 OR seq > $2::bigint)"
@@ -201,19 +201,19 @@ static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
  * hash hex) at (chain, seq) hashes, by the formula, to `hash` and stores that hash; *offset is
  * then its lineage_offset, which the hash binds. */
 static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
-                      const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *offset)
+                      const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *offset)
 {
-    unsigned char prev[HL_CHAIN_HASH_LEN], stored[HL_CHAIN_HASH_LEN], calc[HL_CHAIN_HASH_LEN];
+    unsigned char prev[AUD_CHAIN_HASH_LEN], stored[AUD_CHAIN_HASH_LEN], calc[AUD_CHAIN_HASH_LEN];
     int64_t lo, ts;
     for (int col = 1; col <= 7; col++)
         if (PQgetisnull(r, 0, col)) return false;
     if (hl_parse_i64(PQgetvalue(r, 0, 1), 0, INT64_MAX, &lo) ||
         hl_parse_i64(PQgetvalue(r, 0, 4), INT64_MIN + 1, INT64_MAX, &ts) ||
-        hl_chain_unhex(PQgetvalue(r, 0, 6), prev) || hl_chain_unhex(PQgetvalue(r, 0, 7), stored))
+        aud_chain_unhex(PQgetvalue(r, 0, 6), prev) || aud_chain_unhex(PQgetvalue(r, 0, 7), stored))
         return false;
-    hl_chain_row_t row = {chain, seq, lo, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ts,
+    aud_chain_row_t row = {chain, seq, lo, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ts,
                           PQgetvalue(r, 0, 5), (size_t)PQgetlength(r, 0, 5)};
-    if (hl_chain_hash(prev, &row, calc) != 0 || memcmp(calc, hash, sizeof calc) != 0 ||
+    if (aud_chain_hash(prev, &row, calc) != 0 || memcmp(calc, hash, sizeof calc) != 0 ||
         memcmp(stored, hash, sizeof stored) != 0)
         return false;
     *offset = lo;
@@ -221,7 +221,7 @@ static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
 }
 
 int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
-                         const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *id,
+                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id,
                          int64_t *offset, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
@@ -236,7 +236,7 @@ int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
                                " WHERE chain = $1::int AND seq = $2::bigint ORDER BY id",
                                2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "verify start", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "verify start", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -267,7 +267,7 @@ static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errb
     } else {
         v->bad_id = v->bad_seq = v->expected_seq = v->sealed_seq = 0;
         v->matched_seq = w->from_seq;
-        memcpy(v->matched_hash, w->from_hash, HL_CHAIN_HASH_LEN);
+        memcpy(v->matched_hash, w->from_hash, AUD_CHAIN_HASH_LEN);
     }
     return 0;
 }
@@ -289,7 +289,7 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
     if (w->from_seq > 0) memcpy(v->head_hash, w->from_hash, sizeof v->head_hash);
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(lim, sizeof lim, "%" PRId64, w->upto > 0 ? w->upto : INT64_MAX);
-    if (chain < 0 || chain >= HL_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
+    if (chain < 0 || chain >= AUD_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
     if (w->from_seq > 0) {
         int rc = check_start(c, v, w, errbuf, errcap);
         if (rc || !v->ok) {
@@ -310,7 +310,7 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
                                    " ORDER BY seq, id LIMIT $5::int",
                                    5, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            int rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+            int rc = hl_pg_error(c, r, "verify", errbuf, errcap);
             PQclear(r);
             return rc;
         }
@@ -360,7 +360,7 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
                             " SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain");
     int n = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_store_fail(c, r, "list chains", errbuf, errcap);
+        int rc = hl_pg_error(c, r, "list chains", errbuf, errcap);
         PQclear(r);
         return rc;
     }
@@ -378,7 +378,7 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
     PGresult *r = PQexec(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1");
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "verify", errbuf, errcap);
+        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
     else if (PQntuples(r) == 1 &&
              hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0)
         rc = 1;
@@ -386,7 +386,7 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
     return rc;
 }
 
-int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
+int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[AUD_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
@@ -399,8 +399,8 @@ int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[H
                                " AND seq = $2::bigint",
                                2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_store_fail(c, r, "read hash", errbuf, errcap);
-    else if (PQntuples(r) == 1 && hl_chain_unhex(PQgetvalue(r, 0, 0), out) == 0)
+        rc = hl_pg_error(c, r, "read hash", errbuf, errcap);
+    else if (PQntuples(r) == 1 && aud_chain_unhex(PQgetvalue(r, 0, 0), out) == 0)
         rc = 0;
     PQclear(r);
     return rc;
@@ -412,28 +412,28 @@ static int cmp_chain(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+int hl_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
                   char *errbuf, size_t errcap)
 {
-    int32_t chains[2 * HL_MAX_CHAINS];
+    int32_t chains[2 * AUD_MAX_CHAINS];
     int n = 0;
     if (only >= 0) {
         chains[n++] = only;
     } else {
-        n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap);
+        n = hl_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap);
         if (n < 0) return n;
         /* A chain sealed outside but gone from the table is walked too: it lost every row. */
         for (size_t i = 0; seals && i < seals->n; i++) {
             bool have = false;
             for (int j = 0; j < n && !have; j++) have = chains[j] == seals->cps[i].chain;
-            if (!have && n < 2 * HL_MAX_CHAINS) chains[n++] = seals->cps[i].chain;
+            if (!have && n < 2 * AUD_MAX_CHAINS) chains[n++] = seals->cps[i].chain;
         }
         qsort(chains, (size_t)n, sizeof chains[0], cmp_chain);
     }
     if (n > cap) n = cap;
     for (int i = 0; i < n; i++) {
         hl_walk_t w = {0};
-        if (seals) w.seals = hl_seals_chain(seals, chains[i], &w.nseals);
+        if (seals) w.seals = aud_seals_chain(seals, chains[i], &w.nseals);
         int rc = hl_verify_walk(c, chains[i], &w, &out[i], errbuf, errcap);
         if (rc) return rc;
         out[i].newest_seal = w.nseals ? w.seals[w.nseals - 1].seq : 0;
@@ -445,18 +445,18 @@ int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t 
  * when it has none) to the head found nothing wrong, publishes the checkpoint and only then
  * stores it. Returns 1 when signed, 0 when there was nothing new, 2 when refused (v says why),
  * or a negative HL_E* code. */
-static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals_t *seals,
+static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seals_t *seals,
                       hl_verify_t *v, char *errbuf, size_t errcap)
 {
-    char ch[16], sq[24], hh[65], ts[24], sig[2 * HL_SIG_LEN + 1];
-    hl_checkpoint_t cp;
+    char ch[16], sq[24], hh[65], ts[24], sig[2 * AUD_SIG_LEN + 1];
+    aud_checkpoint_t cp;
     hl_walk_t w = {0};
-    const hl_checkpoint_t *mine =
-        chain >= 0 && chain < HL_MAX_CHAINS ? &sg->vouched[chain] : NULL;
+    const aud_checkpoint_t *mine =
+        chain >= 0 && chain < AUD_MAX_CHAINS ? &sg->vouched[chain] : NULL;
     memset(v, 0, sizeof *v);
     if (!mine) {
         hl_error("ALARM checkpoint refused: chain %" PRId32 " is outside 0..%d; not signed",
-                 chain, HL_MAX_CHAINS - 1);
+                 chain, AUD_MAX_CHAINS - 1);
         return 2;
     }
     if (mine->seq == HL_VOUCH_FOREIGN) {
@@ -471,13 +471,13 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
                  sg->partitions);
         return 2;
     }
-    w.seals = hl_seals_chain(seals, chain, &w.nseals);
+    w.seals = aud_seals_chain(seals, chain, &w.nseals);
     /* From the newest signed checkpoint: the heads this process wrote (unsigned) are checked
      * on the way, but the walk must cover every row since the last signature. */
     for (size_t k = w.nseals; k-- > 0;)
         if (w.seals[k].key_id[0]) {
             w.from_seq = w.seals[k].seq;
-            memcpy(w.from_hash, w.seals[k].hash, HL_CHAIN_HASH_LEN);
+            memcpy(w.from_hash, w.seals[k].hash, AUD_CHAIN_HASH_LEN);
             break;
         }
     /* Only as far as the vouched head: rows past it are not this process's to sign. */
@@ -486,7 +486,7 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
     int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
     if (v->ok && (v->head_seq != mine->seq ||
-                  memcmp(v->head_hash, mine->hash, HL_CHAIN_HASH_LEN) != 0)) {
+                  memcmp(v->head_hash, mine->hash, AUD_CHAIN_HASH_LEN) != 0)) {
         v->ok = false;
         v->bad_seq = v->expected_seq = v->head_seq + 1;
         v->reason = v->head_seq < mine->seq ? "checkpoint_beyond_head" : "checkpoint_mismatch";
@@ -503,19 +503,19 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
     cp.seq = v->head_seq;
     memcpy(cp.hash, v->head_hash, sizeof cp.hash);
     cp.ts_us = hl_now_us();
-    if (hl_checkpoint_sign(sg->signer, &cp) != 0) {
+    if (aud_checkpoint_sign(sg->signer, &cp) != 0) {
         snprintf(errbuf, errcap, "checkpoint: signing failed");
         return HL_EIO;
     }
     /* Outside first: a checkpoint the database holds was always published. */
-    rc = hl_ckpub_send(sg->pub, &cp, 10000, errbuf, errcap);
+    rc = aud_ckpub_send(sg->pub, &cp, 10000, errbuf, errcap);
     if (rc) return rc;
-    hl_seals_add(seals, &cp);
+    aud_seals_add(seals, &cp);
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(sq, sizeof sq, "%" PRId64, cp.seq);
     snprintf(ts, sizeof ts, "%" PRId64, cp.ts_us);
-    hl_chain_hex(cp.hash, hh);
-    hl_hex(sig, cp.sig, HL_SIG_LEN);
+    aud_chain_hex(cp.hash, hh);
+    hl_hex(sig, cp.sig, AUD_SIG_LEN);
     const char *p6[6] = {ch, sq, hh, ts, cp.key_id, sig};
     PGresult *r =
         PQexecParams(c,
@@ -524,17 +524,17 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, hl_seals
                      " decode($6, 'hex'))",
                      6, NULL, p6, NULL, NULL, 0);
     rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 1
-                                               : hl_store_fail(c, r, "store checkpoint", errbuf,
+                                               : hl_pg_error(c, r, "store checkpoint", errbuf,
                                                                errcap);
     PQclear(r);
     return rc;
 }
 
-int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, aud_seals_t *seals, int *refused,
                       char *errbuf, size_t errcap)
 {
-    int32_t chains[HL_MAX_CHAINS];
-    int n = hl_verify_chains(c, chains, HL_MAX_CHAINS, errbuf, errcap), signed_n = 0;
+    int32_t chains[AUD_MAX_CHAINS];
+    int n = hl_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap), signed_n = 0;
     *refused = 0;
     if (n < 0) return n;
     for (int i = 0; i < n; i++) {

@@ -14,8 +14,8 @@
 typedef struct {
     int64_t upto;                 /* last seq to walk, 0 = the end */
     int64_t from_seq;             /* start after this seq, whose hash is from_hash (0: seq 1) */
-    unsigned char from_hash[HL_CHAIN_HASH_LEN];
-    const hl_checkpoint_t *seals; /* signature-checked checkpoints of this chain from outside
+    unsigned char from_hash[AUD_CHAIN_HASH_LEN];
+    const aud_checkpoint_t *seals; /* signature-checked checkpoints of this chain from outside
                                    * the database, ascending seq; the walk must meet each one's
                                    * hash at its seq, and reach the last one */
     size_t nseals;
@@ -26,7 +26,7 @@ typedef struct {
     int64_t rows;          /* rows checked */
     bool ok;
     int64_t head_seq;      /* last good seq */
-    unsigned char head_hash[HL_CHAIN_HASH_LEN];
+    unsigned char head_hash[AUD_CHAIN_HASH_LEN];
     /* first bad row, when !ok */
     int64_t bad_id, bad_seq, expected_seq;
     const char *reason;    /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
@@ -36,10 +36,10 @@ typedef struct {
                             * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
                             * (sealed rows are gone), "hash_unreadable", "unreadable_row" (a
                             * column the walk needs is NULL or unreadable),
-                            * "rows_deleted_below_checkpoint" (hl_verify_report: see README) */
+                            * "rows_deleted_below_checkpoint" (aud_history_report: see README) */
     const char *column;    /* column_mismatch: the first column that differs from its record */
     int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
-    unsigned char matched_hash[HL_CHAIN_HASH_LEN]; /* that checkpoint's hash */
+    unsigned char matched_hash[AUD_CHAIN_HASH_LEN]; /* that checkpoint's hash */
     int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
     int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
     const char *topic_check; /* static: after a checkpoint_mismatch, how the row named was
@@ -62,7 +62,7 @@ int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto_seq, hl_verify_t *out
 /* Walks every chain (only < 0) or chain `only` against the outside checkpoints in seals
  * (NULL: none): the chains in the table, negative ones included, and every chain sealed
  * outside. Fills out[] (at most cap, ascending chain) and returns how many, or HL_EPG. */
-int hl_verify_all(PGconn *c, const hl_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
+int hl_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
                   char *errbuf, size_t errcap);
 
 /* The first row of `chain` with seq >= from_seq: returns 1 with *id and *seq, 0 when there is
@@ -82,11 +82,11 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap);
  * hashes (and stores) `hash`, with *id and *offset (its lineage_offset, bound by the hash); 2
  * when a row is there but is not that one (*id: the first); 0 when none is; or HL_EPG. */
 int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
-                         const unsigned char hash[HL_CHAIN_HASH_LEN], int64_t *id,
+                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id,
                          int64_t *offset, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* Reads the stored hash at (chain, seq). Returns 0, HL_ENOTFOUND or HL_EPG. */
-int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[HL_CHAIN_HASH_LEN],
+int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[AUD_CHAIN_HASH_LEN],
                       char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* A chain's entry in hl_signing_t.vouched that is no head: */
@@ -98,9 +98,9 @@ int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[H
  * checkpoint and the lineage topic's records say it is (seq 0: an empty chain; or
  * HL_VOUCH_*). */
 typedef struct {
-    const hl_signer_t *signer;
-    hl_ckpub_t *pub;
-    const hl_checkpoint_t *vouched; /* HL_MAX_CHAINS entries */
+    const aud_signer_t *signer;
+    aud_ckpub_t *pub;
+    const aud_checkpoint_t *vouched; /* AUD_MAX_CHAINS entries */
     int partitions;                 /* of the lineage topic; 0: not known yet */
 } hl_signing_t;
 
@@ -112,7 +112,7 @@ typedef struct {
  * process did not write, or that no partition of the lineage topic feeds (a chain invented in
  * the table) is not signed: it is logged as an ALARM and counted in *refused. A chain another
  * process writes is left to it. Returns the number signed or a negative HL_E* code. */
-int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, hl_seals_t *seals, int *refused,
+int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, aud_seals_t *seals, int *refused,
                       char *errbuf, size_t errcap);
 
 #endif

@@ -110,7 +110,7 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
                                " ORDER BY seq LIMIT " VOUCH_PAGE,
                                3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_store_fail(c, r, "vouch", errbuf, errcap);
+    (void)hl_pg_error(c, r, "vouch", errbuf, errcap);
     PQclear(r);
     return NULL;
 }
@@ -173,7 +173,7 @@ static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t 
 }
 
 int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                  const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                  const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                   char *errbuf, size_t errcap)
 {
     int64_t from_seq = from ? from->seq : 0;
@@ -185,7 +185,7 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
     w.upto = head_seq;
     if (from) {
         w.from_seq = from->seq;
-        memcpy(w.from_hash, from->hash, HL_CHAIN_HASH_LEN);
+        memcpy(w.from_hash, from->hash, AUD_CHAIN_HASH_LEN);
     }
     int rc = hl_verify_walk(c, chain, &w, &v, errbuf, errcap);
     if (rc) return rc;
@@ -198,7 +198,7 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
 }
 
 int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                   const hl_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                   const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
                    char *errbuf, size_t errcap)
 {
     int64_t start = 0, lo = 0, from_seq = from ? from->seq : 0, id;

@@ -1,9 +1,9 @@
 /* Fuzzes the auditor's query-string and token handling: the query splitter and decoder, the
- * strict parameter readers (time, integer, limit, cursor, source, ids) of api.c, and the
- * bearer token parser and role matrix of auth.c. api.c is included whole so its static query
- * splitter is reachable; the HTTP sends and handlers it links against are replaced by stubs
- * that record the answered status, which must be 400 for every refused value. */
-#include "../../services/auditor/api.c"
+ * strict parameter readers (time, integer, limit, cursor, source, ids) of request.c, and the
+ * bearer token parser and role matrix of auth.c. request.c is included whole; the HTTP sends
+ * it links against are replaced by stubs that record the answered status, which must be 400
+ * for every refused value. */
+#include "../../services/auditor/request.c"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,32 +25,20 @@ int hl_http_error(struct mg_connection *c, int status, const char *code, const c
     return 0;
 }
 
-void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void *arg) {}
-PGconn *hl_pool_get(hl_pool_t *p) { return NULL; }
-void hl_pool_put(hl_pool_t *p, PGconn *c, bool broken) {}
-
-#define STUB_HANDLER(name) \
-    int name(hl_req_t *r) { return 0; }
-STUB_HANDLER(hl_h_requests)
-STUB_HANDLER(hl_h_gaps)
-STUB_HANDLER(hl_h_latency)
-STUB_HANDLER(hl_h_budget)
-STUB_HANDLER(hl_h_verify)
-STUB_HANDLER(hl_h_checkpoints)
-STUB_HANDLER(hl_h_metrics)
-STUB_HANDLER(hl_h_page)
-STUB_HANDLER(hl_h_login)
-STUB_HANDLER(hl_h_logout)
-int hl_h_request(hl_req_t *r, const char *id) { return 0; }
-int hl_h_message(hl_req_t *r, const char *id) { return 0; }
-int hl_h_page_login(hl_req_t *r, const char *note) { return 0; }
+int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t deadline_us,
+                      size_t *got)
+{
+    return HL_EIO;
+}
+PGconn *hl_pg_pool_get(hl_pg_pool_t *p) { return NULL; }
+void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken) {}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static hl_auditor_config_t cfg;
-    static hl_auditor_t a;
+    static aud_config_t cfg;
+    static aud_state_t a;
     if (size > 8192) return 0;
     cfg.page_limit_max = 1000;
     a.cfg = &cfg;
@@ -66,14 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const char *tok;
     size_t tlen;
-    if (hl_auth_bearer(hdr, &tok, &tlen) == 0 && (tok < hdr || tok + tlen > hdr + hl)) abort();
+    if (aud_auth_bearer(hdr, &tok, &tlen) == 0 && (tok < hdr || tok + tlen > hdr + hl)) abort();
     int known;
-    (void)hl_auth_required("GET", hdr, &known);
+    (void)aud_auth_required("GET", hdr, &known);
 
-    hl_req_t *r = calloc(1, sizeof *r);
+    aud_req_t *r = calloc(1, sizeof *r);
     r->a = &a;
     g_status = 0;
-    if (parse_query(r, qs) != 0) {
+    if (aud_req_parse_query(r, qs) != 0) {
         if (g_status != 400) abort();
     } else {
         int64_t v;
@@ -81,19 +69,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hl_cursor_t cur;
         const char *src;
         g_status = 0;
-        if (hl_param_time(r, "from", 0, &v) != 0 && g_status != 400) abort();
+        if (aud_param_time(r, "from", 0, &v) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_int(r, "status", 100, 599, 0, &v) != 0 && g_status != 400) abort();
+        if (aud_param_int(r, "status", 100, 599, 0, &v) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_limit(r, &lim) != 0 && g_status != 400) abort();
+        if (aud_param_limit(r, &lim) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_cursor(r, &cur) != 0 && g_status != 400) abort();
+        if (aud_param_cursor(r, &cur) != 0 && g_status != 400) abort();
         g_status = 0;
-        if (hl_param_source(r, &src) != 0 && g_status != 400) abort();
+        if (aud_param_source(r, &src) != 0 && g_status != 400) abort();
         static const char *const allowed[] = {"from", "to", "limit", "cursor", "source", NULL};
         g_status = 0;
-        if (hl_req_only(r, allowed) != 0 && g_status != 400) abort();
-        for (int i = 0; i < r->nparams; i++) (void)hl_id_valid(r->vals[i], 256);
+        if (aud_req_only(r, allowed) != 0 && g_status != 400) abort();
+        for (int i = 0; i < r->nparams; i++) (void)aud_id_valid(r->vals[i], 256);
     }
     free(r);
     free(hdr);

@@ -28,15 +28,15 @@ static void test_bins_cover_and_count_exactly(void **state)
     hl_hist_t *h = hl_hist_new();
     int64_t *v = malloc(N * sizeof *v);
     for (unsigned i = 0; i < N; i++) hl_hist_record(h, v[i] = sample(i));
-    hl_bins_t b;
-    hl_bins_from_hist(h, &b);
-    assert_true(b.n >= HL_CHART_MIN_BINS && b.n <= HL_CHART_MAX_BINS);
+    aud_bins_t b;
+    aud_bins_from_hist(h, &b);
+    assert_true(b.n >= AUD_CHART_MIN_BINS && b.n <= AUD_CHART_MAX_BINS);
     assert_int_equal(b.total, N);
     assert_true(b.bin[0].lo <= 0);
     assert_true(b.bin[b.n - 1].hi >= 5000000);
     uint64_t sum = 0, most = 0;
     for (int i = 0; i < b.n; i++) {
-        const hl_bin_t *x = &b.bin[i];
+        const aud_bin_t *x = &b.bin[i];
         if (i > 0) assert_int_equal(x->lo, b.bin[i - 1].hi + 1); /* they touch */
         assert_true(x->lo <= x->hi);
         /* Fine buckets go whole into one bin, so a bin holds exactly the samples in its range. */
@@ -63,12 +63,12 @@ static void test_narrow_and_empty(void **state)
 {
     (void)state;
     hl_hist_t *h = hl_hist_new();
-    hl_bins_t b;
-    hl_bins_from_hist(h, &b);
+    aud_bins_t b;
+    aud_bins_from_hist(h, &b);
     assert_int_equal(b.n, 0);
     hl_hist_record_n(h, 1234, 10);
-    hl_bins_from_hist(h, &b);
-    assert_int_equal(b.n, HL_CHART_MIN_BINS); /* two decades around one value */
+    aud_bins_from_hist(h, &b);
+    assert_int_equal(b.n, AUD_CHART_MIN_BINS); /* two decades around one value */
     int hits = 0;
     for (int i = 0; i < b.n; i++)
         if (b.bin[i].count) {
@@ -77,8 +77,8 @@ static void test_narrow_and_empty(void **state)
         }
     assert_int_equal(hits, 1);
     hl_hist_record(h, HL_HIST_MAX_VALUE * 2); /* clamped at the ceiling: still within bins */
-    hl_bins_from_hist(h, &b);
-    assert_true(b.n <= HL_CHART_MAX_BINS && b.bin[b.n - 1].hi >= HL_HIST_MAX_VALUE);
+    aud_bins_from_hist(h, &b);
+    assert_true(b.n <= AUD_CHART_MAX_BINS && b.bin[b.n - 1].hi >= HL_HIST_MAX_VALUE);
     hl_hist_free(h);
 }
 
@@ -94,10 +94,10 @@ static void test_fmt_ms(void **state)
                  {123456789, "123 s"}};
     char buf[32];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        hl_fmt_ms(cases[i].us, buf, sizeof buf);
+        aud_fmt_ms(cases[i].us, buf, sizeof buf);
         assert_string_equal(buf, cases[i].want);
     }
-    hl_fmt_ms(123456789, buf, 4);
+    aud_fmt_ms(123456789, buf, 4);
     assert_string_equal(buf, "123");
 }
 
@@ -113,11 +113,11 @@ static void test_figure(void **state)
     (void)state;
     hl_hist_t *h = hl_hist_new();
     for (unsigned i = 0; i < N; i++) hl_hist_record(h, sample(i));
-    hl_bins_t b;
-    hl_bins_from_hist(h, &b);
-    hl_html_t o = {malloc(256 * 1024), 0, 256 * 1024};
+    aud_bins_t b;
+    aud_bins_from_hist(h, &b);
+    aud_html_t o = {malloc(256 * 1024), 0, 256 * 1024};
     o.buf[0] = '\0';
-    hl_chart_figure(&o, "ack-accepted", "ack <script>\"x\"&'", h);
+    aud_chart_figure(&o, "ack-accepted", "ack <script>\"x\"&'", h);
     assert_true(o.len + 1 < o.cap);
     assert_null(strstr(o.buf, "<script"));
     assert_non_null(strstr(o.buf, "ack &lt;script&gt;&quot;x&quot;&amp;&#39;"));
@@ -130,14 +130,14 @@ static void test_figure(void **state)
     assert_non_null(strstr(o.buf, want));
     assert_non_null(strstr(o.buf, "max <b>5.00 s</b>"));
     /* A capped buffer is cut, never overrun. */
-    hl_html_t small = {malloc(300), 0, 300};
+    aud_html_t small = {malloc(300), 0, 300};
     small.buf[0] = '\0';
-    hl_chart_figure(&small, "e2e", "e2e", h);
+    aud_chart_figure(&small, "e2e", "e2e", h);
     assert_true(small.len < 300 && strlen(small.buf) == small.len);
     /* No samples: a chart that says so. */
     hl_hist_t *none = hl_hist_new();
     o.len = 0;
-    hl_chart_figure(&o, "queue", "queue", none);
+    aud_chart_figure(&o, "queue", "queue", none);
     assert_non_null(strstr(o.buf, "no samples"));
     assert_int_equal(count_of(o.buf, "<rect "), 0);
     free(small.buf);

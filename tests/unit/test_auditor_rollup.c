@@ -39,7 +39,7 @@ static hl_record_t persisted(const char *rid, int64_t recv, int64_t consumed, in
     return r;
 }
 
-static int64_t find(const hl_sample_t *s, size_t n, hl_lat_t st)
+static int64_t find(const aud_sample_t *s, size_t n, aud_lat_t st)
 {
     for (size_t i = 0; i < n; i++)
         if (s[i].stage == st) return s[i].value_us;
@@ -49,46 +49,46 @@ static int64_t find(const hl_sample_t *s, size_t n, hl_lat_t st)
 static void test_in_order(void **state)
 {
     (void)state;
-    hl_pairs_t p;
-    hl_sample_t s[8];
+    aud_pairs_t p;
+    aud_sample_t s[8];
     size_t n = 0;
-    hl_pairs_init(&p, 4);
+    aud_pairs_init(&p, 4);
     hl_record_t a = ingress("r1", 120000000, 1000), b = persisted("r1", 120000000, 120004000,
                                                                    120006000);
-    hl_samples_from_record(&p, &a, s, &n);
+    aud_samples_from_record(&p, &a, s, &n);
     assert_int_equal(n, 1);
-    assert_int_equal(find(s, n, HL_LAT_ACK), 1000);
+    assert_int_equal(find(s, n, AUD_LAT_ACK), 1000);
     assert_int_equal(s[0].minute_us, 120000000);
     assert_string_equal(s[0].source, "stripe");
     n = 0;
-    hl_samples_from_record(&p, &b, s, &n);
+    aud_samples_from_record(&p, &b, s, &n);
     assert_int_equal(n, 3);
-    assert_int_equal(find(s, n, HL_LAT_QUEUE), 3000);
-    assert_int_equal(find(s, n, HL_LAT_PERSIST), 2000);
-    assert_int_equal(find(s, n, HL_LAT_E2E), 6000);
+    assert_int_equal(find(s, n, AUD_LAT_QUEUE), 3000);
+    assert_int_equal(find(s, n, AUD_LAT_PERSIST), 2000);
+    assert_int_equal(find(s, n, AUD_LAT_E2E), 6000);
     assert_string_equal(s[0].source, "stripe"); /* taken from the ingress record */
     /* A second persisted record (a redelivery) adds no second queue sample. */
     n = 0;
-    hl_samples_from_record(&p, &b, s, &n);
-    assert_int_equal(find(s, n, HL_LAT_QUEUE), -1);
-    hl_pairs_deinit(&p);
+    aud_samples_from_record(&p, &b, s, &n);
+    assert_int_equal(find(s, n, AUD_LAT_QUEUE), -1);
+    aud_pairs_deinit(&p);
 }
 
 static void test_out_of_order(void **state)
 {
     (void)state;
-    hl_pairs_t p;
-    hl_sample_t s[8];
+    aud_pairs_t p;
+    aud_sample_t s[8];
     size_t n = 0;
-    hl_pairs_init(&p, 4);
+    aud_pairs_init(&p, 4);
     hl_record_t a = ingress("r2", 1000, 500), b = persisted("r2", 1000, 1700, 1900);
-    hl_samples_from_record(&p, &b, s, &n);
-    assert_int_equal(find(s, n, HL_LAT_QUEUE), -1);
+    aud_samples_from_record(&p, &b, s, &n);
+    assert_int_equal(find(s, n, AUD_LAT_QUEUE), -1);
     n = 0;
-    hl_samples_from_record(&p, &a, s, &n);
-    assert_int_equal(find(s, n, HL_LAT_QUEUE), 200);
-    assert_int_equal(find(s, n, HL_LAT_ACK), 500);
-    hl_pairs_deinit(&p);
+    aud_samples_from_record(&p, &a, s, &n);
+    assert_int_equal(find(s, n, AUD_LAT_QUEUE), 200);
+    assert_int_equal(find(s, n, AUD_LAT_ACK), 500);
+    aud_pairs_deinit(&p);
 }
 
 /* The ack sample is kept under the class of the ingress's answer; the later stages exist only
@@ -98,71 +98,71 @@ static void test_outcome_class(void **state)
     (void)state;
     static const struct {
         int64_t status;
-        hl_outcome_t want;
-    } cases[] = {{202, HL_OUT_ACCEPTED}, {200, HL_OUT_ACCEPTED}, {299, HL_OUT_ACCEPTED},
-                 {401, HL_OUT_REJECTED}, {400, HL_OUT_REJECTED}, {503, HL_OUT_REJECTED},
-                 {199, HL_OUT_REJECTED}, {300, HL_OUT_REJECTED}, {HL_REC_ABSENT, HL_OUT_ACCEPTED}};
+        aud_outcome_t want;
+    } cases[] = {{202, AUD_OUT_ACCEPTED}, {200, AUD_OUT_ACCEPTED}, {299, AUD_OUT_ACCEPTED},
+                 {401, AUD_OUT_REJECTED}, {400, AUD_OUT_REJECTED}, {503, AUD_OUT_REJECTED},
+                 {199, AUD_OUT_REJECTED}, {300, AUD_OUT_REJECTED}, {HL_REC_ABSENT, AUD_OUT_ACCEPTED}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        hl_pairs_t p;
-        hl_sample_t s[8];
+        aud_pairs_t p;
+        aud_sample_t s[8];
         size_t n = 0;
-        hl_pairs_init(&p, 4);
+        aud_pairs_init(&p, 4);
         hl_record_t a = ingress("r9", 120000000, 1000);
         a.status = cases[i].status;
-        hl_samples_from_record(&p, &a, s, &n);
+        aud_samples_from_record(&p, &a, s, &n);
         assert_int_equal(n, 1);
-        assert_int_equal(s[0].stage, HL_LAT_ACK);
+        assert_int_equal(s[0].stage, AUD_LAT_ACK);
         assert_int_equal(s[0].outcome, cases[i].want);
         hl_record_t b = persisted("r9", 120000000, 120004000, 120006000);
         n = 0;
-        hl_samples_from_record(&p, &b, s, &n);
+        aud_samples_from_record(&p, &b, s, &n);
         assert_int_equal(n, 3);
-        for (size_t k = 0; k < n; k++) assert_int_equal(s[k].outcome, HL_OUT_ACCEPTED);
-        hl_pairs_deinit(&p);
+        for (size_t k = 0; k < n; k++) assert_int_equal(s[k].outcome, AUD_OUT_ACCEPTED);
+        aud_pairs_deinit(&p);
     }
-    assert_string_equal(hl_outcome_name(HL_OUT_ACCEPTED), "accepted");
-    assert_string_equal(hl_outcome_name(HL_OUT_REJECTED), "rejected");
-    assert_string_equal(hl_outcome_name(HL_OUT_N), "unknown");
+    assert_string_equal(aud_outcome_name(AUD_OUT_ACCEPTED), "accepted");
+    assert_string_equal(aud_outcome_name(AUD_OUT_REJECTED), "rejected");
+    assert_string_equal(aud_outcome_name(AUD_OUT_N), "unknown");
 }
 
 static void test_map_many(void **state)
 {
     (void)state;
-    hl_pairs_t p;
+    aud_pairs_t p;
     char id[37];
-    hl_pairs_init(&p, 500);
+    aud_pairs_init(&p, 500);
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof id, "req-%d", i);
-        hl_pairs_get(&p, id)->answered_us = i;
+        aud_pairs_get(&p, id)->answered_us = i;
     }
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof id, "req-%d", i);
-        assert_int_equal(hl_pairs_get(&p, id)->answered_us, i);
+        assert_int_equal(aud_pairs_get(&p, id)->answered_us, i);
     }
-    hl_pairs_deinit(&p);
+    aud_pairs_deinit(&p);
 }
 
 static void test_live_and_names(void **state)
 {
     (void)state;
-    hl_live_t *l = hl_live_new();
-    hl_sample_t s = {HL_LAT_ACK, 0, 100, "a", HL_OUT_ACCEPTED};
+    aud_live_t *l = aud_live_new();
+    aud_sample_t s = {AUD_LAT_ACK, 0, 100, "a", AUD_OUT_ACCEPTED};
     hl_hist_t *h = hl_hist_new();
-    hl_lat_t st;
-    for (int i = 0; i < HL_LIVE_SOURCES + 10; i++) {
+    aud_lat_t st;
+    for (int i = 0; i < AUD_LIVE_SOURCES + 10; i++) {
         snprintf(s.source, sizeof s.source, "src-%d", i);
-        hl_live_record(l, &s);
+        aud_live_record(l, &s);
     }
-    hl_live_merge(l, HL_LAT_ACK, NULL, h);
-    assert_int_equal(hl_hist_count(h), HL_LIVE_SOURCES + 10);
+    aud_live_merge(l, AUD_LAT_ACK, NULL, h);
+    assert_int_equal(hl_hist_count(h), AUD_LIVE_SOURCES + 10);
     hl_hist_reset(h);
-    hl_live_merge(l, HL_LAT_ACK, "_other", h);
+    aud_live_merge(l, AUD_LAT_ACK, "_other", h);
     assert_int_equal(hl_hist_count(h), 10);
-    assert_int_equal(hl_lat_parse("e2e", &st), 0);
-    assert_int_equal(st, HL_LAT_E2E);
-    assert_int_equal(hl_lat_parse("E2E", &st), HL_EINVAL);
+    assert_int_equal(aud_lat_parse("e2e", &st), 0);
+    assert_int_equal(st, AUD_LAT_E2E);
+    assert_int_equal(aud_lat_parse("E2E", &st), HL_EINVAL);
     hl_hist_free(h);
-    hl_live_free(l);
+    aud_live_free(l);
 }
 
 int main(void)

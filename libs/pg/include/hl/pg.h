@@ -126,4 +126,23 @@ PGresult *hl_pg_offsets_upsert(PGconn *c, const char *group, const char *topic,
                                const int32_t *parts, const int64_t *next, const int64_t *lineage,
                                size_t n);
 
+/* ---- connection pool (libs/pg/src/pool.c) ----
+ * At most `size` connections to one server, lent to one thread at a time. Thread-safe: every
+ * function but new and free may be called from any thread. */
+typedef struct hl_pg_pool hl_pg_pool_t;
+/* pg is borrowed and must outlive the pool. Connects lazily (nothing happens here). */
+hl_pg_pool_t *hl_pg_pool_new(const hl_pg_config_t *pg, size_t size);
+/* Closes the idle connections. NULL: nothing. Only once no connection is lent. */
+void hl_pg_pool_free(hl_pg_pool_t *p);
+/* Borrows a healthy connection (connecting if needed), waiting at most 5 s for one when all
+ * are lent. NULL on failure or once closed. Give it back with hl_pg_pool_put. */
+PGconn *hl_pg_pool_get(hl_pg_pool_t *p);
+/* Gives c (borrowed from p; NULL gives back just the slot) back. It is closed instead of kept
+ * when `broken`, the pool is closed, the server is read-only or a transaction is open. */
+void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken);
+/* At shutdown: lends nothing more and asks the server to cancel what the lent connections are
+ * running, so no query outlives the process (a backend whose client is gone keeps running,
+ * and holding its locks, until it next writes to that client). */
+void hl_pg_pool_close(hl_pg_pool_t *p);
+
 #endif
