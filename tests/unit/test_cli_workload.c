@@ -1,5 +1,5 @@
 /* Unit tests of the replay workload: determinism of the synthetic generator, its shape and
- * caps, the ndjson reader with good and bad input, and the JSON pointer resolver. */
+ * caps, the ndjson reader with good and bad input (its pointers: test_cli_message_id.c). */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -231,22 +231,6 @@ static void test_ndjson_bad(void **state)
     assert_int_equal(hl_wl_read_ndjson("/nonexistent/x.ndjson", &io, &w, err, sizeof(err)), HL_EIO);
 }
 
-static void test_json_pointer(void **state)
-{
-    (void)state;
-    json_t *j = json_loads("{\"a\":{\"b/c\":[10,{\"m~n\":\"v\"}]},\"\":1}", 0, NULL);
-    assert_non_null(j);
-    assert_string_equal(json_string_value(hl_json_pointer(j, "/a/b~1c/1/m~0n")), "v");
-    assert_int_equal(json_integer_value(hl_json_pointer(j, "/a/b~1c/0")), 10);
-    assert_ptr_equal(hl_json_pointer(j, ""), j);
-    assert_null(hl_json_pointer(j, "a"));
-    assert_null(hl_json_pointer(j, "/a/b~2c"));
-    assert_null(hl_json_pointer(j, "/a/b~1c/7"));
-    assert_null(hl_json_pointer(j, "/a/b~1c/x"));
-    assert_null(hl_json_pointer(j, "/missing"));
-    json_decref(j);
-}
-
 static void test_ledger_roundtrip(void **state)
 {
     (void)state;
@@ -287,7 +271,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_bytes), cmocka_unit_test(test_shape),
         cmocka_unit_test(test_duplicates),           cmocka_unit_test(test_caps),
         cmocka_unit_test(test_ndjson_good),          cmocka_unit_test(test_ndjson_bad),
-        cmocka_unit_test(test_json_pointer),         cmocka_unit_test(test_ledger_roundtrip),
+        cmocka_unit_test(test_ledger_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

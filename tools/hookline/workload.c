@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hl/jsonptr.h"
 #include "hl/util.h"
 
 static const char *const event_names[] = {"processed", "delivered", "open",    "click",
@@ -141,42 +142,6 @@ void hl_wl_free(hl_workload_t *w)
     memset(w, 0, sizeof(*w));
 }
 
-json_t *hl_json_pointer(json_t *root, const char *ptr)
-{
-    if (!ptr || !*ptr) return root;
-    if (*ptr != '/') return NULL;
-    json_t *cur = root;
-    char tok[HL_WL_MAX_ID];
-    const char *p = ptr + 1;
-    for (;;) {
-        size_t n = 0;
-        while (*p && *p != '/') {
-            char c = *p++;
-            if (c == '~') {
-                if (*p == '0') c = '~';
-                else if (*p == '1') c = '/';
-                else return NULL;
-                p++;
-            }
-            if (n + 1 >= sizeof(tok)) return NULL;
-            tok[n++] = c;
-        }
-        tok[n] = '\0';
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, tok);
-        } else if (json_is_array(cur)) {
-            int64_t idx;
-            if (hl_parse_i64(tok, 0, 1000000, &idx) != 0) return NULL;
-            cur = json_array_get(cur, (size_t)idx);
-        } else {
-            return NULL;
-        }
-        if (!cur) return NULL;
-        if (!*p) return cur;
-        p++;
-    }
-}
-
 /* Index of message ids seen so far (open addressing) so that events group by message in
  * O(1) per line. */
 typedef struct {
@@ -270,12 +235,12 @@ static int parse_line(json_t *root, const hl_wl_input_opts_t *o, hl_wl_req_t *rq
         }
     }
     json_t *parsed = json_loadb(rq->body, rq->body_len, 0, NULL);
-    json_t *t = parsed ? hl_json_pointer(parsed, o->type_ptr) : NULL;
+    json_t *t = parsed ? hl_jsonptr_get(parsed, o->type_ptr) : NULL;
     const char *id = NULL;
     if (o->msg_header) {
         id = captured(rq, o->msg_header);
     } else {
-        json_t *m = parsed ? hl_json_pointer(parsed, o->msg_ptr) : NULL;
+        json_t *m = parsed ? hl_jsonptr_get(parsed, o->msg_ptr) : NULL;
         id = json_is_string(m) ? json_string_value(m) : NULL;
     }
     int rc = 0;

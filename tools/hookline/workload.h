@@ -70,7 +70,8 @@ int hl_wl_synth(const hl_wl_synth_opts_t *o, hl_workload_t *w, char *errbuf, siz
     HL_MUST_CHECK;
 
 typedef struct {
-    const char *msg_ptr;    /* JSON pointer of the message id in the body ("/messageId") */
+    const char *msg_ptr;    /* JSON pointer of the message id in the body ("/messageId"),
+                             * read by the ingress's resolver (hl/jsonptr.h) */
     const char *msg_header; /* or: the captured header holding it (e.g. "webhook-id"); wins */
     const char *type_ptr;   /* JSON pointer of the event type ("/eventType") */
 } hl_wl_input_opts_t;
@@ -85,9 +86,5 @@ int hl_wl_read_ndjson(const char *path, const hl_wl_input_opts_t *o, hl_workload
 
 /* Frees everything inside w (not w itself) and zeroes it; safe on a zeroed workload. */
 void hl_wl_free(hl_workload_t *w);
-
-/* Resolves an RFC 6901 JSON pointer in a jansson value (borrowed result or NULL). */
-struct json_t;
-struct json_t *hl_json_pointer(struct json_t *root, const char *ptr);
 
 #endif
