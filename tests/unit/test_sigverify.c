@@ -12,27 +12,7 @@
 #include <string.h>
 
 #include "hl/sigverify.h"
-
-static void load_auth(hl_sig_t *a, json_t *v)
-{
-    hl_sig_init(a, hl_sig_scheme_parse(json_string_value(json_object_get(v, "scheme"))), 300);
-    json_t *cfg = json_object_get(v, "config");
-    if (cfg != NULL) {
-        snprintf(a->header, sizeof(a->header), "%s", json_string_value(json_object_get(cfg, "header")));
-        snprintf(a->prefix, sizeof(a->prefix), "%s", json_string_value(json_object_get(cfg, "prefix")));
-        const char *enc = json_string_value(json_object_get(cfg, "encoding"));
-        a->encoding = strcmp(enc, "base64") == 0 ? HL_SIG_ENC_BASE64 : HL_SIG_ENC_HEX;
-    }
-    if (a->scheme == HL_SIG_SCHEME_BEARER) snprintf(a->header, sizeof(a->header), "Authorization");
-    size_t i;
-    json_t *k;
-    json_array_foreach(json_object_get(v, "keys"), i, k)
-    {
-        char err[128] = "";
-        const char *s = json_string_value(k);
-        assert_int_equal(hl_sig_add_key(a, s, strlen(s), err, sizeof(err)), 0);
-    }
-}
+#include "sig_vectors.h"
 
 /* The timestamp a vector's headers carry for its scheme, or -1. */
 static int64_t vector_ts(const hl_sig_headers_t *h, hl_sig_scheme_t s)
@@ -71,7 +51,7 @@ static void test_reverify_vectors(void **state)
     json_array_foreach(json_object_get(root, "vectors"), i, v)
     {
         hl_sig_t a;
-        load_auth(&a, v);
+        sig_vector_load(&a, v, 300);
         hl_sig_header_t hv[8];
         size_t nh = 0, j;
         json_t *pair;

@@ -1,9 +1,9 @@
-/* Signing of outgoing webhooks with OpenSSL: HMAC-SHA256 for the shared-secret schemes,
- * Ed25519 for standard-webhooks v1a and ECDSA P-256 for the SendGrid scheme. */
+/* Signing of outgoing webhooks: the keys as a sender holds them (secrets, private keys) and the
+ * headers each scheme sends. The signed content and the HMAC-SHA256, Ed25519 and ECDSA P-256
+ * primitives are libs/sigverify's (hl/sigcontent.h), the ones the ingress verifies with. */
 #include "sign.h"
 
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hl/sigcontent.h"
 #include "hl/util.h"
 
 #define SECRET_CAP 8192
@@ -23,8 +24,6 @@ struct hl_signer {
     unsigned char *key;      /* HMAC key or bearer token */
     size_t key_len;
     EVP_PKEY *pkey;          /* Ed25519 or EC private key */
-    EVP_MAC *mac;            /* HMAC implementation, fetched once */
-    EVP_MAC_CTX *keyed;      /* HMAC-SHA256 keyed once; each signature works on a copy */
 };
 
 static const struct {
@@ -151,14 +150,6 @@ int hl_signer_new(const hl_sign_opts_t *opts, const char *secret, size_t secret_
         s->opts.header = s->header;
         s->opts.prefix = s->prefix;
     }
-    if (!rc && s->key && !s->pkey) {
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                               OSSL_PARAM_construct_end()};
-        s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        s->keyed = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
-        if (!s->keyed || !EVP_MAC_init(s->keyed, s->key, s->key_len, params))
-            rc = fail(errbuf, errcap, "HMAC-SHA256 unavailable in this OpenSSL");
-    }
     if (rc) {
         hl_signer_free(s);
         return rc;
@@ -173,37 +164,25 @@ void hl_signer_free(hl_signer_t *s)
     if (s->key) OPENSSL_cleanse(s->key, s->key_len);
     free(s->key);
     EVP_PKEY_free(s->pkey);
-    EVP_MAC_CTX_free(s->keyed);
-    EVP_MAC_free(s->mac);
     free(s);
 }
 
-/* HMAC-SHA256 over the concatenation of two parts (b may be empty). Each call works on a copy
- * of the keyed context, so one signer serves every replay thread without locks or key setup. */
-static int hmac2(const hl_signer_t *s, const char *a, size_t al, const char *b, size_t bl,
-                 unsigned char mac[32])
+/* The MAC or signature of a scheme's content under the signer's key, base64 into b64. */
+static int hmac_b64(const hl_signer_t *s, const hl_sig_part_t *parts, int n, char *b64,
+                    size_t cap)
 {
-    EVP_MAC_CTX *ctx = s->keyed ? EVP_MAC_CTX_dup(s->keyed) : NULL;
-    size_t outl = 0;
-    int ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)a, al) &&
-             (!bl || EVP_MAC_update(ctx, (const unsigned char *)b, bl)) &&
-             EVP_MAC_final(ctx, mac, &outl, 32) && outl == 32;
-    EVP_MAC_CTX_free(ctx);
-    return ok ? 0 : HL_EIO;
+    unsigned char mac[HL_SIG_SHA256_LEN];
+    if (hl_sig_hmac_sha256(s->key, s->key_len, parts, n, mac) != 0) return HL_EIO;
+    return hl_base64_encode(mac, sizeof(mac), b64, cap) < 0 ? HL_EIO : 0;
 }
 
-/* One-shot signature of msg with the signer's private key (Ed25519 signs the message itself;
- * ECDSA hashes it with SHA-256 first). */
-static int pkey_sign(const hl_signer_t *s, const unsigned char *msg, size_t len, unsigned char *sig,
-                     size_t *siglen)
+static int pkey_b64(const hl_signer_t *s, const hl_sig_part_t *parts, int n, char *b64,
+                    size_t cap)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx != NULL;
-    const EVP_MD *md = EVP_PKEY_get_base_id(s->pkey) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
-    ok = ok && EVP_DigestSignInit(ctx, NULL, md, NULL, s->pkey) == 1;
-    ok = ok && EVP_DigestSign(ctx, sig, siglen, msg, len) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : HL_EIO;
+    unsigned char sig[80];
+    size_t sl = sizeof(sig);
+    if (hl_sig_pkey_sign(s->pkey, parts, n, sig, &sl) != 0) return HL_EIO;
+    return hl_base64_encode(sig, sl, b64, cap) < 0 ? HL_EIO : 0;
 }
 
 static void add(hl_sign_headers_t *o, const char *name, const char *value)
@@ -217,31 +196,13 @@ static int sign_standard(const hl_signer_t *s, const char *id, int64_t ts, const
                          size_t len, hl_sign_headers_t *out)
 {
     char tsb[24], b64[128], val[160];
-    snprintf(tsb, sizeof(tsb), "%lld", (long long)ts);
-    size_t il = strlen(id), tl = strlen(tsb);
-    /* The signed content is "id.timestamp.body". */
-    size_t pl = il + tl + 2;
-    char *prefix = hl_xmalloc(pl + 1);
-    snprintf(prefix, pl + 1, "%s.%s.", id, tsb);
-    int rc;
-    if (s->opts.scheme == HL_SIGN_STANDARD) {
-        unsigned char mac[32];
-        rc = hmac2(s, prefix, pl, body, len, mac);
-        if (!rc && hl_base64_encode(mac, 32, b64, sizeof(b64)) < 0) rc = HL_EIO;
-        if (!rc) snprintf(val, sizeof(val), "v1,%s", b64);
-    } else {
-        unsigned char *msg = hl_xmalloc(pl + len + 1);
-        unsigned char sig[64];
-        size_t sl = sizeof(sig);
-        memcpy(msg, prefix, pl);
-        if (len) memcpy(msg + pl, body, len);
-        rc = pkey_sign(s, msg, pl + len, sig, &sl);
-        free(msg);
-        if (!rc && hl_base64_encode(sig, sl, b64, sizeof(b64)) < 0) rc = HL_EIO;
-        if (!rc) snprintf(val, sizeof(val), "v1a,%s", b64);
-    }
-    free(prefix);
+    int tl = snprintf(tsb, sizeof(tsb), "%lld", (long long)ts);
+    hl_sig_part_t parts[HL_SIG_MAX_PARTS];
+    int n = hl_sig_content_standard(id, strlen(id), tsb, (size_t)tl, body, len, parts);
+    int v1 = s->opts.scheme == HL_SIGN_STANDARD;
+    int rc = v1 ? hmac_b64(s, parts, n, b64, sizeof(b64)) : pkey_b64(s, parts, n, b64, sizeof(b64));
     if (rc) return rc;
+    snprintf(val, sizeof(val), "%s,%s", v1 ? "v1" : "v1a", b64);
     add(out, "webhook-id", id);
     add(out, "webhook-timestamp", tsb);
     add(out, "webhook-signature", val);
@@ -251,26 +212,27 @@ static int sign_standard(const hl_signer_t *s, const char *id, int64_t ts, const
 static int sign_stripe(const hl_signer_t *s, int64_t ts, const char *body, size_t len,
                        hl_sign_headers_t *out)
 {
-    char tsb[32], hex[65], val[128];
-    unsigned char mac[32];
-    int n = snprintf(tsb, sizeof(tsb), "%lld.", (long long)ts);
-    int rc = hmac2(s, tsb, (size_t)n, body, len, mac);
-    if (rc) return rc;
-    hl_hex(hex, mac, 32);
-    snprintf(val, sizeof(val), "t=%lld,v1=%s", (long long)ts, hex);
+    char tsb[24], hex[65], val[128];
+    unsigned char mac[HL_SIG_SHA256_LEN];
+    int tl = snprintf(tsb, sizeof(tsb), "%lld", (long long)ts);
+    hl_sig_part_t parts[HL_SIG_MAX_PARTS];
+    int n = hl_sig_content_stripe(tsb, (size_t)tl, body, len, parts);
+    if (hl_sig_hmac_sha256(s->key, s->key_len, parts, n, mac) != 0) return HL_EIO;
+    hl_hex(hex, mac, sizeof(mac));
+    snprintf(val, sizeof(val), "t=%s,v1=%s", tsb, hex);
     add(out, "Stripe-Signature", val);
     return 0;
 }
 
 static int sign_hmac(const hl_signer_t *s, const char *body, size_t len, hl_sign_headers_t *out)
 {
-    unsigned char mac[32];
+    unsigned char mac[HL_SIG_SHA256_LEN];
     char enc[72], val[160];
-    int rc = hmac2(s, body, len, NULL, 0, mac);
-    if (rc) return rc;
+    const hl_sig_part_t parts[] = {{body, len}};
+    if (hl_sig_hmac_sha256(s->key, s->key_len, parts, 1, mac) != 0) return HL_EIO;
     if (!s->opts.base64)
-        hl_hex(enc, mac, 32);
-    else if (hl_base64_encode(mac, 32, enc, sizeof(enc)) < 0)
+        hl_hex(enc, mac, sizeof(mac));
+    else if (hl_base64_encode(mac, sizeof(mac), enc, sizeof(enc)) < 0)
         return HL_EIO;
     snprintf(val, sizeof(val), "%s%s", s->prefix, enc);
     add(out, s->header, val);
@@ -282,15 +244,10 @@ static int sign_sendgrid(const hl_signer_t *s, int64_t ts, const char *body, siz
 {
     char tsb[24], b64[160];
     int tl = snprintf(tsb, sizeof(tsb), "%lld", (long long)ts);
-    unsigned char *msg = hl_xmalloc((size_t)tl + len + 1);
-    unsigned char sig[80];
-    size_t sl = sizeof(sig);
-    memcpy(msg, tsb, (size_t)tl);
-    if (len) memcpy(msg + tl, body, len);
-    int rc = pkey_sign(s, msg, (size_t)tl + len, sig, &sl);
-    free(msg);
+    hl_sig_part_t parts[HL_SIG_MAX_PARTS];
+    int n = hl_sig_content_sendgrid(tsb, (size_t)tl, body, len, parts);
+    int rc = pkey_b64(s, parts, n, b64, sizeof(b64));
     if (rc) return rc;
-    if (hl_base64_encode(sig, sl, b64, sizeof(b64)) < 0) return HL_EIO;
     add(out, "X-Twilio-Email-Event-Webhook-Signature", b64);
     add(out, "X-Twilio-Email-Event-Webhook-Timestamp", tsb);
     return 0;
