@@ -3,3 +3,6 @@
 # too: tests/run runs it once the local stack is up (ctest -L postgres), not with the others.
 hl_unit_test(test_pg SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pg.c LIBS hl_pg)
 set_tests_properties(test_pg PROPERTIES LABELS "unit;postgres")
+# ---- chunked queries (libs/pg/src/query.c): against the real server, labelled postgres ----
+hl_unit_test(test_pg_query SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pg_query.c LIBS hl_pg)
+set_tests_properties(test_pg_query PROPERTIES LABELS "unit;postgres")

@@ -10,11 +10,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include "db.h"
 #include "hl/sigverify.h"
 #include "hl/log.h"
+#include "hl/pg.h"
 #include "hl/util.h"
 #include "verifiers.h"
-#include "verify_internal.h"
 
 #define USAGE                                                                                 \
     "usage: hookline reverify --config INGRESS.yaml --source NAME --message-id ID\n"          \
@@ -88,9 +89,8 @@ static int check_event(const hl_sig_t *v, PGresult *res, int t, const char *mid,
 static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v, int signed_id,
                     const char *source, const char *mid, const char *type)
 {
-    hl_verify_opts_t vo = {.conninfo = conninfo, .schema = schema};
     char err[512];
-    PGconn *c = hl_verify_pg_open(&vo, err, sizeof err);
+    PGconn *c = cli_db_open(conninfo, schema, err, sizeof err);
     if (!c) {
         fprintf(stderr, "hookline: reverify: %s\n", err);
         return HL_EXIT_USAGE;
@@ -99,7 +99,8 @@ static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
     PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
     int code;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "hookline: reverify: postgres: %s", PQerrorMessage(c));
+        (void)hl_pg_error(c, res, NULL, err, sizeof err);
+        fprintf(stderr, "hookline: reverify: %s\n", err);
         code = HL_EXIT_USAGE;
     } else if (PQntuples(res) == 0) {
         fprintf(stderr, "hookline: reverify: no stored event with source '%s', message id '%s'%s%s\n",

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hl/error.h"
 #include "workload.h"
@@ -68,7 +69,20 @@ void hl_verify_report_free(hl_verify_report_t *r);
  * as bits: 1 = ingress, 2 = persisted, 4 = dead_lettered. */
 unsigned hl_lineage_stages(json_t *answer);
 
-/* Postgres text-array literal of n strings ({"a","b\"c"}), owned by the caller. */
-char *hl_pg_text_array(const char *const *items, size_t n);
+/* Appends item (taken) to a report list unless it holds HL_VERIFY_REPORT_CAP entries. */
+static inline void hl_verify_detail(json_t *list, json_t *item)
+{
+    if (json_array_size(list) < HL_VERIFY_REPORT_CAP)
+        json_array_append_new(list, item);
+    else
+        json_decref(item);
+}
+
+/* The pause between two looks while rows and lineages settle. */
+static inline void hl_verify_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 #endif

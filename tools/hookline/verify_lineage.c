@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
+#include "hl/pg.h"
 #include "hl/util.h"
-#include "verify_internal.h"
+#include "verify_lineage.h"
 
 #define IDS_PER_QUERY 2000
 
@@ -201,9 +203,10 @@ static int lineage_pass(const hl_verify_opts_t *o, lin_item_t *items, size_t n,
     return reached;
 }
 
-static json_t *auditor_json(const hl_verify_opts_t *o, const char *path, int *status)
+static json_t *auditor_json(const hl_verify_opts_t *o, const char *path, int timeout_ms,
+                            int *status)
 {
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 5000);
+    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, timeout_ms);
     hl_http_response_t resp;
     json_t *j = NULL;
     *status = 0;
@@ -252,7 +255,7 @@ static void sample_lineages(const hl_verify_opts_t *o, const hl_workload_t *w,
         char path[256];
         snprintf(path, sizeof(path), "%s%s", o->lineage_path, rq->out.request_id);
         int st;
-        json_t *j = auditor_json(o, path, &st);
+        json_t *j = auditor_json(o, path, 5000, &st);
         json_array_append_new(rep->lineage_sample,
                               json_pack("{s:s,s:s,s:s,s:i,s:o}", "request_id", rq->out.request_id,
                                         "message_id", mid, "event_type", rq->event_type,
@@ -334,44 +337,47 @@ static int api_pass(const hl_verify_opts_t *o, const hl_workload_t *w, cover_t *
     return rc;
 }
 
+static const char SQL_STAGES[] =
+    "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
+    " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
+    " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
+
+typedef struct {
+    cover_t *cv;
+    const char **ids; /* the request ids asked for */
+    size_t *idx;      /* their request index */
+} pending_t;
+
+/* Marks the requests of one chunk (ids[off .. off + n)) whose stages are complete. */
+static int mark_complete(const PGresult *r, size_t off, size_t n, void *arg)
+{
+    const pending_t *p = arg;
+    for (int t = 0; t < PQntuples(r); t++) {
+        const char *rid = PQgetvalue(r, t, 0);
+        unsigned st = (unsigned)strtoul(PQgetvalue(r, t, 1), NULL, 10);
+        /* The chunk is small: a linear match keeps this free of another index. */
+        for (size_t j = off; j < off + n; j++)
+            if (strcmp(p->ids[j], rid) == 0 && complete(st, p->cv->req[p->idx[j]]))
+                atomic_store(&p->cv->done[p->idx[j]], 1);
+    }
+    return 0;
+}
+
 /* One pass over the lineage table for every request not complete yet. */
 static int db_pass(PGconn *c, cover_t *cv, char *errbuf, size_t errcap)
 {
-    const char **ids = hl_xcalloc(IDS_PER_QUERY, sizeof(char *));
-    size_t *idx = hl_xcalloc(IDS_PER_QUERY, sizeof(size_t));
-    int rc = 0;
-    for (size_t i = 0; i < cv->n && !rc;) {
-        size_t k = 0;
-        for (; i < cv->n && k < IDS_PER_QUERY; i++)
-            if (!atomic_load(&cv->done[i])) {
-                idx[k] = i;
-                ids[k++] = cv->req[i]->out.request_id;
-            }
-        if (!k) break;
-        char *arr = hl_pg_text_array(ids, k);
-        const char *p[1] = {arr};
-        PGresult *r = PQexecParams(c,
-                                   "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
-                                   " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
-                                   " WHERE request_id = ANY($1::text[]) GROUP BY request_id",
-                                   1, NULL, p, NULL, NULL, 0);
-        free(arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(errbuf, errcap, "postgres: lineage table: %s", PQerrorMessage(c));
-            rc = HL_EPG;
+    pending_t p = {cv, hl_xcalloc(cv->n + 1, sizeof(char *)),
+                   hl_xcalloc(cv->n + 1, sizeof(size_t))};
+    size_t k = 0;
+    for (size_t i = 0; i < cv->n; i++)
+        if (!atomic_load(&cv->done[i])) {
+            p.idx[k] = i;
+            p.ids[k++] = cv->req[i]->out.request_id;
         }
-        for (int t = 0; !rc && t < PQntuples(r); t++) {
-            const char *rid = PQgetvalue(r, t, 0);
-            unsigned st = (unsigned)strtoul(PQgetvalue(r, t, 1), NULL, 10);
-            /* The chunk is small: a linear match keeps this free of another index. */
-            for (size_t j = 0; j < k; j++)
-                if (strcmp(ids[j], rid) == 0 && complete(st, cv->req[idx[j]]))
-                    atomic_store(&cv->done[idx[j]], 1);
-        }
-        PQclear(r);
-    }
-    free(ids);
-    free(idx);
+    const hl_pg_chunked_t q = {SQL_STAGES, NULL, 1, IDS_PER_QUERY, "lineage table"};
+    int rc = hl_pg_query_chunked(c, &q, p.ids, k, mark_complete, &p, errbuf, errcap);
+    free(p.ids);
+    free(p.idx);
     return rc;
 }
 
@@ -380,12 +386,8 @@ static int db_pass(PGconn *c, cover_t *cv, char *errbuf, size_t errcap)
  * thousand rows takes seconds, hence the long timeout. */
 static void chain_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
 {
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 300000);
-    hl_http_response_t resp;
-    json_t *j = NULL;
-    if (auditor_get(c, o, "/v1/verify", &resp) == 0 && resp.status == 200)
-        j = json_loadb(resp.body, resp.body_len, 0, NULL);
-    hl_http_conn_free(c);
+    int st;
+    json_t *j = auditor_json(o, "/v1/verify", 300000, &st);
     json_t *chains = json_object_get(j, "chains"), *out = json_object_get(j, "checkpoints_outside");
     if (!json_is_array(chains) || !json_is_boolean(json_object_get(j, "ok"))) {
         json_decref(j);
@@ -408,12 +410,8 @@ static void chain_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
  * lineage (raw body, digest column, payload), and every persisted row still there. */
 static void content_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
 {
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 300000);
-    hl_http_response_t resp;
-    json_t *j = NULL;
-    if (auditor_get(c, o, "/v1/verify/content", &resp) == 0 && resp.status == 200)
-        j = json_loadb(resp.body, resp.body_len, 0, NULL);
-    hl_http_conn_free(c);
+    int st;
+    json_t *j = auditor_json(o, "/v1/verify/content", 300000, &st);
     json_t *bad = json_object_get(j, "bad");
     if (!json_is_integer(bad) || !json_is_boolean(json_object_get(j, "ok"))) {
         json_decref(j);
@@ -428,7 +426,7 @@ static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl
 {
     if (o->sample) sample_lineages(o, w, rep);
     int st;
-    json_t *g = auditor_json(o, "/v1/gaps", &st);
+    json_t *g = auditor_json(o, "/v1/gaps", 5000, &st);
     json_t *list = json_is_array(g) ? g : json_object_get(g, "gaps");
     json_t *cnt = json_object_get(g, "count");
     rep->auditor_gaps = json_is_integer(cnt)   ? (int64_t)json_integer_value(cnt)
@@ -437,7 +435,7 @@ static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl
     json_decref(g);
     chain_check(o, rep);
     content_check(o, rep);
-    json_t *eb = auditor_json(o, "/v1/error-budget", &st);
+    json_t *eb = auditor_json(o, "/v1/error-budget", 5000, &st);
     json_decref(rep->auditor_error_budget);
     rep->auditor_error_budget = eb ? eb : json_null();
 }
@@ -461,7 +459,8 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
     cover_t cv;
     cover_init(&cv, w);
     PGconn *c = NULL;
-    if (!o->lineage_via_api && !(c = hl_verify_pg_open(o, errbuf, errcap))) rc = HL_EPG;
+    if (!o->lineage_via_api && !(c = cli_db_open(o->conninfo, o->schema, errbuf, errcap)))
+        rc = HL_EPG;
     int64_t deadline = hl_mono_us() + (int64_t)o->settle_timeout_ms * 1000;
     size_t done = 0;
     while (!rc) {
