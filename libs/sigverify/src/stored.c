@@ -155,3 +155,28 @@ int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, co
     json_decref(p);
     return same;
 }
+
+void hl_sig_check_stored(const hl_sig_t *a, const hl_sig_stored_event_t *ev, const char *mid,
+                         bool check_id, hl_sig_stored_check_t *out)
+{
+    const char *sj = ev->signed_json;
+    memset(out, 0, sizeof *out);
+    out->signature = HL_SIG_BAD;
+    out->signed_ts = -1;
+    out->headers_ok = hl_sig_reverify_stored(a, sj, strlen(sj), ev->body, ev->body_len,
+                                             &out->signature, &out->signed_ts) == 0;
+    hl_sig_sha256_hex(ev->body, ev->body_len, out->body_sha256);
+    out->digest_matches = strcmp(out->body_sha256, ev->body_sha256) == 0;
+    out->payload_matches = hl_sig_stored_payload_matches(
+        ev->body, ev->body_len, ev->payload, ev->payload ? strlen(ev->payload) : 0);
+    if (check_id)
+        out->has_signed_id = hl_sig_stored_signed_id(a, sj, strlen(sj), out->signed_id,
+                                                     sizeof out->signed_id) == 1;
+    out->signed_id_matches = out->has_signed_id && strcmp(out->signed_id, mid) == 0;
+}
+
+bool hl_sig_stored_ok(const hl_sig_stored_check_t *r)
+{
+    return r->headers_ok && r->signature == HL_SIG_OK && r->digest_matches &&
+           r->payload_matches != 0 && (!r->has_signed_id || r->signed_id_matches);
+}
