@@ -32,10 +32,10 @@ static char *replay_id(const char *ptr)
     assert_int_equal(write(fd, text, n), (ssize_t)n);
     free(text);
     close(fd);
-    hl_workload_t w = {0};
+    cli_workload_t w = {0};
     char err[256];
-    hl_wl_input_opts_t io = {.msg_ptr = ptr, .type_ptr = "/eventType"};
-    int rc = hl_wl_read_ndjson(path, &io, &w, err, sizeof(err));
+    cli_wl_input_opts_t io = {.msg_ptr = ptr, .type_ptr = "/eventType"};
+    int rc = cli_wl_read_ndjson(path, &io, &w, err, sizeof(err));
     unlink(path);
     if (rc != 0) {
         assert_int_equal(rc, HL_EPARSE);
@@ -44,7 +44,7 @@ static char *replay_id(const char *ptr)
     }
     assert_int_equal(w.nmsgs, 1);
     char *id = strdup(w.msgs[0].message_id);
-    hl_wl_free(&w);
+    cli_wl_free(&w);
     return id;
 }
 

@@ -94,7 +94,7 @@ static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
     PGconn *c = cli_db_open(conninfo, schema, err, sizeof err);
     if (!c) {
         fprintf(stderr, "hookline: reverify: %s\n", err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     const char *p[3] = {source, mid, type};
     PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
@@ -102,16 +102,16 @@ static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         (void)hl_pg_error(c, res, NULL, err, sizeof err);
         fprintf(stderr, "hookline: reverify: %s\n", err);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else if (PQntuples(res) == 0) {
         fprintf(stderr, "hookline: reverify: no stored event with source '%s', message id '%s'%s%s\n",
                 source, mid, type ? ", event type " : "", type ? type : "");
-        code = HL_EXIT_FAIL;
+        code = CLI_EXIT_FAIL;
     } else {
         int good = 0;
         for (int t = 0; t < PQntuples(res); t++) good += check_event(v, res, t, mid, signed_id);
         printf("reverify: %s\n", good == PQntuples(res) ? "OK" : "FAILED");
-        code = good == PQntuples(res) ? HL_EXIT_PASS : HL_EXIT_FAIL;
+        code = good == PQntuples(res) ? CLI_EXIT_PASS : CLI_EXIT_FAIL;
     }
     PQclear(res);
     PQfinish(c);
@@ -128,7 +128,7 @@ static int id_ok(const char *s, size_t max)
     return 1;
 }
 
-int hl_cmd_reverify(int argc, char **argv)
+int cli_cmd_reverify(int argc, char **argv)
 {
     enum { O_CONFIG = 1, O_SOURCE, O_MID, O_TYPE, O_PG, O_SCHEMA };
     static const struct option opts[] = {
@@ -149,34 +149,34 @@ int hl_cmd_reverify(int argc, char **argv)
         case O_PG: pg = optarg; break;
         case O_SCHEMA: schema = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
-        default: fputs(USAGE, stderr); return HL_EXIT_USAGE;
+        default: fputs(USAGE, stderr); return CLI_EXIT_USAGE;
         }
     }
     if (optind != argc || !config || !source || !mid) {
         fputs("hookline reverify: --config, --source and --message-id are required\n" USAGE, stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (!id_ok(source, 64) || !id_ok(mid, 256) || (type && !id_ok(type, 128))) {
         fputs("hookline reverify: --source (1..64 bytes), --message-id (1..256) and --event-type "
               "(1..128) must be non-empty, within their length and free of control characters\n",
               stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char err[1024];
     ing_verifiers_t *vs = ing_verifiers_load(config, err, sizeof err);
     if (!vs) {
         fprintf(stderr, "hookline: reverify: %s: %s\n", config, err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     const hl_sig_t *v = ing_verifiers_find(vs, source);
     int code;
     if (!v) {
         fprintf(stderr, "hookline: reverify: source '%s' is not configured in %s\n", source, config);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else if (v->scheme == HL_SIG_SCHEME_BEARER) {
         fprintf(stderr, "hookline: reverify: source '%s' uses bearer tokens: its events carry no "
                         "signature to verify again\n", source);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else {
         code = reverify(pg, schema, v, ing_verifiers_signed_id(vs, source), source, mid, type);
     }

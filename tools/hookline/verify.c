@@ -27,21 +27,21 @@ typedef struct {
 } ev_state_t;
 
 typedef struct {
-    const hl_wl_msg_t *msg;
+    const cli_wl_msg_t *msg;
     ev_state_t *ev;
     size_t nev;
 } msg_state_t;
 
 /* Builds the per-message accepted-event lists. Returns the number of accepted events. */
-static int64_t collect(const hl_workload_t *w, msg_state_t *ms)
+static int64_t collect(const cli_workload_t *w, msg_state_t *ms)
 {
     int64_t total = 0;
     for (size_t m = 0; m < w->nmsgs; m++) {
-        const hl_wl_msg_t *msg = &w->msgs[m];
+        const cli_wl_msg_t *msg = &w->msgs[m];
         ms[m].msg = msg;
         ms[m].ev = hl_xcalloc(msg->nreqs ? msg->nreqs : 1, sizeof(ev_state_t));
         for (size_t i = 0; i < msg->nreqs; i++) {
-            const hl_wl_req_t *rq = &msg->reqs[i];
+            const cli_wl_req_t *rq = &msg->reqs[i];
             if (rq->out.status != 202) continue;
             int seen = 0;
             for (size_t e = 0; e < ms[m].nev; e++)
@@ -95,7 +95,7 @@ static const char SQL_ROWS[] =
 typedef struct {
     const idset_t *ids;
     msg_state_t *ms;
-    hl_verify_report_t *rep;
+    cli_verify_report_t *rep;
 } rows_t;
 
 /* Matches one chunk's rows (ids[off .. off + n)) to the accepted events. */
@@ -113,8 +113,8 @@ static int match_rows(const PGresult *r, size_t off, size_t n, void *arg)
         if (!ev) continue; /* stored although never answered 202: allowed (a retried 503) */
         if (++ev->count > 1) {
             a->rep->duplicate_rows++;
-            hl_verify_detail(a->rep->idempotency,
-                             json_pack("{s:s,s:s,s:s,s:s}", "kind", "duplicate_row", "message_id",
+            cli_verify_detail(a->rep->idempotency,
+                              json_pack("{s:s,s:s,s:s,s:s}", "kind", "duplicate_row", "message_id",
                                        mid, "event_type", ev->type, "request_id",
                                        PQgetvalue(r, i, 5)));
             continue;
@@ -129,7 +129,7 @@ static int match_rows(const PGresult *r, size_t off, size_t n, void *arg)
 
 /* Reads the run's rows and matches them to the accepted events. */
 static int fetch_rows(PGconn *c, const char *source, const idset_t *ids, msg_state_t *ms,
-                      hl_verify_report_t *rep, char *errbuf, size_t errcap)
+                      cli_verify_report_t *rep, char *errbuf, size_t errcap)
 {
     rows_t a = {ids, ms, rep};
     const hl_pg_chunked_t q = {SQL_ROWS, &source, 2, IDS_PER_QUERY, "read rows"};
@@ -138,7 +138,7 @@ static int fetch_rows(PGconn *c, const char *source, const idset_t *ids, msg_sta
 }
 
 /* Exactly once and order, message by message. */
-static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
+static void judge(msg_state_t *ms, size_t nmsgs, cli_verify_report_t *rep)
 {
     for (size_t m = 0; m < nmsgs; m++) {
         const ev_state_t *prev = NULL;
@@ -146,7 +146,7 @@ static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
             ev_state_t *ev = &ms[m].ev[e];
             if (ev->count == 0) {
                 rep->missing_rows++;
-                hl_verify_detail(rep->idempotency,
+                cli_verify_detail(rep->idempotency,
                            json_pack("{s:s,s:s,s:s,s:s}", "kind", "missing_row", "message_id",
                                      ms[m].msg->message_id, "event_type", ev->type, "request_id",
                                      ev->request_id));
@@ -165,7 +165,7 @@ static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
                     why = "committed before the previous event";
                 if (why) {
                     rep->ordering_violations++;
-                    hl_verify_detail(rep->ordering,
+                    cli_verify_detail(rep->ordering,
                                json_pack("{s:s,s:s,s:s,s:s,s:[i,I],s:[i,I]}", "message_id",
                                          ms[m].msg->message_id, "event_type", ev->type,
                                          "after", prev->type, "why", why, "position",
@@ -186,7 +186,7 @@ static int cmp_idx(const void *a, const void *b, void *arg)
     return strcmp(ids[*(const size_t *)a], ids[*(const size_t *)b]);
 }
 
-static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *rep,
+static int pg_checks(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *rep,
                      char *errbuf, size_t errcap)
 {
     msg_state_t *ms = hl_xcalloc(w->nmsgs ? w->nmsgs : 1, sizeof(*ms));
@@ -218,7 +218,7 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
             fprintf(stderr, "\r  postgres: %lld of %lld accepted events stored   ",
                     (long long)have, (long long)rep->expected_events);
         if (rc || have >= rep->expected_events || hl_mono_us() >= deadline) break;
-        hl_verify_sleep_ms(200);
+        cli_verify_sleep_ms(200);
     }
     if (o->progress) fprintf(stderr, "\r%*s\r", 60, "");
     if (!rc) rc = fetch_rows(c, o->source, &ids, ms, rep, errbuf, errcap);
@@ -232,8 +232,8 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
     return rc;
 }
 
-int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *r,
-                  char *errbuf, size_t errcap)
+int cli_verify_run(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *r,
+                   char *errbuf, size_t errcap)
 {
     memset(r, 0, sizeof(*r));
     r->idempotency = json_array();
@@ -253,12 +253,12 @@ int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_r
     int64_t t1 = hl_mono_us();
     r->pg_seconds = (double)(t1 - t0) / 1e6;
     if (rc || o->no_auditor) return rc;
-    rc = hl_lineage_checks(o, w, r, errbuf, errcap);
+    rc = cli_lineage_checks(o, w, r, errbuf, errcap);
     r->auditor_seconds = (double)(hl_mono_us() - t1) / 1e6;
     return rc;
 }
 
-void hl_verify_report_free(hl_verify_report_t *r)
+void cli_verify_report_free(cli_verify_report_t *r)
 {
     json_decref(r->idempotency);
     json_decref(r->ordering);

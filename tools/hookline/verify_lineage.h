@@ -7,7 +7,7 @@
 
 /* Lineage coverage, sample lineages, auditor gaps and error budget into r. Returns 0, HL_EIO
  * (auditor unreachable), HL_EAUTH (token refused) or HL_EPG. */
-int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *r,
-                      char *errbuf, size_t errcap);
+int cli_lineage_checks(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *r,
+                       char *errbuf, size_t errcap);
 
 #endif
