@@ -120,21 +120,24 @@ int cli_wl_synth(const cli_wl_synth_opts_t *o, cli_workload_t *w, char *errbuf, 
     return 0;
 }
 
+/* Frees what one request owns; a duplicate's body is its original's. */
+static void req_free(cli_wl_req_t *r)
+{
+    if (r->dup_of < 0) free(r->body);
+    free(r->event_type);
+    free(r->delivery_id);
+    for (size_t h = 0; h < r->nheaders; h++) {
+        free((char *)r->headers[h].name);
+        free((char *)r->headers[h].value);
+    }
+    free(r->headers);
+}
+
 void cli_wl_free(cli_workload_t *w)
 {
     for (size_t m = 0; m < w->nmsgs; m++) {
         cli_wl_msg_t *msg = &w->msgs[m];
-        for (size_t i = 0; i < msg->nreqs; i++) {
-            cli_wl_req_t *r = &msg->reqs[i];
-            if (r->dup_of < 0) free(r->body);
-            free(r->event_type);
-            free(r->delivery_id);
-            for (size_t h = 0; h < r->nheaders; h++) {
-                free((char *)r->headers[h].name);
-                free((char *)r->headers[h].value);
-            }
-            free(r->headers);
-        }
+        for (size_t i = 0; i < msg->nreqs; i++) req_free(&msg->reqs[i]);
         free(msg->reqs);
         free(msg->message_id);
     }
@@ -261,18 +264,6 @@ static int parse_line(json_t *root, const cli_wl_input_opts_t *o, cli_wl_req_t *
     }
     json_decref(parsed);
     return rc;
-}
-
-static void req_free(cli_wl_req_t *r)
-{
-    free(r->body);
-    free(r->event_type);
-    free(r->delivery_id);
-    for (size_t h = 0; h < r->nheaders; h++) {
-        free((char *)r->headers[h].name);
-        free((char *)r->headers[h].value);
-    }
-    free(r->headers);
 }
 
 int cli_wl_read_ndjson(const char *path, const cli_wl_input_opts_t *o, cli_workload_t *w,
