@@ -1,11 +1,12 @@
-/* Body validation and field extraction: an RFC 6901 pointer resolver over jansson, header
- * sources, content type and traceparent checks. */
+/* Body validation and field extraction: body fields through the shared RFC 6901 resolver
+ * (hl/jsonptr.h), header sources, content type and traceparent checks. */
 #include "extract.h"
 
 #include <openssl/rand.h>
 #include <string.h>
 #include <strings.h>
 
+#include "hl/jsonptr.h"
 #include "hl/log.h"
 #include "hl/util.h"
 
@@ -18,67 +19,6 @@ const char *ing_ex_code(ing_ex_result_t r)
     case ING_EX_TOO_LONG: return "field_too_long";
     default: return "invalid_field";
     }
-}
-
-bool ing_pointer_valid(const char *p)
-{
-    if (p == NULL) return false;
-    if (*p == '\0') return true;
-    if (*p != '/') return false;
-    for (; *p != '\0'; p++)
-        if (*p == '~' && p[1] != '0' && p[1] != '1') return false;
-    return true;
-}
-
-/* Decodes one reference token (up to the next '/') into tok (cap bytes): "~1" → "/",
- * "~0" → "~". Returns its length, or -1 when it does not fit. */
-static int pointer_token(const char *p, size_t n, char *tok, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (c == '~' && i + 1 < n) {
-            c = p[i + 1] == '1' ? '/' : '~';
-            i++;
-        }
-        if (o + 1 >= cap) return -1;
-        tok[o++] = c;
-    }
-    tok[o] = '\0';
-    return (int)o;
-}
-
-static json_t *array_step(json_t *arr, const char *tok, size_t n)
-{
-    if (n == 0 || n > 9 || (n > 1 && tok[0] == '0')) return NULL;
-    size_t idx = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (tok[i] < '0' || tok[i] > '9') return NULL;
-        idx = idx * 10 + (size_t)(tok[i] - '0');
-    }
-    return json_array_get(arr, idx);
-}
-
-json_t *ing_pointer_get(json_t *root, const char *p)
-{
-    json_t *cur = root;
-    if (p == NULL || !ing_pointer_valid(p)) return NULL;
-    while (cur != NULL && *p == '/') {
-        p++;
-        const char *end = strchr(p, '/');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        char tok[512];
-        int tl = pointer_token(p, n, tok, sizeof(tok));
-        if (tl < 0) return NULL;
-        if (json_is_object(cur))
-            cur = json_object_getn(cur, tok, (size_t)tl);
-        else if (json_is_array(cur))
-            cur = array_step(cur, tok, (size_t)tl);
-        else
-            cur = NULL;
-        p += n;
-    }
-    return cur;
 }
 
 bool ing_json_depth_ok(const unsigned char *s, size_t n, int max_depth)
@@ -131,7 +71,7 @@ ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const hl
         if (count > 1) return ING_EX_INVALID;
         return copy_field(v, strlen(v), src->max_len, out, cap);
     }
-    json_t *v = root ? ing_pointer_get(root, src->pointer) : NULL;
+    json_t *v = root ? hl_jsonptr_get(root, src->pointer) : NULL;
     if (v == NULL || json_is_null(v)) return ING_EX_MISSING;
     if (!json_is_string(v)) return ING_EX_INVALID; /* strings only: numbers are ambiguous */
     return copy_field(json_string_value(v), json_string_length(v), src->max_len, out, cap);

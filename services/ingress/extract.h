@@ -10,6 +10,7 @@
 
 #include "hl/sigverify.h"
 #include "hl/error.h"
+#include "hl/jsonptr.h"
 
 #define ING_MAX_MESSAGE_ID 256
 #define ING_MAX_EVENT_TYPE 128
@@ -34,13 +35,12 @@ typedef enum {
 
 const char *ing_ex_code(ing_ex_result_t r);
 
-/* Returns true when `p` is a syntactically valid RFC 6901 pointer ("" or "/…" where every
- * '~' is followed by '0' or '1'). */
-bool ing_pointer_valid(const char *p);
-
-/* Resolves pointer `p` in `root` (both borrowed). Returns the value (borrowed from root) or
- * NULL when absent. Array tokens must be canonical decimal indexes; "-" resolves to nothing. */
-json_t *ing_pointer_get(json_t *root, const char *p);
+/* The configuration's check of a pointer: the shared resolver's syntax rule (hl_jsonptr_valid),
+ * so that a pointer the configuration accepts is one the resolver reads. */
+static inline bool ing_pointer_valid(const char *p)
+{
+    return hl_jsonptr_valid(p);
+}
 
 /* Returns true when the nesting depth of the JSON text never exceeds max_depth (strings are
  * skipped, so brackets inside them do not count). A linear pre-scan, so a hostile body

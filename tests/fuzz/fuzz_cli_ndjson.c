@@ -1,4 +1,4 @@
-/* Fuzzes the CLI's captured-request reader (workload.c, hl_wl_read_ndjson): replay input files
+/* Fuzzes the CLI's captured-request reader (workload.c, cli_wl_read_ndjson): replay input files
  * come from wherever a user captured them. */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,16 +21,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size && fwrite(data, 1, size, f) != size) abort();
     fclose(f);
     /* Alternate between the body pointer and the header as the message id's origin. */
-    hl_wl_input_opts_t o = {"/messageId", (size & 1) ? "webhook-id" : NULL, "/eventType"};
-    hl_workload_t w;
+    cli_wl_input_opts_t o = {"/messageId", (size & 1) ? "webhook-id" : NULL, "/eventType"};
+    cli_workload_t w;
     memset(&w, 0, sizeof w);
     char err[256];
-    if (hl_wl_read_ndjson(g_path, &o, &w, err, sizeof err) == 0) {
+    if (cli_wl_read_ndjson(g_path, &o, &w, err, sizeof err) == 0) {
         size_t total = 0;
         for (size_t i = 0; i < w.nmsgs; i++) total += w.msgs[i].nreqs;
         if (total != w.nreqs) abort();
     }
-    hl_wl_free(&w);
+    cli_wl_free(&w);
     unlink(g_path);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* Fuzzes the ingress's body validation and field extraction (extract.c): the depth pre-scan,
- * strict JSON parsing, RFC 6901 pointers and the field rules. Input: a pointer on the first
- * line, the body after it. */
+ * strict JSON parsing, RFC 6901 pointers (hl/jsonptr.h) and the field rules. Input: a pointer
+ * on the first line, the body after it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *root = NULL;
     if (ing_json_parse(copy, blen, &root) == ING_EX_OK) {
         if (strlen(ptr) == pl && ing_pointer_valid(ptr)) {
-            (void)ing_pointer_get(root, ptr);
+            (void)hl_jsonptr_get(root, ptr);
             ing_field_src_t src = {ptr, NULL, ING_MAX_MESSAGE_ID};
             char out[ING_MAX_MESSAGE_ID + 1];
             ing_ex_result_t r = ing_field_get(&src, root, NULL, out, sizeof out);

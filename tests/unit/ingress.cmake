@@ -3,6 +3,7 @@
 # providers' SDKs and checked in.
 if(TARGET hl_ingress_core)
     hl_unit_test(test_ingress_auth SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_auth.c
+                 ${CMAKE_CURRENT_LIST_DIR}/sig_vectors.c
                  LIBS hl_ingress_core)
     target_compile_definitions(test_ingress_auth PRIVATE
         HL_VECTORS_FILE="${CMAKE_SOURCE_DIR}/tests/vectors/signatures.json")

@@ -19,7 +19,7 @@ static const char good_id[] = "0190f0f0-aaaa-7bbb-8ccc-ddddeeeeffff";
 static void expect_problem(const char *id, const char *want)
 {
     char why[256] = "";
-    assert_int_not_equal(hl_request_id_problem(id, why, sizeof(why)), 0);
+    assert_int_not_equal(cli_request_id_problem(id, why, sizeof(why)), 0);
     if (strstr(why, want) == NULL) fail_msg("'%s': got '%s', want '%s'", id, why, want);
 }
 
@@ -27,9 +27,9 @@ static void test_request_id_reasons(void **state)
 {
     (void)state;
     char why[256] = "untouched";
-    assert_int_equal(hl_request_id_problem(good_id, why, sizeof(why)), 0);
+    assert_int_equal(cli_request_id_problem(good_id, why, sizeof(why)), 0);
     assert_int_equal(
-        hl_request_id_problem("0190F0F0-AAAA-7BBB-8CCC-DDDDEEEEFFFF", why, sizeof(why)), 0);
+        cli_request_id_problem("0190F0F0-AAAA-7BBB-8CCC-DDDDEEEEFFFF", why, sizeof(why)), 0);
     expect_problem("", "it has 0 characters, not 36");
     expect_problem("0190f0f0-aaaa-7bbb-8ccc-ddddeeeeffff0", "it has 37 characters");
     expect_problem("0190f0f0aaaaa7bbb-8ccc-ddddeeeeffff", "it has 35 characters");
@@ -47,7 +47,7 @@ static void test_request_id_reasons(void **state)
     expect_problem("-190f0f0-aaaa-7bbb-8ccc-ddddeeeeffff", "character 1 ('-') is not a hex digit");
     /* A short buffer gets a truncated, terminated message. */
     char small[8];
-    assert_int_not_equal(hl_request_id_problem("x", small, sizeof(small)), 0);
+    assert_int_not_equal(cli_request_id_problem("x", small, sizeof(small)), 0);
     assert_int_equal(strlen(small), sizeof(small) - 1);
 }
 
@@ -67,55 +67,55 @@ static void test_token_lookup_order(void **state)
     assert_non_null(getcwd(old, sizeof(old)));
     assert_int_equal(chdir(dir), 0);
     unsetenv("HL_TEST_NO_SUCH_TOKEN_VAR");
-    hl_conn_opts_t c;
+    cli_conn_opts_t c;
 
     /* Nothing anywhere: an empty token and no source. */
-    hl_conn_opts_defaults(&c);
+    cli_conn_opts_defaults(&c);
     c.auditor_token_env = "HL_TEST_NO_SUCH_TOKEN_VAR";
-    assert_int_equal(hl_conn_opts_finish(&c), 0);
+    assert_int_equal(cli_conn_opts_finish(&c), 0);
     assert_string_equal(c.auditor_token, "");
     assert_string_equal(c.token_from, "");
-    hl_conn_opts_free(&c);
+    cli_conn_opts_free(&c);
 
     /* The local stack's demo token. */
     assert_int_equal(mkdir("deploy", 0700), 0);
     assert_int_equal(mkdir("deploy/local", 0700), 0);
     assert_int_equal(mkdir("deploy/local/secrets", 0700), 0);
-    write_file(HL_DEMO_TOKEN_FILE, "demo-token\n");
-    hl_conn_opts_defaults(&c);
+    write_file(CLI_DEMO_TOKEN_FILE, "demo-token\n");
+    cli_conn_opts_defaults(&c);
     c.auditor_token_env = "HL_TEST_NO_SUCH_TOKEN_VAR";
-    assert_int_equal(hl_conn_opts_finish(&c), 0);
+    assert_int_equal(cli_conn_opts_finish(&c), 0);
     assert_string_equal(c.auditor_token, "demo-token");
-    assert_non_null(strstr(c.token_from, HL_DEMO_TOKEN_FILE));
-    hl_conn_opts_free(&c);
+    assert_non_null(strstr(c.token_from, CLI_DEMO_TOKEN_FILE));
+    cli_conn_opts_free(&c);
 
     /* .hookline/auditor-token comes first, the variable before it. */
     assert_int_equal(mkdir(".hookline", 0700), 0);
     write_file(".hookline/auditor-token", "state-token\n");
-    hl_conn_opts_defaults(&c);
+    cli_conn_opts_defaults(&c);
     c.auditor_token_env = "HL_TEST_NO_SUCH_TOKEN_VAR";
-    assert_int_equal(hl_conn_opts_finish(&c), 0);
+    assert_int_equal(cli_conn_opts_finish(&c), 0);
     assert_string_equal(c.auditor_token, "state-token");
-    hl_conn_opts_free(&c);
+    cli_conn_opts_free(&c);
     setenv("HL_TEST_NO_SUCH_TOKEN_VAR", "env-token", 1);
-    hl_conn_opts_defaults(&c);
+    cli_conn_opts_defaults(&c);
     c.auditor_token_env = "HL_TEST_NO_SUCH_TOKEN_VAR";
-    assert_int_equal(hl_conn_opts_finish(&c), 0);
+    assert_int_equal(cli_conn_opts_finish(&c), 0);
     assert_string_equal(c.auditor_token, "env-token");
     assert_string_equal(c.token_from, "$HL_TEST_NO_SUCH_TOKEN_VAR");
-    hl_conn_opts_free(&c);
+    cli_conn_opts_free(&c);
     unsetenv("HL_TEST_NO_SUCH_TOKEN_VAR");
 
     /* A token of two lines is refused. */
     write_file(".hookline/auditor-token", "a\nb\n");
-    hl_conn_opts_defaults(&c);
+    cli_conn_opts_defaults(&c);
     c.auditor_token_env = "HL_TEST_NO_SUCH_TOKEN_VAR";
-    assert_int_equal(hl_conn_opts_finish(&c), HL_EXIT_USAGE);
-    hl_conn_opts_free(&c);
+    assert_int_equal(cli_conn_opts_finish(&c), CLI_EXIT_USAGE);
+    cli_conn_opts_free(&c);
 
     unlink(".hookline/auditor-token");
     rmdir(".hookline");
-    unlink(HL_DEMO_TOKEN_FILE);
+    unlink(CLI_DEMO_TOKEN_FILE);
     rmdir("deploy/local/secrets");
     rmdir("deploy/local");
     rmdir("deploy");

@@ -22,12 +22,12 @@ static int setup(void **state)
     if (!mkdtemp(dir)) return -1;
     char sub[96];
     snprintf(sub, sizeof(sub), "%s/run", dir);
-    if (hl_evidence_mkdir(sub) != 0) return -1;
+    if (cli_evidence_mkdir(sub) != 0) return -1;
     snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/run");
-    if (hl_evidence_write(dir, "results.json", "{\"gate\":\"PASS\"}", 15) != 0) return -1;
-    if (hl_evidence_write(dir, "latency.csv", "lo_us,hi_us,count\n1,1,5\n", 24) != 0) return -1;
-    if (hl_evidence_write(dir, "empty.txt", "", 0) != 0) return -1;
-    return hl_evidence_seal(dir) == 0 ? 0 : -1;
+    if (cli_evidence_write(dir, "results.json", "{\"gate\":\"PASS\"}", 15) != 0) return -1;
+    if (cli_evidence_write(dir, "latency.csv", "lo_us,hi_us,count\n1,1,5\n", 24) != 0) return -1;
+    if (cli_evidence_write(dir, "empty.txt", "", 0) != 0) return -1;
+    return cli_evidence_seal(dir) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -43,7 +43,7 @@ static const char *verify(int *problems)
 {
     static char buf[4096];
     FILE *f = fmemopen(buf, sizeof(buf), "w");
-    *problems = hl_evidence_verify(dir, f);
+    *problems = cli_evidence_verify(dir, f);
     fclose(f);
     return buf;
 }
@@ -99,7 +99,7 @@ static void test_removed_file(void **state)
 static void test_added_file(void **state)
 {
     (void)state;
-    assert_int_equal(hl_evidence_write(dir, "extra.json", "{}", 2), 0);
+    assert_int_equal(cli_evidence_write(dir, "extra.json", "{}", 2), 0);
     int n;
     const char *rep = verify(&n);
     assert_int_equal(n, 1);
@@ -136,10 +136,10 @@ static void test_seal_refuses_subfolders_and_bad_names(void **state)
     char p[128];
     path_of(p, sizeof(p), "sub");
     assert_int_equal(mkdir(p, 0755), 0);
-    assert_int_not_equal(hl_evidence_seal(dir), 0);
+    assert_int_not_equal(cli_evidence_seal(dir), 0);
     rmdir(p);
-    assert_int_equal(hl_evidence_write(dir, "../escape", "x", 1), HL_EINVAL);
-    assert_int_equal(hl_evidence_write(dir, "", "x", 1), HL_EINVAL);
+    assert_int_equal(cli_evidence_write(dir, "../escape", "x", 1), HL_EINVAL);
+    assert_int_equal(cli_evidence_write(dir, "", "x", 1), HL_EINVAL);
 }
 
 int main(void)

@@ -15,16 +15,16 @@
 #include "report.h"
 #include "results.h"
 
-static hl_results_t good(void)
+static cli_results_t good(void)
 {
-    return (hl_results_t){.sent = 31500, .accepted = 31500, .acceptance_ratio = 1.0,
-                          .error_rate = 0.0, .p50_ms = 1.0, .p95_ms = 3.0, .p99_ms = 6.0,
-                          .p999_ms = 20.0, .max_ms = 40.0, .throughput_rps = 5000,
-                          .idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
-                          .lineage_coverage = 1.0, .chains_failed = 0};
+    return (cli_results_t){.sent = 31500, .accepted = 31500, .acceptance_ratio = 1.0,
+                           .error_rate = 0.0, .p50_ms = 1.0, .p95_ms = 3.0, .p99_ms = 6.0,
+                           .p999_ms = 20.0, .max_ms = 40.0, .throughput_rps = 5000,
+                           .idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
+                           .lineage_coverage = 1.0, .chains_failed = 0};
 }
 
-static const hl_gate_row_t *row(const hl_gate_t *g, const char *key)
+static const cli_gate_row_t *row(const cli_gate_t *g, const char *key)
 {
     for (size_t i = 0; i < g->nrows; i++)
         if (strcmp(g->rows[i].key, key) == 0) return &g->rows[i];
@@ -32,28 +32,28 @@ static const hl_gate_row_t *row(const hl_gate_t *g, const char *key)
 }
 
 /* Exactly the named criterion fails; every other row passes. */
-static void expect_only(const hl_results_t *r, const char *key)
+static void expect_only(const cli_results_t *r, const char *key)
 {
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    hl_gate_t g;
-    hl_gate_eval(&c, r, &g);
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    cli_gate_t g;
+    cli_gate_eval(&c, r, &g);
     assert_false(g.pass);
     for (size_t i = 0; i < g.nrows; i++) {
         int is = strcmp(g.rows[i].key, key) == 0;
-        if (is && g.rows[i].verdict != HL_GATE_FAIL) fail_msg("%s should FAIL", key);
-        if (!is && g.rows[i].verdict != HL_GATE_PASS) fail_msg("%s failed with %s", g.rows[i].key, key);
+        if (is && g.rows[i].verdict != CLI_GATE_FAIL) fail_msg("%s should FAIL", key);
+        if (!is && g.rows[i].verdict != CLI_GATE_PASS) fail_msg("%s failed with %s", g.rows[i].key, key);
     }
 }
 
 static void test_defaults_pass(void **state)
 {
     (void)state;
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    hl_results_t r = good();
-    hl_gate_t g;
-    hl_gate_eval(&c, &r, &g);
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    cli_results_t r = good();
+    cli_gate_t g;
+    cli_gate_eval(&c, &r, &g);
     assert_true(g.pass);
     assert_int_equal(g.nrows, 9);
     /* Exactly at the limits still passes. */
@@ -61,14 +61,14 @@ static void test_defaults_pass(void **state)
     r.p99_ms = 200;
     r.acceptance_ratio = 0.999;
     r.error_rate = 0.001;
-    hl_gate_eval(&c, &r, &g);
+    cli_gate_eval(&c, &r, &g);
     assert_true(g.pass);
 }
 
 static void test_each_criterion_fails_alone(void **state)
 {
     (void)state;
-    hl_results_t r = good();
+    cli_results_t r = good();
     r.p95_ms = 120.01;
     expect_only(&r, "p95_ms_max");
     r = good();
@@ -103,27 +103,27 @@ static void test_each_criterion_fails_alone(void **state)
 static void test_not_measured_and_skipped(void **state)
 {
     (void)state;
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    hl_results_t r = good();
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    cli_results_t r = good();
     r.idempotency_violations = -1;
-    hl_gate_t g;
-    hl_gate_eval(&c, &r, &g);
+    cli_gate_t g;
+    cli_gate_eval(&c, &r, &g);
     assert_false(g.pass);
     assert_string_equal(row(&g, "idempotency_violations_max")->value, "not measured");
     r = good();
     r.lineage_coverage = -1;
     r.chains_failed = -1;
     r.auditor_skipped = 1;
-    hl_gate_eval(&c, &r, &g);
+    cli_gate_eval(&c, &r, &g);
     assert_true(g.pass);
-    assert_int_equal(row(&g, "chain_failures_max")->verdict, HL_GATE_SKIP);
-    assert_int_equal(row(&g, "lineage_coverage_min")->verdict, HL_GATE_SKIP);
+    assert_int_equal(row(&g, "chain_failures_max")->verdict, CLI_GATE_SKIP);
+    assert_int_equal(row(&g, "lineage_coverage_min")->verdict, CLI_GATE_SKIP);
     assert_non_null(strstr(row(&g, "lineage_coverage_min")->note, "no-auditor"));
     /* Nothing sent is never a pass. */
-    r = (hl_results_t){.idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
-                       .lineage_coverage = 1};
-    hl_gate_eval(&c, &r, &g);
+    r = (cli_results_t){.idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
+                        .lineage_coverage = 1};
+    cli_gate_eval(&c, &r, &g);
     assert_false(g.pass);
 }
 
@@ -141,50 +141,50 @@ static char *write_tmp(const char *text)
 static void test_criteria_yaml(void **state)
 {
     (void)state;
-    hl_criteria_t c;
+    cli_criteria_t c;
     char err[512];
     char *p = write_tmp("p95_ms_max: 5\np99_ms_max: 10\ngaps_max: 0\nlineage_coverage_min: -1\n");
-    assert_int_equal(hl_criteria_load(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(cli_criteria_load(p, &c, err, sizeof(err)), 0);
     unlink(p);
     assert_true(c.p95_ms_max == 5 && c.p99_ms_max == 10);
     assert_true(c.acceptance_min == 0.999); /* absent keys keep their defaults */
     assert_int_equal(c.gaps_max, 0);
-    hl_results_t r = good();
+    cli_results_t r = good();
     r.gaps = 2;
     r.idempotency_violations = 0;
-    hl_gate_t g;
-    hl_gate_eval(&c, &r, &g);
+    cli_gate_t g;
+    cli_gate_eval(&c, &r, &g);
     assert_false(g.pass);
-    assert_int_equal(row(&g, "gaps_max")->verdict, HL_GATE_FAIL);
+    assert_int_equal(row(&g, "gaps_max")->verdict, CLI_GATE_FAIL);
     assert_null(row(&g, "lineage_coverage_min")); /* switched off */
 
     p = write_tmp("p95_ms_max: 5\nbogus_key: 1\n");
-    assert_int_equal(hl_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
+    assert_int_equal(cli_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
     assert_non_null(strstr(err, "bogus_key"));
     unlink(p);
     p = write_tmp("acceptance_min: 1.5\n");
-    assert_int_equal(hl_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
+    assert_int_equal(cli_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
     assert_non_null(strstr(err, "acceptance_min"));
     unlink(p);
     p = write_tmp("p99_ms_max: fast\n");
-    assert_int_equal(hl_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
+    assert_int_equal(cli_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
     unlink(p);
     p = write_tmp("- a\n- b\n");
-    assert_int_equal(hl_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
+    assert_int_equal(cli_criteria_load(p, &c, err, sizeof(err)), HL_ECONFIG);
     unlink(p);
-    assert_int_equal(hl_criteria_load("/nonexistent.yaml", &c, err, sizeof(err)), HL_EIO);
+    assert_int_equal(cli_criteria_load("/nonexistent.yaml", &c, err, sizeof(err)), HL_EIO);
 }
 
 static void test_results_roundtrip(void **state)
 {
     (void)state;
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    hl_results_t r = good(), back;
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    cli_results_t r = good(), back;
     r.ordering_violations = 3;
-    hl_gate_t g;
-    hl_gate_eval(&c, &r, &g);
-    json_t *j = hl_results_json(&r, &g, &c, NULL);
+    cli_gate_t g;
+    cli_gate_eval(&c, &r, &g);
+    json_t *j = cli_results_json(&r, &g, &c, NULL);
     const char *need[] = {"sent", "accepted", "acceptance_ratio", "error_rate", "retries",
                           "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "throughput_rps",
                           "idempotency_violations", "ordering_violations", "gaps",
@@ -193,7 +193,7 @@ static void test_results_roundtrip(void **state)
         if (!json_object_get(j, need[i])) fail_msg("results.json lacks %s", need[i]);
     assert_string_equal(json_string_value(json_object_get(j, "gate")), "FAIL");
     char *s = json_dumps(j, 0);
-    assert_int_equal(hl_results_parse(s, strlen(s), &back), 0);
+    assert_int_equal(cli_results_parse(s, strlen(s), &back), 0);
     assert_int_equal(back.sent, 31500);
     assert_int_equal(back.ordering_violations, 3);
     assert_true(back.p99_ms == 6.0);
@@ -203,16 +203,16 @@ static void test_results_roundtrip(void **state)
     /* The load (open- or closed-loop) goes to results.json, comes back, and is printed. */
     r.concurrency = 50;
     r.rate_rps = 1000;
-    j = hl_results_json(&r, &g, &c, NULL);
+    j = cli_results_json(&r, &g, &c, NULL);
     assert_string_equal(json_string_value(json_object_get(j, "mode")), "open-loop");
     s = json_dumps(j, 0);
-    assert_int_equal(hl_results_parse(s, strlen(s), &back), 0);
+    assert_int_equal(cli_results_parse(s, strlen(s), &back), 0);
     assert_int_equal(back.concurrency, 50);
     assert_true(back.rate_rps == 1000);
     char *text = NULL;
     size_t tlen = 0;
     FILE *f = open_memstream(&text, &tlen);
-    hl_report_table(f, &back, &g);
+    cli_report_table(f, &back, &g);
     fclose(f);
     assert_non_null(strstr(text, "open-loop at 1000 req/s on 50 connections"));
     free(text);
@@ -220,21 +220,21 @@ static void test_results_roundtrip(void **state)
     json_decref(j);
     r.rate_rps = 0;
     f = open_memstream(&text, &tlen);
-    hl_report_table(f, &r, &g);
+    cli_report_table(f, &r, &g);
     fclose(f);
     assert_non_null(strstr(text, "closed-loop on 50 connections"));
     free(text);
-    assert_int_equal(hl_results_parse("[1]", 3, &back), HL_EPARSE);
-    assert_int_equal(hl_results_parse("{\"x\":1}", 7, &back), HL_EPARSE);
-    assert_int_equal(hl_results_parse("{", 1, &back), HL_EPARSE);
+    assert_int_equal(cli_results_parse("[1]", 3, &back), HL_EPARSE);
+    assert_int_equal(cli_results_parse("{\"x\":1}", 7, &back), HL_EPARSE);
+    assert_int_equal(cli_results_parse("{", 1, &back), HL_EPARSE);
     /* Missing measurements read back as "not measured" and fail the gate. */
     const char *partial = "{\"sent\":10,\"accepted\":10,\"acceptance_ratio\":1,\"error_rate\":0,"
                           "\"p95_ms\":1,\"p99_ms\":2}";
-    assert_int_equal(hl_results_parse(partial, strlen(partial), &back), 0);
-    hl_gate_eval(&c, &back, &g);
+    assert_int_equal(cli_results_parse(partial, strlen(partial), &back), 0);
+    cli_gate_eval(&c, &back, &g);
     assert_false(g.pass);
-    assert_int_equal(row(&g, "p95_ms_max")->verdict, HL_GATE_PASS);
-    assert_int_equal(row(&g, "ordering_violations_max")->verdict, HL_GATE_FAIL);
+    assert_int_equal(row(&g, "p95_ms_max")->verdict, CLI_GATE_PASS);
+    assert_int_equal(row(&g, "ordering_violations_max")->verdict, CLI_GATE_FAIL);
 }
 
 /* The error-budget ledger counts slow requests from the histogram and errors from the
@@ -246,13 +246,13 @@ static void test_budget_csv_svg(void **state)
     hl_hist_record_n(h, 1000, 980);   /* 1 ms */
     hl_hist_record_n(h, 150000, 15);  /* 150 ms: over p95's 120 ms */
     hl_hist_record_n(h, 300000, 5);   /* 300 ms: over both */
-    hl_results_t r = good();
+    cli_results_t r = good();
     r.sent = 1000;
     r.accepted = 990;
     r.errors = 2;
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    json_t *b = hl_error_budget_json(&r, &c, h, NULL);
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    json_t *b = cli_error_budget_json(&r, &c, h, NULL);
     json_t *rows = json_object_get(b, "ledger");
     int seen = 0;
     size_t i;
@@ -285,14 +285,14 @@ static void test_budget_csv_svg(void **state)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    hl_report_csv(f, h);
+    cli_report_csv(f, h);
     fclose(f);
     assert_non_null(strstr(buf, "lo_us,hi_us,count,cumulative\n"));
     assert_non_null(strstr(buf, ",980,0.980000\n"));
     assert_non_null(strstr(buf, ",1.000000\n"));
     free(buf);
     f = open_memstream(&buf, &len);
-    hl_report_svg(f, h, "t");
+    cli_report_svg(f, h, "t");
     fclose(f);
     assert_memory_equal(buf, "<svg", 4);
     assert_non_null(strstr(buf, "p99 "));

@@ -199,11 +199,11 @@ static int stop(void **state)
     (void)state;
     atomic_store(&srv.stop, 1);
     /* Wake accept() with one last connection. */
-    hl_http_conn_t *c = hl_http_conn_new("127.0.0.1", srv.port, 0, 200);
-    hl_http_response_t r;
-    int rc = hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r);
+    cli_http_conn_t *c = cli_http_conn_new("127.0.0.1", srv.port, 0, 200);
+    cli_http_response_t r;
+    int rc = cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r);
     (void)rc; /* only the accept() wake-up matters */
-    hl_http_conn_free(c);
+    cli_http_conn_free(c);
     pthread_join(srv.th, NULL);
     close(srv.lfd);
     return 0;
@@ -213,68 +213,68 @@ static void test_keepalive(void **state)
 {
     (void)state;
     srv.mode = MODE_OK;
-    hl_http_conn_t *c = hl_http_conn_new("127.0.0.1", srv.port, 0, 2000);
-    hl_http_header_t h[] = {{"Content-Type", "application/json"}};
+    cli_http_conn_t *c = cli_http_conn_new("127.0.0.1", srv.port, 0, 2000);
+    cli_http_header_t h[] = {{"Content-Type", "application/json"}};
     for (int i = 0; i < 3; i++) {
-        hl_http_response_t r;
-        assert_int_equal(hl_http_request(c, "POST", "/x", h, 1, "{}", 2, &r), 0);
+        cli_http_response_t r;
+        assert_int_equal(cli_http_request(c, "POST", "/x", h, 1, "{}", 2, &r), 0);
         assert_int_equal(r.status, 202);
         assert_string_equal(r.request_id, "abc-1");
         assert_int_equal(r.retry_after_s, 7);
         assert_int_equal(r.body_len, 5);
         assert_string_equal(r.body, "hello");
     }
-    assert_int_equal(hl_http_conn_opens(c), 1);
-    hl_http_conn_free(c);
+    assert_int_equal(cli_http_conn_opens(c), 1);
+    cli_http_conn_free(c);
 }
 
 static void test_chunked_and_close(void **state)
 {
     (void)state;
-    hl_http_conn_t *c = hl_http_conn_new("127.0.0.1", srv.port, 0, 2000);
-    hl_http_response_t r;
+    cli_http_conn_t *c = cli_http_conn_new("127.0.0.1", srv.port, 0, 2000);
+    cli_http_response_t r;
     srv.mode = MODE_CHUNKED;
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
     assert_string_equal(r.body, "hello world");
     assert_int_equal(r.retry_after_s, -1);
     srv.mode = MODE_CLOSE;
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), 0);
     assert_string_equal(r.body, "ok");
-    assert_int_equal(hl_http_conn_opens(c), 2);
-    hl_http_conn_free(c);
+    assert_int_equal(cli_http_conn_opens(c), 2);
+    cli_http_conn_free(c);
 }
 
 static void test_caps_and_errors(void **state)
 {
     (void)state;
-    hl_http_response_t r;
-    hl_http_conn_t *c = hl_http_conn_new("127.0.0.1", srv.port, 65536, 300);
+    cli_http_response_t r;
+    cli_http_conn_t *c = cli_http_conn_new("127.0.0.1", srv.port, 65536, 300);
     srv.mode = MODE_BIG;
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_ETOOBIG);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_ETOOBIG);
     srv.mode = MODE_GARBAGE;
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_EPARSE);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_EPARSE);
     srv.mode = MODE_SILENT;
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_ETIMEDOUT);
-    hl_http_conn_free(c);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_ETIMEDOUT);
+    cli_http_conn_free(c);
     /* A refused connection. */
-    c = hl_http_conn_new("127.0.0.1", 1, 0, 300);
-    assert_int_equal(hl_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_EIO);
-    hl_http_conn_free(c);
+    c = cli_http_conn_new("127.0.0.1", 1, 0, 300);
+    assert_int_equal(cli_http_request(c, "GET", "/", NULL, 0, NULL, 0, &r), HL_EIO);
+    cli_http_conn_free(c);
 }
 
 static void test_idle_close_is_retried(void **state)
 {
     (void)state;
     srv.mode = MODE_DROP_IDLE;
-    hl_http_conn_t *c = hl_http_conn_new("127.0.0.1", srv.port, 0, 2000);
-    hl_http_response_t r;
-    assert_int_equal(hl_http_request(c, "POST", "/", NULL, 0, "a", 1, &r), 0);
+    cli_http_conn_t *c = cli_http_conn_new("127.0.0.1", srv.port, 0, 2000);
+    cli_http_response_t r;
+    assert_int_equal(cli_http_request(c, "POST", "/", NULL, 0, "a", 1, &r), 0);
     usleep(50000); /* the server has closed by now */
-    assert_int_equal(hl_http_request(c, "POST", "/", NULL, 0, "b", 1, &r), 0);
+    assert_int_equal(cli_http_request(c, "POST", "/", NULL, 0, "b", 1, &r), 0);
     assert_int_equal(r.status, 200);
-    assert_int_equal(hl_http_conn_opens(c), 2);
-    hl_http_conn_free(c);
+    assert_int_equal(cli_http_conn_opens(c), 2);
+    cli_http_conn_free(c);
 }
 
 static void test_parse_url(void **state)
@@ -282,35 +282,35 @@ static void test_parse_url(void **state)
     (void)state;
     char host[64];
     int port;
-    assert_int_equal(hl_http_parse_url("http://127.0.0.1:8080", host, sizeof(host), &port), 0);
+    assert_int_equal(cli_http_parse_url("http://127.0.0.1:8080", host, sizeof(host), &port), 0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8080);
-    assert_int_equal(hl_http_parse_url("localhost", host, sizeof(host), &port), 0);
+    assert_int_equal(cli_http_parse_url("localhost", host, sizeof(host), &port), 0);
     assert_int_equal(port, 80);
-    assert_int_equal(hl_http_parse_url("http://[::1]:9/x", host, sizeof(host), &port), 0);
+    assert_int_equal(cli_http_parse_url("http://[::1]:9/x", host, sizeof(host), &port), 0);
     assert_string_equal(host, "::1");
     assert_int_equal(port, 9);
-    assert_int_equal(hl_http_parse_url("https://a:1", host, sizeof(host), &port), HL_EINVAL);
-    assert_int_equal(hl_http_parse_url("a:0", host, sizeof(host), &port), HL_EINVAL);
-    assert_int_equal(hl_http_parse_url("a:99999", host, sizeof(host), &port), HL_EINVAL);
-    assert_int_equal(hl_http_parse_url("a:x", host, sizeof(host), &port), HL_EINVAL);
-    assert_int_equal(hl_http_parse_url(":80", host, sizeof(host), &port), HL_EINVAL);
-    assert_int_equal(hl_http_parse_url("", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url("https://a:1", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url("a:0", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url("a:99999", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url("a:x", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url(":80", host, sizeof(host), &port), HL_EINVAL);
+    assert_int_equal(cli_http_parse_url("", host, sizeof(host), &port), HL_EINVAL);
 }
 
 static void test_replay_order_retry_skip(void **state)
 {
     (void)state;
     srv.mode = MODE_REPLAY;
-    hl_wl_synth_opts_t so = {.seed = 3, .count = 12, .events_per_message = 3, .run_id = "u"};
-    hl_workload_t w = {0};
+    cli_wl_synth_opts_t so = {.seed = 3, .count = 12, .events_per_message = 3, .run_id = "u"};
+    cli_workload_t w = {0};
     char err[128];
-    assert_int_equal(hl_wl_synth(&so, &w, err, sizeof(err)), 0);
-    hl_replay_opts_t ro = {.host = "127.0.0.1", .port = srv.port, .path = "/v1/webhooks/demo",
-                           .content_type = "application/json", .concurrency = 2,
-                           .max_retries = 3, .max_retry_wait_ms = 1000, .timeout_ms = 2000};
-    hl_replay_results_t r;
-    assert_int_equal(hl_replay_run(&ro, &w, &r), 0);
+    assert_int_equal(cli_wl_synth(&so, &w, err, sizeof(err)), 0);
+    cli_replay_opts_t ro = {.host = "127.0.0.1", .port = srv.port, .path = "/v1/webhooks/demo",
+                            .content_type = "application/json", .concurrency = 2,
+                            .max_retries = 3, .max_retry_wait_ms = 1000, .timeout_ms = 2000};
+    cli_replay_results_t r;
+    assert_int_equal(cli_replay_run(&ro, &w, &r), 0);
     /* m1: processed refused (400), its delivered and open never sent. */
     assert_int_equal(r.rejected, 1);
     assert_int_equal(r.skipped, 2);
@@ -339,8 +339,8 @@ static void test_replay_order_retry_skip(void **state)
         }
         assert_int_equal(last, 2);
     }
-    hl_replay_results_free(&r);
-    hl_wl_free(&w);
+    cli_replay_results_free(&r);
+    cli_wl_free(&w);
 }
 
 int main(void)

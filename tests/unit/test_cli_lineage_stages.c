@@ -8,13 +8,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "verify.h"
+#include "verify_lineage.h"
 
 static unsigned stages_of(const char *text)
 {
     json_t *j = json_loads(text, 0, NULL);
     assert_non_null(j);
-    unsigned bits = hl_lineage_stages(j);
+    unsigned bits = cli_lineage_stages(j);
     json_decref(j);
     return bits;
 }
@@ -33,7 +33,7 @@ static void test_not_stages(void **state)
     assert_int_equal(stages_of("{\"stage\":\"Ingress\"}"), 0);
     assert_int_equal(stages_of("{\"stage\":1,\"status\":\"persisted\"}"), 0);
     assert_int_equal(stages_of("[\"ingress\",null,{\"stage\":null}]"), 0);
-    assert_int_equal(hl_lineage_stages(NULL), 0);
+    assert_int_equal(cli_lineage_stages(NULL), 0);
 }
 
 int main(void)

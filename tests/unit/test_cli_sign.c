@@ -17,16 +17,16 @@
 #include "hl/util.h"
 #include "sign.h"
 
-static hl_signer_t *signer(hl_sign_scheme_t scheme, const char *secret)
+static cli_signer_t *signer(cli_sign_scheme_t scheme, const char *secret)
 {
-    hl_sign_opts_t o = {.scheme = scheme};
-    hl_signer_t *s = NULL;
+    cli_sign_opts_t o = {.scheme = scheme};
+    cli_signer_t *s = NULL;
     char err[256];
-    assert_int_equal(hl_signer_new(&o, secret, strlen(secret), &s, err, sizeof(err)), 0);
+    assert_int_equal(cli_signer_new(&o, secret, strlen(secret), &s, err, sizeof(err)), 0);
     return s;
 }
 
-static const char *header(const hl_sign_headers_t *h, const char *name)
+static const char *header(const cli_sign_headers_t *h, const char *name)
 {
     for (size_t i = 0; i < h->n; i++)
         if (strcasecmp(h->name[i], name) == 0) return h->value[i];
@@ -37,17 +37,17 @@ static const char *header(const hl_sign_headers_t *h, const char *name)
 static void test_standard_v1_vector(void **state)
 {
     (void)state;
-    hl_signer_t *s = signer(HL_SIGN_STANDARD, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    cli_signer_t *s = signer(CLI_SIGN_STANDARD, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     const char *body = "{\"test\": 2432232314}";
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body), &h), 0);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body), &h), 0);
     assert_string_equal(header(&h, "webhook-signature"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     assert_string_equal(header(&h, "webhook-id"), "msg_p5jXN8AQM9LWM0D4loKWxJek");
     assert_string_equal(header(&h, "webhook-timestamp"), "1614265330");
     /* A different body must change the signature. */
-    assert_int_equal(hl_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, "{}", 2, &h), 0);
+    assert_int_equal(cli_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, "{}", 2, &h), 0);
     assert_string_not_equal(header(&h, "webhook-signature"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void hmac_hex(const char *key, const char *msg, char out[65])
@@ -61,15 +61,15 @@ static void hmac_hex(const char *key, const char *msg, char out[65])
 static void test_stripe(void **state)
 {
     (void)state;
-    hl_signer_t *s = signer(HL_SIGN_STRIPE, "whsec_stripe_test");
+    cli_signer_t *s = signer(CLI_SIGN_STRIPE, "whsec_stripe_test");
     const char *body = "{\"id\":\"evt_1\"}";
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, "ignored", 1700000000, body, strlen(body), &h), 0);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, "ignored", 1700000000, body, strlen(body), &h), 0);
     char hex[65], want[128];
     hmac_hex("whsec_stripe_test", "1700000000.{\"id\":\"evt_1\"}", hex);
     snprintf(want, sizeof(want), "t=1700000000,v1=%s", hex);
     assert_string_equal(header(&h, "Stripe-Signature"), want);
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void test_hmac_hex_prefix_and_base64(void **state)
@@ -77,20 +77,20 @@ static void test_hmac_hex_prefix_and_base64(void **state)
     (void)state;
     const char *body = "{\"a\":1}";
     char err[128], hex[65], want[128];
-    hl_signer_t *s = NULL;
-    hl_sign_opts_t o = {.scheme = HL_SIGN_HMAC, .header = "X-Hub-Signature-256", .prefix = "sha256="};
-    assert_int_equal(hl_signer_new(&o, "topsecret", 9, &s, err, sizeof(err)), 0);
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, NULL, 0, body, strlen(body), &h), 0);
+    cli_signer_t *s = NULL;
+    cli_sign_opts_t o = {.scheme = CLI_SIGN_HMAC, .header = "X-Hub-Signature-256", .prefix = "sha256="};
+    assert_int_equal(cli_signer_new(&o, "topsecret", 9, &s, err, sizeof(err)), 0);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, NULL, 0, body, strlen(body), &h), 0);
     hmac_hex("topsecret", body, hex);
     snprintf(want, sizeof(want), "sha256=%s", hex);
     assert_int_equal(h.n, 1);
     assert_string_equal(header(&h, "X-Hub-Signature-256"), want);
-    hl_signer_free(s);
+    cli_signer_free(s);
 
-    hl_sign_opts_t b = {.scheme = HL_SIGN_HMAC, .header = "X-Shopify-Hmac-Sha256", .base64 = 1};
-    assert_int_equal(hl_signer_new(&b, "topsecret", 9, &s, err, sizeof(err)), 0);
-    assert_int_equal(hl_sign(s, NULL, 0, body, strlen(body), &h), 0);
+    cli_sign_opts_t b = {.scheme = CLI_SIGN_HMAC, .header = "X-Shopify-Hmac-Sha256", .base64 = 1};
+    assert_int_equal(cli_signer_new(&b, "topsecret", 9, &s, err, sizeof(err)), 0);
+    assert_int_equal(cli_sign(s, NULL, 0, body, strlen(body), &h), 0);
     unsigned char mac[32], dec[64];
     unsigned int ml;
     HMAC(EVP_sha256(), "topsecret", 9, (const unsigned char *)body, strlen(body), mac, &ml);
@@ -98,17 +98,17 @@ static void test_hmac_hex_prefix_and_base64(void **state)
     assert_non_null(v);
     assert_int_equal(hl_base64_decode_loose(v, strlen(v), dec, sizeof(dec)), 32);
     assert_memory_equal(dec, mac, 32);
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void test_bearer(void **state)
 {
     (void)state;
-    hl_signer_t *s = signer(HL_SIGN_BEARER, "tok-123");
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, NULL, 0, "{}", 2, &h), 0);
+    cli_signer_t *s = signer(CLI_SIGN_BEARER, "tok-123");
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, NULL, 0, "{}", 2, &h), 0);
     assert_string_equal(header(&h, "Authorization"), "Bearer tok-123");
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void test_v1a_ed25519_verifies(void **state)
@@ -123,10 +123,10 @@ static void test_v1a_ed25519_verifies(void **state)
     assert_int_equal(hl_base64_encode(seed, 32, b64, sizeof(b64)), 44);
     snprintf(secret, sizeof(secret), "whsk_%s", b64);
     /* The standard-webhooks scheme name with a whsk_ key selects v1a. */
-    hl_signer_t *s = signer(HL_SIGN_STANDARD, secret);
+    cli_signer_t *s = signer(CLI_SIGN_STANDARD, secret);
     const char *body = "{\"type\":\"x\"}";
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, "msg_1", 1700000000, body, strlen(body), &h), 0);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, "msg_1", 1700000000, body, strlen(body), &h), 0);
     const char *v = header(&h, "webhook-signature");
     assert_non_null(v);
     assert_memory_equal(v, "v1a,", 4);
@@ -143,7 +143,7 @@ static void test_v1a_ed25519_verifies(void **state)
     assert_int_not_equal(EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)"msg_1.1700000000.{}", 19), 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void test_sendgrid_ecdsa_verifies(void **state)
@@ -155,14 +155,14 @@ static void test_sendgrid_ecdsa_verifies(void **state)
     assert_int_equal(PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL), 1);
     char *pem = NULL;
     long pl = BIO_get_mem_data(bio, &pem);
-    hl_sign_opts_t o = {.scheme = HL_SIGN_SENDGRID};
-    hl_signer_t *s = NULL;
+    cli_sign_opts_t o = {.scheme = CLI_SIGN_SENDGRID};
+    cli_signer_t *s = NULL;
     char err[128];
-    assert_int_equal(hl_signer_new(&o, pem, (size_t)pl, &s, err, sizeof(err)), 0);
+    assert_int_equal(cli_signer_new(&o, pem, (size_t)pl, &s, err, sizeof(err)), 0);
     BIO_free(bio);
     const char *body = "[{\"event\":\"open\"}]";
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, NULL, 1700000123, body, strlen(body), &h), 0);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, NULL, 1700000123, body, strlen(body), &h), 0);
     assert_string_equal(header(&h, "X-Twilio-Email-Event-Webhook-Timestamp"), "1700000123");
     const char *v = header(&h, "X-Twilio-Email-Event-Webhook-Signature");
     unsigned char der[128];
@@ -174,55 +174,55 @@ static void test_sendgrid_ecdsa_verifies(void **state)
     assert_int_equal(EVP_DigestVerify(ctx, der, (size_t)dl, (const unsigned char *)content, strlen(content)), 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
-    hl_signer_free(s);
+    cli_signer_free(s);
 }
 
 static void test_bad_secrets(void **state)
 {
     (void)state;
     char err[256];
-    hl_signer_t *s = (hl_signer_t *)1;
-    hl_sign_opts_t std = {.scheme = HL_SIGN_STANDARD};
-    assert_int_equal(hl_signer_new(&std, "whsec_!!!", 9, &s, err, sizeof(err)), HL_EINVAL);
+    cli_signer_t *s = (cli_signer_t *)1;
+    cli_sign_opts_t std = {.scheme = CLI_SIGN_STANDARD};
+    assert_int_equal(cli_signer_new(&std, "whsec_!!!", 9, &s, err, sizeof(err)), HL_EINVAL);
     assert_null(s);
     assert_non_null(strstr(err, "whsec_"));
-    hl_sign_opts_t v1a = {.scheme = HL_SIGN_STANDARD_V1A};
-    assert_int_equal(hl_signer_new(&v1a, "whsk_AAAA", 9, &s, err, sizeof(err)), HL_EINVAL);
-    hl_sign_opts_t sg = {.scheme = HL_SIGN_SENDGRID};
-    assert_int_equal(hl_signer_new(&sg, "not a key", 9, &s, err, sizeof(err)), HL_EINVAL);
-    hl_sign_opts_t st = {.scheme = HL_SIGN_STRIPE};
-    assert_int_equal(hl_signer_new(&st, "", 0, &s, err, sizeof(err)), HL_EINVAL);
+    cli_sign_opts_t v1a = {.scheme = CLI_SIGN_STANDARD_V1A};
+    assert_int_equal(cli_signer_new(&v1a, "whsk_AAAA", 9, &s, err, sizeof(err)), HL_EINVAL);
+    cli_sign_opts_t sg = {.scheme = CLI_SIGN_SENDGRID};
+    assert_int_equal(cli_signer_new(&sg, "not a key", 9, &s, err, sizeof(err)), HL_EINVAL);
+    cli_sign_opts_t st = {.scheme = CLI_SIGN_STRIPE};
+    assert_int_equal(cli_signer_new(&st, "", 0, &s, err, sizeof(err)), HL_EINVAL);
     /* An Ed25519 key is not an EC key for SendGrid. */
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     BIO *bio = BIO_new(BIO_s_mem());
     assert_int_equal(PEM_write_bio_PrivateKey(bio, ed, NULL, NULL, 0, NULL, NULL), 1);
     char *pem = NULL;
     long pl = BIO_get_mem_data(bio, &pem);
-    assert_int_equal(hl_signer_new(&sg, pem, (size_t)pl, &s, err, sizeof(err)), HL_EINVAL);
+    assert_int_equal(cli_signer_new(&sg, pem, (size_t)pl, &s, err, sizeof(err)), HL_EINVAL);
     BIO_free(bio);
     EVP_PKEY_free(ed);
     /* Secrets over 8 KiB are refused before any parsing. */
     char *big = calloc(9000, 1);
     memset(big, 'a', 8999);
-    assert_int_equal(hl_signer_new(&st, big, 8999, &s, err, sizeof(err)), HL_EINVAL);
+    assert_int_equal(cli_signer_new(&st, big, 8999, &s, err, sizeof(err)), HL_EINVAL);
     free(big);
-    hl_sign_scheme_t sc;
-    assert_int_equal(hl_sign_scheme_parse("md5", &sc), HL_EINVAL);
-    assert_int_equal(hl_sign_scheme_parse(NULL, &sc), HL_EINVAL);
-    assert_int_equal(hl_sign_scheme_parse("sendgrid", &sc), 0);
-    assert_int_equal(sc, HL_SIGN_SENDGRID);
+    cli_sign_scheme_t sc;
+    assert_int_equal(cli_sign_scheme_parse("md5", &sc), HL_EINVAL);
+    assert_int_equal(cli_sign_scheme_parse(NULL, &sc), HL_EINVAL);
+    assert_int_equal(cli_sign_scheme_parse("sendgrid", &sc), 0);
+    assert_int_equal(sc, CLI_SIGN_SENDGRID);
 }
 
 static void test_id_too_long(void **state)
 {
     (void)state;
-    hl_signer_t *s = signer(HL_SIGN_STANDARD, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    cli_signer_t *s = signer(CLI_SIGN_STANDARD, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     char id[600];
     memset(id, 'x', sizeof(id) - 1);
     id[sizeof(id) - 1] = '\0';
-    hl_sign_headers_t h;
-    assert_int_equal(hl_sign(s, id, 1, "{}", 2, &h), HL_ETOOBIG);
-    hl_signer_free(s);
+    cli_sign_headers_t h;
+    assert_int_equal(cli_sign(s, id, 1, "{}", 2, &h), HL_ETOOBIG);
+    cli_signer_free(s);
 }
 
 int main(void)

@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "hl/sigverify.h"
-#include "hl/codec.h"
+#include "sig_vectors.h"
+#include "source_name.h"
 
 #define STD_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define STD_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -19,30 +20,6 @@
 #define STD_BODY "{\"test\": 2432232314}"
 #define STD_SIG "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 #define STD_NOW 1614265330
-
-static void load_vector_auth(hl_sig_t *a, json_t *v, int64_t tolerance)
-{
-    const char *scheme = json_string_value(json_object_get(v, "scheme"));
-    hl_sig_init(a, hl_sig_scheme_parse(scheme), tolerance);
-    assert_int_not_equal(a->scheme, HL_SIG_SCHEME_NONE);
-    json_t *cfg = json_object_get(v, "config");
-    if (cfg != NULL) {
-        snprintf(a->header, sizeof(a->header), "%s", json_string_value(json_object_get(cfg, "header")));
-        snprintf(a->prefix, sizeof(a->prefix), "%s", json_string_value(json_object_get(cfg, "prefix")));
-        const char *enc = json_string_value(json_object_get(cfg, "encoding"));
-        a->encoding = strcmp(enc, "base64") == 0 ? HL_SIG_ENC_BASE64 : HL_SIG_ENC_HEX;
-    }
-    if (a->scheme == HL_SIG_SCHEME_BEARER) snprintf(a->header, sizeof(a->header), "Authorization");
-    size_t i;
-    json_t *k;
-    json_array_foreach(json_object_get(v, "keys"), i, k)
-    {
-        char err[128] = "";
-        const char *s = json_string_value(k);
-        int rc = hl_sig_add_key(a, s, strlen(s), err, sizeof(err));
-        if (rc != 0) fail_msg("%s: key %zu refused: %s", json_string_value(json_object_get(v, "name")), i, err);
-    }
-}
 
 static void test_vectors(void **state)
 {
@@ -57,7 +34,7 @@ static void test_vectors(void **state)
     json_array_foreach(vectors, i, v)
     {
         hl_sig_t a;
-        load_vector_auth(&a, v, tol);
+        sig_vector_load(&a, v, tol);
         hl_sig_header_t hv[8];
         size_t nh = 0, j;
         json_t *pair;
@@ -288,7 +265,7 @@ static void test_sendgrid_malformed(void **state)
         if (strcmp(json_string_value(json_object_get(it, "name")), "sendgrid valid") == 0) v = it;
     assert_non_null(v);
     hl_sig_t a;
-    load_vector_auth(&a, v, 300);
+    sig_vector_load(&a, v, 300);
     json_t *hs = json_object_get(v, "headers");
     const char *sig = json_string_value(json_array_get(json_array_get(hs, 0), 1));
     const char *ts = json_string_value(json_array_get(json_array_get(hs, 1), 1));

@@ -20,31 +20,12 @@ static json_t *parse(const char *s)
 
 static void test_pointer(void **state)
 {
-    /* The examples of RFC 6901 section 5. */
-    json_t *doc = parse("{\"foo\":[\"bar\",\"baz\"],\"\":0,\"a/b\":1,\"c%d\":2,\"e^f\":3,\"g|h\":4,"
-                        "\"i\\\\j\":5,\"k\\\"l\":6,\" \":7,\"m~n\":8}");
-    assert_ptr_equal(ing_pointer_get(doc, ""), doc);
-    assert_string_equal(json_string_value(ing_pointer_get(doc, "/foo/0")), "bar");
-    assert_string_equal(json_string_value(ing_pointer_get(doc, "/foo/1")), "baz");
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/")), 0);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/a~1b")), 1);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/c%d")), 2);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/i\\j")), 5);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/k\"l")), 6);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/ ")), 7);
-    assert_int_equal(json_integer_value(ing_pointer_get(doc, "/m~0n")), 8);
-    assert_null(ing_pointer_get(doc, "/foo/2"));
-    assert_null(ing_pointer_get(doc, "/foo/-"));
-    assert_null(ing_pointer_get(doc, "/foo/01"));
-    assert_null(ing_pointer_get(doc, "/foo/+1"));
-    assert_null(ing_pointer_get(doc, "/foo/0/x"));
-    assert_null(ing_pointer_get(doc, "/nope"));
-    assert_null(ing_pointer_get(doc, "/m~2n"));
-    assert_null(ing_pointer_get(doc, "foo"));
+    (void)state;
+    /* The resolver is hl/jsonptr.h's (tests/unit/test_jsonptr.c); here the configuration's
+     * syntax check, which must agree with it. */
     assert_false(ing_pointer_valid("a"));
     assert_false(ing_pointer_valid("/a~"));
     assert_true(ing_pointer_valid("/a~0~1"));
-    json_decref(doc);
 }
 
 static void test_json_rejects(void **state)

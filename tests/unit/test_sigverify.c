@@ -12,27 +12,7 @@
 #include <string.h>
 
 #include "hl/sigverify.h"
-
-static void load_auth(hl_sig_t *a, json_t *v)
-{
-    hl_sig_init(a, hl_sig_scheme_parse(json_string_value(json_object_get(v, "scheme"))), 300);
-    json_t *cfg = json_object_get(v, "config");
-    if (cfg != NULL) {
-        snprintf(a->header, sizeof(a->header), "%s", json_string_value(json_object_get(cfg, "header")));
-        snprintf(a->prefix, sizeof(a->prefix), "%s", json_string_value(json_object_get(cfg, "prefix")));
-        const char *enc = json_string_value(json_object_get(cfg, "encoding"));
-        a->encoding = strcmp(enc, "base64") == 0 ? HL_SIG_ENC_BASE64 : HL_SIG_ENC_HEX;
-    }
-    if (a->scheme == HL_SIG_SCHEME_BEARER) snprintf(a->header, sizeof(a->header), "Authorization");
-    size_t i;
-    json_t *k;
-    json_array_foreach(json_object_get(v, "keys"), i, k)
-    {
-        char err[128] = "";
-        const char *s = json_string_value(k);
-        assert_int_equal(hl_sig_add_key(a, s, strlen(s), err, sizeof(err)), 0);
-    }
-}
+#include "sig_vectors.h"
 
 /* The timestamp a vector's headers carry for its scheme, or -1. */
 static int64_t vector_ts(const hl_sig_headers_t *h, hl_sig_scheme_t s)
@@ -71,7 +51,7 @@ static void test_reverify_vectors(void **state)
     json_array_foreach(json_object_get(root, "vectors"), i, v)
     {
         hl_sig_t a;
-        load_auth(&a, v);
+        sig_vector_load(&a, v, 300);
         hl_sig_header_t hv[8];
         size_t nh = 0, j;
         json_t *pair;
@@ -239,6 +219,62 @@ static void test_reverify_stored(void **state)
     hl_sig_deinit(&a);
 }
 
+/* The whole check of a stored event (hl_sig_check_stored), as `hookline reverify` and the
+ * auditor run it: one good event, then each of its parts spoiled in turn. */
+static void test_check_stored(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"test\": 2432232314}";
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    static const char mid[] = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    hl_sig_t a;
+    char err[128], sj[HL_SIG_SIGNED_JSON_MAX], digest[HL_SIG_SHA256_HEX + 1];
+    hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
+    assert_int_equal(hl_sig_add_key(&a, secret, strlen(secret), err, sizeof(err)), 0);
+    hl_sig_header_t hv[] = {{"webhook-id", mid},
+                            {"webhook-timestamp", "1614265330"},
+                            {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+    hl_sig_headers_t h = {hv, 3};
+    assert_true(hl_sig_signed_json(&a, &h, sj, sizeof(sj)) > 0);
+    hl_sig_sha256_hex(body, strlen(body), digest);
+    hl_sig_stored_event_t ev = {(const unsigned char *)body, strlen(body), sj, digest,
+                                "{\"test\": 2432232314}"};
+    hl_sig_stored_check_t r;
+    hl_sig_check_stored(&a, &ev, mid, true, &r);
+    assert_true(r.headers_ok && r.signature == HL_SIG_OK && r.digest_matches);
+    assert_true(r.signed_ts == 1614265330);
+    assert_string_equal(r.body_sha256, digest);
+    assert_int_equal(r.payload_matches, 1);
+    assert_true(r.has_signed_id && r.signed_id_matches);
+    assert_string_equal(r.signed_id, mid);
+    assert_true(hl_sig_stored_ok(&r));
+    /* The signed id is not the row's message id. */
+    hl_sig_check_stored(&a, &ev, "msg_other", true, &r);
+    assert_true(r.has_signed_id && !r.signed_id_matches && !hl_sig_stored_ok(&r));
+    /* Not checked when the source's message id is not the signed one. */
+    hl_sig_check_stored(&a, &ev, "msg_other", false, &r);
+    assert_true(!r.has_signed_id && hl_sig_stored_ok(&r));
+    /* The digest column edited. */
+    ev.body_sha256 = "00";
+    hl_sig_check_stored(&a, &ev, mid, true, &r);
+    assert_true(!r.digest_matches && !hl_sig_stored_ok(&r));
+    ev.body_sha256 = digest;
+    /* The payload column edited; a null payload differs too. */
+    ev.payload = "{\"test\": 1}";
+    hl_sig_check_stored(&a, &ev, mid, true, &r);
+    assert_true(r.payload_matches == 0 && !hl_sig_stored_ok(&r));
+    ev.payload = NULL;
+    hl_sig_check_stored(&a, &ev, mid, true, &r);
+    assert_true(r.payload_matches == 0 && !hl_sig_stored_ok(&r));
+    ev.payload = body;
+    /* Headers that cannot be read. */
+    ev.signed_json = "{";
+    hl_sig_check_stored(&a, &ev, mid, true, &r);
+    assert_true(!r.headers_ok && r.signature == HL_SIG_BAD && r.signed_ts == -1);
+    assert_false(hl_sig_stored_ok(&r));
+    hl_sig_deinit(&a);
+}
+
 /* The signed id of a stored event: the Standard Webhooks id of the family the headers use;
  * nothing for a scheme that signs no id; malformed headers refused. */
 static void test_stored_signed_id(void **state)
@@ -348,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_stored_signed_id),
         cmocka_unit_test(test_stored_payload_matches),
         cmocka_unit_test(test_stored_payload_numbers_exact),
+        cmocka_unit_test(test_check_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

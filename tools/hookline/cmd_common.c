@@ -15,7 +15,7 @@
 
 #define DEFAULT_PG "host=127.0.0.1 port=55432 dbname=hookline user=hookline connect_timeout=5"
 
-int hl_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int64_t *out)
+int cli_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int64_t *out)
 {
     if (hl_parse_i64(arg, min, max, out) == 0) return 0;
     fprintf(stderr, "hookline: --%s '%s': need an integer in [%lld, %lld]\n", name, arg,
@@ -23,7 +23,7 @@ int hl_opt_i64(const char *name, const char *arg, int64_t min, int64_t max, int6
     return -1;
 }
 
-int hl_opt_double(const char *name, const char *arg, double min, double max, double *out)
+int cli_opt_double(const char *name, const char *arg, double min, double max, double *out)
 {
     char *end;
     errno = 0;
@@ -36,7 +36,7 @@ int hl_opt_double(const char *name, const char *arg, double min, double max, dou
     return -1;
 }
 
-void hl_conn_opts_defaults(hl_conn_opts_t *c)
+void cli_conn_opts_defaults(cli_conn_opts_t *c)
 {
     memset(c, 0, sizeof(*c));
     c->pg = DEFAULT_PG;
@@ -47,7 +47,7 @@ void hl_conn_opts_defaults(hl_conn_opts_t *c)
     c->settle_timeout_ms = 60000;
 }
 
-int hl_conn_opt(hl_conn_opts_t *c, int ch, const char *arg)
+int cli_conn_opt(cli_conn_opts_t *c, int ch, const char *arg)
 {
     int64_t v;
     switch (ch) {
@@ -71,7 +71,7 @@ int hl_conn_opt(hl_conn_opts_t *c, int ch, const char *arg)
         c->lineage_path = arg;
         return 1;
     case OPT_SETTLE:
-        if (hl_opt_i64("settle-timeout-ms", arg, 0, 3600000, &v)) return -1;
+        if (cli_opt_i64("settle-timeout-ms", arg, 0, 3600000, &v)) return -1;
         c->settle_timeout_ms = (int)v;
         return 1;
     case OPT_NO_AUDITOR: c->no_auditor = 1; return 1;
@@ -86,12 +86,12 @@ int hl_conn_opt(hl_conn_opts_t *c, int ch, const char *arg)
     }
 }
 
-int hl_conn_opts_finish(hl_conn_opts_t *c)
+int cli_conn_opts_finish(cli_conn_opts_t *c)
 {
-    if (hl_http_parse_url(c->auditor_url, c->auditor_host, sizeof(c->auditor_host),
-                          &c->auditor_port) != 0) {
+    if (cli_http_parse_url(c->auditor_url, c->auditor_host, sizeof(c->auditor_host),
+                           &c->auditor_port) != 0) {
         fprintf(stderr, "hookline: --auditor '%s': need http://host:port\n", c->auditor_url);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (c->no_auditor) return 0;
     const char *env = c->auditor_token_env ? getenv(c->auditor_token_env) : NULL;
@@ -101,7 +101,7 @@ int hl_conn_opts_finish(hl_conn_opts_t *c)
         if (hl_read_file(c->auditor_token_file, 4096, &c->auditor_token, &len) != 0) {
             fprintf(stderr, "hookline: --auditor-token-file %s: cannot read (or over 4 KiB)\n",
                     c->auditor_token_file);
-            return HL_EXIT_USAGE;
+            return CLI_EXIT_USAGE;
         }
         snprintf(c->token_from, sizeof(c->token_from), "--auditor-token-file %s",
                  c->auditor_token_file);
@@ -110,9 +110,9 @@ int hl_conn_opts_finish(hl_conn_opts_t *c)
         snprintf(c->token_from, sizeof(c->token_from), "$%s", c->auditor_token_env);
     } else if (hl_read_file(".hookline/auditor-token", 4096, &c->auditor_token, &len) == 0) {
         snprintf(c->token_from, sizeof(c->token_from), ".hookline/auditor-token");
-    } else if (hl_read_file(HL_DEMO_TOKEN_FILE, 4096, &c->auditor_token, &len) == 0) {
+    } else if (hl_read_file(CLI_DEMO_TOKEN_FILE, 4096, &c->auditor_token, &len) == 0) {
         snprintf(c->token_from, sizeof(c->token_from), "%s (the local stack's demo token)",
-                 HL_DEMO_TOKEN_FILE);
+                 CLI_DEMO_TOKEN_FILE);
     } else {
         c->auditor_token = hl_xstrdup(""); /* the auditor will say 401, explained then */
     }
@@ -122,12 +122,12 @@ int hl_conn_opts_finish(hl_conn_opts_t *c)
         c->auditor_token[--len] = '\0';
     if (strpbrk(c->auditor_token, "\r\n") || len > 512) {
         fprintf(stderr, "hookline: auditor token: one line of at most 512 bytes\n");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     return 0;
 }
 
-void hl_conn_token_advice(const hl_conn_opts_t *c, FILE *out)
+void cli_conn_token_advice(const cli_conn_opts_t *c, FILE *out)
 {
     if (c->token_from[0])
         fprintf(out, "hookline: the auditor refused the token from %s: pass one with the auditor"
@@ -137,10 +137,10 @@ void hl_conn_token_advice(const hl_conn_opts_t *c, FILE *out)
         fprintf(out, "hookline: no auditor token found ($%s, .hookline/auditor-token, %s): pass"
                      " one with --auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN\n",
                 c->auditor_token_env ? c->auditor_token_env : "HOOKLINE_AUDITOR_TOKEN",
-                HL_DEMO_TOKEN_FILE);
+                CLI_DEMO_TOKEN_FILE);
 }
 
-int hl_request_id_problem(const char *s, char *why, size_t cap)
+int cli_request_id_problem(const char *s, char *why, size_t cap)
 {
     static const char shape[] = "a request id is a UUID: 8-4-4-4-12 hex digits with dashes, as"
                                 " the ingress answers it in request_id";
@@ -166,31 +166,31 @@ int hl_request_id_problem(const char *s, char *why, size_t cap)
     return -1;
 }
 
-void hl_conn_opts_free(hl_conn_opts_t *c)
+void cli_conn_opts_free(cli_conn_opts_t *c)
 {
     free(c->auditor_token);
     c->auditor_token = NULL;
 }
 
-void hl_conn_verify_opts(const hl_conn_opts_t *c, hl_verify_opts_t *v, uint64_t seed)
+void cli_conn_verify_opts(const cli_conn_opts_t *c, cli_verify_opts_t *v, uint64_t seed)
 {
-    *v = (hl_verify_opts_t){.conninfo = c->pg,
-                            .schema = c->pg_schema,
-                            .source = c->source,
-                            .settle_timeout_ms = c->settle_timeout_ms,
-                            .no_auditor = c->no_auditor,
-                            .auditor_host = c->auditor_host,
-                            .auditor_port = c->auditor_port,
-                            .auditor_token = c->auditor_token,
-                            .lineage_path = c->lineage_path,
-                            .message_path = "/v1/messages/",
-                            .lineage_via_api = c->lineage_via_api,
-                            .auditor_concurrency = 8,
-                            .seed = seed,
-                            .sample = 10};
+    *v = (cli_verify_opts_t){.conninfo = c->pg,
+                             .schema = c->pg_schema,
+                             .source = c->source,
+                             .settle_timeout_ms = c->settle_timeout_ms,
+                             .no_auditor = c->no_auditor,
+                             .auditor_host = c->auditor_host,
+                             .auditor_port = c->auditor_port,
+                             .auditor_token = c->auditor_token,
+                             .lineage_path = c->lineage_path,
+                             .message_path = "/v1/messages/",
+                             .lineage_via_api = c->lineage_via_api,
+                             .auditor_concurrency = 8,
+                             .seed = seed,
+                             .sample = 10};
 }
 
-static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
+static void print_verify(FILE *out, const cli_verify_report_t *v, int no_auditor)
 {
     fprintf(out, "  accepted events        %lld\n", (long long)v->expected_events);
     fprintf(out, "  stored                 %lld\n", (long long)v->stored_events);
@@ -247,22 +247,22 @@ static void print_verify(FILE *out, const hl_verify_report_t *v, int no_auditor)
     }
 }
 
-int hl_cmd_verify(int argc, char **argv)
+int cli_cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {{"requests", required_argument, NULL, 'r'},
                                          {"no-progress", no_argument, NULL, 'P'},
                                          {"help", no_argument, NULL, 'h'},
-                                         HL_CONN_LONG_OPTIONS,
+                                         CLI_CONN_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
-    hl_conn_opts_t conn;
-    hl_conn_opts_defaults(&conn);
+    cli_conn_opts_t conn;
+    cli_conn_opts_defaults(&conn);
     const char *ledger = NULL;
     int ch, r, progress = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
         if (ch == 'r') ledger = optarg;
         else if (ch == 'P') progress = 0;
-        else if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
+        else if ((r = cli_conn_opt(&conn, ch, optarg)) < 0) return CLI_EXIT_USAGE;
         else if (r == 0) {
             fprintf(ch == 'h' ? stdout : stderr,
                     "usage: hookline verify --requests DIR/requests.ndjson [options]\n"
@@ -270,33 +270,33 @@ int hl_cmd_verify(int argc, char **argv)
                     "Postgres and the auditor again; exit 0 OK, 1 violations, 2 error\n"
                     "  --requests FILE            the ledger to check (required)\n"
                     "  --no-progress              no progress line even on a terminal\n%s",
-                    HL_CONN_HELP);
-            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+                    CLI_CONN_HELP);
+            return ch == 'h' ? 0 : CLI_EXIT_USAGE;
         }
     }
     if (!ledger || optind != argc) {
         fputs("hookline verify: --requests FILE is required (an evidence folder's requests.ndjson)\n",
               stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    if (hl_conn_opts_finish(&conn)) return HL_EXIT_USAGE;
+    if (cli_conn_opts_finish(&conn)) return CLI_EXIT_USAGE;
     char err[1024];
-    hl_workload_t w = {0};
-    if (hl_ledger_read(ledger, &w, err, sizeof(err)) != 0) {
+    cli_workload_t w = {0};
+    if (cli_ledger_read(ledger, &w, err, sizeof(err)) != 0) {
         fprintf(stderr, "hookline: %s\n", err);
-        hl_conn_opts_free(&conn);
-        return HL_EXIT_USAGE;
+        cli_conn_opts_free(&conn);
+        return CLI_EXIT_USAGE;
     }
-    hl_verify_opts_t vo;
-    hl_conn_verify_opts(&conn, &vo, 1);
+    cli_verify_opts_t vo;
+    cli_conn_verify_opts(&conn, &vo, 1);
     vo.sample = 0;
     vo.progress = progress && isatty(STDERR_FILENO);
-    hl_verify_report_t v;
-    int rc = hl_verify_run(&vo, &w, &v, err, sizeof(err));
+    cli_verify_report_t v;
+    int rc = cli_verify_run(&vo, &w, &v, err, sizeof(err));
     int code;
     if (rc) {
         fprintf(stderr, "hookline: %s\n", err);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else {
         print_verify(stdout, &v, conn.no_auditor);
         int bad = v.idempotency_violations || v.ordering_violations ||
@@ -304,64 +304,64 @@ int hl_cmd_verify(int argc, char **argv)
                    (v.lineage_complete < v.lineage_checked || v.chains_failed != 0 ||
                     v.content_bad != 0));
         printf("  verify: %s\n", bad ? "VIOLATIONS" : "OK");
-        code = bad ? HL_EXIT_FAIL : HL_EXIT_PASS;
+        code = bad ? CLI_EXIT_FAIL : CLI_EXIT_PASS;
     }
-    hl_verify_report_free(&v);
-    hl_wl_free(&w);
-    hl_conn_opts_free(&conn);
+    cli_verify_report_free(&v);
+    cli_wl_free(&w);
+    cli_conn_opts_free(&conn);
     return code;
 }
 
-int hl_cmd_lineage(int argc, char **argv)
+int cli_cmd_lineage(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, HL_AUDITOR_LONG_OPTIONS,
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, CLI_AUDITOR_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     static const char usage[] =
         "usage: hookline lineage REQUEST_ID [options]\n"
         "print one request's lineage (GET /v1/requests/ID) from the auditor; exit 0 found,\n"
         "1 the auditor knows nothing of it, 2 error\n"
         "  REQUEST_ID                 a UUID, as the ingress answers it in request_id\n";
-    hl_conn_opts_t conn;
-    hl_conn_opts_defaults(&conn);
+    cli_conn_opts_t conn;
+    cli_conn_opts_defaults(&conn);
     int ch, r;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if ((r = hl_conn_opt(&conn, ch, optarg)) < 0) return HL_EXIT_USAGE;
+        if ((r = cli_conn_opt(&conn, ch, optarg)) < 0) return CLI_EXIT_USAGE;
         if (r == 0) {
-            fprintf(ch == 'h' ? stdout : stderr, "%s%s", usage, HL_AUDITOR_HELP);
-            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+            fprintf(ch == 'h' ? stdout : stderr, "%s%s", usage, CLI_AUDITOR_HELP);
+            return ch == 'h' ? 0 : CLI_EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "hookline lineage: %s\n(hookline lineage --help)\n",
                 optind == argc ? "which request? give one REQUEST_ID" : "one REQUEST_ID only");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char why[256];
-    if (hl_request_id_problem(argv[optind], why, sizeof(why)) != 0) {
+    if (cli_request_id_problem(argv[optind], why, sizeof(why)) != 0) {
         fprintf(stderr, "hookline lineage: '%s' is not a request id: %s\n", argv[optind], why);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    if (hl_conn_opts_finish(&conn)) return HL_EXIT_USAGE;
+    if (cli_conn_opts_finish(&conn)) return CLI_EXIT_USAGE;
     char path[256], auth[600];
     snprintf(path, sizeof(path), "%s%s", conn.lineage_path, argv[optind]);
     snprintf(auth, sizeof(auth), "Bearer %s", conn.auditor_token);
-    hl_http_header_t h[] = {{"Authorization", auth}, {"Accept", "application/json"}};
-    hl_http_conn_t *c = hl_http_conn_new(conn.auditor_host, conn.auditor_port, 4u << 20, 10000);
-    hl_http_response_t resp;
-    int rc = hl_http_request(c, "GET", path, h, 2, NULL, 0, &resp), code;
+    cli_http_header_t h[] = {{"Authorization", auth}, {"Accept", "application/json"}};
+    cli_http_conn_t *c = cli_http_conn_new(conn.auditor_host, conn.auditor_port, 4u << 20, 10000);
+    cli_http_response_t resp;
+    int rc = cli_http_request(c, "GET", path, h, 2, NULL, 0, &resp), code;
     if (rc) {
-        fprintf(stderr, "hookline: auditor not reachable at %s (%s): " HL_STACK_HINT "\n",
+        fprintf(stderr, "hookline: auditor not reachable at %s (%s): " CLI_STACK_HINT "\n",
                 conn.auditor_url, rc == HL_ETIMEDOUT ? "no answer in time" : "no connection");
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else if (resp.status == 401 || resp.status == 403) {
         json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
         const char *ec = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
         fprintf(stderr, "hookline: auditor answered %d%s%s\n", resp.status, ec ? " " : "",
                 ec ? ec : "");
         json_decref(j);
-        hl_conn_token_advice(&conn, stderr);
-        code = HL_EXIT_USAGE;
+        cli_conn_token_advice(&conn, stderr);
+        code = CLI_EXIT_USAGE;
     } else {
         json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
         if (j) {
@@ -375,9 +375,9 @@ int hl_cmd_lineage(int argc, char **argv)
             fprintf(stderr, "hookline: the auditor has no lineage for %s\n", argv[optind]);
         else if (resp.status != 200)
             fprintf(stderr, "hookline: auditor answered %d\n", resp.status);
-        code = resp.status == 200 ? HL_EXIT_PASS : resp.status == 404 ? HL_EXIT_FAIL : HL_EXIT_USAGE;
+        code = resp.status == 200 ? CLI_EXIT_PASS : resp.status == 404 ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
     }
-    hl_http_conn_free(c);
-    hl_conn_opts_free(&conn);
+    cli_http_conn_free(c);
+    cli_conn_opts_free(&conn);
     return code;
 }

@@ -18,7 +18,7 @@ typedef struct {
     int64_t count, epm, payload, seed, concurrency, max_retries, max_wait_ms, timeout_ms;
     double dup_ratio, rate;
     int no_verify, progress, json_out;
-    hl_conn_opts_t conn;
+    cli_conn_opts_t conn;
 } replay_args_t;
 
 enum {
@@ -59,7 +59,7 @@ static const struct option replay_options[] = {
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
-    HL_CONN_LONG_OPTIONS,
+    CLI_CONN_LONG_OPTIONS,
     {NULL, 0, NULL, 0}};
 
 static void replay_usage(FILE *out)
@@ -95,7 +95,7 @@ static void replay_usage(FILE *out)
           "  --json                     print results.json instead of the table\n"
           "  --no-progress              no progress line even on a terminal\n",
           out);
-    fputs(HL_CONN_HELP, out);
+    fputs(CLI_CONN_HELP, out);
 }
 
 static int parse_args(replay_args_t *a, int argc, char **argv)
@@ -105,7 +105,7 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
                          .type_ptr = "/eventType", .count = 30000, .epm = 3, .payload = 512,
                          .seed = 1, .concurrency = 50, .max_retries = 5, .max_wait_ms = 5000,
                          .timeout_ms = 10000, .dup_ratio = 0.05, .progress = 1};
-    hl_conn_opts_defaults(&a->conn);
+    cli_conn_opts_defaults(&a->conn);
     int ch, r;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", replay_options, NULL)) != -1) {
@@ -132,59 +132,60 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
         case OPT_RUN_ID: a->run_id = optarg; break;
         case OPT_CRITERIA: a->criteria = optarg; break;
         case OPT_EVIDENCE: a->evidence = optarg; break;
-        case OPT_COUNT: bad = hl_opt_i64("count", optarg, 1, HL_WL_MAX_COUNT, &a->count); break;
-        case OPT_EPM: bad = hl_opt_i64("events-per-message", optarg, 1, HL_WL_MAX_EVENTS_PER_MESSAGE, &a->epm); break;
-        case OPT_PAYLOAD: bad = hl_opt_i64("payload-bytes", optarg, 0, HL_WL_MAX_PAYLOAD, &a->payload); break;
-        case OPT_SEED: bad = hl_opt_i64("seed", optarg, 0, INT64_MAX, &a->seed); break;
-        case OPT_CONCURRENCY: bad = hl_opt_i64("concurrency", optarg, 1, 1024, &a->concurrency); break;
-        case OPT_MAX_RETRIES: bad = hl_opt_i64("max-retries", optarg, 0, 100, &a->max_retries); break;
-        case OPT_MAX_WAIT: bad = hl_opt_i64("max-retry-wait-ms", optarg, 0, 600000, &a->max_wait_ms); break;
-        case OPT_TIMEOUT: bad = hl_opt_i64("timeout-ms", optarg, 100, 600000, &a->timeout_ms); break;
-        case OPT_DUP: bad = hl_opt_double("duplicate-ratio", optarg, 0, 1, &a->dup_ratio); break;
-        case OPT_RATE: bad = hl_opt_double("rate", optarg, 0.001, 1e7, &a->rate); break;
+        case OPT_COUNT: bad = cli_opt_i64("count", optarg, 1, CLI_WL_MAX_COUNT, &a->count); break;
+        case OPT_EPM: bad = cli_opt_i64("events-per-message", optarg, 1, CLI_WL_MAX_EVENTS_PER_MESSAGE, &a->epm); break;
+        case OPT_PAYLOAD: bad = cli_opt_i64("payload-bytes", optarg, 0, CLI_WL_MAX_PAYLOAD, &a->payload); break;
+        case OPT_SEED: bad = cli_opt_i64("seed", optarg, 0, INT64_MAX, &a->seed); break;
+        case OPT_CONCURRENCY: bad = cli_opt_i64("concurrency", optarg, 1, 1024, &a->concurrency); break;
+        case OPT_MAX_RETRIES: bad = cli_opt_i64("max-retries", optarg, 0, 100, &a->max_retries); break;
+        case OPT_MAX_WAIT: bad = cli_opt_i64("max-retry-wait-ms", optarg, 0, 600000, &a->max_wait_ms); break;
+        case OPT_TIMEOUT: bad = cli_opt_i64("timeout-ms", optarg, 100, 600000, &a->timeout_ms); break;
+        case OPT_DUP: bad = cli_opt_double("duplicate-ratio", optarg, 0, 1, &a->dup_ratio); break;
+        case OPT_RATE: bad = cli_opt_double("rate", optarg, 0.001, 1e7, &a->rate); break;
         case OPT_NO_VERIFY: a->no_verify = 1; break;
         case OPT_NO_PROGRESS: a->progress = 0; break;
         case OPT_JSON: a->json_out = 1; break;
         case 'h':
         case OPT_HELP: replay_usage(stdout); return -1;
         default:
-            r = hl_conn_opt(&a->conn, ch, optarg);
+            r = cli_conn_opt(&a->conn, ch, optarg);
             if (r == 0) replay_usage(stderr);
             bad = r <= 0;
         }
-        if (bad) return HL_EXIT_USAGE;
+        if (bad) return CLI_EXIT_USAGE;
     }
     if (optind != argc) {
         fprintf(stderr, "hookline replay: unexpected argument '%s'\n", argv[optind]);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (a->run_id && (!*a->run_id || strlen(a->run_id) > 64 || strpbrk(a->run_id, "\"\\/ "))) {
         fprintf(stderr, "hookline: --run-id: 1..64 characters without quotes, slashes or spaces\n");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (a->path && (a->path[0] != '/' || strlen(a->path) > 512 || strpbrk(a->path, " \r\n"))) {
         fprintf(stderr, "hookline: --path must start with / (no spaces, under 512 bytes)\n");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    return hl_conn_opts_finish(&a->conn);
+    return cli_conn_opts_finish(&a->conn);
 }
 
-static int make_signer(const replay_args_t *a, hl_signer_t **out)
+static int make_signer(const replay_args_t *a, cli_signer_t **out)
 {
-    hl_sign_opts_t so = {.header = a->sig_header, .base64 = a->sig_base64, .prefix = a->sig_prefix};
+    cli_sign_opts_t so = {.header = a->sig_header, .base64 = a->sig_base64,
+                          .prefix = a->sig_prefix};
     *out = NULL;
-    if (hl_sign_scheme_parse(a->scheme, &so.scheme) != 0) {
+    if (cli_sign_scheme_parse(a->scheme, &so.scheme) != 0) {
         fprintf(stderr, "hookline: --scheme '%s' unknown\n", a->scheme);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    if (so.scheme == HL_SIGN_NONE) return 0;
+    if (so.scheme == CLI_SIGN_NONE) return 0;
     char *secret = NULL;
     size_t len = 0;
     const char *env = a->secret_env ? getenv(a->secret_env) : NULL;
     if (a->secret_file) {
         if (hl_read_file(a->secret_file, 8192, &secret, &len) != 0) {
             fprintf(stderr, "hookline: --secret-file %s: cannot read (or over 8 KiB)\n", a->secret_file);
-            return HL_EXIT_USAGE;
+            return CLI_EXIT_USAGE;
         }
         /* Files end with a newline that is not part of the secret (PEM keeps its own). */
         while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r') &&
@@ -196,15 +197,15 @@ static int make_signer(const replay_args_t *a, hl_signer_t **out)
     } else {
         fprintf(stderr, "hookline: --scheme %s needs --secret-file or $%s\n", a->scheme,
                 a->secret_env ? a->secret_env : "HOOKLINE_REPLAY_SECRET");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char err[256];
-    int rc = hl_signer_new(&so, secret, len, out, err, sizeof(err));
+    int rc = cli_signer_new(&so, secret, len, out, err, sizeof(err));
     memset(secret, 0, len);
     free(secret);
     if (rc) {
         fprintf(stderr, "hookline: signing secret: %s\n", err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     return 0;
 }
@@ -229,40 +230,40 @@ static json_t *config_json(const replay_args_t *a, const char *run_id, const cha
 }
 
 /* Renders the table into a string so the same text goes to stdout and report.txt. */
-static char *table_text(const hl_results_t *r, const hl_gate_t *g)
+static char *table_text(const cli_results_t *r, const cli_gate_t *g)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return NULL;
-    hl_report_table(f, r, g);
+    cli_report_table(f, r, g);
     fclose(f);
     return buf;
 }
 
-int hl_cmd_replay(int argc, char **argv)
+int cli_cmd_replay(int argc, char **argv)
 {
     replay_args_t a;
     int code = parse_args(&a, argc, argv);
     if (code) {
-        hl_conn_opts_free(&a.conn);
+        cli_conn_opts_free(&a.conn);
         return code < 0 ? 0 : code;
     }
-    hl_criteria_t crit;
+    cli_criteria_t crit;
     char err[1024], run_id[80], path[600], host[256];
     int port;
-    hl_signer_t *signer = NULL;
-    hl_workload_t w = {0};
-    hl_replay_results_t rep = {0};
-    hl_verify_report_t ver = {0};
+    cli_signer_t *signer = NULL;
+    cli_workload_t w = {0};
+    cli_replay_results_t rep = {0};
+    cli_verify_report_t ver = {0};
     int have_ver = 0;
-    code = HL_EXIT_USAGE;
-    hl_criteria_defaults(&crit);
-    if (a.criteria && hl_criteria_load(a.criteria, &crit, err, sizeof(err)) != 0) {
+    code = CLI_EXIT_USAGE;
+    cli_criteria_defaults(&crit);
+    if (a.criteria && cli_criteria_load(a.criteria, &crit, err, sizeof(err)) != 0) {
         fprintf(stderr, "hookline: %s\n", err);
         goto out;
     }
-    if (hl_http_parse_url(a.url, host, sizeof(host), &port) != 0) {
+    if (cli_http_parse_url(a.url, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "hookline: --url '%s': need http://host:port\n", a.url);
         goto out;
     }
@@ -275,47 +276,47 @@ int hl_cmd_replay(int argc, char **argv)
     if (!a.path) snprintf(path, sizeof(path), "/v1/webhooks/%s", a.conn.source);
     int rc;
     if (a.input) {
-        hl_wl_input_opts_t io = {.msg_ptr = a.msg_ptr, .msg_header = a.msg_header,
-                                 .type_ptr = a.type_ptr};
-        rc = hl_wl_read_ndjson(a.input, &io, &w, err, sizeof(err));
+        cli_wl_input_opts_t io = {.msg_ptr = a.msg_ptr, .msg_header = a.msg_header,
+                                  .type_ptr = a.type_ptr};
+        rc = cli_wl_read_ndjson(a.input, &io, &w, err, sizeof(err));
     } else {
-        hl_wl_synth_opts_t so = {.seed = (uint64_t)a.seed, .count = (uint32_t)a.count,
-                                 .events_per_message = (uint32_t)a.epm,
-                                 .duplicate_ratio = a.dup_ratio,
-                                 .payload_bytes = (uint32_t)a.payload, .run_id = run_id};
-        rc = hl_wl_synth(&so, &w, err, sizeof(err));
+        cli_wl_synth_opts_t so = {.seed = (uint64_t)a.seed, .count = (uint32_t)a.count,
+                                  .events_per_message = (uint32_t)a.epm,
+                                  .duplicate_ratio = a.dup_ratio,
+                                  .payload_bytes = (uint32_t)a.payload, .run_id = run_id};
+        rc = cli_wl_synth(&so, &w, err, sizeof(err));
     }
     if (rc) {
         fprintf(stderr, "hookline: %s%s%s\n", a.input ? a.input : "workload", a.input ? ": " : ": ", err);
         goto out;
     }
-    hl_replay_opts_t ro = {.host = host, .port = port, .path = path,
-                           .content_type = "application/json", .signer = signer,
-                           .concurrency = (unsigned)a.concurrency, .rate = a.rate,
-                           .max_retries = (unsigned)a.max_retries,
-                           .max_retry_wait_ms = a.max_wait_ms, .timeout_ms = (int)a.timeout_ms,
-                           .progress = a.progress && isatty(STDERR_FILENO)};
-    if (hl_replay_run(&ro, &w, &rep) != 0) {
+    cli_replay_opts_t ro = {.host = host, .port = port, .path = path,
+                            .content_type = "application/json", .signer = signer,
+                            .concurrency = (unsigned)a.concurrency, .rate = a.rate,
+                            .max_retries = (unsigned)a.max_retries,
+                            .max_retry_wait_ms = a.max_wait_ms, .timeout_ms = (int)a.timeout_ms,
+                            .progress = a.progress && isatty(STDERR_FILENO)};
+    if (cli_replay_run(&ro, &w, &rep) != 0) {
         fprintf(stderr, "hookline: ingress not reachable at %s: not a single request was answered;"
-                        " " HL_STACK_HINT "\n", a.url);
+                        " " CLI_STACK_HINT "\n", a.url);
         goto out;
     }
     if (!a.no_verify) {
-        hl_verify_opts_t vo;
-        hl_conn_verify_opts(&a.conn, &vo, (uint64_t)a.seed);
+        cli_verify_opts_t vo;
+        cli_conn_verify_opts(&a.conn, &vo, (uint64_t)a.seed);
         vo.progress = ro.progress;
         have_ver = 1;
-        if (hl_verify_run(&vo, &w, &ver, err, sizeof(err)) != 0) {
+        if (cli_verify_run(&vo, &w, &ver, err, sizeof(err)) != 0) {
             fprintf(stderr, "hookline: verify: %s\n", err);
             goto out;
         }
     }
-    hl_results_t res;
-    hl_results_fill(&res, &rep, &w, have_ver ? &ver : NULL, a.conn.no_auditor);
+    cli_results_t res;
+    cli_results_fill(&res, &rep, &w, have_ver ? &ver : NULL, a.conn.no_auditor);
     res.concurrency = (unsigned)a.concurrency;
     res.rate_rps = a.rate;
-    hl_gate_t gate;
-    hl_gate_eval(&crit, &res, &gate);
+    cli_gate_t gate;
+    cli_gate_eval(&crit, &res, &gate);
     json_t *extra = json_pack("{s:I,s:I,s:I,s:[I,I,I,I,I,I],s:I,s:o}", "transport_errors",
                               (json_int_t)rep.transport_errors, "connections",
                               (json_int_t)rep.connections, "messages", (json_int_t)w.nmsgs,
@@ -328,7 +329,7 @@ int hl_cmd_replay(int argc, char **argv)
         json_object_set_new(extra, "verify_pg_s", json_real(ver.pg_seconds));
         json_object_set_new(extra, "verify_auditor_s", json_real(ver.auditor_seconds));
     }
-    json_t *results = hl_results_json(&res, &gate, &crit, extra);
+    json_t *results = cli_results_json(&res, &gate, &crit, extra);
     json_decref(extra);
     char *table = table_text(&res, &gate);
     if (a.json_out) {
@@ -337,20 +338,20 @@ int hl_cmd_replay(int argc, char **argv)
     } else if (table) {
         fputs(table, stdout);
     }
-    code = gate.pass ? HL_EXIT_PASS : HL_EXIT_FAIL;
+    code = gate.pass ? CLI_EXIT_PASS : CLI_EXIT_FAIL;
     if (a.evidence) {
-        json_t *budget = hl_error_budget_json(&res, &crit, rep.latency_us,
-                                              have_ver ? ver.auditor_error_budget : NULL);
+        json_t *budget = cli_error_budget_json(&res, &crit, rep.latency_us,
+                                               have_ver ? ver.auditor_error_budget : NULL);
         json_t *cfg = config_json(&a, run_id, path);
-        hl_evidence_t ev = {.dir = a.evidence, .results = results, .config = cfg,
-                            .latency = rep.latency_us, .error_budget = budget,
-                            .verify = have_ver ? &ver : NULL, .w = &w, .report_text = table};
-        if (hl_evidence_write_all(&ev, err, sizeof(err)) != 0 ||
-            (!a.no_verify && !a.conn.no_auditor && hl_evidence_sign(a.evidence, a.conn.auditor_host,
-                                                    a.conn.auditor_port, a.conn.auditor_token,
-                                                    err, sizeof(err)) != 0)) {
+        cli_evidence_t ev = {.dir = a.evidence, .results = results, .config = cfg,
+                             .latency = rep.latency_us, .error_budget = budget,
+                             .verify = have_ver ? &ver : NULL, .w = &w, .report_text = table};
+        if (cli_evidence_write_all(&ev, err, sizeof(err)) != 0 ||
+            (!a.no_verify && !a.conn.no_auditor &&
+             cli_evidence_sign(a.evidence, a.conn.auditor_host, a.conn.auditor_port,
+                               a.conn.auditor_token, err, sizeof(err)) != 0)) {
             fprintf(stderr, "hookline: %s\n", err);
-            code = HL_EXIT_USAGE;
+            code = CLI_EXIT_USAGE;
         } else if (!a.json_out) {
             printf("  evidence: %s\n", a.evidence);
         }
@@ -360,10 +361,10 @@ int hl_cmd_replay(int argc, char **argv)
     free(table);
     json_decref(results);
 out:
-    if (have_ver) hl_verify_report_free(&ver);
-    hl_replay_results_free(&rep);
-    hl_wl_free(&w);
-    hl_signer_free(signer);
-    hl_conn_opts_free(&a.conn);
+    if (have_ver) cli_verify_report_free(&ver);
+    cli_replay_results_free(&rep);
+    cli_wl_free(&w);
+    cli_signer_free(signer);
+    cli_conn_opts_free(&a.conn);
     return code;
 }

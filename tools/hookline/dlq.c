@@ -152,7 +152,7 @@ static int run(const dlq_args_t *a)
     rd_kafka_t *p = a->redrive ? make_client(RD_KAFKA_PRODUCER, a, err, sizeof(err)) : NULL;
     rd_kafka_topic_partition_list_t *tpl = NULL;
     const rd_kafka_metadata_t *md = NULL;
-    int code = HL_EXIT_USAGE;
+    int code = CLI_EXIT_USAGE;
     long long seen = 0, chosen = 0, failed = 0;
     if (!c || (a->redrive && !p)) {
         fprintf(stderr, "hookline: kafka: %s\n", err);
@@ -163,7 +163,7 @@ static int run(const dlq_args_t *a)
     rd_kafka_topic_destroy(t);
     if (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
         e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        fprintf(stderr, "hookline: Kafka broker not reachable at %s (%s): " HL_STACK_HINT
+        fprintf(stderr, "hookline: Kafka broker not reachable at %s (%s): " CLI_STACK_HINT
                         " (or --brokers HOST:PORT)\n", a->brokers, rd_kafka_err2str(e));
         print_kafka_log();
         goto out;
@@ -196,7 +196,7 @@ static int run(const dlq_args_t *a)
         goto out;
     }
     int64_t deadline = hl_mono_us() + 30000000;
-    while (open > 0 && seen < a->limit && hl_mono_us() < deadline && !hl_replay_stop) {
+    while (open > 0 && seen < a->limit && hl_mono_us() < deadline && !cli_replay_stop) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 500);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -220,7 +220,7 @@ static int run(const dlq_args_t *a)
                a->events_topic, failed ? " (some failed)" : "");
     else
         fprintf(stderr, "%lld dead letters listed\n", chosen);
-    code = failed ? HL_EXIT_USAGE : (a->redrive && a->request_id && !chosen) ? HL_EXIT_FAIL : HL_EXIT_PASS;
+    code = failed ? CLI_EXIT_USAGE : (a->redrive && a->request_id && !chosen) ? CLI_EXIT_FAIL : CLI_EXIT_PASS;
 out:
     if (md) rd_kafka_metadata_destroy(md);
     if (tpl) rd_kafka_topic_partition_list_destroy(tpl);
@@ -232,7 +232,7 @@ out:
     return code;
 }
 
-int hl_cmd_dlq(int argc, char **argv)
+int cli_cmd_dlq(int argc, char **argv)
 {
     static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
                                          {"topic", required_argument, NULL, 't'},
@@ -264,7 +264,7 @@ int hl_cmd_dlq(int argc, char **argv)
         fprintf(stderr, "hookline dlq: %s\n%s",
                 argc < 2 ? "which action? list or redrive" : "unknown action (list or redrive)",
                 usage);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     a.redrive = strcmp(argv[1], "redrive") == 0;
     int ch;
@@ -277,28 +277,28 @@ int hl_cmd_dlq(int argc, char **argv)
         case 'r': a.request_id = optarg; break;
         case 'a': a.all = 1; break;
         case 'l':
-            if (hl_opt_i64("limit", optarg, 1, DLQ_MAX_RECORDS, &a.limit)) return HL_EXIT_USAGE;
+            if (cli_opt_i64("limit", optarg, 1, DLQ_MAX_RECORDS, &a.limit)) return CLI_EXIT_USAGE;
             break;
-        default: fputs(usage, ch == 'h' ? stdout : stderr); return ch == 'h' ? 0 : HL_EXIT_USAGE;
+        default: fputs(usage, ch == 'h' ? stdout : stderr); return ch == 'h' ? 0 : CLI_EXIT_USAGE;
         }
     }
     char why[256];
     if (optind != argc) {
         fprintf(stderr, "hookline dlq: unexpected argument '%s'\n%s", argv[optind], usage);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (a.redrive && !a.all == !a.request_id) {
         fprintf(stderr, "hookline dlq redrive: give --request-id ID or --all (one of them)\n");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (!a.redrive && a.all) {
         fprintf(stderr, "hookline dlq list: --all is redrive's option (list shows every one)\n");
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    if (a.request_id && hl_request_id_problem(a.request_id, why, sizeof(why)) != 0) {
+    if (a.request_id && cli_request_id_problem(a.request_id, why, sizeof(why)) != 0) {
         fprintf(stderr, "hookline dlq: --request-id '%s' is not a request id: %s\n",
                 a.request_id, why);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (a.redrive) a.limit = DLQ_MAX_RECORDS;
     return run(&a);

@@ -11,7 +11,7 @@
 
 #include "hl/util.h"
 
-int hl_evidence_mkdir(const char *dir)
+int cli_evidence_mkdir(const char *dir)
 {
     char tmp[4096];
     if (hl_strlcpy(tmp, dir, sizeof(tmp))) return HL_EIO;
@@ -32,7 +32,7 @@ static int good_name(const char *name)
            !strpbrk(name, "\n\r\\");
 }
 
-FILE *hl_evidence_open(const char *dir, const char *name)
+FILE *cli_evidence_open(const char *dir, const char *name)
 {
     char path[4096];
     if (!good_name(name)) return NULL;
@@ -40,17 +40,17 @@ FILE *hl_evidence_open(const char *dir, const char *name)
     return fopen(path, "w");
 }
 
-int hl_evidence_write(const char *dir, const char *name, const char *data, size_t len)
+int cli_evidence_write(const char *dir, const char *name, const char *data, size_t len)
 {
     if (!good_name(name)) return HL_EINVAL;
-    FILE *f = hl_evidence_open(dir, name);
+    FILE *f = cli_evidence_open(dir, name);
     if (!f) return HL_EIO;
     int ok = fwrite(data, 1, len, f) == len;
     ok &= fclose(f) == 0;
     return ok ? 0 : HL_EIO;
 }
 
-int hl_sha256_file(const char *path, char hex[65])
+int cli_sha256_file(const char *path, char hex[65])
 {
     FILE *f = fopen(path, "rb");
     if (!f) return HL_EIO;
@@ -81,20 +81,20 @@ static int list_dir(const char *dir, char ***names, size_t *n, int *odd)
 {
     DIR *d = opendir(dir);
     if (!d) return HL_EIO;
-    *names = hl_xcalloc(HL_EVIDENCE_MAX_FILES + 1, sizeof(char *));
+    *names = hl_xcalloc(CLI_EVIDENCE_MAX_FILES + 1, sizeof(char *));
     *n = 0;
     *odd = 0;
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (strcmp(e->d_name, HL_EVIDENCE_MANIFEST) == 0) continue;
-        if (strcmp(e->d_name, HL_EVIDENCE_SIGNATURE) == 0) continue; /* signs the manifest */
+        if (strcmp(e->d_name, CLI_EVIDENCE_MANIFEST) == 0) continue;
+        if (strcmp(e->d_name, CLI_EVIDENCE_SIGNATURE) == 0) continue; /* signs the manifest */
         char path[4096];
         struct stat st;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) *odd = 1;
-        if (*n >= HL_EVIDENCE_MAX_FILES) {
+        if (*n >= CLI_EVIDENCE_MAX_FILES) {
             rc = HL_ETOOBIG;
             break;
         }
@@ -111,19 +111,19 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
-int hl_evidence_seal(const char *dir)
+int cli_evidence_seal(const char *dir)
 {
     char **names = NULL;
     size_t n = 0;
     int odd = 0;
     int rc = list_dir(dir, &names, &n, &odd);
     if (!rc && odd) rc = HL_EINVAL;
-    FILE *f = rc ? NULL : hl_evidence_open(dir, HL_EVIDENCE_MANIFEST);
+    FILE *f = rc ? NULL : cli_evidence_open(dir, CLI_EVIDENCE_MANIFEST);
     if (!rc && !f) rc = HL_EIO;
     for (size_t i = 0; !rc && i < n; i++) {
         char path[4096], hex[65];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        rc = hl_sha256_file(path, hex);
+        rc = cli_sha256_file(path, hex);
         if (!rc && fprintf(f, "%s  %s\n", hex, names[i]) < 0) rc = HL_EIO;
     }
     if (f && fclose(f) != 0 && !rc) rc = HL_EIO;
@@ -141,7 +141,7 @@ typedef struct {
 static int parse_manifest(const char *text, size_t len, entry_t **out, size_t *nout, FILE *report,
                           int *problems)
 {
-    entry_t *ents = hl_xcalloc(HL_EVIDENCE_MAX_FILES + 1, sizeof(entry_t));
+    entry_t *ents = hl_xcalloc(CLI_EVIDENCE_MAX_FILES + 1, sizeof(entry_t));
     size_t n = 0, lineno = 0;
     const char *p = text, *end = text + len;
     while (p < end) {
@@ -152,7 +152,7 @@ static int parse_manifest(const char *text, size_t len, entry_t **out, size_t *n
         int ok = ll > 66 && p[64] == ' ' && (p[65] == ' ' || p[65] == '*') && ll - 66 < 256;
         for (size_t i = 0; ok && i < 64; i++)
             ok = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f');
-        if (ok && n < HL_EVIDENCE_MAX_FILES) {
+        if (ok && n < CLI_EVIDENCE_MAX_FILES) {
             memcpy(ents[n].hex, p, 64);
             ents[n].hex[64] = '\0';
             memcpy(ents[n].name, p + 66, ll - 66);
@@ -173,19 +173,19 @@ static int parse_manifest(const char *text, size_t len, entry_t **out, size_t *n
     return 0;
 }
 
-int hl_evidence_verify(const char *dir, FILE *report)
+int cli_evidence_verify(const char *dir, FILE *report)
 {
-    return hl_evidence_verify_progress(dir, report, NULL);
+    return cli_evidence_verify_progress(dir, report, NULL);
 }
 
-int hl_evidence_verify_progress(const char *dir, FILE *report, FILE *progress)
+int cli_evidence_verify_progress(const char *dir, FILE *report, FILE *progress)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, HL_EVIDENCE_MANIFEST);
+    snprintf(path, sizeof(path), "%s/%s", dir, CLI_EVIDENCE_MANIFEST);
     char *text = NULL;
     size_t len = 0;
-    if (hl_read_file(path, HL_EVIDENCE_MAX_MANIFEST, &text, &len) != 0) {
-        fprintf(report, "missing: %s\n", HL_EVIDENCE_MANIFEST);
+    if (hl_read_file(path, CLI_EVIDENCE_MAX_MANIFEST, &text, &len) != 0) {
+        fprintf(report, "missing: %s\n", CLI_EVIDENCE_MANIFEST);
         return HL_EIO;
     }
     int problems = 0;
@@ -204,7 +204,7 @@ int hl_evidence_verify_progress(const char *dir, FILE *report, FILE *progress)
         if (lstat(path, &st) != 0) {
             fprintf(report, "missing: %s\n", ents[i].name);
             problems++;
-        } else if (!S_ISREG(st.st_mode) || hl_sha256_file(path, hex) != 0 ||
+        } else if (!S_ISREG(st.st_mode) || cli_sha256_file(path, hex) != 0 ||
                    strcmp(hex, ents[i].hex) != 0) {
             fprintf(report, "modified: %s\n", ents[i].name);
             problems++;
@@ -215,7 +215,7 @@ int hl_evidence_verify_progress(const char *dir, FILE *report, FILE *progress)
     size_t nn = 0;
     int odd = 0;
     if (list_dir(dir, &names, &nn, &odd) != 0) {
-        fprintf(report, "unlisted: over %d files\n", HL_EVIDENCE_MAX_FILES);
+        fprintf(report, "unlisted: over %d files\n", CLI_EVIDENCE_MAX_FILES);
         problems++;
     }
     for (size_t i = 0; i < nn; i++) {

@@ -18,21 +18,21 @@
 
 #define EVIDENCE_TAG "hookline-evidence-v1\n"
 
-int hl_evidence_sign(const char *dir, const char *host, int port, const char *token,
-                     char *errbuf, size_t errcap)
+int cli_evidence_sign(const char *dir, const char *host, int port, const char *token,
+                      char *errbuf, size_t errcap)
 {
     char path[4096], hex[65], body[128], auth[600];
-    snprintf(path, sizeof path, "%s/%s", dir, HL_EVIDENCE_MANIFEST);
-    if (hl_sha256_file(path, hex) != 0) {
-        snprintf(errbuf, errcap, "evidence %s: cannot read %s", dir, HL_EVIDENCE_MANIFEST);
+    snprintf(path, sizeof path, "%s/%s", dir, CLI_EVIDENCE_MANIFEST);
+    if (cli_sha256_file(path, hex) != 0) {
+        snprintf(errbuf, errcap, "evidence %s: cannot read %s", dir, CLI_EVIDENCE_MANIFEST);
         return HL_EIO;
     }
     int n = snprintf(body, sizeof body, "{\"manifest_sha256\":\"%s\"}", hex);
     snprintf(auth, sizeof auth, "Bearer %s", token ? token : "");
-    hl_http_header_t h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
-    hl_http_conn_t *c = hl_http_conn_new(host, port, 1 << 20, 120000);
-    hl_http_response_t resp;
-    int rc = hl_http_request(c, "POST", "/v1/evidence", h, 2, body, (size_t)n, &resp);
+    cli_http_header_t h[] = {{"Authorization", auth}, {"Content-Type", "application/json"}};
+    cli_http_conn_t *c = cli_http_conn_new(host, port, 1 << 20, 120000);
+    cli_http_response_t resp;
+    int rc = cli_http_request(c, "POST", "/v1/evidence", h, 2, body, (size_t)n, &resp);
     if (rc == 0 && resp.status != 200) {
         snprintf(errbuf, errcap, "auditor answered %d to POST /v1/evidence: %.200s", resp.status,
                  resp.body);
@@ -42,10 +42,10 @@ int hl_evidence_sign(const char *dir, const char *host, int port, const char *to
                  "auditor not reachable at http://%s:%d (%s) to sign the evidence: is the stack"
                  " up? deploy/local/stack status",
                  host, port, rc == HL_ETIMEDOUT ? "no answer in time" : "no connection");
-    } else if ((rc = hl_evidence_write(dir, HL_EVIDENCE_SIGNATURE, resp.body, resp.body_len))) {
-        snprintf(errbuf, errcap, "evidence %s: cannot write %s", dir, HL_EVIDENCE_SIGNATURE);
+    } else if ((rc = cli_evidence_write(dir, CLI_EVIDENCE_SIGNATURE, resp.body, resp.body_len))) {
+        snprintf(errbuf, errcap, "evidence %s: cannot write %s", dir, CLI_EVIDENCE_SIGNATURE);
     }
-    hl_http_conn_free(c);
+    cli_http_conn_free(c);
     return rc;
 }
 
@@ -105,17 +105,17 @@ static int take_checkpoint(json_t *cp, json_t *keys, hl_buf_t *msg)
     return ring_key(keys, kid, pub) && ed25519_ok(pub, cmsg, (size_t)n, sig);
 }
 
-int hl_evidence_check_signature(const char *dir, const char *pin, FILE *report)
+int cli_evidence_check_signature(const char *dir, const char *pin, FILE *report)
 {
     char path[4096], hex[65];
     char *text = NULL;
     size_t len = 0;
     unsigned char pub[32];
     int problems = 0;
-    snprintf(path, sizeof path, "%s/%s", dir, HL_EVIDENCE_SIGNATURE);
+    snprintf(path, sizeof path, "%s/%s", dir, CLI_EVIDENCE_SIGNATURE);
     if (hl_read_file(path, 1 << 20, &text, &len) != 0) {
         /* A run without the auditor leaves none; with a key to hold it to, that is a failure. */
-        fprintf(report, "unsigned: no %s%s\n", HL_EVIDENCE_SIGNATURE,
+        fprintf(report, "unsigned: no %s%s\n", CLI_EVIDENCE_SIGNATURE,
                 pin ? "" : " (the manifest alone shows the files are as listed, not who made them)");
         return pin ? 1 : 0;
     }
@@ -126,13 +126,13 @@ int hl_evidence_check_signature(const char *dir, const char *pin, FILE *report)
     const char *manifest = json_string_value(json_object_get(o, "manifest_sha256"));
     if (!json_is_array(cps) || !json_is_array(keys) || !pub_of(pubhex, pub) || !manifest ||
         strlen(manifest) != 64) {
-        fprintf(report, "signature: %s is not a signature file\n", HL_EVIDENCE_SIGNATURE);
+        fprintf(report, "signature: %s is not a signature file\n", CLI_EVIDENCE_SIGNATURE);
         json_decref(o);
         return 1;
     }
-    snprintf(path, sizeof path, "%s/%s", dir, HL_EVIDENCE_MANIFEST);
-    if (hl_sha256_file(path, hex) != 0 || strcmp(hex, manifest) != 0) {
-        fprintf(report, "signature: signed for another %s\n", HL_EVIDENCE_MANIFEST);
+    snprintf(path, sizeof path, "%s/%s", dir, CLI_EVIDENCE_MANIFEST);
+    if (cli_sha256_file(path, hex) != 0 || strcmp(hex, manifest) != 0) {
+        fprintf(report, "signature: signed for another %s\n", CLI_EVIDENCE_MANIFEST);
         problems++;
     }
     if (pin && strcmp(pin, pubhex) != 0) {

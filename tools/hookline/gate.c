@@ -11,18 +11,18 @@
 
 #include "hl/util.h"
 
-void hl_criteria_defaults(hl_criteria_t *c)
+void cli_criteria_defaults(cli_criteria_t *c)
 {
-    *c = (hl_criteria_t){.p95_ms_max = 120,
-                         .p99_ms_max = 200,
-                         .p999_ms_max = -1,
-                         .acceptance_min = 0.999,
-                         .error_rate_max = 0.001,
-                         .idempotency_violations_max = 0,
-                         .ordering_violations_max = 0,
-                         .gaps_max = 0,
-                         .lineage_coverage_min = 1.0,
-                         .chain_failures_max = 0};
+    *c = (cli_criteria_t){.p95_ms_max = 120,
+                          .p99_ms_max = 200,
+                          .p999_ms_max = -1,
+                          .acceptance_min = 0.999,
+                          .error_rate_max = 0.001,
+                          .idempotency_violations_max = 0,
+                          .ordering_violations_max = 0,
+                          .gaps_max = 0,
+                          .lineage_coverage_min = 1.0,
+                          .chain_failures_max = 0};
 }
 
 /* The YAML form: every key optional (pointer fields stay NULL when absent). */
@@ -79,12 +79,12 @@ static int check_range(const char *key, double v, double lo, double hi, char *er
     return HL_ECONFIG;
 }
 
-int hl_criteria_load(const char *path, hl_criteria_t *c, char *errbuf, size_t errcap)
+int cli_criteria_load(const char *path, cli_criteria_t *c, char *errbuf, size_t errcap)
 {
     char *text = NULL;
     size_t len = 0;
     char detail[384] = "";
-    hl_criteria_defaults(c);
+    cli_criteria_defaults(c);
     if (hl_read_file(path, 1 << 16, &text, &len) != 0) {
         snprintf(errbuf, errcap, "criteria %s: cannot read (or over 64 KiB)", path);
         return HL_EIO;
@@ -118,58 +118,58 @@ int hl_criteria_load(const char *path, hl_criteria_t *c, char *errbuf, size_t er
     return rc;
 }
 
-static void row_max_ms(hl_gate_t *g, const char *key, const char *label, double v, double lim)
+static void row_max_ms(cli_gate_t *g, const char *key, const char *label, double v, double lim)
 {
     if (lim < 0) return;
-    hl_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (hl_gate_row_t){.key = key, .label = label};
+    cli_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (cli_gate_row_t){.key = key, .label = label};
     snprintf(r->value, sizeof(r->value), "%.2f ms", v);
     snprintf(r->limit, sizeof(r->limit), "<= %g ms", lim);
-    r->verdict = v <= lim ? HL_GATE_PASS : HL_GATE_FAIL;
+    r->verdict = v <= lim ? CLI_GATE_PASS : CLI_GATE_FAIL;
 }
 
-static void row_ratio(hl_gate_t *g, const char *key, const char *label, double v, double lim,
+static void row_ratio(cli_gate_t *g, const char *key, const char *label, double v, double lim,
                       int at_least)
 {
     if (lim < 0) return;
-    hl_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (hl_gate_row_t){.key = key, .label = label};
+    cli_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (cli_gate_row_t){.key = key, .label = label};
     if (v < 0) {
         snprintf(r->value, sizeof(r->value), "not measured");
-        r->verdict = HL_GATE_FAIL;
+        r->verdict = CLI_GATE_FAIL;
     } else {
         snprintf(r->value, sizeof(r->value), "%.3f %%", v * 100.0);
-        r->verdict = (at_least ? v >= lim : v <= lim) ? HL_GATE_PASS : HL_GATE_FAIL;
+        r->verdict = (at_least ? v >= lim : v <= lim) ? CLI_GATE_PASS : CLI_GATE_FAIL;
     }
     snprintf(r->limit, sizeof(r->limit), "%s %g %%", at_least ? ">=" : "<=", lim * 100.0);
 }
 
-static void row_count(hl_gate_t *g, const char *key, const char *label, int64_t v, int64_t lim)
+static void row_count(cli_gate_t *g, const char *key, const char *label, int64_t v, int64_t lim)
 {
     if (lim < 0) return;
-    hl_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (hl_gate_row_t){.key = key, .label = label};
+    cli_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (cli_gate_row_t){.key = key, .label = label};
     if (v < 0) {
         snprintf(r->value, sizeof(r->value), "not measured");
-        r->verdict = HL_GATE_FAIL;
+        r->verdict = CLI_GATE_FAIL;
     } else {
         snprintf(r->value, sizeof(r->value), "%lld", (long long)v);
-        r->verdict = v <= lim ? HL_GATE_PASS : HL_GATE_FAIL;
+        r->verdict = v <= lim ? CLI_GATE_PASS : CLI_GATE_FAIL;
     }
     snprintf(r->limit, sizeof(r->limit), "<= %lld", (long long)lim);
 }
 
 /* A criterion the auditor answers, skipped with --no-auditor; the caller writes its limit. */
-static hl_gate_row_t *row_skip(hl_gate_t *g, const char *key, const char *label)
+static cli_gate_row_t *row_skip(cli_gate_t *g, const char *key, const char *label)
 {
-    hl_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (hl_gate_row_t){.key = key, .label = label, .verdict = HL_GATE_SKIP,
-                         .note = "not checked: --no-auditor"};
+    cli_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (cli_gate_row_t){.key = key, .label = label, .verdict = CLI_GATE_SKIP,
+                          .note = "not checked: --no-auditor"};
     snprintf(r->value, sizeof(r->value), "skipped");
     return r;
 }
 
-void hl_gate_eval(const hl_criteria_t *c, const hl_results_t *res, hl_gate_t *g)
+void cli_gate_eval(const cli_criteria_t *c, const cli_results_t *res, cli_gate_t *g)
 {
     memset(g, 0, sizeof(*g));
     int measured = res->sent > 0;
@@ -202,16 +202,16 @@ void hl_gate_eval(const hl_criteria_t *c, const hl_results_t *res, hl_gate_t *g)
         /* Latency of nothing is not a pass. */
         for (size_t i = 0; i < g->nrows; i++)
             if (strstr(g->rows[i].key, "_ms_max")) {
-                g->rows[i].verdict = HL_GATE_FAIL;
+                g->rows[i].verdict = CLI_GATE_FAIL;
                 g->rows[i].note = "nothing was sent";
             }
     }
     g->pass = 1;
     for (size_t i = 0; i < g->nrows; i++)
-        if (g->rows[i].verdict == HL_GATE_FAIL) g->pass = 0;
+        if (g->rows[i].verdict == CLI_GATE_FAIL) g->pass = 0;
 }
 
-char *hl_criteria_json(const hl_criteria_t *c)
+char *cli_criteria_json(const cli_criteria_t *c)
 {
     json_t *o = json_object();
     json_object_set_new(o, "p95_ms_max", json_real(c->p95_ms_max));
@@ -235,7 +235,7 @@ static double num(json_t *o, const char *k, double dflt)
     return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
-int hl_results_parse(const char *text, size_t len, hl_results_t *r)
+int cli_results_parse(const char *text, size_t len, cli_results_t *r)
 {
     json_t *o = json_loadb(text, len, 0, NULL);
     if (!json_is_object(o)) {

@@ -1,7 +1,7 @@
 /* The gate: criteria (defaults = the production gate, or a YAML file) evaluated against a
  * run's results, criterion by criterion, into PASS or FAIL. */
-#ifndef HL_CLI_GATE_H
-#define HL_CLI_GATE_H
+#ifndef CLI_GATE_H
+#define CLI_GATE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +24,7 @@ typedef struct {
     int auditor_skipped;        /* 1 when --no-auditor was given: lineage not checked */
     unsigned concurrency;       /* connections used; 0 = not recorded */
     double rate_rps;            /* open-loop target rate; 0 = closed-loop */
-} hl_results_t;
+} cli_results_t;
 
 /* Limits; a negative limit switches its criterion off. */
 typedef struct {
@@ -38,42 +38,43 @@ typedef struct {
     int64_t gaps_max;                  /* 0: any gap fails the gate */
     double lineage_coverage_min;       /* 1.0 */
     int64_t chain_failures_max;        /* 0: every chain verifies against the checkpoint topic */
-} hl_criteria_t;
+} cli_criteria_t;
 
-void hl_criteria_defaults(hl_criteria_t *c);
+void cli_criteria_defaults(cli_criteria_t *c);
 
 /* Loads criteria from YAML: a mapping with any of the keys above (the struct's field names);
  * absent keys keep their defaults, unknown keys are refused. Returns 0, HL_EIO or HL_ECONFIG
  * with errbuf naming the problem. */
-int hl_criteria_load(const char *path, hl_criteria_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
+int cli_criteria_load(const char *path, cli_criteria_t *c, char *errbuf,
+                      size_t errcap) HL_MUST_CHECK;
 
-typedef enum { HL_GATE_PASS = 0, HL_GATE_FAIL = 1, HL_GATE_SKIP = 2 } hl_gate_verdict_t;
+typedef enum { CLI_GATE_PASS = 0, CLI_GATE_FAIL = 1, CLI_GATE_SKIP = 2 } cli_gate_verdict_t;
 
-#define HL_GATE_MAX_ROWS 10
+#define CLI_GATE_MAX_ROWS 10
 typedef struct {
     const char *key;      /* criterion key, e.g. "p95_ms_max" */
     const char *label;    /* human label, e.g. "p95 latency" */
     char value[48];       /* measured, formatted */
     char limit[48];       /* e.g. "<= 120 ms" */
-    hl_gate_verdict_t verdict;
+    cli_gate_verdict_t verdict;
     const char *note;     /* why SKIP / not measured, or NULL */
-} hl_gate_row_t;
+} cli_gate_row_t;
 
 typedef struct {
-    hl_gate_row_t rows[HL_GATE_MAX_ROWS];
+    cli_gate_row_t rows[CLI_GATE_MAX_ROWS];
     size_t nrows;
     int pass;             /* 1 = every row PASS or SKIP */
-} hl_gate_t;
+} cli_gate_t;
 
 /* Evaluates every enabled criterion. A criterion whose value was not measured FAILs, except
  * lineage coverage when r->auditor_skipped (SKIP, and the report says so). */
-void hl_gate_eval(const hl_criteria_t *c, const hl_results_t *r, hl_gate_t *g);
+void cli_gate_eval(const cli_criteria_t *c, const cli_results_t *r, cli_gate_t *g);
 
 /* The criteria as a JSON object text (for results.json); caller frees. */
-char *hl_criteria_json(const hl_criteria_t *c);
+char *cli_criteria_json(const cli_criteria_t *c);
 
 /* Reads the results fields back from a results.json document (text of len bytes). Missing
  * measured fields become "not measured". Returns 0 or HL_EPARSE. */
-int hl_results_parse(const char *json, size_t len, hl_results_t *r) HL_MUST_CHECK;
+int cli_results_parse(const char *json, size_t len, cli_results_t *r) HL_MUST_CHECK;
 
 #endif

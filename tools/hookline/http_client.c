@@ -18,14 +18,14 @@
 
 #include "hl/util.h"
 
-struct hl_http_conn {
+struct cli_http_conn {
     char host[256];     /* as given */
     int port;
     int fd;             /* -1 when closed */
     int timeout_ms;     /* per connect / write / read wait */
     unsigned opens;     /* connections opened so far */
     size_t body_cap;    /* cap on one response body */
-    char *buf;          /* read buffer: head + body, HL_HTTP_MAX_HEAD + body_cap + 1 bytes */
+    char *buf;          /* read buffer: head + body, CLI_HTTP_MAX_HEAD + body_cap + 1 bytes */
     size_t buf_cap;
     size_t buf_len;     /* bytes held in buf */
     char *body;         /* decoded body of the last response (body_cap + 1 bytes) */
@@ -33,28 +33,28 @@ struct hl_http_conn {
     size_t out_cap;
 };
 
-hl_http_conn_t *hl_http_conn_new(const char *host, int port, size_t body_cap, int timeout_ms)
+cli_http_conn_t *cli_http_conn_new(const char *host, int port, size_t body_cap, int timeout_ms)
 {
-    hl_http_conn_t *c = hl_xcalloc(1, sizeof(*c));
+    cli_http_conn_t *c = hl_xcalloc(1, sizeof(*c));
     (void)hl_strlcpy(c->host, host, sizeof(c->host));
     c->port = port;
     c->fd = -1;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    c->body_cap = body_cap ? body_cap : HL_HTTP_DEFAULT_BODY_CAP;
-    c->buf_cap = HL_HTTP_MAX_HEAD + c->body_cap + 1;
+    c->body_cap = body_cap ? body_cap : CLI_HTTP_DEFAULT_BODY_CAP;
+    c->buf_cap = CLI_HTTP_MAX_HEAD + c->body_cap + 1;
     c->buf = hl_xmalloc(c->buf_cap);
     c->body = hl_xmalloc(c->body_cap + 1);
     return c;
 }
 
-static void conn_close(hl_http_conn_t *c)
+static void conn_close(cli_http_conn_t *c)
 {
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->buf_len = 0;
 }
 
-void hl_http_conn_free(hl_http_conn_t *c)
+void cli_http_conn_free(cli_http_conn_t *c)
 {
     if (!c) return;
     conn_close(c);
@@ -64,7 +64,7 @@ void hl_http_conn_free(hl_http_conn_t *c)
     free(c);
 }
 
-unsigned hl_http_conn_opens(const hl_http_conn_t *c) { return c->opens; }
+unsigned cli_http_conn_opens(const cli_http_conn_t *c) { return c->opens; }
 
 static int wait_fd(int fd, short events, int timeout_ms)
 {
@@ -79,7 +79,7 @@ static int wait_fd(int fd, short events, int timeout_ms)
 
 /* Non-blocking connect bounded by the timeout. The socket stays non-blocking: every wait
  * for it goes through poll() with the connection's timeout. */
-static int conn_open(hl_http_conn_t *c)
+static int conn_open(cli_http_conn_t *c)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -120,7 +120,7 @@ static int conn_open(hl_http_conn_t *c)
 
 /* Sends head and body with one sendmsg() per attempt: one syscall and, for a small request,
  * one TCP segment instead of two. */
-static int send_all(hl_http_conn_t *c, const char *head, size_t hn, const char *body, size_t bn)
+static int send_all(cli_http_conn_t *c, const char *head, size_t hn, const char *body, size_t bn)
 {
     struct iovec iov[2] = {{(void *)head, hn}, {(void *)body, bn}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = bn ? 2 : 1};
@@ -148,7 +148,7 @@ static int send_all(hl_http_conn_t *c, const char *head, size_t hn, const char *
 }
 
 /* Reads more bytes into buf. Returns bytes read (>0), 0 on orderly close, or an error. */
-static long fill(hl_http_conn_t *c)
+static long fill(cli_http_conn_t *c)
 {
     if (c->buf_len >= c->buf_cap - 1) return HL_ETOOBIG;
     for (;;) {
@@ -183,7 +183,7 @@ typedef struct {
 } head_info_t;
 
 /* Parses the status line and the headers this client cares about. */
-static int parse_head(const char *head, size_t len, hl_http_response_t *resp, head_info_t *hi)
+static int parse_head(const char *head, size_t len, cli_http_response_t *resp, head_info_t *hi)
 {
     hi->content_length = -1;
     hi->chunked = 0;
@@ -240,7 +240,7 @@ static int parse_head(const char *head, size_t len, hl_http_response_t *resp, he
 
 /* Decodes a chunked body that starts at buf+off, reading more as needed. On success *used is
  * the offset just past the final CRLF. */
-static int read_chunked(hl_http_conn_t *c, size_t off, size_t *out_len, size_t *used)
+static int read_chunked(cli_http_conn_t *c, size_t off, size_t *out_len, size_t *used)
 {
     size_t blen = 0;
     for (;;) {
@@ -279,13 +279,13 @@ static int read_chunked(hl_http_conn_t *c, size_t off, size_t *out_len, size_t *
     }
 }
 
-static int read_response(hl_http_conn_t *c, const char *method, hl_http_response_t *resp,
+static int read_response(cli_http_conn_t *c, const char *method, cli_http_response_t *resp,
                          int *got_any)
 {
     const char *hend;
     c->buf_len = 0;
     while (!(hend = find_crlf2(c->buf, c->buf_len))) {
-        if (c->buf_len >= HL_HTTP_MAX_HEAD) return HL_ETOOBIG;
+        if (c->buf_len >= CLI_HTTP_MAX_HEAD) return HL_ETOOBIG;
         long r = fill(c);
         if (r == 0) return HL_EIO;
         if (r < 0) return (int)r;
@@ -334,8 +334,8 @@ static int read_response(hl_http_conn_t *c, const char *method, hl_http_response
     return 0;
 }
 
-static int build_request(hl_http_conn_t *c, const char *method, const char *path,
-                         const hl_http_header_t *h, size_t nh, size_t body_len, size_t *len)
+static int build_request(cli_http_conn_t *c, const char *method, const char *path,
+                         const cli_http_header_t *h, size_t nh, size_t body_len, size_t *len)
 {
     size_t need = strlen(method) + strlen(path) + strlen(c->host) + 128;
     for (size_t i = 0; i < nh; i++) need += strlen(h[i].name) + strlen(h[i].value) + 4;
@@ -358,9 +358,9 @@ static int build_request(hl_http_conn_t *c, const char *method, const char *path
     return 0;
 }
 
-int hl_http_request(hl_http_conn_t *c, const char *method, const char *path,
-                    const hl_http_header_t *headers, size_t nheaders, const char *body,
-                    size_t body_len, hl_http_response_t *resp)
+int cli_http_request(cli_http_conn_t *c, const char *method, const char *path,
+                     const cli_http_header_t *headers, size_t nheaders, const char *body,
+                     size_t body_len, cli_http_response_t *resp)
 {
     size_t hlen;
     int rc = build_request(c, method, path, headers, nheaders, body_len, &hlen);
@@ -382,7 +382,7 @@ int hl_http_request(hl_http_conn_t *c, const char *method, const char *path,
     return rc;
 }
 
-int hl_http_parse_url(const char *url, char *host, size_t cap, int *port)
+int cli_http_parse_url(const char *url, char *host, size_t cap, int *port)
 {
     if (!url || !*url) return HL_EINVAL;
     if (strncmp(url, "http://", 7) == 0) url += 7;

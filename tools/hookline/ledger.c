@@ -9,12 +9,12 @@
 
 #define LEDGER_LINE_CAP 65536
 
-int hl_ledger_write(FILE *out, const hl_workload_t *w)
+int cli_ledger_write(FILE *out, const cli_workload_t *w)
 {
     for (size_t m = 0; m < w->nmsgs; m++) {
-        const hl_wl_msg_t *msg = &w->msgs[m];
+        const cli_wl_msg_t *msg = &w->msgs[m];
         for (size_t i = 0; i < msg->nreqs; i++) {
-            const hl_wl_req_t *r = &msg->reqs[i];
+            const cli_wl_req_t *r = &msg->reqs[i];
             json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:i,s:i,s:I,s:s}", "message_id", msg->message_id,
                                   "event_type", r->event_type, "delivery_id",
                                   r->delivery_id ? r->delivery_id : "", "duplicate", r->dup_of >= 0,
@@ -37,20 +37,20 @@ static int fail(char *errbuf, size_t errcap, size_t line, const char *why, int r
 
 /* Finds the message for id: the ledger lists each message's requests together, so only the
  * last message needs checking; anything else starts a new message. */
-static hl_wl_msg_t *message_for(hl_workload_t *w, const char *id, size_t *cap)
+static cli_wl_msg_t *message_for(cli_workload_t *w, const char *id, size_t *cap)
 {
     if (w->nmsgs && strcmp(w->msgs[w->nmsgs - 1].message_id, id) == 0) return &w->msgs[w->nmsgs - 1];
     if (w->nmsgs == *cap) {
         *cap = *cap ? *cap * 2 : 256;
-        w->msgs = hl_xrealloc(w->msgs, *cap * sizeof(hl_wl_msg_t));
+        w->msgs = hl_xrealloc(w->msgs, *cap * sizeof(cli_wl_msg_t));
     }
-    hl_wl_msg_t *m = &w->msgs[w->nmsgs++];
+    cli_wl_msg_t *m = &w->msgs[w->nmsgs++];
     memset(m, 0, sizeof(*m));
     m->message_id = hl_xstrdup(id);
     return m;
 }
 
-int hl_ledger_read(const char *path, hl_workload_t *w, char *errbuf, size_t errcap)
+int cli_ledger_read(const char *path, cli_workload_t *w, char *errbuf, size_t errcap)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -69,7 +69,7 @@ int hl_ledger_read(const char *path, hl_workload_t *w, char *errbuf, size_t errc
         }
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         if (!n) continue;
-        if (w->nreqs >= HL_WL_MAX_COUNT) {
+        if (w->nreqs >= CLI_WL_MAX_COUNT) {
             rc = fail(errbuf, errcap, lineno, "over 10M requests", HL_ETOOBIG);
             break;
         }
@@ -78,16 +78,16 @@ int hl_ledger_read(const char *path, hl_workload_t *w, char *errbuf, size_t errc
         const char *type = json_string_value(json_object_get(o, "event_type"));
         const char *rid = json_string_value(json_object_get(o, "request_id"));
         json_t *st = json_object_get(o, "status");
-        if (!mid || !*mid || strlen(mid) >= HL_WL_MAX_ID || !type || !rid || strlen(rid) >= 40 ||
+        if (!mid || !*mid || strlen(mid) >= CLI_WL_MAX_ID || !type || !rid || strlen(rid) >= 40 ||
             !json_is_integer(st)) {
             json_decref(o);
             rc = fail(errbuf, errcap, lineno,
                       "need message_id, event_type, request_id (strings) and status", HL_EPARSE);
             break;
         }
-        hl_wl_msg_t *m = message_for(w, mid, &cap);
-        m->reqs = hl_xrealloc(m->reqs, (m->nreqs + 1) * sizeof(hl_wl_req_t));
-        hl_wl_req_t *r = &m->reqs[m->nreqs++];
+        cli_wl_msg_t *m = message_for(w, mid, &cap);
+        m->reqs = hl_xrealloc(m->reqs, (m->nreqs + 1) * sizeof(cli_wl_req_t));
+        cli_wl_req_t *r = &m->reqs[m->nreqs++];
         memset(r, 0, sizeof(*r));
         r->event_type = hl_xstrdup(type);
         r->dup_of = json_is_true(json_object_get(o, "duplicate")) ? 0 : -1;
@@ -103,6 +103,6 @@ int hl_ledger_read(const char *path, hl_workload_t *w, char *errbuf, size_t errc
         snprintf(errbuf, errcap, "%s: empty ledger", path);
         rc = HL_EPARSE;
     }
-    if (rc) hl_wl_free(w);
+    if (rc) cli_wl_free(w);
     return rc;
 }

@@ -38,7 +38,7 @@ static void usage(FILE *out)
           "  --version                     print the version\n"
           "exit codes: 0 PASS / ok, 1 FAIL / violations found, 2 usage or connection error\n"
           "The auditor token is read from --auditor-token-file, $HOOKLINE_AUDITOR_TOKEN,\n"
-          ".hookline/auditor-token, then the local stack's " HL_DEMO_TOKEN_FILE ".\n",
+          ".hookline/auditor-token, then the local stack's " CLI_DEMO_TOKEN_FILE ".\n",
           out);
 }
 
@@ -58,37 +58,37 @@ static int cmd_gate(int argc, char **argv)
                   "exit 0 PASS, 1 FAIL, 2 error\n"
                   "  --criteria FILE            gate criteria (YAML) [production gate]\n",
                   ch == 'h' ? stdout : stderr);
-            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+            return ch == 'h' ? 0 : CLI_EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
         fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n", stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char err[512];
-    hl_criteria_t c;
-    hl_criteria_defaults(&c);
-    if (criteria && hl_criteria_load(criteria, &c, err, sizeof(err)) != 0) {
+    cli_criteria_t c;
+    cli_criteria_defaults(&c);
+    if (criteria && cli_criteria_load(criteria, &c, err, sizeof(err)) != 0) {
         fprintf(stderr, "hookline: %s\n", err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char *text = NULL;
     size_t len = 0;
-    hl_results_t r;
+    cli_results_t r;
     if (hl_read_file(argv[optind], 16u << 20, &text, &len) != 0) {
         fprintf(stderr, "hookline: %s: cannot read (or over 16 MiB)\n", argv[optind]);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    int rc = hl_results_parse(text, len, &r);
+    int rc = cli_results_parse(text, len, &r);
     free(text);
     if (rc) {
         fprintf(stderr, "hookline: %s: not a results file (JSON object with \"sent\")\n", argv[optind]);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
-    hl_gate_t g;
-    hl_gate_eval(&c, &r, &g);
-    hl_report_table(stdout, &r, &g);
-    return g.pass ? HL_EXIT_PASS : HL_EXIT_FAIL;
+    cli_gate_t g;
+    cli_gate_eval(&c, &r, &g);
+    cli_report_table(stdout, &r, &g);
+    return g.pass ? CLI_EXIT_PASS : CLI_EXIT_FAIL;
 }
 
 static const char evidence_usage[] =
@@ -112,7 +112,7 @@ static int cmd_evidence(int argc, char **argv)
         fprintf(stderr, "hookline evidence: %s\n%s",
                 argc < 2 ? "which action? only 'verify' exists" : "unknown action (only 'verify')",
                 evidence_usage);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     int ch;
     optind = 2;
@@ -121,46 +121,46 @@ static int cmd_evidence(int argc, char **argv)
             pin = optarg;
         } else {
             fputs(evidence_usage, ch == 'h' ? stdout : stderr);
-            return ch == 'h' ? 0 : HL_EXIT_USAGE;
+            return ch == 'h' ? 0 : CLI_EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "hookline evidence verify: %s\n%s",
                 optind == argc ? "which folder? give one DIR" : "one DIR only", evidence_usage);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64)) {
         fprintf(stderr, "hookline evidence verify: --public-key: 64 lower-case hex digits (the"
                         " auditor's public_key), got %zu characters\n", strlen(pin));
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     const char *dir = argv[optind];
-    int n = hl_evidence_verify_progress(dir, stdout, isatty(STDERR_FILENO) ? stderr : NULL);
+    int n = cli_evidence_verify_progress(dir, stdout, isatty(STDERR_FILENO) ? stderr : NULL);
     if (n < 0) {
         fprintf(stderr, "hookline: %s: no readable %s (is it an evidence folder?)\n", dir,
-                HL_EVIDENCE_MANIFEST);
-        return HL_EXIT_USAGE;
+                CLI_EVIDENCE_MANIFEST);
+        return CLI_EXIT_USAGE;
     }
-    n += hl_evidence_check_signature(dir, pin, stdout);
+    n += cli_evidence_check_signature(dir, pin, stdout);
     if (n == 0) {
         printf("evidence %s: intact\n", dir);
-        return HL_EXIT_PASS;
+        return CLI_EXIT_PASS;
     }
     printf("evidence %s: %d problem%s\n", dir, n, n == 1 ? "" : "s");
-    return HL_EXIT_FAIL;
+    return CLI_EXIT_FAIL;
 }
 
 static void on_signal(int sig)
 {
     (void)sig;
-    hl_replay_stop = 1;
+    cli_replay_stop = 1;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -170,13 +170,13 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     argc--;
     argv++;
-    if (strcmp(cmd, "replay") == 0) return hl_cmd_replay(argc, argv);
-    if (strcmp(cmd, "verify") == 0) return hl_cmd_verify(argc, argv);
+    if (strcmp(cmd, "replay") == 0) return cli_cmd_replay(argc, argv);
+    if (strcmp(cmd, "verify") == 0) return cli_cmd_verify(argc, argv);
     if (strcmp(cmd, "gate") == 0) return cmd_gate(argc, argv);
     if (strcmp(cmd, "evidence") == 0) return cmd_evidence(argc, argv);
-    if (strcmp(cmd, "lineage") == 0) return hl_cmd_lineage(argc, argv);
-    if (strcmp(cmd, "dlq") == 0) return hl_cmd_dlq(argc, argv);
-    if (strcmp(cmd, "reverify") == 0) return hl_cmd_reverify(argc, argv);
+    if (strcmp(cmd, "lineage") == 0) return cli_cmd_lineage(argc, argv);
+    if (strcmp(cmd, "dlq") == 0) return cli_cmd_dlq(argc, argv);
+    if (strcmp(cmd, "reverify") == 0) return cli_cmd_reverify(argc, argv);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
@@ -187,5 +187,5 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "hookline: unknown command '%s'\n", cmd);
     usage(stderr);
-    return HL_EXIT_USAGE;
+    return CLI_EXIT_USAGE;
 }

@@ -20,16 +20,16 @@
 #include "hl/util.h"
 #include "http_client.h"
 
-volatile sig_atomic_t hl_replay_stop;
+volatile sig_atomic_t cli_replay_stop;
 
 typedef struct {
-    const hl_replay_opts_t *o;
-    hl_workload_t *w;
+    const cli_replay_opts_t *o;
+    cli_workload_t *w;
     unsigned index;            /* this thread's number */
     int64_t start_us;          /* common monotonic start */
     hl_hist_t *hist;           /* shared, lock-free */
     atomic_uint_fast64_t *sent_total; /* for the progress line */
-    hl_replay_results_t part;  /* this thread's counters (hist unused) */
+    cli_replay_results_t part;  /* this thread's counters (hist unused) */
     int64_t last_answer_us;
     int reached;               /* 1 once any HTTP answer arrived */
 } worker_t;
@@ -37,12 +37,12 @@ typedef struct {
 static void sleep_until(int64_t mono_us)
 {
     struct timespec ts = {.tv_sec = mono_us / 1000000, .tv_nsec = (mono_us % 1000000) * 1000};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !hl_replay_stop)
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !cli_replay_stop)
         ;
 }
 
 /* Takes the request id from the header, else from the JSON body. */
-static void take_request_id(const hl_http_response_t *resp, hl_wl_outcome_t *out)
+static void take_request_id(const cli_http_response_t *resp, cli_wl_outcome_t *out)
 {
     if (resp->request_id[0]) {
         (void)hl_strlcpy(out->request_id, resp->request_id, sizeof(out->request_id));
@@ -58,12 +58,12 @@ static void take_request_id(const hl_http_response_t *resp, hl_wl_outcome_t *out
 
 /* Headers of one attempt: captured ones, content type, signature (signed afresh each attempt
  * so a retry after a long Retry-After is not refused as stale). */
-static size_t build_headers(worker_t *wk, const hl_wl_req_t *rq, hl_sign_headers_t *sig,
-                            hl_http_header_t *h, size_t cap)
+static size_t build_headers(worker_t *wk, const cli_wl_req_t *rq, cli_sign_headers_t *sig,
+                            cli_http_header_t *h, size_t cap)
 {
     size_t n = 0;
     int have_ct = 0;
-    for (size_t i = 0; i < rq->nheaders && n < cap - 1 - HL_SIGN_MAX_HEADERS; i++) {
+    for (size_t i = 0; i < rq->nheaders && n < cap - 1 - CLI_SIGN_MAX_HEADERS; i++) {
         if (wk->o->signer && sig->n) {
             /* Captured signatures would be stale; the fresh ones replace them. */
             int clash = 0;
@@ -74,30 +74,30 @@ static size_t build_headers(worker_t *wk, const hl_wl_req_t *rq, hl_sign_headers
         if (strcasecmp(rq->headers[i].name, "content-type") == 0) have_ct = 1;
         h[n++] = rq->headers[i];
     }
-    if (!have_ct) h[n++] = (hl_http_header_t){"Content-Type", wk->o->content_type};
-    for (size_t s = 0; s < sig->n; s++) h[n++] = (hl_http_header_t){sig->name[s], sig->value[s]};
+    if (!have_ct) h[n++] = (cli_http_header_t){"Content-Type", wk->o->content_type};
+    for (size_t s = 0; s < sig->n; s++) h[n++] = (cli_http_header_t){sig->name[s], sig->value[s]};
     return n;
 }
 
 static int retryable(int status) { return status == 429 || status == 503; }
 
 /* Sends one request with retries; fills rq->out. Returns 1 when it ended in a 202. */
-static int send_one(worker_t *wk, hl_http_conn_t *conn, hl_wl_req_t *rq, int64_t first_us)
+static int send_one(worker_t *wk, cli_http_conn_t *conn, cli_wl_req_t *rq, int64_t first_us)
 {
-    const hl_replay_opts_t *o = wk->o;
-    hl_wl_outcome_t *out = &rq->out;
+    const cli_replay_opts_t *o = wk->o;
+    cli_wl_outcome_t *out = &rq->out;
     out->attempts = 0;
     for (;;) {
-        hl_sign_headers_t sig = {0};
-        hl_http_header_t hdr[HL_WL_MAX_HEADERS + 2 + HL_SIGN_MAX_HEADERS];
+        cli_sign_headers_t sig = {0};
+        cli_http_header_t hdr[CLI_WL_MAX_HEADERS + 2 + CLI_SIGN_MAX_HEADERS];
         if (o->signer &&
-            hl_sign(o->signer, rq->delivery_id, hl_now_us() / 1000000, rq->body, rq->body_len, &sig)) {
+            cli_sign(o->signer, rq->delivery_id, hl_now_us() / 1000000, rq->body, rq->body_len, &sig)) {
             out->status = -1;
             break;
         }
         size_t nh = build_headers(wk, rq, &sig, hdr, sizeof(hdr) / sizeof(hdr[0]));
-        hl_http_response_t resp;
-        int rc = hl_http_request(conn, "POST", o->path, hdr, nh, rq->body, rq->body_len, &resp);
+        cli_http_response_t resp;
+        int rc = cli_http_request(conn, "POST", o->path, hdr, nh, rq->body, rq->body_len, &resp);
         out->attempts++;
         int64_t wait_ms;
         if (rc == 0) {
@@ -112,7 +112,7 @@ static int send_one(worker_t *wk, hl_http_conn_t *conn, hl_wl_req_t *rq, int64_t
             out->request_id[0] = '\0';
             wait_ms = 100 << (out->attempts < 6 ? out->attempts : 6);
         }
-        if (out->attempts > o->max_retries || hl_replay_stop) break;
+        if (out->attempts > o->max_retries || cli_replay_stop) break;
         if (wait_ms > o->max_retry_wait_ms) wait_ms = o->max_retry_wait_ms;
         wk->part.retries++;
         sleep_until(hl_mono_us() + wait_ms * 1000);
@@ -141,16 +141,16 @@ static int send_one(worker_t *wk, hl_http_conn_t *conn, hl_wl_req_t *rq, int64_t
 static void *worker_main(void *arg)
 {
     worker_t *wk = arg;
-    const hl_replay_opts_t *o = wk->o;
-    hl_http_conn_t *conn = hl_http_conn_new(o->host, o->port, 0, o->timeout_ms);
+    const cli_replay_opts_t *o = wk->o;
+    cli_http_conn_t *conn = cli_http_conn_new(o->host, o->port, 0, o->timeout_ms);
     uint64_t j = 0; /* this thread's request number, for the open-loop schedule */
     double step_us = o->rate > 0 ? 1e6 / o->rate : 0;
-    for (size_t m = wk->index; m < wk->w->nmsgs && !hl_replay_stop; m += o->concurrency) {
-        hl_wl_msg_t *msg = &wk->w->msgs[m];
+    for (size_t m = wk->index; m < wk->w->nmsgs && !cli_replay_stop; m += o->concurrency) {
+        cli_wl_msg_t *msg = &wk->w->msgs[m];
         int failed = 0;
         for (size_t i = 0; i < msg->nreqs; i++) {
-            hl_wl_req_t *rq = &msg->reqs[i];
-            if (failed || hl_replay_stop) {
+            cli_wl_req_t *rq = &msg->reqs[i];
+            if (failed || cli_replay_stop) {
                 rq->out.status = 0;
                 wk->part.skipped++;
                 continue;
@@ -166,8 +166,8 @@ static void *worker_main(void *arg)
             if (!send_one(wk, conn, rq, first)) failed = 1;
         }
     }
-    wk->part.connections = hl_http_conn_opens(conn);
-    hl_http_conn_free(conn);
+    wk->part.connections = cli_http_conn_opens(conn);
+    cli_http_conn_free(conn);
     return NULL;
 }
 
@@ -199,13 +199,13 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
-int hl_replay_run(const hl_replay_opts_t *o, hl_workload_t *w, hl_replay_results_t *r)
+int cli_replay_run(const cli_replay_opts_t *o, cli_workload_t *w, cli_replay_results_t *r)
 {
     memset(r, 0, sizeof(*r));
     r->latency_us = hl_hist_new();
     unsigned n = o->concurrency ? o->concurrency : 1;
     if (n > w->nmsgs) n = (unsigned)(w->nmsgs ? w->nmsgs : 1);
-    hl_replay_opts_t eff = *o;
+    cli_replay_opts_t eff = *o;
     eff.concurrency = n;
     atomic_uint_fast64_t sent_total = 0;
     worker_t *wk = hl_xcalloc(n, sizeof(*wk));
@@ -229,7 +229,7 @@ int hl_replay_run(const hl_replay_opts_t *o, hl_workload_t *w, hl_replay_results
     int64_t end = start;
     int reached = 0;
     for (unsigned i = 0; i < started; i++) {
-        hl_replay_results_t *p = &wk[i].part;
+        cli_replay_results_t *p = &wk[i].part;
         r->sent += p->sent;
         r->accepted += p->accepted;
         r->rejected += p->rejected;
@@ -250,7 +250,7 @@ int hl_replay_run(const hl_replay_opts_t *o, hl_workload_t *w, hl_replay_results
     return reached ? 0 : HL_EIO;
 }
 
-void hl_replay_results_free(hl_replay_results_t *r)
+void cli_replay_results_free(cli_replay_results_t *r)
 {
     hl_hist_free(r->latency_us);
     r->latency_us = NULL;

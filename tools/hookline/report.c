@@ -5,12 +5,12 @@
 #include <math.h>
 #include <string.h>
 
-static const char *verdict_name(hl_gate_verdict_t v)
+static const char *verdict_name(cli_gate_verdict_t v)
 {
-    return v == HL_GATE_PASS ? "PASS" : v == HL_GATE_FAIL ? "FAIL" : "SKIP";
+    return v == CLI_GATE_PASS ? "PASS" : v == CLI_GATE_FAIL ? "FAIL" : "SKIP";
 }
 
-void hl_report_table(FILE *out, const hl_results_t *r, const hl_gate_t *g)
+void cli_report_table(FILE *out, const cli_results_t *r, const cli_gate_t *g)
 {
     fprintf(out, "\n  sent %llu (%llu duplicates)  accepted %llu  rejected %llu  errors %llu  "
                  "retries %llu\n",
@@ -33,7 +33,7 @@ void hl_report_table(FILE *out, const hl_results_t *r, const hl_gate_t *g)
     fprintf(out, "  %-24s %-16s %-16s %s\n", "------------------------", "----------------",
             "----------------", "------");
     for (size_t i = 0; i < g->nrows; i++) {
-        const hl_gate_row_t *row = &g->rows[i];
+        const cli_gate_row_t *row = &g->rows[i];
         fprintf(out, "  %-24s %-16s %-16s %s%s%s%s\n", row->label, row->value, row->limit,
                 verdict_name(row->verdict), row->note ? "  (" : "", row->note ? row->note : "",
                 row->note ? ")" : "");
@@ -54,7 +54,7 @@ static void csv_row(int64_t lo, int64_t hi, uint64_t count, void *arg)
             c->total ? (double)c->cum / (double)c->total : 0.0);
 }
 
-void hl_report_csv(FILE *out, const hl_hist_t *h)
+void cli_report_csv(FILE *out, const hl_hist_t *h)
 {
     csv_ctx_t c = {out, hl_hist_count(h), 0};
     fprintf(out, "lo_us,hi_us,count,cumulative\n");
@@ -101,7 +101,7 @@ static void marker(FILE *out, const bin_ctx_t *b, const char *name, int64_t us, 
             (double)us / 1000.0);
 }
 
-void hl_report_svg(FILE *out, const hl_hist_t *h, const char *title)
+void cli_report_svg(FILE *out, const hl_hist_t *h, const char *title)
 {
     bin_ctx_t b;
     memset(&b, 0, sizeof(b));

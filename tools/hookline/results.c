@@ -12,8 +12,8 @@
 
 static double ms(int64_t us) { return (double)us / 1000.0; }
 
-void hl_results_fill(hl_results_t *r, const hl_replay_results_t *rep, const hl_workload_t *w,
-                     const hl_verify_report_t *v, int auditor_skipped)
+void cli_results_fill(cli_results_t *r, const cli_replay_results_t *rep, const cli_workload_t *w,
+                      const cli_verify_report_t *v, int auditor_skipped)
 {
     memset(r, 0, sizeof(*r));
     const hl_hist_t *h = rep->latency_us;
@@ -51,8 +51,8 @@ void hl_results_fill(hl_results_t *r, const hl_replay_results_t *rep, const hl_w
 static json_t *measured_int(int64_t v) { return v < 0 ? json_null() : json_integer(v); }
 static json_t *measured_real(double v) { return v < 0 ? json_null() : json_real(v); }
 
-json_t *hl_results_json(const hl_results_t *r, const hl_gate_t *g, const hl_criteria_t *c,
-                        json_t *extra)
+json_t *cli_results_json(const cli_results_t *r, const cli_gate_t *g, const cli_criteria_t *c,
+                         json_t *extra)
 {
     json_t *o = json_object();
     json_object_set_new(o, "sent", json_integer((json_int_t)r->sent));
@@ -83,16 +83,16 @@ json_t *hl_results_json(const hl_results_t *r, const hl_gate_t *g, const hl_crit
         json_object_set_new(o, "rate", json_real(r->rate_rps));
     }
     json_object_set_new(o, "gate", json_string(g->pass ? "PASS" : "FAIL"));
-    char *cj = hl_criteria_json(c);
+    char *cj = cli_criteria_json(c);
     json_object_set_new(o, "criteria", json_loads(cj, 0, NULL));
     free(cj);
     json_t *rows = json_array();
     for (size_t i = 0; i < g->nrows; i++) {
-        const hl_gate_row_t *row = &g->rows[i];
+        const cli_gate_row_t *row = &g->rows[i];
         json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "criterion", row->key, "measured",
                                               row->value, "limit", row->limit, "result",
-                                              row->verdict == HL_GATE_PASS   ? "PASS"
-                                              : row->verdict == HL_GATE_FAIL ? "FAIL"
+                                              row->verdict == CLI_GATE_PASS   ? "PASS"
+                                              : row->verdict == CLI_GATE_FAIL ? "FAIL"
                                                                              : "SKIP"));
     }
     json_object_set_new(o, "gate_rows", rows);
@@ -119,8 +119,8 @@ static json_t *budget(const char *criterion, const char *what, double allowed, d
                      (json_int_t)(floor(allowed) - spent), "within", spent <= floor(allowed));
 }
 
-json_t *hl_error_budget_json(const hl_results_t *r, const hl_criteria_t *c, const hl_hist_t *h,
-                             json_t *auditor)
+json_t *cli_error_budget_json(const cli_results_t *r, const cli_criteria_t *c, const hl_hist_t *h,
+                              json_t *auditor)
 {
     json_t *rows = json_array();
     double sent = (double)r->sent, all = (double)(r->sent + r->skipped);
@@ -151,7 +151,7 @@ json_t *hl_error_budget_json(const hl_results_t *r, const hl_criteria_t *c, cons
 static int write_json(const char *dir, const char *name, json_t *j, char *errbuf, size_t errcap)
 {
     char *s = json_dumps(j ? j : json_null(), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    int rc = s ? hl_evidence_write(dir, name, s, strlen(s)) : HL_EIO;
+    int rc = s ? cli_evidence_write(dir, name, s, strlen(s)) : HL_EIO;
     free(s);
     if (rc) snprintf(errbuf, errcap, "evidence %s/%s: cannot write", dir, name);
     return rc;
@@ -160,7 +160,7 @@ static int write_json(const char *dir, const char *name, json_t *j, char *errbuf
 static int write_with(const char *dir, const char *name, void (*fn)(FILE *, const void *),
                       const void *arg, char *errbuf, size_t errcap)
 {
-    FILE *f = hl_evidence_open(dir, name);
+    FILE *f = cli_evidence_open(dir, name);
     if (!f) {
         snprintf(errbuf, errcap, "evidence %s/%s: cannot create", dir, name);
         return HL_EIO;
@@ -174,21 +174,21 @@ static int write_with(const char *dir, const char *name, void (*fn)(FILE *, cons
     return 0;
 }
 
-static void csv_fn(FILE *f, const void *h) { hl_report_csv(f, h); }
-static void svg_fn(FILE *f, const void *h) { hl_report_svg(f, h, "hookline replay latency"); }
+static void csv_fn(FILE *f, const void *h) { cli_report_csv(f, h); }
+static void svg_fn(FILE *f, const void *h) { cli_report_svg(f, h, "hookline replay latency"); }
 static void ledger_fn(FILE *f, const void *w)
 {
-    if (hl_ledger_write(f, w) != 0) fputs("\n!ledger incomplete\n", f);
+    if (cli_ledger_write(f, w) != 0) fputs("\n!ledger incomplete\n", f);
 }
 
-int hl_evidence_write_all(const hl_evidence_t *e, char *errbuf, size_t errcap)
+int cli_evidence_write_all(const cli_evidence_t *e, char *errbuf, size_t errcap)
 {
-    int rc = hl_evidence_mkdir(e->dir);
+    int rc = cli_evidence_mkdir(e->dir);
     if (rc) {
         snprintf(errbuf, errcap, "evidence %s: cannot create the folder", e->dir);
         return rc;
     }
-    const hl_verify_report_t *v = e->verify;
+    const cli_verify_report_t *v = e->verify;
     json_t *idem = v ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "expected_events",
                                  (json_int_t)v->expected_events, "stored_events",
                                  (json_int_t)v->stored_events, "missing_rows",
@@ -215,11 +215,11 @@ int hl_evidence_write_all(const hl_evidence_t *e, char *errbuf, size_t errcap)
     if (!rc) rc = write_with(e->dir, "latency.svg", svg_fn, e->latency, errbuf, errcap);
     if (!rc) rc = write_with(e->dir, "requests.ndjson", ledger_fn, e->w, errbuf, errcap);
     if (!rc && e->report_text)
-        rc = hl_evidence_write(e->dir, "report.txt", e->report_text, strlen(e->report_text));
+        rc = cli_evidence_write(e->dir, "report.txt", e->report_text, strlen(e->report_text));
     json_decref(idem);
     json_decref(ord);
     json_decref(lin);
-    if (!rc && (rc = hl_evidence_seal(e->dir)) != 0)
-        snprintf(errbuf, errcap, "evidence %s: cannot write %s", e->dir, HL_EVIDENCE_MANIFEST);
+    if (!rc && (rc = cli_evidence_seal(e->dir)) != 0)
+        snprintf(errbuf, errcap, "evidence %s: cannot write %s", e->dir, CLI_EVIDENCE_MANIFEST);
     return rc;
 }

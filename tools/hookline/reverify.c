@@ -10,11 +10,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include "db.h"
 #include "hl/sigverify.h"
 #include "hl/log.h"
+#include "hl/pg.h"
 #include "hl/util.h"
 #include "verifiers.h"
-#include "verify_internal.h"
 
 #define USAGE                                                                                 \
     "usage: hookline reverify --config INGRESS.yaml --source NAME --message-id ID\n"          \
@@ -31,8 +32,22 @@ static const char SQL_EVENT[] =
     " WHERE source = $1 AND message_id = $2 AND ($3::text IS NULL OR event_type = $3)"
     " ORDER BY id LIMIT 64";
 
-/* Prints one event's check; returns 1 when it verifies, its body matches its digest and its
- * payload, and (signed_id: the source's message id is the signed one) its signed id is mid. */
+/* Prints when the signature was made, or that the scheme signs no time. */
+static void print_signed_at(int64_t ts)
+{
+    if (ts < 0) {
+        printf("  signed at       (the scheme signs no timestamp)\n");
+        return;
+    }
+    time_t tt = (time_t)ts;
+    struct tm tm;
+    char when[32];
+    gmtime_r(&tt, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("  signed at       %s (%" PRId64 "; no tolerance applied)\n", when, ts);
+}
+
+/* Prints one event's check (libs/sigverify's, the auditor's too); returns 1 when it holds. */
 static int check_event(const hl_sig_t *v, PGresult *res, int t, const char *mid, int signed_id)
 {
     printf("event %s (row %s, request %s)\n", PQgetvalue(res, t, 1), PQgetvalue(res, t, 0),
@@ -44,72 +59,59 @@ static int check_event(const hl_sig_t *v, PGresult *res, int t, const char *mid,
                                       : "signature headers (written before migration 006)");
         return 0;
     }
-    size_t blen = 0;
-    unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3), &blen);
+    hl_sig_stored_event_t ev = {.signed_json = PQgetvalue(res, t, 4),
+                                .body_sha256 = PQgetvalue(res, t, 5),
+                                .payload = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6)};
+    unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3),
+                                          &ev.body_len);
     if (!body) hl_die("out of memory");
-    const char *sj = PQgetvalue(res, t, 4);
-    hl_sig_result_t sr = HL_SIG_BAD;
-    int64_t ts = -1;
-    int rc = hl_sig_reverify_stored(v, sj, strlen(sj), body, blen, &sr, &ts);
-    char digest[HL_SIG_SHA256_HEX + 1];
-    hl_sig_sha256_hex(body, blen, digest);
-    const char *pl = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6);
-    int pm = hl_sig_stored_payload_matches(body, blen, pl, pl ? strlen(pl) : 0);
+    ev.body = body;
+    hl_sig_stored_check_t r;
+    hl_sig_check_stored(v, &ev, mid, signed_id, &r);
     PQfreemem(body);
-    char sid[257];
-    int si = signed_id ? hl_sig_stored_signed_id(v, sj, strlen(sj), sid, sizeof sid) : 0;
-    const char *verdict = rc != 0 ? "malformed_signature (stored headers unreadable)"
-                          : sr == HL_SIG_OK ? "ok"
-                                            : hl_sig_code(sr);
-    printf("  signature       %s\n", verdict);
-    if (ts >= 0) {
-        time_t tt = (time_t)ts;
-        struct tm tm;
-        char when[32];
-        gmtime_r(&tt, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("  signed at       %s (%" PRId64 "; no tolerance applied)\n", when, ts);
-    } else {
-        printf("  signed at       (the scheme signs no timestamp)\n");
-    }
-    int same = strcmp(digest, PQgetvalue(res, t, 5)) == 0;
-    printf("  body sha256     %s (%s)\n", digest,
-           same ? "matches the stored digest" : "DIFFERS from the stored digest");
-    printf("  payload         %s\n", pm < 0    ? "not compared (the raw body is not JSON read here)"
-                                     : pm == 1 ? "matches the raw body"
-                                               : "DIFFERS from the raw body");
-    if (si == 1)
-        printf("  signed id       %s (%s)\n", sid,
-               strcmp(sid, mid) == 0 ? "matches the message id" : "DIFFERS from the message id");
-    return rc == 0 && sr == HL_SIG_OK && same && pm != 0 && (si != 1 || strcmp(sid, mid) == 0);
+    printf("  signature       %s\n",
+           !r.headers_ok                ? "malformed_signature (stored headers unreadable)"
+           : r.signature == HL_SIG_OK ? "ok"
+                                        : hl_sig_code(r.signature));
+    print_signed_at(r.signed_ts);
+    printf("  body sha256     %s (%s)\n", r.body_sha256,
+           r.digest_matches ? "matches the stored digest" : "DIFFERS from the stored digest");
+    printf("  payload         %s\n",
+           r.payload_matches < 0    ? "not compared (the raw body is not JSON read here)"
+           : r.payload_matches == 1 ? "matches the raw body"
+                                    : "DIFFERS from the raw body");
+    if (r.has_signed_id)
+        printf("  signed id       %s (%s)\n", r.signed_id,
+               r.signed_id_matches ? "matches the message id" : "DIFFERS from the message id");
+    return hl_sig_stored_ok(&r);
 }
 
 /* Runs the query and checks each row. Returns the exit code. */
 static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v, int signed_id,
                     const char *source, const char *mid, const char *type)
 {
-    hl_verify_opts_t vo = {.conninfo = conninfo, .schema = schema};
     char err[512];
-    PGconn *c = hl_verify_pg_open(&vo, err, sizeof err);
+    PGconn *c = cli_db_open(conninfo, schema, err, sizeof err);
     if (!c) {
         fprintf(stderr, "hookline: reverify: %s\n", err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     const char *p[3] = {source, mid, type};
     PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
     int code;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "hookline: reverify: postgres: %s", PQerrorMessage(c));
-        code = HL_EXIT_USAGE;
+        (void)hl_pg_error(c, res, NULL, err, sizeof err);
+        fprintf(stderr, "hookline: reverify: %s\n", err);
+        code = CLI_EXIT_USAGE;
     } else if (PQntuples(res) == 0) {
         fprintf(stderr, "hookline: reverify: no stored event with source '%s', message id '%s'%s%s\n",
                 source, mid, type ? ", event type " : "", type ? type : "");
-        code = HL_EXIT_FAIL;
+        code = CLI_EXIT_FAIL;
     } else {
         int good = 0;
         for (int t = 0; t < PQntuples(res); t++) good += check_event(v, res, t, mid, signed_id);
         printf("reverify: %s\n", good == PQntuples(res) ? "OK" : "FAILED");
-        code = good == PQntuples(res) ? HL_EXIT_PASS : HL_EXIT_FAIL;
+        code = good == PQntuples(res) ? CLI_EXIT_PASS : CLI_EXIT_FAIL;
     }
     PQclear(res);
     PQfinish(c);
@@ -126,7 +128,7 @@ static int id_ok(const char *s, size_t max)
     return 1;
 }
 
-int hl_cmd_reverify(int argc, char **argv)
+int cli_cmd_reverify(int argc, char **argv)
 {
     enum { O_CONFIG = 1, O_SOURCE, O_MID, O_TYPE, O_PG, O_SCHEMA };
     static const struct option opts[] = {
@@ -147,34 +149,34 @@ int hl_cmd_reverify(int argc, char **argv)
         case O_PG: pg = optarg; break;
         case O_SCHEMA: schema = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
-        default: fputs(USAGE, stderr); return HL_EXIT_USAGE;
+        default: fputs(USAGE, stderr); return CLI_EXIT_USAGE;
         }
     }
     if (optind != argc || !config || !source || !mid) {
         fputs("hookline reverify: --config, --source and --message-id are required\n" USAGE, stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     if (!id_ok(source, 64) || !id_ok(mid, 256) || (type && !id_ok(type, 128))) {
         fputs("hookline reverify: --source (1..64 bytes), --message-id (1..256) and --event-type "
               "(1..128) must be non-empty, within their length and free of control characters\n",
               stderr);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     char err[1024];
     ing_verifiers_t *vs = ing_verifiers_load(config, err, sizeof err);
     if (!vs) {
         fprintf(stderr, "hookline: reverify: %s: %s\n", config, err);
-        return HL_EXIT_USAGE;
+        return CLI_EXIT_USAGE;
     }
     const hl_sig_t *v = ing_verifiers_find(vs, source);
     int code;
     if (!v) {
         fprintf(stderr, "hookline: reverify: source '%s' is not configured in %s\n", source, config);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else if (v->scheme == HL_SIG_SCHEME_BEARER) {
         fprintf(stderr, "hookline: reverify: source '%s' uses bearer tokens: its events carry no "
                         "signature to verify again\n", source);
-        code = HL_EXIT_USAGE;
+        code = CLI_EXIT_USAGE;
     } else {
         code = reverify(pg, schema, v, ing_verifiers_signed_id(vs, source), source, mid, type);
     }

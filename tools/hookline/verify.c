@@ -7,10 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "db.h"
+#include "hl/pg.h"
 #include "hl/util.h"
-#include "verify_internal.h"
+#include "verify_lineage.h"
 
 #define IDS_PER_QUERY 2000
 
@@ -26,80 +27,21 @@ typedef struct {
 } ev_state_t;
 
 typedef struct {
-    const hl_wl_msg_t *msg;
+    const cli_wl_msg_t *msg;
     ev_state_t *ev;
     size_t nev;
 } msg_state_t;
 
-void hl_verify_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-char *hl_pg_text_array(const char *const *items, size_t n)
-{
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) cap += 2 * strlen(items[i]) + 3;
-    char *s = hl_xmalloc(cap), *p = s;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) *p++ = ',';
-        *p++ = '"';
-        for (const char *c = items[i]; *c; c++) {
-            if (*c == '"' || *c == '\\') *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return s;
-}
-
-static int pg_fail(char *errbuf, size_t errcap, PGconn *c, const char *what)
-{
-    snprintf(errbuf, errcap, "postgres: %s: %s", what, c ? PQerrorMessage(c) : "no connection");
-    size_t n = strlen(errbuf);
-    while (n && errbuf[n - 1] == '\n') errbuf[--n] = '\0';
-    return HL_EPG;
-}
-
-PGconn *hl_verify_pg_open(const hl_verify_opts_t *o, char *errbuf, size_t errcap)
-{
-    PGconn *c = PQconnectdb(o->conninfo ? o->conninfo : "");
-    if (PQstatus(c) != CONNECTION_OK) {
-        (void)pg_fail(errbuf, errcap, c, "connect");
-        PQfinish(c);
-        return NULL;
-    }
-    if (o->schema && *o->schema) {
-        char *id = PQescapeIdentifier(c, o->schema, strlen(o->schema));
-        char sql[512];
-        snprintf(sql, sizeof(sql), "SET search_path TO %s", id ? id : "\"\"");
-        PQfreemem(id);
-        PGresult *r = PQexec(c, sql);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-            (void)pg_fail(errbuf, errcap, c, "set search_path");
-            PQfinish(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
 /* Builds the per-message accepted-event lists. Returns the number of accepted events. */
-static int64_t collect(const hl_workload_t *w, msg_state_t *ms)
+static int64_t collect(const cli_workload_t *w, msg_state_t *ms)
 {
     int64_t total = 0;
     for (size_t m = 0; m < w->nmsgs; m++) {
-        const hl_wl_msg_t *msg = &w->msgs[m];
+        const cli_wl_msg_t *msg = &w->msgs[m];
         ms[m].msg = msg;
         ms[m].ev = hl_xcalloc(msg->nreqs ? msg->nreqs : 1, sizeof(ev_state_t));
         for (size_t i = 0; i < msg->nreqs; i++) {
-            const hl_wl_req_t *rq = &msg->reqs[i];
+            const cli_wl_req_t *rq = &msg->reqs[i];
             if (rq->out.status != 202) continue;
             int seen = 0;
             for (size_t e = 0; e < ms[m].nev; e++)
@@ -118,27 +60,23 @@ typedef struct {
     size_t *midx;   /* their message index */
 } idset_t;
 
+static const char SQL_COUNT[] = "SELECT count(*) FROM webhook_events WHERE source = $1 "
+                                "AND message_id = ANY($2::text[])";
+
+static int add_count(const PGresult *r, size_t off, size_t n, void *arg)
+{
+    *(int64_t *)arg += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    return 0;
+}
+
 static int64_t count_rows(PGconn *c, const char *source, const idset_t *ids, char *errbuf,
                           size_t errcap)
 {
     int64_t total = 0;
-    for (size_t off = 0; off < ids->n; off += IDS_PER_QUERY) {
-        size_t n = ids->n - off < IDS_PER_QUERY ? ids->n - off : IDS_PER_QUERY;
-        char *arr = hl_pg_text_array((const char *const *)ids->ids + off, n);
-        const char *params[2] = {source, arr};
-        PGresult *r = PQexecParams(c,
-                                   "SELECT count(*) FROM webhook_events WHERE source = $1 "
-                                   "AND message_id = ANY($2::text[])",
-                                   2, NULL, params, NULL, NULL, 0);
-        free(arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            PQclear(r);
-            return pg_fail(errbuf, errcap, c, "count rows");
-        }
-        total += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        PQclear(r);
-    }
-    return total;
+    const hl_pg_chunked_t q = {SQL_COUNT, &source, 2, IDS_PER_QUERY, "count rows"};
+    int rc = hl_pg_query_chunked(c, &q, (const char *const *)ids->ids, ids->n, add_count, &total,
+                                 errbuf, errcap);
+    return rc ? rc : total;
 }
 
 static ev_state_t *find_ev(msg_state_t *s, const char *type)
@@ -148,62 +86,59 @@ static ev_state_t *find_ev(msg_state_t *s, const char *type)
     return NULL;
 }
 
-void hl_verify_detail(json_t *list, json_t *item)
-{
-    if (json_array_size(list) < HL_VERIFY_REPORT_CAP)
-        json_array_append_new(list, item);
-    else
-        json_decref(item);
-}
+static const char SQL_ROWS[] =
+    "SELECT message_id, event_type, kafka_partition, kafka_offset,"
+    " (extract(epoch FROM persisted_at) * 1000000)::bigint, request_id::text, xmin::text"
+    " FROM webhook_events WHERE source = $1 AND message_id = ANY($2::text[])"
+    " ORDER BY message_id, kafka_partition, kafka_offset";
 
-/* Reads the run's rows and matches them to the accepted events. */
-static int fetch_rows(PGconn *c, const char *source, const idset_t *ids, msg_state_t *ms,
-                      hl_verify_report_t *rep, char *errbuf, size_t errcap)
+typedef struct {
+    const idset_t *ids;
+    msg_state_t *ms;
+    cli_verify_report_t *rep;
+} rows_t;
+
+/* Matches one chunk's rows (ids[off .. off + n)) to the accepted events. */
+static int match_rows(const PGresult *r, size_t off, size_t n, void *arg)
 {
-    for (size_t off = 0; off < ids->n; off += IDS_PER_QUERY) {
-        size_t n = ids->n - off < IDS_PER_QUERY ? ids->n - off : IDS_PER_QUERY;
-        char *arr = hl_pg_text_array((const char *const *)ids->ids + off, n);
-        const char *params[2] = {source, arr};
-        PGresult *r = PQexecParams(
-            c,
-            "SELECT message_id, event_type, kafka_partition, kafka_offset,"
-            " (extract(epoch FROM persisted_at) * 1000000)::bigint, request_id::text, xmin::text"
-            " FROM webhook_events WHERE source = $1 AND message_id = ANY($2::text[])"
-            " ORDER BY message_id, kafka_partition, kafka_offset",
-            2, NULL, params, NULL, NULL, 0);
-        free(arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            PQclear(r);
-            return pg_fail(errbuf, errcap, c, "read rows");
+    const rows_t *a = arg;
+    /* ids->ids[off..] are sorted like the rows, so one merge pass pairs them. */
+    size_t k = off;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *mid = PQgetvalue(r, i, 0);
+        while (k < off + n && strcmp(a->ids->ids[k], mid) < 0) k++;
+        if (k >= off + n || strcmp(a->ids->ids[k], mid) != 0) continue;
+        msg_state_t *s = &a->ms[a->ids->midx[k]];
+        ev_state_t *ev = find_ev(s, PQgetvalue(r, i, 1));
+        if (!ev) continue; /* stored although never answered 202: allowed (a retried 503) */
+        if (++ev->count > 1) {
+            a->rep->duplicate_rows++;
+            cli_verify_detail(a->rep->idempotency,
+                              json_pack("{s:s,s:s,s:s,s:s}", "kind", "duplicate_row", "message_id",
+                                       mid, "event_type", ev->type, "request_id",
+                                       PQgetvalue(r, i, 5)));
+            continue;
         }
-        /* ids->ids[off..] are sorted like the rows, so one merge pass pairs them. */
-        size_t k = off;
-        for (int i = 0; i < PQntuples(r); i++) {
-            const char *mid = PQgetvalue(r, i, 0);
-            while (k < off + n && strcmp(ids->ids[k], mid) < 0) k++;
-            if (k >= off + n || strcmp(ids->ids[k], mid) != 0) continue;
-            msg_state_t *s = &ms[ids->midx[k]];
-            ev_state_t *ev = find_ev(s, PQgetvalue(r, i, 1));
-            if (!ev) continue; /* stored although never answered 202: allowed (a retried 503) */
-            if (++ev->count > 1) {
-                rep->duplicate_rows++;
-                hl_verify_detail(rep->idempotency,
-                           json_pack("{s:s,s:s,s:s,s:s}", "kind", "duplicate_row", "message_id", mid,
-                                     "event_type", ev->type, "request_id", PQgetvalue(r, i, 5)));
-                continue;
-            }
-            ev->partition = (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10);
-            ev->offset = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-            ev->persisted_us = strtoll(PQgetvalue(r, i, 4), NULL, 10);
-            (void)hl_strlcpy(ev->xmin, PQgetvalue(r, i, 6), sizeof(ev->xmin));
-        }
-        PQclear(r);
+        ev->partition = (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10);
+        ev->offset = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        ev->persisted_us = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        (void)hl_strlcpy(ev->xmin, PQgetvalue(r, i, 6), sizeof(ev->xmin));
     }
     return 0;
 }
 
+/* Reads the run's rows and matches them to the accepted events. */
+static int fetch_rows(PGconn *c, const char *source, const idset_t *ids, msg_state_t *ms,
+                      cli_verify_report_t *rep, char *errbuf, size_t errcap)
+{
+    rows_t a = {ids, ms, rep};
+    const hl_pg_chunked_t q = {SQL_ROWS, &source, 2, IDS_PER_QUERY, "read rows"};
+    return hl_pg_query_chunked(c, &q, (const char *const *)ids->ids, ids->n, match_rows, &a,
+                               errbuf, errcap);
+}
+
 /* Exactly once and order, message by message. */
-static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
+static void judge(msg_state_t *ms, size_t nmsgs, cli_verify_report_t *rep)
 {
     for (size_t m = 0; m < nmsgs; m++) {
         const ev_state_t *prev = NULL;
@@ -211,7 +146,7 @@ static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
             ev_state_t *ev = &ms[m].ev[e];
             if (ev->count == 0) {
                 rep->missing_rows++;
-                hl_verify_detail(rep->idempotency,
+                cli_verify_detail(rep->idempotency,
                            json_pack("{s:s,s:s,s:s,s:s}", "kind", "missing_row", "message_id",
                                      ms[m].msg->message_id, "event_type", ev->type, "request_id",
                                      ev->request_id));
@@ -230,7 +165,7 @@ static void judge(msg_state_t *ms, size_t nmsgs, hl_verify_report_t *rep)
                     why = "committed before the previous event";
                 if (why) {
                     rep->ordering_violations++;
-                    hl_verify_detail(rep->ordering,
+                    cli_verify_detail(rep->ordering,
                                json_pack("{s:s,s:s,s:s,s:s,s:[i,I],s:[i,I]}", "message_id",
                                          ms[m].msg->message_id, "event_type", ev->type,
                                          "after", prev->type, "why", why, "position",
@@ -251,7 +186,7 @@ static int cmp_idx(const void *a, const void *b, void *arg)
     return strcmp(ids[*(const size_t *)a], ids[*(const size_t *)b]);
 }
 
-static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *rep,
+static int pg_checks(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *rep,
                      char *errbuf, size_t errcap)
 {
     msg_state_t *ms = hl_xcalloc(w->nmsgs ? w->nmsgs : 1, sizeof(*ms));
@@ -271,7 +206,7 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
     ids.n = n;
     for (size_t i = 0; i < n; i++) ids.ids[i] = tmp[order[i]];
     int rc = 0;
-    PGconn *c = hl_verify_pg_open(o, errbuf, errcap);
+    PGconn *c = cli_db_open(o->conninfo, o->schema, errbuf, errcap);
     if (!c) rc = HL_EPG;
     /* Rows arrive after the 202 (the persister batches): wait until all are there or the
      * settle time is over; what is still missing then is a gap. */
@@ -283,7 +218,7 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
             fprintf(stderr, "\r  postgres: %lld of %lld accepted events stored   ",
                     (long long)have, (long long)rep->expected_events);
         if (rc || have >= rep->expected_events || hl_mono_us() >= deadline) break;
-        hl_verify_sleep_ms(200);
+        cli_verify_sleep_ms(200);
     }
     if (o->progress) fprintf(stderr, "\r%*s\r", 60, "");
     if (!rc) rc = fetch_rows(c, o->source, &ids, ms, rep, errbuf, errcap);
@@ -297,8 +232,8 @@ static int pg_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verif
     return rc;
 }
 
-int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *r,
-                  char *errbuf, size_t errcap)
+int cli_verify_run(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *r,
+                   char *errbuf, size_t errcap)
 {
     memset(r, 0, sizeof(*r));
     r->idempotency = json_array();
@@ -318,12 +253,12 @@ int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_r
     int64_t t1 = hl_mono_us();
     r->pg_seconds = (double)(t1 - t0) / 1e6;
     if (rc || o->no_auditor) return rc;
-    rc = hl_lineage_checks(o, w, r, errbuf, errcap);
+    rc = cli_lineage_checks(o, w, r, errbuf, errcap);
     r->auditor_seconds = (double)(hl_mono_us() - t1) / 1e6;
     return rc;
 }
 
-void hl_verify_report_free(hl_verify_report_t *r)
+void cli_verify_report_free(cli_verify_report_t *r)
 {
     json_decref(r->idempotency);
     json_decref(r->ordering);

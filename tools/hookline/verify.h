@@ -1,10 +1,11 @@
 /* Verification of a replay against the system of record: every accepted event stored exactly
  * once in Postgres, in per-message order, and every request id with a lineage at the auditor. */
-#ifndef HL_CLI_VERIFY_H
-#define HL_CLI_VERIFY_H
+#ifndef CLI_VERIFY_H
+#define CLI_VERIFY_H
 
 #include <jansson.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hl/error.h"
 #include "workload.h"
@@ -25,9 +26,9 @@ typedef struct {
     uint64_t seed;               /* picks the sample lineages */
     unsigned sample;             /* full lineages to keep (10) */
     int progress;                /* a progress line on stderr while waiting (a terminal) */
-} hl_verify_opts_t;
+} cli_verify_opts_t;
 
-#define HL_VERIFY_REPORT_CAP 1000 /* detail entries kept per report; counts are always exact */
+#define CLI_VERIFY_REPORT_CAP 1000 /* detail entries kept per report; counts are always exact */
 
 typedef struct {
     int64_t expected_events;        /* distinct events answered 202 */
@@ -48,27 +49,40 @@ typedef struct {
     int64_t content_bad;            /* persisted events whose row the auditor's GET
                                      * /v1/verify/content finds gone or edited; -1 unknown */
     json_t *content_verify;         /* that answer (owned), or null */
-    json_t *idempotency;            /* report objects (owned; hl_verify_report_free) */
+    json_t *idempotency;            /* report objects (owned; cli_verify_report_free) */
     json_t *ordering;
     json_t *lineage_missing;
     json_t *lineage_sample;
     json_t *auditor_error_budget;   /* the auditor's /v1/error-budget answer, or null */
     double pg_seconds;              /* time spent on the Postgres checks (waiting included) */
     double auditor_seconds;         /* time spent on the lineage checks */
-} hl_verify_report_t;
+} cli_verify_report_t;
 
 /* Runs every check. Returns 0 (violations are counted, not errors), HL_EPG when Postgres
  * cannot be queried, HL_EIO when the auditor cannot be reached (unless no_auditor); errbuf
  * says which. Starts and joins auditor_concurrency threads. */
-int hl_verify_run(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *r,
-                  char *errbuf, size_t errcap) HL_MUST_CHECK;
-void hl_verify_report_free(hl_verify_report_t *r);
+int cli_verify_run(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *r,
+                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+void cli_verify_report_free(cli_verify_report_t *r);
 
 /* The stage names found anywhere in a lineage answer (objects with a "stage" string),
  * as bits: 1 = ingress, 2 = persisted, 4 = dead_lettered. */
-unsigned hl_lineage_stages(json_t *answer);
+unsigned cli_lineage_stages(json_t *answer);
 
-/* Postgres text-array literal of n strings ({"a","b\"c"}), owned by the caller. */
-char *hl_pg_text_array(const char *const *items, size_t n);
+/* Appends item (taken) to a report list unless it holds CLI_VERIFY_REPORT_CAP entries. */
+static inline void cli_verify_detail(json_t *list, json_t *item)
+{
+    if (json_array_size(list) < CLI_VERIFY_REPORT_CAP)
+        json_array_append_new(list, item);
+    else
+        json_decref(item);
+}
+
+/* The pause between two looks while rows and lineages settle. */
+static inline void cli_verify_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 #endif

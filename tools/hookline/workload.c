@@ -8,12 +8,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hl/jsonptr.h"
 #include "hl/util.h"
 
 static const char *const event_names[] = {"processed", "delivered", "open",    "click",
                                           "unsubscribe", "spamreport", "bounce", "dropped"};
 
-const char *hl_wl_event_type(unsigned i, char *buf, size_t cap)
+const char *cli_wl_event_type(unsigned i, char *buf, size_t cap)
 {
     if (i < sizeof(event_names) / sizeof(event_names[0])) return event_names[i];
     snprintf(buf, cap, "custom.%u", i);
@@ -36,7 +37,7 @@ static int synth_fail(char *errbuf, size_t errcap, int rc, const char *msg)
 }
 
 /* One body: the fields the ingress extracts, a few realistic ones, then padding to size. */
-static char *synth_body(const hl_wl_synth_opts_t *o, uint64_t *rng, const char *mid,
+static char *synth_body(const cli_wl_synth_opts_t *o, uint64_t *rng, const char *mid,
                         const char *type, unsigned ev, size_t *len)
 {
     char head[768];
@@ -62,17 +63,17 @@ static char *synth_body(const hl_wl_synth_opts_t *o, uint64_t *rng, const char *
     return b;
 }
 
-int hl_wl_synth(const hl_wl_synth_opts_t *o, hl_workload_t *w, char *errbuf, size_t errcap)
+int cli_wl_synth(const cli_wl_synth_opts_t *o, cli_workload_t *w, char *errbuf, size_t errcap)
 {
-    if (o->count == 0 || o->count > HL_WL_MAX_COUNT)
+    if (o->count == 0 || o->count > CLI_WL_MAX_COUNT)
         return synth_fail(errbuf, errcap, HL_EINVAL, "--count must be 1..10000000");
-    if (o->events_per_message == 0 || o->events_per_message > HL_WL_MAX_EVENTS_PER_MESSAGE)
+    if (o->events_per_message == 0 || o->events_per_message > CLI_WL_MAX_EVENTS_PER_MESSAGE)
         return synth_fail(errbuf, errcap, HL_EINVAL, "--events-per-message must be 1..64");
     if (!(o->duplicate_ratio >= 0.0 && o->duplicate_ratio <= 1.0))
         return synth_fail(errbuf, errcap, HL_EINVAL, "--duplicate-ratio must be 0..1");
-    if (o->payload_bytes > HL_WL_MAX_PAYLOAD)
+    if (o->payload_bytes > CLI_WL_MAX_PAYLOAD)
         return synth_fail(errbuf, errcap, HL_ETOOBIG, "--payload-bytes over 1 MiB");
-    if ((uint64_t)o->count * (o->payload_bytes + 256u) > HL_WL_MAX_TOTAL_BYTES)
+    if ((uint64_t)o->count * (o->payload_bytes + 256u) > CLI_WL_MAX_TOTAL_BYTES)
         return synth_fail(errbuf, errcap, HL_ETOOBIG, "--count x --payload-bytes over 1 GiB");
     const char *run = o->run_id ? o->run_id : "run";
     if (strlen(run) > 64) return synth_fail(errbuf, errcap, HL_EINVAL, "--run-id over 64 bytes");
@@ -80,21 +81,21 @@ int hl_wl_synth(const hl_wl_synth_opts_t *o, hl_workload_t *w, char *errbuf, siz
     uint64_t rng = o->seed;
     size_t epm = o->events_per_message;
     w->nmsgs = (o->count + epm - 1) / epm;
-    w->msgs = hl_xcalloc(w->nmsgs, sizeof(hl_wl_msg_t));
+    w->msgs = hl_xcalloc(w->nmsgs, sizeof(cli_wl_msg_t));
     /* A duplicate is chosen by comparing a draw with the ratio scaled to 2^53. */
     uint64_t dup_cut = (uint64_t)(o->duplicate_ratio * 9007199254740992.0);
     size_t left = o->count;
     for (size_t m = 0; m < w->nmsgs; m++) {
-        hl_wl_msg_t *msg = &w->msgs[m];
+        cli_wl_msg_t *msg = &w->msgs[m];
         char mid[128], tb[32];
         snprintf(mid, sizeof(mid), "%s-%llu-m%zu", run, (unsigned long long)o->seed, m);
         msg->message_id = hl_xstrdup(mid);
         size_t nev = left < epm ? left : epm;
         left -= nev;
-        msg->reqs = hl_xcalloc(nev * 2, sizeof(hl_wl_req_t));
+        msg->reqs = hl_xcalloc(nev * 2, sizeof(cli_wl_req_t));
         for (size_t e = 0; e < nev; e++) {
-            const char *type = hl_wl_event_type((unsigned)e, tb, sizeof(tb));
-            hl_wl_req_t *rq = &msg->reqs[msg->nreqs];
+            const char *type = cli_wl_event_type((unsigned)e, tb, sizeof(tb));
+            cli_wl_req_t *rq = &msg->reqs[msg->nreqs];
             rq->body = synth_body(o, &rng, mid, type, (unsigned)e, &rq->body_len);
             rq->event_type = hl_xstrdup(type);
             /* The delivery id (webhook-id) is the message id: sources may take the message id
@@ -105,7 +106,7 @@ int hl_wl_synth(const hl_wl_synth_opts_t *o, hl_workload_t *w, char *errbuf, siz
             size_t orig = msg->nreqs++;
             if ((mix64(&rng) >> 11) < dup_cut) {
                 /* The provider resends the same delivery after its 202: same id, same bytes. */
-                hl_wl_req_t *d = &msg->reqs[msg->nreqs++];
+                cli_wl_req_t *d = &msg->reqs[msg->nreqs++];
                 d->body = rq->body;
                 d->body_len = rq->body_len;
                 d->event_type = hl_xstrdup(type);
@@ -119,62 +120,29 @@ int hl_wl_synth(const hl_wl_synth_opts_t *o, hl_workload_t *w, char *errbuf, siz
     return 0;
 }
 
-void hl_wl_free(hl_workload_t *w)
+/* Frees what one request owns; a duplicate's body is its original's. */
+static void req_free(cli_wl_req_t *r)
+{
+    if (r->dup_of < 0) free(r->body);
+    free(r->event_type);
+    free(r->delivery_id);
+    for (size_t h = 0; h < r->nheaders; h++) {
+        free((char *)r->headers[h].name);
+        free((char *)r->headers[h].value);
+    }
+    free(r->headers);
+}
+
+void cli_wl_free(cli_workload_t *w)
 {
     for (size_t m = 0; m < w->nmsgs; m++) {
-        hl_wl_msg_t *msg = &w->msgs[m];
-        for (size_t i = 0; i < msg->nreqs; i++) {
-            hl_wl_req_t *r = &msg->reqs[i];
-            if (r->dup_of < 0) free(r->body);
-            free(r->event_type);
-            free(r->delivery_id);
-            for (size_t h = 0; h < r->nheaders; h++) {
-                free((char *)r->headers[h].name);
-                free((char *)r->headers[h].value);
-            }
-            free(r->headers);
-        }
+        cli_wl_msg_t *msg = &w->msgs[m];
+        for (size_t i = 0; i < msg->nreqs; i++) req_free(&msg->reqs[i]);
         free(msg->reqs);
         free(msg->message_id);
     }
     free(w->msgs);
     memset(w, 0, sizeof(*w));
-}
-
-json_t *hl_json_pointer(json_t *root, const char *ptr)
-{
-    if (!ptr || !*ptr) return root;
-    if (*ptr != '/') return NULL;
-    json_t *cur = root;
-    char tok[HL_WL_MAX_ID];
-    const char *p = ptr + 1;
-    for (;;) {
-        size_t n = 0;
-        while (*p && *p != '/') {
-            char c = *p++;
-            if (c == '~') {
-                if (*p == '0') c = '~';
-                else if (*p == '1') c = '/';
-                else return NULL;
-                p++;
-            }
-            if (n + 1 >= sizeof(tok)) return NULL;
-            tok[n++] = c;
-        }
-        tok[n] = '\0';
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, tok);
-        } else if (json_is_array(cur)) {
-            int64_t idx;
-            if (hl_parse_i64(tok, 0, 1000000, &idx) != 0) return NULL;
-            cur = json_array_get(cur, (size_t)idx);
-        } else {
-            return NULL;
-        }
-        if (!cur) return NULL;
-        if (!*p) return cur;
-        p++;
-    }
 }
 
 /* Index of message ids seen so far (open addressing) so that events group by message in
@@ -191,7 +159,7 @@ static size_t hash_str(const char *s)
     return h;
 }
 
-static size_t index_find(id_index_t *ix, hl_workload_t *w, const char *mid)
+static size_t index_find(id_index_t *ix, cli_workload_t *w, const char *mid)
 {
     if (w->nmsgs * 2 >= ix->cap) {
         size_t ncap = ix->cap ? ix->cap * 2 : 1024;
@@ -211,8 +179,8 @@ static size_t index_find(id_index_t *ix, hl_workload_t *w, const char *mid)
         if (strcmp(w->msgs[ix->slots[j] - 1].message_id, mid) == 0) return ix->slots[j] - 1;
         j = (j + 1) & (ix->cap - 1);
     }
-    w->msgs = hl_xrealloc(w->msgs, (w->nmsgs + 1) * sizeof(hl_wl_msg_t));
-    memset(&w->msgs[w->nmsgs], 0, sizeof(hl_wl_msg_t));
+    w->msgs = hl_xrealloc(w->msgs, (w->nmsgs + 1) * sizeof(cli_wl_msg_t));
+    memset(&w->msgs[w->nmsgs], 0, sizeof(cli_wl_msg_t));
     w->msgs[w->nmsgs].message_id = hl_xstrdup(mid);
     ix->slots[j] = ++w->nmsgs;
     return w->nmsgs - 1;
@@ -225,14 +193,14 @@ static int line_fail(char *errbuf, size_t errcap, int rc, size_t line, const cha
 }
 
 /* Parses one captured request into rq; *mid receives the message id (borrowed from root). */
-static const char *captured(const hl_wl_req_t *rq, const char *name)
+static const char *captured(const cli_wl_req_t *rq, const char *name)
 {
     for (size_t i = 0; name && i < rq->nheaders; i++)
         if (strcasecmp(rq->headers[i].name, name) == 0) return rq->headers[i].value;
     return NULL;
 }
 
-static int parse_line(json_t *root, const hl_wl_input_opts_t *o, hl_wl_req_t *rq, char *mid,
+static int parse_line(json_t *root, const cli_wl_input_opts_t *o, cli_wl_req_t *rq, char *mid,
                       const char **why)
 {
     json_t *body = json_object_get(root, "body");
@@ -251,8 +219,8 @@ static int parse_line(json_t *root, const hl_wl_input_opts_t *o, hl_wl_req_t *rq
         return (*why = "\"body\" must be a string or an object"), HL_EPARSE;
     }
     if (hdrs) {
-        if (json_object_size(hdrs) > HL_WL_MAX_HEADERS) return (*why = "over 32 headers"), HL_ETOOBIG;
-        rq->headers = hl_xcalloc(json_object_size(hdrs) + 1, sizeof(hl_http_header_t));
+        if (json_object_size(hdrs) > CLI_WL_MAX_HEADERS) return (*why = "over 32 headers"), HL_ETOOBIG;
+        rq->headers = hl_xcalloc(json_object_size(hdrs) + 1, sizeof(cli_http_header_t));
         const char *k;
         json_t *v;
         json_object_foreach(hdrs, k, v)
@@ -270,19 +238,19 @@ static int parse_line(json_t *root, const hl_wl_input_opts_t *o, hl_wl_req_t *rq
         }
     }
     json_t *parsed = json_loadb(rq->body, rq->body_len, 0, NULL);
-    json_t *t = parsed ? hl_json_pointer(parsed, o->type_ptr) : NULL;
+    json_t *t = parsed ? hl_jsonptr_get(parsed, o->type_ptr) : NULL;
     const char *id = NULL;
     if (o->msg_header) {
         id = captured(rq, o->msg_header);
     } else {
-        json_t *m = parsed ? hl_json_pointer(parsed, o->msg_ptr) : NULL;
+        json_t *m = parsed ? hl_jsonptr_get(parsed, o->msg_ptr) : NULL;
         id = json_is_string(m) ? json_string_value(m) : NULL;
     }
     int rc = 0;
     if (!id || !*id) {
         *why = o->msg_header ? "no message id header" : "body has no message id at the pointer";
         rc = HL_EPARSE;
-    } else if (strlen(id) >= HL_WL_MAX_ID) {
+    } else if (strlen(id) >= CLI_WL_MAX_ID) {
         *why = "message id over 255 bytes";
         rc = HL_ETOOBIG;
     }
@@ -298,35 +266,23 @@ static int parse_line(json_t *root, const hl_wl_input_opts_t *o, hl_wl_req_t *rq
     return rc;
 }
 
-static void req_free(hl_wl_req_t *r)
-{
-    free(r->body);
-    free(r->event_type);
-    free(r->delivery_id);
-    for (size_t h = 0; h < r->nheaders; h++) {
-        free((char *)r->headers[h].name);
-        free((char *)r->headers[h].value);
-    }
-    free(r->headers);
-}
-
-int hl_wl_read_ndjson(const char *path, const hl_wl_input_opts_t *o, hl_workload_t *w,
-                      char *errbuf, size_t errcap)
+int cli_wl_read_ndjson(const char *path, const cli_wl_input_opts_t *o, cli_workload_t *w,
+                       char *errbuf, size_t errcap)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
         snprintf(errbuf, errcap, "%s: cannot open", path);
         return HL_EIO;
     }
-    char *line = hl_xmalloc(HL_WL_MAX_LINE + 2);
+    char *line = hl_xmalloc(CLI_WL_MAX_LINE + 2);
     id_index_t ix = {0};
     size_t lineno = 0;
     uint64_t total = 0;
     int rc = 0;
-    while (fgets(line, HL_WL_MAX_LINE + 2, f)) {
+    while (fgets(line, CLI_WL_MAX_LINE + 2, f)) {
         lineno++;
         size_t n = strlen(line);
-        if (n > HL_WL_MAX_LINE) {
+        if (n > CLI_WL_MAX_LINE) {
             rc = line_fail(errbuf, errcap, HL_ETOOBIG, lineno, "line over 2 MiB");
             break;
         }
@@ -338,13 +294,13 @@ int hl_wl_read_ndjson(const char *path, const hl_wl_input_opts_t *o, hl_workload
             rc = line_fail(errbuf, errcap, HL_EPARSE, lineno, "not JSON");
             break;
         }
-        hl_wl_req_t rq = {.dup_of = -1};
-        char mid[HL_WL_MAX_ID];
+        cli_wl_req_t rq = {.dup_of = -1};
+        char mid[CLI_WL_MAX_ID];
         const char *why = "";
         rc = parse_line(root, o, &rq, mid, &why);
         json_decref(root);
         total += rq.body_len;
-        if (!rc && (w->nreqs >= HL_WL_MAX_COUNT || total > HL_WL_MAX_TOTAL_BYTES)) {
+        if (!rc && (w->nreqs >= CLI_WL_MAX_COUNT || total > CLI_WL_MAX_TOTAL_BYTES)) {
             why = "input over 10M requests or 1 GiB of bodies";
             rc = HL_ETOOBIG;
         }
@@ -354,8 +310,8 @@ int hl_wl_read_ndjson(const char *path, const hl_wl_input_opts_t *o, hl_workload
             break;
         }
         size_t mi = index_find(&ix, w, mid); /* may move w->msgs */
-        hl_wl_msg_t *msg = &w->msgs[mi];
-        msg->reqs = hl_xrealloc(msg->reqs, (msg->nreqs + 1) * sizeof(hl_wl_req_t));
+        cli_wl_msg_t *msg = &w->msgs[mi];
+        msg->reqs = hl_xrealloc(msg->reqs, (msg->nreqs + 1) * sizeof(cli_wl_req_t));
         msg->reqs[msg->nreqs++] = rq;
         w->nreqs++;
     }
@@ -367,6 +323,6 @@ int hl_wl_read_ndjson(const char *path, const hl_wl_input_opts_t *o, hl_workload
     free(ix.slots);
     free(line);
     if (f != stdin) fclose(f);
-    if (rc) hl_wl_free(w);
+    if (rc) cli_wl_free(w);
     return rc;
 }

@@ -145,4 +145,32 @@ void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken);
  * and holding its locks, until it next writes to that client). */
 void hl_pg_pool_close(hl_pg_pool_t *p);
 
+
+/* ---- Chunked queries over a list of text values (libs/pg/src/query.c) ---- */
+/* The Postgres text-array literal of n strings ({"a","b\"c"}: quotes and backslashes escaped),
+ * owned by the caller (free). items borrowed. Aborts on out-of-memory. */
+char *hl_pg_text_array(const char *const *items, size_t n);
+
+#define HL_PG_CHUNKED_MAX_PARAMS 8
+
+/* One statement run per chunk: its last parameter ($nparams) is the chunk as a text[]. */
+typedef struct {
+    const char *sql;           /* the statement, e.g. "... WHERE id = ANY($2::text[])" */
+    const char *const *params; /* the nparams - 1 parameters before the chunk (borrowed) */
+    int nparams;               /* 1..HL_PG_CHUNKED_MAX_PARAMS, the chunk included */
+    size_t chunk;              /* values per statement (> 0) */
+    const char *what;          /* names the query in errors ("count rows") */
+} hl_pg_chunked_t;
+
+/* Receives the rows of one chunk (res borrowed, cleared after the call) holding items[off ..
+ * off + n). Returns 0 to go on, anything else to stop: hl_pg_query_chunked returns it. */
+typedef int (*hl_pg_chunk_fn)(const PGresult *res, size_t off, size_t n, void *arg);
+
+/* Runs q over items[0 .. n) (borrowed) in order, at most q->chunk values per statement, and
+ * hands each answer to fn. Returns 0, fn's non-zero return, HL_EINVAL (a bad q) or HL_EPG
+ * when a statement fails (errbuf as hl_pg_error writes it, with q->what). No statement when
+ * n is 0. */
+int hl_pg_query_chunked(PGconn *c, const hl_pg_chunked_t *q, const char *const *items, size_t n,
+                        hl_pg_chunk_fn fn, void *arg, char *errbuf, size_t errcap) HL_MUST_CHECK;
+
 #endif

@@ -5,6 +5,7 @@
 #define HL_SIG_H
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -157,6 +158,41 @@ int hl_sig_stored_signed_id(const hl_sig_t *a, const char *signed_json, size_t l
  * refuses): not compared. */
 int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, const char *payload,
                                   size_t payload_len) HL_MUST_CHECK;
+
+/* A stored event as its row holds it (all borrowed). */
+typedef struct {
+    const unsigned char *body; /* the raw body as received */
+    size_t body_len;
+    const char *signed_json;   /* the signature headers hl_sig_signed_json wrote */
+    const char *body_sha256;   /* the digest column, lowercase hex */
+    const char *payload;       /* the payload column as JSON text, NULL when null */
+} hl_sig_stored_event_t;
+
+#define HL_SIG_MAX_SIGNED_ID 256
+
+/* What checking a stored event again found. */
+typedef struct {
+    int headers_ok;                          /* 0: the stored signature headers are unreadable */
+    hl_sig_result_t signature;               /* checked again, no tolerance (BAD if unreadable) */
+    int64_t signed_ts;                       /* the timestamp it signs, -1 for none */
+    char body_sha256[HL_SIG_SHA256_HEX + 1]; /* the raw body's digest */
+    int digest_matches;                      /* 1: equal to the digest column */
+    int payload_matches;                     /* as hl_sig_stored_payload_matches: 1, 0, HL_EPARSE */
+    int has_signed_id;                       /* 1: the signature covers signed_id */
+    char signed_id[HL_SIG_MAX_SIGNED_ID + 1];
+    int signed_id_matches;                   /* 1: signed_id equals the message id */
+} hl_sig_stored_check_t;
+
+/* Checks stored event ev again with verifier a: its signature (hl_sig_reverify_stored), its raw
+ * body against the digest column and against the payload column and, when check_id (the
+ * source's message id is the one its signature covers), the signed id against message id mid.
+ * Fills *out. Any thread. */
+void hl_sig_check_stored(const hl_sig_t *a, const hl_sig_stored_event_t *ev, const char *mid,
+                         bool check_id, hl_sig_stored_check_t *out);
+
+/* True when everything *r checked holds: the signature is good, the digest matches, the payload
+ * does not differ (not comparable counts as no difference) and a signed id is the message id. */
+bool hl_sig_stored_ok(const hl_sig_stored_check_t *r);
 
 /* Standard Webhooks: the name of the signed id header of the family h uses, "webhook-id" or
  * "svix-id" (static). */

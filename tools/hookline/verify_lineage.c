@@ -9,13 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
+#include "hl/pg.h"
 #include "hl/proto.h"
 #include "hl/util.h"
-#include "verify_internal.h"
+#include "verify_lineage.h"
 
 #define IDS_PER_QUERY 2000
 
-unsigned hl_lineage_stages(json_t *j)
+unsigned cli_lineage_stages(json_t *j)
 {
     unsigned bits = 0;
     if (json_is_object(j)) {
@@ -25,11 +27,11 @@ unsigned hl_lineage_stages(json_t *j)
             bits |= 1u << st;
         const char *k;
         json_t *v;
-        json_object_foreach(j, k, v) bits |= hl_lineage_stages(v);
+        json_object_foreach(j, k, v) bits |= cli_lineage_stages(v);
     } else if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) bits |= hl_lineage_stages(v);
+        json_array_foreach(j, i, v) bits |= cli_lineage_stages(v);
     }
     return bits;
 }
@@ -38,13 +40,13 @@ unsigned hl_lineage_stages(json_t *j)
  * request of that message in one answer), so a run costs one call per message; a request
  * refused before its message id was known is looked up by its own id. */
 typedef struct {
-    const hl_wl_msg_t *msg;
+    const cli_wl_msg_t *msg;
     size_t first;        /* index of the message's first request in the done array */
     atomic_int done;     /* 1 once every request of the message is complete */
 } lin_item_t;
 
 typedef struct {
-    const hl_verify_opts_t *o;
+    const cli_verify_opts_t *o;
     lin_item_t *items;
     size_t n;
     atomic_uchar *rdone; /* per request: 1 = complete (or no request id to look up) */
@@ -54,13 +56,13 @@ typedef struct {
     int fatal;           /* 401/403: the token is wrong; no use asking again */
 } lin_worker_t;
 
-static int auditor_get(hl_http_conn_t *c, const hl_verify_opts_t *o, const char *path,
-                       hl_http_response_t *resp)
+static int auditor_get(cli_http_conn_t *c, const cli_verify_opts_t *o, const char *path,
+                       cli_http_response_t *resp)
 {
     char auth[600];
     snprintf(auth, sizeof(auth), "Bearer %s", o->auditor_token ? o->auditor_token : "");
-    hl_http_header_t h[] = {{"Authorization", auth}, {"Accept", "application/json"}};
-    return hl_http_request(c, "GET", path, h, 2, NULL, 0, resp);
+    cli_http_header_t h[] = {{"Authorization", auth}, {"Accept", "application/json"}};
+    return cli_http_request(c, "GET", path, h, 2, NULL, 0, resp);
 }
 
 /* Percent-encodes s into out (cap bytes); 0, or HL_ETOOBIG. */
@@ -85,9 +87,9 @@ static int url_encode(const char *s, char *out, size_t cap)
     return 0;
 }
 
-static unsigned need_of(const hl_wl_req_t *rq) { return rq->out.status == 202 ? 3u : 1u; }
+static unsigned need_of(const cli_wl_req_t *rq) { return rq->out.status == 202 ? 3u : 1u; }
 
-static int complete(unsigned stages, const hl_wl_req_t *rq)
+static int complete(unsigned stages, const cli_wl_req_t *rq)
 {
     /* Every request: its ingress record; an accepted one also its commit (or dead letter). */
     return (stages & 1) && (need_of(rq) == 1 || (stages & 6));
@@ -96,9 +98,9 @@ static int complete(unsigned stages, const hl_wl_req_t *rq)
 /* Marks the requests of one message whose lineage rows are in `rows`. */
 static void mark_rows(lin_worker_t *lw, lin_item_t *it, json_t *rows)
 {
-    const hl_wl_msg_t *m = it->msg;
+    const cli_wl_msg_t *m = it->msg;
     for (size_t i = 0; i < m->nreqs; i++) {
-        const hl_wl_req_t *rq = &m->reqs[i];
+        const cli_wl_req_t *rq = &m->reqs[i];
         if (atomic_load(&lw->rdone[it->first + i])) continue;
         unsigned st = 0;
         size_t k;
@@ -106,16 +108,16 @@ static void mark_rows(lin_worker_t *lw, lin_item_t *it, json_t *rows)
         json_array_foreach(rows, k, row)
         {
             const char *rid = json_string_value(json_object_get(row, "request_id"));
-            if (rid && strcmp(rid, rq->out.request_id) == 0) st |= hl_lineage_stages(row);
+            if (rid && strcmp(rid, rq->out.request_id) == 0) st |= cli_lineage_stages(row);
         }
         if (complete(st, rq)) atomic_store(&lw->rdone[it->first + i], 1);
     }
 }
 
 /* Reads every page of one message's lineage into a single array (owned by the caller). */
-static json_t *message_lineage(hl_http_conn_t *c, lin_worker_t *lw, const char *mid, int *status)
+static json_t *message_lineage(cli_http_conn_t *c, lin_worker_t *lw, const char *mid, int *status)
 {
-    char emid[3 * HL_WL_MAX_ID + 1], esrc[200], path[1200], cursor[128] = "";
+    char emid[3 * CLI_WL_MAX_ID + 1], esrc[200], path[1200], cursor[128] = "";
     json_t *all = json_array();
     *status = 0;
     if (url_encode(mid, emid, sizeof(emid)) || url_encode(lw->o->source, esrc, sizeof(esrc)))
@@ -123,7 +125,7 @@ static json_t *message_lineage(hl_http_conn_t *c, lin_worker_t *lw, const char *
     for (int page = 0; page < 20; page++) {
         snprintf(path, sizeof(path), "%s%s?source=%s%s%s", lw->o->message_path, emid, esrc,
                  cursor[0] ? "&cursor=" : "", cursor);
-        hl_http_response_t resp;
+        cli_http_response_t resp;
         if (auditor_get(c, lw->o, path, &resp) != 0) break;
         lw->reached = 1;
         *status = resp.status;
@@ -142,7 +144,8 @@ static json_t *message_lineage(hl_http_conn_t *c, lin_worker_t *lw, const char *
 static void *lin_main(void *arg)
 {
     lin_worker_t *lw = arg;
-    hl_http_conn_t *c = hl_http_conn_new(lw->o->auditor_host, lw->o->auditor_port, 4u << 20, 5000);
+    cli_http_conn_t *c =
+        cli_http_conn_new(lw->o->auditor_host, lw->o->auditor_port, 4u << 20, 5000);
     for (size_t i = lw->index; i < lw->n && !lw->fatal; i += lw->stride) {
         lin_item_t *it = &lw->items[i];
         if (atomic_load(&it->done)) continue;
@@ -152,18 +155,18 @@ static void *lin_main(void *arg)
         json_decref(rows);
         int all = 1;
         for (size_t r = 0; r < it->msg->nreqs; r++) {
-            const hl_wl_req_t *rq = &it->msg->reqs[r];
+            const cli_wl_req_t *rq = &it->msg->reqs[r];
             if (atomic_load(&lw->rdone[it->first + r])) continue;
             lw->rstatus[it->first + r] = st;
             /* A refused request may carry no message id in its lineage: ask by its own id. */
             if (rq->out.status != 202 && !lw->fatal) {
                 char path[256];
-                hl_http_response_t resp;
+                cli_http_response_t resp;
                 snprintf(path, sizeof(path), "%s%s", lw->o->lineage_path, rq->out.request_id);
                 if (auditor_get(c, lw->o, path, &resp) == 0) {
                     lw->rstatus[it->first + r] = resp.status;
                     json_t *j = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-                    if (complete(hl_lineage_stages(j), rq)) atomic_store(&lw->rdone[it->first + r], 1);
+                    if (complete(cli_lineage_stages(j), rq)) atomic_store(&lw->rdone[it->first + r], 1);
                     json_decref(j);
                 }
             }
@@ -171,11 +174,11 @@ static void *lin_main(void *arg)
         }
         if (all) atomic_store(&it->done, 1);
     }
-    hl_http_conn_free(c);
+    cli_http_conn_free(c);
     return NULL;
 }
 
-static int lineage_pass(const hl_verify_opts_t *o, lin_item_t *items, size_t n,
+static int lineage_pass(const cli_verify_opts_t *o, lin_item_t *items, size_t n,
                         atomic_uchar *rdone, int *rstatus, int *fatal)
 {
     unsigned t = o->auditor_concurrency ? o->auditor_concurrency : 4;
@@ -199,17 +202,18 @@ static int lineage_pass(const hl_verify_opts_t *o, lin_item_t *items, size_t n,
     return reached;
 }
 
-static json_t *auditor_json(const hl_verify_opts_t *o, const char *path, int *status)
+static json_t *auditor_json(const cli_verify_opts_t *o, const char *path, int timeout_ms,
+                            int *status)
 {
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 5000);
-    hl_http_response_t resp;
+    cli_http_conn_t *c = cli_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, timeout_ms);
+    cli_http_response_t resp;
     json_t *j = NULL;
     *status = 0;
     if (auditor_get(c, o, path, &resp) == 0) {
         *status = resp.status;
         if (resp.status == 200) j = json_loadb(resp.body, resp.body_len, 0, NULL);
     }
-    hl_http_conn_free(c);
+    cli_http_conn_free(c);
     return j;
 }
 
@@ -222,8 +226,8 @@ static uint64_t mix64(uint64_t *s)
 }
 
 /* Keeps `sample` full lineages of accepted requests picked by the seed. */
-static void sample_lineages(const hl_verify_opts_t *o, const hl_workload_t *w,
-                            hl_verify_report_t *rep)
+static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
+                            cli_verify_report_t *rep)
 {
     size_t n = 0;
     for (size_t m = 0; m < w->nmsgs; m++)
@@ -232,7 +236,7 @@ static void sample_lineages(const hl_verify_opts_t *o, const hl_workload_t *w,
     size_t want = o->sample < n ? o->sample : n;
     for (size_t k = 0, tries = 0; k < want && tries < want * 50; tries++) {
         size_t pick = mix64(&rng) % n, seen = 0;
-        const hl_wl_req_t *rq = NULL;
+        const cli_wl_req_t *rq = NULL;
         const char *mid = NULL;
         for (size_t m = 0; m < w->nmsgs && !rq; m++)
             for (size_t i = 0; i < w->msgs[m].nreqs && !rq; i++)
@@ -250,7 +254,7 @@ static void sample_lineages(const hl_verify_opts_t *o, const hl_workload_t *w,
         char path[256];
         snprintf(path, sizeof(path), "%s%s", o->lineage_path, rq->out.request_id);
         int st;
-        json_t *j = auditor_json(o, path, &st);
+        json_t *j = auditor_json(o, path, 5000, &st);
         json_array_append_new(rep->lineage_sample,
                               json_pack("{s:s,s:s,s:s,s:i,s:o}", "request_id", rq->out.request_id,
                                         "message_id", mid, "event_type", rq->event_type,
@@ -261,14 +265,14 @@ static void sample_lineages(const hl_verify_opts_t *o, const hl_workload_t *w,
 
 /* Per-request state of the coverage check; requests without a request id count as done. */
 typedef struct {
-    const hl_wl_req_t **req;   /* every request, in workload order */
+    const cli_wl_req_t **req;   /* every request, in workload order */
     const char **mid;          /* its message id */
     atomic_uchar *done;
     int *status;               /* the auditor's last answer for it (API mode) */
     size_t n, checked;
 } cover_t;
 
-static void cover_init(cover_t *c, const hl_workload_t *w)
+static void cover_init(cover_t *c, const cli_workload_t *w)
 {
     memset(c, 0, sizeof(*c));
     c->req = hl_xcalloc(w->nreqs + 1, sizeof(*c->req));
@@ -277,7 +281,7 @@ static void cover_init(cover_t *c, const hl_workload_t *w)
     c->status = hl_xcalloc(w->nreqs + 1, sizeof(int));
     for (size_t m = 0; m < w->nmsgs; m++)
         for (size_t i = 0; i < w->msgs[m].nreqs; i++) {
-            const hl_wl_req_t *rq = &w->msgs[m].reqs[i];
+            const cli_wl_req_t *rq = &w->msgs[m].reqs[i];
             c->req[c->n] = rq;
             c->mid[c->n] = w->msgs[m].message_id;
             int has = rq->out.request_id[0] != 0;
@@ -303,7 +307,7 @@ static size_t cover_done(const cover_t *c)
 }
 
 /* One pass over the auditor's API for every message not complete yet. */
-static int api_pass(const hl_verify_opts_t *o, const hl_workload_t *w, cover_t *cv,
+static int api_pass(const cli_verify_opts_t *o, const cli_workload_t *w, cover_t *cv,
                     char *errbuf, size_t errcap)
 {
     lin_item_t *items = hl_xcalloc(w->nmsgs + 1, sizeof(*items));
@@ -332,49 +336,52 @@ static int api_pass(const hl_verify_opts_t *o, const hl_workload_t *w, cover_t *
     return rc;
 }
 
+static const char SQL_STAGES[] =
+    "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
+    " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
+    " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
+
+typedef struct {
+    cover_t *cv;
+    const char **ids; /* the request ids asked for */
+    size_t *idx;      /* their request index */
+} pending_t;
+
+/* Marks the requests of one chunk (ids[off .. off + n)) whose stages are complete. */
+static int mark_complete(const PGresult *r, size_t off, size_t n, void *arg)
+{
+    const pending_t *p = arg;
+    for (int t = 0; t < PQntuples(r); t++) {
+        const char *rid = PQgetvalue(r, t, 0);
+        unsigned st = (unsigned)strtoul(PQgetvalue(r, t, 1), NULL, 10);
+        /* The chunk is small: a linear match keeps this free of another index. */
+        for (size_t j = off; j < off + n; j++)
+            if (strcmp(p->ids[j], rid) == 0 && complete(st, p->cv->req[p->idx[j]]))
+                atomic_store(&p->cv->done[p->idx[j]], 1);
+    }
+    return 0;
+}
+
 /* One pass over the lineage table for every request not complete yet. */
 static int db_pass(PGconn *c, cover_t *cv, char *errbuf, size_t errcap)
 {
-    const char **ids = hl_xcalloc(IDS_PER_QUERY, sizeof(char *));
-    size_t *idx = hl_xcalloc(IDS_PER_QUERY, sizeof(size_t));
-    int rc = 0;
-    for (size_t i = 0; i < cv->n && !rc;) {
-        size_t k = 0;
-        for (; i < cv->n && k < IDS_PER_QUERY; i++)
-            if (!atomic_load(&cv->done[i])) {
-                idx[k] = i;
-                ids[k++] = cv->req[i]->out.request_id;
-            }
-        if (!k) break;
-        char *arr = hl_pg_text_array(ids, k);
-        const char *p[1] = {arr};
-        PGresult *r = PQexecParams(c,
-                                   "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
-                                   " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
-                                   " WHERE request_id = ANY($1::text[]) GROUP BY request_id",
-                                   1, NULL, p, NULL, NULL, 0);
-        free(arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            snprintf(errbuf, errcap, "postgres: lineage table: %s", PQerrorMessage(c));
-            rc = HL_EPG;
+    pending_t p = {cv, hl_xcalloc(cv->n + 1, sizeof(char *)),
+                   hl_xcalloc(cv->n + 1, sizeof(size_t))};
+    size_t k = 0;
+    for (size_t i = 0; i < cv->n; i++)
+        if (!atomic_load(&cv->done[i])) {
+            p.idx[k] = i;
+            p.ids[k++] = cv->req[i]->out.request_id;
         }
-        for (int t = 0; !rc && t < PQntuples(r); t++) {
-            const char *rid = PQgetvalue(r, t, 0);
-            unsigned st = (unsigned)strtoul(PQgetvalue(r, t, 1), NULL, 10);
-            /* The chunk is small: a linear match keeps this free of another index. */
-            for (size_t j = 0; j < k; j++)
-                if (strcmp(ids[j], rid) == 0 && complete(st, cv->req[idx[j]]))
-                    atomic_store(&cv->done[idx[j]], 1);
-        }
-        PQclear(r);
-    }
-    free(ids);
-    free(idx);
+    const hl_pg_chunked_t q = {SQL_STAGES, NULL, 1, IDS_PER_QUERY, "lineage table"};
+    int rc = hl_pg_query_chunked(c, &q, p.ids, k, mark_complete, &p, errbuf, errcap);
+    free(p.ids);
+    free(p.idx);
     return rc;
 }
 
 /* Takes a content check's answer k (borrowed) into rep when it is one. */
-static void take_content(json_t *k, hl_verify_report_t *rep)
+static void take_content(json_t *k, cli_verify_report_t *rep)
 {
     json_t *bad = json_object_get(k, "bad");
     if (!json_is_integer(bad) || !json_is_boolean(json_object_get(k, "ok"))) return; /* unknown */
@@ -386,14 +393,10 @@ static void take_content(json_t *k, hl_verify_report_t *rep)
 /* The auditor's whole-chain verification, which holds each chain to the checkpoint topic: the
  * run's lineage is only evidence if the history it sits in is intact. A walk of a few hundred
  * thousand rows takes seconds, hence the long timeout. */
-static void chain_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
+static void chain_check(const cli_verify_opts_t *o, cli_verify_report_t *rep)
 {
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 300000);
-    hl_http_response_t resp;
-    json_t *j = NULL;
-    if (auditor_get(c, o, "/v1/verify", &resp) == 0 && resp.status == 200)
-        j = json_loadb(resp.body, resp.body_len, 0, NULL);
-    hl_http_conn_free(c);
+    int st;
+    json_t *j = auditor_json(o, "/v1/verify", 300000, &st);
     json_t *chains = json_object_get(j, "chains"), *out = json_object_get(j, "checkpoints_outside");
     if (!json_is_array(chains) || !json_is_boolean(json_object_get(j, "ok"))) {
         json_decref(j);
@@ -419,24 +422,20 @@ static void chain_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
 /* The auditor's content check: every stored event held to the body digest in its hash-chained
  * lineage (raw body, digest column, payload), and every persisted row still there. GET
  * /v1/verify carries it (chain_check); an auditor whose answer did not is asked for it alone. */
-static void content_check(const hl_verify_opts_t *o, hl_verify_report_t *rep)
+static void content_check(const cli_verify_opts_t *o, cli_verify_report_t *rep)
 {
+    int st;
     if (rep->content_bad >= 0) return; /* carried by GET /v1/verify */
-    hl_http_conn_t *c = hl_http_conn_new(o->auditor_host, o->auditor_port, 4 << 20, 300000);
-    hl_http_response_t resp;
-    json_t *j = NULL;
-    if (auditor_get(c, o, "/v1/verify/content", &resp) == 0 && resp.status == 200)
-        j = json_loadb(resp.body, resp.body_len, 0, NULL);
-    hl_http_conn_free(c);
+    json_t *j = auditor_json(o, "/v1/verify/content", 300000, &st);
     take_content(j, rep);
     json_decref(j);
 }
 
-static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *rep)
+static void auditor_extras(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *rep)
 {
     if (o->sample) sample_lineages(o, w, rep);
     int st;
-    json_t *g = auditor_json(o, "/v1/gaps", &st);
+    json_t *g = auditor_json(o, "/v1/gaps", 5000, &st);
     json_t *list = json_is_array(g) ? g : json_object_get(g, "gaps");
     json_t *cnt = json_object_get(g, "count");
     rep->auditor_gaps = json_is_integer(cnt)   ? (int64_t)json_integer_value(cnt)
@@ -445,20 +444,20 @@ static void auditor_extras(const hl_verify_opts_t *o, const hl_workload_t *w, hl
     json_decref(g);
     chain_check(o, rep);
     content_check(o, rep);
-    json_t *eb = auditor_json(o, "/v1/error-budget", &st);
+    json_t *eb = auditor_json(o, "/v1/error-budget", 5000, &st);
     json_decref(rep->auditor_error_budget);
     rep->auditor_error_budget = eb ? eb : json_null();
 }
 
-int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_verify_report_t *rep,
-                      char *errbuf, size_t errcap)
+int cli_lineage_checks(const cli_verify_opts_t *o, const cli_workload_t *w,
+                       cli_verify_report_t *rep, char *errbuf, size_t errcap)
 {
     /* The auditor must answer even when coverage is read from its table: the sample lineages,
      * gaps and error budget come from its API, and a dead auditor is worth failing loudly. */
-    hl_http_conn_t *probe = hl_http_conn_new(o->auditor_host, o->auditor_port, 1 << 16, 3000);
-    hl_http_response_t resp;
-    int rc = hl_http_request(probe, "GET", "/healthz", NULL, 0, NULL, 0, &resp);
-    hl_http_conn_free(probe);
+    cli_http_conn_t *probe = cli_http_conn_new(o->auditor_host, o->auditor_port, 1 << 16, 3000);
+    cli_http_response_t resp;
+    int rc = cli_http_request(probe, "GET", "/healthz", NULL, 0, NULL, 0, &resp);
+    cli_http_conn_free(probe);
     if (rc) {
         snprintf(errbuf, errcap,
                  "auditor not reachable at http://%s:%d: is the stack up? deploy/local/stack"
@@ -469,7 +468,8 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
     cover_t cv;
     cover_init(&cv, w);
     PGconn *c = NULL;
-    if (!o->lineage_via_api && !(c = hl_verify_pg_open(o, errbuf, errcap))) rc = HL_EPG;
+    if (!o->lineage_via_api && !(c = cli_db_open(o->conninfo, o->schema, errbuf, errcap)))
+        rc = HL_EPG;
     int64_t deadline = hl_mono_us() + (int64_t)o->settle_timeout_ms * 1000;
     size_t done = 0;
     while (!rc) {
@@ -478,7 +478,7 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
         if (o->progress)
             fprintf(stderr, "\r  lineage: %zu of %zu request ids complete   ", done, cv.checked);
         if (rc || done == cv.checked || hl_mono_us() >= deadline) break;
-        hl_verify_sleep_ms(500);
+        cli_verify_sleep_ms(500);
     }
     if (o->progress) fprintf(stderr, "\r%*s\r", 60, "");
     PQfinish(c);
@@ -487,9 +487,9 @@ int hl_lineage_checks(const hl_verify_opts_t *o, const hl_workload_t *w, hl_veri
     rep->lineage_coverage = cv.checked ? (double)done / (double)cv.checked : 1.0;
     for (size_t i = 0; !rc && i < cv.n; i++) {
         if (atomic_load(&cv.done[i])) continue;
-        const hl_wl_req_t *rq = cv.req[i];
-        hl_verify_detail(rep->lineage_missing,
-                         json_pack("{s:s,s:s,s:s,s:i,s:i}", "request_id", rq->out.request_id,
+        const cli_wl_req_t *rq = cv.req[i];
+        cli_verify_detail(rep->lineage_missing,
+                          json_pack("{s:s,s:s,s:s,s:i,s:i}", "request_id", rq->out.request_id,
                                    "message_id", cv.mid[i], "event_type", rq->event_type,
                                    "http_status", rq->out.status, "auditor_status", cv.status[i]));
     }
