@@ -98,7 +98,8 @@ static void *run(void *arg)
         req_t *q = &reqs[k % nreqs];
         k += (size_t)conns;
         int status = -1;
-        if (fd >= 0 && send(fd, q->p, q->n, MSG_NOSIGNAL) == (ssize_t)q->n) status = read_response(fd);
+        if (fd >= 0 && send(fd, q->p, q->n, MSG_NOSIGNAL) == (ssize_t)q->n)
+            status = read_response(fd);
         int64_t done = now_ns();
         if (status < 0) {
             w->errors++;

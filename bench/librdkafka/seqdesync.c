@@ -15,8 +15,10 @@ static int delivered, failed;
 static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o)
 {
     (void)rk, (void)o;
-    if (m->err) failed++;
-    else delivered++;
+    if (m->err)
+        failed++;
+    else
+        delivered++;
 }
 
 static void send_n(rd_kafka_t *rk, int n)
@@ -32,8 +34,17 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 1;
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *kv[] = {"test.mock.num.brokers", "1", "enable.idempotence", "true",
-                        "batch.num.messages", "1", "linger.ms", "0", "log_level", "0", NULL};
+    const char *kv[] = {"test.mock.num.brokers",
+                        "1",
+                        "enable.idempotence",
+                        "true",
+                        "batch.num.messages",
+                        "1",
+                        "linger.ms",
+                        "0",
+                        "log_level",
+                        "0",
+                        NULL};
     for (int i = 0; kv[i]; i += 2) rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof err);
     rd_kafka_conf_set_dr_msg_cb(conf, dr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -44,8 +55,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) /* answered late: the connection drops first */
         rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 0 /* Produce */, 1,
                                                      RD_KAFKA_RESP_ERR_NO_ERROR, 750);
-    rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 0, 1,
-                                                 RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, 750);
+    rd_kafka_mock_broker_push_request_error_rtts(mc, 1, 0, 1, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                                 750);
     for (int i = 0; i < 4; i++)
         rd_kafka_mock_broker_push_request_error_rtts(
             mc, 1, 0, 1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, 1);

@@ -99,8 +99,8 @@ static int dispatch(struct mg_connection *conn, void *arg)
             status = strcmp(r->path, "/") == 0
                          ? aud_h_page_login(r, NULL)
                          : aud_reply_error(r, 401, malformed ? "malformed_token" : "unauthorized",
-                                          malformed ? "Authorization must be 'Bearer <token>'"
-                                                    : "a valid bearer token is required");
+                                           malformed ? "Authorization must be 'Bearer <token>'"
+                                                     : "a valid bearer token is required");
             goto out;
         }
         if (!(r->roles & need)) {

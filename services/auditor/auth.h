@@ -26,7 +26,7 @@ unsigned aud_role_parse(const char *s);
 
 /* Adds a token given as a 64-hex-digit SHA-256 of the token text. Returns 0 or HL_EINVAL. */
 int aud_tokens_add(aud_tokens_t *t, const char *name, const char *sha256_hex,
-                  unsigned roles) HL_MUST_CHECK;
+                   unsigned roles) HL_MUST_CHECK;
 void aud_tokens_free(aud_tokens_t *t);
 
 /* Extracts the token from an Authorization header value ("Bearer <token>"). Returns 0 with

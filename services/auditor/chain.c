@@ -24,7 +24,7 @@ static int update_i64(EVP_MD_CTX *md, int64_t v)
 }
 
 int aud_chain_hash(const unsigned char prev[AUD_CHAIN_HASH_LEN], const aud_chain_row_t *row,
-                  unsigned char out[AUD_CHAIN_HASH_LEN])
+                   unsigned char out[AUD_CHAIN_HASH_LEN])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;

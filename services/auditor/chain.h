@@ -19,7 +19,7 @@ typedef struct {
     const char *request_id; /* never contains '\n' (validated on input) */
     const char *stage;
     int64_t ts_us;
-    const char *record;     /* the record text as stored; may contain anything but NUL */
+    const char *record; /* the record text as stored; may contain anything but NUL */
     size_t record_len;
 } aud_chain_row_t;
 
@@ -28,7 +28,7 @@ typedef struct {
  * last is free of '\n', so the encoding is unambiguous; it is what the SQL view
  * lineage_hash_check computes. prev is 32 zero bytes for seq 1. Returns 0 or HL_EIO. */
 int aud_chain_hash(const unsigned char prev[AUD_CHAIN_HASH_LEN], const aud_chain_row_t *row,
-                  unsigned char out[AUD_CHAIN_HASH_LEN]) HL_MUST_CHECK;
+                   unsigned char out[AUD_CHAIN_HASH_LEN]) HL_MUST_CHECK;
 
 /* Lowercase hex <-> 32 bytes. aud_chain_unhex returns 0 or HL_EPARSE. */
 void aud_chain_hex(const unsigned char h[AUD_CHAIN_HASH_LEN], char out[2 * AUD_CHAIN_HASH_LEN + 1]);

@@ -97,7 +97,7 @@ static void axis(aud_html_t *o, const aud_bins_t *b)
     char t[32];
     int64_t lo = edge(b->k0), hi = edge(b->k0 + b->n);
     aud_put(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#555\"/>", X0, BASE, X1,
-           BASE);
+            BASE);
     /* Ticks at 1, 2 and 5 times each power of ten; labels at the powers of ten only. */
     for (int64_t d = 1; d <= hi && d <= INT64_C(1) << 40; d *= 10) {
         static const int mul[3] = {1, 2, 5};
@@ -106,22 +106,25 @@ static void axis(aud_html_t *o, const aud_bins_t *b)
             if (v < lo || v > hi) continue;
             double x = x_of(b, v);
             aud_put(o, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#555\"/>", x,
-                   BASE, x, BASE + (m == 0 ? 6 : 3));
+                    BASE, x, BASE + (m == 0 ? 6 : 3));
             if (m == 0) {
                 aud_fmt_ms(v, t, sizeof t);
-                aud_put(o, "<text class=\"tick\" x=\"%.1f\" y=\"%d\" font-size=\"11\""
-                          " text-anchor=\"middle\">%s</text>",
-                       x, BASE + 18, t);
+                aud_put(o,
+                        "<text class=\"tick\" x=\"%.1f\" y=\"%d\" font-size=\"11\""
+                        " text-anchor=\"middle\">%s</text>",
+                        x, BASE + 18, t);
             }
         }
     }
-    aud_put(o, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">"
-              "latency (log scale)</text>",
-           (X0 + X1) / 2, BASE + 36);
-    aud_put(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#bbb\"/>"
-              "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%" PRIu64 "</text>"
-              "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">0</text>",
-           X0, TOP, X0, BASE, X0 - 4, TOP + 4, b->most, X0 - 4, BASE);
+    aud_put(o,
+            "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">"
+            "latency (log scale)</text>",
+            (X0 + X1) / 2, BASE + 36);
+    aud_put(o,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#bbb\"/>"
+            "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">%" PRIu64 "</text>"
+            "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"end\">0</text>",
+            X0, TOP, X0, BASE, X0 - 4, TOP + 4, b->most, X0 - 4, BASE);
 }
 
 static void bars(aud_html_t *o, const aud_bins_t *b)
@@ -134,11 +137,12 @@ static void bars(aud_html_t *o, const aud_bins_t *b)
         if (x->count > 0 && bh < 3) bh = 3; /* a lone sample stays visible */
         aud_fmt_ms(x->lo, lo, sizeof lo);
         aud_fmt_ms(x->hi, hi, sizeof hi);
-        aud_put(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ebb\""
-                  " data-lo-us=\"%" PRId64 "\" data-hi-us=\"%" PRId64 "\" data-count=\"%" PRIu64
-                  "\"><title>%s – %s: %" PRIu64 " (%.1f %%)</title></rect>",
-               X0 + i * w + 0.5, BASE - bh, w > 2 ? w - 1 : w, bh, x->lo, x->hi, x->count, lo,
-               hi, x->count, b->total ? 100.0 * (double)x->count / (double)b->total : 0.0);
+        aud_put(o,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ebb\""
+                " data-lo-us=\"%" PRId64 "\" data-hi-us=\"%" PRId64 "\" data-count=\"%" PRIu64
+                "\"><title>%s – %s: %" PRIu64 " (%.1f %%)</title></rect>",
+                X0 + i * w + 0.5, BASE - bh, w > 2 ? w - 1 : w, bh, x->lo, x->hi, x->count, lo, hi,
+                x->count, b->total ? 100.0 * (double)x->count / (double)b->total : 0.0);
     }
 }
 
@@ -146,7 +150,9 @@ static const struct {
     const char *name;
     double q;
     const char *colour;
-} marks[] = {{"p50", 50, "#1b7837"}, {"p95", 95, "#d95f02"}, {"p99", 99, "#c51b7d"},
+} marks[] = {{"p50", 50, "#1b7837"},
+             {"p95", 95, "#d95f02"},
+             {"p99", 99, "#c51b7d"},
              {"p99.9", 99.9, "#542788"}};
 
 /* A dashed line at each percentile, its label on a row of its own above the bars. */
@@ -158,12 +164,13 @@ static void markers(aud_html_t *o, const aud_bins_t *b, const hl_hist_t *h)
         double x = x_of(b, v);
         int y = 32 + 12 * (int)i;
         aud_fmt_ms(v, t, sizeof t);
-        aud_put(o, "<g class=\"pct\" data-p=\"%s\" data-us=\"%" PRId64 "\"><line x1=\"%.1f\""
-                  " y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-dasharray=\"3,2\"/>"
-                  "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" fill=\"%s\" text-anchor=\"%s\">"
-                  "%s %s</text></g>",
-               marks[i].name, v, x, y + 2, x, BASE, marks[i].colour, x > X1 - 110 ? x - 3 : x + 3,
-               y, marks[i].colour, x > X1 - 110 ? "end" : "start", marks[i].name, t);
+        aud_put(o,
+                "<g class=\"pct\" data-p=\"%s\" data-us=\"%" PRId64 "\"><line x1=\"%.1f\""
+                " y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-dasharray=\"3,2\"/>"
+                "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" fill=\"%s\" text-anchor=\"%s\">"
+                "%s %s</text></g>",
+                marks[i].name, v, x, y + 2, x, BASE, marks[i].colour, x > X1 - 110 ? x - 3 : x + 3,
+                y, marks[i].colour, x > X1 - 110 ? "end" : "start", marks[i].name, t);
     }
 }
 
@@ -175,22 +182,25 @@ void aud_chart_figure(aud_html_t *o, const char *id, const char *title, const hl
         aud_bins_from_hist(h, &bins);
         b = &bins;
     }
-    aud_put(o, "<figure id=\"hist-%s\" data-samples=\"%" PRIu64 "\"><svg xmlns=\"http://www.w3.org"
-              "/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\""
-              " aria-label=\"",
-           id, hl_hist_count(h), W, H, W, H);
+    aud_put(o,
+            "<figure id=\"hist-%s\" data-samples=\"%" PRIu64 "\"><svg xmlns=\"http://www.w3.org"
+            "/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\""
+            " aria-label=\"",
+            id, hl_hist_count(h), W, H, W, H);
     aud_esc(o, title);
     aud_put(o, " latency histogram\"><text x=\"8\" y=\"18\" font-size=\"14\""
-              " font-weight=\"bold\">");
+               " font-weight=\"bold\">");
     aud_esc(o, title);
-    aud_put(o, "</text><text x=\"%d\" y=\"18\" font-size=\"12\" text-anchor=\"end\">"
-              "%" PRIu64 " samples</text>",
-           W - 10, hl_hist_count(h));
+    aud_put(o,
+            "</text><text x=\"%d\" y=\"18\" font-size=\"12\" text-anchor=\"end\">"
+            "%" PRIu64 " samples</text>",
+            W - 10, hl_hist_count(h));
     if (b->n == 0) {
-        aud_put(o, "<text x=\"%d\" y=\"%d\" font-size=\"13\" fill=\"#777\" text-anchor=\"middle\">"
-                  "no samples in the last hour</text></svg><figcaption>no samples"
-                  "</figcaption></figure>",
-               W / 2, (TOP + BASE) / 2);
+        aud_put(o,
+                "<text x=\"%d\" y=\"%d\" font-size=\"13\" fill=\"#777\" text-anchor=\"middle\">"
+                "no samples in the last hour</text></svg><figcaption>no samples"
+                "</figcaption></figure>",
+                W / 2, (TOP + BASE) / 2);
         return;
     }
     axis(o, b);

@@ -102,8 +102,14 @@ void aud_signer_free(aud_signer_t *s)
     free(s);
 }
 
-const char *aud_signer_key_id(const aud_signer_t *s) { return s->key_id; }
-const char *aud_signer_public_hex(const aud_signer_t *s) { return s->pub_hex; }
+const char *aud_signer_key_id(const aud_signer_t *s)
+{
+    return s->key_id;
+}
+const char *aud_signer_public_hex(const aud_signer_t *s)
+{
+    return s->pub_hex;
+}
 
 static size_t message(const aud_checkpoint_t *cp, char *buf, size_t cap)
 {
@@ -237,8 +243,7 @@ int aud_checkpoint_parse(const char *json, size_t len, aud_checkpoint_t *cp)
     }
     kid = json_string_value(json_object_get(o, "key_id"));
     if (get_int(o, "chain", 0, INT32_MAX, &chain) || get_int(o, "seq", 1, INT64_MAX, &cp->seq) ||
-        get_int(o, "ts_us", 0, INT64_MAX, &cp->ts_us) || !kid ||
-        strlen(kid) != AUD_KEY_ID_LEN ||
+        get_int(o, "ts_us", 0, INT64_MAX, &cp->ts_us) || !kid || strlen(kid) != AUD_KEY_ID_LEN ||
         aud_chain_unhex(json_string_value(json_object_get(o, "hash")), cp->hash) ||
         unhex_n(json_string_value(json_object_get(o, "signature")), cp->sig, AUD_SIG_LEN))
         goto out;

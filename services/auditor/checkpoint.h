@@ -38,7 +38,7 @@ const char *aud_signer_public_hex(const aud_signer_t *s);
 int aud_checkpoint_sign(const aud_signer_t *s, aud_checkpoint_t *cp) HL_MUST_CHECK;
 /* Signs n bytes of msg with the key (Ed25519). Returns 0 or HL_EIO. */
 int aud_signer_sign(const aud_signer_t *s, const void *msg, size_t n,
-                   unsigned char sig[AUD_SIG_LEN]) HL_MUST_CHECK;
+                    unsigned char sig[AUD_SIG_LEN]) HL_MUST_CHECK;
 /* Returns 0 when cp's signature is valid for this key and its key id matches, HL_EAUTH
  * otherwise. */
 int aud_checkpoint_verify(const aud_signer_t *s, const aud_checkpoint_t *cp) HL_MUST_CHECK;

@@ -43,64 +43,60 @@ static const cyaml_schema_value_t public_key_entry = {
  * The schema, the defaults, the HOOKLINE_* overrides and the range checks are expanded from
  * them; the keys that are not plain numbers or strings with a default (key_file, the lists,
  * slo.target) are written out below. */
-#define AUD_CONFIG_KEYS(X)                                                                      \
-    X(STR, group_id, "hookline-auditor", 1, 200, "HOOKLINE_AUDITOR_GROUP_ID",                  \
-      "consumer group of the lineage topic, also the consumer_offsets key")                    \
-    X(STR, log_level, "info", 1, 16, "HOOKLINE_LOG_LEVEL", "debug | info | warn | error")      \
-    X(U32, batch_max, 2000, 1, 20000, "HOOKLINE_AUDITOR_BATCH_MAX",                             \
-      "lineage records per transaction")                                                        \
-    X(U32, batch_linger_ms, 200, 1, 10000, NULL, "longest wait to fill a batch")                \
-    X(U32, gap_grace_s, 60, 1, 86400, "HOOKLINE_AUDITOR_GAP_GRACE_S",                           \
-      "an accepted request without commit after this is a gap")                                \
-    X(U32, gap_scan_interval_s, 10, 1, 3600, NULL, "how often the open gaps are counted")       \
-    X(U32, page_limit_max, 1000, 1, 10000, NULL, "cap on ?limit=")                              \
-    X(U32, shutdown_timeout_ms, 15000, 1, UINT32_MAX, NULL,                                     \
+#define AUD_CONFIG_KEYS(X)                                                                         \
+    X(STR, group_id, "hookline-auditor", 1, 200, "HOOKLINE_AUDITOR_GROUP_ID",                      \
+      "consumer group of the lineage topic, also the consumer_offsets key")                        \
+    X(STR, log_level, "info", 1, 16, "HOOKLINE_LOG_LEVEL", "debug | info | warn | error")          \
+    X(U32, batch_max, 2000, 1, 20000, "HOOKLINE_AUDITOR_BATCH_MAX",                                \
+      "lineage records per transaction")                                                           \
+    X(U32, batch_linger_ms, 200, 1, 10000, NULL, "longest wait to fill a batch")                   \
+    X(U32, gap_grace_s, 60, 1, 86400, "HOOKLINE_AUDITOR_GAP_GRACE_S",                              \
+      "an accepted request without commit after this is a gap")                                    \
+    X(U32, gap_scan_interval_s, 10, 1, 3600, NULL, "how often the open gaps are counted")          \
+    X(U32, page_limit_max, 1000, 1, 10000, NULL, "cap on ?limit=")                                 \
+    X(U32, shutdown_timeout_ms, 15000, 1, UINT32_MAX, NULL,                                        \
       "on SIGTERM, longest wait for the threads to finish")
-#define AUD_CHECKPOINT_KEYS(X)                                                                  \
-    X(U32, interval_s, 60, 1, 86400, NULL, "how often each chain head is signed")               \
-    X(STR, topic, "hookline.checkpoints", 1, 249, "HOOKLINE_AUDITOR_CHECKPOINT_TOPIC",          \
+#define AUD_CHECKPOINT_KEYS(X)                                                                     \
+    X(U32, interval_s, 60, 1, 86400, NULL, "how often each chain head is signed")                  \
+    X(STR, topic, "hookline.checkpoints", 1, 249, "HOOKLINE_AUDITOR_CHECKPOINT_TOPIC",             \
       "Kafka topic the signed checkpoints are also published to")
-#define AUD_SLO_KEYS(X)                                                                         \
-    X(U32, ack_ms, 250, 1, 600000, NULL, "an accepted request answered within this is good")   \
+#define AUD_SLO_KEYS(X)                                                                            \
+    X(U32, ack_ms, 250, 1, 600000, NULL, "an accepted request answered within this is good")       \
     X(U32, e2e_ms, 2000, 1, 3600000, NULL, "end-to-end latency objective")
 
 /* One table for every section: a section's keys are named "section.key" in errors. */
 #define KEY_ROW(...) HL_CONFIG_KEY(T, __VA_ARGS__)
 #define CP_ROW(kind, key, ...) HL_CONFIG_KEY(T, kind, checkpoint.key, __VA_ARGS__)
 #define SLO_ROW(kind, key, ...) HL_CONFIG_KEY(T, kind, slo.key, __VA_ARGS__)
-static const hl_config_key_t keys[] = {
-    AUD_CONFIG_KEYS(KEY_ROW) AUD_CHECKPOINT_KEYS(CP_ROW) AUD_SLO_KEYS(SLO_ROW)};
+static const hl_config_key_t keys[] = {AUD_CONFIG_KEYS(KEY_ROW) AUD_CHECKPOINT_KEYS(CP_ROW)
+                                           AUD_SLO_KEYS(SLO_ROW)};
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 #define CP_FIELD(...) HL_CONFIG_FIELD(aud_checkpoint_cfg_t, __VA_ARGS__)
 static const cyaml_schema_field_t checkpoint_fields[] = {
-    CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t,
-                           key_file, 1, 4096),
+    CYAML_FIELD_STRING_PTR("key_file", CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t, key_file, 1,
+                           4096),
     CYAML_FIELD_BOOL("generate_if_missing", CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t,
                      generate_if_missing),
-    AUD_CHECKPOINT_KEYS(CP_FIELD)
-    CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         aud_checkpoint_cfg_t, public_keys, &public_key_entry, 0,
-                         AUD_KEYRING_MAX - 1),
+    AUD_CHECKPOINT_KEYS(CP_FIELD) CYAML_FIELD_SEQUENCE(
+        "public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, aud_checkpoint_cfg_t, public_keys,
+        &public_key_entry, 0, AUD_KEYRING_MAX - 1),
     CYAML_FIELD_END,
 };
 
 #define SLO_FIELD(...) HL_CONFIG_FIELD(aud_slo_cfg_t, __VA_ARGS__)
 static const cyaml_schema_field_t slo_fields[] = {
-    AUD_SLO_KEYS(SLO_FIELD)
-    CYAML_FIELD_FLOAT("target", CYAML_FLAG_OPTIONAL, aud_slo_cfg_t, target),
+    AUD_SLO_KEYS(SLO_FIELD) CYAML_FIELD_FLOAT("target", CYAML_FLAG_OPTIONAL, aud_slo_cfg_t, target),
     CYAML_FIELD_END,
 };
 
 /* hl_pg_fields' keys (in aud_pg_cfg_t.w) and the API's own conninfo. */
 static const cyaml_schema_field_t pg_fields[] = {
-    CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.conninfo, 0,
+    CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.conninfo, 0, 4096),
+    CYAML_FIELD_STRING_PTR("read_conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, read_conninfo, 0,
                            4096),
-    CYAML_FIELD_STRING_PTR("read_conninfo", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t,
-                           read_conninfo, 0, 4096),
     CYAML_FIELD_STRING_PTR("schema", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.schema, 1, 63),
-    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t,
-                     w.connect_timeout_ms),
+    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, aud_pg_cfg_t, w.connect_timeout_ms),
     CYAML_FIELD_END,
 };
 
@@ -110,13 +106,12 @@ static const cyaml_schema_field_t fields[] = {
     CYAML_FIELD_MAPPING("postgres", CYAML_FLAG_OPTIONAL, T, postgres, pg_fields),
     CYAML_FIELD_MAPPING("http", CYAML_FLAG_OPTIONAL, T, http, hl_http_fields),
     AUD_CONFIG_KEYS(KEY_FIELD)
-    CYAML_FIELD_MAPPING("checkpoint", CYAML_FLAG_OPTIONAL, T, checkpoint, checkpoint_fields),
+        CYAML_FIELD_MAPPING("checkpoint", CYAML_FLAG_OPTIONAL, T, checkpoint, checkpoint_fields),
     CYAML_FIELD_MAPPING("slo", CYAML_FLAG_OPTIONAL, T, slo, slo_fields),
     CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, T, tokens,
                          &token_entry, 0, 256),
     CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, T, secret_files_shared),
-    CYAML_FIELD_STRING_PTR("signature_sources", CYAML_FLAG_OPTIONAL, T, signature_sources, 1,
-                           4096),
+    CYAML_FIELD_STRING_PTR("signature_sources", CYAML_FLAG_OPTIONAL, T, signature_sources, 1, 4096),
     CYAML_FIELD_END,
 };
 
@@ -126,7 +121,10 @@ static const cyaml_schema_value_t schema = {
 
 /* The shared sections' overrides and the keys outside the table; the table's keys carry
  * theirs. */
-#define ENV(var, type, field) {var, type, offsetof(T, field)}
+#define ENV(var, type, field)                                                                      \
+    {                                                                                              \
+        var, type, offsetof(T, field)                                                              \
+    }
 static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
     ENV("HOOKLINE_KAFKA_LINEAGE_TOPIC", HL_ENV_STR, kafka.lineage_topic),

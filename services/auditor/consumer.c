@@ -77,7 +77,7 @@ static int load_head_retrying(consumer_t *c, int32_t p)
         err[0] = '\0';
         if (ensure_pg(c) == 0 &&
             aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
-                               &c->heads[p], err, sizeof err) == 0)
+                                &c->heads[p], err, sizeof err) == 0)
             return 0;
         hl_warn("consumer: loading chain %d: %s", p, err);
         sleep_ms(backoff);
@@ -102,8 +102,8 @@ static void read_seals(consumer_t *c, aud_seals_t *out)
 {
     char err[512];
     for (int i = 0; i < 3 && !atomic_load(&c->a->stop); i++) {
-        int rc = aud_seals_read(&c->a->cfg->kafka, c->a->cfg->checkpoint.topic, &c->a->ring,
-                               10000, out, err, sizeof err);
+        int rc = aud_seals_read(&c->a->cfg->kafka, c->a->cfg->checkpoint.topic, &c->a->ring, 10000,
+                                out, err, sizeof err);
         if (rc == 0 || rc == HL_ENOTFOUND) return;
         hl_warn("consumer: reading the checkpoint topic: %s", err);
         sleep_ms(1000);
@@ -114,9 +114,9 @@ static void read_seals(consumer_t *c, aud_seals_t *out)
 /* What vouching found for one chain, to be taken on under written_mu. */
 typedef struct {
     hl_vouch_t vr;
-    int64_t from_seq;       /* the newest signed checkpoint's seq, 0: none */
-    int64_t sealed_seq;     /* the newest checkpoint's seq in the topic, 0: none */
-    aud_checkpoint_t head;   /* the head this process takes as its own */
+    int64_t from_seq;      /* the newest signed checkpoint's seq, 0: none */
+    int64_t sealed_seq;    /* the newest checkpoint's seq in the topic, 0: none */
+    aud_checkpoint_t head; /* the head this process takes as its own */
 } vouched_t;
 
 /* Holds chain p's rows after the newest signed checkpoint to the lineage topic (vouch.c): reads
@@ -138,10 +138,10 @@ static void vouch_head(consumer_t *c, int32_t p, const aud_seals_t *seals, vouch
     memcpy(out->head.hash, c->heads[p].hash, AUD_CHAIN_HASH_LEN);
     int rc = HL_EPG;
     for (int i = 0; i < 3 && rc != 0 && !atomic_load(&c->a->stop); i++) {
-        rc = ensure_pg(c) == 0 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka,
-                                               c->a->cfg->kafka.lineage_topic, p, from,
-                                               c->heads[p].seq, 60000, &out->vr, err, sizeof err)
-                               : HL_EPG;
+        rc = ensure_pg(c) == 0
+                 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka, c->a->cfg->kafka.lineage_topic, p, from,
+                                 c->heads[p].seq, 60000, &out->vr, err, sizeof err)
+                 : HL_EPG;
         if (rc) {
             hl_warn("consumer: chain %d: checking the rows since its checkpoint: %s", p, err);
             sleep_ms(500);
@@ -177,12 +177,14 @@ static void adopt_head(consumer_t *c, int32_t p, const vouched_t *v)
         hl_counter_inc(c->a->m_deleted);
         hl_error("ALARM chain %d lost rows below its checkpoint: first missing seq %" PRId64
                  " (checkpoint seq %" PRId64 "); read and stored again from the lineage topic,"
-                 " verify names the deletion", p, c->a->deleted_seq[p], v->sealed_seq);
+                 " verify names the deletion",
+                 p, c->a->deleted_seq[p], v->sealed_seq);
     }
     if (v->vr.bad_seq == 0) {
         if (c->heads[p].seq > v->from_seq)
             hl_info("consumer: chain %d: rows %" PRId64 "..%" PRId64 " since the newest"
-                    " checkpoint match the lineage topic", p, v->from_seq + 1, c->heads[p].seq);
+                    " checkpoint match the lineage topic",
+                    p, v->from_seq + 1, c->heads[p].seq);
         return;
     }
     c->a->foreign_seq[p] = v->vr.bad_seq;
@@ -350,7 +352,8 @@ static bool rows_are_the_batch(consumer_t *c, int32_t p, int64_t after)
         size_t len = (size_t)PQgetlength(r, i, 1);
         for (size_t k = 0; k < c->n && !found; k++)
             found = c->items[k].partition == p && c->items[k].offset == off &&
-                    c->items[k].len == len && memcmp(c->items[k].text, PQgetvalue(r, i, 1), len) == 0;
+                    c->items[k].len == len &&
+                    memcmp(c->items[k].text, PQgetvalue(r, i, 1), len) == 0;
         ours = found;
     }
     PQclear(r);
@@ -372,8 +375,8 @@ static void note_reloaded(consumer_t *c, int32_t p)
         } else {
             c->a->foreign_seq[p] = w->seq + 1;
             hl_counter_inc(c->a->m_foreign);
-            hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64,
-                     p, c->a->foreign_seq[p]);
+            hl_error("ALARM chain %d holds rows this auditor did not write, from seq %" PRId64, p,
+                     c->a->foreign_seq[p]);
         }
     }
 }
@@ -390,7 +393,8 @@ static void resync(consumer_t *c)
     char err[512];
     bool ok = true;
     hl_warn("consumer: new postgres connection: loading the chain heads again; %zu records"
-            " held are dropped and read again", c->n);
+            " held are dropped and read again",
+            c->n);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(AUD_MAX_CHAINS);
     pthread_mutex_lock(&c->a->written_mu);
     c->resync = false;
@@ -399,7 +403,7 @@ static void resync(consumer_t *c)
         err[0] = '\0';
         ok = ensure_pg(c) == 0 &&
              aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
-                                &c->heads[p], err, sizeof err) == 0;
+                                 &c->heads[p], err, sizeof err) == 0;
         if (!ok) {
             hl_warn("consumer: loading chain %d: %s", p, err);
             break;
@@ -440,8 +444,8 @@ static void flush(consumer_t *c)
         pthread_mutex_lock(&c->a->written_mu);
         int wrote = ensure_pg(c) == 0 && !c->resync &&
                     aud_store_write_batch(c->pg, c->heads, c->items, c->n, c->a->cfg->group_id,
-                                         c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
-                                         sizeof err) == 0;
+                                          c->a->cfg->kafka.lineage_topic, c->a->live, &st, err,
+                                          sizeof err) == 0;
         if (wrote) {
             note_written(c);
             pthread_mutex_unlock(&c->a->written_mu);
@@ -470,7 +474,7 @@ static void flush(consumer_t *c)
         for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
             if (!c->assigned[p] || ensure_pg(c) != 0) continue;
             if (aud_store_load_head(c->pg, c->a->cfg->group_id, c->a->cfg->kafka.lineage_topic, p,
-                                   &c->heads[p], err, sizeof err) != 0)
+                                    &c->heads[p], err, sizeof err) != 0)
                 hl_warn("consumer: reloading chain %d: %s", p, err);
             else
                 note_reloaded(c, p);
@@ -500,7 +504,8 @@ static void consumer_fatal(consumer_t *c)
     char why[256];
     rd_kafka_resp_err_t fe = rd_kafka_fatal_error(c->rk, why, sizeof why);
     hl_error("consumer: kafka consumer fatal error (%s: %s); writing the batch in hand and"
-             " exiting", rd_kafka_err2name(fe), why);
+             " exiting",
+             rd_kafka_err2name(fe), why);
     atomic_store(&c->a->kafka_fatal, true);
     kill(getpid(), SIGTERM); /* main drains and exits as on SIGTERM, then returns 1 */
 }
@@ -510,9 +515,9 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     char err[512];
     const aud_config_t *cfg = c->a->cfg;
     static const char *const defaults[] = {
-        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest", "enable.partition.eof", "false",
-        "partition.assignment.strategy", "range,roundrobin",
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false", "auto.offset.reset",
+        "earliest", "enable.partition.eof", "false", "partition.assignment.strategy",
+        "range,roundrobin",
         /* Lineage is not on anyone's answer path: fetch in large, unhurried pieces. */
         "fetch.min.bytes", "65536", "fetch.wait.max.ms", "200",
         /* A crashed auditor's partitions move to a live one (or to itself, restarted) after

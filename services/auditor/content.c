@@ -49,12 +49,12 @@ typedef struct {
     int64_t lineage_id, row_id;
     char request_id[40];
     char source[65], message_id[257], event_type[129];
-    char want[65];      /* body_sha256 of the record, "" when it has none */
+    char want[65]; /* body_sha256 of the record, "" when it has none */
     char rec_request_id[40];
     int64_t partition, offset, received_us; /* received_us 0: the record has none */
-    unsigned bad;       /* REASON_* bits */
-    unsigned fields;    /* FIELD_* bits of the columns that differ from the record */
-    bool digest_ok;     /* raw body and column both match want: payload is checked */
+    unsigned bad;                           /* REASON_* bits */
+    unsigned fields; /* FIELD_* bits of the columns that differ from the record */
+    bool digest_ok;  /* raw body and column both match want: payload is checked */
 } item_t;
 
 enum {
@@ -67,9 +67,9 @@ enum {
     NREASONS = 6,
 };
 
-static const char *const reason_names[] = {"row_missing",     "row_key_mismatch",
+static const char *const reason_names[] = {"row_missing",       "row_key_mismatch",
                                            "raw_body_mismatch", "digest_mismatch",
-                                           "payload_mismatch", "row_field_mismatch"};
+                                           "payload_mismatch",  "row_field_mismatch"};
 
 enum { F_REQUEST_ID = 1, F_PARTITION = 2, F_OFFSET = 4, F_RECEIVED = 8, NFIELDS = 4 };
 static const char *const field_names[] = {"request_id", "kafka_partition", "kafka_offset",
@@ -222,10 +222,10 @@ static int check_unnamed(PGconn *c, json_t *o, const int64_t *named, size_t n, i
         pending = strtoll(PQgetvalue(res, t, 6), NULL, 10);
         if (strcmp(PQgetvalue(res, t, 4), "t") == 0) continue;
         json_t *e = json_pack("{s:n,s:n,s:s,s:s,s:s,s:I,s:[s]}", "lineage_id", "request_id",
-                              "source", PQgetvalue(res, t, 1), "message_id",
-                              PQgetvalue(res, t, 2), "event_type", PQgetvalue(res, t, 3),
-                              "row_id", (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10),
-                              "reasons", "row_without_lineage");
+                              "source", PQgetvalue(res, t, 1), "message_id", PQgetvalue(res, t, 2),
+                              "event_type", PQgetvalue(res, t, 3), "row_id",
+                              (json_int_t)strtoll(PQgetvalue(res, t, 0), NULL, 10), "reasons",
+                              "row_without_lineage");
         add_bad(o, e, bad);
         listed++;
     }
@@ -340,7 +340,8 @@ static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap,
     static const char suffix[] = "/signature";
     size_t rl = strlen(rest), xl = sizeof suffix - 1;
     if (!slash || rl < xl || strcmp(rest + rl - xl, suffix) != 0 || slash + 1 > rest + rl - xl)
-        return aud_reply_error(r, 404, "not_found", "use /v1/events/{source}/{message_id}/signature");
+        return aud_reply_error(r, 404, "not_found",
+                               "use /v1/events/{source}/{message_id}/signature");
     if (sl == 0 || sl >= scap || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789_-") < sl)
         return aud_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
     memcpy(source, rest, sl);
@@ -352,8 +353,8 @@ static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap,
     mid[ml] = '\0';
     if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !aud_id_valid(mid, 256))
         return aud_reply_error(r, 400, "bad_message_id",
-                              "message id must be 1..256 bytes (percent-encoded) without control "
-                              "characters");
+                               "message id must be 1..256 bytes (percent-encoded) without control "
+                               "characters");
     return 0;
 }
 
@@ -374,13 +375,16 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
                           PQgetvalue(res, t, 1), "request_id", PQgetvalue(res, t, 2), "scheme",
                           hl_sig_scheme_name(v->scheme));
     size_t blen = 0;
-    unsigned char *body = PQgetisnull(res, t, 3)
-                              ? NULL
-                              : PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3), &blen);
+    unsigned char *body =
+        PQgetisnull(res, t, 3)
+            ? NULL
+            : PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3), &blen);
     const char *why = NULL;
-    if (body == NULL) why = "stored without its raw body (written before migration 006)";
-    else if (PQgetisnull(res, t, 4)) why = "stored without signature headers (a bearer source, "
-                                           "or written before migration 006)";
+    if (body == NULL)
+        why = "stored without its raw body (written before migration 006)";
+    else if (PQgetisnull(res, t, 4))
+        why = "stored without signature headers (a bearer source, "
+              "or written before migration 006)";
     if (why) {
         json_object_set_new(e, "signature", json_string("not_reverifiable"));
         json_object_set_new(e, "detail", json_string(why));
@@ -390,8 +394,9 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
         const char *sj = PQgetvalue(res, t, 4);
         int rc = hl_sig_reverify_stored(v, sj, strlen(sj), body, blen, &sr, &ts);
         json_object_set_new(e, "signature",
-                            json_string(rc != 0 ? "malformed_signature"
-                                        : sr == HL_SIG_OK ? "ok" : hl_sig_code(sr)));
+                            json_string(rc != 0           ? "malformed_signature"
+                                        : sr == HL_SIG_OK ? "ok"
+                                                          : hl_sig_code(sr)));
         json_object_set_new(e, "signed_timestamp", ts >= 0 ? json_integer(ts) : json_null());
         char d[HL_SIG_SHA256_HEX + 1];
         hl_sig_sha256_hex(body, blen, d);
@@ -423,12 +428,12 @@ int hl_h_event_signature(aud_req_t *r, const char *rest)
         return aud_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
     if (!r->a->verifiers)
         return aud_reply_error(r, 409, "no_keys",
-                              "no signature_sources configured: the auditor holds no keys");
+                               "no signature_sources configured: the auditor holds no keys");
     const hl_sig_t *v = ing_verifiers_find(r->a->verifiers, source);
     if (!v) return aud_reply_error(r, 404, "unknown_source", "source not in signature_sources");
     if (v->scheme == HL_SIG_SCHEME_BEARER)
         return aud_reply_error(r, 409, "not_reverifiable",
-                              "a bearer source's events carry no signature");
+                               "a bearer source's events carry no signature");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
     const char *p[3] = {source, mid, et};
@@ -457,6 +462,7 @@ int hl_h_event_signature(aud_req_t *r, const char *rest)
         json_array_append_new(events, e);
     }
     PQclear(res);
-    return aud_reply_json(r, 200, json_pack("{s:s,s:s,s:b,s:o}", "source", source, "message_id",
-                                           mid, "ok", all_ok, "events", events));
+    return aud_reply_json(r, 200,
+                          json_pack("{s:s,s:s,s:b,s:o}", "source", source, "message_id", mid, "ok",
+                                    all_ok, "events", events));
 }

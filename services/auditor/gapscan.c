@@ -163,27 +163,31 @@ static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
         const char *po[2] = {wm, upto_s};
         outcomes = exec(c,
                         /* Keyed by the accepted element each closes (ELEMENT_OF). */
-                        "SELECT" ELEMENT_KEY("i") ", k.ts_us FROM lineage k JOIN lineage i"
-                        " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
-                        " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF("k", "i")
-                        " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
-                        " AND k.stage IN ('persisted', 'dead_lettered')",
+                        "SELECT" ELEMENT_KEY(
+                            "i") ", k.ts_us FROM lineage k JOIN lineage i"
+                                 " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
+                                 " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF(
+                                     "k", "i") " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
+                                               " AND k.stage IN ('persisted', 'dead_lettered')",
                         2, po, "gap scan outcomes", errbuf, errcap);
         if (!outcomes) return HL_EPG;
     }
     /* Accepted requests stored in the range that are gaps: no outcome, or a late one. */
     const char *pg[4] = {wm, upto_s, from, grace};
-    PGresult *gaps =
-        exec(c,
-             "SELECT" ELEMENT_KEY("l") ", l.ts_us, k.ts_us FROM lineage l"
-             " LEFT JOIN LATERAL (SELECT k.ts_us FROM lineage k WHERE k.request_id = l.request_id"
-             " AND k.chain + 0 = l.chain AND" ELEMENT_OF("k", "l")
-             " AND k.stage IN ('persisted', 'dead_lettered')"
-             " ORDER BY k.ts_us LIMIT 1) k ON true"
-             " WHERE l.id > $1::bigint AND l.id <= $2::bigint AND l.stage = 'ingress'"
-             " AND l.status = 202 AND l.ts_us >= $3::bigint"
-             " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $4::bigint)",
-             4, pg, "gap scan", errbuf, errcap);
+    PGresult *gaps = exec(
+        c,
+        "SELECT" ELEMENT_KEY(
+            "l") ", l.ts_us, k.ts_us FROM lineage l"
+                 " LEFT JOIN LATERAL (SELECT k.ts_us FROM lineage k WHERE k.request_id = "
+                 "l.request_id"
+                 " AND k.chain + 0 = l.chain AND" ELEMENT_OF(
+                     "k",
+                     "l") " AND k.stage IN ('persisted', 'dead_lettered')"
+                          " ORDER BY k.ts_us LIMIT 1) k ON true"
+                          " WHERE l.id > $1::bigint AND l.id <= $2::bigint AND l.stage = 'ingress'"
+                          " AND l.status = 202 AND l.ts_us >= $3::bigint"
+                          " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $4::bigint)",
+        4, pg, "gap scan", errbuf, errcap);
     if (!gaps) {
         PQclear(outcomes);
         return HL_EPG;

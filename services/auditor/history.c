@@ -119,8 +119,7 @@ static int locate_edit(aud_state_t *a, PGconn *c, hl_verify_t *v, char *err, siz
     from.seq = v->matched_seq;
     memcpy(from.hash, v->matched_hash, sizeof from.hash);
     int rc = hl_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
-                            v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err,
-                            errcap);
+                            v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err, errcap);
     if (rc || vr.bad_seq <= v->matched_seq || vr.bad_seq > v->sealed_seq) return rc;
     bool named = false;
     for (int i = 0; found_by[i] && !named; i++) named = strcmp(vr.reason, found_by[i]) == 0;
@@ -135,8 +134,7 @@ static int locate_edit(aud_state_t *a, PGconn *c, hl_verify_t *v, char *err, siz
     return 0;
 }
 
-int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err,
-                     size_t errcap)
+int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err, size_t errcap)
 {
     aud_seals_t seals;
     char why[512];
@@ -181,7 +179,9 @@ int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char 
     if (!have) json_object_set_new(outside, "error", json_string(why));
     int shape = atomic_load(&a->cp_topic_state);
     json_object_set_new(outside, "topic_shape",
-                        json_string(shape > 0 ? "ok" : shape < 0 ? "wrong" : "unchecked"));
+                        json_string(shape > 0   ? "ok"
+                                    : shape < 0 ? "wrong"
+                                                : "unchecked"));
     if (shape < 0) json_object_set_new(outside, "topic_shape_error", json_string(a->cp_topic_why));
     json_object_set_new(o, "chain_ok", json_boolean(all_ok));
     json_object_set_new(o, "checkpoints_outside", outside);
@@ -207,8 +207,8 @@ int aud_history_with_content(PGconn *c, json_t *o, char *err, size_t errcap)
 
 int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf, size_t errcap)
 {
-    int rc = aud_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out,
-                           errbuf, errcap);
+    int rc = aud_seals_read(&a->cfg->kafka, a->cfg->checkpoint.topic, &a->ring, 10000, out, errbuf,
+                            errcap);
     if (rc) return rc;
     pthread_mutex_lock(&a->written_mu);
     for (int32_t p = 0; p < AUD_MAX_CHAINS; p++)
@@ -231,8 +231,10 @@ int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap)
     pthread_mutex_lock(&a->written_mu);
     for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         vouched[p] = a->written[p];
-        if (!a->owned[p]) vouched[p].seq = HL_VOUCH_NOT_MINE;
-        else if (a->foreign_seq[p]) vouched[p].seq = HL_VOUCH_FOREIGN;
+        if (!a->owned[p])
+            vouched[p].seq = HL_VOUCH_NOT_MINE;
+        else if (a->foreign_seq[p])
+            vouched[p].seq = HL_VOUCH_FOREIGN;
     }
     pthread_mutex_unlock(&a->written_mu);
     int refused = 0, n = aud_history_seals(a, &seals, errbuf, errcap);

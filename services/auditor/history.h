@@ -20,8 +20,7 @@ json_t *aud_history_chain_json(const hl_verify_t *v);
 
 /* Reads the checkpoints of the checkpoint topic, plus the heads this process wrote (unsigned,
  * key_id ""). Returns 0 or HL_E* (errbuf filled). */
-int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf,
-                     size_t errcap) HL_MUST_CHECK;
+int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* GET /v1/verify's answer into o: "chain_ok", "checkpoints_outside" and "chains" (every chain,
  * or chain `only` when >= 0), each walked against the checkpoint topic; chain_ok is false when
@@ -29,7 +28,7 @@ int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf,
  * "content" (hl_content_check: the stored events held to the lineage). "ok" is chain_ok and,
  * when there is one, the content's ok. Returns 0 or HL_EPG (err filled). */
 int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err,
-                      size_t errcap);
+                       size_t errcap);
 
 /* Adds the content check to a verification answer o: "content", and "ok" false when the
  * content is bad. The chain alone says nothing of an edited payload or body, a stored event

@@ -24,7 +24,7 @@ int aud_h_page_login(aud_req_t *r, const char *note)
     /* After signing in, come back to the page that was asked for. */
     const char *qs = mg_get_request_info(r->conn)->query_string;
     aud_put(&o, "<form method=\"post\" action=\"/login\"><label>Token <input type=\"password\""
-            " name=\"token\" autocomplete=\"off\"></label>");
+                " name=\"token\" autocomplete=\"off\"></label>");
     if (qs && strlen(qs) < 256 && strcmp(r->path, "/") == 0) {
         aud_put(&o, "<input type=\"hidden\" name=\"next\" value=\"/?");
         aud_esc(&o, qs);
@@ -50,9 +50,8 @@ int aud_h_login(aud_req_t *r)
     if (rc != HL_OK) return aud_h_page_login(r, "Sign-in form not received.");
     body[got] = '\0';
     int n = mg_get_var(body, got, "token", tok, sizeof tok);
-    unsigned roles = n > 0 && n <= AUD_TOKEN_MAX
-                         ? aud_tokens_roles(&r->a->tokens, tok, (size_t)n)
-                         : 0;
+    unsigned roles =
+        n > 0 && n <= AUD_TOKEN_MAX ? aud_tokens_roles(&r->a->tokens, tok, (size_t)n) : 0;
     if (!(roles & (AUD_ROLE_AUDITOR | AUD_ROLE_ADMIN)))
         return aud_h_page_login(r, "That token is not valid for the page.");
     /* Only a local page path may follow the sign-in (no open redirect). */
@@ -72,7 +71,7 @@ int aud_h_login(aud_req_t *r)
     aud_html_t o = {hl_xmalloc(4096), 0, 4096};
     o.buf[0] = '\0';
     aud_put(&o, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\""
-            " content=\"0;url=");
+                " content=\"0;url=");
     aud_esc(&o, dest);
     aud_put(&o, "\"><title>signed in</title></head><body><a href=\"");
     aud_esc(&o, dest);

@@ -135,9 +135,9 @@ static void register_metrics(aud_state_t *a)
     a->m_cp_refused = hl_metrics_counter(
         m, "hookline_auditor_checkpoint_refusals_total",
         "Chain heads not signed because the walk from the last checkpoint failed (ALARM)", NULL);
-    a->m_cp_errors = hl_metrics_counter(m, "hookline_auditor_checkpoint_errors_total",
-                                        "Signing rounds that failed (checkpoint topic, Postgres)",
-                                        NULL);
+    a->m_cp_errors =
+        hl_metrics_counter(m, "hookline_auditor_checkpoint_errors_total",
+                           "Signing rounds that failed (checkpoint topic, Postgres)", NULL);
     a->m_cp_topic_ok = hl_metrics_gauge(
         m, "hookline_auditor_checkpoint_topic_ok",
         "1 when the checkpoint topic has one partition and never removes records, else 0", NULL);
@@ -147,16 +147,17 @@ static void register_metrics(aud_state_t *a)
     a->m_deleted = hl_metrics_counter(
         m, "hookline_auditor_history_shorter_than_checkpoint_total",
         "Chains found at assignment ending below their newest outside checkpoint: rows deleted"
-        " (ALARM)", NULL);
-    a->m_lag = hl_metrics_gauge(m, "hookline_auditor_consumer_lag",
-                                "Lineage records not yet stored (sum over assigned partitions)",
-                                NULL);
-    a->m_gaps_open = hl_metrics_gauge(m, "hookline_auditor_gaps",
-                                      "Gaps among accepted requests of the last 24 h",
-                                      "state=\"open\"");
-    a->m_gaps_closed = hl_metrics_gauge(m, "hookline_auditor_gaps",
-                                        "Gaps among accepted requests of the last 24 h",
-                                        "state=\"closed\"");
+        " (ALARM)",
+        NULL);
+    a->m_lag =
+        hl_metrics_gauge(m, "hookline_auditor_consumer_lag",
+                         "Lineage records not yet stored (sum over assigned partitions)", NULL);
+    a->m_gaps_open =
+        hl_metrics_gauge(m, "hookline_auditor_gaps",
+                         "Gaps among accepted requests of the last 24 h", "state=\"open\"");
+    a->m_gaps_closed =
+        hl_metrics_gauge(m, "hookline_auditor_gaps",
+                         "Gaps among accepted requests of the last 24 h", "state=\"closed\"");
     a->m_batch_latency = hl_metrics_histogram(m, "hookline_auditor_batch_seconds",
                                               "Time to write one lineage batch", NULL);
     for (int k = 1; k <= 5; k++) {
@@ -189,13 +190,15 @@ int main(int argc, char **argv)
     pthread_t consumer, housekeeping;
 
     while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (opt == 'c') path = optarg;
+        if (opt == 'c')
+            path = optarg;
         else if (opt == 'h') {
             printf("usage: %s --config FILE\n"
                    "Stores lineage and serves the audit API; see services/auditor/README.md.\n",
                    argv[0]);
             return 0;
-        } else return usage(argv[0]);
+        } else
+            return usage(argv[0]);
     }
     if (!path || optind != argc) return usage(argv[0]);
     hl_log_init("auditor", HL_LOG_INFO);
@@ -211,7 +214,7 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < cfg->tokens_count; i++)
         if (aud_tokens_add(&a.tokens, cfg->tokens[i].name, cfg->tokens[i].sha256,
-                          cfg->tokens[i].roles) != 0) {
+                           cfg->tokens[i].roles) != 0) {
             hl_error("config: tokens[%u]: invalid", i);
             rc = HL_CONFIG_EXIT;
             goto out;
@@ -227,7 +230,7 @@ int main(int argc, char **argv)
         goto out;
     }
     a.signer = aud_signer_load(cfg->checkpoint.key_file, cfg->checkpoint.generate_if_missing, err,
-                              sizeof err);
+                               sizeof err);
     if (!a.signer) {
         hl_error("config: checkpoint.key_file: %s", err);
         rc = HL_CONFIG_EXIT;
@@ -261,8 +264,8 @@ int main(int argc, char **argv)
     /* One connection per API worker and one for housekeeping, opened as needed, but never
      * more than AUDITOR_POOL_MAX: most workers only ever wait on slow or idle clients. */
     a.pool = hl_pg_pool_new(&cfg->postgres_read, cfg->http.threads + 1 < AUDITOR_POOL_MAX
-                                                  ? cfg->http.threads + 1
-                                                  : AUDITOR_POOL_MAX);
+                                                     ? cfg->http.threads + 1
+                                                     : AUDITOR_POOL_MAX);
     /* Signing (housekeeping, POST /v1/checkpoints, /v1/evidence) inserts checkpoints: the
      * writer's role, two connections at most. */
     a.wpool = hl_pg_pool_new(&cfg->postgres.w, 2);

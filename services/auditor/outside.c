@@ -34,10 +34,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 aud_ckpub_t *aud_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *errbuf,
-                         size_t errcap)
+                           size_t errcap)
 {
-    static const char *const defaults[] = {"acks", "all", "enable.idempotence", "true",
-                                           "linger.ms", "0", NULL};
+    static const char *const defaults[] = {"acks", "all", "enable.idempotence", "true", "linger.ms",
+                                           "0",    NULL};
     rd_kafka_conf_t *conf = hl_kafka_conf(k, defaults, errbuf, errcap);
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -62,7 +62,7 @@ void aud_ckpub_free(aud_ckpub_t *p)
 }
 
 int aud_ckpub_send(aud_ckpub_t *p, const aud_checkpoint_t *cp, int timeout_ms, char *errbuf,
-                  size_t errcap)
+                   size_t errcap)
 {
     char json[512], key[16];
     delivery_t *d = hl_xcalloc(1, sizeof *d);
@@ -119,8 +119,8 @@ int aud_ckpub_check_topic(aud_ckpub_t *p, int timeout_ms, char *why, size_t cap)
     int bad = 0, rc = HL_EIO;
     why[0] = '\0';
     rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, p->topic, NULL);
-    rd_kafka_resp_err_t err = t ? rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms)
-                                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    rd_kafka_resp_err_t err =
+        t ? rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms) : RD_KAFKA_RESP_ERR__INVALID_ARG;
     if (!err && (md->topic_cnt != 1 || md->topics[0].err))
         err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     if (err) {
@@ -143,10 +143,10 @@ int aud_ckpub_check_topic(aud_ckpub_t *p, int timeout_ms, char *why, size_t cap)
     if (!ev || rd_kafka_event_error(ev) || nres != 1 || rd_kafka_ConfigResource_error(rs[0])) {
         size_t l = strlen(why);
         snprintf(why + l, cap - l, "%scannot describe its configuration: %s", bad ? "; " : "",
-                 !ev ? "no answer in time"
+                 !ev                        ? "no answer in time"
                  : rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev)
-                 : nres == 1 ? rd_kafka_ConfigResource_error_string(rs[0])
-                             : "no resource in the answer");
+                 : nres == 1                ? rd_kafka_ConfigResource_error_string(rs[0])
+                                            : "no resource in the answer");
     } else {
         const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(rs[0], &n);
         want(e, n, "retention.ms", "-1", false, why, cap, &bad);
@@ -214,11 +214,11 @@ static void take(aud_seals_t *s, const aud_keyring_t *ring, const rd_kafka_messa
 }
 
 int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyring_t *ring,
-                  int timeout_ms, aud_seals_t *out, char *errbuf, size_t errcap)
+                   int timeout_ms, aud_seals_t *out, char *errbuf, size_t errcap)
 {
-    static const char *const defaults[] = {"enable.auto.commit", "false",
-                                           "enable.partition.eof", "true",
-                                           "group.id", "hookline-auditor-checkpoints", NULL};
+    static const char *const defaults[] = {
+        "enable.auto.commit",           "false", "enable.partition.eof", "true", "group.id",
+        "hookline-auditor-checkpoints", NULL};
     int64_t lo = 0, hi = 0, until = hl_mono_us() + (int64_t)timeout_ms * 1000;
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -230,8 +230,7 @@ int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyr
         rd_kafka_conf_destroy(conf);
         return HL_EIO;
     }
-    rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, timeout_ms);
     if (err) {
         snprintf(errbuf, errcap, "checkpoint topic %s: %s", topic, rd_kafka_err2str(err));
         rc = err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? HL_ENOTFOUND : HL_EIO;
@@ -250,8 +249,9 @@ int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyr
     }
     for (int64_t next = 0; next < hi;) {
         if (hl_mono_us() >= until) {
-            snprintf(errbuf, errcap, "checkpoint topic %s: not read to its end (%" PRId64
-                     ") in %d ms", topic, hi, timeout_ms);
+            snprintf(errbuf, errcap,
+                     "checkpoint topic %s: not read to its end (%" PRId64 ") in %d ms", topic, hi,
+                     timeout_ms);
             rc = HL_ETIMEDOUT;
             break;
         }

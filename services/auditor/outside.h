@@ -19,12 +19,12 @@ typedef struct aud_ckpub aud_ckpub_t;
 
 /* A producer (acks=all, idempotent) for the checkpoint topic. NULL with errbuf filled. */
 aud_ckpub_t *aud_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *errbuf,
-                         size_t errcap);
+                           size_t errcap);
 void aud_ckpub_free(aud_ckpub_t *p);
 /* Publishes one checkpoint (key: the chain, value: aud_checkpoint_json) and waits until Kafka
  * acknowledged it, at most timeout_ms. Returns 0 or HL_EIO / HL_ETIMEDOUT with errbuf filled. */
 int aud_ckpub_send(aud_ckpub_t *p, const aud_checkpoint_t *cp, int timeout_ms, char *errbuf,
-                  size_t errcap) HL_MUST_CHECK;
+                   size_t errcap) HL_MUST_CHECK;
 
 /* Checks that the topic keeps what the outside copy promises: one partition, records never
  * removed by age (retention.ms -1) nor by key (cleanup.policy delete, no compaction). Not
@@ -46,7 +46,7 @@ typedef struct {
  * timeout_ms. Returns 0 or HL_EIO / HL_ETIMEDOUT / HL_ENOTFOUND (no such topic) with errbuf
  * filled; *out is then empty. Free with aud_seals_free. */
 int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyring_t *ring,
-                  int timeout_ms, aud_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+                   int timeout_ms, aud_seals_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 void aud_seals_free(aud_seals_t *s);
 /* Adds one checkpoint (already verified) keeping the order. */
 void aud_seals_add(aud_seals_t *s, const aud_checkpoint_t *cp);

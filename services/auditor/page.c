@@ -38,13 +38,15 @@ typedef struct {
     const char *rid; /* its request id */
     int rank;        /* stage order: ingress, persisted, dead_lettered, anything else */
     int64_t ts, id;
-    int64_t first;   /* the earliest ts of its request (grouping pass) */
+    int64_t first; /* the earliest ts of its request (grouping pass) */
 } row_ref_t;
 
 static int stage_rank(const char *s)
 {
-    return strcmp(s, "ingress") == 0 ? 0 : strcmp(s, "persisted") == 0 ? 1
-         : strcmp(s, "dead_lettered") == 0 ? 2 : 3;
+    return strcmp(s, "ingress") == 0         ? 0
+           : strcmp(s, "persisted") == 0     ? 1
+           : strcmp(s, "dead_lettered") == 0 ? 2
+                                             : 3;
 }
 
 static int by_request(const void *x, const void *y)
@@ -106,9 +108,9 @@ static void request_head(out_t *o, const row_ref_t *g, size_t n, int64_t recv)
     } else {
         int64_t st = ing ? rec_int(ing, "status") : HL_REC_ABSENT;
         put(o, " · <span class=\"e2e muted\">%s</span>",
-            dead ? "dead-lettered, not stored"
+            dead                                            ? "dead-lettered, not stored"
             : st != HL_REC_ABSENT && (st < 200 || st > 299) ? "rejected: nothing to store"
-                                                           : "not persisted yet");
+                                                            : "not persisted yet");
     }
     put(o, "</h3>");
 }
@@ -173,10 +175,12 @@ static void timeline(out_t *o, json_t *rows)
     json_t *row;
     json_array_foreach(rows, i, row)
     {
-        v[i] = (row_ref_t){row, aud_page_jstr(row, "request_id"),
+        v[i] = (row_ref_t){row,
+                           aud_page_jstr(row, "request_id"),
                            stage_rank(aud_page_jstr(row, "stage")),
                            json_integer_value(json_object_get(row, "ts_us")),
-                           json_integer_value(json_object_get(row, "id")), 0};
+                           json_integer_value(json_object_get(row, "id")),
+                           0};
     }
     qsort(v, n, sizeof *v, by_request);
     for (i = 0; i < n; i = j) {
@@ -188,7 +192,8 @@ static void timeline(out_t *o, json_t *rows)
     qsort(v, n, sizeof *v, by_first_seen);
     put(o, "<div id=\"timeline\">");
     for (i = 0; i < n; i = j) {
-        for (j = i; j < n && strcmp(v[j].rid, v[i].rid) == 0; j++) {}
+        for (j = i; j < n && strcmp(v[j].rid, v[i].rid) == 0; j++) {
+        }
         request_block(o, v + i, j - i);
     }
     put(o, "</div>");
@@ -201,7 +206,7 @@ static const struct {
     aud_lat_t stage;
     const char *outcome; /* latency_rollups.outcome, NULL: every class */
     const char *id, *title;
-    int only_if_any;     /* drawn only when it holds samples */
+    int only_if_any; /* drawn only when it holds samples */
 } charts[] = {
     {AUD_LAT_ACK, "accepted", "ack-accepted", "ack · accepted requests (2xx)", 0},
     {AUD_LAT_ACK, "rejected", "ack-rejected", "ack · rejected requests", 0},
@@ -354,8 +359,9 @@ static int newest_checkpoint(out_t *o, PGconn *c, json_t *v, int64_t when_us)
             state = "ok\">the last verification met it";
     }
     cls = state;
-    put(o, "<p id=\"checkpoint\" data-chain=\"%" PRId64 "\" data-seq=\"%" PRId64 "\">newest"
-           " checkpoint: chain %" PRId64 " seq %" PRId64 ", signed ",
+    put(o,
+        "<p id=\"checkpoint\" data-chain=\"%" PRId64 "\" data-seq=\"%" PRId64 "\">newest"
+        " checkpoint: chain %" PRId64 " seq %" PRId64 ", signed ",
         chain, seq, chain, seq);
     aud_page_when(o, ts);
     put(o, " UTC by key <code>");
@@ -402,8 +408,10 @@ static int chain_status(out_t *o, aud_req_t *r, PGconn *c, int fresh)
     put(o, ok ? "ok\">verified: every chain walks clean and holds to the checkpoint topic, and"
                 " every stored event matches its lineage"
               : "bad\">NOT VERIFIED");
-    put(o, "</p><p id=\"content-status\" class=\"%s\">stored events: %lld checked against their"
-           " lineage, %lld bad</p>", json_is_true(json_object_get(k, "ok")) ? "ok" : "bad",
+    put(o,
+        "</p><p id=\"content-status\" class=\"%s\">stored events: %lld checked against their"
+        " lineage, %lld bad</p>",
+        json_is_true(json_object_get(k, "ok")) ? "ok" : "bad",
         (long long)json_integer_value(json_object_get(k, "events_checked")),
         (long long)json_integer_value(json_object_get(k, "bad")));
     status_line(o, v, when_us);
@@ -465,10 +473,10 @@ int aud_h_page(aud_req_t *r)
     if (!failed) failed = latency(&o, c);
     hl_cursor_t start = {0, 0};
     int64_t now = hl_now_us();
-    json_t *gaps = failed ? NULL
-                          : hl_q_gaps(c, (int64_t)r->a->cfg->gap_grace_s * 1000000, "open",
-                                      now - INT64_C(86400000000), now + 1, 100, start, err,
-                                      sizeof err);
+    json_t *gaps =
+        failed ? NULL
+               : hl_q_gaps(c, (int64_t)r->a->cfg->gap_grace_s * 1000000, "open",
+                           now - INT64_C(86400000000), now + 1, 100, start, err, sizeof err);
     if (gaps)
         gaps_table(&o, json_object_get(gaps, "gaps"));
     else
@@ -477,8 +485,8 @@ int aud_h_page(aud_req_t *r)
     put(&o, "</body></html>");
     aud_req_db_done(r, c, failed);
     aud_page_send(r, failed ? 503 : 200, &o,
-              "Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; "
-              "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'\r\n"
-              "X-Frame-Options: DENY\r\n");
+                  "Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; "
+                  "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'\r\n"
+                  "X-Frame-Options: DENY\r\n");
     return failed ? 503 : 200;
 }

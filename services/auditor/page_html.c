@@ -15,16 +15,16 @@ void aud_page_head(aud_html_t *o, const char *title)
     aud_put(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
     aud_esc(o, title);
     aud_put(o, "</title><style>body{font-family:sans-serif;margin:1.5em;color:#222;"
-            "max-width:1260px}"
-            "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;"
-            "padding:.2em .5em;font-size:.9em;text-align:left}th{background:#eee}"
-            "td.n{text-align:right;font-variant-numeric:tabular-nums}"
-            ".bad{color:#b00}.ok{color:#070}.muted{color:#666}svg{background:#fff;"
-            "border:1px solid #ddd}.hist{display:flex;flex-wrap:wrap}"
-            "figure{margin:.4em;width:602px}figcaption{font-size:.9em;margin:.2em 0 0 .3em}"
-            "section.req{border:1px solid #ccc;border-radius:4px;padding:.2em .8em;"
-            "margin:.6em 0}section.req h3{font-size:1em;margin:.4em 0}code{font-size:.95em}"
-            "form{display:inline-block;margin-right:1em}</style></head><body>");
+               "max-width:1260px}"
+               "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;"
+               "padding:.2em .5em;font-size:.9em;text-align:left}th{background:#eee}"
+               "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+               ".bad{color:#b00}.ok{color:#070}.muted{color:#666}svg{background:#fff;"
+               "border:1px solid #ddd}.hist{display:flex;flex-wrap:wrap}"
+               "figure{margin:.4em;width:602px}figcaption{font-size:.9em;margin:.2em 0 0 .3em}"
+               "section.req{border:1px solid #ccc;border-radius:4px;padding:.2em .8em;"
+               "margin:.6em 0}section.req h3{font-size:1em;margin:.4em 0}code{font-size:.95em}"
+               "form{display:inline-block;margin-right:1em}</style></head><body>");
 }
 
 void aud_page_send(aud_req_t *r, int status, aud_html_t *o, const char *extra)

@@ -11,21 +11,20 @@
 /* What a report shows of a lineage row comes from `record`, which the hash covers, never from
  * the columns derived from it (those serve the filters and indexes; verify compares them with
  * the record). Only rows inside a chain's range are shown: the verifier walks no others. */
-#define ROW_COLUMNS                                                                          \
-    "l.id, l.chain, l.seq, l.stage, l.ts_us, l.request_id, l.record::json->>'source' AS source," \
-    " l.record::json->>'message_id' AS message_id,"                                          \
-    " l.record::json->>'event_type' AS event_type, (l.record::json->>'status')::int AS status," \
-    " l.record::json->>'error_code' AS error_code,"                                          \
-    " (l.record::json->>'partition')::int AS partition,"                                     \
-    " (l.record::json->>'offset')::bigint AS \"offset\","                                    \
-    " (l.record::json->>'latency_us')::bigint AS latency_us, l.lineage_offset,"              \
+#define ROW_COLUMNS                                                                                \
+    "l.id, l.chain, l.seq, l.stage, l.ts_us, l.request_id, l.record::json->>'source' AS source,"   \
+    " l.record::json->>'message_id' AS message_id,"                                                \
+    " l.record::json->>'event_type' AS event_type, (l.record::json->>'status')::int AS status,"    \
+    " l.record::json->>'error_code' AS error_code,"                                                \
+    " (l.record::json->>'partition')::int AS partition,"                                           \
+    " (l.record::json->>'offset')::bigint AS \"offset\","                                          \
+    " (l.record::json->>'latency_us')::bigint AS latency_us, l.lineage_offset,"                    \
     " encode(l.hash, 'hex') AS hash, l.record::json AS record"
 #define IN_CHAIN(t) " " t ".chain >= 0 AND " t ".chain < 256 AND " t ".seq >= 1"
 /* The same test written so that no index can serve it: inside a per-row lookup by request id,
  * a planner without statistics (a table never analyzed) otherwise scans the (chain, seq) index
  * over the whole range once per outer row, which took minutes at 100,000 requests. */
-#define IN_CHAIN_FILTER(t)                                                                      \
-    " " t ".chain + 0 >= 0 AND " t ".chain + 0 < 256 AND " t ".seq + 0 >= 1"
+#define IN_CHAIN_FILTER(t) " " t ".chain + 0 >= 0 AND " t ".chain + 0 < 256 AND " t ".seq + 0 >= 1"
 
 /* Runs a query whose single cell is JSON text and parses it. */
 static json_t *json_query(PGconn *c, const char *sql, int n, const char *const *params,
@@ -66,14 +65,15 @@ static json_t *paged(json_t *rows, int limit, const char *key)
 json_t *hl_q_request(PGconn *c, const char *id, char *errbuf, size_t errcap)
 {
     const char *p[1] = {id};
-    return json_query(c,
-                      "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT "
-                      ROW_COLUMNS " FROM lineage l WHERE l.request_id = $1 AND" IN_CHAIN("l") " LIMIT 1000) x",
-                      1, p, errbuf, errcap);
+    return json_query(
+        c,
+        "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
+        " FROM lineage l WHERE l.request_id = $1 AND" IN_CHAIN("l") " LIMIT 1000) x",
+        1, p, errbuf, errcap);
 }
 
-json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit,
-                     hl_cursor_t after, char *errbuf, size_t errcap)
+json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit, hl_cursor_t after,
+                     char *errbuf, size_t errcap)
 {
     char ts[24], id[24], lim[16];
     snprintf(ts, sizeof ts, "%" PRId64, after.ts_us);
@@ -91,10 +91,9 @@ json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit,
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
-        " FROM lineage l WHERE l.message_id = $1 AND ($2::text IS NULL OR l.source = $2) AND"
-        IN_CHAIN("l")
-        " AND (l.ts_us, l.id) > ($3::bigint, $4::bigint) ORDER BY l.ts_us, l.id"
-        " LIMIT $5::int) x",
+        " FROM lineage l WHERE l.message_id = $1 AND ($2::text IS NULL OR l.source = $2) "
+        "AND" IN_CHAIN("l") " AND (l.ts_us, l.id) > ($3::bigint, $4::bigint) ORDER BY l.ts_us, l.id"
+                            " LIMIT $5::int) x",
         5, p, errbuf, errcap);
     if (!rows) {
         json_decref(events);
@@ -120,11 +119,12 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
-        " FROM lineage l WHERE l.stage = 'ingress' AND" IN_CHAIN("l")
-        " AND l.ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
-        " AND l.ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
-        " AND ($3::text IS NULL OR l.source = $3) AND ($4::int IS NULL OR l.status = $4)"
-        " AND (l.ts_us, l.id) > ($5::bigint, $6::bigint) ORDER BY l.ts_us, l.id LIMIT $7::int) x",
+        " FROM lineage l WHERE l.stage = 'ingress' AND" IN_CHAIN(
+            "l") " AND l.ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
+                 " AND l.ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
+                 " AND ($3::text IS NULL OR l.source = $3) AND ($4::int IS NULL OR l.status = $4)"
+                 " AND (l.ts_us, l.id) > ($5::bigint, $6::bigint) ORDER BY l.ts_us, l.id LIMIT "
+                 "$7::int) x",
         7, p, errbuf, errcap);
     return rows ? paged(rows, limit, "requests") : NULL;
 }
@@ -136,19 +136,20 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
  * chain is not this request's (a row put there to hide the gap). It must also be the outcome of
  * the same event: the elements of a split batch share their request id, and one element's
  * outcome closes no other's (ELEMENT_OF, query.h). */
-#define GAPS_FROM                                                                            \
-    " FROM lineage l LEFT JOIN LATERAL (SELECT k.stage, k.ts_us FROM lineage k"              \
-    " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered') AND"   \
-    " k.chain + 0 = l.chain AND" ELEMENT_OF("k", "l") " AND" IN_CHAIN_FILTER("k")            \
-    " ORDER BY k.ts_us LIMIT 1) k ON true"                                                   \
-    " WHERE l.stage = 'ingress' AND l.status = 202 AND" IN_CHAIN("l")                      \
-    " AND l.ts >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"               \
-    " AND l.ts < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"                \
-    " AND l.ts_us + $1::bigint < (extract(epoch from clock_timestamp()) * 1000000)::bigint"  \
-    " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $1::bigint)"
+#define GAPS_FROM                                                                                  \
+    " FROM lineage l LEFT JOIN LATERAL (SELECT k.stage, k.ts_us FROM lineage k"                    \
+    " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered') AND"         \
+    " k.chain + 0 = l.chain AND" ELEMENT_OF("k", "l") " AND" IN_CHAIN_FILTER(                      \
+        "k") " ORDER BY k.ts_us LIMIT 1) k ON true"                                                \
+             " WHERE l.stage = 'ingress' AND l.status = 202 AND" IN_CHAIN(                         \
+                 "l") " AND l.ts >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"   \
+                      " AND l.ts < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"    \
+                      " AND l.ts_us + $1::bigint < (extract(epoch from clock_timestamp()) * "      \
+                      "1000000)::bigint"                                                           \
+                      " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $1::bigint)"
 
-json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int64_t to,
-                  int limit, hl_cursor_t after, char *errbuf, size_t errcap)
+json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int64_t to, int limit,
+                  hl_cursor_t after, char *errbuf, size_t errcap)
 {
     char g[24], f[24], t[24], ts[24], id[24], lim[16];
     snprintf(g, sizeof g, "%" PRId64, grace);
@@ -158,18 +159,18 @@ json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int
     snprintf(id, sizeof id, "%" PRId64, after.id);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *p[7] = {g, f, t, state, ts, id, lim};
-    json_t *rows = json_query(
-        c,
-        "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT l.id,"
-        " l.request_id, l.record::json->>'source' AS source,"
-        " l.record::json->>'message_id' AS message_id,"
-        " l.record::json->>'event_type' AS event_type, l.ts_us, l.chain, l.seq,"
-        " CASE WHEN k.stage IS NULL THEN 'open' ELSE 'closed' END AS state,"
-        " k.stage AS closed_by, k.ts_us AS closed_us" GAPS_FROM
-        " AND ($4 = 'all' OR ($4 = 'open') = (k.stage IS NULL))"
-        " AND (l.ts_us, l.id) > ($5::bigint, $6::bigint) ORDER BY l.ts_us, l.id"
-        " LIMIT $7::int) x",
-        7, p, errbuf, errcap);
+    json_t *rows =
+        json_query(c,
+                   "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT l.id,"
+                   " l.request_id, l.record::json->>'source' AS source,"
+                   " l.record::json->>'message_id' AS message_id,"
+                   " l.record::json->>'event_type' AS event_type, l.ts_us, l.chain, l.seq,"
+                   " CASE WHEN k.stage IS NULL THEN 'open' ELSE 'closed' END AS state,"
+                   " k.stage AS closed_by, k.ts_us AS closed_us" GAPS_FROM
+                   " AND ($4 = 'all' OR ($4 = 'open') = (k.stage IS NULL))"
+                   " AND (l.ts_us, l.id) > ($5::bigint, $6::bigint) ORDER BY l.ts_us, l.id"
+                   " LIMIT $7::int) x",
+                   7, p, errbuf, errcap);
     return rows ? paged(rows, limit, "gaps") : NULL;
 }
 
@@ -181,11 +182,11 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     snprintf(f, sizeof f, "%" PRId64, from);
     snprintf(t, sizeof t, "%" PRId64, INT64_C(4102444800000000));
     const char *p[3] = {g, f, t};
-    json_t *o = json_query(c,
-                           "SELECT json_build_object('open', count(*) FILTER (WHERE k.stage IS"
-                           " NULL), 'closed', count(*) FILTER (WHERE k.stage IS NOT NULL))"
-                           GAPS_FROM,
-                           3, p, errbuf, errcap);
+    json_t *o =
+        json_query(c,
+                   "SELECT json_build_object('open', count(*) FILTER (WHERE k.stage IS"
+                   " NULL), 'closed', count(*) FILTER (WHERE k.stage IS NOT NULL))" GAPS_FROM,
+                   3, p, errbuf, errcap);
     if (!o) return HL_EPG;
     *open = json_integer_value(json_object_get(o, "open"));
     *closed = json_integer_value(json_object_get(o, "closed"));
@@ -193,21 +194,21 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     return 0;
 }
 
-int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
-                 int64_t from, int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
+int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome, int64_t from,
+                 int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
 {
     char f[24], t[24];
     snprintf(f, sizeof f, "%" PRId64, from - from % 60000000);
     snprintf(t, sizeof t, "%" PRId64, to);
     const char *p[5] = {aud_lat_name(stage), source, f, t, outcome};
-    PGresult *r = PQexecParams(
-        c,
-        "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
-        " AND ($2::text IS NULL OR source = $2)"
-        " AND minute >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
-        " AND minute < timestamptz 'epoch' + $4::bigint * interval '1 microsecond'"
-        " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
-        5, NULL, p, NULL, NULL, 0);
+    PGresult *r =
+        PQexecParams(c,
+                     "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
+                     " AND ($2::text IS NULL OR source = $2)"
+                     " AND minute >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
+                     " AND minute < timestamptz 'epoch' + $4::bigint * interval '1 microsecond'"
+                     " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
+                     5, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         int rc = hl_pg_error(c, r, "latency", errbuf, errcap);
         PQclear(r);
@@ -275,17 +276,18 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
         "WITH r AS (SELECT (record::json->>'status')::int AS status,"
         " record::json->>'error_code' AS error_code,"
         " (record::json->>'latency_us')::bigint AS latency_us FROM lineage l"
-        " WHERE stage = 'ingress' AND" IN_CHAIN("l")
-        " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
-        " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
-        " AND ($3::text IS NULL OR source = $3))"
-        " SELECT json_build_object('total', (SELECT count(*) FROM r),"
-        " 'good', (SELECT count(*) FROM r WHERE coalesce(status, 0) < 500"
-        "   AND coalesce(latency_us, 0) <= $4::bigint),"
-        " 'by_status', (SELECT coalesce(json_object_agg(s, n), '{}') FROM (SELECT"
-        "   coalesce(status::text, 'none') AS s, count(*) AS n FROM r GROUP BY 1) a),"
-        " 'by_error_code', (SELECT coalesce(json_object_agg(e, n), '{}') FROM (SELECT"
-        "   error_code AS e, count(*) AS n FROM r WHERE error_code IS NOT NULL GROUP BY 1) b))",
+        " WHERE stage = 'ingress' AND" IN_CHAIN(
+            "l") " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
+                 " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
+                 " AND ($3::text IS NULL OR source = $3))"
+                 " SELECT json_build_object('total', (SELECT count(*) FROM r),"
+                 " 'good', (SELECT count(*) FROM r WHERE coalesce(status, 0) < 500"
+                 "   AND coalesce(latency_us, 0) <= $4::bigint),"
+                 " 'by_status', (SELECT coalesce(json_object_agg(s, n), '{}') FROM (SELECT"
+                 "   coalesce(status::text, 'none') AS s, count(*) AS n FROM r GROUP BY 1) a),"
+                 " 'by_error_code', (SELECT coalesce(json_object_agg(e, n), '{}') FROM (SELECT"
+                 "   error_code AS e, count(*) AS n FROM r WHERE error_code IS NOT NULL GROUP BY "
+                 "1) b))",
         4, p, errbuf, errcap);
     if (!o) return NULL;
     json_int_t total = json_integer_value(json_object_get(o, "total"));
@@ -297,8 +299,8 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
     json_object_set_new(slo, "e2e_ms", json_integer(e2e_ms));
     json_object_set_new(slo, "good", json_integer(good));
     json_object_set_new(slo, "bad", json_integer(total - good));
-    json_object_set_new(slo, "good_share", total ? json_real((double)good / (double)total)
-                                                 : json_null());
+    json_object_set_new(slo, "good_share",
+                        total ? json_real((double)good / (double)total) : json_null());
     json_object_set_new(slo, "met", json_boolean(!total || (double)good / (double)total >= target));
     json_object_set_new(slo, "budget_allowed_bad", json_real(allowed));
     json_object_set_new(slo, "budget_remaining",

@@ -15,11 +15,11 @@
  * of a split batch share. An outcome that names no event type (a dead-lettered record whose
  * event-type header was lost; the message id is the Kafka key, always there) is taken by its
  * message id. The columns are derived from the hashed record (verify checks them). */
-#define ELEMENT_OF(o, i)                                                                      \
-    " " o ".message_id IS NOT DISTINCT FROM " i ".message_id AND (coalesce(" o ".event_type,"  \
+#define ELEMENT_OF(o, i)                                                                           \
+    " " o ".message_id IS NOT DISTINCT FROM " i ".message_id AND (coalesce(" o ".event_type,"      \
     " '') = '' OR " o ".event_type = " i ".event_type)"
 /* SQL: the gap scan's key of a lineage row `t`'s event: chain, request, message id, type. */
-#define ELEMENT_KEY(t)                                                                        \
+#define ELEMENT_KEY(t)                                                                             \
     " json_build_array(" t ".chain, " t ".request_id, " t ".message_id, " t ".event_type)::text"
 
 /* A page position: rows strictly after (ts_us, id). {0, 0} is the start. */
@@ -37,15 +37,15 @@ json_t *hl_q_message(PGconn *c, const char *message_id, const char *source, int 
                      hl_cursor_t after, char *errbuf, size_t errcap);
 
 /* Ingress rows in [from, to) with optional source and status filters, paged. */
-json_t *hl_q_requests(PGconn *c, int64_t from_us, int64_t to_us, const char *source,
-                      int status, int limit, hl_cursor_t after, char *errbuf, size_t errcap);
+json_t *hl_q_requests(PGconn *c, int64_t from_us, int64_t to_us, const char *source, int status,
+                      int limit, hl_cursor_t after, char *errbuf, size_t errcap);
 
 /* Gaps among accepted requests received in [from, to): state "open", "closed" or "all". */
-json_t *hl_q_gaps(PGconn *c, int64_t grace_us, const char *state, int64_t from_us,
-                  int64_t to_us, int limit, hl_cursor_t after, char *errbuf, size_t errcap);
+json_t *hl_q_gaps(PGconn *c, int64_t grace_us, const char *state, int64_t from_us, int64_t to_us,
+                  int limit, hl_cursor_t after, char *errbuf, size_t errcap);
 /* Counts of open and closed gaps in [from, now). Returns 0 or HL_EPG. */
-int hl_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open,
-                    int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
+int hl_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open, int64_t *closed,
+                    char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* Adds the rollup bucket counts of `stage` (optionally one source, optionally one outcome
  * class: "accepted", "rejected" or "unsplit", NULL for all) in the minutes of [from, to) into
@@ -63,8 +63,7 @@ json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap);
 json_t *hl_hist_summary(const hl_hist_t *h, int with_buckets);
 
 /* The error-budget report for [from, to). */
-json_t *hl_q_budget(PGconn *c, int64_t from_us, int64_t to_us, const char *source,
-                    uint32_t ack_ms, uint32_t e2e_ms, double target, char *errbuf,
-                    size_t errcap);
+json_t *hl_q_budget(PGconn *c, int64_t from_us, int64_t to_us, const char *source, uint32_t ack_ms,
+                    uint32_t e2e_ms, double target, char *errbuf, size_t errcap);
 
 #endif

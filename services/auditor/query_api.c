@@ -77,16 +77,16 @@ static int range(aud_req_t *r, int64_t span, int64_t *from, int64_t *to)
 
 int aud_h_requests(aud_req_t *r)
 {
-    static const char *const allowed[] = {"from", "to", "source", "status", "limit", "cursor",
-                                          NULL};
+    static const char *const allowed[] = {"from",  "to",     "source", "status",
+                                          "limit", "cursor", NULL};
     char err[512];
     const char *source;
     int64_t from, to, status;
     int limit;
     hl_cursor_t cur;
-    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
-        aud_param_source(r, &source) || aud_param_int(r, "status", 100, 599, 0, &status) ||
-        aud_param_limit(r, &limit) || aud_param_cursor(r, &cur))
+    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || aud_param_source(r, &source) ||
+        aud_param_int(r, "status", 100, 599, 0, &status) || aud_param_limit(r, &limit) ||
+        aud_param_cursor(r, &cur))
         return 400;
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
@@ -122,15 +122,13 @@ int aud_h_gaps(aud_req_t *r)
 
 int aud_h_latency(aud_req_t *r)
 {
-    static const char *const allowed[] = {"from", "to", "stage", "source", "live", "buckets",
-                                          NULL};
+    static const char *const allowed[] = {"from", "to", "stage", "source", "live", "buckets", NULL};
     char err[512];
     const char *source, *st = aud_req_param(r, "stage");
     int64_t from, to, live, buckets;
     aud_lat_t only = AUD_LAT_N;
-    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) ||
-        aud_param_source(r, &source) || aud_param_int(r, "live", 0, 1, 0, &live) ||
-        aud_param_int(r, "buckets", 0, 1, 1, &buckets))
+    if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || aud_param_source(r, &source) ||
+        aud_param_int(r, "live", 0, 1, 0, &live) || aud_param_int(r, "buckets", 0, 1, 1, &buckets))
         return 400;
     if (st && aud_lat_parse(st, &only) != 0)
         return aud_reply_error(r, 400, "bad_stage", "stage must be ack, queue, persist or e2e");
@@ -174,8 +172,8 @@ int aud_h_budget(aud_req_t *r)
         return 400;
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
-    json_t *o = hl_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms,
-                            cfg->slo.target, err, sizeof err);
+    json_t *o = hl_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms, cfg->slo.target,
+                            err, sizeof err);
     if (!o) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     return aud_reply_json(r, 200, o);

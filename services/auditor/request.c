@@ -54,7 +54,7 @@ int aud_req_parse_query(aud_req_t *r, const char *qs)
         if (kl <= 0 || vl < 0 || (size_t)kl != strlen(r->keys[r->nparams]) ||
             (size_t)vl != strlen(r->vals[r->nparams]))
             return aud_reply_error(r, 400, "bad_parameter",
-                                  "parameter too long, empty or with a NUL byte"),
+                                   "parameter too long, empty or with a NUL byte"),
                    -1;
         if (aud_req_param(r, r->keys[r->nparams]))
             return aud_reply_error(r, 400, "duplicate_parameter", "a parameter was repeated"), -1;
@@ -76,7 +76,8 @@ int aud_parse_time(const char *s, int64_t *out)
     int used = 0;
     if (n < 20 || n > 27 ||
         sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &used) != 6 || used != 19)
+               &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        used != 19)
         return -1;
     for (int i = 0; i < 19; i++)
         if ((i == 4 || i == 7)     ? s[i] != '-'
@@ -119,7 +120,7 @@ int aud_param_time(aud_req_t *r, const char *key, int64_t def, int64_t *out)
 }
 
 int aud_param_int(aud_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
-                 int64_t *out)
+                  int64_t *out)
 {
     const char *v = aud_req_param(r, key);
     *out = def;
@@ -207,8 +208,7 @@ int aud_reply_error(aud_req_t *r, int status, const char *code, const char *msg)
 {
     count_status(r, status);
     hl_http_error(r->conn, status, code, msg, r->rid,
-                  status == 401 ? "WWW-Authenticate: Bearer realm=\"hookline-auditor\"\r\n"
-                                : NULL);
+                  status == 401 ? "WWW-Authenticate: Bearer realm=\"hookline-auditor\"\r\n" : NULL);
     return status;
 }
 

@@ -19,9 +19,9 @@ typedef struct aud_req {
     struct mg_connection *conn;
     aud_state_t *a;
     const char *method;
-    const char *path;  /* decoded path, borrowed from civetweb */
-    char rid[37];      /* X-Request-Id of this answer */
-    unsigned roles;    /* roles of the caller's token, 0 if none */
+    const char *path; /* decoded path, borrowed from civetweb */
+    char rid[37];     /* X-Request-Id of this answer */
+    unsigned roles;   /* roles of the caller's token, 0 if none */
     int nparams;
     char keys[AUD_API_MAX_PARAMS][32];
     char vals[AUD_API_MAX_PARAMS][AUD_API_MAX_VALUE];
@@ -39,7 +39,7 @@ int aud_req_only(aud_req_t *r, const char *const *allowed);
  * value; 0 otherwise (def when absent). */
 int aud_param_time(aud_req_t *r, const char *key, int64_t def, int64_t *out);
 int aud_param_int(aud_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
-                 int64_t *out);
+                  int64_t *out);
 int aud_param_limit(aud_req_t *r, int *out);
 int aud_param_cursor(aud_req_t *r, hl_cursor_t *out);
 /* A source name: 1..64 of [A-Za-z0-9_.-]; NULL when absent. */

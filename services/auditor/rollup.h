@@ -57,7 +57,8 @@ aud_pair_t *aud_pairs_get(aud_pairs_t *p, const char *key); /* finds or inserts 
 /* Appends the samples record r yields to out (at most 3; *n counts them), using and updating
  * the pair state of its request. Queue latency needs both the ingress record (answered time)
  * and the persisted one (consumed time), whichever comes second yields it. */
-void aud_samples_from_record(aud_pairs_t *pairs, const hl_record_t *r, aud_sample_t *out, size_t *n);
+void aud_samples_from_record(aud_pairs_t *pairs, const hl_record_t *r, aud_sample_t *out,
+                             size_t *n);
 
 /* Live histograms per stage and source (at most AUD_LIVE_SOURCES sources; further sources are
  * counted under "_other"). Thread-safe. */

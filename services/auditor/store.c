@@ -14,7 +14,7 @@
 
 /* ---- heads ---- */
 int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
-                       aud_head_t *h, char *errbuf, size_t errcap)
+                        aud_head_t *h, char *errbuf, size_t errcap)
 {
     char ch[16];
     const char *p1[1] = {ch};
@@ -68,8 +68,9 @@ int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t
     h->next_offset = head_offset >= 0 ? head_offset + 1 : -1;
     if (stored >= 0 && h->next_offset >= 0 && stored < h->next_offset) h->next_offset = stored;
     if (stored != h->next_offset)
-        hl_debug("chain %d: stored offset %" PRId64 ", resuming after the head row's record at %"
-                PRId64, chain, stored, h->next_offset);
+        hl_debug("chain %d: stored offset %" PRId64
+                 ", resuming after the head row's record at %" PRId64,
+                 chain, stored, h->next_offset);
     h->loaded = true;
     return 0;
 }
@@ -103,10 +104,9 @@ static const char upsert_offsets_sql[] =
 /* Request ids of this batch whose other stages may already be stored: their stored ingress
  * and persisted records feed the pairing (queue latency needs both), their stored outcomes
  * (persisted, dead_lettered) tell a repeated outcome record from a new one. */
-static const char pairs_sql[] =
-    "SELECT record FROM lineage WHERE request_id IN"
-    " (SELECT json_array_elements_text($1::json))"
-    " AND stage IN ('ingress', 'persisted', 'dead_lettered')";
+static const char pairs_sql[] = "SELECT record FROM lineage WHERE request_id IN"
+                                " (SELECT json_array_elements_text($1::json))"
+                                " AND stage IN ('ingress', 'persisted', 'dead_lettered')";
 
 /* ---- outcomes already stored ----
  * One hookline.events record has one outcome: the persister's `persisted` or `dead_lettered`
@@ -210,8 +210,10 @@ static void cb_null(copybuf_t *b, bool first)
 
 static void cb_opt_str(copybuf_t *b, bool has, const char *v)
 {
-    if (has) cb_text(b, false, v, strlen(v));
-    else cb_null(b, false);
+    if (has)
+        cb_text(b, false, v, strlen(v));
+    else
+        cb_null(b, false);
 }
 
 static void cb_int(copybuf_t *b, bool first, int64_t v)
@@ -223,8 +225,10 @@ static void cb_int(copybuf_t *b, bool first, int64_t v)
 
 static void cb_opt_int(copybuf_t *b, int64_t v)
 {
-    if (v == HL_REC_ABSENT) cb_null(b, false);
-    else cb_int(b, false, v);
+    if (v == HL_REC_ABSENT)
+        cb_null(b, false);
+    else
+        cb_int(b, false, v);
 }
 
 /* bytea in its hex input form, \x...; cb_text doubles the backslash for COPY. */
@@ -325,8 +329,7 @@ static void rollup_rows(const aud_sample_t *samples, size_t n, json_t *out)
     if (n == 0) return;
     rollup_key_t *k = hl_xcalloc(n, sizeof *k);
     for (size_t i = 0; i < n; i++)
-        k[i] = (rollup_key_t){samples[i].minute_us, (int)samples[i].stage,
-                              (int)samples[i].outcome,
+        k[i] = (rollup_key_t){samples[i].minute_us, (int)samples[i].stage, (int)samples[i].outcome,
                               (int)hl_hist_bucket_index(samples[i].value_us), samples[i].source};
     qsort(k, n, sizeof *k, rollup_key_cmp);
     for (size_t i = 0; i < n;) {
@@ -379,9 +382,9 @@ static int seed_pairs(PGconn *c, const aud_item_t *items, size_t n, aud_pairs_t 
      * rejections need no look-up. */
     for (size_t i = 0; i < n; i++) {
         const hl_record_t *rec = &items[i].rec;
-        if (items[i].valid && (rec->stage == HL_STAGE_PERSISTED ||
-                               rec->stage == HL_STAGE_DEAD_LETTERED ||
-                               (rec->stage == HL_STAGE_INGRESS && rec->status == 202)))
+        if (items[i].valid &&
+            (rec->stage == HL_STAGE_PERSISTED || rec->stage == HL_STAGE_DEAD_LETTERED ||
+             (rec->stage == HL_STAGE_INGRESS && rec->status == 202)))
             json_array_append_new(ids, json_string(rec->request_id));
     }
     if (json_array_size(ids) > 0)
@@ -411,8 +414,8 @@ static int run(PGconn *c, const char *sql, char *errbuf, size_t errcap)
 }
 
 int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items, size_t n,
-                         const char *group, const char *topic, aud_live_t *live,
-                         aud_write_stats_t *stats, char *errbuf, size_t errcap)
+                          const char *group, const char *topic, aud_live_t *live,
+                          aud_write_stats_t *stats, char *errbuf, size_t errcap)
 {
     aud_head_t next[AUD_MAX_CHAINS];
     bool touched[AUD_MAX_CHAINS] = {false};
@@ -446,8 +449,14 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
             stats->repeats++; /* its offset still advances */
             continue;
         }
-        aud_chain_row_t row = {ch, next[ch].seq + 1, it->offset, it->rec.request_id,
-                              hl_stage_name(it->rec.stage), it->rec.ts_us, it->text, it->len};
+        aud_chain_row_t row = {ch,
+                               next[ch].seq + 1,
+                               it->offset,
+                               it->rec.request_id,
+                               hl_stage_name(it->rec.stage),
+                               it->rec.ts_us,
+                               it->text,
+                               it->len};
         unsigned char h[AUD_CHAIN_HASH_LEN];
         if (aud_chain_hash(next[ch].hash, &row, h) != 0) {
             snprintf(errbuf, errcap, "sha256 failed");

@@ -26,7 +26,7 @@ typedef struct {
  * row's hashed lineage_offset + 1, and -1 (from the beginning) when the chain has no row.
  * Returns 0 or HL_EPG with errbuf filled. */
 int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
-                       aud_head_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+                        aud_head_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* One lineage record taken from Kafka. `text` is owned by the batch. valid=false records
  * are not stored but still advance the stored offset. */
@@ -40,9 +40,9 @@ typedef struct {
 } aud_item_t;
 
 typedef struct {
-    size_t rows;      /* lineage rows inserted */
-    size_t samples;   /* latency samples added to rollups */
-    size_t repeats;   /* outcome records skipped: their Kafka record already had one */
+    size_t rows;    /* lineage rows inserted */
+    size_t samples; /* latency samples added to rollups */
+    size_t repeats; /* outcome records skipped: their Kafka record already had one */
 } aud_write_stats_t;
 
 /* Writes items (ordered by partition, then offset) in one transaction: chained lineage rows,
@@ -53,7 +53,7 @@ typedef struct {
  * caller reloads them before retrying. Latency samples go to `live` after the commit.
  * Returns 0, or HL_EPG with errbuf filled (transient or not: the caller retries). */
 int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items, size_t n,
-                         const char *group, const char *topic, aud_live_t *live,
-                         aud_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
+                          const char *group, const char *topic, aud_live_t *live,
+                          aud_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 #endif

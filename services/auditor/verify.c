@@ -26,10 +26,10 @@ static int page_rows(void)
 
 /* The columns a walk reads: the hashed fields (0-8), then every column derived from `record`
  * (9-17), which the hash does not cover and which the verifier therefore re-derives. */
-#define WALK_COLUMNS                                                                         \
-    "id, seq, lineage_offset, request_id, stage, ts_us, record, encode(prev_hash, 'hex'),"    \
-    " encode(hash, 'hex'), CASE WHEN abs(extract(epoch FROM ts)) < 9e12"                      \
-    " THEN (extract(epoch FROM ts) * 1000000)::bigint END, source, message_id, event_type,"  \
+#define WALK_COLUMNS                                                                               \
+    "id, seq, lineage_offset, request_id, stage, ts_us, record, encode(prev_hash, 'hex'),"         \
+    " encode(hash, 'hex'), CASE WHEN abs(extract(epoch FROM ts)) < 9e12"                           \
+    " THEN (extract(epoch FROM ts) * 1000000)::bigint END, source, message_id, event_type,"        \
     " status, error_code, kafka_partition, kafka_offset, latency_us"
 
 static bool str_differs(const PGresult *r, int i, int col, bool has, const char *v)
@@ -112,7 +112,8 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
             v->reason = seq == v->head_seq && v->rows > 0 ? "duplicate_seq" : "seq_gap";
             return 1;
         }
-        if (aud_chain_unhex(PQgetvalue(r, i, 7), prev) || aud_chain_unhex(PQgetvalue(r, i, 8), hash)) {
+        if (aud_chain_unhex(PQgetvalue(r, i, 7), prev) ||
+            aud_chain_unhex(PQgetvalue(r, i, 8), hash)) {
             v->reason = "hash_unreadable";
             return 1;
         }
@@ -120,8 +121,14 @@ static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *l
             v->reason = "prev_hash_mismatch";
             return 1;
         }
-        aud_chain_row_t row = {v->chain, seq, lo, PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), ts,
-                              PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6)};
+        aud_chain_row_t row = {v->chain,
+                               seq,
+                               lo,
+                               PQgetvalue(r, i, 3),
+                               PQgetvalue(r, i, 4),
+                               ts,
+                               PQgetvalue(r, i, 6),
+                               (size_t)PQgetlength(r, i, 6)};
         if (aud_chain_hash(prev, &row, calc) != 0) return HL_EIO;
         if (memcmp(calc, hash, sizeof calc) != 0) {
             v->reason = "hash_mismatch";
@@ -211,8 +218,14 @@ static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
         hl_parse_i64(PQgetvalue(r, 0, 4), INT64_MIN + 1, INT64_MAX, &ts) ||
         aud_chain_unhex(PQgetvalue(r, 0, 6), prev) || aud_chain_unhex(PQgetvalue(r, 0, 7), stored))
         return false;
-    aud_chain_row_t row = {chain, seq, lo, PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ts,
-                          PQgetvalue(r, 0, 5), (size_t)PQgetlength(r, 0, 5)};
+    aud_chain_row_t row = {chain,
+                           seq,
+                           lo,
+                           PQgetvalue(r, 0, 2),
+                           PQgetvalue(r, 0, 3),
+                           ts,
+                           PQgetvalue(r, 0, 5),
+                           (size_t)PQgetlength(r, 0, 5)};
     if (aud_chain_hash(prev, &row, calc) != 0 || memcmp(calc, hash, sizeof calc) != 0 ||
         memcmp(stored, hash, sizeof stored) != 0)
         return false;
@@ -221,8 +234,8 @@ static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
 }
 
 int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
-                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id,
-                         int64_t *offset, char *errbuf, size_t errcap)
+                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id, int64_t *offset,
+                         char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
     const char *p[2] = {ch, sq};
@@ -250,12 +263,11 @@ int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
 
 /* A walk from a checkpoint starts with the row it sealed: still there, alone at its seq, and
  * hashing (recomputed from its prev_hash and fields) to the checkpoint's hash. */
-static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf,
-                       size_t errcap)
+static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf, size_t errcap)
 {
     int64_t off = 0;
-    int rc = hl_verify_sealed_row(c, v->chain, w->from_seq, w->from_hash, &v->bad_id, &off,
-                                  errbuf, errcap);
+    int rc = hl_verify_sealed_row(c, v->chain, w->from_seq, w->from_hash, &v->bad_id, &off, errbuf,
+                                  errcap);
     if (rc < 0) return rc;
     v->bad_seq = v->expected_seq = v->sealed_seq = w->from_seq;
     if (rc == 0) {
@@ -455,20 +467,21 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
         chain >= 0 && chain < AUD_MAX_CHAINS ? &sg->vouched[chain] : NULL;
     memset(v, 0, sizeof *v);
     if (!mine) {
-        hl_error("ALARM checkpoint refused: chain %" PRId32 " is outside 0..%d; not signed",
-                 chain, AUD_MAX_CHAINS - 1);
+        hl_error("ALARM checkpoint refused: chain %" PRId32 " is outside 0..%d; not signed", chain,
+                 AUD_MAX_CHAINS - 1);
         return 2;
     }
     if (mine->seq == HL_VOUCH_FOREIGN) {
         hl_error("ALARM checkpoint refused: chain %" PRId32 " holds rows this auditor cannot"
-                 " vouch for; head not signed", chain);
+                 " vouch for; head not signed",
+                 chain);
         return 2;
     }
     if (mine->seq == HL_VOUCH_NOT_MINE) {
         if (sg->partitions <= 0 || chain < sg->partitions) return 0; /* its writer signs it */
         hl_error("ALARM checkpoint refused: chain %" PRId32 " is no partition of the lineage"
-                 " topic (%d partitions): rows no auditor wrote; not signed", chain,
-                 sg->partitions);
+                 " topic (%d partitions): rows no auditor wrote; not signed",
+                 chain, sg->partitions);
         return 2;
     }
     w.seals = aud_seals_chain(seals, chain, &w.nseals);
@@ -485,8 +498,8 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
     w.upto = mine->seq;
     int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
-    if (v->ok && (v->head_seq != mine->seq ||
-                  memcmp(v->head_hash, mine->hash, AUD_CHAIN_HASH_LEN) != 0)) {
+    if (v->ok &&
+        (v->head_seq != mine->seq || memcmp(v->head_hash, mine->hash, AUD_CHAIN_HASH_LEN) != 0)) {
         v->ok = false;
         v->bad_seq = v->expected_seq = v->head_seq + 1;
         v->reason = v->head_seq < mine->seq ? "checkpoint_beyond_head" : "checkpoint_mismatch";
@@ -523,9 +536,9 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
                      " VALUES ($1::int, $2::bigint, decode($3, 'hex'), $4::bigint, $5,"
                      " decode($6, 'hex'))",
                      6, NULL, p6, NULL, NULL, 0);
-    rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 1
-                                               : hl_pg_error(c, r, "store checkpoint", errbuf,
-                                                               errcap);
+    rc = PQresultStatus(r) == PGRES_COMMAND_OK
+             ? 1
+             : hl_pg_error(c, r, "store checkpoint", errbuf, errcap);
     PQclear(r);
     return rc;
 }

@@ -12,49 +12,49 @@
 
 /* What one walk checks, beyond the chain itself. */
 typedef struct {
-    int64_t upto;                 /* last seq to walk, 0 = the end */
-    int64_t from_seq;             /* start after this seq, whose hash is from_hash (0: seq 1) */
+    int64_t upto;     /* last seq to walk, 0 = the end */
+    int64_t from_seq; /* start after this seq, whose hash is from_hash (0: seq 1) */
     unsigned char from_hash[AUD_CHAIN_HASH_LEN];
     const aud_checkpoint_t *seals; /* signature-checked checkpoints of this chain from outside
-                                   * the database, ascending seq; the walk must meet each one's
-                                   * hash at its seq, and reach the last one */
+                                    * the database, ascending seq; the walk must meet each one's
+                                    * hash at its seq, and reach the last one */
     size_t nseals;
 } hl_walk_t;
 
 typedef struct {
     int32_t chain;
-    int64_t rows;          /* rows checked */
+    int64_t rows; /* rows checked */
     bool ok;
-    int64_t head_seq;      /* last good seq */
+    int64_t head_seq; /* last good seq */
     unsigned char head_hash[AUD_CHAIN_HASH_LEN];
     /* first bad row, when !ok */
     int64_t bad_id, bad_seq, expected_seq;
-    const char *reason;    /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
-                            * "duplicate_seq" (a second row with the previous row's seq),
-                            * "column_mismatch" (see column), "outside_chain" (a row with seq
-                            * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
-                            * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
-                            * (sealed rows are gone), "hash_unreadable", "unreadable_row" (a
-                            * column the walk needs is NULL or unreadable),
-                            * "rows_deleted_below_checkpoint" (aud_history_report: see README) */
-    const char *column;    /* column_mismatch: the first column that differs from its record */
-    int64_t matched_seq;   /* last seq whose hash an outside checkpoint confirmed, 0: none */
+    const char *reason;  /* static: "hash_mismatch", "prev_hash_mismatch", "seq_gap",
+                          * "duplicate_seq" (a second row with the previous row's seq),
+                          * "column_mismatch" (see column), "outside_chain" (a row with seq
+                          * < 1 or beyond the head), "chain_out_of_range", "checkpoint_mismatch"
+                          * (the row at a sealed seq has another hash), "checkpoint_beyond_head"
+                          * (sealed rows are gone), "hash_unreadable", "unreadable_row" (a
+                          * column the walk needs is NULL or unreadable),
+                          * "rows_deleted_below_checkpoint" (aud_history_report: see README) */
+    const char *column;  /* column_mismatch: the first column that differs from its record */
+    int64_t matched_seq; /* last seq whose hash an outside checkpoint confirmed, 0: none */
     unsigned char matched_hash[AUD_CHAIN_HASH_LEN]; /* that checkpoint's hash */
-    int64_t sealed_seq;    /* the checkpoint's seq that failed, when one did */
-    int64_t newest_seal;   /* hl_verify_all: seq of the chain's newest outside checkpoint */
+    int64_t sealed_seq;      /* the checkpoint's seq that failed, when one did */
+    int64_t newest_seal;     /* hl_verify_all: seq of the chain's newest outside checkpoint */
     const char *topic_check; /* static: after a checkpoint_mismatch, how the row named was
                               * found by the lineage topic (hl_vouch_t reason), NULL: not */
-    const hl_walk_t *walk; /* borrowed during the walk */
+    const hl_walk_t *walk;   /* borrowed during the walk */
     size_t next_seal;
 } hl_verify_t;
 
 /* Walks chain `chain` in (seq, id) order (pages of 5,000 rows) as w says (NULL: the whole
  * chain, no seals) and stops at the first bad row: broken links, a column that differs from
- * what its record says, a sealed hash not met, a seq met twice. A whole walk (from the start to the end) then looks for
- * rows the walk could not read (seq < 1, beyond the head, chain out of range). Returns 0 (the
- * result says ok or not) or HL_EPG. */
-int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *out,
-                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+ * what its record says, a sealed hash not met, a seq met twice. A whole walk (from the start to the
+ * end) then looks for rows the walk could not read (seq < 1, beyond the head, chain out of range).
+ * Returns 0 (the result says ok or not) or HL_EPG. */
+int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *out, char *errbuf,
+                   size_t errcap) HL_MUST_CHECK;
 /* hl_verify_walk of the whole chain up to `upto_seq` (0: the end), without seals. */
 int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto_seq, hl_verify_t *out, char *errbuf,
                     size_t errcap) HL_MUST_CHECK;
@@ -82,8 +82,8 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap);
  * hashes (and stores) `hash`, with *id and *offset (its lineage_offset, bound by the hash); 2
  * when a row is there but is not that one (*id: the first); 0 when none is; or HL_EPG. */
 int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
-                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id,
-                         int64_t *offset, char *errbuf, size_t errcap) HL_MUST_CHECK;
+                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id, int64_t *offset,
+                         char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* Reads the stored hash at (chain, seq). Returns 0, HL_ENOTFOUND or HL_EPG. */
 int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[AUD_CHAIN_HASH_LEN],
@@ -101,7 +101,7 @@ typedef struct {
     const aud_signer_t *signer;
     aud_ckpub_t *pub;
     const aud_checkpoint_t *vouched; /* AUD_MAX_CHAINS entries */
-    int partitions;                 /* of the lineage topic; 0: not known yet */
+    int partitions;                  /* of the lineage topic; 0: not known yet */
 } hl_signing_t;
 
 /* For every chain in the table: walks it from its newest checkpoint in `seals` (read from the

@@ -52,7 +52,7 @@ int aud_h_verify(aud_req_t *r)
         if (n < 0) return aud_reply_error(r, 400, "bad_body", "a checkpoint JSON body is needed");
         if (aud_checkpoint_parse(body, (size_t)n, &cp) != 0)
             return aud_reply_error(r, 400, "bad_checkpoint",
-                                  "body must be a checkpoint as served by /v1/checkpoints");
+                                   "body must be a checkpoint as served by /v1/checkpoints");
     }
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
@@ -87,8 +87,8 @@ static void newest_per_chain(const aud_seals_t *seals, json_t *arr, hl_buf_t *ms
         json_array_append_new(arr, json_loadb(json, (size_t)n, 0, NULL));
         aud_chain_hex(cp->hash, hash);
         hl_hex(sig, cp->sig, AUD_SIG_LEN);
-        n = snprintf(line, sizeof line, "%" PRId32 " %" PRId64 " %s %" PRId64 " %s %s\n",
-                     cp->chain, cp->seq, hash, cp->ts_us, cp->key_id, sig);
+        n = snprintf(line, sizeof line, "%" PRId32 " %" PRId64 " %s %" PRId64 " %s %s\n", cp->chain,
+                     cp->seq, hash, cp->ts_us, cp->key_id, sig);
         hl_buf_put(msg, line, (size_t)n);
     }
 }
@@ -110,7 +110,7 @@ int aud_h_evidence(aud_req_t *r)
         aud_chain_unhex(hex, digest) != 0) {
         json_decref(in);
         return aud_reply_error(r, 400, "bad_body",
-                              "body must be {\"manifest_sha256\": 64 lowercase hex digits}");
+                               "body must be {\"manifest_sha256\": 64 lowercase hex digits}");
     }
     char manifest[65];
     aud_chain_hex(digest, manifest);
@@ -218,4 +218,3 @@ int aud_h_checkpoints(aud_req_t *r)
     json_object_set_new(o, "checkpoints", arr);
     return aud_reply_json(r, strcmp(r->method, "POST") == 0 ? 201 : 200, o);
 }
-

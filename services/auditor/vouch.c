@@ -21,13 +21,12 @@ typedef struct {
     int64_t hi; /* the partition's end offset when opened */
 } reader_t;
 
-static int reader_open(reader_t *rd, const hl_kafka_config_t *k, const char *topic,
-                       int32_t chain, int64_t start, int timeout_ms, int64_t *lo, char *errbuf,
-                       size_t errcap)
+static int reader_open(reader_t *rd, const hl_kafka_config_t *k, const char *topic, int32_t chain,
+                       int64_t start, int timeout_ms, int64_t *lo, char *errbuf, size_t errcap)
 {
-    static const char *const defaults[] = {"enable.auto.commit", "false",
-                                           "enable.partition.eof", "false",
-                                           "group.id", "hookline-auditor-vouch", NULL};
+    static const char *const defaults[] = {
+        "enable.auto.commit",     "false", "enable.partition.eof", "false", "group.id",
+        "hookline-auditor-vouch", NULL};
     int64_t hi = 0;
     rd->hi = 0;
     rd->until_us = hl_mono_us() + (int64_t)timeout_ms * 1000;
@@ -39,8 +38,8 @@ static int reader_open(reader_t *rd, const hl_kafka_config_t *k, const char *top
         rd_kafka_conf_destroy(conf);
         return HL_EIO;
     }
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rd->rk, topic, chain, lo, &hi,
-                                                               timeout_ms);
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rd->rk, topic, chain, lo, &hi, timeout_ms);
     rd->hi = hi;
     if (!err) {
         rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
@@ -96,8 +95,8 @@ static void bad(hl_vouch_t *out, int64_t seq, const char *reason, int64_t offset
 }
 
 /* Reads one page of rows (seq, lineage_offset, record) after `after`. NULL on error. */
-static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t head_seq,
-                            char *errbuf, size_t errcap)
+static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t head_seq, char *errbuf,
+                            size_t errcap)
 {
     char ch[16], a[24], h[24];
     const char *p[3] = {ch, a, h};
@@ -157,11 +156,13 @@ static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t 
                     continue;
                 }
                 size_t len = (size_t)PQgetlength(r, i, 2);
-                bool same = mo == off && m->len == len &&
-                            memcmp(m->payload, PQgetvalue(r, i, 2), len) == 0;
+                bool same =
+                    mo == off && m->len == len && memcmp(m->payload, PQgetvalue(r, i, 2), len) == 0;
                 rd_kafka_message_destroy(m);
-                if (mo != off) bad(out, seq, "record_not_found", off);
-                else if (!same) bad(out, seq, "record_mismatch", off);
+                if (mo != off)
+                    bad(out, seq, "record_not_found", off);
+                else if (!same)
+                    bad(out, seq, "record_mismatch", off);
                 expect = off + 1;
                 break;
             }

@@ -35,7 +35,7 @@ int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int3
  * that hashes to from->hash (hl_verify_sealed_row); without such a row, bad_seq is from->seq
  * ("walk"). */
 int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                   const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms,
-                   hl_vouch_t *out, char *errbuf, size_t errcap) HL_MUST_CHECK;
+                   const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
+                   char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 #endif

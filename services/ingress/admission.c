@@ -18,8 +18,7 @@ static ing_client_t *client_slot(const ing_server_t *s, const struct mg_connecti
  * max_body_memory_mb, for all requests together, and against its address's share of it
  * (max_body_memory_per_client_pct): a few addresses sending slowly cannot hold the whole cap
  * for request_timeout_ms. False with r answered 503 past either. */
-bool ing_body_reserve(ing_server_t *s, struct mg_connection *c, req_t *r,
-                      long long content_length)
+bool ing_body_reserve(ing_server_t *s, struct mg_connection *c, req_t *r, long long content_length)
 {
     size_t max = r->src->cfg->max_body;
     size_t want =
@@ -84,8 +83,9 @@ static bool conn_turned_away(const ing_server_t *s, const struct mg_connection *
 /* The 503 a connection turned away gets when its request arrived before its read was cut. */
 static void turned_away(ing_server_t *s, const struct mg_connection *c, req_t *r)
 {
-    ing_unavailable(s, r, conn_refused(s, c) ? "too many connections from this address"
-                                             : "too many client addresses at once");
+    ing_unavailable(s, r,
+                    conn_refused(s, c) ? "too many connections from this address"
+                                       : "too many client addresses at once");
     r->code = conn_refused(s, c) ? "too_many_connections" : "too_many_clients";
 }
 
@@ -182,8 +182,8 @@ int ing_refuse(void *arg, struct mg_connection *c, int status)
         ing_reject(&r, 408, "request_timeout", "headers not received in time");
     } else {
         const char *code = status == 413 || status == 431 ? "headers_too_large"
-                           : status == 408              ? "request_timeout"
-                                                        : "bad_request";
+                           : status == 408                ? "request_timeout"
+                                                          : "bad_request";
         ing_reject(&r, status, code, "request refused by the HTTP server");
     }
     r.close = true;
@@ -191,4 +191,3 @@ int ing_refuse(void *arg, struct mg_connection *c, int status)
     ing_count_status(&s->unknown, r.status);
     return 0;
 }
-

@@ -79,4 +79,3 @@ void ing_unavailable(const ing_server_t *s, req_t *r, const char *message)
     ing_reject(r, 503, "unavailable", message);
     r->retry_after = (int)s->cfg->retry_after_s;
 }
-

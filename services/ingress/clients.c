@@ -73,9 +73,9 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    bool ok = (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
-              (!total_applies(s, now_ns) ||
-               ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s));
+    bool ok =
+        (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
+        (!total_applies(s, now_ns) || ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s));
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
@@ -106,14 +106,16 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
     pthread_mutex_unlock(&c->lock);
 }
 
-ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
-                                  int64_t now_ns, bool *table_full)
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max, int64_t now_ns,
+                                  bool *table_full)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
     if (table_full != NULL) *table_full = s == NULL;
-    if (s != NULL && s->connections >= max) s = NULL;
-    else if (s != NULL) s->connections++;
+    if (s != NULL && s->connections >= max)
+        s = NULL;
+    else if (s != NULL)
+        s->connections++;
     pthread_mutex_unlock(&c->lock);
     return s;
 }

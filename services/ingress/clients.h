@@ -66,8 +66,8 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
  * pass to ing_clients_disconnect when the connection closes), or NULL when the connection is
  * to be turned away (nothing counted): addr is at max, or finds no slot, the table being full
  * around it, and then *table_full (when non-NULL) is set. Any worker thread. */
-ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max,
-                                  int64_t now_ns, bool *table_full);
+ing_client_t *ing_clients_connect(ing_clients_t *c, const char *addr, unsigned max, int64_t now_ns,
+                                  bool *table_full);
 /* Uncounts a connection ing_clients_connect counted in slot. NULL-safe. */
 void ing_clients_disconnect(ing_clients_t *c, ing_client_t *slot);
 

@@ -15,8 +15,8 @@
 static const cyaml_schema_field_t secret_fields[] = {
     CYAML_FIELD_STRING_PTR("env", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_secret_ref_t, env,
                            1, 256),
-    CYAML_FIELD_STRING_PTR("file", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_secret_ref_t,
-                           file, 1, 4096),
+    CYAML_FIELD_STRING_PTR("file", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_secret_ref_t, file,
+                           1, 4096),
     CYAML_FIELD_END};
 
 static const cyaml_schema_value_t secret_schema = {
@@ -25,10 +25,10 @@ static const cyaml_schema_value_t secret_schema = {
 static const cyaml_schema_value_t key_string_schema = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 4096)};
 
-#define OPT_STR(key, max)                                                                       \
-    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t, key, \
+#define OPT_STR(key, max)                                                                          \
+    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t, key,  \
                            0, max)
-#define SRC_UINT(key, def, min, max, doc)                                                       \
+#define SRC_UINT(key, def, min, max, doc)                                                          \
     CYAML_FIELD_UINT(#key, CYAML_FLAG_OPTIONAL, ing_source_cfg_t, key),
 
 static const cyaml_schema_field_t source_fields[] = {
@@ -36,8 +36,8 @@ static const cyaml_schema_field_t source_fields[] = {
     CYAML_FIELD_STRING_PTR("scheme", CYAML_FLAG_POINTER, ing_source_cfg_t, scheme, 1, 32),
     CYAML_FIELD_SEQUENCE("secrets", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t,
                          secrets, &secret_schema, 0, HL_SIG_MAX_KEYS),
-    CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         ing_source_cfg_t, public_keys, &key_string_schema, 0, HL_SIG_MAX_KEYS),
+    CYAML_FIELD_SEQUENCE("public_keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t,
+                         public_keys, &key_string_schema, 0, HL_SIG_MAX_KEYS),
     OPT_STR(header, 63),
     OPT_STR(prefix, 31),
     OPT_STR(encoding, 16),
@@ -51,10 +51,10 @@ static const cyaml_schema_field_t source_fields[] = {
 static const cyaml_schema_value_t source_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, ing_source_cfg_t, source_fields)};
 
-#define TOP_STR(key, max)                                                                       \
-    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_config_t, key, 1, \
+#define TOP_STR(key, max)                                                                          \
+    CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_config_t, key, 1,   \
                            max)
-#define TOP_UINT(key, def, min, max, env, doc)                                                  \
+#define TOP_UINT(key, def, min, max, env, doc)                                                     \
     CYAML_FIELD_UINT(#key, CYAML_FLAG_OPTIONAL, ing_config_t, key),
 
 static const cyaml_schema_field_t top_fields[] = {
@@ -64,11 +64,9 @@ static const cyaml_schema_field_t top_fields[] = {
     TOP_STR(ack_mode, 16),
     TOP_STR(default_source, 64),
     TOP_STR(metrics_listen, 256),
-    CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, ing_config_t,
-                     secret_files_shared),
-    ING_CONFIG_KNOBS(TOP_UINT)
-    CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t, sources, &source_schema, 1,
-                         ING_MAX_SOURCES),
+    CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, ing_config_t, secret_files_shared),
+    ING_CONFIG_KNOBS(TOP_UINT) CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t,
+                                                    sources, &source_schema, 1, ING_MAX_SOURCES),
     CYAML_FIELD_END};
 
 const cyaml_schema_value_t ing_config_schema = {
@@ -94,8 +92,8 @@ static void set_str_default(char **field, const char *def)
 
 static int finish_knobs(ing_config_t *c, char *errbuf, size_t errcap)
 {
-#define KNOB_CHECK(key, def, min, max, env, doc)                                                \
-    if (c->key == 0) c->key = (def);                                                            \
+#define KNOB_CHECK(key, def, min, max, env, doc)                                                   \
+    if (c->key == 0) c->key = (def);                                                               \
     if (hl_config_check_u32(#key, c->key, (min), (max), errbuf, errcap) != 0) return HL_ECONFIG;
     ING_CONFIG_KNOBS(KNOB_CHECK)
 #undef KNOB_CHECK
@@ -118,15 +116,17 @@ static int source_field_fail(char *errbuf, size_t errcap, unsigned i, const char
     return hl_config_fail(errbuf, errcap, field, value ? value : "(unset)", rule);
 }
 
-static int finish_pointer(char **ptr, const char *hdr, const char *def, unsigned i,
-                          const char *key, char *errbuf, size_t errcap)
+static int finish_pointer(char **ptr, const char *hdr, const char *def, unsigned i, const char *key,
+                          char *errbuf, size_t errcap)
 {
     if (hdr != NULL && *ptr != NULL)
-        return source_field_fail(errbuf, errcap, i, key, *ptr, "set either the pointer or the header");
+        return source_field_fail(errbuf, errcap, i, key, *ptr,
+                                 "set either the pointer or the header");
     if (hdr != NULL || (*ptr == NULL && def == NULL)) return 0;
     set_str_default(ptr, def);
     if (**ptr == '\0' || !ing_pointer_valid(*ptr))
-        return source_field_fail(errbuf, errcap, i, key, *ptr, "must be an RFC 6901 pointer like /a/b");
+        return source_field_fail(errbuf, errcap, i, key, *ptr,
+                                 "must be an RFC 6901 pointer like /a/b");
     return 0;
 }
 
@@ -139,15 +139,16 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     if (sch == HL_SIG_SCHEME_NONE)
         return source_field_fail(errbuf, errcap, i, "scheme", s->scheme,
                                  "standard-webhooks|stripe|hmac-sha256|bearer|sendgrid");
-#define SRC_CHECK(key, def, min, max, doc)                                                      \
-    if (s->key == 0) s->key = (def);                                                            \
-    snprintf(field, sizeof(field), "sources[%u]." #key, i);                                     \
+#define SRC_CHECK(key, def, min, max, doc)                                                         \
+    if (s->key == 0) s->key = (def);                                                               \
+    snprintf(field, sizeof(field), "sources[%u]." #key, i);                                        \
     if (hl_config_check_u32(field, s->key, (min), (max), errbuf, errcap) != 0) return HL_ECONFIG;
     ING_SOURCE_KNOBS(SRC_CHECK)
 #undef SRC_CHECK
     if (s->burst == 0) s->burst = s->rate_per_sec;
     if (sch == HL_SIG_SCHEME_HMAC && (s->header == NULL || *s->header == '\0'))
-        return source_field_fail(errbuf, errcap, i, "header", s->header, "required for hmac-sha256");
+        return source_field_fail(errbuf, errcap, i, "header", s->header,
+                                 "required for hmac-sha256");
     if (sch == HL_SIG_SCHEME_BEARER) set_str_default(&s->header, "Authorization");
     set_str_default(&s->encoding, "hex");
     if (strcmp(s->encoding, "hex") != 0 && strcmp(s->encoding, "base64") != 0)
@@ -166,8 +167,8 @@ static int finish_source(ing_source_cfg_t *s, unsigned i, char *errbuf, size_t e
     const char *mid = sch == HL_SIG_SCHEME_STANDARD ? NULL : "/messageId";
     if (finish_pointer(&s->message_id, s->message_id_header, mid, i, "message_id", errbuf,
                        errcap) != 0 ||
-        finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type",
-                       errbuf, errcap) != 0)
+        finish_pointer(&s->event_type, s->event_type_header, "/eventType", i, "event_type", errbuf,
+                       errcap) != 0)
         return HL_ECONFIG;
     /* Each element of a batch needs an id of its own, read from the element. */
     if (s->split && s->message_id == NULL)
@@ -190,15 +191,19 @@ int ing_config_finish(ing_config_t *c, char *errbuf, size_t errcap)
     bool tls = c->http.tls_cert != NULL && c->http.tls_cert[0] != '\0';
     size_t ll = strlen(c->http.listen);
     if (tls != (ll > 0 && c->http.listen[ll - 1] == 's'))
-        return hl_config_fail(errbuf, errcap, "http.listen", c->http.listen,
-                              "must end in 's' (e.g. 127.0.0.1:8443s) exactly when tls_cert is set");
+        return hl_config_fail(
+            errbuf, errcap, "http.listen", c->http.listen,
+            "must end in 's' (e.g. 127.0.0.1:8443s) exactly when tls_cert is set");
     c->kafka.secret_files_shared = c->secret_files_shared;
     if (tls && !c->secret_files_shared) {
         /* The TLS key is read by OpenSSL at start: its file is held to the secrets' rule. */
-        const char *key = c->http.tls_key && c->http.tls_key[0] ? c->http.tls_key : c->http.tls_cert;
+        const char *key =
+            c->http.tls_key && c->http.tls_key[0] ? c->http.tls_key : c->http.tls_cert;
         if (hl_secret_file_private(key) == HL_EINVAL)
-            return hl_config_fail(errbuf, errcap, c->http.tls_key && c->http.tls_key[0] ? "http.tls_key" : "http.tls_cert", key,
-                                  "readable by group or others (chmod 600, or secret_files_shared: true)");
+            return hl_config_fail(
+                errbuf, errcap,
+                c->http.tls_key && c->http.tls_key[0] ? "http.tls_key" : "http.tls_cert", key,
+                "readable by group or others (chmod 600, or secret_files_shared: true)");
     }
     /* One plain address of its own: /metrics tells anyone who can reach it what each source
      * receives, so it is never served on the webhook port (checked again at start). */

@@ -28,8 +28,10 @@ bool ing_json_depth_ok(const unsigned char *s, size_t n, int max_depth)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
         } else if (c == '"') {
             in_str = true;
         } else if (c == '{' || c == '[') {

@@ -20,18 +20,18 @@
  * written as null; strings are cut to their limits in hl/proto.h). */
 typedef struct {
     const char *request_id;
-    const char *source;     /* written cut to HL_SOURCE_MAX bytes */
+    const char *source; /* written cut to HL_SOURCE_MAX bytes */
     const char *message_id;
     const char *event_type;
     int64_t received_us;
-    int64_t ts_us;          /* when the answer was decided */
+    int64_t ts_us; /* when the answer was decided */
     int status;
     const char *error_code;
-    int32_t partition;      /* -1 = unknown */
-    int64_t offset;         /* -1 = unknown */
+    int32_t partition; /* -1 = unknown */
+    int64_t offset;    /* -1 = unknown */
     int64_t latency_us;
-    uint64_t suppressed;    /* rejected requests not recorded just before this one (0: none) */
-    const char *body_sha256;/* 64 hex digits: SHA-256 of the body produced; NULL when none was */
+    uint64_t suppressed;     /* rejected requests not recorded just before this one (0: none) */
+    const char *body_sha256; /* 64 hex digits: SHA-256 of the body produced; NULL when none was */
 } ing_lineage_t;
 
 /* The budget of rejected requests' lineage: an unauthenticated client must not be able to

@@ -63,7 +63,8 @@ static void serve(const ing_config_t *cfg, ing_reload_t *rl, ing_server_t *s, in
 {
     sigset_t set;
     block_signals(&set, cfg->test_fault_signals);
-    struct timespec poll = {cfg->reload_poll_ms / 1000, (long)(cfg->reload_poll_ms % 1000) * 1000000};
+    struct timespec poll = {cfg->reload_poll_ms / 1000,
+                            (long)(cfg->reload_poll_ms % 1000) * 1000000};
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &poll);
         if (sig < 0) {
@@ -141,8 +142,10 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;

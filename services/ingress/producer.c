@@ -88,9 +88,9 @@ static void register_metrics(ing_producer_t *p, hl_metrics_t *m)
 {
     p->delivery_errors = hl_metrics_counter(m, "hookline_ingress_delivery_errors_total",
                                             "Events Kafka failed to store", NULL);
-    p->lineage_drops = hl_metrics_counter(m, "hookline_ingress_lineage_dropped_total",
-                                          "Lineage records that could not be queued or delivered",
-                                          NULL);
+    p->lineage_drops =
+        hl_metrics_counter(m, "hookline_ingress_lineage_dropped_total",
+                           "Lineage records that could not be queued or delivered", NULL);
     p->ack_latency = hl_metrics_histogram(m, "hookline_ingress_ack_latency_seconds",
                                           "Produce to broker acknowledgement", NULL);
     static const char help[] = "Producers replaced after a fatal librdkafka error";
@@ -161,11 +161,11 @@ static int produce(gen_t *g, const ing_event_t *ev, void *opaque)
     for (size_t i = 0; i < ev->nheaders; i++)
         rd_kafka_header_add(h, ev->headers[i].name, -1, ev->headers[i].value,
                             (ssize_t)ev->headers[i].len);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
-        RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
+                          RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return 0; /* headers now owned by the message */
     rd_kafka_headers_destroy(h);
     return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? HL_EAGAIN : HL_EKAFKA;
@@ -294,8 +294,10 @@ void ing_producer_lineage(ing_producer_t *p, const char *key, const char *json, 
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_OPAQUE(&ing_lineage_tag), RD_KAFKA_V_END);
     ing_gen_put(g);
-    if (err == RD_KAFKA_RESP_ERR__FATAL) ing_park_lineage(p, key, strlen(key), json, len);
-    else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) hl_counter_inc(p->lineage_drops);
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        ing_park_lineage(p, key, strlen(key), json, len);
+    else if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hl_counter_inc(p->lineage_drops);
 }
 
 bool ing_producer_ready(const ing_producer_t *p)

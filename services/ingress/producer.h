@@ -46,7 +46,8 @@ typedef struct {
 /* Creates the producer and starts its threads: one polling each librdkafka handle, and a
  * supervisor that checks the broker once a second and replaces a handle that librdkafka
  * declared fatal (counted in hookline_ingress_kafka_producer_restarts_total). `cfg` and
- * `m` are borrowed and must outlive the producer. Returns NULL with errbuf filled (bad property, librdkafka refused). */
+ * `m` are borrowed and must outlive the producer. Returns NULL with errbuf filled (bad property,
+ * librdkafka refused). */
 ing_producer_t *ing_producer_new(const ing_config_t *cfg, hl_metrics_t *m, char *errbuf,
                                  size_t errcap);
 

@@ -56,8 +56,7 @@ static bool gen_fatal(gen_t *g)
 
 /* Keeps a copy of a lineage record that met a fatal handle, for its successor. Any thread;
  * allocates, but only between a fatal error and the replacement. */
-void ing_park_lineage(ing_producer_t *p, const void *key, size_t klen, const void *json,
-                      size_t len)
+void ing_park_lineage(ing_producer_t *p, const void *key, size_t klen, const void *json, size_t len)
 {
     parked_t *r = NULL;
     pthread_mutex_lock(&p->park_mu);
@@ -88,11 +87,13 @@ void ing_unpark_lineage(ing_producer_t *p)
     gen_t *g = ing_gen_get(&p->lin);
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     while (r != NULL && err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        err = atomic_load(&g->fatal) ? RD_KAFKA_RESP_ERR__FATAL
-              : rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic), RD_KAFKA_V_KEY(r->data, r->klen),
-                                  RD_KAFKA_V_VALUE(r->data + r->klen, r->len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_OPAQUE(&ing_lineage_tag), RD_KAFKA_V_END);
+        err = atomic_load(&g->fatal)
+                  ? RD_KAFKA_RESP_ERR__FATAL
+                  : rd_kafka_producev(g->rk, RD_KAFKA_V_RKT(g->topic),
+                                      RD_KAFKA_V_KEY(r->data, r->klen),
+                                      RD_KAFKA_V_VALUE(r->data + r->klen, r->len),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_OPAQUE(&ing_lineage_tag), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) hl_counter_inc(p->lineage_drops);
         parked_t *next = r->next;
@@ -125,8 +126,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     bool fatal = m->err ? gen_fatal(g) : atomic_load(&g->fatal);
     rd_kafka_resp_err_t delivered = hl_kafka_delivery_err(m);
     if (tag == &ing_lineage_tag) {
-        if (m->err && fatal) ing_park_lineage(p, m->key, m->key_len, m->payload, m->len);
-        else if (delivered) hl_counter_inc(p->lineage_drops);
+        if (m->err && fatal)
+            ing_park_lineage(p, m->key, m->key_len, m->payload, m->len);
+        else if (delivered)
+            hl_counter_inc(p->lineage_drops);
         return;
     }
     rd_kafka_resp_err_t err = m->err ? m->err : fatal ? RD_KAFKA_RESP_ERR__FATAL : delivered;
@@ -197,17 +200,11 @@ static rd_kafka_conf_t *make_conf(const ing_config_t *cfg, bool lineage, char *e
              lineage ? cfg->lineage_timeout_ms : cfg->ack_timeout_ms);
     snprintf(qmax, sizeof(qmax), "%u", cfg->queue_max_messages);
     const char *const defaults[] = {
-        "enable.idempotence", "true",
-        "acks", "all",
-        "linger.ms", linger,
+        "enable.idempotence", "true", "acks", "all", "linger.ms", linger,
         /* An event not acknowledged by the deadline is failed, so abandoned waiters return. */
-        "message.timeout.ms", timeout,
-        "queue.buffering.max.messages", qmax,
-        "socket.nagle.disable", "true",
-        "partitioner", "murmur2_random",
-        "reconnect.backoff.ms", "50",
-        "reconnect.backoff.max.ms", "1000",
-        NULL};
+        "message.timeout.ms", timeout, "queue.buffering.max.messages", qmax, "socket.nagle.disable",
+        "true", "partitioner", "murmur2_random", "reconnect.backoff.ms", "50",
+        "reconnect.backoff.max.ms", "1000", NULL};
     rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, errbuf, errcap);
     if (conf == NULL) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -253,8 +250,8 @@ gen_t *ing_gen_new(slot_t *s, unsigned number, char *errbuf, size_t errcap)
         snprintf(errbuf, errcap, "kafka: %s", rkerr);
         goto fail;
     }
-    g->topic = rd_kafka_topic_new(g->rk, s->lineage ? cfg->kafka.lineage_topic
-                                                    : cfg->kafka.events_topic, NULL);
+    g->topic = rd_kafka_topic_new(
+        g->rk, s->lineage ? cfg->kafka.lineage_topic : cfg->kafka.events_topic, NULL);
     if (g->topic == NULL) {
         snprintf(errbuf, errcap, "kafka: cannot create the %s topic handle", s->name);
         goto fail;
@@ -323,8 +320,10 @@ static void health_check(ing_producer_t *p)
               md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (md != NULL) rd_kafka_metadata_destroy(md);
     if (ok != atomic_load(&p->up)) {
-        if (ok) hl_info("kafka reachable");
-        else hl_warn("kafka unreachable or events topic missing");
+        if (ok)
+            hl_info("kafka reachable");
+        else
+            hl_warn("kafka unreachable or events topic missing");
     }
     atomic_store(&p->up, ok);
 }
@@ -354,4 +353,3 @@ void *ing_supervisor_main(void *arg)
     }
     return NULL;
 }
-

@@ -22,8 +22,8 @@ enum { W_FREE = 0, W_WAITING, W_DONE, W_ABANDONED };
 
 typedef struct waiter {
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* signalled by the poll thread when the report arrives */
-    int state;           /* W_*, under mu */
+    pthread_cond_t cv; /* signalled by the poll thread when the report arrives */
+    int state;         /* W_*, under mu */
     rd_kafka_resp_err_t err;
     int32_t partition;
     int64_t offset;
@@ -38,24 +38,24 @@ struct slot;
 
 /* One librdkafka handle and the thread serving its callbacks. */
 typedef struct gen {
-    struct slot *slot;      /* borrowed: the slot it serves */
-    rd_kafka_t *rk;         /* owned */
+    struct slot *slot; /* borrowed: the slot it serves */
+    rd_kafka_t *rk;    /* owned */
     rd_kafka_topic_t *topic;
     pthread_t poll_thread;
     bool poll_started;
-    unsigned number;        /* 1 for the first handle of the slot, +1 per replacement */
-    atomic_bool stop;       /* ends the poll thread */
-    atomic_bool fatal;      /* librdkafka raised a fatal error: it will never deliver again */
-    atomic_int users;       /* request threads inside a call on rk (see gen_get) */
+    unsigned number;   /* 1 for the first handle of the slot, +1 per replacement */
+    atomic_bool stop;  /* ends the poll thread */
+    atomic_bool fatal; /* librdkafka raised a fatal error: it will never deliver again */
+    atomic_int users;  /* request threads inside a call on rk (see gen_get) */
 } gen_t;
 
 /* A replaceable handle: events (answers wait for it) or lineage (nobody waits). */
 typedef struct slot {
-    ing_producer_t *p;      /* borrowed: the owner */
-    const char *name;       /* "events" | "lineage" */
+    ing_producer_t *p; /* borrowed: the owner */
+    const char *name;  /* "events" | "lineage" */
     bool lineage;
-    pthread_mutex_t mu;     /* guards cur */
-    gen_t *cur;             /* owned; replaced by the supervisor thread only */
+    pthread_mutex_t mu; /* guards cur */
+    gen_t *cur;         /* owned; replaced by the supervisor thread only */
     hl_counter_t *restarts;
 } slot_t;
 
@@ -69,19 +69,19 @@ typedef struct parked {
 struct ing_producer {
     const ing_config_t *cfg;
     slot_t ev, lin;
-    pthread_mutex_t park_mu;    /* guards the parked list */
-    parked_t *parked;           /* newest first; sent by the supervisor after a replacement */
-    atomic_size_t nparked;      /* written under park_mu */
-    waiter_t *waiters;          /* max_in_flight of them */
-    waiter_t *free_list;        /* under pool_mu */
-    size_t nfree;               /* waiters on free_list, under pool_mu */
+    pthread_mutex_t park_mu; /* guards the parked list */
+    parked_t *parked;        /* newest first; sent by the supervisor after a replacement */
+    atomic_size_t nparked;   /* written under park_mu */
+    waiter_t *waiters;       /* max_in_flight of them */
+    waiter_t *free_list;     /* under pool_mu */
+    size_t nfree;            /* waiters on free_list, under pool_mu */
     pthread_mutex_t pool_mu;
-    pthread_cond_t pool_cv;     /* a waiter went back to the pool (a batch may wait for it) */
+    pthread_cond_t pool_cv; /* a waiter went back to the pool (a batch may wait for it) */
     pthread_t supervisor;
     bool supervisor_started;
     atomic_bool stop;
-    atomic_bool up;             /* last health check reached the broker */
-    pthread_mutex_t stop_mu;    /* wakes the supervisor on shutdown or a fatal error */
+    atomic_bool up;          /* last health check reached the broker */
+    pthread_mutex_t stop_mu; /* wakes the supervisor on shutdown or a fatal error */
     pthread_cond_t stop_cv;
     hl_counter_t *delivery_errors;
     hl_counter_t *lineage_drops;

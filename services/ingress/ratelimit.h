@@ -8,9 +8,9 @@
 #include <stdint.h>
 
 typedef struct {
-    int64_t interval_ns;   /* 1e9 / rate_per_sec; 0 = no limit */
-    int64_t burst_ns;      /* burst * interval_ns: how far the TAT may run ahead of now */
-    _Atomic int64_t tat;   /* theoretical arrival time of the next request, monotonic ns */
+    int64_t interval_ns; /* 1e9 / rate_per_sec; 0 = no limit */
+    int64_t burst_ns;    /* burst * interval_ns: how far the TAT may run ahead of now */
+    _Atomic int64_t tat; /* theoretical arrival time of the next request, monotonic ns */
 } ing_ratelimit_t;
 
 /* rate_per_sec == 0 disables the limit. burst is raised to at least 1. Cannot fail. */

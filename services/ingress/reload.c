@@ -10,13 +10,13 @@
 #include "hl/util.h"
 
 struct ing_reload {
-    const char *path;              /* the config file (borrowed) */
-    const ing_config_t *running;   /* what the process started with (borrowed) */
-    size_t body_buf_max;           /* the largest max_body at start */
-    char **files;                  /* secret files of the last configuration loaded (owned) */
+    const char *path;            /* the config file (borrowed) */
+    const ing_config_t *running; /* what the process started with (borrowed) */
+    size_t body_buf_max;         /* the largest max_body at start */
+    char **files;                /* secret files of the last configuration loaded (owned) */
     size_t nfiles;
-    uint64_t fingerprint;          /* of path and files at the last look */
-    hl_metrics_t *metrics;         /* borrowed: the new sources' counters are registered there */
+    uint64_t fingerprint;  /* of path and files at the last look */
+    hl_metrics_t *metrics; /* borrowed: the new sources' counters are registered there */
     hl_counter_t *ok, *refused;
 };
 
@@ -144,7 +144,7 @@ const char *ing_reload_restart_key(const ing_config_t *a, const ing_config_t *b)
     if (str_differ(a->ack_mode, b->ack_mode)) return "ack_mode";
     if (str_differ(a->metrics_listen, b->metrics_listen)) return "metrics_listen";
     if (a->secret_files_shared != b->secret_files_shared) return "secret_files_shared";
-#define KNOB_SAME(key, def, min, max, env, doc)                                                 \
+#define KNOB_SAME(key, def, min, max, env, doc)                                                    \
     if (a->key != b->key) return #key;
     ING_CONFIG_KNOBS(KNOB_SAME)
 #undef KNOB_SAME

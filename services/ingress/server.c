@@ -52,8 +52,8 @@ static bool ready(void *arg, hl_probe_t *p)
 {
     ing_server_t *s = arg;
     bool kafka = ing_producer_ready(s->producer), draining = atomic_load(&s->draining);
-    snprintf(p->detail, sizeof(p->detail), "\"kafka\":%s,\"draining\":%s",
-             kafka ? "true" : "false", draining ? "true" : "false");
+    snprintf(p->detail, sizeof(p->detail), "\"kafka\":%s,\"draining\":%s", kafka ? "true" : "false",
+             draining ? "true" : "false");
     return kafka && !draining;
 }
 
@@ -65,15 +65,18 @@ static void register_metrics(ing_server_t *s, hl_metrics_t *metrics)
     s->body_per_client_total = hl_metrics_counter(
         metrics, "hookline_ingress_body_memory_per_client_refused_total",
         "Requests answered 503: their address's bodies in flight were at its share of "
-        "max_body_memory_mb", NULL);
+        "max_body_memory_mb",
+        NULL);
     s->refused_total = hl_metrics_counter(metrics, "hookline_ingress_connections_refused_total",
                                           "Connections closed at once: their address was at "
-                                          "max_connections_per_client", NULL);
+                                          "max_connections_per_client",
+                                          NULL);
     s->body_bytes_g = hl_metrics_gauge(metrics, "hookline_ingress_body_bytes_in_flight",
                                        "Bytes reserved by the bodies being handled", NULL);
     s->in_flight_g = hl_metrics_gauge(metrics, "hookline_ingress_in_flight",
                                       "Webhook requests being handled", NULL);
-    s->draining_g = hl_metrics_gauge(metrics, "hookline_ingress_draining", "1 while draining", NULL);
+    s->draining_g =
+        hl_metrics_gauge(metrics, "hookline_ingress_draining", "1 while draining", NULL);
     s->duration = hl_metrics_histogram(metrics, "hookline_ingress_request_duration_seconds",
                                        "Request received to answer decided", NULL);
 }

@@ -23,27 +23,27 @@
 
 struct ing_server {
     const ing_config_t *cfg;
-    hl_httpd_t *http;         /* the server of libs/httpd we run in, owned */
+    hl_httpd_t *http;             /* the server of libs/httpd we run in, owned */
     pthread_mutex_t sources_lock; /* guards the pointer `sources` (not what it points to) */
-    ing_sources_t *sources;   /* the running snapshot; one reference held (swapped on reload) */
+    ing_sources_t *sources;       /* the running snapshot; one reference held (swapped on reload) */
     ing_status_counters_t unknown; /* requests that named no configured source */
-    size_t body_buf_max;      /* the largest max_body at start: the workers' buffers hold it */
+    size_t body_buf_max;           /* the largest max_body at start: the workers' buffers hold it */
     ing_producer_t *producer;
     hl_metrics_t *metrics;
-    ing_clients_t clients;    /* failed-authentication budgets per client address */
-    int refused;              /* its address marks a connection over its address's cap */
-    int table_full;           /* its address marks one whose address found no client slot */
+    ing_clients_t clients;           /* failed-authentication budgets per client address */
+    int refused;                     /* its address marks a connection over its address's cap */
+    int table_full;                  /* its address marks one whose address found no client slot */
     atomic_long request_info_offset; /* of the request info in a connection, or < 0 */
-    atomic_llong body_bytes;  /* bytes reserved by the bodies being read or handled */
-    int64_t body_cap;         /* max_body_memory_mb in bytes */
+    atomic_llong body_bytes;         /* bytes reserved by the bodies being read or handled */
+    int64_t body_cap;                /* max_body_memory_mb in bytes */
     uint64_t body_cap_per_client; /* max_body_memory_per_client_pct of it, at least body_buf_max */
     hl_counter_t *refused_total;
     hl_counter_t *table_full_total;
     hl_counter_t *body_per_client_total;
     hl_gauge_t *body_bytes_g;
-    atomic_int in_flight;     /* webhook requests being handled */
+    atomic_int in_flight; /* webhook requests being handled */
     atomic_bool draining;
-    bool fast;                /* ack_mode: fast */
+    bool fast; /* ack_mode: fast */
     hl_gauge_t *in_flight_g;
     hl_gauge_t *draining_g;
     hl_histogram_metric_t *duration;
@@ -67,24 +67,24 @@ typedef struct {
 typedef struct {
     char rid[HL_UUID_STR_LEN + 1];
     int64_t received_us;
-    int64_t t0;                /* monotonic start */
-    ing_sources_t *sources;    /* the snapshot the request was started with (one reference) */
-    ing_source_t *src;         /* NULL until resolved; lives in `sources` */
-    char source[65];           /* the name asked for (truncated), for logs and lineage */
+    int64_t t0;             /* monotonic start */
+    ing_sources_t *sources; /* the snapshot the request was started with (one reference) */
+    ing_source_t *src;      /* NULL until resolved; lives in `sources` */
+    char source[65];        /* the name asked for (truncated), for logs and lineage */
     char message_id[ING_MAX_MESSAGE_ID + 1];
     char event_type[ING_MAX_EVENT_TYPE + 1];
     int status;
-    const char *code;          /* error.code, NULL when accepted */
+    const char *code; /* error.code, NULL when accepted */
     const char *message;
-    int retry_after;           /* seconds, 0 = no header */
-    size_t body_reserved;      /* bytes of s->body_bytes this request holds */
-    ing_client_t *client;      /* the slot of its address: body_reserved charged to it too */
-    const char *allow;         /* Allow header for 405 */
-    bool close;                /* end the connection after answering (unread body, draining) */
+    int retry_after;      /* seconds, 0 = no header */
+    size_t body_reserved; /* bytes of s->body_bytes this request holds */
+    ing_client_t *client; /* the slot of its address: body_reserved charged to it too */
+    const char *allow;    /* Allow header for 405 */
+    bool close;           /* end the connection after answering (unread body, draining) */
     int32_t partition;
     int64_t offset;
-    ing_split_elem_t *elems;   /* a split batch's elements (owned), NULL otherwise */
-    ing_ack_t *acks;           /* and what became of each (owned) */
+    ing_split_elem_t *elems; /* a split batch's elements (owned), NULL otherwise */
+    ing_ack_t *acks;         /* and what became of each (owned) */
     size_t nelems;
     char body_sha256[HL_SIG_SHA256_HEX + 1]; /* of the body as received, "" until produced */
 } req_t;
@@ -119,8 +119,7 @@ void ing_conn_close(void *arg, const struct mg_connection *c);
 int ing_refuse(void *arg, struct mg_connection *c, int status);
 /* Reserves the memory the body of r may take against max_body_memory_mb and its address's
  * share of it. False with r answered 503 past either. */
-bool ing_body_reserve(ing_server_t *s, struct mg_connection *c, req_t *r,
-                      long long content_length);
+bool ing_body_reserve(ing_server_t *s, struct mg_connection *c, req_t *r, long long content_length);
 /* Gives back what ing_body_reserve reserved for r (nothing when it reserved nothing). */
 void ing_body_release(ing_server_t *s, req_t *r);
 /* The request info's offset in a connection, before any is learnt. */

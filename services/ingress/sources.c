@@ -34,7 +34,10 @@ void ing_count_status(ing_status_counters_t *c, int status)
 /* Answers that only a configured source can get: accepted, or refused by its authentication.
  * The counters of requests that named no source leave them out rather than export a series
  * that can never count. */
-static bool needs_source(int status) { return status == 202 || status == 401; }
+static bool needs_source(int status)
+{
+    return status == 202 || status == 401;
+}
 
 static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const char *source,
                               bool known)
@@ -43,8 +46,9 @@ static void register_counters(ing_status_counters_t *c, hl_metrics_t *m, const c
         char labels[128];
         if (!known && needs_source(k_statuses[i])) continue;
         snprintf(labels, sizeof(labels), "source=\"%s\",status=\"%d\"", source, k_statuses[i]);
-        c->by_status[i] = hl_metrics_counter(m, "hookline_ingress_requests_total",
-                                             "Requests answered, by source and HTTP status", labels);
+        c->by_status[i] =
+            hl_metrics_counter(m, "hookline_ingress_requests_total",
+                               "Requests answered, by source and HTTP status", labels);
     }
 }
 
@@ -75,8 +79,10 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
          * variable exported), never a secret: refused, rather than taken over the file. */
         const char *ev = c->secrets[k].env != NULL ? getenv(c->secrets[k].env) : NULL;
         if (ev != NULL && ev[0] == '\0')
-            return secret_fail(c, k, "environment variable set but empty (unset it, or give it "
-                               "the secret)", errbuf, errcap);
+            return secret_fail(c, k,
+                               "environment variable set but empty (unset it, or give it "
+                               "the secret)",
+                               errbuf, errcap);
         int rc = hl_secret_load(c->secrets[k].env, c->secrets[k].file, shared_ok, &val, &len);
         if (rc == HL_EPARSE) return secret_fail(c, k, "contains a NUL byte", errbuf, errcap);
         if (rc == HL_EINVAL)
@@ -85,8 +91,8 @@ static int load_keys(ing_source_t *src, bool shared_ok, char *errbuf, size_t err
                                "secret_files_shared: true for a mounted Kubernetes secret)",
                                errbuf, errcap);
         if (rc == HL_ESTATE)
-            return secret_fail(c, k, "not a regular file (a named pipe, a device?)",
-                               errbuf, errcap);
+            return secret_fail(c, k, "not a regular file (a named pipe, a device?)", errbuf,
+                               errcap);
         if (rc != 0) return secret_fail(c, k, hl_strerror(rc), errbuf, errcap);
         if (raw && len < MIN_SECRET_LEN) {
             OPENSSL_cleanse(val, len);
@@ -146,10 +152,10 @@ static int init_source(ing_source_t *src, const ing_source_cfg_t *c, bool shared
     src->event_type = (ing_field_src_t){c->event_type_header ? NULL : c->event_type,
                                         c->event_type_header, ING_MAX_EVENT_TYPE};
     const char *idh = c->message_id_header;
-    src->signed_id = src->auth.scheme == HL_SIG_SCHEME_STANDARD &&
-                     (idh != NULL ? strcasecmp(idh, "webhook-id") == 0 ||
-                                        strcasecmp(idh, "svix-id") == 0
-                                  : c->message_id == NULL);
+    src->signed_id =
+        src->auth.scheme == HL_SIG_SCHEME_STANDARD &&
+        (idh != NULL ? strcasecmp(idh, "webhook-id") == 0 || strcasecmp(idh, "svix-id") == 0
+                     : c->message_id == NULL);
     src->limit = limit_for(c, prev);
     if (load_keys(src, shared_ok, errbuf, errcap) != 0) return HL_ECONFIG;
     register_counters(&src->counters, m, c->name, true);

@@ -27,7 +27,7 @@ typedef struct {
  * its name, rate and burst: what its senders spent survives a reload. */
 typedef struct {
     ing_ratelimit_t rl;
-    atomic_int refs;     /* tables holding it */
+    atomic_int refs;      /* tables holding it */
     uint32_t rate, burst; /* as configured when it was made */
 } ing_shared_limit_t;
 
@@ -43,9 +43,9 @@ typedef struct {
 } ing_source_t;
 
 typedef struct {
-    atomic_int refs;               /* snapshots only (ing_sources_new): holders of the table */
-    ing_config_t *owned_cfg;       /* snapshots only: the configuration it was built from, when
-                                      it owns it (a reload's), freed with the table */
+    atomic_int refs;         /* snapshots only (ing_sources_new): holders of the table */
+    ing_config_t *owned_cfg; /* snapshots only: the configuration it was built from, when
+                                it owns it (a reload's), freed with the table */
     ing_source_t *v;
     size_t n;
     ing_source_t *default_source;  /* behind /api/webhooks */

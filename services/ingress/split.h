@@ -15,7 +15,7 @@
 typedef struct {
     char message_id[ING_MAX_MESSAGE_ID + 1];
     char event_type[ING_MAX_EVENT_TYPE + 1];
-    char *json;  /* the element serialised compactly, keys in their order (owned) */
+    char *json; /* the element serialised compactly, keys in their order (owned) */
     size_t len;
     char body_sha256[HL_SIG_SHA256_HEX + 1]; /* of json, once it is produced */
 } ing_split_elem_t;

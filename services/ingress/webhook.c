@@ -130,8 +130,10 @@ static void ev_common(const req_t *r, const hl_sig_headers_t *h, bool keep_signa
                       ev_common_t *c)
 {
     const char *tp = hl_sig_header_get(h, "traceparent", NULL);
-    if (ing_traceparent_valid(tp)) memcpy(c->traceparent, tp, sizeof(c->traceparent));
-    else ing_traceparent_new(c->traceparent);
+    if (ing_traceparent_valid(tp))
+        memcpy(c->traceparent, tp, sizeof(c->traceparent));
+    else
+        ing_traceparent_new(c->traceparent);
     snprintf(c->received, sizeof(c->received), "%" PRId64, r->received_us);
     c->ct = hl_sig_header_get(h, "content-type", NULL);
     c->signed_len = keep_signature ? hl_sig_signed_json(&r->src->auth, h, c->signed_json,
@@ -144,7 +146,10 @@ static void ev_common(const req_t *r, const hl_sig_headers_t *h, bool keep_signa
 static ing_event_t make_event(const req_t *r, const ev_common_t *c, const char *key,
                               const char *type, const void *value, size_t len, const char *sha)
 {
-    ing_event_t ev = {.key = key, .key_len = strlen(key), .value = value, .value_len = len,
+    ing_event_t ev = {.key = key,
+                      .key_len = strlen(key),
+                      .value = value,
+                      .value_len = len,
                       .nheaders = ING_EVENT_HEADERS - 1};
     ev.headers[0] = (ing_kv_t){HL_HDR_REQUEST_ID, r->rid, strlen(r->rid)};
     ev.headers[1] = (ing_kv_t){HL_HDR_SOURCE, r->source, strlen(r->source)};
@@ -211,8 +216,8 @@ static void produce_split(ing_server_t *s, req_t *r, const unsigned char *body, 
         return;
     }
     size_t bad = 0;
-    ing_split_result_t sr = ing_split(root, &r->src->message_id, &r->src->event_type, h,
-                                      &r->elems, &r->nelems, &field, &bad);
+    ing_split_result_t sr = ing_split(root, &r->src->message_id, &r->src->event_type, h, &r->elems,
+                                      &r->nelems, &field, &bad);
     json_decref(root);
     if (sr != ING_SPLIT_OK) {
         ing_reject(r, sr == ING_SPLIT_TOO_MANY ? 413 : 400, ing_split_code(sr, field),
@@ -342,9 +347,18 @@ int ing_webhook_handler(struct mg_connection *c, void *arg)
     hl_histogram_observe_us(s->duration, latency);
     /* A source that is not configured is recorded under one fixed name, never the client's. */
     const char *lsrc = r.src ? r.source : r.source[0] ? ING_UNKNOWN_SOURCE : NULL;
-    ing_lineage_t l = {r.rid, lsrc, r.message_id[0] ? r.message_id : NULL,
-                       r.event_type[0] ? r.event_type : NULL, r.received_us, hl_now_us(), r.status,
-                       r.code, r.partition, r.offset, latency, 0,
+    ing_lineage_t l = {r.rid,
+                       lsrc,
+                       r.message_id[0] ? r.message_id : NULL,
+                       r.event_type[0] ? r.event_type : NULL,
+                       r.received_us,
+                       hl_now_us(),
+                       r.status,
+                       r.code,
+                       r.partition,
+                       r.offset,
+                       latency,
+                       0,
                        r.body_sha256[0] ? r.body_sha256 : NULL};
     /* A split batch: one record per element, each with its own id, and the offset where Kafka
      * stored it when it did. Elements of a refused batch may be stored all the same (the

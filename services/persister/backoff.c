@@ -36,4 +36,7 @@ uint32_t pst_backoff_next(pst_backoff_t *b)
     return (uint32_t)(xorshift(&b->rng) % ((uint64_t)ceil + 1));
 }
 
-void pst_backoff_reset(pst_backoff_t *b) { b->attempt = 0; }
+void pst_backoff_reset(pst_backoff_t *b)
+{
+    b->attempt = 0;
+}

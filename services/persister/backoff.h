@@ -5,10 +5,10 @@
 #include <stdint.h>
 
 typedef struct {
-    uint32_t base_ms;  /* ceiling of the first delay */
-    uint32_t cap_ms;   /* no ceiling grows past this */
-    uint32_t attempt;  /* failures so far */
-    uint64_t rng;      /* xorshift state, never 0 */
+    uint32_t base_ms; /* ceiling of the first delay */
+    uint32_t cap_ms;  /* no ceiling grows past this */
+    uint32_t attempt; /* failures so far */
+    uint64_t rng;     /* xorshift state, never 0 */
 } pst_backoff_t;
 
 /* Sets up a backoff; `seed` 0 picks one from the clock. Cannot fail. */

@@ -52,10 +52,10 @@ static void enc_columns(hl_buf_t *const out[NCOLS], const hl_row_t *r)
 
 void pst_bw_encode_rows(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 {
-    static const uint32_t oids[NCOLS] = {
-        HL_PG_OID_TEXT, HL_PG_OID_TEXT,  HL_PG_OID_TEXT,  HL_PG_OID_UUID,
-        HL_PG_OID_TIMESTAMPTZ, HL_PG_OID_INT4, HL_PG_OID_INT8, HL_PG_OID_JSONB,
-        HL_PG_OID_BYTEA, HL_PG_OID_BYTEA, HL_PG_OID_JSONB};
+    static const uint32_t oids[NCOLS] = {HL_PG_OID_TEXT,  HL_PG_OID_TEXT,        HL_PG_OID_TEXT,
+                                         HL_PG_OID_UUID,  HL_PG_OID_TIMESTAMPTZ, HL_PG_OID_INT4,
+                                         HL_PG_OID_INT8,  HL_PG_OID_JSONB,       HL_PG_OID_BYTEA,
+                                         HL_PG_OID_BYTEA, HL_PG_OID_JSONB};
     hl_buf_t *out[NCOLS];
     for (int c = 0; c < NCOLS; c++) {
         hl_pg_array_begin(&bw->col[c], oids[c], n);

@@ -172,7 +172,7 @@ int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
         pst_bw_mark_recovered(bw->scratch[i], hl_pg_get64(PQgetvalue(res, t, 1)),
                               (int32_t)hl_pg_get32(PQgetvalue(res, t, 2)),
                               hl_pg_get64(PQgetvalue(res, t, 3)),
-                       hl_pg_get64(PQgetvalue(res, t, 4)) + HL_PG_EPOCH_US);
+                              hl_pg_get64(PQgetvalue(res, t, 4)) + HL_PG_EPOCH_US);
     }
     PQclear(res);
     /* Every record here was committed (next_offset is past it): without a row of its key, it

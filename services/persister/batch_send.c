@@ -129,7 +129,10 @@ int pst_bw_send(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
     return 0;
 }
 
-bool pst_bw_pending(const pst_batch_writer_t *bw) { return bw->sent_rows != NULL; }
+bool pst_bw_pending(const pst_batch_writer_t *bw)
+{
+    return bw->sent_rows != NULL;
+}
 
 bool pst_bw_ready(pst_batch_writer_t *bw)
 {
@@ -144,8 +147,10 @@ static PGresult *collect(pst_batch_writer_t *bw)
 {
     PGresult *first = NULL, *r;
     while (bw->conn && (r = PQgetResult(bw->conn)) != NULL) {
-        if (!first) first = r;
-        else PQclear(r);
+        if (!first)
+            first = r;
+        else
+            PQclear(r);
     }
     return first;
 }
@@ -190,8 +195,10 @@ static int finish_copy(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t
     PGresult *res, *bad = NULL;
     while (bw->conn && (res = PQgetResult(bw->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
-        if (!bad && st != PGRES_COMMAND_OK) bad = res;
-        else PQclear(res);
+        if (!bad && st != PGRES_COMMAND_OK)
+            bad = res;
+        else
+            PQclear(res);
     }
     if (!bw->conn) return HL_EAGAIN;
     if (!bad) return 0;
@@ -204,7 +211,8 @@ static int finish_copy(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t
     if (!bw->conn) return HL_EAGAIN;
     if (unique) {
         hl_info("a concurrent writer stored some keys of the batch first (%s); writing it with"
-                " ON CONFLICT", bw->err);
+                " ON CONFLICT",
+                bw->err);
         return conclude(bw, run_on_conflict(bw, ng), rows, n, ng);
     }
     return rc == HL_EPG ? isolate(bw, rows, n) : HL_EAGAIN;

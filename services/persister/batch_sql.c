@@ -7,20 +7,20 @@
 
 #include "hl/pg.h"
 
-#define INSERT_COLS                                                                             \
-    "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"      \
+#define INSERT_COLS                                                                                \
+    "INSERT INTO webhook_events (source, message_id, event_type, request_id, received_at,"         \
     " kafka_partition, kafka_offset, payload, body_sha256, raw_body, signature_headers)"
 /* The arrays are unnested in the select list (a ProjectSet walks them in step) rather than in
  * FROM: a function scan would first copy every value into a tuplestore per array. */
-#define UNNEST_ROWS                                                                             \
-    " SELECT * FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS m,"                  \
-    " unnest($3::text[]) AS e, unnest($4::uuid[]) AS r, unnest($5::timestamptz[]) AS ra,"       \
-    " unnest($6::int4[]) AS p, unnest($7::int8[]) AS o, unnest($8::jsonb[]) AS j,"             \
+#define UNNEST_ROWS                                                                                \
+    " SELECT * FROM (SELECT unnest($1::text[]) AS s, unnest($2::text[]) AS m,"                     \
+    " unnest($3::text[]) AS e, unnest($4::uuid[]) AS r, unnest($5::timestamptz[]) AS ra,"          \
+    " unnest($6::int4[]) AS p, unnest($7::int8[]) AS o, unnest($8::jsonb[]) AS j,"                 \
     " unnest($9::bytea[]) AS d, unnest($10::bytea[]) AS b, unnest($11::jsonb[]) AS h) AS t"
 #define RETURN_ROWS " RETURNING id, kafka_partition, kafka_offset"
 
 /* Insert-or-skip with ON CONFLICT: safe against any concurrent writer of the same keys. */
-#define INSERT_ROWS                                                                             \
+#define INSERT_ROWS                                                                                \
     INSERT_COLS UNNEST_ROWS " ON CONFLICT ON CONSTRAINT webhook_events_key DO NOTHING" RETURN_ROWS
 
 /* The same with an anti-join instead of ON CONFLICT: a plain insert skips speculative insertion
@@ -28,23 +28,24 @@
  * (services/persister/README.md). Only a concurrent writer of the same new key can make it fail
  * (23505); the batch is then run again with INSERT_ROWS. Duplicates inside one batch are
  * removed before sending (pst_rows_mark_batch_duplicates), since the anti-join cannot see them. */
-#define INSERT_ROWS_ANTI                                                                        \
-    INSERT_COLS UNNEST_ROWS                                                                     \
-    " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"                                         \
-    " WHERE w.source = t.s AND w.message_id = t.m AND w.event_type = t.e)" RETURN_ROWS
+#define INSERT_ROWS_ANTI                                                                           \
+    INSERT_COLS UNNEST_ROWS                                                                        \
+        " WHERE NOT EXISTS (SELECT 1 FROM webhook_events w"                                        \
+        " WHERE w.source = t.s AND w.message_id = t.m AND w.event_type = t.e)" RETURN_ROWS
 
 /* Both offsets move forward only. lineage_offset (proto/sql/004) is where the lineage known
  * delivered ends; it never passes next_offset. */
-#define UPSERT_OFFSETS(g, t, p, o, l)                                                           \
-    HL_PG_OFFSETS_INSERT(HL_PG_OFFSETS_LINEAGE_COL)                                              \
-    " SELECT " g ", " t ", u.p, u.o, LEAST(u.l, u.o)"                                           \
-    " FROM unnest(" p "::int4[], " o "::int8[], " l "::int8[]) AS u(p, o, l)"                   \
-    HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET)
+#define UPSERT_OFFSETS(g, t, p, o, l)                                                              \
+    HL_PG_OFFSETS_INSERT(HL_PG_OFFSETS_LINEAGE_COL)                                                \
+    " SELECT " g ", " t ", u.p, u.o, LEAST(u.l, u.o)"                                              \
+    " FROM unnest(" p "::int4[], " o "::int8[], " l                                                \
+    "::int8[]) AS u(p, o, l)" HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET)
 
-static const char PST_SQL_BATCH_FAST[] = "WITH ins AS (" INSERT_ROWS_ANTI "), off AS ("
-    UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
-static const char PST_SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS ("
-    UPSERT_OFFSETS("$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
+static const char PST_SQL_BATCH_FAST[] =
+    "WITH ins AS (" INSERT_ROWS_ANTI "), off AS (" UPSERT_OFFSETS(
+        "$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
+static const char PST_SQL_BATCH[] = "WITH ins AS (" INSERT_ROWS "), off AS (" UPSERT_OFFSETS(
+    "$12::text", "$13::text", "$14", "$15", "$16") ") SELECT * FROM ins";
 static const char PST_SQL_ROWS[] = INSERT_ROWS;
 /* Moves lineage_offset alone (after the last batch, at a revocation or shutdown). It leaves
  * updated_at alone: that stays the time of the partition's last batch commit. */
@@ -90,9 +91,13 @@ static const char PST_SQL_LOAD[] =
     " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::int4[])";
 
 const pst_bw_statement_t pst_bw_statements[] = {
-    {"hl_batch", PST_SQL_BATCH},     {"hl_batch_fast", PST_SQL_BATCH_FAST},
+    {"hl_batch", PST_SQL_BATCH},
+    {"hl_batch_fast", PST_SQL_BATCH_FAST},
     {"hl_rows", PST_SQL_ROWS},
-    {"hl_load", PST_SQL_LOAD},       {"hl_lookup", PST_SQL_LOOKUP},
-    {"hl_lineage", PST_SQL_LINEAGE}, {"hl_recover", PST_SQL_RECOVER},
-    {"hl_probe", PST_SQL_PROBE},     {NULL, NULL},
+    {"hl_load", PST_SQL_LOAD},
+    {"hl_lookup", PST_SQL_LOOKUP},
+    {"hl_lineage", PST_SQL_LINEAGE},
+    {"hl_recover", PST_SQL_RECOVER},
+    {"hl_probe", PST_SQL_PROBE},
+    {NULL, NULL},
 };

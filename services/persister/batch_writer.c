@@ -11,7 +11,7 @@
 #include "batch_sql.h"
 
 pst_batch_writer_t *pst_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
-                             size_t max_rows)
+                               size_t max_rows)
 {
     pst_batch_writer_t *bw = hl_xcalloc(1, sizeof(*bw));
     bw->pg = pg;
@@ -71,9 +71,15 @@ void pst_bw_free(pst_batch_writer_t *bw)
     free(bw);
 }
 
-const char *pst_bw_last_error(const pst_batch_writer_t *bw) { return bw->err; }
+const char *pst_bw_last_error(const pst_batch_writer_t *bw)
+{
+    return bw->err;
+}
 
-void pst_bw_stats(const pst_batch_writer_t *bw, pst_bw_stats_t *out) { *out = bw->stats; }
+void pst_bw_stats(const pst_batch_writer_t *bw, pst_bw_stats_t *out)
+{
+    *out = bw->stats;
+}
 
 int pst_bw_fail(pst_batch_writer_t *bw, PGresult *res, const char *what)
 {
@@ -129,7 +135,10 @@ int pst_bw_connect(pst_batch_writer_t *bw)
     return 0;
 }
 
-bool pst_bw_stale(const pst_batch_writer_t *bw) { return bw->generation != bw->synced; }
+bool pst_bw_stale(const pst_batch_writer_t *bw)
+{
+    return bw->generation != bw->synced;
+}
 
 int pst_bw_connect_synced(pst_batch_writer_t *bw)
 {

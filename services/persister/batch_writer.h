@@ -24,7 +24,7 @@ typedef int (*pst_bw_dead_letter_fn)(void *arg, hl_row_t **rows, size_t n);
 /* A writer for `group` consuming `topic`, connecting lazily with `pg` (all borrowed, must
  * outlive the writer). max_rows caps a batch. Never fails (the connection is made on first use). */
 pst_batch_writer_t *pst_bw_new(const hl_pg_config_t *pg, const char *group, const char *topic,
-                             size_t max_rows);
+                               size_t max_rows);
 /* Closes the connection and frees. NULL-safe. */
 void pst_bw_free(pst_batch_writer_t *bw);
 
@@ -57,7 +57,7 @@ int pst_bw_load_offsets(pst_batch_writer_t *bw, pst_bw_offsets_t *offs, size_t n
 /* Moves lineage_offset of offs[i].partition forward to offs[i].lineage (never past next_offset,
  * never backwards; next_offset and updated_at are left alone). Returns 0 or HL_EAGAIN. */
 int pst_bw_store_lineage(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs,
-                        size_t n) HL_MUST_CHECK;
+                         size_t n) HL_MUST_CHECK;
 
 /* The lineage offset to store for `partition` with the next batch (-1: unknown). Called on the
  * writer's thread while a batch is built. */

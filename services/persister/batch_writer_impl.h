@@ -22,19 +22,19 @@ struct pst_batch_writer {
     const char *group;        /* borrowed */
     const char *topic;        /* borrowed */
     size_t max_rows;
-    PGconn *conn;             /* NULL when not connected */
-    hl_buf_t col[NCOLS];      /* one binary array per column */
-    hl_buf_t parts, nexts, lins; /* offsets arrays: partition, next_offset, lineage_offset */
+    PGconn *conn;                 /* NULL when not connected */
+    hl_buf_t col[NCOLS];          /* one binary array per column */
+    hl_buf_t parts, nexts, lins;  /* offsets arrays: partition, next_offset, lineage_offset */
     pst_bw_lineage_fn lineage_fn; /* where each partition's lineage_offset comes from */
     void *lineage_arg;
-    hl_row_t **good;          /* rows with status OK, in batch order (max_rows) */
-    hl_row_t **by_pos;        /* the same sorted by (partition, offset), for RETURNING */
-    hl_row_t **dead;          /* rows to dead-letter (max_rows) */
-    hl_row_t **scratch;       /* rows stored late while isolating refused ones (max_rows) */
-    int32_t *part_ids;        /* partitions of the batch (max_rows slots) */
-    int64_t *part_next;       /* their next offsets */
-    int64_t *part_first;      /* their lowest offsets in the batch, then their lineage offsets */
-    size_t nparts;            /* partitions of the batch */
+    hl_row_t **good;     /* rows with status OK, in batch order (max_rows) */
+    hl_row_t **by_pos;   /* the same sorted by (partition, offset), for RETURNING */
+    hl_row_t **dead;     /* rows to dead-letter (max_rows) */
+    hl_row_t **scratch;  /* rows stored late while isolating refused ones (max_rows) */
+    int32_t *part_ids;   /* partitions of the batch (max_rows slots) */
+    int64_t *part_next;  /* their next offsets */
+    int64_t *part_first; /* their lowest offsets in the batch, then their lineage offsets */
+    size_t nparts;       /* partitions of the batch */
     char err[512];
     pst_bw_stats_t stats;
     /* The batch statement in flight (sent, result not yet read); NULL when none. */
@@ -42,8 +42,8 @@ struct pst_batch_writer {
     size_t sent_n, sent_good;
     pst_bw_dead_letter_fn sent_dl;
     void *sent_dl_arg;
-    bool sent_copy;           /* the batch in flight went the COPY way */
-    hl_buf_t copy, sql;       /* COPY data and statement text of the COPY way */
+    bool sent_copy;              /* the batch in flight went the COPY way */
+    hl_buf_t copy, sql;          /* COPY data and statement text of the COPY way */
     char *group_lit, *topic_lit; /* group and topic as SQL literals (for the connection) */
     /* Connections made so far, and the one on which the offsets were last loaded: writing is
      * refused while they differ (see pst_bw_stale). */

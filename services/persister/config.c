@@ -12,28 +12,27 @@
 
 /* X(kind, key, default, min, max, env, doc): every scalar key, declared once. The schema, the
  * defaults, the HOOKLINE_* overrides and the range checks are all expanded from it. */
-#define PST_CONFIG_KEYS(X)                                                                      \
-    X(STR, group_id, "hookline-persister", 1, 200, "HOOKLINE_PERSISTER_GROUP_ID",             \
-      "consumer group, also the consumer_offsets key")                                          \
-    X(STR, log_level, "info", 1, 16, "HOOKLINE_LOG_LEVEL", "debug | info | warn | error")      \
-    /* 65,535 rows would still fit the protocol (arrays are one parameter each); the cap keeps \
-     * a batch's memory and its transaction's lock set modest. */                               \
-    X(U32, batch_max, PST_BATCH_MAX, 1, 50000, "HOOKLINE_PERSISTER_BATCH_MAX",         \
-      "records per transaction at most")                                                        \
-    X(U32, batch_linger_ms, PST_BATCH_LINGER_MS, 1, 60000,                             \
-      "HOOKLINE_PERSISTER_BATCH_LINGER_MS",                                                     \
-      "a batch is written at the latest this long after its first record")                     \
-    /* Kafka's default message.max.bytes is 1 MiB; more than 64 MiB per row is never a        \
-     * webhook. */                                                                              \
-    X(U32, max_record_bytes, PST_MAX_RECORD_BYTES, 2, 64u << 20,                       \
-      "HOOKLINE_PERSISTER_MAX_RECORD_BYTES", "a value over this is dead-lettered as too_large") \
-    X(U32, retry_base_ms, 100, 1, 60000, "HOOKLINE_PERSISTER_RETRY_BASE_MS",                    \
-      "first backoff ceiling after a transient failure")                                        \
-    X(U32, retry_cap_ms, 5000, 1, 600000, "HOOKLINE_PERSISTER_RETRY_CAP_MS",                    \
-      "backoff ceiling never exceeds this (at least retry_base_ms)")                            \
-    X(U32, dlq_timeout_ms, 10000, 100, 600000, NULL,                                            \
-      "wait for the DLQ acknowledgement before giving up a try")                                \
-    X(U32, shutdown_timeout_ms, 15000, 100, 600000, NULL,                                       \
+#define PST_CONFIG_KEYS(X)                                                                         \
+    X(STR, group_id, "hookline-persister", 1, 200, "HOOKLINE_PERSISTER_GROUP_ID",                  \
+      "consumer group, also the consumer_offsets key")                                             \
+    X(STR, log_level, "info", 1, 16, "HOOKLINE_LOG_LEVEL", "debug | info | warn | error")          \
+    /* 65,535 rows would still fit the protocol (arrays are one parameter each); the cap keeps     \
+     * a batch's memory and its transaction's lock set modest. */                                  \
+    X(U32, batch_max, PST_BATCH_MAX, 1, 50000, "HOOKLINE_PERSISTER_BATCH_MAX",                     \
+      "records per transaction at most")                                                           \
+    X(U32, batch_linger_ms, PST_BATCH_LINGER_MS, 1, 60000, "HOOKLINE_PERSISTER_BATCH_LINGER_MS",   \
+      "a batch is written at the latest this long after its first record")                         \
+    /* Kafka's default message.max.bytes is 1 MiB; more than 64 MiB per row is never a             \
+     * webhook. */                                                                                 \
+    X(U32, max_record_bytes, PST_MAX_RECORD_BYTES, 2, 64u << 20,                                   \
+      "HOOKLINE_PERSISTER_MAX_RECORD_BYTES", "a value over this is dead-lettered as too_large")    \
+    X(U32, retry_base_ms, 100, 1, 60000, "HOOKLINE_PERSISTER_RETRY_BASE_MS",                       \
+      "first backoff ceiling after a transient failure")                                           \
+    X(U32, retry_cap_ms, 5000, 1, 600000, "HOOKLINE_PERSISTER_RETRY_CAP_MS",                       \
+      "backoff ceiling never exceeds this (at least retry_base_ms)")                               \
+    X(U32, dlq_timeout_ms, 10000, 100, 600000, NULL,                                               \
+      "wait for the DLQ acknowledgement before giving up a try")                                   \
+    X(U32, shutdown_timeout_ms, 15000, 100, 600000, NULL,                                          \
       "on SIGTERM, longest wait to finish the batch in hand")
 
 #define KEY_ROW(...) HL_CONFIG_KEY(T, __VA_ARGS__)
@@ -55,7 +54,10 @@ const cyaml_schema_value_t pst_config_schema = {
 };
 
 /* The shared sections' overrides; the service's own keys carry theirs in the table. */
-#define ENV(var, type, field) {var, type, offsetof(T, field)}
+#define ENV(var, type, field)                                                                      \
+    {                                                                                              \
+        var, type, offsetof(T, field)                                                              \
+    }
 static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
     ENV("HOOKLINE_KAFKA_EVENTS_TOPIC", HL_ENV_STR, kafka.events_topic),

@@ -62,7 +62,8 @@ void pst_metrics_register(hl_metrics_t *m, pst_metrics_t *pm)
                                     "Partitions assigned to this member", NULL);
     pm->recovered = hl_metrics_counter(m, "hookline_persister_lineage_recovered_total",
                                        "Lineage records produced again for records committed"
-                                       " before a restart or rebalance", NULL);
+                                       " before a restart or rebalance",
+                                       NULL);
     pm->producer_restarts =
         hl_metrics_counter(m, "hookline_persister_kafka_producer_restarts_total",
                            "Producers replaced after a fatal librdkafka error", NULL);
@@ -76,8 +77,7 @@ bool pst_consumer_ready(void *arg)
 
 /* Reads a test hook's count N > 0 from environment variable `name` into *n (left 0 when
  * unset or empty). Returns 0, or HL_ECONFIG with errbuf filled for anything but N > 0. */
-static int test_hook(const char *name, const char *what, int64_t *n, char *errbuf,
-                     size_t errcap)
+static int test_hook(const char *name, const char *what, int64_t *n, char *errbuf, size_t errcap)
 {
     const char *v = getenv(name);
     if (!v || !v[0]) return 0;
@@ -90,23 +90,33 @@ static int test_hook(const char *name, const char *what, int64_t *n, char *errbu
 }
 
 pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
-                               volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
+                                 volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "partition.assignment.strategy", "range,roundrobin",
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "auto.offset.reset",
+        "earliest",
+        "partition.assignment.strategy",
+        "range,roundrobin",
         /* Bounds what librdkafka prefetches, so memory stays bounded while paused. */
-        "queued.max.messages.kbytes", "16384",
+        "queued.max.messages.kbytes",
+        "16384",
         /* A fetch answers once 64 KiB are there or after 100 ms: at moderate rates the broker
          * serves ~10 fetches a second instead of one per produce request, which on a small
          * host is CPU taken from the ingress path (bench/README.md, "CPU on a shared host"). */
-        "fetch.min.bytes", "65536",
-        "fetch.wait.max.ms", "100",
-        "session.timeout.ms", "10000",
-        "heartbeat.interval.ms", "1000",
-        "isolation.level", "read_committed",
+        "fetch.min.bytes",
+        "65536",
+        "fetch.wait.max.ms",
+        "100",
+        "session.timeout.ms",
+        "10000",
+        "heartbeat.interval.ms",
+        "1000",
+        "isolation.level",
+        "read_committed",
         NULL,
     };
     pst_consumer_t *c = hl_xcalloc(1, sizeof(*c));
@@ -207,8 +217,7 @@ static void update_lag(pst_consumer_t *c)
     for (int i = 0; c->assigned && i < c->assigned->cnt; i++) {
         int64_t lo = 0, hi = 0;
         const rd_kafka_topic_partition_t *p = &c->assigned->elems[i];
-        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) ||
-            hi < 0)
+        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0)
             continue;
         int64_t from = p->offset > lo ? p->offset : lo;
         if (hi > from) lag += hi - from;
@@ -287,14 +296,16 @@ int pst_consumer_run(pst_consumer_t *c)
                (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL)
             take(c, m);
         hl_lineage_poll(c->lin);
-        if (c->rb.n > 0 && (c->rb.n >= cfg->batch_max ||
-                            hl_mono_us() - c->rb.first_mono_us >= linger_us))
+        if (c->rb.n > 0 &&
+            (c->rb.n >= cfg->batch_max || hl_mono_us() - c->rb.first_mono_us >= linger_us))
             pst_cons_recover_batch(c, false);
         b = &c->b[c->cur];
-        bool due = b->n > 0 &&
-                   (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us);
-        if (due) pst_cons_rotate(c);
-        else if (c->inflight && pst_bw_ready(c->bw)) (void)pst_cons_complete_inflight(c, false);
+        bool due =
+            b->n > 0 && (b->n >= cfg->batch_max || hl_mono_us() - b->first_mono_us >= linger_us);
+        if (due)
+            pst_cons_rotate(c);
+        else if (c->inflight && pst_bw_ready(c->bw))
+            (void)pst_cons_complete_inflight(c, false);
         if (hl_mono_us() >= next_lag) {
             update_lag(c);
             pst_cons_maybe_store_lineage(c);

@@ -14,19 +14,19 @@
 
 /* Handles into the metrics registry (owned by it). */
 typedef struct {
-    hl_counter_t *rows;           /* rows inserted */
-    hl_counter_t *duplicates;     /* records whose key was already stored */
-    hl_counter_t *dead_letters;   /* records sent to the DLQ */
-    hl_counter_t *batches;        /* transactions committed */
-    hl_counter_t *retries;        /* failed batch attempts retried */
-    hl_counter_t *abandoned;      /* batches given up at a rebalance or shutdown */
-    hl_histogram_metric_t *batch_size; /* records per committed batch (a count histogram) */
+    hl_counter_t *rows;                    /* rows inserted */
+    hl_counter_t *duplicates;              /* records whose key was already stored */
+    hl_counter_t *dead_letters;            /* records sent to the DLQ */
+    hl_counter_t *batches;                 /* transactions committed */
+    hl_counter_t *retries;                 /* failed batch attempts retried */
+    hl_counter_t *abandoned;               /* batches given up at a rebalance or shutdown */
+    hl_histogram_metric_t *batch_size;     /* records per committed batch (a count histogram) */
     hl_histogram_metric_t *commit_latency; /* write start -> Postgres commit, µs */
     hl_histogram_metric_t *e2e_latency;    /* received_us -> commit, µs */
-    hl_gauge_t *lag;              /* sum over assigned partitions of high watermark - next */
-    hl_gauge_t *paused;           /* 1 while partitions are paused for an outage */
-    hl_gauge_t *assigned;         /* partitions assigned */
-    hl_counter_t *recovered;      /* lineage records produced again after a restart */
+    hl_gauge_t *lag;                 /* sum over assigned partitions of high watermark - next */
+    hl_gauge_t *paused;              /* 1 while partitions are paused for an outage */
+    hl_gauge_t *assigned;            /* partitions assigned */
+    hl_counter_t *recovered;         /* lineage records produced again after a restart */
     hl_counter_t *producer_restarts; /* producer handles replaced after a fatal error */
 } pst_metrics_t;
 
@@ -40,7 +40,7 @@ typedef struct pst_consumer pst_consumer_t;
 /* A consumer for cfg (borrowed, must outlive it). `stop` is set by the signal handler. NULL
  * with errbuf filled on a Kafka configuration error. */
 pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
-                               volatile sig_atomic_t *stop, char *errbuf, size_t errcap);
+                                 volatile sig_atomic_t *stop, char *errbuf, size_t errcap);
 
 /* Runs until *stop, then finishes the batch in hand (at most shutdown_timeout_ms), commits it,
  * leaves the group. Returns 0, or an HL_E* code if the consumer could not run. */

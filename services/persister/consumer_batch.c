@@ -105,8 +105,7 @@ void pst_cons_maybe_store_lineage(pst_consumer_t *c)
 /* Produces the lineage of a committed batch (tracked, so its delivery moves lineage_offset;
  * into tb when the caller opened its tracked batch already, else a new one), updates the
  * committed position of the assigned partitions and commits them to Kafka. */
-static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
-                         hl_ltrack_batch_t *tb)
+static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us, hl_ltrack_batch_t *tb)
 {
     crash_hook(c);
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
@@ -116,8 +115,10 @@ static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
     for (size_t i = 0; i < b->n; i++) {
         const hl_row_t *r = &b->rows[i];
         hl_lineage_row(c->lin, tb, r, 0, committed_us, b->dl.attempts);
-        if (r->status != HL_REC_OK) dead++;
-        else if (r->duplicate) dup++;
+        if (r->status != HL_REC_OK)
+            dead++;
+        else if (r->duplicate)
+            dup++;
         else {
             ins++;
             if (r->received_us > 0)
@@ -133,10 +134,10 @@ static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
         hl_ltrack_cover(track, tb, offs->elems[i].partition, offs->elems[i].offset);
     hl_ltrack_close(track, tb);
     for (int i = 0; i < offs->cnt; i++) {
-        rd_kafka_topic_partition_t *a = c->assigned ? rd_kafka_topic_partition_list_find(
-                                            c->assigned, offs->elems[i].topic,
-                                            offs->elems[i].partition)
-                                                    : NULL;
+        rd_kafka_topic_partition_t *a =
+            c->assigned ? rd_kafka_topic_partition_list_find(c->assigned, offs->elems[i].topic,
+                                                             offs->elems[i].partition)
+                        : NULL;
         if (a && offs->elems[i].offset > a->offset) a->offset = offs->elems[i].offset;
     }
     /* Asynchronous: only for lag monitoring; Postgres holds the offsets that count. At a
@@ -155,8 +156,8 @@ static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
     hl_histogram_observe_us(c->pm->batch_size, (int64_t)b->n); /* a count histogram */
     hl_histogram_observe_us(c->pm->commit_latency, hl_mono_us() - b->sent_mono_us);
     hl_debug("batch committed: %zu records, %" PRIu64 " inserted, %" PRIu64 " duplicates, %" PRIu64
-             " dead-lettered, %" PRId64 " us since sent", b->n, ins, dup, dead,
-             hl_mono_us() - b->sent_mono_us);
+             " dead-lettered, %" PRId64 " us since sent",
+             b->n, ins, dup, dead, hl_mono_us() - b->sent_mono_us);
 }
 
 static int dead_letter(void *arg, hl_row_t **rows, size_t n)
@@ -282,8 +283,9 @@ static void recovered_lineage(pst_consumer_t *c, batch_t *rb)
     for (size_t i = 0; i < rb->n; i++) {
         const hl_row_t *r = &rb->rows[i];
         const part_t *pt = pst_cons_part_of(c, r->partition);
-        int64_t at = r->committed_us > 0 ? r->committed_us
-                     : pt && pt->last_commit_us > 0 ? pt->last_commit_us : hl_now_us();
+        int64_t at = r->committed_us > 0            ? r->committed_us
+                     : pt && pt->last_commit_us > 0 ? pt->last_commit_us
+                                                    : hl_now_us();
         hl_lineage_row(c->lin, tb, r, at, at, 0);
         hl_ltrack_cover(track, tb, r->partition, r->offset + 1);
     }
@@ -402,4 +404,3 @@ void pst_cons_drain(pst_consumer_t *c, bool once)
     send_batch(c, once);
     (void)pst_cons_complete_inflight(c, once);
 }
-

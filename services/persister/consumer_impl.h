@@ -50,45 +50,45 @@ typedef struct {
 
 /* One batch: records in arrival order, pointers in write order. */
 typedef struct {
-    hl_row_t *rows;          /* batch_max slots */
-    hl_row_t **ptrs;         /* rows sorted for the write */
-    size_t n;                /* records held */
-    int64_t first_mono_us;   /* when the first record arrived */
-    int64_t sent_mono_us;    /* when the write began */
+    hl_row_t *rows;        /* batch_max slots */
+    hl_row_t **ptrs;       /* rows sorted for the write */
+    size_t n;              /* records held */
+    int64_t first_mono_us; /* when the first record arrived */
+    int64_t sent_mono_us;  /* when the write began */
     dl_ctx_t dl;
 } batch_t;
 
 struct pst_consumer {
-    const hl_persister_config_t *cfg;  /* borrowed */
-    pst_metrics_t *pm;        /* borrowed */
-    volatile sig_atomic_t *stop;       /* borrowed, set by the signal handler */
-    rd_kafka_t *rk;                    /* owned consumer */
-    hl_lineage_t *lin;                 /* owned producer for lineage and the DLQ */
-    pst_batch_writer_t *bw;             /* owned */
+    const hl_persister_config_t *cfg; /* borrowed */
+    pst_metrics_t *pm;                /* borrowed */
+    volatile sig_atomic_t *stop;      /* borrowed, set by the signal handler */
+    rd_kafka_t *rk;                   /* owned consumer */
+    hl_lineage_t *lin;                /* owned producer for lineage and the DLQ */
+    pst_batch_writer_t *bw;           /* owned */
     /* Three batches: b[cur] fills while b[flight] may be in flight in Postgres, and b[due], just
      * committed, waits for its lineage to be produced (rotate() sends the next batch first),
      * so records held never exceed 3 x batch_max. Batches commit strictly in the order they
      * were sent. */
     batch_t b[3];
     int cur, flight;
-    int due;                           /* committed, lineage not produced yet; -1 when none */
-    bool inflight;                     /* b[flight] was sent and awaits its result */
-    batch_t rb;                        /* records being recovered (below a recover_end) */
+    int due;       /* committed, lineage not produced yet; -1 when none */
+    bool inflight; /* b[flight] was sent and awaits its result */
+    batch_t rb;    /* records being recovered (below a recover_end) */
     rd_kafka_topic_partition_list_t *assigned; /* offset field = next offset in Postgres */
-    part_t *parts;                     /* one per assigned partition */
+    part_t *parts;                             /* one per assigned partition */
     size_t nparts;
-    int64_t crash_after, commits;      /* the CRASH_ENV test hook; commits counted */
-    int64_t fatal_after;               /* the FATAL_ENV test hook */
-    bool kafka_fatal;                  /* the consumer's handle is fatal: stop, exit non-zero */
-    int64_t next_lineage_us;           /* when lineage offsets are stored alone next */
+    int64_t crash_after, commits; /* the CRASH_ENV test hook; commits counted */
+    int64_t fatal_after;          /* the FATAL_ENV test hook */
+    bool kafka_fatal;             /* the consumer's handle is fatal: stop, exit non-zero */
+    int64_t next_lineage_us;      /* when lineage offsets are stored alone next */
     pst_backoff_t backoff;
-    bool paused;                       /* partitions paused for an outage */
-    bool in_retry;                     /* inside retry_batch (it polls, so callbacks run) */
-    bool sync_commit;                  /* commit Kafka offsets synchronously (revoke, shutdown) */
-    bool abandon;                      /* a revocation asked retry_batch to give up */
-    bool reseek;                       /* resync() loaded the offsets but could not seek */
+    bool paused;      /* partitions paused for an outage */
+    bool in_retry;    /* inside retry_batch (it polls, so callbacks run) */
+    bool sync_commit; /* commit Kafka offsets synchronously (revoke, shutdown) */
+    bool abandon;     /* a revocation asked retry_batch to give up */
+    bool reseek;      /* resync() loaded the offsets but could not seek */
     atomic_bool ready;
-    int64_t stop_deadline_mono_us;     /* set when *stop is first seen */
+    int64_t stop_deadline_mono_us; /* set when *stop is first seen */
 };
 
 /* consumer_batch.c */

@@ -36,8 +36,8 @@ static int64_t start_partition(pst_consumer_t *c, part_t *pt, const pst_bw_offse
         pt->recover_end = o->next;
         hl_ltrack_set(track, o->partition, o->lineage);
         hl_info("assigned partition %d from offset %" PRId64 "; lineage of offsets %" PRId64
-                "..%" PRId64 " to be produced again", o->partition, o->next, o->lineage,
-                o->next - 1);
+                "..%" PRId64 " to be produced again",
+                o->partition, o->next, o->lineage, o->next - 1);
         return o->lineage;
     }
     /* Without a stored lineage_offset (a row older than the column) nothing is recovered. */
@@ -170,7 +170,8 @@ void pst_cons_resync(pst_consumer_t *c)
     pst_cons_set_paused(c, true);
     if (c->nparts > 0)
         hl_warn("new Postgres connection: reading the offsets of %zu partitions again; %zu"
-                " records held are dropped and consumed again", c->nparts, held);
+                " records held are dropped and consumed again",
+                c->nparts, held);
     pst_backoff_t bo;
     pst_backoff_init(&bo, c->cfg->retry_base_ms, c->cfg->retry_cap_ms, 0);
     for (;;) {
@@ -202,10 +203,11 @@ void pst_cons_resync(pst_consumer_t *c)
 }
 
 void pst_cons_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+                           rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     pst_consumer_t *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) on_assign(c, parts);
-    else on_revoke(c);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        on_assign(c, parts);
+    else
+        on_revoke(c);
 }
-

@@ -35,8 +35,14 @@ const char *hl_rec_status_code(hl_rec_status_t st)
  * never miss one, which is all a "skip these eight" test needs. */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-static uint64_t has_zero(uint64_t x) { return (x - ONES) & ~x & HIGHS; }
-static uint64_t has_below(uint64_t x, unsigned n) { return (x - ONES * n) & ~x & HIGHS; }
+static uint64_t has_zero(uint64_t x)
+{
+    return (x - ONES) & ~x & HIGHS;
+}
+static uint64_t has_below(uint64_t x, unsigned n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
 
 static uint64_t load8(const unsigned char *p)
 {
@@ -71,11 +77,21 @@ int pst_utf8_valid(const char *s, size_t n)
         size_t len;
         unsigned cp;
         if (c == 0) return 0;
-        if (c < 0x80) { p++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-        else return 0;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07;
+        } else
+            return 0;
         if ((size_t)(end - p) < len) return 0;
         for (size_t i = 1; i < len; i++) {
             if ((p[i] & 0xc0) != 0x80) return 0;
@@ -108,10 +124,14 @@ static int hex4(const char *p, unsigned *out)
     for (int i = 0; i < 4; i++) {
         char ch = p[i];
         v <<= 4;
-        if (ch >= '0' && ch <= '9') v |= (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f') v |= (unsigned)(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F') v |= (unsigned)(ch - 'A' + 10);
-        else return 0;
+        if (ch >= '0' && ch <= '9')
+            v |= (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            v |= (unsigned)(ch - 'a' + 10);
+        else if (ch >= 'A' && ch <= 'F')
+            v |= (unsigned)(ch - 'A' + 10);
+        else
+            return 0;
     }
     *out = v;
     return 1;
@@ -162,15 +182,21 @@ static int parse_string(jcur_t *c)
     return 0;
 }
 
-static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static int is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
 
 static int parse_number(jcur_t *c)
 {
     if (c->p < c->end && *c->p == '-') c->p++;
     if (c->p >= c->end) return 0;
-    if (*c->p == '0') c->p++;
-    else if (is_digit(*c->p)) while (c->p < c->end && is_digit(*c->p)) c->p++;
-    else return 0;
+    if (*c->p == '0')
+        c->p++;
+    else if (is_digit(*c->p))
+        while (c->p < c->end && is_digit(*c->p)) c->p++;
+    else
+        return 0;
     if (c->p < c->end && *c->p == '.') {
         c->p++;
         if (c->p >= c->end || !is_digit(*c->p)) return 0;
@@ -222,8 +248,12 @@ int pst_json_valid(const char *s, size_t n)
                 c.p++;
                 skip_ws(&c);
                 if (c.p >= c.end) return 0;
-                if (*c.p == (ch == '{' ? '}' : ']')) { c.p++; depth--; want_value = 0; }
-                else if (ch == '{' && *c.p != '"') return 0;
+                if (*c.p == (ch == '{' ? '}' : ']')) {
+                    c.p++;
+                    depth--;
+                    want_value = 0;
+                } else if (ch == '{' && *c.p != '"')
+                    return 0;
                 else if (ch == '{') {
                     if (!parse_string(&c)) return 0;
                     skip_ws(&c);
@@ -270,8 +300,7 @@ static void fail(hl_row_t *row, hl_rec_status_t st, const char *detail)
 
 /* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status:
  * absent, null or empty is missing; too long, a NUL byte or not UTF-8 is bad. */
-static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf,
-                  size_t cap)
+static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap)
 {
     char detail[HL_REC_MAX_DETAIL];
     int rc = hl_kafka_header(hdrs, name, buf, cap);
@@ -307,10 +336,13 @@ static void body_digest(hl_row_t *row, rd_kafka_headers_t *hdrs)
     size_t len = 0;
     char got[HL_SIG_SHA256_HEX + 1];
     row->body_sha256[0] = '\0';
-    if (row->payload) hl_sig_sha256_hex(row->payload, row->payload_len, got);
-    else got[0] = '\0';
-    if (!hdrs || rd_kafka_header_get_last(hdrs, "hl-body-sha256", &v, &len) !=
-                     RD_KAFKA_RESP_ERR_NO_ERROR || !v) {
+    if (row->payload)
+        hl_sig_sha256_hex(row->payload, row->payload_len, got);
+    else
+        got[0] = '\0';
+    if (!hdrs ||
+        rd_kafka_header_get_last(hdrs, "hl-body-sha256", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !v) {
         memcpy(row->body_sha256, got, sizeof(got));
         return;
     }
@@ -332,8 +364,10 @@ static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
     size_t len = 0;
     row->signed_json = NULL;
     row->signed_json_len = 0;
-    if (!hdrs || rd_kafka_header_get_last(hdrs, "hl-signature-headers", &v, &len) !=
-                     RD_KAFKA_RESP_ERR_NO_ERROR || !v)
+    if (!hdrs ||
+        rd_kafka_header_get_last(hdrs, "hl-signature-headers", &v, &len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !v)
         return;
     const char *s = v;
     if (len == 0 || len > HL_REC_MAX_SIGNED_JSON || s[0] != '{' || !pst_json_valid(s, len)) {
@@ -345,7 +379,7 @@ static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
 }
 
 void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
-                     size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
+                      size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
 {
     char num[32];
     row->status = HL_REC_OK;
@@ -360,8 +394,8 @@ void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void
     if (!key || key_len == 0) {
         fail(row, HL_REC_MISSING_KEY, "record has no key (message id)");
     } else if (key_len > HL_REC_MAX_MESSAGE_ID || !pst_utf8_valid(key, key_len)) {
-        fail(row, HL_REC_BAD_KEY, key_len > HL_REC_MAX_MESSAGE_ID ? "key over 256 bytes"
-                                                                  : "key not UTF-8");
+        fail(row, HL_REC_BAD_KEY,
+             key_len > HL_REC_MAX_MESSAGE_ID ? "key over 256 bytes" : "key not UTF-8");
     } else {
         memcpy(row->message_id, key, key_len);
         row->message_id[key_len] = '\0';

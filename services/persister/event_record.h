@@ -19,14 +19,14 @@
  * the error_code of the dead_lettered lineage record. */
 typedef enum {
     HL_REC_OK = 0,
-    HL_REC_MISSING_KEY,     /* no key, so no message id */
-    HL_REC_BAD_KEY,         /* key too long, not UTF-8, or holds NUL */
-    HL_REC_MISSING_HEADER,  /* a required hl-* header is absent */
-    HL_REC_BAD_HEADER,      /* a header value is malformed or over its cap */
-    HL_REC_TOO_LARGE,       /* value over max_record_bytes */
-    HL_REC_INVALID_JSON,    /* value is not a JSON document Postgres jsonb would accept */
-    HL_REC_PG_REJECTED,     /* Postgres refused the row with a non-transient error */
-    HL_REC_BODY_DIGEST,     /* hl-body-sha256 is not the SHA-256 of the value received */
+    HL_REC_MISSING_KEY,    /* no key, so no message id */
+    HL_REC_BAD_KEY,        /* key too long, not UTF-8, or holds NUL */
+    HL_REC_MISSING_HEADER, /* a required hl-* header is absent */
+    HL_REC_BAD_HEADER,     /* a header value is malformed or over its cap */
+    HL_REC_TOO_LARGE,      /* value over max_record_bytes */
+    HL_REC_INVALID_JSON,   /* value is not a JSON document Postgres jsonb would accept */
+    HL_REC_PG_REJECTED,    /* Postgres refused the row with a non-transient error */
+    HL_REC_BODY_DIGEST,    /* hl-body-sha256 is not the SHA-256 of the value received */
 } hl_rec_status_t;
 
 /* Longest hl-signature-headers value taken (the ingress writes at most
@@ -40,32 +40,32 @@ const char *hl_rec_status_code(hl_rec_status_t st);
  * inline copies; the row is valid while `msg` is alive. `msg` is owned by the row's batch and
  * destroyed by pst_row_release. */
 typedef struct {
-    rd_kafka_message_t *msg;   /* owned: the consumed message (key, value, headers) */
-    int32_t partition;         /* hookline.events partition */
-    int64_t offset;            /* hookline.events offset */
-    int64_t consumed_us;       /* when the record was taken from Kafka */
+    rd_kafka_message_t *msg; /* owned: the consumed message (key, value, headers) */
+    int32_t partition;       /* hookline.events partition */
+    int64_t offset;          /* hookline.events offset */
+    int64_t consumed_us;     /* when the record was taken from Kafka */
     char message_id[HL_REC_MAX_MESSAGE_ID + 1]; /* = key, NUL-terminated; "" when unusable */
     size_t message_id_len;
     char source[HL_REC_MAX_SOURCE + 1];
     char event_type[HL_REC_MAX_EVENT_TYPE + 1];
-    char request_id[37];       /* UUID text; "" when the header was absent or bad */
+    char request_id[37]; /* UUID text; "" when the header was absent or bad */
     int64_t received_us;
-    const char *payload;       /* borrowed from msg: the body, byte for byte */
+    const char *payload; /* borrowed from msg: the body, byte for byte */
     size_t payload_len;
     /* SHA-256 of the body, 64 lowercase hex: hl-body-sha256 when the record carries it (checked
      * against the body: HL_REC_BODY_DIGEST otherwise, and the header's claim is what the dead
      * letter's lineage names), else computed here (records of an older ingress); "" only for
      * a record without a value. */
     char body_sha256[65];
-    const char *signed_json;   /* borrowed from msg: hl-signature-headers, NULL when absent */
+    const char *signed_json; /* borrowed from msg: hl-signature-headers, NULL when absent */
     size_t signed_json_len;
-    hl_rec_status_t status;    /* HL_REC_OK or why it will be dead-lettered */
+    hl_rec_status_t status;         /* HL_REC_OK or why it will be dead-lettered */
     char detail[HL_REC_MAX_DETAIL]; /* human detail for status != OK */
     /* Filled by the batch writer after commit. */
-    int64_t row_id;            /* webhook_events.id, or -1 for a duplicate */
-    int duplicate;             /* 1 when the unique key was already stored */
-    int dup_in_batch;          /* 1 when an earlier record of the same batch has the same key */
-    int dlq_sent;              /* 1 once the DLQ acknowledged this record (never sent twice) */
+    int64_t row_id;   /* webhook_events.id, or -1 for a duplicate */
+    int duplicate;    /* 1 when the unique key was already stored */
+    int dup_in_batch; /* 1 when an earlier record of the same batch has the same key */
+    int dlq_sent;     /* 1 once the DLQ acknowledged this record (never sent twice) */
     /* Filled by pst_bw_recover for a record committed before a restart: its commit time as far
      * as Postgres knows it (the row's persisted_at, or the partition's last commit). */
     int64_t committed_us;
@@ -77,7 +77,7 @@ typedef struct {
  * detail; every field that could be read is still filled so the DLQ and lineage can name it.
  * max_value_bytes caps the body. */
 void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
-                     size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes);
+                      size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes);
 
 /* Takes ownership of `msg` into a row and parses it (consumed_us is set by the caller). */
 void pst_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes);

@@ -61,8 +61,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         hl_row_t *row = m->_private;
         rd_kafka_resp_err_t err = hl_kafka_delivery_err(m);
         l->dlq_pending--;
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) row->dlq_sent = 1;
-        else l->dlq_failed++;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            row->dlq_sent = 1;
+        else
+            l->dlq_failed++;
         if (err) hl_error("dead-letter produce failed: %s", rd_kafka_err2str(err));
         return;
     }
@@ -81,17 +83,24 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static rd_kafka_t *new_handle(hl_lineage_t *l, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
-        "acks", "all",
-        "enable.idempotence", "true",
-        "linger.ms", "5",
-        "compression.type", "lz4",
+        "acks",
+        "all",
+        "enable.idempotence",
+        "true",
+        "linger.ms",
+        "5",
+        "compression.type",
+        "lz4",
         /* The ingress's partitioner: every lineage record of a request, keyed by its request id,
          * lands in one partition, so in one chain of the auditor's (which counts a request's
          * outcome only in the request's own chain). */
-        "partitioner", "murmur2_random",
+        "partitioner",
+        "murmur2_random",
         /* Bounded: a stalled broker makes queueing wait instead of growing memory. */
-        "queue.buffering.max.kbytes", "65536",
-        "message.timeout.ms", "60000",
+        "queue.buffering.max.kbytes",
+        "65536",
+        "message.timeout.ms",
+        "60000",
         NULL,
     };
     rd_kafka_conf_t *conf = hl_kafka_conf(&l->cfg->kafka, defaults, errbuf, errcap);
@@ -116,7 +125,10 @@ hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, siz
     return l;
 }
 
-void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts) { l->restarts = restarts; }
+void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts)
+{
+    l->restarts = restarts;
+}
 
 /* Replaces the handle when librdkafka has declared it fatal; a new one that cannot be built
  * is tried again at the next poll (meanwhile produce calls fail and are counted as before).
@@ -128,8 +140,8 @@ static void renew(hl_lineage_t *l)
     if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     rd_kafka_t *fresh = new_handle(l, err, sizeof(err));
     if (!fresh) {
-        hl_error("kafka producer fatal (%s: %s) and no new one: %s", rd_kafka_err2name(fatal),
-                 why, err);
+        hl_error("kafka producer fatal (%s: %s) and no new one: %s", rd_kafka_err2name(fatal), why,
+                 err);
         return;
     }
     rd_kafka_t *old = l->rk;
@@ -166,9 +178,15 @@ void hl_lineage_free(hl_lineage_t *l, int timeout_ms)
     free(l);
 }
 
-hl_ltrack_t *hl_lineage_track(hl_lineage_t *l) { return l->track; }
+hl_ltrack_t *hl_lineage_track(hl_lineage_t *l)
+{
+    return l->track;
+}
 
-void hl_lineage_poll(hl_lineage_t *l) { poll_ms(l, 0); }
+void hl_lineage_poll(hl_lineage_t *l)
+{
+    poll_ms(l, 0);
+}
 
 bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms)
 {
@@ -182,12 +200,18 @@ void hl_lineage_settle(hl_lineage_t *l)
     while (l->dlq_pending > 0) poll_ms(l, 100);
 }
 
-uint64_t hl_lineage_failed(const hl_lineage_t *l) { return atomic_load(&l->failed); }
+uint64_t hl_lineage_failed(const hl_lineage_t *l)
+{
+    return atomic_load(&l->failed);
+}
 
-int64_t hl_lineage_queue_len(void *l) { return rd_kafka_outq_len(((hl_lineage_t *)l)->rk); }
+int64_t hl_lineage_queue_len(void *l)
+{
+    return rd_kafka_outq_len(((hl_lineage_t *)l)->rk);
+}
 
-int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us,
-                      int64_t committed_us, int attempts)
+int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us, int64_t committed_us,
+                      int attempts)
 {
     bool stored = r->status == HL_REC_OK;
     hl_lineage_rec_t l;
@@ -214,9 +238,9 @@ int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us,
 }
 
 /* Produces one record, waiting (serving reports) while the local queue is full. */
-static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const void *key,
-                                   size_t klen, const void *val, size_t vlen,
-                                   rd_kafka_headers_t *hdrs, void *opaque)
+static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const void *key, size_t klen,
+                                   const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                                   void *opaque)
 {
     for (int tries = 0;; tries++) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -236,8 +260,8 @@ void hl_lineage_row(hl_lineage_t *l, hl_ltrack_batch_t *tb, const hl_row_t *row,
                     int64_t committed_us, int attempts)
 {
     char buf[HL_LINEAGE_MAX];
-    int n = hl_lineage_format(buf, sizeof(buf), row, ts_us > 0 ? ts_us : hl_now_us(),
-                              committed_us, attempts);
+    int n = hl_lineage_format(buf, sizeof(buf), row, ts_us > 0 ? ts_us : hl_now_us(), committed_us,
+                              attempts);
     hl_ltrack_expect(tb);
     if (n < 0) {
         /* Cannot happen within HL_LINEAGE_MAX; a record that can never be written must not hold
@@ -276,8 +300,7 @@ static rd_kafka_headers_t *dlq_headers(const hl_row_t *r, int attempts)
     return h;
 }
 
-int hl_lineage_dead_letter(hl_lineage_t *l, hl_row_t **rows, size_t n, int attempts,
-                           int timeout_ms)
+int hl_lineage_dead_letter(hl_lineage_t *l, hl_row_t **rows, size_t n, int attempts, int timeout_ms)
 {
     l->dlq_failed = 0;
     for (size_t i = 0; i < n; i++) {

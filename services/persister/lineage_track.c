@@ -20,25 +20,28 @@ struct hl_ltrack_batch {
     bool closed;                   /* no more records will be expected */
     bool failed;                   /* a record of the batch was not delivered */
     size_t ncovers, cap;
-    cover_t *covers;               /* inline or heap */
+    cover_t *covers; /* inline or heap */
     cover_t inline_covers[INLINE_COVERS];
 };
 
 typedef struct {
     int32_t partition;
-    int64_t upto;  /* -1: unknown */
-    bool stuck;    /* a lineage record of a retired batch was lost: upto stays put */
-    uint64_t gen;  /* bumped by hl_ltrack_set: batches covered before it no longer count */
+    int64_t upto; /* -1: unknown */
+    bool stuck;   /* a lineage record of a retired batch was lost: upto stays put */
+    uint64_t gen; /* bumped by hl_ltrack_set: batches covered before it no longer count */
 } mark_t;
 
 struct hl_ltrack {
     hl_ltrack_batch_t *head, *tail; /* oldest and newest batch not yet retired */
     size_t nbatches;
-    mark_t *marks;                  /* one per partition seen; a topic has few */
+    mark_t *marks; /* one per partition seen; a topic has few */
     size_t nmarks, mcap;
 };
 
-hl_ltrack_t *hl_ltrack_new(void) { return hl_xcalloc(1, sizeof(hl_ltrack_t)); }
+hl_ltrack_t *hl_ltrack_new(void)
+{
+    return hl_xcalloc(1, sizeof(hl_ltrack_t));
+}
 
 static void batch_free(hl_ltrack_batch_t *b)
 {
@@ -63,8 +66,10 @@ hl_ltrack_batch_t *hl_ltrack_open(hl_ltrack_t *t)
     hl_ltrack_batch_t *b = hl_xcalloc(1, sizeof(*b));
     b->covers = b->inline_covers;
     b->cap = INLINE_COVERS;
-    if (t->tail) t->tail->next_batch = b;
-    else t->head = b;
+    if (t->tail)
+        t->tail->next_batch = b;
+    else
+        t->head = b;
     t->tail = b;
     t->nbatches++;
     return b;
@@ -101,7 +106,10 @@ void hl_ltrack_cover(hl_ltrack_t *t, hl_ltrack_batch_t *b, int32_t partition, in
     b->covers[b->ncovers++] = (cover_t){partition, next, gen};
 }
 
-void hl_ltrack_expect(hl_ltrack_batch_t *b) { b->pending++; }
+void hl_ltrack_expect(hl_ltrack_batch_t *b)
+{
+    b->pending++;
+}
 
 /* Retires the oldest batches whose every report arrived, moving their partitions' marks. */
 static void retire(hl_ltrack_t *t)
@@ -111,8 +119,10 @@ static void retire(hl_ltrack_t *t)
         for (size_t i = 0; i < b->ncovers; i++) {
             mark_t *m = mark_of(t, b->covers[i].partition);
             if (b->covers[i].gen != m->gen) continue; /* from before the mark was last set */
-            if (b->failed) m->stuck = true;
-            else if (!m->stuck && b->covers[i].next > m->upto) m->upto = b->covers[i].next;
+            if (b->failed)
+                m->stuck = true;
+            else if (!m->stuck && b->covers[i].next > m->upto)
+                m->upto = b->covers[i].next;
         }
         t->head = b->next_batch;
         if (!t->head) t->tail = NULL;
@@ -149,4 +159,7 @@ void hl_ltrack_set(hl_ltrack_t *t, int32_t partition, int64_t upto)
     m->gen++;
 }
 
-size_t hl_ltrack_pending(const hl_ltrack_t *t) { return t->nbatches; }
+size_t hl_ltrack_pending(const hl_ltrack_t *t)
+{
+    return t->nbatches;
+}

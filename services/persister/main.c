@@ -29,15 +29,18 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) path = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0) path = argv[i] + 9;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s --config FILE\n"
                    "Writes hookline.events to Postgres in batches; see "
                    "services/persister/README.md.\n",
                    argv[0]);
             return 0;
-        } else return usage(argv[0]);
+        } else
+            return usage(argv[0]);
     }
     if (!path) return usage(argv[0]);
 

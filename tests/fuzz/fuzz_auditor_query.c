@@ -30,7 +30,10 @@ int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t de
 {
     return HL_EIO;
 }
-PGconn *hl_pg_pool_get(hl_pg_pool_t *p) { return NULL; }
+PGconn *hl_pg_pool_get(hl_pg_pool_t *p)
+{
+    return NULL;
+}
 void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken) {}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 262144) return 0;
-    if (g_path[0] == '\0') snprintf(g_path, sizeof g_path, "/tmp/hl-fuzz-ndjson-%ld", (long)getpid());
+    if (g_path[0] == '\0')
+        snprintf(g_path, sizeof g_path, "/tmp/hl-fuzz-ndjson-%ld", (long)getpid());
     FILE *f = fopen(g_path, "wb");
     if (!f) abort();
     if (size && fwrite(data, 1, size, f) != size) abort();

@@ -20,8 +20,8 @@ static void test_bearer(void **state)
     assert_int_equal(aud_auth_bearer("Bearer abc.DEF-_~+/=", &t, &n), 0);
     assert_int_equal(n, 13);
     assert_int_equal(aud_auth_bearer("bearer xyz", &t, &n), 0);
-    const char *bad[] = {NULL, "", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "Bearer a;b",
-                         "Bearer \xc3\xa9"};
+    const char *bad[] = {NULL,        "",           "Bearer",     "Bearer ",
+                         "Basic abc", "Bearer a b", "Bearer a;b", "Bearer \xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(aud_auth_bearer(bad[i], &t, &n), HL_EAUTH);
     char longtok[AUD_TOKEN_MAX + 16] = "Bearer ";
@@ -47,10 +47,10 @@ static void test_lookup_real_hash(void **state)
     (void)state;
     aud_tokens_t t = {NULL, 0};
     /* sha256("hello") */
-    assert_int_equal(aud_tokens_add(&t, "h",
-                                   "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
-                                   AUD_ROLE_ADMIN | AUD_ROLE_METRICS),
-                     0);
+    assert_int_equal(
+        aud_tokens_add(&t, "h", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+                       AUD_ROLE_ADMIN | AUD_ROLE_METRICS),
+        0);
     assert_int_equal(aud_tokens_roles(&t, "hello", 5), AUD_ROLE_ADMIN | AUD_ROLE_METRICS);
     assert_int_equal(aud_tokens_roles(&t, "hellO", 5), 0u);
     assert_int_equal(aud_tokens_roles(&t, "hell", 4), 0u);
@@ -67,7 +67,8 @@ static void test_matrix(void **state)
     assert_int_equal(aud_auth_required("POST", "/v1/checkpoints", &known), AUD_ROLE_ADMIN);
     assert_int_equal(aud_auth_required("GET", "/v1/checkpoints", &known),
                      AUD_ROLE_ADMIN | AUD_ROLE_AUDITOR);
-    assert_int_equal(aud_auth_required("GET", "/metrics", &known), AUD_ROLE_ADMIN | AUD_ROLE_METRICS);
+    assert_int_equal(aud_auth_required("GET", "/metrics", &known),
+                     AUD_ROLE_ADMIN | AUD_ROLE_METRICS);
     assert_int_equal(aud_auth_required("GET", "/v1/requests/abc", &known),
                      AUD_ROLE_ADMIN | AUD_ROLE_AUDITOR);
     (void)aud_auth_required("GET", "/v1/requests/", &known);

@@ -24,13 +24,15 @@ static void test_vectors(void **state)
     (void)state;
     unsigned char zero[AUD_CHAIN_HASH_LEN] = {0}, h1[AUD_CHAIN_HASH_LEN];
     char hex[65];
-    aud_chain_row_t r1 = {2, 1, 17, "0190a0a0-0000-7000-8000-000000000001", "ingress",
-                         INT64_C(1700000000000000), rec1, strlen(rec1)};
+    aud_chain_row_t r1 = {2,         1,
+                          17,        "0190a0a0-0000-7000-8000-000000000001",
+                          "ingress", INT64_C(1700000000000000),
+                          rec1,      strlen(rec1)};
     hash_of(zero, &r1, hex);
     assert_string_equal(hex, "3964e72ad718a9a0c5f18ba2b686002fbe5f7e4d414aeb703062b896369d61c0");
     assert_int_equal(aud_chain_unhex(hex, h1), 0);
-    aud_chain_row_t r2 = {2, 2, 18, "r2", "persisted", INT64_C(1700000000000001), rec2,
-                         strlen(rec2)};
+    aud_chain_row_t r2 = {2,    2,           18, "r2", "persisted", INT64_C(1700000000000001),
+                          rec2, strlen(rec2)};
     hash_of(h1, &r2, hex);
     assert_string_equal(hex, "9bea97e9f00410f0dcff0a5b4fb3422b83063ed2ce58ba6211363e533d8fe6f5");
 }

@@ -88,10 +88,9 @@ static void test_fmt_ms(void **state)
     static const struct {
         int64_t us;
         const char *want;
-    } cases[] = {{0, "0.000 ms"},       {250, "0.250 ms"},    {999, "0.999 ms"},
-                 {1234, "1.23 ms"},     {12345, "12.3 ms"},   {437000, "437 ms"},
-                 {999400, "999 ms"},    {4997119, "5.00 s"},  {12345678, "12.3 s"},
-                 {123456789, "123 s"}};
+    } cases[] = {{0, "0.000 ms"},      {250, "0.250 ms"},   {999, "0.999 ms"},  {1234, "1.23 ms"},
+                 {12345, "12.3 ms"},   {437000, "437 ms"},  {999400, "999 ms"}, {4997119, "5.00 s"},
+                 {12345678, "12.3 s"}, {123456789, "123 s"}};
     char buf[32];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aud_fmt_ms(cases[i].us, buf, sizeof buf);

@@ -95,7 +95,10 @@ static void test_parse_rejects(void **state)
     (void)state;
     aud_checkpoint_t cp;
     const char *bad[] = {
-        "", "{}", "[]", "{\"chain\":0}",
+        "",
+        "{}",
+        "[]",
+        "{\"chain\":0}",
         "{\"chain\":-1,\"seq\":1,\"hash\":\"" /* negative chain */
         "0000000000000000000000000000000000000000000000000000000000000000\",\"ts_us\":1,"
         "\"key_id\":\"0000000000000000\",\"signature\":\"00\"}",

@@ -39,12 +39,14 @@ static void test_good(void **state)
     assert_int_equal(r.duplicate, 1);
     assert_false(r.has_error_code);
     assert_string_equal(r.body_sha256, "");
-    assert_int_equal(parse("{\"v\":1,\"stage\":\"persisted\",\"request_id\":\"a\",\"ts_us\":1,"
-                           "\"body_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61"
-                           "f20015ad\"}",
-                           &r),
-                     0);
-    assert_string_equal(r.body_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(
+        parse("{\"v\":1,\"stage\":\"persisted\",\"request_id\":\"a\",\"ts_us\":1,"
+              "\"body_sha256\":\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61"
+              "f20015ad\"}",
+              &r),
+        0);
+    assert_string_equal(r.body_sha256,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void test_bad(void **state)
@@ -84,8 +86,9 @@ static void test_bad(void **state)
     /* Over-long source (65 bytes) and over the record cap. */
     char big[HL_REC_MAX_BYTES + 64];
     const char *why;
-    snprintf(big, sizeof big,
-             "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"source\":\"%065d\"}", 0);
+    snprintf(
+        big, sizeof big,
+        "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"source\":\"%065d\"}", 0);
     assert_int_not_equal(parse(big, &r), 0);
     memset(big, ' ', sizeof big);
     assert_int_equal(hl_record_parse(big, sizeof big, &r, &why), HL_ETOOBIG);

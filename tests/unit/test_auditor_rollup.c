@@ -53,8 +53,8 @@ static void test_in_order(void **state)
     aud_sample_t s[8];
     size_t n = 0;
     aud_pairs_init(&p, 4);
-    hl_record_t a = ingress("r1", 120000000, 1000), b = persisted("r1", 120000000, 120004000,
-                                                                   120006000);
+    hl_record_t a = ingress("r1", 120000000, 1000),
+                b = persisted("r1", 120000000, 120004000, 120006000);
     aud_samples_from_record(&p, &a, s, &n);
     assert_int_equal(n, 1);
     assert_int_equal(find(s, n, AUD_LAT_ACK), 1000);
@@ -99,9 +99,10 @@ static void test_outcome_class(void **state)
     static const struct {
         int64_t status;
         aud_outcome_t want;
-    } cases[] = {{202, AUD_OUT_ACCEPTED}, {200, AUD_OUT_ACCEPTED}, {299, AUD_OUT_ACCEPTED},
-                 {401, AUD_OUT_REJECTED}, {400, AUD_OUT_REJECTED}, {503, AUD_OUT_REJECTED},
-                 {199, AUD_OUT_REJECTED}, {300, AUD_OUT_REJECTED}, {HL_REC_ABSENT, AUD_OUT_ACCEPTED}};
+    } cases[] = {
+        {202, AUD_OUT_ACCEPTED}, {200, AUD_OUT_ACCEPTED}, {299, AUD_OUT_ACCEPTED},
+        {401, AUD_OUT_REJECTED}, {400, AUD_OUT_REJECTED}, {503, AUD_OUT_REJECTED},
+        {199, AUD_OUT_REJECTED}, {300, AUD_OUT_REJECTED}, {HL_REC_ABSENT, AUD_OUT_ACCEPTED}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aud_pairs_t p;
         aud_sample_t s[8];
@@ -168,10 +169,8 @@ static void test_live_and_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_in_order),
-        cmocka_unit_test(test_out_of_order),
-        cmocka_unit_test(test_outcome_class),
-        cmocka_unit_test(test_map_many),
+        cmocka_unit_test(test_in_order),       cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_outcome_class),  cmocka_unit_test(test_map_many),
         cmocka_unit_test(test_live_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,7 +150,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_added_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_manifest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_seal_refuses_subfolders_and_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_refuses_subfolders_and_bad_names, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

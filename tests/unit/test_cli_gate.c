@@ -17,11 +17,21 @@
 
 static cli_results_t good(void)
 {
-    return (cli_results_t){.sent = 31500, .accepted = 31500, .acceptance_ratio = 1.0,
-                           .error_rate = 0.0, .p50_ms = 1.0, .p95_ms = 3.0, .p99_ms = 6.0,
-                           .p999_ms = 20.0, .max_ms = 40.0, .throughput_rps = 5000,
-                           .idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
-                           .lineage_coverage = 1.0, .chains_failed = 0};
+    return (cli_results_t){.sent = 31500,
+                           .accepted = 31500,
+                           .acceptance_ratio = 1.0,
+                           .error_rate = 0.0,
+                           .p50_ms = 1.0,
+                           .p95_ms = 3.0,
+                           .p99_ms = 6.0,
+                           .p999_ms = 20.0,
+                           .max_ms = 40.0,
+                           .throughput_rps = 5000,
+                           .idempotency_violations = 0,
+                           .ordering_violations = 0,
+                           .gaps = 0,
+                           .lineage_coverage = 1.0,
+                           .chains_failed = 0};
 }
 
 static const cli_gate_row_t *row(const cli_gate_t *g, const char *key)
@@ -42,7 +52,8 @@ static void expect_only(const cli_results_t *r, const char *key)
     for (size_t i = 0; i < g.nrows; i++) {
         int is = strcmp(g.rows[i].key, key) == 0;
         if (is && g.rows[i].verdict != CLI_GATE_FAIL) fail_msg("%s should FAIL", key);
-        if (!is && g.rows[i].verdict != CLI_GATE_PASS) fail_msg("%s failed with %s", g.rows[i].key, key);
+        if (!is && g.rows[i].verdict != CLI_GATE_PASS)
+            fail_msg("%s failed with %s", g.rows[i].key, key);
     }
 }
 
@@ -121,8 +132,8 @@ static void test_not_measured_and_skipped(void **state)
     assert_int_equal(row(&g, "lineage_coverage_min")->verdict, CLI_GATE_SKIP);
     assert_non_null(strstr(row(&g, "lineage_coverage_min")->note, "no-auditor"));
     /* Nothing sent is never a pass. */
-    r = (cli_results_t){.idempotency_violations = 0, .ordering_violations = 0, .gaps = 0,
-                        .lineage_coverage = 1};
+    r = (cli_results_t){
+        .idempotency_violations = 0, .ordering_violations = 0, .gaps = 0, .lineage_coverage = 1};
     cli_gate_eval(&c, &r, &g);
     assert_false(g.pass);
 }
@@ -185,10 +196,23 @@ static void test_results_roundtrip(void **state)
     cli_gate_t g;
     cli_gate_eval(&c, &r, &g);
     json_t *j = cli_results_json(&r, &g, &c, NULL);
-    const char *need[] = {"sent", "accepted", "acceptance_ratio", "error_rate", "retries",
-                          "p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "throughput_rps",
-                          "idempotency_violations", "ordering_violations", "gaps",
-                          "lineage_coverage", "gate", "criteria"};
+    const char *need[] = {"sent",
+                          "accepted",
+                          "acceptance_ratio",
+                          "error_rate",
+                          "retries",
+                          "p50_ms",
+                          "p95_ms",
+                          "p99_ms",
+                          "p999_ms",
+                          "max_ms",
+                          "throughput_rps",
+                          "idempotency_violations",
+                          "ordering_violations",
+                          "gaps",
+                          "lineage_coverage",
+                          "gate",
+                          "criteria"};
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
         if (!json_object_get(j, need[i])) fail_msg("results.json lacks %s", need[i]);
     assert_string_equal(json_string_value(json_object_get(j, "gate")), "FAIL");
@@ -243,9 +267,9 @@ static void test_budget_csv_svg(void **state)
 {
     (void)state;
     hl_hist_t *h = hl_hist_new();
-    hl_hist_record_n(h, 1000, 980);   /* 1 ms */
-    hl_hist_record_n(h, 150000, 15);  /* 150 ms: over p95's 120 ms */
-    hl_hist_record_n(h, 300000, 5);   /* 300 ms: over both */
+    hl_hist_record_n(h, 1000, 980);  /* 1 ms */
+    hl_hist_record_n(h, 150000, 15); /* 150 ms: over p95's 120 ms */
+    hl_hist_record_n(h, 300000, 5);  /* 300 ms: over both */
     cli_results_t r = good();
     r.sent = 1000;
     r.accepted = 990;

@@ -38,9 +38,9 @@ typedef struct {
     atomic_int stop;
     atomic_int requests;
     pthread_mutex_t mu;
-    char log[64][128];      /* "message_id event_type" per request, in arrival order */
+    char log[64][128]; /* "message_id event_type" per request, in arrival order */
     int nlog;
-    atomic_int retry_seen;  /* replay: 503s sent */
+    atomic_int retry_seen; /* replay: 503s sent */
 } server_t;
 
 static server_t srv;
@@ -85,12 +85,14 @@ static int reply_replay(server_t *s, const char *body, char *out, size_t cap)
         return snprintf(out, cap, "HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\n{}");
     if (strcmp(type, "delivered") == 0 && !seen_before) {
         atomic_fetch_add(&s->retry_seen, 1);
-        return snprintf(out, cap, "HTTP/1.1 503 Unavailable\r\nRetry-After: 0\r\nContent-Length: 2\r\n\r\n{}");
+        return snprintf(
+            out, cap, "HTTP/1.1 503 Unavailable\r\nRetry-After: 0\r\nContent-Length: 2\r\n\r\n{}");
     }
-    return snprintf(out, cap,
-                    "HTTP/1.1 202 Accepted\r\nX-Request-Id: 0190a0b0-0000-7000-8000-00000000000%d\r\n"
-                    "Content-Length: 21\r\n\r\n{\"status\":\"accepted\"}",
-                    atomic_load(&s->requests) % 10);
+    return snprintf(
+        out, cap,
+        "HTTP/1.1 202 Accepted\r\nX-Request-Id: 0190a0b0-0000-7000-8000-00000000000%d\r\n"
+        "Content-Length: 21\r\n\r\n{\"status\":\"accepted\"}",
+        atomic_load(&s->requests) % 10);
 }
 
 static void *conn_main(void *arg)
@@ -124,12 +126,14 @@ static void *conn_main(void *arg)
                              "Content-Length: 5\r\n\r\nhello");
                 break;
             case MODE_CHUNKED:
-                n = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                               "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+                n = snprintf(out, sizeof(out),
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
                 break;
             case MODE_CLOSE:
-                n = snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                                               "Content-Length: 2\r\n\r\nok");
+                n = snprintf(out, sizeof(out),
+                             "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                             "Content-Length: 2\r\n\r\nok");
                 close_after = 1;
                 break;
             case MODE_BIG:
@@ -306,9 +310,14 @@ static void test_replay_order_retry_skip(void **state)
     cli_workload_t w = {0};
     char err[128];
     assert_int_equal(cli_wl_synth(&so, &w, err, sizeof(err)), 0);
-    cli_replay_opts_t ro = {.host = "127.0.0.1", .port = srv.port, .path = "/v1/webhooks/demo",
-                            .content_type = "application/json", .concurrency = 2,
-                            .max_retries = 3, .max_retry_wait_ms = 1000, .timeout_ms = 2000};
+    cli_replay_opts_t ro = {.host = "127.0.0.1",
+                            .port = srv.port,
+                            .path = "/v1/webhooks/demo",
+                            .content_type = "application/json",
+                            .concurrency = 2,
+                            .max_retries = 3,
+                            .max_retry_wait_ms = 1000,
+                            .timeout_ms = 2000};
     cli_replay_results_t r;
     assert_int_equal(cli_replay_run(&ro, &w, &r), 0);
     /* m1: processed refused (400), its delivered and open never sent. */

@@ -88,13 +88,13 @@ static void test_same_id(void **state)
 static void test_both_refuse(void **state)
 {
     (void)state;
-    same_id("/ids/01", NULL);  /* a leading zero is not index 1 */
+    same_id("/ids/01", NULL); /* a leading zero is not index 1 */
     same_id("/ids/-", NULL);
     same_id("/ids/2", NULL);
     same_id("/ids/+1", NULL);
     same_id("/a~2b/m~0n", NULL);
     same_id("ids/0", NULL);
-    same_id("/n", NULL);       /* a number is not an id */
+    same_id("/n", NULL); /* a number is not an id */
     same_id("/empty", NULL);
     same_id("/missing", NULL);
 }

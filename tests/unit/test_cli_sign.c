@@ -40,13 +40,16 @@ static void test_standard_v1_vector(void **state)
     cli_signer_t *s = signer(CLI_SIGN_STANDARD, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     const char *body = "{\"test\": 2432232314}";
     cli_sign_headers_t h;
-    assert_int_equal(cli_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body), &h), 0);
-    assert_string_equal(header(&h, "webhook-signature"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    assert_int_equal(
+        cli_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body), &h), 0);
+    assert_string_equal(header(&h, "webhook-signature"),
+                        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     assert_string_equal(header(&h, "webhook-id"), "msg_p5jXN8AQM9LWM0D4loKWxJek");
     assert_string_equal(header(&h, "webhook-timestamp"), "1614265330");
     /* A different body must change the signature. */
     assert_int_equal(cli_sign(s, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, "{}", 2, &h), 0);
-    assert_string_not_equal(header(&h, "webhook-signature"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    assert_string_not_equal(header(&h, "webhook-signature"),
+                            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     cli_signer_free(s);
 }
 
@@ -78,7 +81,8 @@ static void test_hmac_hex_prefix_and_base64(void **state)
     const char *body = "{\"a\":1}";
     char err[128], hex[65], want[128];
     cli_signer_t *s = NULL;
-    cli_sign_opts_t o = {.scheme = CLI_SIGN_HMAC, .header = "X-Hub-Signature-256", .prefix = "sha256="};
+    cli_sign_opts_t o = {
+        .scheme = CLI_SIGN_HMAC, .header = "X-Hub-Signature-256", .prefix = "sha256="};
     assert_int_equal(cli_signer_new(&o, "topsecret", 9, &s, err, sizeof(err)), 0);
     cli_sign_headers_t h;
     assert_int_equal(cli_sign(s, NULL, 0, body, strlen(body), &h), 0);
@@ -135,12 +139,14 @@ static void test_v1a_ed25519_verifies(void **state)
     const char *content = "msg_1.1700000000.{\"type\":\"x\"}";
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k), 1);
-    assert_int_equal(EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)content, strlen(content)), 1);
+    assert_int_equal(
+        EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)content, strlen(content)), 1);
     /* A tampered body does not verify. */
     EVP_MD_CTX_free(ctx);
     ctx = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k), 1);
-    assert_int_not_equal(EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)"msg_1.1700000000.{}", 19), 1);
+    assert_int_not_equal(
+        EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)"msg_1.1700000000.{}", 19), 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
     cli_signer_free(s);
@@ -171,7 +177,8 @@ static void test_sendgrid_ecdsa_verifies(void **state)
     const char *content = "1700000123[{\"event\":\"open\"}]";
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k), 1);
-    assert_int_equal(EVP_DigestVerify(ctx, der, (size_t)dl, (const unsigned char *)content, strlen(content)), 1);
+    assert_int_equal(
+        EVP_DigestVerify(ctx, der, (size_t)dl, (const unsigned char *)content, strlen(content)), 1);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(k);
     cli_signer_free(s);

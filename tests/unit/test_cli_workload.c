@@ -16,8 +16,12 @@
 
 static cli_wl_synth_opts_t base(void)
 {
-    return (cli_wl_synth_opts_t){.seed = 7, .count = 30, .events_per_message = 3,
-                                 .duplicate_ratio = 0.2, .payload_bytes = 300, .run_id = "t"};
+    return (cli_wl_synth_opts_t){.seed = 7,
+                                 .count = 30,
+                                 .events_per_message = 3,
+                                 .duplicate_ratio = 0.2,
+                                 .payload_bytes = 300,
+                                 .run_id = "t"};
 }
 
 static void test_same_seed_same_bytes(void **state)
@@ -37,7 +41,8 @@ static void test_same_seed_same_bytes(void **state)
         assert_int_equal(a.msgs[m].nreqs, b.msgs[m].nreqs);
         for (size_t i = 0; i < a.msgs[m].nreqs; i++) {
             assert_int_equal(a.msgs[m].reqs[i].body_len, b.msgs[m].reqs[i].body_len);
-            assert_memory_equal(a.msgs[m].reqs[i].body, b.msgs[m].reqs[i].body, a.msgs[m].reqs[i].body_len);
+            assert_memory_equal(a.msgs[m].reqs[i].body, b.msgs[m].reqs[i].body,
+                                a.msgs[m].reqs[i].body_len);
         }
         if (strcmp(a.msgs[m].reqs[0].body, c.msgs[m].reqs[0].body) != 0) differs = 1;
     }
@@ -69,7 +74,8 @@ static void test_shape(void **state)
             assert_string_equal(r->delivery_id, w.msgs[m].message_id);
             json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
             assert_non_null(j);
-            assert_string_equal(json_string_value(json_object_get(j, "messageId")), w.msgs[m].message_id);
+            assert_string_equal(json_string_value(json_object_get(j, "messageId")),
+                                w.msgs[m].message_id);
             assert_string_equal(json_string_value(json_object_get(j, "eventType")), order[i]);
             assert_string_equal(json_string_value(json_object_get(j, "type")), order[i]);
             json_decref(j);
@@ -145,12 +151,12 @@ static char *write_tmp(const char *text)
 static void test_ndjson_good(void **state)
 {
     (void)state;
-    const char *text =
-        "{\"headers\":{\"Content-Type\":\"application/json\",\"webhook-id\":\"d1\"},"
-        "\"body\":\"{\\\"messageId\\\":\\\"a\\\",\\\"eventType\\\":\\\"x\\\"}\"}\n"
-        "\n"
-        "{\"body\":{\"messageId\":\"b\",\"eventType\":\"y\"}}\n"
-        "{\"headers\":{\"Content-Length\":\"99\"},\"body\":{\"messageId\":\"a\",\"eventType\":\"z\"}}\n";
+    const char *text = "{\"headers\":{\"Content-Type\":\"application/json\",\"webhook-id\":\"d1\"},"
+                       "\"body\":\"{\\\"messageId\\\":\\\"a\\\",\\\"eventType\\\":\\\"x\\\"}\"}\n"
+                       "\n"
+                       "{\"body\":{\"messageId\":\"b\",\"eventType\":\"y\"}}\n"
+                       "{\"headers\":{\"Content-Length\":\"99\"},\"body\":{\"messageId\":\"a\","
+                       "\"eventType\":\"z\"}}\n";
     char *p = write_tmp(text);
     cli_workload_t w = {0};
     char err[256];
@@ -197,8 +203,8 @@ static void test_ndjson_bad(void **state)
     expect_bad("{\"body\":42}\n", HL_EPARSE, "string or an object");
     expect_bad("{\"body\":{\"messageId\":\"a\"},\"headers\":[1]}\n", HL_EPARSE, "headers");
     expect_bad("{\"body\":{\"messageId\":\"a\"},\"headers\":{\"X\":1}}\n", HL_EPARSE, "strings");
-    expect_bad("{\"body\":{\"messageId\":\"a\"},\"headers\":{\"X\":\"a\\r\\nEvil: 1\"}}\n", HL_EPARSE,
-               "line break");
+    expect_bad("{\"body\":{\"messageId\":\"a\"},\"headers\":{\"X\":\"a\\r\\nEvil: 1\"}}\n",
+               HL_EPARSE, "line break");
     expect_bad("\n\n", HL_EPARSE, "no requests");
     /* Over 32 headers. */
     char big[4096];
@@ -252,7 +258,8 @@ static void test_ledger_roundtrip(void **state)
     assert_int_equal(back.nreqs, w.nreqs);
     assert_int_equal(back.ndups, w.ndups);
     assert_int_equal(back.msgs[0].reqs[0].out.status, 202);
-    assert_string_equal(back.msgs[0].reqs[0].out.request_id, "0190a0b0-0000-7000-8000-000000000001");
+    assert_string_equal(back.msgs[0].reqs[0].out.request_id,
+                        "0190a0b0-0000-7000-8000-000000000001");
     assert_string_equal(back.msgs[2].message_id, w.msgs[2].message_id);
     cli_wl_free(&back);
     /* A line without the required fields names its line. */

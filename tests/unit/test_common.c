@@ -678,7 +678,8 @@ static void test_codec(void **state)
     assert_int_equal(hl_base64_decode("a=k=", 4, out, sizeof(out)), HL_EPARSE);
     assert_int_equal(hl_base64_decode("====", 4, out, sizeof(out)), HL_EPARSE);
     assert_int_equal(hl_base64_decode("", 0, out, sizeof(out)), HL_EPARSE);
-    assert_int_equal(hl_base64_decode("AAAAAAAAAAAAAAAAAAAAAAAA", 24, out, sizeof(out)), HL_ETOOBIG);
+    assert_int_equal(hl_base64_decode("AAAAAAAAAAAAAAAAAAAAAAAA", 24, out, sizeof(out)),
+                     HL_ETOOBIG);
     char enc[16];
     assert_int_equal(hl_base64_encode((const unsigned char *)"hi", 2, enc, sizeof(enc)), 4);
     assert_string_equal(enc, "aGk=");

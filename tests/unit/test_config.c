@@ -491,9 +491,9 @@ typedef struct {
     uint32_t width;
 } keyed_config_t;
 
-#define KEYED_KEYS(X)                                                                           \
-    X(STR, label, "plain", 1, 8, "HLTEST_LABEL", "a short label")                               \
-    X(U32, depth, 3, 1, 10, "HLTEST_DEPTH", "how deep")                                         \
+#define KEYED_KEYS(X)                                                                              \
+    X(STR, label, "plain", 1, 8, "HLTEST_LABEL", "a short label")                                  \
+    X(U32, depth, 3, 1, 10, "HLTEST_DEPTH", "how deep")                                            \
     X(U32, width, 7, 2, 9, NULL, "how wide, no override")
 #define KEYED_ROW(...) HL_CONFIG_KEY(keyed_config_t, __VA_ARGS__)
 static const hl_config_key_t keyed_keys[] = {KEYED_KEYS(KEYED_ROW)};

@@ -38,7 +38,7 @@ typedef struct {
 
 typedef struct {
     int status;
-    char head[8192];  /* status line and headers, NUL-terminated */
+    char head[8192]; /* status line and headers, NUL-terminated */
     char body[RESP_CAP];
     size_t body_len;
     long content_length; /* -1 when absent */
@@ -124,7 +124,8 @@ static int tcp_connect(int port)
     assert_true(fd >= 0);
     struct timeval tv = {5, 0}; /* a hung server fails the test instead of hanging it */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
@@ -134,9 +135,9 @@ static int request_on(conn_t *c, const char *method, const char *path, const cha
                       bool keep_alive, resp_t *r)
 {
     char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: %s\r\n\r\n", method,
-                     path, extra ? extra : "", keep_alive ? "keep-alive" : "close");
+    int n =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: %s\r\n\r\n",
+                 method, path, extra ? extra : "", keep_alive ? "keep-alive" : "close");
     assert_int_equal(conn_write(c, req, (size_t)n), n);
     return read_response_ex(c, r, strcmp(method, "HEAD") == 0);
 }
@@ -175,8 +176,7 @@ static bool is_ready(void *arg)
 static int echo_handler(struct mg_connection *c, void *arg)
 {
     static const char body[] = "{\"echo\":true}";
-    hl_http_send(c, 202, "application/json", "rid-echo", "X-Extra: 1\r\n", body,
-                 sizeof body - 1);
+    hl_http_send(c, 202, "application/json", "rid-echo", "X-Extra: 1\r\n", body, sizeof body - 1);
     return 202;
 }
 
@@ -306,8 +306,7 @@ static void test_handler_and_keep_alive(void **state)
         assert_string_equal(v, "1");
     }
     /* HEAD announces the length but sends no body: the next answer must start cleanly. */
-    assert_int_equal(request_on(&c, "HEAD", "/healthz", NULL, true, &r) == 0 ? r.status : -1,
-                     200);
+    assert_int_equal(request_on(&c, "HEAD", "/healthz", NULL, true, &r) == 0 ? r.status : -1, 200);
     assert_int_equal(r.content_length, 15);
     assert_int_equal(request_on(&c, "GET", "/healthz", NULL, true, &r), 0);
     assert_int_equal(r.status, 200);
@@ -565,8 +564,8 @@ static int tls_setup(void **state)
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
     X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
     X509_set_issuer_name(x, name);
     assert_true(X509_sign(x, key, EVP_sha256()) > 0);
     write_pem(tls_files.cert, x, NULL);
@@ -626,8 +625,11 @@ static hl_httpd_t *start_tls(const char *cert, const char *key, int *port)
     static char listen[32];
     *port = free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
-    hl_http_config_t h = {.listen = listen, .threads = 2, .request_timeout_ms = 2000,
-                          .tls_cert = (char *)cert, .tls_key = (char *)key};
+    hl_http_config_t h = {.listen = listen,
+                          .threads = 2,
+                          .request_timeout_ms = 2000,
+                          .tls_cert = (char *)cert,
+                          .tls_key = (char *)key};
     char err[256] = "";
     hl_httpd_t *s = hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err);
     if (s == NULL) fail_msg("tls start: %s", err);
@@ -665,9 +667,8 @@ static void test_tls_floor(void **state)
     tls_close(ssl, ctx, fd);
     /* Plain HTTP on the TLS port gets no HTTP answer. */
     conn_t plain = {.fd = tcp_connect(port)};
-    assert_int_not_equal(request_on(&plain, "GET", "/healthz", NULL, false, &r) == 0 &&
-                             r.status == 200,
-                         1);
+    assert_int_not_equal(
+        request_on(&plain, "GET", "/healthz", NULL, false, &r) == 0 && r.status == 200, 1);
     close(plain.fd);
     hl_httpd_stop(s);
 
@@ -686,8 +687,8 @@ static void test_tls_floor(void **state)
     EVP_PKEY_free(other);
     char listen[32], err[256] = "";
     snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
-    hl_http_config_t h = {.listen = listen, .threads = 2, .tls_cert = tls_files.cert,
-                          .tls_key = wrong};
+    hl_http_config_t h = {
+        .listen = listen, .threads = 2, .tls_cert = tls_files.cert, .tls_key = wrong};
     assert_null(hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "tls"));
     unlink(wrong);
@@ -697,9 +698,9 @@ static void test_tls_floor(void **state)
 
 typedef struct {
     atomic_bool live, ready;
-    atomic_int workers;  /* worker_start calls less worker_stop calls */
-    atomic_int opened;   /* conn_open calls */
-    atomic_int refused;  /* refuse calls */
+    atomic_int workers; /* worker_start calls less worker_stop calls */
+    atomic_int opened;  /* conn_open calls */
+    atomic_int refused; /* refuse calls */
 } hooks_t;
 
 static bool probe_live(void *arg, hl_probe_t *p)
@@ -762,10 +763,15 @@ static void test_start_with_hooks(void **state)
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(mlisten, sizeof mlisten, "127.0.0.1:%d", mport);
     hl_http_config_t h = {.listen = listen, .threads = 2, .request_timeout_ms = 2000};
-    hl_httpd_opts_t o = {.metrics_listen = mlisten, .max_header_bytes = 2048,
-                         .live = probe_live, .ready = probe_ready, .arg = &hk,
-                         .worker_start = hook_worker_start, .worker_stop = hook_worker_stop,
-                         .conn_open = hook_conn_open, .refuse = hook_refuse};
+    hl_httpd_opts_t o = {.metrics_listen = mlisten,
+                         .max_header_bytes = 2048,
+                         .live = probe_live,
+                         .ready = probe_ready,
+                         .arg = &hk,
+                         .worker_start = hook_worker_start,
+                         .worker_stop = hook_worker_stop,
+                         .conn_open = hook_conn_open,
+                         .refuse = hook_refuse};
     hl_httpd_t *s = hl_httpd_start_with(&h, m, &o, err, sizeof err);
     if (s == NULL) fail_msg("start: %s", err);
     hl_httpd_handle(s, "/worker$", worker_handler, NULL);

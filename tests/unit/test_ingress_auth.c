@@ -42,13 +42,13 @@ static void test_vectors(void **state)
         {
             assert_true(nh < 8);
             hv[nh++] = (hl_sig_header_t){json_string_value(json_array_get(pair, 0)),
-                                      json_string_value(json_array_get(pair, 1))};
+                                         json_string_value(json_array_get(pair, 1))};
         }
         hl_sig_headers_t h = {hv, nh};
         const char *body = json_string_value(json_object_get(v, "body"));
         json_t *vnow = json_object_get(v, "now");
         hl_sig_result_t r = hl_sig_verify(&a, &h, (const unsigned char *)body, strlen(body),
-                                              vnow ? json_integer_value(vnow) : now);
+                                          vnow ? json_integer_value(vnow) : now);
         const char *got = r == HL_SIG_OK ? "ok" : hl_sig_code(r);
         const char *want = json_string_value(json_object_get(v, "expect"));
         if (strcmp(got, want) != 0)
@@ -71,15 +71,17 @@ static hl_sig_result_t std_with(const char *name, const char *value, int extra)
     char err[128];
     hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
     assert_int_equal(hl_sig_add_key(&a, STD_SECRET, strlen(STD_SECRET), err, sizeof(err)), 0);
-    hl_sig_header_t hv[4] = {{"webhook-id", STD_ID}, {"webhook-timestamp", STD_TS},
-                          {"webhook-signature", STD_SIG}};
+    hl_sig_header_t hv[4] = {
+        {"webhook-id", STD_ID}, {"webhook-timestamp", STD_TS}, {"webhook-signature", STD_SIG}};
     size_t n = 3;
-    if (extra) hv[n++] = (hl_sig_header_t){name, value};
+    if (extra)
+        hv[n++] = (hl_sig_header_t){name, value};
     else
         for (size_t i = 0; i < 3; i++)
             if (strcmp(hv[i].name, name) == 0) hv[i].value = value;
     hl_sig_headers_t h = {hv, n};
-    hl_sig_result_t r = hl_sig_verify(&a, &h, (const unsigned char *)STD_BODY, strlen(STD_BODY), STD_NOW);
+    hl_sig_result_t r =
+        hl_sig_verify(&a, &h, (const unsigned char *)STD_BODY, strlen(STD_BODY), STD_NOW);
     hl_sig_deinit(&a);
     return r;
 }
@@ -91,10 +93,17 @@ static void test_standard_malformed(void **state)
     assert_int_equal(std_with("webhook-signature", STD_SIG, 0), HL_SIG_OK);
     assert_int_equal(std_with("webhook-signature", "", 0), HL_SIG_MALFORMED);
     assert_int_equal(std_with("webhook-signature", "v1,", 0), HL_SIG_MALFORMED);
-    assert_int_equal(std_with("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVl", 0), HL_SIG_MALFORMED);
-    assert_int_equal(std_with("webhook-signature", "v1,g0hM9SsE*OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 0), HL_SIG_MALFORMED);
-    assert_int_equal(std_with("webhook-signature", "v1 g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 0), HL_SIG_MALFORMED);
-    assert_int_equal(std_with("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 0), HL_SIG_BAD);
+    assert_int_equal(std_with("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVl", 0),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(
+        std_with("webhook-signature", "v1,g0hM9SsE*OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 0),
+        HL_SIG_MALFORMED);
+    assert_int_equal(
+        std_with("webhook-signature", "v1 g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", 0),
+        HL_SIG_MALFORMED);
+    assert_int_equal(
+        std_with("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 0),
+        HL_SIG_BAD);
     memset(huge, 'A', sizeof(huge) - 1);
     memcpy(huge, "v1,", 3);
     assert_int_equal(std_with("webhook-signature", huge, 0), HL_SIG_MALFORMED);
@@ -145,7 +154,8 @@ static void test_standard_missing(void **state)
     h.n = 0;
     assert_int_equal(hl_sig_verify(&a, &h, b, strlen(STD_BODY), STD_NOW), HL_SIG_MISSING);
     /* Mixed prefixes do not combine: webhook-signature with svix-id is missing webhook-id. */
-    hl_sig_header_t mixed[] = {{"svix-id", STD_ID}, {"webhook-timestamp", STD_TS}, {"webhook-signature", STD_SIG}};
+    hl_sig_header_t mixed[] = {
+        {"svix-id", STD_ID}, {"webhook-timestamp", STD_TS}, {"webhook-signature", STD_SIG}};
     h = (hl_sig_headers_t){mixed, 3};
     assert_int_equal(hl_sig_verify(&a, &h, b, strlen(STD_BODY), STD_NOW), HL_SIG_MISSING);
     hl_sig_deinit(&a);
@@ -173,8 +183,14 @@ static void test_stripe_malformed(void **state)
     assert_int_equal(stripe_with("t=1700000000", 0), HL_SIG_MALFORMED);
     assert_int_equal(stripe_with("v1=" HEX64, 0), HL_SIG_MALFORMED);
     assert_int_equal(stripe_with("t=1700000000,t=1700000001,v1=" HEX64, 0), HL_SIG_MALFORMED);
-    assert_int_equal(stripe_with("t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8b", 0), HL_SIG_MALFORMED);
-    assert_int_equal(stripe_with("t=1700000000,v1=zz57a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd", 0), HL_SIG_MALFORMED);
+    assert_int_equal(
+        stripe_with(
+            "t=1700000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8b", 0),
+        HL_SIG_MALFORMED);
+    assert_int_equal(
+        stripe_with(
+            "t=1700000000,v1=zz57a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd", 0),
+        HL_SIG_MALFORMED);
     assert_int_equal(stripe_with("t=1700000000,v1", 0), HL_SIG_MALFORMED);
     assert_int_equal(stripe_with("t=1700000000,,v1=" HEX64, 0), HL_SIG_MALFORMED);
     assert_int_equal(stripe_with("t=abc,v1=" HEX64, 0), HL_SIG_MALFORMED);
@@ -186,7 +202,7 @@ static void test_stripe_malformed(void **state)
 }
 
 static hl_sig_result_t hmac_with(const char *header, const char *value, hl_sig_encoding_t enc,
-                                   const char *prefix)
+                                 const char *prefix)
 {
     hl_sig_t a;
     char err[128];
@@ -208,18 +224,37 @@ static hl_sig_result_t hmac_with(const char *header, const char *value, hl_sig_e
 
 static void test_hmac_malformed(void **state)
 {
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="), HL_SIG_OK);
-    assert_int_equal(hmac_with("x-hub-signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="), HL_SIG_OK);
+    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_OK);
+    assert_int_equal(hmac_with("x-hub-signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_OK);
     assert_int_equal(hmac_with("X-Hub-Signature-256", GH_B64, HL_SIG_ENC_BASE64, ""), HL_SIG_OK);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, ""), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", GH_HEX, HL_SIG_ENC_HEX, "sha256="), HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" GH_HEX, HL_SIG_ENC_HEX, ""),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256", GH_HEX, HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_MALFORMED);
     assert_int_equal(hmac_with("X-Hub-Signature-256", "", HL_SIG_ENC_HEX, ""), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=", HL_SIG_ENC_HEX, "sha256="), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1", HL_SIG_ENC_HEX, "sha256="), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc", HL_SIG_ENC_BASE64, ""), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "dXEH6g6yUJ_CESIczphLijdXC211hsIsRvQ3nIsEPhc=", HL_SIG_ENC_BASE64, ""), HL_SIG_MALFORMED);
-    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=" "857107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", HL_SIG_ENC_HEX, "sha256="), HL_SIG_BAD);
-    assert_int_equal(hmac_with("X-Other-Header", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="), HL_SIG_MISSING);
+    assert_int_equal(hmac_with("X-Hub-Signature-256", "sha256=", HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256",
+                               "sha256="
+                               "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",
+                               HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256", "dXEH6g6yUJ/CESIczphLijdXC211hsIsRvQ3nIsEPhc",
+                               HL_SIG_ENC_BASE64, ""),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256",
+                               "dXEH6g6yUJ_CESIczphLijdXC211hsIsRvQ3nIsEPhc=", HL_SIG_ENC_BASE64,
+                               ""),
+                     HL_SIG_MALFORMED);
+    assert_int_equal(hmac_with("X-Hub-Signature-256",
+                               "sha256="
+                               "857107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+                               HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_BAD);
+    assert_int_equal(hmac_with("X-Other-Header", "sha256=" GH_HEX, HL_SIG_ENC_HEX, "sha256="),
+                     HL_SIG_MISSING);
     memset(huge, 'a', sizeof(huge) - 1);
     assert_int_equal(hmac_with("X-Hub-Signature-256", huge, HL_SIG_ENC_HEX, ""), HL_SIG_MALFORMED);
 }
@@ -261,8 +296,9 @@ static void test_sendgrid_malformed(void **state)
     assert_non_null(root);
     json_t *v = NULL, *it;
     size_t i;
-    json_array_foreach(json_object_get(root, "vectors"), i, it)
-        if (strcmp(json_string_value(json_object_get(it, "name")), "sendgrid valid") == 0) v = it;
+    json_array_foreach(json_object_get(root, "vectors"), i,
+                       it) if (strcmp(json_string_value(json_object_get(it, "name")),
+                                      "sendgrid valid") == 0) v = it;
     assert_non_null(v);
     hl_sig_t a;
     sig_vector_load(&a, v, 300);
@@ -275,12 +311,16 @@ static void test_sendgrid_malformed(void **state)
     int64_t now = json_integer_value(json_object_get(root, "now"));
     char trunc[256];
     snprintf(trunc, sizeof(trunc), "%.*s", (int)strlen(sig) - 8, sig);
-    struct { const char *sig, *ts; int nsig; hl_sig_result_t want; } cases[] = {
+    struct {
+        const char *sig, *ts;
+        int nsig;
+        hl_sig_result_t want;
+    } cases[] = {
         {sig, ts, 1, HL_SIG_OK},
         {"", ts, 1, HL_SIG_MALFORMED},
         {"!!!!", ts, 1, HL_SIG_MALFORMED},
         {"AAAAAAAAAAAAAAAA", ts, 1, HL_SIG_MALFORMED}, /* base64, but not DER */
-        {"MAYCAQECAQE=", ts, 1, HL_SIG_BAD}, /* DER (r=1, s=1), but wrong */
+        {"MAYCAQECAQE=", ts, 1, HL_SIG_BAD},           /* DER (r=1, s=1), but wrong */
         {trunc, ts, 1, HL_SIG_MALFORMED},
         {sig, "", 1, HL_SIG_MALFORMED},
         {sig, "17OOOOOOOO", 1, HL_SIG_MALFORMED},
@@ -291,10 +331,12 @@ static void test_sendgrid_malformed(void **state)
     memset(huge, 'A', sizeof(huge) - 1);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         hl_sig_header_t hv[3] = {{"X-Twilio-Email-Event-Webhook-Signature", cases[c].sig},
-                              {"X-Twilio-Email-Event-Webhook-Timestamp", cases[c].ts},
-                              {"X-Twilio-Email-Event-Webhook-Signature", cases[c].sig}};
+                                 {"X-Twilio-Email-Event-Webhook-Timestamp", cases[c].ts},
+                                 {"X-Twilio-Email-Event-Webhook-Signature", cases[c].sig}};
         hl_sig_headers_t h = {hv, cases[c].ts ? 2 : 1};
-        if (cases[c].nsig == 2) hv[1] = hv[2], hv[2] = (hl_sig_header_t){"X-Twilio-Email-Event-Webhook-Timestamp", ts}, h.n = 3;
+        if (cases[c].nsig == 2)
+            hv[1] = hv[2], hv[2] = (hl_sig_header_t){"X-Twilio-Email-Event-Webhook-Timestamp", ts},
+            h.n = 3;
         hl_sig_result_t r = hl_sig_verify(&a, &h, b, bl, now);
         if (r != cases[c].want) fail_msg("sendgrid case %zu: got %d want %d", c, r, cases[c].want);
     }
@@ -308,12 +350,14 @@ static void test_key_loading(void **state)
     char err[128];
     hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
     assert_int_equal(hl_sig_add_key(&a, "whsec_!!!", 9, err, sizeof(err)), HL_ECONFIG);
-    assert_int_equal(hl_sig_add_key(&a, "whsec_AAAA", 10, err, sizeof(err)), HL_ECONFIG); /* 3 bytes */
+    assert_int_equal(hl_sig_add_key(&a, "whsec_AAAA", 10, err, sizeof(err)),
+                     HL_ECONFIG); /* 3 bytes */
     assert_int_equal(hl_sig_add_key(&a, "whpk_AAAA", 9, err, sizeof(err)), HL_ECONFIG);
     assert_null(strstr(err, "AAAA")); /* the reason never repeats the value */
     for (int i = 0; i < HL_SIG_MAX_KEYS; i++)
         assert_int_equal(hl_sig_add_key(&a, STD_SECRET, strlen(STD_SECRET), err, sizeof(err)), 0);
-    assert_int_equal(hl_sig_add_key(&a, STD_SECRET, strlen(STD_SECRET), err, sizeof(err)), HL_ERANGE);
+    assert_int_equal(hl_sig_add_key(&a, STD_SECRET, strlen(STD_SECRET), err, sizeof(err)),
+                     HL_ERANGE);
     hl_sig_deinit(&a);
     hl_sig_init(&a, HL_SIG_SCHEME_SENDGRID, 300);
     assert_int_equal(hl_sig_add_key(&a, "bm90IGEga2V5", 12, err, sizeof(err)), HL_ECONFIG);
@@ -341,10 +385,14 @@ static void test_parse_unix_s(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors),          cmocka_unit_test(test_standard_malformed),
-        cmocka_unit_test(test_standard_missing), cmocka_unit_test(test_stripe_malformed),
-        cmocka_unit_test(test_hmac_malformed),   cmocka_unit_test(test_bearer_malformed),
-        cmocka_unit_test(test_sendgrid_malformed), cmocka_unit_test(test_key_loading),
+        cmocka_unit_test(test_vectors),
+        cmocka_unit_test(test_standard_malformed),
+        cmocka_unit_test(test_standard_missing),
+        cmocka_unit_test(test_stripe_malformed),
+        cmocka_unit_test(test_hmac_malformed),
+        cmocka_unit_test(test_bearer_malformed),
+        cmocka_unit_test(test_sendgrid_malformed),
+        cmocka_unit_test(test_key_loading),
         cmocka_unit_test(test_parse_unix_s),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,7 +31,13 @@ static void test_pointer(void **state)
 static void test_json_rejects(void **state)
 {
     json_t *root = NULL;
-    const char *bad[] = {"", "{", "{\"a\":1,\"a\":2}", "not json", "{\"a\":\"\xff\"}", "{} {}", "{\"a\":\"x\\u0000y\"}",
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\":1,\"a\":2}",
+                         "not json",
+                         "{\"a\":\"\xff\"}",
+                         "{} {}",
+                         "{\"a\":\"x\\u0000y\"}",
                          "\"scalar\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(ing_json_parse((const unsigned char *)bad[i], strlen(bad[i]), &root),
@@ -46,14 +52,16 @@ static void test_json_rejects(void **state)
     assert_int_equal(ing_json_parse((const unsigned char *)deep, 130, &root), ING_EX_INVALID_JSON);
     assert_int_equal(ing_json_parse((const unsigned char *)deep + 1, 128, &root), ING_EX_OK);
     json_decref(root);
-    const char *str = "{\"s\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"\"}";
+    const char *str =
+        "{\"s\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"\"}";
     assert_true(ing_json_depth_ok((const unsigned char *)str, strlen(str), 2));
 }
 
 static void test_fields(void **state)
 {
-    json_t *doc = parse("{\"messageId\":\"m-1\",\"eventType\":\"a.b\",\"n\":5,\"e\":\"\",\"z\":null,"
-                        "\"data\":{\"id\":\"inner\"}}");
+    json_t *doc =
+        parse("{\"messageId\":\"m-1\",\"eventType\":\"a.b\",\"n\":5,\"e\":\"\",\"z\":null,"
+              "\"data\":{\"id\":\"inner\"}}");
     char out[ING_MAX_MESSAGE_ID + 1];
     ing_field_src_t f = {"/messageId", NULL, ING_MAX_MESSAGE_ID};
     assert_int_equal(ing_field_get(&f, doc, NULL, out, sizeof(out)), ING_EX_OK);
@@ -88,7 +96,8 @@ static void test_fields(void **state)
     json_decref(doc);
 
     /* Header sources. */
-    hl_sig_header_t hv[] = {{"Webhook-Id", "msg_1"}, {"X-Twice", "a"}, {"x-twice", "b"}, {"X-Empty", ""}};
+    hl_sig_header_t hv[] = {
+        {"Webhook-Id", "msg_1"}, {"X-Twice", "a"}, {"x-twice", "b"}, {"X-Empty", ""}};
     hl_sig_headers_t h = {hv, 4};
     ing_field_src_t hf = {NULL, "webhook-id", ING_MAX_MESSAGE_ID};
     assert_int_equal(ing_field_get(&hf, NULL, &h, out, sizeof(out)), ING_EX_OK);
@@ -124,7 +133,8 @@ static void test_traceparent(void **state)
     assert_false(ing_traceparent_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
     assert_false(ing_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
     assert_false(ing_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"));
-    assert_false(ing_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"));
+    assert_false(
+        ing_traceparent_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"));
     assert_false(ing_traceparent_valid(NULL));
     char tp[ING_TRACEPARENT_LEN + 1], tp2[ING_TRACEPARENT_LEN + 1];
     ing_traceparent_new(tp);
@@ -136,8 +146,8 @@ static void test_traceparent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pointer),      cmocka_unit_test(test_json_rejects),
-        cmocka_unit_test(test_fields),       cmocka_unit_test(test_content_type),
+        cmocka_unit_test(test_pointer),     cmocka_unit_test(test_json_rejects),
+        cmocka_unit_test(test_fields),      cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_traceparent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,18 +69,50 @@ static void test_bytes(void **state)
     memset(code, 'c', sizeof code - 1);
     code[sizeof code - 1] = '\0';
     ing_lineage_t l[] = {
-        {.request_id = RID, .source = "demo", .message_id = "m\"1\n\xc3\xa9\\", .event_type = "a.b",
-         .received_us = 1700000000000000, .ts_us = 1700000000001000, .status = 202,
-         .partition = 3, .offset = 42, .latency_us = 1000, .body_sha256 = SHA},
-        {.request_id = RID, .source = longsrc, .received_us = 1, .ts_us = 2, .status = 404,
-         .error_code = "unknown_source", .partition = -1, .offset = -1, .latency_us = 5,
+        {.request_id = RID,
+         .source = "demo",
+         .message_id = "m\"1\n\xc3\xa9\\",
+         .event_type = "a.b",
+         .received_us = 1700000000000000,
+         .ts_us = 1700000000001000,
+         .status = 202,
+         .partition = 3,
+         .offset = 42,
+         .latency_us = 1000,
+         .body_sha256 = SHA},
+        {.request_id = RID,
+         .source = longsrc,
+         .received_us = 1,
+         .ts_us = 2,
+         .status = 404,
+         .error_code = "unknown_source",
+         .partition = -1,
+         .offset = -1,
+         .latency_us = 5,
          .suppressed = 7},
-        {.request_id = RID, .source = "batch", .message_id = mid, .event_type = et,
-         .received_us = 0, .ts_us = 9, .status = 400, .error_code = code, .partition = 0,
-         .offset = 0, .latency_us = -3},
-        {.request_id = RID, .source = "x\x01\xff\tq", .message_id = "\x7f", .event_type = "",
-         .received_us = 5, .ts_us = 6, .status = 503, .error_code = "kafka_unavailable",
-         .partition = 5, .offset = -1, .latency_us = 0, .suppressed = INT64_MAX,
+        {.request_id = RID,
+         .source = "batch",
+         .message_id = mid,
+         .event_type = et,
+         .received_us = 0,
+         .ts_us = 9,
+         .status = 400,
+         .error_code = code,
+         .partition = 0,
+         .offset = 0,
+         .latency_us = -3},
+        {.request_id = RID,
+         .source = "x\x01\xff\tq",
+         .message_id = "\x7f",
+         .event_type = "",
+         .received_us = 5,
+         .ts_us = 6,
+         .status = 503,
+         .error_code = "kafka_unavailable",
+         .partition = 5,
+         .offset = -1,
+         .latency_us = 0,
+         .suppressed = INT64_MAX,
          .body_sha256 = SHA},
     };
     for (size_t i = 0; i < sizeof l / sizeof l[0]; i++) check(&l[i], i);
@@ -89,8 +121,12 @@ static void test_bytes(void **state)
 /* A buffer too small for the record is refused whole, never cut. */
 static void test_too_small(void **state)
 {
-    ing_lineage_t l = {.request_id = RID, .source = "demo", .ts_us = 1, .status = 202,
-                       .partition = -1, .offset = -1};
+    ing_lineage_t l = {.request_id = RID,
+                       .source = "demo",
+                       .ts_us = 1,
+                       .status = 202,
+                       .partition = -1,
+                       .offset = -1};
     char buf[ING_LINEAGE_MAX];
     int n = ing_lineage_format(&l, buf, sizeof buf);
     assert_true(n > 0);

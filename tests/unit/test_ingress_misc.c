@@ -236,8 +236,18 @@ static void test_clients_body_share(void **state)
 static void test_lineage_format(void **state)
 {
     char buf[ING_LINEAGE_MAX];
-    ing_lineage_t l = {"01890a5d-ac96-774b-bcce-b302099a8057", "demo", "m\"1\n", "a.b",
-                       1700000000000000, 1700000000001000, 202, NULL, 3, 42, 1000, 0,
+    ing_lineage_t l = {"01890a5d-ac96-774b-bcce-b302099a8057",
+                       "demo",
+                       "m\"1\n",
+                       "a.b",
+                       1700000000000000,
+                       1700000000001000,
+                       202,
+                       NULL,
+                       3,
+                       42,
+                       1000,
+                       0,
                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"};
     int n = ing_lineage_format(&l, buf, sizeof(buf));
     assert_true(n > 0);
@@ -258,8 +268,19 @@ static void test_lineage_format(void **state)
     char longname[200];
     memset(longname, 's', sizeof(longname) - 1);
     longname[199] = '\0';
-    ing_lineage_t r = {"01890a5d-ac96-774b-bcce-b302099a8057", longname, NULL, NULL, 1, 2, 404,
-                       "unknown_source", -1, -1, 5, 0, NULL};
+    ing_lineage_t r = {"01890a5d-ac96-774b-bcce-b302099a8057",
+                       longname,
+                       NULL,
+                       NULL,
+                       1,
+                       2,
+                       404,
+                       "unknown_source",
+                       -1,
+                       -1,
+                       5,
+                       0,
+                       NULL};
     n = ing_lineage_format(&r, buf, sizeof(buf));
     j = json_loadb(buf, (size_t)n, 0, &err);
     assert_non_null(j);
@@ -295,8 +316,10 @@ static void test_config_defaults(void **state)
 {
     ing_config_t *c = NULL;
     char err[HL_CONFIG_ERRBUF] = "";
-    int rc = load_text("sources:\n  - name: gh\n    scheme: hmac-sha256\n    header: X-Hub-Signature-256\n"
-                       "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n", &c, err, sizeof(err));
+    int rc = load_text(
+        "sources:\n  - name: gh\n    scheme: hmac-sha256\n    header: X-Hub-Signature-256\n"
+        "    prefix: \"sha256=\"\n    secrets: [{env: HL_TEST_GH}]\n",
+        &c, err, sizeof(err));
     if (rc != 0) fail_msg("%s", err);
     assert_int_equal(c->ack_timeout_ms, 5000);
     assert_int_equal(c->test_fault_signals, 0); /* the test hook is off unless asked for */
@@ -330,14 +353,16 @@ static void test_config_errors(void **state)
     expect_error("sources:\n  - name: S!\n    scheme: stripe\n    secrets: [{env: X}]\n", "name");
     expect_error("sources:\n  - name: s\n    scheme: stripe\n", "secrets");
     expect_error("sources:\n  - name: s\n    scheme: stripe\n    secrets: [{}]\n", "secrets");
-    expect_error("sources:\n  - name: s\n    scheme: hmac-sha256\n    secrets: [{env: X}]\n", "header");
+    expect_error("sources:\n  - name: s\n    scheme: hmac-sha256\n    secrets: [{env: X}]\n",
+                 "header");
     expect_error(SRC "    message_id: nopointer\n", "message_id");
     expect_error(SRC "    message_id: /a\n    message_id_header: webhook-id\n", "message_id");
     expect_error(SRC "    encoding: base32\n", "encoding");
     /* A batch's elements each need an id of their own: a header, or none, will not do. */
     expect_error(SRC "    split: true\n    message_id_header: x-id\n", "split");
     expect_error("sources:\n  - name: s\n    scheme: standard-webhooks\n    secrets: [{env: X}]\n"
-                 "    split: true\n", "split");
+                 "    split: true\n",
+                 "split");
     expect_error(SRC "    max_body: 999999999\n", "max_body");
     /* A body its source admits that the memory cap never could: 503 on every retry. */
     expect_error(SRC "    max_body: 2097152\nmax_body_memory_mb: 1\n", "sources[0].max_body");
@@ -382,7 +407,8 @@ static void test_sources_secrets(void **state)
     write_tmp("s.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n");
     snprintf(yaml, sizeof(yaml),
              "sources:\n  - name: a\n    scheme: standard-webhooks\n    secrets:\n"
-             "      - {file: %s/s.secret}\n      - {env: HL_TEST_ROTATED}\n", tmpdir);
+             "      - {file: %s/s.secret}\n      - {env: HL_TEST_ROTATED}\n",
+             tmpdir);
     setenv("HL_TEST_ROTATED", "whsec_c2Vjb25kLWRlbW8tc2VjcmV0LXZhbHVl", 1);
     assert_int_equal(load_text(yaml, &c, err, sizeof(err)), 0);
     hl_metrics_t *m = hl_metrics_new();
@@ -426,9 +452,9 @@ static void test_source_name_decode(void **state)
     longest[ING_SOURCE_NAME_MAX] = '\0';
     assert_int_equal(decode_name(longest, out), ING_SOURCE_NAME_MAX);
     static const char *const refused[] = {
-        "", "sw%00x", "sw%00", "%00", "sw%2Fx", "sw%2fx", "sw/x", "x/%2e%2e/sw", "../sw", "sw.",
-        "sw%2e", "SW", "sw%53", "sw%", "sw%0", "sw%zz", "sw%g0", "sw%2500", "sw x", "sw%20",
-        "sw;x", "sw\xc3\xa9", "sw%C3%A9"};
+        "",      "sw%00x",  "sw%00", "%00",   "sw%2Fx", "sw%2fx",     "sw/x",    "x/%2e%2e/sw",
+        "../sw", "sw.",     "sw%2e", "SW",    "sw%53",  "sw%",        "sw%0",    "sw%zz",
+        "sw%g0", "sw%2500", "sw x",  "sw%20", "sw;x",   "sw\xc3\xa9", "sw%C3%A9"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
         if (decode_name(refused[i], out) != -1) fail_msg("accepted '%s'", refused[i]);
     /* The length given counts, not a NUL inside it. */
@@ -470,13 +496,13 @@ static void test_sources_secret_floor(void **state)
 {
     char yaml[1024];
     /* 15 bytes: one short of the floor, for each raw-secret scheme; the value is not echoed. */
-    static const char *const schemes[] = {"stripe", "bearer",
-                                          "hmac-sha256\n    header: X-Sig"};
+    static const char *const schemes[] = {"stripe", "bearer", "hmac-sha256\n    header: X-Sig"};
     setenv("HL_TEST_SHORT", "fifteen-bytes-x", 1);
     for (size_t i = 0; i < 3; i++) {
-        snprintf(yaml, sizeof(yaml),
-                 "sources:\n  - name: shorty\n    scheme: %s\n    secrets: [{env: HL_TEST_SHORT}]\n",
-                 schemes[i]);
+        snprintf(
+            yaml, sizeof(yaml),
+            "sources:\n  - name: shorty\n    scheme: %s\n    secrets: [{env: HL_TEST_SHORT}]\n",
+            schemes[i]);
         const char *const needles[] = {"'shorty'", "HL_TEST_SHORT", "16 bytes"};
         expect_sources_error(yaml, needles, 3);
     }
@@ -502,11 +528,13 @@ static void test_sources_secret_floor(void **state)
 static void test_sources_secret_file_mode(void **state)
 {
     char yaml[1024], path[512];
-    snprintf(path, sizeof(path), "%s", write_tmp("m.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n"));
+    snprintf(path, sizeof(path), "%s",
+             write_tmp("m.secret", "whsec_ZGVtby1vbmx5LW5vdC1hLXNlY3JldCEh\n"));
     assert_int_equal(chmod(path, 0640), 0);
-    snprintf(yaml, sizeof(yaml),
-             "sources:\n  - name: moded\n    scheme: standard-webhooks\n    secrets: [{file: %s}]\n",
-             path);
+    snprintf(
+        yaml, sizeof(yaml),
+        "sources:\n  - name: moded\n    scheme: standard-webhooks\n    secrets: [{file: %s}]\n",
+        path);
     const char *const needles[] = {"'moded'", "m.secret", "group or others"};
     expect_sources_error(yaml, needles, 3);
     /* The opt-out for mounted Kubernetes secrets. */
@@ -530,11 +558,32 @@ static void test_readme_covers_keys(void **state)
 #define K(key, ...) #key,
         ING_CONFIG_KNOBS(K) ING_SOURCE_KNOBS(K)
 #undef K
-        "log_level", "ack_mode", "default_source", "sources", "name", "scheme", "secrets",
-        "public_keys", "header", "prefix", "encoding", "message_id", "message_id_header",
-        "event_type", "event_type_header", "listen", "threads", "request_timeout_ms", "brokers",
-        "events_topic", "lineage_topic", "properties", "metrics_listen", "secret_files_shared",
-        "secret_properties", "split"};
+            "log_level",
+        "ack_mode",
+        "default_source",
+        "sources",
+        "name",
+        "scheme",
+        "secrets",
+        "public_keys",
+        "header",
+        "prefix",
+        "encoding",
+        "message_id",
+        "message_id_header",
+        "event_type",
+        "event_type_header",
+        "listen",
+        "threads",
+        "request_timeout_ms",
+        "brokers",
+        "events_topic",
+        "lineage_topic",
+        "properties",
+        "metrics_listen",
+        "secret_files_shared",
+        "secret_properties",
+        "split"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char needle[80];
         snprintf(needle, sizeof(needle), "`%s`", keys[i]);
@@ -585,17 +634,14 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ratelimit),        cmocka_unit_test(test_ratelimit_check),
+        cmocka_unit_test(test_ratelimit),           cmocka_unit_test(test_ratelimit_check),
         cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
-        cmocka_unit_test(test_clients_body_share),
-        cmocka_unit_test(test_clients_trusted_address),
-        cmocka_unit_test(test_lineage_format),
-        cmocka_unit_test(test_config_defaults),  cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_config_env),       cmocka_unit_test(test_sources_secrets),
-        cmocka_unit_test(test_sources_secret_floor),
-        cmocka_unit_test(test_source_name_decode),
-        cmocka_unit_test(test_sources_secret_file_mode),
-        cmocka_unit_test(test_readme_covers_keys), cmocka_unit_test(test_local_config),
+        cmocka_unit_test(test_clients_body_share),  cmocka_unit_test(test_clients_trusted_address),
+        cmocka_unit_test(test_lineage_format),      cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_errors),       cmocka_unit_test(test_config_env),
+        cmocka_unit_test(test_sources_secrets),     cmocka_unit_test(test_sources_secret_floor),
+        cmocka_unit_test(test_source_name_decode),  cmocka_unit_test(test_sources_secret_file_mode),
+        cmocka_unit_test(test_readme_covers_keys),  cmocka_unit_test(test_local_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

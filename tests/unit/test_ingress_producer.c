@@ -54,8 +54,8 @@ static void mock_topic(rd_kafka_mock_cluster_t *mc, const char *name, int partit
 static void send_one(ing_producer_t *p, int deadline_ms, ing_ack_t *ack)
 {
     static const char body[] = "{\"messageId\":\"m\",\"eventType\":\"e\"}";
-    ing_event_t ev = {.key = "m", .key_len = 1, .value = body, .value_len = sizeof(body) - 1,
-                      .nheaders = 1};
+    ing_event_t ev = {
+        .key = "m", .key_len = 1, .value = body, .value_len = sizeof(body) - 1, .nheaders = 1};
     ev.headers[0] = (ing_kv_t){"hl-source", "test", 4};
     ing_producer_send(p, &ev, true, hl_mono_us() + (int64_t)deadline_ms * 1000, ack);
 }
@@ -192,7 +192,7 @@ static void test_lineage_outlives_outage(void **state)
         ing_producer_lineage(p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
     send_one(p, 2000, &ack); /* waits past the 400 ms message timeout of events */
     assert_int_not_equal(ack.err, 0);
-    usleep(1000 * 1000);     /* the lineage records are older than ack_timeout_ms now */
+    usleep(1000 * 1000); /* the lineage records are older than ack_timeout_ms now */
     rd_kafka_mock_broker_set_up(mc, 1);
     rd_kafka_mock_broker_set_up(lmc, 1);
     assert_int_equal(ing_producer_flush(p, 20000), 0);
@@ -266,10 +266,12 @@ static void test_fatal_error_replaces_producer(void **state)
     print_message("acknowledgements resumed %lld ms after the failures were answered\n", ms);
     assert_ptr_not_equal(ing_producer_handle(p), first);
     assert_false(ing_producer_fatal(p));
-    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
-                                     "producer=\"events\""), 1);
-    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
-                                     "producer=\"lineage\""), 0);
+    assert_int_equal(
+        labelled_value(m, "hookline_ingress_kafka_producer_restarts_total", "producer=\"events\""),
+        1);
+    assert_int_equal(
+        labelled_value(m, "hookline_ingress_kafka_producer_restarts_total", "producer=\"lineage\""),
+        0);
     expect_pool_stored(p);
     assert_int_equal(ing_producer_flush(p, 5000), 0);
     ing_producer_free(p);
@@ -298,8 +300,9 @@ static void test_fatal_lineage_records_move_on(void **state)
     assert_ptr_not_equal(ing_producer_lineage_handle(p), first);
     assert_int_equal(ing_producer_flush(p, 10000), 0);
     assert_int_equal(counter_value(m, "hookline_ingress_lineage_dropped_total"), 0);
-    assert_int_equal(labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
-                                     "producer=\"lineage\""), 1);
+    assert_int_equal(
+        labelled_value(m, "hookline_ingress_kafka_producer_restarts_total", "producer=\"lineage\""),
+        1);
     ing_producer_free(p);
     hl_metrics_free(m);
 }
@@ -319,8 +322,10 @@ static void *sender_main(void *arg)
     while (!atomic_load(s->stop)) {
         ing_ack_t ack;
         send_one(s->p, 2000, &ack);
-        if (ack.err == 0) s->stored++;
-        else s->failed++;
+        if (ack.err == 0)
+            s->stored++;
+        else
+            s->failed++;
         ing_producer_lineage(s->p, "01890a5d-ac96-774b-bcce-b302099a8057", "{}", 2);
         if (ack.err != 0) usleep(1000); /* a provider's retry is not instant either */
     }
@@ -366,10 +371,10 @@ static void test_replacements_under_load(void **state)
         failed += senders[i].failed;
     }
     assert_true(failed > 0);
-    long long ev = labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
-                                  "producer=\"events\"");
-    long long lin = labelled_value(m, "hookline_ingress_kafka_producer_restarts_total",
-                                   "producer=\"lineage\"");
+    long long ev =
+        labelled_value(m, "hookline_ingress_kafka_producer_restarts_total", "producer=\"events\"");
+    long long lin =
+        labelled_value(m, "hookline_ingress_kafka_producer_restarts_total", "producer=\"lineage\"");
     assert_int_equal(ev, (INJECTIONS + 1) / 2);
     int64_t until = hl_mono_us() + 10 * 1000000;
     while (lin < INJECTIONS / 2 && hl_mono_us() < until) {

@@ -36,7 +36,8 @@ static void test_split_elements(void **state)
     assert_int_equal(n, 2);
     assert_string_equal(e[0].message_id, "a");
     assert_string_equal(e[0].event_type, "open");
-    assert_string_equal(e[0].json, "{\"sg_event_id\":\"a\",\"event\":\"open\",\"z\":1,\"b\":[true,null]}");
+    assert_string_equal(e[0].json,
+                        "{\"sg_event_id\":\"a\",\"event\":\"open\",\"z\":1,\"b\":[true,null]}");
     assert_int_equal(e[0].len, strlen(e[0].json));
     assert_string_equal(e[1].message_id, "b");
     assert_string_equal(e[1].json, "{\"event\":\"click\",\"sg_event_id\":\"b\"}");
@@ -63,7 +64,8 @@ static void test_split_refusals(void **state)
     assert_int_equal(bad, 1);
     assert_int_equal(field, ING_EX_MISSING);
     assert_string_equal(ing_split_code(ING_SPLIT_FIELD, field), "missing_field");
-    assert_int_equal(split_text("[{\"sg_event_id\":\"a\"}]", &e, &n, &field, &bad), ING_SPLIT_FIELD);
+    assert_int_equal(split_text("[{\"sg_event_id\":\"a\"}]", &e, &n, &field, &bad),
+                     ING_SPLIT_FIELD);
     assert_int_equal(bad, 0);
     assert_null(ing_split_code(ING_SPLIT_OK, ING_EX_OK));
 }

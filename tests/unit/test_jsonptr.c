@@ -53,19 +53,19 @@ static void test_bad_pointers(void **state)
 {
     (void)state;
     json_t *doc = doc_new();
-    assert_null(hl_jsonptr_get(doc, "/foo/01"));  /* leading zero */
+    assert_null(hl_jsonptr_get(doc, "/foo/01")); /* leading zero */
     assert_null(hl_jsonptr_get(doc, "/foo/00"));
-    assert_null(hl_jsonptr_get(doc, "/foo/+1"));  /* sign */
+    assert_null(hl_jsonptr_get(doc, "/foo/+1")); /* sign */
     assert_null(hl_jsonptr_get(doc, "/foo/ 1"));
-    assert_null(hl_jsonptr_get(doc, "/foo/2"));   /* out of range */
+    assert_null(hl_jsonptr_get(doc, "/foo/2")); /* out of range */
     assert_null(hl_jsonptr_get(doc, "/foo/4294967296"));
     assert_null(hl_jsonptr_get(doc, "/foo/-"));   /* the element after the last */
     assert_null(hl_jsonptr_get(doc, "/foo/"));    /* empty index */
     assert_null(hl_jsonptr_get(doc, "/foo/0/x")); /* through a string */
     assert_null(hl_jsonptr_get(doc, "/nope"));
-    assert_null(hl_jsonptr_get(doc, "/m~2n"));    /* "~2" is no escape */
+    assert_null(hl_jsonptr_get(doc, "/m~2n")); /* "~2" is no escape */
     assert_null(hl_jsonptr_get(doc, "/m~"));
-    assert_null(hl_jsonptr_get(doc, "foo"));      /* no leading '/' */
+    assert_null(hl_jsonptr_get(doc, "foo")); /* no leading '/' */
     assert_null(hl_jsonptr_get(doc, NULL));
     assert_null(hl_jsonptr_get(NULL, "/foo"));
     json_decref(doc);

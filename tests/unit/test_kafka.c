@@ -40,8 +40,10 @@ static void expect_conf_value(rd_kafka_conf_t *conf, const char *key, const char
 static void test_conf_layers(void **state)
 {
     char *props[] = {"linger.ms=7", "queue.buffering.max.messages=1000"};
-    hl_kafka_config_t k = {.brokers = "b1:9092,b2:9092", .client_id = "unit-svc",
-                           .properties = props, .properties_count = 2};
+    hl_kafka_config_t k = {.brokers = "b1:9092,b2:9092",
+                           .client_id = "unit-svc",
+                           .properties = props,
+                           .properties_count = 2};
     const char *const defaults[] = {"linger.ms", "5", "enable.idempotence", "true", NULL};
     char err[512] = "";
     rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
@@ -76,8 +78,8 @@ static void test_conf_errors(void **state)
     expect_conf_error("linger.ms=soon", "'linger.ms'", NULL);
     expect_conf_error("acks=maybe", "'acks'", NULL);
     expect_conf_error("compression.type=zip", "'compression.type'", NULL);
-    expect_conf_error("linger.ms", "'linger.ms'", NULL);            /* no '=' */
-    expect_conf_error("=5", "expected \"key=value\"", NULL);        /* empty key */
+    expect_conf_error("linger.ms", "'linger.ms'", NULL);     /* no '=' */
+    expect_conf_error("=5", "expected \"key=value\"", NULL); /* empty key */
     expect_conf_error("sasl.password.typo=hunter2", "'sasl.password.typo'", "hunter2");
 
     /* A bad default names the default's key. */
@@ -101,8 +103,8 @@ static void test_conf_secret_properties(void **state)
     assert_int_equal(write(fd, "from-file-pw\n", 13), 13);
     close(fd);
     hl_secret_property_t sp = {.name = "sasl.password", .env = "HLTEST_KAFKA_PW", .file = path};
-    hl_kafka_config_t k = {.brokers = "b1:9092", .secret_properties = &sp,
-                           .secret_properties_count = 1};
+    hl_kafka_config_t k = {
+        .brokers = "b1:9092", .secret_properties = &sp, .secret_properties_count = 1};
     char err[512] = "", got[64];
     size_t n = sizeof got;
     setenv("HLTEST_KAFKA_PW", "from-env-pw", 1);
@@ -146,8 +148,8 @@ static void test_conf_secret_properties(void **state)
 static rd_kafka_t *mock_producer(void)
 {
     char *props[] = {"test.mock.num.brokers=1"};
-    hl_kafka_config_t k = {.brokers = "", .client_id = "unit-producer", .properties = props,
-                           .properties_count = 1};
+    hl_kafka_config_t k = {
+        .brokers = "", .client_id = "unit-producer", .properties = props, .properties_count = 1};
     const char *const defaults[] = {"linger.ms", "0", "log_level", "3", NULL};
     char err[512] = "";
     rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
@@ -211,7 +213,8 @@ static void test_produce_consume_headers(void **state)
 
     char *props[] = {"group.id=unit-group", "auto.offset.reset=earliest"};
     hl_kafka_config_t k = {.brokers = (char *)rd_kafka_mock_cluster_bootstraps(mc),
-                           .client_id = "unit-consumer", .properties = props,
+                           .client_id = "unit-consumer",
+                           .properties = props,
                            .properties_count = 2};
     char errbuf[512] = "";
     rd_kafka_conf_t *conf = hl_kafka_conf(&k, NULL, errbuf, sizeof errbuf);

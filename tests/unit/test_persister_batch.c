@@ -102,7 +102,10 @@ static void test_batch_duplicates_first_wins(void **state)
     assert_int_equal(rows[5].dup_in_batch, 0);
 }
 
-static uint32_t rd32(const char *p) { return hl_pg_get32(p); }
+static uint32_t rd32(const char *p)
+{
+    return hl_pg_get32(p);
+}
 
 static int64_t fixed_lineage(void *arg, int32_t partition)
 {
@@ -201,27 +204,27 @@ static void test_copy_binary_rows(void **state)
     const char *t = b + 19;
     assert_int_equal((unsigned char)t[0] << 8 | (unsigned char)t[1], 12); /* twelve fields */
     assert_int_equal(rd32(t + 2), 8);
-    assert_true(hl_pg_get64(t + 6) == 42);                                  /* id */
+    assert_true(hl_pg_get64(t + 6) == 42); /* id */
     assert_int_equal(rd32(t + 14), 1);
-    assert_memory_equal(t + 18, "s", 1);                              /* source */
+    assert_memory_equal(t + 18, "s", 1); /* source */
     assert_int_equal(rd32(t + 19), 2);
-    assert_memory_equal(t + 23, "m1", 2);                             /* message id */
-    assert_int_equal(rd32(t + 25), 1);                                /* event type */
-    assert_int_equal(rd32(t + 30), 16);                               /* request id */
+    assert_memory_equal(t + 23, "m1", 2); /* message id */
+    assert_int_equal(rd32(t + 25), 1);    /* event type */
+    assert_int_equal(rd32(t + 30), 16);   /* request id */
     assert_int_equal(rd32(t + 50), 8);
-    assert_true(hl_pg_get64(t + 54) == 7);                                  /* received_at */
+    assert_true(hl_pg_get64(t + 54) == 7); /* received_at */
     assert_int_equal(rd32(t + 62), 4);
-    assert_int_equal(rd32(t + 66), 3);                                /* partition */
-    assert_true(hl_pg_get64(t + 74) == 10);                                 /* offset */
+    assert_int_equal(rd32(t + 66), 3);      /* partition */
+    assert_true(hl_pg_get64(t + 74) == 10); /* offset */
     assert_int_equal(rd32(t + 82), 3);
-    assert_int_equal(t[86], 1);                                       /* jsonb version */
+    assert_int_equal(t[86], 1); /* jsonb version */
     assert_memory_equal(t + 87, "{}", 2);
-    assert_int_equal(rd32(t + 89), 32);                               /* body_sha256 */
+    assert_int_equal(rd32(t + 89), 32); /* body_sha256 */
     assert_int_equal((unsigned char)t[93], 0x44);
     assert_int_equal((unsigned char)t[93 + 31], 0x8a);
-    assert_int_equal(rd32(t + 125), 2);                               /* raw_body */
+    assert_int_equal(rd32(t + 125), 2); /* raw_body */
     assert_memory_equal(t + 129, "{}", 2);
-    assert_int_equal(rd32(t + 131), 10);                              /* signature_headers */
+    assert_int_equal(rd32(t + 131), 10); /* signature_headers */
     assert_int_equal(t[135], 1);
     assert_memory_equal(t + 136, "{\"x\":\"1\"}", 9);
     /* One tuple only, then the trailer (-1). */

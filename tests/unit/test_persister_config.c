@@ -49,8 +49,10 @@ static void test_readme_matches_table(void **state)
         const hl_config_key_t *k = &pst_config_keys[i];
         char row[1024], cell[128];
         readme_row(readme, k->name, row, sizeof row);
-        if (k->kind == HL_CONFIG_U32) snprintf(cell, sizeof cell, "| %u |", k->def_u32);
-        else snprintf(cell, sizeof cell, "| `%s` |", k->def_str);
+        if (k->kind == HL_CONFIG_U32)
+            snprintf(cell, sizeof cell, "| %u |", k->def_u32);
+        else
+            snprintf(cell, sizeof cell, "| `%s` |", k->def_str);
         if (!strstr(row, cell)) fail_msg("README.md: %s should show default %s", k->name, cell);
         snprintf(cell, sizeof cell, "| `%s` |", k->env ? k->env : "");
         if (k->env ? !strstr(row, cell) : strstr(row, "`HOOKLINE_") != NULL)

@@ -64,7 +64,8 @@ static void test_key_missing_or_bad(void **state)
     hl_row_t r = parse(long_key, BODY, headers(NULL, NULL, NULL), 1024);
     assert_int_equal(r.status, HL_REC_BAD_KEY);
     assert_string_equal(r.message_id, ""); /* never a truncated id */
-    assert_int_equal(parse("bad\xff", BODY, headers(NULL, NULL, NULL), 1024).status, HL_REC_BAD_KEY);
+    assert_int_equal(parse("bad\xff", BODY, headers(NULL, NULL, NULL), 1024).status,
+                     HL_REC_BAD_KEY);
     /* 256 bytes exactly is the cap and fits. */
     long_key[256] = '\0';
     assert_int_equal(parse(long_key, BODY, headers(NULL, NULL, NULL), 1024).status, HL_REC_OK);
@@ -80,7 +81,8 @@ static void test_each_header_missing(void **state)
     }
     assert_int_equal(parse("m1", BODY, NULL, 1024).status, HL_REC_MISSING_HEADER);
     /* content-type is not needed to store the row */
-    assert_int_equal(parse("m1", BODY, headers("content-type", NULL, NULL), 1024).status, HL_REC_OK);
+    assert_int_equal(parse("m1", BODY, headers("content-type", NULL, NULL), 1024).status,
+                     HL_REC_OK);
 }
 
 static void test_header_values_bad(void **state)
@@ -91,8 +93,9 @@ static void test_header_values_bad(void **state)
                      HL_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-received-us", "-5"), 1024).status,
                      HL_REC_BAD_HEADER);
-    assert_int_equal(parse("m1", BODY, headers(NULL, "hl-received-us", "99999999999999999999"), 1024).status,
-                     HL_REC_BAD_HEADER);
+    assert_int_equal(
+        parse("m1", BODY, headers(NULL, "hl-received-us", "99999999999999999999"), 1024).status,
+        HL_REC_BAD_HEADER);
     char src[100];
     memset(src, 's', sizeof(src) - 1);
     src[sizeof(src) - 1] = '\0';
@@ -108,7 +111,8 @@ static void test_body_bad_or_too_large(void **state)
 {
     assert_int_equal(parse("m1", "{\"a\":", headers(NULL, NULL, NULL), 1024).status,
                      HL_REC_INVALID_JSON);
-    assert_int_equal(parse("m1", NULL, headers(NULL, NULL, NULL), 1024).status, HL_REC_INVALID_JSON);
+    assert_int_equal(parse("m1", NULL, headers(NULL, NULL, NULL), 1024).status,
+                     HL_REC_INVALID_JSON);
     assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), 10).status, HL_REC_TOO_LARGE);
     assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), strlen(BODY)).status, HL_REC_OK);
     /* The first reason found is kept, and the other fields are still filled for the DLQ. */
@@ -133,7 +137,8 @@ static void test_body_digest(void **state)
 {
     char want[65];
     hl_sig_sha256_hex(BODY, strlen(BODY), want);
-    hl_row_t r = parse("m1", BODY, with_content(want, "{\"stripe-signature\":\"t=1,v1=ab\"}"), 1024);
+    hl_row_t r =
+        parse("m1", BODY, with_content(want, "{\"stripe-signature\":\"t=1,v1=ab\"}"), 1024);
     assert_int_equal(r.status, HL_REC_OK);
     assert_string_equal(r.body_sha256, want);
     assert_int_equal(r.signed_json_len, strlen("{\"stripe-signature\":\"t=1,v1=ab\"}"));
@@ -156,17 +161,32 @@ static void test_body_digest(void **state)
     assert_int_equal(parse("m1", BODY, with_content(upper, NULL), 1024).status, HL_REC_BAD_HEADER);
     /* Signature headers must be one JSON object. */
     assert_int_equal(parse("m1", BODY, with_content(want, "[1]"), 1024).status, HL_REC_BAD_HEADER);
-    assert_int_equal(parse("m1", BODY, with_content(want, "{\"a\":"), 1024).status, HL_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(want, "{\"a\":"), 1024).status,
+                     HL_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, with_content(want, ""), 1024).status, HL_REC_BAD_HEADER);
 }
 
-static int valid(const char *s) { return pst_json_valid(s, strlen(s)); }
+static int valid(const char *s)
+{
+    return pst_json_valid(s, strlen(s));
+}
 
 static void test_json_accepts(void **state)
 {
-    const char *ok[] = {"{}", "[]", "0", "-0.5e+10", "\"x\"", "true", "null", " { \"a\" : [1, 2, {\"b\": null}] } ",
-                        "{\"u\":\"\\u00e9\\ud83d\\ude00\"}", "{\"s\":\"caf\xc3\xa9\"}", "[[[[]]]]",
-                        "{\"a\":1,\"b\":[true,false]}", "1E5", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""};
+    const char *ok[] = {"{}",
+                        "[]",
+                        "0",
+                        "-0.5e+10",
+                        "\"x\"",
+                        "true",
+                        "null",
+                        " { \"a\" : [1, 2, {\"b\": null}] } ",
+                        "{\"u\":\"\\u00e9\\ud83d\\ude00\"}",
+                        "{\"s\":\"caf\xc3\xa9\"}",
+                        "[[[[]]]]",
+                        "{\"a\":1,\"b\":[true,false]}",
+                        "1E5",
+                        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         if (!valid(ok[i])) fail_msg("rejected valid JSON: %s", ok[i]);
     }
@@ -174,11 +194,40 @@ static void test_json_accepts(void **state)
 
 static void test_json_refuses(void **state)
 {
-    const char *bad[] = {"", " ", "{", "}", "[1,]", "{\"a\"}", "{\"a\":}", "{a:1}", "01", "1.", ".5",
-                         "1e", "-", "+1", "\"abc", "\"a\\x\"", "\"\\u12\"", "\"\\u0000\"",
-                         "\"\\udc00\"", "\"\\ud800\"", "\"\\ud800\\u0041\"", "tru", "nul",
-                         "{} {}", "[1 2]", "{\"a\":1,}", "\"a\tb\"", "\"\xff\"", "\"\xc0\xaf\"",
-                         "\"\xed\xa0\x80\"", "[1]]", "{\"a\":1]", "NaN", "[\"a\",]"};
+    const char *bad[] = {"",
+                         " ",
+                         "{",
+                         "}",
+                         "[1,]",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "{a:1}",
+                         "01",
+                         "1.",
+                         ".5",
+                         "1e",
+                         "-",
+                         "+1",
+                         "\"abc",
+                         "\"a\\x\"",
+                         "\"\\u12\"",
+                         "\"\\u0000\"",
+                         "\"\\udc00\"",
+                         "\"\\ud800\"",
+                         "\"\\ud800\\u0041\"",
+                         "tru",
+                         "nul",
+                         "{} {}",
+                         "[1 2]",
+                         "{\"a\":1,}",
+                         "\"a\tb\"",
+                         "\"\xff\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "[1]]",
+                         "{\"a\":1]",
+                         "NaN",
+                         "[\"a\",]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (valid(bad[i])) fail_msg("accepted invalid JSON #%zu: %s", i, bad[i]);
     }
@@ -248,12 +297,17 @@ static void test_long_strings_every_position(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_record),      cmocka_unit_test(test_key_missing_or_bad),
-        cmocka_unit_test(test_each_header_missing), cmocka_unit_test(test_header_values_bad),
-        cmocka_unit_test(test_body_bad_or_too_large), cmocka_unit_test(test_json_accepts),
+        cmocka_unit_test(test_good_record),
+        cmocka_unit_test(test_key_missing_or_bad),
+        cmocka_unit_test(test_each_header_missing),
+        cmocka_unit_test(test_header_values_bad),
+        cmocka_unit_test(test_body_bad_or_too_large),
+        cmocka_unit_test(test_json_accepts),
         cmocka_unit_test(test_body_digest),
-        cmocka_unit_test(test_json_refuses),     cmocka_unit_test(test_json_nesting_cap),
-        cmocka_unit_test(test_utf8),     cmocka_unit_test(test_long_strings_every_position),
+        cmocka_unit_test(test_json_refuses),
+        cmocka_unit_test(test_json_nesting_cap),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_long_strings_every_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,13 +43,12 @@ static void test_sqlstate_table(void **state)
         const char *code;
         bool transient;
     } table[] = {
-        {"40001", true},  {"40P01", true},  {"57P01", true},  {"57P02", true},
-        {"57P03", true},  {"53300", true},  {"08000", true},  {"08003", true},
-        {"08006", true},  {"08001", true},  {"08P01", true},  {"23505", false},
-        {"23502", false}, {"22P02", false}, {"42P01", false}, {"42601", false},
-        {"42501", false}, {"53100", false}, {"57014", false}, {"XX000", false},
-        {"0800", false},  {"080000", false}, {"", false},     {"40002", false},
-        {"25006", true},  {"25001", false}, {"25P02", false},
+        {"40001", true},  {"40P01", true},   {"57P01", true},  {"57P02", true},  {"57P03", true},
+        {"53300", true},  {"08000", true},   {"08003", true},  {"08006", true},  {"08001", true},
+        {"08P01", true},  {"23505", false},  {"23502", false}, {"22P02", false}, {"42P01", false},
+        {"42601", false}, {"42501", false},  {"53100", false}, {"57014", false}, {"XX000", false},
+        {"0800", false},  {"080000", false}, {"", false},      {"40002", false}, {"25006", true},
+        {"25001", false}, {"25P02", false},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (hl_pg_sqlstate_transient(table[i].code) != table[i].transient)
@@ -170,7 +169,8 @@ static void test_real_server(void **state)
     const char *conninfo = getenv("HL_TEST_PG_CONNINFO");
     if (conninfo == NULL || *conninfo == '\0')
         fail_msg("HL_TEST_PG_CONNINFO is not set: this test needs a Postgres (tests/run sets it)");
-    hl_pg_config_t p = {.conninfo = (char *)conninfo, .schema = "unit \"we'ird\"; DROP",
+    hl_pg_config_t p = {.conninfo = (char *)conninfo,
+                        .schema = "unit \"we'ird\"; DROP",
                         .connect_timeout_ms = 2000};
     char err[512] = "";
     PGconn *c = NULL;

@@ -111,8 +111,8 @@ static void test_array_header(void **state)
     hl_pg_put32(&b, 99); /* starting an array empties the buffer */
     hl_pg_array_begin(&b, HL_PG_OID_INT4, 2);
     assert_int_equal(b.len, 20);
-    assert_int_equal(hl_pg_get32(b.p), 1);      /* one dimension */
-    assert_int_equal(hl_pg_get32(b.p + 4), 0);  /* has-null flag */
+    assert_int_equal(hl_pg_get32(b.p), 1);     /* one dimension */
+    assert_int_equal(hl_pg_get32(b.p + 4), 0); /* has-null flag */
     assert_int_equal(hl_pg_get32(b.p + 8), HL_PG_OID_INT4);
     assert_int_equal(hl_pg_get32(b.p + 12), 2); /* elements */
     assert_int_equal(hl_pg_get32(b.p + 16), 1); /* lower bound */

@@ -99,8 +99,11 @@ static bool has_type(json_t *def, json_t *v)
     static const struct {
         const char *name;
         int type;
-    } types[] = {{"string", JSON_STRING}, {"integer", JSON_INTEGER}, {"boolean", JSON_TRUE},
-                 {"boolean", JSON_FALSE}, {"null", JSON_NULL}};
+    } types[] = {{"string", JSON_STRING},
+                 {"integer", JSON_INTEGER},
+                 {"boolean", JSON_TRUE},
+                 {"boolean", JSON_FALSE},
+                 {"null", JSON_NULL}};
     json_t *t = json_object_get(def, "type");
     if (t == NULL) return true; /* const or enum: checked by value */
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -215,8 +218,8 @@ static void test_writer_cuts_and_refuses(void **state)
     /* The longest record of each stage: every byte escaped, every integer at its widest. */
     for (int st = 0; st < HL_STAGE_COUNT; st++) {
         full_record(&r, (hl_stage_t)st, '\x01');
-        r.ts_us = r.received_us = r.status = r.partition = r.offset = r.latency_us =
-            r.consumed_us = r.committed_us = r.row_id = r.attempts = r.suppressed = INT64_MIN + 1;
+        r.ts_us = r.received_us = r.status = r.partition = r.offset = r.latency_us = r.consumed_us =
+            r.committed_us = r.row_id = r.attempts = r.suppressed = INT64_MIN + 1;
         assert_true(hl_lineage_write(&r, buf, sizeof buf) > 0);
     }
 }
@@ -232,8 +235,11 @@ static void test_parse_refuses(void **state)
         "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\x7f\",\"ts_us\":1}",
     };
     static const char *const reason[] = {
-        "row_id must be an integer or null", "offset must be an integer", "ts_us out of range",
-        "error_code must be a short string or null", "request_id must be a plain string",
+        "row_id must be an integer or null",
+        "offset must be an integer",
+        "ts_us out of range",
+        "error_code must be a short string or null",
+        "request_id must be a plain string",
     };
     hl_lineage_rec_t r;
     const char *why;
@@ -242,8 +248,10 @@ static void test_parse_refuses(void **state)
         assert_string_equal(why, reason[i]);
     }
     char code[300];
-    snprintf(code, sizeof code, "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,"
-                                "\"error_code\":\"%0129d\"}", 0);
+    snprintf(code, sizeof code,
+             "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,"
+             "\"error_code\":\"%0129d\"}",
+             0);
     assert_int_equal(hl_lineage_parse(code, strlen(code), &r, &why), HL_ETOOBIG);
 }
 
@@ -274,10 +282,10 @@ static void test_topics_are_the_yamls(void **state)
         if (line[0] == '\0') fail_msg("topic %s not in topics.yaml", topics[i]);
     }
     topic_line(HL_TOPIC_EVENTS, "headers:", line, sizeof line);
-    assert_string_equal(line, " [" HL_HDR_REQUEST_ID ", " HL_HDR_SOURCE ", " HL_HDR_EVENT_TYPE
-                              ", " HL_HDR_RECEIVED_US ", " HL_HDR_CONTENT_TYPE ", "
-                              HL_HDR_TRACEPARENT ", " HL_HDR_BODY_SHA256 ", "
-                              HL_HDR_SIGNATURE_HEADERS "]\n");
+    assert_string_equal(line,
+                        " [" HL_HDR_REQUEST_ID ", " HL_HDR_SOURCE ", " HL_HDR_EVENT_TYPE
+                        ", " HL_HDR_RECEIVED_US ", " HL_HDR_CONTENT_TYPE ", " HL_HDR_TRACEPARENT
+                        ", " HL_HDR_BODY_SHA256 ", " HL_HDR_SIGNATURE_HEADERS "]\n");
     topic_line(HL_TOPIC_DLQ, "value:", line, sizeof line);
     assert_non_null(strstr(line, HL_HDR_ERROR ", " HL_HDR_ATTEMPTS ", " HL_HDR_FAILED_US));
     topic_line("hookline.nope", "partitions:", line, sizeof line);

@@ -72,7 +72,8 @@ static void test_reverify_vectors(void **state)
         const char *name = json_string_value(json_object_get(v, "name"));
         if (at == HL_SIG_OK || at == HL_SIG_STALE) {
             if (again != HL_SIG_OK) fail_msg("vector '%s': does not re-verify", name);
-            if (ts != vector_ts(&h, a.scheme)) fail_msg("vector '%s': signed ts %lld", name, (long long)ts);
+            if (ts != vector_ts(&h, a.scheme))
+                fail_msg("vector '%s': signed ts %lld", name, (long long)ts);
             stale += at == HL_SIG_STALE;
             ok++;
             if (blen > 0 && a.scheme != HL_SIG_SCHEME_BEARER) {
@@ -85,7 +86,8 @@ static void test_reverify_vectors(void **state)
                 assert_int_equal(ts, -1);
             }
         } else if (again != at) {
-            fail_msg("vector '%s': %s at arrival, %s again", name, hl_sig_code(at), hl_sig_code(again));
+            fail_msg("vector '%s': %s at arrival, %s again", name, hl_sig_code(at),
+                     hl_sig_code(again));
         }
         hl_sig_deinit(&a);
     }
@@ -189,33 +191,41 @@ static void test_reverify_stored(void **state)
     char err[128], buf[HL_SIG_SIGNED_JSON_MAX];
     hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
     assert_int_equal(hl_sig_add_key(&a, secret, strlen(secret), err, sizeof(err)), 0);
-    hl_sig_header_t hv[] = {{"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
-                            {"webhook-timestamp", "1614265330"},
-                            {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+    hl_sig_header_t hv[] = {
+        {"webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"},
+        {"webhook-timestamp", "1614265330"},
+        {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
     hl_sig_headers_t h = {hv, 3};
     int n = hl_sig_signed_json(&a, &h, buf, sizeof(buf));
     assert_true(n > 0);
     hl_sig_result_t res = HL_SIG_BAD;
     int64_t ts = 0;
     assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)body,
-                                            strlen(body), &res, &ts), 0);
+                                            strlen(body), &res, &ts),
+                     0);
     assert_int_equal(res, HL_SIG_OK);
     assert_true(ts == 1614265330);
     /* Stale at arrival time now, yet authentic. */
     assert_int_equal(hl_sig_verify(&a, &h, (const unsigned char *)body, strlen(body), 1714265330),
                      HL_SIG_STALE);
-    assert_int_equal(hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)"{}", 2,
-                                            &res, &ts), 0);
+    assert_int_equal(
+        hl_sig_reverify_stored(&a, buf, (size_t)n, (const unsigned char *)"{}", 2, &res, &ts), 0);
     assert_int_equal(res, HL_SIG_BAD);
-    static const char *const bad[] = {"", "[]", "{\"a\":1}", "{\"a\":\"1\",\"a\":\"2\"}",
+    static const char *const bad[] = {"",
+                                      "[]",
+                                      "{\"a\":1}",
+                                      "{\"a\":\"1\",\"a\":\"2\"}",
                                       "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"}",
-                                      "{\"a\":\"x\\u0000y\"}", "{"};
+                                      "{\"a\":\"x\\u0000y\"}",
+                                      "{"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(hl_sig_reverify_stored(&a, bad[i], strlen(bad[i]),
                                                 (const unsigned char *)body, strlen(body), &res,
-                                                &ts), HL_EPARSE);
-    assert_int_equal(hl_sig_reverify_stored(&a, NULL, 0, (const unsigned char *)body, strlen(body),
-                                            &res, &ts), HL_EPARSE);
+                                                &ts),
+                         HL_EPARSE);
+    assert_int_equal(
+        hl_sig_reverify_stored(&a, NULL, 0, (const unsigned char *)body, strlen(body), &res, &ts),
+        HL_EPARSE);
     hl_sig_deinit(&a);
 }
 
@@ -231,9 +241,10 @@ static void test_check_stored(void **state)
     char err[128], sj[HL_SIG_SIGNED_JSON_MAX], digest[HL_SIG_SHA256_HEX + 1];
     hl_sig_init(&a, HL_SIG_SCHEME_STANDARD, 300);
     assert_int_equal(hl_sig_add_key(&a, secret, strlen(secret), err, sizeof(err)), 0);
-    hl_sig_header_t hv[] = {{"webhook-id", mid},
-                            {"webhook-timestamp", "1614265330"},
-                            {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
+    hl_sig_header_t hv[] = {
+        {"webhook-id", mid},
+        {"webhook-timestamp", "1614265330"},
+        {"webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}};
     hl_sig_headers_t h = {hv, 3};
     assert_true(hl_sig_signed_json(&a, &h, sj, sizeof(sj)) > 0);
     hl_sig_sha256_hex(body, strlen(body), digest);
@@ -317,8 +328,9 @@ static void test_stored_payload_matches(void **state)
     assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), edited, strlen(edited)), 0);
     assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), "{", 1), 0);
     assert_int_equal(hl_sig_stored_payload_matches(b, strlen(raw), NULL, 0), 0);
-    assert_int_equal(hl_sig_stored_payload_matches((const unsigned char *)"{\"x\":", 5, same,
-                                                   strlen(same)), HL_EPARSE);
+    assert_int_equal(
+        hl_sig_stored_payload_matches((const unsigned char *)"{\"x\":", 5, same, strlen(same)),
+        HL_EPARSE);
 }
 
 static int payload_matches(const char *body, const char *payload)
@@ -332,8 +344,8 @@ static int payload_matches(const char *body, const char *payload)
 static void test_stored_payload_numbers_exact(void **state)
 {
     (void)state;
-    assert_int_equal(payload_matches("{\"n\": 12345678901234567890}",
-                                     "{\"n\": 12345678901234567891}"), 0);
+    assert_int_equal(
+        payload_matches("{\"n\": 12345678901234567890}", "{\"n\": 12345678901234567891}"), 0);
     assert_int_equal(payload_matches("[9007199254740993]", "[9007199254740992]"), 0);
     assert_int_equal(payload_matches("[9007199254740993]", "[9007199254740993]"), 1);
     assert_int_equal(payload_matches("[-9223372036854775809]", "[-9223372036854775809]"), 1);
@@ -345,8 +357,9 @@ static void test_stored_payload_numbers_exact(void **state)
     assert_int_equal(payload_matches("[1e401]", full), 0);
     assert_int_equal(payload_matches("[1e400]", "[1e401]"), 0);
     assert_int_equal(payload_matches("[-0, -0.0, 1.0, 2.50e1, 1e-5, 1.5E+3, 0e9, -1e-2]",
-                                     "[0, 0.0, 1.0, 25.0, 0.00001, 1500, 0, -0.01]"), 1);
-    assert_int_equal(payload_matches("[1.0]", "[1]"), 1); /* one value, two spellings */
+                                     "[0, 0.0, 1.0, 25.0, 0.00001, 1500, 0, -0.01]"),
+                     1);
+    assert_int_equal(payload_matches("[1.0]", "[1]"), 1);   /* one value, two spellings */
     assert_int_equal(payload_matches("[1]", "[\"1\"]"), 0); /* a number is no string */
     assert_int_equal(payload_matches("[-1]", "[1]"), 0);
     assert_int_equal(payload_matches("[10]", "[1]"), 0);

@@ -15,7 +15,7 @@ enum { CLI_EXIT_PASS = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 /* Where Postgres and the auditor are, shared by replay, verify and lineage. */
 typedef struct {
-    const char *pg;               /* libpq conninfo */
+    const char *pg; /* libpq conninfo */
     const char *pg_schema;
     const char *source;
     const char *auditor_url;
@@ -24,9 +24,9 @@ typedef struct {
     const char *lineage_path;
     int settle_timeout_ms;
     int no_auditor;
-    int lineage_via_api;          /* --lineage-via api */
-    char *auditor_token;          /* loaded token (owned) */
-    char token_from[300];         /* where the token came from, for messages; "" when none */
+    int lineage_via_api;  /* --lineage-via api */
+    char *auditor_token;  /* loaded token (owned) */
+    char token_from[300]; /* where the token came from, for messages; "" when none */
     char auditor_host[256];
     int auditor_port;
 } cli_conn_opts_t;
@@ -68,36 +68,40 @@ enum {
     OPT_CONN_LAST_
 };
 /* The auditor's address and token: all that `lineage` takes. */
-#define CLI_AUDITOR_LONG_OPTIONS                                                       \
-    {"auditor", required_argument, NULL, OPT_AUDITOR},                                \
-        {"auditor-token-file", required_argument, NULL, OPT_AUDITOR_TOKEN_FILE},      \
-        {"auditor-token-env", required_argument, NULL, OPT_AUDITOR_TOKEN_ENV},        \
-        {"lineage-path", required_argument, NULL, OPT_LINEAGE_PATH}
+#define CLI_AUDITOR_LONG_OPTIONS                                                                   \
+    {"auditor", required_argument, NULL, OPT_AUDITOR},                                             \
+        {"auditor-token-file", required_argument, NULL, OPT_AUDITOR_TOKEN_FILE},                   \
+        {"auditor-token-env", required_argument, NULL, OPT_AUDITOR_TOKEN_ENV},                     \
+    {                                                                                              \
+        "lineage-path", required_argument, NULL, OPT_LINEAGE_PATH                                  \
+    }
 /* Postgres and the auditor: replay and verify. */
-#define CLI_CONN_LONG_OPTIONS                                                          \
-    CLI_AUDITOR_LONG_OPTIONS, {"pg", required_argument, NULL, OPT_PG},                 \
-        {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},                        \
-        {"source", required_argument, NULL, OPT_SOURCE},                              \
-        {"settle-timeout-ms", required_argument, NULL, OPT_SETTLE},                   \
-        {"no-auditor", no_argument, NULL, OPT_NO_AUDITOR},                            \
-        {"lineage-via", required_argument, NULL, OPT_LINEAGE_VIA}
+#define CLI_CONN_LONG_OPTIONS                                                                      \
+    CLI_AUDITOR_LONG_OPTIONS, {"pg", required_argument, NULL, OPT_PG},                             \
+        {"pg-schema", required_argument, NULL, OPT_PG_SCHEMA},                                     \
+        {"source", required_argument, NULL, OPT_SOURCE},                                           \
+        {"settle-timeout-ms", required_argument, NULL, OPT_SETTLE},                                \
+        {"no-auditor", no_argument, NULL, OPT_NO_AUDITOR},                                         \
+    {                                                                                              \
+        "lineage-via", required_argument, NULL, OPT_LINEAGE_VIA                                    \
+    }
 
-#define CLI_AUDITOR_HELP                                                                       \
-    "  --auditor URL              auditor [http://127.0.0.1:8090]\n"                        \
-    "  --auditor-token-file FILE  bearer token file; or --auditor-token-env VAR\n"          \
-    "                             [$HOOKLINE_AUDITOR_TOKEN, then .hookline/auditor-token,\n" \
-    "                             then the local stack's " CLI_DEMO_TOKEN_FILE "]\n"        \
+#define CLI_AUDITOR_HELP                                                                           \
+    "  --auditor URL              auditor [http://127.0.0.1:8090]\n"                               \
+    "  --auditor-token-file FILE  bearer token file; or --auditor-token-env VAR\n"                 \
+    "                             [$HOOKLINE_AUDITOR_TOKEN, then .hookline/auditor-token,\n"       \
+    "                             then the local stack's " CLI_DEMO_TOKEN_FILE "]\n"               \
     "  --lineage-path PREFIX      auditor lineage path, request id appended [/v1/requests/]\n"
 
-#define CLI_CONN_HELP                                                                          \
-    "  --source NAME              ingress source (webhook_events.source) [demo]\n"          \
-    "  --pg CONNINFO              Postgres [host=127.0.0.1 port=55432 dbname=hookline user=hookline]\n" \
-    "  --pg-schema NAME           schema holding webhook_events [server default]\n"         \
-    "  --settle-timeout-ms N      wait for rows and lineages to arrive [60000]\n"           \
-    "  --lineage-via db|api       lineage coverage from the auditor's table (one query per\n" \
-    "                             2,000 ids) or its API (one call per message) [db]\n"    \
-    "  --no-auditor               skip lineage checks (reported as skipped)\n"             \
-    CLI_AUDITOR_HELP
+#define CLI_CONN_HELP                                                                              \
+    "  --source NAME              ingress source (webhook_events.source) [demo]\n"                 \
+    "  --pg CONNINFO              Postgres [host=127.0.0.1 port=55432 dbname=hookline "            \
+    "user=hookline]\n"                                                                             \
+    "  --pg-schema NAME           schema holding webhook_events [server default]\n"                \
+    "  --settle-timeout-ms N      wait for rows and lineages to arrive [60000]\n"                  \
+    "  --lineage-via db|api       lineage coverage from the auditor's table (one query per\n"      \
+    "                             2,000 ids) or its API (one call per message) [db]\n"             \
+    "  --no-auditor               skip lineage checks (reported as skipped)\n" CLI_AUDITOR_HELP
 
 int cli_cmd_replay(int argc, char **argv);
 int cli_cmd_verify(int argc, char **argv);

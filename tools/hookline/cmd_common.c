@@ -55,7 +55,8 @@ int cli_conn_opt(cli_conn_opts_t *c, int ch, const char *arg)
     case OPT_PG_SCHEMA: c->pg_schema = arg; return 1;
     case OPT_SOURCE:
         if (!*arg || strlen(arg) > 64 || strpbrk(arg, "/?#% ")) {
-            fprintf(stderr, "hookline: --source '%s': 1..64 characters without / ? # %% or space\n", arg);
+            fprintf(stderr, "hookline: --source '%s': 1..64 characters without / ? # %% or space\n",
+                    arg);
             return -1;
         }
         c->source = arg;
@@ -130,12 +131,14 @@ int cli_conn_opts_finish(cli_conn_opts_t *c)
 void cli_conn_token_advice(const cli_conn_opts_t *c, FILE *out)
 {
     if (c->token_from[0])
-        fprintf(out, "hookline: the auditor refused the token from %s: pass one with the auditor"
-                     " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)\n",
+        fprintf(out,
+                "hookline: the auditor refused the token from %s: pass one with the auditor"
+                " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)\n",
                 c->token_from);
     else
-        fprintf(out, "hookline: no auditor token found ($%s, .hookline/auditor-token, %s): pass"
-                     " one with --auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN\n",
+        fprintf(out,
+                "hookline: no auditor token found ($%s, .hookline/auditor-token, %s): pass"
+                " one with --auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN\n",
                 c->auditor_token_env ? c->auditor_token_env : "HOOKLINE_AUDITOR_TOKEN",
                 CLI_DEMO_TOKEN_FILE);
 }
@@ -204,7 +207,8 @@ static void print_verify(FILE *out, const cli_verify_report_t *v, int no_auditor
         fprintf(out, "  lineage coverage       %.3f %% (%lld of %lld request ids)\n",
                 v->lineage_coverage * 100.0, (long long)v->lineage_complete,
                 (long long)v->lineage_checked);
-    if (v->auditor_gaps >= 0) fprintf(out, "  auditor gaps           %lld\n", (long long)v->auditor_gaps);
+    if (v->auditor_gaps >= 0)
+        fprintf(out, "  auditor gaps           %lld\n", (long long)v->auditor_gaps);
     if (!no_auditor)
         fprintf(out, "  chain verification     %s\n",
                 v->chains_failed < 0    ? "not answered"
@@ -213,7 +217,8 @@ static void print_verify(FILE *out, const cli_verify_report_t *v, int no_auditor
     if (v->chains_failed > 0) {
         size_t i;
         json_t *ch;
-        json_array_foreach(json_object_get(v->chain_verify, "chains"), i, ch) {
+        json_array_foreach(json_object_get(v->chain_verify, "chains"), i, ch)
+        {
             json_t *b = json_object_get(ch, "first_bad");
             if (!json_is_object(b)) continue;
             fprintf(out, "    chain %lld: first bad row id %lld seq %lld: %s\n",
@@ -230,7 +235,8 @@ static void print_verify(FILE *out, const cli_verify_report_t *v, int no_auditor
                                       : "FAILED (see the auditor's GET /v1/verify/content)");
     json_t *fb = json_object_get(v->content_verify, "first_bad");
     if (v->content_bad > 0 && json_is_object(fb)) {
-        fprintf(out, "    %lld bad event%s; first: source %s message id %s event type %s (row %lld):",
+        fprintf(out,
+                "    %lld bad event%s; first: source %s message id %s event type %s (row %lld):",
                 (long long)v->content_bad, v->content_bad == 1 ? "" : "s",
                 json_string_value(json_object_get(fb, "source")),
                 json_string_value(json_object_get(fb, "message_id")),
@@ -260,9 +266,12 @@ int cli_cmd_verify(int argc, char **argv)
     int ch, r, progress = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
-        if (ch == 'r') ledger = optarg;
-        else if (ch == 'P') progress = 0;
-        else if ((r = cli_conn_opt(&conn, ch, optarg)) < 0) return CLI_EXIT_USAGE;
+        if (ch == 'r')
+            ledger = optarg;
+        else if (ch == 'P')
+            progress = 0;
+        else if ((r = cli_conn_opt(&conn, ch, optarg)) < 0)
+            return CLI_EXIT_USAGE;
         else if (r == 0) {
             fprintf(ch == 'h' ? stdout : stderr,
                     "usage: hookline verify --requests DIR/requests.ndjson [options]\n"
@@ -275,8 +284,9 @@ int cli_cmd_verify(int argc, char **argv)
         }
     }
     if (!ledger || optind != argc) {
-        fputs("hookline verify: --requests FILE is required (an evidence folder's requests.ndjson)\n",
-              stderr);
+        fputs(
+            "hookline verify: --requests FILE is required (an evidence folder's requests.ndjson)\n",
+            stderr);
         return CLI_EXIT_USAGE;
     }
     if (cli_conn_opts_finish(&conn)) return CLI_EXIT_USAGE;
@@ -300,9 +310,8 @@ int cli_cmd_verify(int argc, char **argv)
     } else {
         print_verify(stdout, &v, conn.no_auditor);
         int bad = v.idempotency_violations || v.ordering_violations ||
-                  (!conn.no_auditor &&
-                   (v.lineage_complete < v.lineage_checked || v.chains_failed != 0 ||
-                    v.content_bad != 0));
+                  (!conn.no_auditor && (v.lineage_complete < v.lineage_checked ||
+                                        v.chains_failed != 0 || v.content_bad != 0));
         printf("  verify: %s\n", bad ? "VIOLATIONS" : "OK");
         code = bad ? CLI_EXIT_FAIL : CLI_EXIT_PASS;
     }
@@ -314,8 +323,8 @@ int cli_cmd_verify(int argc, char **argv)
 
 int cli_cmd_lineage(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, CLI_AUDITOR_LONG_OPTIONS,
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, CLI_AUDITOR_LONG_OPTIONS, {NULL, 0, NULL, 0}};
     static const char usage[] =
         "usage: hookline lineage REQUEST_ID [options]\n"
         "print one request's lineage (GET /v1/requests/ID) from the auditor; exit 0 found,\n"
@@ -375,7 +384,9 @@ int cli_cmd_lineage(int argc, char **argv)
             fprintf(stderr, "hookline: the auditor has no lineage for %s\n", argv[optind]);
         else if (resp.status != 200)
             fprintf(stderr, "hookline: auditor answered %d\n", resp.status);
-        code = resp.status == 200 ? CLI_EXIT_PASS : resp.status == 404 ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
+        code = resp.status == 200   ? CLI_EXIT_PASS
+               : resp.status == 404 ? CLI_EXIT_FAIL
+                                    : CLI_EXIT_USAGE;
     }
     cli_http_conn_free(c);
     cli_conn_opts_free(&conn);

@@ -22,11 +22,35 @@ typedef struct {
 } replay_args_t;
 
 enum {
-    OPT_URL = OPT_CONN_LAST_ + 1, OPT_PATH, OPT_SCHEME, OPT_SECRET_FILE, OPT_SECRET_ENV,
-    OPT_SIG_HEADER, OPT_SIG_ENCODING, OPT_SIG_PREFIX, OPT_INPUT, OPT_MSG_PTR, OPT_MSG_HEADER, OPT_TYPE_PTR,
-    OPT_RUN_ID, OPT_CRITERIA, OPT_EVIDENCE, OPT_COUNT, OPT_EPM, OPT_PAYLOAD, OPT_SEED,
-    OPT_CONCURRENCY, OPT_MAX_RETRIES, OPT_MAX_WAIT, OPT_TIMEOUT, OPT_DUP, OPT_RATE, OPT_NO_VERIFY,
-    OPT_NO_PROGRESS, OPT_JSON, OPT_HELP
+    OPT_URL = OPT_CONN_LAST_ + 1,
+    OPT_PATH,
+    OPT_SCHEME,
+    OPT_SECRET_FILE,
+    OPT_SECRET_ENV,
+    OPT_SIG_HEADER,
+    OPT_SIG_ENCODING,
+    OPT_SIG_PREFIX,
+    OPT_INPUT,
+    OPT_MSG_PTR,
+    OPT_MSG_HEADER,
+    OPT_TYPE_PTR,
+    OPT_RUN_ID,
+    OPT_CRITERIA,
+    OPT_EVIDENCE,
+    OPT_COUNT,
+    OPT_EPM,
+    OPT_PAYLOAD,
+    OPT_SEED,
+    OPT_CONCURRENCY,
+    OPT_MAX_RETRIES,
+    OPT_MAX_WAIT,
+    OPT_TIMEOUT,
+    OPT_DUP,
+    OPT_RATE,
+    OPT_NO_VERIFY,
+    OPT_NO_PROGRESS,
+    OPT_JSON,
+    OPT_HELP
 };
 
 static const struct option replay_options[] = {
@@ -100,11 +124,21 @@ static void replay_usage(FILE *out)
 
 static int parse_args(replay_args_t *a, int argc, char **argv)
 {
-    *a = (replay_args_t){.url = "http://127.0.0.1:8080", .scheme = "none",
-                         .secret_env = "HOOKLINE_REPLAY_SECRET", .msg_ptr = "/messageId",
-                         .type_ptr = "/eventType", .count = 30000, .epm = 3, .payload = 512,
-                         .seed = 1, .concurrency = 50, .max_retries = 5, .max_wait_ms = 5000,
-                         .timeout_ms = 10000, .dup_ratio = 0.05, .progress = 1};
+    *a = (replay_args_t){.url = "http://127.0.0.1:8080",
+                         .scheme = "none",
+                         .secret_env = "HOOKLINE_REPLAY_SECRET",
+                         .msg_ptr = "/messageId",
+                         .type_ptr = "/eventType",
+                         .count = 30000,
+                         .epm = 3,
+                         .payload = 512,
+                         .seed = 1,
+                         .concurrency = 50,
+                         .max_retries = 5,
+                         .max_wait_ms = 5000,
+                         .timeout_ms = 10000,
+                         .dup_ratio = 0.05,
+                         .progress = 1};
     cli_conn_opts_defaults(&a->conn);
     int ch, r;
     optind = 1;
@@ -133,13 +167,26 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
         case OPT_CRITERIA: a->criteria = optarg; break;
         case OPT_EVIDENCE: a->evidence = optarg; break;
         case OPT_COUNT: bad = cli_opt_i64("count", optarg, 1, CLI_WL_MAX_COUNT, &a->count); break;
-        case OPT_EPM: bad = cli_opt_i64("events-per-message", optarg, 1, CLI_WL_MAX_EVENTS_PER_MESSAGE, &a->epm); break;
-        case OPT_PAYLOAD: bad = cli_opt_i64("payload-bytes", optarg, 0, CLI_WL_MAX_PAYLOAD, &a->payload); break;
+        case OPT_EPM:
+            bad = cli_opt_i64("events-per-message", optarg, 1, CLI_WL_MAX_EVENTS_PER_MESSAGE,
+                              &a->epm);
+            break;
+        case OPT_PAYLOAD:
+            bad = cli_opt_i64("payload-bytes", optarg, 0, CLI_WL_MAX_PAYLOAD, &a->payload);
+            break;
         case OPT_SEED: bad = cli_opt_i64("seed", optarg, 0, INT64_MAX, &a->seed); break;
-        case OPT_CONCURRENCY: bad = cli_opt_i64("concurrency", optarg, 1, 1024, &a->concurrency); break;
-        case OPT_MAX_RETRIES: bad = cli_opt_i64("max-retries", optarg, 0, 100, &a->max_retries); break;
-        case OPT_MAX_WAIT: bad = cli_opt_i64("max-retry-wait-ms", optarg, 0, 600000, &a->max_wait_ms); break;
-        case OPT_TIMEOUT: bad = cli_opt_i64("timeout-ms", optarg, 100, 600000, &a->timeout_ms); break;
+        case OPT_CONCURRENCY:
+            bad = cli_opt_i64("concurrency", optarg, 1, 1024, &a->concurrency);
+            break;
+        case OPT_MAX_RETRIES:
+            bad = cli_opt_i64("max-retries", optarg, 0, 100, &a->max_retries);
+            break;
+        case OPT_MAX_WAIT:
+            bad = cli_opt_i64("max-retry-wait-ms", optarg, 0, 600000, &a->max_wait_ms);
+            break;
+        case OPT_TIMEOUT:
+            bad = cli_opt_i64("timeout-ms", optarg, 100, 600000, &a->timeout_ms);
+            break;
         case OPT_DUP: bad = cli_opt_double("duplicate-ratio", optarg, 0, 1, &a->dup_ratio); break;
         case OPT_RATE: bad = cli_opt_double("rate", optarg, 0.001, 1e7, &a->rate); break;
         case OPT_NO_VERIFY: a->no_verify = 1; break;
@@ -171,8 +218,8 @@ static int parse_args(replay_args_t *a, int argc, char **argv)
 
 static int make_signer(const replay_args_t *a, cli_signer_t **out)
 {
-    cli_sign_opts_t so = {.header = a->sig_header, .base64 = a->sig_base64,
-                          .prefix = a->sig_prefix};
+    cli_sign_opts_t so = {
+        .header = a->sig_header, .base64 = a->sig_base64, .prefix = a->sig_prefix};
     *out = NULL;
     if (cli_sign_scheme_parse(a->scheme, &so.scheme) != 0) {
         fprintf(stderr, "hookline: --scheme '%s' unknown\n", a->scheme);
@@ -184,7 +231,8 @@ static int make_signer(const replay_args_t *a, cli_signer_t **out)
     const char *env = a->secret_env ? getenv(a->secret_env) : NULL;
     if (a->secret_file) {
         if (hl_read_file(a->secret_file, 8192, &secret, &len) != 0) {
-            fprintf(stderr, "hookline: --secret-file %s: cannot read (or over 8 KiB)\n", a->secret_file);
+            fprintf(stderr, "hookline: --secret-file %s: cannot read (or over 8 KiB)\n",
+                    a->secret_file);
             return CLI_EXIT_USAGE;
         }
         /* Files end with a newline that is not part of the secret (PEM keeps its own). */
@@ -213,18 +261,21 @@ static int make_signer(const replay_args_t *a, cli_signer_t **out)
 static json_t *config_json(const replay_args_t *a, const char *run_id, const char *path)
 {
     json_t *c = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:I,s:s,s:s,s:I,s:f,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:I}",
+        "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:I,s:s,s:s,s:I,s:f,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,"
+        "s:s,s:s,s:b,s:b,s:I}",
         "url", a->url, "path", path, "source", a->conn.source, "scheme", a->scheme, "secret",
         a->scheme && strcmp(a->scheme, "none") ? "<redacted>" : "", "count", (json_int_t)a->count,
         "events_per_message", (json_int_t)a->epm, "payload_bytes", (json_int_t)a->payload,
         "duplicate_ratio", a->dup_ratio, "seed", (json_int_t)a->seed, "run_id", run_id, "input",
-        a->input ? a->input : "", "concurrency", (json_int_t)a->concurrency, "rate", a->rate, "mode",
-        a->rate > 0 ? "open-loop" : "closed-loop", "max_retries", (json_int_t)a->max_retries,
-        "max_retry_wait_ms", (json_int_t)a->max_wait_ms, "timeout_ms", (json_int_t)a->timeout_ms,
-        "criteria_file", a->criteria ? a->criteria : "", "pg", "<redacted: connection string>",
-        "pg_schema", a->conn.pg_schema ? a->conn.pg_schema : "", "auditor", a->conn.auditor_url,
-        "auditor_token", "<redacted>", "lineage_via", a->conn.lineage_via_api ? "api" : "db", "verified", !a->no_verify, "auditor_checked",
-        !a->no_verify && !a->conn.no_auditor, "settle_timeout_ms", (json_int_t)a->conn.settle_timeout_ms);
+        a->input ? a->input : "", "concurrency", (json_int_t)a->concurrency, "rate", a->rate,
+        "mode", a->rate > 0 ? "open-loop" : "closed-loop", "max_retries",
+        (json_int_t)a->max_retries, "max_retry_wait_ms", (json_int_t)a->max_wait_ms, "timeout_ms",
+        (json_int_t)a->timeout_ms, "criteria_file", a->criteria ? a->criteria : "", "pg",
+        "<redacted: connection string>", "pg_schema", a->conn.pg_schema ? a->conn.pg_schema : "",
+        "auditor", a->conn.auditor_url, "auditor_token", "<redacted>", "lineage_via",
+        a->conn.lineage_via_api ? "api" : "db", "verified", !a->no_verify, "auditor_checked",
+        !a->no_verify && !a->conn.no_auditor, "settle_timeout_ms",
+        (json_int_t)a->conn.settle_timeout_ms);
     if (a->sig_header) json_object_set_new(c, "sig_header", json_string(a->sig_header));
     return c;
 }
@@ -276,29 +327,39 @@ int cli_cmd_replay(int argc, char **argv)
     if (!a.path) snprintf(path, sizeof(path), "/v1/webhooks/%s", a.conn.source);
     int rc;
     if (a.input) {
-        cli_wl_input_opts_t io = {.msg_ptr = a.msg_ptr, .msg_header = a.msg_header,
-                                  .type_ptr = a.type_ptr};
+        cli_wl_input_opts_t io = {
+            .msg_ptr = a.msg_ptr, .msg_header = a.msg_header, .type_ptr = a.type_ptr};
         rc = cli_wl_read_ndjson(a.input, &io, &w, err, sizeof(err));
     } else {
-        cli_wl_synth_opts_t so = {.seed = (uint64_t)a.seed, .count = (uint32_t)a.count,
+        cli_wl_synth_opts_t so = {.seed = (uint64_t)a.seed,
+                                  .count = (uint32_t)a.count,
                                   .events_per_message = (uint32_t)a.epm,
                                   .duplicate_ratio = a.dup_ratio,
-                                  .payload_bytes = (uint32_t)a.payload, .run_id = run_id};
+                                  .payload_bytes = (uint32_t)a.payload,
+                                  .run_id = run_id};
         rc = cli_wl_synth(&so, &w, err, sizeof(err));
     }
     if (rc) {
-        fprintf(stderr, "hookline: %s%s%s\n", a.input ? a.input : "workload", a.input ? ": " : ": ", err);
+        fprintf(stderr, "hookline: %s%s%s\n", a.input ? a.input : "workload", a.input ? ": " : ": ",
+                err);
         goto out;
     }
-    cli_replay_opts_t ro = {.host = host, .port = port, .path = path,
-                            .content_type = "application/json", .signer = signer,
-                            .concurrency = (unsigned)a.concurrency, .rate = a.rate,
+    cli_replay_opts_t ro = {.host = host,
+                            .port = port,
+                            .path = path,
+                            .content_type = "application/json",
+                            .signer = signer,
+                            .concurrency = (unsigned)a.concurrency,
+                            .rate = a.rate,
                             .max_retries = (unsigned)a.max_retries,
-                            .max_retry_wait_ms = a.max_wait_ms, .timeout_ms = (int)a.timeout_ms,
+                            .max_retry_wait_ms = a.max_wait_ms,
+                            .timeout_ms = (int)a.timeout_ms,
                             .progress = a.progress && isatty(STDERR_FILENO)};
     if (cli_replay_run(&ro, &w, &rep) != 0) {
-        fprintf(stderr, "hookline: ingress not reachable at %s: not a single request was answered;"
-                        " " CLI_STACK_HINT "\n", a.url);
+        fprintf(stderr,
+                "hookline: ingress not reachable at %s: not a single request was answered;"
+                " " CLI_STACK_HINT "\n",
+                a.url);
         goto out;
     }
     if (!a.no_verify) {
@@ -317,14 +378,14 @@ int cli_cmd_replay(int argc, char **argv)
     res.rate_rps = a.rate;
     cli_gate_t gate;
     cli_gate_eval(&crit, &res, &gate);
-    json_t *extra = json_pack("{s:I,s:I,s:I,s:[I,I,I,I,I,I],s:I,s:o}", "transport_errors",
-                              (json_int_t)rep.transport_errors, "connections",
-                              (json_int_t)rep.connections, "messages", (json_int_t)w.nmsgs,
-                              "status_classes", (json_int_t)rep.status[0], (json_int_t)rep.status[1],
-                              (json_int_t)rep.status[2], (json_int_t)rep.status[3],
-                              (json_int_t)rep.status[4], (json_int_t)rep.status[5], "mean_us",
-                              (json_int_t)hl_hist_mean(rep.latency_us), "auditor_gaps",
-                              have_ver && ver.auditor_gaps >= 0 ? json_integer(ver.auditor_gaps) : json_null());
+    json_t *extra =
+        json_pack("{s:I,s:I,s:I,s:[I,I,I,I,I,I],s:I,s:o}", "transport_errors",
+                  (json_int_t)rep.transport_errors, "connections", (json_int_t)rep.connections,
+                  "messages", (json_int_t)w.nmsgs, "status_classes", (json_int_t)rep.status[0],
+                  (json_int_t)rep.status[1], (json_int_t)rep.status[2], (json_int_t)rep.status[3],
+                  (json_int_t)rep.status[4], (json_int_t)rep.status[5], "mean_us",
+                  (json_int_t)hl_hist_mean(rep.latency_us), "auditor_gaps",
+                  have_ver && ver.auditor_gaps >= 0 ? json_integer(ver.auditor_gaps) : json_null());
     if (have_ver) {
         json_object_set_new(extra, "verify_pg_s", json_real(ver.pg_seconds));
         json_object_set_new(extra, "verify_auditor_s", json_real(ver.auditor_seconds));
@@ -343,9 +404,14 @@ int cli_cmd_replay(int argc, char **argv)
         json_t *budget = cli_error_budget_json(&res, &crit, rep.latency_us,
                                                have_ver ? ver.auditor_error_budget : NULL);
         json_t *cfg = config_json(&a, run_id, path);
-        cli_evidence_t ev = {.dir = a.evidence, .results = results, .config = cfg,
-                             .latency = rep.latency_us, .error_budget = budget,
-                             .verify = have_ver ? &ver : NULL, .w = &w, .report_text = table};
+        cli_evidence_t ev = {.dir = a.evidence,
+                             .results = results,
+                             .config = cfg,
+                             .latency = rep.latency_us,
+                             .error_budget = budget,
+                             .verify = have_ver ? &ver : NULL,
+                             .w = &w,
+                             .report_text = table};
         if (cli_evidence_write_all(&ev, err, sizeof(err)) != 0 ||
             (!a.no_verify && !a.conn.no_auditor &&
              cli_evidence_sign(a.evidence, a.conn.auditor_host, a.conn.auditor_port,

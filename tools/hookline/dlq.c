@@ -66,12 +66,14 @@ static rd_kafka_t *make_client(rd_kafka_type_t type, const dlq_args_t *a, char *
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    int ok = rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, cap) == RD_KAFKA_CONF_OK &&
-             rd_kafka_conf_set(conf, "client.id", "hookline-cli", err, cap) == RD_KAFKA_CONF_OK;
+    int ok =
+        rd_kafka_conf_set(conf, "bootstrap.servers", a->brokers, err, cap) == RD_KAFKA_CONF_OK &&
+        rd_kafka_conf_set(conf, "client.id", "hookline-cli", err, cap) == RD_KAFKA_CONF_OK;
     if (ok && type == RD_KAFKA_CONSUMER)
-        ok = rd_kafka_conf_set(conf, "group.id", "hookline-cli-dlq", err, cap) == RD_KAFKA_CONF_OK &&
-             rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, cap) == RD_KAFKA_CONF_OK &&
-             rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, cap) == RD_KAFKA_CONF_OK;
+        ok =
+            rd_kafka_conf_set(conf, "group.id", "hookline-cli-dlq", err, cap) == RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, cap) == RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, cap) == RD_KAFKA_CONF_OK;
     if (ok && type == RD_KAFKA_PRODUCER)
         ok = rd_kafka_conf_set(conf, "acks", "all", err, cap) == RD_KAFKA_CONF_OK &&
              rd_kafka_conf_set(conf, "enable.idempotence", "true", err, cap) == RD_KAFKA_CONF_OK;
@@ -97,7 +99,8 @@ static void print_record(const rd_kafka_message_t *m)
         const char *name;
         const void *val;
         size_t vl;
-        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+        for (size_t i = 0;
+             rd_kafka_header_get_all(hdrs, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
             json_object_set_new(h, name, val ? json_stringn(val, vl) : json_null());
     }
     json_object_set_new(o, "headers", h);
@@ -113,7 +116,8 @@ static int matches(const rd_kafka_message_t *m, const dlq_args_t *a)
     const void *v;
     size_t vl;
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-    if (rd_kafka_header_get_last(hdrs, "hl-request-id", &v, &vl) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (rd_kafka_header_get_last(hdrs, "hl-request-id", &v, &vl) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
     return vl == strlen(a->request_id) && memcmp(v, a->request_id, vl) == 0;
 }
 
@@ -125,8 +129,10 @@ static int redrive_one(rd_kafka_t *p, const rd_kafka_message_t *m, const dlq_arg
         const char *name;
         const void *val;
         size_t vl;
-        for (size_t i = 0; rd_kafka_header_get_all(in, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-            if (!strcmp(name, "hl-error") || !strcmp(name, "hl-attempts") || !strcmp(name, "hl-failed-us"))
+        for (size_t i = 0;
+             rd_kafka_header_get_all(in, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+            if (!strcmp(name, "hl-error") || !strcmp(name, "hl-attempts") ||
+                !strcmp(name, "hl-failed-us"))
                 continue;
             rd_kafka_header_add(out, name, -1, val, (ssize_t)vl);
         }
@@ -163,8 +169,10 @@ static int run(const dlq_args_t *a)
     rd_kafka_topic_destroy(t);
     if (e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
         e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        fprintf(stderr, "hookline: Kafka broker not reachable at %s (%s): " CLI_STACK_HINT
-                        " (or --brokers HOST:PORT)\n", a->brokers, rd_kafka_err2str(e));
+        fprintf(stderr,
+                "hookline: Kafka broker not reachable at %s (%s): " CLI_STACK_HINT
+                " (or --brokers HOST:PORT)\n",
+                a->brokers, rd_kafka_err2str(e));
         print_kafka_log();
         goto out;
     }
@@ -205,8 +213,10 @@ static int run(const dlq_args_t *a)
             seen++;
             if (matches(m, a)) {
                 chosen++;
-                if (a->redrive) failed += redrive_one(p, m, a) != 0;
-                else print_record(m);
+                if (a->redrive)
+                    failed += redrive_one(p, m, a) != 0;
+                else
+                    print_record(m);
             }
             if (m->offset + 1 >= high[m->partition]) open--;
         } else if (m->err) {
@@ -220,7 +230,9 @@ static int run(const dlq_args_t *a)
                a->events_topic, failed ? " (some failed)" : "");
     else
         fprintf(stderr, "%lld dead letters listed\n", chosen);
-    code = failed ? CLI_EXIT_USAGE : (a->redrive && a->request_id && !chosen) ? CLI_EXIT_FAIL : CLI_EXIT_PASS;
+    code = failed                                     ? CLI_EXIT_USAGE
+           : (a->redrive && a->request_id && !chosen) ? CLI_EXIT_FAIL
+                                                      : CLI_EXIT_PASS;
 out:
     if (md) rd_kafka_metadata_destroy(md);
     if (tpl) rd_kafka_topic_partition_list_destroy(tpl);
@@ -242,8 +254,10 @@ int cli_cmd_dlq(int argc, char **argv)
                                          {"all", no_argument, NULL, 'a'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    dlq_args_t a = {.brokers = "127.0.0.1:9092", .topic = "hookline.dlq",
-                    .events_topic = "hookline.events", .limit = 1000};
+    dlq_args_t a = {.brokers = "127.0.0.1:9092",
+                    .topic = "hookline.dlq",
+                    .events_topic = "hookline.events",
+                    .limit = 1000};
     const char *usage =
         "usage: hookline dlq list [--limit N] [--request-id ID] [options]\n"
         "       hookline dlq redrive (--request-id ID | --all) [options]\n"
@@ -296,8 +310,8 @@ int cli_cmd_dlq(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (a.request_id && cli_request_id_problem(a.request_id, why, sizeof(why)) != 0) {
-        fprintf(stderr, "hookline dlq: --request-id '%s' is not a request id: %s\n",
-                a.request_id, why);
+        fprintf(stderr, "hookline dlq: --request-id '%s' is not a request id: %s\n", a.request_id,
+                why);
         return CLI_EXIT_USAGE;
     }
     if (a.redrive) a.limit = DLQ_MAX_RECORDS;

@@ -28,8 +28,8 @@ int cli_evidence_mkdir(const char *dir)
 
 static int good_name(const char *name)
 {
-    return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-           !strpbrk(name, "\n\r\\");
+    return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0 && !strpbrk(name, "\n\r\\");
 }
 
 FILE *cli_evidence_open(const char *dir, const char *name)

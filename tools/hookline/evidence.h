@@ -18,7 +18,8 @@ int cli_evidence_mkdir(const char *dir) HL_MUST_CHECK;
 
 /* Writes len bytes to dir/name (a plain file name, no '/'), replacing it. Returns 0, HL_EINVAL
  * or HL_EIO. */
-int cli_evidence_write(const char *dir, const char *name, const char *data, size_t len) HL_MUST_CHECK;
+int cli_evidence_write(const char *dir, const char *name, const char *data,
+                       size_t len) HL_MUST_CHECK;
 
 /* Opens dir/name for writing (caller fcloses); NULL on error. */
 FILE *cli_evidence_open(const char *dir, const char *name);
@@ -42,8 +43,8 @@ int cli_evidence_verify_progress(const char *dir, FILE *out, FILE *progress);
 /* Asks the auditor at host:port (bearer token) to sign dir's manifest with its checkpoint key,
  * together with the newest checkpoint of every chain (POST /v1/evidence), and writes the
  * answer to dir/SHA256SUMS.sig. Returns 0, or HL_EIO with errbuf filled. */
-int cli_evidence_sign(const char *dir, const char *host, int port, const char *token,
-                      char *errbuf, size_t errcap) HL_MUST_CHECK;
+int cli_evidence_sign(const char *dir, const char *host, int port, const char *token, char *errbuf,
+                      size_t errcap) HL_MUST_CHECK;
 
 /* Checks dir/SHA256SUMS.sig: made for this manifest, its signature valid for the public key
  * it names (and that key equal to pin, 64 hex, when pin is not NULL), each checkpoint in it

@@ -18,8 +18,8 @@
 
 #define EVIDENCE_TAG "hookline-evidence-v1\n"
 
-int cli_evidence_sign(const char *dir, const char *host, int port, const char *token,
-                      char *errbuf, size_t errcap)
+int cli_evidence_sign(const char *dir, const char *host, int port, const char *token, char *errbuf,
+                      size_t errcap)
 {
     char path[4096], hex[65], body[128], auth[600];
     snprintf(path, sizeof path, "%s/%s", dir, CLI_EVIDENCE_MANIFEST);
@@ -72,7 +72,8 @@ static int ring_key(json_t *keys, const char *kid, unsigned char pub[32])
 {
     size_t i;
     json_t *k;
-    json_array_foreach(keys, i, k) {
+    json_array_foreach(keys, i, k)
+    {
         unsigned char d[32];
         char id[17];
         if (!pub_of(json_string_value(k), pub)) continue;
@@ -95,13 +96,16 @@ static int take_checkpoint(json_t *cp, json_t *keys, hl_buf_t *msg)
     const char *kid = json_string_value(json_object_get(cp, "key_id"));
     const char *sig = json_string_value(json_object_get(cp, "signature"));
     if (!hash || !kid || !sig || strlen(hash) != 64) return 0;
-    int n = snprintf(line, sizeof line, "%" JSON_INTEGER_FORMAT " %" JSON_INTEGER_FORMAT
-                     " %s %" JSON_INTEGER_FORMAT " %s %s\n", chain, seq, hash, ts, kid, sig);
+    int n = snprintf(line, sizeof line,
+                     "%" JSON_INTEGER_FORMAT " %" JSON_INTEGER_FORMAT " %s %" JSON_INTEGER_FORMAT
+                     " %s %s\n",
+                     chain, seq, hash, ts, kid, sig);
     if (n <= 0 || (size_t)n >= sizeof line) return 0;
     hl_buf_put(msg, line, (size_t)n);
     n = snprintf(cmsg, sizeof cmsg,
                  "hookline-checkpoint-v1\n%" JSON_INTEGER_FORMAT "\n%" JSON_INTEGER_FORMAT
-                 "\n%s\n%" JSON_INTEGER_FORMAT, chain, seq, hash, ts);
+                 "\n%s\n%" JSON_INTEGER_FORMAT,
+                 chain, seq, hash, ts);
     return ring_key(keys, kid, pub) && ed25519_ok(pub, cmsg, (size_t)n, sig);
 }
 
@@ -116,7 +120,8 @@ int cli_evidence_check_signature(const char *dir, const char *pin, FILE *report)
     if (hl_read_file(path, 1 << 20, &text, &len) != 0) {
         /* A run without the auditor leaves none; with a key to hold it to, that is a failure. */
         fprintf(report, "unsigned: no %s%s\n", CLI_EVIDENCE_SIGNATURE,
-                pin ? "" : " (the manifest alone shows the files are as listed, not who made them)");
+                pin ? ""
+                    : " (the manifest alone shows the files are as listed, not who made them)");
         return pin ? 1 : 0;
     }
     json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
@@ -145,9 +150,11 @@ int cli_evidence_check_signature(const char *dir, const char *pin, FILE *report)
     hl_buf_put(&msg, "\n", 1);
     size_t i;
     json_t *cp;
-    json_array_foreach(cps, i, cp) {
+    json_array_foreach(cps, i, cp)
+    {
         if (!take_checkpoint(cp, keys, &msg)) {
-            fprintf(report, "checkpoint: chain %" JSON_INTEGER_FORMAT
+            fprintf(report,
+                    "checkpoint: chain %" JSON_INTEGER_FORMAT
                     " is not signed by a key of the signature file\n",
                     json_integer_value(json_object_get(cp, "chain")));
             problems++;

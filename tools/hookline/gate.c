@@ -38,11 +38,15 @@ static const cyaml_schema_field_t criteria_fields[] = {
     CYAML_FIELD_FLOAT_PTR("p999_ms_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, p999_ms_max),
     CYAML_FIELD_FLOAT_PTR("acceptance_min", CYAML_FLAG_OPTIONAL, criteria_yaml_t, acceptance_min),
     CYAML_FIELD_FLOAT_PTR("error_rate_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, error_rate_max),
-    CYAML_FIELD_INT_PTR("idempotency_violations_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, idempotency_violations_max),
-    CYAML_FIELD_INT_PTR("ordering_violations_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, ordering_violations_max),
+    CYAML_FIELD_INT_PTR("idempotency_violations_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t,
+                        idempotency_violations_max),
+    CYAML_FIELD_INT_PTR("ordering_violations_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t,
+                        ordering_violations_max),
     CYAML_FIELD_INT_PTR("gaps_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, gaps_max),
-    CYAML_FIELD_FLOAT_PTR("lineage_coverage_min", CYAML_FLAG_OPTIONAL, criteria_yaml_t, lineage_coverage_min),
-    CYAML_FIELD_INT_PTR("chain_failures_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t, chain_failures_max),
+    CYAML_FIELD_FLOAT_PTR("lineage_coverage_min", CYAML_FLAG_OPTIONAL, criteria_yaml_t,
+                          lineage_coverage_min),
+    CYAML_FIELD_INT_PTR("chain_failures_max", CYAML_FLAG_OPTIONAL, criteria_yaml_t,
+                        chain_failures_max),
     CYAML_FIELD_END};
 static const cyaml_schema_value_t criteria_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, criteria_yaml_t, criteria_fields)};
@@ -74,8 +78,9 @@ static void cyaml_to_buf(cyaml_log_t level, void *ctx, const char *fmt, va_list 
 static int check_range(const char *key, double v, double lo, double hi, char *errbuf, size_t errcap)
 {
     if (isfinite(v) && ((v >= lo && v <= hi) || v < 0)) return 0;
-    snprintf(errbuf, errcap, "criteria: '%s' = %g: must be in [%g, %g] (or negative to switch it off)",
-             key, v, lo, hi);
+    snprintf(errbuf, errcap,
+             "criteria: '%s' = %g: must be in [%g, %g] (or negative to switch it off)", key, v, lo,
+             hi);
     return HL_ECONFIG;
 }
 
@@ -90,23 +95,34 @@ int cli_criteria_load(const char *path, cli_criteria_t *c, char *errbuf, size_t 
         return HL_EIO;
     }
     log_sink_t sink = {detail, sizeof(detail)};
-    cyaml_config_t cfg = {.log_fn = cyaml_to_buf, .log_ctx = &sink, .mem_fn = cyaml_mem,
-                          .log_level = CYAML_LOG_ERROR, .flags = CYAML_CFG_DEFAULT};
+    cyaml_config_t cfg = {.log_fn = cyaml_to_buf,
+                          .log_ctx = &sink,
+                          .mem_fn = cyaml_mem,
+                          .log_level = CYAML_LOG_ERROR,
+                          .flags = CYAML_CFG_DEFAULT};
     criteria_yaml_t *y = NULL;
     cyaml_err_t e = cyaml_load_data((const uint8_t *)text, len, &cfg, &criteria_schema,
                                     (cyaml_data_t **)&y, NULL);
     free(text);
     if (e != CYAML_OK) {
-        snprintf(errbuf, errcap, "criteria %s: %s%s%s", path, cyaml_strerror(e), detail[0] ? ": " : "",
-                 detail);
+        snprintf(errbuf, errcap, "criteria %s: %s%s%s", path, cyaml_strerror(e),
+                 detail[0] ? ": " : "", detail);
         return HL_ECONFIG;
     }
     int rc = 0;
     if (!y) return 0; /* an empty document keeps the defaults */
-#define TAKE(f) if (y->f) c->f = *y->f
-    TAKE(p95_ms_max); TAKE(p99_ms_max); TAKE(p999_ms_max); TAKE(acceptance_min);
-    TAKE(error_rate_max); TAKE(idempotency_violations_max); TAKE(ordering_violations_max);
-    TAKE(gaps_max); TAKE(lineage_coverage_min); TAKE(chain_failures_max);
+#define TAKE(f)                                                                                    \
+    if (y->f) c->f = *y->f
+    TAKE(p95_ms_max);
+    TAKE(p99_ms_max);
+    TAKE(p999_ms_max);
+    TAKE(acceptance_min);
+    TAKE(error_rate_max);
+    TAKE(idempotency_violations_max);
+    TAKE(ordering_violations_max);
+    TAKE(gaps_max);
+    TAKE(lineage_coverage_min);
+    TAKE(chain_failures_max);
 #undef TAKE
     cyaml_free(&cfg, &criteria_schema, y, 0);
     rc = check_range("p95_ms_max", c->p95_ms_max, 0, 3.6e6, errbuf, errcap);
@@ -114,7 +130,8 @@ int cli_criteria_load(const char *path, cli_criteria_t *c, char *errbuf, size_t 
     if (!rc) rc = check_range("p999_ms_max", c->p999_ms_max, 0, 3.6e6, errbuf, errcap);
     if (!rc) rc = check_range("acceptance_min", c->acceptance_min, 0, 1, errbuf, errcap);
     if (!rc) rc = check_range("error_rate_max", c->error_rate_max, 0, 1, errbuf, errcap);
-    if (!rc) rc = check_range("lineage_coverage_min", c->lineage_coverage_min, 0, 1, errbuf, errcap);
+    if (!rc)
+        rc = check_range("lineage_coverage_min", c->lineage_coverage_min, 0, 1, errbuf, errcap);
     return rc;
 }
 
@@ -163,8 +180,8 @@ static void row_count(cli_gate_t *g, const char *key, const char *label, int64_t
 static cli_gate_row_t *row_skip(cli_gate_t *g, const char *key, const char *label)
 {
     cli_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (cli_gate_row_t){.key = key, .label = label, .verdict = CLI_GATE_SKIP,
-                          .note = "not checked: --no-auditor"};
+    *r = (cli_gate_row_t){
+        .key = key, .label = label, .verdict = CLI_GATE_SKIP, .note = "not checked: --no-auditor"};
     snprintf(r->value, sizeof(r->value), "skipped");
     return r;
 }
@@ -178,9 +195,10 @@ void cli_gate_eval(const cli_criteria_t *c, const cli_results_t *res, cli_gate_t
     row_max_ms(g, "p999_ms_max", "p99.9 latency", res->p999_ms, c->p999_ms_max);
     row_ratio(g, "acceptance_min", "acceptance", measured ? res->acceptance_ratio : -1,
               c->acceptance_min, 1);
-    row_ratio(g, "error_rate_max", "error rate", measured ? res->error_rate : -1, c->error_rate_max, 0);
-    row_count(g, "idempotency_violations_max", "idempotency violations", res->idempotency_violations,
-              c->idempotency_violations_max);
+    row_ratio(g, "error_rate_max", "error rate", measured ? res->error_rate : -1, c->error_rate_max,
+              0);
+    row_count(g, "idempotency_violations_max", "idempotency violations",
+              res->idempotency_violations, c->idempotency_violations_max);
     row_count(g, "ordering_violations_max", "ordering violations", res->ordering_violations,
               c->ordering_violations_max);
     row_count(g, "gaps_max", "gaps", res->gaps, c->gaps_max);
@@ -219,7 +237,8 @@ char *cli_criteria_json(const cli_criteria_t *c)
     json_object_set_new(o, "p999_ms_max", json_real(c->p999_ms_max));
     json_object_set_new(o, "acceptance_min", json_real(c->acceptance_min));
     json_object_set_new(o, "error_rate_max", json_real(c->error_rate_max));
-    json_object_set_new(o, "idempotency_violations_max", json_integer(c->idempotency_violations_max));
+    json_object_set_new(o, "idempotency_violations_max",
+                        json_integer(c->idempotency_violations_max));
     json_object_set_new(o, "ordering_violations_max", json_integer(c->ordering_violations_max));
     json_object_set_new(o, "gaps_max", json_integer(c->gaps_max));
     json_object_set_new(o, "lineage_coverage_min", json_real(c->lineage_coverage_min));

@@ -19,17 +19,17 @@
 #include "hl/util.h"
 
 struct cli_http_conn {
-    char host[256];     /* as given */
+    char host[256]; /* as given */
     int port;
-    int fd;             /* -1 when closed */
-    int timeout_ms;     /* per connect / write / read wait */
-    unsigned opens;     /* connections opened so far */
-    size_t body_cap;    /* cap on one response body */
-    char *buf;          /* read buffer: head + body, CLI_HTTP_MAX_HEAD + body_cap + 1 bytes */
+    int fd;          /* -1 when closed */
+    int timeout_ms;  /* per connect / write / read wait */
+    unsigned opens;  /* connections opened so far */
+    size_t body_cap; /* cap on one response body */
+    char *buf;       /* read buffer: head + body, CLI_HTTP_MAX_HEAD + body_cap + 1 bytes */
     size_t buf_cap;
-    size_t buf_len;     /* bytes held in buf */
-    char *body;         /* decoded body of the last response (body_cap + 1 bytes) */
-    char *out;          /* request being written (grown to the largest request sent) */
+    size_t buf_len; /* bytes held in buf */
+    char *body;     /* decoded body of the last response (body_cap + 1 bytes) */
+    char *out;      /* request being written (grown to the largest request sent) */
     size_t out_cap;
 };
 
@@ -64,7 +64,10 @@ void cli_http_conn_free(cli_http_conn_t *c)
     free(c);
 }
 
-unsigned cli_http_conn_opens(const cli_http_conn_t *c) { return c->opens; }
+unsigned cli_http_conn_opens(const cli_http_conn_t *c)
+{
+    return c->opens;
+}
 
 static int wait_fd(int fd, short events, int timeout_ms)
 {
@@ -385,8 +388,10 @@ int cli_http_request(cli_http_conn_t *c, const char *method, const char *path,
 int cli_http_parse_url(const char *url, char *host, size_t cap, int *port)
 {
     if (!url || !*url) return HL_EINVAL;
-    if (strncmp(url, "http://", 7) == 0) url += 7;
-    else if (strstr(url, "://")) return HL_EINVAL; /* TLS and other schemes are not spoken here */
+    if (strncmp(url, "http://", 7) == 0)
+        url += 7;
+    else if (strstr(url, "://"))
+        return HL_EINVAL; /* TLS and other schemes are not spoken here */
     const char *slash = strchr(url, '/');
     size_t n = slash ? (size_t)(slash - url) : strlen(url);
     const char *hs = url, *colon = NULL;

@@ -8,7 +8,7 @@
 
 #include "hl/error.h"
 
-#define CLI_HTTP_MAX_HEAD 16384        /* status line + headers of one response */
+#define CLI_HTTP_MAX_HEAD 16384         /* status line + headers of one response */
 #define CLI_HTTP_DEFAULT_BODY_CAP 65536 /* response body cap unless the caller asks for more */
 
 /* One header of a request; both strings borrowed for the duration of the call. */
@@ -20,10 +20,10 @@ typedef struct {
 /* A parsed response. Strings point into the connection's buffers and stay valid until the
  * next request on the same connection. */
 typedef struct {
-    int status;                /* e.g. 202 */
-    int64_t retry_after_s;     /* Retry-After in seconds, -1 when absent or not a number */
-    char request_id[64];       /* X-Request-Id, "" when absent */
-    const char *body;          /* NUL-terminated body (may contain NULs for binary data) */
+    int status;            /* e.g. 202 */
+    int64_t retry_after_s; /* Retry-After in seconds, -1 when absent or not a number */
+    char request_id[64];   /* X-Request-Id, "" when absent */
+    const char *body;      /* NUL-terminated body (may contain NULs for binary data) */
     size_t body_len;
 } cli_http_response_t;
 

@@ -15,11 +15,11 @@ int cli_ledger_write(FILE *out, const cli_workload_t *w)
         const cli_wl_msg_t *msg = &w->msgs[m];
         for (size_t i = 0; i < msg->nreqs; i++) {
             const cli_wl_req_t *r = &msg->reqs[i];
-            json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:i,s:i,s:I,s:s}", "message_id", msg->message_id,
-                                  "event_type", r->event_type, "delivery_id",
-                                  r->delivery_id ? r->delivery_id : "", "duplicate", r->dup_of >= 0,
-                                  "status", r->out.status, "attempts", r->out.attempts, "latency_us",
-                                  (json_int_t)r->out.latency_us, "request_id", r->out.request_id);
+            json_t *o = json_pack(
+                "{s:s,s:s,s:s,s:b,s:i,s:i,s:I,s:s}", "message_id", msg->message_id, "event_type",
+                r->event_type, "delivery_id", r->delivery_id ? r->delivery_id : "", "duplicate",
+                r->dup_of >= 0, "status", r->out.status, "attempts", r->out.attempts, "latency_us",
+                (json_int_t)r->out.latency_us, "request_id", r->out.request_id);
             if (!o) return HL_EIO;
             int rc = json_dumpf(o, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
             json_decref(o);
@@ -39,7 +39,8 @@ static int fail(char *errbuf, size_t errcap, size_t line, const char *why, int r
  * last message needs checking; anything else starts a new message. */
 static cli_wl_msg_t *message_for(cli_workload_t *w, const char *id, size_t *cap)
 {
-    if (w->nmsgs && strcmp(w->msgs[w->nmsgs - 1].message_id, id) == 0) return &w->msgs[w->nmsgs - 1];
+    if (w->nmsgs && strcmp(w->msgs[w->nmsgs - 1].message_id, id) == 0)
+        return &w->msgs[w->nmsgs - 1];
     if (w->nmsgs == *cap) {
         *cap = *cap ? *cap * 2 : 256;
         w->msgs = hl_xrealloc(w->msgs, *cap * sizeof(cli_wl_msg_t));

@@ -51,7 +51,8 @@ static int cmd_gate(int argc, char **argv)
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (ch == 'c') criteria = optarg;
+        if (ch == 'c')
+            criteria = optarg;
         else {
             fputs("usage: hookline gate RESULTS.json [--criteria FILE]\n"
                   "judge a results file (results.json of an evidence folder) and print the table;\n"
@@ -82,7 +83,8 @@ static int cmd_gate(int argc, char **argv)
     int rc = cli_results_parse(text, len, &r);
     free(text);
     if (rc) {
-        fprintf(stderr, "hookline: %s: not a results file (JSON object with \"sent\")\n", argv[optind]);
+        fprintf(stderr, "hookline: %s: not a results file (JSON object with \"sent\")\n",
+                argv[optind]);
         return CLI_EXIT_USAGE;
     }
     cli_gate_t g;
@@ -130,8 +132,10 @@ static int cmd_evidence(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64)) {
-        fprintf(stderr, "hookline evidence verify: --public-key: 64 lower-case hex digits (the"
-                        " auditor's public_key), got %zu characters\n", strlen(pin));
+        fprintf(stderr,
+                "hookline evidence verify: --public-key: 64 lower-case hex digits (the"
+                " auditor's public_key), got %zu characters\n",
+                strlen(pin));
         return CLI_EXIT_USAGE;
     }
     const char *dir = argv[optind];

@@ -25,13 +25,13 @@ volatile sig_atomic_t cli_replay_stop;
 typedef struct {
     const cli_replay_opts_t *o;
     cli_workload_t *w;
-    unsigned index;            /* this thread's number */
-    int64_t start_us;          /* common monotonic start */
-    hl_hist_t *hist;           /* shared, lock-free */
+    unsigned index;                   /* this thread's number */
+    int64_t start_us;                 /* common monotonic start */
+    hl_hist_t *hist;                  /* shared, lock-free */
     atomic_uint_fast64_t *sent_total; /* for the progress line */
-    cli_replay_results_t part;  /* this thread's counters (hist unused) */
+    cli_replay_results_t part;        /* this thread's counters (hist unused) */
     int64_t last_answer_us;
-    int reached;               /* 1 once any HTTP answer arrived */
+    int reached; /* 1 once any HTTP answer arrived */
 } worker_t;
 
 static void sleep_until(int64_t mono_us)
@@ -52,7 +52,8 @@ static void take_request_id(const cli_http_response_t *resp, cli_wl_outcome_t *o
     if (!resp->body_len || resp->body[0] != '{') return;
     json_t *j = json_loadb(resp->body, resp->body_len, 0, NULL);
     json_t *id = json_object_get(j, "request_id");
-    if (json_is_string(id)) (void)hl_strlcpy(out->request_id, json_string_value(id), sizeof(out->request_id));
+    if (json_is_string(id))
+        (void)hl_strlcpy(out->request_id, json_string_value(id), sizeof(out->request_id));
     json_decref(j);
 }
 
@@ -79,7 +80,10 @@ static size_t build_headers(worker_t *wk, const cli_wl_req_t *rq, cli_sign_heade
     return n;
 }
 
-static int retryable(int status) { return status == 429 || status == 503; }
+static int retryable(int status)
+{
+    return status == 429 || status == 503;
+}
 
 /* Sends one request with retries; fills rq->out. Returns 1 when it ended in a 202. */
 static int send_one(worker_t *wk, cli_http_conn_t *conn, cli_wl_req_t *rq, int64_t first_us)
@@ -90,8 +94,8 @@ static int send_one(worker_t *wk, cli_http_conn_t *conn, cli_wl_req_t *rq, int64
     for (;;) {
         cli_sign_headers_t sig = {0};
         cli_http_header_t hdr[CLI_WL_MAX_HEADERS + 2 + CLI_SIGN_MAX_HEADERS];
-        if (o->signer &&
-            cli_sign(o->signer, rq->delivery_id, hl_now_us() / 1000000, rq->body, rq->body_len, &sig)) {
+        if (o->signer && cli_sign(o->signer, rq->delivery_id, hl_now_us() / 1000000, rq->body,
+                                  rq->body_len, &sig)) {
             out->status = -1;
             break;
         }
@@ -157,7 +161,8 @@ static void *worker_main(void *arg)
             }
             int64_t first;
             if (step_us > 0) {
-                first = wk->start_us + (int64_t)(((double)j * o->concurrency + wk->index) * step_us);
+                first =
+                    wk->start_us + (int64_t)(((double)j * o->concurrency + wk->index) * step_us);
                 j++;
                 if (first > hl_mono_us()) sleep_until(first);
             } else {
@@ -189,8 +194,9 @@ static void *progress_main(void *arg)
         int64_t now = hl_mono_us();
         uint64_t s = atomic_load_explicit(p->sent, memory_order_relaxed);
         double rate = now > last_t ? (double)(s - last) * 1e6 / (double)(now - last_t) : 0;
-        fprintf(stderr, "\r  sent %llu/%llu  rate %.0f req/s  p99 %.2f ms   ", (unsigned long long)s,
-                (unsigned long long)p->total, rate, (double)hl_hist_percentile(p->hist, 99) / 1000.0);
+        fprintf(stderr, "\r  sent %llu/%llu  rate %.0f req/s  p99 %.2f ms   ",
+                (unsigned long long)s, (unsigned long long)p->total, rate,
+                (double)hl_hist_percentile(p->hist, 99) / 1000.0);
         fflush(stderr);
         last = s;
         last_t = now;
@@ -212,7 +218,11 @@ int cli_replay_run(const cli_replay_opts_t *o, cli_workload_t *w, cli_replay_res
     pthread_t *th = hl_xcalloc(n, sizeof(*th));
     int64_t start = hl_mono_us() + 20000; /* a common start shortly after every thread exists */
     for (unsigned i = 0; i < n; i++) {
-        wk[i] = (worker_t){.o = &eff, .w = w, .index = i, .start_us = start, .hist = r->latency_us,
+        wk[i] = (worker_t){.o = &eff,
+                           .w = w,
+                           .index = i,
+                           .start_us = start,
+                           .hist = r->latency_us,
                            .sent_total = &sent_total};
     }
     progress_t pr = {.sent = &sent_total, .hist = r->latency_us, .total = w->nreqs};

@@ -12,17 +12,17 @@
 #include "workload.h"
 
 typedef struct {
-    const char *host;          /* ingress host */
-    int port;                  /* ingress port */
-    const char *path;          /* "/v1/webhooks/<source>" */
-    const char *content_type;  /* "application/json" unless captured headers say otherwise */
+    const char *host;           /* ingress host */
+    int port;                   /* ingress port */
+    const char *path;           /* "/v1/webhooks/<source>" */
+    const char *content_type;   /* "application/json" unless captured headers say otherwise */
     const cli_signer_t *signer; /* borrowed; NULL = no authentication headers */
-    unsigned concurrency;      /* connections (one thread each), 1..1024 */
-    double rate;               /* requests per second, open-loop; 0 = closed-loop */
-    unsigned max_retries;      /* retries of a 429/503/transport error per request */
-    int64_t max_retry_wait_ms; /* cap on one Retry-After wait */
-    int timeout_ms;            /* per connect/write/read */
-    int progress;              /* 1 = a progress line on stderr once a second */
+    unsigned concurrency;       /* connections (one thread each), 1..1024 */
+    double rate;                /* requests per second, open-loop; 0 = closed-loop */
+    unsigned max_retries;       /* retries of a 429/503/transport error per request */
+    int64_t max_retry_wait_ms;  /* cap on one Retry-After wait */
+    int timeout_ms;             /* per connect/write/read */
+    int progress;               /* 1 = a progress line on stderr once a second */
 } cli_replay_opts_t;
 
 typedef struct {
@@ -47,7 +47,8 @@ typedef struct {
  * unsent and the run reports what it has. */
 extern volatile sig_atomic_t cli_replay_stop;
 
-int cli_replay_run(const cli_replay_opts_t *o, cli_workload_t *w, cli_replay_results_t *r) HL_MUST_CHECK;
+int cli_replay_run(const cli_replay_opts_t *o, cli_workload_t *w,
+                   cli_replay_results_t *r) HL_MUST_CHECK;
 void cli_replay_results_free(cli_replay_results_t *r);
 
 #endif

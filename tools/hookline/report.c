@@ -12,21 +12,25 @@ static const char *verdict_name(cli_gate_verdict_t v)
 
 void cli_report_table(FILE *out, const cli_results_t *r, const cli_gate_t *g)
 {
-    fprintf(out, "\n  sent %llu (%llu duplicates)  accepted %llu  rejected %llu  errors %llu  "
-                 "retries %llu\n",
+    fprintf(out,
+            "\n  sent %llu (%llu duplicates)  accepted %llu  rejected %llu  errors %llu  "
+            "retries %llu\n",
             (unsigned long long)r->sent, (unsigned long long)r->duplicates_sent,
             (unsigned long long)r->accepted, (unsigned long long)r->rejected,
             (unsigned long long)r->errors, (unsigned long long)r->retries);
     if (r->concurrency > 0 && r->rate_rps > 0)
-        fprintf(out, "  load        open-loop at %.0f req/s on %u connections; latency from each "
-                     "request's scheduled send time\n",
+        fprintf(out,
+                "  load        open-loop at %.0f req/s on %u connections; latency from each "
+                "request's scheduled send time\n",
                 r->rate_rps, r->concurrency);
     else if (r->concurrency > 0)
-        fprintf(out, "  load        closed-loop on %u connections, each sending as soon as its "
-                     "answer came\n",
+        fprintf(out,
+                "  load        closed-loop on %u connections, each sending as soon as its "
+                "answer came\n",
                 r->concurrency);
-    fprintf(out, "  latency ms  p50 %.2f  p95 %.2f  p99 %.2f  p99.9 %.2f  max %.2f   "
-                 "throughput %.0f req/s over %.1f s\n\n",
+    fprintf(out,
+            "  latency ms  p50 %.2f  p95 %.2f  p99 %.2f  p99.9 %.2f  max %.2f   "
+            "throughput %.0f req/s over %.1f s\n\n",
             r->p50_ms, r->p95_ms, r->p99_ms, r->p999_ms, r->max_ms, r->throughput_rps,
             r->duration_s);
     fprintf(out, "  %-24s %-16s %-16s %s\n", "criterion", "measured", "limit", "result");
@@ -50,8 +54,8 @@ static void csv_row(int64_t lo, int64_t hi, uint64_t count, void *arg)
 {
     csv_ctx_t *c = arg;
     c->cum += count;
-    fprintf(c->out, "%lld,%lld,%llu,%.6f\n", (long long)lo, (long long)hi, (unsigned long long)count,
-            c->total ? (double)c->cum / (double)c->total : 0.0);
+    fprintf(c->out, "%lld,%lld,%llu,%.6f\n", (long long)lo, (long long)hi,
+            (unsigned long long)count, c->total ? (double)c->cum / (double)c->total : 0.0);
 }
 
 void cli_report_csv(FILE *out, const hl_hist_t *h)
@@ -70,7 +74,7 @@ void cli_report_csv(FILE *out, const hl_hist_t *h)
 #define BINS 80
 
 typedef struct {
-    double lmin, lmax;       /* log10 of the axis range in µs */
+    double lmin, lmax; /* log10 of the axis range in µs */
     uint64_t bins[BINS];
 } bin_ctx_t;
 
@@ -95,7 +99,8 @@ static void marker(FILE *out, const bin_ctx_t *b, const char *name, int64_t us, 
 {
     double x = x_of(b, (double)us);
     fprintf(out,
-            "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-dasharray=\"4 3\"/>\n"
+            "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-dasharray=\"4 "
+            "3\"/>\n"
             "<text x=\"%.1f\" y=\"%d\" fill=\"%s\" font-size=\"11\">%s %.2f ms</text>\n",
             x, PAD_T, x, SVG_H - PAD_B, color, x + 3, PAD_T + 12 + row * 13, color, name,
             (double)us / 1000.0);
@@ -113,9 +118,11 @@ void cli_report_svg(FILE *out, const hl_hist_t *h, const char *title)
     uint64_t top = 1;
     for (int i = 0; i < BINS; i++)
         if (b.bins[i] > top) top = b.bins[i];
-    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                 "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            SVG_W, SVG_H);
+    fprintf(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+        "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+        SVG_W, SVG_H);
     fprintf(out, "<text x=\"%d\" y=\"22\" font-size=\"15\">%s (%llu requests)</text>\n", PAD_L,
             title ? title : "latency", (unsigned long long)hl_hist_count(h));
     double pw = (double)(SVG_W - PAD_L - PAD_R) / BINS, ph = SVG_H - PAD_T - PAD_B;
@@ -123,8 +130,9 @@ void cli_report_svg(FILE *out, const hl_hist_t *h, const char *title)
         if (!b.bins[i]) continue;
         /* Square-root scale keeps the few slow requests of the tail visible. */
         double hgt = sqrt((double)b.bins[i] / (double)top) * ph;
-        fprintf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ab5\">"
-                     "<title>%llu</title></rect>\n",
+        fprintf(out,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4a7ab5\">"
+                "<title>%llu</title></rect>\n",
                 PAD_L + i * pw, SVG_H - PAD_B - hgt, pw * 0.9, hgt, (unsigned long long)b.bins[i]);
     }
     fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", PAD_L,
@@ -134,11 +142,13 @@ void cli_report_svg(FILE *out, const hl_hist_t *h, const char *title)
         double x = x_of(&b, us - 1.0);
         const char *unit = us >= 1e6 ? "s" : us >= 1e3 ? "ms" : "µs";
         double v = us >= 1e6 ? us / 1e6 : us >= 1e3 ? us / 1e3 : us;
-        fprintf(out, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%g %s</text>\n",
+        fprintf(out,
+                "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%g %s</text>\n",
                 x, SVG_H - PAD_B + 16, v, unit);
     }
-    fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">latency "
-                 "(log scale); bar height = sqrt(count)</text>\n",
+    fprintf(out,
+            "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">latency "
+            "(log scale); bar height = sqrt(count)</text>\n",
             (SVG_W + PAD_L) / 2, SVG_H - 12);
     if (hl_hist_count(h)) {
         marker(out, &b, "p50", hl_hist_percentile(h, 50), "#2a8a2a", 0);

@@ -10,7 +10,10 @@
 #include "ledger.h"
 #include "report.h"
 
-static double ms(int64_t us) { return (double)us / 1000.0; }
+static double ms(int64_t us)
+{
+    return (double)us / 1000.0;
+}
 
 void cli_results_fill(cli_results_t *r, const cli_replay_results_t *rep, const cli_workload_t *w,
                       const cli_verify_report_t *v, int auditor_skipped)
@@ -48,8 +51,14 @@ void cli_results_fill(cli_results_t *r, const cli_replay_results_t *rep, const c
     r->auditor_skipped = auditor_skipped;
 }
 
-static json_t *measured_int(int64_t v) { return v < 0 ? json_null() : json_integer(v); }
-static json_t *measured_real(double v) { return v < 0 ? json_null() : json_real(v); }
+static json_t *measured_int(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+static json_t *measured_real(double v)
+{
+    return v < 0 ? json_null() : json_real(v);
+}
 
 json_t *cli_results_json(const cli_results_t *r, const cli_gate_t *g, const cli_criteria_t *c,
                          json_t *extra)
@@ -89,11 +98,11 @@ json_t *cli_results_json(const cli_results_t *r, const cli_gate_t *g, const cli_
     json_t *rows = json_array();
     for (size_t i = 0; i < g->nrows; i++) {
         const cli_gate_row_t *row = &g->rows[i];
-        json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "criterion", row->key, "measured",
-                                              row->value, "limit", row->limit, "result",
+        json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "criterion", row->key,
+                                              "measured", row->value, "limit", row->limit, "result",
                                               row->verdict == CLI_GATE_PASS   ? "PASS"
                                               : row->verdict == CLI_GATE_FAIL ? "FAIL"
-                                                                             : "SKIP"));
+                                                                              : "SKIP"));
     }
     json_object_set_new(o, "gate_rows", rows);
     if (extra) json_object_update(o, extra);
@@ -125,9 +134,9 @@ json_t *cli_error_budget_json(const cli_results_t *r, const cli_criteria_t *c, c
     json_t *rows = json_array();
     double sent = (double)r->sent, all = (double)(r->sent + r->skipped);
     if (c->acceptance_min >= 0)
-        json_array_append_new(rows, budget("acceptance_min", "requests not accepted",
-                                           (1.0 - c->acceptance_min) * all,
-                                           all - (double)r->accepted));
+        json_array_append_new(rows,
+                              budget("acceptance_min", "requests not accepted",
+                                     (1.0 - c->acceptance_min) * all, all - (double)r->accepted));
     if (c->error_rate_max >= 0)
         json_array_append_new(rows, budget("error_rate_max", "requests ending in an error",
                                            c->error_rate_max * sent, (double)r->errors));
@@ -174,8 +183,14 @@ static int write_with(const char *dir, const char *name, void (*fn)(FILE *, cons
     return 0;
 }
 
-static void csv_fn(FILE *f, const void *h) { cli_report_csv(f, h); }
-static void svg_fn(FILE *f, const void *h) { cli_report_svg(f, h, "hookline replay latency"); }
+static void csv_fn(FILE *f, const void *h)
+{
+    cli_report_csv(f, h);
+}
+static void svg_fn(FILE *f, const void *h)
+{
+    cli_report_svg(f, h, "hookline replay latency");
+}
 static void ledger_fn(FILE *f, const void *w)
 {
     if (cli_ledger_write(f, w) != 0) fputs("\n!ledger incomplete\n", f);
@@ -189,22 +204,23 @@ int cli_evidence_write_all(const cli_evidence_t *e, char *errbuf, size_t errcap)
         return rc;
     }
     const cli_verify_report_t *v = e->verify;
-    json_t *idem = v ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "expected_events",
-                                 (json_int_t)v->expected_events, "stored_events",
-                                 (json_int_t)v->stored_events, "missing_rows",
-                                 (json_int_t)v->missing_rows, "duplicate_rows",
-                                 (json_int_t)v->duplicate_rows, "violations",
-                                 (json_int_t)v->idempotency_violations, "details", v->idempotency)
-                     : json_pack("{s:s}", "status", "not verified");
+    json_t *idem =
+        v ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "expected_events",
+                      (json_int_t)v->expected_events, "stored_events", (json_int_t)v->stored_events,
+                      "missing_rows", (json_int_t)v->missing_rows, "duplicate_rows",
+                      (json_int_t)v->duplicate_rows, "violations",
+                      (json_int_t)v->idempotency_violations, "details", v->idempotency)
+          : json_pack("{s:s}", "status", "not verified");
     json_t *ord = v ? json_pack("{s:I,s:O}", "violations", (json_int_t)v->ordering_violations,
                                 "details", v->ordering)
                     : json_pack("{s:s}", "status", "not verified");
-    json_t *lin = v ? json_pack("{s:I,s:I,s:o,s:I,s:O,s:O}", "checked", (json_int_t)v->lineage_checked,
-                                "complete", (json_int_t)v->lineage_complete, "coverage",
-                                v->lineage_coverage < 0 ? json_null() : json_real(v->lineage_coverage),
-                                "auditor_gaps", (json_int_t)v->auditor_gaps, "missing",
-                                v->lineage_missing, "sample", v->lineage_sample)
-                    : json_pack("{s:s}", "status", "not verified");
+    json_t *lin =
+        v ? json_pack("{s:I,s:I,s:o,s:I,s:O,s:O}", "checked", (json_int_t)v->lineage_checked,
+                      "complete", (json_int_t)v->lineage_complete, "coverage",
+                      v->lineage_coverage < 0 ? json_null() : json_real(v->lineage_coverage),
+                      "auditor_gaps", (json_int_t)v->auditor_gaps, "missing", v->lineage_missing,
+                      "sample", v->lineage_sample)
+          : json_pack("{s:s}", "status", "not verified");
     rc = write_json(e->dir, "results.json", e->results, errbuf, errcap);
     if (!rc) rc = write_json(e->dir, "config.json", e->config, errbuf, errcap);
     if (!rc) rc = write_json(e->dir, "error_budget.json", e->error_budget, errbuf, errcap);

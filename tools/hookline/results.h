@@ -25,13 +25,14 @@ json_t *cli_error_budget_json(const cli_results_t *r, const cli_criteria_t *c, c
 /* Everything needed to write an evidence folder. All borrowed. */
 typedef struct {
     const char *dir;
-    json_t *results;            /* results.json */
-    json_t *config;             /* config.json (secrets already redacted) */
-    const hl_hist_t *latency;   /* latency.csv, latency.svg */
-    json_t *error_budget;       /* error_budget.json */
-    const cli_verify_report_t *verify; /* idempotency.json, ordering.json, lineages.json; may be NULL */
-    const cli_workload_t *w;     /* requests.ndjson */
-    const char *report_text;    /* report.txt: the table as printed */
+    json_t *results;          /* results.json */
+    json_t *config;           /* config.json (secrets already redacted) */
+    const hl_hist_t *latency; /* latency.csv, latency.svg */
+    json_t *error_budget;     /* error_budget.json */
+    const cli_verify_report_t
+        *verify;             /* idempotency.json, ordering.json, lineages.json; may be NULL */
+    const cli_workload_t *w; /* requests.ndjson */
+    const char *report_text; /* report.txt: the table as printed */
 } cli_evidence_t;
 
 /* Writes every file, then SHA256SUMS. Returns 0 or HL_EIO with errbuf naming the file. */

@@ -17,13 +17,13 @@
 #include "hl/util.h"
 #include "verifiers.h"
 
-#define USAGE                                                                                 \
-    "usage: hookline reverify --config INGRESS.yaml --source NAME --message-id ID\n"          \
-    "                         [--event-type TYPE] [--pg CONNINFO] [--pg-schema NAME]\n"       \
-    "  checks the stored raw body of each event of the message against the signature\n"       \
-    "  headers stored with it, with the source's secret or public key from the ingress\n"     \
-    "  configuration file (read as the ingress reads it); no timestamp tolerance applies.\n"  \
-    "exit codes: 0 every event verifies, 1 one does not (or none is stored), 2 usage,\n"      \
+#define USAGE                                                                                      \
+    "usage: hookline reverify --config INGRESS.yaml --source NAME --message-id ID\n"               \
+    "                         [--event-type TYPE] [--pg CONNINFO] [--pg-schema NAME]\n"            \
+    "  checks the stored raw body of each event of the message against the signature\n"            \
+    "  headers stored with it, with the source's secret or public key from the ingress\n"          \
+    "  configuration file (read as the ingress reads it); no timestamp tolerance applies.\n"       \
+    "exit codes: 0 every event verifies, 1 one does not (or none is stored), 2 usage,\n"           \
     "configuration or connection error\n"
 
 static const char SQL_EVENT[] =
@@ -62,24 +62,24 @@ static int check_event(const hl_sig_t *v, PGresult *res, int t, const char *mid,
     hl_sig_stored_event_t ev = {.signed_json = PQgetvalue(res, t, 4),
                                 .body_sha256 = PQgetvalue(res, t, 5),
                                 .payload = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6)};
-    unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3),
-                                          &ev.body_len);
+    unsigned char *body =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(res, t, 3), &ev.body_len);
     if (!body) hl_die("out of memory");
     ev.body = body;
     hl_sig_stored_check_t r;
     hl_sig_check_stored(v, &ev, mid, signed_id, &r);
     PQfreemem(body);
-    printf("  signature       %s\n",
-           !r.headers_ok                ? "malformed_signature (stored headers unreadable)"
-           : r.signature == HL_SIG_OK ? "ok"
-                                        : hl_sig_code(r.signature));
+    printf("  signature       %s\n", !r.headers_ok
+                                         ? "malformed_signature (stored headers unreadable)"
+                                     : r.signature == HL_SIG_OK ? "ok"
+                                                                : hl_sig_code(r.signature));
     print_signed_at(r.signed_ts);
     printf("  body sha256     %s (%s)\n", r.body_sha256,
            r.digest_matches ? "matches the stored digest" : "DIFFERS from the stored digest");
-    printf("  payload         %s\n",
-           r.payload_matches < 0    ? "not compared (the raw body is not JSON read here)"
-           : r.payload_matches == 1 ? "matches the raw body"
-                                    : "DIFFERS from the raw body");
+    printf("  payload         %s\n", r.payload_matches < 0
+                                         ? "not compared (the raw body is not JSON read here)"
+                                     : r.payload_matches == 1 ? "matches the raw body"
+                                                              : "DIFFERS from the raw body");
     if (r.has_signed_id)
         printf("  signed id       %s (%s)\n", r.signed_id,
                r.signed_id_matches ? "matches the message id" : "DIFFERS from the message id");
@@ -104,7 +104,8 @@ static int reverify(const char *conninfo, const char *schema, const hl_sig_t *v,
         fprintf(stderr, "hookline: reverify: %s\n", err);
         code = CLI_EXIT_USAGE;
     } else if (PQntuples(res) == 0) {
-        fprintf(stderr, "hookline: reverify: no stored event with source '%s', message id '%s'%s%s\n",
+        fprintf(stderr,
+                "hookline: reverify: no stored event with source '%s', message id '%s'%s%s\n",
                 source, mid, type ? ", event type " : "", type ? type : "");
         code = CLI_EXIT_FAIL;
     } else {
@@ -131,11 +132,14 @@ static int id_ok(const char *s, size_t max)
 int cli_cmd_reverify(int argc, char **argv)
 {
     enum { O_CONFIG = 1, O_SOURCE, O_MID, O_TYPE, O_PG, O_SCHEMA };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, O_CONFIG}, {"source", required_argument, NULL, O_SOURCE},
-        {"message-id", required_argument, NULL, O_MID}, {"event-type", required_argument, NULL, O_TYPE},
-        {"pg", required_argument, NULL, O_PG},         {"pg-schema", required_argument, NULL, O_SCHEMA},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, O_CONFIG},
+                                         {"source", required_argument, NULL, O_SOURCE},
+                                         {"message-id", required_argument, NULL, O_MID},
+                                         {"event-type", required_argument, NULL, O_TYPE},
+                                         {"pg", required_argument, NULL, O_PG},
+                                         {"pg-schema", required_argument, NULL, O_SCHEMA},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config = NULL, *source = NULL, *mid = NULL, *type = NULL, *schema = NULL;
     const char *pg = "host=127.0.0.1 port=55432 dbname=hookline user=hookline connect_timeout=5";
     int ch;
@@ -153,7 +157,8 @@ int cli_cmd_reverify(int argc, char **argv)
         }
     }
     if (optind != argc || !config || !source || !mid) {
-        fputs("hookline reverify: --config, --source and --message-id are required\n" USAGE, stderr);
+        fputs("hookline reverify: --config, --source and --message-id are required\n" USAGE,
+              stderr);
         return CLI_EXIT_USAGE;
     }
     if (!id_ok(source, 64) || !id_ok(mid, 256) || (type && !id_ok(type, 128))) {
@@ -171,11 +176,14 @@ int cli_cmd_reverify(int argc, char **argv)
     const hl_sig_t *v = ing_verifiers_find(vs, source);
     int code;
     if (!v) {
-        fprintf(stderr, "hookline: reverify: source '%s' is not configured in %s\n", source, config);
+        fprintf(stderr, "hookline: reverify: source '%s' is not configured in %s\n", source,
+                config);
         code = CLI_EXIT_USAGE;
     } else if (v->scheme == HL_SIG_SCHEME_BEARER) {
-        fprintf(stderr, "hookline: reverify: source '%s' uses bearer tokens: its events carry no "
-                        "signature to verify again\n", source);
+        fprintf(stderr,
+                "hookline: reverify: source '%s' uses bearer tokens: its events carry no "
+                "signature to verify again\n",
+                source);
         code = CLI_EXIT_USAGE;
     } else {
         code = reverify(pg, schema, v, ing_verifiers_signed_id(vs, source), source, mid, type);

@@ -19,11 +19,11 @@
 
 struct cli_signer {
     cli_sign_opts_t opts;
-    char header[128];        /* CLI_SIGN_HMAC header name (copied) */
-    char prefix[64];         /* CLI_SIGN_HMAC prefix (copied) */
-    unsigned char *key;      /* HMAC key or bearer token */
+    char header[128];   /* CLI_SIGN_HMAC header name (copied) */
+    char prefix[64];    /* CLI_SIGN_HMAC prefix (copied) */
+    unsigned char *key; /* HMAC key or bearer token */
     size_t key_len;
-    EVP_PKEY *pkey;          /* Ed25519 or EC private key */
+    EVP_PKEY *pkey; /* Ed25519 or EC private key */
 };
 
 static const struct {
@@ -107,8 +107,7 @@ int cli_signer_new(const cli_sign_opts_t *opts, const char *secret, size_t secre
         s->opts.scheme = CLI_SIGN_STANDARD_V1A;
     int rc = 0;
     switch (s->opts.scheme) {
-    case CLI_SIGN_NONE:
-        break;
+    case CLI_SIGN_NONE: break;
     case CLI_SIGN_STANDARD:
         if (load_b64_key(s, secret, secret_len, "whsec_"))
             rc = fail(errbuf, errcap, "standard-webhooks secret must be whsec_<base64>");
@@ -116,7 +115,8 @@ int cli_signer_new(const cli_sign_opts_t *opts, const char *secret, size_t secre
     case CLI_SIGN_STANDARD_V1A:
         if (load_b64_key(s, secret, secret_len, "whsk_") ||
             (s->key_len != 32 && s->key_len != 64)) {
-            rc = fail(errbuf, errcap, "v1a key must be whsk_<base64 of a 32- or 64-byte Ed25519 key>");
+            rc = fail(errbuf, errcap,
+                      "v1a key must be whsk_<base64 of a 32- or 64-byte Ed25519 key>");
             break;
         }
         s->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, s->key, 32);
@@ -138,14 +138,14 @@ int cli_signer_new(const cli_sign_opts_t *opts, const char *secret, size_t secre
         if (load_ec_key(s, secret, secret_len))
             rc = fail(errbuf, errcap, "sendgrid key must be a PEM or base64 DER EC private key");
         break;
-    default:
-        rc = fail(errbuf, errcap, "unknown scheme");
+    default: rc = fail(errbuf, errcap, "unknown scheme");
     }
     if (!rc && (opts->scheme == CLI_SIGN_HMAC || opts->scheme == CLI_SIGN_BEARER)) {
         const char *dflt = opts->scheme == CLI_SIGN_HMAC ? "X-Signature-256" : "Authorization";
         const char *h = opts->header && *opts->header ? opts->header : dflt;
         const char *p = opts->prefix ? opts->prefix : "";
-        if (hl_strlcpy(s->header, h, sizeof(s->header)) || hl_strlcpy(s->prefix, p, sizeof(s->prefix)))
+        if (hl_strlcpy(s->header, h, sizeof(s->header)) ||
+            hl_strlcpy(s->prefix, p, sizeof(s->prefix)))
             rc = fail(errbuf, errcap, "hmac header name or prefix too long");
         s->opts.header = s->header;
         s->opts.prefix = s->prefix;
@@ -168,16 +168,14 @@ void cli_signer_free(cli_signer_t *s)
 }
 
 /* The MAC or signature of a scheme's content under the signer's key, base64 into b64. */
-static int hmac_b64(const cli_signer_t *s, const hl_sig_part_t *parts, int n, char *b64,
-                    size_t cap)
+static int hmac_b64(const cli_signer_t *s, const hl_sig_part_t *parts, int n, char *b64, size_t cap)
 {
     unsigned char mac[HL_SIG_SHA256_LEN];
     if (hl_sig_hmac_sha256(s->key, s->key_len, parts, n, mac) != 0) return HL_EIO;
     return hl_base64_encode(mac, sizeof(mac), b64, cap) < 0 ? HL_EIO : 0;
 }
 
-static int pkey_b64(const cli_signer_t *s, const hl_sig_part_t *parts, int n, char *b64,
-                    size_t cap)
+static int pkey_b64(const cli_signer_t *s, const hl_sig_part_t *parts, int n, char *b64, size_t cap)
 {
     unsigned char sig[80];
     size_t sl = sizeof(sig);
@@ -260,15 +258,11 @@ int cli_sign(const cli_signer_t *s, const char *id, int64_t ts, const char *body
     if (!id) id = "";
     if (strlen(id) >= CLI_SIGN_VALUE_CAP - 8) return HL_ETOOBIG;
     switch (s->opts.scheme) {
-    case CLI_SIGN_NONE:
-        return 0;
+    case CLI_SIGN_NONE: return 0;
     case CLI_SIGN_STANDARD:
-    case CLI_SIGN_STANDARD_V1A:
-        return sign_standard(s, id, ts, body, len, out);
-    case CLI_SIGN_STRIPE:
-        return sign_stripe(s, ts, body, len, out);
-    case CLI_SIGN_HMAC:
-        return sign_hmac(s, body, len, out);
+    case CLI_SIGN_STANDARD_V1A: return sign_standard(s, id, ts, body, len, out);
+    case CLI_SIGN_STRIPE: return sign_stripe(s, ts, body, len, out);
+    case CLI_SIGN_HMAC: return sign_hmac(s, body, len, out);
     case CLI_SIGN_BEARER: {
         char val[CLI_SIGN_VALUE_CAP];
         if (s->key_len + 8 >= sizeof(val)) return HL_ETOOBIG;
@@ -276,8 +270,7 @@ int cli_sign(const cli_signer_t *s, const char *id, int64_t ts, const char *body
         add(out, s->header, val);
         return 0;
     }
-    case CLI_SIGN_SENDGRID:
-        return sign_sendgrid(s, ts, body, len, out);
+    case CLI_SIGN_SENDGRID: return sign_sendgrid(s, ts, body, len, out);
     }
     return HL_EINVAL;
 }

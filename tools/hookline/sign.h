@@ -10,13 +10,13 @@
 #include "hl/error.h"
 
 typedef enum {
-    CLI_SIGN_NONE = 0,      /* no authentication headers */
-    CLI_SIGN_STANDARD,      /* standard-webhooks v1: HMAC-SHA256, whsec_ base64 secret */
-    CLI_SIGN_STANDARD_V1A,  /* standard-webhooks v1a: Ed25519, whsk_ base64 private key */
-    CLI_SIGN_STRIPE,        /* Stripe-Signature: t=…,v1=hex(HMAC(secret, "t.body")) */
-    CLI_SIGN_HMAC,          /* HMAC-SHA256 of the body in one header, hex or base64, prefix */
-    CLI_SIGN_BEARER,        /* Authorization: Bearer <token> */
-    CLI_SIGN_SENDGRID,      /* ECDSA P-256 over timestamp||body, DER, base64 */
+    CLI_SIGN_NONE = 0,     /* no authentication headers */
+    CLI_SIGN_STANDARD,     /* standard-webhooks v1: HMAC-SHA256, whsec_ base64 secret */
+    CLI_SIGN_STANDARD_V1A, /* standard-webhooks v1a: Ed25519, whsk_ base64 private key */
+    CLI_SIGN_STRIPE,       /* Stripe-Signature: t=…,v1=hex(HMAC(secret, "t.body")) */
+    CLI_SIGN_HMAC,         /* HMAC-SHA256 of the body in one header, hex or base64, prefix */
+    CLI_SIGN_BEARER,       /* Authorization: Bearer <token> */
+    CLI_SIGN_SENDGRID,     /* ECDSA P-256 over timestamp||body, DER, base64 */
 } cli_sign_scheme_t;
 
 /* Parses a scheme name as the ingress configuration spells it ("standard-webhooks",
@@ -26,9 +26,9 @@ const char *cli_sign_scheme_name(cli_sign_scheme_t s);
 
 typedef struct {
     cli_sign_scheme_t scheme;
-    const char *header;   /* HMAC: header, default "X-Signature-256"; bearer: "Authorization" */
-    int base64;           /* CLI_SIGN_HMAC: 1 = base64, 0 = lowercase hex */
-    const char *prefix;   /* CLI_SIGN_HMAC: prefix before the digest, e.g. "sha256=", or NULL */
+    const char *header; /* HMAC: header, default "X-Signature-256"; bearer: "Authorization" */
+    int base64;         /* CLI_SIGN_HMAC: 1 = base64, 0 = lowercase hex */
+    const char *prefix; /* CLI_SIGN_HMAC: prefix before the digest, e.g. "sha256=", or NULL */
 } cli_sign_opts_t;
 
 typedef struct cli_signer cli_signer_t;

@@ -19,11 +19,11 @@
 typedef struct {
     const char *type;
     const char *request_id;
-    int count;           /* rows found */
+    int count; /* rows found */
     int32_t partition;
     int64_t offset;
     int64_t persisted_us;
-    char xmin[16];       /* inserting transaction: rows of one transaction commit together */
+    char xmin[16]; /* inserting transaction: rows of one transaction commit together */
 } ev_state_t;
 
 typedef struct {
@@ -47,7 +47,8 @@ static int64_t collect(const cli_workload_t *w, msg_state_t *ms)
             for (size_t e = 0; e < ms[m].nev; e++)
                 if (strcmp(ms[m].ev[e].type, rq->event_type) == 0) seen = 1;
             if (seen) continue; /* a duplicate of an event already accepted */
-            ms[m].ev[ms[m].nev++] = (ev_state_t){.type = rq->event_type, .request_id = rq->out.request_id};
+            ms[m].ev[ms[m].nev++] =
+                (ev_state_t){.type = rq->event_type, .request_id = rq->out.request_id};
             total++;
         }
     }
@@ -55,9 +56,9 @@ static int64_t collect(const cli_workload_t *w, msg_state_t *ms)
 }
 
 typedef struct {
-    char **ids;     /* message ids with at least one accepted event */
+    char **ids; /* message ids with at least one accepted event */
     size_t n;
-    size_t *midx;   /* their message index */
+    size_t *midx; /* their message index */
 } idset_t;
 
 static const char SQL_COUNT[] = "SELECT count(*) FROM webhook_events WHERE source = $1 "
@@ -115,8 +116,8 @@ static int match_rows(const PGresult *r, size_t off, size_t n, void *arg)
             a->rep->duplicate_rows++;
             cli_verify_detail(a->rep->idempotency,
                               json_pack("{s:s,s:s,s:s,s:s}", "kind", "duplicate_row", "message_id",
-                                       mid, "event_type", ev->type, "request_id",
-                                       PQgetvalue(r, i, 5)));
+                                        mid, "event_type", ev->type, "request_id",
+                                        PQgetvalue(r, i, 5)));
             continue;
         }
         ev->partition = (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10);
@@ -133,8 +134,8 @@ static int fetch_rows(PGconn *c, const char *source, const idset_t *ids, msg_sta
 {
     rows_t a = {ids, ms, rep};
     const hl_pg_chunked_t q = {SQL_ROWS, &source, 2, IDS_PER_QUERY, "read rows"};
-    return hl_pg_query_chunked(c, &q, (const char *const *)ids->ids, ids->n, match_rows, &a,
-                               errbuf, errcap);
+    return hl_pg_query_chunked(c, &q, (const char *const *)ids->ids, ids->n, match_rows, &a, errbuf,
+                               errcap);
 }
 
 /* Exactly once and order, message by message. */
@@ -147,9 +148,9 @@ static void judge(msg_state_t *ms, size_t nmsgs, cli_verify_report_t *rep)
             if (ev->count == 0) {
                 rep->missing_rows++;
                 cli_verify_detail(rep->idempotency,
-                           json_pack("{s:s,s:s,s:s,s:s}", "kind", "missing_row", "message_id",
-                                     ms[m].msg->message_id, "event_type", ev->type, "request_id",
-                                     ev->request_id));
+                                  json_pack("{s:s,s:s,s:s,s:s}", "kind", "missing_row",
+                                            "message_id", ms[m].msg->message_id, "event_type",
+                                            ev->type, "request_id", ev->request_id));
                 continue;
             }
             rep->stored_events++;
@@ -166,11 +167,11 @@ static void judge(msg_state_t *ms, size_t nmsgs, cli_verify_report_t *rep)
                 if (why) {
                     rep->ordering_violations++;
                     cli_verify_detail(rep->ordering,
-                               json_pack("{s:s,s:s,s:s,s:s,s:[i,I],s:[i,I]}", "message_id",
-                                         ms[m].msg->message_id, "event_type", ev->type,
-                                         "after", prev->type, "why", why, "position",
-                                         ev->partition, (json_int_t)ev->offset, "previous",
-                                         prev->partition, (json_int_t)prev->offset));
+                                      json_pack("{s:s,s:s,s:s,s:s,s:[i,I],s:[i,I]}", "message_id",
+                                                ms[m].msg->message_id, "event_type", ev->type,
+                                                "after", prev->type, "why", why, "position",
+                                                ev->partition, (json_int_t)ev->offset, "previous",
+                                                prev->partition, (json_int_t)prev->offset));
                 }
             }
             prev = ev;
@@ -215,8 +216,8 @@ static int pg_checks(const cli_verify_opts_t *o, const cli_workload_t *w, cli_ve
         int64_t have = count_rows(c, o->source, &ids, errbuf, errcap);
         if (have < 0) rc = (int)have;
         if (o->progress && !rc)
-            fprintf(stderr, "\r  postgres: %lld of %lld accepted events stored   ",
-                    (long long)have, (long long)rep->expected_events);
+            fprintf(stderr, "\r  postgres: %lld of %lld accepted events stored   ", (long long)have,
+                    (long long)rep->expected_events);
         if (rc || have >= rep->expected_events || hl_mono_us() >= deadline) break;
         cli_verify_sleep_ms(200);
     }

@@ -11,21 +11,21 @@
 #include "workload.h"
 
 typedef struct {
-    const char *conninfo;        /* libpq connection string */
-    const char *schema;          /* search_path schema, NULL/"" = the server's default */
-    const char *source;          /* webhook_events.source of the replay */
-    int settle_timeout_ms;       /* how long to wait for rows and lineages to arrive */
-    int no_auditor;              /* 1 = skip the lineage checks (and say so) */
+    const char *conninfo;  /* libpq connection string */
+    const char *schema;    /* search_path schema, NULL/"" = the server's default */
+    const char *source;    /* webhook_events.source of the replay */
+    int settle_timeout_ms; /* how long to wait for rows and lineages to arrive */
+    int no_auditor;        /* 1 = skip the lineage checks (and say so) */
     const char *auditor_host;
     int auditor_port;
-    const char *auditor_token;   /* bearer token, borrowed */
-    const char *lineage_path;    /* "/v1/requests/": the request id is appended */
-    const char *message_path;    /* "/v1/messages/": the message id is appended */
-    int lineage_via_api;         /* 1 = coverage through the auditor's API, 0 = its table */
+    const char *auditor_token; /* bearer token, borrowed */
+    const char *lineage_path;  /* "/v1/requests/": the request id is appended */
+    const char *message_path;  /* "/v1/messages/": the message id is appended */
+    int lineage_via_api;       /* 1 = coverage through the auditor's API, 0 = its table */
     unsigned auditor_concurrency;
-    uint64_t seed;               /* picks the sample lineages */
-    unsigned sample;             /* full lineages to keep (10) */
-    int progress;                /* a progress line on stderr while waiting (a terminal) */
+    uint64_t seed;   /* picks the sample lineages */
+    unsigned sample; /* full lineages to keep (10) */
+    int progress;    /* a progress line on stderr while waiting (a terminal) */
 } cli_verify_opts_t;
 
 #define CLI_VERIFY_REPORT_CAP 1000 /* detail entries kept per report; counts are always exact */
@@ -53,9 +53,9 @@ typedef struct {
     json_t *ordering;
     json_t *lineage_missing;
     json_t *lineage_sample;
-    json_t *auditor_error_budget;   /* the auditor's /v1/error-budget answer, or null */
-    double pg_seconds;              /* time spent on the Postgres checks (waiting included) */
-    double auditor_seconds;         /* time spent on the lineage checks */
+    json_t *auditor_error_budget; /* the auditor's /v1/error-budget answer, or null */
+    double pg_seconds;            /* time spent on the Postgres checks (waiting included) */
+    double auditor_seconds;       /* time spent on the lineage checks */
 } cli_verify_report_t;
 
 /* Runs every check. Returns 0 (violations are counted, not errors), HL_EPG when Postgres

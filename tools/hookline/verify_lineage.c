@@ -41,8 +41,8 @@ unsigned cli_lineage_stages(json_t *j)
  * refused before its message id was known is looked up by its own id. */
 typedef struct {
     const cli_wl_msg_t *msg;
-    size_t first;        /* index of the message's first request in the done array */
-    atomic_int done;     /* 1 once every request of the message is complete */
+    size_t first;    /* index of the message's first request in the done array */
+    atomic_int done; /* 1 once every request of the message is complete */
 } lin_item_t;
 
 typedef struct {
@@ -53,7 +53,7 @@ typedef struct {
     int *rstatus;        /* per request: the auditor's last HTTP status for it */
     unsigned index, stride;
     int reached;
-    int fatal;           /* 401/403: the token is wrong; no use asking again */
+    int fatal; /* 401/403: the token is wrong; no use asking again */
 } lin_worker_t;
 
 static int auditor_get(cli_http_conn_t *c, const cli_verify_opts_t *o, const char *path,
@@ -87,7 +87,10 @@ static int url_encode(const char *s, char *out, size_t cap)
     return 0;
 }
 
-static unsigned need_of(const cli_wl_req_t *rq) { return rq->out.status == 202 ? 3u : 1u; }
+static unsigned need_of(const cli_wl_req_t *rq)
+{
+    return rq->out.status == 202 ? 3u : 1u;
+}
 
 static int complete(unsigned stages, const cli_wl_req_t *rq)
 {
@@ -165,8 +168,10 @@ static void *lin_main(void *arg)
                 snprintf(path, sizeof(path), "%s%s", lw->o->lineage_path, rq->out.request_id);
                 if (auditor_get(c, lw->o, path, &resp) == 0) {
                     lw->rstatus[it->first + r] = resp.status;
-                    json_t *j = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-                    if (complete(cli_lineage_stages(j), rq)) atomic_store(&lw->rdone[it->first + r], 1);
+                    json_t *j =
+                        resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+                    if (complete(cli_lineage_stages(j), rq))
+                        atomic_store(&lw->rdone[it->first + r], 1);
                     json_decref(j);
                 }
             }
@@ -187,8 +192,13 @@ static int lineage_pass(const cli_verify_opts_t *o, lin_item_t *items, size_t n,
     int reached = 0;
     unsigned started = 0;
     for (; started < t; started++) {
-        lw[started] = (lin_worker_t){.o = o, .items = items, .n = n, .rdone = rdone,
-                                     .rstatus = rstatus, .index = started, .stride = t};
+        lw[started] = (lin_worker_t){.o = o,
+                                     .items = items,
+                                     .n = n,
+                                     .rdone = rdone,
+                                     .rstatus = rstatus,
+                                     .index = started,
+                                     .stride = t};
         if (pthread_create(&th[started], NULL, lin_main, &lw[started]) != 0) break;
     }
     /* A thread that did not start leaves its share to the next pass. */
@@ -231,7 +241,8 @@ static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
 {
     size_t n = 0;
     for (size_t m = 0; m < w->nmsgs; m++)
-        for (size_t i = 0; i < w->msgs[m].nreqs; i++) n += w->msgs[m].reqs[i].out.request_id[0] != 0;
+        for (size_t i = 0; i < w->msgs[m].nreqs; i++)
+            n += w->msgs[m].reqs[i].out.request_id[0] != 0;
     uint64_t rng = o->seed ^ 0x5eed;
     size_t want = o->sample < n ? o->sample : n;
     for (size_t k = 0, tries = 0; k < want && tries < want * 50; tries++) {
@@ -247,9 +258,9 @@ static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
         int dup = 0;
         size_t i;
         json_t *v;
-        json_array_foreach(rep->lineage_sample, i, v)
-        if (strcmp(json_string_value(json_object_get(v, "request_id")), rq->out.request_id) == 0)
-            dup = 1;
+        json_array_foreach(rep->lineage_sample, i,
+                           v) if (strcmp(json_string_value(json_object_get(v, "request_id")),
+                                         rq->out.request_id) == 0) dup = 1;
         if (dup) continue;
         char path[256];
         snprintf(path, sizeof(path), "%s%s", o->lineage_path, rq->out.request_id);
@@ -258,17 +269,18 @@ static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
         json_array_append_new(rep->lineage_sample,
                               json_pack("{s:s,s:s,s:s,s:i,s:o}", "request_id", rq->out.request_id,
                                         "message_id", mid, "event_type", rq->event_type,
-                                        "http_status", rq->out.status, "lineage", j ? j : json_null()));
+                                        "http_status", rq->out.status, "lineage",
+                                        j ? j : json_null()));
         k++;
     }
 }
 
 /* Per-request state of the coverage check; requests without a request id count as done. */
 typedef struct {
-    const cli_wl_req_t **req;   /* every request, in workload order */
-    const char **mid;          /* its message id */
+    const cli_wl_req_t **req; /* every request, in workload order */
+    const char **mid;         /* its message id */
     atomic_uchar *done;
-    int *status;               /* the auditor's last answer for it (API mode) */
+    int *status; /* the auditor's last answer for it (API mode) */
     size_t n, checked;
 } cover_t;
 
@@ -307,8 +319,8 @@ static size_t cover_done(const cover_t *c)
 }
 
 /* One pass over the auditor's API for every message not complete yet. */
-static int api_pass(const cli_verify_opts_t *o, const cli_workload_t *w, cover_t *cv,
-                    char *errbuf, size_t errcap)
+static int api_pass(const cli_verify_opts_t *o, const cli_workload_t *w, cover_t *cv, char *errbuf,
+                    size_t errcap)
 {
     lin_item_t *items = hl_xcalloc(w->nmsgs + 1, sizeof(*items));
     size_t n = 0, first = 0;
@@ -328,18 +340,18 @@ static int api_pass(const cli_verify_opts_t *o, const cli_workload_t *w, cover_t
                  o->auditor_host, o->auditor_port);
         rc = HL_EIO;
     } else if (fatal) {
-        snprintf(errbuf, errcap, "auditor refused the token (401/403): pass one with the auditor"
-                                 " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)");
+        snprintf(errbuf, errcap,
+                 "auditor refused the token (401/403): pass one with the auditor"
+                 " role (--auditor-token-file FILE or $HOOKLINE_AUDITOR_TOKEN)");
         rc = HL_EAUTH;
     }
     free(items);
     return rc;
 }
 
-static const char SQL_STAGES[] =
-    "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
-    " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
-    " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
+static const char SQL_STAGES[] = "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
+                                 " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
+                                 " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
 
 typedef struct {
     cover_t *cv;
@@ -431,14 +443,15 @@ static void content_check(const cli_verify_opts_t *o, cli_verify_report_t *rep)
     json_decref(j);
 }
 
-static void auditor_extras(const cli_verify_opts_t *o, const cli_workload_t *w, cli_verify_report_t *rep)
+static void auditor_extras(const cli_verify_opts_t *o, const cli_workload_t *w,
+                           cli_verify_report_t *rep)
 {
     if (o->sample) sample_lineages(o, w, rep);
     int st;
     json_t *g = auditor_json(o, "/v1/gaps", 5000, &st);
     json_t *list = json_is_array(g) ? g : json_object_get(g, "gaps");
     json_t *cnt = json_object_get(g, "count");
-    rep->auditor_gaps = json_is_integer(cnt)   ? (int64_t)json_integer_value(cnt)
+    rep->auditor_gaps = json_is_integer(cnt)  ? (int64_t)json_integer_value(cnt)
                         : json_is_array(list) ? (int64_t)json_array_size(list)
                                               : -1;
     json_decref(g);
@@ -473,7 +486,8 @@ int cli_lineage_checks(const cli_verify_opts_t *o, const cli_workload_t *w,
     int64_t deadline = hl_mono_us() + (int64_t)o->settle_timeout_ms * 1000;
     size_t done = 0;
     while (!rc) {
-        rc = o->lineage_via_api ? api_pass(o, w, &cv, errbuf, errcap) : db_pass(c, &cv, errbuf, errcap);
+        rc = o->lineage_via_api ? api_pass(o, w, &cv, errbuf, errcap)
+                                : db_pass(c, &cv, errbuf, errcap);
         done = cover_done(&cv);
         if (o->progress)
             fprintf(stderr, "\r  lineage: %zu of %zu request ids complete   ", done, cv.checked);
@@ -490,8 +504,8 @@ int cli_lineage_checks(const cli_verify_opts_t *o, const cli_workload_t *w,
         const cli_wl_req_t *rq = cv.req[i];
         cli_verify_detail(rep->lineage_missing,
                           json_pack("{s:s,s:s,s:s,s:i,s:i}", "request_id", rq->out.request_id,
-                                   "message_id", cv.mid[i], "event_type", rq->event_type,
-                                   "http_status", rq->out.status, "auditor_status", cv.status[i]));
+                                    "message_id", cv.mid[i], "event_type", rq->event_type,
+                                    "http_status", rq->out.status, "auditor_status", cv.status[i]));
     }
     if (!rc && cv.checked) auditor_extras(o, w, rep);
     cover_free(&cv);

@@ -11,7 +11,7 @@
 #include "hl/jsonptr.h"
 #include "hl/util.h"
 
-static const char *const event_names[] = {"processed", "delivered", "open",    "click",
+static const char *const event_names[] = {"processed",   "delivered",  "open",   "click",
                                           "unsubscribe", "spamreport", "bounce", "dropped"};
 
 const char *cli_wl_event_type(unsigned i, char *buf, size_t cap)
@@ -219,7 +219,8 @@ static int parse_line(json_t *root, const cli_wl_input_opts_t *o, cli_wl_req_t *
         return (*why = "\"body\" must be a string or an object"), HL_EPARSE;
     }
     if (hdrs) {
-        if (json_object_size(hdrs) > CLI_WL_MAX_HEADERS) return (*why = "over 32 headers"), HL_ETOOBIG;
+        if (json_object_size(hdrs) > CLI_WL_MAX_HEADERS)
+            return (*why = "over 32 headers"), HL_ETOOBIG;
         rq->headers = hl_xcalloc(json_object_size(hdrs) + 1, sizeof(cli_http_header_t));
         const char *k;
         json_t *v;

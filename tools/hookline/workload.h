@@ -12,15 +12,15 @@
 
 #define CLI_WL_MAX_EVENTS_PER_MESSAGE 64
 #define CLI_WL_MAX_COUNT 10000000u          /* events in one synthetic workload */
-#define CLI_WL_MAX_PAYLOAD (1u << 20)        /* bytes of one synthetic body */
-#define CLI_WL_MAX_TOTAL_BYTES (1ull << 30)  /* all bodies of one workload together */
-#define CLI_WL_MAX_LINE (2u << 20)           /* one ndjson line */
-#define CLI_WL_MAX_HEADERS 32                /* captured headers of one request */
-#define CLI_WL_MAX_ID 256                    /* message id bytes (as the ingress limits them) */
+#define CLI_WL_MAX_PAYLOAD (1u << 20)       /* bytes of one synthetic body */
+#define CLI_WL_MAX_TOTAL_BYTES (1ull << 30) /* all bodies of one workload together */
+#define CLI_WL_MAX_LINE (2u << 20)          /* one ndjson line */
+#define CLI_WL_MAX_HEADERS 32               /* captured headers of one request */
+#define CLI_WL_MAX_ID 256                   /* message id bytes (as the ingress limits them) */
 
 /* Outcome of one request, written by the replay thread that owns its message. */
 typedef struct {
-    int status;          /* final HTTP status; 0 = not sent (an earlier event failed), -1 = transport */
+    int status; /* final HTTP status; 0 = not sent (an earlier event failed), -1 = transport */
     uint16_t attempts;   /* attempts made (1 + retries) */
     int64_t latency_us;  /* from the first attempt's scheduled time to the final answer */
     int64_t answered_us; /* wall clock of the final answer (µs since epoch) */
@@ -28,26 +28,26 @@ typedef struct {
 } cli_wl_outcome_t;
 
 typedef struct {
-    char *body;              /* owned, unless dup_of >= 0 (then it is the original's) */
+    char *body; /* owned, unless dup_of >= 0 (then it is the original's) */
     size_t body_len;
-    char *event_type;        /* owned; "" when the body has none */
-    char *delivery_id;       /* owned; webhook-id for standard-webhooks */
+    char *event_type;           /* owned; "" when the body has none */
+    char *delivery_id;          /* owned; webhook-id for standard-webhooks */
     cli_http_header_t *headers; /* captured headers (strings owned), NULL for synthetic */
     size_t nheaders;
-    int dup_of;              /* index of the request this one repeats, -1 for an original */
+    int dup_of; /* index of the request this one repeats, -1 for an original */
     cli_wl_outcome_t out;
 } cli_wl_req_t;
 
 typedef struct {
-    char *message_id;        /* owned */
-    cli_wl_req_t *reqs;       /* in sending order */
+    char *message_id;   /* owned */
+    cli_wl_req_t *reqs; /* in sending order */
     size_t nreqs;
 } cli_wl_msg_t;
 
 typedef struct {
     cli_wl_msg_t *msgs;
     size_t nmsgs;
-    size_t nreqs;            /* all requests, duplicates included */
+    size_t nreqs; /* all requests, duplicates included */
     size_t ndups;
 } cli_workload_t;
 
@@ -66,8 +66,8 @@ const char *cli_wl_event_type(unsigned i, char *buf, size_t cap);
 
 /* Builds a synthetic workload into *w (caller-initialized to zeros). Same options, same bytes.
  * Returns 0, HL_EINVAL or HL_ETOOBIG (over CLI_WL_MAX_* caps) with errbuf filled. */
-int cli_wl_synth(const cli_wl_synth_opts_t *o, cli_workload_t *w, char *errbuf, size_t errcap)
-    HL_MUST_CHECK;
+int cli_wl_synth(const cli_wl_synth_opts_t *o, cli_workload_t *w, char *errbuf,
+                 size_t errcap) HL_MUST_CHECK;
 
 typedef struct {
     const char *msg_ptr;    /* JSON pointer of the message id in the body ("/messageId"),

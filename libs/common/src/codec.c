@@ -35,11 +35,13 @@ int hl_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
             v[k] = b64_value(c);
             if (v[k] < 0) return HL_EPARSE;
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         /* Canonical encodings only: the bits dropped by padding must be zero. */
         if (last && pad == 1 && (w & 0xff) != 0) return HL_EPARSE;
         if (last && pad == 2 && (w & 0xffff) != 0) return HL_EPARSE;
-        unsigned char bytes[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8), (unsigned char)w};
+        unsigned char bytes[3] = {(unsigned char)(w >> 16), (unsigned char)(w >> 8),
+                                  (unsigned char)w};
         size_t take = last ? 3 - pad : 3;
         memcpy(out + o, bytes, take);
         o += take;

@@ -100,8 +100,8 @@ static bool readable_kind(const char *path)
     return stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode);
 }
 
-int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out,
-                   char *errbuf, size_t errcap)
+int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *errbuf,
+                   size_t errcap)
 {
     *out = NULL;
     char *text = NULL;

@@ -4,7 +4,10 @@
 
 #include "hl/config.h"
 
-static void *field_at(void *cfg, const hl_config_key_t *k) { return (char *)cfg + k->offset; }
+static void *field_at(void *cfg, const hl_config_key_t *k)
+{
+    return (char *)cfg + k->offset;
+}
 
 static const void *cfield_at(const void *cfg, const hl_config_key_t *k)
 {
@@ -16,9 +19,8 @@ int hl_config_keys_env(void *cfg, const hl_config_key_t *keys, size_t n, char *e
 {
     for (size_t i = 0; i < n; i++) {
         if (keys[i].env == NULL) continue;
-        hl_env_override_t row = {keys[i].env,
-                                 keys[i].kind == HL_CONFIG_U32 ? HL_ENV_U32 : HL_ENV_STR,
-                                 keys[i].offset};
+        hl_env_override_t row = {
+            keys[i].env, keys[i].kind == HL_CONFIG_U32 ? HL_ENV_U32 : HL_ENV_STR, keys[i].offset};
         int rc = hl_config_env(cfg, &row, 1, errbuf, errcap);
         if (rc != 0) return rc;
     }

@@ -22,8 +22,8 @@ static const cyaml_schema_field_t secret_property_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, hl_secret_property_t, name, 1, 255),
     CYAML_FIELD_STRING_PTR("env", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, hl_secret_property_t,
                            env, 1, 256),
-    CYAML_FIELD_STRING_PTR("file", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                           hl_secret_property_t, file, 1, MAX_PATH_LEN),
+    CYAML_FIELD_STRING_PTR("file", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, hl_secret_property_t,
+                           file, 1, MAX_PATH_LEN),
     CYAML_FIELD_END,
 };
 
@@ -32,18 +32,17 @@ static const cyaml_schema_value_t secret_property_entry = {
 };
 
 const cyaml_schema_field_t hl_kafka_fields[] = {
-    CYAML_FIELD_STRING_PTR("brokers", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, brokers, 1,
-                           MAX_ADDR),
-    CYAML_FIELD_STRING_PTR("events_topic", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, events_topic,
+    CYAML_FIELD_STRING_PTR("brokers", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, brokers, 1, MAX_ADDR),
+    CYAML_FIELD_STRING_PTR("events_topic", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, events_topic, 1,
+                           MAX_NAME),
+    CYAML_FIELD_STRING_PTR("lineage_topic", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, lineage_topic,
                            1, MAX_NAME),
-    CYAML_FIELD_STRING_PTR("lineage_topic", CYAML_FLAG_OPTIONAL, hl_kafka_config_t,
-                           lineage_topic, 1, MAX_NAME),
     CYAML_FIELD_STRING_PTR("dlq_topic", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, dlq_topic, 1,
                            MAX_NAME),
     CYAML_FIELD_STRING_PTR("client_id", CYAML_FLAG_OPTIONAL, hl_kafka_config_t, client_id, 1,
                            MAX_NAME),
-    CYAML_FIELD_SEQUENCE("properties", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         hl_kafka_config_t, properties, &property_entry, 0, MAX_PROPS),
+    CYAML_FIELD_SEQUENCE("properties", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, hl_kafka_config_t,
+                         properties, &property_entry, 0, MAX_PROPS),
     CYAML_FIELD_SEQUENCE("secret_properties", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          hl_kafka_config_t, secret_properties, &secret_property_entry, 0,
                          MAX_PROPS),
@@ -54,8 +53,7 @@ const cyaml_schema_field_t hl_pg_fields[] = {
     CYAML_FIELD_STRING_PTR("conninfo", CYAML_FLAG_OPTIONAL, hl_pg_config_t, conninfo, 0,
                            MAX_PATH_LEN),
     CYAML_FIELD_STRING_PTR("schema", CYAML_FLAG_OPTIONAL, hl_pg_config_t, schema, 1, 63),
-    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, hl_pg_config_t,
-                     connect_timeout_ms),
+    CYAML_FIELD_UINT("connect_timeout_ms", CYAML_FLAG_OPTIONAL, hl_pg_config_t, connect_timeout_ms),
     CYAML_FIELD_END,
 };
 
@@ -165,12 +163,11 @@ int hl_config_kafka_check(const char *prefix, const hl_kafka_config_t *k, char *
     return 0;
 }
 
-int hl_config_http_check(const char *prefix, const hl_http_config_t *h, char *errbuf,
-                         size_t errcap)
+int hl_config_http_check(const char *prefix, const hl_http_config_t *h, char *errbuf, size_t errcap)
 {
     char f[128];
-    int rc = hl_config_check_str(field_name(f, sizeof f, prefix, "listen"), h->listen, 1,
-                                 MAX_ADDR, errbuf, errcap);
+    int rc = hl_config_check_str(field_name(f, sizeof f, prefix, "listen"), h->listen, 1, MAX_ADDR,
+                                 errbuf, errcap);
     if (rc == 0)
         rc = hl_config_check_u32(field_name(f, sizeof f, prefix, "threads"), h->threads, 1, 1024,
                                  errbuf, errcap);

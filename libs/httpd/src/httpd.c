@@ -18,8 +18,8 @@
 #define MAX_HEADER_BYTES 16384
 #define KEEP_ALIVE_MS 5000
 /* Forward secrecy and AEAD only (TLS 1.2 list; TLS 1.3 suites are all strong already). */
-#define STRONG_CIPHERS                                                                        \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+#define STRONG_CIPHERS                                                                             \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* Health answers are never cached by a proxy between the prober and us. */
 #define NO_STORE "Cache-Control: no-store\r\n"
@@ -27,25 +27,24 @@
 #define MAX_ERROR_MESSAGE 512
 
 struct hl_httpd {
-    struct mg_context *ctx;  /* civetweb server, owned */
-    hl_metrics_t *metrics;   /* borrowed; NULL means no /metrics */
-    hl_httpd_opts_t o;       /* the service's probes, limits and hooks (strings not kept) */
-    hl_ready_fn ready;       /* hl_httpd_start's callback, behind o.ready */
-    void *ready_arg;         /* borrowed, passed to ready */
-    int metrics_port;        /* the port of o.metrics_listen, 0 without one */
+    struct mg_context *ctx;        /* civetweb server, owned */
+    hl_metrics_t *metrics;         /* borrowed; NULL means no /metrics */
+    hl_httpd_opts_t o;             /* the service's probes, limits and hooks (strings not kept) */
+    hl_ready_fn ready;             /* hl_httpd_start's callback, behind o.ready */
+    void *ready_arg;               /* borrowed, passed to ready */
+    int metrics_port;              /* the port of o.metrics_listen, 0 without one */
     struct mg_callbacks deadlines; /* hl_http_header_deadlines' callbacks, which ours wrap */
-    const char *tls_cert;    /* borrowed from the config during start only */
-    const char *tls_key;     /* idem; NULL: key is in tls_cert */
-    char tls_err[256];       /* why the TLS setup callback failed */
-    bool tls;                /* whether mg_init_library was asked for TLS */
+    const char *tls_cert;          /* borrowed from the config during start only */
+    const char *tls_key;           /* idem; NULL: key is in tls_cert */
+    char tls_err[256];             /* why the TLS setup callback failed */
+    bool tls;                      /* whether mg_init_library was asked for TLS */
 };
 
 static int allow_get(struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
     hl_http_close_if_body(c); /* none of these endpoints reads a body */
-    if (strcmp(ri->request_method, "GET") == 0 || strcmp(ri->request_method, "HEAD") == 0)
-        return 1;
+    if (strcmp(ri->request_method, "GET") == 0 || strcmp(ri->request_method, "HEAD") == 0) return 1;
     hl_http_error(c, 405, "method_not_allowed", "use GET", NULL, "Allow: GET, HEAD\r\n");
     return 0;
 }
@@ -66,8 +65,7 @@ static int probe_answer(struct mg_connection *c, hl_probe_fn fn, void *arg, cons
     if (n < 0 || (size_t)n >= sizeof body) n = 0;
     hl_uuid7(rid);
     int status = ok ? 200 : 503;
-    hl_http_send(c, status, "application/json", rid, ok ? NO_STORE : fail_headers, body,
-                 (size_t)n);
+    hl_http_send(c, status, "application/json", rid, ok ? NO_STORE : fail_headers, body, (size_t)n);
     return status;
 }
 
@@ -127,8 +125,7 @@ bool hl_httpd_on_metrics_port(const hl_httpd_t *s, const struct mg_connection *c
  * certificate chain from cert and the key from key (NULL or empty: from cert). ssl_ctx is
  * civetweb's SSL_CTX, borrowed. Returns 1, or -1 with errbuf naming the step that failed and
  * OpenSSL's reason (the value the callback returns to civetweb). */
-static int tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf,
-                     size_t errcap)
+static int tls_setup(void *ssl_ctx, const char *cert, const char *key, char *errbuf, size_t errcap)
 {
     SSL_CTX *ctx = ssl_ctx;
     const char *key_file = key && key[0] ? key : cert;
@@ -345,8 +342,7 @@ static void set_options(const hl_httpd_t *s, const hl_http_config_t *h, options_
 
 /* Finds the port of metrics_listen, the last listening port, and refuses one that listen also
  * uses: /metrics is told apart by the port a request arrived on. */
-static int find_metrics_port(hl_httpd_t *s, const char *metrics_listen, char *errbuf,
-                             size_t errcap)
+static int find_metrics_port(hl_httpd_t *s, const char *metrics_listen, char *errbuf, size_t errcap)
 {
     struct mg_server_port ports[16];
     int n = mg_get_server_ports(s->ctx, 16, ports);
@@ -512,6 +508,5 @@ int hl_http_error(struct mg_connection *c, int status, const char *code, const c
                      code_esc, msg_esc);
     }
     if (n < 0 || (size_t)n >= sizeof body) return HL_EIO;
-    return hl_http_send(c, status, "application/json", request_id, extra_headers, body,
-                        (size_t)n);
+    return hl_http_send(c, status, "application/json", request_id, extra_headers, body, (size_t)n);
 }

@@ -14,7 +14,7 @@
  * message, which may quote the value. */
 static bool secret_property(const char *key)
 {
-    static const char *const marks[] = {"password", "secret", "sasl.oauthbearer.config",
+    static const char *const marks[] = {"password",    "secret",  "sasl.oauthbearer.config",
                                         "ssl.key.pem", "ssl_key", "ssl.keystore"};
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
         if (strstr(key, marks[i]) != NULL) return true;
@@ -40,8 +40,7 @@ static int split_property(const char *kv, char *keybuf, size_t keycap, const cha
     const char *eq = kv ? strchr(kv, '=') : NULL;
     if (eq == NULL || eq == kv || (size_t)(eq - kv) >= keycap) {
         /* Show at most the first 40 bytes: without '=' we cannot tell a key from a value. */
-        snprintf(errbuf, errcap, "kafka: property '%.40s': expected \"key=value\"",
-                 kv ? kv : "");
+        snprintf(errbuf, errcap, "kafka: property '%.40s': expected \"key=value\"", kv ? kv : "");
         return HL_ECONFIG;
     }
     memcpy(keybuf, kv, (size_t)(eq - kv));
@@ -58,8 +57,7 @@ hl_log_level_t hl_kafka_log_level(int syslog_level)
     return HL_LOG_DEBUG;
 }
 
-static void log_line(hl_log_level_t level, const rd_kafka_t *rk, const char *fac,
-                     const char *buf)
+static void log_line(hl_log_level_t level, const rd_kafka_t *rk, const char *fac, const char *buf)
 {
     if (!hl_log_enabled(level)) return;
     char kv[256];
@@ -84,8 +82,8 @@ void hl_kafka_log_debug(const rd_kafka_t *rk, int level, const char *fac, const 
 
 /* Sets one secret property, its value read with hl_secret_load and wiped after use. Errors
  * name the property and where its value was looked for, never the value. */
-static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t *p,
-                               bool shared_ok, char *errbuf, size_t errcap)
+static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t *p, bool shared_ok,
+                               char *errbuf, size_t errcap)
 {
     char *value = NULL;
     size_t len = 0;
@@ -109,7 +107,8 @@ static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t
         return HL_ECONFIG;
     }
     char why[512]; /* librdkafka's reason may quote the value: not passed on */
-    rc = rd_kafka_conf_set(conf, p->name, value, why, sizeof why) == RD_KAFKA_CONF_OK ? 0 : HL_ECONFIG;
+    rc = rd_kafka_conf_set(conf, p->name, value, why, sizeof why) == RD_KAFKA_CONF_OK ? 0
+                                                                                      : HL_ECONFIG;
     explicit_bzero(value, len);
     explicit_bzero(why, sizeof why);
     free(value);

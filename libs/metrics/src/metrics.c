@@ -27,11 +27,11 @@ static const char *const le_text[] = {"0.0001", "0.00025", "0.0005", "0.001", "0
 _Static_assert(sizeof(le_us) / sizeof(le_us[0]) == sizeof(le_text) / sizeof(le_text[0]),
                "bounds and their text must match");
 /* Bounds of a count histogram (records per batch and the like), as many as the latency ones. */
-static const int64_t le_count[] = {1,    2,    5,     10,    25,    50,     100,    250,    500,
-                                   1000, 2500, 5000,  10000, 25000, 50000, 100000, 250000, 500000};
+static const int64_t le_count[] = {1,    2,    5,    10,    25,    50,    100,    250,    500,
+                                   1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000};
 static const char *const le_count_text[] = {
-    "1",    "2",    "5",     "10",    "25",    "50",     "100",    "250",    "500",
-    "1000", "2500", "5000",  "10000", "25000", "50000", "100000", "250000", "500000"};
+    "1",    "2",    "5",    "10",    "25",    "50",    "100",    "250",    "500",
+    "1000", "2500", "5000", "10000", "25000", "50000", "100000", "250000", "500000"};
 _Static_assert(sizeof(le_count) / sizeof(le_count[0]) == LE_COUNT &&
                    sizeof(le_count_text) / sizeof(le_count_text[0]) == LE_COUNT,
                "count bounds: one per latency bound");

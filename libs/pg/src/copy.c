@@ -35,7 +35,10 @@ int64_t hl_pg_get64(const char *p)
     return (int64_t)((uint64_t)hl_pg_get32(p) << 32 | hl_pg_get32(p + 4));
 }
 
-void hl_pg_enc_null(hl_buf_t *b) { hl_pg_put32(b, UINT32_MAX); /* -1 */ }
+void hl_pg_enc_null(hl_buf_t *b)
+{
+    hl_pg_put32(b, UINT32_MAX); /* -1 */
+}
 
 void hl_pg_enc_bytea(hl_buf_t *b, const void *p, size_t n)
 {
@@ -125,6 +128,12 @@ void hl_pg_copy_begin(hl_buf_t *b)
     hl_pg_put32(b, 0); /* header extension */
 }
 
-void hl_pg_copy_tuple(hl_buf_t *b, uint16_t nfields) { hl_pg_put16(b, nfields); }
+void hl_pg_copy_tuple(hl_buf_t *b, uint16_t nfields)
+{
+    hl_pg_put16(b, nfields);
+}
 
-void hl_pg_copy_end(hl_buf_t *b) { hl_pg_put16(b, 0xffff); /* -1 */ }
+void hl_pg_copy_end(hl_buf_t *b)
+{
+    hl_pg_put16(b, 0xffff); /* -1 */
+}

@@ -5,14 +5,14 @@
 
 #include "hl/pg.h"
 
-static const char upsert_sql[] =
-    HL_PG_OFFSETS_INSERT("") " SELECT $1::text, $2::text, u.p, u.o"
-    " FROM unnest($3::int4[], $4::int8[]) AS u(p, o)" HL_PG_OFFSETS_CONFLICT("");
+static const char upsert_sql[] = HL_PG_OFFSETS_INSERT(
+    "") " SELECT $1::text, $2::text, u.p, u.o"
+        " FROM unnest($3::int4[], $4::int8[]) AS u(p, o)" HL_PG_OFFSETS_CONFLICT("");
 
-static const char upsert_lineage_sql[] =
-    HL_PG_OFFSETS_INSERT(HL_PG_OFFSETS_LINEAGE_COL) " SELECT $1::text, $2::text, u.p, u.o,"
-    " LEAST(u.l, u.o) FROM unnest($3::int4[], $4::int8[], $5::int8[]) AS u(p, o, l)"
-    HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET);
+static const char upsert_lineage_sql[] = HL_PG_OFFSETS_INSERT(
+    HL_PG_OFFSETS_LINEAGE_COL) " SELECT $1::text, $2::text, u.p, u.o,"
+                               " LEAST(u.l, u.o) FROM unnest($3::int4[], $4::int8[], $5::int8[]) "
+                               "AS u(p, o, l)" HL_PG_OFFSETS_CONFLICT(HL_PG_OFFSETS_LINEAGE_SET);
 
 static void int8_array(hl_buf_t *b, const int64_t *v, size_t n)
 {

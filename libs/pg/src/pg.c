@@ -43,8 +43,8 @@ static void put_message(char *errbuf, size_t errcap, const char *prefix, const c
 /* Drives one non-blocking connection attempt until it succeeds, fails, or attempt_deadline
  * (monotonic ms) passes. Returns the connection (possibly CONNECTION_BAD; never NULL except
  * on out-of-memory) and sets *timed_out when the clock ran out. */
-static PGconn *connect_once(const char *conninfo, const char *password,
-                            long long attempt_deadline, bool *timed_out)
+static PGconn *connect_once(const char *conninfo, const char *password, long long attempt_deadline,
+                            bool *timed_out)
 {
     *timed_out = false;
     /* The password after the expanded conninfo overrides any given there. */
@@ -95,8 +95,10 @@ static int host_count(const PQconninfoOption *opts)
     const char *list = NULL;
     for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         if (o->val == NULL || o->val[0] == '\0') continue;
-        if (strcmp(o->keyword, "host") == 0) list = o->val;
-        else if (strcmp(o->keyword, "hostaddr") == 0 && list == NULL) list = o->val;
+        if (strcmp(o->keyword, "host") == 0)
+            list = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0 && list == NULL)
+            list = o->val;
     }
     int n = 1;
     for (const char *c = list; c != NULL && *c != '\0'; c++)
@@ -147,8 +149,9 @@ int hl_pg_connect(const hl_pg_config_t *p, int deadline_ms, PGconn **out, char *
             return 0;
         }
         char prefix[128];
-        snprintf(prefix, sizeof prefix, "postgres: connect failed after %d attempt%s in %lld ms: ",
-                 attempts, attempts == 1 ? "" : "s", mono_ms() - start);
+        snprintf(prefix, sizeof prefix,
+                 "postgres: connect failed after %d attempt%s in %lld ms: ", attempts,
+                 attempts == 1 ? "" : "s", mono_ms() - start);
         put_message(errbuf, errcap, prefix,
                     timed_out ? "connection attempt timed out" : PQerrorMessage(c));
         PQfinish(c);

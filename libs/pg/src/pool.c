@@ -93,8 +93,10 @@ static int take_slot(hl_pg_pool_t *p, const struct timespec *until, PGconn **c)
     pthread_mutex_lock(&p->mu);
     while (!p->closed && p->nidle == 0 && p->out >= p->size)
         if (pthread_cond_timedwait(&p->cv, &p->mu, until) != 0) break;
-    if (p->closed || (p->nidle == 0 && p->out >= p->size)) rc = -1;
-    else if (p->nidle > 0) *c = p->idle[--p->nidle];
+    if (p->closed || (p->nidle == 0 && p->out >= p->size))
+        rc = -1;
+    else if (p->nidle > 0)
+        *c = p->idle[--p->nidle];
     if (rc == 0) p->out++;
     pthread_mutex_unlock(&p->mu);
     return rc;

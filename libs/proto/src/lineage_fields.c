@@ -6,7 +6,7 @@
 #define AT(f) offsetof(hl_lineage_rec_t, f), sizeof(((hl_lineage_rec_t *)0)->f)
 #define HAS(f) offsetof(hl_lineage_rec_t, has_##f)
 #define INT(E, f) [F_##E] = {#f, LF_INT, 0, AT(f), 0, #f " must be an integer", NULL}
-#define STR(E, f, max) \
+#define STR(E, f, max)                                                                             \
     [F_##E] = {#f, LF_STR, max, AT(f), HAS(f), #f " must be a plain string", #f " too long"}
 
 const lf_field_t hl_lineage_fields[F_COUNT] = {

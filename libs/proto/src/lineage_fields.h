@@ -22,17 +22,35 @@ typedef enum {
 typedef struct {
     const char *name;
     lf_kind_t kind;
-    size_t max;        /* strings: bytes written at most */
-    size_t off, size;  /* the value in hl_lineage_rec_t */
-    size_t has_off;    /* LF_STR, LF_STR_NULL: the has_ flag */
-    const char *why;   /* the parser's reason for a value of the wrong type */
+    size_t max;           /* strings: bytes written at most */
+    size_t off, size;     /* the value in hl_lineage_rec_t */
+    size_t has_off;       /* LF_STR, LF_STR_NULL: the has_ flag */
+    const char *why;      /* the parser's reason for a value of the wrong type */
     const char *why_long; /* strings: the parser's reason for one over size - 1 bytes */
 } lf_field_t;
 
 enum {
-    F_V, F_STAGE, F_REQUEST_ID, F_TS_US, F_SOURCE, F_MESSAGE_ID, F_EVENT_TYPE, F_RECEIVED_US,
-    F_STATUS, F_ERROR_CODE, F_PARTITION, F_OFFSET, F_LATENCY_US, F_CONSUMED_US, F_COMMITTED_US,
-    F_ROW_ID, F_DUPLICATE, F_ATTEMPTS, F_SUPPRESSED, F_BODY_SHA256, F_COUNT
+    F_V,
+    F_STAGE,
+    F_REQUEST_ID,
+    F_TS_US,
+    F_SOURCE,
+    F_MESSAGE_ID,
+    F_EVENT_TYPE,
+    F_RECEIVED_US,
+    F_STATUS,
+    F_ERROR_CODE,
+    F_PARTITION,
+    F_OFFSET,
+    F_LATENCY_US,
+    F_CONSUMED_US,
+    F_COMMITTED_US,
+    F_ROW_ID,
+    F_DUPLICATE,
+    F_ATTEMPTS,
+    F_SUPPRESSED,
+    F_BODY_SHA256,
+    F_COUNT
 };
 
 extern const lf_field_t hl_lineage_fields[F_COUNT];

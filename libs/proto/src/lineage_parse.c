@@ -43,9 +43,8 @@ static int take_field(hl_lineage_rec_t *r, const lf_field_t *f, json_t *v, const
     switch (f->kind) {
     case LF_VERSION: rc = json_is_integer(v) && json_integer_value(v) == 1 ? 0 : HL_EPARSE; break;
     case LF_STAGE:
-        rc = json_is_string(v) && hl_stage_parse(json_string_value(v), &r->stage) == 0
-                 ? 0
-                 : HL_EPARSE;
+        rc = json_is_string(v) && hl_stage_parse(json_string_value(v), &r->stage) == 0 ? 0
+                                                                                       : HL_EPARSE;
         break;
     case LF_ID: rc = take_str(v, at, f->size, true); break;
     case LF_STR_NULL:
@@ -95,12 +94,18 @@ static int take_fields(hl_lineage_rec_t *r, json_t *root, const char **why)
 /* The fields every record has, checked once all are read. */
 static int check_required(const hl_lineage_rec_t *r, bool has_v, const char **why)
 {
-    if (!has_v) *why = "v missing";
-    else if ((int)r->stage < 0) *why = "stage missing";
-    else if (r->request_id[0] == '\0') *why = "request_id missing";
-    else if (r->ts_us == HL_LINEAGE_ABSENT) *why = "ts_us missing";
-    else if (r->ts_us < 0 || r->ts_us > INT64_C(4102444800000000)) *why = "ts_us out of range";
-    else return 0;
+    if (!has_v)
+        *why = "v missing";
+    else if ((int)r->stage < 0)
+        *why = "stage missing";
+    else if (r->request_id[0] == '\0')
+        *why = "request_id missing";
+    else if (r->ts_us == HL_LINEAGE_ABSENT)
+        *why = "ts_us missing";
+    else if (r->ts_us < 0 || r->ts_us > INT64_C(4102444800000000))
+        *why = "ts_us out of range";
+    else
+        return 0;
     return HL_EPARSE;
 }
 

@@ -11,15 +11,15 @@
 /* The fields of each stage's record in the order they are written: the order is part of the
  * bytes the auditor hashes, so it never changes for an existing field. */
 static const unsigned char stage_fields[HL_STAGE_COUNT][F_COUNT + 1] = {
-    [HL_STAGE_INGRESS] = {F_V, F_STAGE, F_REQUEST_ID, F_TS_US, F_SOURCE, F_MESSAGE_ID,
-                          F_EVENT_TYPE, F_RECEIVED_US, F_STATUS, F_ERROR_CODE, F_PARTITION,
-                          F_OFFSET, F_LATENCY_US, F_SUPPRESSED, F_BODY_SHA256, F_COUNT},
+    [HL_STAGE_INGRESS] = {F_V, F_STAGE, F_REQUEST_ID, F_TS_US, F_SOURCE, F_MESSAGE_ID, F_EVENT_TYPE,
+                          F_RECEIVED_US, F_STATUS, F_ERROR_CODE, F_PARTITION, F_OFFSET,
+                          F_LATENCY_US, F_SUPPRESSED, F_BODY_SHA256, F_COUNT},
     [HL_STAGE_PERSISTED] = {F_V, F_STAGE, F_REQUEST_ID, F_TS_US, F_SOURCE, F_MESSAGE_ID,
                             F_EVENT_TYPE, F_RECEIVED_US, F_PARTITION, F_OFFSET, F_CONSUMED_US,
                             F_COMMITTED_US, F_ROW_ID, F_DUPLICATE, F_BODY_SHA256, F_COUNT},
     [HL_STAGE_DEAD_LETTERED] = {F_V, F_STAGE, F_REQUEST_ID, F_TS_US, F_SOURCE, F_MESSAGE_ID,
-                                F_EVENT_TYPE, F_RECEIVED_US, F_PARTITION, F_OFFSET,
-                                F_CONSUMED_US, F_ERROR_CODE, F_ATTEMPTS, F_BODY_SHA256, F_COUNT},
+                                F_EVENT_TYPE, F_RECEIVED_US, F_PARTITION, F_OFFSET, F_CONSUMED_US,
+                                F_ERROR_CODE, F_ATTEMPTS, F_BODY_SHA256, F_COUNT},
 };
 
 void hl_lineage_rec_init(hl_lineage_rec_t *r, hl_stage_t stage)
@@ -55,7 +55,10 @@ static void jw_raw(jw_t *w, const char *s, size_t n)
     w->len += n;
 }
 
-static void jw_lit(jw_t *w, const char *s) { jw_raw(w, s, strlen(s)); }
+static void jw_lit(jw_t *w, const char *s)
+{
+    jw_raw(w, s, strlen(s));
+}
 
 static void jw_int(jw_t *w, int64_t v)
 {
@@ -81,8 +84,10 @@ static void jw_str(jw_t *w, const char *s, size_t max)
            s[i] != '\\')
         i++;
     jw_raw(w, "\"", 1);
-    if (i == n) jw_raw(w, s, n);
-    else jw_raw(w, esc, hl_json_escape(esc, sizeof esc, s, n));
+    if (i == n)
+        jw_raw(w, s, n);
+    else
+        jw_raw(w, esc, hl_json_escape(esc, sizeof esc, s, n));
     jw_raw(w, "\"", 1);
 }
 
@@ -94,9 +99,7 @@ static bool present(const hl_lineage_rec_t *r, const lf_field_t *f)
     switch (f->kind) {
     case LF_STR: return *((const bool *)((const char *)r + f->has_off));
     case LF_HEX: return at[0] != '\0';
-    case LF_INT:
-        memcpy(&v, at, sizeof v);
-        return v != HL_LINEAGE_ABSENT;
+    case LF_INT: memcpy(&v, at, sizeof v); return v != HL_LINEAGE_ABSENT;
     case LF_BOOL: return r->duplicate >= 0;
     default: return true;
     }
@@ -121,8 +124,10 @@ static void write_value(jw_t *w, const hl_lineage_rec_t *r, const lf_field_t *f)
     case LF_INT:
     case LF_INT_NULL:
         memcpy(&v, at, sizeof v);
-        if (v == HL_LINEAGE_ABSENT) jw_lit(w, "null");
-        else jw_int(w, v);
+        if (v == HL_LINEAGE_ABSENT)
+            jw_lit(w, "null");
+        else
+            jw_int(w, v);
         break;
     case LF_BOOL: jw_lit(w, r->duplicate ? "true" : "false"); break;
     }

@@ -89,7 +89,7 @@ int hl_sig_sha256(const void *p, size_t n, unsigned char out[HL_SIG_SHA256_LEN])
 {
     unsigned int l = 0;
     return EVP_Digest(p, n, out, &l, sha256_md(), NULL) == 1 && l == HL_SIG_SHA256_LEN ? 0
-                                                                                     : HL_EAUTH;
+                                                                                       : HL_EAUTH;
 }
 
 unsigned char *hl_sig_content_flat(const hl_sig_part_t *parts, int nparts, size_t *len)

@@ -42,8 +42,8 @@ static char digit_at(const char *int_part, size_t ni, const char *frac, size_t k
 
 /* Writes the value of the digits int_part (ni) . frac (nf) times 10^e, signed by neg: the
  * digits as one run without its leading and trailing zeros, and the exponent of its last. */
-static void put_value(hl_buf_t *out, bool neg, const char *int_part, size_t ni,
-                      const char *frac, size_t nf, int64_t e)
+static void put_value(hl_buf_t *out, bool neg, const char *int_part, size_t ni, const char *frac,
+                      size_t nf, int64_t e)
 {
     char tail[32];
     size_t first = 0, n = ni + nf;

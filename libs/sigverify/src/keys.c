@@ -112,12 +112,10 @@ static int add_sendgrid_key(hl_sig_t *a, const char *t, size_t n, char *errbuf, 
     if (len <= 0) return key_fail(errbuf, errcap, "public key must be base64 DER");
     const unsigned char *p = der;
     EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, len);
-    if (pk == NULL || p != der + len)
-        goto bad;
+    if (pk == NULL || p != der + len) goto bad;
     char group[64] = "";
     size_t glen = 0;
-    if (!EVP_PKEY_is_a(pk, "EC") ||
-        EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) != 1 ||
+    if (!EVP_PKEY_is_a(pk, "EC") || EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) != 1 ||
         (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0))
         goto bad;
     a->keys[a->nkeys++].pkey = pk;

@@ -155,8 +155,8 @@ const char *hl_sig_standard_id_header(const hl_sig_headers_t *h)
 /* Standard Webhooks: content "id.timestamp.body"; the signature header holds space-separated
  * "version,base64" entries, of which v1 (HMAC-SHA256) and v1a (Ed25519) are understood. */
 static hl_sig_result_t verify_standard(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                         const unsigned char *body, size_t blen, int64_t now_s,
-                                         int64_t *signed_ts)
+                                       const unsigned char *body, size_t blen, int64_t now_s,
+                                       int64_t *signed_ts)
 {
     const char *pfx = standard_family(h);
     char name[32];
@@ -185,8 +185,8 @@ static hl_sig_result_t verify_standard(const hl_sig_t *a, const hl_sig_headers_t
 
 /* Stripe: "t=TS,v1=HEX[,v1=HEX…][,v0=…]"; content "TS.body" under the raw secret. */
 static hl_sig_result_t verify_stripe(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                       const unsigned char *body, size_t blen, int64_t now_s,
-                                       int64_t *signed_ts)
+                                     const unsigned char *body, size_t blen, int64_t now_s,
+                                     int64_t *signed_ts)
 {
     const char *sig = NULL;
     hl_sig_result_t r = one_header(h, "stripe-signature", &sig);
@@ -215,8 +215,7 @@ static hl_sig_result_t verify_stripe(const hl_sig_t *a, const hl_sig_headers_t *
         if (*p == ',') p++;
     }
     int64_t t;
-    if (ts == NULL || hl_sig_parse_unix_s(ts, tslen, &t) != 0 || nmac == 0)
-        return HL_SIG_MALFORMED;
+    if (ts == NULL || hl_sig_parse_unix_s(ts, tslen, &t) != 0 || nmac == 0) return HL_SIG_MALFORMED;
     hl_sig_part_t parts[HL_SIG_MAX_PARTS];
     int np = hl_sig_content_stripe(ts, tslen, body, blen, parts);
     if (!hmac_matches_any(a, parts, np, macs, nmac)) return HL_SIG_BAD;
@@ -226,7 +225,7 @@ static hl_sig_result_t verify_stripe(const hl_sig_t *a, const hl_sig_headers_t *
 
 /* Plain HMAC-SHA256 of the body in a configured header, hex or base64, optional prefix. */
 static hl_sig_result_t verify_hmac(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                     const unsigned char *body, size_t blen)
+                                   const unsigned char *body, size_t blen)
 {
     const char *v = NULL;
     hl_sig_result_t r = one_header(h, a->header, &v);
@@ -235,7 +234,7 @@ static hl_sig_result_t verify_hmac(const hl_sig_t *a, const hl_sig_headers_t *h,
     if (vl < pl || strncmp(v, a->prefix, pl) != 0) return HL_SIG_MALFORMED;
     unsigned char raw[SHA256_LEN + 3], mac[1][SHA256_LEN];
     int n = a->encoding == HL_SIG_ENC_HEX ? hl_hex_decode(v + pl, vl - pl, raw, sizeof(raw))
-                                       : hl_base64_decode(v + pl, vl - pl, raw, sizeof(raw));
+                                          : hl_base64_decode(v + pl, vl - pl, raw, sizeof(raw));
     if (n != SHA256_LEN) return HL_SIG_MALFORMED;
     memcpy(mac[0], raw, SHA256_LEN);
     const hl_sig_part_t parts[] = {{body, blen}};
@@ -258,8 +257,8 @@ static hl_sig_result_t verify_bearer(const hl_sig_t *a, const hl_sig_headers_t *
 
 /* SendGrid: base64 DER ECDSA P-256/SHA-256 signature over timestamp + body. */
 static hl_sig_result_t verify_sendgrid(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                         const unsigned char *body, size_t blen, int64_t now_s,
-                                         int64_t *signed_ts)
+                                       const unsigned char *body, size_t blen, int64_t now_s,
+                                       int64_t *signed_ts)
 {
     const char *sig = NULL, *ts = NULL;
     hl_sig_result_t r = one_header(h, "x-twilio-email-event-webhook-signature", &sig);

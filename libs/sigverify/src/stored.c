@@ -67,8 +67,8 @@ int hl_sig_signed_json(const hl_sig_t *a, const hl_sig_headers_t *h, char *buf, 
         char lower[sizeof(a->header)];
         size_t nl = strnlen(names[i], sizeof(lower) - 1);
         for (size_t k = 0; k < nl; k++)
-            lower[k] = (char)(names[i][k] >= 'A' && names[i][k] <= 'Z' ? names[i][k] + 32
-                                                                        : names[i][k]);
+            lower[k] =
+                (char)(names[i][k] >= 'A' && names[i][k] <= 'Z' ? names[i][k] + 32 : names[i][k]);
         if (kept++ > 0) {
             if (o + 1 > cap) return HL_ERANGE;
             buf[o++] = ',';
@@ -180,11 +180,11 @@ void hl_sig_check_stored(const hl_sig_t *a, const hl_sig_stored_event_t *ev, con
                                              &out->signature, &out->signed_ts) == 0;
     hl_sig_sha256_hex(ev->body, ev->body_len, out->body_sha256);
     out->digest_matches = strcmp(out->body_sha256, ev->body_sha256) == 0;
-    out->payload_matches = hl_sig_stored_payload_matches(
-        ev->body, ev->body_len, ev->payload, ev->payload ? strlen(ev->payload) : 0);
+    out->payload_matches = hl_sig_stored_payload_matches(ev->body, ev->body_len, ev->payload,
+                                                         ev->payload ? strlen(ev->payload) : 0);
     if (check_id)
-        out->has_signed_id = hl_sig_stored_signed_id(a, sj, strlen(sj), out->signed_id,
-                                                     sizeof out->signed_id) == 1;
+        out->has_signed_id =
+            hl_sig_stored_signed_id(a, sj, strlen(sj), out->signed_id, sizeof out->signed_id) == 1;
     out->signed_id_matches = out->has_signed_id && strcmp(out->signed_id, mid) == 0;
 }
 

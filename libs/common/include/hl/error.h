@@ -11,21 +11,21 @@
 #endif
 
 /* X(name, message). Codes are negative; 0 means success. */
-#define HL_ERRNO_MAP(X)                                                   \
-    X(EINVAL, "invalid argument")                                         \
-    X(ENOMEM, "out of memory")                                            \
-    X(ERANGE, "value out of range")                                       \
-    X(EIO, "input/output error")                                          \
-    X(EPARSE, "malformed input")                                          \
-    X(ETOOBIG, "input over its size limit")                               \
-    X(ENOTFOUND, "not found")                                             \
-    X(ETIMEDOUT, "timed out")                                             \
-    X(EAGAIN, "temporarily unavailable, try again")                       \
-    X(EAUTH, "authentication failed")                                     \
-    X(ECONFIG, "invalid configuration")                                   \
-    X(EKAFKA, "kafka error")                                              \
-    X(EPG, "postgres error")                                              \
-    X(EDUP, "duplicate")                                                  \
+#define HL_ERRNO_MAP(X)                                                                            \
+    X(EINVAL, "invalid argument")                                                                  \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(ERANGE, "value out of range")                                                                \
+    X(EIO, "input/output error")                                                                   \
+    X(EPARSE, "malformed input")                                                                   \
+    X(ETOOBIG, "input over its size limit")                                                        \
+    X(ENOTFOUND, "not found")                                                                      \
+    X(ETIMEDOUT, "timed out")                                                                      \
+    X(EAGAIN, "temporarily unavailable, try again")                                                \
+    X(EAUTH, "authentication failed")                                                              \
+    X(ECONFIG, "invalid configuration")                                                            \
+    X(EKAFKA, "kafka error")                                                                       \
+    X(EPG, "postgres error")                                                                       \
+    X(EDUP, "duplicate")                                                                           \
     X(ESTATE, "operation not valid in this state")
 
 typedef enum {
@@ -34,7 +34,7 @@ typedef enum {
     HL_ERR_FIRST_ = -1000,
     HL_ERRNO_MAP(HL_ERR_ENUM)
 #undef HL_ERR_ENUM
-    HL_ERR_LAST_
+        HL_ERR_LAST_
 } hl_err_t;
 
 /* Returns a static message for an HL_E* code (or "success" for 0, "unknown error" otherwise). */

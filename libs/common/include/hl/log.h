@@ -9,7 +9,13 @@
 
 #include "hl/error.h"
 
-typedef enum { HL_LOG_DEBUG = 0, HL_LOG_INFO, HL_LOG_WARN, HL_LOG_ERROR, HL_LOG_OFF } hl_log_level_t;
+typedef enum {
+    HL_LOG_DEBUG = 0,
+    HL_LOG_INFO,
+    HL_LOG_WARN,
+    HL_LOG_ERROR,
+    HL_LOG_OFF
+} hl_log_level_t;
 
 /* The current threshold; read without a lock (a relaxed atomic). */
 extern volatile int hl_log_threshold;
@@ -39,9 +45,9 @@ void hl_log_write(hl_log_level_t level, const hl_log_ctx_t *ctx, const char *kv,
                   ...) HL_PRINTF(4, 5);
 
 #define hl_log_enabled(level) ((int)(level) >= hl_log_threshold)
-#define HL_LOG(level, ctx, kv, ...)                                                             \
-    do {                                                                                        \
-        if (hl_log_enabled(level)) hl_log_write((level), (ctx), (kv), __VA_ARGS__);             \
+#define HL_LOG(level, ctx, kv, ...)                                                                \
+    do {                                                                                           \
+        if (hl_log_enabled(level)) hl_log_write((level), (ctx), (kv), __VA_ARGS__);                \
     } while (0)
 #define hl_debug(...) HL_LOG(HL_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define hl_info(...) HL_LOG(HL_LOG_INFO, NULL, NULL, __VA_ARGS__)

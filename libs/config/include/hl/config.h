@@ -25,11 +25,11 @@ typedef struct {
 /* Sections every service shares; services embed them in their own config struct and use the
  * HL_CONFIG_*_FIELDS schema helpers below (defaults applied by hl_config_*_defaults). */
 typedef struct {
-    char *brokers;        /* "127.0.0.1:9092" */
-    char *events_topic;   /* "hookline.events" */
-    char *lineage_topic;  /* "hookline.lineage" */
-    char *dlq_topic;      /* "hookline.dlq" */
-    char *client_id;      /* defaults to the service name */
+    char *brokers;       /* "127.0.0.1:9092" */
+    char *events_topic;  /* "hookline.events" */
+    char *lineage_topic; /* "hookline.lineage" */
+    char *dlq_topic;     /* "hookline.dlq" */
+    char *client_id;     /* defaults to the service name */
     /* Extra librdkafka properties: "key=value" strings applied after hookline's own. */
     char **properties;
     unsigned properties_count;
@@ -43,8 +43,8 @@ typedef struct {
 } hl_kafka_config_t;
 
 typedef struct {
-    char *conninfo;       /* libpq connection string; "" means the PG* environment */
-    char *schema;         /* search_path schema for hookline tables, default "public" */
+    char *conninfo; /* libpq connection string; "" means the PG* environment */
+    char *schema;   /* search_path schema for hookline tables, default "public" */
     uint32_t connect_timeout_ms;
     /* Password for this connection, over PGPASSWORD and the passfile; never read from YAML
      * (a service sets it from its environment). NULL: libpq's own sources. Borrowed. */
@@ -52,9 +52,9 @@ typedef struct {
 } hl_pg_config_t;
 
 typedef struct {
-    char *listen;         /* "127.0.0.1:8080"; civetweb listening_ports syntax ("s" suffix = TLS) */
-    uint32_t threads;     /* worker threads */
-    char *tls_cert;       /* PEM file with certificate (and key if tls_key empty); optional */
+    char *listen;     /* "127.0.0.1:8080"; civetweb listening_ports syntax ("s" suffix = TLS) */
+    uint32_t threads; /* worker threads */
+    char *tls_cert;   /* PEM file with certificate (and key if tls_key empty); optional */
     char *tls_key;
     uint32_t request_timeout_ms;
 } hl_http_config_t;
@@ -62,8 +62,8 @@ typedef struct {
 /* Loads `path` with `schema` (a libcyaml top-level mapping schema) into a new struct owned by
  * the caller (release with hl_config_free with the same schema). On failure fills errbuf
  * with "config PATH: <reason>" and returns HL_ECONFIG (or HL_EIO if the file cannot be read). */
-int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out,
-                   char *errbuf, size_t errcap) HL_MUST_CHECK;
+int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *errbuf,
+                   size_t errcap) HL_MUST_CHECK;
 void hl_config_free(const cyaml_schema_value_t *schema, void *cfg);
 
 /* Environment overrides: one table row per overridable scalar. Applied after loading,
@@ -71,9 +71,9 @@ void hl_config_free(const cyaml_schema_value_t *schema, void *cfg);
  * numbers and booleans are parsed strictly (error names variable, value and rule). */
 typedef enum { HL_ENV_STR, HL_ENV_U32, HL_ENV_I64, HL_ENV_BOOL } hl_env_type_t;
 typedef struct {
-    const char *var;     /* "HOOKLINE_KAFKA_BROKERS" */
+    const char *var; /* "HOOKLINE_KAFKA_BROKERS" */
     hl_env_type_t type;
-    size_t offset;       /* offsetof(the service config struct, field) */
+    size_t offset; /* offsetof(the service config struct, field) */
 } hl_env_override_t;
 
 /* Error text: "config: env 'VAR' = 'VALUE': RULE" (string values are never echoed). Accepted
@@ -152,17 +152,17 @@ typedef struct {
 } hl_config_key_t;
 
 /* A row of the key table for struct type T (expand the service's X-macro with it). */
-#define HL_CONFIG_KEY(T, kind, key, def, lo, hi, envvar, text)                                  \
+#define HL_CONFIG_KEY(T, kind, key, def, lo, hi, envvar, text)                                     \
     HL_CONFIG_KEY_##kind(T, key, def, lo, hi, envvar, text)
-#define HL_CONFIG_KEY_U32(T, key, def, lo, hi, envvar, text)                                    \
+#define HL_CONFIG_KEY_U32(T, key, def, lo, hi, envvar, text)                                       \
     {#key, HL_CONFIG_U32, offsetof(T, key), (def), NULL, (lo), (hi), (envvar), (text)},
-#define HL_CONFIG_KEY_STR(T, key, def, lo, hi, envvar, text)                                    \
+#define HL_CONFIG_KEY_STR(T, key, def, lo, hi, envvar, text)                                       \
     {#key, HL_CONFIG_STR, offsetof(T, key), 0, (def), (lo), (hi), (envvar), (text)},
 /* The libcyaml field of the same key (optional in the YAML: the default fills it). */
-#define HL_CONFIG_FIELD(T, kind, key, def, lo, hi, envvar, text)                                \
+#define HL_CONFIG_FIELD(T, kind, key, def, lo, hi, envvar, text)                                   \
     HL_CONFIG_FIELD_##kind(T, key, lo, hi)
 #define HL_CONFIG_FIELD_U32(T, key, lo, hi) CYAML_FIELD_UINT(#key, CYAML_FLAG_OPTIONAL, T, key),
-#define HL_CONFIG_FIELD_STR(T, key, lo, hi)                                                     \
+#define HL_CONFIG_FIELD_STR(T, key, lo, hi)                                                        \
     CYAML_FIELD_STRING_PTR(#key, CYAML_FLAG_OPTIONAL, T, key, lo, hi),
 
 /* Applies the override of every key with an env variable that is set (hl_config_env rules). */

@@ -35,7 +35,8 @@ int hl_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms) HL_MUST_CHECK;
 /* Returns the value of header `name` (the last one when repeated) as a NUL-terminated copy
  * into buf (cap bytes), or HL_ENOTFOUND / HL_ETOOBIG (value needs cap or more bytes) /
  * HL_EPARSE (value contains a NUL byte). A header with a null value reads as "". */
-int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap) HL_MUST_CHECK;
+int hl_kafka_header(rd_kafka_headers_t *hdrs, const char *name, char *buf,
+                    size_t cap) HL_MUST_CHECK;
 
 /* The outcome of a delivery report: its error, or RD_KAFKA_RESP_ERR__INCONSISTENT for a
  * success without an offset. An acks=all acknowledgement always carries the record's offset;

@@ -106,16 +106,16 @@ void hl_pg_copy_end(hl_buf_t *b);
  * with one upsert whose offsets only move forward: a retried or late batch never moves a
  * partition back. The pieces, for statements that take their rows from anywhere (parameters,
  * VALUES, a JSON recordset) and alias the table as c: */
-#define HL_PG_OFFSETS_INSERT(cols)                                                              \
-    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset"     \
-    cols ")"
-#define HL_PG_OFFSETS_CONFLICT(sets)                                                            \
-    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                           \
-    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset)," sets                     \
+#define HL_PG_OFFSETS_INSERT(cols)                                                                 \
+    "INSERT INTO consumer_offsets AS c (consumer_group, topic, kafka_partition, next_offset" cols  \
+    ")"
+#define HL_PG_OFFSETS_CONFLICT(sets)                                                               \
+    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"                              \
+    " SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset)," sets                       \
     " updated_at = clock_timestamp()"
 /* The column and the update of a consumer that also tracks where its delivered lineage ends. */
 #define HL_PG_OFFSETS_LINEAGE_COL ", lineage_offset"
-#define HL_PG_OFFSETS_LINEAGE_SET                                                               \
+#define HL_PG_OFFSETS_LINEAGE_SET                                                                  \
     " lineage_offset = GREATEST(c.lineage_offset, EXCLUDED.lineage_offset),"
 
 /* The upsert for n partitions of (group, topic): parts[i] moves to next[i], and, when lineage is
@@ -144,7 +144,6 @@ void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken);
  * running, so no query outlives the process (a backend whose client is gone keeps running,
  * and holding its locks, until it next writes to that client). */
 void hl_pg_pool_close(hl_pg_pool_t *p);
-
 
 /* ---- Chunked queries over a list of text values (libs/pg/src/query.c) ---- */
 /* The Postgres text-array literal of n strings ({"a","b\"c"}: quotes and backslashes escaped),

@@ -12,9 +12,9 @@
 #include "hl/error.h"
 #include "hl/proto.h"
 
-#define HL_LINEAGE_ABSENT INT64_MIN  /* an integer field that is not there */
-#define HL_LINEAGE_WRITE_MAX 4096    /* bytes the writer needs for the longest record */
-#define HL_LINEAGE_READ_MAX 16384    /* a record is a few hundred bytes; the parser refuses more */
+#define HL_LINEAGE_ABSENT INT64_MIN /* an integer field that is not there */
+#define HL_LINEAGE_WRITE_MAX 4096   /* bytes the writer needs for the longest record */
+#define HL_LINEAGE_READ_MAX 16384   /* a record is a few hundred bytes; the parser refuses more */
 #define HL_LINEAGE_ERROR_CODE_READ_MAX 128 /* error codes accepted by the parser */
 
 /* One record. Strings are NUL-terminated copies inside the struct; a string that is not there
@@ -31,9 +31,9 @@ typedef struct {
     char error_code[HL_LINEAGE_ERROR_CODE_READ_MAX + 1];
     int64_t received_us, status, partition, offset, latency_us, consumed_us, committed_us;
     int64_t row_id, attempts;
-    int64_t suppressed;                     /* ingress: rejections not recorded before this one */
+    int64_t suppressed;                      /* ingress: rejections not recorded before this one */
     char body_sha256[HL_SHA256_HEX_LEN + 1]; /* SHA-256 of the body, "" when not there */
-    int duplicate;                          /* -1 not there, 0, 1 */
+    int duplicate;                           /* -1 not there, 0, 1 */
 } hl_lineage_rec_t;
 
 /* An empty record of the given stage: every field not there. */
@@ -43,8 +43,8 @@ void hl_lineage_rec_init(hl_lineage_rec_t *r, hl_stage_t stage);
  * the field's size. dst is r->source, r->message_id, r->event_type or r->error_code and has
  * its has_ flag. */
 void hl_lineage_rec_str(char *dst, size_t cap, bool *has, const char *src);
-#define HL_LINEAGE_SET(r, field, src) \
-    hl_lineage_rec_str((r)->field, sizeof (r)->field, &(r)->has_##field, (src))
+#define HL_LINEAGE_SET(r, field, src)                                                              \
+    hl_lineage_rec_str((r)->field, sizeof(r)->field, &(r)->has_##field, (src))
 
 /* Writes r into buf (cap bytes, NUL-terminated) as the fields of r's stage that are there, in
  * the stage's order; strings are cut to their limit (HL_*_MAX) and JSON-escaped; error_code of

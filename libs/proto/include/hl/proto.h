@@ -29,12 +29,12 @@
 #define HL_HDR_FAILED_US "hl-failed-us"
 
 /* Size limits in bytes: a value over its limit is refused (ids) or cut (names in lineage). */
-#define HL_REQUEST_ID_MAX 36   /* UUIDv7 text */
-#define HL_SOURCE_MAX 64       /* a source name */
-#define HL_MESSAGE_ID_MAX 256  /* a message id, the hookline.events key */
-#define HL_EVENT_TYPE_MAX 128  /* an event type */
-#define HL_ERROR_CODE_MAX 64   /* an error code as a lineage record is written with it */
-#define HL_SHA256_HEX_LEN 64   /* a body digest: lowercase hex */
+#define HL_REQUEST_ID_MAX 36  /* UUIDv7 text */
+#define HL_SOURCE_MAX 64      /* a source name */
+#define HL_MESSAGE_ID_MAX 256 /* a message id, the hookline.events key */
+#define HL_EVENT_TYPE_MAX 128 /* an event type */
+#define HL_ERROR_CODE_MAX 64  /* an error code as a lineage record is written with it */
+#define HL_SHA256_HEX_LEN 64  /* a body digest: lowercase hex */
 
 /* The source every request for a source that is not configured is recorded under; source
  * names are [a-z0-9_-], so no configured source can take it. */

@@ -34,11 +34,11 @@ int hl_sig_parse_unix_s(const char *s, size_t n, int64_t *out) HL_MUST_CHECK;
 
 typedef enum {
     HL_SIG_SCHEME_NONE = 0,
-    HL_SIG_SCHEME_STANDARD,  /* Standard Webhooks (and Svix header names): v1 HMAC, v1a Ed25519 */
-    HL_SIG_SCHEME_STRIPE,    /* Stripe-Signature: t=…,v1=… */
-    HL_SIG_SCHEME_HMAC,      /* HMAC-SHA256 of the body in a configured header (GitHub, Shopify) */
-    HL_SIG_SCHEME_BEARER,    /* Authorization: Bearer <token> */
-    HL_SIG_SCHEME_SENDGRID,  /* SendGrid signed event webhook: ECDSA P-256 over timestamp + body */
+    HL_SIG_SCHEME_STANDARD, /* Standard Webhooks (and Svix header names): v1 HMAC, v1a Ed25519 */
+    HL_SIG_SCHEME_STRIPE,   /* Stripe-Signature: t=…,v1=… */
+    HL_SIG_SCHEME_HMAC,     /* HMAC-SHA256 of the body in a configured header (GitHub, Shopify) */
+    HL_SIG_SCHEME_BEARER,   /* Authorization: Bearer <token> */
+    HL_SIG_SCHEME_SENDGRID, /* SendGrid signed event webhook: ECDSA P-256 over timestamp + body */
 } hl_sig_scheme_t;
 
 typedef enum { HL_SIG_ENC_HEX = 0, HL_SIG_ENC_BASE64 } hl_sig_encoding_t;
@@ -61,16 +61,16 @@ typedef enum {
 typedef struct {
     unsigned char *secret; /* symmetric key bytes (owned), NULL for a public key */
     size_t secret_len;
-    EVP_PKEY *pkey;        /* public key (owned), NULL for a secret */
+    EVP_PKEY *pkey; /* public key (owned), NULL for a secret */
 } hl_sig_key_t;
 
 /* One source's verifier: immutable after configuration, shared by every worker thread. */
 typedef struct {
     hl_sig_scheme_t scheme;
-    char header[64];        /* hmac-sha256 / bearer: header carrying the signature or token */
-    char prefix[32];        /* hmac-sha256: required prefix of the value ("sha256="), or "" */
-    hl_sig_encoding_t encoding;/* hmac-sha256: encoding of the digest */
-    int64_t tolerance_s;    /* timestamped schemes: accepted |now - timestamp| */
+    char header[64];            /* hmac-sha256 / bearer: header carrying the signature or token */
+    char prefix[32];            /* hmac-sha256: required prefix of the value ("sha256="), or "" */
+    hl_sig_encoding_t encoding; /* hmac-sha256: encoding of the digest */
+    int64_t tolerance_s;        /* timestamped schemes: accepted |now - timestamp| */
     hl_sig_key_t keys[HL_SIG_MAX_KEYS];
     size_t nkeys;
 } hl_sig_t;
@@ -92,20 +92,19 @@ void hl_sig_deinit(hl_sig_t *a);
  * Returns 0, or HL_ECONFIG / HL_ERANGE (too many keys) with the reason (never the value) in
  * errbuf. */
 int hl_sig_add_key(hl_sig_t *a, const char *text, size_t len, char *errbuf,
-                     size_t errcap) HL_MUST_CHECK;
+                   size_t errcap) HL_MUST_CHECK;
 
 /* Verifies one request. `now_s` is the current Unix time (injected so tests can fix it).
  * Runs on any thread; `a` is read-only. Never logs. */
 hl_sig_result_t hl_sig_verify(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                  const unsigned char *body, size_t body_len, int64_t now_s);
+                              const unsigned char *body, size_t body_len, int64_t now_s);
 
 /* Verifies a stored request again, later: the same check as hl_sig_verify except that no
  * timestamp tolerance applies (the event is old by design). *signed_ts (if non-NULL) receives
  * the timestamp the signature covers once a signature matched, else -1 (also for schemes
  * that sign none: hmac-sha256, bearer). Never HL_SIG_STALE. Any thread; `a` read-only. */
 hl_sig_result_t hl_sig_reverify(const hl_sig_t *a, const hl_sig_headers_t *h,
-                                const unsigned char *body, size_t body_len,
-                                int64_t *signed_ts);
+                                const unsigned char *body, size_t body_len, int64_t *signed_ts);
 
 #define HL_SIG_MAX_SIGNED_HEADERS 3
 
@@ -163,9 +162,9 @@ int hl_sig_stored_payload_matches(const unsigned char *body, size_t body_len, co
 typedef struct {
     const unsigned char *body; /* the raw body as received */
     size_t body_len;
-    const char *signed_json;   /* the signature headers hl_sig_signed_json wrote */
-    const char *body_sha256;   /* the digest column, lowercase hex */
-    const char *payload;       /* the payload column as JSON text, NULL when null */
+    const char *signed_json; /* the signature headers hl_sig_signed_json wrote */
+    const char *body_sha256; /* the digest column, lowercase hex */
+    const char *payload;     /* the payload column as JSON text, NULL when null */
 } hl_sig_stored_event_t;
 
 #define HL_SIG_MAX_SIGNED_ID 256
@@ -180,7 +179,7 @@ typedef struct {
     int payload_matches;                     /* as hl_sig_stored_payload_matches: 1, 0, HL_EPARSE */
     int has_signed_id;                       /* 1: the signature covers signed_id */
     char signed_id[HL_SIG_MAX_SIGNED_ID + 1];
-    int signed_id_matches;                   /* 1: signed_id equals the message id */
+    int signed_id_matches; /* 1: signed_id equals the message id */
 } hl_sig_stored_check_t;
 
 /* Checks stored event ev again with verifier a: its signature (hl_sig_reverify_stored), its raw
