@@ -52,8 +52,8 @@ static const struct {
     {"/v1/latency", aud_h_latency, NULL},
     {"/v1/error-budget", aud_h_budget, NULL},
     {"/v1/verify", aud_h_verify, NULL},
-    {"/v1/verify/content", hl_h_verify_content, NULL},
-    {"/v1/events/", NULL, hl_h_event_signature},
+    {"/v1/verify/content", aud_h_verify_content, NULL},
+    {"/v1/events/", NULL, aud_h_event_signature},
     {"/v1/checkpoints", aud_h_checkpoints, NULL},
     {"/v1/evidence", aud_h_evidence, NULL},
 };

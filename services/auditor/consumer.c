@@ -113,7 +113,7 @@ static void read_seals(consumer_t *c, aud_seals_t *out)
 
 /* What vouching found for one chain, to be taken on under written_mu. */
 typedef struct {
-    hl_vouch_t vr;
+    aud_vouch_t vr;
     int64_t from_seq;      /* the newest signed checkpoint's seq, 0: none */
     int64_t sealed_seq;    /* the newest checkpoint's seq in the topic, 0: none */
     aud_checkpoint_t head; /* the head this process takes as its own */
@@ -130,7 +130,7 @@ static void vouch_head(consumer_t *c, int32_t p, const aud_seals_t *seals, vouch
     for (size_t k = n; k-- > 0 && !from;)
         if (cps[k].key_id[0]) from = &cps[k];
     memset(out, 0, sizeof *out);
-    out->vr = (hl_vouch_t){0, NULL, -1};
+    out->vr = (aud_vouch_t){0, NULL, -1};
     out->from_seq = from ? from->seq : 0;
     out->sealed_seq = n > 0 ? cps[n - 1].seq : 0;
     out->head.chain = p;
@@ -139,22 +139,22 @@ static void vouch_head(consumer_t *c, int32_t p, const aud_seals_t *seals, vouch
     int rc = HL_EPG;
     for (int i = 0; i < 3 && rc != 0 && !atomic_load(&c->a->stop); i++) {
         rc = ensure_pg(c) == 0
-                 ? hl_vouch_tail(c->pg, &c->a->cfg->kafka, c->a->cfg->kafka.lineage_topic, p, from,
-                                 c->heads[p].seq, 60000, &out->vr, err, sizeof err)
+                 ? aud_vouch_tail(c->pg, &c->a->cfg->kafka, c->a->cfg->kafka.lineage_topic, p, from,
+                                  c->heads[p].seq, 60000, &out->vr, err, sizeof err)
                  : HL_EPG;
         if (rc) {
             hl_warn("consumer: chain %d: checking the rows since its checkpoint: %s", p, err);
             sleep_ms(500);
         }
     }
-    if (rc) out->vr = (hl_vouch_t){out->from_seq + 1, "postgres", -1};
+    if (rc) out->vr = (aud_vouch_t){out->from_seq + 1, "postgres", -1};
     if (out->vr.bad_seq == 0) return;
     /* The head vouched for ends before the first row that is not. */
     out->head.seq = out->vr.bad_seq - 1;
     memset(out->head.hash, 0, sizeof out->head.hash);
     if (out->head.seq > 0 &&
         (ensure_pg(c) != 0 ||
-         hl_verify_hash_at(c->pg, p, out->head.seq, out->head.hash, err, sizeof err) != 0))
+         aud_verify_hash_at(c->pg, p, out->head.seq, out->head.hash, err, sizeof err) != 0))
         out->head.seq = 0;
 }
 
@@ -290,7 +290,7 @@ static void take(consumer_t *c, rd_kafka_message_t *m)
     it->partition = p;
     it->offset = m->offset;
     hl_counter_inc(c->a->m_records);
-    if (hl_record_parse(m->payload, m->len, &it->rec, &why) != 0) {
+    if (hl_lineage_parse(m->payload, m->len, &it->rec, &why) != 0) {
         char kv[160];
         size_t kl = 0;
         hl_log_kv_str(kv, sizeof kv, &kl, "reason", why);
@@ -544,7 +544,7 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     return rk;
 }
 
-void *hl_consumer_main(void *arg)
+void *aud_consumer_main(void *arg)
 {
     consumer_t c;
     rd_kafka_topic_partition_list_t *topics;

@@ -37,7 +37,7 @@ static const char SQL_UNNAMED[] =
     " WHERE NOT EXISTS (SELECT 1 FROM unnest($1::int8[]) AS n(id) WHERE n.id = w.id))"
     " SELECT id, source, message_id, event_type, pending,"
     " count(*) FILTER (WHERE NOT pending) OVER (), count(*) FILTER (WHERE pending) OVER ()"
-    " FROM u ORDER BY pending, id LIMIT 100"; /* HL_CONTENT_MAX_LISTED */
+    " FROM u ORDER BY pending, id LIMIT 100"; /* AUD_CONTENT_MAX_LISTED */
 /* Only for rows whose raw body matched its digest: that body is the one the persister checked
  * to be JSON Postgres accepts, so the cast cannot fail. */
 static const char SQL_PAYLOAD[] =
@@ -178,7 +178,7 @@ static void judge_row(PGresult *res, int t, item_t *items, size_t n)
 static void add_bad(json_t *o, json_t *e, int64_t *bad)
 {
     if (*bad == 0) json_object_set(o, "first_bad", e);
-    if (*bad < HL_CONTENT_MAX_LISTED) json_array_append(json_object_get(o, "bad_events"), e);
+    if (*bad < AUD_CONTENT_MAX_LISTED) json_array_append(json_object_get(o, "bad_events"), e);
     json_decref(e);
     (*bad)++;
 }
@@ -264,7 +264,7 @@ static int check_items(PGconn *c, item_t *items, size_t n, char *err, size_t err
     return 0;
 }
 
-int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
+int aud_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
 {
     item_t *items = hl_xcalloc(PAGE, sizeof *items);
     int64_t last = 0, checked = 0, bound = 0, bad = 0;
@@ -307,7 +307,7 @@ int hl_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
     return 0;
 }
 
-int hl_h_verify_content(aud_req_t *r)
+int aud_h_verify_content(aud_req_t *r)
 {
     static const char *const allowed[] = {NULL};
     char err[512];
@@ -316,7 +316,7 @@ int hl_h_verify_content(aud_req_t *r)
     if (!c) return 503;
     json_t *o = json_object();
     int64_t t0 = hl_mono_us();
-    if (hl_content_check(c, o, err, sizeof err) != 0) {
+    if (aud_content_check(c, o, err, sizeof err) != 0) {
         hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
         HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);
         aud_req_db_done(r, c, 1);
@@ -416,7 +416,7 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
     return e;
 }
 
-int hl_h_event_signature(aud_req_t *r, const char *rest)
+int aud_h_event_signature(aud_req_t *r, const char *rest)
 {
     static const char *const allowed[] = {"event_type", NULL};
     char source[65], mid[257], err[512];

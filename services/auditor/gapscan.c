@@ -13,7 +13,7 @@
 
 #define MINUTE_US INT64_C(60000000)
 
-struct hl_gapscan {
+struct aud_gapscan {
     int64_t grace_us, window_us;
     int64_t wm;           /* every row with id <= wm has been read; -1: not started */
     json_t *open;         /* "chain/request id" -> ts_us of the ingress row, for open gaps */
@@ -23,9 +23,9 @@ struct hl_gapscan {
     int caught_up;
 };
 
-hl_gapscan_t *hl_gapscan_new(int64_t grace_us, int64_t window_us)
+aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us)
 {
-    hl_gapscan_t *g = hl_xcalloc(1, sizeof(*g));
+    aud_gapscan_t *g = hl_xcalloc(1, sizeof(*g));
     g->grace_us = grace_us;
     g->window_us = window_us;
     g->wm = -1;
@@ -38,7 +38,7 @@ hl_gapscan_t *hl_gapscan_new(int64_t grace_us, int64_t window_us)
     return g;
 }
 
-void hl_gapscan_free(hl_gapscan_t *g)
+void aud_gapscan_free(aud_gapscan_t *g)
 {
     if (!g) return;
     json_decref(g->open);
@@ -47,7 +47,7 @@ void hl_gapscan_free(hl_gapscan_t *g)
     free(g);
 }
 
-static void reset(hl_gapscan_t *g)
+static void reset(aud_gapscan_t *g)
 {
     g->wm = -1;
     g->caught_up = 0;
@@ -58,7 +58,7 @@ static void reset(hl_gapscan_t *g)
     }
 }
 
-static void count_closed(hl_gapscan_t *g, int64_t received_us)
+static void count_closed(aud_gapscan_t *g, int64_t received_us)
 {
     if (received_us < 0) return;
     int64_t m = received_us / MINUTE_US;
@@ -71,7 +71,7 @@ static void count_closed(hl_gapscan_t *g, int64_t received_us)
     g->slot_count[s]++;
 }
 
-static int64_t closed_since(const hl_gapscan_t *g, int64_t from_us)
+static int64_t closed_since(const aud_gapscan_t *g, int64_t from_us)
 {
     int64_t first = from_us / MINUTE_US, n = 0;
     for (size_t i = 0; i < g->nslots; i++)
@@ -79,7 +79,7 @@ static int64_t closed_since(const hl_gapscan_t *g, int64_t from_us)
     return n;
 }
 
-static void expire_open(hl_gapscan_t *g, int64_t from_us)
+static void expire_open(aud_gapscan_t *g, int64_t from_us)
 {
     const char *key;
     json_t *v;
@@ -107,7 +107,7 @@ static int i64_cell(const PGresult *r, int row, int col, int64_t *out)
 }
 
 /* The first id to read: the smallest of the accepted requests in the window. */
-static int start(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size_t errcap)
+static int start(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size_t errcap)
 {
     char f[24];
     snprintf(f, sizeof f, "%" PRId64, from_us);
@@ -131,11 +131,11 @@ static int start(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
 
 /* Reads the ids (wm, upto] where upto stops before the first row stored less than grace ago.
  * Returns 1 when this reached the settled end of the table, 0 when there is more, HL_EPG. */
-static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size_t errcap)
+static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size_t errcap)
 {
     char wm[24], n[24], grace[24], from[24], upto_s[24];
     snprintf(wm, sizeof wm, "%" PRId64, g->wm);
-    snprintf(n, sizeof n, "%d", HL_GAPSCAN_CHUNK);
+    snprintf(n, sizeof n, "%d", AUD_GAPSCAN_CHUNK);
     snprintf(grace, sizeof grace, "%" PRId64, g->grace_us);
     snprintf(from, sizeof from, "%" PRId64, from_us);
     const char *pb[3] = {wm, n, grace};
@@ -210,20 +210,20 @@ static int chunk(hl_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, size
     }
     PQclear(outcomes);
     PQclear(gaps);
-    int64_t asked_to = g->wm + HL_GAPSCAN_CHUNK;
+    int64_t asked_to = g->wm + AUD_GAPSCAN_CHUNK;
     g->wm = upto;
     return upto < hi || hi < asked_to; /* stopped at a row too recent, or at the last one */
 }
 
-int hl_gapscan_run(hl_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
-                   int64_t *closed, char *errbuf, size_t errcap)
+int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
+                    int64_t *closed, char *errbuf, size_t errcap)
 {
     int64_t from = now_us - g->window_us, t0 = hl_mono_us();
-    if (json_object_size(g->open) > HL_GAPSCAN_OPEN_MAX) {
+    if (json_object_size(g->open) > AUD_GAPSCAN_OPEN_MAX) {
         /* Too many to follow one by one: count them all, and start over next time. */
         reset(g);
-        return hl_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) == 0 ? 1
-                                                                                        : HL_EPG;
+        return aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) == 0 ? 1
+                                                                                         : HL_EPG;
     }
     if (g->wm < 0 && start(g, c, from, errbuf, errcap) != 0) return HL_EPG;
     for (;;) {

@@ -10,24 +10,24 @@
  * the new outcome rows for them. Closed gaps are counted per minute of receipt, so both counts
  * forget requests older than the window.
  *
- * More than HL_GAPSCAN_OPEN_MAX open gaps (a long outage downstream) would make the set too
+ * More than AUD_GAPSCAN_OPEN_MAX open gaps (a long outage downstream) would make the set too
  * big to keep: the scanner then drops it, counts with one full query (exact, slow) and starts
  * over at the next call. */
-#ifndef HL_AUDITOR_GAPSCAN_H
-#define HL_AUDITOR_GAPSCAN_H
+#ifndef AUD_GAPSCAN_H
+#define AUD_GAPSCAN_H
 
 #include <libpq-fe.h>
 #include <stdint.h>
 
 #include "hl/error.h"
 
-#define HL_GAPSCAN_OPEN_MAX 200000
-#define HL_GAPSCAN_CHUNK 50000 /* lineage ids read per query */
+#define AUD_GAPSCAN_OPEN_MAX 200000
+#define AUD_GAPSCAN_CHUNK 50000 /* lineage ids read per query */
 
-typedef struct hl_gapscan hl_gapscan_t;
+typedef struct aud_gapscan aud_gapscan_t;
 
-hl_gapscan_t *hl_gapscan_new(int64_t grace_us, int64_t window_us);
-void hl_gapscan_free(hl_gapscan_t *g);
+aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us);
+void aud_gapscan_free(aud_gapscan_t *g);
 
 /* Reads what was stored since the last call (chunks for at most budget_us; the rest waits for
  * the next call) and sets *open and *closed as of now_us. Returns 1 when the counts are
@@ -35,7 +35,7 @@ void hl_gapscan_free(hl_gapscan_t *g);
  * HL_EPG with errbuf filled. A chunk is taken whole or not at all, so after an error the next
  * call goes on where this one stopped. A transaction that stays open longer than grace_us can
  * have its rows passed over (ids are read in order once the rows around them are settled). */
-int hl_gapscan_run(hl_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
-                   int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
+int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
+                    int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 #endif

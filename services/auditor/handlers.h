@@ -22,8 +22,8 @@ int aud_h_checkpoints(aud_req_t *r);
 int aud_h_evidence(aud_req_t *r);
 
 /* Stored events held to the history (content.c). */
-int hl_h_verify_content(aud_req_t *r);
-int hl_h_event_signature(aud_req_t *r, const char *rest); /* rest: after /v1/events/ */
+int aud_h_verify_content(aud_req_t *r);
+int aud_h_event_signature(aud_req_t *r, const char *rest); /* rest: after /v1/events/ */
 
 /* The page for people (page.c) and its sign-in (login.c). */
 int aud_h_page(aud_req_t *r);

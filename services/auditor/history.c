@@ -19,7 +19,7 @@
  * seconds at a few hundred thousand rows); ?verify=1 asks for a fresh one. */
 #define STATUS_MAX_AGE_US (60 * INT64_C(1000000))
 
-json_t *aud_history_chain_json(const hl_verify_t *v)
+json_t *aud_history_chain_json(const aud_verify_t *v)
 {
     char hex[65];
     json_t *o = json_object();
@@ -54,7 +54,7 @@ json_t *aud_history_chain_json(const hl_verify_t *v)
  * transaction of its own is open, so the table must end exactly where it wrote, and a row
  * after that (even one hashed correctly onto the head) was put there by someone else. Also the
  * first such row the consumer met (foreign_seq). Returns n or HL_EPG. */
-static int unwritten_rows(aud_state_t *a, PGconn *c, hl_verify_t *vs, int n, char *err,
+static int unwritten_rows(aud_state_t *a, PGconn *c, aud_verify_t *vs, int n, char *err,
                           size_t errcap)
 {
     int rc = n, parts = atomic_load(&a->lineage_partitions);
@@ -75,7 +75,7 @@ static int unwritten_rows(aud_state_t *a, PGconn *c, hl_verify_t *vs, int n, cha
         if (vs[i].ok && p >= 0 && p < AUD_MAX_CHAINS && parts > 0 && p >= parts) {
             /* No partition of the lineage topic feeds this chain: every row of it is forged. */
             int64_t id, seq;
-            int found = hl_verify_first_from(c, p, INT64_MIN + 1, &id, &seq, err, errcap);
+            int found = aud_verify_first_from(c, p, INT64_MIN + 1, &id, &seq, err, errcap);
             if (found < 0) rc = found;
             if (found == 1) {
                 vs[i].ok = false;
@@ -88,7 +88,7 @@ static int unwritten_rows(aud_state_t *a, PGconn *c, hl_verify_t *vs, int n, cha
         }
         if (!vs[i].ok || p < 0 || p >= AUD_MAX_CHAINS || !a->owned[p]) continue;
         int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
-        int found = hl_verify_first_from(c, p, from, &id, &seq, err, errcap);
+        int found = aud_verify_first_from(c, p, from, &id, &seq, err, errcap);
         if (found < 0) rc = found;
         if (found == 1) {
             vs[i].ok = false;
@@ -107,24 +107,24 @@ static int unwritten_rows(aud_state_t *a, PGconn *c, hl_verify_t *vs, int n, cha
  * topic's record at its offset is named instead of the row at the checkpoint's seq, while the
  * topic still holds those records (otherwise the row at the checkpoint's seq stays named).
  * Returns 0 or HL_EPG. */
-static int locate_edit(aud_state_t *a, PGconn *c, hl_verify_t *v, char *err, size_t errcap)
+static int locate_edit(aud_state_t *a, PGconn *c, aud_verify_t *v, char *err, size_t errcap)
 {
     static const char *const found_by[] = {"record_mismatch", "record_not_found", "row_missing",
                                            "offset_order", NULL};
-    hl_vouch_t vr;
+    aud_vouch_t vr;
     aud_checkpoint_t from;
     int64_t id, seq;
     memset(&from, 0, sizeof from);
     from.chain = v->chain;
     from.seq = v->matched_seq;
     memcpy(from.hash, v->matched_hash, sizeof from.hash);
-    int rc = hl_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
-                            v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err, errcap);
+    int rc = aud_vouch_range(c, &a->cfg->kafka, a->cfg->kafka.lineage_topic, v->chain,
+                             v->matched_seq ? &from : NULL, v->sealed_seq, 5000, &vr, err, errcap);
     if (rc || vr.bad_seq <= v->matched_seq || vr.bad_seq > v->sealed_seq) return rc;
     bool named = false;
     for (int i = 0; found_by[i] && !named; i++) named = strcmp(vr.reason, found_by[i]) == 0;
     if (!named) return 0;
-    int found = hl_verify_first_from(c, v->chain, vr.bad_seq, &id, &seq, err, errcap);
+    int found = aud_verify_first_from(c, v->chain, vr.bad_seq, &id, &seq, err, errcap);
     if (found < 0) return found;
     if (found == 1 && seq == vr.bad_seq) {
         v->bad_id = id;
@@ -139,8 +139,8 @@ int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char 
     aud_seals_t seals;
     char why[512];
     int have = aud_history_seals(a, &seals, why, sizeof why) == 0;
-    hl_verify_t *vs = hl_xcalloc(2 * AUD_MAX_CHAINS, sizeof *vs);
-    int n = hl_verify_all(c, have ? &seals : NULL, only, vs, 2 * AUD_MAX_CHAINS, err, errcap);
+    aud_verify_t *vs = hl_xcalloc(2 * AUD_MAX_CHAINS, sizeof *vs);
+    int n = aud_verify_all(c, have ? &seals : NULL, only, vs, 2 * AUD_MAX_CHAINS, err, errcap);
     int64_t refused = have ? seals.refused : 0;
     if (have) aud_seals_free(&seals);
     if (n >= 0) n = unwritten_rows(a, c, vs, n, err, errcap);
@@ -152,7 +152,7 @@ int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char 
             if (rc < 0) n = rc;
         }
     int64_t stray = 0;
-    int no_chain = n >= 0 && only < 0 ? hl_verify_no_chain(c, &stray, err, errcap) : 0;
+    int no_chain = n >= 0 && only < 0 ? aud_verify_no_chain(c, &stray, err, errcap) : 0;
     if (no_chain < 0) n = no_chain;
     if (n < 0) {
         free(vs);
@@ -194,7 +194,7 @@ int aud_history_with_content(PGconn *c, json_t *o, char *err, size_t errcap)
 {
     json_t *k = json_object();
     int64_t t0 = hl_mono_us();
-    int rc = hl_content_check(c, k, err, errcap);
+    int rc = aud_content_check(c, k, err, errcap);
     if (rc) {
         json_decref(k);
         return rc;
@@ -227,19 +227,19 @@ int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap)
         return HL_EPG;
     }
     aud_checkpoint_t *vouched = hl_xcalloc(AUD_MAX_CHAINS, sizeof *vouched);
-    hl_signing_t sg = {a->signer, a->ckpub, vouched, atomic_load(&a->lineage_partitions)};
+    aud_signing_t sg = {a->signer, a->ckpub, vouched, atomic_load(&a->lineage_partitions)};
     pthread_mutex_lock(&a->written_mu);
     for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         vouched[p] = a->written[p];
         if (!a->owned[p])
-            vouched[p].seq = HL_VOUCH_NOT_MINE;
+            vouched[p].seq = AUD_VOUCH_NOT_MINE;
         else if (a->foreign_seq[p])
-            vouched[p].seq = HL_VOUCH_FOREIGN;
+            vouched[p].seq = AUD_VOUCH_FOREIGN;
     }
     pthread_mutex_unlock(&a->written_mu);
     int refused = 0, n = aud_history_seals(a, &seals, errbuf, errcap);
     if (n == 0) {
-        n = hl_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
+        n = aud_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
         aud_seals_free(&seals);
     }
     hl_pg_pool_put(a->wpool, c, n == HL_EPG && PQstatus(c) != CONNECTION_OK);

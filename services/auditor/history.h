@@ -16,7 +16,7 @@
 
 /* One chain's verification as the API answers it (chain, ok, rows, head, first_bad ...).
  * New reference. */
-json_t *aud_history_chain_json(const hl_verify_t *v);
+json_t *aud_history_chain_json(const aud_verify_t *v);
 
 /* Reads the checkpoints of the checkpoint topic, plus the heads this process wrote (unsigned,
  * key_id ""). Returns 0 or HL_E* (errbuf filled). */
@@ -25,7 +25,7 @@ int aud_history_seals(aud_state_t *a, aud_seals_t *out, char *errbuf, size_t err
 /* GET /v1/verify's answer into o: "chain_ok", "checkpoints_outside" and "chains" (every chain,
  * or chain `only` when >= 0), each walked against the checkpoint topic; chain_ok is false when
  * any chain fails or the topic could not be read. A whole verification (only < 0) adds
- * "content" (hl_content_check: the stored events held to the lineage). "ok" is chain_ok and,
+ * "content" (aud_content_check: the stored events held to the lineage). "ok" is chain_ok and,
  * when there is one, the content's ok. Returns 0 or HL_EPG (err filled). */
 int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char *err,
                        size_t errcap);
@@ -35,7 +35,7 @@ int aud_history_report(aud_state_t *a, PGconn *c, int32_t only, json_t *o, char 
  * deleted or a row no lineage names. Returns 0 or HL_EPG. */
 int aud_history_with_content(PGconn *c, json_t *o, char *err, size_t errcap);
 
-/* One signing round (hl_checkpoint_run against the topic's checkpoints) with its metrics and
+/* One signing round (aud_checkpoint_run against the topic's checkpoints) with its metrics and
  * logs, on a connection of the writer's pool (the API's role may not insert checkpoints).
  * Returns the number signed or a negative HL_E* code (errbuf filled; HL_EPG: Postgres). */
 int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap);

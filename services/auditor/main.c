@@ -73,7 +73,7 @@ static void *housekeeping_main(void *arg)
     aud_state_t *a = arg;
     const aud_config_t *cfg = a->cfg;
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
-    hl_gapscan_t *gaps = hl_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
+    aud_gapscan_t *gaps = aud_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
     char err[512];
     int64_t next_topic = 0;
     while (!atomic_load(&a->stop)) {
@@ -86,8 +86,8 @@ static void *housekeeping_main(void *arg)
             PGconn *c = hl_pg_pool_get(a->pool);
             if (c && now >= next_gaps) {
                 int64_t open = 0, closed = 0;
-                int rc = hl_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
-                                        err, sizeof err);
+                int rc = aud_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
+                                         err, sizeof err);
                 if (rc == 1) {
                     hl_gauge_set(a->m_gaps_open, open);
                     hl_gauge_set(a->m_gaps_closed, closed);
@@ -110,7 +110,7 @@ static void *housekeeping_main(void *arg)
         }
         nap(a, 1);
     }
-    hl_gapscan_free(gaps);
+    aud_gapscan_free(gaps);
     return NULL;
 }
 
@@ -285,7 +285,7 @@ int main(int argc, char **argv)
         goto out;
     }
     aud_api_register(srv, &a);
-    pthread_create(&consumer, NULL, hl_consumer_main, &a);
+    pthread_create(&consumer, NULL, aud_consumer_main, &a);
     pthread_create(&housekeeping, NULL, housekeeping_main, &a);
     hl_info("auditor: listening on %s, lineage topic %s, key id %s", cfg->http.listen,
             cfg->kafka.lineage_topic, aud_signer_key_id(a.signer));

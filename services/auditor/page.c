@@ -16,7 +16,7 @@
 #include "html.h"
 #include "page_html.h"
 #include "query.h"
-#include "record.h"
+#include "hl/lineage_record.h"
 
 #define PAGE_CAP (1024 * 1024) /* the page never grows past this; lists are capped below */
 
@@ -24,11 +24,11 @@ typedef aud_html_t out_t;
 #define put aud_put
 #define esc aud_esc
 
-/* An integer of the row's lineage record (what the hash covers), HL_REC_ABSENT if absent. */
+/* An integer of the row's lineage record (what the hash covers), HL_LINEAGE_ABSENT if absent. */
 static int64_t rec_int(json_t *row, const char *k)
 {
     json_t *v = json_object_get(json_object_get(row, "record"), k);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : HL_REC_ABSENT;
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : HL_LINEAGE_ABSENT;
 }
 
 /* ---- the lineage of an id, one block per request ---- */
@@ -67,14 +67,14 @@ static int by_first_seen(const void *x, const void *y)
 }
 
 /* When the request reached the ingress: its received_us, from the ingress record or else the
- * persisted one; HL_REC_ABSENT when neither says. */
+ * persisted one; HL_LINEAGE_ABSENT when neither says. */
 static int64_t received_of(const row_ref_t *g, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t v = rec_int(g[i].row, "received_us");
-        if (v != HL_REC_ABSENT) return v;
+        if (v != HL_LINEAGE_ABSENT) return v;
     }
-    return HL_REC_ABSENT;
+    return HL_LINEAGE_ABSENT;
 }
 
 /* The block's headline: who sent it, what the ingress answered, and its end-to-end time
@@ -99,18 +99,18 @@ static void request_head(out_t *o, const row_ref_t *g, size_t n, int64_t recv)
         aud_page_num(o, ing, "status");
         put(o, "</span>");
     }
-    int64_t committed = done ? rec_int(done, "committed_us") : HL_REC_ABSENT;
-    if (committed != HL_REC_ABSENT && recv != HL_REC_ABSENT) {
+    int64_t committed = done ? rec_int(done, "committed_us") : HL_LINEAGE_ABSENT;
+    if (committed != HL_LINEAGE_ABSENT && recv != HL_LINEAGE_ABSENT) {
         put(o, " · <span class=\"e2e\" data-e2e-us=\"%" PRId64 "\">end to end <b>",
             committed - recv);
         aud_page_ms(o, committed - recv);
         put(o, "</b></span>");
     } else {
-        int64_t st = ing ? rec_int(ing, "status") : HL_REC_ABSENT;
+        int64_t st = ing ? rec_int(ing, "status") : HL_LINEAGE_ABSENT;
         put(o, " · <span class=\"e2e muted\">%s</span>",
-            dead                                            ? "dead-lettered, not stored"
-            : st != HL_REC_ABSENT && (st < 200 || st > 299) ? "rejected: nothing to store"
-                                                            : "not persisted yet");
+            dead                                                ? "dead-lettered, not stored"
+            : st != HL_LINEAGE_ABSENT && (st < 200 || st > 299) ? "rejected: nothing to store"
+                                                                : "not persisted yet");
     }
     put(o, "</h3>");
 }
@@ -125,7 +125,7 @@ static void stage_row(out_t *o, json_t *row, int64_t recv)
     put(o, "</td><td>");
     aud_page_when(o, ts);
     put(o, "</td><td class=\"n\">");
-    if (recv != HL_REC_ABSENT)
+    if (recv != HL_LINEAGE_ABSENT)
         put(o, "+"), aud_page_ms(o, ts - recv);
     else
         put(o, "–");
@@ -141,7 +141,7 @@ static void stage_row(out_t *o, json_t *row, int64_t recv)
     aud_page_num(o, row, "offset");
     put(o, "</td><td class=\"n\">");
     int64_t lat = rec_int(row, "latency_us");
-    if (lat != HL_REC_ABSENT)
+    if (lat != HL_LINEAGE_ABSENT)
         aud_page_ms(o, lat);
     else
         put(o, "–");
@@ -225,8 +225,8 @@ static int latency(out_t *o, PGconn *c)
            "(about 1.33× wider each); dashed lines: percentiles.</p><div class=\"hist\">");
     for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
         hl_hist_t *h = hl_hist_new();
-        int rc = hl_q_latency(c, charts[i].stage, NULL, charts[i].outcome,
-                              now - INT64_C(3600000000), now + 1, h, err, sizeof err);
+        int rc = aud_q_latency(c, charts[i].stage, NULL, charts[i].outcome,
+                               now - INT64_C(3600000000), now + 1, h, err, sizeof err);
         if (rc == 0 && (!charts[i].only_if_any || hl_hist_count(h) > 0))
             aud_chart_figure(o, charts[i].id, charts[i].title, h);
         hl_hist_free(h);
@@ -337,7 +337,7 @@ static void problems(out_t *o, json_t *v)
 static int newest_checkpoint(out_t *o, PGconn *c, json_t *v, int64_t when_us)
 {
     char err[512];
-    json_t *cps = hl_q_newest_checkpoint(c, err, sizeof err), *cp, *ch;
+    json_t *cps = aud_q_newest_checkpoint(c, err, sizeof err), *cp, *ch;
     if (!cps) return 1;
     cp = json_array_get(cps, 0);
     if (!cp) {
@@ -427,11 +427,11 @@ static int chain_status(out_t *o, aud_req_t *r, PGconn *c, int fresh)
 static int lookup(out_t *o, PGconn *c, const char *id)
 {
     char err[512];
-    json_t *rows = strlen(id) <= 36 ? hl_q_request(c, id, err, sizeof err) : json_array();
-    hl_cursor_t start = {0, 0};
+    json_t *rows = strlen(id) <= 36 ? aud_q_request(c, id, err, sizeof err) : json_array();
+    aud_cursor_t start = {0, 0};
     int failed = 0;
     if (rows && json_array_size(rows) == 0) {
-        json_t *m = hl_q_message(c, id, NULL, 200, start, err, sizeof err);
+        json_t *m = aud_q_message(c, id, NULL, 200, start, err, sizeof err);
         json_decref(rows);
         rows = m ? json_incref(json_object_get(m, "lineage")) : NULL;
         json_decref(m);
@@ -471,12 +471,12 @@ int aud_h_page(aud_req_t *r)
     int failed = id ? lookup(&o, c, id) : 0;
     if (!failed) failed = chain_status(&o, r, c, (int)fresh);
     if (!failed) failed = latency(&o, c);
-    hl_cursor_t start = {0, 0};
+    aud_cursor_t start = {0, 0};
     int64_t now = hl_now_us();
     json_t *gaps =
         failed ? NULL
-               : hl_q_gaps(c, (int64_t)r->a->cfg->gap_grace_s * 1000000, "open",
-                           now - INT64_C(86400000000), now + 1, 100, start, err, sizeof err);
+               : aud_q_gaps(c, (int64_t)r->a->cfg->gap_grace_s * 1000000, "open",
+                            now - INT64_C(86400000000), now + 1, 100, start, err, sizeof err);
     if (gaps)
         gaps_table(&o, json_object_get(gaps, "gaps"));
     else

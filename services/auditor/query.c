@@ -62,7 +62,7 @@ static json_t *paged(json_t *rows, int limit, const char *key)
     return o;
 }
 
-json_t *hl_q_request(PGconn *c, const char *id, char *errbuf, size_t errcap)
+json_t *aud_q_request(PGconn *c, const char *id, char *errbuf, size_t errcap)
 {
     const char *p[1] = {id};
     return json_query(
@@ -72,8 +72,8 @@ json_t *hl_q_request(PGconn *c, const char *id, char *errbuf, size_t errcap)
         1, p, errbuf, errcap);
 }
 
-json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit, hl_cursor_t after,
-                     char *errbuf, size_t errcap)
+json_t *aud_q_message(PGconn *c, const char *mid, const char *source, int limit, aud_cursor_t after,
+                      char *errbuf, size_t errcap)
 {
     char ts[24], id[24], lim[16];
     snprintf(ts, sizeof ts, "%" PRId64, after.ts_us);
@@ -105,8 +105,8 @@ json_t *hl_q_message(PGconn *c, const char *mid, const char *source, int limit, 
     return o;
 }
 
-json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, int status,
-                      int limit, hl_cursor_t after, char *errbuf, size_t errcap)
+json_t *aud_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, int status,
+                       int limit, aud_cursor_t after, char *errbuf, size_t errcap)
 {
     char f[24], t[24], st[16], ts[24], id[24], lim[16];
     snprintf(f, sizeof f, "%" PRId64, from);
@@ -148,8 +148,8 @@ json_t *hl_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, i
                       "1000000)::bigint"                                                           \
                       " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $1::bigint)"
 
-json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int64_t to, int limit,
-                  hl_cursor_t after, char *errbuf, size_t errcap)
+json_t *aud_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int64_t to, int limit,
+                   aud_cursor_t after, char *errbuf, size_t errcap)
 {
     char g[24], f[24], t[24], ts[24], id[24], lim[16];
     snprintf(g, sizeof g, "%" PRId64, grace);
@@ -174,8 +174,8 @@ json_t *hl_q_gaps(PGconn *c, int64_t grace, const char *state, int64_t from, int
     return rows ? paged(rows, limit, "gaps") : NULL;
 }
 
-int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64_t *closed,
-                    char *errbuf, size_t errcap)
+int aud_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64_t *closed,
+                     char *errbuf, size_t errcap)
 {
     char g[24], f[24], t[24];
     snprintf(g, sizeof g, "%" PRId64, grace);
@@ -194,8 +194,8 @@ int hl_q_gap_counts(PGconn *c, int64_t grace, int64_t from, int64_t *open, int64
     return 0;
 }
 
-int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome, int64_t from,
-                 int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
+int aud_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome, int64_t from,
+                  int64_t to, hl_hist_t *h, char *errbuf, size_t errcap)
 {
     char f[24], t[24];
     snprintf(f, sizeof f, "%" PRId64, from - from % 60000000);
@@ -227,7 +227,7 @@ int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *out
     return 0;
 }
 
-json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap)
+json_t *aud_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap)
 {
     return json_query(c,
                       "SELECT coalesce(json_agg(x), '[]') FROM (SELECT chain, seq, ts_us, key_id"
@@ -244,7 +244,7 @@ static void bucket_cb(int64_t lo, int64_t hi, uint64_t count, void *arg)
     json_array_append_new(arg, a);
 }
 
-json_t *hl_hist_summary(const hl_hist_t *h, int with_buckets)
+json_t *aud_hist_summary(const hl_hist_t *h, int with_buckets)
 {
     json_t *o = json_object();
     json_object_set_new(o, "count", json_integer((json_int_t)hl_hist_count(h)));
@@ -262,8 +262,8 @@ json_t *hl_hist_summary(const hl_hist_t *h, int with_buckets)
     return o;
 }
 
-json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uint32_t ack_ms,
-                    uint32_t e2e_ms, double target, char *errbuf, size_t errcap)
+json_t *aud_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uint32_t ack_ms,
+                     uint32_t e2e_ms, double target, char *errbuf, size_t errcap)
 {
     char f[24], t[24], ack[24];
     snprintf(f, sizeof f, "%" PRId64, from);
@@ -308,7 +308,7 @@ json_t *hl_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, uin
                                     : json_null());
     /* End-to-end objective from the rollups: share of e2e samples within e2e_ms. */
     hl_hist_t *h = hl_hist_new();
-    if (hl_q_latency(c, AUD_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
+    if (aud_q_latency(c, AUD_LAT_E2E, source, NULL, from, to, h, errbuf, errcap) != 0) {
         hl_hist_free(h);
         json_decref(slo);
         json_decref(o);

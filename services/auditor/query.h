@@ -1,7 +1,7 @@
 /* Read-side queries shared by the JSON API and the page. Each returns a jansson value owned
  * by the caller, or NULL with errbuf filled (a Postgres failure). */
-#ifndef HL_AUDITOR_QUERY_H
-#define HL_AUDITOR_QUERY_H
+#ifndef AUD_QUERY_H
+#define AUD_QUERY_H
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -26,44 +26,44 @@
 typedef struct {
     int64_t ts_us;
     int64_t id;
-} hl_cursor_t;
+} aud_cursor_t;
 
 /* Every lineage row of a request, oldest first (array, empty when unknown). */
-json_t *hl_q_request(PGconn *c, const char *request_id, char *errbuf, size_t errcap);
+json_t *aud_q_request(PGconn *c, const char *request_id, char *errbuf, size_t errcap);
 
 /* {"events":[webhook_events rows], "lineage":[rows], "next_cursor":…} for a message id,
  * optionally of one source; lineage paged by (ts_us, id). */
-json_t *hl_q_message(PGconn *c, const char *message_id, const char *source, int limit,
-                     hl_cursor_t after, char *errbuf, size_t errcap);
+json_t *aud_q_message(PGconn *c, const char *message_id, const char *source, int limit,
+                      aud_cursor_t after, char *errbuf, size_t errcap);
 
 /* Ingress rows in [from, to) with optional source and status filters, paged. */
-json_t *hl_q_requests(PGconn *c, int64_t from_us, int64_t to_us, const char *source, int status,
-                      int limit, hl_cursor_t after, char *errbuf, size_t errcap);
+json_t *aud_q_requests(PGconn *c, int64_t from_us, int64_t to_us, const char *source, int status,
+                       int limit, aud_cursor_t after, char *errbuf, size_t errcap);
 
 /* Gaps among accepted requests received in [from, to): state "open", "closed" or "all". */
-json_t *hl_q_gaps(PGconn *c, int64_t grace_us, const char *state, int64_t from_us, int64_t to_us,
-                  int limit, hl_cursor_t after, char *errbuf, size_t errcap);
+json_t *aud_q_gaps(PGconn *c, int64_t grace_us, const char *state, int64_t from_us, int64_t to_us,
+                   int limit, aud_cursor_t after, char *errbuf, size_t errcap);
 /* Counts of open and closed gaps in [from, now). Returns 0 or HL_EPG. */
-int hl_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open, int64_t *closed,
-                    char *errbuf, size_t errcap) HL_MUST_CHECK;
+int aud_q_gap_counts(PGconn *c, int64_t grace_us, int64_t from_us, int64_t *open, int64_t *closed,
+                     char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* Adds the rollup bucket counts of `stage` (optionally one source, optionally one outcome
  * class: "accepted", "rejected" or "unsplit", NULL for all) in the minutes of [from, to) into
  * h. Returns 0 or HL_EPG. */
-int hl_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
-                 int64_t from_us, int64_t to_us, hl_hist_t *h, char *errbuf,
-                 size_t errcap) HL_MUST_CHECK;
+int aud_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *outcome,
+                  int64_t from_us, int64_t to_us, hl_hist_t *h, char *errbuf,
+                  size_t errcap) HL_MUST_CHECK;
 
 /* [{"chain", "seq", "ts_us", "key_id"}] of the newest checkpoint stored in
  * lineage_checkpoints, or [] when none was signed yet. */
-json_t *hl_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap);
+json_t *aud_q_newest_checkpoint(PGconn *c, char *errbuf, size_t errcap);
 
 /* Percentile summary of h: count, p50, p90, p95, p99, p99.9, max and (if buckets) the
  * non-empty buckets as [lo, hi, count]. */
-json_t *hl_hist_summary(const hl_hist_t *h, int with_buckets);
+json_t *aud_hist_summary(const hl_hist_t *h, int with_buckets);
 
 /* The error-budget report for [from, to). */
-json_t *hl_q_budget(PGconn *c, int64_t from_us, int64_t to_us, const char *source, uint32_t ack_ms,
-                    uint32_t e2e_ms, double target, char *errbuf, size_t errcap);
+json_t *aud_q_budget(PGconn *c, int64_t from_us, int64_t to_us, const char *source, uint32_t ack_ms,
+                     uint32_t e2e_ms, double target, char *errbuf, size_t errcap);
 
 #endif

@@ -24,7 +24,7 @@ int aud_h_request(aud_req_t *r, const char *id)
         return aud_reply_error(r, 400, "invalid_id", "request id must be 1..36 printable bytes");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
-    json_t *rows = hl_q_request(c, id, err, sizeof err);
+    json_t *rows = aud_q_request(c, id, err, sizeof err);
     if (!rows) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     if (json_array_size(rows) == 0) {
@@ -43,7 +43,7 @@ int aud_h_message(aud_req_t *r, const char *id)
     char err[512];
     const char *source;
     int limit;
-    hl_cursor_t cur;
+    aud_cursor_t cur;
     if (aud_req_only(r, allowed) || aud_param_source(r, &source) || aud_param_limit(r, &limit) ||
         aud_param_cursor(r, &cur))
         return 400;
@@ -51,7 +51,7 @@ int aud_h_message(aud_req_t *r, const char *id)
         return aud_reply_error(r, 400, "invalid_id", "message id must be 1..256 printable bytes");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
-    json_t *o = hl_q_message(c, id, source, limit, cur, err, sizeof err);
+    json_t *o = aud_q_message(c, id, source, limit, cur, err, sizeof err);
     if (!o) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     if (json_array_size(json_object_get(o, "lineage")) == 0 &&
@@ -83,14 +83,14 @@ int aud_h_requests(aud_req_t *r)
     const char *source;
     int64_t from, to, status;
     int limit;
-    hl_cursor_t cur;
+    aud_cursor_t cur;
     if (aud_req_only(r, allowed) || range(r, HOUR_US, &from, &to) || aud_param_source(r, &source) ||
         aud_param_int(r, "status", 100, 599, 0, &status) || aud_param_limit(r, &limit) ||
         aud_param_cursor(r, &cur))
         return 400;
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
-    json_t *o = hl_q_requests(c, from, to, source, (int)status, limit, cur, err, sizeof err);
+    json_t *o = aud_q_requests(c, from, to, source, (int)status, limit, cur, err, sizeof err);
     if (!o) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     return aud_reply_json(r, 200, o);
@@ -102,7 +102,7 @@ int aud_h_gaps(aud_req_t *r)
     char err[512];
     int64_t from, to;
     int limit;
-    hl_cursor_t cur;
+    aud_cursor_t cur;
     const char *state = aud_req_param(r, "state");
     if (aud_req_only(r, allowed) || range(r, DAY_US, &from, &to) || aud_param_limit(r, &limit) ||
         aud_param_cursor(r, &cur))
@@ -113,7 +113,7 @@ int aud_h_gaps(aud_req_t *r)
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
     int64_t grace = (int64_t)r->a->cfg->gap_grace_s * 1000000;
-    json_t *o = hl_q_gaps(c, grace, state, from, to, limit, cur, err, sizeof err);
+    json_t *o = aud_q_gaps(c, grace, state, from, to, limit, cur, err, sizeof err);
     if (!o) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     json_object_set_new(o, "grace_s", json_integer(r->a->cfg->gap_grace_s));
@@ -140,12 +140,12 @@ int aud_h_latency(aud_req_t *r)
         hl_hist_t *h = hl_hist_new();
         if (live)
             aud_live_merge(r->a->live, (aud_lat_t)s, source, h);
-        else if (hl_q_latency(c, (aud_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
+        else if (aud_q_latency(c, (aud_lat_t)s, source, NULL, from, to, h, err, sizeof err) != 0) {
             hl_hist_free(h);
             json_decref(stages);
             return aud_req_db_fail(r, c, err);
         }
-        json_object_set_new(stages, aud_lat_name((aud_lat_t)s), hl_hist_summary(h, (int)buckets));
+        json_object_set_new(stages, aud_lat_name((aud_lat_t)s), aud_hist_summary(h, (int)buckets));
         hl_hist_free(h);
     }
     if (c) aud_req_db_done(r, c, 0);
@@ -172,8 +172,8 @@ int aud_h_budget(aud_req_t *r)
         return 400;
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
-    json_t *o = hl_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms, cfg->slo.target,
-                            err, sizeof err);
+    json_t *o = aud_q_budget(c, from, to, source, cfg->slo.ack_ms, cfg->slo.e2e_ms, cfg->slo.target,
+                             err, sizeof err);
     if (!o) return aud_req_db_fail(r, c, err);
     aud_req_db_done(r, c, 0);
     return aud_reply_json(r, 200, o);

@@ -143,7 +143,7 @@ int aud_param_limit(aud_req_t *r, int *out)
     return 0;
 }
 
-int aud_param_cursor(aud_req_t *r, hl_cursor_t *out)
+int aud_param_cursor(aud_req_t *r, aud_cursor_t *out)
 {
     const char *v = aud_req_param(r, "cursor");
     char a[24], b[24];

@@ -41,7 +41,7 @@ int aud_param_time(aud_req_t *r, const char *key, int64_t def, int64_t *out);
 int aud_param_int(aud_req_t *r, const char *key, int64_t min, int64_t max, int64_t def,
                   int64_t *out);
 int aud_param_limit(aud_req_t *r, int *out);
-int aud_param_cursor(aud_req_t *r, hl_cursor_t *out);
+int aud_param_cursor(aud_req_t *r, aud_cursor_t *out);
 /* A source name: 1..64 of [A-Za-z0-9_.-]; NULL when absent. */
 int aud_param_source(aud_req_t *r, const char **out);
 /* Parses RFC 3339 UTC ("2026-01-02T03:04:05Z", optional .ffffff) or integer epoch µs. */

@@ -63,7 +63,7 @@ aud_pair_t *aud_pairs_get(aud_pairs_t *p, const char *id)
         if (!s->used) {
             s->used = 1;
             hl_strlcpy(s->key, id, sizeof s->key);
-            s->answered_us = s->received_us = s->consumed_us = HL_REC_ABSENT;
+            s->answered_us = s->received_us = s->consumed_us = HL_LINEAGE_ABSENT;
             return s;
         }
         if (strcmp(s->key, id) == 0) return s;
@@ -89,45 +89,47 @@ static void add(aud_sample_t *out, size_t *n, aud_lat_t st, int64_t when, int64_
 
 /* The pairing key of r's event: its request id and a digest of its message id and event type,
  * so that the elements of a split batch (one request id) pair each with its own outcome. */
-static void element_key(const hl_record_t *r, char key[HL_PAIR_KEY_LEN])
+static void element_key(const hl_lineage_rec_t *r, char key[AUD_PAIR_KEY_LEN])
 {
     char elem[sizeof r->message_id + sizeof r->event_type + 2];
     snprintf(elem, sizeof elem, "%s\n%s", r->has_message_id ? r->message_id : "",
              r->has_event_type ? r->event_type : "");
-    snprintf(key, HL_PAIR_KEY_LEN, "%s/%016" PRIx64, r->request_id, fnv1a(elem));
+    snprintf(key, AUD_PAIR_KEY_LEN, "%s/%016" PRIx64, r->request_id, fnv1a(elem));
 }
 
-void aud_samples_from_record(aud_pairs_t *pairs, const hl_record_t *r, aud_sample_t *out, size_t *n)
+void aud_samples_from_record(aud_pairs_t *pairs, const hl_lineage_rec_t *r, aud_sample_t *out,
+                             size_t *n)
 {
-    char key[HL_PAIR_KEY_LEN];
+    char key[AUD_PAIR_KEY_LEN];
     element_key(r, key);
     aud_pair_t *p = aud_pairs_get(pairs, key);
     const char *src;
     if (r->has_source && !p->source[0]) hl_strlcpy(p->source, r->source, sizeof p->source);
     src = r->has_source ? r->source : p->source;
     if (r->stage == HL_STAGE_INGRESS) {
-        int64_t recv = r->received_us != HL_REC_ABSENT ? r->received_us : r->ts_us;
-        bool first = p->answered_us == HL_REC_ABSENT;
+        int64_t recv = r->received_us != HL_LINEAGE_ABSENT ? r->received_us : r->ts_us;
+        bool first = p->answered_us == HL_LINEAGE_ABSENT;
         p->answered_us = r->ts_us;
         p->received_us = recv;
-        if (r->latency_us != HL_REC_ABSENT) {
+        if (r->latency_us != HL_LINEAGE_ABSENT) {
             add(out, n, AUD_LAT_ACK, recv, r->latency_us, src);
-            if (r->status != HL_REC_ABSENT && (r->status < 200 || r->status > 299))
+            if (r->status != HL_LINEAGE_ABSENT && (r->status < 200 || r->status > 299))
                 out[*n - 1].outcome = AUD_OUT_REJECTED;
         }
-        if (first && p->consumed_us != HL_REC_ABSENT)
+        if (first && p->consumed_us != HL_LINEAGE_ABSENT)
             add(out, n, AUD_LAT_QUEUE, recv, p->consumed_us - p->answered_us, src);
     } else if (r->stage == HL_STAGE_PERSISTED) {
-        int64_t recv = r->received_us != HL_REC_ABSENT ? r->received_us : p->received_us;
-        bool first = p->consumed_us == HL_REC_ABSENT;
-        int64_t when = recv != HL_REC_ABSENT ? recv : r->ts_us;
-        if (r->consumed_us == HL_REC_ABSENT) return;
+        int64_t recv = r->received_us != HL_LINEAGE_ABSENT ? r->received_us : p->received_us;
+        bool first = p->consumed_us == HL_LINEAGE_ABSENT;
+        int64_t when = recv != HL_LINEAGE_ABSENT ? recv : r->ts_us;
+        if (r->consumed_us == HL_LINEAGE_ABSENT) return;
         p->consumed_us = r->consumed_us;
-        if (first && p->answered_us != HL_REC_ABSENT)
+        if (first && p->answered_us != HL_LINEAGE_ABSENT)
             add(out, n, AUD_LAT_QUEUE, when, p->consumed_us - p->answered_us, src);
-        if (r->committed_us != HL_REC_ABSENT) {
+        if (r->committed_us != HL_LINEAGE_ABSENT) {
             add(out, n, AUD_LAT_PERSIST, when, r->committed_us - r->consumed_us, src);
-            if (recv != HL_REC_ABSENT) add(out, n, AUD_LAT_E2E, when, r->committed_us - recv, src);
+            if (recv != HL_LINEAGE_ABSENT)
+                add(out, n, AUD_LAT_E2E, when, r->committed_us - recv, src);
         }
     }
 }

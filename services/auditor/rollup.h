@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "hl/hist.h"
-#include "record.h"
+#include "hl/lineage_record.h"
 
 typedef enum { AUD_LAT_ACK = 0, AUD_LAT_QUEUE, AUD_LAT_PERSIST, AUD_LAT_E2E, AUD_LAT_N } aud_lat_t;
 
@@ -34,12 +34,12 @@ typedef struct {
  * a split batch (which share the request id). Every stage is counted per event: a batch of n
  * events yields n ack samples (each element's ingress record carries the request's answer
  * time), n queue, n persist and n e2e samples. */
-#define HL_PAIR_KEY_LEN 56 /* request id, '/', 16 hex digits of the element's digest */
+#define AUD_PAIR_KEY_LEN 56 /* request id, '/', 16 hex digits of the element's digest */
 typedef struct {
-    char key[HL_PAIR_KEY_LEN];
+    char key[AUD_PAIR_KEY_LEN];
     char source[65];
-    int64_t answered_us, received_us; /* from the ingress record; HL_REC_ABSENT if unseen */
-    int64_t consumed_us;              /* from the persisted record; HL_REC_ABSENT if unseen */
+    int64_t answered_us, received_us; /* from the ingress record; HL_LINEAGE_ABSENT if unseen */
+    int64_t consumed_us;              /* from the persisted record; HL_LINEAGE_ABSENT if unseen */
     int used;
 } aud_pair_t;
 
@@ -57,7 +57,7 @@ aud_pair_t *aud_pairs_get(aud_pairs_t *p, const char *key); /* finds or inserts 
 /* Appends the samples record r yields to out (at most 3; *n counts them), using and updating
  * the pair state of its request. Queue latency needs both the ingress record (answered time)
  * and the persisted one (consumed time), whichever comes second yields it. */
-void aud_samples_from_record(aud_pairs_t *pairs, const hl_record_t *r, aud_sample_t *out,
+void aud_samples_from_record(aud_pairs_t *pairs, const hl_lineage_rec_t *r, aud_sample_t *out,
                              size_t *n);
 
 /* Live histograms per stage and source (at most AUD_LIVE_SOURCES sources; further sources are

@@ -140,14 +140,14 @@ static void outcomes_deinit(outcomes_t *s)
     s->slots = NULL;
 }
 
-static bool is_outcome(const hl_record_t *r)
+static bool is_outcome(const hl_lineage_rec_t *r)
 {
     return (r->stage == HL_STAGE_PERSISTED || r->stage == HL_STAGE_DEAD_LETTERED) &&
-           r->partition != HL_REC_ABSENT && r->offset != HL_REC_ABSENT;
+           r->partition != HL_LINEAGE_ABSENT && r->offset != HL_LINEAGE_ABSENT;
 }
 
 /* Adds the outcome of r (is_outcome(r) holds); returns false when it was already there. */
-static bool outcomes_add(outcomes_t *s, const hl_record_t *r)
+static bool outcomes_add(outcomes_t *s, const hl_lineage_rec_t *r)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = r->request_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -225,7 +225,7 @@ static void cb_int(copybuf_t *b, bool first, int64_t v)
 
 static void cb_opt_int(copybuf_t *b, int64_t v)
 {
-    if (v == HL_REC_ABSENT)
+    if (v == HL_LINEAGE_ABSENT)
         cb_null(b, false);
     else
         cb_int(b, false, v);
@@ -239,7 +239,7 @@ static void cb_hash(copybuf_t *b, const unsigned char *h)
     cb_text(b, false, hex, strlen(hex));
 }
 
-/* ts_us (0 .. 2100, checked by hl_record_parse) as an ISO timestamp in UTC. */
+/* ts_us (0 .. 2100, checked by hl_lineage_parse) as an ISO timestamp in UTC. */
 static void cb_ts(copybuf_t *b, int64_t ts_us)
 {
     time_t sec = (time_t)(ts_us / 1000000);
@@ -255,7 +255,7 @@ static void cb_ts(copybuf_t *b, int64_t ts_us)
 static void row_copy(copybuf_t *b, const aud_item_t *it, int64_t seq, const unsigned char *prev,
                      const unsigned char *hash)
 {
-    const hl_record_t *r = &it->rec;
+    const hl_lineage_rec_t *r = &it->rec;
     const char *stage = hl_stage_name(r->stage);
     cb_int(b, true, it->partition);
     cb_int(b, false, seq);
@@ -381,7 +381,7 @@ static int seed_pairs(PGconn *c, const aud_item_t *items, size_t n, aud_pairs_t 
     /* Only an accepted request pairs with a persisted record, and only outcomes can repeat;
      * rejections need no look-up. */
     for (size_t i = 0; i < n; i++) {
-        const hl_record_t *rec = &items[i].rec;
+        const hl_lineage_rec_t *rec = &items[i].rec;
         if (items[i].valid &&
             (rec->stage == HL_STAGE_PERSISTED || rec->stage == HL_STAGE_DEAD_LETTERED ||
              (rec->stage == HL_STAGE_INGRESS && rec->status == 202)))
@@ -393,10 +393,10 @@ static int seed_pairs(PGconn *c, const aud_item_t *items, size_t n, aud_pairs_t 
     outcomes_init(outcomes, n + (r ? (size_t)PQntuples(r) : 0));
     if (rc || !r) return rc;
     for (int i = 0; i < PQntuples(r); i++) {
-        hl_record_t rec;
+        hl_lineage_rec_t rec;
         const char *why;
         size_t k = 0;
-        if (hl_record_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &rec, &why) != 0)
+        if (hl_lineage_parse(PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0), &rec, &why) != 0)
             continue;
         aud_samples_from_record(pairs, &rec, scratch, &k); /* state only; samples dropped */
         if (is_outcome(&rec)) (void)outcomes_add(outcomes, &rec);

@@ -10,7 +10,7 @@
 #include "chain.h"
 #include "hl/config.h"
 #include "hl/pg.h"
-#include "record.h"
+#include "hl/lineage_record.h"
 #include "rollup.h"
 
 /* ---- chain heads (writer thread) ---- */
@@ -36,7 +36,7 @@ typedef struct {
     char *text;
     size_t len;
     bool valid;
-    hl_record_t rec;
+    hl_lineage_rec_t rec;
 } aud_item_t;
 
 typedef struct {

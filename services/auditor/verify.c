@@ -9,7 +9,7 @@
 #include "hl/codec.h"
 #include "hl/log.h"
 #include "hl/util.h"
-#include "record.h"
+#include "hl/lineage_record.h"
 #include "store.h"
 
 /* Rows per page of a walk. HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS (2..5000) makes pages small, for
@@ -41,8 +41,8 @@ static bool str_differs(const PGresult *r, int i, int col, bool has, const char 
 static bool int_differs(const PGresult *r, int i, int col, int64_t v)
 {
     int64_t got;
-    if (PQgetisnull(r, i, col)) return v != HL_REC_ABSENT;
-    return v == HL_REC_ABSENT ||
+    if (PQgetisnull(r, i, col)) return v != HL_LINEAGE_ABSENT;
+    return v == HL_LINEAGE_ABSENT ||
            hl_parse_i64(PQgetvalue(r, i, col), INT64_MIN + 1, INT64_MAX, &got) != 0 || got != v;
 }
 
@@ -50,9 +50,9 @@ static bool int_differs(const PGresult *r, int i, int col, int64_t v)
  * names the first one that differs, or NULL when all agree. */
 static const char *derived_mismatch(const PGresult *r, int i, int64_t ts_us)
 {
-    hl_record_t rec;
+    hl_lineage_rec_t rec;
     const char *why;
-    if (hl_record_parse(PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6), &rec, &why) != 0)
+    if (hl_lineage_parse(PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6), &rec, &why) != 0)
         return "record";
     if (strcmp(rec.request_id, PQgetvalue(r, i, 3)) != 0) return "request_id";
     if (strcmp(hl_stage_name(rec.stage), PQgetvalue(r, i, 4)) != 0) return "stage";
@@ -71,9 +71,9 @@ static const char *derived_mismatch(const PGresult *r, int i, int64_t ts_us)
 
 /* True when a checkpoint from outside the database seals this seq with another hash. Walks
  * meet the seals in seq order, so the cursor only moves forward. */
-static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash)
+static bool seal_mismatch(aud_verify_t *v, int64_t seq, const unsigned char *hash)
 {
-    const hl_walk_t *w = v->walk;
+    const aud_walk_t *w = v->walk;
     while (v->next_seal < w->nseals && w->seals[v->next_seal].seq < seq) v->next_seal++;
     for (; v->next_seal < w->nseals && w->seals[v->next_seal].seq == seq; v->next_seal++) {
         if (memcmp(w->seals[v->next_seal].hash, hash, AUD_CHAIN_HASH_LEN) != 0) {
@@ -86,7 +86,7 @@ static bool seal_mismatch(hl_verify_t *v, int64_t seq, const unsigned char *hash
     return false;
 }
 
-static int check_page(PGresult *r, hl_verify_t *v, int64_t *last_seq, int64_t *last_id)
+static int check_page(PGresult *r, aud_verify_t *v, int64_t *last_seq, int64_t *last_id)
 {
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
@@ -172,7 +172,7 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
 /* Rows of the chain the walk never reads: seq NULL, below 1 or beyond the head it reached, or any
  * row at all of a chain outside 0 .. AUD_MAX_CHAINS-1. The constraints of
  * proto/sql/005_lineage_bounds.sql refuse them, but whoever owns the database can drop those. */
-static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
+static int find_stray(PGconn *c, aud_verify_t *v, char *errbuf, size_t errcap)
 {
     bool chain_ok = v->chain >= 0 && v->chain < AUD_MAX_CHAINS;
     int rc = first_row(c,
@@ -191,7 +191,7 @@ static int find_stray(PGconn *c, hl_verify_t *v, char *errbuf, size_t errcap)
 
 /* Checkpoints from outside the database that the walk did not reach: the chain lost rows at
  * its end (or all of them). Names the first missing seq. */
-static void seals_beyond(hl_verify_t *v, const hl_walk_t *w)
+static void seals_beyond(aud_verify_t *v, const aud_walk_t *w)
 {
     for (size_t k = 0; k < w->nseals; k++)
         if (w->seals[k].seq > v->head_seq) {
@@ -233,9 +233,9 @@ static bool row_seals(const PGresult *r, int32_t chain, int64_t seq,
     return true;
 }
 
-int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
-                         const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id, int64_t *offset,
-                         char *errbuf, size_t errcap)
+int aud_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
+                          const unsigned char hash[AUD_CHAIN_HASH_LEN], int64_t *id,
+                          int64_t *offset, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
     const char *p[2] = {ch, sq};
@@ -263,11 +263,11 @@ int hl_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
 
 /* A walk from a checkpoint starts with the row it sealed: still there, alone at its seq, and
  * hashing (recomputed from its prev_hash and fields) to the checkpoint's hash. */
-static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errbuf, size_t errcap)
+static int check_start(PGconn *c, aud_verify_t *v, const aud_walk_t *w, char *errbuf, size_t errcap)
 {
     int64_t off = 0;
-    int rc = hl_verify_sealed_row(c, v->chain, w->from_seq, w->from_hash, &v->bad_id, &off, errbuf,
-                                  errcap);
+    int rc = aud_verify_sealed_row(c, v->chain, w->from_seq, w->from_hash, &v->bad_id, &off, errbuf,
+                                   errcap);
     if (rc < 0) return rc;
     v->bad_seq = v->expected_seq = v->sealed_seq = w->from_seq;
     if (rc == 0) {
@@ -284,10 +284,10 @@ static int check_start(PGconn *c, hl_verify_t *v, const hl_walk_t *w, char *errb
     return 0;
 }
 
-int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v, char *errbuf,
-                   size_t errcap)
+int aud_verify_walk(PGconn *c, int32_t chain, const aud_walk_t *w, aud_verify_t *v, char *errbuf,
+                    size_t errcap)
 {
-    static const hl_walk_t whole = {0};
+    static const aud_walk_t whole = {0};
     char ch[16], after[24], after_id[24], lim[24], rows[16];
     const char *params[5] = {ch, after, lim, after_id, rows};
     if (!w) w = &whole;
@@ -346,16 +346,16 @@ int hl_verify_walk(PGconn *c, int32_t chain, const hl_walk_t *w, hl_verify_t *v,
     return 0;
 }
 
-int hl_verify_chain(PGconn *c, int32_t chain, int64_t upto, hl_verify_t *v, char *errbuf,
-                    size_t errcap)
+int aud_verify_chain(PGconn *c, int32_t chain, int64_t upto, aud_verify_t *v, char *errbuf,
+                     size_t errcap)
 {
-    hl_walk_t w = {0};
+    aud_walk_t w = {0};
     w.upto = upto;
-    return hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+    return aud_verify_walk(c, chain, &w, v, errbuf, errcap);
 }
 
-int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
-                         char *errbuf, size_t errcap)
+int aud_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id, int64_t *seq,
+                          char *errbuf, size_t errcap)
 {
     return first_row(c,
                      "SELECT id, seq FROM lineage WHERE chain = $1::int AND seq >= $2::bigint"
@@ -363,7 +363,7 @@ int hl_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *id
                      chain, from_seq, id, seq, errbuf, errcap);
 }
 
-int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
+int aud_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, "WITH RECURSIVE c(chain) AS ("
                             " SELECT min(chain) FROM lineage"
@@ -385,7 +385,7 @@ int hl_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errc
     return n;
 }
 
-int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
+int aud_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
 {
     PGresult *r = PQexec(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1");
     int rc = 0;
@@ -398,8 +398,8 @@ int hl_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
     return rc;
 }
 
-int hl_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[AUD_CHAIN_HASH_LEN],
-                      char *errbuf, size_t errcap)
+int aud_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[AUD_CHAIN_HASH_LEN],
+                       char *errbuf, size_t errcap)
 {
     char ch[16], sq[24];
     const char *params[2] = {ch, sq};
@@ -424,15 +424,15 @@ static int cmp_chain(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-int hl_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, hl_verify_t *out, int cap,
-                  char *errbuf, size_t errcap)
+int aud_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, aud_verify_t *out, int cap,
+                   char *errbuf, size_t errcap)
 {
     int32_t chains[2 * AUD_MAX_CHAINS];
     int n = 0;
     if (only >= 0) {
         chains[n++] = only;
     } else {
-        n = hl_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap);
+        n = aud_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap);
         if (n < 0) return n;
         /* A chain sealed outside but gone from the table is walked too: it lost every row. */
         for (size_t i = 0; seals && i < seals->n; i++) {
@@ -444,9 +444,9 @@ int hl_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, hl_verify_t
     }
     if (n > cap) n = cap;
     for (int i = 0; i < n; i++) {
-        hl_walk_t w = {0};
+        aud_walk_t w = {0};
         if (seals) w.seals = aud_seals_chain(seals, chains[i], &w.nseals);
-        int rc = hl_verify_walk(c, chains[i], &w, &out[i], errbuf, errcap);
+        int rc = aud_verify_walk(c, chains[i], &w, &out[i], errbuf, errcap);
         if (rc) return rc;
         out[i].newest_seal = w.nseals ? w.seals[w.nseals - 1].seq : 0;
     }
@@ -457,12 +457,12 @@ int hl_verify_all(PGconn *c, const aud_seals_t *seals, int32_t only, hl_verify_t
  * when it has none) to the head found nothing wrong, publishes the checkpoint and only then
  * stores it. Returns 1 when signed, 0 when there was nothing new, 2 when refused (v says why),
  * or a negative HL_E* code. */
-static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seals_t *seals,
-                      hl_verify_t *v, char *errbuf, size_t errcap)
+static int sign_chain(PGconn *c, const aud_signing_t *sg, int32_t chain, aud_seals_t *seals,
+                      aud_verify_t *v, char *errbuf, size_t errcap)
 {
     char ch[16], sq[24], hh[65], ts[24], sig[2 * AUD_SIG_LEN + 1];
     aud_checkpoint_t cp;
-    hl_walk_t w = {0};
+    aud_walk_t w = {0};
     const aud_checkpoint_t *mine =
         chain >= 0 && chain < AUD_MAX_CHAINS ? &sg->vouched[chain] : NULL;
     memset(v, 0, sizeof *v);
@@ -471,13 +471,13 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
                  AUD_MAX_CHAINS - 1);
         return 2;
     }
-    if (mine->seq == HL_VOUCH_FOREIGN) {
+    if (mine->seq == AUD_VOUCH_FOREIGN) {
         hl_error("ALARM checkpoint refused: chain %" PRId32 " holds rows this auditor cannot"
                  " vouch for; head not signed",
                  chain);
         return 2;
     }
-    if (mine->seq == HL_VOUCH_NOT_MINE) {
+    if (mine->seq == AUD_VOUCH_NOT_MINE) {
         if (sg->partitions <= 0 || chain < sg->partitions) return 0; /* its writer signs it */
         hl_error("ALARM checkpoint refused: chain %" PRId32 " is no partition of the lineage"
                  " topic (%d partitions): rows no auditor wrote; not signed",
@@ -496,7 +496,7 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
     /* Only as far as the vouched head: rows past it are not this process's to sign. */
     if (mine->seq <= w.from_seq) return 0; /* nothing new since the newest checkpoint */
     w.upto = mine->seq;
-    int rc = hl_verify_walk(c, chain, &w, v, errbuf, errcap);
+    int rc = aud_verify_walk(c, chain, &w, v, errbuf, errcap);
     if (rc) return rc;
     if (v->ok &&
         (v->head_seq != mine->seq || memcmp(v->head_hash, mine->hash, AUD_CHAIN_HASH_LEN) != 0)) {
@@ -543,15 +543,15 @@ static int sign_chain(PGconn *c, const hl_signing_t *sg, int32_t chain, aud_seal
     return rc;
 }
 
-int hl_checkpoint_run(PGconn *c, const hl_signing_t *sg, aud_seals_t *seals, int *refused,
-                      char *errbuf, size_t errcap)
+int aud_checkpoint_run(PGconn *c, const aud_signing_t *sg, aud_seals_t *seals, int *refused,
+                       char *errbuf, size_t errcap)
 {
     int32_t chains[AUD_MAX_CHAINS];
-    int n = hl_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap), signed_n = 0;
+    int n = aud_verify_chains(c, chains, AUD_MAX_CHAINS, errbuf, errcap), signed_n = 0;
     *refused = 0;
     if (n < 0) return n;
     for (int i = 0; i < n; i++) {
-        hl_verify_t v;
+        aud_verify_t v;
         int rc = sign_chain(c, sg, chains[i], seals, &v, errbuf, errcap);
         if (rc < 0) return rc;
         *refused += rc == 2;

@@ -16,12 +16,12 @@
 static int verify_checkpoint(aud_req_t *r, PGconn *c, const aud_checkpoint_t *cp, json_t *out,
                              char *err, size_t errcap)
 {
-    hl_verify_t v;
+    aud_verify_t v;
     unsigned char h[AUD_CHAIN_HASH_LEN];
     int sig_ok = aud_keyring_verify(&r->a->ring, cp) == 0;
-    int rc = hl_verify_chain(c, cp->chain, cp->seq, &v, err, errcap);
+    int rc = aud_verify_chain(c, cp->chain, cp->seq, &v, err, errcap);
     if (rc) return rc;
-    rc = hl_verify_hash_at(c, cp->chain, cp->seq, h, err, errcap);
+    rc = aud_verify_hash_at(c, cp->chain, cp->seq, h, err, errcap);
     if (rc && rc != HL_ENOTFOUND) return rc;
     int present = rc == 0, matches = present && memcmp(h, cp->hash, sizeof h) == 0;
     json_t *k = json_object();

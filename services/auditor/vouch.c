@@ -9,7 +9,7 @@
 #include "hl/kafka.h"
 #include "hl/log.h"
 #include "hl/util.h"
-#include "record.h"
+#include "hl/lineage_record.h"
 #include "store.h"
 #include "verify.h"
 
@@ -80,14 +80,14 @@ static rd_kafka_message_t *reader_next(reader_t *rd)
  * Kafka record (a repeat of one stored is skipped). */
 static bool makes_no_row(const rd_kafka_message_t *m)
 {
-    hl_record_t rec;
+    hl_lineage_rec_t rec;
     const char *why;
-    if (hl_record_parse(m->payload, m->len, &rec, &why) != 0) return true;
+    if (hl_lineage_parse(m->payload, m->len, &rec, &why) != 0) return true;
     return (rec.stage == HL_STAGE_PERSISTED || rec.stage == HL_STAGE_DEAD_LETTERED) &&
-           rec.partition != HL_REC_ABSENT && rec.offset != HL_REC_ABSENT;
+           rec.partition != HL_LINEAGE_ABSENT && rec.offset != HL_LINEAGE_ABSENT;
 }
 
-static void bad(hl_vouch_t *out, int64_t seq, const char *reason, int64_t offset)
+static void bad(aud_vouch_t *out, int64_t seq, const char *reason, int64_t offset)
 {
     out->bad_seq = seq;
     out->reason = reason;
@@ -116,7 +116,7 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
 
 /* Matches the rows after seq `after` against the records from offset `start` on. */
 static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t head_seq,
-                 int64_t start, hl_vouch_t *out, char *errbuf, size_t errcap)
+                 int64_t start, aud_vouch_t *out, char *errbuf, size_t errcap)
 {
     int64_t expect = start;
     while (after < head_seq) {
@@ -173,34 +173,34 @@ static int match(PGconn *c, reader_t *rd, int32_t chain, int64_t after, int64_t 
     return 0;
 }
 
-int hl_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                  const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
-                  char *errbuf, size_t errcap)
+int aud_vouch_tail(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
+                   const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, aud_vouch_t *out,
+                   char *errbuf, size_t errcap)
 {
     int64_t from_seq = from ? from->seq : 0;
     memset(out, 0, sizeof *out);
     out->offset = -1;
     if (head_seq <= from_seq) return 0;
-    hl_walk_t w = {0};
-    hl_verify_t v;
+    aud_walk_t w = {0};
+    aud_verify_t v;
     w.upto = head_seq;
     if (from) {
         w.from_seq = from->seq;
         memcpy(w.from_hash, from->hash, AUD_CHAIN_HASH_LEN);
     }
-    int rc = hl_verify_walk(c, chain, &w, &v, errbuf, errcap);
+    int rc = aud_verify_walk(c, chain, &w, &v, errbuf, errcap);
     if (rc) return rc;
     if (!v.ok) {
         /* The checkpoint's own row altered (bad_seq == from_seq) is named as well. */
         bad(out, v.bad_seq >= from_seq && v.bad_seq > 0 ? v.bad_seq : 1, "walk", -1);
         return 0;
     }
-    return hl_vouch_range(c, k, topic, chain, from, head_seq, timeout_ms, out, errbuf, errcap);
+    return aud_vouch_range(c, k, topic, chain, from, head_seq, timeout_ms, out, errbuf, errcap);
 }
 
-int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
-                   const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms, hl_vouch_t *out,
-                   char *errbuf, size_t errcap)
+int aud_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int32_t chain,
+                    const aud_checkpoint_t *from, int64_t head_seq, int timeout_ms,
+                    aud_vouch_t *out, char *errbuf, size_t errcap)
 {
     int64_t start = 0, lo = 0, from_seq = from ? from->seq : 0, id;
     int rc;
@@ -210,7 +210,7 @@ int hl_vouch_range(PGconn *c, const hl_kafka_config_t *k, const char *topic, int
     if (from_seq > 0) {
         /* Where the topic's records begin is the offset the checkpoint's hash binds, read from
          * the row that hashes to it: never a column no hash covers. */
-        rc = hl_verify_sealed_row(c, chain, from_seq, from->hash, &id, &start, errbuf, errcap);
+        rc = aud_verify_sealed_row(c, chain, from_seq, from->hash, &id, &start, errbuf, errcap);
         if (rc < 0) return rc;
         if (rc != 1) {
             bad(out, from_seq, "walk", -1);

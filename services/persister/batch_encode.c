@@ -26,7 +26,7 @@ static void enc_text(hl_buf_t *b, const char *s, size_t n)
 
 /* The eleven columns of a row, column c into out[c]: the arrays give one buffer per column,
  * COPY the same buffer eleven times, so both carry the same wire encodings. */
-static void enc_columns(hl_buf_t *const out[NCOLS], const hl_row_t *r)
+static void enc_columns(hl_buf_t *const out[NCOLS], const pst_row_t *r)
 {
     unsigned char d[32];
     enc_text(out[0], r->source, strlen(r->source));
@@ -50,7 +50,7 @@ static void enc_columns(hl_buf_t *const out[NCOLS], const hl_row_t *r)
         hl_pg_enc_null(out[10]);
 }
 
-void pst_bw_encode_rows(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_rows(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     static const uint32_t oids[NCOLS] = {HL_PG_OID_TEXT,  HL_PG_OID_TEXT,        HL_PG_OID_TEXT,
                                          HL_PG_OID_UUID,  HL_PG_OID_TIMESTAMPTZ, HL_PG_OID_INT4,
@@ -64,7 +64,7 @@ void pst_bw_encode_rows(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
     for (size_t i = 0; i < n; i++) enc_columns(out, rows[i]);
 }
 
-void pst_bw_encode_offsets(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_offsets(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     /* A batch spans few partitions; a linear scan over those seen is cheaper than a map.
      * There are never more partitions than rows, so the max_rows slots always suffice. */
@@ -101,7 +101,7 @@ void pst_bw_encode_offsets(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
     }
 }
 
-void pst_bw_encode_keys(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+void pst_bw_encode_keys(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     for (int c = 0; c < 3; c++) hl_pg_array_begin(&bw->col[c], HL_PG_OID_TEXT, n);
     for (size_t i = 0; i < n; i++) {
@@ -111,7 +111,7 @@ void pst_bw_encode_keys(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
     }
 }
 
-int pst_bw_insert_params(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
+int pst_bw_insert_params(pst_batch_writer_t *bw, pst_row_t **rows, size_t n, int with_offsets,
                          const char **vals, int *lens, int *fmts)
 {
     pst_bw_encode_rows(bw, rows, n);
@@ -152,7 +152,7 @@ static void __attribute__((format(printf, 2, 3))) put_text(hl_buf_t *b, const ch
 
 /* The rows marked inserted by the probe in COPY's binary format (header, one tuple of twelve
  * fields each: the id taken from the sequence, then the columns; trailer). */
-void pst_bw_encode_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
+void pst_bw_encode_copy(pst_batch_writer_t *bw, pst_row_t **good, size_t ng)
 {
     hl_buf_t *b = &bw->copy;
     hl_buf_t *const out[NCOLS] = {b, b, b, b, b, b, b, b, b, b, b};

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Runs a row insert for rows[0..n) and waits for its result (owned by the caller). */
-static PGresult *run_insert(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static PGresult *run_insert(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     const char *vals[NPARAMS];
     int lens[NPARAMS], fmts[NPARAMS];
@@ -20,7 +20,7 @@ static PGresult *run_insert(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 /* Inside an open transaction: inserts rows[0..n) under a savepoint; on a data error splits the
  * range in two and recurses, so k refused rows among n cost O(k log n) statements and every
  * other row is still inserted, in order. Refused single rows are marked PG_REJECTED. */
-static int bisect(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static int bisect(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     if (n == 0) return 0;
     int rc = pst_bw_exec(bw, "SAVEPOINT hl_bisect");
@@ -36,7 +36,7 @@ static int bisect(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
     PQclear(res);
     if (rc != HL_EPG) return rc;
     if (n == 1) {
-        rows[0]->status = HL_REC_PG_REJECTED;
+        rows[0]->status = PST_REC_PG_REJECTED;
         (void)hl_strlcpy(rows[0]->detail, bw->err, sizeof(rows[0]->detail));
     }
     rc = pst_bw_exec(bw, "ROLLBACK TO SAVEPOINT hl_bisect");
@@ -47,7 +47,7 @@ static int bisect(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 }
 
 /* The slow path after the one-statement attempt hit a data error. */
-int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_write_isolating(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                            pst_bw_dead_letter_fn dead_letter, void *dl_arg)
 {
     size_t ng = pst_bw_collect_good(bw, rows, n);
@@ -58,7 +58,7 @@ int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
     while (rc == 0) {
         size_t nr = 0, nn = 0;
         for (size_t i = 0; i < n; i++)
-            if (rows[i]->status == HL_REC_OK && rows[i]->dup_in_batch) bw->scratch[nr++] = rows[i];
+            if (rows[i]->status == PST_REC_OK && rows[i]->dup_in_batch) bw->scratch[nr++] = rows[i];
         pst_rows_mark_batch_duplicates(rows, n);
         for (size_t i = 0; i < nr; i++)
             if (!bw->scratch[i]->dup_in_batch) bw->scratch[nn++] = bw->scratch[i];
@@ -83,7 +83,7 @@ int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
  * by the attempt whose COMMIT was lost with the connection. Its stored (partition, offset) is
  * then its own, so it is marked inserted with that row id. Best effort: on failure the rows
  * stay marked duplicate (the table is right either way; only the lineage flag differs). */
-void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
+void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, pst_row_t **good, size_t ng)
 {
     size_t nd = 0;
     for (size_t i = 0; i < ng; i++)
@@ -105,10 +105,10 @@ void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, hl_row_t **good, size_t n
         memcpy(bw->by_pos, good, ng * sizeof(*good));
         qsort(bw->by_pos, ng, sizeof(*good), pst_bw_pos_cmp);
         for (int r = 0; r < PQntuples(res); r++) {
-            hl_row_t key, *kp = &key;
+            pst_row_t key, *kp = &key;
             key.partition = (int32_t)hl_pg_get32(PQgetvalue(res, r, 1));
             key.offset = hl_pg_get64(PQgetvalue(res, r, 2));
-            hl_row_t **hit = bsearch(&kp, bw->by_pos, ng, sizeof(*good), pst_bw_pos_cmp);
+            pst_row_t **hit = bsearch(&kp, bw->by_pos, ng, sizeof(*good), pst_bw_pos_cmp);
             if (hit && (*hit)->duplicate) {
                 (*hit)->duplicate = 0;
                 (*hit)->row_id = hl_pg_get64(PQgetvalue(res, r, 0));
@@ -123,13 +123,13 @@ void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, hl_row_t **good, size_t n
 /* Marks one recovered record from the row Postgres holds for its key. The first delivery of a
  * key in a partition is the one stored unless Postgres refused it, so a stored row at a later
  * offset of the same partition means this record was refused and dead-lettered. */
-void pst_bw_mark_recovered(hl_row_t *r, int64_t id, int32_t part, int64_t off, int64_t at_us)
+void pst_bw_mark_recovered(pst_row_t *r, int64_t id, int32_t part, int64_t off, int64_t at_us)
 {
     if (part == r->partition && off == r->offset) {
         r->row_id = id;
         r->committed_us = at_us;
     } else if (part == r->partition && off > r->offset) {
-        r->status = HL_REC_PG_REJECTED;
+        r->status = PST_REC_PG_REJECTED;
         (void)hl_strlcpy(r->detail, "refused by Postgres (found again after a restart)",
                          sizeof(r->detail));
     } else {
@@ -137,7 +137,7 @@ void pst_bw_mark_recovered(hl_row_t *r, int64_t id, int32_t part, int64_t off, i
     }
 }
 
-int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+int pst_bw_recover(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     bw->err[0] = '\0';
     if (bw->sent_rows) return HL_ESTATE;
@@ -147,7 +147,7 @@ int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
         rows[i]->row_id = -1;
         rows[i]->duplicate = 0;
         rows[i]->committed_us = 0;
-        if (rows[i]->status == HL_REC_OK) bw->scratch[nk++] = rows[i];
+        if (rows[i]->status == PST_REC_OK) bw->scratch[nk++] = rows[i];
     }
     if (nk == 0) return 0;
     /* Recovery trusts next_offset as loaded: a new connection may reach a server that lacks
@@ -179,7 +179,7 @@ int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
      * was refused and dead-lettered. */
     for (size_t i = 0; i < nk; i++)
         if (!found[i]) {
-            bw->scratch[i]->status = HL_REC_PG_REJECTED;
+            bw->scratch[i]->status = PST_REC_PG_REJECTED;
             (void)hl_strlcpy(bw->scratch[i]->detail, "not stored (found again after a restart)",
                              sizeof(bw->scratch[i]->detail));
         }

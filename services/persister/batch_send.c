@@ -13,7 +13,7 @@
  * duplicate) and takes an id from the sequence for each of the others (marked inserted with
  * it; *nnew counts them). A key stored by a concurrent writer after this makes the COPY fail
  * with 23505, and the batch goes the ON CONFLICT way then. */
-static int probe(pst_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nnew)
+static int probe(pst_batch_writer_t *bw, pst_row_t **good, size_t ng, size_t *nnew)
 {
     *nnew = 0;
     if (ng == 0) return 0;
@@ -52,7 +52,7 @@ static int probe(pst_batch_writer_t *bw, hl_row_t **good, size_t ng, size_t *nne
 /* The COPY way, step two: BEGIN, COPY of the new rows, the offsets upsert and COMMIT as one
  * simple query; waits until the server takes the data, sends it and returns without waiting
  * for the commit (pst_bw_finish collects it). */
-static int send_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
+static int send_copy(pst_batch_writer_t *bw, pst_row_t **good, size_t ng)
 {
     pst_bw_encode_copy(bw, good, ng);
     pst_bw_encode_copy_query(bw);
@@ -88,7 +88,7 @@ static int send_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng)
     return 0;
 }
 
-int pst_bw_send(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_send(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                 pst_bw_dead_letter_fn dead_letter, void *dl_arg)
 {
     bw->err[0] = '\0';
@@ -167,7 +167,7 @@ static PGresult *run_on_conflict(pst_batch_writer_t *bw, size_t ng)
 }
 
 /* After Postgres refused the batch for its content: the refused rows are isolated. */
-static int isolate(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+static int isolate(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     hl_warn("batch refused (%s); isolating the refused rows", bw->err);
     return pst_bw_write_isolating(bw, rows, n, bw->sent_dl, bw->sent_dl_arg);
@@ -175,7 +175,7 @@ static int isolate(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
 
 /* Concludes a batch statement from its result res (taken): the rows are marked when it
  * succeeded, isolated when it was refused for its content. */
-static int conclude(pst_batch_writer_t *bw, PGresult *res, hl_row_t **rows, size_t n, size_t ng)
+static int conclude(pst_batch_writer_t *bw, PGresult *res, pst_row_t **rows, size_t n, size_t ng)
 {
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         pst_bw_mark_results(bw, bw->good, ng, res);
@@ -190,7 +190,7 @@ static int conclude(pst_batch_writer_t *bw, PGresult *res, hl_row_t **rows, size
 /* Collects the results of the COPY way. The rows were marked by probe(); if anything failed
  * the transaction is rolled back and the batch goes the statement way: ON CONFLICT after a
  * 23505 (a concurrent writer), isolation of the refused rows after a data error. */
-static int finish_copy(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t ng)
+static int finish_copy(pst_batch_writer_t *bw, pst_row_t **rows, size_t n, size_t ng)
 {
     PGresult *res, *bad = NULL;
     while (bw->conn && (res = PQgetResult(bw->conn)) != NULL) {
@@ -221,7 +221,7 @@ static int finish_copy(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, size_t
 int pst_bw_finish(pst_batch_writer_t *bw, int64_t *committed_us)
 {
     if (!bw->sent_rows) return HL_ESTATE;
-    hl_row_t **rows = bw->sent_rows;
+    pst_row_t **rows = bw->sent_rows;
     size_t n = bw->sent_n, ng = bw->sent_good;
     bw->sent_rows = NULL;
     int rc;
@@ -242,7 +242,7 @@ int pst_bw_finish(pst_batch_writer_t *bw, int64_t *committed_us)
     return rc;
 }
 
-int pst_bw_write(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_write(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                  pst_bw_dead_letter_fn dead_letter, void *dl_arg, int64_t *committed_us)
 {
     int rc = pst_bw_send(bw, rows, n, dead_letter, dl_arg);

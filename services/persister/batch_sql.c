@@ -96,7 +96,7 @@ const pst_bw_statement_t pst_bw_statements[] = {
     {"hl_rows", PST_SQL_ROWS},
     {"hl_load", PST_SQL_LOAD},
     {"hl_lookup", PST_SQL_LOOKUP},
-    {"hl_lineage", PST_SQL_LINEAGE},
+    {"pst_lineage", PST_SQL_LINEAGE},
     {"hl_recover", PST_SQL_RECOVER},
     {"hl_probe", PST_SQL_PROBE},
     {NULL, NULL},

@@ -209,7 +209,7 @@ int pst_bw_store_lineage(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, s
     int lens[4] = {(int)strlen(bw->group), (int)strlen(bw->topic), (int)bw->parts.len,
                    (int)bw->lins.len};
     int fmts[4] = {1, 1, 1, 1};
-    PGresult *res = PQexecPrepared(bw->conn, "hl_lineage", 4, vals, lens, fmts, 0);
+    PGresult *res = PQexecPrepared(bw->conn, "pst_lineage", 4, vals, lens, fmts, 0);
     rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pst_bw_fail(bw, res, "store lineage offset");
     PQclear(res);
     return rc == 0 ? 0 : HL_EAGAIN;
@@ -217,12 +217,12 @@ int pst_bw_store_lineage(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, s
 
 int pst_bw_pos_cmp(const void *a, const void *b)
 {
-    const hl_row_t *x = *(const hl_row_t *const *)a, *y = *(const hl_row_t *const *)b;
+    const pst_row_t *x = *(const pst_row_t *const *)a, *y = *(const pst_row_t *const *)b;
     if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res)
+void pst_bw_mark_results(pst_batch_writer_t *bw, pst_row_t **rows, size_t n, PGresult *res)
 {
     memcpy(bw->by_pos, rows, n * sizeof(*rows));
     qsort(bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
@@ -231,22 +231,22 @@ void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGre
         rows[i]->row_id = -1;
     }
     for (int r = 0; r < PQntuples(res); r++) {
-        hl_row_t key, *kp = &key;
+        pst_row_t key, *kp = &key;
         key.partition = (int32_t)hl_pg_get32(PQgetvalue(res, r, 1));
         key.offset = hl_pg_get64(PQgetvalue(res, r, 2));
-        hl_row_t **hit = bsearch(&kp, bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
+        pst_row_t **hit = bsearch(&kp, bw->by_pos, n, sizeof(*rows), pst_bw_pos_cmp);
         if (!hit) continue;
         (*hit)->duplicate = 0;
         (*hit)->row_id = hl_pg_get64(PQgetvalue(res, r, 0));
     }
 }
 
-int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                                pst_bw_dead_letter_fn fn, void *arg)
 {
     size_t nd = 0;
     for (size_t i = 0; i < n; i++)
-        if (rows[i]->status != HL_REC_OK && !rows[i]->dlq_sent) bw->dead[nd++] = rows[i];
+        if (rows[i]->status != PST_REC_OK && !rows[i]->dlq_sent) bw->dead[nd++] = rows[i];
     if (nd == 0) return 0;
     if (fn(arg, bw->dead, nd) != 0) {
         snprintf(bw->err, sizeof(bw->err), "dead-letter queue did not acknowledge");
@@ -255,10 +255,10 @@ int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n
     return 0;
 }
 
-size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n)
+size_t pst_bw_collect_good(pst_batch_writer_t *bw, pst_row_t **rows, size_t n)
 {
     size_t ng = 0;
     for (size_t i = 0; i < n; i++)
-        if (rows[i]->status == HL_REC_OK && !rows[i]->dup_in_batch) bw->good[ng++] = rows[i];
+        if (rows[i]->status == PST_REC_OK && !rows[i]->dup_in_batch) bw->good[ng++] = rows[i];
     return ng;
 }

@@ -19,7 +19,7 @@ typedef struct pst_batch_writer pst_batch_writer_t;
  * stored and has dlq_sent == 0. It must produce them to the DLQ, wait for the acknowledgement and
  * set dlq_sent; returning non-zero rolls the transaction back (retried later as transient). This
  * order means a record is never passed by the committed offsets before the DLQ holds it. */
-typedef int (*pst_bw_dead_letter_fn)(void *arg, hl_row_t **rows, size_t n);
+typedef int (*pst_bw_dead_letter_fn)(void *arg, pst_row_t **rows, size_t n);
 
 /* A writer for `group` consuming `topic`, connecting lazily with `pg` (all borrowed, must
  * outlive the writer). max_rows caps a batch. Never fails (the connection is made on first use). */
@@ -72,21 +72,21 @@ void pst_bw_set_lineage_fn(pst_batch_writer_t *bw, pst_bw_lineage_fn fn, void *a
  * partition and offset was inserted (row_id, committed_us = the row's persisted_at); at
  * another position, a duplicate, unless it is a later offset of the same partition, which
  * means this record was refused; without a row, refused too (both: status
- * HL_REC_PG_REJECTED). Records with status != OK keep theirs. Returns 0, or HL_EAGAIN. */
-int pst_bw_recover(pst_batch_writer_t *bw, hl_row_t **rows, size_t n) HL_MUST_CHECK;
+ * PST_REC_PG_REJECTED). Records with status != OK keep theirs. Returns 0, or HL_EAGAIN. */
+int pst_bw_recover(pst_batch_writer_t *bw, pst_row_t **rows, size_t n) HL_MUST_CHECK;
 
 /* Writes rows[0..n) (sorted with pst_rows_sort; records with status != OK included so their
  * offsets are passed) in one transaction, and for every partition present advances
  * consumer_offsets to (highest offset + 1), never backwards, and its lineage_offset to what
  * the lineage function answers. Rows Postgres refuses for their
  * content are found by bisection with savepoints (only after a failure), marked
- * HL_REC_PG_REJECTED, and dead-lettered with the others through `dead_letter` before COMMIT.
+ * PST_REC_PG_REJECTED, and dead-lettered with the others through `dead_letter` before COMMIT.
  * On success every OK row has row_id (or duplicate = 1), *committed_us is the commit time and
  * the result is 0. Meant for retries: it also rechecks rows found duplicate, since the attempt
  * before may have committed without the answer arriving. HL_EAGAIN means nothing was committed
  * (Postgres unavailable, a transient error, or the DLQ callback failed): retry the same batch
  * later. */
-int pst_bw_write(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_write(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                  pst_bw_dead_letter_fn dead_letter, void *dl_arg,
                  int64_t *committed_us) HL_MUST_CHECK;
 
@@ -95,7 +95,7 @@ int pst_bw_write(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
  * that answer) and sends the rows; pst_bw_finish waits for the commit (and falls back to the
  * one-statement form, or isolates refused rows, if needed). rows must stay
  * valid until pst_bw_finish returns. One batch at most is in flight (HL_ESTATE otherwise). */
-int pst_bw_send(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_send(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                 pst_bw_dead_letter_fn dead_letter, void *dl_arg) HL_MUST_CHECK;
 int pst_bw_finish(pst_batch_writer_t *bw, int64_t *committed_us) HL_MUST_CHECK;
 /* True while a sent batch awaits pst_bw_finish. */

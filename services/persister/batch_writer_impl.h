@@ -27,10 +27,10 @@ struct pst_batch_writer {
     hl_buf_t parts, nexts, lins;  /* offsets arrays: partition, next_offset, lineage_offset */
     pst_bw_lineage_fn lineage_fn; /* where each partition's lineage_offset comes from */
     void *lineage_arg;
-    hl_row_t **good;     /* rows with status OK, in batch order (max_rows) */
-    hl_row_t **by_pos;   /* the same sorted by (partition, offset), for RETURNING */
-    hl_row_t **dead;     /* rows to dead-letter (max_rows) */
-    hl_row_t **scratch;  /* rows stored late while isolating refused ones (max_rows) */
+    pst_row_t **good;    /* rows with status OK, in batch order (max_rows) */
+    pst_row_t **by_pos;  /* the same sorted by (partition, offset), for RETURNING */
+    pst_row_t **dead;    /* rows to dead-letter (max_rows) */
+    pst_row_t **scratch; /* rows stored late while isolating refused ones (max_rows) */
     int32_t *part_ids;   /* partitions of the batch (max_rows slots) */
     int64_t *part_next;  /* their next offsets */
     int64_t *part_first; /* their lowest offsets in the batch, then their lineage offsets */
@@ -38,7 +38,7 @@ struct pst_batch_writer {
     char err[512];
     pst_bw_stats_t stats;
     /* The batch statement in flight (sent, result not yet read); NULL when none. */
-    hl_row_t **sent_rows;
+    pst_row_t **sent_rows;
     size_t sent_n, sent_good;
     pst_bw_dead_letter_fn sent_dl;
     void *sent_dl_arg;
@@ -69,44 +69,44 @@ int pst_bw_exec(pst_batch_writer_t *bw, const char *sql);
 int pst_bw_pos_cmp(const void *a, const void *b);
 /* Marks rows[0..n) from a RETURNING (id, partition, offset) result in binary format: returned
  * rows were inserted, the others were duplicates. */
-void pst_bw_mark_results(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, PGresult *res);
+void pst_bw_mark_results(pst_batch_writer_t *bw, pst_row_t **rows, size_t n, PGresult *res);
 /* Collects rows that will not be stored and have not reached the DLQ, and hands them over. */
-int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_dead_letter_pending(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                                pst_bw_dead_letter_fn fn, void *arg);
 /* Puts the rows to store (status OK, first of their key in the batch) into bw->good. */
-size_t pst_bw_collect_good(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
+size_t pst_bw_collect_good(pst_batch_writer_t *bw, pst_row_t **rows, size_t n);
 
 /* batch_encode.c: rows into the binary parameters and the COPY data (bw's buffers). */
 
 /* Fills the column arrays bw->col from rows[0..n). */
-void pst_bw_encode_rows(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
+void pst_bw_encode_rows(pst_batch_writer_t *bw, pst_row_t **rows, size_t n);
 /* Fills the offsets arrays (and part_ids / part_next / part_first): for each partition in rows,
  * highest offset + 1, and the lineage offset from the lineage function (the batch's lowest
  * offset of the partition when it has none: nothing below was ever committed by this group
  * then). */
-void pst_bw_encode_offsets(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
+void pst_bw_encode_offsets(pst_batch_writer_t *bw, pst_row_t **rows, size_t n);
 /* Fills col[0..2] with the (source, message id, event type) keys of rows[0..n). */
-void pst_bw_encode_keys(pst_batch_writer_t *bw, hl_row_t **rows, size_t n);
+void pst_bw_encode_keys(pst_batch_writer_t *bw, pst_row_t **rows, size_t n);
 /* Fills bw->parts with the partitions of offs[0..n). */
 void pst_bw_encode_partitions(pst_batch_writer_t *bw, const pst_bw_offsets_t *offs, size_t n);
 /* The rows marked inserted by the probe, in COPY's binary format, into bw->copy. */
-void pst_bw_encode_copy(pst_batch_writer_t *bw, hl_row_t **good, size_t ng);
+void pst_bw_encode_copy(pst_batch_writer_t *bw, pst_row_t **good, size_t ng);
 /* The COPY way's simple query (BEGIN, COPY, offsets upsert, COMMIT) into bw->sql, NUL ended. */
 void pst_bw_encode_copy_query(pst_batch_writer_t *bw);
 /* Fills the parameters of a row insert (or of the whole batch statement when with_offsets) for
  * rows[0..n); returns the parameter count. The pointers stay valid until the next build. */
-int pst_bw_insert_params(pst_batch_writer_t *bw, hl_row_t **rows, size_t n, int with_offsets,
+int pst_bw_insert_params(pst_batch_writer_t *bw, pst_row_t **rows, size_t n, int with_offsets,
                          const char **vals, int *lens, int *fmts);
 
 /* batch_recover.c: after a failure. */
 
 /* The slow path after the one-statement attempt hit a data error: isolates the refused rows
  * in one transaction. 0, or HL_EAGAIN (nothing committed). */
-int pst_bw_write_isolating(pst_batch_writer_t *bw, hl_row_t **rows, size_t n,
+int pst_bw_write_isolating(pst_batch_writer_t *bw, pst_row_t **rows, size_t n,
                            pst_bw_dead_letter_fn dead_letter, void *dl_arg);
 /* After a retried batch committed: rows reported duplicate that the lost attempt inserted. */
-void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, hl_row_t **good, size_t ng);
+void pst_bw_recheck_duplicates(pst_batch_writer_t *bw, pst_row_t **good, size_t ng);
 /* Marks one recovered record from the row Postgres holds for its key. */
-void pst_bw_mark_recovered(hl_row_t *r, int64_t id, int32_t part, int64_t off, int64_t at_us);
+void pst_bw_mark_recovered(pst_row_t *r, int64_t id, int32_t part, int64_t off, int64_t at_us);
 
 #endif

@@ -8,7 +8,7 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-#define T hl_persister_config_t
+#define T pst_config_t
 
 /* X(kind, key, default, min, max, env, doc): every scalar key, declared once. The schema, the
  * defaults, the HOOKLINE_* overrides and the range checks are all expanded from it. */

@@ -22,7 +22,7 @@ typedef struct {
     uint32_t retry_cap_ms;        /* backoff ceiling never exceeds this */
     uint32_t dlq_timeout_ms;      /* wait for the DLQ acknowledgement before giving up a try */
     uint32_t shutdown_timeout_ms; /* SIGTERM: longest wait to finish the batch in hand */
-} hl_persister_config_t;
+} pst_config_t;
 
 /* Defaults, chosen by measurement (README.md, "Configuration"). */
 #define PST_BATCH_MAX 2000
@@ -32,14 +32,14 @@ typedef struct {
 /* Loads `path`, applies HOOKLINE_* overrides and defaults, validates. On success *out is owned by
  * the caller (pst_config_free). On failure errbuf names the field, the value and the
  * rule and the result is HL_ECONFIG or HL_EIO. */
-int pst_config_load(const char *path, hl_persister_config_t **out, char *errbuf,
+int pst_config_load(const char *path, pst_config_t **out, char *errbuf,
                     size_t errcap) HL_MUST_CHECK;
 
 /* Applies defaults and validates an already loaded struct (used by the loader and the tests). */
-int pst_config_finish(hl_persister_config_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
+int pst_config_finish(pst_config_t *c, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 /* NULL-safe. */
-void pst_config_free(hl_persister_config_t *c);
+void pst_config_free(pst_config_t *c);
 
 /* The schema, for tests and for generating documentation of the keys. */
 extern const cyaml_schema_value_t pst_config_schema;

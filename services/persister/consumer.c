@@ -89,7 +89,7 @@ static int test_hook(const char *name, const char *what, int64_t *n, char *errbu
     return 0;
 }
 
-pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
+pst_consumer_t *pst_consumer_new(const pst_config_t *cfg, pst_metrics_t *pm,
                                  volatile sig_atomic_t *stop, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
@@ -139,9 +139,9 @@ pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t
         goto fail;
     }
     rd_kafka_poll_set_consumer(c->rk);
-    c->lin = hl_lineage_new(cfg, errbuf, errcap);
+    c->lin = pst_lineage_new(cfg, errbuf, errcap);
     if (!c->lin) goto fail;
-    hl_lineage_count_restarts(c->lin, pm->producer_restarts);
+    pst_lineage_count_restarts(c->lin, pm->producer_restarts);
     c->bw = pst_bw_new(&cfg->postgres, cfg->group_id, cfg->kafka.events_topic, cfg->batch_max);
     pst_bw_set_lineage_fn(c->bw, pst_cons_lineage_upto, c);
     c->due = -1;
@@ -196,7 +196,7 @@ void pst_consumer_free(pst_consumer_t *c)
     c->assigned = NULL;
     if (c->rk && !destroy_bounded(c->rk, 10000))
         hl_warn("kafka consumer did not shut down within 10 s; exiting without it");
-    hl_lineage_free(c->lin, 10000);
+    pst_lineage_free(c->lin, 10000);
     pst_bw_free(c->bw);
     pst_cons_list_free(c->assigned);
     for (int i = 0; i < 3; i++) {
@@ -249,10 +249,10 @@ static void take(pst_consumer_t *c, rd_kafka_message_t *m)
     }
     const part_t *pt = pst_cons_part_of(c, m->partition);
     /* The first record of a partition nothing was committed in is where its lineage starts. */
-    if (pt && hl_ltrack_upto(hl_lineage_track(c->lin), m->partition) < 0)
-        hl_ltrack_set(hl_lineage_track(c->lin), m->partition, m->offset);
+    if (pt && pst_ltrack_upto(pst_lineage_track(c->lin), m->partition) < 0)
+        pst_ltrack_set(pst_lineage_track(c->lin), m->partition, m->offset);
     batch_t *b = pt && m->offset < pt->recover_end ? &c->rb : &c->b[c->cur];
-    hl_row_t *r = &b->rows[b->n++];
+    pst_row_t *r = &b->rows[b->n++];
     memset(r, 0, sizeof(*r));
     r->consumed_us = b == &c->rb ? 0 : hl_now_us(); /* a recovered record's first is unknown */
     pst_record_from_message(r, m, c->cfg->max_record_bytes);
@@ -261,7 +261,7 @@ static void take(pst_consumer_t *c, rd_kafka_message_t *m)
 
 int pst_consumer_run(pst_consumer_t *c)
 {
-    const hl_persister_config_t *cfg = c->cfg;
+    const pst_config_t *cfg = c->cfg;
     if (pst_bw_connect(c->bw) != 0)
         hl_warn("Postgres not reachable yet (%s); will retry", pst_bw_last_error(c->bw));
     else
@@ -295,7 +295,7 @@ int pst_consumer_run(pst_consumer_t *c)
         while (b->n < cfg->batch_max && c->rb.n < cfg->batch_max &&
                (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL)
             take(c, m);
-        hl_lineage_poll(c->lin);
+        pst_lineage_poll(c->lin);
         if (c->rb.n > 0 &&
             (c->rb.n >= cfg->batch_max || hl_mono_us() - c->rb.first_mono_us >= linger_us))
             pst_cons_recover_batch(c, false);

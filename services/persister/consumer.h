@@ -39,7 +39,7 @@ typedef struct pst_consumer pst_consumer_t;
 
 /* A consumer for cfg (borrowed, must outlive it). `stop` is set by the signal handler. NULL
  * with errbuf filled on a Kafka configuration error. */
-pst_consumer_t *pst_consumer_new(const hl_persister_config_t *cfg, pst_metrics_t *pm,
+pst_consumer_t *pst_consumer_new(const pst_config_t *cfg, pst_metrics_t *pm,
                                  volatile sig_atomic_t *stop, char *errbuf, size_t errcap);
 
 /* Runs until *stop, then finishes the batch in hand (at most shutdown_timeout_ms), commits it,

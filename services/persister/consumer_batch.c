@@ -52,7 +52,7 @@ part_t *pst_cons_part_of(pst_consumer_t *c, int32_t partition)
 int64_t pst_cons_lineage_upto(void *arg, int32_t partition)
 {
     pst_consumer_t *c = arg;
-    return hl_ltrack_upto(hl_lineage_track(c->lin), partition);
+    return pst_ltrack_upto(pst_lineage_track(c->lin), partition);
 }
 
 static void crash_hook(pst_consumer_t *c)
@@ -60,7 +60,7 @@ static void crash_hook(pst_consumer_t *c)
     c->commits++;
     if (c->fatal_after > 0 && c->commits == c->fatal_after) {
         hl_warn("%s=%" PRId64 " reached: failing the producer", FATAL_ENV, c->fatal_after);
-        hl_lineage_inject_fatal(c->lin, "test hook " FATAL_ENV);
+        pst_lineage_inject_fatal(c->lin, "test hook " FATAL_ENV);
     }
     if (c->crash_after > 0 && c->commits == c->crash_after) {
         hl_warn("%s=%" PRId64 " reached: killing the process after the commit", CRASH_ENV,
@@ -74,12 +74,12 @@ static void crash_hook(pst_consumer_t *c)
 void pst_cons_store_lineage(pst_consumer_t *c, int wait_ms)
 {
     if (c->nparts == 0 || c->inflight) return;
-    if (wait_ms > 0 && !hl_lineage_flush(c->lin, wait_ms))
+    if (wait_ms > 0 && !pst_lineage_flush(c->lin, wait_ms))
         hl_warn("lineage still in flight after %d ms; the next assignment recovers it", wait_ms);
     pst_bw_offsets_t *offs = hl_xcalloc(c->nparts, sizeof(*offs));
     size_t n = 0;
     for (size_t i = 0; i < c->nparts; i++) {
-        int64_t upto = hl_ltrack_upto(hl_lineage_track(c->lin), c->parts[i].partition);
+        int64_t upto = pst_ltrack_upto(pst_lineage_track(c->lin), c->parts[i].partition);
         if (upto > c->parts[i].stored_lineage)
             offs[n++] = (pst_bw_offsets_t){c->parts[i].partition, -1, upto, -1};
     }
@@ -105,17 +105,18 @@ void pst_cons_maybe_store_lineage(pst_consumer_t *c)
 /* Produces the lineage of a committed batch (tracked, so its delivery moves lineage_offset;
  * into tb when the caller opened its tracked batch already, else a new one), updates the
  * committed position of the assigned partitions and commits them to Kafka. */
-static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us, hl_ltrack_batch_t *tb)
+static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us,
+                         pst_ltrack_batch_t *tb)
 {
     crash_hook(c);
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     uint64_t ins = 0, dup = 0, dead = 0;
-    hl_ltrack_t *track = hl_lineage_track(c->lin);
-    if (!tb) tb = hl_ltrack_open(track);
+    pst_ltrack_t *track = pst_lineage_track(c->lin);
+    if (!tb) tb = pst_ltrack_open(track);
     for (size_t i = 0; i < b->n; i++) {
-        const hl_row_t *r = &b->rows[i];
-        hl_lineage_row(c->lin, tb, r, 0, committed_us, b->dl.attempts);
-        if (r->status != HL_REC_OK)
+        const pst_row_t *r = &b->rows[i];
+        pst_lineage_row(c->lin, tb, r, 0, committed_us, b->dl.attempts);
+        if (r->status != PST_REC_OK)
             dead++;
         else if (r->duplicate)
             dup++;
@@ -131,8 +132,8 @@ static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us, hl
         if (r->offset + 1 > p->offset) p->offset = r->offset + 1;
     }
     for (int i = 0; i < offs->cnt; i++)
-        hl_ltrack_cover(track, tb, offs->elems[i].partition, offs->elems[i].offset);
-    hl_ltrack_close(track, tb);
+        pst_ltrack_cover(track, tb, offs->elems[i].partition, offs->elems[i].offset);
+    pst_ltrack_close(track, tb);
     for (int i = 0; i < offs->cnt; i++) {
         rd_kafka_topic_partition_t *a =
             c->assigned ? rd_kafka_topic_partition_list_find(c->assigned, offs->elems[i].topic,
@@ -160,7 +161,7 @@ static void after_commit(pst_consumer_t *c, batch_t *b, int64_t committed_us, hl
              b->n, ins, dup, dead, hl_mono_us() - b->sent_mono_us);
 }
 
-static int dead_letter(void *arg, hl_row_t **rows, size_t n)
+static int dead_letter(void *arg, pst_row_t **rows, size_t n)
 {
     dl_ctx_t *d = arg;
     for (size_t i = 0; i < n; i++) {
@@ -169,10 +170,10 @@ static int dead_letter(void *arg, hl_row_t **rows, size_t n)
         char kv[256];
         size_t len = 0;
         kv[0] = '\0';
-        hl_log_kv_str(kv, sizeof(kv), &len, "error_code", hl_rec_status_code(rows[i]->status));
+        hl_log_kv_str(kv, sizeof(kv), &len, "error_code", pst_rec_status_code(rows[i]->status));
         HL_LOG(HL_LOG_WARN, &ctx, kv, "dead-lettering record: %s", rows[i]->detail);
     }
-    return hl_lineage_dead_letter(d->c->lin, rows, n, d->attempts, (int)d->c->cfg->dlq_timeout_ms);
+    return pst_lineage_dead_letter(d->c->lin, rows, n, d->attempts, (int)d->c->cfg->dlq_timeout_ms);
 }
 
 /* Polls the consumer for delay_ms without taking records (partitions are paused), so the
@@ -184,7 +185,7 @@ void pst_cons_wait_polling(pst_consumer_t *c, uint32_t delay_ms)
         int64_t left = (until - hl_mono_us()) / 1000;
         int wait_ms = left > 100 ? 100 : (int)(left > 0 ? left : 0);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait_ms);
-        hl_lineage_poll(c->lin);
+        pst_lineage_poll(c->lin);
         if (!m) continue;
         if (!m->err) {
             /* A partition assigned during the outage was not paused: rewind it to this record
@@ -251,7 +252,7 @@ static bool retry_batch(pst_consumer_t *c, batch_t *b, bool once)
     }
     hl_counter_inc(c->pm->abandoned);
     hl_warn("batch of %zu records abandoned uncommitted; it will be consumed again", b->n);
-    hl_lineage_settle(c->lin); /* no delivery report may touch the rows once released */
+    pst_lineage_settle(c->lin); /* no delivery report may touch the rows once released */
     pst_cons_release_batch(b);
     if (c->abandon) pst_cons_abandon_all(c);
     c->abandon = false;
@@ -278,18 +279,18 @@ bool pst_cons_complete_inflight(pst_consumer_t *c, bool once)
 /* Produces the lineage of recovered records (marked by pst_bw_recover) as one tracked batch. */
 static void recovered_lineage(pst_consumer_t *c, batch_t *rb)
 {
-    hl_ltrack_t *track = hl_lineage_track(c->lin);
-    hl_ltrack_batch_t *tb = hl_ltrack_open(track);
+    pst_ltrack_t *track = pst_lineage_track(c->lin);
+    pst_ltrack_batch_t *tb = pst_ltrack_open(track);
     for (size_t i = 0; i < rb->n; i++) {
-        const hl_row_t *r = &rb->rows[i];
+        const pst_row_t *r = &rb->rows[i];
         const part_t *pt = pst_cons_part_of(c, r->partition);
         int64_t at = r->committed_us > 0            ? r->committed_us
                      : pt && pt->last_commit_us > 0 ? pt->last_commit_us
                                                     : hl_now_us();
-        hl_lineage_row(c->lin, tb, r, at, at, 0);
-        hl_ltrack_cover(track, tb, r->partition, r->offset + 1);
+        pst_lineage_row(c->lin, tb, r, at, at, 0);
+        pst_ltrack_cover(track, tb, r->partition, r->offset + 1);
     }
-    hl_ltrack_close(track, tb);
+    pst_ltrack_close(track, tb);
     hl_counter_add(c->pm->recovered, rb->n);
     hl_info("lineage produced again for %zu records committed before this assignment", rb->n);
 }
@@ -381,7 +382,7 @@ void pst_cons_rotate(pst_consumer_t *c)
     }
     atomic_store(&c->ready, true);
     pst_backoff_reset(&c->backoff);
-    hl_ltrack_batch_t *tb = hl_ltrack_open(hl_lineage_track(c->lin));
+    pst_ltrack_batch_t *tb = pst_ltrack_open(pst_lineage_track(c->lin));
     c->due = done;
     send_batch(c, false);
     c->due = -1;
@@ -389,7 +390,7 @@ void pst_cons_rotate(pst_consumer_t *c)
         /* Reconnected while sending the next batch: the server reached may not hold this one
          * (a failover that lost its commit). Its lineage is left to the resync: recovered
          * from what Postgres holds, or produced when the batch is written again. */
-        hl_ltrack_close(hl_lineage_track(c->lin), tb);
+        pst_ltrack_close(pst_lineage_track(c->lin), tb);
         pst_cons_release_batch(&c->b[done]);
         return;
     }

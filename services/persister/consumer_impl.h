@@ -50,8 +50,8 @@ typedef struct {
 
 /* One batch: records in arrival order, pointers in write order. */
 typedef struct {
-    hl_row_t *rows;        /* batch_max slots */
-    hl_row_t **ptrs;       /* rows sorted for the write */
+    pst_row_t *rows;       /* batch_max slots */
+    pst_row_t **ptrs;      /* rows sorted for the write */
     size_t n;              /* records held */
     int64_t first_mono_us; /* when the first record arrived */
     int64_t sent_mono_us;  /* when the write began */
@@ -59,12 +59,12 @@ typedef struct {
 } batch_t;
 
 struct pst_consumer {
-    const hl_persister_config_t *cfg; /* borrowed */
-    pst_metrics_t *pm;                /* borrowed */
-    volatile sig_atomic_t *stop;      /* borrowed, set by the signal handler */
-    rd_kafka_t *rk;                   /* owned consumer */
-    hl_lineage_t *lin;                /* owned producer for lineage and the DLQ */
-    pst_batch_writer_t *bw;           /* owned */
+    const pst_config_t *cfg;     /* borrowed */
+    pst_metrics_t *pm;           /* borrowed */
+    volatile sig_atomic_t *stop; /* borrowed, set by the signal handler */
+    rd_kafka_t *rk;              /* owned consumer */
+    pst_lineage_t *lin;          /* owned producer for lineage and the DLQ */
+    pst_batch_writer_t *bw;      /* owned */
     /* Three batches: b[cur] fills while b[flight] may be in flight in Postgres, and b[due], just
      * committed, waits for its lineage to be produced (rotate() sends the next batch first),
      * so records held never exceed 3 x batch_max. Batches commit strictly in the order they

@@ -21,27 +21,27 @@ void pst_cons_list_free(rd_kafka_topic_partition_list_t *l)
  * be produced again. */
 static int64_t start_partition(pst_consumer_t *c, part_t *pt, const pst_bw_offsets_t *o)
 {
-    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    pst_ltrack_t *track = pst_lineage_track(c->lin);
     pt->partition = o->partition;
     pt->recover_end = -1;
     pt->last_commit_us = o->updated_us;
     pt->stored_lineage = o->lineage;
     if (o->next < 0) {
         /* Nothing committed yet: the mark is set by the first record taken. */
-        hl_ltrack_set(track, o->partition, -1);
+        pst_ltrack_set(track, o->partition, -1);
         hl_info("assigned partition %d from the beginning (no offset stored)", o->partition);
         return RD_KAFKA_OFFSET_BEGINNING;
     }
     if (o->lineage >= 0 && o->lineage < o->next) {
         pt->recover_end = o->next;
-        hl_ltrack_set(track, o->partition, o->lineage);
+        pst_ltrack_set(track, o->partition, o->lineage);
         hl_info("assigned partition %d from offset %" PRId64 "; lineage of offsets %" PRId64
                 "..%" PRId64 " to be produced again",
                 o->partition, o->next, o->lineage, o->next - 1);
         return o->lineage;
     }
     /* Without a stored lineage_offset (a row older than the column) nothing is recovered. */
-    hl_ltrack_set(track, o->partition, o->next);
+    pst_ltrack_set(track, o->partition, o->next);
     pt->stored_lineage = o->next;
     hl_info("assigned partition %d from offset %" PRId64, o->partition, o->next);
     return o->next;
@@ -128,12 +128,12 @@ static void on_revoke(pst_consumer_t *c)
  * the way included (they carry the version from before the seek and are dropped). */
 static bool seek_all(pst_consumer_t *c, pst_bw_offsets_t *offs)
 {
-    hl_ltrack_t *track = hl_lineage_track(c->lin);
+    pst_ltrack_t *track = pst_lineage_track(c->lin);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->nparts + 1);
     for (size_t i = 0; i < c->nparts; i++) {
         /* Lineage this member saw delivered for records Postgres still counts as committed
          * need not be produced again, though lineage_offset was not stored yet. */
-        int64_t upto = hl_ltrack_upto(track, offs[i].partition);
+        int64_t upto = pst_ltrack_upto(track, offs[i].partition);
         if (offs[i].lineage >= 0 && upto > offs[i].lineage)
             offs[i].lineage = upto < offs[i].next ? upto : offs[i].next;
         int64_t from = start_partition(c, &c->parts[i], &offs[i]);
@@ -161,9 +161,9 @@ void pst_cons_resync(pst_consumer_t *c)
     c->inflight = false;
     /* No delivery report may touch the rows once released; and what is delivered by now need
      * not be produced again (seek_all). */
-    if (!hl_lineage_flush(c->lin, LINEAGE_SETTLE_MS))
+    if (!pst_lineage_flush(c->lin, LINEAGE_SETTLE_MS))
         hl_warn("lineage still in flight after %d ms; it is produced again", LINEAGE_SETTLE_MS);
-    hl_lineage_settle(c->lin);
+    pst_lineage_settle(c->lin);
     for (int i = 0; i < 3; i++) pst_cons_release_batch(&c->b[i]);
     pst_cons_release_batch(&c->rb);
     c->reseek = true;

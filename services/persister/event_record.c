@@ -13,18 +13,18 @@
 #define JSON_MAX_DEPTH 512
 
 static const char *const status_codes[] = {
-    [HL_REC_OK] = "ok",
-    [HL_REC_MISSING_KEY] = "missing_key",
-    [HL_REC_BAD_KEY] = "bad_key",
-    [HL_REC_MISSING_HEADER] = "missing_header",
-    [HL_REC_BAD_HEADER] = "bad_header",
-    [HL_REC_TOO_LARGE] = "too_large",
-    [HL_REC_INVALID_JSON] = "invalid_json",
-    [HL_REC_PG_REJECTED] = "pg_rejected",
-    [HL_REC_BODY_DIGEST] = "body_digest_mismatch",
+    [PST_REC_OK] = "ok",
+    [PST_REC_MISSING_KEY] = "missing_key",
+    [PST_REC_BAD_KEY] = "bad_key",
+    [PST_REC_MISSING_HEADER] = "missing_header",
+    [PST_REC_BAD_HEADER] = "bad_header",
+    [PST_REC_TOO_LARGE] = "too_large",
+    [PST_REC_INVALID_JSON] = "invalid_json",
+    [PST_REC_PG_REJECTED] = "pg_rejected",
+    [PST_REC_BODY_DIGEST] = "body_digest_mismatch",
 };
 
-const char *hl_rec_status_code(hl_rec_status_t st)
+const char *pst_rec_status_code(pst_rec_status_t st)
 {
     if ((unsigned)st >= sizeof(status_codes) / sizeof(status_codes[0])) return "unknown";
     return status_codes[st];
@@ -291,29 +291,29 @@ int pst_json_valid(const char *s, size_t n)
 
 /* ---- one record ---- */
 
-static void fail(hl_row_t *row, hl_rec_status_t st, const char *detail)
+static void fail(pst_row_t *row, pst_rec_status_t st, const char *detail)
 {
-    if (row->status != HL_REC_OK) return; /* keep the first reason */
+    if (row->status != PST_REC_OK) return; /* keep the first reason */
     row->status = st;
     (void)hl_strlcpy(row->detail, detail, sizeof(row->detail));
 }
 
 /* Copies header `name` into buf (cap bytes, NUL-terminated). Returns 0, or sets the status:
  * absent, null or empty is missing; too long, a NUL byte or not UTF-8 is bad. */
-static int header(hl_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap)
+static int header(pst_row_t *row, rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t cap)
 {
-    char detail[HL_REC_MAX_DETAIL];
+    char detail[PST_REC_MAX_DETAIL];
     int rc = hl_kafka_header(hdrs, name, buf, cap);
     if (rc == HL_ENOTFOUND || (rc == 0 && buf[0] == '\0')) {
         snprintf(detail, sizeof(detail), "header %s missing", name);
-        fail(row, HL_REC_MISSING_HEADER, detail);
+        fail(row, PST_REC_MISSING_HEADER, detail);
         buf[0] = '\0';
         return -1;
     }
     if (rc != 0 || !pst_utf8_valid(buf, strlen(buf))) {
         snprintf(detail, sizeof(detail), "header %s %s", name,
                  rc == HL_ETOOBIG ? "too long" : "not UTF-8");
-        fail(row, HL_REC_BAD_HEADER, detail);
+        fail(row, PST_REC_BAD_HEADER, detail);
         buf[0] = '\0';
         return -1;
     }
@@ -330,7 +330,7 @@ static int hex64(const char *s, size_t n)
 
 /* hl-body-sha256 checked against the value, or the value's digest when the record has none
  * (an older ingress). A dead letter keeps the header's claim, so its lineage names it. */
-static void body_digest(hl_row_t *row, rd_kafka_headers_t *hdrs)
+static void body_digest(pst_row_t *row, rd_kafka_headers_t *hdrs)
 {
     const void *v = NULL;
     size_t len = 0;
@@ -347,18 +347,18 @@ static void body_digest(hl_row_t *row, rd_kafka_headers_t *hdrs)
         return;
     }
     if (!hex64(v, len)) {
-        fail(row, HL_REC_BAD_HEADER, "header hl-body-sha256 not 64 lowercase hex digits");
+        fail(row, PST_REC_BAD_HEADER, "header hl-body-sha256 not 64 lowercase hex digits");
         memcpy(row->body_sha256, got, sizeof(got));
         return;
     }
     memcpy(row->body_sha256, v, HL_SIG_SHA256_HEX);
     row->body_sha256[HL_SIG_SHA256_HEX] = '\0';
     if (memcmp(got, row->body_sha256, HL_SIG_SHA256_HEX) != 0)
-        fail(row, HL_REC_BODY_DIGEST, "header hl-body-sha256 is not the SHA-256 of the value");
+        fail(row, PST_REC_BODY_DIGEST, "header hl-body-sha256 is not the SHA-256 of the value");
 }
 
 /* hl-signature-headers: one JSON object, kept as it is; absent for bearer sources. */
-static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
+static void signed_headers(pst_row_t *row, rd_kafka_headers_t *hdrs)
 {
     const void *v = NULL;
     size_t len = 0;
@@ -370,19 +370,19 @@ static void signed_headers(hl_row_t *row, rd_kafka_headers_t *hdrs)
         !v)
         return;
     const char *s = v;
-    if (len == 0 || len > HL_REC_MAX_SIGNED_JSON || s[0] != '{' || !pst_json_valid(s, len)) {
-        fail(row, HL_REC_BAD_HEADER, "header hl-signature-headers not a JSON object");
+    if (len == 0 || len > PST_REC_MAX_SIGNED_JSON || s[0] != '{' || !pst_json_valid(s, len)) {
+        fail(row, PST_REC_BAD_HEADER, "header hl-signature-headers not a JSON object");
         return;
     }
     row->signed_json = s;
     row->signed_json_len = len;
 }
 
-void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void *value,
+void pst_record_parse(pst_row_t *row, const void *key, size_t key_len, const void *value,
                       size_t value_len, rd_kafka_headers_t *hdrs, size_t max_value_bytes)
 {
     char num[32];
-    row->status = HL_REC_OK;
+    row->status = PST_REC_OK;
     row->detail[0] = '\0';
     row->row_id = -1;
     row->duplicate = 0;
@@ -392,10 +392,10 @@ void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void
     row->payload_len = value ? value_len : 0;
 
     if (!key || key_len == 0) {
-        fail(row, HL_REC_MISSING_KEY, "record has no key (message id)");
-    } else if (key_len > HL_REC_MAX_MESSAGE_ID || !pst_utf8_valid(key, key_len)) {
-        fail(row, HL_REC_BAD_KEY,
-             key_len > HL_REC_MAX_MESSAGE_ID ? "key over 256 bytes" : "key not UTF-8");
+        fail(row, PST_REC_MISSING_KEY, "record has no key (message id)");
+    } else if (key_len > PST_REC_MAX_MESSAGE_ID || !pst_utf8_valid(key, key_len)) {
+        fail(row, PST_REC_BAD_KEY,
+             key_len > PST_REC_MAX_MESSAGE_ID ? "key over 256 bytes" : "key not UTF-8");
     } else {
         memcpy(row->message_id, key, key_len);
         row->message_id[key_len] = '\0';
@@ -405,23 +405,23 @@ void pst_record_parse(hl_row_t *row, const void *key, size_t key_len, const void
     (void)header(row, hdrs, "hl-event-type", row->event_type, sizeof(row->event_type));
     if (header(row, hdrs, "hl-request-id", row->request_id, sizeof(row->request_id)) == 0 &&
         !hl_uuid_valid(row->request_id)) {
-        fail(row, HL_REC_BAD_HEADER, "header hl-request-id not a UUID");
+        fail(row, PST_REC_BAD_HEADER, "header hl-request-id not a UUID");
         row->request_id[0] = '\0';
     }
     row->received_us = 0;
     if (header(row, hdrs, "hl-received-us", num, sizeof(num)) == 0 &&
         hl_parse_i64(num, 0, INT64_MAX / 2, &row->received_us) != 0)
-        fail(row, HL_REC_BAD_HEADER, "header hl-received-us not a non-negative integer");
+        fail(row, PST_REC_BAD_HEADER, "header hl-received-us not a non-negative integer");
 
     signed_headers(row, hdrs);
     if (row->payload_len > max_value_bytes)
-        fail(row, HL_REC_TOO_LARGE, "value over max_record_bytes");
+        fail(row, PST_REC_TOO_LARGE, "value over max_record_bytes");
     else if (!value || !pst_json_valid(value, value_len))
-        fail(row, HL_REC_INVALID_JSON, "value is not valid JSON");
+        fail(row, PST_REC_INVALID_JSON, "value is not valid JSON");
     body_digest(row, hdrs);
 }
 
-void pst_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)
+void pst_record_from_message(pst_row_t *row, rd_kafka_message_t *msg, size_t max_value_bytes)
 {
     rd_kafka_headers_t *hdrs = NULL;
     row->msg = msg;
@@ -431,7 +431,7 @@ void pst_record_from_message(hl_row_t *row, rd_kafka_message_t *msg, size_t max_
     pst_record_parse(row, msg->key, msg->key_len, msg->payload, msg->len, hdrs, max_value_bytes);
 }
 
-void pst_row_release(hl_row_t *row)
+void pst_row_release(pst_row_t *row)
 {
     if (!row) return;
     if (row->msg) rd_kafka_message_destroy(row->msg);
@@ -442,7 +442,7 @@ void pst_row_release(hl_row_t *row)
 
 static int row_cmp(const void *a, const void *b)
 {
-    const hl_row_t *x = *(const hl_row_t *const *)a, *y = *(const hl_row_t *const *)b;
+    const pst_row_t *x = *(const pst_row_t *const *)a, *y = *(const pst_row_t *const *)b;
     size_t n = x->message_id_len < y->message_id_len ? x->message_id_len : y->message_id_len;
     int c = memcmp(x->message_id, y->message_id, n);
     if (c) return c;
@@ -453,25 +453,25 @@ static int row_cmp(const void *a, const void *b)
     return 0;
 }
 
-void pst_rows_sort(hl_row_t **rows, size_t n)
+void pst_rows_sort(pst_row_t **rows, size_t n)
 {
     /* (message id, partition, offset) is unique per record, so qsort's instability is moot. */
     if (n > 1) qsort(rows, n, sizeof(*rows), row_cmp);
 }
 
-void pst_rows_mark_batch_duplicates(hl_row_t **rows, size_t n)
+void pst_rows_mark_batch_duplicates(pst_row_t **rows, size_t n)
 {
     size_t run = 0; /* first row of the current run of equal message ids */
     for (size_t j = 0; j < n; j++) {
-        hl_row_t *r = rows[j];
+        pst_row_t *r = rows[j];
         r->dup_in_batch = 0;
         if (j > 0 && (rows[j - 1]->message_id_len != r->message_id_len ||
                       memcmp(rows[j - 1]->message_id, r->message_id, r->message_id_len) != 0))
             run = j;
-        if (r->status != HL_REC_OK) continue;
+        if (r->status != PST_REC_OK) continue;
         for (size_t i = run; i < j; i++) {
-            const hl_row_t *q = rows[i];
-            if (q->status == HL_REC_OK && !q->dup_in_batch && strcmp(q->source, r->source) == 0 &&
+            const pst_row_t *q = rows[i];
+            if (q->status == PST_REC_OK && !q->dup_in_batch && strcmp(q->source, r->source) == 0 &&
                 strcmp(q->event_type, r->event_type) == 0) {
                 r->dup_in_batch = 1;
                 r->duplicate = 1;

@@ -22,22 +22,22 @@
 #include "hl/log.h"
 #include "hl/util.h"
 
-struct hl_lineage {
-    const hl_persister_config_t *cfg; /* borrowed */
-    rd_kafka_t *rk;                   /* owned producer; replaced when fatal (renew) */
-    hl_counter_t *restarts;           /* borrowed, may be NULL: handles replaced */
-    hl_ltrack_t *track;               /* owned: batches whose lineage is in flight */
-    size_t in_flight;                 /* lineage records awaiting their report */
-    atomic_uint_fast64_t failed;      /* lineage records not delivered */
-    size_t dlq_pending;               /* DLQ records awaiting their report */
-    size_t dlq_failed;                /* DLQ records refused in the current wait */
+struct pst_lineage {
+    const pst_config_t *cfg;     /* borrowed */
+    rd_kafka_t *rk;              /* owned producer; replaced when fatal (renew) */
+    hl_counter_t *restarts;      /* borrowed, may be NULL: handles replaced */
+    pst_ltrack_t *track;         /* owned: batches whose lineage is in flight */
+    size_t in_flight;            /* lineage records awaiting their report */
+    atomic_uint_fast64_t failed; /* lineage records not delivered */
+    size_t dlq_pending;          /* DLQ records awaiting their report */
+    size_t dlq_failed;           /* DLQ records refused in the current wait */
 };
 
 /* A lineage record whose delivery timed out (the broker was away for message.timeout.ms) is
  * produced again from the report's own copy, as often as it takes: the count in flight stays
  * the same, and its batch keeps the partition's mark until it is delivered. */
-static bool produce_again(hl_lineage_t *l, rd_kafka_t *from, const rd_kafka_message_t *m,
-                          rd_kafka_resp_err_t why, hl_ltrack_batch_t *tb)
+static bool produce_again(pst_lineage_t *l, rd_kafka_t *from, const rd_kafka_message_t *m,
+                          rd_kafka_resp_err_t why, pst_ltrack_batch_t *tb)
 {
     /* A report from a replaced handle (renew) fails whatever it held: the current one sends it.
      * So is a record reported stored without an offset (hl_kafka_delivery_err). */
@@ -56,9 +56,9 @@ static bool produce_again(hl_lineage_t *l, rd_kafka_t *from, const rd_kafka_mess
  * configuration keeps the two topics distinct). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-    hl_lineage_t *l = opaque;
+    pst_lineage_t *l = opaque;
     if (strcmp(rd_kafka_topic_name(m->rkt), l->cfg->kafka.dlq_topic) == 0) {
-        hl_row_t *row = m->_private;
+        pst_row_t *row = m->_private;
         rd_kafka_resp_err_t err = hl_kafka_delivery_err(m);
         l->dlq_pending--;
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -68,7 +68,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (err) hl_error("dead-letter produce failed: %s", rd_kafka_err2str(err));
         return;
     }
-    hl_ltrack_batch_t *tb = m->_private;
+    pst_ltrack_batch_t *tb = m->_private;
     rd_kafka_resp_err_t err = hl_kafka_delivery_err(m);
     if (err) {
         hl_warn("lineage produce failed: %s", rd_kafka_err2str(err));
@@ -76,11 +76,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         atomic_fetch_add(&l->failed, 1);
     }
     l->in_flight--;
-    hl_ltrack_report(l->track, tb, err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    pst_ltrack_report(l->track, tb, err == RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 /* A new producer handle for l; NULL with errbuf filled. */
-static rd_kafka_t *new_handle(hl_lineage_t *l, char *errbuf, size_t errcap)
+static rd_kafka_t *new_handle(pst_lineage_t *l, char *errbuf, size_t errcap)
 {
     static const char *const defaults[] = {
         "acks",
@@ -112,20 +112,20 @@ static rd_kafka_t *new_handle(hl_lineage_t *l, char *errbuf, size_t errcap)
     return rk;
 }
 
-hl_lineage_t *hl_lineage_new(const hl_persister_config_t *cfg, char *errbuf, size_t errcap)
+pst_lineage_t *pst_lineage_new(const pst_config_t *cfg, char *errbuf, size_t errcap)
 {
-    hl_lineage_t *l = hl_xcalloc(1, sizeof(*l));
+    pst_lineage_t *l = hl_xcalloc(1, sizeof(*l));
     l->cfg = cfg;
     l->rk = new_handle(l, errbuf, errcap);
     if (!l->rk) {
         free(l);
         return NULL;
     }
-    l->track = hl_ltrack_new();
+    l->track = pst_ltrack_new();
     return l;
 }
 
-void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts)
+void pst_lineage_count_restarts(pst_lineage_t *l, hl_counter_t *restarts)
 {
     l->restarts = restarts;
 }
@@ -133,7 +133,7 @@ void hl_lineage_count_restarts(hl_lineage_t *l, hl_counter_t *restarts)
 /* Replaces the handle when librdkafka has declared it fatal; a new one that cannot be built
  * is tried again at the next poll (meanwhile produce calls fail and are counted as before).
  * Polling thread. */
-static void renew(hl_lineage_t *l)
+static void renew(pst_lineage_t *l)
 {
     char why[256], err[256] = "";
     rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(l->rk, why, sizeof(why));
@@ -156,64 +156,64 @@ static void renew(hl_lineage_t *l)
 }
 
 /* Serves the current handle's reports for up to ms, replacing it first if it is fatal. */
-static void poll_ms(hl_lineage_t *l, int ms)
+static void poll_ms(pst_lineage_t *l, int ms)
 {
     renew(l);
     rd_kafka_poll(l->rk, ms);
 }
 
-void hl_lineage_inject_fatal(hl_lineage_t *l, const char *reason)
+void pst_lineage_inject_fatal(pst_lineage_t *l, const char *reason)
 {
     rd_kafka_test_fatal_error(l->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason);
 }
 
-void hl_lineage_free(hl_lineage_t *l, int timeout_ms)
+void pst_lineage_free(pst_lineage_t *l, int timeout_ms)
 {
     if (!l) return;
     renew(l);
     if (rd_kafka_flush(l->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hl_warn("lineage: %d records still queued at exit", rd_kafka_outq_len(l->rk));
     rd_kafka_destroy(l->rk);
-    hl_ltrack_free(l->track); /* after the last report */
+    pst_ltrack_free(l->track); /* after the last report */
     free(l);
 }
 
-hl_ltrack_t *hl_lineage_track(hl_lineage_t *l)
+pst_ltrack_t *pst_lineage_track(pst_lineage_t *l)
 {
     return l->track;
 }
 
-void hl_lineage_poll(hl_lineage_t *l)
+void pst_lineage_poll(pst_lineage_t *l)
 {
     poll_ms(l, 0);
 }
 
-bool hl_lineage_flush(hl_lineage_t *l, int timeout_ms)
+bool pst_lineage_flush(pst_lineage_t *l, int timeout_ms)
 {
     int64_t deadline = hl_mono_us() + (int64_t)timeout_ms * 1000;
     while (l->in_flight > 0 && hl_mono_us() < deadline) poll_ms(l, 20);
     return l->in_flight == 0;
 }
 
-void hl_lineage_settle(hl_lineage_t *l)
+void pst_lineage_settle(pst_lineage_t *l)
 {
     while (l->dlq_pending > 0) poll_ms(l, 100);
 }
 
-uint64_t hl_lineage_failed(const hl_lineage_t *l)
+uint64_t pst_lineage_failed(const pst_lineage_t *l)
 {
     return atomic_load(&l->failed);
 }
 
-int64_t hl_lineage_queue_len(void *l)
+int64_t pst_lineage_queue_len(void *l)
 {
-    return rd_kafka_outq_len(((hl_lineage_t *)l)->rk);
+    return rd_kafka_outq_len(((pst_lineage_t *)l)->rk);
 }
 
-int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us, int64_t committed_us,
-                      int attempts)
+int pst_lineage_format(char *buf, size_t cap, const pst_row_t *r, int64_t ts_us,
+                       int64_t committed_us, int attempts)
 {
-    bool stored = r->status == HL_REC_OK;
+    bool stored = r->status == PST_REC_OK;
     hl_lineage_rec_t l;
     hl_lineage_rec_init(&l, stored ? HL_STAGE_PERSISTED : HL_STAGE_DEAD_LETTERED);
     hl_strlcpy(l.request_id, r->request_id, sizeof l.request_id);
@@ -230,7 +230,7 @@ int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us, i
         l.duplicate = r->duplicate ? 1 : 0;
         if (!r->duplicate) l.row_id = r->row_id; /* a duplicate's is null */
     } else {
-        HL_LINEAGE_SET(&l, error_code, hl_rec_status_code(r->status));
+        HL_LINEAGE_SET(&l, error_code, pst_rec_status_code(r->status));
         if (attempts > 0) l.attempts = attempts;
     }
     memcpy(l.body_sha256, r->body_sha256, sizeof l.body_sha256);
@@ -238,9 +238,9 @@ int hl_lineage_format(char *buf, size_t cap, const hl_row_t *r, int64_t ts_us, i
 }
 
 /* Produces one record, waiting (serving reports) while the local queue is full. */
-static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const void *key, size_t klen,
-                                   const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
-                                   void *opaque)
+static rd_kafka_resp_err_t produce(pst_lineage_t *l, const char *topic, const void *key,
+                                   size_t klen, const void *val, size_t vlen,
+                                   rd_kafka_headers_t *hdrs, void *opaque)
 {
     for (int tries = 0;; tries++) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -256,18 +256,18 @@ static rd_kafka_resp_err_t produce(hl_lineage_t *l, const char *topic, const voi
     }
 }
 
-void hl_lineage_row(hl_lineage_t *l, hl_ltrack_batch_t *tb, const hl_row_t *row, int64_t ts_us,
-                    int64_t committed_us, int attempts)
+void pst_lineage_row(pst_lineage_t *l, pst_ltrack_batch_t *tb, const pst_row_t *row, int64_t ts_us,
+                     int64_t committed_us, int attempts)
 {
-    char buf[HL_LINEAGE_MAX];
-    int n = hl_lineage_format(buf, sizeof(buf), row, ts_us > 0 ? ts_us : hl_now_us(), committed_us,
-                              attempts);
-    hl_ltrack_expect(tb);
+    char buf[PST_LINEAGE_MAX];
+    int n = pst_lineage_format(buf, sizeof(buf), row, ts_us > 0 ? ts_us : hl_now_us(), committed_us,
+                               attempts);
+    pst_ltrack_expect(tb);
     if (n < 0) {
-        /* Cannot happen within HL_LINEAGE_MAX; a record that can never be written must not hold
+        /* Cannot happen within PST_LINEAGE_MAX; a record that can never be written must not hold
          * the partition's mark back either, so it counts as delivered. */
         atomic_fetch_add(&l->failed, 1);
-        hl_ltrack_report(l->track, tb, true);
+        pst_ltrack_report(l->track, tb, true);
         return;
     }
     const char *key = row->request_id[0] ? row->request_id : NULL;
@@ -276,14 +276,14 @@ void hl_lineage_row(hl_lineage_t *l, hl_ltrack_batch_t *tb, const hl_row_t *row,
     if (err) {
         atomic_fetch_add(&l->failed, 1);
         hl_warn("lineage produce failed: %s", rd_kafka_err2str(err));
-        hl_ltrack_report(l->track, tb, false);
+        pst_ltrack_report(l->track, tb, false);
         return;
     }
     l->in_flight++;
 }
 
 /* The original headers plus the error headers of DESIGN.md, owned by the caller. */
-static rd_kafka_headers_t *dlq_headers(const hl_row_t *r, int attempts)
+static rd_kafka_headers_t *dlq_headers(const pst_row_t *r, int attempts)
 {
     rd_kafka_headers_t *src = NULL, *h;
     if (r->msg && rd_kafka_message_headers(r->msg, &src) == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -291,7 +291,7 @@ static rd_kafka_headers_t *dlq_headers(const hl_row_t *r, int attempts)
     else
         h = rd_kafka_headers_new(6);
     char num[24];
-    rd_kafka_header_add(h, HL_HDR_ERROR, -1, hl_rec_status_code(r->status), -1);
+    rd_kafka_header_add(h, HL_HDR_ERROR, -1, pst_rec_status_code(r->status), -1);
     rd_kafka_header_add(h, HL_HDR_ERROR_DETAIL, -1, r->detail, -1);
     snprintf(num, sizeof(num), "%d", attempts);
     rd_kafka_header_add(h, HL_HDR_ATTEMPTS, -1, num, -1);
@@ -300,11 +300,12 @@ static rd_kafka_headers_t *dlq_headers(const hl_row_t *r, int attempts)
     return h;
 }
 
-int hl_lineage_dead_letter(hl_lineage_t *l, hl_row_t **rows, size_t n, int attempts, int timeout_ms)
+int pst_lineage_dead_letter(pst_lineage_t *l, pst_row_t **rows, size_t n, int attempts,
+                            int timeout_ms)
 {
     l->dlq_failed = 0;
     for (size_t i = 0; i < n; i++) {
-        hl_row_t *r = rows[i];
+        pst_row_t *r = rows[i];
         if (r->dlq_sent) continue;
         rd_kafka_headers_t *h = dlq_headers(r, attempts);
         const rd_kafka_message_t *m = r->msg;

@@ -14,11 +14,11 @@ typedef struct {
     uint64_t gen; /* the partition's mark generation when covered */
 } cover_t;
 
-struct hl_ltrack_batch {
-    hl_ltrack_batch_t *next_batch; /* the batch opened after this one */
-    size_t pending;                /* reports still awaited */
-    bool closed;                   /* no more records will be expected */
-    bool failed;                   /* a record of the batch was not delivered */
+struct pst_ltrack_batch {
+    pst_ltrack_batch_t *next_batch; /* the batch opened after this one */
+    size_t pending;                 /* reports still awaited */
+    bool closed;                    /* no more records will be expected */
+    bool failed;                    /* a record of the batch was not delivered */
     size_t ncovers, cap;
     cover_t *covers; /* inline or heap */
     cover_t inline_covers[INLINE_COVERS];
@@ -28,32 +28,32 @@ typedef struct {
     int32_t partition;
     int64_t upto; /* -1: unknown */
     bool stuck;   /* a lineage record of a retired batch was lost: upto stays put */
-    uint64_t gen; /* bumped by hl_ltrack_set: batches covered before it no longer count */
+    uint64_t gen; /* bumped by pst_ltrack_set: batches covered before it no longer count */
 } mark_t;
 
-struct hl_ltrack {
-    hl_ltrack_batch_t *head, *tail; /* oldest and newest batch not yet retired */
+struct pst_ltrack {
+    pst_ltrack_batch_t *head, *tail; /* oldest and newest batch not yet retired */
     size_t nbatches;
     mark_t *marks; /* one per partition seen; a topic has few */
     size_t nmarks, mcap;
 };
 
-hl_ltrack_t *hl_ltrack_new(void)
+pst_ltrack_t *pst_ltrack_new(void)
 {
-    return hl_xcalloc(1, sizeof(hl_ltrack_t));
+    return hl_xcalloc(1, sizeof(pst_ltrack_t));
 }
 
-static void batch_free(hl_ltrack_batch_t *b)
+static void batch_free(pst_ltrack_batch_t *b)
 {
     if (b->covers != b->inline_covers) free(b->covers);
     free(b);
 }
 
-void hl_ltrack_free(hl_ltrack_t *t)
+void pst_ltrack_free(pst_ltrack_t *t)
 {
     if (!t) return;
     while (t->head) {
-        hl_ltrack_batch_t *b = t->head;
+        pst_ltrack_batch_t *b = t->head;
         t->head = b->next_batch;
         batch_free(b);
     }
@@ -61,9 +61,9 @@ void hl_ltrack_free(hl_ltrack_t *t)
     free(t);
 }
 
-hl_ltrack_batch_t *hl_ltrack_open(hl_ltrack_t *t)
+pst_ltrack_batch_t *pst_ltrack_open(pst_ltrack_t *t)
 {
-    hl_ltrack_batch_t *b = hl_xcalloc(1, sizeof(*b));
+    pst_ltrack_batch_t *b = hl_xcalloc(1, sizeof(*b));
     b->covers = b->inline_covers;
     b->cap = INLINE_COVERS;
     if (t->tail)
@@ -75,7 +75,7 @@ hl_ltrack_batch_t *hl_ltrack_open(hl_ltrack_t *t)
     return b;
 }
 
-static mark_t *mark_of(hl_ltrack_t *t, int32_t partition)
+static mark_t *mark_of(pst_ltrack_t *t, int32_t partition)
 {
     for (size_t i = 0; i < t->nmarks; i++)
         if (t->marks[i].partition == partition) return &t->marks[i];
@@ -87,7 +87,7 @@ static mark_t *mark_of(hl_ltrack_t *t, int32_t partition)
     return &t->marks[t->nmarks++];
 }
 
-void hl_ltrack_cover(hl_ltrack_t *t, hl_ltrack_batch_t *b, int32_t partition, int64_t next)
+void pst_ltrack_cover(pst_ltrack_t *t, pst_ltrack_batch_t *b, int32_t partition, int64_t next)
 {
     uint64_t gen = mark_of(t, partition)->gen;
     for (size_t i = 0; i < b->ncovers; i++)
@@ -106,16 +106,16 @@ void hl_ltrack_cover(hl_ltrack_t *t, hl_ltrack_batch_t *b, int32_t partition, in
     b->covers[b->ncovers++] = (cover_t){partition, next, gen};
 }
 
-void hl_ltrack_expect(hl_ltrack_batch_t *b)
+void pst_ltrack_expect(pst_ltrack_batch_t *b)
 {
     b->pending++;
 }
 
 /* Retires the oldest batches whose every report arrived, moving their partitions' marks. */
-static void retire(hl_ltrack_t *t)
+static void retire(pst_ltrack_t *t)
 {
     while (t->head && t->head->closed && t->head->pending == 0) {
-        hl_ltrack_batch_t *b = t->head;
+        pst_ltrack_batch_t *b = t->head;
         for (size_t i = 0; i < b->ncovers; i++) {
             mark_t *m = mark_of(t, b->covers[i].partition);
             if (b->covers[i].gen != m->gen) continue; /* from before the mark was last set */
@@ -131,27 +131,27 @@ static void retire(hl_ltrack_t *t)
     }
 }
 
-void hl_ltrack_report(hl_ltrack_t *t, hl_ltrack_batch_t *b, bool ok)
+void pst_ltrack_report(pst_ltrack_t *t, pst_ltrack_batch_t *b, bool ok)
 {
     if (!ok) b->failed = true;
     if (b->pending > 0) b->pending--;
     retire(t);
 }
 
-void hl_ltrack_close(hl_ltrack_t *t, hl_ltrack_batch_t *b)
+void pst_ltrack_close(pst_ltrack_t *t, pst_ltrack_batch_t *b)
 {
     b->closed = true;
     retire(t);
 }
 
-int64_t hl_ltrack_upto(const hl_ltrack_t *t, int32_t partition)
+int64_t pst_ltrack_upto(const pst_ltrack_t *t, int32_t partition)
 {
     for (size_t i = 0; i < t->nmarks; i++)
         if (t->marks[i].partition == partition) return t->marks[i].upto;
     return -1;
 }
 
-void hl_ltrack_set(hl_ltrack_t *t, int32_t partition, int64_t upto)
+void pst_ltrack_set(pst_ltrack_t *t, int32_t partition, int64_t upto)
 {
     mark_t *m = mark_of(t, partition);
     m->upto = upto;
@@ -159,7 +159,7 @@ void hl_ltrack_set(hl_ltrack_t *t, int32_t partition, int64_t upto)
     m->gen++;
 }
 
-size_t hl_ltrack_pending(const hl_ltrack_t *t)
+size_t pst_ltrack_pending(const pst_ltrack_t *t)
 {
     return t->nbatches;
 }

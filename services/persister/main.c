@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
     char err[HL_CONFIG_ERRBUF];
-    hl_persister_config_t *cfg = NULL;
+    pst_config_t *cfg = NULL;
     hl_log_init("persister", HL_LOG_INFO);
     if (pst_config_load(path, &cfg, err, sizeof(err)) != 0) {
         hl_error("%s", err);

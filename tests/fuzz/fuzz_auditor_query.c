@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         int64_t v;
         int lim;
-        hl_cursor_t cur;
+        aud_cursor_t cur;
         const char *src;
         g_status = 0;
         if (aud_param_time(r, "from", 0, &v) != 0 && g_status != 400) abort();

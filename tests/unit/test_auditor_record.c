@@ -8,18 +8,18 @@
 
 #include <cmocka.h>
 
-#include "record.h"
+#include "hl/lineage_record.h"
 
-static int parse(const char *s, hl_record_t *r)
+static int parse(const char *s, hl_lineage_rec_t *r)
 {
     const char *why;
-    return hl_record_parse(s, strlen(s), r, &why);
+    return hl_lineage_parse(s, strlen(s), r, &why);
 }
 
 static void test_good(void **state)
 {
     (void)state;
-    hl_record_t r;
+    hl_lineage_rec_t r;
     assert_int_equal(parse("{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"abc\",\"ts_us\":5,"
                            "\"source\":\"stripe\",\"status\":401,\"error_code\":\"bad_signature\","
                            "\"latency_us\":12,\"message_id\":\"m\\n1\"}",
@@ -31,7 +31,7 @@ static void test_good(void **state)
     assert_true(r.has_error_code);
     assert_string_equal(r.error_code, "bad_signature");
     assert_string_equal(r.message_id, "m\n1");
-    assert_int_equal(r.offset, HL_REC_ABSENT);
+    assert_int_equal(r.offset, HL_LINEAGE_ABSENT);
     assert_int_equal(parse("{\"v\":1,\"stage\":\"persisted\",\"request_id\":\"a\",\"ts_us\":1,"
                            "\"row_id\":null,\"duplicate\":true,\"error_code\":null}",
                            &r),
@@ -52,7 +52,7 @@ static void test_good(void **state)
 static void test_bad(void **state)
 {
     (void)state;
-    hl_record_t r;
+    hl_lineage_rec_t r;
     const char *bad[] = {
         "",
         "null",
@@ -84,16 +84,16 @@ static void test_bad(void **state)
         if (parse(bad[i], &r) == 0) fail_msg("accepted bad record %zu: %s", i, bad[i]);
     }
     /* Over-long source (65 bytes) and over the record cap. */
-    char big[HL_REC_MAX_BYTES + 64];
+    char big[HL_LINEAGE_READ_MAX + 64];
     const char *why;
     snprintf(
         big, sizeof big,
         "{\"v\":1,\"stage\":\"ingress\",\"request_id\":\"a\",\"ts_us\":1,\"source\":\"%065d\"}", 0);
     assert_int_not_equal(parse(big, &r), 0);
     memset(big, ' ', sizeof big);
-    assert_int_equal(hl_record_parse(big, sizeof big, &r, &why), HL_ETOOBIG);
+    assert_int_equal(hl_lineage_parse(big, sizeof big, &r, &why), HL_ETOOBIG);
     /* Embedded NUL inside the length. */
-    assert_int_equal(hl_record_parse("{\"v\":1}\0x", 9, &r, &why), HL_EPARSE);
+    assert_int_equal(hl_lineage_parse("{\"v\":1}\0x", 9, &r, &why), HL_EPARSE);
 }
 
 int main(void)

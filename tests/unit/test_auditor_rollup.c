@@ -10,9 +10,9 @@
 
 #include "rollup.h"
 
-static hl_record_t ingress(const char *rid, int64_t recv, int64_t lat)
+static hl_lineage_rec_t ingress(const char *rid, int64_t recv, int64_t lat)
 {
-    hl_record_t r;
+    hl_lineage_rec_t r;
     memset(&r, 0, sizeof r);
     r.stage = HL_STAGE_INGRESS;
     snprintf(r.request_id, sizeof r.request_id, "%s", rid);
@@ -21,13 +21,14 @@ static hl_record_t ingress(const char *rid, int64_t recv, int64_t lat)
     r.received_us = recv;
     r.latency_us = lat;
     r.ts_us = recv + lat;
-    r.consumed_us = r.committed_us = HL_REC_ABSENT;
+    r.consumed_us = r.committed_us = HL_LINEAGE_ABSENT;
     return r;
 }
 
-static hl_record_t persisted(const char *rid, int64_t recv, int64_t consumed, int64_t committed)
+static hl_lineage_rec_t persisted(const char *rid, int64_t recv, int64_t consumed,
+                                  int64_t committed)
 {
-    hl_record_t r;
+    hl_lineage_rec_t r;
     memset(&r, 0, sizeof r);
     r.stage = HL_STAGE_PERSISTED;
     snprintf(r.request_id, sizeof r.request_id, "%s", rid);
@@ -35,7 +36,7 @@ static hl_record_t persisted(const char *rid, int64_t recv, int64_t consumed, in
     r.consumed_us = consumed;
     r.committed_us = committed;
     r.ts_us = committed;
-    r.latency_us = HL_REC_ABSENT;
+    r.latency_us = HL_LINEAGE_ABSENT;
     return r;
 }
 
@@ -53,8 +54,8 @@ static void test_in_order(void **state)
     aud_sample_t s[8];
     size_t n = 0;
     aud_pairs_init(&p, 4);
-    hl_record_t a = ingress("r1", 120000000, 1000),
-                b = persisted("r1", 120000000, 120004000, 120006000);
+    hl_lineage_rec_t a = ingress("r1", 120000000, 1000),
+                     b = persisted("r1", 120000000, 120004000, 120006000);
     aud_samples_from_record(&p, &a, s, &n);
     assert_int_equal(n, 1);
     assert_int_equal(find(s, n, AUD_LAT_ACK), 1000);
@@ -81,7 +82,7 @@ static void test_out_of_order(void **state)
     aud_sample_t s[8];
     size_t n = 0;
     aud_pairs_init(&p, 4);
-    hl_record_t a = ingress("r2", 1000, 500), b = persisted("r2", 1000, 1700, 1900);
+    hl_lineage_rec_t a = ingress("r2", 1000, 500), b = persisted("r2", 1000, 1700, 1900);
     aud_samples_from_record(&p, &b, s, &n);
     assert_int_equal(find(s, n, AUD_LAT_QUEUE), -1);
     n = 0;
@@ -102,19 +103,19 @@ static void test_outcome_class(void **state)
     } cases[] = {
         {202, AUD_OUT_ACCEPTED}, {200, AUD_OUT_ACCEPTED}, {299, AUD_OUT_ACCEPTED},
         {401, AUD_OUT_REJECTED}, {400, AUD_OUT_REJECTED}, {503, AUD_OUT_REJECTED},
-        {199, AUD_OUT_REJECTED}, {300, AUD_OUT_REJECTED}, {HL_REC_ABSENT, AUD_OUT_ACCEPTED}};
+        {199, AUD_OUT_REJECTED}, {300, AUD_OUT_REJECTED}, {HL_LINEAGE_ABSENT, AUD_OUT_ACCEPTED}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aud_pairs_t p;
         aud_sample_t s[8];
         size_t n = 0;
         aud_pairs_init(&p, 4);
-        hl_record_t a = ingress("r9", 120000000, 1000);
+        hl_lineage_rec_t a = ingress("r9", 120000000, 1000);
         a.status = cases[i].status;
         aud_samples_from_record(&p, &a, s, &n);
         assert_int_equal(n, 1);
         assert_int_equal(s[0].stage, AUD_LAT_ACK);
         assert_int_equal(s[0].outcome, cases[i].want);
-        hl_record_t b = persisted("r9", 120000000, 120004000, 120006000);
+        hl_lineage_rec_t b = persisted("r9", 120000000, 120004000, 120006000);
         n = 0;
         aud_samples_from_record(&p, &b, s, &n);
         assert_int_equal(n, 3);

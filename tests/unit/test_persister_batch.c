@@ -14,7 +14,7 @@
 
 #include "lineage.h"
 
-static void set_row(hl_row_t *r, const char *mid, int32_t part, int64_t off)
+static void set_row(pst_row_t *r, const char *mid, int32_t part, int64_t off)
 {
     memset(r, 0, sizeof(*r));
     snprintf(r->message_id, sizeof(r->message_id), "%s", mid);
@@ -25,7 +25,7 @@ static void set_row(hl_row_t *r, const char *mid, int32_t part, int64_t off)
 
 static void test_sort_by_key_then_offset(void **state)
 {
-    hl_row_t rows[7];
+    pst_row_t rows[7];
     set_row(&rows[0], "b", 1, 9);
     set_row(&rows[1], "a", 2, 5);
     set_row(&rows[2], "b", 1, 3);
@@ -33,7 +33,7 @@ static void test_sort_by_key_then_offset(void **state)
     set_row(&rows[4], "a", 2, 4);
     set_row(&rows[5], "b", 0, 7); /* same key on another partition (after a repartition) */
     set_row(&rows[6], "", 3, 0);
-    hl_row_t *p[7];
+    pst_row_t *p[7];
     for (int i = 0; i < 7; i++) p[i] = &rows[i];
     pst_rows_sort(p, 7);
     const char *want_key[] = {"", "a", "a", "ab", "b", "b", "b"};
@@ -48,8 +48,8 @@ static void test_sort_by_key_then_offset(void **state)
 static void test_sort_many_keeps_offsets_ascending(void **state)
 {
     enum { N = 5000 };
-    hl_row_t *rows = calloc(N, sizeof(*rows));
-    hl_row_t **p = calloc(N, sizeof(*p));
+    pst_row_t *rows = calloc(N, sizeof(*rows));
+    pst_row_t **p = calloc(N, sizeof(*p));
     unsigned x = 12345;
     for (int i = 0; i < N; i++) {
         char k[16];
@@ -69,7 +69,7 @@ static void test_sort_many_keeps_offsets_ascending(void **state)
 
 static void test_batch_duplicates_first_wins(void **state)
 {
-    hl_row_t rows[6];
+    pst_row_t rows[6];
     set_row(&rows[0], "m1", 0, 1);
     set_row(&rows[1], "m1", 0, 2);
     set_row(&rows[2], "m1", 0, 3);
@@ -81,8 +81,8 @@ static void test_batch_duplicates_first_wins(void **state)
         snprintf(rows[i].source, sizeof(rows[i].source), "s");
         snprintf(rows[i].event_type, sizeof(rows[i].event_type), "%s", types[i]);
     }
-    rows[2].status = HL_REC_INVALID_JSON; /* a poison copy hides nothing */
-    hl_row_t *p[6];
+    rows[2].status = PST_REC_INVALID_JSON; /* a poison copy hides nothing */
+    pst_row_t *p[6];
     for (int i = 0; i < 6; i++) p[i] = &rows[i];
     pst_rows_sort(p, 6);
     pst_rows_mark_batch_duplicates(p, 6);
@@ -92,7 +92,7 @@ static void test_batch_duplicates_first_wins(void **state)
         if (want[i]) assert_true(rows[i].duplicate == 1 && rows[i].row_id == -1);
     }
     /* Once the first copy is refused, the next one is the first delivery. */
-    rows[0].status = HL_REC_PG_REJECTED;
+    rows[0].status = PST_REC_PG_REJECTED;
     pst_rows_mark_batch_duplicates(p, 6);
     assert_int_equal(rows[4].dup_in_batch, 0);
     assert_int_equal(rows[5].dup_in_batch, 1);
@@ -116,7 +116,7 @@ static int64_t fixed_lineage(void *arg, int32_t partition)
 static void test_binary_arrays(void **state)
 {
     pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
-    hl_row_t rows[2];
+    pst_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
     for (int i = 0; i < 2; i++) {
@@ -128,7 +128,7 @@ static void test_binary_arrays(void **state)
         rows[i].payload = "{}";
         rows[i].payload_len = 2;
     }
-    hl_row_t *p[2] = {&rows[0], &rows[1]};
+    pst_row_t *p[2] = {&rows[0], &rows[1]};
     pst_bw_encode_rows(bw, p, 2);
     /* text[] header: ndim 1, no nulls, oid 25, 2 elements from 1 */
     const char *t = bw->col[1].p;
@@ -175,7 +175,7 @@ static void test_binary_arrays(void **state)
 static void test_copy_binary_rows(void **state)
 {
     pst_batch_writer_t *bw = pst_bw_new(NULL, "g", "t", 4);
-    hl_row_t rows[2];
+    pst_row_t rows[2];
     set_row(&rows[0], "m1", 3, 10);
     set_row(&rows[1], "m2", 3, 11);
     for (int i = 0; i < 2; i++) {
@@ -195,7 +195,7 @@ static void test_copy_binary_rows(void **state)
     rows[0].signed_json_len = 9;
     rows[0].row_id = 42;
     rows[1].duplicate = 1; /* found stored by the probe: not copied */
-    hl_row_t *p[2] = {&rows[0], &rows[1]};
+    pst_row_t *p[2] = {&rows[0], &rows[1]};
     pst_bw_encode_copy(bw, p, 2);
     const char *b = bw->copy.p;
     assert_memory_equal(b, "PGCOPY\n\377\r\n\0", 11);
@@ -234,10 +234,10 @@ static void test_copy_binary_rows(void **state)
     pst_bw_free(bw);
 }
 
-static json_t *format(const hl_row_t *r, int attempts)
+static json_t *format(const pst_row_t *r, int attempts)
 {
     char buf[2048];
-    int n = hl_lineage_format(buf, sizeof(buf), r, 300, 200, attempts);
+    int n = pst_lineage_format(buf, sizeof(buf), r, 300, 200, attempts);
     assert_true(n > 0);
     json_error_t e;
     json_t *j = json_loadb(buf, (size_t)n, 0, &e);
@@ -247,7 +247,7 @@ static json_t *format(const hl_row_t *r, int attempts)
 
 static void test_lineage_persisted_and_duplicate(void **state)
 {
-    hl_row_t r;
+    pst_row_t r;
     set_row(&r, "m\"1", 2, 77);
     snprintf(r.request_id, sizeof(r.request_id), "0190f5a2-7b3c-7def-8a12-3456789abcde");
     snprintf(r.source, sizeof(r.source), "stripe");
@@ -276,9 +276,9 @@ static void test_lineage_persisted_and_duplicate(void **state)
 
 static void test_lineage_dead_lettered(void **state)
 {
-    hl_row_t r;
+    pst_row_t r;
     set_row(&r, "m1", 0, 1);
-    r.status = HL_REC_INVALID_JSON;
+    r.status = PST_REC_INVALID_JSON;
     json_t *j = format(&r, 3);
     assert_string_equal(json_string_value(json_object_get(j, "stage")), "dead_lettered");
     assert_string_equal(json_string_value(json_object_get(j, "error_code")), "invalid_json");
@@ -287,12 +287,12 @@ static void test_lineage_dead_lettered(void **state)
     assert_null(json_object_get(j, "received_us")); /* unknown, so absent */
     json_decref(j);
     char tiny[16];
-    assert_int_equal(hl_lineage_format(tiny, sizeof(tiny), &r, 1, 1, 1), HL_ETOOBIG);
+    assert_int_equal(pst_lineage_format(tiny, sizeof(tiny), &r, 1, 1, 1), HL_ETOOBIG);
 }
 
 static void test_lineage_of_recovered_record(void **state)
 {
-    hl_row_t r;
+    pst_row_t r;
     set_row(&r, "m1", 0, 5);
     r.consumed_us = 0; /* unknown after a restart: left out */
     r.row_id = 3;
@@ -300,37 +300,37 @@ static void test_lineage_of_recovered_record(void **state)
     assert_null(json_object_get(j, "consumed_us"));
     assert_int_equal(json_integer_value(json_object_get(j, "committed_us")), 200);
     json_decref(j);
-    r.status = HL_REC_PG_REJECTED;
+    r.status = PST_REC_PG_REJECTED;
     j = format(&r, 0); /* attempts unknown: left out */
     assert_null(json_object_get(j, "attempts"));
     assert_string_equal(json_string_value(json_object_get(j, "error_code")), "pg_rejected");
     json_decref(j);
-    /* The longest record fits HL_LINEAGE_MAX: every string at its cap, all escaped. */
-    memset(r.message_id, 1, HL_REC_MAX_MESSAGE_ID);
-    r.message_id[HL_REC_MAX_MESSAGE_ID] = '\0';
-    memset(r.source, 2, HL_REC_MAX_SOURCE);
-    r.source[HL_REC_MAX_SOURCE] = '\0';
-    memset(r.event_type, 3, HL_REC_MAX_EVENT_TYPE);
-    r.event_type[HL_REC_MAX_EVENT_TYPE] = '\0';
+    /* The longest record fits PST_LINEAGE_MAX: every string at its cap, all escaped. */
+    memset(r.message_id, 1, PST_REC_MAX_MESSAGE_ID);
+    r.message_id[PST_REC_MAX_MESSAGE_ID] = '\0';
+    memset(r.source, 2, PST_REC_MAX_SOURCE);
+    r.source[PST_REC_MAX_SOURCE] = '\0';
+    memset(r.event_type, 3, PST_REC_MAX_EVENT_TYPE);
+    r.event_type[PST_REC_MAX_EVENT_TYPE] = '\0';
     snprintf(r.request_id, sizeof(r.request_id), "0190f5a2-7b3c-7def-8a12-3456789abcde");
     r.received_us = r.consumed_us = INT64_MAX;
     r.offset = INT64_MAX;
     r.partition = INT32_MIN;
-    char buf[HL_LINEAGE_MAX];
-    for (int st = HL_REC_OK; st <= HL_REC_PG_REJECTED; st++) {
-        r.status = (hl_rec_status_t)st;
-        assert_true(hl_lineage_format(buf, sizeof(buf), &r, INT64_MAX, INT64_MAX, INT32_MAX) > 0);
+    char buf[PST_LINEAGE_MAX];
+    for (int st = PST_REC_OK; st <= PST_REC_PG_REJECTED; st++) {
+        r.status = (pst_rec_status_t)st;
+        assert_true(pst_lineage_format(buf, sizeof(buf), &r, INT64_MAX, INT64_MAX, INT32_MAX) > 0);
     }
 }
 
 static void test_recovered_outcomes(void **state)
 {
-    hl_row_t r;
+    pst_row_t r;
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
     pst_bw_mark_recovered(&r, 9, 2, 50, 1234); /* the stored row is this record's: inserted */
     assert_true(r.row_id == 9 && !r.duplicate && r.committed_us == 1234);
-    assert_int_equal(r.status, HL_REC_OK);
+    assert_int_equal(r.status, PST_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
     pst_bw_mark_recovered(&r, 9, 2, 40, 1234); /* stored from an earlier offset: a duplicate */
@@ -338,11 +338,11 @@ static void test_recovered_outcomes(void **state)
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
     pst_bw_mark_recovered(&r, 9, 4, 70, 1234); /* from another partition: a duplicate too */
-    assert_true(r.duplicate && r.status == HL_REC_OK);
+    assert_true(r.duplicate && r.status == PST_REC_OK);
     set_row(&r, "m1", 2, 50);
     r.row_id = -1;
     pst_bw_mark_recovered(&r, 9, 2, 60, 1234); /* a later copy stored: this one was refused */
-    assert_int_equal(r.status, HL_REC_PG_REJECTED);
+    assert_int_equal(r.status, PST_REC_PG_REJECTED);
     assert_true(r.row_id == -1 && !r.duplicate);
 }
 

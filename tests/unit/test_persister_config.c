@@ -63,7 +63,7 @@ static void test_readme_matches_table(void **state)
 static void test_finish_applies_table(void **state)
 {
     char err[HL_CONFIG_ERRBUF] = "";
-    hl_persister_config_t *c = calloc(1, sizeof(*c));
+    pst_config_t *c = calloc(1, sizeof(*c));
     assert_int_equal(pst_config_finish(c, err, sizeof err), 0);
     assert_string_equal(c->group_id, "hookline-persister");
     assert_int_equal(c->batch_max, PST_BATCH_MAX);

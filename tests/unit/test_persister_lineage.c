@@ -52,15 +52,15 @@ static const char *const expected[] = {
 
 /* One row's outcome and the arguments it is formatted with. */
 typedef struct {
-    hl_row_t row;
+    pst_row_t row;
     int64_t ts_us, committed_us;
     int attempts;
 } case_t;
 
 static void check(const case_t *c, size_t i)
 {
-    char buf[HL_LINEAGE_MAX];
-    int n = hl_lineage_format(buf, sizeof buf, &c->row, c->ts_us, c->committed_us, c->attempts);
+    char buf[PST_LINEAGE_MAX];
+    int n = pst_lineage_format(buf, sizeof buf, &c->row, c->ts_us, c->committed_us, c->attempts);
     if (n < 0 || (size_t)n != strlen(expected[i]) || memcmp(buf, expected[i], (size_t)n) != 0)
         fail_msg("record %zu differs:\n got  %.*s\n want %s", i, n < 0 ? 0 : n, buf, expected[i]);
     assert_int_equal(buf[n], '\0');
@@ -101,7 +101,7 @@ static void test_bytes(void **state)
           .source = "gh",
           .message_id = "a\x01\\b\xff\n",
           .event_type = "push\t",
-          .status = HL_REC_INVALID_JSON,
+          .status = PST_REC_INVALID_JSON,
           .partition = 1,
           .offset = 8,
           .consumed_us = 7,
@@ -110,11 +110,11 @@ static void test_bytes(void **state)
          10,
          0,
          3},
-        {{.status = HL_REC_PG_REJECTED, .partition = INT32_MIN, .offset = INT64_MAX},
+        {{.status = PST_REC_PG_REJECTED, .partition = INT32_MIN, .offset = INT64_MAX},
          INT64_MAX,
          0,
          0},
-        {{.status = HL_REC_BODY_DIGEST,
+        {{.status = PST_REC_BODY_DIGEST,
           .partition = -1,
           .offset = -2,
           .received_us = -5,
@@ -129,12 +129,12 @@ static void test_bytes(void **state)
 /* A buffer too small for the record is refused whole, never cut. */
 static void test_too_small(void **state)
 {
-    hl_row_t r = {.request_id = RID, .source = "s", .message_id = "m\"", .event_type = "t"};
-    char buf[HL_LINEAGE_MAX];
-    int n = hl_lineage_format(buf, sizeof buf, &r, 1, 1, 1);
+    pst_row_t r = {.request_id = RID, .source = "s", .message_id = "m\"", .event_type = "t"};
+    char buf[PST_LINEAGE_MAX];
+    int n = pst_lineage_format(buf, sizeof buf, &r, 1, 1, 1);
     assert_true(n > 0);
-    assert_int_equal(hl_lineage_format(buf, (size_t)n, &r, 1, 1, 1), HL_ETOOBIG);
-    assert_int_equal(hl_lineage_format(buf, (size_t)n + 1, &r, 1, 1, 1), n);
+    assert_int_equal(pst_lineage_format(buf, (size_t)n, &r, 1, 1, 1), HL_ETOOBIG);
+    assert_int_equal(pst_lineage_format(buf, (size_t)n + 1, &r, 1, 1, 1), n);
 }
 
 int main(void)

@@ -31,9 +31,9 @@ static rd_kafka_headers_t *headers(const char *skip, const char *over, const cha
     return h;
 }
 
-static hl_row_t parse(const char *key, const char *body, rd_kafka_headers_t *h, size_t cap)
+static pst_row_t parse(const char *key, const char *body, rd_kafka_headers_t *h, size_t cap)
 {
-    hl_row_t r;
+    pst_row_t r;
     memset(&r, 0, sizeof(r));
     pst_record_parse(&r, key, key ? strlen(key) : 0, body, body ? strlen(body) : 0, h, cap);
     if (h) rd_kafka_headers_destroy(h);
@@ -42,8 +42,8 @@ static hl_row_t parse(const char *key, const char *body, rd_kafka_headers_t *h, 
 
 static void test_good_record(void **state)
 {
-    hl_row_t r = parse("m1", BODY, headers(NULL, NULL, NULL), 1024);
-    assert_int_equal(r.status, HL_REC_OK);
+    pst_row_t r = parse("m1", BODY, headers(NULL, NULL, NULL), 1024);
+    assert_int_equal(r.status, PST_REC_OK);
     assert_string_equal(r.message_id, "m1");
     assert_int_equal(r.message_id_len, 2);
     assert_string_equal(r.source, "stripe");
@@ -56,71 +56,72 @@ static void test_good_record(void **state)
 
 static void test_key_missing_or_bad(void **state)
 {
-    assert_int_equal(parse(NULL, BODY, headers(NULL, NULL, NULL), 1024).status, HL_REC_MISSING_KEY);
-    assert_int_equal(parse("", BODY, headers(NULL, NULL, NULL), 1024).status, HL_REC_MISSING_KEY);
+    assert_int_equal(parse(NULL, BODY, headers(NULL, NULL, NULL), 1024).status,
+                     PST_REC_MISSING_KEY);
+    assert_int_equal(parse("", BODY, headers(NULL, NULL, NULL), 1024).status, PST_REC_MISSING_KEY);
     char long_key[300];
     memset(long_key, 'k', sizeof(long_key) - 1);
     long_key[sizeof(long_key) - 1] = '\0';
-    hl_row_t r = parse(long_key, BODY, headers(NULL, NULL, NULL), 1024);
-    assert_int_equal(r.status, HL_REC_BAD_KEY);
+    pst_row_t r = parse(long_key, BODY, headers(NULL, NULL, NULL), 1024);
+    assert_int_equal(r.status, PST_REC_BAD_KEY);
     assert_string_equal(r.message_id, ""); /* never a truncated id */
     assert_int_equal(parse("bad\xff", BODY, headers(NULL, NULL, NULL), 1024).status,
-                     HL_REC_BAD_KEY);
+                     PST_REC_BAD_KEY);
     /* 256 bytes exactly is the cap and fits. */
     long_key[256] = '\0';
-    assert_int_equal(parse(long_key, BODY, headers(NULL, NULL, NULL), 1024).status, HL_REC_OK);
+    assert_int_equal(parse(long_key, BODY, headers(NULL, NULL, NULL), 1024).status, PST_REC_OK);
 }
 
 static void test_each_header_missing(void **state)
 {
     const char *names[] = {"hl-request-id", "hl-source", "hl-event-type", "hl-received-us"};
     for (size_t i = 0; i < 4; i++) {
-        hl_row_t r = parse("m1", BODY, headers(names[i], NULL, NULL), 1024);
-        assert_int_equal(r.status, HL_REC_MISSING_HEADER);
+        pst_row_t r = parse("m1", BODY, headers(names[i], NULL, NULL), 1024);
+        assert_int_equal(r.status, PST_REC_MISSING_HEADER);
         assert_non_null(strstr(r.detail, names[i]));
     }
-    assert_int_equal(parse("m1", BODY, NULL, 1024).status, HL_REC_MISSING_HEADER);
+    assert_int_equal(parse("m1", BODY, NULL, 1024).status, PST_REC_MISSING_HEADER);
     /* content-type is not needed to store the row */
     assert_int_equal(parse("m1", BODY, headers("content-type", NULL, NULL), 1024).status,
-                     HL_REC_OK);
+                     PST_REC_OK);
 }
 
 static void test_header_values_bad(void **state)
 {
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-request-id", "nope"), 1024).status,
-                     HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-received-us", "12x"), 1024).status,
-                     HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-received-us", "-5"), 1024).status,
-                     HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
     assert_int_equal(
         parse("m1", BODY, headers(NULL, "hl-received-us", "99999999999999999999"), 1024).status,
-        HL_REC_BAD_HEADER);
+        PST_REC_BAD_HEADER);
     char src[100];
     memset(src, 's', sizeof(src) - 1);
     src[sizeof(src) - 1] = '\0';
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-source", src), 1024).status,
-                     HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-event-type", "a\xc3"), 1024).status,
-                     HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, headers(NULL, "hl-event-type", ""), 1024).status,
-                     HL_REC_MISSING_HEADER);
+                     PST_REC_MISSING_HEADER);
 }
 
 static void test_body_bad_or_too_large(void **state)
 {
     assert_int_equal(parse("m1", "{\"a\":", headers(NULL, NULL, NULL), 1024).status,
-                     HL_REC_INVALID_JSON);
+                     PST_REC_INVALID_JSON);
     assert_int_equal(parse("m1", NULL, headers(NULL, NULL, NULL), 1024).status,
-                     HL_REC_INVALID_JSON);
-    assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), 10).status, HL_REC_TOO_LARGE);
-    assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), strlen(BODY)).status, HL_REC_OK);
+                     PST_REC_INVALID_JSON);
+    assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), 10).status, PST_REC_TOO_LARGE);
+    assert_int_equal(parse("m1", BODY, headers(NULL, NULL, NULL), strlen(BODY)).status, PST_REC_OK);
     /* The first reason found is kept, and the other fields are still filled for the DLQ. */
-    hl_row_t r = parse("m1", "nope", headers("hl-source", NULL, NULL), 1024);
-    assert_int_equal(r.status, HL_REC_MISSING_HEADER);
+    pst_row_t r = parse("m1", "nope", headers("hl-source", NULL, NULL), 1024);
+    assert_int_equal(r.status, PST_REC_MISSING_HEADER);
     assert_string_equal(r.event_type, "invoice.paid");
-    assert_string_equal(hl_rec_status_code(HL_REC_INVALID_JSON), "invalid_json");
-    assert_string_equal(hl_rec_status_code((hl_rec_status_t)99), "unknown");
+    assert_string_equal(pst_rec_status_code(PST_REC_INVALID_JSON), "invalid_json");
+    assert_string_equal(pst_rec_status_code((pst_rec_status_t)99), "unknown");
 }
 
 static rd_kafka_headers_t *with_content(const char *digest, const char *signed_json)
@@ -137,33 +138,33 @@ static void test_body_digest(void **state)
 {
     char want[65];
     hl_sig_sha256_hex(BODY, strlen(BODY), want);
-    hl_row_t r =
+    pst_row_t r =
         parse("m1", BODY, with_content(want, "{\"stripe-signature\":\"t=1,v1=ab\"}"), 1024);
-    assert_int_equal(r.status, HL_REC_OK);
+    assert_int_equal(r.status, PST_REC_OK);
     assert_string_equal(r.body_sha256, want);
     assert_int_equal(r.signed_json_len, strlen("{\"stripe-signature\":\"t=1,v1=ab\"}"));
     r = parse("m1", BODY, with_content(NULL, NULL), 1024);
-    assert_int_equal(r.status, HL_REC_OK);
+    assert_int_equal(r.status, PST_REC_OK);
     assert_string_equal(r.body_sha256, want);
     assert_null(r.signed_json);
     char other[65];
     memcpy(other, want, sizeof(other));
     other[0] = other[0] == '0' ? '1' : '0';
     r = parse("m1", BODY, with_content(other, NULL), 1024);
-    assert_int_equal(r.status, HL_REC_BODY_DIGEST);
+    assert_int_equal(r.status, PST_REC_BODY_DIGEST);
     assert_string_equal(r.body_sha256, other);
-    assert_string_equal(hl_rec_status_code(r.status), "body_digest_mismatch");
+    assert_string_equal(pst_rec_status_code(r.status), "body_digest_mismatch");
     r = parse("m1", BODY, with_content("ABCDEF", NULL), 1024);
-    assert_int_equal(r.status, HL_REC_BAD_HEADER);
+    assert_int_equal(r.status, PST_REC_BAD_HEADER);
     assert_string_equal(r.body_sha256, want);
     char upper[65];
     for (int i = 0; i < 65; i++) upper[i] = (char)(want[i] >= 'a' ? want[i] - 32 : want[i]);
-    assert_int_equal(parse("m1", BODY, with_content(upper, NULL), 1024).status, HL_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(upper, NULL), 1024).status, PST_REC_BAD_HEADER);
     /* Signature headers must be one JSON object. */
-    assert_int_equal(parse("m1", BODY, with_content(want, "[1]"), 1024).status, HL_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(want, "[1]"), 1024).status, PST_REC_BAD_HEADER);
     assert_int_equal(parse("m1", BODY, with_content(want, "{\"a\":"), 1024).status,
-                     HL_REC_BAD_HEADER);
-    assert_int_equal(parse("m1", BODY, with_content(want, ""), 1024).status, HL_REC_BAD_HEADER);
+                     PST_REC_BAD_HEADER);
+    assert_int_equal(parse("m1", BODY, with_content(want, ""), 1024).status, PST_REC_BAD_HEADER);
 }
 
 static int valid(const char *s)
