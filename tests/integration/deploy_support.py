@@ -64,7 +64,8 @@ def drain_ms(svc, cfg):
     if cfg and cfg.get(key) is not None:
         return int(cfg[key])
     text = _service_sources(svc)
-    m = (re.search(rf"X\(\s*{key}\s*,\s*(\d+)", text)
+    # X(key, default, ...) in the ingress's tables, X(KIND, key, default, ...) in the others'.
+    m = (re.search(rf"X\(\s*(?:[A-Z0-9]+\s*,\s*)?{key}\s*,\s*(\d+)", text)
          or re.search(rf"default_u32\(\s*&c->{key}\s*,\s*(\d+)\s*\)", text))
     assert m, f"no default for {key} found in services/{svc}/config.[ch]"
     return int(m.group(1))
@@ -77,7 +78,7 @@ def schema_keys(svc):
     for p in (SRC / "libs" / "config" / "src").glob("*.c"):
         text += "\n" + p.read_text()
     keys = set(re.findall(r'CYAML_FIELD_\w+\(\s*"([a-z0-9_]+)"', text))
-    keys |= set(re.findall(r"\bX\(\s*([a-z][a-z0-9_]*)\s*,", text))
+    keys |= set(re.findall(r"\bX\(\s*(?:[A-Z0-9]+\s*,\s*)?([a-z][a-z0-9_]*)\s*,", text))
     # Field helper macros used inside the tables: FOO_STR(key, max), ...
     keys |= set(re.findall(r"^\s+[A-Z][A-Z0-9_]*\(\s*([a-z][a-z0-9_]*)\s*,\s*\d+\s*\)",
                            text, re.M))
