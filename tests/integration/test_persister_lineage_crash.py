@@ -63,6 +63,7 @@ class Workload:
         self.pause = 1.0 / per_second
         self.first = {}       # (message id, event type) -> request id stored
         self.expect = {}      # request id -> "inserted" | "duplicate" | error code
+        self.element = {}     # request id -> (message id, event type) it was sent with
         self.prod = EventProducer(topics["events"])
         self.done = threading.Event()
         self.error = None
@@ -74,28 +75,35 @@ class Workload:
                 for et in ("ev0", "ev1"):
                     body = {"id": mid, "type": et, "n": i}
                     rid = self.prod.send(mid, et, body)
+                    self.element[rid] = (mid, et)
                     if (mid, et) in self.first:
                         self.expect[rid] = "duplicate"
                     else:
                         self.first[(mid, et)] = rid
                         self.expect[rid] = "inserted"
                     if (2 * i + len(et)) % 7 == 0:
-                        self.expect[self.prod.send(mid, et, body)] = "duplicate"
+                        again = self.prod.send(mid, et, body)
+                        self.expect[again] = "duplicate"
+                        self.element[again] = (mid, et)
                 if i % 97 == 5:
                     rid = self.prod.send_raw(f"bad-{i}", b'{"broken": ',
                                              event_headers("stripe", "ev0"))
                     self.expect[rid] = "invalid_json"
+                    self.element[rid] = (f"bad-{i}", "ev0")
                 if i % 131 == 7:
                     rid = self.prod.send_raw(f"huge-{i}", b'{"n": 1e1000000}',
                                              event_headers("stripe", "ev0"))
                     self.expect[rid] = "pg_rejected"
+                    self.element[rid] = (f"huge-{i}", "ev0")
                 time.sleep(self.pause)
             self.prod.flush()
             ingress = LineageProducer(self.topics["lineage"])
             now = int(time.time() * 1e6)
             for rid in self.expect:
                 part, off = self.prod.delivered[rid]
+                mid, et = self.element[rid]
                 ingress.send(rid, ingress_record(rid, received_us=now - 10_000_000,
+                                                 message_id=mid, event_type=et,
                                                  partition=part, offset=off))
             ingress.flush()
         except Exception as e:  # surfaced by the test
