@@ -1,6 +1,8 @@
 # Unit tests of libs/common, plus the source check that bans unbounded string functions.
 hl_unit_test(test_common SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common.c
              LIBS hl_common PkgConfig::JANSSON)
+hl_unit_test(test_common_log SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_log.c
+             LIBS hl_common PkgConfig::JANSSON)
 add_test(NAME check_source COMMAND bash ${PROJECT_SOURCE_DIR}/tools/check-source ${PROJECT_SOURCE_DIR})
 set_tests_properties(check_source PROPERTIES LABELS unit TIMEOUT 60)
 # The checker itself must catch a banned call (and ignore one in a comment).

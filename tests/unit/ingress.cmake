@@ -13,7 +13,9 @@ if(TARGET hl_ingress_core)
                  LIBS hl_ingress_core)
     hl_unit_test(test_ingress_misc SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_misc.c
                  LIBS hl_ingress_core)
-    target_compile_definitions(test_ingress_misc PRIVATE
+    hl_unit_test(test_ingress_config SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ingress_config.c
+                 LIBS hl_ingress_core)
+    target_compile_definitions(test_ingress_config PRIVATE
         HL_INGRESS_README="${CMAKE_SOURCE_DIR}/services/ingress/README.md"
         HL_INGRESS_LOCAL_CONFIG="${CMAKE_SOURCE_DIR}/deploy/local/ingress.yaml"
         HL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")

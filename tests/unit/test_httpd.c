@@ -1,13 +1,8 @@
 /* Unit tests for hl_httpd over real sockets: the built-in endpoints, registered handlers, JSON
- * errors, header caps, start failures, and the TLS floor (1.1 refused, 1.2 accepted) with a
- * self-signed certificate made here. */
+ * errors, header and body deadlines, header caps, start failures, and the hooks of
+ * hl_httpd_start_with. The TLS floor is in test_httpd_tls.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,143 +20,7 @@
 
 #include "hl/httpd.h"
 #include "hl/util.h"
-
-#define RESP_CAP (64 * 1024)
-
-/* ---- a tiny HTTP/1.1 client: one request, one response, Content-Length framing ---- */
-
-typedef struct {
-    int fd;
-    SSL *ssl; /* NULL for plain sockets */
-} conn_t;
-
-typedef struct {
-    int status;
-    char head[8192]; /* status line and headers, NUL-terminated */
-    char body[RESP_CAP];
-    size_t body_len;
-    long content_length; /* -1 when absent */
-} resp_t;
-
-static int conn_read(conn_t *c, char *buf, size_t n)
-{
-    if (c->ssl) return SSL_read(c->ssl, buf, (int)n);
-    return (int)read(c->fd, buf, n);
-}
-
-static int conn_write(conn_t *c, const char *buf, size_t n)
-{
-    if (c->ssl) return SSL_write(c->ssl, buf, (int)n);
-    return (int)write(c->fd, buf, n);
-}
-
-/* Finds a header (case-insensitive name) in r->head; copies its value into out. */
-static bool resp_header(const resp_t *r, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = strstr(r->head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ') v++;
-            const char *e = strstr(v, "\r\n");
-            size_t vlen = e ? (size_t)(e - v) : strlen(v);
-            if (vlen >= cap) vlen = cap - 1;
-            memcpy(out, v, vlen);
-            out[vlen] = '\0';
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Reads one response; returns 0, or -1 when the peer closed before a full response. */
-static int read_response_ex(conn_t *c, resp_t *r, bool head_only);
-
-static int read_response(conn_t *c, resp_t *r)
-{
-    return read_response_ex(c, r, false);
-}
-
-static int read_response_ex(conn_t *c, resp_t *r, bool head_only)
-{
-    memset(r, 0, sizeof *r);
-    r->content_length = -1;
-    size_t have = 0;
-    char *end = NULL;
-    while (end == NULL) {
-        if (have + 1 >= sizeof r->head) return -1;
-        int n = conn_read(c, r->head + have, 1); /* byte-wise: never reads past the head */
-        if (n <= 0) return -1;
-        have += (size_t)n;
-        r->head[have] = '\0';
-        end = strstr(r->head, "\r\n\r\n");
-    }
-    end[2] = '\0'; /* keep the last header's CRLF for resp_header */
-    /* HTTP/1.0 when civetweb refuses a request whose version it never read. */
-    if (sscanf(r->head, "HTTP/1.%*d %d", &r->status) != 1) return -1;
-    char cl[32];
-    if (resp_header(r, "Content-Length", cl, sizeof cl)) {
-        char *end_num = NULL;
-        r->content_length = strtol(cl, &end_num, 10);
-        if (end_num == cl || *end_num != '\0' || r->content_length < 0) return -1;
-    }
-    size_t want = r->content_length >= 0 ? (size_t)r->content_length : sizeof r->body - 1;
-    if (head_only) want = 0;
-    while (r->body_len < want) {
-        int n = conn_read(c, r->body + r->body_len, want - r->body_len);
-        if (n <= 0) break;
-        r->body_len += (size_t)n;
-    }
-    r->body[r->body_len] = '\0';
-    return 0;
-}
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {5, 0}; /* a hung server fails the test instead of hanging it */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-static int request_on(conn_t *c, const char *method, const char *path, const char *extra,
-                      bool keep_alive, resp_t *r)
-{
-    char req[1024];
-    int n =
-        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: %s\r\n\r\n",
-                 method, path, extra ? extra : "", keep_alive ? "keep-alive" : "close");
-    assert_int_equal(conn_write(c, req, (size_t)n), n);
-    return read_response_ex(c, r, strcmp(method, "HEAD") == 0);
-}
-
-static void get(int port, const char *method, const char *path, resp_t *r)
-{
-    conn_t c = {.fd = tcp_connect(port)};
-    assert_int_equal(request_on(&c, method, path, NULL, false, r), 0);
-    /* With Connection: close the server ends the stream right after the body: nothing may
-     * follow what Content-Length announced. */
-    char extra;
-    assert_int_equal(read(c.fd, &extra, 1), 0);
-    close(c.fd);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+#include "http_client.h"
 
 /* ---- the server under test ---- */
 
@@ -528,172 +386,6 @@ static void test_start_failures(void **state)
     hl_httpd_stop(NULL);
 }
 
-/* ---- TLS: a self-signed certificate made here, clients pinned to one protocol version ---- */
-
-typedef struct {
-    char dir[64];
-    char cert[96];
-    char key[96];
-    char combined[96];
-} tls_files_t;
-
-static tls_files_t tls_files;
-
-static void write_pem(const char *path, X509 *x, EVP_PKEY *k)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    if (x) assert_int_equal(PEM_write_X509(fp, x), 1);
-    if (k) assert_int_equal(PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(fp);
-}
-
-static int tls_setup(void **state)
-{
-    snprintf(tls_files.dir, sizeof tls_files.dir, "/tmp/hl-httpd-tls-XXXXXX");
-    assert_non_null(mkdtemp(tls_files.dir));
-    snprintf(tls_files.cert, sizeof tls_files.cert, "%s/cert.pem", tls_files.dir);
-    snprintf(tls_files.key, sizeof tls_files.key, "%s/key.pem", tls_files.dir);
-    snprintf(tls_files.combined, sizeof tls_files.combined, "%s/both.pem", tls_files.dir);
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    assert_non_null(key);
-    X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    write_pem(tls_files.cert, x, NULL);
-    write_pem(tls_files.key, NULL, key);
-    write_pem(tls_files.combined, x, key);
-    X509_free(x);
-    EVP_PKEY_free(key);
-    return 0;
-}
-
-static int tls_teardown(void **state)
-{
-    unlink(tls_files.cert);
-    unlink(tls_files.key);
-    unlink(tls_files.combined);
-    rmdir(tls_files.dir);
-    return 0;
-}
-
-/* Handshakes with exactly one protocol version (and optionally one cipher list). SECLEVEL 0
- * lets the client offer TLS 1.1 at all, so a refusal can only come from the server. Returns
- * the connection or NULL when the handshake failed. */
-static SSL *tls_client(int port, int version, const char *ciphers, SSL_CTX **ctx_out, int *fd_out)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(ctx);
-    SSL_CTX_set_min_proto_version(ctx, version);
-    SSL_CTX_set_max_proto_version(ctx, version);
-    assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers ? ciphers : "DEFAULT:@SECLEVEL=0"), 1);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* self-signed */
-    int fd = tcp_connect(port);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
-    if (SSL_connect(ssl) != 1) {
-        ERR_clear_error();
-        SSL_free(ssl);
-        SSL_CTX_free(ctx);
-        close(fd);
-        return NULL;
-    }
-    *ctx_out = ctx;
-    *fd_out = fd;
-    return ssl;
-}
-
-static void tls_close(SSL *ssl, SSL_CTX *ctx, int fd)
-{
-    SSL_shutdown(ssl);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    close(fd);
-}
-
-static hl_httpd_t *start_tls(const char *cert, const char *key, int *port)
-{
-    static char listen[32];
-    *port = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
-    hl_http_config_t h = {.listen = listen,
-                          .threads = 2,
-                          .request_timeout_ms = 2000,
-                          .tls_cert = (char *)cert,
-                          .tls_key = (char *)key};
-    char err[256] = "";
-    hl_httpd_t *s = hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err);
-    if (s == NULL) fail_msg("tls start: %s", err);
-    return s;
-}
-
-static void test_tls_floor(void **state)
-{
-    int port = 0, fd = -1;
-    SSL_CTX *ctx = NULL;
-    hl_httpd_t *s = start_tls(tls_files.cert, tls_files.key, &port);
-
-    assert_null(tls_client(port, TLS1_1_VERSION, NULL, &ctx, &fd));
-    assert_null(tls_client(port, TLS1_VERSION, NULL, &ctx, &fd));
-    /* TLS 1.2 with only a weak (non-forward-secret, CBC) suite on offer is refused too. */
-    assert_null(tls_client(port, TLS1_2_VERSION, "AES128-SHA:@SECLEVEL=0", &ctx, &fd));
-
-    SSL *ssl = tls_client(port, TLS1_2_VERSION, NULL, &ctx, &fd);
-    assert_non_null(ssl);
-    const char *cipher = SSL_get_cipher_name(ssl);
-    assert_non_null(strstr(cipher, "ECDHE-ECDSA"));
-    assert_true(strstr(cipher, "GCM") != NULL || strstr(cipher, "CHACHA20") != NULL);
-    conn_t c = {.fd = fd, .ssl = ssl};
-    static resp_t r;
-    assert_int_equal(request_on(&c, "GET", "/healthz", NULL, true, &r), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "{\"status\":\"ok\"}");
-    /* This server was started without a registry: no /metrics. */
-    assert_int_equal(request_on(&c, "GET", "/metrics", NULL, false, &r), 0);
-    assert_int_equal(r.status, 404);
-    tls_close(ssl, ctx, fd);
-
-    ssl = tls_client(port, TLS1_3_VERSION, "DEFAULT", &ctx, &fd);
-    assert_non_null(ssl);
-    tls_close(ssl, ctx, fd);
-    /* Plain HTTP on the TLS port gets no HTTP answer. */
-    conn_t plain = {.fd = tcp_connect(port)};
-    assert_int_not_equal(
-        request_on(&plain, "GET", "/healthz", NULL, false, &r) == 0 && r.status == 200, 1);
-    close(plain.fd);
-    hl_httpd_stop(s);
-
-    /* Certificate and key in one file, tls_key unset. */
-    s = start_tls(tls_files.combined, NULL, &port);
-    ssl = tls_client(port, TLS1_2_VERSION, NULL, &ctx, &fd);
-    assert_non_null(ssl);
-    tls_close(ssl, ctx, fd);
-    hl_httpd_stop(s);
-
-    /* A key that does not belong to the certificate is refused at start. */
-    EVP_PKEY *other = EVP_EC_gen("P-256");
-    char wrong[128];
-    snprintf(wrong, sizeof wrong, "%s/wrong.pem", tls_files.dir);
-    write_pem(wrong, NULL, other);
-    EVP_PKEY_free(other);
-    char listen[32], err[256] = "";
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", free_port());
-    hl_http_config_t h = {
-        .listen = listen, .threads = 2, .tls_cert = tls_files.cert, .tls_key = wrong};
-    assert_null(hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err));
-    assert_non_null(strstr(err, "tls"));
-    unlink(wrong);
-}
-
 /* ---- hl_httpd_start_with: probes that say why, a metrics listener, and the hooks ---- */
 
 typedef struct {
@@ -838,7 +530,6 @@ int main(void)
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_start_failures),
         cmocka_unit_test(test_start_with_hooks),
-        cmocka_unit_test_setup_teardown(test_tls_floor, tls_setup, tls_teardown),
     };
     int failed = cmocka_run_group_tests_name("plain", tests, start_plain, stop_plain);
     failed += cmocka_run_group_tests_name("standalone", standalone, NULL, NULL);
