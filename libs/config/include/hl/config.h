@@ -59,6 +59,12 @@ typedef struct {
     uint32_t request_timeout_ms;
 } hl_http_config_t;
 
+/* Reads a service's command line: --config FILE (or --config=FILE), the one option every
+ * service takes. Returns 0 with *path set (borrowed from argv), 1 when --help or -h asks for
+ * the usage, -1 on anything else or when no file is named; the words are read in order and
+ * the first that decides, decides. The caller prints its own usage. */
+int hl_config_args(int argc, char **argv, const char **path);
+
 /* Loads `path` with `schema` (a libcyaml top-level mapping schema) into a new struct owned by
  * the caller (release with hl_config_free with the same schema). On failure fills errbuf
  * with "config PATH: <reason>" and returns HL_ECONFIG (or HL_EIO if the file cannot be read). */
