@@ -104,15 +104,15 @@ static int finish(void *c, char *errbuf, size_t errcap)
 #define NENV (sizeof env_rows / sizeof env_rows[0])
 static const hl_config_spec_t spec = {&pst_config_schema, env_rows, NENV, keys, NKEYS, finish};
 
+void pst_config_free(T *c)
+{
+    hl_config_free(&pst_config_schema, c);
+}
+
 int pst_config_load(const char *path, T **out, char *errbuf, size_t errcap)
 {
     void *c = NULL;
     int rc = hl_config_load_spec(path, &spec, &c, errbuf, errcap);
     *out = c;
     return rc;
-}
-
-void pst_config_free(T *c)
-{
-    hl_config_free(&pst_config_schema, c);
 }
