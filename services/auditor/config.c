@@ -121,10 +121,7 @@ static const cyaml_schema_value_t schema = {
 
 /* The shared sections' overrides and the keys outside the table; the table's keys carry
  * theirs. */
-#define ENV(var, type, field)                                                                      \
-    {                                                                                              \
-        var, type, offsetof(T, field)                                                              \
-    }
+#define ENV(...) HL_ENV_ROW(T, __VA_ARGS__)
 static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
     ENV("HOOKLINE_KAFKA_LINEAGE_TOPIC", HL_ENV_STR, kafka.lineage_topic),
@@ -223,22 +220,20 @@ int aud_config_finish(T *c, char *errbuf, size_t errcap)
     return rc;
 }
 
+static int finish(void *c, char *errbuf, size_t errcap)
+{
+    return aud_config_finish(c, errbuf, errcap);
+}
+
+#define NENV (sizeof env_rows / sizeof env_rows[0])
+static const hl_config_spec_t spec = {&schema, env_rows, NENV, keys, NKEYS, finish};
+
 int aud_config_load(const char *path, T **out, char *errbuf, size_t errcap)
 {
-    void *raw = NULL;
-    *out = NULL;
-    int rc = hl_config_load(path, &schema, &raw, errbuf, errcap);
-    if (rc != 0) return rc;
-    T *c = raw;
-    rc = hl_config_env(c, env_rows, sizeof env_rows / sizeof env_rows[0], errbuf, errcap);
-    if (rc == 0) rc = hl_config_keys_env(c, keys, NKEYS, errbuf, errcap);
-    if (rc == 0) rc = aud_config_finish(c, errbuf, errcap);
-    if (rc != 0) {
-        aud_config_free(c);
-        return rc;
-    }
+    void *c = NULL;
+    int rc = hl_config_load_spec(path, &spec, &c, errbuf, errcap);
     *out = c;
-    return 0;
+    return rc;
 }
 
 void aud_config_free(T *c)

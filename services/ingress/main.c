@@ -140,23 +140,11 @@ out:
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return HL_CONFIG_EXIT;
-        }
-    }
-    if (path == NULL) {
-        usage(stderr);
-        return HL_CONFIG_EXIT;
+    const char *path;
+    int args = hl_config_args(argc, argv, &path);
+    if (args != 0) {
+        usage(args > 0 ? stdout : stderr);
+        return args > 0 ? 0 : HL_CONFIG_EXIT;
     }
     /* Signals are blocked before any thread starts so none of them can take a SIGTERM. */
     sigset_t set;

@@ -39,7 +39,7 @@
 const hl_config_key_t pst_config_keys[] = {PST_CONFIG_KEYS(KEY_ROW)};
 const size_t pst_config_nkeys = sizeof(pst_config_keys) / sizeof(pst_config_keys[0]);
 #define keys pst_config_keys
-#define NKEYS pst_config_nkeys
+#define NKEYS (sizeof keys / sizeof keys[0])
 
 #define KEY_FIELD(...) HL_CONFIG_FIELD(T, __VA_ARGS__)
 static const cyaml_schema_field_t fields[] = {
@@ -54,10 +54,7 @@ const cyaml_schema_value_t pst_config_schema = {
 };
 
 /* The shared sections' overrides; the service's own keys carry theirs in the table. */
-#define ENV(var, type, field)                                                                      \
-    {                                                                                              \
-        var, type, offsetof(T, field)                                                              \
-    }
+#define ENV(...) HL_ENV_ROW(T, __VA_ARGS__)
 static const hl_env_override_t env_rows[] = {
     ENV("HOOKLINE_KAFKA_BROKERS", HL_ENV_STR, kafka.brokers),
     ENV("HOOKLINE_KAFKA_EVENTS_TOPIC", HL_ENV_STR, kafka.events_topic),
@@ -99,25 +96,23 @@ int pst_config_finish(T *c, char *errbuf, size_t errcap)
     return rc;
 }
 
-int pst_config_load(const char *path, T **out, char *errbuf, size_t errcap)
+static int finish(void *c, char *errbuf, size_t errcap)
 {
-    void *raw = NULL;
-    *out = NULL;
-    int rc = hl_config_load(path, &pst_config_schema, &raw, errbuf, errcap);
-    if (rc != 0) return rc;
-    T *c = raw;
-    rc = hl_config_env(c, env_rows, sizeof(env_rows) / sizeof(env_rows[0]), errbuf, errcap);
-    if (rc == 0) rc = hl_config_keys_env(c, keys, NKEYS, errbuf, errcap);
-    if (rc == 0) rc = pst_config_finish(c, errbuf, errcap);
-    if (rc != 0) {
-        pst_config_free(c);
-        return rc;
-    }
-    *out = c;
-    return 0;
+    return pst_config_finish(c, errbuf, errcap);
 }
+
+#define NENV (sizeof env_rows / sizeof env_rows[0])
+static const hl_config_spec_t spec = {&pst_config_schema, env_rows, NENV, keys, NKEYS, finish};
 
 void pst_config_free(T *c)
 {
     hl_config_free(&pst_config_schema, c);
+}
+
+int pst_config_load(const char *path, T **out, char *errbuf, size_t errcap)
+{
+    void *c = NULL;
+    int rc = hl_config_load_spec(path, &spec, &c, errbuf, errcap);
+    *out = c;
+    return rc;
 }

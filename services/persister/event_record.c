@@ -74,33 +74,13 @@ int pst_utf8_valid(const char *s, size_t n)
         while (end - p >= 8 && ascii8(p)) p += 8;
         if (p == end) break;
         unsigned c = *p;
-        size_t len;
-        unsigned cp;
         if (c == 0) return 0;
         if (c < 0x80) {
             p++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07;
-        } else
-            return 0;
-        if ((size_t)(end - p) < len) return 0;
-        for (size_t i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
+        size_t len = hl_utf8_seq_len(p, (size_t)(end - p));
+        if (len == 0) return 0;
         p += len;
     }
     return 1;

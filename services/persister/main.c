@@ -27,22 +27,16 @@ static int usage(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: %s --config FILE\n"
-                   "Writes hookline.events to Postgres in batches; see "
-                   "services/persister/README.md.\n",
-                   argv[0]);
-            return 0;
-        } else
-            return usage(argv[0]);
+    const char *path;
+    int args = hl_config_args(argc, argv, &path);
+    if (args < 0) return usage(argv[0]);
+    if (args > 0) {
+        printf("usage: %s --config FILE\n"
+               "Writes hookline.events to Postgres in batches; see "
+               "services/persister/README.md.\n",
+               argv[0]);
+        return 0;
     }
-    if (!path) return usage(argv[0]);
 
     /* Fetch buffers and batch arrays are large and recycled constantly; with glibc's dynamic
      * mmap threshold each one was mapped and unmapped again, and page faults took a third of

@@ -530,6 +530,28 @@ static void test_key_table(void **state)
     free(c.label);
 }
 
+/* The command line every service reads: a file named either way, help, and every bad form. */
+static void test_service_args(void **state)
+{
+    (void)state;
+    const char *path = "stale";
+    char *two[] = {"svc", "--config", "a.yaml", NULL};
+    assert_int_equal(hl_config_args(3, two, &path), 0);
+    assert_string_equal(path, "a.yaml");
+    char *eq[] = {"svc", "--config=b.yaml", NULL};
+    assert_int_equal(hl_config_args(2, eq, &path), 0);
+    assert_string_equal(path, "b.yaml");
+    char *help[] = {"svc", "--config", "a.yaml", "-h", "--bogus", NULL};
+    assert_int_equal(hl_config_args(5, help, &path), 1);
+    char *bad[] = {"svc", "--bogus", "--help", NULL};
+    assert_int_equal(hl_config_args(3, bad, &path), -1);
+    char *none[] = {"svc", NULL};
+    assert_int_equal(hl_config_args(1, none, &path), -1);
+    assert_null(path);
+    char *dangling[] = {"svc", "--config", NULL};
+    assert_int_equal(hl_config_args(2, dangling, &path), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +577,7 @@ int main(void)
         cmocka_unit_test_setup(test_named_pipe_refused, setup),
         cmocka_unit_test_setup(test_cyaml_config_quiet, setup),
         cmocka_unit_test_setup(test_key_table, setup),
+        cmocka_unit_test_setup(test_service_args, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,11 +135,23 @@ int cli_criteria_load(const char *path, cli_criteria_t *c, char *errbuf, size_t 
     return rc;
 }
 
+/* Appends the row of a criterion. One not measured fails and says so; a measured one's value
+ * and verdict are the caller's to write. */
+static cli_gate_row_t *row_add(cli_gate_t *g, const char *key, const char *label, int measured)
+{
+    cli_gate_row_t *r = &g->rows[g->nrows++];
+    *r = (cli_gate_row_t){.key = key, .label = label};
+    if (!measured) {
+        snprintf(r->value, sizeof(r->value), "not measured");
+        r->verdict = CLI_GATE_FAIL;
+    }
+    return r;
+}
+
 static void row_max_ms(cli_gate_t *g, const char *key, const char *label, double v, double lim)
 {
     if (lim < 0) return;
-    cli_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (cli_gate_row_t){.key = key, .label = label};
+    cli_gate_row_t *r = row_add(g, key, label, 1);
     snprintf(r->value, sizeof(r->value), "%.2f ms", v);
     snprintf(r->limit, sizeof(r->limit), "<= %g ms", lim);
     r->verdict = v <= lim ? CLI_GATE_PASS : CLI_GATE_FAIL;
@@ -149,12 +161,8 @@ static void row_ratio(cli_gate_t *g, const char *key, const char *label, double 
                       int at_least)
 {
     if (lim < 0) return;
-    cli_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (cli_gate_row_t){.key = key, .label = label};
-    if (v < 0) {
-        snprintf(r->value, sizeof(r->value), "not measured");
-        r->verdict = CLI_GATE_FAIL;
-    } else {
+    cli_gate_row_t *r = row_add(g, key, label, v >= 0);
+    if (v >= 0) {
         snprintf(r->value, sizeof(r->value), "%.3f %%", v * 100.0);
         r->verdict = (at_least ? v >= lim : v <= lim) ? CLI_GATE_PASS : CLI_GATE_FAIL;
     }
@@ -164,12 +172,8 @@ static void row_ratio(cli_gate_t *g, const char *key, const char *label, double 
 static void row_count(cli_gate_t *g, const char *key, const char *label, int64_t v, int64_t lim)
 {
     if (lim < 0) return;
-    cli_gate_row_t *r = &g->rows[g->nrows++];
-    *r = (cli_gate_row_t){.key = key, .label = label};
-    if (v < 0) {
-        snprintf(r->value, sizeof(r->value), "not measured");
-        r->verdict = CLI_GATE_FAIL;
-    } else {
+    cli_gate_row_t *r = row_add(g, key, label, v >= 0);
+    if (v >= 0) {
         snprintf(r->value, sizeof(r->value), "%lld", (long long)v);
         r->verdict = v <= lim ? CLI_GATE_PASS : CLI_GATE_FAIL;
     }

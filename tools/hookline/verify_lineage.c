@@ -227,14 +227,6 @@ static json_t *auditor_json(const cli_verify_opts_t *o, const char *path, int ti
     return j;
 }
 
-static uint64_t mix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Keeps `sample` full lineages of accepted requests picked by the seed. */
 static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
                             cli_verify_report_t *rep)
@@ -246,7 +238,7 @@ static void sample_lineages(const cli_verify_opts_t *o, const cli_workload_t *w,
     uint64_t rng = o->seed ^ 0x5eed;
     size_t want = o->sample < n ? o->sample : n;
     for (size_t k = 0, tries = 0; k < want && tries < want * 50; tries++) {
-        size_t pick = mix64(&rng) % n, seen = 0;
+        size_t pick = cli_wl_mix64(&rng) % n, seen = 0;
         const cli_wl_req_t *rq = NULL;
         const char *mid = NULL;
         for (size_t m = 0; m < w->nmsgs && !rq; m++)

@@ -22,7 +22,7 @@ const char *cli_wl_event_type(unsigned i, char *buf, size_t cap)
 }
 
 /* splitmix64: a tiny, well-mixed generator; the whole workload depends only on its state. */
-static uint64_t mix64(uint64_t *s)
+uint64_t cli_wl_mix64(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -41,7 +41,7 @@ static char *synth_body(const cli_wl_synth_opts_t *o, uint64_t *rng, const char 
                         const char *type, unsigned ev, size_t *len)
 {
     char head[768];
-    uint64_t r = mix64(rng);
+    uint64_t r = cli_wl_mix64(rng);
     /* Both spellings of the event type: "type" is the Standard Webhooks payload convention,
      * "eventType" the ingress's default pointer. */
     int n = snprintf(head, sizeof(head),
@@ -55,7 +55,7 @@ static char *synth_body(const cli_wl_synth_opts_t *o, uint64_t *rng, const char 
     memcpy(b, head, hn);
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (size_t i = 0; i < pad; i++) {
-        if ((i & 7) == 0) r = mix64(rng);
+        if ((i & 7) == 0) r = cli_wl_mix64(rng);
         b[hn + i] = alpha[(r >> ((i & 7) * 8)) % 36];
     }
     memcpy(b + hn + pad, "\"}", 3);
@@ -104,7 +104,7 @@ int cli_wl_synth(const cli_wl_synth_opts_t *o, cli_workload_t *w, char *errbuf, 
             rq->delivery_id = hl_xstrdup(did);
             rq->dup_of = -1;
             size_t orig = msg->nreqs++;
-            if ((mix64(&rng) >> 11) < dup_cut) {
+            if ((cli_wl_mix64(&rng) >> 11) < dup_cut) {
                 /* The provider resends the same delivery after its 202: same id, same bytes. */
                 cli_wl_req_t *d = &msg->reqs[msg->nreqs++];
                 d->body = rq->body;

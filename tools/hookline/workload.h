@@ -61,6 +61,10 @@ typedef struct {
     const char *run_id;          /* prefix of every message id, so runs never collide */
 } cli_wl_synth_opts_t;
 
+/* Advances *state and returns its next pseudo-random value (splitmix64): the same seed gives
+ * the same sequence, so whatever is picked with it can be picked again. */
+uint64_t cli_wl_mix64(uint64_t *state);
+
 /* The event type of the i-th event of a message (a fixed order: "processed", "delivered", …). */
 const char *cli_wl_event_type(unsigned i, char *buf, size_t cap);
 

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hl/util.h"
+
 #define LOG_MSG_CAP 2048     /* raw message bytes kept; the rest is cut */
 #define LOG_FIELD_CAP 256    /* raw bytes kept of request id, topic and kv string values */
 #define LOG_KV_CAP 2048      /* caller's pre-escaped kv members; longer ones are dropped */
@@ -44,35 +46,6 @@ int hl_log_level_parse(const char *s, hl_log_level_t *out)
     return HL_EINVAL;
 }
 
-/* Length of the valid UTF-8 sequence starting at s (n bytes available), or 0 when the bytes
- * there are not valid UTF-8 (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned int cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) return 0;
-    if (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) return 0;
-    return len;
-}
-
 size_t hl_json_escape(char *out, size_t cap, const char *s, size_t n)
 {
     static const char hexd[] = "0123456789abcdef";
@@ -95,7 +68,7 @@ size_t hl_json_escape(char *out, size_t cap, const char *s, size_t n)
             esc[0] = '\\', esc[1] = 't', elen = 2;
         } else if (c >= 0x20 && c < 0x7f) {
             src = u + i, elen = 1;
-        } else if (c >= 0x80 && (step = utf8_seq_len(u + i, n - i)) > 0) {
+        } else if (c >= 0x80 && (step = hl_utf8_seq_len(u + i, n - i)) > 0) {
             src = u + i, elen = step;
         } else {
             /* Control bytes, DEL and every byte of invalid UTF-8 become \u00XX. */

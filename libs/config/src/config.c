@@ -100,6 +100,22 @@ static bool readable_kind(const char *path)
     return stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode);
 }
 
+int hl_config_args(int argc, char **argv, const char **path)
+{
+    *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            *path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            *path = argv[i] + 9;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+        else
+            return -1;
+    }
+    return *path ? 0 : -1;
+}
+
 int hl_config_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *errbuf,
                    size_t errcap)
 {

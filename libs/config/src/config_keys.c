@@ -56,3 +56,21 @@ int hl_config_keys_check(const void *cfg, const hl_config_key_t *keys, size_t n,
     }
     return 0;
 }
+
+int hl_config_load_spec(const char *path, const hl_config_spec_t *spec, void **out, char *errbuf,
+                        size_t errcap)
+{
+    void *cfg = NULL;
+    *out = NULL;
+    int rc = hl_config_load(path, spec->schema, &cfg, errbuf, errcap);
+    if (rc != 0) return rc;
+    rc = hl_config_env(cfg, spec->env, spec->nenv, errbuf, errcap);
+    if (rc == 0) rc = hl_config_keys_env(cfg, spec->keys, spec->nkeys, errbuf, errcap);
+    if (rc == 0) rc = spec->finish(cfg, errbuf, errcap);
+    if (rc != 0) {
+        hl_config_free(spec->schema, cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}

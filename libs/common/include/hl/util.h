@@ -19,6 +19,11 @@ void hl_uuid7(char out[HL_UUID_STR_LEN + 1]);
 /* Returns 1 when s (NUL-terminated) is a canonical lowercase or uppercase UUID text. */
 int hl_uuid_valid(const char *s);
 
+/* Length of the valid UTF-8 sequence starting at s (n > 0 bytes available): 2 to 4, or 0
+ * when the bytes there are ASCII or not valid UTF-8 (overlong forms, surrogates and code
+ * points past U+10FFFF included). */
+size_t hl_utf8_seq_len(const unsigned char *s, size_t n);
+
 /* Allocation that aborts with a message on out-of-memory (services never thread OOM). */
 void *hl_xmalloc(size_t n);
 void *hl_xcalloc(size_t n, size_t size);

@@ -59,6 +59,12 @@ typedef struct {
     uint32_t request_timeout_ms;
 } hl_http_config_t;
 
+/* Reads a service's command line: --config FILE (or --config=FILE), the one option every
+ * service takes. Returns 0 with *path set (borrowed from argv), 1 when --help or -h asks for
+ * the usage, -1 on anything else or when no file is named; the words are read in order and
+ * the first that decides, decides. The caller prints its own usage. */
+int hl_config_args(int argc, char **argv, const char **path);
+
 /* Loads `path` with `schema` (a libcyaml top-level mapping schema) into a new struct owned by
  * the caller (release with hl_config_free with the same schema). On failure fills errbuf
  * with "config PATH: <reason>" and returns HL_ECONFIG (or HL_EIO if the file cannot be read). */
@@ -75,6 +81,11 @@ typedef struct {
     hl_env_type_t type;
     size_t offset; /* offsetof(the service config struct, field) */
 } hl_env_override_t;
+/* One row of a service's table: HL_ENV_ROW(struct type, "HOOKLINE_X", HL_ENV_STR, a.b). */
+#define HL_ENV_ROW(T, var, type, field)                                                            \
+    {                                                                                              \
+        (var), (type), offsetof(T, field)                                                          \
+    }
 
 /* Error text: "config: env 'VAR' = 'VALUE': RULE" (string values are never echoed). Accepted
  * booleans: true/false, 1/0, yes/no, on/off. Numbers: plain decimal, no sign for U32, no
@@ -174,5 +185,23 @@ void hl_config_keys_defaults(void *cfg, const hl_config_key_t *keys, size_t n);
  * hl_config_check_u32 / hl_config_check_str do and returns HL_ECONFIG. */
 int hl_config_keys_check(const void *cfg, const hl_config_key_t *keys, size_t n, char *errbuf,
                          size_t errcap) HL_MUST_CHECK;
+
+/* What a service's configuration is made of: the loading steps below are the same for every
+ * service, only these parts differ. All borrowed, static in practice. */
+typedef struct {
+    const cyaml_schema_value_t *schema; /* top-level mapping of the service struct */
+    const hl_env_override_t *env;       /* overrides of the shared sections */
+    size_t nenv;
+    const hl_config_key_t *keys; /* the service's key table */
+    size_t nkeys;
+    /* Defaults and checks after the overrides; fills errbuf and returns non-zero on failure. */
+    int (*finish)(void *cfg, char *errbuf, size_t errcap);
+} hl_config_spec_t;
+
+/* Loads `path` with spec->schema, applies spec->env then the keys' overrides, then
+ * spec->finish. On success *out is owned by the caller (hl_config_free with spec->schema); on
+ * failure *out is NULL, errbuf says why and the return is that of the step that failed. */
+int hl_config_load_spec(const char *path, const hl_config_spec_t *spec, void **out, char *errbuf,
+                        size_t errcap) HL_MUST_CHECK;
 
 #endif
