@@ -103,15 +103,11 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(a, sizeof a, "%" PRId64, after);
     snprintf(h, sizeof h, "%" PRId64, head_seq);
-    PGresult *r = PQexecParams(c,
-                               "SELECT seq, lineage_offset, record FROM lineage"
-                               " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
-                               " ORDER BY seq LIMIT " VOUCH_PAGE,
-                               3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_pg_error(c, r, "vouch", errbuf, errcap);
-    PQclear(r);
-    return NULL;
+    return hl_pg_select(c,
+                        "SELECT seq, lineage_offset, record FROM lineage"
+                        " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
+                        " ORDER BY seq LIMIT " VOUCH_PAGE,
+                        3, p, "vouch", errbuf, errcap);
 }
 
 /* Matches the rows after seq `after` against the records from offset `start` on. */
