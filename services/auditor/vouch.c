@@ -33,11 +33,8 @@ static int reader_open(reader_t *rd, const hl_kafka_config_t *k, const char *top
     rd_kafka_conf_t *conf = hl_kafka_conf(k, defaults, errbuf, errcap);
     if (!conf) return HL_EIO;
     rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
-    rd->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
-    if (!rd->rk) {
-        rd_kafka_conf_destroy(conf);
-        return HL_EIO;
-    }
+    rd->rk = hl_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
+    if (!rd->rk) return HL_EIO;
     rd_kafka_resp_err_t err =
         rd_kafka_query_watermark_offsets(rd->rk, topic, chain, lo, &hi, timeout_ms);
     rd->hi = hi;
