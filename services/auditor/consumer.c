@@ -362,7 +362,7 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance);
     rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    rd_kafka_t *rk = hl_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk) {
         hl_error("consumer: %s", err);
         return NULL;

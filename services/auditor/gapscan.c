@@ -90,16 +90,6 @@ static void expire_open(aud_gapscan_t *g, int64_t from_us)
     }
 }
 
-static PGresult *exec(PGconn *c, const char *sql, int n, const char *const *p, const char *what,
-                      char *errbuf, size_t errcap)
-{
-    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_pg_error(c, r, what, errbuf, errcap);
-    PQclear(r);
-    return NULL;
-}
-
 static int i64_cell(const PGresult *r, int row, int col, int64_t *out)
 {
     if (PQgetisnull(r, row, col)) return 0;
@@ -112,11 +102,12 @@ static int start(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
     char f[24];
     snprintf(f, sizeof f, "%" PRId64, from_us);
     const char *p[1] = {f};
-    PGresult *r = exec(c,
-                       "SELECT coalesce((SELECT min(id) FROM lineage WHERE stage = 'ingress'"
-                       " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'),"
-                       " (SELECT coalesce(max(id), 0) FROM lineage) + 1) - 1",
-                       1, p, "gap scan start", errbuf, errcap);
+    PGresult *r =
+        hl_pg_select(c,
+                     "SELECT coalesce((SELECT min(id) FROM lineage WHERE stage = 'ingress'"
+                     " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'),"
+                     " (SELECT coalesce(max(id), 0) FROM lineage) + 1) - 1",
+                     1, p, "gap scan start", errbuf, errcap);
     if (!r) return HL_EPG;
     int64_t wm;
     int ok = PQntuples(r) == 1 && i64_cell(r, 0, 0, &wm);
@@ -139,13 +130,14 @@ static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
     snprintf(grace, sizeof grace, "%" PRId64, g->grace_us);
     snprintf(from, sizeof from, "%" PRId64, from_us);
     const char *pb[3] = {wm, n, grace};
-    PGresult *r = exec(c,
-                       "SELECT coalesce((SELECT min(id) - 1 FROM lineage WHERE id > $1::bigint"
-                       " AND id <= hi.v AND stored_at >= clock_timestamp()"
-                       " - $3::bigint * interval '1 microsecond'), hi.v), hi.v"
-                       " FROM (SELECT least($1::bigint + $2::bigint,"
-                       " (SELECT coalesce(max(id), 0) FROM lineage)) AS v) hi",
-                       3, pb, "gap scan bounds", errbuf, errcap);
+    PGresult *r =
+        hl_pg_select(c,
+                     "SELECT coalesce((SELECT min(id) - 1 FROM lineage WHERE id > $1::bigint"
+                     " AND id <= hi.v AND stored_at >= clock_timestamp()"
+                     " - $3::bigint * interval '1 microsecond'), hi.v), hi.v"
+                     " FROM (SELECT least($1::bigint + $2::bigint,"
+                     " (SELECT coalesce(max(id), 0) FROM lineage)) AS v) hi",
+                     3, pb, "gap scan bounds", errbuf, errcap);
     if (!r) return HL_EPG;
     int64_t upto = 0, hi = 0;
     int ok = PQntuples(r) == 1 && i64_cell(r, 0, 0, &upto) && i64_cell(r, 0, 1, &hi);
@@ -161,20 +153,21 @@ static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
     PGresult *outcomes = NULL;
     if (json_object_size(g->open) > 0) {
         const char *po[2] = {wm, upto_s};
-        outcomes = exec(c,
-                        /* Keyed by the accepted element each closes (ELEMENT_OF). */
-                        "SELECT" ELEMENT_KEY(
-                            "i") ", k.ts_us FROM lineage k JOIN lineage i"
-                                 " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
-                                 " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF(
-                                     "k", "i") " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
-                                               " AND k.stage IN ('persisted', 'dead_lettered')",
-                        2, po, "gap scan outcomes", errbuf, errcap);
+        outcomes =
+            hl_pg_select(c,
+                         /* Keyed by the accepted element each closes (ELEMENT_OF). */
+                         "SELECT" ELEMENT_KEY(
+                             "i") ", k.ts_us FROM lineage k JOIN lineage i"
+                                  " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
+                                  " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF(
+                                      "k", "i") " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
+                                                " AND k.stage IN ('persisted', 'dead_lettered')",
+                         2, po, "gap scan outcomes", errbuf, errcap);
         if (!outcomes) return HL_EPG;
     }
     /* Accepted requests stored in the range that are gaps: no outcome, or a late one. */
     const char *pg[4] = {wm, upto_s, from, grace};
-    PGresult *gaps = exec(
+    PGresult *gaps = hl_pg_select(
         c,
         "SELECT" ELEMENT_KEY(
             "l") ", l.ts_us, k.ts_us FROM lineage l"

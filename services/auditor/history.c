@@ -50,6 +50,23 @@ json_t *aud_history_chain_json(const aud_verify_t *v)
     return o;
 }
 
+/* Fails v with `reason` (static) at the first row of its chain from seq `from` on, when there is
+ * one, the row having been expected to hold seq `expected`. Returns 1 (found), 0 or HL_EPG. */
+static int first_forged(PGconn *c, aud_verify_t *v, int64_t from, int64_t expected,
+                        const char *reason, char *err, size_t errcap)
+{
+    int64_t id, seq;
+    int found = aud_verify_first_from(c, v->chain, from, &id, &seq, err, errcap);
+    if (found == 1) {
+        v->ok = false;
+        v->reason = reason;
+        v->bad_id = id;
+        v->bad_seq = seq;
+        v->expected_seq = expected;
+    }
+    return found;
+}
+
 /* Rows beyond what this process wrote to a chain it owns: with written_mu held no write
  * transaction of its own is open, so the table must end exactly where it wrote, and a row
  * after that (even one hashed correctly onto the head) was put there by someone else. Also the
@@ -74,29 +91,14 @@ static int unwritten_rows(aud_state_t *a, PGconn *c, aud_verify_t *vs, int n, ch
         }
         if (vs[i].ok && p >= 0 && p < AUD_MAX_CHAINS && parts > 0 && p >= parts) {
             /* No partition of the lineage topic feeds this chain: every row of it is forged. */
-            int64_t id, seq;
-            int found = aud_verify_first_from(c, p, INT64_MIN + 1, &id, &seq, err, errcap);
+            int found = first_forged(c, &vs[i], INT64_MIN + 1, 1, "no_partition", err, errcap);
             if (found < 0) rc = found;
-            if (found == 1) {
-                vs[i].ok = false;
-                vs[i].reason = "no_partition";
-                vs[i].bad_id = id;
-                vs[i].bad_seq = seq;
-                vs[i].expected_seq = 1;
-            }
             continue;
         }
         if (!vs[i].ok || p < 0 || p >= AUD_MAX_CHAINS || !a->owned[p]) continue;
-        int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1, id, seq;
-        int found = aud_verify_first_from(c, p, from, &id, &seq, err, errcap);
+        int64_t from = a->foreign_seq[p] ? a->foreign_seq[p] : a->written[p].seq + 1;
+        int found = first_forged(c, &vs[i], from, from, "unwritten_row", err, errcap);
         if (found < 0) rc = found;
-        if (found == 1) {
-            vs[i].ok = false;
-            vs[i].reason = "unwritten_row";
-            vs[i].bad_id = id;
-            vs[i].bad_seq = seq;
-            vs[i].expected_seq = from;
-        }
     }
     pthread_mutex_unlock(&a->written_mu);
     return rc;

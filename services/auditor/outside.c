@@ -41,11 +41,8 @@ aud_ckpub_t *aud_ckpub_new(const hl_kafka_config_t *k, const char *topic, char *
     rd_kafka_conf_t *conf = hl_kafka_conf(k, defaults, errbuf, errcap);
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    rd_kafka_t *rk = hl_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
+    if (!rk) return NULL;
     aud_ckpub_t *p = hl_xcalloc(1, sizeof *p);
     p->rk = rk;
     p->topic = hl_xstrdup(topic);
@@ -225,11 +222,8 @@ int aud_seals_read(const hl_kafka_config_t *k, const char *topic, const aud_keyr
     rd_kafka_conf_t *conf = hl_kafka_conf(k, defaults, errbuf, errcap);
     if (!conf) return HL_EIO;
     rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return HL_EIO;
-    }
+    rd_kafka_t *rk = hl_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
+    if (!rk) return HL_EIO;
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk, topic, 0, &lo, &hi, timeout_ms);
     if (err) {
         snprintf(errbuf, errcap, "checkpoint topic %s: %s", topic, rd_kafka_err2str(err));

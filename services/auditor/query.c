@@ -202,18 +202,14 @@ int aud_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *ou
     snprintf(t, sizeof t, "%" PRId64, to);
     const char *p[5] = {aud_lat_name(stage), source, f, t, outcome};
     PGresult *r =
-        PQexecParams(c,
+        hl_pg_select(c,
                      "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
                      " AND ($2::text IS NULL OR source = $2)"
                      " AND minute >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
                      " AND minute < timestamptz 'epoch' + $4::bigint * interval '1 microsecond'"
                      " AND ($5::text IS NULL OR outcome = $5) GROUP BY bucket",
-                     5, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_pg_error(c, r, "latency", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
+                     5, p, "latency", errbuf, errcap);
+    if (!r) return HL_EPG;
     for (int i = 0; i < PQntuples(r); i++) {
         int64_t b, n, lo, hi;
         if (hl_parse_i64(PQgetvalue(r, i, 0), 0, (int64_t)hl_hist_bucket_count() - 1, &b) ||

@@ -23,15 +23,11 @@ int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     memset(h, 0, sizeof *h);
     h->next_offset = -1;
-    r = PQexecParams(c,
+    r = hl_pg_select(c,
                      "SELECT seq, encode(hash, 'hex'), lineage_offset FROM lineage"
                      " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-                     1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_pg_error(c, r, "load chain head", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
+                     1, p1, "load chain head", errbuf, errcap);
+    if (!r) return HL_EPG;
     int64_t head_offset = -1;
     if (PQntuples(r) == 1) {
         if (hl_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &h->seq) != 0 ||
@@ -43,15 +39,11 @@ int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t
         }
     }
     PQclear(r);
-    r = PQexecParams(c,
+    r = hl_pg_select(c,
                      "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 "
                      "AND topic = $2 AND kafka_partition = $3::int",
-                     3, NULL, p3, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_pg_error(c, r, "load offset", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
+                     3, p3, "load offset", errbuf, errcap);
+    if (!r) return HL_EPG;
     int64_t stored = -1;
     if (PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &stored) != 0) {
         PQclear(r);

@@ -157,14 +157,11 @@ static int first_row(PGconn *c, const char *sql, int32_t chain, int64_t arg, int
     const char *p[2] = {ch, a};
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(a, sizeof a, "%" PRId64, arg);
-    PGresult *r = PQexecParams(c, sql, 2, NULL, p, NULL, NULL, 0);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
-    else if (PQntuples(r) == 1 &&
+    PGresult *r = hl_pg_select(c, sql, 2, p, "verify", errbuf, errcap);
+    if (!r) return HL_EPG;
+    int rc = PQntuples(r) == 1 &&
              hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0 &&
-             hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0)
-        rc = 1;
+             hl_parse_i64(PQgetvalue(r, 0, 1), INT64_MIN + 1, INT64_MAX, seq) == 0;
     PQclear(r);
     return rc;
 }
@@ -243,16 +240,12 @@ int aud_verify_sealed_row(PGconn *c, int32_t chain, int64_t seq,
     snprintf(sq, sizeof sq, "%" PRId64, seq);
     /* Every row at the seq (a second one, with the (chain, seq) key dropped, must not stand in
      * for the first): the hashed fields are read, never the stored hash alone. */
-    PGresult *r = PQexecParams(c,
+    PGresult *r = hl_pg_select(c,
                                "SELECT id, lineage_offset, request_id, stage, ts_us, record,"
                                " encode(prev_hash, 'hex'), encode(hash, 'hex') FROM lineage"
                                " WHERE chain = $1::int AND seq = $2::bigint ORDER BY id",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_pg_error(c, r, "verify start", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
+                               2, p, "verify start", errbuf, errcap);
+    if (!r) return HL_EPG;
     int n = PQntuples(r), rc = n == 0 ? 0 : 2;
     *id = 0;
     if (n > 0 && hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) != 0) *id = 0;
@@ -315,17 +308,13 @@ int aud_verify_walk(PGconn *c, int32_t chain, const aud_walk_t *w, aud_verify_t 
         /* Keyset paging on the (chain, seq) unique index: constant memory at any length. The
          * key is (seq, id), not seq alone: should an owner drop the index and store two rows
          * with one seq, the second is the next page's first row, not skipped with the first. */
-        PGresult *r = PQexecParams(c,
+        PGresult *r = hl_pg_select(c,
                                    "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
                                    " AND seq >= $2::bigint AND (seq, id) > ($2::bigint,"
                                    " $4::bigint) AND seq <= $3::bigint"
                                    " ORDER BY seq, id LIMIT $5::int",
-                                   5, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            int rc = hl_pg_error(c, r, "verify", errbuf, errcap);
-            PQclear(r);
-            return rc;
-        }
+                                   5, params, "verify", errbuf, errcap);
+        if (!r) return HL_EPG;
         int n = PQntuples(r), rc = check_page(r, v, &last, &last_id);
         PQclear(r);
         if (rc < 0) {
@@ -363,19 +352,18 @@ int aud_verify_first_from(PGconn *c, int32_t chain, int64_t from_seq, int64_t *i
                      chain, from_seq, id, seq, errbuf, errcap);
 }
 
+/* A loose index scan: one index probe per chain, not a pass over every row. */
+#define SQL_CHAINS                                                                                 \
+    "WITH RECURSIVE c(chain) AS ( SELECT min(chain) FROM lineage"                                  \
+    " UNION ALL SELECT (SELECT min(l.chain) FROM lineage l"                                        \
+    " WHERE l.chain > c.chain) FROM c WHERE c.chain IS NOT NULL)"                                  \
+    " SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain"
+
 int aud_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t errcap)
 {
-    PGresult *r = PQexec(c, "WITH RECURSIVE c(chain) AS ("
-                            " SELECT min(chain) FROM lineage"
-                            " UNION ALL SELECT (SELECT min(l.chain) FROM lineage l"
-                            " WHERE l.chain > c.chain) FROM c WHERE c.chain IS NOT NULL)"
-                            " SELECT chain FROM c WHERE chain IS NOT NULL ORDER BY chain");
+    PGresult *r = hl_pg_select(c, SQL_CHAINS, 0, NULL, "list chains", errbuf, errcap);
+    if (!r) return HL_EPG;
     int n = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        int rc = hl_pg_error(c, r, "list chains", errbuf, errcap);
-        PQclear(r);
-        return rc;
-    }
     for (int i = 0; i < PQntuples(r) && n < cap; i++) {
         int64_t v;
         if (hl_parse_i64(PQgetvalue(r, i, 0), INT32_MIN, INT32_MAX, &v) == 0)
@@ -387,13 +375,11 @@ int aud_verify_chains(PGconn *c, int32_t *out, int cap, char *errbuf, size_t err
 
 int aud_verify_no_chain(PGconn *c, int64_t *id, char *errbuf, size_t errcap)
 {
-    PGresult *r = PQexec(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1");
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_pg_error(c, r, "verify", errbuf, errcap);
-    else if (PQntuples(r) == 1 &&
-             hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0)
-        rc = 1;
+    PGresult *r = hl_pg_select(c, "SELECT id FROM lineage WHERE chain IS NULL ORDER BY id LIMIT 1",
+                               0, NULL, "verify", errbuf, errcap);
+    if (!r) return HL_EPG;
+    int rc =
+        PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), INT64_MIN + 1, INT64_MAX, id) == 0;
     PQclear(r);
     return rc;
 }
@@ -406,14 +392,12 @@ int aud_verify_hash_at(PGconn *c, int32_t chain, int64_t seq, unsigned char out[
     int rc = HL_ENOTFOUND;
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(sq, sizeof sq, "%" PRId64, seq);
-    PGresult *r = PQexecParams(c,
+    PGresult *r = hl_pg_select(c,
                                "SELECT encode(hash, 'hex') FROM lineage WHERE chain = $1::int"
                                " AND seq = $2::bigint",
-                               2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        rc = hl_pg_error(c, r, "read hash", errbuf, errcap);
-    else if (PQntuples(r) == 1 && aud_chain_unhex(PQgetvalue(r, 0, 0), out) == 0)
-        rc = 0;
+                               2, params, "read hash", errbuf, errcap);
+    if (!r) return HL_EPG;
+    if (PQntuples(r) == 1 && aud_chain_unhex(PQgetvalue(r, 0, 0), out) == 0) rc = 0;
     PQclear(r);
     return rc;
 }

@@ -33,11 +33,8 @@ static int reader_open(reader_t *rd, const hl_kafka_config_t *k, const char *top
     rd_kafka_conf_t *conf = hl_kafka_conf(k, defaults, errbuf, errcap);
     if (!conf) return HL_EIO;
     rd_kafka_conf_set_log_cb(conf, hl_kafka_log_debug);
-    rd->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
-    if (!rd->rk) {
-        rd_kafka_conf_destroy(conf);
-        return HL_EIO;
-    }
+    rd->rk = hl_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
+    if (!rd->rk) return HL_EIO;
     rd_kafka_resp_err_t err =
         rd_kafka_query_watermark_offsets(rd->rk, topic, chain, lo, &hi, timeout_ms);
     rd->hi = hi;
@@ -103,15 +100,11 @@ static PGresult *rows_after(PGconn *c, int32_t chain, int64_t after, int64_t hea
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     snprintf(a, sizeof a, "%" PRId64, after);
     snprintf(h, sizeof h, "%" PRId64, head_seq);
-    PGresult *r = PQexecParams(c,
-                               "SELECT seq, lineage_offset, record FROM lineage"
-                               " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
-                               " ORDER BY seq LIMIT " VOUCH_PAGE,
-                               3, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
-    (void)hl_pg_error(c, r, "vouch", errbuf, errcap);
-    PQclear(r);
-    return NULL;
+    return hl_pg_select(c,
+                        "SELECT seq, lineage_offset, record FROM lineage"
+                        " WHERE chain = $1::int AND seq > $2::bigint AND seq <= $3::bigint"
+                        " ORDER BY seq LIMIT " VOUCH_PAGE,
+                        3, p, "vouch", errbuf, errcap);
 }
 
 /* Matches the rows after seq `after` against the records from offset `start` on. */

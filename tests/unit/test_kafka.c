@@ -154,9 +154,23 @@ static rd_kafka_t *mock_producer(void)
     char err[512] = "";
     rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
     assert_non_null(conf);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    rd_kafka_t *rk = hl_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     assert_non_null(rk);
     return rk;
+}
+
+/* A conf rd_kafka_new refuses: hl_kafka_new destroys it (the sanitized build would report the
+ * leak otherwise) and passes librdkafka's reason on. */
+static void test_new_refused(void **state)
+{
+    (void)state;
+    hl_kafka_config_t k = {.brokers = "127.0.0.1:1"};
+    const char *const defaults[] = {"enable.idempotence", "true", "acks", "1", NULL};
+    char err[512] = "";
+    rd_kafka_conf_t *conf = hl_kafka_conf(&k, defaults, err, sizeof err);
+    assert_non_null(conf);
+    assert_null(hl_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err));
+    assert_non_null(strstr(err, "acks"));
 }
 
 static void test_wait_ready_mock(void **state)
@@ -410,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_conf_layers),
         cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_conf_secret_properties),
+        cmocka_unit_test(test_new_refused),
         cmocka_unit_test(test_wait_ready_mock),
         cmocka_unit_test(test_wait_ready_timeout),
         cmocka_unit_test(test_produce_consume_headers),

@@ -115,12 +115,31 @@ static void test_chunked_errors(void **state)
     PQfinish(c);
 }
 
+static void test_select(void **state)
+{
+    (void)state;
+    PGconn *c = connect_or_fail();
+    const char *p[1] = {"4"};
+    char err[512] = "";
+    PGresult *r = hl_pg_select(c, "SELECT 10 / $1::int", 1, p, "divide", err, sizeof err);
+    assert_non_null(r);
+    assert_string_equal(PQgetvalue(r, 0, 0), "2");
+    PQclear(r);
+    p[0] = "0";
+    assert_null(hl_pg_select(c, "SELECT 10 / $1::int", 1, p, "divide", err, sizeof err));
+    assert_string_equal(err, "divide: postgres [22012]: division by zero");
+    /* A statement that answers without rows is not a select. */
+    assert_null(hl_pg_select(c, "SET search_path TO public", 0, NULL, "set", err, sizeof err));
+    PQfinish(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_array),
         cmocka_unit_test(test_chunked),
         cmocka_unit_test(test_chunked_errors),
+        cmocka_unit_test(test_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,13 @@ static int set_secret_property(rd_kafka_conf_t *conf, const hl_secret_property_t
     return rc;
 }
 
+rd_kafka_t *hl_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errbuf, size_t errcap)
+{
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errbuf, errcap);
+    if (!rk) rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap)
 {

@@ -29,6 +29,16 @@ char *hl_pg_text_array(const char *const *items, size_t n)
     return s;
 }
 
+PGresult *hl_pg_select(PGconn *c, const char *sql, int n, const char *const *params,
+                       const char *what, char *errbuf, size_t errcap)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    (void)hl_pg_error(c, r, what, errbuf, errcap);
+    PQclear(r);
+    return NULL;
+}
+
 int hl_pg_query_chunked(PGconn *c, const hl_pg_chunked_t *q, const char *const *items, size_t n,
                         hl_pg_chunk_fn fn, void *arg, char *errbuf, size_t errcap)
 {
@@ -42,13 +52,9 @@ int hl_pg_query_chunked(PGconn *c, const hl_pg_chunked_t *q, const char *const *
         size_t k = n - off < q->chunk ? n - off : q->chunk;
         char *arr = hl_pg_text_array(items + off, k);
         params[q->nparams - 1] = arr;
-        PGresult *r = PQexecParams(c, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+        PGresult *r = hl_pg_select(c, q->sql, q->nparams, params, q->what, errbuf, errcap);
         free(arr);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            int rc = hl_pg_error(c, r, q->what, errbuf, errcap);
-            PQclear(r);
-            return rc;
-        }
+        if (!r) return HL_EPG;
         int rc = fn(r, off, k, arg);
         PQclear(r);
         if (rc != 0) return rc;

@@ -18,6 +18,11 @@
 rd_kafka_conf_t *hl_kafka_conf(const hl_kafka_config_t *k, const char *const *defaults,
                                char *errbuf, size_t errcap);
 
+/* rd_kafka_new(type, conf) that takes conf in every case: the handle's on success, destroyed on
+ * failure (errbuf then holds librdkafka's reason). Returns the handle, owned by the caller
+ * (rd_kafka_destroy), or NULL. */
+rd_kafka_t *hl_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errbuf, size_t errcap);
+
 /* librdkafka log callbacks writing one hookline JSON log line per librdkafka line, with
  * "component":"librdkafka", the handle's name as "client" and librdkafka's facility. hl_kafka_log
  * keeps librdkafka's severity (syslog 0-3 error, 4 warn, 5-6 info, 7 debug); hl_kafka_log_debug

@@ -146,6 +146,12 @@ void hl_pg_pool_put(hl_pg_pool_t *p, PGconn *c, bool broken);
 void hl_pg_pool_close(hl_pg_pool_t *p);
 
 /* ---- Chunked queries over a list of text values (libs/pg/src/query.c) ---- */
+/* Runs sql with n text parameters (borrowed) and expects rows (PGRES_TUPLES_OK). Returns the
+ * result, owned by the caller (PQclear), or NULL with errbuf filled as hl_pg_error writes it,
+ * naming `what`; a caller that fails then returns HL_EPG. */
+PGresult *hl_pg_select(PGconn *c, const char *sql, int n, const char *const *params,
+                       const char *what, char *errbuf, size_t errcap);
+
 /* The Postgres text-array literal of n strings ({"a","b\"c"}: quotes and backslashes escaped),
  * owned by the caller (free). items borrowed. Aborts on out-of-memory. */
 char *hl_pg_text_array(const char *const *items, size_t n);
