@@ -13,6 +13,14 @@
 #include "hl/util.h"
 
 /* ---- heads ---- */
+/* A chain's head row, and where the auditor's group stands in the lineage topic's partition. */
+#define SQL_HEAD                                                                                   \
+    "SELECT seq, encode(hash, 'hex'), lineage_offset FROM lineage"                                 \
+    " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+#define SQL_OFFSET                                                                                 \
+    "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2"            \
+    " AND kafka_partition = $3::int"
+
 int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t chain,
                         aud_head_t *h, char *errbuf, size_t errcap)
 {
@@ -23,10 +31,7 @@ int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t
     snprintf(ch, sizeof ch, "%" PRId32, chain);
     memset(h, 0, sizeof *h);
     h->next_offset = -1;
-    r = hl_pg_select(c,
-                     "SELECT seq, encode(hash, 'hex'), lineage_offset FROM lineage"
-                     " WHERE chain = $1::int AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-                     1, p1, "load chain head", errbuf, errcap);
+    r = hl_pg_select(c, SQL_HEAD, 1, p1, "load chain head", errbuf, errcap);
     if (!r) return HL_EPG;
     int64_t head_offset = -1;
     if (PQntuples(r) == 1) {
@@ -39,10 +44,7 @@ int aud_store_load_head(PGconn *c, const char *group, const char *topic, int32_t
         }
     }
     PQclear(r);
-    r = hl_pg_select(c,
-                     "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1 "
-                     "AND topic = $2 AND kafka_partition = $3::int",
-                     3, p3, "load offset", errbuf, errcap);
+    r = hl_pg_select(c, SQL_OFFSET, 3, p3, "load offset", errbuf, errcap);
     if (!r) return HL_EPG;
     int64_t stored = -1;
     if (PQntuples(r) == 1 && hl_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &stored) != 0) {
