@@ -8,11 +8,12 @@
 #include <stdint.h>
 
 #include "hl/error.h"
+#include "hl/proto.h"
 
 /* Caps that come from the contracts (proto/lineage.schema.json and DESIGN.md). */
-#define PST_REC_MAX_SOURCE 64
-#define PST_REC_MAX_MESSAGE_ID 256
-#define PST_REC_MAX_EVENT_TYPE 128
+#define PST_REC_MAX_SOURCE HL_SOURCE_MAX
+#define PST_REC_MAX_MESSAGE_ID HL_MESSAGE_ID_MAX
+#define PST_REC_MAX_EVENT_TYPE HL_EVENT_TYPE_MAX
 #define PST_REC_MAX_DETAIL 160
 
 /* Stable reasons a record cannot be stored; the code text goes into the hl-error DLQ header and
