@@ -19,9 +19,9 @@
 
 #define PAGE 500
 
-static const char SQL_PAGE[] =
-    "SELECT id, request_id, record FROM lineage"
-    " WHERE stage = 'persisted' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
+static const char SQL_PAGE[] = "SELECT id, request_id, record FROM lineage"
+                               " WHERE stage = '" HL_STAGE_PERSISTED_NAME
+                               "' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
 static const char SQL_ROWS[] =
     "SELECT id, source, message_id, event_type, body_sha256, raw_body, request_id::text,"
     " kafka_partition, kafka_offset, (extract(epoch FROM received_at) * 1000000)::int8"

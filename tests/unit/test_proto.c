@@ -40,11 +40,14 @@ static json_t *prop(const char *name)
 
 static void test_stages_are_the_schemas(void **state)
 {
+    static const char *const names[HL_STAGE_COUNT] = {
+        HL_STAGE_INGRESS_NAME, HL_STAGE_PERSISTED_NAME, HL_STAGE_DEAD_LETTERED_NAME};
     json_t *e = json_object_get(prop("stage"), "enum");
     assert_int_equal(json_array_size(e), HL_STAGE_COUNT);
     for (int i = 0; i < HL_STAGE_COUNT; i++) {
         hl_stage_t st;
         assert_string_equal(hl_stage_name((hl_stage_t)i), json_string_value(json_array_get(e, i)));
+        assert_string_equal(names[i], json_string_value(json_array_get(e, i)));
         assert_int_equal(hl_stage_parse(json_string_value(json_array_get(e, i)), &st), 0);
         assert_int_equal(st, i);
     }

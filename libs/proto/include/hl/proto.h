@@ -53,6 +53,11 @@ typedef enum {
 
 #define HL_STAGE_COUNT 3
 
+/* The stages' names as string literals, for SQL and messages built at compile time. */
+#define HL_STAGE_INGRESS_NAME "ingress"
+#define HL_STAGE_PERSISTED_NAME "persisted"
+#define HL_STAGE_DEAD_LETTERED_NAME "dead_lettered"
+
 /* The stage's name as the lineage record spells it; "unknown" for a value out of range. */
 const char *hl_stage_name(hl_stage_t s);
 /* Parses a stage name (s may be NULL). Returns 0 or HL_EINVAL. */
