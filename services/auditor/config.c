@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "hl/codec.h"
 #include "hl/log.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 
 #define T aud_config_t
@@ -58,7 +59,7 @@ static const cyaml_schema_value_t public_key_entry = {
       "on SIGTERM, longest wait for the threads to finish")
 #define AUD_CHECKPOINT_KEYS(X)                                                                     \
     X(U32, interval_s, 60, 1, 86400, NULL, "how often each chain head is signed")                  \
-    X(STR, topic, "hookline.checkpoints", 1, 249, "HOOKLINE_AUDITOR_CHECKPOINT_TOPIC",             \
+    X(STR, topic, HL_TOPIC_CHECKPOINTS, 1, 249, "HOOKLINE_AUDITOR_CHECKPOINT_TOPIC",               \
       "Kafka topic the signed checkpoints are also published to")
 #define AUD_SLO_KEYS(X)                                                                            \
     X(U32, ack_ms, 250, 1, 600000, NULL, "an accepted request answered within this is good")       \

@@ -12,15 +12,16 @@
 
 #include "handlers.h"
 #include "hl/log.h"
+#include "hl/proto.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
 #include "verifiers.h"
 
 #define PAGE 500
 
-static const char SQL_PAGE[] =
-    "SELECT id, request_id, record FROM lineage"
-    " WHERE stage = 'persisted' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
+static const char SQL_PAGE[] = "SELECT id, request_id, record FROM lineage"
+                               " WHERE stage = '" HL_STAGE_PERSISTED_NAME
+                               "' AND id > $1::int8 ORDER BY id LIMIT 500"; /* PAGE */
 static const char SQL_ROWS[] =
     "SELECT id, source, message_id, event_type, body_sha256, raw_body, request_id::text,"
     " kafka_partition, kafka_offset, (extract(epoch FROM received_at) * 1000000)::int8"
@@ -48,7 +49,8 @@ static const char SQL_PAYLOAD[] =
 typedef struct {
     int64_t lineage_id, row_id;
     char request_id[40];
-    char source[65], message_id[257], event_type[129];
+    char source[HL_SOURCE_MAX + 1], message_id[HL_MESSAGE_ID_MAX + 1],
+        event_type[HL_EVENT_TYPE_MAX + 1];
     char want[65]; /* body_sha256 of the record, "" when it has none */
     char rec_request_id[40];
     int64_t partition, offset, received_us; /* received_us 0: the record has none */
@@ -335,6 +337,8 @@ int aud_h_verify_content(aud_req_t *r)
 static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap, char *mid,
                       size_t mcap)
 {
+    static const char bad_mid[] = "message id must be 1.." HL_PROTO_STR(
+        HL_MESSAGE_ID_MAX) " bytes (percent-encoded) without control characters";
     const char *slash = strchr(rest, '/');
     size_t sl = slash ? (size_t)(slash - rest) : 0;
     static const char suffix[] = "/signature";
@@ -343,7 +347,8 @@ static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap,
         return aud_reply_error(r, 404, "not_found",
                                "use /v1/events/{source}/{message_id}/signature");
     if (sl == 0 || sl >= scap || strspn(rest, "abcdefghijklmnopqrstuvwxyz0123456789_-") < sl)
-        return aud_reply_error(r, 400, "bad_source", "source must be 1..64 of [a-z0-9_-]");
+        return aud_reply_error(r, 400, "bad_source",
+                               "source must be 1.." HL_PROTO_STR(HL_SOURCE_MAX) " of [a-z0-9_-]");
     memcpy(source, rest, sl);
     source[sl] = '\0';
     const char *m = slash + 1;
@@ -351,10 +356,9 @@ static int event_path(aud_req_t *r, const char *rest, char *source, size_t scap,
     if (ml >= mcap) ml = mcap - 1; /* over 256 bytes: refused below */
     memcpy(mid, m, ml);
     mid[ml] = '\0';
-    if (ml == 0 || (size_t)(rest + rl - xl - m) > 256 || !aud_id_valid(mid, 256))
-        return aud_reply_error(r, 400, "bad_message_id",
-                               "message id must be 1..256 bytes (percent-encoded) without control "
-                               "characters");
+    if (ml == 0 || (size_t)(rest + rl - xl - m) > HL_MESSAGE_ID_MAX ||
+        !aud_id_valid(mid, HL_MESSAGE_ID_MAX))
+        return aud_reply_error(r, 400, "bad_message_id", bad_mid);
     return 0;
 }
 
@@ -406,7 +410,7 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
         const char *pl = PQgetisnull(res, t, 6) ? NULL : PQgetvalue(res, t, 6);
         int pm = hl_sig_stored_payload_matches(body, blen, pl, pl ? strlen(pl) : 0);
         json_object_set_new(e, "payload_matches_raw_body", pm < 0 ? json_null() : json_boolean(pm));
-        char sid[257];
+        char sid[HL_MESSAGE_ID_MAX + 1];
         int si = signed_id ? hl_sig_stored_signed_id(v, sj, strlen(sj), sid, sizeof sid) : 0;
         json_object_set_new(e, "signed_message_id", si == 1 ? json_string(sid) : json_null());
         json_object_set_new(e, "message_id_matches_signed_id",
@@ -419,13 +423,14 @@ static json_t *event_result(const hl_sig_t *v, PGresult *res, int t, const char 
 int aud_h_event_signature(aud_req_t *r, const char *rest)
 {
     static const char *const allowed[] = {"event_type", NULL};
-    char source[65], mid[257], err[512];
+    char source[HL_SOURCE_MAX + 1], mid[HL_MESSAGE_ID_MAX + 1], err[512];
     if (aud_req_only(r, allowed)) return 400;
     int st = event_path(r, rest, source, sizeof source, mid, sizeof mid);
     if (st != 0) return st;
     const char *et = aud_req_param(r, "event_type");
-    if (et && !aud_id_valid(et, 128))
-        return aud_reply_error(r, 400, "bad_event_type", "event_type must be 1..128 bytes");
+    if (et && !aud_id_valid(et, HL_EVENT_TYPE_MAX))
+        return aud_reply_error(r, 400, "bad_event_type",
+                               "event_type must be 1.." HL_PROTO_STR(HL_EVENT_TYPE_MAX) " bytes");
     if (!r->a->verifiers)
         return aud_reply_error(r, 409, "no_keys",
                                "no signature_sources configured: the auditor holds no keys");

@@ -43,10 +43,8 @@ typedef struct {
 
 static int stage_rank(const char *s)
 {
-    return strcmp(s, "ingress") == 0         ? 0
-           : strcmp(s, "persisted") == 0     ? 1
-           : strcmp(s, "dead_lettered") == 0 ? 2
-                                             : 3;
+    hl_stage_t st;
+    return hl_stage_parse(s, &st) == 0 ? (int)st : HL_STAGE_COUNT;
 }
 
 static int by_request(const void *x, const void *y)
@@ -427,7 +425,8 @@ static int chain_status(out_t *o, aud_req_t *r, PGconn *c, int fresh)
 static int lookup(out_t *o, PGconn *c, const char *id)
 {
     char err[512];
-    json_t *rows = strlen(id) <= 36 ? aud_q_request(c, id, err, sizeof err) : json_array();
+    json_t *rows =
+        strlen(id) <= HL_REQUEST_ID_MAX ? aud_q_request(c, id, err, sizeof err) : json_array();
     aud_cursor_t start = {0, 0};
     int failed = 0;
     if (rows && json_array_size(rows) == 0) {
@@ -456,8 +455,9 @@ int aud_h_page(aud_req_t *r)
     const char *id = aud_req_param(r, "id");
     int64_t fresh;
     if (aud_req_only(r, allowed) || aud_param_int(r, "verify", 0, 1, 0, &fresh)) return 400;
-    if (id && !aud_id_valid(id, 256))
-        return aud_reply_error(r, 400, "invalid_id", "id must be 1..256 printable bytes");
+    if (id && !aud_id_valid(id, HL_MESSAGE_ID_MAX))
+        return aud_reply_error(r, 400, "invalid_id",
+                               "id must be 1.." HL_PROTO_STR(HL_MESSAGE_ID_MAX) " printable bytes");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
     out_t o = {hl_xmalloc(PAGE_CAP), 0, PAGE_CAP};

@@ -8,6 +8,7 @@
 #include "handlers.h"
 #include "hl/httpd.h"
 #include "hl/metrics.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 #include "query.h"
 #include "rollup.h"
@@ -20,8 +21,10 @@ int aud_h_request(aud_req_t *r, const char *id)
     static const char *const allowed[] = {NULL};
     char err[512];
     if (aud_req_only(r, allowed)) return 400;
-    if (!aud_id_valid(id, 36) || strchr(id, '/'))
-        return aud_reply_error(r, 400, "invalid_id", "request id must be 1..36 printable bytes");
+    if (!aud_id_valid(id, HL_REQUEST_ID_MAX) || strchr(id, '/'))
+        return aud_reply_error(
+            r, 400, "invalid_id",
+            "request id must be 1.." HL_PROTO_STR(HL_REQUEST_ID_MAX) " printable bytes");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *rows = aud_q_request(c, id, err, sizeof err);
@@ -47,8 +50,10 @@ int aud_h_message(aud_req_t *r, const char *id)
     if (aud_req_only(r, allowed) || aud_param_source(r, &source) || aud_param_limit(r, &limit) ||
         aud_param_cursor(r, &cur))
         return 400;
-    if (!aud_id_valid(id, 256))
-        return aud_reply_error(r, 400, "invalid_id", "message id must be 1..256 printable bytes");
+    if (!aud_id_valid(id, HL_MESSAGE_ID_MAX))
+        return aud_reply_error(
+            r, 400, "invalid_id",
+            "message id must be 1.." HL_PROTO_STR(HL_MESSAGE_ID_MAX) " printable bytes");
     PGconn *c = aud_req_db(r);
     if (!c) return 503;
     json_t *o = aud_q_message(c, id, source, limit, cur, err, sizeof err);

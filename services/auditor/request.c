@@ -10,6 +10,7 @@
 #include "hl/httpd.h"
 #include "hl/log.h"
 #include "hl/pg.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 
 const char *aud_req_param(const aud_req_t *r, const char *key)
@@ -169,10 +170,11 @@ int aud_param_source(aud_req_t *r, const char **out)
     *out = v;
     if (!v) return 0;
     size_t n = strlen(v);
-    if (n >= 1 && n <= 64 &&
+    if (n >= 1 && n <= HL_SOURCE_MAX &&
         strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n)
         return 0;
-    aud_reply_error(r, 400, "bad_source", "source must be 1..64 of [A-Za-z0-9_.-]");
+    aud_reply_error(r, 400, "bad_source",
+                    "source must be 1.." HL_PROTO_STR(HL_SOURCE_MAX) " of [A-Za-z0-9_.-]");
     return -1;
 }
 

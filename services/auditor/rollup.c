@@ -135,7 +135,7 @@ void aud_samples_from_record(aud_pairs_t *pairs, const hl_lineage_rec_t *r, aud_
 }
 
 typedef struct {
-    char source[65];
+    char source[HL_SOURCE_MAX + 1];
     hl_hist_t *h[AUD_LAT_N];
 } live_entry_t;
 

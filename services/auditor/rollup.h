@@ -26,7 +26,7 @@ typedef struct {
     aud_lat_t stage;
     int64_t minute_us; /* start of the minute the request was received in */
     int64_t value_us;
-    char source[65];
+    char source[HL_SOURCE_MAX + 1];
     aud_outcome_t outcome;
 } aud_sample_t;
 
@@ -37,7 +37,7 @@ typedef struct {
 #define AUD_PAIR_KEY_LEN 56 /* request id, '/', 16 hex digits of the element's digest */
 typedef struct {
     char key[AUD_PAIR_KEY_LEN];
-    char source[65];
+    char source[HL_SOURCE_MAX + 1];
     int64_t answered_us, received_us; /* from the ingress record; HL_LINEAGE_ABSENT if unseen */
     int64_t consumed_us;              /* from the persisted record; HL_LINEAGE_ABSENT if unseen */
     int used;

@@ -10,6 +10,7 @@
 
 #include "hl/log.h"
 #include "hl/pg.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 
 /* ---- heads ---- */
@@ -98,9 +99,11 @@ static const char upsert_offsets_sql[] =
 /* Request ids of this batch whose other stages may already be stored: their stored ingress
  * and persisted records feed the pairing (queue latency needs both), their stored outcomes
  * (persisted, dead_lettered) tell a repeated outcome record from a new one. */
-static const char pairs_sql[] = "SELECT record FROM lineage WHERE request_id IN"
-                                " (SELECT json_array_elements_text($1::json))"
-                                " AND stage IN ('ingress', 'persisted', 'dead_lettered')";
+static const char pairs_sql[] =
+    "SELECT record FROM lineage WHERE request_id IN"
+    " (SELECT json_array_elements_text($1::json))"
+    " AND stage IN ('" HL_STAGE_INGRESS_NAME "', '" HL_STAGE_PERSISTED_NAME
+    "', '" HL_STAGE_DEAD_LETTERED_NAME "')";
 
 /* ---- outcomes already stored ----
  * One hookline.events record has one outcome: the persister's `persisted` or `dead_lettered`
@@ -110,7 +113,7 @@ static const char pairs_sql[] = "SELECT record FROM lineage WHERE request_id IN"
  * which would show the request with two outcomes and count its latency twice. A request
  * redriven from the DLQ is another Kafka record (another offset), so its outcome still counts. */
 typedef struct {
-    char request_id[37];
+    char request_id[HL_REQUEST_ID_MAX + 1];
     int64_t partition, offset;
     bool used;
 } outcome_t;

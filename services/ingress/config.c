@@ -32,7 +32,8 @@ static const cyaml_schema_value_t key_string_schema = {
     CYAML_FIELD_UINT(#key, CYAML_FLAG_OPTIONAL, ing_source_cfg_t, key),
 
 static const cyaml_schema_field_t source_fields[] = {
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, ing_source_cfg_t, name, 1, 64),
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, ing_source_cfg_t, name, 1,
+                           ING_SOURCE_NAME_MAX),
     CYAML_FIELD_STRING_PTR("scheme", CYAML_FLAG_POINTER, ing_source_cfg_t, scheme, 1, 32),
     CYAML_FIELD_SEQUENCE("secrets", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, ing_source_cfg_t,
                          secrets, &secret_schema, 0, HL_SIG_MAX_KEYS),
@@ -62,7 +63,7 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING("kafka", CYAML_FLAG_OPTIONAL, ing_config_t, kafka, hl_kafka_fields),
     TOP_STR(log_level, 16),
     TOP_STR(ack_mode, 16),
-    TOP_STR(default_source, 64),
+    TOP_STR(default_source, ING_SOURCE_NAME_MAX),
     TOP_STR(metrics_listen, 256),
     CYAML_FIELD_BOOL("secret_files_shared", CYAML_FLAG_OPTIONAL, ing_config_t, secret_files_shared),
     ING_CONFIG_KNOBS(TOP_UINT) CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER, ing_config_t,

@@ -10,10 +10,11 @@
 
 #include "hl/sigverify.h"
 #include "hl/error.h"
+#include "hl/proto.h"
 #include "hl/jsonptr.h"
 
-#define ING_MAX_MESSAGE_ID 256
-#define ING_MAX_EVENT_TYPE 128
+#define ING_MAX_MESSAGE_ID HL_MESSAGE_ID_MAX
+#define ING_MAX_EVENT_TYPE HL_EVENT_TYPE_MAX
 #define ING_JSON_MAX_DEPTH 64
 #define ING_TRACEPARENT_LEN 55
 

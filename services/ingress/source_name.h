@@ -5,8 +5,10 @@
 
 #include <stddef.h>
 
+#include "hl/proto.h"
+
 /* Longest source name: the {source} of /v1/webhooks/{source}. */
-#define ING_SOURCE_NAME_MAX 64
+#define ING_SOURCE_NAME_MAX HL_SOURCE_MAX
 
 /* Decodes a source name as it arrived in the request path (n bytes at raw, percent escapes
  * still encoded) into out, NUL-terminated. Returns its length, or -1 when the name is empty,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hl/kafka.h"
+#include "hl/proto.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
 
@@ -321,20 +322,22 @@ static void body_digest(pst_row_t *row, rd_kafka_headers_t *hdrs)
     else
         got[0] = '\0';
     if (!hdrs ||
-        rd_kafka_header_get_last(hdrs, "hl-body-sha256", &v, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, HL_HDR_BODY_SHA256, &v, &len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
         !v) {
         memcpy(row->body_sha256, got, sizeof(got));
         return;
     }
     if (!hex64(v, len)) {
-        fail(row, PST_REC_BAD_HEADER, "header hl-body-sha256 not 64 lowercase hex digits");
+        fail(row, PST_REC_BAD_HEADER, "header " HL_HDR_BODY_SHA256 " not 64 lowercase hex digits");
         memcpy(row->body_sha256, got, sizeof(got));
         return;
     }
     memcpy(row->body_sha256, v, HL_SIG_SHA256_HEX);
     row->body_sha256[HL_SIG_SHA256_HEX] = '\0';
     if (memcmp(got, row->body_sha256, HL_SIG_SHA256_HEX) != 0)
-        fail(row, PST_REC_BODY_DIGEST, "header hl-body-sha256 is not the SHA-256 of the value");
+        fail(row, PST_REC_BODY_DIGEST,
+             "header " HL_HDR_BODY_SHA256 " is not the SHA-256 of the value");
 }
 
 /* hl-signature-headers: one JSON object, kept as it is; absent for bearer sources. */
@@ -345,13 +348,13 @@ static void signed_headers(pst_row_t *row, rd_kafka_headers_t *hdrs)
     row->signed_json = NULL;
     row->signed_json_len = 0;
     if (!hdrs ||
-        rd_kafka_header_get_last(hdrs, "hl-signature-headers", &v, &len) !=
+        rd_kafka_header_get_last(hdrs, HL_HDR_SIGNATURE_HEADERS, &v, &len) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         !v)
         return;
     const char *s = v;
     if (len == 0 || len > PST_REC_MAX_SIGNED_JSON || s[0] != '{' || !pst_json_valid(s, len)) {
-        fail(row, PST_REC_BAD_HEADER, "header hl-signature-headers not a JSON object");
+        fail(row, PST_REC_BAD_HEADER, "header " HL_HDR_SIGNATURE_HEADERS " not a JSON object");
         return;
     }
     row->signed_json = s;
@@ -375,23 +378,24 @@ void pst_record_parse(pst_row_t *row, const void *key, size_t key_len, const voi
         fail(row, PST_REC_MISSING_KEY, "record has no key (message id)");
     } else if (key_len > PST_REC_MAX_MESSAGE_ID || !pst_utf8_valid(key, key_len)) {
         fail(row, PST_REC_BAD_KEY,
-             key_len > PST_REC_MAX_MESSAGE_ID ? "key over 256 bytes" : "key not UTF-8");
+             key_len > PST_REC_MAX_MESSAGE_ID ? "key over " HL_PROTO_STR(HL_MESSAGE_ID_MAX) " bytes"
+                                              : "key not UTF-8");
     } else {
         memcpy(row->message_id, key, key_len);
         row->message_id[key_len] = '\0';
         row->message_id_len = key_len;
     }
-    (void)header(row, hdrs, "hl-source", row->source, sizeof(row->source));
-    (void)header(row, hdrs, "hl-event-type", row->event_type, sizeof(row->event_type));
-    if (header(row, hdrs, "hl-request-id", row->request_id, sizeof(row->request_id)) == 0 &&
+    (void)header(row, hdrs, HL_HDR_SOURCE, row->source, sizeof(row->source));
+    (void)header(row, hdrs, HL_HDR_EVENT_TYPE, row->event_type, sizeof(row->event_type));
+    if (header(row, hdrs, HL_HDR_REQUEST_ID, row->request_id, sizeof(row->request_id)) == 0 &&
         !hl_uuid_valid(row->request_id)) {
-        fail(row, PST_REC_BAD_HEADER, "header hl-request-id not a UUID");
+        fail(row, PST_REC_BAD_HEADER, "header " HL_HDR_REQUEST_ID " not a UUID");
         row->request_id[0] = '\0';
     }
     row->received_us = 0;
-    if (header(row, hdrs, "hl-received-us", num, sizeof(num)) == 0 &&
+    if (header(row, hdrs, HL_HDR_RECEIVED_US, num, sizeof(num)) == 0 &&
         hl_parse_i64(num, 0, INT64_MAX / 2, &row->received_us) != 0)
-        fail(row, PST_REC_BAD_HEADER, "header hl-received-us not a non-negative integer");
+        fail(row, PST_REC_BAD_HEADER, "header " HL_HDR_RECEIVED_US " not a non-negative integer");
 
     signed_headers(row, hdrs);
     if (row->payload_len > max_value_bytes)

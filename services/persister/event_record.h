@@ -8,11 +8,12 @@
 #include <stdint.h>
 
 #include "hl/error.h"
+#include "hl/proto.h"
 
 /* Caps that come from the contracts (proto/lineage.schema.json and DESIGN.md). */
-#define PST_REC_MAX_SOURCE 64
-#define PST_REC_MAX_MESSAGE_ID 256
-#define PST_REC_MAX_EVENT_TYPE 128
+#define PST_REC_MAX_SOURCE HL_SOURCE_MAX
+#define PST_REC_MAX_MESSAGE_ID HL_MESSAGE_ID_MAX
+#define PST_REC_MAX_EVENT_TYPE HL_EVENT_TYPE_MAX
 #define PST_REC_MAX_DETAIL 160
 
 /* Stable reasons a record cannot be stored; the code text goes into the hl-error DLQ header and
@@ -48,7 +49,7 @@ typedef struct {
     size_t message_id_len;
     char source[PST_REC_MAX_SOURCE + 1];
     char event_type[PST_REC_MAX_EVENT_TYPE + 1];
-    char request_id[37]; /* UUID text; "" when the header was absent or bad */
+    char request_id[HL_REQUEST_ID_MAX + 1]; /* UUID text; "" when the header was absent or bad */
     int64_t received_us;
     const char *payload; /* borrowed from msg: the body, byte for byte */
     size_t payload_len;
@@ -56,7 +57,7 @@ typedef struct {
      * against the body: PST_REC_BODY_DIGEST otherwise, and the header's claim is what the dead
      * letter's lineage names), else computed here (records of an older ingress); "" only for
      * a record without a value. */
-    char body_sha256[65];
+    char body_sha256[HL_SHA256_HEX_LEN + 1];
     const char *signed_json; /* borrowed from msg: hl-signature-headers, NULL when absent */
     size_t signed_json_len;
     pst_rec_status_t status;         /* PST_REC_OK or why it will be dead-lettered */

@@ -40,11 +40,14 @@ static json_t *prop(const char *name)
 
 static void test_stages_are_the_schemas(void **state)
 {
+    static const char *const names[HL_STAGE_COUNT] = {
+        HL_STAGE_INGRESS_NAME, HL_STAGE_PERSISTED_NAME, HL_STAGE_DEAD_LETTERED_NAME};
     json_t *e = json_object_get(prop("stage"), "enum");
     assert_int_equal(json_array_size(e), HL_STAGE_COUNT);
     for (int i = 0; i < HL_STAGE_COUNT; i++) {
         hl_stage_t st;
         assert_string_equal(hl_stage_name((hl_stage_t)i), json_string_value(json_array_get(e, i)));
+        assert_string_equal(names[i], json_string_value(json_array_get(e, i)));
         assert_int_equal(hl_stage_parse(json_string_value(json_array_get(e, i)), &st), 0);
         assert_int_equal(st, i);
     }
@@ -59,14 +62,18 @@ static void test_limits_are_the_schemas(void **state)
     static const struct {
         const char *field;
         int max;
-    } lim[] = {{"request_id", HL_REQUEST_ID_MAX},
-               {"source", HL_SOURCE_MAX},
-               {"message_id", HL_MESSAGE_ID_MAX},
-               {"event_type", HL_EVENT_TYPE_MAX}};
+        const char *text;
+    } lim[] = {{"request_id", HL_REQUEST_ID_MAX, HL_PROTO_STR(HL_REQUEST_ID_MAX)},
+               {"source", HL_SOURCE_MAX, HL_PROTO_STR(HL_SOURCE_MAX)},
+               {"message_id", HL_MESSAGE_ID_MAX, HL_PROTO_STR(HL_MESSAGE_ID_MAX)},
+               {"event_type", HL_EVENT_TYPE_MAX, HL_PROTO_STR(HL_EVENT_TYPE_MAX)}};
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         json_t *m = json_object_get(prop(lim[i].field), "maxLength");
         if (!json_is_integer(m) || json_integer_value(m) != lim[i].max)
             fail_msg("%s: schema maxLength is not %d", lim[i].field, lim[i].max);
+        char num[16]; /* the text messages quote is the number itself */
+        snprintf(num, sizeof num, "%d", lim[i].max);
+        assert_string_equal(lim[i].text, num);
     }
     char pattern[32];
     snprintf(pattern, sizeof pattern, "^[0-9a-f]{%d}$", HL_SHA256_HEX_LEN);
@@ -287,7 +294,8 @@ static void test_topics_are_the_yamls(void **state)
                         ", " HL_HDR_RECEIVED_US ", " HL_HDR_CONTENT_TYPE ", " HL_HDR_TRACEPARENT
                         ", " HL_HDR_BODY_SHA256 ", " HL_HDR_SIGNATURE_HEADERS "]\n");
     topic_line(HL_TOPIC_DLQ, "value:", line, sizeof line);
-    assert_non_null(strstr(line, HL_HDR_ERROR ", " HL_HDR_ATTEMPTS ", " HL_HDR_FAILED_US));
+    assert_non_null(strstr(line, " headers plus " HL_HDR_ERROR ", " HL_HDR_ERROR_DETAIL
+                                 ", " HL_HDR_ATTEMPTS ", " HL_HDR_FAILED_US "\n"));
     topic_line("hookline.nope", "partitions:", line, sizeof line);
     assert_string_equal(line, "");
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 
 #define DLQ_MAX_PARTITIONS 256
@@ -116,7 +117,7 @@ static int matches(const rd_kafka_message_t *m, const dlq_args_t *a)
     const void *v;
     size_t vl;
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-    if (rd_kafka_header_get_last(hdrs, "hl-request-id", &v, &vl) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_header_get_last(hdrs, HL_HDR_REQUEST_ID, &v, &vl) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
     return vl == strlen(a->request_id) && memcmp(v, a->request_id, vl) == 0;
 }
@@ -131,8 +132,8 @@ static int redrive_one(rd_kafka_t *p, const rd_kafka_message_t *m, const dlq_arg
         size_t vl;
         for (size_t i = 0;
              rd_kafka_header_get_all(in, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-            if (!strcmp(name, "hl-error") || !strcmp(name, "hl-attempts") ||
-                !strcmp(name, "hl-failed-us"))
+            if (!strcmp(name, HL_HDR_ERROR) || !strcmp(name, HL_HDR_ATTEMPTS) ||
+                !strcmp(name, HL_HDR_FAILED_US))
                 continue;
             rd_kafka_header_add(out, name, -1, val, (ssize_t)vl);
         }
@@ -255,8 +256,8 @@ int cli_cmd_dlq(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     dlq_args_t a = {.brokers = "127.0.0.1:9092",
-                    .topic = "hookline.dlq",
-                    .events_topic = "hookline.events",
+                    .topic = HL_TOPIC_DLQ,
+                    .events_topic = HL_TOPIC_EVENTS,
                     .limit = 1000};
     const char *usage =
         "usage: hookline dlq list [--limit N] [--request-id ID] [options]\n"
@@ -268,8 +269,8 @@ int cli_cmd_dlq(int argc, char **argv)
         "  --request-id ID            only the dead letter of this request id (a UUID)\n"
         "  --all                      redrive: every dead letter\n"
         "  --brokers HOST:PORT,...    Kafka [127.0.0.1:9092]\n"
-        "  --topic NAME               the dead-letter topic [hookline.dlq]\n"
-        "  --events-topic NAME        where redrive sends [hookline.events]\n";
+        "  --topic NAME               the dead-letter topic [" HL_TOPIC_DLQ "]\n"
+        "  --events-topic NAME        where redrive sends [" HL_TOPIC_EVENTS "]\n";
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;

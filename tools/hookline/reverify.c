@@ -14,6 +14,7 @@
 #include "hl/sigverify.h"
 #include "hl/log.h"
 #include "hl/pg.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 #include "verifiers.h"
 
@@ -161,10 +162,12 @@ int cli_cmd_reverify(int argc, char **argv)
               stderr);
         return CLI_EXIT_USAGE;
     }
-    if (!id_ok(source, 64) || !id_ok(mid, 256) || (type && !id_ok(type, 128))) {
-        fputs("hookline reverify: --source (1..64 bytes), --message-id (1..256) and --event-type "
-              "(1..128) must be non-empty, within their length and free of control characters\n",
-              stderr);
+    if (!id_ok(source, HL_SOURCE_MAX) || !id_ok(mid, HL_MESSAGE_ID_MAX) ||
+        (type && !id_ok(type, HL_EVENT_TYPE_MAX))) {
+        fprintf(stderr,
+                "hookline reverify: --source (1..%d bytes), --message-id (1..%d) and --event-type "
+                "(1..%d) must be non-empty, within their length and free of control characters\n",
+                HL_SOURCE_MAX, HL_MESSAGE_ID_MAX, HL_EVENT_TYPE_MAX);
         return CLI_EXIT_USAGE;
     }
     char err[1024];

@@ -341,9 +341,10 @@ static int api_pass(const cli_verify_opts_t *o, const cli_workload_t *w, cover_t
     return rc;
 }
 
-static const char SQL_STAGES[] = "SELECT request_id, bit_or(CASE stage WHEN 'ingress' THEN 1"
-                                 " WHEN 'persisted' THEN 2 ELSE 4 END) FROM lineage"
-                                 " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
+static const char SQL_STAGES[] =
+    "SELECT request_id, bit_or(CASE stage WHEN '" HL_STAGE_INGRESS_NAME
+    "' THEN 1 WHEN '" HL_STAGE_PERSISTED_NAME "' THEN 2 ELSE 4 END) FROM lineage"
+    " WHERE request_id = ANY($1::text[]) GROUP BY request_id";
 
 typedef struct {
     cover_t *cv;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "hl/error.h"
+#include "hl/proto.h"
 #include "http_client.h"
 
 #define CLI_WL_MAX_EVENTS_PER_MESSAGE 64
@@ -16,7 +17,7 @@
 #define CLI_WL_MAX_TOTAL_BYTES (1ull << 30) /* all bodies of one workload together */
 #define CLI_WL_MAX_LINE (2u << 20)          /* one ndjson line */
 #define CLI_WL_MAX_HEADERS 32               /* captured headers of one request */
-#define CLI_WL_MAX_ID 256                   /* message id bytes (as the ingress limits them) */
+#define CLI_WL_MAX_ID HL_MESSAGE_ID_MAX     /* message id bytes (as the ingress limits them) */
 
 /* Outcome of one request, written by the replay thread that owns its message. */
 typedef struct {

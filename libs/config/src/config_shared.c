@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hl/config.h"
+#include "hl/proto.h"
 #include "hl/util.h"
 
 /* Caps on what a configuration file may hold; real values are far below them. */
@@ -82,9 +83,9 @@ void hl_config_default_u32(uint32_t *slot, uint32_t value)
 void hl_config_kafka_defaults(hl_kafka_config_t *k, const char *client_id)
 {
     hl_config_default_str(&k->brokers, "127.0.0.1:9092");
-    hl_config_default_str(&k->events_topic, "hookline.events");
-    hl_config_default_str(&k->lineage_topic, "hookline.lineage");
-    hl_config_default_str(&k->dlq_topic, "hookline.dlq");
+    hl_config_default_str(&k->events_topic, HL_TOPIC_EVENTS);
+    hl_config_default_str(&k->lineage_topic, HL_TOPIC_LINEAGE);
+    hl_config_default_str(&k->dlq_topic, HL_TOPIC_DLQ);
     hl_config_default_str(&k->client_id, client_id ? client_id : "hookline");
 }
 

@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-static const char *const stage_names[HL_STAGE_COUNT] = {"ingress", "persisted", "dead_lettered"};
+static const char *const stage_names[HL_STAGE_COUNT] = {
+    HL_STAGE_INGRESS_NAME, HL_STAGE_PERSISTED_NAME, HL_STAGE_DEAD_LETTERED_NAME};
 
 const char *hl_stage_name(hl_stage_t s)
 {

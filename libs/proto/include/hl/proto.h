@@ -36,6 +36,10 @@
 #define HL_ERROR_CODE_MAX 64  /* an error code as a lineage record is written with it */
 #define HL_SHA256_HEX_LEN 64  /* a body digest: lowercase hex */
 
+/* A limit as a string literal, for the messages that name it ("256"). */
+#define HL_PROTO_STR(limit) HL_PROTO_STR_(limit)
+#define HL_PROTO_STR_(limit) #limit
+
 /* The source every request for a source that is not configured is recorded under; source
  * names are [a-z0-9_-], so no configured source can take it. */
 #define HL_UNKNOWN_SOURCE ".unknown"
@@ -48,6 +52,11 @@ typedef enum {
 } hl_stage_t;
 
 #define HL_STAGE_COUNT 3
+
+/* The stages' names as string literals, for SQL and messages built at compile time. */
+#define HL_STAGE_INGRESS_NAME "ingress"
+#define HL_STAGE_PERSISTED_NAME "persisted"
+#define HL_STAGE_DEAD_LETTERED_NAME "dead_lettered"
 
 /* The stage's name as the lineage record spells it; "unknown" for a value out of range. */
 const char *hl_stage_name(hl_stage_t s);
