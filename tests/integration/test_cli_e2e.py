@@ -284,7 +284,8 @@ def test_dlq_list_and_redrive(stack, topics, kafka_produce, kafka_consume):
     for i, rid in enumerate(rids):
         kafka_produce(topics["dlq"], f"msg-{i}", json.dumps({"messageId": f"msg-{i}"}),
                       headers={"hl-request-id": rid, "hl-source": "demo",
-                               "hl-error": "poison", "hl-attempts": "5", "hl-failed-us": "1"})
+                               "hl-error": "poison", "hl-error-detail": "line 1: bad",
+                               "hl-attempts": "5", "hl-failed-us": "1"})
     # The stack's broker, which is not the CLI's default when HL_KAFKA_PORT points elsewhere.
     common_args = ["--brokers", stack.brokers, "--topic", topics["dlq"], "--events-topic",
                    topics["events"]]
@@ -304,6 +305,7 @@ def test_dlq_list_and_redrive(stack, topics, kafka_produce, kafka_consume):
     assert got[0].headers["hl-request-id"] == rids[1].encode()
     names = set(got[0].headers)
     assert "hl-error" not in names and "hl-attempts" not in names and "hl-source" in names
+    assert "hl-error-detail" not in names and "hl-failed-us" not in names
     # A request id that is not there: nothing redriven, exit 1; a bad one: usage error.
     r = subprocess.run([binary("hookline"), "dlq", "redrive", "--request-id", str(uuid.uuid4()),
                         *common_args], capture_output=True, text=True, timeout=60)

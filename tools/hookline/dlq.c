@@ -132,8 +132,9 @@ static int redrive_one(rd_kafka_t *p, const rd_kafka_message_t *m, const dlq_arg
         size_t vl;
         for (size_t i = 0;
              rd_kafka_header_get_all(in, i, &name, &val, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-            if (!strcmp(name, HL_HDR_ERROR) || !strcmp(name, HL_HDR_ATTEMPTS) ||
-                !strcmp(name, HL_HDR_FAILED_US))
+            /* The dead letter's own headers go: the record is an event again. */
+            if (!strcmp(name, HL_HDR_ERROR) || !strcmp(name, HL_HDR_ERROR_DETAIL) ||
+                !strcmp(name, HL_HDR_ATTEMPTS) || !strcmp(name, HL_HDR_FAILED_US))
                 continue;
             rd_kafka_header_add(out, name, -1, val, (ssize_t)vl);
         }
