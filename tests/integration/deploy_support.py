@@ -79,8 +79,10 @@ def schema_keys(svc):
         text += "\n" + p.read_text()
     keys = set(re.findall(r'CYAML_FIELD_\w+\(\s*"([a-z0-9_]+)"', text))
     keys |= set(re.findall(r"\bX\(\s*(?:[A-Z0-9]+\s*,\s*)?([a-z][a-z0-9_]*)\s*,", text))
-    # Field helper macros used inside the tables: FOO_STR(key, max), ...
-    keys |= set(re.findall(r"^\s+[A-Z][A-Z0-9_]*\(\s*([a-z][a-z0-9_]*)\s*,\s*\d+\s*\)",
+    # Field helper macros used inside the tables: FOO_STR(key, max), the max a number or a
+    # contract constant.
+    keys |= set(re.findall(r"^\s+[A-Z][A-Z0-9_]*\(\s*([a-z][a-z0-9_]*)\s*,\s*(?:\d+|[A-Z][A-Z0-9_]*)"
+                           r"\s*\)",
                            text, re.M))
     return keys
 
