@@ -12,6 +12,7 @@
 
 #include "handlers.h"
 #include "hl/log.h"
+#include "hl/pg.h"
 #include "hl/proto.h"
 #include "hl/sigverify.h"
 #include "hl/util.h"
@@ -85,9 +86,11 @@ static int64_t int_of(json_t *rec, const char *key, int64_t dflt)
 
 static int pg_err(PGconn *c, PGresult *res, const char *what, char *err, size_t errcap)
 {
-    snprintf(err, errcap, "content check: %s: %s", what, PQerrorMessage(c));
+    char w[96];
+    snprintf(w, sizeof w, "content check: %s", what);
+    int rc = hl_pg_error(c, res, w, err, errcap);
     PQclear(res);
-    return HL_EPG;
+    return rc;
 }
 
 static void copy_str(json_t *rec, const char *key, char *dst, size_t cap)
@@ -444,7 +447,7 @@ int aud_h_event_signature(aud_req_t *r, const char *rest)
     const char *p[3] = {source, mid, et};
     PGresult *res = PQexecParams(c, SQL_EVENT, 3, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(err, sizeof err, "event signature: %s", PQerrorMessage(c));
+        (void)hl_pg_error(c, res, "event signature", err, sizeof err);
         PQclear(res);
         hl_log_ctx_t ctx = {r->rid, NULL, -1, -1};
         HL_LOG(HL_LOG_ERROR, &ctx, NULL, "api: %s", err);

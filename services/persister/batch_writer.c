@@ -126,8 +126,7 @@ int pst_bw_connect(pst_batch_writer_t *bw)
     if (PQsetClientEncoding(bw->conn, "UTF8") != 0 || prepare_all(bw) ||
         !(bw->group_lit = PQescapeLiteral(bw->conn, bw->group, strlen(bw->group))) ||
         !(bw->topic_lit = PQescapeLiteral(bw->conn, bw->topic, strlen(bw->topic)))) {
-        if (!bw->err[0])
-            snprintf(bw->err, sizeof(bw->err), "connect: %s", PQerrorMessage(bw->conn));
+        if (!bw->err[0]) (void)hl_pg_error(bw->conn, NULL, "connect", bw->err, sizeof(bw->err));
         pst_bw_disconnect(bw);
         return HL_EAGAIN;
     }
