@@ -104,7 +104,7 @@ static int start(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
     const char *p[1] = {f};
     PGresult *r =
         hl_pg_select(c,
-                     "SELECT coalesce((SELECT min(id) FROM lineage WHERE stage = 'ingress'"
+                     "SELECT coalesce((SELECT min(id) FROM lineage WHERE stage = " SQL_STAGE_INGRESS
                      " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'),"
                      " (SELECT coalesce(max(id), 0) FROM lineage) + 1) - 1",
                      1, p, "gap scan start", errbuf, errcap);
@@ -153,16 +153,16 @@ static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
     PGresult *outcomes = NULL;
     if (json_object_size(g->open) > 0) {
         const char *po[2] = {wm, upto_s};
-        outcomes =
-            hl_pg_select(c,
-                         /* Keyed by the accepted element each closes (ELEMENT_OF). */
-                         "SELECT" ELEMENT_KEY(
-                             "i") ", k.ts_us FROM lineage k JOIN lineage i"
-                                  " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
-                                  " AND i.stage = 'ingress' AND i.status = 202 AND" ELEMENT_OF(
-                                      "k", "i") " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
-                                                " AND k.stage IN ('persisted', 'dead_lettered')",
-                         2, po, "gap scan outcomes", errbuf, errcap);
+        outcomes = hl_pg_select(
+            c,
+            /* Keyed by the accepted element each closes (ELEMENT_OF). */
+            "SELECT" ELEMENT_KEY(
+                "i") ", k.ts_us FROM lineage k JOIN lineage i"
+                     " ON i.request_id = k.request_id AND i.chain + 0 = k.chain"
+                     " AND i.stage = " SQL_STAGE_INGRESS " AND i.status = 202 AND" ELEMENT_OF(
+                         "k", "i") " WHERE k.id > $1::bigint AND k.id <= $2::bigint"
+                                   " AND k.stage IN " SQL_STAGE_OUTCOMES,
+            2, po, "gap scan outcomes", errbuf, errcap);
         if (!outcomes) return HL_EPG;
     }
     /* Accepted requests stored in the range that are gaps: no outcome, or a late one. */
@@ -174,12 +174,12 @@ static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, char *errbuf, siz
                  " LEFT JOIN LATERAL (SELECT k.ts_us FROM lineage k WHERE k.request_id = "
                  "l.request_id"
                  " AND k.chain + 0 = l.chain AND" ELEMENT_OF(
-                     "k",
-                     "l") " AND k.stage IN ('persisted', 'dead_lettered')"
-                          " ORDER BY k.ts_us LIMIT 1) k ON true"
-                          " WHERE l.id > $1::bigint AND l.id <= $2::bigint AND l.stage = 'ingress'"
-                          " AND l.status = 202 AND l.ts_us >= $3::bigint"
-                          " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $4::bigint)",
+                     "k", "l") " AND k.stage IN " SQL_STAGE_OUTCOMES
+                               " ORDER BY k.ts_us LIMIT 1) k ON true"
+                               " WHERE l.id > $1::bigint AND l.id <= $2::bigint AND l.stage "
+                               "= " SQL_STAGE_INGRESS
+                               " AND l.status = 202 AND l.ts_us >= $3::bigint"
+                               " AND (k.ts_us IS NULL OR k.ts_us > l.ts_us + $4::bigint)",
         4, pg, "gap scan", errbuf, errcap);
     if (!gaps) {
         PQclear(outcomes);

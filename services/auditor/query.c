@@ -119,7 +119,7 @@ json_t *aud_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, 
     json_t *rows = json_query(
         c,
         "SELECT coalesce(json_agg(x ORDER BY x.ts_us, x.id), '[]') FROM (SELECT " ROW_COLUMNS
-        " FROM lineage l WHERE l.stage = 'ingress' AND" IN_CHAIN(
+        " FROM lineage l WHERE l.stage = " SQL_STAGE_INGRESS " AND" IN_CHAIN(
             "l") " AND l.ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
                  " AND l.ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
                  " AND ($3::text IS NULL OR l.source = $3) AND ($4::int IS NULL OR l.status = $4)"
@@ -138,10 +138,10 @@ json_t *aud_q_requests(PGconn *c, int64_t from, int64_t to, const char *source, 
  * outcome closes no other's (ELEMENT_OF, query.h). */
 #define GAPS_FROM                                                                                  \
     " FROM lineage l LEFT JOIN LATERAL (SELECT k.stage, k.ts_us FROM lineage k"                    \
-    " WHERE k.request_id = l.request_id AND k.stage IN ('persisted', 'dead_lettered') AND"         \
+    " WHERE k.request_id = l.request_id AND k.stage IN " SQL_STAGE_OUTCOMES " AND"                 \
     " k.chain + 0 = l.chain AND" ELEMENT_OF("k", "l") " AND" IN_CHAIN_FILTER(                      \
         "k") " ORDER BY k.ts_us LIMIT 1) k ON true"                                                \
-             " WHERE l.stage = 'ingress' AND l.status = 202 AND" IN_CHAIN(                         \
+             " WHERE l.stage = " SQL_STAGE_INGRESS " AND l.status = 202 AND" IN_CHAIN(             \
                  "l") " AND l.ts >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"   \
                       " AND l.ts < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"    \
                       " AND l.ts_us + $1::bigint < (extract(epoch from clock_timestamp()) * "      \
@@ -272,7 +272,7 @@ json_t *aud_q_budget(PGconn *c, int64_t from, int64_t to, const char *source, ui
         "WITH r AS (SELECT (record::json->>'status')::int AS status,"
         " record::json->>'error_code' AS error_code,"
         " (record::json->>'latency_us')::bigint AS latency_us FROM lineage l"
-        " WHERE stage = 'ingress' AND" IN_CHAIN(
+        " WHERE stage = " SQL_STAGE_INGRESS " AND" IN_CHAIN(
             "l") " AND ts >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'"
                  " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'"
                  " AND ($3::text IS NULL OR source = $3))"

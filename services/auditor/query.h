@@ -8,7 +8,12 @@
 #include <stdint.h>
 
 #include "hl/hist.h"
+#include "hl/proto.h"
 #include "rollup.h"
+
+/* SQL literals of the stages the gap checks read, from the contract's names. */
+#define SQL_STAGE_INGRESS "'" HL_STAGE_INGRESS_NAME "'"
+#define SQL_STAGE_OUTCOMES "('" HL_STAGE_PERSISTED_NAME "', '" HL_STAGE_DEAD_LETTERED_NAME "')"
 
 /* SQL: lineage row `o` (an outcome) is of the same event as row `i` (an accepted ingress
  * record): its message id and event type as well, not only its request id, which the elements
