@@ -20,6 +20,9 @@ ADVICE = {
     "e2e_p99_ms_at_5000": ("rate5000", None),
     "ratio_seed_queue_rps": ("rate5000", None),
     "p99_ratio_seed_queue_at_1000": (None, None),
+    "achieved_rps_at_10000": (None, None),
+    "p99_ms_at_10000": (None, None),
+    "cpu_ratio_baseline_at_5000": ("rate5000", None),
 }
 
 TITLES = {"http": "ingress alone under wrk (last repetition)",
@@ -57,8 +60,20 @@ def _facts(key, j):
         return (f"Rounds (persister / COPY rows/s): "
                 + ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(r.get("persister", []),
                                                                    r.get("copy", []))) + ".")
+    if key in ("achieved_rps_at_10000", "p99_ms_at_10000"):
+        return (f"At 10,000 req/s offered the replay achieved {f('achieved_rps_at_10000', 0)} "
+                f"req/s with ack p50 {f('p50_ms_at_10000', 2)} ms and p99 "
+                f"{f('p99_ms_at_10000', 2)} ms; closed-loop the pipeline reached "
+                f"{f('hookline_replay_rps', 0)} req/s.")
+    if key == "cpu_ratio_baseline_at_5000":
+        now = (j.get("cpu_us") or {}).get("5000 req/s") or {}
+        old = ((j.get("cpu_baseline") or {}).get("cpu_us") or {}).get("5000 req/s") or {}
+        return "Per component, µs now / baseline: " + ", ".join(
+            f"{n} {now[n]:,.0f} / {old[n]:,.0f}" for n in now
+            if now.get(n) is not None and old.get(n)) + "."
     if key == "ratio_seed_queue_rps":
-        return (f"5× the seed queue design is {5 * (j.get('seed_queue_rps') or 0):,.0f} req/s; "
+        t = next((b["target"] for b in j.get("bars", []) if b["key"] == key), 4.0)
+        return (f"{t:g}× the seed queue design is {t * (j.get('seed_queue_rps') or 0):,.0f} req/s; "
                 f"the replay itself reaches {f('nginx_replay_rps', 0)} req/s against nginx "
                 f"`return 202`, Kafka's producer {f('kafka_producer_rps', 0)} records/s, and the "
                 f"ingress alone under wrk {f('ingress_rps', 0)} req/s.")

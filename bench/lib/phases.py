@@ -9,7 +9,7 @@ import time
 import urllib.parse
 
 from load import Profile, producer_perf, write_wrk_script, wrk
-from procs import (Proc, RssSampler, free_port, http_get, log, metric, run, wait_http,
+from procs import (CpuMeter, Proc, RssSampler, children_cpu_seconds, free_port, http_get, log, metric, run, wait_http,
                    wait_port)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -243,6 +243,26 @@ class Pipeline:
     def pids(self):
         return {n: p.pid for n, p in self.procs.items()}
 
+    def cpu_meter(self):
+        parts = {n: (p, False) for n, p in self.pids().items()}
+        parts["broker"] = (self.ctx.stack.kafka_pid(), False)
+        parts["postgres"] = (self.ctx.stack.postmaster_pid(), True)
+        return CpuMeter(parts)
+
+    def measured(self, run_replay):
+        """Runs one replay and waits until the persister and the auditor have drained it; the
+        CPU each component used over both, per accepted request, lands in r["cpu_us"]."""
+        with self.cpu_meter() as cpu:
+            gen0 = children_cpu_seconds()
+            r = run_replay()
+            gen = children_cpu_seconds() - gen0
+            r["drain_s"] = self.wait_drained()
+        cpu.add("load generator", gen)
+        r["cpu_s"] = {n: round(v, 3) for n, v in cpu.seconds.items()}
+        r["cpu_wall_s"] = round(cpu.wall_s, 2)
+        r["cpu_us"] = cpu.per_request_us(r.get("accepted"))
+        return r
+
     def stop(self):
         for n in ("ingress", "persister", "auditor"):
             if n in self.procs:
@@ -276,9 +296,9 @@ class Pipeline:
         s, out = self.ctx.settings, []
         for rep in range(s.reps):
             with RssSampler(self.pids()) as rss:
-                r = self.ctx.replay.run(self.url, f"closed-{rep}", s.closed_count, s.concurrency)
+                r = self.measured(lambda rep=rep: self.ctx.replay.run(
+                    self.url, f"closed-{rep}", s.closed_count, s.concurrency))
             r["rss"] = rss.result
-            r["drain_s"] = self.wait_drained()
             out.append(r)
             log(f"hookline closed-loop rep {rep + 1}: {r['throughput_rps']:,.0f} req/s"
                 f" ({r['accepted']}/{r['sent']} accepted), drained {r['drain_s']} s later")
@@ -292,16 +312,17 @@ class Pipeline:
                 source = f"r{rate}-{rep}"
                 t0 = int(time.time() * 1e6) - 120_000_000
                 last = rep == s.reps - 1 and rate == 5000
+                # perf samples the whole machine: its own CPU lands in "unattributed" of the
+                # repetition it profiles (medians over the repetitions are reported).
                 with RssSampler(self.pids()) as rss, \
                         Profile(os.path.join(self.ctx.work, "perf-rate5000.data"),
                                 self.ctx.profile and last):
-                    r = self.ctx.replay.run(self.url, source, s.rate_count(rate), s.concurrency,
-                                            rate=rate)
+                    r = self.measured(lambda source=source, rate=rate: self.ctx.replay.run(
+                        self.url, source, s.rate_count(rate), s.concurrency, rate=rate))
                 if last:
                     self.ctx.perf_targets["rate5000"] = {
                         f"hookline-{n}": ("pid", p) for n, p in self.pids().items()}
                 r["rss"] = rss.result
-                r["drain_s"] = self.wait_drained()
                 r["auditor"] = {st: self.latency(st, source, t0) for st in ("ack", "e2e")}
                 out[rate].append(r)
                 e2e = r["auditor"]["e2e"]

@@ -162,3 +162,96 @@ def run(argv, env=None, timeout=None, check=True, cwd=None):
     if check and r.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {r.returncode}: {r.stderr[-2000:]}")
     return r
+
+
+# --- CPU accounting ----------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid):
+    """utime, stime, cutime, cstime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return [int(x) / TICK for x in fields[11:15]]
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid, tree=False):
+    """CPU seconds used so far by a process and all its threads. With tree=True also by its
+    live children and, through cutime/cstime, by every child it has reaped: a Postgres
+    postmaster's figure then covers every backend, including those that ended in between."""
+    try:
+        u, s, cu, cs = _stat_fields(pid)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    if not tree:
+        return u + s
+    total = u + s + cu + cs
+    for kid in _children(pid):
+        total += cpu_seconds(kid, tree=True)
+    return total
+
+
+def children_cpu_seconds():
+    """CPU seconds of this process's children that have been reaped so far."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine spent outside idle and iowait (all cores)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / TICK  # user..steal, minus idle and iowait
+
+
+class CpuMeter:
+    """CPU seconds per component over a block, from /proc accounting read before and after.
+    parts: {name: (pid, tree)}. A part whose process is not a long-lived one (the load
+    generator, started and reaped inside the block) is added with add(). "unattributed" is the
+    rest of the machine's busy time: kernel work not charged to a process (softirqs on an idle
+    core), the benchmark's own polling, anything else running."""
+
+    def __init__(self, parts):
+        self.parts = dict(parts)
+
+    def _read(self):
+        r = {n: cpu_seconds(pid, tree) for n, (pid, tree) in self.parts.items()}
+        r["machine"] = machine_busy_seconds()
+        return r
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.before = self._read()
+        return self
+
+    def __exit__(self, *exc):
+        after = self._read()
+        self.wall_s = time.monotonic() - self.t0
+        used = {n: max(0.0, after[n] - self.before[n]) for n in after}
+        attributed = sum(v for n, v in used.items() if n != "machine")
+        used["unattributed"] = max(0.0, used["machine"] - attributed)
+        self.seconds = used
+        return False
+
+    def add(self, name, seconds):
+        """A part measured apart (after the block ended): taken out of "unattributed"."""
+        self.seconds[name] = seconds
+        self.seconds["unattributed"] = max(0.0, self.seconds["unattributed"] - seconds)
+
+    def per_request_us(self, accepted):
+        """CPU microseconds per accepted request, per component and in total."""
+        if not accepted:
+            return None
+        out = {n: round(v * 1e6 / accepted, 1) for n, v in self.seconds.items()
+               if n != "machine"}
+        out["total"] = round(self.seconds["machine"] * 1e6 / accepted, 1)
+        return out

@@ -97,7 +97,8 @@ class Stack:
         time.sleep(0.5)  # leaders elected before the first produce
 
     def kafka_pid(self):
-        with open(os.path.join(self.state, "run", "kafka.pid")) as f:
+        state = self.state or os.environ.get("HL_STATE_DIR") or os.path.join(ROOT, ".hookline")
+        with open(os.path.join(state, "run", "kafka.pid")) as f:
             return int(f.read().strip())
 
     def stop_kafka(self):
@@ -131,6 +132,12 @@ class Stack:
                 return cur.fetchall() if cur.description else None
         finally:
             conn.close()
+
+    def postmaster_pid(self):
+        """The postmaster: the parent of a backend of ours."""
+        backend = self.sql("SELECT pg_backend_pid()")[0][0]
+        with open(f"/proc/{backend}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
 
     def make_schema(self, name):
         """A fresh schema with every migration of proto/sql applied."""
