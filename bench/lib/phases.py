@@ -260,9 +260,12 @@ class Pipeline:
         return {n: p.pid for n, p in self.procs.items()}
 
     def cpu_meter(self):
-        parts = {n: (p, False) for n, p in self.pids().items()}
-        parts["broker"] = (self.ctx.stack.kafka_pid(), False)
-        parts["postgres"] = (self.ctx.stack.postmaster_pid(), True)
+        """The processes each component's CPU is read from, found once per run: the services,
+        the broker(s) and the Postgres postmaster with its backends. With --shared-stack the
+        broker and Postgres also serve whatever else uses them, and are charged for it."""
+        parts = {n: ([p], False) for n, p in self.pids().items()}
+        parts["broker"] = (self.ctx.stack.kafka_pids(), False)
+        parts["postgres"] = ([self.ctx.stack.postmaster_pid()], True)
         return CpuMeter(parts)
 
     def measured(self, run_replay):
@@ -274,7 +277,9 @@ class Pipeline:
             gen = children_cpu_seconds() - gen0
             r["drain_s"] = self.wait_drained()
         cpu.add("load generator", gen)
-        r["cpu_s"] = {n: round(v, 3) for n, v in cpu.seconds.items()}
+        if cpu.gone:
+            log(f"no CPU figure for {', '.join(cpu.gone)}: a process ended during the run")
+        r["cpu_s"] = {n: None if v is None else round(v, 3) for n, v in cpu.seconds.items()}
         r["cpu_wall_s"] = round(cpu.wall_s, 2)
         r["cpu_us"] = cpu.per_request_us(r.get("accepted"))
         return r

@@ -169,35 +169,59 @@ def run(argv, env=None, timeout=None, check=True, cwd=None):
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+class ProcessGone(Exception):
+    """A process whose CPU was to be read no longer exists."""
+
+
 def _stat_fields(pid):
     """utime, stime, cutime, cstime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return [int(x) / TICK for x in fields[11:15]]
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return [int(x) / TICK for x in fields[11:15]]
+    except (OSError, IndexError, ValueError) as e:
+        raise ProcessGone(pid) from e
 
 
 def _children(pid):
+    path = f"/proc/{pid}/task/{pid}/children"
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
+        with open(path) as f:
+            return sorted(int(x) for x in f.read().split())
+    except FileNotFoundError as e:
+        if os.path.exists(f"/proc/{pid}"):
+            raise RuntimeError(f"{path} cannot be read (a kernel without CONFIG_PROC_CHILDREN?):"
+                               " the CPU of a process's children cannot be accounted") from e
+        raise ProcessGone(pid) from e
+
+
+def _tree_seconds(pid, tries=20):
+    """A process's own CPU seconds, those of every child it has reaped (cutime, cstime) and
+    those of its live children, recursively, as one consistent reading: a child reaped while
+    the children are read (its times move into the parent's cutime as it leaves the list)
+    would be missed or counted twice, so the reading is taken again until the parent's child
+    list and reaped-children times are the same after it as before it."""
+    for _ in range(tries):
+        kids = _children(pid)
+        u, s, cu, cs = _stat_fields(pid)
+        try:
+            sub = sum(_tree_seconds(k) for k in kids)
+        except ProcessGone:
+            continue  # a child ended during the reading
+        if _children(pid) == kids and _stat_fields(pid)[2:] == [cu, cs]:
+            return u + s + cu + cs + sub
+    raise RuntimeError(f"the children of pid {pid} kept changing over {tries} readings")
 
 
 def cpu_seconds(pid, tree=False):
-    """CPU seconds used so far by a process and all its threads. With tree=True also by its
-    live children and, through cutime/cstime, by every child it has reaped: a Postgres
-    postmaster's figure then covers every backend, including those that ended in between."""
-    try:
-        u, s, cu, cs = _stat_fields(pid)
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    if not tree:
-        return u + s
-    total = u + s + cu + cs
-    for kid in _children(pid):
-        total += cpu_seconds(kid, tree=True)
-    return total
+    """CPU seconds used so far by a process and all its threads; ProcessGone when it does not
+    exist. With tree=True also by its live children and, through cutime/cstime, by every child
+    it has reaped: a Postgres postmaster's figure then covers every backend, including those
+    that ended in between."""
+    if tree:
+        return _tree_seconds(pid)
+    u, s, _, _ = _stat_fields(pid)
+    return u + s
 
 
 def children_cpu_seconds():
@@ -207,24 +231,35 @@ def children_cpu_seconds():
 
 
 def machine_busy_seconds():
-    """CPU seconds the whole machine spent outside idle and iowait (all cores)."""
+    """CPU seconds the whole machine spent on its own work, all cores: user, nice, system, irq
+    and softirq. Not idle or iowait, and not steal (time the hypervisor gave to another guest);
+    guest time is already inside user."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v[:8]) - v[3] - v[4]) / TICK  # user..steal, minus idle and iowait
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / TICK
 
 
 class CpuMeter:
     """CPU seconds per component over a block, from /proc accounting read before and after.
-    parts: {name: (pid, tree)}. A part whose process is not a long-lived one (the load
-    generator, started and reaped inside the block) is added with add(). "unattributed" is the
-    rest of the machine's busy time: kernel work not charged to a process (softirqs on an idle
-    core), the benchmark's own polling, anything else running."""
+    parts: {name: ([pid, ...], tree)}: a part may be several processes (the brokers of a
+    three-node stack). A part whose process is not a long-lived one (the load generator,
+    started and reaped inside the block) is added with add(). A part one of whose processes
+    ended during the block has no figure (None, and named in .gone). "unattributed" is the
+    rest of the machine's busy time, signed: kernel work not charged to a process, the
+    benchmark's own process, perf, anything else running; slightly negative when the
+    per-process and the machine's counters tick apart."""
 
     def __init__(self, parts):
-        self.parts = dict(parts)
+        self.parts = {n: (list(pids), tree) for n, (pids, tree) in parts.items()}
+        self.gone = []
 
     def _read(self):
-        r = {n: cpu_seconds(pid, tree) for n, (pid, tree) in self.parts.items()}
+        r = {}
+        for n, (pids, tree) in self.parts.items():
+            try:
+                r[n] = sum(cpu_seconds(pid, tree) for pid in pids)
+            except ProcessGone:
+                r[n] = None
         r["machine"] = machine_busy_seconds()
         return r
 
@@ -236,22 +271,29 @@ class CpuMeter:
     def __exit__(self, *exc):
         after = self._read()
         self.wall_s = time.monotonic() - self.t0
-        used = {n: max(0.0, after[n] - self.before[n]) for n in after}
-        attributed = sum(v for n, v in used.items() if n != "machine")
-        used["unattributed"] = max(0.0, used["machine"] - attributed)
+        used = {}
+        for n, v in after.items():
+            if v is None or self.before[n] is None:
+                used[n] = None
+                self.gone.append(n)
+            else:
+                used[n] = v - self.before[n]
+        attributed = sum(v for n, v in used.items() if n != "machine" and v is not None)
+        used["unattributed"] = used["machine"] - attributed
         self.seconds = used
         return False
 
     def add(self, name, seconds):
         """A part measured apart (after the block ended): taken out of "unattributed"."""
         self.seconds[name] = seconds
-        self.seconds["unattributed"] = max(0.0, self.seconds["unattributed"] - seconds)
+        self.seconds["unattributed"] -= seconds
 
     def per_request_us(self, accepted):
-        """CPU microseconds per accepted request, per component and in total."""
+        """CPU microseconds per accepted request, per component and in total (the machine's);
+        None for a part without a figure."""
         if not accepted:
             return None
-        out = {n: round(v * 1e6 / accepted, 1) for n, v in self.seconds.items()
-               if n != "machine"}
+        out = {n: None if v is None else round(v * 1e6 / accepted, 1)
+               for n, v in self.seconds.items() if n != "machine"}
         out["total"] = round(self.seconds["machine"] * 1e6 / accepted, 1)
         return out

@@ -4,6 +4,7 @@ By default a private stack: deploy/local/stack with HL_STATE_DIR in a temporary 
 free ports, so the benchmark may stop its broker for the outage phase without touching anyone
 else, and `stack reset` removes every trace afterwards. With shared=True the already running
 local stack is used (own topics and schemas only, dropped at the end; no outage phase)."""
+import glob
 import os
 import shutil
 import signal
@@ -97,9 +98,22 @@ class Stack:
         time.sleep(0.5)  # leaders elected before the first produce
 
     def kafka_pid(self):
-        state = self.state or os.environ.get("HL_STATE_DIR") or os.path.join(ROOT, ".hookline")
-        with open(os.path.join(state, "run", "kafka.pid")) as f:
+        with open(os.path.join(self.state, "run", "kafka.pid")) as f:
             return int(f.read().strip())
+
+    def kafka_pids(self):
+        """Every broker's pid: the private one, or each node of the shared stack (one, or three
+        with the production topology: run/kafka-N.pid)."""
+        if not self.shared:
+            return [self.kafka_pid()]
+        state = os.environ.get("HL_STATE_DIR") or os.path.join(ROOT, ".hookline")
+        pids = []
+        for path in sorted(glob.glob(os.path.join(state, "run", "kafka*.pid"))):
+            with open(path) as f:
+                pids.append(int(f.read().strip()))
+        if not pids:
+            raise RuntimeError(f"no broker pid file in {state}/run")
+        return pids
 
     def stop_kafka(self):
         """SIGTERM to the private broker (the pid the stack recorded), then wait for its exit."""
@@ -134,10 +148,16 @@ class Stack:
             conn.close()
 
     def postmaster_pid(self):
-        """The postmaster: the parent of a backend of ours."""
-        backend = self.sql("SELECT pg_backend_pid()")[0][0]
-        with open(f"/proc/{backend}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
+        """The postmaster: the parent of a backend of ours, read while the backend lives."""
+        conn = psycopg2.connect(self.pg)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                backend = cur.fetchone()[0]
+            with open(f"/proc/{backend}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        finally:
+            conn.close()
 
     def make_schema(self, name):
         """A fresh schema with every migration of proto/sql applied."""
