@@ -32,10 +32,23 @@ CPU_COLUMNS = CPU_PARTS + ("pipeline", "total")
 
 
 def _with_pipeline(us):
-    """A run's per-request figures with "pipeline", the sum of PIPELINE_PARTS, added."""
-    if not us or any(us.get(n) is None for n in PIPELINE_PARTS):
+    """A run's per-request figures with "pipeline", the sum of PIPELINE_PARTS, added (None
+    when a part has no figure)."""
+    if not us:
         return us
-    return dict(us, pipeline=round(sum(us[n] for n in PIPELINE_PARTS), 1))
+    parts = [us.get(n) for n in PIPELINE_PARTS]
+    return dict(us, pipeline=None if None in parts else round(sum(parts), 1))
+
+
+def cpu_from_raw(raw):
+    """{run: {component: median µs per accepted request}} from a run's raw pipeline figures,
+    the same way for this run and for a baseline run."""
+    pipe, cpu = (raw or {}).get("pipeline") or {}, {}
+    if pipe.get("closed"):
+        cpu["closed loop"] = _cpu_median(pipe["closed"])
+    for rate, runs in (pipe.get("rates") or {}).items():
+        cpu[f"{rate} req/s"] = _cpu_median(runs)
+    return {k: v for k, v in cpu.items() if v}
 
 
 def _r(x, nd=3):
@@ -105,17 +118,10 @@ def summarise(raw, settings, meta):
                                                          j[f"seed_{v}_p99_ms_at_1000"]), 4)
             rss[f"seed {v} (node)"] = {"node": _r(median(seed[v]["rss"]), 1)}
     j["rss_mb"] = rss
-    j["cpu_us"] = cpu = {}
-    if pipe.get("closed"):
-        cpu["closed loop"] = _cpu_median(pipe["closed"])
-    for rate, runs in pipe.get("rates", {}).items():
-        cpu[f"{rate} req/s"] = _cpu_median(runs)
+    j["cpu_us"] = cpu = cpu_from_raw(raw)
     base = meta.pop("baseline", None)
     if base:
-        j["cpu_baseline"] = {"file": base["file"], "finished_utc": base.get("finished_utc"),
-                             "commit": base.get("commit"), "cpu_us": base.get("cpu_us") or {}}
-        j["cpu_baseline"]["cpu_us"] = {k: _with_pipeline(v) for k, v in
-                                       j["cpu_baseline"]["cpu_us"].items()}
+        j["cpu_baseline"] = base
         now = (cpu.get("5000 req/s") or {}).get("pipeline")
         then = (j["cpu_baseline"]["cpu_us"].get("5000 req/s") or {}).get("pipeline")
         j["cpu_ratio_baseline_at_5000"] = _r(_ratio(now, then))
@@ -140,7 +146,7 @@ def _auditor_ms(runs, stage, q):
 def _cpu_median(runs):
     """Median over runs of each component's CPU microseconds per accepted request."""
     runs = [_with_pipeline(r["cpu_us"]) for r in runs if r.get("cpu_us")]
-    names = [n for n in CPU_COLUMNS if any(n in r for r in runs)]
+    names = [n for n in CPU_COLUMNS if any(r.get(n) is not None for r in runs)]
     return {n: _r(median([r.get(n) for r in runs]), 1) for n in names}
 
 
@@ -323,7 +329,7 @@ def markdown(j, notes):
 
 
 def _cpu_table(j):
-    cpu = j.get("cpu_us") or {}
+    cpu = {k: v for k, v in (j.get("cpu_us") or {}).items() if v}
     if not cpu:
         return []
     L = ["", "## CPU per accepted request", "",
@@ -332,9 +338,10 @@ def _cpu_table(j):
          "every backend alive and, through the postmaster's reaped-children times, every backend "
          "that ended), read from `/proc` before the replay and after the persister and the "
          "auditor have drained it, divided by the requests accepted. *total* is the whole "
-         "machine's busy time (`/proc/stat`, all cores, idle and iowait excluded) over the same "
-         "window; *unattributed* is total minus the components (kernel work not charged to a "
-         "process, the benchmark's own sampling, perf in the profiled repetition). *pipeline* "
+         "machine's own busy time (`/proc/stat`, all cores: user, nice, system, irq, softirq) "
+         "over the same window; *unattributed* is total minus the components, signed (kernel "
+         "work not charged to a process, the benchmark's own Python, perf in the profiled "
+         "repetition, anything else running). *pipeline* "
          "is what hookline itself costs: ingress, broker, persister, Postgres and auditor, "
          "without the load generator.", ""]
     base = j.get("cpu_baseline")
@@ -349,9 +356,12 @@ def _cpu_table(j):
             L.append(f"| {phase}, ÷ baseline | " + " | ".join(
                 _fmt(_ratio(vals.get(c), old.get(c)), 2) for c in cols) + " |")
     if base:
-        L += ["", f"Baseline: `{base['file']}`, a run of "
-              f"{base.get('commit') or 'an earlier commit'} finished {base.get('finished_utc')},"
-              " with the same command on the same machine."]
+        L += ["", f"Baseline: `{base['file']}`, `{base.get('command')}` at "
+              f"{base.get('commit') or 'an unrecorded commit'}, finished "
+              f"{base.get('finished_utc')}; bench/run checked that its command, settings, CPU "
+              f"count and model are this run's (kernel then {base.get('kernel')}, now "
+              f"{j['machine'].get('kernel')}; load before it {base.get('load_before')}, before "
+              f"this run {j['machine'].get('load_before')})."]
     return L
 
 
