@@ -1,33 +1,57 @@
 """bench/lib/procs.py's CPU accounting, which the benchmark's CPU-per-request table rests on:
 a busy process is charged what it burned and an idle one nothing; with tree=True a parent is
 charged its children's CPU, live or already reaped (a Postgres postmaster and its backends);
-a process gone or never there reads as zero, not as an error."""
+a process that ends during the window leaves its part without a figure, never a zero; and
+bench/run refuses a baseline run it cannot compare with, before it installs or starts anything."""
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SOURCE_DIR = Path(os.environ.get("HL_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(SOURCE_DIR / "bench" / "lib"))
 
-from procs import CpuMeter, cpu_seconds  # noqa: E402
+from procs import CpuMeter, ProcessGone, cpu_seconds  # noqa: E402
 
 # Burns s seconds of CPU once the file `go` exists, then creates `done`; wall time does not
-# matter, so a loaded machine only makes it slower.
-BURN = ("import os, time\n"
-        "while not os.path.exists({go!r}): time.sleep(0.01)\n"
+# matter, so a loaded machine only makes it slower. It gives up after 120 s without `go`, so
+# a test killed half-way leaves nothing spinning.
+BURN = ("import os, sys, time\n"
+        "t0 = time.monotonic()\n"
+        "while not os.path.exists({go!r}):\n"
+        "    if time.monotonic() - t0 > 120: sys.exit(1)\n"
+        "    time.sleep(0.01)\n"
         "t = time.process_time()\n"
         "while time.process_time() - t < {s}: pass\n"
         "open({done!r}, 'w').close()\n")
+LINGER = "time.sleep(120)\n"
 
 
 def burn(tmp_path, name, s):
     return BURN.format(go=str(tmp_path / "go"), done=str(tmp_path / name), s=s)
 
 
-def python(code):
-    return subprocess.Popen([sys.executable, "-c", code])
+@pytest.fixture
+def procs():
+    """Processes started by a test, each in its own process group, all killed at its end."""
+    started = []
+
+    def start(code):
+        p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        started.append(p)
+        return p
+    yield start
+    for p in started:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
 
 
 def wait_for(path, timeout=60):
@@ -37,57 +61,90 @@ def wait_for(path, timeout=60):
         time.sleep(0.02)
 
 
-def test_busy_and_idle_processes_are_charged_what_they_used(tmp_path):
-    busy = python(burn(tmp_path, "done", 0.6) + "time.sleep(60)")
-    idle = python("import time; time.sleep(60)")
-    try:
-        time.sleep(0.3)  # both started (an interpreter's start-up is not in the window)
-        with CpuMeter({"busy": (busy.pid, False), "idle": (idle.pid, False)}) as m:
-            (tmp_path / "go").touch()
-            wait_for(tmp_path / "done")
-        assert 0.5 <= m.seconds["busy"] <= 0.9, m.seconds
-        assert m.seconds["idle"] < 0.1, m.seconds
-        # The machine was at least as busy as the busy process.
-        assert m.seconds["machine"] >= m.seconds["busy"] - 0.05, m.seconds
-        us = m.per_request_us(1000)
-        assert abs(us["busy"] - m.seconds["busy"] * 1000) < 1, us
-        assert m.per_request_us(0) is None
-    finally:
-        for p in (busy, idle):
-            p.kill()
-            p.wait()
+def test_busy_and_idle_processes_are_charged_what_they_used(tmp_path, procs):
+    busy = procs(burn(tmp_path, "done", 0.6) + LINGER)
+    idle = procs(LINGER)
+    time.sleep(0.3)  # both started (an interpreter's start-up is not in the window)
+    with CpuMeter({"busy": ([busy.pid], False), "idle": ([idle.pid], False)}) as m:
+        (tmp_path / "go").touch()
+        wait_for(tmp_path / "done")
+    assert 0.5 <= m.seconds["busy"] <= 0.9, m.seconds
+    assert m.seconds["idle"] < 0.1, m.seconds
+    # The machine was at least as busy as the busy process, and the rest is the residual.
+    assert m.seconds["machine"] >= m.seconds["busy"] - 0.05, m.seconds
+    assert abs(m.seconds["unattributed"]
+               - (m.seconds["machine"] - m.seconds["busy"] - m.seconds["idle"])) < 1e-9
+    m.add("load generator", 0.25)
+    assert abs(m.seconds["unattributed"] - (m.seconds["machine"] - m.seconds["busy"]
+                                            - m.seconds["idle"] - 0.25)) < 1e-9
+    us = m.per_request_us(2000)
+    assert us["busy"] == round(m.seconds["busy"] * 1e6 / 2000, 1), us
+    assert us["total"] == round(m.seconds["machine"] * 1e6 / 2000, 1), us
+    assert m.per_request_us(0) is None
 
 
-def test_tree_counts_live_and_reaped_children(tmp_path):
+def test_a_part_of_several_processes_is_their_sum(tmp_path, procs):
+    a = procs(burn(tmp_path, "a", 0.3) + LINGER)
+    b = procs(burn(tmp_path, "b", 0.3) + LINGER)
+    time.sleep(0.3)
+    with CpuMeter({"both": ([a.pid, b.pid], False)}) as m:
+        (tmp_path / "go").touch()
+        wait_for(tmp_path / "a")
+        wait_for(tmp_path / "b")
+    assert 0.5 <= m.seconds["both"] <= 0.8, m.seconds
+
+
+def test_tree_counts_live_and_reaped_children(tmp_path, procs):
     # A parent that burns nothing itself: one child burns and is reaped inside the window,
     # another burns and stays alive until the window has closed.
-    reaped, live = burn(tmp_path, "reaped", 0.4), burn(tmp_path, "live", 0.4) + "time.sleep(60)"
-    parent = python(
+    reaped, live = burn(tmp_path, "reaped", 0.4), burn(tmp_path, "live", 0.4) + LINGER
+    parent = procs(
         "import subprocess, sys, time\n"
         f"k = subprocess.Popen([sys.executable, '-c', {live!r}])\n"
         f"subprocess.run([sys.executable, '-c', {reaped!r}])\n"
-        f"open({str(tmp_path / 'parent')!r}, 'w').close()\n"
-        "time.sleep(60)\n")
-    try:
-        time.sleep(0.5)
-        with CpuMeter({"tree": (parent.pid, True), "alone": (parent.pid, False)}) as m:
-            (tmp_path / "go").touch()
-            for name in ("reaped", "live", "parent"):
-                wait_for(tmp_path / name)
-            time.sleep(0.1)  # the reaped child's times reach the parent at its wait()
-        assert 0.7 <= m.seconds["tree"] <= 1.3, m.seconds
-        assert m.seconds["alone"] < 0.2, m.seconds
-    finally:
-        subprocess.run(["pkill", "-KILL", "-P", str(parent.pid)])
-        parent.kill()
-        parent.wait()
+        f"open({str(tmp_path / 'parent')!r}, 'w').close()\n" + LINGER)
+    time.sleep(0.5)
+    with CpuMeter({"tree": ([parent.pid], True), "alone": ([parent.pid], False)}) as m:
+        (tmp_path / "go").touch()
+        for name in ("reaped", "live", "parent"):
+            wait_for(tmp_path / name)
+    assert 0.7 <= m.seconds["tree"] <= 1.3, m.seconds
+    assert m.seconds["alone"] < 0.2, m.seconds
 
 
-def test_a_process_that_is_gone_reads_as_zero():
-    p = python("pass")
-    p.wait()
-    assert cpu_seconds(p.pid) == 0.0
-    assert cpu_seconds(p.pid, tree=True) == 0.0
-    with CpuMeter({"gone": (p.pid, False)}) as m:
-        pass
-    assert m.seconds["gone"] == 0.0
+def test_a_process_that_ends_in_the_window_leaves_no_figure(tmp_path, procs):
+    short = procs(burn(tmp_path, "done", 0.2))  # exits after burning
+    other = procs(LINGER)
+    time.sleep(0.3)
+    with CpuMeter({"short": ([short.pid], False), "other": ([other.pid], False)}) as m:
+        (tmp_path / "go").touch()
+        short.wait()
+    assert m.seconds["short"] is None and m.gone == ["short"], (m.seconds, m.gone)
+    assert m.seconds["other"] is not None
+    assert m.per_request_us(100)["short"] is None
+    with pytest.raises(ProcessGone):
+        cpu_seconds(short.pid)
+    with pytest.raises(ProcessGone):
+        cpu_seconds(short.pid, tree=True)
+
+
+def baseline_refused(tmp_path, content, *args):
+    path = tmp_path / "baseline.json"
+    path.write_text(content)
+    r = subprocess.run([sys.executable, str(SOURCE_DIR / "bench" / "run"), "--quick",
+                        "--baseline", str(path), "--build", str(tmp_path / "no-build"), *args],
+                       capture_output=True, text=True, timeout=60)
+    # Refused by the argument check (status 2) before anything was installed or built.
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "installing" not in r.stdout and "building" not in r.stdout, r.stdout
+    assert not (tmp_path / "no-build").exists()
+    return r.stderr
+
+
+def test_bench_run_refuses_a_baseline_it_cannot_compare(tmp_path):
+    good = json.loads((SOURCE_DIR / "bench" / "results" / "cpu-baseline.json").read_text())
+    assert "not comparable" in baseline_refused(tmp_path, json.dumps(good), "--no-profile")
+    other = dict(good, machine=dict(good["machine"], cpus=64))
+    assert "cpus 64" in baseline_refused(tmp_path, json.dumps(other))
+    assert "cannot be read" in baseline_refused(tmp_path, "{not json")
+    assert "no CPU-per-request" in baseline_refused(tmp_path, json.dumps({"raw": {}}))
