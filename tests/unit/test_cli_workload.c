@@ -182,6 +182,39 @@ static void test_ndjson_good(void **state)
     unlink(p);
 }
 
+/* A message id of exactly the contract's 256 bytes is one the ingress takes: the replay reads
+ * it, and its ledger (what `hookline verify` reads back) keeps it. */
+static void test_message_id_of_the_full_length(void **state)
+{
+    (void)state;
+    char id[HL_MESSAGE_ID_MAX + 1], line[1024];
+    memset(id, 'm', HL_MESSAGE_ID_MAX);
+    id[HL_MESSAGE_ID_MAX] = '\0';
+    snprintf(line, sizeof(line), "{\"body\":{\"messageId\":\"%s\",\"eventType\":\"x\"}}\n", id);
+    char *p = write_tmp(line);
+    cli_workload_t w = {0}, back = {0};
+    char err[256] = "";
+    cli_wl_input_opts_t io = {.msg_ptr = "/messageId", .type_ptr = "/eventType"};
+    assert_int_equal(cli_wl_read_ndjson(p, &io, &w, err, sizeof(err)), 0);
+    unlink(p);
+    assert_int_equal(w.nmsgs, 1);
+    assert_string_equal(w.msgs[0].message_id, id);
+    w.msgs[0].reqs[0].out.status = 202;
+    snprintf(w.msgs[0].reqs[0].out.request_id, sizeof(w.msgs[0].reqs[0].out.request_id), "%s",
+             "0190a0b0-0000-7000-8000-000000000002");
+    char path[] = "/tmp/hl-cli-ledger-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    assert_int_equal(cli_ledger_write(f, &w), 0);
+    fclose(f);
+    assert_int_equal(cli_ledger_read(path, &back, err, sizeof(err)), 0);
+    unlink(path);
+    assert_int_equal(back.nmsgs, 1);
+    assert_string_equal(back.msgs[0].message_id, id);
+    cli_wl_free(&w);
+    cli_wl_free(&back);
+}
+
 static void expect_bad(const char *text, int rc, const char *needle)
 {
     char *p = write_tmp(text);
@@ -213,13 +246,13 @@ static void test_ndjson_bad(void **state)
         bl += (size_t)snprintf(big + bl, sizeof(big) - bl, "%s\"H%d\":\"v\"", i ? "," : "", i);
     snprintf(big + bl, sizeof(big) - bl, "}}\n");
     expect_bad(big, HL_ETOOBIG, "32 headers");
-    /* A message id over 255 bytes. */
+    /* A message id over the contract's 256 bytes (one byte over). */
     char longid[1024];
-    char id[300];
-    memset(id, 'x', 299);
-    id[299] = '\0';
+    char id[HL_MESSAGE_ID_MAX + 2];
+    memset(id, 'x', HL_MESSAGE_ID_MAX + 1);
+    id[HL_MESSAGE_ID_MAX + 1] = '\0';
     snprintf(longid, sizeof(longid), "{\"body\":{\"messageId\":\"%s\"}}\n", id);
-    expect_bad(longid, HL_ETOOBIG, "255");
+    expect_bad(longid, HL_ETOOBIG, "over 256 bytes");
     /* A line over 2 MiB. */
     size_t n = (2u << 20) + 64;
     char *huge = malloc(n + 1);
@@ -276,9 +309,13 @@ static void test_ledger_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_seed_same_bytes), cmocka_unit_test(test_shape),
-        cmocka_unit_test(test_duplicates),           cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_ndjson_good),          cmocka_unit_test(test_ndjson_bad),
+        cmocka_unit_test(test_same_seed_same_bytes),
+        cmocka_unit_test(test_shape),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_ndjson_good),
+        cmocka_unit_test(test_ndjson_bad),
+        cmocka_unit_test(test_message_id_of_the_full_length),
         cmocka_unit_test(test_ledger_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -79,7 +79,7 @@ int cli_ledger_read(const char *path, cli_workload_t *w, char *errbuf, size_t er
         const char *type = json_string_value(json_object_get(o, "event_type"));
         const char *rid = json_string_value(json_object_get(o, "request_id"));
         json_t *st = json_object_get(o, "status");
-        if (!mid || !*mid || strlen(mid) >= CLI_WL_MAX_ID || !type || !rid || strlen(rid) >= 40 ||
+        if (!mid || !*mid || strlen(mid) > CLI_WL_MAX_ID || !type || !rid || strlen(rid) >= 40 ||
             !json_is_integer(st)) {
             json_decref(o);
             rc = fail(errbuf, errcap, lineno,

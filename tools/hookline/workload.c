@@ -251,8 +251,8 @@ static int parse_line(json_t *root, const cli_wl_input_opts_t *o, cli_wl_req_t *
     if (!id || !*id) {
         *why = o->msg_header ? "no message id header" : "body has no message id at the pointer";
         rc = HL_EPARSE;
-    } else if (strlen(id) >= CLI_WL_MAX_ID) {
-        *why = "message id over 255 bytes";
+    } else if (strlen(id) > CLI_WL_MAX_ID) {
+        *why = "message id over " HL_PROTO_STR(HL_MESSAGE_ID_MAX) " bytes";
         rc = HL_ETOOBIG;
     }
     if (!rc) {
@@ -296,7 +296,7 @@ int cli_wl_read_ndjson(const char *path, const cli_wl_input_opts_t *o, cli_workl
             break;
         }
         cli_wl_req_t rq = {.dup_of = -1};
-        char mid[CLI_WL_MAX_ID];
+        char mid[CLI_WL_MAX_ID + 1];
         const char *why = "";
         rc = parse_line(root, o, &rq, mid, &why);
         json_decref(root);
