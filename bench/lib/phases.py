@@ -282,6 +282,7 @@ class Pipeline:
         r["cpu_s"] = {n: None if v is None else round(v, 3) for n, v in cpu.seconds.items()}
         r["cpu_wall_s"] = round(cpu.wall_s, 2)
         r["cpu_us"] = cpu.per_request_us(r.get("accepted"))
+        r["switches"] = cpu.switches_per_request(r.get("accepted"))
         return r
 
     def stop(self):

@@ -224,6 +224,25 @@ def cpu_seconds(pid, tree=False):
     return u + s
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of every live thread of a process so far
+    (a thread that has ended takes its count with it); ProcessGone when it does not exist."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError as e:
+        raise ProcessGone(pid) from e
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+        except OSError:
+            continue  # the thread ended while the others were read
+    return total
+
+
 def children_cpu_seconds():
     """CPU seconds of this process's children that have been reaped so far."""
     t = os.times()
@@ -254,22 +273,26 @@ class CpuMeter:
         self.gone = []
 
     def _read(self):
-        r = {}
+        r, sw = {}, {}
         for n, (pids, tree) in self.parts.items():
             try:
                 r[n] = sum(cpu_seconds(pid, tree) for pid in pids)
+                # A tree's ended children take their switches with them: not counted.
+                sw[n] = None if tree else sum(context_switches(pid) for pid in pids)
             except ProcessGone:
-                r[n] = None
+                r[n] = sw[n] = None
         r["machine"] = machine_busy_seconds()
-        return r
+        return r, sw
 
     def __enter__(self):
         self.t0 = time.monotonic()
-        self.before = self._read()
+        self.before, self.sw_before = self._read()
         return self
 
     def __exit__(self, *exc):
-        after = self._read()
+        after, sw_after = self._read()
+        self.switches = {n: None if v is None or self.sw_before[n] is None
+                         else v - self.sw_before[n] for n, v in sw_after.items()}
         self.wall_s = time.monotonic() - self.t0
         used = {}
         for n, v in after.items():
@@ -297,3 +320,10 @@ class CpuMeter:
                for n, v in self.seconds.items() if n != "machine"}
         out["total"] = round(self.seconds["machine"] * 1e6 / accepted, 1)
         return out
+
+    def switches_per_request(self, accepted):
+        """Context switches (voluntary and involuntary, all threads) per accepted request, for
+        each part that is not a tree."""
+        if not accepted:
+            return None
+        return {n: round(v / accepted, 2) for n, v in self.switches.items() if v is not None}

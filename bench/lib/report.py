@@ -119,6 +119,7 @@ def summarise(raw, settings, meta):
             rss[f"seed {v} (node)"] = {"node": _r(median(seed[v]["rss"]), 1)}
     j["rss_mb"] = rss
     j["cpu_us"] = cpu = cpu_from_raw(raw)
+    j["switches"] = switches_from_raw(raw)
     base = meta.pop("baseline", None)
     if base:
         j["cpu_baseline"] = base
@@ -141,6 +142,19 @@ def _auditor_ms(runs, stage, q):
     """Median over runs of one percentile of the auditor's histogram for a stage, in ms."""
     return _r(median([x["auditor"][stage][q] / 1000 for x in runs
                       if x["auditor"][stage]["count"]]))
+
+
+def switches_from_raw(raw):
+    """{run: {component: median context switches per accepted request}}."""
+    pipe, out = (raw or {}).get("pipeline") or {}, {}
+    named = ([("closed loop", pipe["closed"])] if pipe.get("closed") else []) + \
+        [(f"{rate} req/s", runs) for rate, runs in (pipe.get("rates") or {}).items()]
+    for name, runs in named:
+        sw = [r["switches"] for r in runs if r.get("switches")]
+        parts = [n for n in CPU_PARTS if any(x.get(n) is not None for x in sw)]
+        if parts:
+            out[name] = {n: _r(median([x.get(n) for x in sw]), 2) for n in parts}
+    return out
 
 
 def _cpu_median(runs):
@@ -355,6 +369,15 @@ def _cpu_table(j):
                      + " |")
             L.append(f"| {phase}, ÷ baseline | " + " | ".join(
                 _fmt(_ratio(vals.get(c), old.get(c)), 2) for c in cols) + " |")
+    sw = j.get("switches") or {}
+    if sw:
+        scols = [c for c in CPU_PARTS if any(c in v for v in sw.values())]
+        L += ["", "Context switches per accepted request, voluntary and involuntary, summed over "
+              "every thread of each process over the same window (medians; Postgres is not "
+              "counted: its ended backends take their counts with them):", "",
+              "| run | " + " | ".join(scols) + " |", "|---|" + "---:|" * len(scols)]
+        for phase, vals in sw.items():
+            L.append(f"| {phase} | " + " | ".join(_fmt(vals.get(c), 2) for c in scols) + " |")
     if base:
         L += ["", f"Baseline: `{base['file']}`, `{base.get('command')}` at "
               f"{base.get('commit') or 'an unrecorded commit'}, finished "

@@ -148,3 +148,28 @@ def test_bench_run_refuses_a_baseline_it_cannot_compare(tmp_path):
     assert "cpus 64" in baseline_refused(tmp_path, json.dumps(other))
     assert "cannot be read" in baseline_refused(tmp_path, "{not json")
     assert "no CPU-per-request" in baseline_refused(tmp_path, json.dumps({"raw": {}}))
+
+
+def test_context_switches_of_every_thread_are_counted(tmp_path, procs):
+    # Two threads that each sleep 200 times: at least 400 voluntary switches in the window.
+    sleeper = procs(
+        "import os, threading, time\n"
+        f"while not os.path.exists({str(tmp_path / 'go')!r}): time.sleep(0.01)\n"
+        "done = []\n"
+        "def nap():\n"
+        "    for _ in range(200): time.sleep(0.001)\n"
+        "    done.append(1)\n"
+        "    time.sleep(120)  # alive while the window closes: an ended thread's count is gone\n"
+        "for _ in range(2): threading.Thread(target=nap, daemon=True).start()\n"
+        "while len(done) < 2: time.sleep(0.01)\n"
+        f"open({str(tmp_path / 'done')!r}, 'w').close()\n" + LINGER)
+    idle = procs(LINGER)
+    time.sleep(0.3)
+    with CpuMeter({"sleeper": ([sleeper.pid], False), "idle": ([idle.pid], False),
+                   "tree": ([idle.pid], True)}) as m:
+        (tmp_path / "go").touch()
+        wait_for(tmp_path / "done")
+    per = m.switches_per_request(100)
+    assert per["sleeper"] >= 4.0, per   # 400 and more over 100 requests
+    assert per["idle"] < 0.1, per
+    assert "tree" not in per, per      # not counted for a tree
