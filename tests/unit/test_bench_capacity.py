@@ -17,8 +17,8 @@ OVERLAY = SOURCE_DIR / "deploy" / "k8s" / "overlays" / "production"
 BASE = SOURCE_DIR / "deploy" / "k8s" / "base"
 
 # Round figures, so that halving them gives exact figures after the page's rounding.
-US = {"ingress": 240.0, "broker": 120.0, "persister": 12.0, "postgres": 60.0, "auditor": 30.0,
-      "load generator": 40.0, "unattributed": 6.0, "total": 548.0}
+US = {"ingress": 240.0, "broker": 120.0, "persister": 18.0, "postgres": 60.0, "auditor": 30.0,
+      "load generator": 40.0, "unattributed": 6.0, "total": 554.0}
 RESULTS = {
     "command": "bench/run --quick", "commit": "synthetic", "finished_utc": "2026-01-01T00:00:00Z",
     "machine": {"cpus": 2},
@@ -183,3 +183,143 @@ def test_a_missing_overlay_is_refused(tmp_path):
     p, page = run(tmp_path, RESULTS, overlay=tmp_path / "nowhere")
     assert p.returncode == 2 and page is None
     assert "no such overlay" in p.stderr
+
+
+def refused(p, page, *words):
+    """Status 2, no page, one line on stderr that names words, and no traceback."""
+    assert p.returncode == 2 and page is None, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+
+
+def overlay_over_base(tmp_path, kustomization, patches=()):
+    """A kustomization folder over the base: kustomization's keys (bases added), and each patch
+    (a dict, or raw YAML text) in its own file listed under patchesStrategicMerge."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir(exist_ok=True)
+    k = {"bases": [str(BASE)], **kustomization}
+    for i, patch in enumerate(patches):
+        f = f"patch{i}.yaml"
+        (overlay / f).write_text(patch if isinstance(patch, str) else yaml.safe_dump(patch))
+        k.setdefault("patchesStrategicMerge", []).append(f)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(k))
+    return overlay
+
+
+def test_a_run_or_figure_of_cpu_us_that_cannot_be_used_is_refused(tmp_path):
+    for name, value in (("closed loop", None), ("closed loop", [1, 2]), ("5000 req/s", None)):
+        r = copy.deepcopy(RESULTS)
+        r["cpu_us"][name] = value
+        refused(*run(tmp_path, r), repr(name), "not an object")
+    for part, value in (("total", 0), ("total", -3.0), ("load generator", 0)):
+        r = copy.deepcopy(RESULTS)
+        r["cpu_us"]["5000 req/s"][part] = value
+        refused(*run(tmp_path, r), part, "not positive")
+    for part, value in (("total", "a lot"), ("unattributed", [1]), ("ingress", True)):
+        r = copy.deepcopy(RESULTS)
+        r["cpu_us"]["10000 req/s"][part] = value
+        refused(*run(tmp_path, r), repr(part), "not a number")
+    r = copy.deepcopy(RESULTS)
+    r["copy_rows_per_s"] = float("inf")
+    refused(*run(tmp_path, r), "copy_rows_per_s")
+    # A part whose process ended (null) in a run not used, and a signed unattributed, are fine.
+    r = copy.deepcopy(RESULTS)
+    r["cpu_us"]["closed loop"]["persister"] = None
+    r["cpu_us"]["5000 req/s"]["unattributed"] = -0.4
+    p, page = run(tmp_path, r)
+    assert p.returncode == 0, p.stderr
+
+
+def test_overlay_counts_and_cpu_that_cannot_be_used_are_refused(tmp_path):
+    persister = {"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": "hookline-persister"}}
+    for replicas in ("many", None, 0):
+        overlay = overlay_over_base(tmp_path, {}, [{**persister, "spec": {"replicas": replicas}}])
+        refused(*run(tmp_path, RESULTS, overlay=overlay), "hookline-persister replicas")
+    topic = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
+             "metadata": {"name": "hookline-events"}}
+    for field in ("replicas", "partitions"):
+        overlay = overlay_over_base(tmp_path, {}, [{**topic, "spec": {field: "many"}}])
+        refused(*run(tmp_path, RESULTS, overlay=overlay), f"hookline-events {field}")
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "hookline-ingress"}}
+    overlay = overlay_over_base(tmp_path, {}, [{**hpa, "spec": {"minReplicas": None}}])
+    refused(*run(tmp_path, RESULTS, overlay=overlay), "minReplicas")
+    pool = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaNodePool",
+            "metadata": {"name": "dual-role"}}
+    for cpu in ("0", "0m", "four", None, "nan"):
+        overlay = overlay_over_base(tmp_path, {}, [
+            {**pool, "spec": {"resources": {"limits": {"cpu": cpu}}}}])
+        refused(*run(tmp_path, RESULTS, overlay=overlay), "KafkaNodePool dual-role, limits")
+
+
+def test_a_kustomization_that_is_not_a_mapping_is_refused(tmp_path):
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump([str(BASE)]))
+    refused(*run(tmp_path, RESULTS, overlay=overlay), "not a mapping")
+
+
+def test_kustomization_keys_that_are_not_applied_are_refused(tmp_path):
+    target = {"group": "apps", "version": "v1", "kind": "Deployment",
+              "name": "hookline-persister"}
+    for key, value in (
+            ("patches", [{"target": target, "patch": "[{op: replace, path: /spec/replicas, "
+                                                     "value: 40}]"}]),
+            ("patchesJson6902", [{"target": target, "path": "replicas.yaml"}]),
+            ("replicas", [{"name": "hookline-persister", "count": 40}]),
+            ("components", ["../more"]),
+            ("namePrefix", "eu-")):
+        overlay = overlay_over_base(tmp_path, {key: value})
+        refused(*run(tmp_path, RESULTS, overlay=overlay),
+                f"kustomization key {key} is not applied by bench/capacity")
+    # A strategic-merge directive is a transformation _merge() does not know either.
+    overlay = overlay_over_base(tmp_path, {}, [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hookline-auditor"},
+         "$patch": "delete"}])
+    refused(*run(tmp_path, RESULTS, overlay=overlay), "$patch")
+    # Keys that cannot change the figures read are passed over.
+    overlay = overlay_over_base(tmp_path, {
+        "namespace": "elsewhere", "commonLabels": {"tier": "x"},
+        "images": [{"name": "hookline", "newTag": "1"}],
+        "generatorOptions": {"disableNameSuffixHash": True}})
+    p, page = run(tmp_path, RESULTS, overlay=overlay)
+    assert p.returncode == 0, p.stderr
+
+
+def test_the_autoscaler_note_stays_within_min_and_max_replicas(tmp_path):
+    # 240 µs a request against 70 % of a 0.5-core request: the target alone wants 1 pod at
+    # 1,000/s and 69 at 100,000/s; the overlay's autoscaler runs 3 to 20.
+    p, page = run(tmp_path, RESULTS)
+    assert p.returncode == 0, p.stderr
+    note = next(line for line in page.splitlines() if "autoscaler targets" in line)
+    assert "would run 3 pods at 1,000/s (its minReplicas; the target alone would want 1)" in note
+    assert "20 pods at 100,000/s (its maxReplicas; the target alone would want 69)" in note
+    assert "1 pod at" not in note and "69 pods" not in note
+
+
+def test_unattributed_cpu_is_in_the_machine_total_only(tmp_path):
+    p, page = run(tmp_path, RESULTS)
+    assert p.returncode == 0, p.stderr
+    label = ("unattributed (not charged to any measured process: kernel work, the benchmark's "
+             "own process, anything else running)")
+    assert num(row(page, label)[0]) == US["unattributed"]
+    assert "unattributed cores" not in page
+    # 100,000/s: (240 + 240 + 18 + 30 + 60) µs at 60 % is 98 cores, without the 6 µs
+    # unattributed (which would make it 99).
+    assert num(row(page, "**total cores**")[2]) == 98.0
+
+
+def test_the_page_names_every_assumption_it_uses_and_the_warm_up(tmp_path):
+    r = copy.deepcopy(RESULTS)
+    r["settings"] = {"warmup_count": 300_000}
+    p, page = run(tmp_path, r)
+    assert p.returncode == 0, p.stderr
+    assert row(page, "`LINEAGE_COPY_FACTOR`")[0] == "1.0"
+    assert row(page, "`LINEAGE_PG_SHARE`")[0] == "0.667"
+    assert "nearly empty" not in page and "time partitioning" not in page
+    assert "warm-up of 300,000 requests" in page
+    assert "300,000 `webhook_events` rows and 600,000 `lineage` rows" in page
+    p, page = run(tmp_path, RESULTS)
+    assert "record no warm-up" in page
