@@ -451,9 +451,7 @@ static void test_start_with_hooks(void **state)
     atomic_store(&hk.ready, false);
     hl_metrics_t *m = hl_metrics_new();
     char listen[32], mlisten[32], err[256] = "", v[64];
-    int port = free_port(), mport = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(mlisten, sizeof mlisten, "127.0.0.1:%d", mport);
+    int port = 0, mport = 0;
     hl_http_config_t h = {.listen = listen, .threads = 2, .request_timeout_ms = 2000};
     hl_httpd_opts_t o = {.metrics_listen = mlisten,
                          .max_header_bytes = 2048,
@@ -464,7 +462,18 @@ static void test_start_with_hooks(void **state)
                          .worker_stop = hook_worker_stop,
                          .conn_open = hook_conn_open,
                          .refuse = hook_refuse};
-    hl_httpd_t *s = hl_httpd_start_with(&h, m, &o, err, sizeof err);
+    /* Two ports free a moment ago: the second may be the first one again, and another process
+     * may take either before the server binds them, so a failed start is tried again with new
+     * ones; the last try's error is the one reported. */
+    hl_httpd_t *s = NULL;
+    for (int attempt = 0; s == NULL && attempt < 5; attempt++) {
+        port = free_port();
+        do mport = free_port();
+        while (mport == port);
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+        snprintf(mlisten, sizeof mlisten, "127.0.0.1:%d", mport);
+        s = hl_httpd_start_with(&h, m, &o, err, sizeof err);
+    }
     if (s == NULL) fail_msg("start: %s", err);
     hl_httpd_handle(s, "/worker$", worker_handler, NULL);
     get(port, "GET", "/worker", &r);
