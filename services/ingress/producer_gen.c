@@ -244,9 +244,8 @@ gen_t *ing_gen_new(slot_t *s, unsigned number, char *errbuf, size_t errcap)
     if (conf == NULL) goto fail;
     rd_kafka_conf_set_opaque(conf, g);
     char rkerr[256];
-    g->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    g->rk = hl_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
     if (g->rk == NULL) {
-        rd_kafka_conf_destroy(conf);
         snprintf(errbuf, errcap, "kafka: %s", rkerr);
         goto fail;
     }

@@ -133,11 +133,8 @@ pst_consumer_t *pst_consumer_new(const pst_config_t *cfg, pst_metrics_t *pm,
     }
     rd_kafka_conf_set_rebalance_cb(conf, pst_cons_on_rebalance);
     rd_kafka_conf_set_opaque(conf, c);
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
-    if (!c->rk) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
+    c->rk = hl_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errcap);
+    if (!c->rk) goto fail;
     rd_kafka_poll_set_consumer(c->rk);
     c->lin = pst_lineage_new(cfg, errbuf, errcap);
     if (!c->lin) goto fail;

@@ -107,9 +107,7 @@ static rd_kafka_t *new_handle(pst_lineage_t *l, char *errbuf, size_t errcap)
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, l);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
-    if (!rk) rd_kafka_conf_destroy(conf);
-    return rk;
+    return hl_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errcap);
 }
 
 pst_lineage_t *pst_lineage_new(const pst_config_t *cfg, char *errbuf, size_t errcap)

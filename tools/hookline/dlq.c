@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hl/kafka.h"
 #include "hl/proto.h"
 #include "hl/util.h"
 
@@ -82,9 +83,7 @@ static rd_kafka_t *make_client(rd_kafka_type_t type, const dlq_args_t *a, char *
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_t *rk = rd_kafka_new(type, conf, err, cap); /* takes conf on success */
-    if (!rk) rd_kafka_conf_destroy(conf);
-    return rk;
+    return hl_kafka_new(type, conf, err, cap);
 }
 
 static void print_record(const rd_kafka_message_t *m)
