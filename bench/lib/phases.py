@@ -9,8 +9,8 @@ import time
 import urllib.parse
 
 from load import Profile, producer_perf, write_wrk_script, wrk
-from procs import (CpuMeter, Proc, RssSampler, children_cpu_seconds, free_port, http_get, log, metric, run, wait_http,
-                   wait_port)
+from procs import (CpuMeter, Proc, RssSampler, children_cpu_seconds, free_port, http_get, log,
+                   metric, run, wait_http, wait_port)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
