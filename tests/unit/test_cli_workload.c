@@ -182,6 +182,25 @@ static void test_ndjson_good(void **state)
     unlink(p);
 }
 
+#define LEDGER_TEMPLATE "/tmp/hl-cli-ledger-XXXXXX"
+
+/* Marks w's first request accepted under request_id, writes w's ledger into a new file made
+ * from path (a LEDGER_TEMPLATE buffer, left holding the file's name) and reads it back. */
+static void ledger_through_file(cli_workload_t *w, const char *request_id, char *path,
+                                cli_workload_t *back)
+{
+    char err[256] = "";
+    w->msgs[0].reqs[0].out.status = 202;
+    snprintf(w->msgs[0].reqs[0].out.request_id, sizeof(w->msgs[0].reqs[0].out.request_id), "%s",
+             request_id);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_int_equal(cli_ledger_write(f, w), 0);
+    fclose(f);
+    if (cli_ledger_read(path, back, err, sizeof(err)) != 0) fail_msg("ledger read: %s", err);
+}
+
 /* A message id of exactly the contract's 256 bytes is one the ingress takes: the replay reads
  * it, and its ledger (what `hookline verify` reads back) keeps it. */
 static void test_message_id_of_the_full_length(void **state)
@@ -199,15 +218,8 @@ static void test_message_id_of_the_full_length(void **state)
     unlink(p);
     assert_int_equal(w.nmsgs, 1);
     assert_string_equal(w.msgs[0].message_id, id);
-    w.msgs[0].reqs[0].out.status = 202;
-    snprintf(w.msgs[0].reqs[0].out.request_id, sizeof(w.msgs[0].reqs[0].out.request_id), "%s",
-             "0190a0b0-0000-7000-8000-000000000002");
-    char path[] = "/tmp/hl-cli-ledger-XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fdopen(fd, "w");
-    assert_int_equal(cli_ledger_write(f, &w), 0);
-    fclose(f);
-    assert_int_equal(cli_ledger_read(path, &back, err, sizeof(err)), 0);
+    char path[] = LEDGER_TEMPLATE;
+    ledger_through_file(&w, "0190a0b0-0000-7000-8000-000000000002", path, &back);
     unlink(path);
     assert_int_equal(back.nmsgs, 1);
     assert_string_equal(back.msgs[0].message_id, id);
@@ -278,15 +290,8 @@ static void test_ledger_roundtrip(void **state)
     cli_workload_t w = {0}, back = {0};
     char err[256];
     assert_int_equal(cli_wl_synth(&o, &w, err, sizeof(err)), 0);
-    w.msgs[0].reqs[0].out.status = 202;
-    snprintf(w.msgs[0].reqs[0].out.request_id, sizeof(w.msgs[0].reqs[0].out.request_id), "%s",
-             "0190a0b0-0000-7000-8000-000000000001");
-    char path[] = "/tmp/hl-cli-ledger-XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fdopen(fd, "w");
-    assert_int_equal(cli_ledger_write(f, &w), 0);
-    fclose(f);
-    assert_int_equal(cli_ledger_read(path, &back, err, sizeof(err)), 0);
+    char path[] = LEDGER_TEMPLATE;
+    ledger_through_file(&w, "0190a0b0-0000-7000-8000-000000000001", path, &back);
     assert_int_equal(back.nmsgs, w.nmsgs);
     assert_int_equal(back.nreqs, w.nreqs);
     assert_int_equal(back.ndups, w.ndups);
@@ -296,7 +301,7 @@ static void test_ledger_roundtrip(void **state)
     assert_string_equal(back.msgs[2].message_id, w.msgs[2].message_id);
     cli_wl_free(&back);
     /* A line without the required fields names its line. */
-    f = fopen(path, "a");
+    FILE *f = fopen(path, "a");
     fputs("{\"message_id\":\"x\"}\n", f);
     fclose(f);
     assert_int_equal(cli_ledger_read(path, &back, err, sizeof(err)), HL_EPARSE);
