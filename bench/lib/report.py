@@ -40,14 +40,17 @@ def _with_pipeline(us):
     return dict(us, pipeline=None if None in parts else round(sum(parts), 1))
 
 
+def _pipeline_runs(raw):
+    """[(name, repetitions)] of a run's raw pipeline figures: the closed loop, then each rate."""
+    pipe = (raw or {}).get("pipeline") or {}
+    return ([("closed loop", pipe["closed"])] if pipe.get("closed") else []) + \
+        [(f"{rate} req/s", runs) for rate, runs in (pipe.get("rates") or {}).items()]
+
+
 def cpu_from_raw(raw):
     """{run: {component: median µs per accepted request}} from a run's raw pipeline figures,
     the same way for this run and for a baseline run."""
-    pipe, cpu = (raw or {}).get("pipeline") or {}, {}
-    if pipe.get("closed"):
-        cpu["closed loop"] = _cpu_median(pipe["closed"])
-    for rate, runs in (pipe.get("rates") or {}).items():
-        cpu[f"{rate} req/s"] = _cpu_median(runs)
+    cpu = {name: _cpu_median(runs) for name, runs in _pipeline_runs(raw)}
     return {k: v for k, v in cpu.items() if v}
 
 
@@ -146,10 +149,8 @@ def _auditor_ms(runs, stage, q):
 
 def switches_from_raw(raw):
     """{run: {component: median context switches per accepted request}}."""
-    pipe, out = (raw or {}).get("pipeline") or {}, {}
-    named = ([("closed loop", pipe["closed"])] if pipe.get("closed") else []) + \
-        [(f"{rate} req/s", runs) for rate, runs in (pipe.get("rates") or {}).items()]
-    for name, runs in named:
+    out = {}
+    for name, runs in _pipeline_runs(raw):
         sw = [r["switches"] for r in runs if r.get("switches")]
         parts = [n for n in CPU_PARTS if any(x.get(n) is not None for x in sw)]
         if parts:
