@@ -291,8 +291,11 @@ class CpuMeter:
 
     def __exit__(self, *exc):
         after, sw_after = self._read()
+        # Fewer switches after than before: a thread ended in the window and took its count
+        # with it, so the difference means nothing: no figure.
         self.switches = {n: None if v is None or self.sw_before[n] is None
-                         else v - self.sw_before[n] for n, v in sw_after.items()}
+                         or v < self.sw_before[n] else v - self.sw_before[n]
+                         for n, v in sw_after.items()}
         self.wall_s = time.monotonic() - self.t0
         used = {}
         for n, v in after.items():

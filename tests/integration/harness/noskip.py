@@ -7,7 +7,7 @@ tests/allowed-skips.txt lists by name (the test's exact file::name, and a text t
 must contain) stays a skip; when HL_ALLOWED_SKIPS_LOG names a file, one line per such
 skip is appended to it, and tests/run prints them in its summary.
 
-Both conftest.py files (tests/integration, tests/fault) import these hooks.
+The conftest.py files of tests/integration, tests/fault and tests/unit import these hooks.
 """
 import os
 from pathlib import Path
