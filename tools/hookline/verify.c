@@ -91,7 +91,9 @@ static const char SQL_ROWS[] =
     "SELECT message_id, event_type, kafka_partition, kafka_offset,"
     " (extract(epoch FROM persisted_at) * 1000000)::bigint, request_id::text, xmin::text"
     " FROM webhook_events WHERE source = $1 AND message_id = ANY($2::text[])"
-    " ORDER BY message_id, kafka_partition, kafka_offset";
+    /* Byte order, as strcmp sorts the ledger's ids for the merge: the column's collation (a
+     * database made with a locale such as en_US.UTF-8) would interleave them otherwise. */
+    " ORDER BY message_id COLLATE \"C\", kafka_partition, kafka_offset";
 
 typedef struct {
     const idset_t *ids;
