@@ -17,7 +17,7 @@
       "requests waiting for an acknowledgement at once; past it, 503 at once")                     \
     X(queue_max_messages, 100000, 100, 10000000, "HOOKLINE_QUEUE_MAX_MESSAGES",                    \
       "producer queue cap (queue.buffering.max.messages); past it, 503 at once")                   \
-    X(linger_ms, 0, 0, 1000, "HOOKLINE_LINGER_MS", "producer linger.ms (batching delay)")          \
+    X(linger_ms, 2, 0, 1000, "HOOKLINE_LINGER_MS", "producer linger.ms (batching delay)")          \
     X(lineage_linger_ms, 100, 0, 5000, "HOOKLINE_LINEAGE_LINGER_MS",                               \
       "the lineage producer's linger.ms: lineage records are batched this long")                   \
     X(max_header_bytes, 16384, 1024, 1048576, "HOOKLINE_MAX_HEADER_BYTES",                         \
