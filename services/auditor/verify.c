@@ -285,7 +285,8 @@ int aud_verify_walk(PGconn *c, int32_t chain, const aud_walk_t *w, aud_verify_t 
     const char *params[5] = {ch, after, lim, after_id, rows};
     if (!w) w = &whole;
     int64_t last = w->from_seq, last_id = INT64_MAX; /* the first page: every seq after it */
-    snprintf(rows, sizeof rows, "%d", page_rows());
+    const int64_t page = page_rows(), upto = w->upto > 0 ? w->upto : INT64_MAX;
+    snprintf(rows, sizeof rows, "%" PRId64, page);
     memset(v, 0, sizeof *v);
     v->chain = chain;
     v->ok = true;
@@ -293,7 +294,6 @@ int aud_verify_walk(PGconn *c, int32_t chain, const aud_walk_t *w, aud_verify_t 
     v->head_seq = w->from_seq;
     if (w->from_seq > 0) memcpy(v->head_hash, w->from_hash, sizeof v->head_hash);
     snprintf(ch, sizeof ch, "%" PRId32, chain);
-    snprintf(lim, sizeof lim, "%" PRId64, w->upto > 0 ? w->upto : INT64_MAX);
     if (chain < 0 || chain >= AUD_MAX_CHAINS) return find_stray(c, v, errbuf, errcap);
     if (w->from_seq > 0) {
         int rc = check_start(c, v, w, errbuf, errcap);
@@ -307,14 +307,25 @@ int aud_verify_walk(PGconn *c, int32_t chain, const aud_walk_t *w, aud_verify_t 
         snprintf(after_id, sizeof after_id, "%" PRId64, last_id);
         /* Keyset paging on the (chain, seq) unique index: constant memory at any length. The
          * key is (seq, id), not seq alone: should an owner drop the index and store two rows
-         * with one seq, the second is the next page's first row, not skipped with the first. */
-        PGresult *r = hl_pg_select(c,
-                                   "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
-                                   " AND seq >= $2::bigint AND (seq, id) > ($2::bigint,"
-                                   " $4::bigint) AND seq <= $3::bigint"
-                                   " ORDER BY seq, id LIMIT $5::int",
-                                   5, params, "verify", errbuf, errcap);
-        if (!r) return HL_EPG;
+         * with one seq, the second is the next page's first row, not skipped with the first.
+         * A page asks for the seqs of one page only: with the walk's end as the only bound,
+         * Postgres read every row up to it and sorted them for each page (on 60,000 rows, 22
+         * against 8 us a row). Should a page find nothing (seqs missing over a page's width),
+         * the same query up to the end finds the row after the gap. */
+        int64_t bound = last < upto - page ? last + page : upto;
+        PGresult *r = NULL;
+        for (bool wide = false;; wide = true) {
+            snprintf(lim, sizeof lim, "%" PRId64, wide ? upto : bound);
+            r = hl_pg_select(c,
+                             "SELECT " WALK_COLUMNS " FROM lineage WHERE chain = $1::int"
+                             " AND seq >= $2::bigint AND (seq, id) > ($2::bigint,"
+                             " $4::bigint) AND seq <= $3::bigint"
+                             " ORDER BY seq, id LIMIT $5::int",
+                             5, params, "verify", errbuf, errcap);
+            if (!r) return HL_EPG;
+            if (PQntuples(r) > 0 || wide || bound >= upto) break;
+            PQclear(r);
+        }
         int n = PQntuples(r), rc = check_page(r, v, &last, &last_id);
         PQclear(r);
         if (rc < 0) {

@@ -266,17 +266,24 @@ def test_offsets_moved_past_records_skip_nothing(stack, topics, pg_schema, servi
     assert get(svc, "/v1/verify").json()["ok"] is True
 
 
+def small_pages(stack, topics, pg_schema, service, free_port, tmp_path, rows):
+    """An auditor whose walks read pages of 10 rows, with `rows` rows stored and verified;
+    returns (svc, the chain with the most rows)."""
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
+    svc = service("auditor", cfg, env={"HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS": "10"})
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(rows)])
+    wait_for(lambda: lineage_count(pg_schema) == rows, 60, f"{rows} rows")
+    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
+                            " LIMIT 1")[0][0]
+    assert verify(svc, chain)["ok"] is True
+    return svc, chain
+
+
 def test_duplicate_seq_at_a_page_edge_is_named(stack, topics, pg_schema, service, free_port,
                                                tmp_path):
     """With the (chain, seq) key dropped, a second row at the seq that ends a page of the walk
     (pages of 10 rows here) is the next page's first row, not skipped with the first."""
-    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
-    svc = service("auditor", cfg, env={"HOOKLINE_AUDITOR_VERIFY_PAGE_ROWS": "10"})
-    feed(topics["lineage"], [ingress_record(uuid7(), offset=i) for i in range(90)])
-    wait_for(lambda: lineage_count(pg_schema) == 90, 60, "90 rows")
-    chain = pg_schema.query("SELECT chain FROM lineage GROUP BY chain ORDER BY count(*) DESC"
-                            " LIMIT 1")[0][0]
-    assert verify(svc, chain)["ok"] is True
+    svc, chain = small_pages(stack, topics, pg_schema, service, free_port, tmp_path, 90)
     cols = ("lineage_offset, request_id, stage, ts_us, ts, source, message_id, event_type,"
             " status, error_code, kafka_partition, kafka_offset, latency_us, record, prev_hash,"
             " hash")
@@ -299,6 +306,21 @@ def test_duplicate_seq_at_a_page_edge_is_named(stack, topics, pg_schema, service
     assert c["first_bad"] == {"id": forged, "seq": 10, "expected_seq": 11,
                               "reason": "duplicate_seq"}
     assert c["rows"] == 10
+
+
+def test_seq_gap_wider_than_a_page_is_named(stack, topics, pg_schema, service, free_port,
+                                            tmp_path):
+    """A page of the walk asks for one page's seqs (pages of 10 rows here): rows deleted over
+    more than a page's width leave such a page empty, and the walk still goes on to the row
+    after them and names the gap, rather than ending there as if the chain did."""
+    svc, chain = small_pages(stack, topics, pg_schema, service, free_port, tmp_path, 120)
+    after = pg_schema.query("SELECT id FROM lineage WHERE chain = %s AND seq = 35", (chain,))[0][0]
+    behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain}"
+                               " AND seq BETWEEN 12 AND 34")
+    c = verify(svc, chain)
+    assert c["ok"] is False
+    assert c["first_bad"] == {"id": after, "seq": 35, "expected_seq": 12, "reason": "seq_gap"}
+    assert c["rows"] == 11
 
 
 def test_checkpoint_topic_shape_is_checked(stack, topics, make_topics, pg_schema, service,
