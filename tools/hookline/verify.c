@@ -93,7 +93,7 @@ static const char SQL_ROWS[] =
     " FROM webhook_events WHERE source = $1 AND message_id = ANY($2::text[])"
     /* Byte order, as strcmp sorts the ledger's ids for the merge: the column's collation (a
      * database made with a locale such as en_US.UTF-8) would interleave them otherwise. */
-    " ORDER BY message_id COLLATE \"C\", kafka_partition, kafka_offset";
+    " ORDER BY message_id::text COLLATE \"C\", kafka_partition, kafka_offset";
 
 typedef struct {
     const idset_t *ids;
