@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The broker's own acknowledgement latency at a fixed rate, through the client library the
 ingress uses (librdkafka, via confluent_kafka) with the ingress's producer settings (acks=all,
-idempotence) except linger: linger.ms=0, the floor (the ingress lingers 2 ms). Open-loop: record i is due at start + i / rate, and its latency runs
-from that instant to its delivery report, so a stalled broker is charged in full.
+idempotence) except linger: linger.ms=0, the floor (the ingress lingers 2 ms). Open-loop:
+record i is due at start + i / rate, and its latency runs from that instant to its delivery report, so a stalled broker is charged in full.
 
   kafka_probe.py BROKERS TOPIC RATE SECONDS RECORD_BYTES   -> one JSON line on stdout
 """

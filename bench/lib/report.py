@@ -282,7 +282,8 @@ def markdown(j, notes):
          f"{_fmt(_ratio(j.get('p99_ms_at_5000'), j.get('kafka_ack_p99_ms_at_5000')), 3)} |",
          "", "The broker ack rows: `bench/lib/kafka_probe.py` produces 512-byte records at the "
          "fixed rate through librdkafka with the ingress's settings (acks=all, idempotence) "
-         "but linger.ms=0 (the ingress lingers 2 ms) and times each from its scheduled send to its delivery report, with no "
+         "but linger.ms=0 (the ingress lingers 2 ms) and times each from its scheduled send "
+         "to its delivery report, with no "
          "other load: the floor under any durable ack on this machine. The ingress's figure "
          "is measured with the whole pipeline running.", "",
          "![throughput](throughput.svg)", "",

@@ -314,7 +314,8 @@ def test_seq_gap_wider_than_a_page_is_named(stack, topics, pg_schema, service, f
     more than a page's width leave such a page empty, and the walk still goes on to the row
     after them and names the gap, rather than ending there as if the chain did."""
     svc, chain = small_pages(stack, topics, pg_schema, service, free_port, tmp_path, 120)
-    after = pg_schema.query("SELECT id FROM lineage WHERE chain = %s AND seq = 35", (chain,))[0][0]
+    after = pg_schema.query("SELECT id FROM lineage WHERE chain = %s AND seq = 35",
+                            (chain,))[0][0]
     behind_its_back(pg_schema, f"DELETE FROM lineage WHERE chain = {chain}"
                                " AND seq BETWEEN 12 AND 34")
     c = verify(svc, chain)

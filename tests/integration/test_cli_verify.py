@@ -51,15 +51,16 @@ def test_verify_pairs_rows_sorted_by_a_linguistic_collation(stack, pg_schema, tm
     conn = pg_schema.connect()
     coll = icu_collation(conn)
     with conn.cursor() as cur:
-        cur.execute(f'ALTER TABLE webhook_events ALTER COLUMN message_id TYPE text COLLATE "{coll}"')
-        cur.execute("SELECT message_id FROM unnest(%s::text[]) AS m(message_id) ORDER BY message_id"
-                    f' COLLATE "{coll}"', (MESSAGE_IDS,))
+        cur.execute("ALTER TABLE webhook_events ALTER COLUMN message_id TYPE text"
+                    f' COLLATE "{coll}"')
+        cur.execute("SELECT message_id FROM unnest(%s::text[]) AS m(message_id)"
+                    f' ORDER BY message_id COLLATE "{coll}"', (MESSAGE_IDS,))
         linguistic = [r[0] for r in cur.fetchall()]
         offset = 0
         for mid in MESSAGE_IDS:
             for t in EVENT_TYPES:
-                cur.execute("INSERT INTO webhook_events (source, message_id, event_type, request_id,"
-                            " received_at, kafka_partition, kafka_offset, payload) VALUES"
+                cur.execute("INSERT INTO webhook_events (source, message_id, event_type,"
+                            " request_id, received_at, kafka_partition, kafka_offset, payload) VALUES"
                             " ('collated', %s, %s, %s, now(), 0, %s, '{}')",
                             (mid, t, str(uuid.uuid4()), offset))
                 offset += 1
