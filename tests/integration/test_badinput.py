@@ -29,6 +29,8 @@ SECRETS = {
 }
 ENV = {f"HL_BI_{k.upper()}": v for k, v in SECRETS.items()}
 RSS_MARGIN_KB = 3 * 1024
+# <linux/in.h>; Python names it only from 3.12 on.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 UNLIMITED_FAILURES = {"failed_auth_rate_per_client": 1000000, "failed_auth_burst_per_client": 1000000,
                       "failed_auth_rate": 1000000, "failed_auth_burst": 1000000}
 
@@ -526,10 +528,18 @@ def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_p
     def flood():
         held = []
         while not stop.is_set():
+            s = socket.socket()
             try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=2,
-                                             source_address=("127.0.0.2", 0))
+                # The port picked by connect(), not by bind(): bind() would hand out the ports
+                # that other tests' bind() gets too, and the ~15,000 connections of a run, each
+                # a minute in TIME_WAIT after its close, would leave another test binding
+                # 127.0.0.2 meanwhile none free.
+                s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                s.bind(("127.0.0.2", 0))
+                s.settimeout(2)
+                s.connect(("127.0.0.1", port))
             except OSError:
+                s.close()
                 continue
             opened[0] += 1
             held.append(s)
