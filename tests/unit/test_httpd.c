@@ -386,6 +386,34 @@ static void test_start_failures(void **state)
     hl_httpd_stop(NULL);
 }
 
+/* A stop with nobody connecting: civetweb's accepting thread waits in poll() for up to 2 s
+ * before it sees the stop, unless the stop wakes it. Generous bound: an idle stop takes a few
+ * milliseconds; one that waits out the poll takes well over a second. Afterwards the port
+ * takes no connection and can be bound again. */
+static void test_stop_is_prompt(void **state)
+{
+    (void)state;
+    char err[256], listen_spec[32];
+    int port = free_port();
+    snprintf(listen_spec, sizeof listen_spec, "127.0.0.1:%d", port);
+    hl_http_config_t h = {.listen = listen_spec, .threads = 2, .request_timeout_ms = 1000};
+    for (int round = 0; round < 3; round++) {
+        hl_httpd_t *s = hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err);
+        assert_non_null(s);
+        struct timespec idle = {0, 200 * 1000 * 1000}; /* the acceptor is in its poll() */
+        nanosleep(&idle, NULL);
+        int64_t t0 = hl_mono_us();
+        hl_httpd_stop(s);
+        int64_t took = hl_mono_us() - t0;
+        if (took >= 1000000) fail_msg("stop %d took %lld us", round, (long long)took);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        close(fd);
+    }
+}
+
 /* ---- hl_httpd_start_with: probes that say why, a metrics listener, and the hooks ---- */
 
 typedef struct {
@@ -539,6 +567,7 @@ int main(void)
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_start_failures),
         cmocka_unit_test(test_start_with_hooks),
+        cmocka_unit_test(test_stop_is_prompt),
     };
     int failed = cmocka_run_group_tests_name("plain", tests, start_plain, stop_plain);
     failed += cmocka_run_group_tests_name("standalone", standalone, NULL, NULL);

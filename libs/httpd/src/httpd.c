@@ -2,12 +2,15 @@
  * ciphers, JSON answers with X-Request-Id, and the /healthz, /readyz and /metrics endpoints. */
 #include "hl/httpd.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "hl/log.h"
 #include "deadline.h"
@@ -460,9 +463,53 @@ struct mg_context *hl_httpd_ctx(hl_httpd_t *s)
     return s ? s->ctx : NULL;
 }
 
+/* True when fd is a listening TCP socket bound to one of the n ports. */
+static bool listens_on(int fd, const struct mg_server_port *ports, int n)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on) return false;
+    struct sockaddr_storage ss;
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return false;
+    int port;
+    if (ss.ss_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+    else
+        return false;
+    for (int i = 0; i < n; i++)
+        if (ports[i].port == port) return true;
+    return false;
+}
+
+/* civetweb's accepting thread sees the stop only when its poll() of the listening sockets
+ * returns, which with nobody connecting is after its full timeout (up to 2 s measured: every
+ * stop of a service paid it). A listening socket shut down wakes that poll() at once, and
+ * from then on a new connection is refused rather than left waiting; civetweb still closes
+ * the sockets itself. They are found among the process's descriptors by the ports civetweb
+ * reports (only listening sockets are touched). */
+static void wake_acceptor(hl_httpd_t *s)
+{
+    struct mg_server_port ports[16];
+    int n = mg_get_server_ports(s->ctx, 16, ports);
+    DIR *d = n > 0 ? opendir("/proc/self/fd") : NULL;
+    if (d == NULL) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != '\0' || fd < 0 || fd == dirfd(d)) continue;
+        if (listens_on((int)fd, ports, n)) (void)shutdown((int)fd, SHUT_RDWR);
+    }
+    closedir(d);
+}
+
 void hl_httpd_stop(hl_httpd_t *s)
 {
     if (s == NULL) return;
+    wake_acceptor(s);
     mg_stop(s->ctx);
     mg_exit_library();
     free(s);
