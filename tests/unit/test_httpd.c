@@ -386,18 +386,37 @@ static void test_start_failures(void **state)
     hl_httpd_stop(NULL);
 }
 
+/* A TCP socket on addr:port: listening when listen_too, else connected (-1 when refused). */
+static int tcp_on(const char *addr, int port, bool listen_too)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, addr, &a.sin_addr), 1);
+    int rc = listen_too ? bind(fd, (struct sockaddr *)&a, sizeof a) : 0;
+    if (rc == 0) rc = listen_too ? listen(fd, 4) : connect(fd, (struct sockaddr *)&a, sizeof a);
+    if (rc != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* A stop with nobody connecting: civetweb's accepting thread waits in poll() for up to 2 s
- * before it sees the stop, unless the stop wakes it. Generous bound: an idle stop takes a few
- * milliseconds; one that waits out the poll takes well over a second. Afterwards the port
- * takes no connection and can be bound again. */
+ * before it sees the stop, unless the stop wakes it (by shutting its listening sockets down).
+ * Generous bound: an idle stop takes a few milliseconds; one that waits out the poll takes
+ * well over a second. Afterwards the server's port takes no connection, and another listener
+ * of the process on the same port (another address) still does: the stop touches only the
+ * server's own sockets. */
 static void test_stop_is_prompt(void **state)
 {
     (void)state;
     char err[256], listen_spec[32];
-    int port = free_port();
-    snprintf(listen_spec, sizeof listen_spec, "127.0.0.1:%d", port);
-    hl_http_config_t h = {.listen = listen_spec, .threads = 2, .request_timeout_ms = 1000};
     for (int round = 0; round < 3; round++) {
+        int port = free_port();
+        int other = tcp_on("127.0.0.3", port, true);
+        assert_true(other >= 0);
+        snprintf(listen_spec, sizeof listen_spec, "127.0.0.1:%d", port);
+        hl_http_config_t h = {.listen = listen_spec, .threads = 2, .request_timeout_ms = 1000};
         hl_httpd_t *s = hl_httpd_start(&h, NULL, NULL, NULL, err, sizeof err);
         assert_non_null(s);
         struct timespec idle = {0, 200 * 1000 * 1000}; /* the acceptor is in its poll() */
@@ -406,11 +425,14 @@ static void test_stop_is_prompt(void **state)
         hl_httpd_stop(s);
         int64_t took = hl_mono_us() - t0;
         if (took >= 1000000) fail_msg("stop %d took %lld us", round, (long long)took);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-        close(fd);
+        assert_int_equal(tcp_on("127.0.0.1", port, false), -1);
+        int c = tcp_on("127.0.0.3", port, false);
+        assert_true(c >= 0);
+        int in = accept(other, NULL, NULL);
+        assert_true(in >= 0);
+        close(in);
+        close(c);
+        close(other);
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "hl/log.h"
 #include "deadline.h"
@@ -28,6 +30,15 @@
 #define NO_STORE "Cache-Control: no-store\r\n"
 /* Longest error message copied into an error body before escaping. */
 #define MAX_ERROR_MESSAGE 512
+/* Most listening sockets one server has (http.listen's and the metrics port's). */
+#define MAX_LISTENERS 16
+
+/* A listening socket: its descriptor, and the inode that tells it from a later socket given
+ * the same number. */
+typedef struct {
+    int fd;
+    ino_t ino;
+} listener_t;
 
 struct hl_httpd {
     struct mg_context *ctx;        /* civetweb server, owned */
@@ -41,6 +52,8 @@ struct hl_httpd {
     const char *tls_key;           /* idem; NULL: key is in tls_cert */
     char tls_err[256];             /* why the TLS setup callback failed */
     bool tls;                      /* whether mg_init_library was asked for TLS */
+    listener_t listeners[MAX_LISTENERS]; /* civetweb's listening sockets, found at start */
+    int nlisteners;
 };
 
 static int allow_get(struct mg_connection *c)
@@ -371,6 +384,73 @@ static int authorize_all(struct mg_connection *c, void *arg)
     return 1;
 }
 
+/* The listening TCP sockets of the process (at most cap), with the port each is bound to. */
+static int listening_sockets(listener_t *out, int *port, int cap)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) return 0;
+    int n = 0;
+    struct dirent *e;
+    while (n < cap && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != '\0' || fd < 0 || fd > INT_MAX || fd == dirfd(d)) continue;
+        int on = 0;
+        socklen_t len = sizeof on;
+        struct stat st;
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof ss;
+        if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on ||
+            fstat((int)fd, &st) != 0 || getsockname((int)fd, (struct sockaddr *)&ss, &sslen) != 0)
+            continue;
+        if (ss.ss_family == AF_INET)
+            port[n] = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            port[n] = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+        else
+            continue;
+        out[n++] = (listener_t){(int)fd, st.st_ino};
+    }
+    closedir(d);
+    return n;
+}
+
+/* Keeps the listening sockets that mg_start made: there after it and not before, on a port
+ * civetweb reports. Nothing else in the process is ever touched by wake_acceptor. */
+static void find_listeners(hl_httpd_t *s, const listener_t *before, int nbefore)
+{
+    listener_t now[4 * MAX_LISTENERS];
+    int port[4 * MAX_LISTENERS];
+    struct mg_server_port ports[MAX_LISTENERS];
+    int nports = mg_get_server_ports(s->ctx, MAX_LISTENERS, ports);
+    int n = listening_sockets(now, port, 4 * MAX_LISTENERS);
+    for (int i = 0; i < n && s->nlisteners < MAX_LISTENERS; i++) {
+        bool old = false, ours = false;
+        for (int j = 0; j < nbefore && !old; j++)
+            old = before[j].fd == now[i].fd && before[j].ino == now[i].ino;
+        for (int j = 0; j < nports && !ours; j++) ours = ports[j].port == port[i];
+        if (!old && ours) s->listeners[s->nlisteners++] = now[i];
+    }
+}
+
+/* civetweb's accepting thread sees a stop only when its poll() of the listening sockets
+ * returns, which with nobody connecting is after its full timeout (up to 2 s measured: every
+ * stop of a service paid it). Shutting its listening sockets down wakes that poll() at once,
+ * and from then on a new connection is refused rather than left waiting; civetweb still
+ * closes them itself, after the stop. Each is checked to be the same socket still. */
+static void wake_acceptor(hl_httpd_t *s)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct stat st;
+        int on = 0;
+        socklen_t len = sizeof on;
+        const listener_t *l = &s->listeners[i];
+        if (fstat(l->fd, &st) == 0 && st.st_ino == l->ino &&
+            getsockopt(l->fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on)
+            (void)shutdown(l->fd, SHUT_RDWR);
+    }
+}
+
 static hl_httpd_t *start(hl_httpd_t *s, const hl_http_config_t *h, char *errbuf, size_t errcap)
 {
     s->tls = h->tls_cert != NULL && h->tls_cert[0] != '\0';
@@ -388,7 +468,11 @@ static hl_httpd_t *start(hl_httpd_t *s, const hl_http_config_t *h, char *errbuf,
     char why[256] = "";
     unsigned code = 0;
     struct mg_error_data err = {.code = &code, .text = why, .text_buffer_size = sizeof why};
+    listener_t before[4 * MAX_LISTENERS];
+    int before_port[4 * MAX_LISTENERS];
+    int nbefore = listening_sockets(before, before_port, 4 * MAX_LISTENERS);
     s->ctx = mg_start2(&init, &err);
+    if (s->ctx != NULL) find_listeners(s, before, nbefore);
     free(b.ports);
     s->tls_cert = s->tls_key = NULL; /* the config may be freed after start */
     if (s->ctx == NULL) {
@@ -461,49 +545,6 @@ void hl_httpd_handle(hl_httpd_t *s, const char *uri, mg_request_handler fn, void
 struct mg_context *hl_httpd_ctx(hl_httpd_t *s)
 {
     return s ? s->ctx : NULL;
-}
-
-/* True when fd is a listening TCP socket bound to one of the n ports. */
-static bool listens_on(int fd, const struct mg_server_port *ports, int n)
-{
-    int on = 0;
-    socklen_t len = sizeof on;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on) return false;
-    struct sockaddr_storage ss;
-    len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return false;
-    int port;
-    if (ss.ss_family == AF_INET)
-        port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
-    else if (ss.ss_family == AF_INET6)
-        port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
-    else
-        return false;
-    for (int i = 0; i < n; i++)
-        if (ports[i].port == port) return true;
-    return false;
-}
-
-/* civetweb's accepting thread sees the stop only when its poll() of the listening sockets
- * returns, which with nobody connecting is after its full timeout (up to 2 s measured: every
- * stop of a service paid it). A listening socket shut down wakes that poll() at once, and
- * from then on a new connection is refused rather than left waiting; civetweb still closes
- * the sockets itself. They are found among the process's descriptors by the ports civetweb
- * reports (only listening sockets are touched). */
-static void wake_acceptor(hl_httpd_t *s)
-{
-    struct mg_server_port ports[16];
-    int n = mg_get_server_ports(s->ctx, 16, ports);
-    DIR *d = n > 0 ? opendir("/proc/self/fd") : NULL;
-    if (d == NULL) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (end == e->d_name || *end != '\0' || fd < 0 || fd == dirfd(d)) continue;
-        if (listens_on((int)fd, ports, n)) (void)shutdown((int)fd, SHUT_RDWR);
-    }
-    closedir(d);
 }
 
 void hl_httpd_stop(hl_httpd_t *s)
