@@ -189,7 +189,7 @@ static void *poll_main(void *arg)
     return NULL;
 }
 
-/* The settings of both handles; they differ in linger and delivery timeout only. The
+/* The settings of both handles; they differ in linger, delivery timeout and compression. The
  * configured kafka.properties apply to both. */
 static rd_kafka_conf_t *make_conf(const ing_config_t *cfg, bool lineage, char *errbuf,
                                   size_t errcap)
@@ -204,7 +204,11 @@ static rd_kafka_conf_t *make_conf(const ing_config_t *cfg, bool lineage, char *e
         /* An event not acknowledged by the deadline is failed, so abandoned waiters return. */
         "message.timeout.ms", timeout, "queue.buffering.max.messages", qmax, "socket.nagle.disable",
         "true", "partitioner", "murmur2_random", "reconnect.backoff.ms", "50",
-        "reconnect.backoff.max.ms", "1000", NULL};
+        "reconnect.backoff.max.ms", "1000",
+        /* Lineage batches are JSON, 100 ms of it per produce request: lz4 shrinks what the
+         * broker appends and replicates and what the auditor fetches. Events stay as received:
+         * compressing them would add to the answer path. */
+        "compression.type", lineage ? "lz4" : "none", NULL};
     rd_kafka_conf_t *conf = hl_kafka_conf(&cfg->kafka, defaults, errbuf, errcap);
     if (conf == NULL) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);

@@ -153,6 +153,42 @@ static void test_fast_mode_and_lineage(void **state)
     hl_metrics_free(m);
 }
 
+static void expect_compression(rd_kafka_t *rk, const char *want)
+{
+    char v[32];
+    size_t n = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(rk), "compression.type", v, &n),
+                     RD_KAFKA_CONF_OK);
+    assert_string_equal(v, want);
+}
+
+/* Lineage (JSON, batched for lineage_linger_ms) is compressed; events go as received, unless
+ * kafka.properties says otherwise, for both. */
+static void test_compression(void **state)
+{
+    (void)state;
+    ing_config_t cfg = make_config();
+    hl_metrics_t *m = hl_metrics_new();
+    char err[256] = "";
+    ing_producer_t *p = ing_producer_new(&cfg, m, err, sizeof(err));
+    assert_non_null(p);
+    expect_compression(ing_producer_handle(p), "none");
+    expect_compression(ing_producer_lineage_handle(p), "lz4");
+    ing_producer_free(p);
+    hl_metrics_free(m);
+
+    char *own[] = {"test.mock.num.brokers=1", "compression.type=zstd"};
+    cfg.kafka.properties = own;
+    cfg.kafka.properties_count = 2;
+    m = hl_metrics_new();
+    p = ing_producer_new(&cfg, m, err, sizeof(err));
+    assert_non_null(p);
+    expect_compression(ing_producer_handle(p), "zstd");
+    expect_compression(ing_producer_lineage_handle(p), "zstd");
+    ing_producer_free(p);
+    hl_metrics_free(m);
+}
+
 /* The value of an unlabelled counter in the rendered metrics. */
 static long long counter_value(hl_metrics_t *m, const char *name)
 {
@@ -496,6 +532,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abandoned_waiters_return),
         cmocka_unit_test(test_fast_mode_and_lineage),
+        cmocka_unit_test(test_compression),
         cmocka_unit_test(test_lineage_outlives_outage),
         cmocka_unit_test(test_fatal_error_replaces_producer),
         cmocka_unit_test(test_fatal_lineage_records_move_on),
