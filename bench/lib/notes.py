@@ -66,6 +66,14 @@ def _facts(key, j):
                 f"{f('p99_ms_at_10000', 2)} ms; closed-loop the pipeline reached "
                 f"{f('hookline_replay_rps', 0)} req/s.")
     if key == "cpu_ratio_baseline_at_5000":
+        same = j.get("cpu_same_run")
+        if same:
+            now, old = same.get("this") or {}, same.get("baseline") or {}
+            return (f"Measured in this run, in turns with the services of "
+                    f"{(same.get('baseline_commit') or '?')[:12]}; per component, µs this build"
+                    f" / baseline build: " + ", ".join(
+                        f"{n} {now[n]:,.0f} / {old[n]:,.0f}" for n in now
+                        if now.get(n) is not None and old.get(n)) + ".")
         now = (j.get("cpu_us") or {}).get("5000 req/s") or {}
         old = ((j.get("cpu_baseline") or {}).get("cpu_us") or {}).get("5000 req/s") or {}
         return "Per component, µs now / baseline: " + ", ".join(

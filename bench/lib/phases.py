@@ -31,8 +31,8 @@ def ingress_config(ctx, name, events, lineage, sources):
     return _write(ctx, name, cfg), port
 
 
-def start_service(ctx, svc, cfg_path, port, ready="/readyz"):
-    binary = os.path.join(ctx.build, "services", svc, f"hookline-{svc}")
+def start_service(ctx, svc, cfg_path, port, ready="/readyz", build=None):
+    binary = os.path.join(build or ctx.build, "services", svc, f"hookline-{svc}")
     env = dict(os.environ, HL_BENCH_SECRET=ctx.secret)
     p = Proc(svc, [binary, "--config", cfg_path], os.path.join(ctx.work, f"{svc}.log"), env=env,
              cwd=ctx.work)
@@ -211,8 +211,9 @@ class Pipeline:
         self.schema = f"bench_{t}".replace("-", "_")
         s = ctx.settings
         self.sources = ["bench", "outage"] + [f"closed-{r}" for r in range(s.reps)] + \
-            [f"r{rate}-{r}" for rate in s.rates for r in range(s.reps)]
-        self.procs = {}
+            [f"r{rate}-{r}" for rate in s.rates for r in range(s.reps)] + \
+            [f"ab-{v}-{r}" for v in ("baseline", "this") for r in range(s.reps)]
+        self.procs, self.cfgs = {}, {}
 
     def start(self):
         ctx = self.ctx
@@ -235,11 +236,15 @@ class Pipeline:
                            "generate_if_missing": True},
             "tokens": [{"name": "bench", "sha256": ctx.token_sha256,
                         "roles": ["auditor", "admin", "metrics"]}]})
-        self.procs["ingress"] = start_service(ctx, "ingress", cfg, self.iport)
-        self.procs["persister"] = start_service(ctx, "persister", pcfg, self.pport)
-        self.procs["auditor"] = start_service(ctx, "auditor", acfg, self.aport)
+        self.cfgs = {"ingress": (cfg, self.iport), "persister": (pcfg, self.pport),
+                     "auditor": (acfg, self.aport)}
         self.url = f"http://127.0.0.1:{self.iport}"
+        self.start_services(ctx.build)
         self.warm_up()
+
+    def start_services(self, build):
+        for svc, (cfg, port) in self.cfgs.items():
+            self.procs[svc] = start_service(self.ctx, svc, cfg, port, build=build)
 
     def warm_up(self):
         """An unmeasured closed-loop replay first. The broker's JIT compiles the paths this
@@ -353,6 +358,34 @@ class Pipeline:
                     f" e2e p99 {e2e['p99'] / 1000:.1f} ms ({e2e['count']} samples),"
                     f" errors {r['errors']}")
         return out
+
+    def same_run(self, base_build, rate):
+        """The pipeline's CPU per accepted request at `rate` with this build's services and
+        with a baseline build's, in turns on the same broker, Postgres, topics and schema: the
+        services are restarted between turns, the order alternates (baseline first in even
+        repetitions), and each turn starts with an unmeasured replay and a drained pipeline.
+        Both builds read the configurations this run wrote."""
+        s, pairs = self.ctx.settings, []
+        for rep in range(s.reps):
+            order = (("baseline", base_build), ("this", self.ctx.build))
+            pair = {}
+            for label, build in (order if rep % 2 == 0 else order[::-1]):
+                self.stop()
+                self.start_services(build)
+                self.ctx.replay.run(self.url, "bench", s.ab_warmup_count, s.concurrency)
+                self.wait_drained()
+                r = self.measured(lambda label=label, rep=rep: self.ctx.replay.run(
+                    self.url, f"ab-{label}-{rep}", int(rate * s.ab_seconds), s.concurrency,
+                    rate=rate))
+                pair[label] = r
+                us = (r["cpu_us"] or {})
+                log(f"same run rep {rep + 1}, {label} build: {r['accepted']} accepted at"
+                    f" {r['throughput_rps']:,.0f} req/s, CPU µs per request "
+                    + ", ".join(f"{k} {v}" for k, v in us.items()))
+            pairs.append(pair)
+        self.stop()
+        self.start_services(self.ctx.build)
+        return {"rate": rate, "pairs": pairs}
 
     def outage(self):
         """Kafka stopped for outage_s under 1,000 req/s of load: memory of each service while

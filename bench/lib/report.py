@@ -19,7 +19,7 @@ BARS = [
     ("achieved_rps_at_10000", "≥ 9,900 req/s achieved at 10,000 req/s offered", ">=", 9900.0),
     ("p99_ms_at_10000", "p99 ack ≤ 50 ms at 10,000 req/s", "<=", 50.0),
     ("cpu_ratio_baseline_at_5000",
-     "pipeline CPU per accepted request at 5,000 req/s ≤ 0.5 × the baseline run's", "<=", 0.5),
+     "pipeline CPU per accepted request at 5,000 req/s ≤ 0.5 × the baseline's", "<=", 0.5),
 ]
 
 # The components whose CPU is read from /proc for each pipeline run (bench/lib/phases.py), in
@@ -129,6 +129,13 @@ def summarise(raw, settings, meta):
         now = (cpu.get("5000 req/s") or {}).get("pipeline")
         then = (j["cpu_baseline"]["cpu_us"].get("5000 req/s") or {}).get("pipeline")
         j["cpu_ratio_baseline_at_5000"] = _r(_ratio(now, then))
+    same = same_run_from_raw(raw)
+    if same:
+        # Measured in this run, in turns: preferred to another run's figures.
+        same["baseline_commit"] = meta.get("baseline_commit")
+        j["cpu_same_run"] = same
+        if same["rate"] == 5000:
+            j["cpu_ratio_baseline_at_5000"] = same["pipeline_ratio"]
     j["bars"] = []
     for key, label, cmp, target in BARS:
         v = j.get(key)
@@ -156,6 +163,27 @@ def switches_from_raw(raw):
         if parts:
             out[name] = {n: _r(median([x.get(n) for x in sw]), 2) for n in parts}
     return out
+
+
+def same_run_from_raw(raw):
+    """The same-run comparison (bench/run --baseline-rev): per build, the median CPU per
+    accepted request of each component; the pipeline's ratio this ÷ baseline of each
+    repetition (a repetition's two turns ran back to back) and their median."""
+    sr = ((raw or {}).get("pipeline") or {}).get("same_run")
+    if not sr or not sr.get("pairs"):
+        return None
+    pairs = sr["pairs"]
+    ratios = [_r(_ratio(_with_pipeline(p["this"].get("cpu_us") or {}).get("pipeline"),
+                        _with_pipeline(p["baseline"].get("cpu_us") or {}).get("pipeline")))
+              for p in pairs]
+    known = [x for x in ratios if x is not None]
+    return {"rate": sr["rate"], "runs": len(pairs),
+            "this": _cpu_median([p["this"] for p in pairs]),
+            "baseline": _cpu_median([p["baseline"] for p in pairs]),
+            "achieved_rps": {v: _r(median([p[v]["throughput_rps"] for p in pairs]), 1)
+                             for v in ("this", "baseline")},
+            "pipeline_ratios": ratios,
+            "pipeline_ratio": _r(median(known)) if known else None}
 
 
 def _cpu_median(runs):
@@ -346,7 +374,8 @@ def markdown(j, notes):
 
 def _cpu_table(j):
     cpu = {k: v for k, v in (j.get("cpu_us") or {}).items() if v}
-    if not cpu:
+    same = j.get("cpu_same_run")
+    if not cpu and not same:
         return []
     L = ["", "## CPU per accepted request", "",
          "CPU microseconds per accepted request, medians over the repetitions: for each "
@@ -361,8 +390,10 @@ def _cpu_table(j):
          "is what hookline itself costs: ingress, broker, persister, Postgres and auditor, "
          "without the load generator.", ""]
     base = j.get("cpu_baseline")
-    cols = [c for c in CPU_COLUMNS if any(c in v for v in cpu.values())]
-    L += ["| run | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    cols = [c for c in CPU_COLUMNS
+            if any(c in v for v in list(cpu.values()) + [(same or {}).get("this") or {}])]
+    if cpu:
+        L += ["| run | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for phase, vals in cpu.items():
         L.append(f"| {phase} | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
         old = (base or {}).get("cpu_us", {}).get(phase)
@@ -380,6 +411,24 @@ def _cpu_table(j):
               "| run | " + " | ".join(scols) + " |", "|---|" + "---:|" * len(scols)]
         for phase, vals in sw.items():
             L.append(f"| {phase} | " + " | ".join(_fmt(vals.get(c), 2) for c in scols) + " |")
+    if same:
+        L += ["", "### The same run: this build and the baseline's in turns", "",
+              f"At {same['rate']:,} req/s, {same['runs']} repetitions, each one turn with the "
+              f"services of this tree and one with those of commit "
+              f"{(same.get('baseline_commit') or '?')[:12]} (`--baseline-rev`), back to back on "
+              "the same broker, Postgres, topics and schema, the order alternating; medians "
+              "per build, and the pipeline's ratio per repetition: "
+              + ", ".join(_fmt(x, 3) for x in same["pipeline_ratios"])
+              + f" (median {_fmt(same['pipeline_ratio'], 3)}). Achieved: this "
+              f"{_fmt(same['achieved_rps']['this'])} req/s, baseline "
+              f"{_fmt(same['achieved_rps']['baseline'])} req/s.", "",
+              "| build | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        for v in ("this", "baseline"):
+            L.append(f"| {v} | " + " | ".join(_fmt((same[v] or {}).get(c)) for c in cols)
+                     + " |")
+        L.append("| this ÷ baseline | " + " | ".join(
+            _fmt(_ratio((same["this"] or {}).get(c), (same["baseline"] or {}).get(c)), 2)
+            for c in cols) + " |")
     if base:
         L += ["", f"Baseline: `{base['file']}`, `{base.get('command')}` at "
               f"{base.get('commit') or 'an unrecorded commit'}, finished "

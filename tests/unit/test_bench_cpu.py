@@ -173,3 +173,60 @@ def test_context_switches_of_every_thread_are_counted(tmp_path, procs):
     assert per["sleeper"] >= 4.0, per   # 400 and more over 100 requests
     assert per["idle"] < 0.1, per
     assert "tree" not in per, per      # not counted for a tree
+
+
+def test_bench_run_refuses_a_baseline_rev_without_the_pipeline(tmp_path):
+    r = subprocess.run([sys.executable, str(SOURCE_DIR / "bench" / "run"), "--quick",
+                        "--only", "http", "--baseline-rev", "HEAD",
+                        "--build", str(tmp_path / "no-build")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "--baseline-rev measures in the pipeline phase" in r.stderr, r.stderr
+    assert not (tmp_path / "no-build").exists()
+
+
+def same_run_raw(turns):
+    """Raw pipeline figures of a --baseline-rev run: (this, baseline) pipeline parts per
+    repetition, split evenly over the five components."""
+    def turn(total, rps):
+        return {"cpu_us": {n: total / 5 for n in ("ingress", "broker", "persister", "postgres",
+                                                   "auditor")}, "throughput_rps": rps}
+    return {"pipeline": {"same_run": {"rate": 5000, "pairs": [
+        {"this": turn(t, 4900.0), "baseline": turn(b, 4800.0)} for t, b in turns]}}}
+
+
+def test_same_run_comparison_is_the_median_of_paired_ratios():
+    import report  # noqa: E402  (bench/lib, on the path above)
+    from notes import closing_notes  # noqa: E402
+
+    class Settings:
+        quick, reps = True, 3
+
+        def as_dict(self):
+            return {"quick": True, "reps": 3, "payload_bytes": 512, "concurrency": 64}
+    # Paired ratios 0.5, 0.9 and 0.6: the median is 0.6, not 0.6667 (ratio of the medians
+    # 300 / 450 would ignore which turns ran together).
+    raw = same_run_raw([(200.0, 400.0), (450.0, 500.0), (300.0, 500.0)])
+    meta = {"machine": {"cpus": 2, "cpu_model": "m", "mem_gb": 1, "kernel": "k",
+                        "load_before": "0"}, "commit": "abc", "finished_utc": "now",
+            "duration_s": 1.0, "baseline_commit": "0123456789abcdef",
+            "command": "bench/run --quick"}
+    # A file baseline given as well: the figure measured in this run wins.
+    meta["baseline"] = {"file": "x.json", "cpu_us": {"5000 req/s": {"pipeline": 10.0}}}
+    j = report.summarise(raw, Settings(), meta)
+    same = j["cpu_same_run"]
+    assert same["pipeline_ratios"] == [0.5, 0.9, 0.6]
+    assert same["pipeline_ratio"] == 0.6
+    assert same["this"]["pipeline"] == 300.0 and same["baseline"]["pipeline"] == 500.0
+    assert j["cpu_ratio_baseline_at_5000"] == 0.6
+    bar = next(b for b in j["bars"] if b["key"] == "cpu_ratio_baseline_at_5000")
+    assert bar["value"] == 0.6 and bar["met"] is False
+    md = "\n".join(report._cpu_table(j))
+    assert "this build and the baseline's in turns" in md and "0123456789ab" in md
+    assert "| this ÷ baseline | 0.60 |" in md  # per component: the ratio of its medians
+    assert "Measured in this run, in turns" in "\n".join(closing_notes(j, {}))
+    # Halved in every repetition: the bar is met.
+    j = report.summarise(same_run_raw([(100.0, 400.0), (240.0, 500.0), (150.0, 500.0)]),
+                         Settings(), dict(meta, baseline=None))
+    assert j["cpu_ratio_baseline_at_5000"] == 0.3
+    assert next(b for b in j["bars"] if b["key"] == "cpu_ratio_baseline_at_5000")["met"]
