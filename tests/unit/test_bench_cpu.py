@@ -204,9 +204,9 @@ def test_same_run_comparison_is_the_median_of_paired_ratios():
 
         def as_dict(self):
             return {"quick": True, "reps": 3, "payload_bytes": 512, "concurrency": 64}
-    # Paired ratios 0.5, 0.9 and 0.6: the median is 0.6, not 0.6667 (ratio of the medians
-    # 300 / 450 would ignore which turns ran together).
-    raw = same_run_raw([(200.0, 400.0), (450.0, 500.0), (300.0, 500.0)])
+    # Paired ratios 0.5, 0.9 and 0.857: the median is 0.857, not 0.75 (the ratio of the
+    # builds' medians, 300 / 400, would ignore which turns ran together).
+    raw = same_run_raw([(200.0, 400.0), (450.0, 500.0), (300.0, 350.0)])
     meta = {"machine": {"cpus": 2, "cpu_model": "m", "mem_gb": 1, "kernel": "k",
                         "load_before": "0"}, "commit": "abc", "finished_utc": "now",
             "duration_s": 1.0, "baseline_commit": "0123456789abcdef",
@@ -215,15 +215,15 @@ def test_same_run_comparison_is_the_median_of_paired_ratios():
     meta["baseline"] = {"file": "x.json", "cpu_us": {"5000 req/s": {"pipeline": 10.0}}}
     j = report.summarise(raw, Settings(), meta)
     same = j["cpu_same_run"]
-    assert same["pipeline_ratios"] == [0.5, 0.9, 0.6]
-    assert same["pipeline_ratio"] == 0.6
-    assert same["this"]["pipeline"] == 300.0 and same["baseline"]["pipeline"] == 500.0
-    assert j["cpu_ratio_baseline_at_5000"] == 0.6
+    assert same["pipeline_ratios"] == [0.5, 0.9, 0.857]
+    assert same["pipeline_ratio"] == 0.857
+    assert same["this"]["pipeline"] == 300.0 and same["baseline"]["pipeline"] == 400.0
+    assert j["cpu_ratio_baseline_at_5000"] == 0.857
     bar = next(b for b in j["bars"] if b["key"] == "cpu_ratio_baseline_at_5000")
-    assert bar["value"] == 0.6 and bar["met"] is False
+    assert bar["value"] == 0.857 and bar["met"] is False
     md = "\n".join(report._cpu_table(j))
     assert "this build and the baseline's in turns" in md and "0123456789ab" in md
-    assert "| this ÷ baseline | 0.60 |" in md  # per component: the ratio of its medians
+    assert "| this ÷ baseline | 0.75 |" in md  # per component: the ratio of its medians
     assert "Measured in this run, in turns" in "\n".join(closing_notes(j, {}))
     # Halved in every repetition: the bar is met.
     j = report.summarise(same_run_raw([(100.0, 400.0), (240.0, 500.0), (150.0, 500.0)]),
