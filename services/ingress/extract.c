@@ -2,7 +2,6 @@
  * (hl/jsonptr.h), header sources, content type and traceparent checks. */
 #include "extract.h"
 
-#include <openssl/rand.h>
 #include <string.h>
 #include <strings.h>
 
@@ -116,7 +115,9 @@ bool ing_traceparent_valid(const char *tp)
 void ing_traceparent_new(char out[ING_TRACEPARENT_LEN + 1])
 {
     unsigned char r[24];
-    if (RAND_bytes(r, sizeof(r)) != 1) hl_die("openssl: RAND_bytes failed");
+    /* Not OpenSSL's RAND_bytes: its generator checks for a fork with getpid() on every call,
+     * a system call per request. */
+    hl_random_bytes(r, sizeof(r));
     r[0] |= 1; /* never all zeros */
     r[16] |= 1;
     memcpy(out, "00-", 3);

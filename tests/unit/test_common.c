@@ -134,6 +134,42 @@ static void test_uuid_monotonic_threads(void **state)
     free(b);
 }
 
+/* Random bytes from the buffer and past it: never the same twice, every byte value seen, and a
+ * forked child's bytes are not its parent's next ones (the buffer is dropped at the fork). */
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    unsigned char a[24], b[24], big[300], seen[256] = {0};
+    hl_random_bytes(a, sizeof a);
+    hl_random_bytes(b, sizeof b);
+    assert_memory_not_equal(a, b, sizeof a);
+    for (int round = 0; round < 200; round++) {
+        hl_random_bytes(big, sizeof big);
+        for (size_t i = 0; i < sizeof big; i++) seen[big[i]] = 1;
+    }
+    for (int v = 0; v < 256; v++) assert_true(seen[v]);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    hl_random_bytes(a, 1); /* the buffer holds bytes the child could replay */
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        hl_random_bytes(b, sizeof b);
+        _exit(write(fds[1], b, sizeof b) == (ssize_t)sizeof b ? 0 : 1);
+    }
+    hl_random_bytes(a, sizeof a);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(read(fds[0], b, sizeof b), (ssize_t)sizeof b);
+    assert_memory_not_equal(a, b, sizeof a);
+    unsigned char zero[sizeof b] = {0};
+    assert_memory_not_equal(b, zero, sizeof b); /* fresh bytes, not a wiped buffer */
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_uuid_valid(void **state)
 {
     (void)state;
@@ -336,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_uuid_format),
         cmocka_unit_test(test_uuid_monotonic_threads),
         cmocka_unit_test(test_uuid_valid),
+        cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_xalloc),
         cmocka_unit_test(test_strlcpy),
         cmocka_unit_test(test_hex),

@@ -131,6 +131,18 @@ void hl_uuid7(char out[HL_UUID_STR_LEN + 1])
     out[o] = '\0';
 }
 
+void hl_random_bytes(void *out, size_t n)
+{
+    if (n > 64) {
+        fill_random(out, n);
+        return;
+    }
+    pthread_once(&uuid_once, uuid_setup);
+    pthread_mutex_lock(&uuid_lock);
+    take_random(out, n);
+    pthread_mutex_unlock(&uuid_lock);
+}
+
 int hl_uuid_valid(const char *s)
 {
     int lower = 0, upper = 0;

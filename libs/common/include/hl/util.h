@@ -16,6 +16,10 @@ int64_t hl_mono_us(void);
 /* Writes a new UUIDv7 (RFC 9562: 48-bit ms timestamp, random rest, monotonic within a
  * process) as 36 lowercase characters plus NUL into out[37]. Thread-safe. */
 void hl_uuid7(char out[HL_UUID_STR_LEN + 1]);
+/* Fills out with n random bytes from the kernel's generator (getrandom), taken from the same
+ * per-process buffer as hl_uuid7's for n <= 64, so most calls make no system call. A forked
+ * child never replays its parent's bytes. Thread-safe. */
+void hl_random_bytes(void *out, size_t n);
 /* Returns 1 when s (NUL-terminated) is a canonical lowercase or uppercase UUID text. */
 int hl_uuid_valid(const char *s);
 
