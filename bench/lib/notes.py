@@ -67,6 +67,8 @@ def _facts(key, j):
                 f"{f('hookline_replay_rps', 0)} req/s.")
     if key == "cpu_ratio_baseline_at_5000":
         same = j.get("cpu_same_run")
+        if same and same.get("error"):
+            return f"The same-run comparison did not run: {same['error']}."
         if same:
             now, old = same.get("this") or {}, same.get("baseline") or {}
             return (f"Measured in this run, in turns with the services of "

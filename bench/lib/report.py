@@ -133,8 +133,9 @@ def summarise(raw, settings, meta):
     if same:
         # Measured in this run, in turns: preferred to another run's figures.
         same["baseline_commit"] = meta.get("baseline_commit")
+        same["baseline_build"] = meta.get("baseline_build")
         j["cpu_same_run"] = same
-        if same["rate"] == 5000:
+        if same["rate"] == 5000 and same["pipeline_ratio"] is not None:
             j["cpu_ratio_baseline_at_5000"] = same["pipeline_ratio"]
     j["bars"] = []
     for key, label, cmp, target in BARS:
@@ -170,8 +171,11 @@ def same_run_from_raw(raw):
     accepted request of each component; the pipeline's ratio this ÷ baseline of each
     repetition (a repetition's two turns ran back to back) and their median."""
     sr = ((raw or {}).get("pipeline") or {}).get("same_run")
-    if not sr or not sr.get("pairs"):
+    if not sr:
         return None
+    if not sr.get("pairs"):
+        return {"rate": sr.get("rate"), "runs": 0, "error": sr.get("error") or "no turns ran",
+                "pipeline_ratios": [], "pipeline_ratio": None}
     pairs = sr["pairs"]
     ratios = [_r(_ratio(_with_pipeline(p["this"].get("cpu_us") or {}).get("pipeline"),
                         _with_pipeline(p["baseline"].get("cpu_us") or {}).get("pipeline")))
@@ -411,7 +415,10 @@ def _cpu_table(j):
               "| run | " + " | ".join(scols) + " |", "|---|" + "---:|" * len(scols)]
         for phase, vals in sw.items():
             L.append(f"| {phase} | " + " | ".join(_fmt(vals.get(c), 2) for c in scols) + " |")
-    if same:
+    if same and same.get("error"):
+        L += ["", "### The same run: this build and the baseline's in turns", "",
+              f"Not measured: {same['error']}"]
+    elif same:
         L += ["", "### The same run: this build and the baseline's in turns", "",
               f"At {same['rate']:,} req/s, {same['runs']} repetitions, each one turn with the "
               f"services of this tree and one with those of commit "
@@ -421,12 +428,15 @@ def _cpu_table(j):
               + ", ".join(_fmt(x, 3) for x in same["pipeline_ratios"])
               + f" (median {_fmt(same['pipeline_ratio'], 3)}). Achieved: this "
               f"{_fmt(same['achieved_rps']['this'])} req/s, baseline "
-              f"{_fmt(same['achieved_rps']['baseline'])} req/s.", "",
+              f"{_fmt(same['achieved_rps']['baseline'])} req/s. The baseline's services were "
+              "built as this build folder is configured ("
+              + (", ".join(f"{k}={v}" for k, v in sorted((same.get("baseline_build") or {})
+                                                        .items())) or "not recorded") + ").", "",
               "| build | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         for v in ("this", "baseline"):
             L.append(f"| {v} | " + " | ".join(_fmt((same[v] or {}).get(c)) for c in cols)
                      + " |")
-        L.append("| this ÷ baseline | " + " | ".join(
+        L.append("| this ÷ baseline (ratio of the medians) | " + " | ".join(
             _fmt(_ratio((same["this"] or {}).get(c), (same["baseline"] or {}).get(c)), 2)
             for c in cols) + " |")
     if base:

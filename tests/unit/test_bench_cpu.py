@@ -223,10 +223,23 @@ def test_same_run_comparison_is_the_median_of_paired_ratios():
     assert bar["value"] == 0.857 and bar["met"] is False
     md = "\n".join(report._cpu_table(j))
     assert "this build and the baseline's in turns" in md and "0123456789ab" in md
-    assert "| this ÷ baseline | 0.75 |" in md  # per component: the ratio of its medians
+    assert "| this ÷ baseline (ratio of the medians) | 0.75 |" in md
     assert "Measured in this run, in turns" in "\n".join(closing_notes(j, {}))
     # Halved in every repetition: the bar is met.
     j = report.summarise(same_run_raw([(100.0, 400.0), (240.0, 500.0), (150.0, 500.0)]),
                          Settings(), dict(meta, baseline=None))
     assert j["cpu_ratio_baseline_at_5000"] == 0.3
     assert next(b for b in j["bars"] if b["key"] == "cpu_ratio_baseline_at_5000")["met"]
+    # No turn measured (the comparison failed): said so, and the file baseline's figure stays.
+    parts = {n: 4.0 for n in ("ingress", "broker", "persister", "postgres", "auditor")}
+    run = {"cpu_us": parts, "p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": 1.0, "p999_ms": 1.0,
+           "throughput_rps": 5000.0, "errors": 0,
+           "auditor": {s: {"count": 0} for s in ("ack", "e2e")}}
+    failed = {"pipeline": {"rates": {"5000": [run]},
+                           "same_run": {"rate": 5000, "pairs": [], "error": "boom"}}}
+    j = report.summarise(failed, Settings(), dict(meta, baseline={
+        "file": "x.json", "cpu_us": {"5000 req/s": {"pipeline": 10.0}}}))
+    assert j["cpu_same_run"]["error"] == "boom"
+    assert j["cpu_ratio_baseline_at_5000"] == 2.0  # 20 µs now against the file's 10
+    assert "Not measured: boom" in "\n".join(report._cpu_table(j))
+    assert "did not run: boom" in "\n".join(closing_notes(j, {}))
