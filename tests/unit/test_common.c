@@ -151,7 +151,10 @@ static void test_random_bytes(void **state)
 
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    hl_random_bytes(a, 1); /* the buffer holds bytes the child could replay */
+    /* The buffer must hold the bytes a child could replay: a draw larger than what is left
+     * refills it. */
+    if (hl_random_buffered() < sizeof b) hl_random_bytes(a, sizeof b);
+    assert_true(hl_random_buffered() >= sizeof b);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {

@@ -143,6 +143,15 @@ void hl_random_bytes(void *out, size_t n)
     pthread_mutex_unlock(&uuid_lock);
 }
 
+size_t hl_random_buffered(void)
+{
+    pthread_once(&uuid_once, uuid_setup);
+    pthread_mutex_lock(&uuid_lock);
+    size_t n = uuid_pool_left;
+    pthread_mutex_unlock(&uuid_lock);
+    return n;
+}
+
 int hl_uuid_valid(const char *s)
 {
     int lower = 0, upper = 0;

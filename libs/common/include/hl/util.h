@@ -20,6 +20,8 @@ void hl_uuid7(char out[HL_UUID_STR_LEN + 1]);
  * per-process buffer as hl_uuid7's for n <= 64, so most calls make no system call. A forked
  * child never replays its parent's bytes. Thread-safe. */
 void hl_random_bytes(void *out, size_t n);
+/* How many bytes of that buffer are not handed out yet (what a forked child must not see). */
+size_t hl_random_buffered(void);
 /* Returns 1 when s (NUL-terminated) is a canonical lowercase or uppercase UUID text. */
 int hl_uuid_valid(const char *s);
 
