@@ -366,25 +366,26 @@ class Pipeline:
         repetitions), and each turn starts with an unmeasured replay and a drained pipeline.
         Both builds read the configurations this run wrote."""
         s, pairs = self.ctx.settings, []
-        for rep in range(s.reps):
-            order = (("baseline", base_build), ("this", self.ctx.build))
-            pair = {}
-            for label, build in (order if rep % 2 == 0 else order[::-1]):
-                self.stop()
-                self.start_services(build)
-                self.ctx.replay.run(self.url, "bench", s.ab_warmup_count, s.concurrency)
-                self.wait_drained()
-                r = self.measured(lambda label=label, rep=rep: self.ctx.replay.run(
-                    self.url, f"ab-{label}-{rep}", int(rate * s.ab_seconds), s.concurrency,
-                    rate=rate))
-                pair[label] = r
-                us = (r["cpu_us"] or {})
-                log(f"same run rep {rep + 1}, {label} build: {r['accepted']} accepted at"
-                    f" {r['throughput_rps']:,.0f} req/s, CPU µs per request "
-                    + ", ".join(f"{k} {v}" for k, v in us.items()))
-            pairs.append(pair)
-        self.stop()
-        self.start_services(self.ctx.build)
+        order = (("baseline", base_build), ("this", self.ctx.build))
+        try:
+            for rep in range(s.reps):
+                pair = {}
+                for label, build in (order if rep % 2 == 0 else order[::-1]):
+                    self.stop()
+                    self.start_services(build)
+                    self.ctx.replay.run(self.url, "bench", s.ab_warmup_count, s.concurrency)
+                    self.wait_drained()
+                    r = self.measured(lambda label=label, rep=rep: self.ctx.replay.run(
+                        self.url, f"ab-{label}-{rep}", int(rate * s.ab_seconds), s.concurrency,
+                        rate=rate))
+                    pair[label] = r
+                    log(f"same run rep {rep + 1}, {label} build: {r['accepted']} accepted at"
+                        f" {r['throughput_rps']:,.0f} req/s, CPU µs per request "
+                        + ", ".join(f"{k} {v}" for k, v in (r["cpu_us"] or {}).items()))
+                pairs.append(pair)
+        finally:  # this build's services again, for the phases after, whatever happened
+            self.stop()
+            self.start_services(self.ctx.build)
         return {"rate": rate, "pairs": pairs}
 
     def outage(self):
