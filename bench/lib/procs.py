@@ -164,6 +164,24 @@ def run(argv, env=None, timeout=None, check=True, cwd=None):
     return r
 
 
+def run_group(argv, timeout=None, cwd=None):
+    """Like run(check=False), but the command runs in a process group of its own, and the whole
+    group (a build's compilers too) is killed when the command times out or this process is
+    interrupted while it waits; the exception is raised again after that."""
+    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 # --- CPU accounting ----------------------------------------------------------------------------
 
 TICK = os.sysconf("SC_CLK_TCK")

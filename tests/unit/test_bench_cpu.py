@@ -243,3 +243,29 @@ def test_same_run_comparison_is_the_median_of_paired_ratios():
     assert j["cpu_ratio_baseline_at_5000"] == 2.0  # 20 µs now against the file's 10
     assert "Not measured: boom" in "\n".join(report._cpu_table(j))
     assert "did not run: boom" in "\n".join(closing_notes(j, {}))
+
+
+def test_run_group_kills_the_whole_group_on_timeout(tmp_path):
+    """A baseline build that times out (or is interrupted) takes its compilers with it: the
+    command's children, not only the command, are gone when run_group raises."""
+    from procs import run_group
+    pidfile = tmp_path / "child"
+    script = f"sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}; wait"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_group(["sh", "-c", script], timeout=1)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the command's child {child} still runs after the timeout")
+    r = run_group(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
