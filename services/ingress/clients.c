@@ -59,6 +59,7 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
     spare->connections = 0;
     spare->body_bytes = 0;
     spare->trusted_until_ns = 0;
+    spare->verifying = 0;
     return spare;
 }
 
@@ -84,12 +85,14 @@ bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, i
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    bool ok = s == NULL || ing_ratelimit_take(&s->failed, now_ns, retry_after_s);
+    unsigned pending = s != NULL && s->trusted_until_ns > now_ns ? s->verifying : 0;
+    bool ok = s == NULL || ing_ratelimit_take_pending(&s->failed, now_ns, pending, retry_after_s);
     if (ok && total_applies(s, now_ns) &&
         !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
         if (s != NULL) ing_ratelimit_refund(&s->failed);
         ok = false;
     }
+    if (ok && s != NULL) s->verifying++;
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
@@ -102,7 +105,16 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
     if (s != NULL) {
         ing_ratelimit_refund(&s->failed);
         s->trusted_until_ns = now_ns + (int64_t)ING_CLIENTS_TRUST_S * 1000000000;
+        if (s->verifying > 0) s->verifying--;
     }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    pthread_mutex_lock(&c->lock);
+    ing_client_t *s = slot_of(c, addr, now_ns);
+    if (s != NULL && s->verifying > 0) s->verifying--;
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -30,6 +30,7 @@ typedef struct {
     unsigned connections;           /* its connections open now (held: the slot stays its) */
     uint64_t body_bytes;            /* bytes its bodies being read or handled have reserved */
     int64_t trusted_until_ns;       /* ING_CLIENTS_TRUST_S after its last authentic request */
+    unsigned verifying;             /* its requests charged by auth_take, not yet settled */
 } ing_client_t;
 
 typedef struct {
@@ -55,12 +56,17 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 
 /* Charges one failed authentication to addr and to the total before the signature is checked,
  * so requests checked together cannot pass the budget together; false (nothing charged,
- * *retry_after_s set when non-NULL) when either budget is spent. An authentic request gives
- * it back with ing_clients_auth_refund. Any worker thread. */
+ * *retry_after_s set when non-NULL) when either budget is spent. A trusted address's budget
+ * is judged without the charges of its requests still being checked (they are charged all
+ * the same): a sender's concurrency is not a failure, and what junk from a trusted address
+ * can spend at once stays its budget plus its connections. Every charge is settled by
+ * ing_clients_auth_refund (authentic) or ing_clients_auth_failed. Any worker thread. */
 bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s);
 /* Gives back the charge ing_clients_auth_take made for addr: the request was authentic, and
  * addr is trusted for ING_CLIENTS_TRUST_S from now. */
 void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
+/* Settles the charge ing_clients_auth_take made for addr as a failure: it stays charged. */
+void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
  * pass to ing_clients_disconnect when the connection closes), or NULL when the connection is

@@ -13,17 +13,21 @@ void ing_ratelimit_init(ing_ratelimit_t *r, uint32_t rate_per_sec, uint32_t burs
     atomic_init(&r->tat, 0);
 }
 
-/* The admission rule; with take false nothing changes. */
-static bool admit(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s, bool take)
+/* The admission rule, with `pending` tokens counted as given back; with take false nothing
+ * changes. */
+static bool admit(ing_ratelimit_t *r, int64_t now_ns, unsigned pending, int *retry_after_s,
+                  bool take)
 {
     if (r->interval_ns == 0) return true;
     int64_t tat = atomic_load_explicit(&r->tat, memory_order_relaxed);
     for (;;) {
         int64_t base = tat > now_ns ? tat : now_ns;
         int64_t next = base + r->interval_ns;
-        if (next - now_ns > r->burst_ns) {
+        int64_t settled = tat - (int64_t)pending * r->interval_ns;
+        int64_t admitted = (settled > now_ns ? settled : now_ns) + r->interval_ns;
+        if (admitted - now_ns > r->burst_ns) {
             if (retry_after_s != NULL) {
-                int64_t wait = next - now_ns - r->burst_ns;
+                int64_t wait = admitted - now_ns - r->burst_ns;
                 int64_t s = (wait + 999999999) / 1000000000;
                 *retry_after_s = s < 1 ? 1 : (int)s;
             }
@@ -38,12 +42,18 @@ static bool admit(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s, bool t
 
 bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
 {
-    return admit(r, now_ns, retry_after_s, true);
+    return admit(r, now_ns, 0, retry_after_s, true);
+}
+
+bool ing_ratelimit_take_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pending,
+                                int *retry_after_s)
+{
+    return admit(r, now_ns, pending, retry_after_s, true);
 }
 
 bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
 {
-    return admit(r, now_ns, retry_after_s, false);
+    return admit(r, now_ns, 0, retry_after_s, false);
 }
 
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns)

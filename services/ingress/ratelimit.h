@@ -21,6 +21,12 @@ void ing_ratelimit_init(ing_ratelimit_t *r, uint32_t rate_per_sec, uint32_t burs
  * Lock-free; any thread. */
 bool ing_ratelimit_take(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
 
+/* As ing_ratelimit_take, but admits as if `pending` tokens taken earlier had been given back
+ * already (they are still charged until they are: the TAT may then run up to `pending`
+ * intervals past the burst). */
+bool ing_ratelimit_take_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pending,
+                                int *retry_after_s);
+
 /* As ing_ratelimit_take, but takes nothing: would a request be admitted now? */
 bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
 

@@ -294,6 +294,7 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     hl_sig_result_t a =
         hl_sig_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != HL_SIG_OK) {
+        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
         ing_reject(r, 401, hl_sig_code(a), "authentication failed");
         return;
     }

@@ -490,6 +490,68 @@ def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topic
     assert failed <= burst + rate * (elapsed + 1), (failed, elapsed, statuses)
 
 
+def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics, free_port):
+    """A sender that authenticated before sends more requests at once than its budget of failed
+    authentications: each is charged a failure while its signature is checked, yet none is
+    refused for the others being checked beside it (all 202). The same number of junk requests
+    together from that address is authenticated at most its budget plus those in flight, and
+    its budget is spent afterwards (429)."""
+    import threading
+    from ingress_support import sign_standard
+    burst, rate, n = 1, 1, 16
+    port = free_port()
+    src = dict(sources()[0], max_body=1 << 20)
+    service("ingress", ingress_config(port, topics, [src], log_level="warn",
+                                      failed_auth_rate_per_client=rate,
+                                      failed_auth_burst_per_client=burst), env=ENV)
+    # Large bodies, all but their last byte sent first and the last bytes one after another,
+    # so that the signatures are checked together (two at once on two cores spend a budget
+    # of one).
+    body = b'{"type":"t","pad":"' + b"p" * 600_000 + b'"}'
+
+    def head_of(secret):
+        h = sign_standard(secret, f"c-{time.time_ns()}", int(time.time()), body)
+        head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
+        return (head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+
+    def together(secret, n=n):
+        socks, heads = [], []
+        for i in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            heads.append(head_of(secret))
+        senders = [threading.Thread(target=sk.sendall, args=(head + body[:-1],))
+                   for sk, head in zip(socks, heads)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join(60)
+        time.sleep(0.3)
+        for sk in socks:
+            sk.sendall(body[-1:])
+        out = []
+        for sk in socks:
+            st, _, data = read_response(sk)
+            out.append((st, error_code_of(data)))
+            sk.close()
+        return out
+
+    assert together(SECRETS["sw"], 1) == [(202, None)]  # the address is known from now
+    statuses = together(SECRETS["sw"])
+    assert statuses == [(202, None)] * n, statuses
+    t0 = time.monotonic()
+    junk = together("whsec_" + base64.b64encode(b"w" * 32).decode())
+    elapsed = time.monotonic() - t0
+    failed = sum(1 for st in junk if st == (401, "bad_signature"))
+    assert failed + sum(1 for st in junk if st == (429, "auth_rate_limited")) == n, junk
+    assert failed <= burst + n + rate * (elapsed + 1), (failed, junk)
+    # Refused before its body is read: its headers alone get the answer.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sk:
+        sk.sendall(head_of(SECRETS["sw"]))
+        st, _, data = read_response(sk)
+    assert (st, error_code_of(data)) == (429, "auth_rate_limited")
+
+
 # ---- idle connections and bodies in flight ---------------------------------------------------
 
 def post_latencies(port, n, body=b'{"type":"t"}'):

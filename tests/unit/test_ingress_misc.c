@@ -131,7 +131,7 @@ static void fail_from_many(ing_clients_t *c, const char *prefix, int n, int64_t 
     char addr[32];
     for (int i = 0; i < n; i++) {
         snprintf(addr, sizeof(addr), "%s%d", prefix, i);
-        (void)ing_clients_auth_take(c, addr, now_ns, NULL);
+        if (ing_clients_auth_take(c, addr, now_ns, NULL)) ing_clients_auth_failed(c, addr, now_ns);
     }
 }
 
@@ -148,13 +148,49 @@ static void test_clients_trusted_address(void **state)
     fail_from_many(&c, "10.8.0.", 20, t);
     assert_false(ing_clients_auth_allowed(&c, "10.9.0.2", t + SEC / 2, &retry));
     assert_true(ing_clients_auth_allowed(&c, "10.9.0.1", t + SEC / 2, &retry));
-    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
-    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+    for (int i = 0; i < 2; i++) {
+        assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry));
+        ing_clients_auth_failed(&c, "10.9.0.1", t + SEC / 2);
+    }
     assert_false(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry)); /* its own budget */
     /* The trust lapses ING_CLIENTS_TRUST_S after the last authentic request. */
     int64_t later = t + (int64_t)ING_CLIENTS_TRUST_S * SEC + SEC;
     fail_from_many(&c, "10.7.0.", 20, later);
     assert_false(ing_clients_auth_allowed(&c, "10.9.0.1", later, &retry));
+    ing_clients_deinit(&c);
+}
+
+/* A sender's concurrency is not a failure: a trusted address with more requests being checked
+ * at once than its budget of failures is not refused for it, while an address never seen yet
+ * is (its budget bounds what its requests together can spend), and the failures of a trusted
+ * address, once settled, spend its budget as any other's. */
+static void test_clients_trusted_concurrency(void **state)
+{
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    ing_clients_init(&c, 1, 3, 1000, 1000);
+    assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry));
+    ing_clients_auth_refund(&c, "10.6.0.1", t); /* authentic: trusted from now */
+    for (int i = 0; i < 12; i++) assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry));
+    for (int i = 0; i < 12; i++) ing_clients_auth_refund(&c, "10.6.0.1", t);
+    assert_true(ing_clients_auth_allowed(&c, "10.6.0.1", t, &retry));
+
+    /* The same twelve at once, all junk: admitted while checked, then the budget is spent
+     * for as long as twelve failures take to pay off at one a second. */
+    for (int i = 0; i < 12; i++) assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry));
+    for (int i = 0; i < 12; i++) ing_clients_auth_failed(&c, "10.6.0.1", t);
+    assert_false(ing_clients_auth_allowed(&c, "10.6.0.1", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.6.0.1", t, &retry));
+    assert_int_equal(retry, 10);
+    assert_true(ing_clients_auth_take(&c, "10.6.0.1", t + 10 * SEC, &retry));
+    ing_clients_auth_refund(&c, "10.6.0.1", t + 10 * SEC);
+
+    /* Never authenticated: three at once, the fourth waits until one settles. */
+    for (int i = 0; i < 3; i++) assert_true(ing_clients_auth_take(&c, "10.6.0.2", t, &retry));
+    assert_false(ing_clients_auth_take(&c, "10.6.0.2", t, &retry));
+    ing_clients_auth_refund(&c, "10.6.0.2", t);
+    assert_true(ing_clients_auth_take(&c, "10.6.0.2", t, &retry));
     ing_clients_deinit(&c);
 }
 
@@ -293,9 +329,13 @@ static void test_lineage_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ratelimit),           cmocka_unit_test(test_ratelimit_check),
-        cmocka_unit_test(test_clients_failed_auth), cmocka_unit_test(test_clients_table_full),
-        cmocka_unit_test(test_clients_body_share),  cmocka_unit_test(test_clients_trusted_address),
+        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_ratelimit_check),
+        cmocka_unit_test(test_clients_failed_auth),
+        cmocka_unit_test(test_clients_table_full),
+        cmocka_unit_test(test_clients_body_share),
+        cmocka_unit_test(test_clients_trusted_address),
+        cmocka_unit_test(test_clients_trusted_concurrency),
         cmocka_unit_test(test_lineage_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
