@@ -69,39 +69,49 @@ static bool total_applies(const ing_client_t *s, int64_t now_ns)
     return s == NULL || s->trusted_until_ns <= now_ns;
 }
 
+/* The charges of s's requests still being checked that its budget is judged without: all of
+ * them for a trusted address, none for another. */
+static unsigned pending_of(const ing_client_t *s, int64_t now_ns)
+{
+    return s != NULL && s->trusted_until_ns > now_ns ? s->verifying : 0;
+}
+
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
     bool ok =
-        (s == NULL || ing_ratelimit_check(&s->failed, now_ns, retry_after_s)) &&
+        (s == NULL ||
+         ing_ratelimit_check_pending(&s->failed, now_ns, pending_of(s, now_ns), retry_after_s)) &&
         (!total_applies(s, now_ns) || ing_ratelimit_check(&c->failed_total, now_ns, retry_after_s));
     pthread_mutex_unlock(&c->lock);
     return ok;
 }
 
-bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s)
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s,
+                           bool *charged_total)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    unsigned pending = s != NULL && s->trusted_until_ns > now_ns ? s->verifying : 0;
-    bool ok = s == NULL || ing_ratelimit_take_pending(&s->failed, now_ns, pending, retry_after_s);
-    if (ok && total_applies(s, now_ns) &&
-        !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
+    bool ok = s == NULL ||
+              ing_ratelimit_take_pending(&s->failed, now_ns, pending_of(s, now_ns), retry_after_s);
+    bool total = ok && total_applies(s, now_ns);
+    if (total && !ing_ratelimit_take(&c->failed_total, now_ns, retry_after_s)) {
         if (s != NULL) ing_ratelimit_refund(&s->failed);
-        ok = false;
+        ok = total = false;
     }
     if (ok && s != NULL) s->verifying++;
     pthread_mutex_unlock(&c->lock);
+    *charged_total = total;
     return ok;
 }
 
-void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns)
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns, bool charged_total)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (total_applies(s, now_ns)) ing_ratelimit_refund(&c->failed_total);
+    if (charged_total) ing_ratelimit_refund(&c->failed_total);
     if (s != NULL) {
         ing_ratelimit_refund(&s->failed);
         s->trusted_until_ns = now_ns + (int64_t)ING_CLIENTS_TRUST_S * 1000000000;
@@ -114,7 +124,12 @@ void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s != NULL && s->verifying > 0) s->verifying--;
+    if (s != NULL) {
+        if (s->verifying > 0) s->verifying--;
+        /* Failures past the burst, admitted beside requests being checked, are not owed: the
+         * address waits at most as long as its burst takes to refill. */
+        ing_ratelimit_cap(&s->failed, now_ns, s->verifying);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 

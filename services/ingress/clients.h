@@ -49,23 +49,31 @@ void ing_clients_deinit(ing_clients_t *c);
 
 /* May a request from addr be authenticated? False, with *retry_after_s (>= 1) set, when addr
  * or all addresses together have spent their budget of failed authentications (the total is
- * not asked of a trusted address): the request is then refused before its body is read.
+ * not asked of a trusted address, and a trusted address's budget is judged as
+ * ing_clients_auth_take does): the request is then refused before its body is read.
  * Charges nothing. Any worker thread. */
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s);
 
-/* Charges one failed authentication to addr and to the total before the signature is checked,
- * so requests checked together cannot pass the budget together; false (nothing charged,
- * *retry_after_s set when non-NULL) when either budget is spent. A trusted address's budget
- * is judged without the charges of its requests still being checked (they are charged all
- * the same): a sender's concurrency is not a failure, and what junk from a trusted address
- * can spend at once stays its budget plus its connections. Every charge is settled by
+/* Charges one failed authentication to addr and, unless addr is trusted, to the total
+ * (*charged_total says whether) before the signature is checked, so requests checked together
+ * cannot pass the budget together; false (nothing charged, *retry_after_s set when non-NULL)
+ * when either budget is spent. A trusted address's budget is judged without the charges of its
+ * requests still being checked (they are charged all the same): a sender's concurrency is not
+ * a failure. Junk from a trusted address then spends at most its burst plus its requests in
+ * flight at once (bounded by its connections and its share of body memory), and is refused
+ * afterwards for at most as long as its burst takes to refill (ing_clients_auth_failed
+ * forgives the rest). ing_clients_auth_allowed judges the same way. Every charge is settled by
  * ing_clients_auth_refund (authentic) or ing_clients_auth_failed. Any worker thread. */
-bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s);
-/* Gives back the charge ing_clients_auth_take made for addr: the request was authentic, and
- * addr is trusted for ING_CLIENTS_TRUST_S from now. */
-void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns);
-/* Settles the charge ing_clients_auth_take made for addr as a failure: it stays charged. */
+bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s,
+                           bool *charged_total);
+/* Gives back the charge ing_clients_auth_take made for addr (charged_total: what it said of
+ * the total): the request was authentic, and addr is trusted for ING_CLIENTS_TRUST_S from
+ * now. */
+void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns,
+                             bool charged_total);
+/* Settles the charge ing_clients_auth_take made for addr as a failure: it stays charged, up to
+ * the burst (what a trusted address's requests checked together spent past it is forgiven). */
 void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to

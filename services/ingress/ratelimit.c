@@ -56,9 +56,25 @@ bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s)
     return admit(r, now_ns, 0, retry_after_s, false);
 }
 
+bool ing_ratelimit_check_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pending,
+                                 int *retry_after_s)
+{
+    return admit(r, now_ns, pending, retry_after_s, false);
+}
+
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns)
 {
     return atomic_load_explicit(&r->tat, memory_order_relaxed) <= now_ns;
+}
+
+void ing_ratelimit_cap(ing_ratelimit_t *r, int64_t now_ns, unsigned pending)
+{
+    if (r->interval_ns == 0) return;
+    int64_t most = now_ns + r->burst_ns + (int64_t)pending * r->interval_ns;
+    int64_t tat = atomic_load_explicit(&r->tat, memory_order_relaxed);
+    while (tat > most && !atomic_compare_exchange_weak_explicit(
+                             &r->tat, &tat, most, memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 void ing_ratelimit_refund(ing_ratelimit_t *r)

@@ -29,10 +29,18 @@ bool ing_ratelimit_take_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pen
 
 /* As ing_ratelimit_take, but takes nothing: would a request be admitted now? */
 bool ing_ratelimit_check(ing_ratelimit_t *r, int64_t now_ns, int *retry_after_s);
+/* As ing_ratelimit_check, with `pending` tokens counted as given back. */
+bool ing_ratelimit_check_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pending,
+                                 int *retry_after_s);
 
 /* Gives back one token ing_ratelimit_take took (the request it was taken for is not to be
  * charged after all). Lock-free; any thread. */
 void ing_ratelimit_refund(ing_ratelimit_t *r);
+
+/* Forgives what was taken past the burst, beyond `pending` tokens still to be settled: after
+ * it, the bucket is full again by now_ns + (burst + pending) intervals at the latest.
+ * Lock-free; any thread. */
+void ing_ratelimit_cap(ing_ratelimit_t *r, int64_t now_ns, unsigned pending);
 
 /* True when the bucket is full again at now_ns (no request left a trace in it). */
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns);

@@ -493,9 +493,9 @@ def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topic
 def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics, free_port):
     """A sender that authenticated before sends more requests at once than its budget of failed
     authentications: each is charged a failure while its signature is checked, yet none is
-    refused for the others being checked beside it (all 202). The same number of junk requests
-    together from that address is authenticated at most its budget plus those in flight, and
-    its budget is spent afterwards (429)."""
+    refused for the others being checked beside it (all 202). After the same number of junk
+    requests together from that address its budget is spent (429), for no longer than its
+    burst takes to refill (what the junk checked together spent past it is not owed)."""
     import threading
     from ingress_support import sign_standard
     burst, rate, n = 1, 1, 16
@@ -505,8 +505,7 @@ def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics
                                       failed_auth_rate_per_client=rate,
                                       failed_auth_burst_per_client=burst), env=ENV)
     # Large bodies, all but their last byte sent first and the last bytes one after another,
-    # so that the signatures are checked together (two at once on two cores spend a budget
-    # of one).
+    # so that the signatures are checked together.
     body = b'{"type":"t","pad":"' + b"p" * 600_000 + b'"}'
 
     def head_of(secret):
@@ -539,17 +538,15 @@ def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics
     assert together(SECRETS["sw"], 1) == [(202, None)]  # the address is known from now
     statuses = together(SECRETS["sw"])
     assert statuses == [(202, None)] * n, statuses
-    t0 = time.monotonic()
     junk = together("whsec_" + base64.b64encode(b"w" * 32).decode())
-    elapsed = time.monotonic() - t0
     failed = sum(1 for st in junk if st == (401, "bad_signature"))
-    assert failed + sum(1 for st in junk if st == (429, "auth_rate_limited")) == n, junk
-    assert failed <= burst + n + rate * (elapsed + 1), (failed, junk)
+    assert failed >= burst and failed + junk.count((429, "auth_rate_limited")) == n, junk
     # Refused before its body is read: its headers alone get the answer.
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sk:
         sk.sendall(head_of(SECRETS["sw"]))
-        st, _, data = read_response(sk)
+        st, hdrs, data = read_response(sk)
     assert (st, error_code_of(data)) == (429, "auth_rate_limited")
+    assert 1 <= int(hdrs["retry-after"]) <= burst // rate + 1, hdrs
 
 
 # ---- idle connections and bodies in flight ---------------------------------------------------
