@@ -167,7 +167,9 @@ def run(argv, env=None, timeout=None, check=True, cwd=None):
 def run_group(argv, timeout=None, cwd=None):
     """Like run(check=False), but the command runs in a process group of its own, and the whole
     group (a build's compilers too) is killed when the command times out or this process is
-    interrupted while it waits; the exception is raised again after that."""
+    interrupted while it waits (an exception: Ctrl-C, or a signal the caller turns into
+    SystemExit); the exception is raised again after that. A SIGKILL of this process leaves the
+    group running."""
     p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
@@ -177,7 +179,12 @@ def run_group(argv, timeout=None, cwd=None):
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        p.communicate()
+        try:
+            p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # something that left the group holds the pipes
+            p.stdout.close()
+            p.stderr.close()
+            p.wait()
         raise
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 

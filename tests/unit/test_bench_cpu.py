@@ -269,3 +269,35 @@ def test_run_group_kills_the_whole_group_on_timeout(tmp_path):
         pytest.fail(f"the command's child {child} still runs after the timeout")
     r = run_group(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
     assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+
+
+def test_run_group_kills_the_whole_group_when_interrupted(tmp_path):
+    """Ctrl-C while a baseline build runs: the build's children go with it, and the interrupt
+    still reaches the caller (the process ends with KeyboardInterrupt)."""
+    pidfile = tmp_path / "child"
+    code = ("import sys\n"
+            f"sys.path.insert(0, {str(SOURCE_DIR / 'bench' / 'lib')!r})\n"
+            "from procs import run_group\n"
+            f"run_group(['sh', '-c', 'sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}; wait'],"
+            " timeout=120)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline and p.poll() is None, "the command never started"
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert "KeyboardInterrupt" in err, err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the command's child {child} still runs after the interrupt")
