@@ -48,9 +48,9 @@ static ing_client_t *slot_of(ing_clients_t *c, const char *addr, int64_t now_ns)
     for (uint32_t i = 0; i < ING_CLIENTS_PROBE; i++) {
         ing_client_t *s = &c->slots[(first + i) % ING_CLIENTS_SLOTS];
         if (strncmp(s->addr, addr, sizeof(s->addr)) == 0 && s->addr[0] != '\0') return s;
-        if (spare == NULL &&
-            (s->addr[0] == '\0' || (s->connections == 0 && s->trusted_until_ns <= now_ns &&
-                                    ing_ratelimit_idle(&s->failed, now_ns))))
+        if (spare == NULL && (s->addr[0] == '\0' || (s->connections == 0 && s->verifying == 0 &&
+                                                     s->trusted_until_ns <= now_ns &&
+                                                     ing_ratelimit_idle(&s->failed, now_ns))))
             spare = s;
     }
     if (spare == NULL) return NULL;
@@ -90,7 +90,7 @@ bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns
 }
 
 bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s,
-                           bool *charged_total)
+                           ing_auth_charge_t *charge)
 {
     pthread_mutex_lock(&c->lock);
     ing_client_t *s = slot_of(c, addr, now_ns);
@@ -103,15 +103,15 @@ bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, i
     }
     if (ok && s != NULL) s->verifying++;
     pthread_mutex_unlock(&c->lock);
-    *charged_total = total;
+    *charge = (ing_auth_charge_t){ok ? s : NULL, total};
     return ok;
 }
 
-void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns, bool charged_total)
+void ing_clients_auth_refund(ing_clients_t *c, const ing_auth_charge_t *charge, int64_t now_ns)
 {
     pthread_mutex_lock(&c->lock);
-    ing_client_t *s = slot_of(c, addr, now_ns);
-    if (charged_total) ing_ratelimit_refund(&c->failed_total);
+    if (charge->total) ing_ratelimit_refund(&c->failed_total);
+    ing_client_t *s = charge->slot;
     if (s != NULL) {
         ing_ratelimit_refund(&s->failed);
         s->trusted_until_ns = now_ns + (int64_t)ING_CLIENTS_TRUST_S * 1000000000;
@@ -120,16 +120,10 @@ void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns,
     pthread_mutex_unlock(&c->lock);
 }
 
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns)
+void ing_clients_auth_failed(ing_clients_t *c, const ing_auth_charge_t *charge)
 {
     pthread_mutex_lock(&c->lock);
-    ing_client_t *s = slot_of(c, addr, now_ns);
-    if (s != NULL) {
-        if (s->verifying > 0) s->verifying--;
-        /* Failures past the burst, admitted beside requests being checked, are not owed: the
-         * address waits at most as long as its burst takes to refill. */
-        ing_ratelimit_cap(&s->failed, now_ns, s->verifying);
-    }
+    if (charge->slot != NULL && charge->slot->verifying > 0) charge->slot->verifying--;
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -30,7 +30,8 @@ typedef struct {
     unsigned connections;           /* its connections open now (held: the slot stays its) */
     uint64_t body_bytes;            /* bytes its bodies being read or handled have reserved */
     int64_t trusted_until_ns;       /* ING_CLIENTS_TRUST_S after its last authentic request */
-    unsigned verifying;             /* its requests charged by auth_take, not yet settled */
+    unsigned verifying;             /* its requests charged by auth_take, not yet settled (held:
+                                     * the slot stays its) */
 } ing_client_t;
 
 typedef struct {
@@ -55,26 +56,30 @@ void ing_clients_deinit(ing_clients_t *c);
 bool ing_clients_auth_allowed(ing_clients_t *c, const char *addr, int64_t now_ns,
                               int *retry_after_s);
 
-/* Charges one failed authentication to addr and, unless addr is trusted, to the total
- * (*charged_total says whether) before the signature is checked, so requests checked together
+/* What ing_clients_auth_take charged for one request, for the call that settles it. */
+typedef struct {
+    ing_client_t *slot; /* the address's slot, counted in its `verifying`; NULL: none */
+    bool total;         /* the total budget was charged too */
+} ing_auth_charge_t;
+
+/* Charges one failed authentication to addr and, unless addr is trusted, to the total before
+ * the signature is checked (*charge says what was charged), so requests checked together
  * cannot pass the budget together; false (nothing charged, *retry_after_s set when non-NULL)
- * when either budget is spent. A trusted address's budget is judged without the charges of its
- * requests still being checked (they are charged all the same): a sender's concurrency is not
- * a failure. Junk from a trusted address then spends at most its burst plus its requests in
- * flight at once (bounded by its connections and its share of body memory), and is refused
- * afterwards for at most as long as its burst takes to refill (ing_clients_auth_failed
- * forgives the rest). ing_clients_auth_allowed judges the same way. Every charge is settled by
- * ing_clients_auth_refund (authentic) or ing_clients_auth_failed. Any worker thread. */
+ * when either budget is spent. A trusted address's budget is judged without the charges of
+ * its requests still being checked (they are charged all the same): a sender's concurrency is
+ * not a failure. Junk from a trusted address then spends at most its burst plus its requests
+ * in flight at once (bounded by its connections, the worker threads and its share of body
+ * memory), each failure stays charged, and the address is refused until they are paid off at
+ * its rate: over time, junk is checked at the address's rate as from any other. Every charge
+ * is settled by ing_clients_auth_refund (authentic) or ing_clients_auth_failed. Any worker
+ * thread. */
 bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry_after_s,
-                           bool *charged_total);
-/* Gives back the charge ing_clients_auth_take made for addr (charged_total: what it said of
- * the total): the request was authentic, and addr is trusted for ING_CLIENTS_TRUST_S from
- * now. */
-void ing_clients_auth_refund(ing_clients_t *c, const char *addr, int64_t now_ns,
-                             bool charged_total);
-/* Settles the charge ing_clients_auth_take made for addr as a failure: it stays charged, up to
- * the burst (what a trusted address's requests checked together spent past it is forgiven). */
-void ing_clients_auth_failed(ing_clients_t *c, const char *addr, int64_t now_ns);
+                           ing_auth_charge_t *charge);
+/* Gives back what ing_clients_auth_take charged: the request was authentic, and its address is
+ * trusted for ING_CLIENTS_TRUST_S from now. */
+void ing_clients_auth_refund(ing_clients_t *c, const ing_auth_charge_t *charge, int64_t now_ns);
+/* Settles what ing_clients_auth_take charged as a failure: it stays charged. */
+void ing_clients_auth_failed(ing_clients_t *c, const ing_auth_charge_t *charge);
 
 /* Counts a new connection from addr when it has fewer than max open; returns its slot (to
  * pass to ing_clients_disconnect when the connection closes), or NULL when the connection is

@@ -1,6 +1,8 @@
 /* GCRA token bucket: admitting a request moves the theoretical arrival time (TAT) forward
  * by one interval; a request is refused when that would put the TAT more than `burst`
- * intervals ahead of now. One compare-and-swap per request. */
+ * intervals ahead of now (the TAT less `pending` intervals, for the _pending variants: tokens
+ * taken and not settled yet are judged as given back, and stay charged until they are). One
+ * compare-and-swap per request. */
 #include "ratelimit.h"
 
 #include <stddef.h>
@@ -65,16 +67,6 @@ bool ing_ratelimit_check_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pe
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns)
 {
     return atomic_load_explicit(&r->tat, memory_order_relaxed) <= now_ns;
-}
-
-void ing_ratelimit_cap(ing_ratelimit_t *r, int64_t now_ns, unsigned pending)
-{
-    if (r->interval_ns == 0) return;
-    int64_t most = now_ns + r->burst_ns + (int64_t)pending * r->interval_ns;
-    int64_t tat = atomic_load_explicit(&r->tat, memory_order_relaxed);
-    while (tat > most && !atomic_compare_exchange_weak_explicit(
-                             &r->tat, &tat, most, memory_order_relaxed, memory_order_relaxed)) {
-    }
 }
 
 void ing_ratelimit_refund(ing_ratelimit_t *r)

@@ -37,11 +37,6 @@ bool ing_ratelimit_check_pending(ing_ratelimit_t *r, int64_t now_ns, unsigned pe
  * charged after all). Lock-free; any thread. */
 void ing_ratelimit_refund(ing_ratelimit_t *r);
 
-/* Forgives what was taken past the burst, beyond `pending` tokens still to be settled: after
- * it, the bucket is full again by now_ns + (burst + pending) intervals at the latest.
- * Lock-free; any thread. */
-void ing_ratelimit_cap(ing_ratelimit_t *r, int64_t now_ns, unsigned pending);
-
 /* True when the bucket is full again at now_ns (no request left a trace in it). */
 bool ing_ratelimit_idle(ing_ratelimit_t *r, int64_t now_ns);
 

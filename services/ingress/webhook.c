@@ -286,20 +286,20 @@ static void handle_webhook(ing_server_t *s, struct mg_connection *c, req_t *r)
     hl_sig_headers_t h = collect_headers(ri, hv, 64);
     /* Charged as a failure before the signatures are computed, given back when authentic:
      * the requests that passed the check above together cannot all spend the CPU. */
-    bool charged_total = false;
+    ing_auth_charge_t charge;
     if (!ing_clients_auth_take(&s->clients, ri->remote_addr, hl_mono_us() * 1000, &r->retry_after,
-                               &charged_total)) {
+                               &charge)) {
         ing_reject(r, 429, "auth_rate_limited", "too many failed authentications");
         return;
     }
     hl_sig_result_t a =
         hl_sig_verify(&r->src->auth, &h, w->body, (size_t)len, hl_now_us() / 1000000);
     if (a != HL_SIG_OK) {
-        ing_clients_auth_failed(&s->clients, ri->remote_addr, hl_mono_us() * 1000);
+        ing_clients_auth_failed(&s->clients, &charge);
         ing_reject(r, 401, hl_sig_code(a), "authentication failed");
         return;
     }
-    ing_clients_auth_refund(&s->clients, ri->remote_addr, hl_mono_us() * 1000, charged_total);
+    ing_clients_auth_refund(&s->clients, &charge, hl_mono_us() * 1000);
     if (!ing_ratelimit_take(&r->src->limit->rl, hl_mono_us() * 1000, &r->retry_after)) {
         ing_reject(r, 429, "rate_limited", "over the source's rate limit");
         return;

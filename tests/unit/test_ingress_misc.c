@@ -63,23 +63,41 @@ static void test_ratelimit_check(void **state)
     assert_true(ing_ratelimit_idle(&r, t + SEC));
 }
 
+/* One failed authentication from addr: charged, checked, settled as a failure. False (nothing
+ * charged) when refused. */
+static bool fail_once(ing_clients_t *c, const char *addr, int64_t now_ns)
+{
+    ing_auth_charge_t ch;
+    if (!ing_clients_auth_take(c, addr, now_ns, NULL, &ch)) return false;
+    ing_clients_auth_failed(c, &ch);
+    return true;
+}
+
+/* One authentic request from addr: charged, checked, given back. False when refused. */
+static bool authentic_once(ing_clients_t *c, const char *addr, int64_t now_ns, int *retry)
+{
+    ing_auth_charge_t ch;
+    if (!ing_clients_auth_take(c, addr, now_ns, retry, &ch)) return false;
+    ing_clients_auth_refund(c, &ch, now_ns);
+    return true;
+}
+
 static void test_clients_failed_auth(void **state)
 {
     ing_clients_t c;
     int retry = 0;
-    bool tot = false;
     int64_t t = 100 * SEC;
     ing_clients_init(&c, 1, 3, 1, 5);
     /* Each address has its own three failures; checking charges nothing. */
     for (int i = 0; i < 3; i++) {
         assert_true(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
-        (void)ing_clients_auth_take(&c, "10.0.0.1", t, NULL, &tot);
+        (void)fail_once(&c, "10.0.0.1", t);
     }
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.1", t, &retry));
     assert_int_equal(retry, 1);
     assert_true(ing_clients_auth_allowed(&c, "10.0.0.2", t, &retry));
-    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL, &tot);
-    (void)ing_clients_auth_take(&c, "10.0.0.2", t, NULL, &tot);
+    (void)fail_once(&c, "10.0.0.2", t);
+    (void)fail_once(&c, "10.0.0.2", t);
     /* Five failures in total: every address is now refused, even one never seen. */
     assert_false(ing_clients_auth_allowed(&c, "10.0.0.3", t, &retry));
     /* A second later one token each is back. */
@@ -98,29 +116,27 @@ static void test_clients_failed_auth(void **state)
     /* An authentic request gives back what it was charged: authentic traffic spends nothing. */
     ing_clients_init(&c, 1, 2, 1, 2);
     for (int i = 0; i < 10; i++) {
-        assert_true(ing_clients_auth_take(&c, "10.0.1.1", t, &retry, &tot));
-        ing_clients_auth_refund(&c, "10.0.1.1", t, tot);
-        assert_true(ing_clients_auth_take(&c, "10.0.1.3", t, &retry, &tot));
-        ing_clients_auth_refund(&c, "10.0.1.3", t, tot);
+        assert_true(authentic_once(&c, "10.0.1.1", t, &retry));
+        assert_true(authentic_once(&c, "10.0.1.3", t, &retry));
     }
-    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry, &tot));
-    assert_true(ing_clients_auth_take(&c, "10.0.1.2", t, &retry, &tot));
-    assert_false(ing_clients_auth_take(&c, "10.0.1.2", t, &retry, &tot));
-    assert_false(ing_clients_auth_take(&c, "10.0.1.4", t, &retry, &tot)); /* the total is spent */
+    assert_true(fail_once(&c, "10.0.1.2", t));
+    assert_true(fail_once(&c, "10.0.1.2", t));
+    assert_false(fail_once(&c, "10.0.1.2", t));
+    assert_false(fail_once(&c, "10.0.1.4", t)); /* the total is spent */
     ing_clients_deinit(&c);
     /* A table full of busy addresses: newcomers share a slot, memory does not grow. */
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     char addr[32];
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        (void)ing_clients_auth_take(&c, addr, t, NULL, &tot);
+        (void)fail_once(&c, addr, t);
     }
     int used = 0;
     for (int i = 0; i < ING_CLIENTS_SLOTS; i++) used += c.slots[i].addr[0] != '\0';
     assert_int_equal(used, ING_CLIENTS_SLOTS);
     /* Once their budgets refill, the slots are taken by new addresses again. */
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
-    (void)ing_clients_auth_take(&c, "192.168.0.1", t + 2 * SEC, NULL, &tot);
+    (void)fail_once(&c, "192.168.0.1", t + 2 * SEC);
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t + 2 * SEC, &retry));
     assert_true(ing_clients_auth_allowed(&c, "192.168.0.2", t + 2 * SEC, &retry));
     ing_clients_deinit(&c);
@@ -130,11 +146,9 @@ static void test_clients_failed_auth(void **state)
 static void fail_from_many(ing_clients_t *c, const char *prefix, int n, int64_t now_ns)
 {
     char addr[32];
-    bool tot = false;
     for (int i = 0; i < n; i++) {
         snprintf(addr, sizeof(addr), "%s%d", prefix, i);
-        if (ing_clients_auth_take(c, addr, now_ns, NULL, &tot))
-            ing_clients_auth_failed(c, addr, now_ns);
+        (void)fail_once(c, addr, now_ns);
     }
 }
 
@@ -145,19 +159,13 @@ static void test_clients_trusted_address(void **state)
     ing_clients_t c;
     int64_t t = 100 * SEC;
     int retry = 0;
-    bool tot = false;
     ing_clients_init(&c, 1, 2, 1, 10);
-    assert_true(ing_clients_auth_take(&c, "10.9.0.1", t, &retry, &tot));
-    ing_clients_auth_refund(&c, "10.9.0.1", t, tot); /* authentic */
+    assert_true(authentic_once(&c, "10.9.0.1", t, &retry)); /* authentic */
     fail_from_many(&c, "10.8.0.", 20, t);
     assert_false(ing_clients_auth_allowed(&c, "10.9.0.2", t + SEC / 2, &retry));
     assert_true(ing_clients_auth_allowed(&c, "10.9.0.1", t + SEC / 2, &retry));
-    for (int i = 0; i < 2; i++) {
-        assert_true(ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry, &tot));
-        ing_clients_auth_failed(&c, "10.9.0.1", t + SEC / 2);
-    }
-    assert_false(
-        ing_clients_auth_take(&c, "10.9.0.1", t + SEC / 2, &retry, &tot)); /* its own budget */
+    for (int i = 0; i < 2; i++) assert_true(fail_once(&c, "10.9.0.1", t + SEC / 2));
+    assert_false(fail_once(&c, "10.9.0.1", t + SEC / 2)); /* its own budget */
     /* The trust lapses ING_CLIENTS_TRUST_S after the last authentic request. */
     int64_t later = t + (int64_t)ING_CLIENTS_TRUST_S * SEC + SEC;
     fail_from_many(&c, "10.7.0.", 20, later);
@@ -168,61 +176,67 @@ static void test_clients_trusted_address(void **state)
 /* A sender's concurrency is not a failure: a trusted address with more requests being checked
  * at once than its budget of failures is not refused for it, while an address never seen yet
  * is (its budget bounds what its requests together can spend). The failures of a trusted
- * address, once settled, spend its budget, but what it spent past its burst is not owed. */
+ * address stay charged, all of them: junk checked together buys no faster rate. */
 static void test_clients_trusted_concurrency(void **state)
 {
     ing_clients_t c;
     int64_t t = 100 * SEC;
     int retry = 0;
-    bool tot = false, tots[2];
+    ing_auth_charge_t ch[12], one;
     ing_clients_init(&c, 1, 3, 1000, 1000);
-    assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &tot));
-    ing_clients_auth_refund(&c, "10.6.0.1", t, tot); /* authentic: trusted from now */
+    assert_true(authentic_once(&c, "10.6.0.1", t, &retry)); /* trusted from now */
     for (int i = 0; i < 12; i++) {
         assert_true(ing_clients_auth_allowed(&c, "10.6.0.1", t, &retry));
-        assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &tot));
-        assert_false(tot); /* a trusted address is not charged to the total */
+        assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &ch[i]));
+        assert_false(ch[i].total); /* a trusted address is not charged to the total */
     }
-    for (int i = 0; i < 12; i++) ing_clients_auth_refund(&c, "10.6.0.1", t, false);
+    for (int i = 0; i < 12; i++) ing_clients_auth_refund(&c, &ch[i], t);
     assert_true(ing_clients_auth_allowed(&c, "10.6.0.1", t, &retry));
 
-    /* The same twelve at once, all junk: admitted while checked, then the budget is spent,
-     * for as long as the burst takes to refill, not the twelve failures. */
+    /* The same twelve at once, all junk: admitted while checked; then the address is refused
+     * until the nine failures past its burst are paid off at one a second. */
     for (int i = 0; i < 12; i++)
-        assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &tot));
-    for (int i = 0; i < 12; i++) ing_clients_auth_failed(&c, "10.6.0.1", t);
+        assert_true(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &ch[i]));
+    for (int i = 0; i < 12; i++) ing_clients_auth_failed(&c, &ch[i]);
     assert_false(ing_clients_auth_allowed(&c, "10.6.0.1", t, &retry));
-    assert_false(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &tot));
-    assert_int_equal(retry, 1);
-    assert_true(ing_clients_auth_take(&c, "10.6.0.1", t + SEC, &retry, &tot));
-    ing_clients_auth_refund(&c, "10.6.0.1", t + SEC, tot);
-
-    /* Four junk and two authentic requests together: forgiving the junk past the burst keeps
-     * the authentic ones' charges, so their refunds leave the budget spent, not refilled. */
-    int64_t u = t + 60 * SEC;
-    for (int i = 0; i < 6; i++) assert_true(ing_clients_auth_take(&c, "10.6.0.1", u, &retry, &tot));
-    for (int i = 0; i < 4; i++) ing_clients_auth_failed(&c, "10.6.0.1", u);
-    for (int i = 0; i < 2; i++) ing_clients_auth_refund(&c, "10.6.0.1", u, false);
-    assert_false(ing_clients_auth_take(&c, "10.6.0.1", u, &retry, &tot));
-    assert_true(ing_clients_auth_take(&c, "10.6.0.1", u + SEC, &retry, &tot));
-    ing_clients_auth_refund(&c, "10.6.0.1", u + SEC, tot);
+    assert_false(ing_clients_auth_take(&c, "10.6.0.1", t, &retry, &one));
+    assert_int_equal(retry, 10);
+    assert_false(ing_clients_auth_take(&c, "10.6.0.1", t + 9 * SEC, &retry, &one));
+    assert_true(authentic_once(&c, "10.6.0.1", t + 10 * SEC, &retry));
 
     /* Never authenticated: three at once, the fourth is refused while they are checked. */
-    for (int i = 0; i < 3; i++) assert_true(ing_clients_auth_take(&c, "10.6.0.2", t, &retry, &tot));
+    for (int i = 0; i < 3; i++)
+        assert_true(ing_clients_auth_take(&c, "10.6.0.2", t, &retry, &ch[i]));
     assert_false(ing_clients_auth_allowed(&c, "10.6.0.2", t, &retry));
-    assert_false(ing_clients_auth_take(&c, "10.6.0.2", t, &retry, &tot));
+    assert_false(ing_clients_auth_take(&c, "10.6.0.2", t, &retry, &one));
+    for (int i = 0; i < 3; i++) ing_clients_auth_failed(&c, &ch[i]);
     ing_clients_deinit(&c);
 
     /* A new sender's first requests, checked together, are charged to the total; each gives
      * its charge back when authentic, also those settled after the first made it trusted. */
     ing_clients_init(&c, 1, 3, 1, 2);
     for (int i = 0; i < 2; i++) {
-        assert_true(ing_clients_auth_take(&c, "10.5.0.1", t, &retry, &tots[i]));
-        assert_true(tots[i]);
+        assert_true(ing_clients_auth_take(&c, "10.5.0.1", t, &retry, &ch[i]));
+        assert_true(ch[i].total);
     }
-    for (int i = 0; i < 2; i++) ing_clients_auth_refund(&c, "10.5.0.1", t, tots[i]);
-    for (int i = 0; i < 2; i++) assert_true(ing_clients_auth_take(&c, "10.5.0.2", t, &retry, &tot));
-    assert_false(ing_clients_auth_take(&c, "10.5.0.3", t, &retry, &tot)); /* the total is spent */
+    for (int i = 0; i < 2; i++) ing_clients_auth_refund(&c, &ch[i], t);
+    for (int i = 0; i < 2; i++) assert_true(fail_once(&c, "10.5.0.2", t));
+    assert_false(fail_once(&c, "10.5.0.3", t)); /* the total is spent */
+    ing_clients_deinit(&c);
+
+    /* A slot whose requests are being checked is never given to another address, however
+     * long ago its budget refilled. */
+    ing_clients_init(&c, 1, 1, 1000, 1000);
+    assert_true(ing_clients_auth_take(&c, "10.4.0.1", t, &retry, &one));
+    char addr[32];
+    for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
+        snprintf(addr, sizeof(addr), "10.3.%d.%d", i >> 8, i & 255);
+        (void)authentic_once(&c, addr, t + 3600 * SEC, NULL);
+    }
+    assert_string_equal(one.slot->addr, "10.4.0.1");
+    assert_int_equal(one.slot->verifying, 1);
+    ing_clients_auth_failed(&c, &one);
+    assert_int_equal(one.slot->verifying, 0);
     ing_clients_deinit(&c);
 }
 
@@ -235,14 +249,13 @@ static void test_clients_table_full(void **state)
     ing_clients_t c;
     int64_t t = 100 * SEC;
     int retry = 0;
-    bool tot = false;
     char addr[32];
     bool full = false;
     int admitted = 0, refused_full = 0;
     ing_clients_init(&c, 1, 1, 1000000, 1000000);
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        (void)ing_clients_auth_take(&c, addr, t, NULL, &tot);
+        (void)fail_once(&c, addr, t);
         ing_client_t *a = ing_clients_connect(&c, addr, 1, t, &full);
         admitted += a != NULL;
         refused_full += a == NULL && full;
@@ -269,7 +282,7 @@ static void test_clients_table_full(void **state)
     ing_clients_init(&c, 1, 1, 1, 2);
     for (int i = 0; i < 3 * ING_CLIENTS_SLOTS; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        (void)ing_clients_auth_take(&c, addr, t, NULL, &tot);
+        (void)fail_once(&c, addr, t);
     }
     assert_false(ing_clients_auth_allowed(&c, "192.168.0.1", t, &retry));
     ing_clients_deinit(&c);
