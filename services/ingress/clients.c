@@ -1,6 +1,7 @@
 /* The per-address table: FNV-1a over the address text, from a seed drawn at start, picks the
- * first slot, linear probing the rest; a slot is reused once its budget has refilled and its
- * connections are closed. One mutex: the work under it is a few string compares. */
+ * first slot, linear probing the rest; a slot is reused once its budget has refilled, its trust
+ * has lapsed, its connections are closed and none of its requests is being checked. One mutex: the
+ * work under it is a few string compares. */
 #include "clients.h"
 
 #include <stdlib.h>
