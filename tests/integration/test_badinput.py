@@ -453,21 +453,17 @@ def test_failed_auth_budget_holds_for_requests_in_flight_together(service, topic
     bodies: all of them pass the budget check before any has failed, yet only the budget's worth
     are authenticated (401); the rest get 429 auth_rate_limited."""
     import threading
-    from ingress_support import sign_standard
     burst, rate, n = 3, 1, 24
     port = free_port()
     service("ingress", ingress_config(port, topics, [sources()[0]], log_level="warn",
                                       failed_auth_rate_per_client=rate,
                                       failed_auth_burst_per_client=burst), env=ENV)
     body = b'{"type":"t"}'
-    h = sign_standard(SECRETS["sw"], "junk", int(time.time()), b"other")
-    head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
-    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    head = signed_head(body, "junk", signed=b"other")
     socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
     t0 = time.monotonic()
     for sk in socks:
-        sk.sendall(head.encode())
+        sk.sendall(head)
     time.sleep(0.5)  # every request is now past the check, reading its body
     statuses = [None] * n
 
@@ -497,7 +493,6 @@ def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics
     together from that address still fail (401), or are refused once the failures settled
     have spent the budget (429)."""
     import threading
-    from ingress_support import sign_standard
     burst, rate, n = 1, 1, 16
     port = free_port()
     src = dict(sources()[0], max_body=1 << 20)
@@ -509,17 +504,11 @@ def test_failed_auth_budget_spares_a_trusted_senders_concurrency(service, topics
     # so that the signatures are checked together.
     body = b'{"type":"t","pad":"' + b"p" * 600_000 + b'"}'
 
-    def head_of(secret):
-        h = sign_standard(secret, f"c-{time.time_ns()}", int(time.time()), body)
-        head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
-        return (head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-
     def together(secret, n=n):
         socks, heads = [], []
         for i in range(n):
             socks.append(socket.create_connection(("127.0.0.1", port), timeout=30))
-            heads.append(head_of(secret))
+            heads.append(signed_head(body, f"c-{time.time_ns()}", secret))
         senders = [threading.Thread(target=sk.sendall, args=(head + body[:-1],))
                    for sk, head in zip(socks, heads)]
         for t in senders:
@@ -642,14 +631,21 @@ def test_idle_connection_flood_leaves_workers_for_others(service, topics, free_p
     assert status == 200 and metric_value(text, "hookline_ingress_connections_refused_total") > threads
 
 
-def signed_request(body, message_id):
-    """A whole POST of body to source sw, signed with message_id, ending the connection."""
+def signed_head(body, message_id, secret=None, signed=None):
+    """The head of a POST of body to source sw ending the connection, signed with message_id
+    and secret (sw's own when None) over `signed` (the body when None)."""
     from ingress_support import sign_standard
-    h = sign_standard(SECRETS["sw"], message_id, int(time.time()), body)
+    h = sign_standard(secret or SECRETS["sw"], message_id, int(time.time()),
+                      body if signed is None else signed)
     head = "POST /v1/webhooks/sw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in h.items())
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    return head.encode() + body
+    return head.encode()
+
+
+def signed_request(body, message_id):
+    """A whole POST of body to source sw, signed with message_id, ending the connection."""
+    return signed_head(body, message_id) + body
 
 
 def one_mib_cap_ingress(service, topics, free_port, size):

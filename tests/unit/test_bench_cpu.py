@@ -245,6 +245,21 @@ def test_same_run_comparison_is_the_median_of_paired_ratios():
     assert "did not run: boom" in "\n".join(closing_notes(j, {}))
 
 
+def assert_gone(pid, after):
+    """pid ends (or is a zombie) within 10 s; else it is killed and the test fails."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"the command's child {pid} still runs after {after}")
+
+
 def test_run_group_kills_the_whole_group_on_timeout(tmp_path):
     """A baseline build that times out (or is interrupted) takes its compilers with it: the
     command's children, not only the command, are gone when run_group raises."""
@@ -253,20 +268,7 @@ def test_run_group_kills_the_whole_group_on_timeout(tmp_path):
     script = f"sleep 600 >/dev/null 2>&1 & echo $! > {pidfile}; wait"
     with pytest.raises(subprocess.TimeoutExpired):
         run_group(["sh", "-c", script], timeout=1)
-    child = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{child}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            break
-        if state == "Z":
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child, signal.SIGKILL)
-        pytest.fail(f"the command's child {child} still runs after the timeout")
+    assert_gone(int(pidfile.read_text()), "the timeout")
     r = run_group(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
     assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
 
@@ -289,15 +291,4 @@ def test_run_group_kills_the_whole_group_when_interrupted(tmp_path):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert "KeyboardInterrupt" in err, err
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{child}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-        except FileNotFoundError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(child, signal.SIGKILL)
-        pytest.fail(f"the command's child {child} still runs after the interrupt")
+    assert_gone(child, "the interrupt")
