@@ -1,11 +1,14 @@
 /* Fuzzes the lineage record parser (libs/proto): every record on hookline.lineage is untrusted
- * until it has been validated there. A record it accepts must also go through the writer: what
- * the writer makes of it parses again and is written again to the same bytes. */
+ * until it has been validated there. It must read every input as jansson does (the reference in
+ * tests/unit/lineage_ref.c: same result, same reason, same record), and a record it accepts
+ * must also go through the writer: what the writer makes of it parses again and is written
+ * again to the same bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hl/lineage_record.h"
+#include "lineage_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hl_lineage_rec_t r;
     const char *why = NULL;
     int rc = hl_lineage_parse(copy, size, &r, &why);
+    const char *what;
+    if (!lineage_ref_agrees(copy, size, &what)) abort();
     if (rc == 0) {
         if (strlen(r.request_id) >= sizeof r.request_id || strlen(r.message_id) > 256 ||
             strlen(r.source) > 64 || strlen(r.event_type) > 128)

@@ -8,8 +8,10 @@ if(TARGET hl_persister_core)
                  LIBS hl_persister_core)
 endif()
 # The contract library against proto/ (read at test time) and its writer against its parser.
+# Its parser is held to jansson's reading of the same bytes (lineage_ref.c).
 hl_unit_test(test_proto SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_proto.c
-             LIBS hl_proto PkgConfig::JANSSON)
+             ${CMAKE_CURRENT_LIST_DIR}/lineage_ref.c LIBS hl_proto PkgConfig::JANSSON)
+target_include_directories(test_proto PRIVATE ${CMAKE_SOURCE_DIR}/libs/proto/src)
 target_compile_definitions(test_proto PRIVATE
     HL_PROTO_SCHEMA="${CMAKE_SOURCE_DIR}/proto/lineage.schema.json"
     HL_PROTO_TOPICS="${CMAKE_SOURCE_DIR}/proto/topics.yaml")

@@ -1,6 +1,7 @@
 /* The table of lineage record fields (lineage_fields.h). */
 #include "lineage_fields.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define AT(f) offsetof(hl_lineage_rec_t, f), sizeof(((hl_lineage_rec_t *)0)->f)
@@ -43,4 +44,21 @@ const lf_field_t *hl_lineage_field(const char *name)
     for (size_t i = 0; i < F_COUNT; i++)
         if (strcmp(hl_lineage_fields[i].name, name) == 0) return &hl_lineage_fields[i];
     return NULL;
+}
+
+int hl_lineage_check_required(const hl_lineage_rec_t *r, bool has_v, const char **why)
+{
+    if (!has_v)
+        *why = "v missing";
+    else if ((int)r->stage < 0)
+        *why = "stage missing";
+    else if (r->request_id[0] == '\0')
+        *why = "request_id missing";
+    else if (r->ts_us == HL_LINEAGE_ABSENT)
+        *why = "ts_us missing";
+    else if (r->ts_us < 0 || r->ts_us > INT64_C(4102444800000000))
+        *why = "ts_us out of range";
+    else
+        return 0;
+    return HL_EPARSE;
 }

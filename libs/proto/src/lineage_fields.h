@@ -3,6 +3,7 @@
 #ifndef HL_LINEAGE_FIELDS_H
 #define HL_LINEAGE_FIELDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "hl/lineage_record.h"
@@ -57,5 +58,9 @@ extern const lf_field_t hl_lineage_fields[F_COUNT];
 
 /* The field called name, or NULL. */
 const lf_field_t *hl_lineage_field(const char *name);
+
+/* The fields every record has, checked once all are read (has_v: "v" was there). Returns 0,
+ * or HL_EPARSE with *why set. */
+int hl_lineage_check_required(const hl_lineage_rec_t *r, bool has_v, const char **why);
 
 #endif
