@@ -1,6 +1,5 @@
 /* hookline-persister: consumes hookline.events and stores every event exactly once in
  * webhook_events. Usage: hookline-persister --config FILE */
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "consumer.h"
 #include "hl/httpd.h"
 #include "hl/log.h"
+#include "hl/util.h"
 #include "hl/metrics.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -42,8 +42,7 @@ int main(int argc, char **argv)
      * mmap threshold each one was mapped and unmapped again, and page faults took a third of
      * the process' CPU in profiles. Keeping them on the heap trades that for memory that is
      * bounded anyway (3 x batch_max records plus librdkafka's capped queues). */
-    mallopt(M_MMAP_THRESHOLD, 64 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    hl_malloc_recycle(64 << 20, 256 << 20);
 
     char err[HL_CONFIG_ERRBUF];
     pst_config_t *cfg = NULL;

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,12 @@ void *hl_xmalloc(size_t n)
     void *p = malloc(n ? n : 1);
     if (p == NULL) hl_die("out of memory allocating %zu bytes", n);
     return p;
+}
+
+void hl_malloc_recycle(size_t mmap_bytes, size_t trim_bytes)
+{
+    mallopt(M_MMAP_THRESHOLD, mmap_bytes > INT_MAX ? INT_MAX : (int)mmap_bytes);
+    mallopt(M_TRIM_THRESHOLD, trim_bytes > INT_MAX ? INT_MAX : (int)trim_bytes);
 }
 
 void *hl_xcalloc(size_t n, size_t size)

@@ -37,6 +37,12 @@ void *hl_xrealloc(void *p, size_t n);
 char *hl_xstrdup(const char *s);
 char *hl_xstrndup(const char *s, size_t n);
 
+/* Makes malloc keep what is freed for reuse, up to trim_bytes at the top of each heap, and
+ * serve blocks below mmap_bytes from the heap: a service that allocates and frees large
+ * buffers over and over (fetched batches, query results) otherwise maps, faults in and gives
+ * back the same pages each time. Call once at start, before any thread. */
+void hl_malloc_recycle(size_t mmap_bytes, size_t trim_bytes);
+
 /* A growable byte buffer that keeps its capacity when reused (len = 0); free(p) releases it. */
 typedef struct {
     char *p;
