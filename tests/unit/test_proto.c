@@ -391,6 +391,21 @@ static void test_parse_is_jansson_at_the_edges(void **state)
     agrees(deep, n);
     deep[n - 9] = '9', deep[n - 8] = '9', deep[n - 7] = '9';
     agrees(deep, n);
+    /* The same at the top level, and keys a closed object had, met again by the one around it
+     * (the index drops them when the object closes). */
+    n = (size_t)snprintf(deep, sizeof deep, "{\"v\":1");
+    for (int k = 0; k < 900; k++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, ",\"k%d\":%d", k, k);
+    n += (size_t)snprintf(deep + n, sizeof deep - n, ",\"k17\":0}");
+    agrees(deep, n);
+    n = (size_t)snprintf(deep, sizeof deep, "{\"v\":1,\"x\":{");
+    for (int k = 0; k < 100; k++) n += (size_t)snprintf(deep + n, sizeof deep - n, "\"k%d\":0,", k);
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "\"y\":0}");
+    for (int k = 0; k < 100; k++) n += (size_t)snprintf(deep + n, sizeof deep - n, ",\"k%d\":0", k);
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "}");
+    agrees(deep, n);
+    deep[n - 2] = '1'; /* k99 again, now k91 twice at the top */
+    agrees(deep, n);
 }
 
 /* Records of every stage, cut and changed byte by byte in a fixed pseudo-random sequence: the

@@ -21,6 +21,12 @@
 #define MAX_DEPTH 2048 /* values nested deeper are refused (the top-level object is 1) */
 #define KEYS_INLINE 1024
 #define ENTRIES_INLINE 32
+/* Past this many keys open, duplicates are found through a hash index instead of a scan, so a
+ * hostile record of thousands of keys costs linear time. A 16 KiB record holds at most 3,277
+ * keys ("":0,), so the index's buckets outnumber them. */
+#define INDEX_FROM 32
+#define INDEX_BUCKETS 4096 /* a power of two */
+#define NO_ENTRY UINT32_MAX
 #define NOT_JSON (-1) /* the document is not JSON (HL_E* codes are all below it) */
 
 typedef enum { J_STRING, J_INT, J_REAL, J_TRUE, J_FALSE, J_NULL, J_ARRAY, J_OBJECT } jkind_t;
@@ -29,6 +35,7 @@ typedef enum { J_STRING, J_INT, J_REAL, J_TRUE, J_FALSE, J_NULL, J_ARRAY, J_OBJE
 typedef struct {
     uint64_t hash;
     uint32_t off, len;
+    uint32_t next; /* the entry below it in its index bucket, NO_ENTRY at the bottom */
 } key_ent_t;
 
 typedef struct {
@@ -39,6 +46,9 @@ typedef struct {
     size_t nkeys, keys_cap;
     key_ent_t *ents;
     size_t nents, ents_cap;
+    /* The index: per bucket the top entry, whose chain runs down through next. Entries come
+     * and go as a stack, so the entry dropped is always its bucket's top. NULL until built. */
+    uint32_t *heads;
     char keys_inline[KEYS_INLINE];
     key_ent_t ents_inline[ENTRIES_INLINE];
 } rd_t;
@@ -247,11 +257,32 @@ static bool read_key(rd_t *r, size_t first, const char **key)
     dst[n] = '\0';
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)dst[i]) * 1099511628211ULL;
-    for (size_t e = first; e < r->nents; e++)
+    if (r->heads == NULL && r->nents >= INDEX_FROM) {
+        r->heads = hl_xmalloc(INDEX_BUCKETS * sizeof *r->heads);
+        memset(r->heads, 0xff, INDEX_BUCKETS * sizeof *r->heads);
+        for (size_t e = 0; e < r->nents; e++) {
+            uint32_t *head = &r->heads[r->ents[e].hash & (INDEX_BUCKETS - 1)];
+            r->ents[e].next = *head;
+            *head = (uint32_t)e;
+        }
+    }
+    /* The entries of this object are those from first up: a chain holds them above any
+     * enclosing object's. */
+    uint32_t e = r->heads ? r->heads[h & (INDEX_BUCKETS - 1)]
+                          : (r->nents > first ? (uint32_t)(r->nents - 1) : NO_ENTRY);
+    for (; e != NO_ENTRY && e >= first; e = r->heads ? r->ents[e].next : e - 1) {
         if (r->ents[e].hash == h && r->ents[e].len == n &&
             memcmp(r->keys + r->ents[e].off, dst, n) == 0)
             return false;
-    r->ents[r->nents++] = (key_ent_t){h, (uint32_t)r->nkeys, (uint32_t)n};
+        if (!r->heads && e == first) break;
+    }
+    key_ent_t *ent = &r->ents[r->nents];
+    *ent = (key_ent_t){h, (uint32_t)r->nkeys, (uint32_t)n, NO_ENTRY};
+    if (r->heads) {
+        ent->next = r->heads[h & (INDEX_BUCKETS - 1)];
+        r->heads[h & (INDEX_BUCKETS - 1)] = (uint32_t)r->nents;
+    }
+    r->nents++;
     r->nkeys += n + 1;
     *key = dst;
     return true;
@@ -260,6 +291,8 @@ static bool read_key(rd_t *r, size_t first, const char **key)
 /* Drops the keys of the object whose entries start at first. */
 static void keys_pop(rd_t *r, size_t first)
 {
+    for (size_t e = r->nents; r->heads && e-- > first;)
+        r->heads[r->ents[e].hash & (INDEX_BUCKETS - 1)] = r->ents[e].next;
     r->nkeys = first < r->nents ? r->ents[first].off : r->nkeys;
     r->nents = first;
 }
@@ -464,6 +497,7 @@ int hl_lineage_parse(const char *json, size_t len, hl_lineage_rec_t *rec, const 
     ok = ok && r->p == r->end;
     if (r->keys != r->keys_inline) free(r->keys);
     if (r->ents != r->ents_inline) free(r->ents);
+    free(r->heads);
     if (!ok || !object) {
         *why = ok ? "record is not an object" : "record is not JSON";
         return HL_EPARSE;

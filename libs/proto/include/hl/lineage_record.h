@@ -55,7 +55,8 @@ int hl_lineage_write(const hl_lineage_rec_t *r, char *buf, size_t cap) HL_MUST_C
 
 /* Parses and validates len bytes of JSON (need not be NUL-terminated; never read past len):
  * anything off the schema is refused, never guessed. Returns 0, or HL_EPARSE / HL_ETOOBIG /
- * HL_ERANGE with a short reason (a static string) in *why. */
+ * HL_ERANGE with a short reason (a static string) in *why; *out is then partly written and not
+ * to be read. */
 int hl_lineage_parse(const char *json, size_t len, hl_lineage_rec_t *out,
                      const char **why) HL_MUST_CHECK;
 
