@@ -92,6 +92,21 @@ int hl_sig_sha256(const void *p, size_t n, unsigned char out[HL_SIG_SHA256_LEN])
                                                                                        : HL_EAUTH;
 }
 
+int hl_sig_sha256_parts(const hl_sig_part_t *parts, int nparts,
+                        unsigned char out[HL_SIG_SHA256_LEN])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int l = 0;
+    int rc = HL_EAUTH;
+    if (md == NULL || EVP_DigestInit_ex(md, sha256_md(), NULL) != 1) goto out;
+    for (int i = 0; i < nparts; i++)
+        if (EVP_DigestUpdate(md, parts[i].p, parts[i].n) != 1) goto out;
+    if (EVP_DigestFinal_ex(md, out, &l) == 1 && l == HL_SIG_SHA256_LEN) rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
 unsigned char *hl_sig_content_flat(const hl_sig_part_t *parts, int nparts, size_t *len)
 {
     size_t n = 0, o = 0;

@@ -44,6 +44,10 @@ int hl_sig_hmac_sha256(const unsigned char *key, size_t klen, const hl_sig_part_
 
 /* SHA-256 of n bytes at p. Returns 0 or HL_EAUTH. */
 int hl_sig_sha256(const void *p, size_t n, unsigned char out[HL_SIG_SHA256_LEN]) HL_MUST_CHECK;
+/* SHA-256 of the concatenated parts (nparts of them, any number; borrowed). Any thread. Returns
+ * 0 or HL_EAUTH. */
+int hl_sig_sha256_parts(const hl_sig_part_t *parts, int nparts,
+                        unsigned char out[HL_SIG_SHA256_LEN]) HL_MUST_CHECK;
 
 /* Signs the concatenated parts with private key pk (borrowed): Ed25519 signs the content
  * itself (64 bytes), an EC key signs its SHA-256 (DER ECDSA-Sig-Value). sig holds *siglen
