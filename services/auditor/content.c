@@ -56,8 +56,10 @@ typedef struct {
     char rec_request_id[40];
     int64_t partition, offset, received_us; /* received_us 0: the record has none */
     unsigned bad;                           /* REASON_* bits */
-    unsigned fields; /* FIELD_* bits of the columns that differ from the record */
-    bool digest_ok;  /* raw body and column both match want: payload is checked */
+    unsigned fields;   /* FIELD_* bits of the columns that differ from the record */
+    bool digest_ok;    /* raw body and column both match want: payload is checked */
+    int64_t named_row; /* rewritten: the row id the record names, which is missing */
+    bool rewritten;    /* the same Kafka record is stored under another id: row_id is that id */
 } item_t;
 
 enum {
@@ -197,6 +199,7 @@ static void report_bad(json_t *o, const item_t *it, int64_t *bad)
                           "request_id", it->request_id, "source", it->source, "message_id",
                           it->message_id, "event_type", it->event_type, "row_id",
                           (json_int_t)it->row_id, "reasons", reasons);
+    if (it->rewritten) json_object_set_new(e, "named_row_id", json_integer(it->named_row));
     if (it->fields) {
         json_t *f = json_array();
         for (unsigned b = 0; b < NFIELDS; b++)
@@ -269,15 +272,91 @@ static int check_items(PGconn *c, item_t *items, size_t n, char *err, size_t err
     return 0;
 }
 
+/* A commit a Postgres failover lost (replication is asynchronous: the old primary confirmed it,
+ * the promoted standby never had it) is written again from Kafka under new row ids, and the
+ * persisted records of the lost commit name rows the promoted database never had; the
+ * persister's second records for the same Kafka records are repeats the auditor does not store
+ * (one Kafka record, one outcome). Such a record is not a deletion when the very Kafka record it
+ * names (source, message id, event type, request id, partition, offset) is stored under another
+ * id: that row is then held to the record like any other, and counted as rewritten. A row put
+ * back under another id by hand is judged the same way: it passes only as an exact copy of the
+ * Kafka record the history names, body included, and is listed either way. */
+static const char SQL_BY_KEY[] =
+    "SELECT w.id, w.source, w.message_id, w.event_type, w.request_id::text, w.kafka_partition,"
+    " w.kafka_offset FROM webhook_events w JOIN json_to_recordset($1::json) AS k(s text, m text,"
+    " e text) ON w.source = k.s AND w.message_id = k.m AND w.event_type = k.e";
+
+/* Finds, for the items of a page whose row is missing, the same Kafka record stored under
+ * another id, and judges that row in its place. */
+static int find_rewritten(PGconn *c, item_t *items, size_t n, char *err, size_t errcap)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (items[i].bad == ROW_MISSING)
+            json_array_append_new(keys, json_pack("{s:s,s:s,s:s}", "s", items[i].source, "m",
+                                                  items[i].message_id, "e", items[i].event_type));
+    if (json_array_size(keys) == 0) {
+        json_decref(keys);
+        return 0;
+    }
+    char *arr = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    const char *p[1] = {arr};
+    PGresult *res = PQexecParams(c, SQL_BY_KEY, 1, NULL, p, NULL, NULL, 0);
+    free(arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) return pg_err(c, res, "rows by key", err, errcap);
+    item_t *again = hl_xcalloc(n, sizeof *again);
+    size_t k = 0, *from = hl_xcalloc(n, sizeof *from);
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->bad != ROW_MISSING) continue;
+        for (int t = 0; t < PQntuples(res); t++) {
+            int64_t id = strtoll(PQgetvalue(res, t, 0), NULL, 10);
+            if (id == it->row_id || strcmp(PQgetvalue(res, t, 1), it->source) != 0 ||
+                strcmp(PQgetvalue(res, t, 2), it->message_id) != 0 ||
+                strcmp(PQgetvalue(res, t, 3), it->event_type) != 0 ||
+                strcasecmp(PQgetvalue(res, t, 4), it->rec_request_id) != 0 ||
+                strtoll(PQgetvalue(res, t, 5), NULL, 10) != it->partition ||
+                strtoll(PQgetvalue(res, t, 6), NULL, 10) != it->offset)
+                continue;
+            again[k] = *it;
+            again[k].named_row = it->row_id;
+            again[k].row_id = id;
+            again[k].rewritten = true;
+            from[k++] = i;
+            break;
+        }
+    }
+    PQclear(res);
+    int rc = k > 0 ? check_items(c, again, k, err, errcap) : 0;
+    for (size_t j = 0; rc == 0 && j < k; j++) items[from[j]] = again[j];
+    free(again);
+    free(from);
+    return rc;
+}
+
+static void report_rewritten(json_t *o, const item_t *it, int64_t *rewritten)
+{
+    if (*rewritten < AUD_CONTENT_MAX_LISTED)
+        json_array_append_new(
+            json_object_get(o, "rewritten_events"),
+            json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I}", "lineage_id", (json_int_t)it->lineage_id,
+                      "request_id", it->request_id, "source", it->source, "message_id",
+                      it->message_id, "event_type", it->event_type, "named_row_id",
+                      (json_int_t)it->named_row, "row_id", (json_int_t)it->row_id));
+    (*rewritten)++;
+}
+
 int aud_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
 {
     item_t *items = hl_xcalloc(PAGE, sizeof *items);
-    int64_t last = 0, checked = 0, bound = 0, bad = 0;
+    int64_t last = 0, checked = 0, bound = 0, bad = 0, rewritten = 0;
     size_t nnamed = 0, named_cap = PAGE;
     int64_t *named = hl_xmalloc(named_cap * sizeof *named);
     int rc = 0;
     json_object_set_new(o, "first_bad", json_null());
     json_object_set_new(o, "bad_events", json_array());
+    json_object_set_new(o, "rewritten_events", json_array());
     for (;;) {
         char after[24];
         snprintf(after, sizeof after, "%" PRId64, last);
@@ -291,10 +370,12 @@ int aud_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
         size_t n = take_page(res, items, &last);
         PQclear(res);
         if (n > 0 && (rc = check_items(c, items, n, err, errcap)) != 0) break;
+        if (n > 0 && (rc = find_rewritten(c, items, n, err, errcap)) != 0) break;
         for (size_t i = 0; i < n; i++) {
             checked++;
             bound += items[i].want[0] != '\0';
             if (items[i].bad) report_bad(o, &items[i], &bad);
+            if (items[i].rewritten && !items[i].bad) report_rewritten(o, &items[i], &rewritten);
             if (items[i].bad & ROW_MISSING) continue;
             if (nnamed == named_cap) named = hl_xrealloc(named, (named_cap *= 2) * sizeof *named);
             named[nnamed++] = items[i].row_id;
@@ -309,6 +390,7 @@ int aud_content_check(PGconn *c, json_t *o, char *err, size_t errcap)
     json_object_set_new(o, "events_checked", json_integer(checked));
     json_object_set_new(o, "bound", json_integer(bound));
     json_object_set_new(o, "bad", json_integer(bad));
+    json_object_set_new(o, "rows_rewritten", json_integer(rewritten));
     return 0;
 }
 

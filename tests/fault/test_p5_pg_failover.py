@@ -5,7 +5,10 @@ and the auditor must find the new primary by themselves, retrying the batches th
 off. Every event answered 202 must end up in the promoted database exactly once, in order,
 with its lineage. Replication is asynchronous: a commit the standby had not yet received when
 the primary died would be missing from the new primary; on one host the standby trails by
-milliseconds, so this scenario does not force that window (README, "The promise"). The attack must land: the replay still sending at the kill,
+milliseconds, so this scenario does not force that window (README, "The promise"), but a loaded
+host can fall into it: the persister then writes those events again under new ids and the
+content check lists their first records as rewritten, which passes. The attack must land: the
+replay still sending at the kill,
 the old primary gone and the standby a primary. Runs last of the suite: the old primary stays
 down until the stack's reset."""
 import time

@@ -257,6 +257,53 @@ def test_row_fields_edit_is_named(pipeline, pg_schema):
         "cc-3": (r["cc-3"], ["row_field_mismatch"], ["received_at"])}, c
 
 
+
+def move_row(schema, row, set_clause=""):
+    """The row deleted and put back under a new id, column for column (SET changes some), in
+    one transaction: what a Postgres failover that lost the row's commit leaves once the
+    persister has written the Kafka record again. Returns the new id."""
+    cols = [r[0] for r in schema.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'webhook_events' AND column_name <> 'id' ORDER BY ordinal_position")]
+    names = ", ".join(cols)
+    behind_its_back(schema, f"CREATE TEMP TABLE moved ON COMMIT DROP AS"
+                            f" SELECT {names} FROM webhook_events WHERE id = {row}",
+                    f"DELETE FROM webhook_events WHERE id = {row}",
+                    f"UPDATE moved SET {set_clause}" if set_clause else "SELECT 1",
+                    f"INSERT INTO webhook_events ({names}) SELECT {names} FROM moved")
+    return schema.query("SELECT max(id) FROM webhook_events")[0][0]
+
+
+def test_row_written_again_after_a_lost_commit_is_a_rewrite(pipeline, pg_schema):
+    """A persisted record whose row a failover lost, the same Kafka record stored again under
+    another id: not a deletion, listed as rewritten, and the new row held to the record; a copy
+    that is not the same Kafka record, or not the same body, is named."""
+    aud = loaded_pipeline(pipeline, pg_schema)
+    row = row_of(pg_schema, "cc-2")
+    again = move_row(pg_schema, row)
+    assert again != row
+    c = content(aud)
+    assert c["ok"] is True and c["bad"] == 0 and c["rows_without_lineage"] == 0, c
+    assert c["rows_rewritten"] == 1 and c["events_checked"] == 7, c
+    (e,) = c["rewritten_events"]
+    assert (e["message_id"], e["named_row_id"], e["row_id"]) == ("cc-2", row, again), e
+    # The copy is held to the record: a body edited on the way is named, with both ids.
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = jsonb_set(payload, '{{n}}',"
+                               f" '99') WHERE id = {again}")
+    c = content(aud)
+    assert c["ok"] is False and c["bad"] == 1 and c["rows_rewritten"] == 0, c
+    fb = c["first_bad"]
+    assert (fb["row_id"], fb["named_row_id"], fb["reasons"]) == (again, row,
+                                                                 ["payload_mismatch"]), fb
+    # Another Kafka record's row (another offset) is not the one the history names (dated an
+    # hour back, past the grace a row stored a moment ago has for its lineage record).
+    other = move_row(pg_schema, row_of(pg_schema, "cc-4"),
+                     "kafka_offset = kafka_offset + 1, persisted_at = now() - interval '1 hour'")
+    c = content(aud)
+    got = sorted((e["message_id"], e["row_id"], e["reasons"]) for e in c["bad_events"])
+    assert ("cc-4", other, ["row_without_lineage"]) in got, c
+    assert any(m == "cc-4" and r == ["row_missing"] for m, _, r in got), c
+
 CONTENT_ATTACKS = {
     "payload": ("cc-2", lambda row: [f"UPDATE webhook_events SET payload = jsonb_set(payload,"
                                      f" '{{n}}', '99') WHERE id = {row}"], ["payload_mismatch"]),
