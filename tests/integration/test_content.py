@@ -257,7 +257,6 @@ def test_row_fields_edit_is_named(pipeline, pg_schema):
         "cc-3": (r["cc-3"], ["row_field_mismatch"], ["received_at"])}, c
 
 
-
 def move_row(schema, row, set_clause=""):
     """The row deleted and put back under a new id, column for column (SET changes some), in
     one transaction: what a Postgres failover that lost the row's commit leaves once the
@@ -280,10 +279,12 @@ def test_row_written_again_after_a_lost_commit_is_a_rewrite(pipeline, pg_schema)
     that is not the same Kafka record, or not the same body, is named."""
     aud = loaded_pipeline(pipeline, pg_schema)
     row = row_of(pg_schema, "cc-2")
-    again = move_row(pg_schema, row)
+    # Dated an hour back: a row stored a moment ago would only be pending if it were unnamed.
+    again = move_row(pg_schema, row, "persisted_at = now() - interval '1 hour'")
     assert again != row
     c = content(aud)
     assert c["ok"] is True and c["bad"] == 0 and c["rows_without_lineage"] == 0, c
+    assert c["rows_pending_lineage"] == 0, c
     assert c["rows_rewritten"] == 1 and c["events_checked"] == 7, c
     (e,) = c["rewritten_events"]
     assert (e["message_id"], e["named_row_id"], e["row_id"]) == ("cc-2", row, again), e
@@ -303,6 +304,7 @@ def test_row_written_again_after_a_lost_commit_is_a_rewrite(pipeline, pg_schema)
     got = sorted((e["message_id"], e["row_id"], e["reasons"]) for e in c["bad_events"])
     assert ("cc-4", other, ["row_without_lineage"]) in got, c
     assert any(m == "cc-4" and r == ["row_missing"] for m, _, r in got), c
+
 
 CONTENT_ATTACKS = {
     "payload": ("cc-2", lambda row: [f"UPDATE webhook_events SET payload = jsonb_set(payload,"
