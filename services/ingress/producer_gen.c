@@ -142,8 +142,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         w->partition = m->partition;
         w->offset = m->offset;
         w->state = W_DONE;
-        pthread_cond_signal(&w->cv);
         pthread_mutex_unlock(&w->mu);
+        /* Signalled once the lock is free: signalled under it, the worker woke on the other
+         * core only to sleep again on the lock this thread still held, and then paid a
+         * futex wake on its own unlock (glibc marks a lock that had a sleeper contended). A
+         * waiter is never freed (the pool outlives the handles), so a signal that comes after
+         * the worker timed out and the waiter went to another request wakes that request
+         * once, and its wait loop sleeps again. */
+        pthread_cond_signal(&w->cv);
         return;
     }
     /* The worker already answered 503: this report is the last user of the waiter. */
