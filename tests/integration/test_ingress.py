@@ -268,6 +268,21 @@ def test_alias_health_and_metrics(ingress):
         assert metric_value(text, name) is not None, name
 
 
+def test_answer_comes_with_the_delivery_report(ingress):
+    """The worker that waits for Kafka's acknowledgement is woken by the delivery report, not
+    by its deadline: with ack_timeout_ms at 60 s, ten accepted requests in a row are answered
+    together in well under one deadline (a report that failed to wake its waiter would hold
+    each request for the whole minute, or past the client's own timeout)."""
+    svc, c = ingress(ack_timeout_ms=60000)
+    status, _, _ = c.post_standard(body_of())  # the producer's first record: metadata, the id
+    assert status == 202
+    t0 = time.monotonic()
+    for i in range(10):
+        status, data, _ = c.post_standard(body_of(seq=i))
+        assert status == 202, data
+    assert time.monotonic() - t0 < 30
+
+
 def test_rate_limit(ingress):
     svc, c = ingress([standard_source(rate_per_sec=2, burst=3)])
     statuses = []
