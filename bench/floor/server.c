@@ -32,7 +32,7 @@ typedef struct {
 
 static rd_kafka_t *rk;
 static rd_kafka_topic_t *topic;
-static atomic_bool stop;
+static atomic_bool stop, stop_polling;
 static atomic_uint_fast64_t next_key;
 
 static void on_delivery(rd_kafka_t *k, const rd_kafka_message_t *m, void *opaque)
@@ -43,35 +43,48 @@ static void on_delivery(rd_kafka_t *k, const rd_kafka_message_t *m, void *opaque
     w->err = m->err;
     w->done = true;
     pthread_mutex_unlock(&w->mu);
+    /* After the unlock, as the ingress does: the waiter belongs to its worker thread for the
+     * thread's whole life, so a signal that comes late finds it alive. */
     pthread_cond_signal(&w->cv);
 }
 
 static void *poll_main(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&stop)) rd_kafka_poll(rk, 100);
+    while (!atomic_load(&stop_polling)) rd_kafka_poll(rk, 100);
     return NULL;
+}
+
+/* The calling worker's waiter, made on its first request and never freed (the program ends
+ * with its threads). */
+static waiter_t *thread_waiter(void)
+{
+    static __thread waiter_t *w;
+    if (w == NULL && (w = calloc(1, sizeof *w)) != NULL) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+    }
+    return w;
 }
 
 /* Produces the body and waits for its report; true when the broker has it. */
 static bool produce_and_wait(const char *body, size_t len)
 {
-    waiter_t w = {.done = false};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    waiter_t *w = thread_waiter();
+    if (w == NULL) return false;
+    pthread_mutex_lock(&w->mu);
+    w->done = false;
+    pthread_mutex_unlock(&w->mu);
     char key[24];
     int klen =
         snprintf(key, sizeof key, "%llu", (unsigned long long)atomic_fetch_add(&next_key, 1));
-    bool ok = rd_kafka_produce(topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)body, len,
-                               key, (size_t)klen, &w) == 0;
-    if (ok) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-        ok = w.err == RD_KAFKA_RESP_ERR_NO_ERROR;
-        pthread_mutex_unlock(&w.mu);
-    }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.mu);
+    if (rd_kafka_produce(topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)body, len, key,
+                         (size_t)klen, w) != 0)
+        return false;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
+    bool ok = w->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    pthread_mutex_unlock(&w->mu);
     return ok;
 }
 
@@ -152,6 +165,11 @@ int main(int argc, char **argv)
             return 2;
         }
         topic = rd_kafka_topic_new(rk, argv[4], NULL);
+        if (topic == NULL) {
+            fprintf(stderr, "floor-server: kafka: topic %s: %s\n", argv[4],
+                    rd_kafka_err2str(rd_kafka_last_error()));
+            return 2;
+        }
         if (pthread_create(&poller, NULL, poll_main, NULL) != 0) {
             fputs("floor-server: cannot start the poll thread\n", stderr);
             return 1;
@@ -177,8 +195,9 @@ int main(int argc, char **argv)
     printf("floor-server: listening on %s%s\n", ports, rk ? " (producing)" : "");
     fflush(stdout);
     while (!atomic_load(&stop)) sleep(1);
-    mg_stop(ctx);
+    mg_stop(ctx); /* waits for the workers, whose reports the poll thread still serves */
     if (rk != NULL) {
+        atomic_store(&stop_polling, true);
         pthread_join(poller, NULL);
         rd_kafka_flush(rk, 10000);
         rd_kafka_topic_destroy(topic);
