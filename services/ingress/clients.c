@@ -15,6 +15,7 @@ void ing_clients_init(ing_clients_t *c, uint32_t per_client_rate, uint32_t per_c
                       uint32_t total_rate, uint32_t total_burst)
 {
     pthread_mutex_init(&c->lock, NULL);
+    c->last_now_ns = 0;
     c->slots = hl_xcalloc(ING_CLIENTS_SLOTS, sizeof(ing_client_t));
     c->rate = per_client_rate;
     c->burst = per_client_burst;
@@ -94,6 +95,11 @@ bool ing_clients_auth_take(ing_clients_t *c, const char *addr, int64_t now_ns, i
                            ing_auth_charge_t *charge)
 {
     pthread_mutex_lock(&c->lock);
+    /* Callers read the clock before the lock: one that read it earlier may get the lock after
+     * one that read it later and took, and would see that charge ahead of its own time, over
+     * a burst of 1. The charge is judged at the latest time a caller brought. */
+    if (now_ns < c->last_now_ns) now_ns = c->last_now_ns;
+    c->last_now_ns = now_ns;
     ing_client_t *s = slot_of(c, addr, now_ns);
     bool ok = s == NULL ||
               ing_ratelimit_take_pending(&s->failed, now_ns, pending_of(s, now_ns), retry_after_s);

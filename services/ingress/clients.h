@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     pthread_mutex_t lock;         /* guards every slot (held for a lookup and one update) */
+    int64_t last_now_ns;          /* the latest time a caller of auth_take brought */
     ing_client_t *slots;          /* ING_CLIENTS_SLOTS of them, owned */
     ing_ratelimit_t failed_total; /* failed authentications of all addresses together */
     uint32_t rate, burst;         /* the per-address budget, for slots taken anew */

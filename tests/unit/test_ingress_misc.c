@@ -177,6 +177,23 @@ static void test_clients_trusted_address(void **state)
  * at once than its budget of failures is not refused for it, while an address never seen yet
  * is (its budget bounds what its requests together can spend). The failures of a trusted
  * address stay charged, all of them: junk checked together buys no faster rate. */
+/* Workers read the clock before the clients' lock, so a take may come with an older time than
+ * the take before it: with a burst of 1 that earlier charge must not look like one ahead of
+ * it. */
+static void test_clients_take_with_an_older_clock(void **state)
+{
+    (void)state;
+    ing_clients_t c;
+    int64_t t = 100 * SEC;
+    int retry = 0;
+    ing_auth_charge_t newer, older;
+    ing_clients_init(&c, 1, 1, 1000, 1000);
+    assert_true(authentic_once(&c, "10.8.0.1", t, &retry)); /* trusted from now */
+    assert_true(ing_clients_auth_take(&c, "10.8.0.1", t + SEC / 1000, &retry, &newer));
+    assert_true(ing_clients_auth_take(&c, "10.8.0.1", t, &retry, &older));
+    ing_clients_deinit(&c);
+}
+
 static void test_clients_trusted_concurrency(void **state)
 {
     ing_clients_t c;
@@ -390,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_clients_body_share),
         cmocka_unit_test(test_clients_trusted_address),
         cmocka_unit_test(test_clients_trusted_concurrency),
+        cmocka_unit_test(test_clients_take_with_an_older_clock),
         cmocka_unit_test(test_lineage_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
