@@ -4,11 +4,14 @@
  * outcome (persisted or dead_lettered) is missing `grace_us` after it was received ("open"),
  * or arrived later than that ("closed"). Recounting that over the whole window on every scan
  * costs a join per accepted request of the window, every few seconds, whatever the traffic:
- * this scanner reads each lineage row once instead. It walks the table by id, a bounded chunk
- * at a time, up to the rows stored at least `grace_us` ago (so every row it reads can be
- * judged), classifies the new accepted requests, keeps the open ones in memory and watches
- * the new outcome rows for them. Closed gaps are counted per minute of receipt, so both counts
- * forget requests older than the window.
+ * this scanner reads each lineage row once instead, by id, a bounded chunk at a time, a few
+ * seconds after it was stored (AUD_GAPSCAN_LAG_US, while its page is likely still in Postgres'
+ * cache), and pairs elements with their outcomes in memory. An element is counted open once it
+ * was stored `grace_us` ago with no outcome read; it is then looked up once in the whole table
+ * (an outcome the scan's memory does not hold) before it counts. Ids missing below what was read
+ * (a transaction still open, or rolled back) are read again until they are `grace_us` old.
+ * Closed gaps are counted per minute of receipt, so both counts forget requests older than the
+ * window.
  *
  * More than AUD_GAPSCAN_OPEN_MAX open gaps (a long outage downstream) would make the set too
  * big to keep: the scanner then drops it, counts with one full query (exact, slow) and starts
@@ -22,7 +25,10 @@
 #include "hl/error.h"
 
 #define AUD_GAPSCAN_OPEN_MAX 200000
-#define AUD_GAPSCAN_CHUNK 50000 /* lineage ids read per query */
+#define AUD_GAPSCAN_CHUNK 50000             /* lineage ids read per query */
+#define AUD_GAPSCAN_EARLY_MAX 100000        /* outcomes kept for elements not read yet */
+#define AUD_GAPSCAN_LAG_US INT64_C(5000000) /* rows are read once stored this long ago */
+#define AUD_GAPSCAN_HOLES_MAX 1024          /* missing id ranges looked at again */
 
 typedef struct aud_gapscan aud_gapscan_t;
 
@@ -33,8 +39,8 @@ void aud_gapscan_free(aud_gapscan_t *g);
  * the next call) and sets *open and *closed as of now_us. Returns 1 when the counts are
  * current, 0 while the first pass over the window is still under way (counts not set), or
  * HL_EPG with errbuf filled. A chunk is taken whole or not at all, so after an error the next
- * call goes on where this one stopped. A transaction that stays open longer than grace_us can
- * have its rows passed over (ids are read in order once the rows around them are settled). */
+ * call goes on where this one stopped. A transaction that stays open longer than grace_us (or
+ * more than AUD_GAPSCAN_HOLES_MAX id ranges missing at once) can have its rows passed over. */
 int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
                     int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
 

@@ -96,6 +96,8 @@ def test_gaps_open_then_close(svc, topics, pg_schema):
     poison = ingress_record(uuid7(), message_id="poison")
     feed(topics["lineage"], [poison])
     wait_for(lambda: len(get(svc, "/v1/gaps").json()["gaps"]) == 2, 15, "second gap")
+    # Counted open before their outcomes are stored: those must close them from memory.
+    wait_for(lambda: gap_metric(svc) == (2, 0), 10, "gap metric: two open")
 
     late = persisted_record(lost)
     late["ts_us"] = late["committed_us"] = now_us()
@@ -162,6 +164,90 @@ def test_gap_metric_counts_rows_stored_late_and_survives_a_restart(
     api = {(g["request_id"], g["state"]) for g in get(svc2, "/v1/gaps?state=all").json()["gaps"]}
     assert api == {(lost["request_id"], "closed"), (fixed_late["request_id"], "closed"),
                    (again["request_id"], "open")}
+
+
+def test_gap_metric_pairs_outcomes_stored_before_their_requests(svc, topics, pg_schema):
+    """The two records of a request come from different producers: an outcome can be stored
+    before its ingress record. The metric pairs them as /v1/gaps does, a late one included, and
+    an outcome that names no event type (a dead-lettered record) closes its message's element;
+    one of another event type of the same message closes nothing."""
+    old = now_us() - 20_000_000
+    on_time = ingress_record(uuid7(), message_id="early-ok")
+    late = ingress_record(uuid7(), message_id="early-late", received_us=old)
+    done_late = persisted_record(late)
+    done_late["ts_us"] = done_late["committed_us"] = now_us()  # 20 s after, grace 2 s
+    poison = ingress_record(uuid7(), message_id="early-poison")
+    dead = {"v": 1, "stage": "dead_lettered", "request_id": poison["request_id"],
+            "ts_us": poison["ts_us"] + 1000, "source": "stripe", "message_id": "early-poison",
+            "error_code": "bad_payload", "attempts": 3}
+    other = ingress_record(uuid7(), message_id="early-other", event_type="t.created")
+    wrong_type = persisted_record(other)
+    wrong_type["event_type"] = "t.deleted"
+    outcomes = [persisted_record(on_time), done_late, dead, wrong_type]
+    feed(topics["lineage"], outcomes + [on_time, late, poison, other])
+    wait_for(lambda: lineage_count(pg_schema) == 8, 30, "rows")
+    gaps = wait_for(lambda: (lambda g: g if len(g) == 2 else None)(
+        get(svc, "/v1/gaps?state=all").json()["gaps"]), 15, "two gaps past the grace")
+    ids = {g["request_id"]: g["state"] for g in gaps}
+    assert ids == {late["request_id"]: "closed", other["request_id"]: "open"}
+    wait_for(lambda: gap_metric(svc) == (1, 1), 15, "the metric as /v1/gaps counts")
+
+
+def test_gap_metric_after_a_restart_finds_outcomes_stored_before_its_first_row(
+        stack, topics, pg_schema, service, free_port, tmp_path):
+    """A new process starts reading at the first accepted request of the window: outcomes
+    stored before it (here before their own ingress records) are looked up in the table before
+    their elements count as open, typed and typeless ones alike."""
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
+    svc = service("auditor", cfg)
+    typed = ingress_record(uuid7(), message_id="first-typed", event_type="t.first")
+    dead = ingress_record(uuid7(), message_id="first-dead")
+    dl = {"v": 1, "stage": "dead_lettered", "request_id": dead["request_id"],
+          "ts_us": dead["ts_us"] + 1000, "source": "stripe", "message_id": "first-dead",
+          "error_code": "bad_payload", "attempts": 3}
+    lost = ingress_record(uuid7(), message_id="first-lost")  # one open gap, to wait for
+    feed(topics["lineage"], [persisted_record(typed), dl, typed, dead, lost])
+    wait_for(lambda: lineage_count(pg_schema) == 5, 30, "rows")
+    wait_for(lambda: gap_metric(svc) == (1, 0), 15, "one open gap")
+    svc.stop()
+    svc2 = service("auditor", cfg)
+    # The counts of a pass are set at once: any other first answer would be wrong.
+    assert wait_for(lambda: (lambda m: m if m[0] else None)(gap_metric(svc2)), 15,
+                    "the metric after a restart") == (1, 0)
+    gaps = get(svc2, "/v1/gaps?state=all").json()["gaps"]
+    assert [g["request_id"] for g in gaps] == [lost["request_id"]]
+
+
+def test_gap_metric_reads_a_row_committed_after_later_ones(stack, topics, pg_schema, service,
+                                                          free_port, tmp_path):
+    """Ids are taken at insert and seen at commit: a lineage transaction that commits after
+    later rows were stored and read leaves its row below the scan's position. The scan looks
+    at such ids again (until the grace is over), so the row still counts. The grace is longer
+    than the scan's lag (5 s) here, so that the later rows are read well within it."""
+    svc = service("auditor", auditor_config(stack, topics, pg_schema, free_port(),
+                                            tmp_path / "cp.pem", gap_grace_s=20))
+    slow = ingress_record(uuid7(), message_id="slow-commit")
+    conn = pg_schema.connect(autocommit=False)
+    try:
+        with conn.cursor() as cur:  # chain 9: no partition of the topic, no writer's chain
+            cur.execute("INSERT INTO lineage (chain, seq, lineage_offset, request_id, stage,"
+                        " ts_us, ts, source, message_id, event_type, status, record, prev_hash,"
+                        " hash) VALUES (9, 1, 0, %s, 'ingress', %s, to_timestamp(%s / 1e6),"
+                        " 'stripe', 'slow-commit', 't.created', 202, %s, %s, %s)",
+                        (slow["request_id"], slow["ts_us"], slow["ts_us"], json.dumps(slow),
+                         bytes(32), bytes(32)))
+        # A closed gap stored after it: once counted, the scan has read past the open insert.
+        late = ingress_record(uuid7(), message_id="marker", received_us=now_us() - 40_000_000)
+        done = persisted_record(late)
+        done["ts_us"] = done["committed_us"] = now_us()
+        feed(topics["lineage"], [late, done])
+        wait_for(lambda: gap_metric(svc) == (0, 1), 30, "the later rows read")
+        conn.commit()
+    finally:
+        conn.close()
+    wait_for(lambda: gap_metric(svc) == (1, 1), 40, "the row committed late, an open gap")
+    gaps = get(svc, "/v1/gaps").json()["gaps"]
+    assert [g["request_id"] for g in gaps] == [slow["request_id"]]
 
 
 def test_paging(svc, topics, pg_schema):
