@@ -13,6 +13,8 @@
 #include "store.h"
 
 #define MINUTE_US INT64_C(60000000)
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a macro's value as a string literal */
 
 /* Ids lo..hi, none read yet (see "ids not there yet" below). */
 typedef struct hole {
@@ -23,8 +25,9 @@ typedef struct hole {
 struct aud_gapscan {
     int64_t grace_us, window_us;
     int64_t wm;         /* every row with id <= wm has been read; -1: not started */
-    json_t *open;       /* element key -> event type key -> ts_us of the ingress row */
-    size_t nopen;       /* elements in open: the open gaps */
+    json_t *open;       /* element key -> event type key -> [ts_us, stored_us, looked up] */
+    size_t nopen;       /* elements in open: awaiting an outcome, open gaps among them */
+    int64_t last_open;  /* the open gaps the last pass counted */
     json_t *early;      /* element key -> event type ("": any) -> ts_us of an outcome read
                          * before its element (closing nothing then) */
     size_t nearly;      /* entries put in early since it was last emptied */
@@ -73,6 +76,7 @@ static void reset(aud_gapscan_t *g)
     json_object_clear(g->open);
     json_object_clear(g->early);
     g->nopen = g->nearly = g->nholes = 0;
+    g->last_open = 0;
     for (size_t i = 0; i < g->nslots; i++) {
         g->slot_minute[i] = -1;
         g->slot_count[i] = 0;
@@ -271,7 +275,8 @@ static void hole_add(aud_gapscan_t *g, int64_t lo, int64_t hi, int64_t noticed_u
     "SELECT l.id, CASE WHEN l.stage IN " SQL_STAGE_OUTCOMES " THEN 'o'"                            \
     " WHEN l.stage = " SQL_STAGE_INGRESS " AND l.status = 202 THEN 'i' ELSE '-' END,"              \
     " l.chain, l.request_id, l.message_id, l.event_type, l.ts_us,"                                 \
-    " (extract(epoch FROM l.stored_at) * 1000000)::int8 FROM lineage l"
+    " (extract(epoch FROM greatest(least(l.stored_at, clock_timestamp()), timestamptz 'epoch'))"   \
+    " * 1000000)::int8 FROM lineage l"
 
 /* The rows of one answer of SCAN_COLUMNS, in id order. */
 static void read_rows(aud_gapscan_t *g, const PGresult *rows, int64_t from_us)
@@ -334,7 +339,8 @@ static int reread_holes(aud_gapscan_t *g, PGconn *c, int64_t db_now_us, int64_t 
     const char *p[2] = {lo.p, hi.p};
     PGresult *rows = hl_pg_select(c,
                                   SCAN_COLUMNS " JOIN unnest($1::int8[], $2::int8[]) AS h(lo, hi)"
-                                               " ON l.id BETWEEN h.lo AND h.hi ORDER BY l.id",
+                                               " ON l.id BETWEEN h.lo AND h.hi ORDER BY l.id"
+                                               " LIMIT " TEXT_OF(AUD_GAPSCAN_CHUNK),
                                   2, p, "gap scan holes", errbuf, errcap);
     free(lo.p);
     free(hi.p);
@@ -407,7 +413,9 @@ static int chunk(aud_gapscan_t *g, PGconn *c, int64_t from_us, int64_t *db_now_u
             hole_add(g, next, id - 1, *db_now_us);
             next = id + 1;
         }
-    hole_add(g, next, upto, *db_now_us);
+    /* The ids above the last row read may belong to a transaction that began just before the
+     * first row too recent to read: noticed as if a lag later, like the ids below a row read. */
+    hole_add(g, next, upto, *db_now_us + g->lag_us);
     PQclear(rows);
     /* Outcomes kept for elements not read yet: the two records of a request are stored close
      * together; an element whose outcome was dropped is looked up instead (settle). */
@@ -513,7 +521,7 @@ int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_
                     int64_t *closed, char *errbuf, size_t errcap)
 {
     int64_t from = now_us - g->window_us, t0 = hl_mono_us(), db_now = 0;
-    if (g->nopen > AUD_GAPSCAN_OPEN_MAX) {
+    if (g->last_open > AUD_GAPSCAN_OPEN_MAX || g->nopen > AUD_GAPSCAN_PENDING_MAX) {
         /* Too many to follow one by one: count them all, and start over next time. */
         reset(g);
         return aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) == 0 ? 1
@@ -527,13 +535,14 @@ int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_
             g->caught_up = 1;
             break;
         }
-        if (hl_mono_us() - t0 >= budget_us) break;
+        if (hl_mono_us() - t0 >= budget_us || g->nopen > AUD_GAPSCAN_PENDING_MAX) break;
     }
     if (reread_holes(g, c, db_now, from, errbuf, errcap) != 0) return HL_EPG;
     expire_open(g, from);
     if (!g->caught_up) return 0;
     int64_t n = settle(g, c, db_now, errbuf, errcap);
     if (n < 0) return HL_EPG;
+    g->last_open = n;
     *open = n;
     *closed = closed_since(g, from);
     return 1;

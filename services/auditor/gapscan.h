@@ -13,9 +13,9 @@
  * Closed gaps are counted per minute of receipt, so both counts forget requests older than the
  * window.
  *
- * More than AUD_GAPSCAN_OPEN_MAX open gaps (a long outage downstream) would make the set too
- * big to keep: the scanner then drops it, counts with one full query (exact, slow) and starts
- * over at the next call. */
+ * More than AUD_GAPSCAN_OPEN_MAX open gaps, or AUD_GAPSCAN_PENDING_MAX elements awaiting an
+ * outcome (a long outage downstream) would make the set too big to keep: the scanner then
+ * drops it, counts with one full query (exact, slow) and starts over at the next call. */
 #ifndef AUD_GAPSCAN_H
 #define AUD_GAPSCAN_H
 
@@ -25,6 +25,7 @@
 #include "hl/error.h"
 
 #define AUD_GAPSCAN_OPEN_MAX 200000
+#define AUD_GAPSCAN_PENDING_MAX 500000      /* elements awaiting an outcome, open gaps included */
 #define AUD_GAPSCAN_CHUNK 50000             /* lineage ids read per query */
 #define AUD_GAPSCAN_EARLY_MAX 100000        /* outcomes kept for elements not read yet */
 #define AUD_GAPSCAN_LAG_US INT64_C(5000000) /* rows are read once stored this long ago */
@@ -39,8 +40,9 @@ void aud_gapscan_free(aud_gapscan_t *g);
  * the next call) and sets *open and *closed as of now_us. Returns 1 when the counts are
  * current, 0 while the first pass over the window is still under way (counts not set), or
  * HL_EPG with errbuf filled. A chunk is taken whole or not at all, so after an error the next
- * call goes on where this one stopped. A transaction that stays open longer than grace_us (or
- * more than AUD_GAPSCAN_HOLES_MAX id ranges missing at once) can have its rows passed over. */
+ * call goes on where this one stopped. A transaction that stays open longer than
+ * AUD_GAPSCAN_LAG_US plus grace_us (or more than AUD_GAPSCAN_HOLES_MAX id ranges missing at
+ * once), or one open while the scanner starts, can have its rows passed over. */
 int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
                     int64_t *closed, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
