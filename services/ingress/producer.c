@@ -14,13 +14,16 @@
 #include "producer.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hl/kafka.h"
 #include "hl/log.h"
@@ -41,7 +44,7 @@ static waiter_t *waiter_get(ing_producer_t *p)
 
 void ing_waiter_put(ing_producer_t *p, waiter_t *w)
 {
-    w->state = W_FREE;
+    atomic_store(&w->state, W_FREE);
     pthread_mutex_lock(&p->pool_mu);
     w->next = p->free_list;
     p->free_list = w;
@@ -54,18 +57,13 @@ static int init_waiters(ing_producer_t *p)
 {
     size_t n = p->cfg->max_in_flight;
     p->waiters = hl_xcalloc(n, sizeof(waiter_t));
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     for (size_t i = 0; i < n; i++) {
         waiter_t *w = &p->waiters[i];
-        pthread_mutex_init(&w->mu, NULL);
-        pthread_cond_init(&w->cv, &ca);
+        atomic_init(&w->state, W_FREE);
         w->next = p->free_list;
         p->free_list = w;
     }
     p->nfree = n;
-    pthread_condattr_destroy(&ca);
     return 0;
 }
 
@@ -178,24 +176,54 @@ static struct timespec deadline_ts(int64_t deadline_us)
                              .tv_nsec = (deadline_us % 1000000) * 1000};
 }
 
-static void wait_ack(ing_producer_t *p, waiter_t *w, int64_t deadline_us, ing_ack_t *ack)
+/* Sleeps while w->state is W_WAITING, until woken or monotonic deadline_us (an absolute
+ * CLOCK_MONOTONIC time: FUTEX_WAIT_BITSET's timeout is absolute). Returns at once when the
+ * state is no longer W_WAITING, and early on a signal or a spurious wake: callers loop. */
+static void waiter_sleep(waiter_t *w, int64_t deadline_us)
 {
     struct timespec ts = deadline_ts(deadline_us);
-    pthread_mutex_lock(&w->mu);
-    while (w->state == W_WAITING)
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
-    if (w->state == W_DONE) {
-        pthread_mutex_unlock(&w->mu);
-        hl_histogram_observe_us(p->ack_latency, hl_mono_us() - w->produced_us);
-        ack->err = w->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : HL_EKAFKA;
-        ack->partition = w->err ? -1 : w->partition;
-        ack->offset = w->err ? -1 : w->offset;
-        ing_waiter_put(p, w);
+    (void)syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE, W_WAITING, &ts, NULL,
+                  FUTEX_BITSET_MATCH_ANY);
+}
+
+void ing_waiter_report(ing_producer_t *p, waiter_t *w, rd_kafka_resp_err_t err, int32_t partition,
+                       int64_t offset)
+{
+    /* The worker reads these only after it sees W_DONE; a worker that gave up reads nothing. */
+    w->err = err;
+    w->partition = partition;
+    w->offset = offset;
+    int expect = W_WAITING;
+    if (atomic_compare_exchange_strong(&w->state, &expect, W_DONE)) {
+        /* The waiter is never freed (the pool outlives the handles), so a wake that comes
+         * after the worker took its result and the waiter went to another request wakes that
+         * request once, and its wait loop sleeps again. */
+        (void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         return;
     }
-    w->state = W_ABANDONED; /* the delivery report will return it to the pool */
-    pthread_mutex_unlock(&w->mu);
-    ack->err = HL_ETIMEDOUT;
+    /* The worker already answered 503: this report is the last user of the waiter. */
+    ing_waiter_put(p, w);
+}
+
+static void wait_ack(ing_producer_t *p, waiter_t *w, int64_t deadline_us, ing_ack_t *ack)
+{
+    for (;;) {
+        if (atomic_load(&w->state) != W_WAITING) break;
+        if (hl_mono_us() >= deadline_us) {
+            int expect = W_WAITING;
+            if (atomic_compare_exchange_strong(&w->state, &expect, W_ABANDONED)) {
+                ack->err = HL_ETIMEDOUT; /* the delivery report will return it to the pool */
+                return;
+            }
+            break; /* the report came first */
+        }
+        waiter_sleep(w, deadline_us);
+    }
+    hl_histogram_observe_us(p->ack_latency, hl_mono_us() - w->produced_us);
+    ack->err = w->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : HL_EKAFKA;
+    ack->partition = w->err ? -1 : w->partition;
+    ack->offset = w->err ? -1 : w->offset;
+    ing_waiter_put(p, w);
 }
 
 /* Queues the event on the current events handle, refusing when it is fatal. The use count
@@ -222,7 +250,7 @@ void ing_producer_send(ing_producer_t *p, const ing_event_t *ev, bool wait, int6
         ack->err = HL_EAGAIN;
         return;
     }
-    w->state = W_WAITING;
+    atomic_store(&w->state, W_WAITING);
     w->produced_us = hl_mono_us();
     int rc = produce_current(p, ev, w);
     if (rc != 0) {
@@ -271,7 +299,7 @@ void ing_producer_send_many(ing_producer_t *p, const ing_event_t *evs, size_t n,
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        ws[i]->state = W_WAITING;
+        atomic_store(&ws[i]->state, W_WAITING);
         ws[i]->produced_us = hl_mono_us();
         acks[i].err = produce_current(p, &evs[i], ws[i]);
         if (acks[i].err != 0) {
@@ -375,10 +403,6 @@ void ing_producer_free(ing_producer_t *p)
     /* Destroying the handle fails whatever is still queued; reports for abandoned waiters
      * are served during gen_free, so the pool is freed only afterwards. */
     ing_gen_free(p->ev.cur);
-    for (size_t i = 0; p->waiters && i < p->cfg->max_in_flight; i++) {
-        pthread_mutex_destroy(&p->waiters[i].mu);
-        pthread_cond_destroy(&p->waiters[i].cv);
-    }
     free(p->waiters);
     pthread_mutex_destroy(&p->ev.mu);
     pthread_mutex_destroy(&p->lin.mu);

@@ -135,26 +135,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     rd_kafka_resp_err_t err = m->err ? m->err : fatal ? RD_KAFKA_RESP_ERR__FATAL : delivered;
     if (err) hl_counter_inc(p->delivery_errors);
     if (tag == &ing_fast_tag || tag == NULL) return;
-    waiter_t *w = tag;
-    pthread_mutex_lock(&w->mu);
-    if (w->state == W_WAITING) {
-        w->err = err;
-        w->partition = m->partition;
-        w->offset = m->offset;
-        w->state = W_DONE;
-        pthread_mutex_unlock(&w->mu);
-        /* Signalled once the lock is free: signalled under it, the worker woke on the other
-         * core only to sleep again on the lock this thread still held, and then paid a
-         * futex wake on its own unlock (glibc marks a lock that had a sleeper contended). A
-         * waiter is never freed (the pool outlives the handles), so a signal that comes after
-         * the worker timed out and the waiter went to another request wakes that request
-         * once, and its wait loop sleeps again. */
-        pthread_cond_signal(&w->cv);
-        return;
-    }
-    /* The worker already answered 503: this report is the last user of the waiter. */
-    pthread_mutex_unlock(&w->mu);
-    ing_waiter_put(p, w);
+    ing_waiter_report(p, tag, err, m->partition, m->offset);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)

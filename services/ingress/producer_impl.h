@@ -20,10 +20,13 @@
 
 enum { W_FREE = 0, W_WAITING, W_DONE, W_ABANDONED };
 
+/* A worker waits on `state` itself (a futex word), not on a mutex and a condition: after a
+ * condition wait glibc leaves the mutex marked contended, so every answer paid a futex wake on
+ * the worker's unlock that woke nobody. The report moves WAITING to DONE, the worker at its
+ * deadline moves WAITING to ABANDONED; whoever moves it first decides, and the fields below
+ * are written before DONE and read after it. */
 typedef struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled by the poll thread when the report arrives */
-    int state;         /* W_*, under mu */
+    _Atomic int state; /* W_* */
     rd_kafka_resp_err_t err;
     int32_t partition;
     int64_t offset;
@@ -92,6 +95,10 @@ struct ing_producer {
 
 /* Returns a waiter to the pool and wakes a batch waiting for one. Any thread. */
 void ing_waiter_put(ing_producer_t *p, waiter_t *w);
+/* The delivery report of w's record: hands the result to its worker and wakes it, or returns w
+ * to the pool when the worker gave up waiting. */
+void ing_waiter_report(ing_producer_t *p, waiter_t *w, rd_kafka_resp_err_t err, int32_t partition,
+                       int64_t offset);
 
 /* ---- producer_gen.c: the generations of a handle ---- */
 
