@@ -64,25 +64,50 @@ int hl_sig_content_sendgrid(const char *ts, size_t tslen, const void *body, size
     return 2;
 }
 
+/* One HMAC context per thread, its digest set once and keyed afresh at each use: a context
+ * per call cost an allocation, and naming the digest at each init fetched SHA-256 again under
+ * the provider store's lock. Freed when the thread ends. */
+static pthread_key_t g_mac_key;
+static pthread_once_t g_mac_key_once = PTHREAD_ONCE_INIT;
+
+static void mac_ctx_free(void *ctx)
+{
+    EVP_MAC_CTX_free(ctx);
+}
+
+static void mac_key_make(void)
+{
+    if (pthread_key_create(&g_mac_key, mac_ctx_free) != 0) hl_die("hmac: no thread key");
+}
+
+static EVP_MAC_CTX *thread_mac(void)
+{
+    pthread_once(&g_hmac_once, hmac_fetch);
+    pthread_once(&g_mac_key_once, mac_key_make);
+    EVP_MAC_CTX *ctx = pthread_getspecific(g_mac_key);
+    if (ctx != NULL) return ctx;
+    ctx = EVP_MAC_CTX_new(g_hmac);
+    if (ctx == NULL) return NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(ctx, params) != 1 || pthread_setspecific(g_mac_key, ctx) != 0) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 int hl_sig_hmac_sha256(const unsigned char *key, size_t klen, const hl_sig_part_t *parts,
                        int nparts, unsigned char out[HL_SIG_SHA256_LEN])
 {
-    pthread_once(&g_hmac_once, hmac_fetch);
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(g_hmac);
-    if (ctx == NULL) return HL_EAUTH;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    int rc = HL_EAUTH;
+    EVP_MAC_CTX *ctx = thread_mac();
     size_t outl = 0;
-    if (EVP_MAC_init(ctx, key, klen, params) != 1) goto out;
+    if (ctx == NULL || EVP_MAC_init(ctx, key, klen, NULL) != 1) return HL_EAUTH;
     for (int i = 0; i < nparts; i++)
-        if (EVP_MAC_update(ctx, parts[i].p, parts[i].n) != 1) goto out;
+        if (EVP_MAC_update(ctx, parts[i].p, parts[i].n) != 1) return HL_EAUTH;
     if (EVP_MAC_final(ctx, out, &outl, HL_SIG_SHA256_LEN) != 1 || outl != HL_SIG_SHA256_LEN)
-        goto out;
-    rc = 0;
-out:
-    EVP_MAC_CTX_free(ctx);
-    return rc;
+        return HL_EAUTH;
+    return 0;
 }
 
 int hl_sig_sha256(const void *p, size_t n, unsigned char out[HL_SIG_SHA256_LEN])
