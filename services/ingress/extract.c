@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "hl/jsonptr.h"
+#include "hl/jsonscan.h"
 #include "hl/log.h"
 #include "hl/util.h"
 
@@ -62,20 +63,60 @@ static ing_ex_result_t copy_field(const char *v, size_t n, size_t max_len, char 
     return ING_EX_OK;
 }
 
+static ing_ex_result_t header_field(const ing_field_src_t *src, const hl_sig_headers_t *h,
+                                    char *out, size_t cap)
+{
+    int count = 0;
+    const char *v = hl_sig_header_get(h, src->header, &count);
+    if (v == NULL) return ING_EX_MISSING;
+    if (count > 1) return ING_EX_INVALID;
+    return copy_field(v, strlen(v), src->max_len, out, cap);
+}
+
 ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const hl_sig_headers_t *h,
                               char *out, size_t cap)
 {
-    if (src->header != NULL) {
-        int count = 0;
-        const char *v = hl_sig_header_get(h, src->header, &count);
-        if (v == NULL) return ING_EX_MISSING;
-        if (count > 1) return ING_EX_INVALID;
-        return copy_field(v, strlen(v), src->max_len, out, cap);
-    }
+    if (src->header != NULL) return header_field(src, h, out, cap);
     json_t *v = root ? hl_jsonptr_get(root, src->pointer) : NULL;
     if (v == NULL || json_is_null(v)) return ING_EX_MISSING;
     if (!json_is_string(v)) return ING_EX_INVALID; /* strings only: numbers are ambiguous */
     return copy_field(json_string_value(v), json_string_length(v), src->max_len, out, cap);
+}
+
+/* ing_field_get's rules over what the scan found for src's pointer. */
+static ing_ex_result_t scanned_field(const ing_field_src_t *src, const hl_jscan_found_t *f,
+                                     char *out, size_t cap)
+{
+    if (f->kind == HL_JSCAN_NONE || f->kind == HL_JSCAN_NULL) return ING_EX_MISSING;
+    if (f->kind != HL_JSCAN_STRING) return ING_EX_INVALID;
+    size_t room = cap < src->max_len + 1 ? cap : src->max_len + 1;
+    ssize_t n = hl_json_unescape(f->raw, f->raw_len, out, room);
+    if (n < 0) {
+        if (cap > 0) out[0] = '\0';
+        return ING_EX_TOO_LONG;
+    }
+    /* The scan refuses \u0000, so a NUL cannot be in it; checked as copy_field does all the
+     * same. */
+    if (n == 0 || memchr(out, '\0', (size_t)n) != NULL) return ING_EX_INVALID;
+    return ING_EX_OK;
+}
+
+ing_ex_result_t ing_extract_fields(const unsigned char *body, size_t n, const ing_field_src_t *mid,
+                                   const ing_field_src_t *type, const hl_sig_headers_t *h,
+                                   char *mid_out, size_t mid_cap, char *type_out, size_t type_cap)
+{
+    const char *ptrs[2];
+    hl_jscan_found_t found[2];
+    size_t np = 0, mi = 0, ti = 0;
+    if (mid->header == NULL) mi = np, ptrs[np++] = mid->pointer;
+    if (type->header == NULL) ti = np, ptrs[np++] = type->pointer;
+    if (n == 0 || hl_json_scan(body, n, ING_JSON_MAX_DEPTH, ptrs, np, found) != 0)
+        return ING_EX_INVALID_JSON;
+    ing_ex_result_t x = mid->header != NULL ? header_field(mid, h, mid_out, mid_cap)
+                                            : scanned_field(mid, &found[mi], mid_out, mid_cap);
+    if (x != ING_EX_OK) return x;
+    return type->header != NULL ? header_field(type, h, type_out, type_cap)
+                                : scanned_field(type, &found[ti], type_out, type_cap);
 }
 
 bool ing_content_type_json(const char *ct)

@@ -57,6 +57,13 @@ ing_ex_result_t ing_json_parse(const unsigned char *body, size_t n, json_t **out
 ing_ex_result_t ing_field_get(const ing_field_src_t *src, json_t *root, const hl_sig_headers_t *h,
                               char *out, size_t cap);
 
+/* A request's message id and event type (each from a pointer into the body or from a header)
+ * in one pass over the body without parsing it into values (hl/jsonscan.h): the same answers
+ * as ing_json_parse and ing_field_get, the message id's refusal before the event type's. */
+ing_ex_result_t ing_extract_fields(const unsigned char *body, size_t n, const ing_field_src_t *mid,
+                                   const ing_field_src_t *type, const hl_sig_headers_t *h,
+                                   char *mid_out, size_t mid_cap, char *type_out, size_t type_cap);
+
 /* Returns true for "application/json" or "application/<x>+json", any case, optional
  * parameters ("; charset=utf-8"). NULL is false. */
 bool ing_content_type_json(const char *ct);

@@ -99,13 +99,10 @@ static hl_sig_headers_t collect_headers(const struct mg_request_info *ri, hl_sig
 static bool extract_fields(req_t *r, const unsigned char *body, size_t len,
                            const hl_sig_headers_t *h)
 {
-    json_t *root = NULL;
-    ing_ex_result_t x = ing_json_parse(body, len, &root);
     ing_field_src_t mid = ing_sources_message_id(r->src, h);
-    if (x == ING_EX_OK) x = ing_field_get(&mid, root, h, r->message_id, sizeof(r->message_id));
-    if (x == ING_EX_OK)
-        x = ing_field_get(&r->src->event_type, root, h, r->event_type, sizeof(r->event_type));
-    json_decref(root);
+    ing_ex_result_t x =
+        ing_extract_fields(body, len, &mid, &r->src->event_type, h, r->message_id,
+                           sizeof(r->message_id), r->event_type, sizeof(r->event_type));
     if (x == ING_EX_OK) return true;
     r->message_id[0] = r->event_type[0] = '\0';
     ing_reject(r, 400, ing_ex_code(x),

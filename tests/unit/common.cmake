@@ -18,3 +18,5 @@ set_tests_properties(check_format PROPERTIES LABELS unit TIMEOUT 120)
 add_test(NAME check_format_selftest COMMAND bash -c
          "d=$(mktemp -d) && cp '${PROJECT_SOURCE_DIR}/.clang-format' $d/ && mkdir -p $d/libs && printf 'int f(void)\\n{\\n    return 0;\\n}\\n' > $d/libs/good.c && bash '${PROJECT_SOURCE_DIR}/tools/check-format' $d && printf 'int  f(void) {return 0;}\\n' > $d/libs/bad.c && ! bash '${PROJECT_SOURCE_DIR}/tools/check-format' $d 2>$d/err && grep -q 'libs/bad.c' $d/err && ! grep -q 'good.c' $d/err; rc=$?; rm -rf $d; exit $rc")
 set_tests_properties(check_format_selftest PROPERTIES LABELS unit TIMEOUT 60)
+# The one-pass scan against jansson and the resolver.
+hl_unit_test(test_jsonscan SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_jsonscan.c LIBS hl_jsonptr)
