@@ -230,6 +230,11 @@ int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap)
     }
     aud_checkpoint_t *vouched = hl_xcalloc(AUD_MAX_CHAINS, sizeof *vouched);
     aud_signing_t sg = {a->signer, a->ckpub, vouched, atomic_load(&a->lineage_partitions)};
+    /* The seals first: they hold the heads this process wrote as they were when read, and the
+     * walk ends at the head vouched for, so that head is read after them. Read the other way
+     * round, a batch stored in between put a written head past the walk's end and every head
+     * signed while rows arrived was refused as a cut tail. */
+    int refused = 0, n = aud_history_seals(a, &seals, errbuf, errcap);
     pthread_mutex_lock(&a->written_mu);
     for (int32_t p = 0; p < AUD_MAX_CHAINS; p++) {
         vouched[p] = a->written[p];
@@ -239,7 +244,6 @@ int aud_history_sign(aud_state_t *a, char *errbuf, size_t errcap)
             vouched[p].seq = AUD_VOUCH_FOREIGN;
     }
     pthread_mutex_unlock(&a->written_mu);
-    int refused = 0, n = aud_history_seals(a, &seals, errbuf, errcap);
     if (n == 0) {
         n = aud_checkpoint_run(c, &sg, &seals, &refused, errbuf, errcap);
         aud_seals_free(&seals);

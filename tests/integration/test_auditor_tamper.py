@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -143,6 +145,44 @@ def metric(svc, name):
     text = get(svc, "/metrics", role="metrics").text
     vals = [float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + " ")]
     return vals[0] if vals else 0.0
+
+
+def test_signing_while_rows_arrive_refuses_nothing(loaded, pg_schema, topics):
+    """Heads signed while the writer keeps storing rows: no refusal and no alarm. (The heads
+    this process wrote, read again after the outside checkpoints, were once held against a
+    walk that ended at the head read before them: every signing under load was refused.)"""
+    svc, chain = loaded
+    before = metric(svc, "hookline_auditor_checkpoint_refusals_total")
+    stop = threading.Event()
+    sent = [0]
+
+    def produce():
+        p = LineageProducer(topics["lineage"])
+        while not stop.is_set():
+            for _ in range(20):
+                rec = ingress_record(uuid7(), offset=100000 + sent[0])
+                p.send(rec["request_id"], rec)
+                sent[0] += 1
+            p.flush()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    signed = 0
+    try:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            r = post(svc, "/v1/checkpoints", role="admin")
+            assert r.status_code == 201, r.text
+            signed += len(r.json()["checkpoints"])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(30)
+    wait_for(lambda: lineage_count(pg_schema) == 90 + sent[0], 60, "every row stored")
+    assert sent[0] > 500 and signed >= 10
+    assert metric(svc, "hookline_auditor_checkpoint_refusals_total") == before
+    assert "ALARM" not in svc.log_text()
 
 
 def test_tail_rewritten_behind_checkpoint_caught_by_topic_copy(loaded, pg_schema, topics, stack):
