@@ -220,6 +220,28 @@ static void test_cases(void **state)
     free(big);
 }
 
+/* hl_json_unescape given bytes no scan found: refused, never read past them. */
+static void test_unescape_refuses(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"\\",  "a\\u12",   "\\ud800",       "\\ud800\\u0041",
+                                      "\\q", "\\udc00x", "\\ud800\\ud800"};
+    char out[32];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = strlen(bad[i]);
+        unsigned char *heap = malloc(n); /* exactly n bytes: ASan sees a read past them */
+        assert_non_null(heap);
+        memcpy(heap, bad[i], n);
+        assert_int_equal(hl_json_unescape(heap, n, out, sizeof out), -1);
+        free(heap);
+    }
+    const unsigned char nul[] = {'\\', '\0'};
+    assert_int_equal(hl_json_unescape(nul, 2, out, sizeof out), -1);
+    assert_int_equal(hl_json_unescape((const unsigned char *)"ab\\n", 4, out, sizeof out), 3);
+    assert_string_equal(out, "ab\n");
+    assert_int_equal(hl_json_unescape((const unsigned char *)"abc", 3, out, 3), -1);
+}
+
 /* Mutations of the cases, the same every run: bytes replaced, inserted and removed. */
 static void test_mutations(void **state)
 {
@@ -266,6 +288,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_unescape_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

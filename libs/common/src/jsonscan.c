@@ -1,7 +1,10 @@
 /* JSON validated in one pass and pointers resolved on the text itself (hl/jsonscan.h). Each rule
  * below is one jansson applies when it loads a text with JSON_REJECT_DUPLICATES; the decoded
  * keys of every object are kept in a hash table of the calling thread, reused from one scan to
- * the next, so a scan allocates nothing once a thread has seen a body of its size. */
+ * the next (up to SCRATCH_KEEP bytes of it), so a scan of an ordinary body allocates nothing.
+ * The table's hash is SipHash-1-3 under a key drawn at start: a sender who cannot know the key
+ * cannot choose keys that all land in one slot (with an unkeyed hash, 80,000 such keys in a
+ * 4.5 MB body took 8 s to scan against 0.15 s for jansson). */
 #include "hl/jsonscan.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "hl/jsonptr.h"
+#include "hl/util.h"
 
 /* ---- the thread's scratch: decoded keys and the table that finds repeated ones ---- */
 
@@ -30,9 +34,13 @@ typedef struct {
     uint32_t scan; /* scans so far, wrapping past 0 */
 } scratch_t;
 
+/* What a thread keeps between scans; a bigger table or key buffer is freed after its scan. */
+#define SCRATCH_KEEP (256 * 1024)
+
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static bool scratch_ok;
+static uint64_t sip_k0, sip_k1; /* the hash key, drawn once */
 
 static void scratch_free(void *p)
 {
@@ -44,7 +52,61 @@ static void scratch_free(void *p)
 
 static void scratch_make(void)
 {
+    uint64_t k[2];
+    hl_random_bytes(k, sizeof k);
+    sip_k0 = k[0];
+    sip_k1 = k[1];
     scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* Frees the thread's scratch when a big text grew it past SCRATCH_KEEP. */
+static void scratch_trim(scratch_t *s)
+{
+    if (s->scap * sizeof *s->slots + s->kcap <= SCRATCH_KEEP) return;
+    free(s->keys);
+    free(s->slots);
+    s->keys = NULL;
+    s->slots = NULL;
+    s->kcap = s->scap = 0;
+}
+
+/* ---- SipHash-1-3 (Aumasson and Bernstein), keyed per object ---- */
+
+static inline uint64_t rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);                                  \
+        v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;                                                     \
+        v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;                                                     \
+        v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);                                  \
+    } while (0)
+
+static uint64_t siphash13(uint64_t k0, uint64_t k1, const unsigned char *p, size_t n)
+{
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = 0;
+        for (int b = 0; b < 8; b++) m |= (uint64_t)p[i + b] << (8 * b);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)n << 56;
+    for (int b = 0; i + b < n; b++) last |= (uint64_t)p[i + b] << (8 * b);
+    v3 ^= last;
+    SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* The thread's scratch with room for the keys of an n-byte text, or NULL without memory. */
@@ -251,23 +313,31 @@ static int scan_string(scan_t *c, const unsigned char **raw, size_t *len)
 
 ssize_t hl_json_unescape(const unsigned char *raw, size_t len, char *out, size_t cap)
 {
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         unsigned char b = raw[i];
         unsigned char enc[4];
         size_t el = 1;
+        const char *e;
         if (b != '\\') {
             enc[0] = b;
             i++;
-        } else if (raw[i + 1] != 'u') {
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            enc[0] = (unsigned char)to[strchr(from, raw[i + 1]) - from];
+        } else if (i + 1 < len && raw[i + 1] != 'u' && raw[i + 1] != '\0' &&
+                   (e = strchr(from, raw[i + 1])) != NULL) {
+            enc[0] = (unsigned char)to[e - from];
             i += 2;
         } else {
-            uint32_t u = (uint32_t)hex4(raw + i + 2);
+            /* \uXXXX, and its low half after a high surrogate; anything else was not found by
+             * a scan. */
+            long u = len - i >= 6 && raw[i + 1] == 'u' ? hex4(raw + i + 2) : -1;
+            if (u <= 0 || (u >= 0xDC00 && u <= 0xDFFF)) return -1; /* \u0000, a lone low half */
             i += 6;
             if (u >= 0xD800 && u <= 0xDBFF) {
-                u = 0x10000 + ((u - 0xD800) << 10) + ((uint32_t)hex4(raw + i + 2) - 0xDC00);
+                long lo =
+                    len - i >= 6 && raw[i] == '\\' && raw[i + 1] == 'u' ? hex4(raw + i + 2) : -1;
+                if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                 i += 6;
             }
             if (u < 0x80) {
@@ -372,8 +442,7 @@ static int key_add(scan_t *c, uint32_t obj, size_t off, size_t len)
 {
     scratch_t *sc = c->sc;
     const char *key = sc->keys + off;
-    uint64_t h = 1469598103934665603ULL ^ obj;
-    for (size_t k = 0; k < len; k++) h = (h ^ (unsigned char)key[k]) * 1099511628211ULL;
+    uint64_t h = siphash13(sip_k0, sip_k1 ^ obj, (const unsigned char *)key, len);
     for (size_t i = (size_t)h & (sc->scap - 1);; i = (i + 1) & (sc->scap - 1)) {
         kslot_t *e = &sc->slots[i];
         if (e->scan != sc->scan) {
@@ -508,12 +577,13 @@ static int scan_value(scan_t *c, size_t pd)
 int hl_json_scan(const unsigned char *s, size_t n, int max_depth, const char *const *ptrs,
                  size_t nptrs, hl_jscan_found_t *found)
 {
-    if (nptrs > HL_JSCAN_MAX_PTRS) return HL_EINVAL;
+    if (nptrs > HL_JSCAN_MAX_PTRS || n > UINT32_MAX / 2) return HL_EINVAL; /* kslot_t's fields */
     tok_t stack_toks[HL_JSCAN_MAX_PTRS][MAX_TOKENS];
     char stack_buf[HL_JSCAN_MAX_PTRS][512];
     tok_t *heap_toks[HL_JSCAN_MAX_PTRS] = {NULL};
     char *heap_buf[HL_JSCAN_MAX_PTRS] = {NULL};
     ptr_t pv[HL_JSCAN_MAX_PTRS];
+    scan_t c = {0};
     int rc = HL_EPARSE;
     for (size_t k = 0; k < nptrs; k++) {
         found[k] = (hl_jscan_found_t){HL_JSCAN_NONE, NULL, 0};
@@ -534,7 +604,7 @@ int hl_json_scan(const unsigned char *s, size_t n, int max_depth, const char *co
         if (nt < 0) continue; /* a token too long: resolves to nothing */
         pv[k] = (ptr_t){toks, (size_t)nt, 0, true, &found[k]};
     }
-    scan_t c = {s, n, 0, max_depth, 0, pv, nptrs, scratch_for(n), 0, 0};
+    c = (scan_t){s, n, 0, max_depth, 0, pv, nptrs, scratch_for(n), 0, 0};
     if (c.sc == NULL) goto out;
     skip_ws(&c);
     if (c.i >= n || (s[c.i] != '{' && s[c.i] != '[')) goto out;
@@ -543,6 +613,7 @@ int hl_json_scan(const unsigned char *s, size_t n, int max_depth, const char *co
     if (c.i != n) goto out;
     rc = 0;
 out:
+    if (c.sc != NULL) scratch_trim(c.sc);
     for (size_t k = 0; k < nptrs; k++) {
         free(heap_toks[k]);
         free(heap_buf[k]);

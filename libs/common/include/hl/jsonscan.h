@@ -32,14 +32,15 @@ typedef struct {
 } hl_jscan_found_t;
 
 /* Scans s (n bytes) with at most max_depth nested objects and arrays (deeper is invalid) and
- * fills found[i] for ptrs[i] (i < nptrs). Returns 0, or HL_EPARSE when the text is not valid
- * (found[] is then undefined). */
+ * fills found[i] for ptrs[i] (i < nptrs). Returns 0; HL_EPARSE when the text is not valid (or
+ * memory for its keys ran out), found[] then undefined; HL_EINVAL for more than
+ * HL_JSCAN_MAX_PTRS pointers or a text over 2 GiB. */
 int hl_json_scan(const unsigned char *s, size_t n, int max_depth, const char *const *ptrs,
                  size_t nptrs, hl_jscan_found_t *found) HL_MUST_CHECK;
 
-/* Decodes the raw bytes of a string hl_json_scan found (so known valid) into out, NUL-terminated
- * as jansson would hold it. Returns the decoded length, or -1 when it needs more than cap - 1
- * bytes. */
+/* Decodes the raw bytes of a string hl_json_scan found into out, NUL-terminated as jansson
+ * would hold it. Returns the decoded length, or -1 when it needs more than cap - 1 bytes or the
+ * bytes hold an escape no scan accepts (cut short, unknown, a lone surrogate half). */
 ssize_t hl_json_unescape(const unsigned char *raw, size_t len, char *out, size_t cap);
 
 #endif
