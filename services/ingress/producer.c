@@ -30,6 +30,8 @@
 #include "hl/util.h"
 #include "producer_impl.h"
 
+_Static_assert(sizeof(_Atomic int) == 4, "a futex word is 32 bits");
+
 static waiter_t *waiter_get(ing_producer_t *p)
 {
     pthread_mutex_lock(&p->pool_mu);
@@ -182,8 +184,13 @@ static struct timespec deadline_ts(int64_t deadline_us)
 static void waiter_sleep(waiter_t *w, int64_t deadline_us)
 {
     struct timespec ts = deadline_ts(deadline_us);
-    (void)syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE, W_WAITING, &ts, NULL,
-                  FUTEX_BITSET_MATCH_ANY);
+    if (syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE, W_WAITING, &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY) != 0 &&
+        errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) {
+        /* No futex (a filter refusing the call): poll the state instead of spinning on it. */
+        struct timespec nap = {0, 200 * 1000};
+        nanosleep(&nap, NULL);
+    }
 }
 
 void ing_waiter_report(ing_producer_t *p, waiter_t *w, rd_kafka_resp_err_t err, int32_t partition,

@@ -100,6 +100,8 @@ static EVP_MAC_CTX *thread_mac(void)
 int hl_sig_hmac_sha256(const unsigned char *key, size_t klen, const hl_sig_part_t *parts,
                        int nparts, unsigned char out[HL_SIG_SHA256_LEN])
 {
+    /* A NULL key would make EVP_MAC_init keep the thread's previous one. */
+    if (key == NULL) return HL_EAUTH;
     EVP_MAC_CTX *ctx = thread_mac();
     size_t outl = 0;
     if (ctx == NULL || EVP_MAC_init(ctx, key, klen, NULL) != 1) return HL_EAUTH;
