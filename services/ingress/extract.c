@@ -110,7 +110,10 @@ ing_ex_result_t ing_extract_fields(const unsigned char *body, size_t n, const in
     size_t np = 0, mi = 0, ti = 0;
     if (mid->header == NULL) mi = np, ptrs[np++] = mid->pointer;
     if (type->header == NULL) ti = np, ptrs[np++] = type->pointer;
-    if (n == 0 || hl_json_scan(body, n, ING_JSON_MAX_DEPTH, ptrs, np, found) != 0)
+    /* The linear depth check first, as ing_json_parse does: a body nested past the cap is
+     * refused before the scan recurses into it. */
+    if (n == 0 || !ing_json_depth_ok(body, n, ING_JSON_MAX_DEPTH) ||
+        hl_json_scan(body, n, ING_JSON_MAX_DEPTH, ptrs, np, found) != 0)
         return ING_EX_INVALID_JSON;
     ing_ex_result_t x = mid->header != NULL ? header_field(mid, h, mid_out, mid_cap)
                                             : scanned_field(mid, &found[mi], mid_out, mid_cap);

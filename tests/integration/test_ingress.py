@@ -189,6 +189,12 @@ def test_bad_bodies(ingress):
         assert status == 400, (body[:40], data)
         assert error_code(data) == code, body[:40]
     assert post(json.dumps({"id": "x" * 256, "type": "t" * 128}).encode())[0] == 202
+    # The deepest body accepted (64 levels, the object included) is read on a worker's stack;
+    # one level more is refused.
+    deep = b'{"id":"deep-%d","type":"t","d":' + b"[" * 63 + b"]" * 63 + b"}"
+    assert post(deep % 64)[0] == 202
+    status, data, _ = post(b'{"id":"deep-65","type":"t","d":' + b"[" * 64 + b"]" * 64 + b"}")
+    assert status == 400 and error_code(data) == "invalid_json"
 
 
 def test_routing_method_type_size(ingress):

@@ -150,7 +150,7 @@ static scratch_t *scratch_for(size_t n)
 
 /* ---- pointers ---- */
 
-#define MAX_TOKENS 64 /* per pointer held on the stack; a longer pointer is decoded on the heap */
+#define MAX_TOKENS 16 /* per pointer held on the stack; a longer pointer is decoded on the heap */
 
 typedef struct {
     const char *p; /* decoded */
@@ -269,17 +269,17 @@ static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
     return len;
 }
 
-/* A string at s[i] == '"': on success *raw and *len span its contents and c->i is past the
- * closing quote. */
-static int scan_string(scan_t *c, const unsigned char **raw, size_t *len)
+/* A string at s[i] == '"': on success its contents are s[start + 1, c->i - 1) (start the
+ * index it was called at) and c->i is past the closing quote. No out-parameters: a scan
+ * recurses once per nesting level on a worker's stack, and what a frame takes counts 64 times
+ * (under AddressSanitizer an address-taken local takes its redzones with it). */
+static int scan_string(scan_t *c)
 {
     const unsigned char *s = c->s;
     size_t i = c->i + 1, n = c->n;
-    *raw = s + i;
     while (i < n) {
         unsigned char b = s[i];
         if (b == '"') {
-            *len = (size_t)(s + i - *raw);
             c->i = i + 1;
             return 0;
         }
@@ -458,17 +458,18 @@ static int key_add(scan_t *c, uint32_t obj, size_t off, size_t len)
  * pointer that names it matched one token further while it is scanned. */
 static int scan_member(scan_t *c, size_t pd, const char *key, size_t klen, int64_t idx)
 {
-    size_t saved[HL_JSCAN_MAX_PTRS];
     for (size_t k = 0; k < c->nptrs; k++) {
         ptr_t *p = &c->ptrs[k];
-        saved[k] = p->matched;
         if (!p->live || p->matched != pd || pd >= p->ntok) continue;
         const tok_t *t = &p->t[pd];
         if (key != NULL ? t->len == klen && memcmp(t->p, key, klen) == 0 : t->idx == idx)
             p->matched = pd + 1;
     }
     int rc = scan_value(c, pd + 1);
-    for (size_t k = 0; k < c->nptrs; k++) c->ptrs[k].matched = saved[k];
+    /* In a container whose path is pd tokens long no pointer has matched more than pd: what
+     * this member added is taken back (deeper members took back their own). */
+    for (size_t k = 0; k < c->nptrs; k++)
+        if (c->ptrs[k].matched > pd) c->ptrs[k].matched = pd;
     return rc;
 }
 
@@ -498,9 +499,10 @@ static int scan_object(scan_t *c, size_t pd)
     for (;;) {
         skip_ws(c);
         if (c->i >= c->n || c->s[c->i] != '"') return HL_EPARSE;
-        const unsigned char *raw;
-        size_t rlen;
-        if (scan_string(c, &raw, &rlen) != 0) return HL_EPARSE;
+        size_t start = c->i;
+        if (scan_string(c) != 0) return HL_EPARSE;
+        const unsigned char *raw = c->s + start + 1;
+        size_t rlen = c->i - start - 2;
         size_t off = c->kused;
         const char *key = c->sc->keys + off;
         ssize_t klen = hl_json_unescape(raw, rlen, c->sc->keys + off, c->sc->kcap - off);
@@ -554,13 +556,12 @@ static int scan_value(scan_t *c, size_t pd)
         c->depth--;
         return rc;
     case '"': {
-        const unsigned char *raw;
-        size_t len;
-        if (scan_string(c, &raw, &len) != 0) return HL_EPARSE;
+        size_t start = c->i;
+        if (scan_string(c) != 0) return HL_EPARSE;
         for (size_t k = 0; k < c->nptrs; k++) {
             ptr_t *p = &c->ptrs[k];
             if (p->live && p->matched == pd && p->ntok == pd)
-                *p->out = (hl_jscan_found_t){HL_JSCAN_STRING, raw, len};
+                *p->out = (hl_jscan_found_t){HL_JSCAN_STRING, c->s + start + 1, c->i - start - 2};
         }
         return 0;
     }
@@ -579,7 +580,7 @@ int hl_json_scan(const unsigned char *s, size_t n, int max_depth, const char *co
 {
     if (nptrs > HL_JSCAN_MAX_PTRS || n > UINT32_MAX / 2) return HL_EINVAL; /* kslot_t's fields */
     tok_t stack_toks[HL_JSCAN_MAX_PTRS][MAX_TOKENS];
-    char stack_buf[HL_JSCAN_MAX_PTRS][512];
+    char stack_buf[HL_JSCAN_MAX_PTRS][128];
     tok_t *heap_toks[HL_JSCAN_MAX_PTRS] = {NULL};
     char *heap_buf[HL_JSCAN_MAX_PTRS] = {NULL};
     ptr_t pv[HL_JSCAN_MAX_PTRS];
