@@ -238,37 +238,6 @@ static long hex4(const unsigned char *s)
     return v;
 }
 
-/* A UTF-8 sequence at s[i] as jansson's stream reads one: its length, or 0 when invalid (a
- * stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut short). */
-static size_t utf8_len(const unsigned char *s, size_t i, size_t n)
-{
-    unsigned char b = s[i];
-    size_t len;
-    uint32_t v;
-    if (b < 0x80) return 1;
-    if (b < 0xC2) return 0;
-    if (b < 0xE0) {
-        len = 2;
-        v = b & 0x1F;
-    } else if (b < 0xF0) {
-        len = 3;
-        v = b & 0x0F;
-    } else if (b < 0xF5) {
-        len = 4;
-        v = b & 0x07;
-    } else {
-        return 0;
-    }
-    if (n - i < len) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i + k] & 0x3F);
-    }
-    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-    if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000)) return 0;
-    return len;
-}
-
 /* A string at s[i] == '"': on success its contents are s[start + 1, c->i - 1) (start the
  * index it was called at) and c->i is past the closing quote. No out-parameters: a scan
  * recurses once per nesting level on a worker's stack, and what a frame takes counts 64 times
@@ -304,7 +273,12 @@ static int scan_string(scan_t *c)
             i += 2;
             continue;
         }
-        size_t l = utf8_len(s, i, n);
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        /* jansson's stream reads UTF-8 by the rules hl_utf8_seq_len applies. */
+        size_t l = hl_utf8_seq_len(s + i, n - i);
         if (l == 0) return HL_EPARSE;
         i += l;
     }
