@@ -10,7 +10,7 @@
  * included) for each later request on a kept-alive connection, both read from the server's
  * options. civetweb alone compares the elapsed time only after each read, and each read may
  * wait the whole request_timeout_ms, so a client that stops just before the deadline would hold
- * its worker up to twice as long. At the deadline the worker's timer (as in hl_http_read_body)
+ * its worker up to twice as long. At the deadline the worker's signal (as in hl_http_read_body)
  * interrupts the read: civetweb then closes the connection, answering first with a 400 if part
  * of a request had come (see hl_http_headers_timed_out). hl_httpd_start installs these and wraps
  * them with the service's hooks. */

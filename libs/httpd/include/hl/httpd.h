@@ -89,7 +89,7 @@ struct mg_context *hl_httpd_ctx(hl_httpd_t *s);
  * accept loop only notices the stop at the end of its poll interval. */
 void hl_httpd_stop(hl_httpd_t *s);
 
-/* Moves the deadline of the headers c awaits to now: the worker's timer fires at once (and
+/* Moves the deadline of the headers c awaits to now: the worker is signalled at once (and
  * every 20 ms until the connection closes), civetweb's read is interrupted and the connection
  * closed, answered only if part of a request had come (see hl_http_headers_timed_out). For a
  * server that turns a connection away as it opens (hl_httpd_opts_t's conn_open). Worker
@@ -97,8 +97,8 @@ void hl_httpd_stop(hl_httpd_t *s);
 void hl_http_expire_headers(const struct mg_connection *c);
 /* The header deadlines of hl_httpd_start's servers: a request's line and headers must come
  * within request_timeout_ms on a new connection, within the keep-alive timeout on a kept-alive
- * one, as a whole (civetweb alone bounds each read only); at the deadline a timer per worker
- * thread interrupts the read and civetweb closes the connection.
+ * one, as a whole (civetweb alone bounds each read only); at the deadline a signal aimed at the
+ * worker thread interrupts the read and civetweb closes the connection.
  * True on a worker thread whose awaited headers ran past their deadline: for an http_error
  * callback to tell a timeout, which civetweb
  * reports as a malformed message (400), from bad bytes. hl_httpd_start's servers answer it with
@@ -109,14 +109,15 @@ bool hl_http_headers_timed_out(const struct mg_connection *c);
  * monotonic clock (hl_mono_us) reaches deadline_us, whichever comes first; *len is what was
  * read. civetweb bounds each wait for data by request_timeout_ms, not the whole body: a client
  * sending a byte a second keeps one mg_read busy for as long as its Content-Length lasts. Here
- * a timer aimed at the calling thread interrupts that wait at the deadline (a signal, see
+ * a signal aimed at the calling thread interrupts that wait at the deadline (see
  * HL_HTTP_DEADLINE_SIGNAL), so the body costs the worker at most until deadline_us.
  * Returns HL_OK when the body ended (Content-Length reached or the last chunk read),
  * HL_ETOOBIG when buf is full and the body goes on, HL_ETIMEDOUT when the deadline passed
  * first, HL_EIO when the connection failed or closed early. After anything but HL_OK the
  * connection is marked to close after the answer (the rest of the body stays unread).
- * Thread: a civetweb worker, inside a request handler. Its first call on a thread creates that
- * thread's timer, deleted when the thread exits. */
+ * Thread: a civetweb worker, inside a request handler. The first deadline of a thread gives it a
+ * slot that the process's deadline watchdog thread (made with the first slot) reads, freed
+ * when the thread exits; arming and disarming make no system call. */
 int hl_http_read_body(struct mg_connection *c, void *buf, size_t cap, int64_t deadline_us,
                       size_t *len) HL_MUST_CHECK;
 /* True when the request carries a body: a Content-Length above 0, or a Transfer-Encoding. */
