@@ -104,6 +104,11 @@ static int cmp_items(const void *x, const void *y)
     return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
+static bool fits_int4(int64_t v)
+{
+    return v == HL_LINEAGE_ABSENT || (v >= INT32_MIN && v <= INT32_MAX);
+}
+
 static void take(consumer_t *c, rd_kafka_message_t *m)
 {
     int32_t p = m->partition;
@@ -117,7 +122,12 @@ static void take(consumer_t *c, rd_kafka_message_t *m)
     it->partition = p;
     it->offset = m->offset;
     hl_counter_inc(c->a->m_records);
-    if (hl_lineage_parse(m->payload, m->len, &it->rec, &why) != 0) {
+    int rc = hl_lineage_parse(m->payload, m->len, &it->rec, &why);
+    /* status and partition are stored in integer columns: a value past 32 bits cannot be, and
+     * would fail every batch that held it. */
+    if (rc == 0 && !fits_int4(it->rec.status)) rc = HL_ERANGE, why = "status out of range";
+    if (rc == 0 && !fits_int4(it->rec.partition)) rc = HL_ERANGE, why = "partition out of range";
+    if (rc != 0) {
         char kv[160];
         size_t kl = 0;
         hl_log_kv_str(kv, sizeof kv, &kl, "reason", why);

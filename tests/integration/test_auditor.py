@@ -57,7 +57,9 @@ def test_invalid_records_skipped_and_counted(auditor, topics, pg_schema):
     good = ingress_record(uuid7())
     bad = [b"not json", json.dumps({"v": 1, "stage": "ingress"}),
            json.dumps(dict(good, status="202")), json.dumps(dict(good, extra=1)),
-           json.dumps(dict(good, source="x" * 65)), json.dumps(dict(good, v=2))]
+           json.dumps(dict(good, source="x" * 65)), json.dumps(dict(good, v=2)),
+           # Beyond the integer columns they go to: refused, not a batch that fails for ever.
+           json.dumps(dict(good, status=2**31)), json.dumps(dict(good, partition=-2**31 - 1))]
     p = LineageProducer(topics["lineage"])
     for b in bad:
         p.send(good["request_id"], b)
@@ -125,6 +127,42 @@ def test_sql_and_c_hash_agree(auditor, topics, pg_schema):
         assert stored[rec["request_id"]] == (text, rec["message_id"])
     for rec in recs:
         assert stored[rec["request_id"]] == (json.dumps(rec), rec["message_id"])
+
+
+def test_columns_hold_the_record(auditor, topics, pg_schema):
+    """Each column the auditor fills from a record holds the record's value, at the edges of its
+    type (NULL where the record has no such field), and the chain's own columns are right."""
+    auditor()
+    big = 2**63 - 1
+    accepted = ingress_record(uuid7(), source="s\\t", message_id="m\tå", event_type="e\n",
+                              partition=2**31 - 1, offset=big)
+    accepted["latency_us"] = big  # ts_us stays what ingress_record made it
+    accepted["status"] = 2**31 - 1  # not an HTTP status, but what an int4 column holds
+    rejected = ingress_record(uuid7(), status=-2**31, error_code="bad_signature")
+    persisted = persisted_record(accepted)
+    feed(topics["lineage"], [accepted, rejected, persisted])
+    wait_for(lambda: lineage_count(pg_schema) == 3, 30, "3 rows")
+    rows = pg_schema.query(
+        "SELECT request_id, stage, ts_us, (extract(epoch FROM ts) * 1000000)::int8, source,"
+        " message_id, event_type, status, error_code, kafka_partition, kafka_offset, latency_us,"
+        " record, length(prev_hash), length(hash), chain, seq, lineage_offset FROM lineage")
+    got = {(r[0], r[1]): r[2:] for r in rows}
+    for rec in (accepted, rejected, persisted):
+        ts, ts_col, source, mid, etype, status, err, part, off, lat, text, lp, lh = \
+            got[(rec["request_id"], rec["stage"])][:13]
+        assert ts == ts_col == rec["ts_us"]
+        assert (source, mid, etype) == (rec.get("source"), rec.get("message_id"),
+                                        rec.get("event_type"))
+        assert (status, err) == (rec.get("status"), rec.get("error_code"))
+        assert (part, off, lat) == (rec.get("partition"), rec.get("offset"),
+                                    rec.get("latency_us"))
+        assert text == json.dumps(rec) and lp == lh == 32
+    chains = pg_schema.query("SELECT chain, array_agg(seq ORDER BY seq),"
+                             " array_agg(lineage_offset ORDER BY seq) FROM lineage GROUP BY chain")
+    for chain, seqs, offsets in chains:
+        assert seqs == list(range(1, len(seqs) + 1)) and offsets == sorted(offsets)
+    rows = pg_schema.query("SELECT count(*) FILTER (WHERE computed = hash) FROM lineage_hash_check")
+    assert rows[0][0] == 3
 
 
 def _lineage_waiters(pg_schema, own_pid):
