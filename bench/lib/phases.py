@@ -271,7 +271,8 @@ class Pipeline:
         parts = {n: ([p], False) for n, p in self.pids().items()}
         parts["broker"] = (self.ctx.stack.kafka_pids(), False)
         parts["postgres"] = ([self.ctx.stack.postmaster_pid()], True)
-        return CpuMeter(parts)
+        return CpuMeter(parts, pg_split=("postgres", self.ctx.stack.postmaster_pid(),
+                                         self.pids()))
 
     def measured(self, run_replay):
         """Runs one replay and waits until the persister and the auditor have drained it; the
@@ -288,6 +289,7 @@ class Pipeline:
         r["cpu_wall_s"] = round(cpu.wall_s, 2)
         r["cpu_us"] = cpu.per_request_us(r.get("accepted"))
         r["switches"] = cpu.switches_per_request(r.get("accepted"))
+        r["postgres_by_owner_us"] = cpu.split_per_request_us(r.get("accepted"))
         return r
 
     def stop(self):
@@ -381,7 +383,10 @@ class Pipeline:
                     pair[label] = r
                     log(f"same run rep {rep + 1}, {label} build: {r['accepted']} accepted at"
                         f" {r['throughput_rps']:,.0f} req/s, CPU µs per request "
-                        + ", ".join(f"{k} {v}" for k, v in (r["cpu_us"] or {}).items()))
+                        + ", ".join(f"{k} {v}" for k, v in (r["cpu_us"] or {}).items())
+                        + "; postgres by whose backends: "
+                        + ", ".join(f"{k} {v}" for k, v in
+                                    (r["postgres_by_owner_us"] or {}).items()))
                 pairs.append(pair)
         finally:  # this build's services again, for the phases after, whatever happened
             self.stop()

@@ -2,6 +2,7 @@
 through Proc so that it can be stopped by its own pid, and RssSampler reads VmRSS of chosen
 pids from /proc while a phase runs."""
 import os
+import re
 import signal
 import socket
 import statistics
@@ -283,6 +284,61 @@ def machine_busy_seconds():
     return (v[0] + v[1] + v[2] + v[5] + v[6]) / TICK
 
 
+# A Postgres backend's process title names its client: "postgres: <cluster>: <user> <database>
+# <host>(<port>) <state>"; the background processes' titles name no client.
+_PG_CLIENT = re.compile(r" \d+\.\d+\.\d+\.\d+\((\d+)\)")
+PG_BACKGROUND = "background"
+
+
+def tcp_ports_of(owners):
+    """{local TCP port: name} of the sockets each process in owners ({name: pid}) holds; a
+    process that is gone holds none."""
+    inodes = {}
+    for name, pid in owners.items():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue  # closed while listed
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = name
+    ports = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[9] in inodes:
+                ports[int(f[1].rsplit(":", 1)[1], 16)] = inodes[f[9]]
+    return ports
+
+
+def pg_children_by_owner(postmaster, owners):
+    """{pid: (owner, CPU seconds)} of the postmaster's live children: a backend is charged to
+    the process in owners ({name: pid}) holding its client's end of the connection (the port
+    its title names), "other" when none of them does; a child that serves no client (the
+    checkpointer, the WAL writer, an autovacuum worker) is PG_BACKGROUND."""
+    ports = tcp_ports_of(owners)
+    out = {}
+    for kid in _children(postmaster):
+        try:
+            with open(f"/proc/{kid}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            secs = cpu_seconds(kid)
+        except (OSError, ProcessGone):
+            continue  # ended while listed: its time is in the postmaster's reaped children
+        m = _PG_CLIENT.search(title)
+        out[kid] = (ports.get(int(m.group(1)), "other") if m else PG_BACKGROUND, secs)
+    return out
+
+
 class CpuMeter:
     """CPU seconds per component over a block, from /proc accounting read before and after.
     parts: {name: ([pid, ...], tree)}: a part may be several processes (the brokers of a
@@ -293,8 +349,15 @@ class CpuMeter:
     benchmark's own process, perf, anything else running; slightly negative when the
     per-process and the machine's counters tick apart."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, pg_split=None):
+        """pg_split: (part, postmaster pid, {name: pid}) to split that part's CPU by whose
+        backends used it (pg_children_by_owner): .split holds, per owner, the CPU of the
+        backends alive at the end of the block since the start of the block (or since they
+        began), and "ended" the rest of the part: the postmaster itself and the children that
+        ended inside the block (their time is only known as the postmaster's reaped total)."""
         self.parts = {n: (list(pids), tree) for n, (pids, tree) in parts.items()}
+        self.pg_split = pg_split
+        self.split = None
         self.gone = []
 
     def _read(self):
@@ -309,8 +372,18 @@ class CpuMeter:
         r["machine"] = machine_busy_seconds()
         return r, sw
 
+    def _read_split(self):
+        if not self.pg_split:
+            return None
+        _, postmaster, owners = self.pg_split
+        try:
+            return pg_children_by_owner(postmaster, owners)
+        except ProcessGone:
+            return None
+
     def __enter__(self):
         self.t0 = time.monotonic()
+        self.split_before = self._read_split()
         self.before, self.sw_before = self._read()
         return self
 
@@ -332,6 +405,14 @@ class CpuMeter:
         attributed = sum(v for n, v in used.items() if n != "machine" and v is not None)
         used["unattributed"] = used["machine"] - attributed
         self.seconds = used
+        split_after = self._read_split()
+        whole = used.get(self.pg_split[0]) if self.pg_split else None
+        if whole is not None and self.split_before is not None and split_after is not None:
+            self.split = {}
+            for pid, (owner, secs) in split_after.items():
+                was = self.split_before.get(pid)
+                self.split[owner] = self.split.get(owner, 0) + secs - (was[1] if was else 0)
+            self.split["ended"] = whole - sum(self.split.values())
         return False
 
     def add(self, name, seconds):
@@ -348,6 +429,13 @@ class CpuMeter:
                for n, v in self.seconds.items() if n != "machine"}
         out["total"] = round(self.seconds["machine"] * 1e6 / accepted, 1)
         return out
+
+    def split_per_request_us(self, accepted):
+        """The split part's CPU microseconds per accepted request by owner (see __init__), or
+        None without a split."""
+        if not accepted or self.split is None:
+            return None
+        return {n: round(v * 1e6 / accepted, 1) for n, v in sorted(self.split.items())}
 
     def switches_per_request(self, accepted):
         """Context switches (voluntary and involuntary, all threads) per accepted request, for

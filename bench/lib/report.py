@@ -187,7 +187,17 @@ def same_run_from_raw(raw):
             "achieved_rps": {v: _r(median([p[v]["throughput_rps"] for p in pairs]), 1)
                              for v in ("this", "baseline")},
             "pipeline_ratios": ratios,
-            "pipeline_ratio": _r(median(known)) if known else None}
+            "pipeline_ratio": _r(median(known)) if known else None,
+            "postgres_by_owner": {v: _owner_median([p[v] for p in pairs])
+                                  for v in ("this", "baseline")}}
+
+
+def _owner_median(runs):
+    """Median over runs of Postgres' CPU microseconds per accepted request by whose backends
+    used it (runs measured before the split was recorded have none)."""
+    runs = [r["postgres_by_owner_us"] for r in runs if r.get("postgres_by_owner_us")]
+    names = sorted({n for r in runs for n in r})
+    return {n: _r(median([r.get(n, 0) for r in runs]), 1) for n in names}
 
 
 def _cpu_median(runs):
@@ -439,6 +449,18 @@ def _cpu_table(j):
         L.append("| this ÷ baseline (ratio of the medians) | " + " | ".join(
             _fmt(_ratio((same["this"] or {}).get(c), (same["baseline"] or {}).get(c)), 2)
             for c in cols) + " |")
+        owners = same.get("postgres_by_owner") or {}
+        names = sorted({n for v in owners.values() for n in v})
+        if names:
+            L += ["", "Postgres' part by whose backends used it (medians, µs per accepted "
+                  "request): a backend is charged to the service holding its client's end of "
+                  "the connection, *background* is the checkpointer, the WAL writer and the "
+                  "autovacuum workers alive at the end of the turn, *ended* the postmaster and "
+                  "every child that ended inside the turn.", "",
+                  "| build | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+            for v in ("this", "baseline"):
+                L.append(f"| {v} | " + " | ".join(_fmt((owners.get(v) or {}).get(n))
+                                                   for n in names) + " |")
     if base:
         L += ["", f"Baseline: `{base['file']}`, `{base.get('command')}` at "
               f"{base.get('commit') or 'an unrecorded commit'}, finished "

@@ -6,6 +6,7 @@ bench/run refuses a baseline run it cannot compare with, before it installs or s
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 SOURCE_DIR = Path(os.environ.get("HL_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(SOURCE_DIR / "bench" / "lib"))
 
-from procs import CpuMeter, ProcessGone, cpu_seconds  # noqa: E402
+from procs import CpuMeter, ProcessGone, cpu_seconds, pg_children_by_owner  # noqa: E402
 
 # Burns s seconds of CPU once the file `go` exists, then creates `done`; wall time does not
 # matter, so a loaded machine only makes it slower. It gives up after 120 s without `go`, so
@@ -110,6 +111,53 @@ def test_tree_counts_live_and_reaped_children(tmp_path, procs):
             wait_for(tmp_path / name)
     assert 0.7 <= m.seconds["tree"] <= 1.3, m.seconds
     assert m.seconds["alone"] < 0.2, m.seconds
+
+
+def test_postgres_cpu_is_split_by_whose_backends_used_it(tmp_path, procs):
+    # A stand-in postmaster whose children carry Postgres' process titles: a backend whose
+    # client is a connection the "persister" holds, one whose client nobody named holds, and a
+    # background process, each burning its own amount; one more child burns and ends inside
+    # the window, so only the postmaster's reaped total knows it.
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        owner = procs("import socket, time\n"
+                      f"c = socket.create_connection(('127.0.0.1', {srv.getsockname()[1]}))\n"
+                      f"open({str(tmp_path / 'connected')!r}, 'w').close()\n" + LINGER)
+        wait_for(tmp_path / "connected")
+        conn, (_, client_port) = srv.accept()
+        with conn, socket.socket() as stranger:
+            stranger.connect(srv.getsockname())
+            titles = {"backend": f"postgres: c: u d 127.0.0.1({client_port}) idle",
+                      "unowned": f"postgres: c: u d 127.0.0.1({stranger.getsockname()[1]}) idle",
+                      "bg": "postgres: c: checkpointer"}
+            burns = {"backend": 0.5, "unowned": 0.2, "bg": 0.3}
+            codes = {k: burn(tmp_path, k, burns[k]) + LINGER for k in titles}
+            ended = burn(tmp_path, "ended", 0.3)
+            spawn = "".join(f"subprocess.Popen([{titles[k]!r}, '-c', {codes[k]!r}],"
+                            " executable=sys.executable)\n" for k in titles)
+            parent = procs("import subprocess, sys, time\n" + spawn
+                           + f"subprocess.run([sys.executable, '-c', {ended!r}])\n" + LINGER)
+            deadline = time.monotonic() + 30
+            while len(pg_children_by_owner(parent.pid, {})) < 4:
+                assert time.monotonic() < deadline, "the stand-in's children never started"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            with CpuMeter({"postgres": ([parent.pid], True)},
+                          pg_split=("postgres", parent.pid, {"persister": owner.pid})) as m:
+                (tmp_path / "go").touch()
+                for name in ("backend", "unowned", "bg", "ended"):
+                    wait_for(tmp_path / name)
+                time.sleep(0.2)  # the ended child reaped
+    split = m.split
+    assert set(split) == {"persister", "other", "background", "ended"}, split
+    assert 0.4 <= split["persister"] <= 0.7, split
+    assert 0.1 <= split["other"] <= 0.35, split
+    assert 0.2 <= split["background"] <= 0.45, split
+    assert 0.2 <= split["ended"] <= 0.5, split
+    assert abs(sum(split.values()) - m.seconds["postgres"]) < 1e-6
+    per = m.split_per_request_us(1000)
+    assert per["persister"] == round(split["persister"] * 1000, 1)
 
 
 def test_a_process_that_ends_in_the_window_leaves_no_figure(tmp_path, procs):
