@@ -59,9 +59,13 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static deadline_slot_t *reg_head;
 static pid_t reg_pid;
 
-/* The watchdog's next wake (hl_mono_us; 0 while it scans) and the word it sleeps on. */
-static _Atomic int64_t watchdog_next;
+/* The watchdog's next wake (hl_mono_us), the earliest deadline armed since its last scan
+ * began (it may have passed that slot already), the word it sleeps on, and its scans (for the
+ * tests). */
+static _Atomic int64_t watchdog_next = INT64_MAX;
+static _Atomic int64_t armed_min = INT64_MAX;
 static _Atomic uint32_t watchdog_word;
+static _Atomic uint64_t watchdog_scans;
 
 /* Does nothing: delivering the signal is what interrupts the worker's poll() with EINTR,
  * which civetweb's read treats as the end of the read. */
@@ -90,11 +94,14 @@ static int64_t watchdog_scan(int64_t now)
             continue;
         }
         if (!atomic_compare_exchange_strong(&s->due, &due, DUE_FIRING)) continue; /* re-armed */
-        (void)syscall(SYS_tgkill, reg_pid, s->tid, HL_HTTP_DEADLINE_SIGNAL);
-        atomic_fetch_add(&s->sent, 1);
         int64_t again = now + DEADLINE_REPEAT_US;
-        atomic_store(&s->due, (due & 1) ? (again << 1) | 1 : DUE_NONE);
-        if ((due & 1) && again < next) next = again;
+        /* A real-time signal can be refused (EAGAIN: the user's queued signals are at their
+         * limit): the deadline is kept and tried again, a one-shot one too. */
+        bool sent = syscall(SYS_tgkill, reg_pid, s->tid, HL_HTTP_DEADLINE_SIGNAL) == 0;
+        if (sent) atomic_fetch_add(&s->sent, 1);
+        bool keep = (due & 1) || !sent;
+        atomic_store(&s->due, keep ? (again << 1) | (due & 1) : DUE_NONE);
+        if (keep && again < next) next = again;
     }
     pthread_mutex_unlock(&reg_lock);
     return next;
@@ -105,10 +112,19 @@ static void *watchdog_main(void *arg)
     (void)arg;
     for (;;) {
         uint32_t word = atomic_load(&watchdog_word);
-        atomic_store(&watchdog_next, 0); /* scanning: a worker arming now wakes us again */
+        /* A deadline armed from here on is in armed_min, whether or not the scan reads its
+         * slot; one armed after the check below sees the published wake and wakes us if it
+         * comes before it (slot_arm). All sequentially consistent. */
+        atomic_store(&armed_min, INT64_MAX);
         int64_t now = hl_mono_us();
         int64_t next = watchdog_scan(now);
+        atomic_fetch_add(&watchdog_scans, 1);
         atomic_store(&watchdog_next, next);
+        int64_t armed = atomic_load(&armed_min);
+        if (armed < next) {
+            next = armed;
+            atomic_store(&watchdog_next, next);
+        }
         int64_t in_us = next - hl_mono_us();
         if (in_us <= 0) continue;
         struct timespec ts = {.tv_sec = (time_t)(in_us / 1000000),
@@ -218,12 +234,14 @@ static void slot_arm(deadline_slot_t *s, int64_t at, bool repeat)
         (void)syscall(SYS_getpid); /* the pending signal is handled as this returns */
     }
     if (due == DUE_NONE) return;
-    /* The watchdog sleeps until watchdog_next (0: it is scanning and may have missed this
-     * deadline): a deadline before that wakes it. Ordered against its scan (both sequentially
-     * consistent): it either reads this deadline or has published a wake this one is
-     * compared with. */
-    int64_t next = atomic_load(&watchdog_next);
-    if (next == 0 || at < next) watchdog_wake();
+    /* The watchdog sleeps until watchdog_next: a deadline before that wakes it. One armed
+     * while it scans is taken from armed_min after the scan (see watchdog_main), so arming
+     * during a scan does not wake it again: under load the watchdog still sleeps until the
+     * earliest deadline. */
+    int64_t m = atomic_load(&armed_min);
+    while (at < m && !atomic_compare_exchange_weak(&armed_min, &m, at)) {
+    }
+    if (at < atomic_load(&watchdog_next)) watchdog_wake();
 }
 
 /* ---- header deadlines: civetweb callbacks, all on the worker thread ---- */
@@ -369,4 +387,15 @@ bool hl_http_has_body(const struct mg_connection *c)
 void hl_http_close_if_body(struct mg_connection *c)
 {
     if (hl_http_has_body(c)) mg_disable_keep_alive(c);
+}
+
+uint64_t hl_http_deadline_scans(void)
+{
+    return atomic_load(&watchdog_scans);
+}
+
+void hl_http_deadline_arm(int64_t at_us, bool repeat)
+{
+    deadline_slot_t *s = thread_slot();
+    if (s != NULL) slot_arm(s, at_us, repeat);
 }
