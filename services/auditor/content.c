@@ -58,7 +58,7 @@ typedef struct {
     unsigned bad;                           /* REASON_* bits */
     unsigned fields;   /* FIELD_* bits of the columns that differ from the record */
     bool digest_ok;    /* raw body and column both match want: payload is checked */
-    int64_t named_row; /* rewritten: the row id the record names, which is missing */
+    int64_t named_row; /* rewritten: the row id the record names (missing, or another event's) */
     bool rewritten;    /* the same Kafka record is stored under another id: row_id is that id */
 } item_t;
 
@@ -276,23 +276,33 @@ static int check_items(PGconn *c, item_t *items, size_t n, char *err, size_t err
  * the promoted standby never had it) is written again from Kafka under new row ids, and the
  * persisted records of the lost commit name rows the promoted database never had; the
  * persister's second records for the same Kafka records are repeats the auditor does not store
- * (one Kafka record, one outcome). Such a record is not a deletion when the very Kafka record it
- * names (source, message id, event type, request id, partition, offset) is stored under another
- * id: that row is then held to the record like any other, and counted as rewritten. A row put
- * back under another id by hand is judged the same way: it passes only as an exact copy of the
- * Kafka record the history names, body included, and is listed either way. */
+ * (one Kafka record, one outcome). The standby lost the sequence's advance with the rows, so
+ * the promoted database gives the lost ids again, to whichever records it writes first: a
+ * record's named id may then hold another event. Such a record is not a deletion when the very
+ * Kafka record it names (source, message id, event type, request id, partition, offset) is
+ * stored under another id: that row is then held to the record like any other, and counted as
+ * rewritten. A row put back under another id by hand is judged the same way: it passes only as
+ * an exact copy of the Kafka record the history names, body included, and is listed either way;
+ * the event its named id holds is judged by that event's own record. */
 static const char SQL_BY_KEY[] =
     "SELECT w.id, w.source, w.message_id, w.event_type, w.request_id::text, w.kafka_partition,"
     " w.kafka_offset FROM webhook_events w JOIN json_to_recordset($1::json) AS k(s text, m text,"
     " e text) ON w.source = k.s AND w.message_id = k.m AND w.event_type = k.e";
 
-/* Finds, for the items of a page whose row is missing, the same Kafka record stored under
+/* Whether the item's named row is gone or holds another event (another key): only then can its
+ * Kafka record be elsewhere, the key being unique. */
+static bool named_row_lost(const item_t *it)
+{
+    return it->bad == ROW_MISSING || (it->bad & ROW_KEY);
+}
+
+/* Finds, for the items of a page whose named row is lost, the same Kafka record stored under
  * another id, and judges that row in its place. */
 static int find_rewritten(PGconn *c, item_t *items, size_t n, char *err, size_t errcap)
 {
     json_t *keys = json_array();
     for (size_t i = 0; i < n; i++)
-        if (items[i].bad == ROW_MISSING)
+        if (named_row_lost(&items[i]))
             json_array_append_new(keys, json_pack("{s:s,s:s,s:s}", "s", items[i].source, "m",
                                                   items[i].message_id, "e", items[i].event_type));
     if (json_array_size(keys) == 0) {
@@ -309,7 +319,7 @@ static int find_rewritten(PGconn *c, item_t *items, size_t n, char *err, size_t 
     size_t k = 0, *from = hl_xcalloc(n, sizeof *from);
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
-        if (it->bad != ROW_MISSING) continue;
+        if (!named_row_lost(it)) continue;
         for (int t = 0; t < PQntuples(res); t++) {
             int64_t id = strtoll(PQgetvalue(res, t, 0), NULL, 10);
             if (id == it->row_id || strcmp(PQgetvalue(res, t, 1), it->source) != 0 ||
@@ -320,6 +330,8 @@ static int find_rewritten(PGconn *c, item_t *items, size_t n, char *err, size_t 
                 strtoll(PQgetvalue(res, t, 6), NULL, 10) != it->offset)
                 continue;
             again[k] = *it;
+            again[k].fields = 0;
+            again[k].digest_ok = false;
             again[k].named_row = it->row_id;
             again[k].row_id = id;
             again[k].rewritten = true;

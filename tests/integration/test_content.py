@@ -257,19 +257,22 @@ def test_row_fields_edit_is_named(pipeline, pg_schema):
         "cc-3": (r["cc-3"], ["row_field_mismatch"], ["received_at"])}, c
 
 
-def move_row(schema, row, set_clause=""):
-    """The row deleted and put back under a new id, column for column (SET changes some), in
-    one transaction: what a Postgres failover that lost the row's commit leaves once the
-    persister has written the Kafka record again. Returns the new id."""
+def move_row(schema, row, set_clause="", to_id=None):
+    """The row deleted and put back under a new id (to_id, or the sequence's next), column for
+    column (SET changes some), in one transaction: what a Postgres failover that lost the row's
+    commit leaves once the persister has written the Kafka record again. Returns the new id."""
     cols = [r[0] for r in schema.query(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
         " AND table_name = 'webhook_events' AND column_name <> 'id' ORDER BY ordinal_position")]
     names = ", ".join(cols)
+    into, pick = (names, names) if to_id is None else (f"id, {names}", f"{to_id}, {names}")
     behind_its_back(schema, f"CREATE TEMP TABLE moved ON COMMIT DROP AS"
                             f" SELECT {names} FROM webhook_events WHERE id = {row}",
                     f"DELETE FROM webhook_events WHERE id = {row}",
                     f"UPDATE moved SET {set_clause}" if set_clause else "SELECT 1",
-                    f"INSERT INTO webhook_events ({names}) SELECT {names} FROM moved")
+                    f"INSERT INTO webhook_events ({into}) SELECT {pick} FROM moved")
+    if to_id is not None:
+        return to_id
     return schema.query("SELECT max(id) FROM webhook_events")[0][0]
 
 
@@ -304,6 +307,39 @@ def test_row_written_again_after_a_lost_commit_is_a_rewrite(pipeline, pg_schema)
     got = sorted((e["message_id"], e["row_id"], e["reasons"]) for e in c["bad_events"])
     assert ("cc-4", other, ["row_without_lineage"]) in got, c
     assert any(m == "cc-4" and r == ["row_missing"] for m, _, r in got), c
+
+
+def test_row_id_given_again_after_a_lost_commit_is_a_rewrite(pipeline, pg_schema):
+    """A failover loses the id sequence's advance with the rows, so the promoted database hands
+    the lost ids out again, to whichever records it writes first: a record's named id may hold
+    another event, its own Kafka record stored elsewhere. Both are rewrites, each event held to
+    its own record; without the record's own copy the other event at its id is still named."""
+    aud = loaded_pipeline(pipeline, pg_schema)
+    first, second = row_of(pg_schema, "cc-1"), row_of(pg_schema, "cc-4")
+    back = "persisted_at = now() - interval '1 hour'"
+    # cc-1 written again first, under a new id; then cc-4, under the id cc-1 had.
+    again = move_row(pg_schema, first, back)
+    move_row(pg_schema, second, back, to_id=first)
+    c = content(aud)
+    assert c["ok"] is True and c["bad"] == 0 and c["rows_without_lineage"] == 0, c
+    assert c["rows_rewritten"] == 2 and c["events_checked"] == 7, c
+    assert sorted((e["message_id"], e["named_row_id"], e["row_id"])
+                  for e in c["rewritten_events"]) == [("cc-1", first, again),
+                                                      ("cc-4", second, first)], c
+    # The event at the named id is held to its own record: edited, it is named, and only it.
+    behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = jsonb_set(payload, '{{n}}',"
+                               f" '99') WHERE id = {first}")
+    c = content(aud)
+    assert c["ok"] is False and c["bad"] == 1 and c["rows_rewritten"] == 1, c
+    fb = c["first_bad"]
+    assert (fb["message_id"], fb["row_id"], fb["named_row_id"], fb["reasons"]) == (
+        "cc-4", first, second, ["payload_mismatch"]), fb
+    # Another event at the named id is not the record's row: without its own copy, cc-1 is
+    # named with the event it found there.
+    behind_its_back(pg_schema, f"DELETE FROM webhook_events WHERE id = {again}")
+    c = content(aud)
+    got = {e["message_id"]: (e["row_id"], e["reasons"]) for e in c["bad_events"]}
+    assert got["cc-1"][0] == first and "row_key_mismatch" in got["cc-1"][1], c
 
 
 CONTENT_ATTACKS = {
@@ -374,6 +410,13 @@ def test_cli_verify_names_the_bad_event(pipeline, pg_schema, stack, tmp_path):
     wait_for(lambda: get(aud, f"/v1/requests/{rid}").status_code == 200, 60, "rejection lineage")
     r = run_verify(aud, stack, pg_schema, tmp_path, rid)
     assert "content check          ok" in r.stdout, r.stdout + r.stderr
+    assert "written again" not in r.stdout, r.stdout
+    # An event a failover made the persister write again is counted, and still ok.
+    move_row(pg_schema, row_of(pg_schema, "cc-5"), "persisted_at = now() - interval '1 hour'")
+    r = run_verify(aud, stack, pg_schema, tmp_path, rid)
+    assert r.returncode == 0 and "content check          ok" in r.stdout, r.stdout + r.stderr
+    assert ("    1 event written again under another row id after a Postgres failover lost its"
+            " commit (rewritten_events in GET /v1/verify/content)\n") in r.stdout, r.stdout
     row = row_of(pg_schema, "cc-3")
     behind_its_back(pg_schema, f"UPDATE webhook_events SET payload = '{{}}' WHERE id = {row}")
     r = run_verify(aud, stack, pg_schema, tmp_path, rid)
