@@ -263,15 +263,48 @@ class PrivateStack:
                      "promote"])
         return time.monotonic() - t0
 
+    def _pg_value(self, port, sql):
+        """The one value a statement answers, as text; None when that Postgres does not."""
+        r = subprocess.run([f"{PG_BIN}/psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p",
+                            str(port), "-U", "hookline", "-d", "hookline", "-c", sql],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        return r.stdout.strip() if r.returncode == 0 else None
+
     def pg_role(self, port):
         """"primary", "standby" or None (not answering) for the Postgres on that port."""
-        r = subprocess.run([f"{PG_BIN}/psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p",
-                            str(port), "-U", "hookline", "-d", "hookline", "-c",
-                            "SELECT pg_is_in_recovery()"], capture_output=True, text=True,
-                           timeout=30, stdin=subprocess.DEVNULL)
-        if r.returncode != 0:
+        v = self._pg_value(port, "SELECT pg_is_in_recovery()")
+        if v is None:
             return None
-        return "standby" if r.stdout.strip() == "t" else "primary"
+        return "standby" if v == "t" else "primary"
+
+    def hold_replication(self):
+        """SIGSTOP to the primary's WAL senders: the primary goes on confirming commits (the
+        standby is asynchronous), the standby receives no more of them. Returns their pids."""
+        pid = self._checked_pid(os.path.join(self.pg_data(), "postmaster.pid"), self.pg_data())
+        if pid is None:
+            raise StackError("the private Postgres primary is not running")
+        senders = []
+        for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                text=True).stdout.split():
+            try:
+                with open(f"/proc/{c}/cmdline", "rb") as f:
+                    title = f.read()
+            except OSError:
+                continue
+            if b"walsender" in title:
+                os.kill(int(c), signal.SIGSTOP)
+                senders.append(int(c))
+        return senders
+
+    def wal_not_received(self):
+        """Bytes of WAL the primary wrote that the standby has not received (None when either
+        does not answer)."""
+        wrote = self._pg_value(self.pg_port, "SELECT pg_current_wal_lsn()")
+        got = self._pg_value(self.pg_standby_port, "SELECT pg_last_wal_receive_lsn()")
+        if not wrote or not got:
+            return None
+        diff = self._pg_value(self.pg_port, f"SELECT pg_wal_lsn_diff('{wrote}', '{got}')::int8")
+        return int(diff) if diff else None
 
 
 def _wait_gone(pid, timeout, what):

@@ -173,9 +173,11 @@ class Scenario:
         self.summary = {"scenario": name, "actions": []}
         self.topics = {k: f"f{tag}-{name}-{k}" for k in PARTITIONS}
         # The stack's replication: 3 copies, 2 in sync, on the production topology.
+        # The checkpoint topic as proto/topics.yaml makes it: records never removed.
         kafkaio.create_topics(stack.brokers, {self.topics[k]: p for k, p in PARTITIONS.items()},
                               timeout=60, replication=stack.replication,
-                              min_insync=stack.min_insync)
+                              min_insync=stack.min_insync,
+                              configs={self.topics["checkpoints"]: {"retention.ms": "-1"}})
         self.schema = f"f_{tag}_{name}".replace("-", "_")
         conn = psycopg2.connect(stack.pg_dsn, connect_timeout=10)
         try:
@@ -574,8 +576,19 @@ class Scenario:
             rows = sum(c.get("rows", 0) for c in chains)
             self.note(f"auditor hash chains: ok={body.get('ok')}, {len(chains)} chains,"
                       f" {rows:,} rows")
+            content = body.get("content") or {}
+            self.note(f"auditor content check: ok={content.get('ok')}, bad {content.get('bad')},"
+                      f" rows written again after a lost commit {content.get('rows_rewritten')}")
             if body.get("ok") is not True:
-                problems.append(f"auditor /v1/verify: {json.dumps(body)[:800]}")
+                broken = [c for c in chains if c.get("ok") is not True][:3]
+                problems.append(f"auditor /v1/verify: not ok; chain_ok {body.get('chain_ok')}"
+                                f" {json.dumps(broken)[:600]}; content: bad {content.get('bad')},"
+                                " first bad"
+                                f" {json.dumps(content.get('first_bad'))[:600]}")
+            shape = (body.get("checkpoints_outside") or {}).get("topic_shape")
+            if shape == "wrong":
+                problems.append("auditor: the checkpoint topic's shape is wrong: "
+                                f"{body['checkpoints_outside'].get('topic_shape_error')}")
         for (kind, _), svc in self.svc.items():
             self._account(kind, self._metrics_of(svc, kind))
         self.judged = True

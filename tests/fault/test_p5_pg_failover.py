@@ -3,19 +3,24 @@ and every backend at once) and the streaming standby promoted 3 s later. The ser
 Postgres through a multi-host conninfo with target_session_attrs=read-write, so the persister
 and the auditor must find the new primary by themselves, retrying the batches the kill cut
 off. Every event answered 202 must end up in the promoted database exactly once, in order,
-with its lineage. Replication is asynchronous: a commit the standby had not yet received when
-the primary died would be missing from the new primary; on one host the standby trails by
-milliseconds, so this scenario does not force that window (README, "The promise"), but a loaded
-host can fall into it: the persister then writes those events again under new ids and the
-content check lists their first records as rewritten, which passes. The attack must land: the
-replay still sending at the kill,
-the old primary gone and the standby a primary. Runs last of the suite: the old primary stays
-down until the stack's reset."""
+with its lineage.
+
+Replication is asynchronous, and the scenario makes the failover lose commits: the primary's
+WAL senders are stopped 1.5 s before the kill, so the primary goes on confirming the services'
+commits that the standby never receives (on one host the standby otherwise trails by
+milliseconds and the window is rarely hit). The promoted database lacks those batches' rows,
+lineage rows and offsets, and the id sequence's advance: the persister and the auditor must
+read the lost records from Kafka again, the persister writes them under new ids (the lost ids
+handed out again, to whichever records come first) and the content check lists their first
+records as rewritten, which passes. The attack must land: the replay still sending at the
+kill, WAL the standby lacked, the old primary gone and the standby a primary. Runs last of the
+suite: the old primary stays down until the stack's reset."""
 import time
 
 import production
 
 PROMOTE_AFTER_S = 3.0  # the time a failover manager takes to decide
+HOLD_S = 1.5  # commits the standby does not receive before the kill
 
 
 def test_pg_primary_killed_standby_promoted(fault_production):
@@ -23,11 +28,21 @@ def test_pg_primary_killed_standby_promoted(fault_production):
     def attack(sc, rp):
         st = sc.stack
         problems = []
+        senders = st.hold_replication()
+        sc.note(f"SIGSTOP the primary's WAL senders (pids {senders}): the standby receives no"
+                " more commits", action=True)
+        time.sleep(HOLD_S)
+        behind = st.wal_not_received()
         rows = sc.rows()
         pid = st.kill_pg_primary()
         t = time.monotonic()
         sc.note(f"SIGKILL the Postgres primary (postmaster pid {pid} and its children) with"
-                f" {rows:,} rows stored", action=True)
+                f" {rows:,} rows stored, {behind or 0:,} bytes of its WAL not on the standby",
+                action=True)
+        if not senders:
+            problems.append("the primary had no WAL sender to stop: the standby was not streaming")
+        if not behind:
+            problems.append(f"the standby lacked no WAL at the kill ({behind}): no commit lost")
         time.sleep(PROMOTE_AFTER_S)
         took = st.promote_standby()
         sc.note(f"standby promoted ({took:.1f} s) {time.monotonic() - t:.1f} s after the kill",
