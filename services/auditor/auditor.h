@@ -64,7 +64,7 @@ typedef struct {
     /* metrics */
     hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
     hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors, *m_foreign;
-    hl_counter_t *m_deleted;
+    hl_counter_t *m_deleted, *m_gap_full_counts;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed, *m_cp_topic_ok;
     hl_histogram_metric_t *m_batch_latency;
     hl_counter_t *m_http[6]; /* by status class / kind, see api.c */

@@ -48,7 +48,8 @@ typedef struct {
     uint32_t batch_linger_ms; /* longest wait to fill a batch */
     uint32_t gap_grace_s;     /* an accepted request without commit after this is a gap */
     uint32_t gap_scan_interval_s;
-    uint32_t page_limit_max; /* cap on ?limit= */
+    uint32_t gap_scan_pending_max; /* past it, gaps are counted by the full query */
+    uint32_t page_limit_max;       /* cap on ?limit= */
     uint32_t shutdown_timeout_ms;
     aud_checkpoint_cfg_t checkpoint;
     aud_slo_cfg_t slo;

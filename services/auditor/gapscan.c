@@ -24,7 +24,11 @@ typedef struct hole {
 
 struct aud_gapscan {
     int64_t grace_us, window_us;
-    int64_t wm;         /* every row with id <= wm has been read; -1: not started */
+    int64_t pending_max, open_max; /* followed one by one up to these (gapscan.h) */
+    int counting;                  /* past them: counted with the full query */
+    int64_t pause_us;              /* the shortest time between two full counts */
+    int64_t count_next_mono;       /* no full count before this (hl_mono_us) */
+    int64_t wm;                    /* every row with id <= wm has been read; -1: not started */
     json_t *open;       /* element key -> event type key -> [ts_us, stored_us, looked up] */
     size_t nopen;       /* elements in open: awaiting an outcome, open gaps among them */
     int64_t last_open;  /* the open gaps the last pass counted */
@@ -40,11 +44,15 @@ struct aud_gapscan {
     int caught_up;
 };
 
-aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us)
+aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us, int64_t pending_max,
+                               int64_t pause_us)
 {
     aud_gapscan_t *g = hl_xcalloc(1, sizeof(*g));
     g->grace_us = grace_us;
     g->window_us = window_us;
+    g->pending_max = pending_max < 100 ? 100 : pending_max;
+    g->open_max = g->pending_max * 2 / 5;
+    g->pause_us = pause_us;
     g->wm = -1;
     g->lag_us = grace_us < AUD_GAPSCAN_LAG_US ? grace_us : AUD_GAPSCAN_LAG_US;
     g->holes = hl_xcalloc(AUD_GAPSCAN_HOLES_MAX, sizeof *g->holes);
@@ -517,16 +525,43 @@ static int64_t settle(aud_gapscan_t *g, PGconn *c, int64_t db_now_us, char *errb
     return rc ? rc : settled;
 }
 
+/* Too many to follow one by one: the set is dropped and the window counted with the full query,
+ * with pauses (gapscan.h), until the open gaps are few enough to follow. */
+static int count_all(aud_gapscan_t *g, PGconn *c, int64_t from, int64_t *open, int64_t *closed,
+                     char *errbuf, size_t errcap)
+{
+    if (!g->counting) {
+        hl_warn("gap count: more than %" PRId64 " accepted requests awaiting an outcome or %" PRId64
+                " open gaps; counting them with the full query from now on",
+                g->pending_max, g->open_max);
+        reset(g);
+        g->counting = 1;
+    }
+    int64_t t0 = hl_mono_us();
+    if (t0 < g->count_next_mono) return 0;
+    if (aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) != 0) return HL_EPG;
+    int64_t took = hl_mono_us() - t0;
+    int64_t pause = took * AUD_GAPSCAN_COUNT_PAUSE;
+    if (pause < g->pause_us) pause = g->pause_us;
+    g->count_next_mono = t0 + pause;
+    if (*open <= g->pending_max / 5) g->counting = 0;
+    if (g->counting)
+        hl_info("gap count: full query: %" PRId64 " open, %" PRId64 " closed in %" PRId64
+                " ms; the next in %" PRId64 " s",
+                *open, *closed, took / 1000, pause / 1000000);
+    else
+        hl_info("gap count: full query: %" PRId64 " open, %" PRId64 " closed in %" PRId64
+                " ms; few enough open gaps: following them one by one again",
+                *open, *closed, took / 1000);
+    return 2;
+}
+
 int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_us, int64_t *open,
                     int64_t *closed, char *errbuf, size_t errcap)
 {
     int64_t from = now_us - g->window_us, t0 = hl_mono_us(), db_now = 0;
-    if (g->last_open > AUD_GAPSCAN_OPEN_MAX || g->nopen > AUD_GAPSCAN_PENDING_MAX) {
-        /* Too many to follow one by one: count them all, and start over next time. */
-        reset(g);
-        return aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) == 0 ? 1
-                                                                                         : HL_EPG;
-    }
+    if (g->counting || g->last_open > g->open_max || (int64_t)g->nopen > g->pending_max)
+        return count_all(g, c, from, open, closed, errbuf, errcap);
     if (g->wm < 0 && start(g, c, from, errbuf, errcap) != 0) return HL_EPG;
     for (;;) {
         int rc = chunk(g, c, from, &db_now, errbuf, errcap);
@@ -535,7 +570,7 @@ int aud_gapscan_run(aud_gapscan_t *g, PGconn *c, int64_t now_us, int64_t budget_
             g->caught_up = 1;
             break;
         }
-        if (hl_mono_us() - t0 >= budget_us || g->nopen > AUD_GAPSCAN_PENDING_MAX) break;
+        if (hl_mono_us() - t0 >= budget_us || (int64_t)g->nopen > g->pending_max) break;
     }
     if (reread_holes(g, c, db_now, from, errbuf, errcap) != 0) return HL_EPG;
     expire_open(g, from);

@@ -29,6 +29,7 @@
 /* The gap metric covers the requests of the last 24 h; one scan reads for at most 2 s. */
 #define GAP_WINDOW_US INT64_C(86400000000)
 #define GAP_SCAN_BUDGET_US INT64_C(2000000)
+#define GAP_FULL_COUNT_SCANS 6 /* past gap_scan_pending_max: a full count every 6 scans at most */
 
 static bool ready(void *arg)
 {
@@ -73,7 +74,9 @@ static void *housekeeping_main(void *arg)
     aud_state_t *a = arg;
     const aud_config_t *cfg = a->cfg;
     int64_t next_gaps = 0, next_cp = hl_mono_us() + (int64_t)cfg->checkpoint.interval_s * 1000000;
-    aud_gapscan_t *gaps = aud_gapscan_new((int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US);
+    aud_gapscan_t *gaps = aud_gapscan_new(
+        (int64_t)cfg->gap_grace_s * 1000000, GAP_WINDOW_US, cfg->gap_scan_pending_max,
+        (int64_t)GAP_FULL_COUNT_SCANS * cfg->gap_scan_interval_s * 1000000);
     char err[512];
     int64_t next_topic = 0;
     while (!atomic_load(&a->stop)) {
@@ -88,9 +91,10 @@ static void *housekeeping_main(void *arg)
                 int64_t open = 0, closed = 0;
                 int rc = aud_gapscan_run(gaps, c, hl_now_us(), GAP_SCAN_BUDGET_US, &open, &closed,
                                          err, sizeof err);
-                if (rc == 1) {
+                if (rc >= 1) {
                     hl_gauge_set(a->m_gaps_open, open);
                     hl_gauge_set(a->m_gaps_closed, closed);
+                    if (rc == 2) hl_counter_add(a->m_gap_full_counts, 1);
                 } else if (rc < 0) {
                     hl_warn("housekeeping: gap count: %s", err);
                 }
@@ -158,6 +162,11 @@ static void register_metrics(aud_state_t *a)
     a->m_gaps_closed =
         hl_metrics_gauge(m, "hookline_auditor_gaps",
                          "Gaps among accepted requests of the last 24 h", "state=\"closed\"");
+    a->m_gap_full_counts = hl_metrics_counter(
+        m, "hookline_auditor_gap_full_counts_total",
+        "Gap counts made with the full query (more accepted requests awaiting an outcome than"
+        " the auditor follows one by one)",
+        NULL);
     a->m_batch_latency = hl_metrics_histogram(m, "hookline_auditor_batch_seconds",
                                               "Time to write one lineage batch", NULL);
     for (int k = 1; k <= 5; k++) {

@@ -166,6 +166,63 @@ def test_gap_metric_counts_rows_stored_late_and_survives_a_restart(
                    (again["request_id"], "open")}
 
 
+def metric_value(svc, name):
+    for line in get(svc, "/metrics", role="metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
+        stack, topics, pg_schema, service, free_port, tmp_path):
+    """More accepted requests awaiting an outcome than gap_scan_pending_max (a long outage
+    downstream): the metric is counted with the full query, and goes on so while the open gaps
+    are many; once outcomes closed all but a few, it follows them one by one again, with the same
+    counts as /v1/gaps."""
+    cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem",
+                         gap_scan_pending_max=100)
+    svc = service("auditor", cfg)
+    old = now_us() - 30_000_000  # received 30 s ago: past the 2 s grace when read
+    waiting = [ingress_record(uuid7(), message_id=f"out-{i}", received_us=old)
+               for i in range(150)]
+    feed(topics["lineage"], waiting)
+    wait_for(lambda: lineage_count(pg_schema) == 150, 30, "rows")
+    full = "hookline_auditor_gap_full_counts_total"
+    wait_for(lambda: metric_value(svc, full), 15, "a full count")
+    t0 = time.monotonic()
+    assert gap_metric(svc) == (150, 0)
+    # 150 open is more than a fifth of 100: it keeps counting with the full query, once every
+    # 6 scans (6 s here), not at each.
+    time.sleep(3)
+    assert metric_value(svc, full) == 1
+    wait_for(lambda: metric_value(svc, full) == 2, 10, "the second full count")
+    assert time.monotonic() - t0 > 4.5
+    log = svc.log_text()
+    assert "more than 100 accepted requests awaiting an outcome or 40 open gaps" in log, log
+    assert "150 open, 0 closed" in log and "the next in 6 s" in log, log
+
+    # The outage ends: outcomes for all but 10, each 30 s after its request (closed gaps).
+    done = []
+    for r in waiting[10:]:
+        d = persisted_record(r)
+        d["ts_us"] = d["committed_us"] = now_us()
+        done.append(d)
+    feed(topics["lineage"], done)
+    wait_for(lambda: lineage_count(pg_schema) == 290, 30, "outcome rows")
+    wait_for(lambda: gap_metric(svc) == (10, 140), 20, "10 open, 140 closed")
+    wait_for(lambda: "following them one by one again" in svc.log_text(), 15, "one by one")
+    assert gap_metric(svc) == (10, 140)
+    counted = metric_value(svc, full)
+    # Following them one by one: the next scans make no full count, and still count right.
+    late = persisted_record(waiting[0])
+    late["ts_us"] = late["committed_us"] = now_us()
+    feed(topics["lineage"], [late])
+    wait_for(lambda: gap_metric(svc) == (9, 141), 15, "a gap closed one by one")
+    assert metric_value(svc, full) == counted
+    api = get(svc, "/v1/gaps?state=all&limit=1000").json()["gaps"]
+    assert sum(g["state"] == "open" for g in api) == 9 and len(api) == 150
+
+
 def test_gap_metric_pairs_outcomes_stored_before_their_requests(svc, topics, pg_schema):
     """The two records of a request come from different producers: an outcome can be stored
     before its ingress record. The metric pairs them as /v1/gaps does, a late one included, and
