@@ -201,8 +201,10 @@ static void *arm_and_exit(void *arg)
 }
 
 /* Threads that exit with a deadline armed take their slot with them: the watchdog, firing every
- * 20 ms at the armed ones, never reads a freed slot (the sanitizer build checks this) or
- * signals a thread id that may since belong to another thread, such as this one. */
+ * 20 ms at the armed ones, never reads a freed slot (only the sanitizer build catches that) and
+ * signals no other thread of the process, such as this one, once they are gone. That a reused
+ * thread id is never signalled rests on the unlink under the watchdog's lock: the kernel hands a
+ * freed id out again only after all others, so no test here can make it happen. */
 static void test_exiting_threads_leave_no_deadline(void **state)
 {
     int fds[2];
