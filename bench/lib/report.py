@@ -433,7 +433,9 @@ def _cpu_table(j):
               f"At {same['rate']:,} req/s, {same['runs']} repetitions, each one turn with the "
               f"services of this tree and one with those of commit "
               f"{(same.get('baseline_commit') or '?')[:12]} (`--baseline-rev`), back to back on "
-              "the same broker, Postgres, topics and schema, the order alternating; medians "
+              "the same broker, Postgres, topics and schema, the order alternating, autovacuum "
+              "held off the schema's tables and a VACUUM (ANALYZE) of them before each turn; "
+              "medians "
               "per build, and the pipeline's ratio per repetition: "
               + ", ".join(_fmt(x, 3) for x in same["pipeline_ratios"])
               + f" (median {_fmt(same['pipeline_ratio'], 3)}). Achieved: this "
