@@ -292,9 +292,20 @@ class PrivateStack:
             except OSError:
                 continue
             if b"walsender" in title:
-                os.kill(int(c), signal.SIGSTOP)
+                try:
+                    os.kill(int(c), signal.SIGSTOP)
+                except ProcessLookupError:
+                    continue
                 senders.append(int(c))
         return senders
+
+    def release_replication(self, senders):
+        """SIGCONT to WAL senders hold_replication() stopped."""
+        for pid in senders:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def wal_not_received(self):
         """Bytes of WAL the primary wrote that the standby has not received (None when either

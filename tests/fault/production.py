@@ -139,10 +139,11 @@ def wait_rejoined(sc, node, after):
                                         f" of {after}"]
 
 
-def run(fault, name, attack, at=0.3):
+def run(fault, name, attack, at=0.3, landed=None):
     """Starts the services and the replay, calls attack(sc, replay) once the ingress has
     answered `at` of the replay's requests (attack returns (t_attack, problems)), then judges
-    the scenario and measures how long the 202s and the commits took to come back."""
+    the scenario and measures how long the 202s and the commits took to come back. landed(sc),
+    after the judgement: the problems that say the attack did not do what it must."""
     sc = fault.scenario(name)
     sc.start("auditor")
     sc.start("persister")
@@ -159,6 +160,8 @@ def run(fault, name, attack, at=0.3):
         t_attack, found = attack(sc, rp)
         problems += found
     problems += sc.judge()
+    if landed and t_attack is not None:
+        problems += landed(sc)
     sc.monitor.stop()
     with open(os.path.join(sc.work, "monitor.json"), "w") as f:
         json.dump({"t_attack": t_attack, "t0": sc.t0, "samples": sc.monitor.samples}, f)

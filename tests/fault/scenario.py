@@ -169,6 +169,7 @@ class Scenario:
         self.lineage_dropped = 0.0
         self.answers = {}        # ingress answers by status, over every instance
         self.judged = False      # the two counters above are final once judge() read them
+        self.verified = None     # the auditor's GET /v1/verify answer judge() read
         self.replays = []
         self.summary = {"scenario": name, "actions": []}
         self.topics = {k: f"f{tag}-{name}-{k}" for k in PARTITIONS}
@@ -576,6 +577,7 @@ class Scenario:
             rows = sum(c.get("rows", 0) for c in chains)
             self.note(f"auditor hash chains: ok={body.get('ok')}, {len(chains)} chains,"
                       f" {rows:,} rows")
+            self.verified = body
             content = body.get("content") or {}
             self.note(f"auditor content check: ok={content.get('ok')}, bad {content.get('bad')},"
                       f" rows written again after a lost commit {content.get('rows_rewritten')}")

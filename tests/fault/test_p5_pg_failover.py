@@ -13,7 +13,8 @@ lineage rows and offsets, and the id sequence's advance: the persister and the a
 read the lost records from Kafka again, the persister writes them under new ids (the lost ids
 handed out again, to whichever records come first) and the content check lists their first
 records as rewritten, which passes. The attack must land: the replay still sending at the
-kill, WAL the standby lacked, the old primary gone and the standby a primary. Runs last of the
+kill, WAL the standby lacked, the old primary gone and the standby a primary, and stored events
+written again. Runs last of the
 suite: the old primary stays down until the stack's reset."""
 import time
 
@@ -31,9 +32,13 @@ def test_pg_primary_killed_standby_promoted(fault_production):
         senders = st.hold_replication()
         sc.note(f"SIGSTOP the primary's WAL senders (pids {senders}): the standby receives no"
                 " more commits", action=True)
-        time.sleep(HOLD_S)
-        behind = st.wal_not_received()
-        rows = sc.rows()
+        try:
+            time.sleep(HOLD_S)
+            behind = st.wal_not_received()
+            rows = sc.rows()
+        except BaseException:
+            st.release_replication(senders)
+            raise
         pid = st.kill_pg_primary()
         t = time.monotonic()
         sc.note(f"SIGKILL the Postgres primary (postmaster pid {pid} and its children) with"
@@ -57,4 +62,13 @@ def test_pg_primary_killed_standby_promoted(fault_production):
             problems.append("the replay ended before the standby was promoted")
         return t, problems
 
-    production.run(fault_production, "pg-failover", attack)
+    def landed(sc):
+        # WAL the standby lacked could be the auditor's alone: the persister's commits must
+        # have been lost too, and their events written again.
+        again = ((sc.verified or {}).get("content") or {}).get("rows_rewritten")
+        if not again:
+            return [f"no stored event was written again after the failover ({again}): the"
+                    " promoted database lost none of the persister's commits"]
+        return []
+
+    production.run(fault_production, "pg-failover", attack, landed=landed)
