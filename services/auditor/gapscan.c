@@ -539,6 +539,8 @@ static int count_all(aud_gapscan_t *g, PGconn *c, int64_t from, int64_t *open, i
     }
     int64_t t0 = hl_mono_us();
     if (t0 < g->count_next_mono) return 0;
+    /* A count that fails (a failover mid-query) pauses as well, at least pause_us. */
+    g->count_next_mono = t0 + g->pause_us;
     if (aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) != 0) return HL_EPG;
     int64_t took = hl_mono_us() - t0;
     int64_t pause = took * AUD_GAPSCAN_COUNT_PAUSE;

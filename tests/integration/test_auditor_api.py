@@ -201,22 +201,29 @@ def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
     assert "more than 100 accepted requests awaiting an outcome or 40 open gaps" in log, log
     assert "150 open, 0 closed" in log and "the next in 6 s" in log, log
 
-    # The outage ends: outcomes for all but 10, each 30 s after its request (closed gaps).
-    done = []
-    for r in waiting[10:]:
-        d = persisted_record(r)
-        d["ts_us"] = d["committed_us"] = now_us()
-        done.append(d)
-    feed(topics["lineage"], done)
+    def outcomes(recs):
+        out = []
+        for r in recs:
+            d = persisted_record(r)
+            d["ts_us"] = d["committed_us"] = now_us()
+            out.append(d)
+        return out
+
+    # Outcomes for 5 (30 s after their requests: closed gaps): 145 open is still too many to
+    # follow, so only the next full count sets the gauges, and it does.
+    feed(topics["lineage"], outcomes(waiting[145:]))
+    wait_for(lambda: gap_metric(svc) == (145, 5), 15, "the full count's 145 open, 5 closed")
+    assert metric_value(svc, full) >= 3
+
+    # The outage ends: outcomes for all but 10.
+    feed(topics["lineage"], outcomes(waiting[10:145]))
     wait_for(lambda: lineage_count(pg_schema) == 290, 30, "outcome rows")
     wait_for(lambda: gap_metric(svc) == (10, 140), 20, "10 open, 140 closed")
     wait_for(lambda: "following them one by one again" in svc.log_text(), 15, "one by one")
     assert gap_metric(svc) == (10, 140)
     counted = metric_value(svc, full)
     # Following them one by one: the next scans make no full count, and still count right.
-    late = persisted_record(waiting[0])
-    late["ts_us"] = late["committed_us"] = now_us()
-    feed(topics["lineage"], [late])
+    feed(topics["lineage"], outcomes(waiting[:1]))
     wait_for(lambda: gap_metric(svc) == (9, 141), 15, "a gap closed one by one")
     assert metric_value(svc, full) == counted
     api = get(svc, "/v1/gaps?state=all&limit=1000").json()["gaps"]
