@@ -236,9 +236,11 @@ static void print_verify(FILE *out, const cli_verify_report_t *v, int no_auditor
     json_int_t again = json_integer_value(json_object_get(v->content_verify, "rows_rewritten"));
     if (again > 0)
         fprintf(out,
-                "    %lld event%s written again under another row id after a Postgres failover"
-                " lost %s commit (rewritten_events in GET /v1/verify/content)\n",
-                (long long)again, again == 1 ? "" : "s", again == 1 ? "its" : "their");
+                "    %lld event%s intact under another row id than %s lineage names (written"
+                " again after a Postgres failover lost %s commit, or moved by hand:"
+                " rewritten_events in GET /v1/verify/content)\n",
+                (long long)again, again == 1 ? "" : "s", again == 1 ? "its" : "their",
+                again == 1 ? "its" : "their");
     json_t *fb = json_object_get(v->content_verify, "first_bad");
     if (v->content_bad > 0 && json_is_object(fb)) {
         fprintf(out,
