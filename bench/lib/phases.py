@@ -268,11 +268,11 @@ class Pipeline:
         """The processes each component's CPU is read from, found once per run: the services,
         the broker(s) and the Postgres postmaster with its backends. With --shared-stack the
         broker and Postgres also serve whatever else uses them, and are charged for it."""
-        parts = {n: ([p], False) for n, p in self.pids().items()}
+        services, postmaster = self.pids(), self.ctx.stack.postmaster_pid()
+        parts = {n: ([p], False) for n, p in services.items()}
         parts["broker"] = (self.ctx.stack.kafka_pids(), False)
-        parts["postgres"] = ([self.ctx.stack.postmaster_pid()], True)
-        return CpuMeter(parts, pg_split=("postgres", self.ctx.stack.postmaster_pid(),
-                                         self.pids()))
+        parts["postgres"] = ([postmaster], True)
+        return CpuMeter(parts, pg_split=("postgres", postmaster, services))
 
     def measured(self, run_replay):
         """Runs one replay and waits until the persister and the auditor have drained it; the
@@ -413,8 +413,8 @@ class Pipeline:
                 pairs.append(pair)
         finally:  # this build's services again, for the phases after, whatever happened
             self.stop()
-            self.hold_autovacuum(False)
             self.start_services(self.ctx.build)
+            self.hold_autovacuum(False)
         return {"rate": rate, "pairs": pairs}
 
     def outage(self):

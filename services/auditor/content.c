@@ -247,7 +247,11 @@ static int check_unnamed(PGconn *c, json_t *o, const int64_t *named, size_t n, i
 /* Checks one page of items against their rows. */
 static int check_items(PGconn *c, item_t *items, size_t n, char *err, size_t errcap)
 {
-    for (size_t i = 0; i < n; i++) items[i].bad = ROW_MISSING;
+    for (size_t i = 0; i < n; i++) {
+        items[i].bad = ROW_MISSING;
+        items[i].fields = 0;
+        items[i].digest_ok = false;
+    }
     char *arr = id_array(items, n, false);
     const char *p[1] = {arr};
     PGresult *res = PQexecParams(c, SQL_ROWS, 1, NULL, p, NULL, NULL, 0);
@@ -330,8 +334,6 @@ static int find_rewritten(PGconn *c, item_t *items, size_t n, char *err, size_t 
                 strtoll(PQgetvalue(res, t, 6), NULL, 10) != it->offset)
                 continue;
             again[k] = *it;
-            again[k].fields = 0;
-            again[k].digest_ok = false;
             again[k].named_row = it->row_id;
             again[k].row_id = id;
             again[k].rewritten = true;

@@ -50,7 +50,7 @@ aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us, int64_t pend
     aud_gapscan_t *g = hl_xcalloc(1, sizeof(*g));
     g->grace_us = grace_us;
     g->window_us = window_us;
-    g->pending_max = pending_max < 100 ? 100 : pending_max;
+    g->pending_max = pending_max;
     g->open_max = g->pending_max * 2 / 5;
     g->pause_us = pause_us;
     g->wm = -1;
@@ -547,14 +547,10 @@ static int count_all(aud_gapscan_t *g, PGconn *c, int64_t from, int64_t *open, i
     if (pause < g->pause_us) pause = g->pause_us;
     g->count_next_mono = t0 + pause;
     if (*open <= g->pending_max / 5) g->counting = 0;
-    if (g->counting)
-        hl_info("gap count: full query: %" PRId64 " open, %" PRId64 " closed in %" PRId64
-                " ms; the next in %" PRId64 " s",
-                *open, *closed, took / 1000, pause / 1000000);
-    else
-        hl_info("gap count: full query: %" PRId64 " open, %" PRId64 " closed in %" PRId64
-                " ms; few enough open gaps: following them one by one again",
-                *open, *closed, took / 1000);
+    char next[64] = "few enough open gaps: following them one by one again";
+    if (g->counting) snprintf(next, sizeof next, "the next in %" PRId64 " s", pause / 1000000);
+    hl_info("gap count: full query: %" PRId64 " open, %" PRId64 " closed in %" PRId64 " ms; %s",
+            *open, *closed, took / 1000, next);
     return 2;
 }
 

@@ -35,7 +35,7 @@
 
 typedef struct aud_gapscan aud_gapscan_t;
 
-/* pending_max: elements awaiting an outcome the scanner follows one by one (at least 100);
+/* pending_max: elements awaiting an outcome the scanner follows one by one;
  * pause_us: the shortest time between two full counts. */
 aud_gapscan_t *aud_gapscan_new(int64_t grace_us, int64_t window_us, int64_t pending_max,
                                int64_t pause_us);

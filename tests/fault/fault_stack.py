@@ -239,18 +239,23 @@ class PrivateStack:
     def standby_data(self):
         return os.path.join(os.path.realpath(os.path.join(self.state, "postgres")), "standby")
 
-    def kill_pg_primary(self):
-        """SIGKILL to the primary's postmaster and every process it started, at once: a host
-        lost, no shutdown of any kind. Returns the postmaster's pid."""
+    def _pg_primary(self):
+        """The primary's postmaster pid and the pids of the processes it started."""
         pid = self._checked_pid(os.path.join(self.pg_data(), "postmaster.pid"), self.pg_data())
         if pid is None:
             raise StackError("the private Postgres primary is not running")
         children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
                                   text=True).stdout.split()
+        return pid, [int(c) for c in children]
+
+    def kill_pg_primary(self):
+        """SIGKILL to the primary's postmaster and every process it started, at once: a host
+        lost, no shutdown of any kind. Returns the postmaster's pid."""
+        pid, children = self._pg_primary()
         os.kill(pid, signal.SIGKILL)
         for c in children:
             try:
-                os.kill(int(c), signal.SIGKILL)
+                os.kill(c, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         _wait_gone(pid, 30, "the Postgres primary")
@@ -280,12 +285,8 @@ class PrivateStack:
     def hold_replication(self):
         """SIGSTOP to the primary's WAL senders: the primary goes on confirming commits (the
         standby is asynchronous), the standby receives no more of them. Returns their pids."""
-        pid = self._checked_pid(os.path.join(self.pg_data(), "postmaster.pid"), self.pg_data())
-        if pid is None:
-            raise StackError("the private Postgres primary is not running")
         senders = []
-        for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                text=True).stdout.split():
+        for c in self._pg_primary()[1]:
             try:
                 with open(f"/proc/{c}/cmdline", "rb") as f:
                     title = f.read()
@@ -293,10 +294,10 @@ class PrivateStack:
                 continue
             if b"walsender" in title:
                 try:
-                    os.kill(int(c), signal.SIGSTOP)
+                    os.kill(c, signal.SIGSTOP)
                 except ProcessLookupError:
                     continue
-                senders.append(int(c))
+                senders.append(c)
         return senders
 
     def release_replication(self, senders):

@@ -178,7 +178,8 @@ class Scenario:
         kafkaio.create_topics(stack.brokers, {self.topics[k]: p for k, p in PARTITIONS.items()},
                               timeout=60, replication=stack.replication,
                               min_insync=stack.min_insync,
-                              configs={self.topics["checkpoints"]: {"retention.ms": "-1"}})
+                              configs={self.topics["checkpoints"]:
+                                       kafkaio.contract_config("checkpoints")})
         self.schema = f"f_{tag}_{name}".replace("-", "_")
         conn = psycopg2.connect(stack.pg_dsn, connect_timeout=10)
         try:

@@ -160,7 +160,8 @@ def _topics_cm(stack, run_id, partitions):
     n = next(_counter)
     names = {k: f"t{run_id}-{n}-{k}" for k in partitions}
     # The checkpoint topic as proto/topics.yaml makes it: records never removed.
-    configs = {names["checkpoints"]: {"retention.ms": "-1"}} if "checkpoints" in names else {}
+    configs = ({names["checkpoints"]: kafkaio.contract_config("checkpoints")}
+               if "checkpoints" in names else {})
     kafkaio.create_topics(stack.brokers, {names[k]: p for k, p in partitions.items()},
                           configs=configs)
     try:

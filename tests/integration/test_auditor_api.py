@@ -10,6 +10,7 @@ from harness.procs import ServiceFactory
 
 from auditor_support import (TOKENS, LineageProducer, auditor_config, get, ingress_record,
                              lineage_count, now_us, persisted_record, post, uuid7, wait_for)
+from ingress_support import metric_value
 
 
 @pytest.fixture
@@ -166,11 +167,9 @@ def test_gap_metric_counts_rows_stored_late_and_survives_a_restart(
                    (again["request_id"], "open")}
 
 
-def metric_value(svc, name):
-    for line in get(svc, "/metrics", role="metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+def full_counts(svc):
+    return metric_value(get(svc, "/metrics", role="metrics").text,
+                        "hookline_auditor_gap_full_counts_total")
 
 
 def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
@@ -187,15 +186,14 @@ def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
                for i in range(150)]
     feed(topics["lineage"], waiting)
     wait_for(lambda: lineage_count(pg_schema) == 150, 30, "rows")
-    full = "hookline_auditor_gap_full_counts_total"
-    wait_for(lambda: metric_value(svc, full), 15, "a full count")
+    wait_for(lambda: full_counts(svc), 15, "a full count")
     t0 = time.monotonic()
     assert gap_metric(svc) == (150, 0)
     # 150 open is more than a fifth of 100: it keeps counting with the full query, once every
     # 6 scans (6 s here), not at each.
     time.sleep(3)
-    assert metric_value(svc, full) == 1
-    wait_for(lambda: metric_value(svc, full) == 2, 10, "the second full count")
+    assert full_counts(svc) == 1
+    wait_for(lambda: full_counts(svc) == 2, 10, "the second full count")
     assert time.monotonic() - t0 > 4.5
     log = svc.log_text()
     assert "more than 100 accepted requests awaiting an outcome or 40 open gaps" in log, log
@@ -213,7 +211,7 @@ def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
     # follow, so only the next full count sets the gauges, and it does.
     feed(topics["lineage"], outcomes(waiting[145:]))
     wait_for(lambda: gap_metric(svc) == (145, 5), 15, "the full count's 145 open, 5 closed")
-    assert metric_value(svc, full) >= 3
+    assert full_counts(svc) >= 3
 
     # The outage ends: outcomes for all but 10.
     feed(topics["lineage"], outcomes(waiting[10:145]))
@@ -221,11 +219,11 @@ def test_gap_metric_past_what_it_follows_counts_with_the_full_query(
     wait_for(lambda: gap_metric(svc) == (10, 140), 20, "10 open, 140 closed")
     wait_for(lambda: "following them one by one again" in svc.log_text(), 15, "one by one")
     assert gap_metric(svc) == (10, 140)
-    counted = metric_value(svc, full)
+    counted = full_counts(svc)
     # Following them one by one: the next scans make no full count, and still count right.
     feed(topics["lineage"], outcomes(waiting[:1]))
     wait_for(lambda: gap_metric(svc) == (9, 141), 15, "a gap closed one by one")
-    assert metric_value(svc, full) == counted
+    assert full_counts(svc) == counted
     api = get(svc, "/v1/gaps?state=all&limit=1000").json()["gaps"]
     assert sum(g["state"] == "open" for g in api) == 9 and len(api) == 150
 

@@ -137,9 +137,11 @@ static void check_field(const char *key, json_t *v)
     if (c && !json_equal(c, v)) fail_msg("%s is not the schema's constant", key);
     if (max && json_is_string(v) && json_string_length(v) > (size_t)json_integer_value(max))
         fail_msg("%s is written over its maxLength", key);
-    json_t *min = json_object_get(def, "minimum");
+    json_t *min = json_object_get(def, "minimum"), *top = json_object_get(def, "maximum");
     if (min && json_is_integer(v) && json_integer_value(v) < json_integer_value(min))
         fail_msg("%s is written under its minimum", key);
+    if (top && json_is_integer(v) && json_integer_value(v) > json_integer_value(top))
+        fail_msg("%s is written over its maximum", key);
 }
 
 /* Writes r, checks it against the schema and adds its fields to seen. */

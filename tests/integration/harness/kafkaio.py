@@ -4,6 +4,9 @@ from collections import namedtuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+import yaml
+
+from . import paths
 
 Message = namedtuple("Message", "key value headers partition offset topic timestamp header_list")
 
@@ -26,6 +29,14 @@ def wait_topic_ready(brokers, name, partitions, timeout=30.0):
         last = f"{t.error if t is not None else 'missing'}, {len(t.partitions) if t else 0} partitions"
         time.sleep(0.1)
     raise TimeoutError(f"topic {name} not ready after {timeout}s: {last}")
+
+
+def contract_config(kind):
+    """The topic configuration proto/topics.yaml gives the topic hookline.<kind>: its
+    retention_ms as retention.ms, or nothing."""
+    doc = yaml.safe_load((paths.SOURCE_DIR / "proto" / "topics.yaml").read_text())
+    (topic,) = [t for t in doc["topics"] if t["name"] == f"hookline.{kind}"]
+    return {"retention.ms": str(topic["retention_ms"])} if "retention_ms" in topic else {}
 
 
 def create_topics(brokers, spec, timeout=30.0, replication=1, min_insync=1, configs=None):
