@@ -54,8 +54,8 @@ static const cyaml_schema_value_t public_key_entry = {
     X(U32, gap_grace_s, 60, 1, 86400, "HOOKLINE_AUDITOR_GAP_GRACE_S",                              \
       "an accepted request without commit after this is a gap")                                    \
     X(U32, gap_scan_interval_s, 10, 1, 3600, NULL, "how often the open gaps are counted")          \
-    X(U32, gap_scan_pending_max, 500000, 100, 50000000, NULL,                                      \
-      "accepted requests awaiting an outcome the gap count follows one by one")                    \
+    X(U32, gap_scan_pending_max, 500000, 100, 5000000, NULL,                                       \
+      "accepted requests awaiting an outcome the gap count follows one by one (~200 B each)")      \
     X(U32, page_limit_max, 1000, 1, 10000, NULL, "cap on ?limit=")                                 \
     X(U32, shutdown_timeout_ms, 15000, 1, UINT32_MAX, NULL,                                        \
       "on SIGTERM, longest wait for the threads to finish")

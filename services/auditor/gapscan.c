@@ -539,13 +539,14 @@ static int count_all(aud_gapscan_t *g, PGconn *c, int64_t from, int64_t *open, i
     }
     int64_t t0 = hl_mono_us();
     if (t0 < g->count_next_mono) return 0;
-    /* A count that fails (a failover mid-query) pauses as well, at least pause_us. */
-    g->count_next_mono = t0 + g->pause_us;
-    if (aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap) != 0) return HL_EPG;
+    int rc = aud_q_gap_counts(c, g->grace_us, from, open, closed, errbuf, errcap);
+    /* A count that failed (a failover mid-query) pauses as well, as long as it took. */
     int64_t took = hl_mono_us() - t0;
     int64_t pause = took * AUD_GAPSCAN_COUNT_PAUSE;
     if (pause < g->pause_us) pause = g->pause_us;
+    if (pause > g->pause_us * AUD_GAPSCAN_PAUSE_CAP) pause = g->pause_us * AUD_GAPSCAN_PAUSE_CAP;
     g->count_next_mono = t0 + pause;
+    if (rc != 0) return HL_EPG;
     if (*open <= g->pending_max / 5) g->counting = 0;
     char next[64] = "few enough open gaps: following them one by one again";
     if (g->counting) snprintf(next, sizeof next, "the next in %" PRId64 " s", pause / 1000000);

@@ -17,8 +17,10 @@
  * downstream), would make the set too big to keep: the scanner then drops it and counts with
  * one full query (exact, slow: a join per accepted request of the window). It goes on counting
  * so, each count pause_us after the last began or AUD_GAPSCAN_COUNT_PAUSE times its own
- * duration, whichever is longer (the calls in between set no counts), until a count finds at
- * most a fifth of pending_max open gaps; the next call then starts over, one by one. */
+ * duration, whichever is longer but no more than AUD_GAPSCAN_PAUSE_CAP times pause_us (a count
+ * made slow by a lock must not leave the metric stale for hours), a failed count included
+ * (the calls in between set no counts), until a count finds at most a fifth of pending_max open
+ * gaps; the next call then starts over, one by one. */
 #ifndef AUD_GAPSCAN_H
 #define AUD_GAPSCAN_H
 
@@ -29,6 +31,7 @@
 
 #define AUD_GAPSCAN_CHUNK 50000             /* lineage ids read per query */
 #define AUD_GAPSCAN_COUNT_PAUSE 10          /* full counts take at most 1/10 of the time */
+#define AUD_GAPSCAN_PAUSE_CAP 10            /* ... but one comes at least every 10 pause_us */
 #define AUD_GAPSCAN_EARLY_MAX 100000        /* outcomes kept for elements not read yet */
 #define AUD_GAPSCAN_LAG_US INT64_C(5000000) /* rows are read once stored this long ago */
 #define AUD_GAPSCAN_HOLES_MAX 1024          /* missing id ranges looked at again */

@@ -49,6 +49,7 @@ static void test_defaults_from_table(void **state)
     assert_string_equal(c->log_level, "info");
     assert_int_equal(c->batch_max, 2000);
     assert_int_equal(c->gap_scan_interval_s, 10);
+    assert_int_equal(c->gap_scan_pending_max, 500000);
     assert_int_equal(c->shutdown_timeout_ms, 15000);
     assert_int_equal(c->checkpoint.interval_s, 60);
     assert_string_equal(c->checkpoint.topic, "hookline.checkpoints");
@@ -67,6 +68,8 @@ static void test_section_keys_named(void **state)
         {KEY_FILE "slo:\n  e2e_ms: 3600001\n", "'slo.e2e_ms'"},
         {KEY_FILE "page_limit_max: 10001\n", "'page_limit_max'"},
         {KEY_FILE "gap_scan_interval_s: 3601\n", "'gap_scan_interval_s'"},
+        {KEY_FILE "gap_scan_pending_max: 5000001\n", "'gap_scan_pending_max'"},
+        {KEY_FILE "gap_scan_pending_max: 99\n", "'gap_scan_pending_max'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aud_config_t *c = NULL;
