@@ -51,6 +51,8 @@ static const cyaml_schema_value_t public_key_entry = {
     X(U32, batch_max, 2000, 1, 20000, "HOOKLINE_AUDITOR_BATCH_MAX",                                \
       "lineage records per transaction")                                                           \
     X(U32, batch_linger_ms, 200, 1, 10000, NULL, "longest wait to fill a batch")                   \
+    X(U32, rollup_fold_ms, 5000, 100, 600000, NULL,                                                \
+      "how often the batches' latency counts are folded into latency_rollups")                     \
     X(U32, gap_grace_s, 60, 1, 86400, "HOOKLINE_AUDITOR_GAP_GRACE_S",                              \
       "an accepted request without commit after this is a gap")                                    \
     X(U32, gap_scan_interval_s, 10, 1, 3600, NULL, "how often the open gaps are counted")          \

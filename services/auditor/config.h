@@ -46,6 +46,7 @@ typedef struct {
     char *log_level;
     uint32_t batch_max;       /* lineage records per transaction */
     uint32_t batch_linger_ms; /* longest wait to fill a batch */
+    uint32_t rollup_fold_ms;  /* how often the latency_rollup_batches rows are folded */
     uint32_t gap_grace_s;     /* an accepted request without commit after this is a gap */
     uint32_t gap_scan_interval_s;
     uint32_t gap_scan_pending_max; /* past it, gaps are counted by the full query */

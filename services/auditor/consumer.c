@@ -293,6 +293,7 @@ static void flush(consumer_t *c)
             hl_histogram_observe_us(c->a->m_batch_latency, hl_mono_us() - t0);
             hl_debug("consumer: batch of %zu records, %zu rows, %zu samples", c->n, st.rows,
                      st.samples);
+            if (st.samples > 0) c->unfolded = true;
             break;
         }
         hl_counter_inc(c->a->m_batch_errors);
@@ -381,6 +382,27 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     return rk;
 }
 
+/* Every rollup_fold_ms while batches wrote latency counts: their rows move into
+ * latency_rollups (aud_store_fold_rollups). A failed fold leaves them where they are, still
+ * counted by latency_counts, for the next one. */
+static void fold_rollups(consumer_t *c)
+{
+    int64_t now = hl_mono_us();
+    if (!c->unfolded || now - c->folded_us < (int64_t)c->a->cfg->rollup_fold_ms * 1000) return;
+    char err[512];
+    long keys = 0;
+    c->folded_us = now;
+    if (aud_cons_ensure_pg(c) != 0) return;
+    if (aud_store_fold_rollups(c->pg, &keys, err, sizeof err) != 0) {
+        hl_warn("consumer: folding the latency counts failed (next try in %u ms): %s",
+                c->a->cfg->rollup_fold_ms, err);
+        return;
+    }
+    c->unfolded = false;
+    hl_debug("consumer: latency counts folded into %ld rollup rows in %lld us", keys,
+             (long long)(hl_mono_us() - now));
+}
+
 void *aud_consumer_main(void *arg)
 {
     consumer_t c;
@@ -390,6 +412,8 @@ void *aud_consumer_main(void *arg)
     c.a = arg;
     cfg = c.a->cfg;
     c.items = hl_xcalloc(cfg->batch_max, sizeof *c.items);
+    c.folded_us = hl_mono_us();
+    c.unfolded = true; /* what an earlier run left, folded once the first interval is up */
     if (aud_cons_ensure_pg(&c) == 0) atomic_store(&c.a->db_ok, true);
     c.rk = make_consumer(&c);
     if (!c.rk) hl_die("consumer: cannot create the Kafka consumer");
@@ -425,6 +449,7 @@ void *aud_consumer_main(void *arg)
         if (c.n >= cfg->batch_max ||
             (c.n > 0 && hl_mono_us() - first_us >= (int64_t)cfg->batch_linger_ms * 1000))
             flush(&c);
+        fold_rollups(&c);
         if (hl_mono_us() - last_lag_us > 1000000) {
             update_lag(&c);
             last_lag_us = hl_mono_us();

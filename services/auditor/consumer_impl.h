@@ -18,8 +18,10 @@ typedef struct {
     bool assigned[AUD_MAX_CHAINS];
     aud_item_t *items;
     size_t n;
-    bool had_pg; /* a connection was made before */
-    bool resync; /* a new connection since the heads were positioned: resync before writing */
+    bool had_pg;       /* a connection was made before */
+    bool resync;       /* a new connection since the heads were positioned: resync before writing */
+    bool unfolded;     /* counts may wait to be folded: a batch wrote some since the last fold */
+    int64_t folded_us; /* the last fold tried (hl_mono_us) */
 } consumer_t;
 
 void aud_cons_sleep_ms(int ms);

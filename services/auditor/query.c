@@ -203,7 +203,7 @@ int aud_q_latency(PGconn *c, aud_lat_t stage, const char *source, const char *ou
     const char *p[5] = {aud_lat_name(stage), source, f, t, outcome};
     PGresult *r =
         hl_pg_select(c,
-                     "SELECT bucket, sum(count) FROM latency_rollups WHERE stage = $1"
+                     "SELECT bucket, sum(count) FROM latency_counts WHERE stage = $1"
                      " AND ($2::text IS NULL OR source = $2)"
                      " AND minute >= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'"
                      " AND minute < timestamptz 'epoch' + $4::bigint * interval '1 microsecond'"

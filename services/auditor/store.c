@@ -82,11 +82,25 @@ static const char copy_rows_sql[] =
     " message_id, event_type, status, error_code, kafka_partition, kafka_offset, latency_us,"
     " record, prev_hash, hash) FROM STDIN (FORMAT binary)";
 
+/* The batch's latency counts: one row per (minute, stage, source, outcome) with the buckets it
+ * touched (proto/sql/011). Folded into latency_rollups by aud_store_fold_rollups. */
 static const char insert_rollups_sql[] =
-    "INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
-    " SELECT timestamptz 'epoch' + r.m * interval '1 microsecond', r.st, r.src, r.o, r.b,"
-    " sum(r.c) FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, o text, b int,"
-    " c bigint) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    "INSERT INTO latency_rollup_batches (minute, stage, source, outcome, buckets, counts)"
+    " SELECT timestamptz 'epoch' + r.m * interval '1 microsecond', r.st, r.src, r.o, r.b, r.c"
+    " FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, o text, b int[],"
+    " c bigint[])";
+
+/* Moves every batch row present into latency_rollups in one statement: the rows it deletes are
+ * the rows it sums, so a count is in one table or the other at any snapshot, and a concurrent
+ * fold (another auditor) waits for these rows and skips them once deleted. Keys go in order,
+ * so two folds take the rollup rows' locks in the same order. */
+static const char fold_rollups_sql[] =
+    "WITH moved AS (DELETE FROM latency_rollup_batches"
+    " RETURNING minute, stage, source, outcome, buckets, counts)"
+    " INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
+    " SELECT m.minute, m.stage, m.source, m.outcome, u.b, sum(u.c)"
+    " FROM moved m, unnest(m.buckets, m.counts) AS u(b, c)"
+    " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (minute, stage, source, outcome, bucket)"
     " DO UPDATE SET count = latency_rollups.count + excluded.count";
 
@@ -267,25 +281,34 @@ static int copy_rows(PGconn *c, const copybuf_t *b, char *errbuf, size_t errcap)
     return rc;
 }
 
-/* One rollup row: a count of samples in one (minute, stage, source, outcome, bucket). */
+/* One sample's rollup key: (minute, stage, source, outcome, bucket). */
 typedef struct {
     int64_t minute_us;
     int stage, outcome, bucket;
     const char *source;
 } rollup_key_t;
 
+/* Bucket last, so the keys of one (minute, stage, outcome, source) are adjacent. */
 static int rollup_key_cmp(const void *x, const void *y)
 {
     const rollup_key_t *a = x, *b = y;
     if (a->minute_us != b->minute_us) return a->minute_us < b->minute_us ? -1 : 1;
     if (a->stage != b->stage) return a->stage < b->stage ? -1 : 1;
     if (a->outcome != b->outcome) return a->outcome < b->outcome ? -1 : 1;
-    if (a->bucket != b->bucket) return a->bucket < b->bucket ? -1 : 1;
-    return strcmp(a->source, b->source);
+    int s = strcmp(a->source, b->source);
+    if (s != 0) return s;
+    return a->bucket < b->bucket ? -1 : a->bucket > b->bucket;
 }
 
-/* The batch's samples counted per rollup row here, so Postgres parses a few dozen rows instead
- * of one per sample (a batch of ~600 lineage rows yields ~900 samples). */
+static bool same_series(const rollup_key_t *a, const rollup_key_t *b)
+{
+    return a->minute_us == b->minute_us && a->stage == b->stage && a->outcome == b->outcome &&
+           strcmp(a->source, b->source) == 0;
+}
+
+/* The batch's samples counted per bucket here, one row per (minute, stage, source, outcome)
+ * with its buckets and counts: a batch of 2,000 lineage rows touches about a thousand buckets,
+ * but only a few such series. */
 static void rollup_rows(const aud_sample_t *samples, size_t n, json_t *out)
 {
     if (n == 0) return;
@@ -294,17 +317,24 @@ static void rollup_rows(const aud_sample_t *samples, size_t n, json_t *out)
         k[i] = (rollup_key_t){samples[i].minute_us, (int)samples[i].stage, (int)samples[i].outcome,
                               (int)hl_hist_bucket_index(samples[i].value_us), samples[i].source};
     qsort(k, n, sizeof *k, rollup_key_cmp);
+    json_t *o = NULL, *buckets = NULL, *counts = NULL;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && rollup_key_cmp(&k[i], &k[j]) == 0) j++;
-        json_t *o = json_object();
-        json_object_set_new(o, "m", json_integer(k[i].minute_us));
-        json_object_set_new(o, "st", json_string(aud_lat_name((aud_lat_t)k[i].stage)));
-        json_object_set_new(o, "src", json_string(k[i].source));
-        json_object_set_new(o, "o", json_string(aud_outcome_name((aud_outcome_t)k[i].outcome)));
-        json_object_set_new(o, "b", json_integer(k[i].bucket));
-        json_object_set_new(o, "c", json_integer((json_int_t)(j - i)));
-        json_array_append_new(out, o);
+        if (o == NULL || !same_series(&k[i], &k[i - 1])) {
+            o = json_object();
+            buckets = json_array();
+            counts = json_array();
+            json_object_set_new(o, "m", json_integer(k[i].minute_us));
+            json_object_set_new(o, "st", json_string(aud_lat_name((aud_lat_t)k[i].stage)));
+            json_object_set_new(o, "src", json_string(k[i].source));
+            json_object_set_new(o, "o", json_string(aud_outcome_name((aud_outcome_t)k[i].outcome)));
+            json_object_set_new(o, "b", buckets);
+            json_object_set_new(o, "c", counts);
+            json_array_append_new(out, o);
+        }
+        json_array_append_new(buckets, json_integer(k[i].bucket));
+        json_array_append_new(counts, json_integer((json_int_t)(j - i)));
         i = j;
     }
     free(k);
@@ -449,7 +479,7 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
     }
     t_rows = hl_mono_us();
     if (rc == 0 && json_array_size(rollups) > 0)
-        rc = exec_json(c, insert_rollups_sql, 0, NULL, rollups, "upsert rollups", errbuf, errcap,
+        rc = exec_json(c, insert_rollups_sql, 0, NULL, rollups, "insert rollups", errbuf, errcap,
                        NULL);
     t_rollups = hl_mono_us();
     if (rc == 0 && json_array_size(offsets) > 0)
@@ -476,5 +506,17 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
     aud_pairs_deinit(&pairs);
     outcomes_deinit(&outcomes);
     free(samples);
+    return rc;
+}
+
+int aud_store_fold_rollups(PGconn *c, long *keys, char *errbuf, size_t errcap)
+{
+    PGresult *r = PQexec(c, fold_rollups_sql);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = hl_pg_error(c, r, "fold rollups", errbuf, errcap);
+    else if (keys)
+        *keys = strtol(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
     return rc;
 }

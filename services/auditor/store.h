@@ -56,4 +56,9 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
                           const char *group, const char *topic, aud_live_t *live,
                           aud_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
+/* Folds every latency_rollup_batches row present into latency_rollups, in one statement (one
+ * transaction of its own: call it outside a batch). *keys, when given: the rollup rows added
+ * to or made. Returns 0, or HL_EPG with errbuf filled; nothing moves on failure. */
+int aud_store_fold_rollups(PGconn *c, long *keys, char *errbuf, size_t errcap) HL_MUST_CHECK;
+
 #endif

@@ -205,3 +205,52 @@ def test_stop_cancels_the_queries_the_api_still_runs(auditor, topics, pg_schema)
         slow.join(10)
     finally:
         holder.rollback()
+
+
+def hist_bucket(v):
+    """libs/hist's bucket index (HL_HIST_SUB_BITS 8)."""
+    if v < 256:
+        return max(v, 0)
+    v = min(v, 1 << 36)
+    k = v.bit_length() - 1
+    return 256 + (k - 8) * 128 + (v >> (k - 7)) - 128
+
+
+def test_latency_counts_fold_exactly_under_two_writers(auditor, topics, pg_schema):
+    """Each batch adds its latency counts as latency_rollup_batches rows; folds move them into
+    latency_rollups. Two auditors of one group fold the same table every 100 ms while batches
+    keep coming: every sample must end up counted once, in its own bucket."""
+    group = "auditor-fold-" + uuid7()[-8:]
+    svcs = [auditor(group_id=group, rollup_fold_ms=100) for _ in range(2)]
+    recs = [ingress_record(uuid7(), message_id=f"m{i}", offset=i, latency_us=1000 + 37 * i)
+            for i in range(600)]
+    for i in range(0, 600, 50):  # many batches, folds in between
+        feed(topics["lineage"], recs[i:i + 50])
+        feed(topics["lineage"], [persisted_record(r) for r in recs[i:i + 50]])
+        time.sleep(0.05)
+    wait_for(lambda: lineage_count(pg_schema) == 1200, 60, "1,200 lineage rows")
+    wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
+             30, "every batch's counts folded")
+    folded = dict(pg_schema.query("SELECT stage, sum(count)::int FROM latency_rollups"
+                                  " GROUP BY stage"))
+    assert folded == {"ack": 600, "queue": 600, "persist": 600, "e2e": 600}
+    ack = dict(pg_schema.query("SELECT bucket, sum(count)::int FROM latency_rollups"
+                               " WHERE stage = 'ack' GROUP BY bucket"))
+    expected = {}
+    for r in recs:
+        b = hist_bucket(r["latency_us"])
+        expected[b] = expected.get(b, 0) + 1
+    assert ack == expected
+    assert get(svcs[0], "/v1/latency?stage=ack").json()["stages"]["ack"]["count"] == 600
+    assert all(s.running() for s in svcs)
+
+
+def test_latency_counts_read_before_the_fold(auditor, topics, pg_schema):
+    """Counts not yet folded are read too (latency_counts is both tables)."""
+    svc = auditor(rollup_fold_ms=600000)
+    recs = [ingress_record(uuid7(), offset=i) for i in range(40)]
+    feed(topics["lineage"], recs)
+    wait_for(lambda: lineage_count(pg_schema) == 40, 30, "40 rows")
+    (batch_rows,) = pg_schema.query("SELECT count(*) FROM latency_rollup_batches")[0]
+    assert batch_rows > 0
+    assert get(svc, "/v1/latency?stage=ack").json()["stages"]["ack"]["count"] == 40

@@ -115,6 +115,8 @@ def seed(pg_schema):
         "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
         " VALUES (0, 1, decode(repeat('11', 32), 'hex'), 1, 'k', '\\x00')")
     pg_schema.query("INSERT INTO latency_rollups VALUES (now(), 'ack', 's', 1, 1)")
+    pg_schema.query("INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 's', 'accepted',"
+                    " '{1}', '{1}')")
     pg_schema.query("INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition,"
                     " next_offset) VALUES ('g', 't', 0, 1)")
 
@@ -125,9 +127,10 @@ LINEAGE_ROW = ("INSERT INTO lineage (chain, seq, lineage_offset, request_id, sta
 EVENT_ROW = ("INSERT INTO webhook_events (source, message_id, event_type, request_id,"
              " received_at, kafka_partition, kafka_offset, payload) VALUES ('s', %s, 't',"
              " gen_random_uuid(), now(), 0, 1, '{}')")
-AUDITOR_TABLES = ("lineage", "lineage_checkpoints", "latency_rollups")
+AUDITOR_TABLES = ("lineage", "lineage_checkpoints", "latency_rollups", "latency_rollup_batches")
 A_COLUMN = {"webhook_events": "kafka_partition", "consumer_offsets": "next_offset",
-            "lineage": "seq", "lineage_checkpoints": "seq", "latency_rollups": "count"}
+            "lineage": "seq", "lineage_checkpoints": "seq", "latency_rollups": "count",
+            "latency_rollup_batches": "counts"}
 ALL_TABLES = tuple(A_COLUMN)
 
 
@@ -189,6 +192,10 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
                   " FROM latency_rollups ON CONFLICT (minute, stage, source, outcome, bucket)"
                   " DO UPDATE SET count = l.count + excluded.count") == 1
     assert one(c, "UPDATE consumer_offsets SET next_offset = next_offset + 1") == 1
+    # A batch's latency counts, and the fold that moves them (deletes them) into latency_rollups.
+    assert one(c, "INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 's', 'accepted',"
+                  " '{2, 3}', '{1, 1}')") == 1
+    assert one(c, "DELETE FROM latency_rollup_batches") == 2
     assert one(c, "SELECT count(*) FROM webhook_events") == (1,)
     assert one(c, "SELECT count(*) FROM lineage_hash_check WHERE computed IS NOT NULL") == (3,)
     # Events: read only.
@@ -212,7 +219,7 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
 def test_read_role_reads_everything_and_writes_nothing(pg_schema, roles):
     seed(pg_schema)
     c = roles.connect("reader")
-    for t in ALL_TABLES + ("lineage_hash_check", "schema_migrations"):
+    for t in ALL_TABLES + ("lineage_hash_check", "latency_counts", "schema_migrations"):
         assert one(c, f"SELECT count(*) FROM {t}")[0] >= 1, t
     for t, col in A_COLUMN.items():
         refused(c, f"INSERT INTO {t} DEFAULT VALUES")
@@ -223,6 +230,7 @@ def test_read_role_reads_everything_and_writes_nothing(pg_schema, roles):
     refused(c, EVENT_ROW, ("m4",))
     refused(c, "SELECT nextval('webhook_events_id_seq'::regclass)")
     refused(c, "SELECT hookline_grant('reader', current_user)")
+    refused(c, "SELECT hookline_grant_007('reader', current_user)")
     # The owner's tables keep what they held.
     assert pg_schema.query("SELECT count(*) FROM lineage") == [(1,)]
 

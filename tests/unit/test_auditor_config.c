@@ -50,6 +50,7 @@ static void test_defaults_from_table(void **state)
     assert_int_equal(c->batch_max, 2000);
     assert_int_equal(c->gap_scan_interval_s, 10);
     assert_int_equal(c->gap_scan_pending_max, 500000);
+    assert_int_equal(c->rollup_fold_ms, 5000);
     assert_int_equal(c->shutdown_timeout_ms, 15000);
     assert_int_equal(c->checkpoint.interval_s, 60);
     assert_string_equal(c->checkpoint.topic, "hookline.checkpoints");
@@ -70,6 +71,8 @@ static void test_section_keys_named(void **state)
         {KEY_FILE "gap_scan_interval_s: 3601\n", "'gap_scan_interval_s'"},
         {KEY_FILE "gap_scan_pending_max: 5000001\n", "'gap_scan_pending_max'"},
         {KEY_FILE "gap_scan_pending_max: 99\n", "'gap_scan_pending_max'"},
+        {KEY_FILE "rollup_fold_ms: 99\n", "'rollup_fold_ms'"},
+        {KEY_FILE "rollup_fold_ms: 600001\n", "'rollup_fold_ms'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         aud_config_t *c = NULL;
