@@ -32,7 +32,8 @@ CREATE VIEW latency_counts AS
     SELECT b.minute, b.stage, b.source, b.outcome, u.bucket, u.count
     FROM latency_rollup_batches b, unnest(b.buckets, b.counts) AS u(bucket, count);
 
--- The auditor kind also inserts the batches' rows and deletes them as it folds them. The grants
+-- The auditor kind also inserts the batches' rows and deletes them as it folds them (UPDATE
+-- too: the fold locks the rows it takes with FOR UPDATE SKIP LOCKED, which needs it). The grants
 -- of 007 stay as they are, in hookline_grant_007, which this one calls first (it revokes what
 -- the role held, then grants, the new table included where "every table" is granted).
 ALTER FUNCTION hookline_grant(text, text) RENAME TO hookline_grant_007;
@@ -42,7 +43,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM hookline_grant_007(kind, grantee);
     IF kind = 'auditor' THEN
-        EXECUTE format('GRANT INSERT, DELETE ON %I.latency_rollup_batches TO %I',
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %I.latency_rollup_batches TO %I',
                        current_schema(), grantee);
     END IF;
 END

@@ -62,7 +62,7 @@ typedef struct {
     atomic_bool consumer_up;  /* the consumer joined its group */
     atomic_bool kafka_fatal;  /* the consumer's handle is fatal: the process exits 1 */
     /* metrics */
-    hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors;
+    hl_counter_t *m_records, *m_invalid, *m_rows, *m_batches, *m_batch_errors, *m_fold_errors;
     hl_counter_t *m_checkpoints, *m_repeats, *m_cp_refused, *m_cp_errors, *m_foreign;
     hl_counter_t *m_deleted, *m_gap_full_counts;
     hl_gauge_t *m_lag, *m_gaps_open, *m_gaps_closed, *m_cp_topic_ok;

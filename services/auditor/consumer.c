@@ -382,25 +382,31 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     return rk;
 }
 
-/* Every rollup_fold_ms while batches wrote latency counts: their rows move into
+/* At most once per rollup_fold_ms while counts may wait (after this process's batches wrote
+ * some, and once after start for what an earlier run left): batch rows move into
  * latency_rollups (aud_store_fold_rollups). A failed fold leaves them where they are, still
- * counted by latency_counts, for the next one. */
+ * read through latency_counts, for the next one. */
 static void fold_rollups(consumer_t *c)
 {
     int64_t now = hl_mono_us();
     if (!c->unfolded || now - c->folded_us < (int64_t)c->a->cfg->rollup_fold_ms * 1000) return;
     char err[512];
-    long keys = 0;
+    long moved = 0, keys = 0;
+    bool more = false;
     c->folded_us = now;
     if (aud_cons_ensure_pg(c) != 0) return;
-    if (aud_store_fold_rollups(c->pg, &keys, err, sizeof err) != 0) {
+    if (aud_store_fold_rollups(c->pg, &moved, &keys, &more, err, sizeof err) != 0) {
+        /* Ten intervals before the next try: a fold that keeps failing (each round may wait a
+         * second for a lock) takes little of the thread that stores lineage. */
+        c->folded_us = now + 9 * (int64_t)c->a->cfg->rollup_fold_ms * 1000;
+        hl_counter_inc(c->a->m_fold_errors);
         hl_warn("consumer: folding the latency counts failed (next try in %u ms): %s",
-                c->a->cfg->rollup_fold_ms, err);
+                10 * c->a->cfg->rollup_fold_ms, err);
         return;
     }
-    c->unfolded = false;
-    hl_debug("consumer: latency counts folded into %ld rollup rows in %lld us", keys,
-             (long long)(hl_mono_us() - now));
+    c->unfolded = more;
+    hl_debug("consumer: latency counts of %ld batch rows folded into %ld rollup rows in %lld us",
+             moved, keys, (long long)(hl_mono_us() - now));
 }
 
 void *aud_consumer_main(void *arg)

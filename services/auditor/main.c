@@ -134,6 +134,10 @@ static void register_metrics(aud_state_t *a)
         hl_metrics_counter(m, "hookline_auditor_batches_total", "Batches committed", NULL);
     a->m_batch_errors = hl_metrics_counter(m, "hookline_auditor_batch_errors_total",
                                            "Batch transactions that failed (retried)", NULL);
+    a->m_fold_errors = hl_metrics_counter(
+        m, "hookline_auditor_rollup_fold_errors_total",
+        "Folds of the batches' latency counts into latency_rollups that failed (tried again)",
+        NULL);
     a->m_checkpoints = hl_metrics_counter(m, "hookline_auditor_checkpoints_total",
                                           "Chain-head checkpoints signed", NULL);
     a->m_cp_refused = hl_metrics_counter(

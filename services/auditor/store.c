@@ -90,19 +90,25 @@ static const char insert_rollups_sql[] =
     " FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, o text, b int[],"
     " c bigint[])";
 
-/* Moves every batch row present into latency_rollups in one statement: the rows it deletes are
- * the rows it sums, so a count is in one table or the other at any snapshot, and a concurrent
- * fold (another auditor) waits for these rows and skips them once deleted. Keys go in order,
- * so two folds take the rollup rows' locks in the same order. */
+/* Moves up to FOLD_ROWS batch rows into latency_rollups in one statement: the rows it deletes
+ * are the rows it sums, so a count is in one table or the other at any snapshot. Rows another
+ * fold (another auditor) has locked are skipped, never waited for; keys go in order, so two
+ * folds take the rollup rows' locks in the same order. Answers (batch rows moved, rollup rows
+ * added to or made). */
+#define FOLD_ROWS 2000
+#define FOLD_ROWS_S "2000"
+#define FOLD_ROUNDS 8 /* per call: a backlog of 16,000 rows a call */
 static const char fold_rollups_sql[] =
-    "WITH moved AS (DELETE FROM latency_rollup_batches"
-    " RETURNING minute, stage, source, outcome, buckets, counts)"
-    " INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
+    "WITH moved AS (DELETE FROM latency_rollup_batches WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM latency_rollup_batches LIMIT " FOLD_ROWS_S " FOR UPDATE SKIP LOCKED))"
+    " RETURNING minute, stage, source, outcome, buckets, counts),"
+    " ins AS (INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
     " SELECT m.minute, m.stage, m.source, m.outcome, u.b, sum(u.c)"
     " FROM moved m, unnest(m.buckets, m.counts) AS u(b, c)"
     " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (minute, stage, source, outcome, bucket)"
-    " DO UPDATE SET count = latency_rollups.count + excluded.count";
+    " DO UPDATE SET count = latency_rollups.count + excluded.count RETURNING 1)"
+    " SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM ins)";
 
 static const char upsert_offsets_sql[] =
     "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset)"
@@ -509,14 +515,40 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
     return rc;
 }
 
-int aud_store_fold_rollups(PGconn *c, long *keys, char *errbuf, size_t errcap)
+/* One bounded fold in a transaction that waits at most a second for a rollup row's lock (an
+ * older auditor's batch, another fold), so the consumer thread is never held for long. */
+static int fold_once(PGconn *c, long *moved, long *keys, char *errbuf, size_t errcap)
 {
-    PGresult *r = PQexec(c, fold_rollups_sql);
-    int rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = hl_pg_error(c, r, "fold rollups", errbuf, errcap);
-    else if (keys)
-        *keys = strtol(PQcmdTuples(r), NULL, 10);
-    PQclear(r);
+    int rc = run(c, "BEGIN", errbuf, errcap);
+    if (rc == 0) rc = run(c, "SET LOCAL lock_timeout = '1s'", errbuf, errcap);
+    if (rc == 0) {
+        PGresult *r = PQexec(c, fold_rollups_sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            rc = hl_pg_error(c, r, "fold rollups", errbuf, errcap);
+        else {
+            *moved = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+            *keys += strtol(PQgetvalue(r, 0, 1), NULL, 10);
+        }
+        PQclear(r);
+    }
+    if (rc == 0) rc = run(c, "COMMIT", errbuf, errcap);
+    if (rc != 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+        char ignore[64];
+        (void)run(c, "ROLLBACK", ignore, sizeof ignore);
+    }
     return rc;
+}
+
+int aud_store_fold_rollups(PGconn *c, long *moved, long *keys, bool *more, char *errbuf,
+                           size_t errcap)
+{
+    long n = FOLD_ROWS;
+    *moved = *keys = 0;
+    for (int round = 0; round < FOLD_ROUNDS && n == FOLD_ROWS; round++) {
+        int rc = fold_once(c, &n, keys, errbuf, errcap);
+        if (rc != 0) return rc;
+        *moved += n;
+    }
+    *more = n == FOLD_ROWS;
+    return 0;
 }

@@ -56,9 +56,12 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
                           const char *group, const char *topic, aud_live_t *live,
                           aud_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* Folds every latency_rollup_batches row present into latency_rollups, in one statement (one
- * transaction of its own: call it outside a batch). *keys, when given: the rollup rows added
- * to or made. Returns 0, or HL_EPG with errbuf filled; nothing moves on failure. */
-int aud_store_fold_rollups(PGconn *c, long *keys, char *errbuf, size_t errcap) HL_MUST_CHECK;
+/* Folds latency_rollup_batches rows into latency_rollups: rounds of at most 2,000 rows, each
+ * one statement in a transaction of its own (call it outside a batch), at most 8 rounds a
+ * call; rows another fold holds are left to it. *moved: batch rows folded, *keys: rollup rows
+ * added to or made, *more: the last round was full (more may wait). Returns 0, or HL_EPG with
+ * errbuf filled; a failed round moves nothing. */
+int aud_store_fold_rollups(PGconn *c, long *moved, long *keys, bool *more, char *errbuf,
+                           size_t errcap) HL_MUST_CHECK;
 
 #endif

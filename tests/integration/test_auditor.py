@@ -218,8 +218,9 @@ def hist_bucket(v):
 
 def test_latency_counts_fold_exactly_under_two_writers(auditor, topics, pg_schema):
     """Each batch adds its latency counts as latency_rollup_batches rows; folds move them into
-    latency_rollups. Two auditors of one group fold the same table every 100 ms while batches
-    keep coming: every sample must end up counted once, in its own bucket."""
+    latency_rollups. Two auditors of one group (whichever partitions each is given) fold the
+    one table every 100 ms while batches keep coming: every sample must end up counted once,
+    in its own bucket."""
     group = "auditor-fold-" + uuid7()[-8:]
     svcs = [auditor(group_id=group, rollup_fold_ms=100) for _ in range(2)]
     recs = [ingress_record(uuid7(), message_id=f"m{i}", offset=i, latency_us=1000 + 37 * i)
@@ -254,3 +255,35 @@ def test_latency_counts_read_before_the_fold(auditor, topics, pg_schema):
     (batch_rows,) = pg_schema.query("SELECT count(*) FROM latency_rollup_batches")[0]
     assert batch_rows > 0
     assert get(svc, "/v1/latency?stage=ack").json()["stages"]["ack"]["count"] == 40
+
+
+def test_a_held_batch_row_stalls_neither_the_fold_nor_the_lineage(auditor, topics, pg_schema):
+    """A fold skips batch rows another transaction holds (another auditor's fold) instead of
+    waiting for them or failing: lineage goes on being stored and its counts folded around the
+    held row, which is folded once let go."""
+    pg_schema.query("INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 'held', 'accepted',"
+                    " '{5}', '{7}')")
+    hold = pg_schema.connect(autocommit=False)
+    try:
+        with hold.cursor() as cur:
+            cur.execute("SELECT 1 FROM latency_rollup_batches WHERE source = 'held' FOR UPDATE")
+        svc = auditor(rollup_fold_ms=100)
+        recs = [ingress_record(uuid7(), offset=i) for i in range(60)]
+        for i in range(0, 60, 20):
+            feed(topics["lineage"], recs[i:i + 20])
+            time.sleep(0.3)
+        wait_for(lambda: lineage_count(pg_schema) == 60, 30, "60 rows")
+        wait_for(lambda: pg_schema.query(
+            "SELECT source, count(*) FROM latency_rollup_batches GROUP BY source") == [("held", 1)],
+            30, "every batch row folded but the held one")
+        assert pg_schema.query("SELECT sum(count)::int FROM latency_rollups WHERE stage = 'ack'"
+                               ) == [(60,)]
+    finally:
+        hold.rollback()
+        hold.close()
+    feed(topics["lineage"], [ingress_record(uuid7(), offset=60)])  # a batch: the next fold
+    wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
+             30, "the held row folded once let go")
+    assert pg_schema.query("SELECT source, sum(count)::int FROM latency_rollups WHERE stage = 'ack'"
+                           " GROUP BY source ORDER BY source") == [("held", 7), ("stripe", 61)]
+    assert "folding the latency counts failed" not in svc.log_text()

@@ -166,6 +166,7 @@ def test_persister_role_writes_events_and_offsets_only(pg_schema, roles):
         refused(c, f"SELECT count(*) FROM {t}")
         refused(c, f"INSERT INTO {t} DEFAULT VALUES")
     refused(c, "SELECT nextval('lineage_id_seq'::regclass)")
+    refused(c, "SELECT count(*) FROM latency_counts")
     for t in ("webhook_events", "lineage"):
         owner_powers_refused(c, t)
     refused(c, "SET session_replication_role = replica")  # would silence every trigger
@@ -195,6 +196,8 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
     # A batch's latency counts, and the fold that moves them (deletes them) into latency_rollups.
     assert one(c, "INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 's', 'accepted',"
                   " '{2, 3}', '{1, 1}')") == 1
+    assert one(c, "SELECT count(*) FROM (SELECT 1 FROM latency_rollup_batches"
+                  " FOR UPDATE SKIP LOCKED) x") == (2,)
     assert one(c, "DELETE FROM latency_rollup_batches") == 2
     assert one(c, "SELECT count(*) FROM webhook_events") == (1,)
     assert one(c, "SELECT count(*) FROM lineage_hash_check WHERE computed IS NOT NULL") == (3,)
@@ -207,6 +210,7 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
         refused(c, f"UPDATE {t} SET seq = seq")
         refused(c, f"DELETE FROM {t}")
     refused(c, "DELETE FROM latency_rollups")
+    owner_powers_refused(c, "latency_rollup_batches")
     for t in ("webhook_events", "lineage", "lineage_checkpoints"):
         owner_powers_refused(c, t)
     refused(c, "SET session_replication_role = replica")
@@ -230,9 +234,18 @@ def test_read_role_reads_everything_and_writes_nothing(pg_schema, roles):
     refused(c, EVENT_ROW, ("m4",))
     refused(c, "SELECT nextval('webhook_events_id_seq'::regclass)")
     refused(c, "SELECT hookline_grant('reader', current_user)")
-    refused(c, "SELECT hookline_grant_007('reader', current_user)")
     # The owner's tables keep what they held.
     assert pg_schema.query("SELECT count(*) FROM lineage") == [(1,)]
+
+
+def test_no_service_role_may_call_the_grant_functions(pg_schema, roles):
+    """hookline_grant and the 007 grants it wraps (proto/sql/011) run as the owner only: no
+    EXECUTE for any service role (a call would fail anyway, on what it revokes)."""
+    for kind in KINDS:
+        for fn in ("hookline_grant(text, text)", "hookline_grant_007(text, text)"):
+            (ok,) = pg_schema.query("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
+                                    (roles.name[kind], f"{pg_schema.name}.{fn}"))[0]
+            assert ok is False, (kind, fn)
 
 
 def test_no_service_role_owns_anything_or_holds_an_attribute(pg_schema, roles):
@@ -313,7 +326,8 @@ def test_pipeline_runs_with_the_restricted_roles(stack, topics, pg_schema, roles
                                 f"persister-{tmp_path.name[-8:]}")
     pers_cfg["postgres"]["conninfo"] = roles.conninfo("persister")
     service("persister", pers_cfg, env={"PGPASSWORD": roles.password["persister"]})
-    aud_cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem")
+    aud_cfg = auditor_config(stack, topics, pg_schema, free_port(), tmp_path / "cp.pem",
+                             rollup_fold_ms=100)
     aud_cfg["postgres"]["conninfo"] = roles.conninfo("auditor")
     aud_cfg["postgres"]["read_conninfo"] = roles.conninfo("reader")
     aud = service("auditor", aud_cfg,
@@ -343,6 +357,12 @@ def test_pipeline_runs_with_the_restricted_roles(stack, topics, pg_schema, roles
     assert signed.status_code == 201, signed.text
     assert signed.json()["signed_now"] >= 1 and signed.json()["checkpoints"]
     assert pg_schema.query("SELECT count(*) > 0 FROM lineage_checkpoints") == [(True,)]
+    # The latency counts' fold runs as the auditor's role too.
+    wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
+             30, "the batches' latency counts folded")
+    assert pg_schema.query("SELECT sum(count)::int FROM latency_rollups WHERE stage = 'ack'"
+                           ) == [(30,)]
+    assert "folding the latency counts failed" not in aud.log_text()
 
     sessions = dict(pg_schema.query(
         "SELECT usename, count(*) FROM pg_stat_activity WHERE usename = ANY(%s) GROUP BY 1",
