@@ -24,6 +24,9 @@ CREATE TABLE latency_rollup_batches (
         CHECK (cardinality(buckets) = cardinality(counts) AND cardinality(buckets) > 0)
 );
 CREATE INDEX latency_rollup_batches_stage_minute ON latency_rollup_batches (stage, minute);
+-- No key of its own: a logical replication publication of every table would refuse the
+-- folds' deletes without a replica identity.
+ALTER TABLE latency_rollup_batches REPLICA IDENTITY FULL;
 
 -- Every count, folded or not: what /v1/latency and the page sum.
 CREATE VIEW latency_counts AS
