@@ -13,6 +13,7 @@
 -- Like latency_rollups, these counts are a report, not evidence: the hash chain does not cover
 -- them.
 CREATE TABLE latency_rollup_batches (
+    id      bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     minute  timestamptz NOT NULL,
     stage   text        NOT NULL,
     source  text        NOT NULL,
@@ -24,9 +25,6 @@ CREATE TABLE latency_rollup_batches (
         CHECK (cardinality(buckets) = cardinality(counts) AND cardinality(buckets) > 0)
 );
 CREATE INDEX latency_rollup_batches_stage_minute ON latency_rollup_batches (stage, minute);
--- No key of its own: a logical replication publication of every table would refuse the
--- folds' deletes without a replica identity.
-ALTER TABLE latency_rollup_batches REPLICA IDENTITY FULL;
 
 -- Every count, folded or not: what /v1/latency and the page sum.
 CREATE VIEW latency_counts AS
@@ -35,8 +33,9 @@ CREATE VIEW latency_counts AS
     SELECT b.minute, b.stage, b.source, b.outcome, u.bucket, u.count
     FROM latency_rollup_batches b, unnest(b.buckets, b.counts) AS u(bucket, count);
 
--- The auditor kind also inserts the batches' rows and deletes them as it folds them (UPDATE
--- too: the fold locks the rows it takes with FOR UPDATE SKIP LOCKED, which needs it). The grants
+-- The auditor kind also inserts the batches' rows and deletes them as it folds them, and holds
+-- UPDATE on them because the fold locks the rows it takes (FOR UPDATE SKIP LOCKED needs it):
+-- it could change a count in place, as it already could in latency_rollups. The grants
 -- of 007 stay as they are, in hookline_grant_007, which this one calls first (it revokes what
 -- the role held, then grants, the new table included where "every table" is granted).
 ALTER FUNCTION hookline_grant(text, text) RENAME TO hookline_grant_007;

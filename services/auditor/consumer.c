@@ -382,31 +382,38 @@ static rd_kafka_t *make_consumer(consumer_t *c)
     return rk;
 }
 
-/* At most once per rollup_fold_ms while counts may wait (after this process's batches wrote
- * some, and once after start for what an earlier run left): batch rows move into
- * latency_rollups (aud_store_fold_rollups). A failed fold leaves them where they are, still
- * read through latency_counts, for the next one. */
+/* Folds the batches' latency counts into latency_rollups (aud_store_fold_rollups) when counts
+ * may wait (this process's batches wrote some since its last fold, or it has just started and
+ * an earlier run may have left some) and rollup_fold_ms has passed since the last fold ended.
+ * A fold takes at most half an interval (a second at most) of this thread, which also stores
+ * lineage; one the budget stopped goes on after as long again, so a backlog is folded with at
+ * most half of the thread's time. A failed fold leaves its round's rows where latency_counts
+ * reads them, and the next try comes ten intervals later. */
 static void fold_rollups(consumer_t *c)
 {
-    int64_t now = hl_mono_us();
-    if (!c->unfolded || now - c->folded_us < (int64_t)c->a->cfg->rollup_fold_ms * 1000) return;
+    int64_t interval = (int64_t)c->a->cfg->rollup_fold_ms * 1000;
+    int64_t start = hl_mono_us();
+    if (!c->unfolded || start - c->folded_us < interval) return;
     char err[512];
     long moved = 0, keys = 0;
     bool more = false;
-    c->folded_us = now;
+    c->folded_us = start;
     if (aud_cons_ensure_pg(c) != 0) return;
-    if (aud_store_fold_rollups(c->pg, &moved, &keys, &more, err, sizeof err) != 0) {
-        /* Ten intervals before the next try: a fold that keeps failing (each round may wait a
-         * second for a lock) takes little of the thread that stores lineage. */
-        c->folded_us = now + 9 * (int64_t)c->a->cfg->rollup_fold_ms * 1000;
+    int64_t budget = interval / 2 < 1000000 ? interval / 2 : 1000000;
+    int rc = aud_store_fold_rollups(c->pg, budget, &moved, &keys, &more, err, sizeof err);
+    int64_t end = hl_mono_us();
+    if (rc != 0) {
+        c->folded_us = end + 9 * interval;
         hl_counter_inc(c->a->m_fold_errors);
-        hl_warn("consumer: folding the latency counts failed (next try in %u ms): %s",
-                10 * c->a->cfg->rollup_fold_ms, err);
+        hl_warn("consumer: folding the latency counts failed after %ld batch rows folded (next "
+                "try in %lld ms): %s",
+                moved, (long long)(10 * interval / 1000), err);
         return;
     }
     c->unfolded = more;
-    hl_debug("consumer: latency counts of %ld batch rows folded into %ld rollup rows in %lld us",
-             moved, keys, (long long)(hl_mono_us() - now));
+    c->folded_us = more ? end - interval + (end - start) : end;
+    hl_debug("consumer: latency counts of %ld batch rows folded into %ld rollup rows in %lld us%s",
+             moved, keys, (long long)(end - start), more ? " (more to fold)" : "");
 }
 
 void *aud_consumer_main(void *arg)

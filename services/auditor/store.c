@@ -90,17 +90,15 @@ static const char insert_rollups_sql[] =
     " FROM json_to_recordset($1::json) AS r(m bigint, st text, src text, o text, b int[],"
     " c bigint[])";
 
-/* Moves up to FOLD_ROWS batch rows into latency_rollups in one statement: the rows it deletes
- * are the rows it sums, so a count is in one table or the other at any snapshot. Rows another
- * fold (another auditor) has locked are skipped, never waited for; keys go in order, so two
- * folds take the rollup rows' locks in the same order. Answers (batch rows moved, rollup rows
- * added to or made). */
-#define FOLD_ROWS 2000
-#define FOLD_ROWS_S "2000"
-#define FOLD_ROUNDS 8 /* per call: a backlog of 16,000 rows a call */
+/* Moves up to AUD_FOLD_ROWS batch rows into latency_rollups in one statement: the rows it
+ * deletes are the rows it sums, so a count is in one table or the other at any snapshot. Rows
+ * another fold (another auditor) has locked are skipped, never waited for; keys go in order, so
+ * two folds take the rollup rows' locks in the same order. Answers (batch rows moved, rollup
+ * rows added to or made). */
+#define FOLD_LIMIT " LIMIT " HL_PROTO_STR(AUD_FOLD_ROWS)
 static const char fold_rollups_sql[] =
-    "WITH moved AS (DELETE FROM latency_rollup_batches WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM latency_rollup_batches LIMIT " FOLD_ROWS_S " FOR UPDATE SKIP LOCKED))"
+    "WITH moved AS (DELETE FROM latency_rollup_batches WHERE id = ANY(ARRAY(SELECT id"
+    " FROM latency_rollup_batches" FOLD_LIMIT " FOR UPDATE SKIP LOCKED))"
     " RETURNING minute, stage, source, outcome, buckets, counts),"
     " ins AS (INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
     " SELECT m.minute, m.stage, m.source, m.outcome, u.b, sum(u.c)"
@@ -515,19 +513,21 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
     return rc;
 }
 
-/* One bounded fold in a transaction that waits at most a second for a rollup row's lock (an
- * older auditor's batch, another fold), so the consumer thread is never held for long. */
+/* One bounded fold in a transaction that waits at most a second for any one lock (an older
+ * auditor's batch, another fold) and five in all, so the consumer thread is never held long. */
 static int fold_once(PGconn *c, long *moved, long *keys, char *errbuf, size_t errcap)
 {
     int rc = run(c, "BEGIN", errbuf, errcap);
-    if (rc == 0) rc = run(c, "SET LOCAL lock_timeout = '1s'", errbuf, errcap);
+    if (rc == 0)
+        rc = run(c, "SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '5s'", errbuf,
+                 errcap);
     if (rc == 0) {
         PGresult *r = PQexec(c, fold_rollups_sql);
         if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
             rc = hl_pg_error(c, r, "fold rollups", errbuf, errcap);
         else {
             *moved = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-            *keys += strtol(PQgetvalue(r, 0, 1), NULL, 10);
+            *keys = strtol(PQgetvalue(r, 0, 1), NULL, 10);
         }
         PQclear(r);
     }
@@ -539,16 +539,22 @@ static int fold_once(PGconn *c, long *moved, long *keys, char *errbuf, size_t er
     return rc;
 }
 
-int aud_store_fold_rollups(PGconn *c, long *moved, long *keys, bool *more, char *errbuf,
-                           size_t errcap)
+int aud_store_fold_rollups(PGconn *c, int64_t budget_us, long *moved, long *keys, bool *more,
+                           char *errbuf, size_t errcap)
 {
-    long n = FOLD_ROWS;
+    int64_t start = hl_mono_us();
+    long n = AUD_FOLD_ROWS, k = 0;
     *moved = *keys = 0;
-    for (int round = 0; round < FOLD_ROUNDS && n == FOLD_ROWS; round++) {
-        int rc = fold_once(c, &n, keys, errbuf, errcap);
+    *more = false;
+    while (n == AUD_FOLD_ROWS) {
+        if (hl_mono_us() - start >= budget_us) {
+            *more = true;
+            break;
+        }
+        int rc = fold_once(c, &n, &k, errbuf, errcap);
         if (rc != 0) return rc;
         *moved += n;
+        *keys += k;
     }
-    *more = n == FOLD_ROWS;
     return 0;
 }

@@ -56,12 +56,16 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
                           const char *group, const char *topic, aud_live_t *live,
                           aud_write_stats_t *stats, char *errbuf, size_t errcap) HL_MUST_CHECK;
 
-/* Folds latency_rollup_batches rows into latency_rollups: rounds of at most 2,000 rows, each
- * one statement in a transaction of its own (call it outside a batch), at most 8 rounds a
- * call; rows another fold holds are left to it. *moved: batch rows folded, *keys: rollup rows
- * added to or made, *more: the last round was full (more may wait). Returns 0, or HL_EPG with
- * errbuf filled; a failed round moves nothing. */
-int aud_store_fold_rollups(PGconn *c, long *moved, long *keys, bool *more, char *errbuf,
-                           size_t errcap) HL_MUST_CHECK;
+/* Batch rows a fold's round moves at most. */
+#define AUD_FOLD_ROWS 2000
+
+/* Folds latency_rollup_batches rows into latency_rollups: rounds of at most AUD_FOLD_ROWS rows,
+ * each one statement in a transaction of its own (call it outside a batch), while rounds come
+ * back full and budget_us has not passed since the call began; rows another fold holds are
+ * left to it. *moved: batch rows folded, *keys: rollup rows added to or made (both counting
+ * the rounds committed before a failure), *more: stopped by the budget with rows left.
+ * Returns 0, or HL_EPG with errbuf filled; a failed round moves nothing. */
+int aud_store_fold_rollups(PGconn *c, int64_t budget_us, long *moved, long *keys, bool *more,
+                           char *errbuf, size_t errcap) HL_MUST_CHECK;
 
 #endif

@@ -1,4 +1,5 @@
 """The auditor against real Kafka and Postgres: lineage fed straight into hookline.lineage."""
+import contextlib
 import json
 import threading
 import time
@@ -257,16 +258,28 @@ def test_latency_counts_read_before_the_fold(auditor, topics, pg_schema):
     assert get(svc, "/v1/latency?stage=ack").json()["stages"]["ack"]["count"] == 40
 
 
+@contextlib.contextmanager
+def row_held(pg_schema, table, source):
+    """Holds the one row of `table` with this source locked (FOR UPDATE), as another
+    transaction would, until the block ends."""
+    hold = pg_schema.connect(autocommit=False)
+    try:
+        with hold.cursor() as cur:
+            cur.execute(f"SELECT 1 FROM {table} WHERE source = %s FOR UPDATE", (source,))
+            assert cur.fetchall() == [(1,)]
+        yield
+    finally:
+        hold.rollback()
+        hold.close()
+
+
 def test_a_held_batch_row_stalls_neither_the_fold_nor_the_lineage(auditor, topics, pg_schema):
     """A fold skips batch rows another transaction holds (another auditor's fold) instead of
     waiting for them or failing: lineage goes on being stored and its counts folded around the
     held row, which is folded once let go."""
-    pg_schema.query("INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 'held', 'accepted',"
-                    " '{5}', '{7}')")
-    hold = pg_schema.connect(autocommit=False)
-    try:
-        with hold.cursor() as cur:
-            cur.execute("SELECT 1 FROM latency_rollup_batches WHERE source = 'held' FOR UPDATE")
+    pg_schema.query("INSERT INTO latency_rollup_batches (minute, stage, source, outcome, buckets,"
+                    " counts) VALUES (now(), 'ack', 'held', 'accepted', '{5}', '{7}')")
+    with row_held(pg_schema, "latency_rollup_batches", "held"):
         svc = auditor(rollup_fold_ms=100)
         recs = [ingress_record(uuid7(), offset=i) for i in range(60)]
         for i in range(0, 60, 20):
@@ -278,12 +291,65 @@ def test_a_held_batch_row_stalls_neither_the_fold_nor_the_lineage(auditor, topic
             30, "every batch row folded but the held one")
         assert pg_schema.query("SELECT sum(count)::int FROM latency_rollups WHERE stage = 'ack'"
                                ) == [(60,)]
-    finally:
-        hold.rollback()
-        hold.close()
     feed(topics["lineage"], [ingress_record(uuid7(), offset=60)])  # a batch: the next fold
     wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
              30, "the held row folded once let go")
     assert pg_schema.query("SELECT source, sum(count)::int FROM latency_rollups WHERE stage = 'ack'"
                            " GROUP BY source ORDER BY source") == [("held", 7), ("stripe", 61)]
     assert "folding the latency counts failed" not in svc.log_text()
+
+
+def fold_errors(svc):
+    m = get(svc, "/metrics", role="metrics").text
+    (line,) = [x for x in m.splitlines()
+               if x.startswith("hookline_auditor_rollup_fold_errors_total")]
+    return float(line.split()[-1])
+
+
+def test_a_backlog_is_folded_in_rounds_and_exactly(auditor, topics, pg_schema):
+    """20,000 batch rows waiting (an outage of the folds, say) take several rounds of 2,000 and
+    more than one fold, each within its time budget; every count lands once."""
+    pg_schema.query("INSERT INTO latency_rollup_batches (minute, stage, source, outcome, buckets,"
+                    " counts) SELECT date_trunc('minute', now()) - (i % 7) * interval '1 minute',"
+                    " 'ack', 'backlog', 'accepted', ARRAY[i % 50, 100 + i % 3], ARRAY[1, 2]"
+                    " FROM generate_series(1, 20000) AS i")
+    svc = auditor(rollup_fold_ms=100)
+    wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
+             120, "the backlog folded")
+    got = dict(pg_schema.query("SELECT bucket, sum(count)::int FROM latency_rollups"
+                               " WHERE source = 'backlog' GROUP BY bucket"))
+    expected = {}
+    for i in range(1, 20001):
+        expected[i % 50] = expected.get(i % 50, 0) + 1
+        expected[100 + i % 3] = expected.get(100 + i % 3, 0) + 2
+    assert got == expected
+    assert pg_schema.query("SELECT count(*) FROM latency_rollups WHERE source = 'backlog'") == [
+        (len(expected) * 7,)]
+    assert fold_errors(svc) == 0
+
+
+def test_a_failed_fold_moves_nothing_and_lineage_goes_on(auditor, topics, pg_schema):
+    """A fold that cannot lock a rollup row within a second fails whole: its rows stay where
+    latency_counts reads them, lineage is still stored meanwhile, the failure is counted, and
+    the fold succeeds once the row is free."""
+    minute = "date_trunc('minute', now())"
+    pg_schema.query(f"INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
+                    f" VALUES ({minute}, 'ack', 'locked', 'accepted', 3, 1)")
+    pg_schema.query(f"INSERT INTO latency_rollup_batches (minute, stage, source, outcome,"
+                    f" buckets, counts) VALUES ({minute}, 'ack', 'locked', 'accepted', '{{3}}',"
+                    f" '{{4}}')")
+    with row_held(pg_schema, "latency_rollups", "locked"):
+        svc = auditor(rollup_fold_ms=100)
+        wait_for(lambda: fold_errors(svc) >= 1, 30, "a fold that failed on the lock")
+        recs = [ingress_record(uuid7(), offset=i) for i in range(30)]
+        feed(topics["lineage"], recs)
+        wait_for(lambda: lineage_count(pg_schema) == 30, 30, "30 rows while the fold fails")
+        assert pg_schema.query("SELECT sum(count)::int FROM latency_counts"
+                               " WHERE source = 'locked'") == [(5,)]
+        assert "folding the latency counts failed" in svc.log_text()
+    wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
+             30, "folded once the row is free")
+    assert pg_schema.query("SELECT count::int FROM latency_rollups WHERE source = 'locked'"
+                           ) == [(5,)]
+    assert pg_schema.query("SELECT sum(count)::int FROM latency_rollups WHERE source = 'stripe'"
+                           " AND stage = 'ack'") == [(30,)]

@@ -115,8 +115,8 @@ def seed(pg_schema):
         "INSERT INTO lineage_checkpoints (chain, seq, hash, ts_us, key_id, signature)"
         " VALUES (0, 1, decode(repeat('11', 32), 'hex'), 1, 'k', '\\x00')")
     pg_schema.query("INSERT INTO latency_rollups VALUES (now(), 'ack', 's', 1, 1)")
-    pg_schema.query("INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 's', 'accepted',"
-                    " '{1}', '{1}')")
+    pg_schema.query("INSERT INTO latency_rollup_batches (minute, stage, source, outcome, buckets,"
+                    " counts) VALUES (now(), 'ack', 's', 'accepted', '{1}', '{1}')")
     pg_schema.query("INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition,"
                     " next_offset) VALUES ('g', 't', 0, 1)")
 
@@ -194,8 +194,8 @@ def test_auditor_role_appends_lineage_and_reads_events(pg_schema, roles):
                   " DO UPDATE SET count = l.count + excluded.count") == 1
     assert one(c, "UPDATE consumer_offsets SET next_offset = next_offset + 1") == 1
     # A batch's latency counts, and the fold that moves them (deletes them) into latency_rollups.
-    assert one(c, "INSERT INTO latency_rollup_batches VALUES (now(), 'ack', 's', 'accepted',"
-                  " '{2, 3}', '{1, 1}')") == 1
+    assert one(c, "INSERT INTO latency_rollup_batches (minute, stage, source, outcome, buckets,"
+                  " counts) VALUES (now(), 'ack', 's', 'accepted', '{2, 3}', '{1, 1}')") == 1
     assert one(c, "SELECT count(*) FROM (SELECT 1 FROM latency_rollup_batches"
                   " FOR UPDATE SKIP LOCKED) x") == (2,)
     assert one(c, "DELETE FROM latency_rollup_batches") == 2
