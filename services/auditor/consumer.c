@@ -385,10 +385,11 @@ static rd_kafka_t *make_consumer(consumer_t *c)
 /* Folds the batches' latency counts into latency_rollups (aud_store_fold_rollups) when counts
  * may wait (this process's batches wrote some since its last fold, or it has just started and
  * an earlier run may have left some) and rollup_fold_ms has passed since the last fold ended.
- * A fold takes at most half an interval (a second at most) of this thread, which also stores
- * lineage; one the budget stopped goes on after as long again, so a backlog is folded with at
- * most half of the thread's time. A failed fold leaves its round's rows where latency_counts
- * reads them, and the next try comes ten intervals later. */
+ * A fold starts no new round after half an interval (a second at most), since this thread
+ * also stores lineage; one stopped that way with its last round full goes on after as long
+ * again, so a backlog takes about half of the thread. A failed fold leaves its round's rows
+ * where latency_counts reads them, and the next try comes ten intervals later, or as long
+ * after as the failed fold took. */
 static void fold_rollups(consumer_t *c)
 {
     int64_t interval = (int64_t)c->a->cfg->rollup_fold_ms * 1000;
@@ -403,7 +404,9 @@ static void fold_rollups(consumer_t *c)
     int rc = aud_store_fold_rollups(c->pg, budget, &moved, &keys, &more, err, sizeof err);
     int64_t end = hl_mono_us();
     if (rc != 0) {
-        c->folded_us = end + 9 * interval;
+        /* Ten intervals, or as long as the failed fold took if that was longer. */
+        int64_t pause = end - start > 10 * interval ? end - start : 10 * interval;
+        c->folded_us = end - interval + pause;
         hl_counter_inc(c->a->m_fold_errors);
         hl_warn("consumer: folding the latency counts failed after %ld batch rows folded (next "
                 "try in %lld ms): %s",

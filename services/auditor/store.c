@@ -514,7 +514,8 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
 }
 
 /* One bounded fold in a transaction that waits at most a second for any one lock (an older
- * auditor's batch, another fold) and five in all, so the consumer thread is never held long. */
+ * auditor's batch, another fold) and runs each statement at most five seconds, so the
+ * consumer thread is never held long. */
 static int fold_once(PGconn *c, long *moved, long *keys, char *errbuf, size_t errcap)
 {
     int rc = run(c, "BEGIN", errbuf, errcap);

@@ -63,7 +63,8 @@ int aud_store_write_batch(PGconn *c, aud_head_t *heads, const aud_item_t *items,
  * each one statement in a transaction of its own (call it outside a batch), while rounds come
  * back full and budget_us has not passed since the call began; rows another fold holds are
  * left to it. *moved: batch rows folded, *keys: rollup rows added to or made (both counting
- * the rounds committed before a failure), *more: stopped by the budget with rows left.
+ * the rounds committed before a failure), *more: stopped by the budget after a full round
+ * (rows may be left).
  * Returns 0, or HL_EPG with errbuf filled; a failed round moves nothing. */
 int aud_store_fold_rollups(PGconn *c, int64_t budget_us, long *moved, long *keys, bool *more,
                            char *errbuf, size_t errcap) HL_MUST_CHECK;

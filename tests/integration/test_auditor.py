@@ -313,9 +313,11 @@ def test_a_backlog_is_folded_in_rounds_and_exactly(auditor, topics, pg_schema):
                     " counts) SELECT date_trunc('minute', now()) - (i % 7) * interval '1 minute',"
                     " 'ack', 'backlog', 'accepted', ARRAY[i % 50, 100 + i % 3], ARRAY[1, 2]"
                     " FROM generate_series(1, 20000) AS i")
-    svc = auditor(rollup_fold_ms=100)
+    svc = auditor(rollup_fold_ms=100, log_level="debug")
     wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
              120, "the backlog folded")
+    folds = [x for x in svc.log_text().splitlines() if "rollup rows in" in x]
+    assert len(folds) >= 2 and any("(more to fold)" in x for x in folds), folds
     got = dict(pg_schema.query("SELECT bucket, sum(count)::int FROM latency_rollups"
                                " WHERE source = 'backlog' GROUP BY bucket"))
     expected = {}
@@ -332,7 +334,7 @@ def test_a_failed_fold_moves_nothing_and_lineage_goes_on(auditor, topics, pg_sch
     """A fold that cannot lock a rollup row within a second fails whole: its rows stay where
     latency_counts reads them, lineage is still stored meanwhile, the failure is counted, and
     the fold succeeds once the row is free."""
-    minute = "date_trunc('minute', now())"
+    minute = "timestamptz '2026-01-01 00:00Z'"  # one minute for both rows, whenever run
     pg_schema.query(f"INSERT INTO latency_rollups (minute, stage, source, outcome, bucket, count)"
                     f" VALUES ({minute}, 'ack', 'locked', 'accepted', 3, 1)")
     pg_schema.query(f"INSERT INTO latency_rollup_batches (minute, stage, source, outcome,"
@@ -346,6 +348,11 @@ def test_a_failed_fold_moves_nothing_and_lineage_goes_on(auditor, topics, pg_sch
         wait_for(lambda: lineage_count(pg_schema) == 30, 30, "30 rows while the fold fails")
         assert pg_schema.query("SELECT sum(count)::int FROM latency_counts"
                                " WHERE source = 'locked'") == [(5,)]
+        # Not moved: still a batch row, and the rollup row as it was.
+        assert pg_schema.query("SELECT count(*) FROM latency_rollup_batches"
+                               " WHERE source = 'locked'") == [(1,)]
+        assert pg_schema.query("SELECT count::int FROM latency_rollups"
+                               " WHERE source = 'locked'") == [(1,)]
         assert "folding the latency counts failed" in svc.log_text()
     wait_for(lambda: pg_schema.query("SELECT count(*) FROM latency_rollup_batches") == [(0,)],
              30, "folded once the row is free")
