@@ -410,7 +410,7 @@ static void fold_rollups(consumer_t *c)
         hl_counter_inc(c->a->m_fold_errors);
         hl_warn("consumer: folding the latency counts failed after %ld batch rows folded (next "
                 "try in %lld ms): %s",
-                moved, (long long)(10 * interval / 1000), err);
+                moved, (long long)(pause / 1000), err);
         return;
     }
     c->unfolded = more;
