@@ -305,7 +305,12 @@ def markdown(j, notes):
          f"load average before the run {m['load_before']}. Everything (load generators, Kafka, "
          f"Postgres, the services) ran on this machine. Figures are medians of {j['runs']} "
          f"repetitions; bodies are {s['payload_bytes']} bytes; {s['concurrency']} connections.",
-         "", "## The machine's limits and hookline", "",
+         ""]
+    w = j.get("what_if")
+    if w:
+        L += [f"**A what-if, not hookline's figures.** \"This\" build is commit {j['commit']} with "
+              f"`{w['patch']}` applied: {w['about']}", ""]
+    L += ["## The machine's limits and hookline", "",
          "| measure | machine limit | hookline | ratio |", "|---|---:|---:|---:|",
          f"| HTTP requests/s, wrk -c64 (nginx `return 202` / ingress, durable acks) | "
          f"{_fmt(j.get('nginx_rps'))} | {_fmt(j.get('ingress_rps'))} | "
