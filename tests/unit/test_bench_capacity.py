@@ -158,6 +158,14 @@ def test_results_without_cpu_per_request_are_refused(tmp_path):
     assert "capacity:" in p.stderr and "cpu_us" in p.stderr
 
 
+def test_a_what_if_run_is_refused(tmp_path):
+    r = dict(RESULTS, what_if={"name": "no-lineage"})
+    p, page = run(tmp_path, r)
+    assert p.returncode == 2 and page is None
+    assert "what-if run (bench/run --what-if no-lineage)" in p.stderr
+    assert run(tmp_path, RESULTS)[0].returncode == 0  # the same figures without the mark
+
+
 def test_a_run_missing_a_component_is_refused(tmp_path):
     r = copy.deepcopy(RESULTS)
     del r["cpu_us"]["5000 req/s"]["postgres"]
