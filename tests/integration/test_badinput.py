@@ -207,25 +207,33 @@ def test_ingress_bad_input(service, topics, free_port, kafka_consume):
     expected_accepts = sum(1 for c in cases if c["expect_status"] == 202)
     assert 0 < expected_accepts < len(cases)
 
-    # Warm-up: the whole corpus once, so worker body buffers, connection state and the
-    # producer have reached their working size before the RSS baseline is taken.
-    failures, accepted1 = run_ingress_pass(port, cases, "a")
-    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures)
-    base_rss = rss_kb(svc.pid)
-    failures, accepted2 = run_ingress_pass(port, cases, "b")
-    assert not failures, f"{len(failures)} cases failed:\n" + "\n".join(failures)
-    assert len(accepted1) == len(accepted2) == expected_accepts
+    # Warm-up: the whole corpus twice, so worker body buffers, connection state, malloc's arenas
+    # and the producers have reached their working size before the RSS baseline is taken. After
+    # one pass RSS once still grew 3.1 MB in the next with nothing leaking; a leak goes on
+    # growing pass after pass, so the check spans two passes after the baseline.
+    accepted, rss = [], []
+    for tag in ("a", "b", "c", "d"):
+        failures, ok = run_ingress_pass(port, cases, tag)
+        assert not failures, f"pass {tag}: {len(failures)} cases failed:\n" + "\n".join(failures)
+        assert len(ok) == expected_accepts, f"pass {tag}: {len(ok)} accepted"
+        accepted += ok
+        rss.append(rss_kb(svc.pid))
 
     status, _, _ = send(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", False)
     assert status == 200
     assert svc.proc.poll() is None
-    rss = rss_kb(svc.pid)
-    assert rss <= base_rss + RSS_MARGIN_KB, f"RSS grew from {base_rss} kB to {rss} kB"
+    print(f"RSS after each pass: {rss} kB")
+    # Under ASan every freed block waits in its quarantine (up to 256 MB), so RSS grows with what
+    # is freed, pass after pass, and tells nothing of leaks. There, LeakSanitizer's check when
+    # the ingress exits stands in for this bound (the harness fails the test on its report).
+    if not sanitizers.ENABLED:
+        assert rss[3] <= rss[1] + RSS_MARGIN_KB, f"RSS grew from {rss[1]} kB to {rss[3]} kB" \
+            f" over the last two passes (after each pass: {rss} kB)"
 
     # Nothing but the accepted requests reached the events topic.
-    msgs = kafka_consume(topics["events"], 2 * expected_accepts + 1, timeout=8)
+    msgs = kafka_consume(topics["events"], 4 * expected_accepts + 1, timeout=8)
     keys = sorted(m.key.decode() for m in msgs)
-    assert keys == sorted(accepted1 + accepted2)
+    assert keys == sorted(accepted)
 
 
 def http_get(port, case):
